@@ -1,0 +1,23 @@
+//! wavectl: a staged script rollout controller.
+//!
+//! The modules follow the pipeline: spec → plan → waves → deploy/probe/verdict →
+//! rollback, with the journal, the transport and the display at the edges.
+
+pub mod cli;
+pub mod diag;
+pub mod exit;
+
+pub mod inventory;
+pub mod spec;
+
+pub mod plan;
+pub mod rollout;
+
+pub mod remote;
+pub mod transport;
+
+pub mod exec;
+pub mod journal;
+pub mod report;
+
+pub mod lab;

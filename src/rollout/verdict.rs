@@ -1,0 +1,1 @@
+//! Per-host verdicts: healthy, degraded, hung, unreachable — each with its evidence.

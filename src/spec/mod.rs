@@ -1,0 +1,156 @@
+//! Rollout spec: TOML → raw spec (serde, spans for errors) → resolved spec (defaults
+//! applied once, no Options left). Reads the spec, its script and its inventory; no network.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::diag::{InputError, Pos};
+use crate::inventory::{Host, Inventory};
+
+/// A value from the spec with the place it came from, for errors found later
+/// (a selector that matches nothing, a canary not among the targets).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Located<T> {
+    pub value: T,
+    pub pos: Option<Pos>,
+}
+
+/// A validated rollout spec.
+#[derive(Debug, Clone)]
+pub struct Rollout {
+    /// `[a-z0-9][a-z0-9-]*`, at most 63 chars.
+    pub name: String,
+    pub description: String,
+    /// The spec file itself (errors name it; plan hashes it).
+    pub spec_path: PathBuf,
+    /// Resolved against the spec's directory, or the `--inventory` override.
+    pub inventory_path: PathBuf,
+    pub script: Script,
+    pub activation: Activation,
+    pub targets: Targets,
+    pub waves: WaveSpec,
+    pub health: Health,
+    pub policy: Policy,
+}
+
+#[derive(Debug, Clone)]
+pub struct Script {
+    /// Resolved source path on the controller.
+    pub source: PathBuf,
+    /// The script's bytes, read once at load.
+    pub body: Vec<u8>,
+    /// Lowercase hex sha256 of `body`.
+    pub sha256: String,
+    /// Absolute path on the host, no `..`, no control characters.
+    pub install_path: String,
+    /// File mode, e.g. 0o755.
+    pub mode: u32,
+    /// Every run of the script on a host is killed after this.
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ActivationKind {
+    Cron,
+    SystemdTimer,
+    None,
+}
+
+#[derive(Debug, Clone)]
+pub struct Activation {
+    pub kind: ActivationKind,
+    /// Cron schedule (five fields or an @keyword); for systemd-timer, an OnCalendar value.
+    /// Empty when kind is None.
+    pub schedule: String,
+    pub run_on_install: bool,
+}
+
+/// A label selector `key=value`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Selector {
+    pub key: String,
+    pub value: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Targets {
+    pub select: Vec<Located<Selector>>,
+    pub exclude: Vec<Located<String>>,
+}
+
+/// One entry of `waves.sizes`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WaveSize {
+    Count(usize),
+    /// 1..=100
+    Percent(u32),
+}
+
+#[derive(Debug, Clone)]
+pub struct WaveSpec {
+    pub sizes: Vec<WaveSize>,
+    pub canaries: Vec<Located<String>>,
+    pub spread_by: Option<String>,
+    /// `usize::MAX` when unset.
+    pub max_per_group: usize,
+    pub concurrency: usize,
+    pub bake: Duration,
+    pub min_runs: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Builtin {
+    Reachable,
+    Script,
+    Kernel,
+    Units,
+    Blocked,
+    Load,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Check {
+    /// `[A-Za-z0-9][A-Za-z0-9_.-]*`
+    pub name: String,
+    /// Run by `sh -c` on the host; exit 0 = healthy.
+    pub command: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Health {
+    pub interval: Duration,
+    pub probe_timeout: Duration,
+    pub builtin: Vec<Builtin>,
+    pub checks: Vec<Check>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnFailure {
+    Rollback,
+    Pause,
+}
+
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub max_unhealthy: usize,
+    pub on_failure: OnFailure,
+    pub approvals: u32,
+}
+
+/// A spec with its inventory and the hosts it selects, all validated.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub rollout: Rollout,
+    pub inventory: Inventory,
+    /// Hosts selected by `[targets]`, in inventory order.
+    pub targets: Vec<Host>,
+}
+
+/// Read and validate a spec, its script and its inventory (`inventory` overrides the spec's).
+pub fn load(spec_path: &Path, inventory: Option<&Path>) -> Result<Loaded, InputError> {
+    let _ = (spec_path, inventory);
+    todo!("spec::load")
+}
