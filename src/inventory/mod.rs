@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use crate::diag::InputError;
 
 /// How strictly a host's SSH key is checked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum HostKeyCheck {
     /// The key must already be in known_hosts (the default).
@@ -16,7 +16,7 @@ pub enum HostKeyCheck {
 }
 
 /// One server, as the inventory describes it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Host {
     /// The inventory name: `[A-Za-z0-9][A-Za-z0-9._-]*`.
     pub name: String,

@@ -1,1 +1,96 @@
-//! TODO
+//! Events → display. The driver never prints: it emits [`Event`]s, and a reporter turns
+//! them into progress bars and plain lines (human) or one JSON object per line (`--json`).
+
+mod human;
+
+use serde::Serialize;
+
+use crate::rollout::verdict::Verdict;
+
+pub use human::Human;
+
+/// A phase of a wave (or of the run's end).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    Baseline,
+    Deploy,
+    Bake,
+    Confirm,
+    Rollback,
+    Purge,
+}
+
+impl Phase {
+    pub fn name(self) -> &'static str {
+        match self {
+            Phase::Baseline => "baseline",
+            Phase::Deploy => "deploy",
+            Phase::Bake => "bake",
+            Phase::Confirm => "confirm",
+            Phase::Rollback => "rollback",
+            Phase::Purge => "purge",
+        }
+    }
+}
+
+/// Something that happened during a run, in the order it happened.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    RunStarted { run: String, rollout: String, hosts: usize, waves: usize, journal: String },
+    WaveStarted { wave: usize, waves: usize, hosts: Vec<String> },
+    PhaseStarted { wave: usize, phase: Phase, hosts: usize, seconds: Option<u64> },
+    /// One host finished a step of a phase.
+    HostStep { wave: usize, phase: Phase, host: String, ok: bool, detail: String },
+    /// Bake progress: seconds elapsed of the bake.
+    BakeTick { wave: usize, elapsed: u64, bake: u64, round: u32 },
+    /// A host's verdict changed.
+    Verdict { wave: usize, host: String, verdict: Verdict },
+    PhaseDone { wave: usize, phase: Phase },
+    RollbackStarted { reason: String, hosts: Vec<String> },
+    Note { message: String },
+    Summary(Summary),
+}
+
+/// The closing summary of a run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    pub run: String,
+    pub outcome: String,
+    pub exit_code: i32,
+    pub meaning: String,
+    pub confirmed: Vec<String>,
+    pub rolled_back: Vec<String>,
+    pub untouched: Vec<String>,
+    pub unhealthy: Vec<(String, Verdict)>,
+    /// Hosts whose removal is still pending, with the reason.
+    pub pending: Vec<(String, String)>,
+}
+
+/// Where events go.
+pub enum Reporter {
+    Human(Human),
+    Json,
+}
+
+impl Reporter {
+    pub fn new(json: bool, verbose: bool) -> Reporter {
+        if json {
+            Reporter::Json
+        } else {
+            Reporter::Human(Human::new(verbose))
+        }
+    }
+
+    pub fn emit(&self, event: Event) {
+        match self {
+            Reporter::Json => {
+                if let Ok(line) = serde_json::to_string(&event) {
+                    println!("{line}");
+                }
+            }
+            Reporter::Human(h) => h.show(&event),
+        }
+    }
+}

@@ -1,1 +1,242 @@
-//! TODO
+//! SSH to the hosts over the system `ssh` (openssh crate, native-mux): a deadline on
+//! connect and login, a local backstop deadline on every command, at most
+//! [`MAX_COMMANDS_PER_HOST`] commands at once per connection, and no `ssh`
+//! process left behind. The only module that starts `ssh`.
+
+mod reap;
+
+use std::path::{Path, PathBuf};
+use openssh::Stdio;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use openssh::{KnownHosts, Session, SessionBuilder};
+use tokio::io::AsyncWriteExt;
+use tokio::sync::Semaphore;
+
+use crate::inventory::{Host, HostKeyCheck};
+use crate::remote::RemoteCommand;
+
+pub use reap::ssh_processes_using;
+
+/// sshd's default MaxSessions is 10: never more commands than that at once on one connection.
+pub const MAX_COMMANDS_PER_HOST: usize = 10;
+
+/// Extra local time given to a command beyond its remote `timeout -k`, before we give up on it.
+pub const LOCAL_GRACE: Duration = Duration::from_secs(3);
+
+/// Why talking to a host failed. `Deadline` and `ConnectTimeout` mean the host did not
+/// answer in time (a hang); the others mean it answered with a refusal or an error.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum TransportError {
+    #[error("{host}: no login within {after:?} (connect deadline)")]
+    ConnectTimeout { host: String, after: Duration },
+    #[error("{host}: cannot connect: {message}")]
+    Connect { host: String, message: String },
+    #[error("{host}: `{what}` missed its deadline of {after:?}")]
+    Deadline { host: String, what: String, after: Duration },
+    #[error("{host}: `{what}` failed: {message}")]
+    Failed { host: String, what: String, message: String },
+}
+
+impl TransportError {
+    /// The host did not answer in time (as opposed to refusing or failing).
+    pub fn is_deadline(&self) -> bool {
+        matches!(self, TransportError::ConnectTimeout { .. } | TransportError::Deadline { .. })
+    }
+}
+
+/// What a finished remote command gave back.
+#[derive(Debug, Clone)]
+pub struct Output {
+    /// Exit code; `None` when the remote process died of a signal.
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+    pub elapsed: Duration,
+}
+
+impl Output {
+    pub fn success(&self) -> bool {
+        self.code == Some(0)
+    }
+    /// The last non-empty line of stderr (or stdout), for evidence and errors.
+    pub fn last_line(&self) -> &str {
+        self.stderr
+            .lines()
+            .rev()
+            .chain(self.stdout.lines().rev())
+            .map(str::trim)
+            .find(|l| !l.is_empty())
+            .unwrap_or("")
+    }
+}
+
+/// Connection settings shared by every host of a run, and the run's control directory.
+pub struct Transport {
+    ssh_config: Option<PathBuf>,
+    /// Short directory for the mux control sockets (unix socket paths are ~108 bytes).
+    control_dir: tempfile::TempDir,
+    next: AtomicUsize,
+}
+
+impl Transport {
+    /// `ssh_config` is passed to ssh as `-F`.
+    pub fn new(ssh_config: Option<PathBuf>) -> std::io::Result<Transport> {
+        let control_dir = tempfile::Builder::new().prefix("wctl-").tempdir_in("/tmp")?;
+        Ok(Transport { ssh_config, control_dir, next: AtomicUsize::new(0) })
+    }
+
+    /// The directory holding this run's control sockets (every `ssh` we start names it).
+    pub fn control_dir(&self) -> &Path {
+        self.control_dir.path()
+    }
+
+    /// Open a master connection, with `deadline` for TCP, banner, key exchange *and* login.
+    pub async fn connect(&self, host: &Host, deadline: Duration) -> Result<Conn, TransportError> {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        let dir = self.control_dir.path().join(n.to_string());
+        std::fs::create_dir(&dir).map_err(|e| TransportError::Connect {
+            host: host.name.clone(),
+            message: format!("cannot create control directory {}: {e}", dir.display()),
+        })?;
+        let mut b = SessionBuilder::default();
+        b.control_directory(&dir)
+            .connect_timeout(deadline.max(Duration::from_secs(1)))
+            .server_alive_interval(Duration::from_secs(2))
+            .known_hosts_check(match host.host_key_check {
+                HostKeyCheck::Strict => KnownHosts::Strict,
+                HostKeyCheck::AcceptNew => KnownHosts::Add,
+            });
+        if let Some(cfg) = &self.ssh_config {
+            b.config_file(cfg);
+        }
+        if let Some(user) = &host.user {
+            b.user(user.clone());
+        }
+        if let Some(port) = host.port {
+            b.port(port);
+        }
+        let started = Instant::now();
+        let result = tokio::time::timeout(deadline, b.connect_mux(&host.address)).await;
+        match result {
+            Ok(Ok(session)) => Ok(Conn {
+                host: host.name.clone(),
+                session: Some(session),
+                limit: Semaphore::new(MAX_COMMANDS_PER_HOST),
+                dir,
+            }),
+            Ok(Err(e)) => {
+                reap::kill_ssh_using(&dir);
+                let _ = std::fs::remove_dir_all(&dir);
+                Err(TransportError::Connect { host: host.name.clone(), message: ssh_error(&e) })
+            }
+            Err(_) => {
+                // The dropped connect future may leave its `ssh -M` behind: kill it now.
+                reap::kill_ssh_using(&dir);
+                let _ = std::fs::remove_dir_all(&dir);
+                Err(TransportError::ConnectTimeout { host: host.name.clone(), after: started.elapsed() })
+            }
+        }
+    }
+
+    /// Kill any `ssh` still using this run's control directory. Called at the end of every
+    /// run whatever happened, and by `Drop`.
+    pub fn reap(&self) -> usize {
+        reap::kill_ssh_using(self.control_dir.path())
+    }
+}
+
+impl Drop for Transport {
+    fn drop(&mut self) {
+        self.reap();
+    }
+}
+
+/// One master connection to one host.
+pub struct Conn {
+    host: String,
+    session: Option<Session>,
+    limit: Semaphore,
+    dir: PathBuf,
+}
+
+impl Conn {
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// Run one command: its remote `timeout -k` is in `cmd.line`; locally we wait at most
+    /// `cmd.timeout + LOCAL_GRACE`.
+    pub async fn run(&self, cmd: &RemoteCommand) -> Result<Output, TransportError> {
+        let deadline = cmd.timeout + LOCAL_GRACE;
+        let started = Instant::now();
+        let work = async {
+            let _permit = self.limit.acquire().await.map_err(|e| self.failed(cmd, e.to_string()))?;
+            let session = self.session.as_ref().ok_or_else(|| self.failed(cmd, "connection closed".into()))?;
+            let mut command = session.raw_command(&cmd.line);
+            command
+                .stdin(if cmd.stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped());
+            let mut child = command.spawn().await.map_err(|e| self.failed(cmd, ssh_error(&e)))?;
+            if let Some(bytes) = &cmd.stdin {
+                if let Some(mut stdin) = child.stdin().take() {
+                    stdin.write_all(bytes).await.map_err(|e| self.failed(cmd, format!("sending input: {e}")))?;
+                    stdin.shutdown().await.map_err(|e| self.failed(cmd, format!("sending input: {e}")))?;
+                }
+            }
+            let out = child.wait_with_output().await.map_err(|e| self.failed(cmd, ssh_error(&e)))?;
+            Ok(Output {
+                code: out.status.code(),
+                stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+                stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+                elapsed: started.elapsed(),
+            })
+        };
+        match tokio::time::timeout(deadline, work).await {
+            Ok(r) => r,
+            Err(_) => Err(TransportError::Deadline { host: self.host.clone(), what: cmd.what.to_string(), after: deadline }),
+        }
+    }
+
+    fn failed(&self, cmd: &RemoteCommand, message: String) -> TransportError {
+        TransportError::Failed { host: self.host.clone(), what: cmd.what.to_string(), message }
+    }
+
+    /// Close the session (always call this); a master that does not go away in time is killed.
+    pub async fn close(mut self) {
+        if let Some(session) = self.session.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(3), session.close()).await;
+        }
+        reap::kill_ssh_using(&self.dir);
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        if self.session.is_some() {
+            // Not closed by `close()` (a task was cancelled): openssh's own Drop asks the
+            // master to exit; make sure it did.
+            drop(self.session.take());
+            reap::kill_ssh_using(&self.dir);
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// The most useful text of an openssh error: its chain, joined.
+fn ssh_error(e: &openssh::Error) -> String {
+    let mut msg = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !text.is_empty() && !msg.contains(&text) {
+            msg.push_str(": ");
+            msg.push_str(text.trim());
+        }
+        source = s.source();
+    }
+    msg
+}

@@ -1,0 +1,135 @@
+//! The human display: a progress bar per wave and phase on a terminal (plain lines
+//! elsewhere), verdicts as they come, and a closing summary.
+
+use std::collections::HashMap;
+use std::io::IsTerminal;
+use std::sync::Mutex;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use super::{Event, Phase};
+use crate::rollout::verdict::Health;
+
+/// Human reporter state: the live bars, by (wave, phase).
+pub struct Human {
+    multi: MultiProgress,
+    bars: Mutex<HashMap<(usize, Phase), ProgressBar>>,
+    tty: bool,
+    verbose: bool,
+}
+
+impl Human {
+    pub fn new(verbose: bool) -> Human {
+        let tty = std::io::stderr().is_terminal();
+        let target = if tty { ProgressDrawTarget::stderr() } else { ProgressDrawTarget::hidden() };
+        Human { multi: MultiProgress::with_draw_target(target), bars: Mutex::new(HashMap::new()), tty, verbose }
+    }
+
+    /// A line above the bars (or on stdout without a terminal).
+    fn line(&self, text: &str) {
+        if self.tty {
+            let _ = self.multi.println(text);
+        } else {
+            println!("{text}");
+        }
+    }
+
+    pub fn show(&self, event: &Event) {
+        match event {
+            Event::RunStarted { run, rollout, hosts, waves, journal } => {
+                self.line(&format!("run {run}: rollout {rollout}, {hosts} hosts in {waves} waves (journal {journal})"));
+            }
+            Event::WaveStarted { wave, waves, hosts } => {
+                self.line(&format!("== wave {wave}/{waves}: {} hosts: {}", hosts.len(), hosts.join(", ")));
+            }
+            Event::PhaseStarted { wave, phase, hosts, seconds } => {
+                let bar = ProgressBar::new(seconds.unwrap_or(*hosts as u64));
+                let label = if *wave == 0 { phase.name().to_string() } else { format!("wave {wave} {}", phase.name()) };
+                let unit = if seconds.is_some() { "s" } else { "hosts" };
+                bar.set_style(
+                    ProgressStyle::with_template(&format!("{{prefix:>16}} [{{bar:30}}] {{pos}}/{{len}} {unit} {{msg}}"))
+                        .unwrap_or_else(|_| ProgressStyle::default_bar())
+                        .progress_chars("=> "),
+                );
+                bar.set_prefix(label);
+                let bar = self.multi.add(bar);
+                if let Ok(mut bars) = self.bars.lock() {
+                    bars.insert((*wave, *phase), bar);
+                }
+                if !self.tty && self.verbose {
+                    println!("-- wave {wave} {}", phase.name());
+                }
+            }
+            Event::HostStep { wave, phase, host, ok, detail } => {
+                self.with_bar(*wave, *phase, |b| b.inc(1));
+                if !ok || self.verbose {
+                    let mark = if *ok { "ok" } else { "FAILED" };
+                    self.line(&format!("   {:<8} {host}: {mark} {detail}", phase.name()));
+                }
+            }
+            Event::BakeTick { wave, elapsed, round, .. } => {
+                self.with_bar(*wave, Phase::Bake, |b| {
+                    b.set_position(*elapsed);
+                    b.set_message(format!("probe round {round}"));
+                });
+            }
+            Event::Verdict { host, verdict, .. } => {
+                let mut text = format!("   verdict  {host}: {}", verdict.health);
+                for ev in &verdict.evidence {
+                    text.push_str(&format!("\n            {ev}"));
+                }
+                if verdict.health != Health::Healthy || self.verbose {
+                    self.line(&text);
+                }
+            }
+            Event::PhaseDone { wave, phase } => {
+                if let Ok(mut bars) = self.bars.lock() {
+                    if let Some(b) = bars.remove(&(*wave, *phase)) {
+                        b.finish_and_clear();
+                    }
+                }
+            }
+            Event::RollbackStarted { reason, hosts } => {
+                self.line(&format!("!! rolling back {} hosts: {reason}", hosts.len()));
+            }
+            Event::Note { message } => self.line(message),
+            Event::Summary(s) => {
+                if let Ok(mut bars) = self.bars.lock() {
+                    for (_, b) in bars.drain() {
+                        b.finish_and_clear();
+                    }
+                }
+                let mut out = format!("\nrun {}: {}\n", s.run, s.outcome);
+                let list = |v: &[String]| if v.is_empty() { "-".to_string() } else { v.join(", ") };
+                if !s.confirmed.is_empty() {
+                    out.push_str(&format!("  confirmed:   {}\n", list(&s.confirmed)));
+                }
+                if !s.rolled_back.is_empty() {
+                    out.push_str(&format!("  rolled back: {}\n", list(&s.rolled_back)));
+                }
+                if !s.untouched.is_empty() {
+                    out.push_str(&format!("  untouched:   {}\n", list(&s.untouched)));
+                }
+                for (host, v) in &s.unhealthy {
+                    out.push_str(&format!("  unhealthy:   {host} ({})\n", v.health));
+                    for ev in &v.evidence {
+                        out.push_str(&format!("               {ev}\n"));
+                    }
+                }
+                for (host, why) in &s.pending {
+                    out.push_str(&format!("  PENDING:     {host}: {why}\n"));
+                }
+                out.push_str(&format!("exit {}: {}", s.exit_code, s.meaning));
+                self.line(&out);
+            }
+        }
+    }
+
+    fn with_bar(&self, wave: usize, phase: Phase, f: impl FnOnce(&ProgressBar)) {
+        if let Ok(bars) = self.bars.lock() {
+            if let Some(b) = bars.get(&(wave, phase)) {
+                f(b);
+            }
+        }
+    }
+}
