@@ -4,6 +4,7 @@
 //! rollback, with the journal, the transport and the display at the edges.
 
 pub mod cli;
+pub mod cmd;
 pub mod diag;
 pub mod exit;
 

@@ -10,17 +10,24 @@ use openssh::Stdio;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use openssh::{KnownHosts, Session, SessionBuilder};
+use openssh::{ControlPersist, KnownHosts, Session, SessionBuilder};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::Semaphore;
 
 use crate::inventory::{Host, HostKeyCheck};
 use crate::remote::RemoteCommand;
 
-pub use reap::ssh_processes_using;
+pub use reap::{reap_all, ssh_processes_using};
 
 /// sshd's default MaxSessions is 10: never more commands than that at once on one connection.
 pub const MAX_COMMANDS_PER_HOST: usize = 10;
+
+/// A master connection with no command for this long exits by itself (a controller
+/// killed with SIGKILL cannot close its masters).
+const MASTER_IDLE: std::num::NonZeroUsize = match std::num::NonZeroUsize::new(300) {
+    Some(n) => n,
+    None => unreachable!(),
+};
 
 /// Extra local time given to a command beyond its remote `timeout -k`, before we give up on it.
 pub const LOCAL_GRACE: Duration = Duration::from_secs(3);
@@ -83,7 +90,9 @@ pub struct Transport {
 impl Transport {
     /// `ssh_config` is passed to ssh as `-F`.
     pub fn new(ssh_config: Option<PathBuf>) -> std::io::Result<Transport> {
-        let control_dir = tempfile::Builder::new().prefix("wctl-").tempdir_in("/tmp")?;
+        reap::clean_stale_control_dirs();
+        let control_dir = tempfile::Builder::new().prefix(&reap::control_dir_prefix()).tempdir_in("/tmp")?;
+        reap::register(control_dir.path());
         Ok(Transport { ssh_config, control_dir, next: AtomicUsize::new(0) })
     }
 
@@ -104,6 +113,8 @@ impl Transport {
         b.control_directory(&dir)
             .connect_timeout(deadline.max(Duration::from_secs(1)))
             .server_alive_interval(Duration::from_secs(2))
+            // A master orphaned by a killed controller goes away by itself.
+            .control_persist(ControlPersist::IdleFor(MASTER_IDLE))
             .known_hosts_check(match host.host_key_check {
                 HostKeyCheck::Strict => KnownHosts::Strict,
                 HostKeyCheck::AcceptNew => KnownHosts::Add,
@@ -150,6 +161,7 @@ impl Transport {
 impl Drop for Transport {
     fn drop(&mut self) {
         self.reap();
+        reap::unregister(self.control_dir.path());
     }
 }
 
@@ -169,7 +181,12 @@ impl Conn {
     /// Run one command: its remote `timeout -k` is in `cmd.line`; locally we wait at most
     /// `cmd.timeout + LOCAL_GRACE`.
     pub async fn run(&self, cmd: &RemoteCommand) -> Result<Output, TransportError> {
-        let deadline = cmd.timeout + LOCAL_GRACE;
+        self.run_within(cmd, cmd.timeout + LOCAL_GRACE).await
+    }
+
+    /// Run one command, waiting locally at most `deadline` (which should not be shorter
+    /// than the command's remote timeout).
+    pub async fn run_within(&self, cmd: &RemoteCommand, deadline: Duration) -> Result<Output, TransportError> {
         let started = Instant::now();
         let work = async {
             let _permit = self.limit.acquire().await.map_err(|e| self.failed(cmd, e.to_string()))?;

@@ -35,3 +35,44 @@ pub fn kill_ssh_using(dir: &Path) -> usize {
     }
     pids.len()
 }
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+/// Control directories of this process's live transports (for an exit at once).
+static LIVE: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+pub fn register(dir: &Path) {
+    LIVE.lock().unwrap_or_else(|p| p.into_inner()).push(dir.to_path_buf());
+}
+
+pub fn unregister(dir: &Path) {
+    LIVE.lock().unwrap_or_else(|p| p.into_inner()).retain(|d| d != dir);
+}
+
+/// Kill the `ssh` processes of every live transport: used before exiting at once (second Ctrl-C).
+pub fn reap_all() -> usize {
+    let dirs = LIVE.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    dirs.iter().map(|d| kill_ssh_using(d)).sum()
+}
+
+/// `wctl-<pid>-`: the control directory names the controller that owns it.
+pub fn control_dir_prefix() -> String {
+    format!("wctl-{}-", std::process::id())
+}
+
+/// Control directories left by controllers that died (SIGKILL, power cut): kill their
+/// `ssh` processes and remove them.
+pub fn clean_stale_control_dirs() {
+    let Ok(entries) = std::fs::read_dir("/tmp") else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix("wctl-")) else { continue };
+        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else { continue };
+        if Path::new(&format!("/proc/{pid}")).exists() {
+            continue;
+        }
+        kill_ssh_using(&entry.path());
+        let _ = std::fs::remove_dir_all(entry.path());
+    }
+}

@@ -1,0 +1,285 @@
+//! `apply`: the run, wave by wave — deploy, bake, judge — then confirm every host, or
+//! roll back every host that got the script.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use futures::future::join_all;
+use tokio::sync::{Mutex, Semaphore};
+
+use super::bake::{bake, probe_host, BakeEnd, Judge};
+use super::deploy::deploy_host;
+use super::remove::{remove_hosts, RemovalTarget};
+use super::{login_deadline, new_run_id, now, Ctx};
+use crate::exit;
+use crate::inventory::Host;
+use crate::journal::{Action, Journal, JournalError, Record, RunInfo, StateDir};
+use crate::plan::Wave;
+use crate::remote;
+use crate::report::{Event, Phase, Reporter, Summary};
+use crate::rollout::verdict::{HostWatch, Outcome, Verdict};
+use crate::spec::{Builtin, Loaded, OnFailure};
+use crate::transport::Transport;
+
+/// Settings of an apply that do not come from the spec.
+pub struct ApplyOptions {
+    pub state: StateDir,
+    pub ssh_config: Option<PathBuf>,
+}
+
+/// Why a run ended the way it did.
+enum End {
+    Healthy,
+    Unhealthy,
+    Stopped,
+}
+
+/// Carry out a rollout. Returns the exit code.
+pub async fn apply(loaded: &Loaded, waves: &[Wave], opts: &ApplyOptions, reporter: &Reporter, stop: Arc<AtomicBool>) -> Result<i32, JournalError> {
+    let rollout = &loaded.rollout;
+    let run_id = new_run_id(&rollout.name);
+    let _lock = opts.state.lock(&rollout.name, &run_id)?;
+    let journal = Journal::open(&opts.state, &run_id)?;
+    let transport = Transport::new(opts.ssh_config.clone()).map_err(|e| JournalError::Io { path: PathBuf::from("/tmp"), source: e })?;
+    let ctx = Ctx { transport: &transport, journal: &journal, reporter, stop };
+    let hosts: HashMap<&str, &Host> = loaded.targets.iter().map(|h| (h.name.as_str(), h)).collect();
+    ctx.record(Record::Run(Box::new(RunInfo {
+        run: run_id.clone(),
+        rollout: rollout.name.clone(),
+        install_path: rollout.script.install_path.clone(),
+        sha256: rollout.script.sha256.clone(),
+        spec_path: rollout.spec_path.display().to_string(),
+        inventory_path: loaded.inventory.path.display().to_string(),
+        ssh_config: opts.ssh_config.as_ref().map(|p| p.display().to_string()),
+        hosts: loaded.targets.clone(),
+        waves: waves.iter().map(|w| w.hosts.clone()).collect(),
+        pid: std::process::id(),
+        started: now(),
+    })))?;
+    ctx.record(Record::State { state: "running".into(), at: now() })?;
+    ctx.emit(Event::RunStarted {
+        run: run_id.clone(),
+        rollout: rollout.name.clone(),
+        hosts: loaded.targets.len(),
+        waves: waves.len(),
+        journal: journal.path().display().to_string(),
+    });
+
+    let mut judge = Judge::new();
+    // Every host an install was attempted on: the rollback set.
+    let mut touched: Vec<Host> = Vec::new();
+    // Hosts installed without error: the ones probed.
+    let mut deployed: Vec<Host> = Vec::new();
+    let needs_baseline = rollout.health.builtin.iter().any(|b| matches!(b, Builtin::Kernel | Builtin::Units | Builtin::Blocked | Builtin::Load));
+    let needs_controls = rollout.health.builtin.iter().any(|b| matches!(b, Builtin::Blocked | Builtin::Load));
+
+    let mut end = End::Healthy;
+    for wave in waves {
+        if ctx.stopping() {
+            end = End::Stopped;
+            break;
+        }
+        let w = wave.index;
+        let wave_hosts: Vec<Host> = wave.hosts.iter().filter_map(|n| hosts.get(n.as_str()).map(|h| (*h).clone())).collect();
+        ctx.record(Record::Wave { wave: w, state: "started".into() })?;
+        ctx.emit(Event::WaveStarted { wave: w, waves: waves.len(), hosts: wave.hosts.clone() });
+        if needs_baseline {
+            baseline(&ctx, loaded, w, &wave_hosts, &mut judge).await;
+        }
+
+        ctx.emit(Event::PhaseStarted { wave: w, phase: Phase::Deploy, hosts: wave_hosts.len(), seconds: None });
+        let limit = Arc::new(Semaphore::new(rollout.waves.concurrency.max(1)));
+        let started: Arc<Mutex<Vec<Host>>> = Arc::new(Mutex::new(Vec::new()));
+        let results = join_all(wave_hosts.iter().map(|host| {
+            let limit = limit.clone();
+            let started = started.clone();
+            let ctx = &ctx;
+            let run_id = &run_id;
+            async move {
+                let _permit = limit.acquire().await;
+                if ctx.stopping() {
+                    return Ok(None);
+                }
+                started.lock().await.push(host.clone());
+                let r = deploy_host(ctx, rollout, run_id, host).await?;
+                Ok::<_, JournalError>(Some((host.clone(), r)))
+            }
+        }))
+        .await;
+        touched.extend(started.lock().await.drain(..));
+        for r in results {
+            let Some((host, result)) = r? else { continue };
+            match result {
+                Ok(()) => {
+                    ctx.emit(Event::HostStep { wave: w, phase: Phase::Deploy, host: host.name.clone(), ok: true, detail: "installed".into() });
+                    judge.watches.entry(host.name.clone()).or_insert_with(|| HostWatch::new(&rollout.health.builtin)).answered_before = true;
+                    deployed.push(host);
+                }
+                Err(v) => {
+                    let detail = v.evidence.first().map(|e| e.to_string()).unwrap_or_default();
+                    ctx.emit(Event::HostStep { wave: w, phase: Phase::Deploy, host: host.name.clone(), ok: false, detail });
+                    judge.note(&ctx, w, &host.name, v)?;
+                }
+            }
+        }
+        ctx.emit(Event::PhaseDone { wave: w, phase: Phase::Deploy });
+        if judge.too_many(rollout.policy.max_unhealthy) {
+            end = End::Unhealthy;
+            break;
+        }
+        if ctx.stopping() {
+            end = End::Stopped;
+            break;
+        }
+        let controls: Vec<Host> = if needs_controls {
+            let done: Vec<&str> = touched.iter().map(|h| h.name.as_str()).collect();
+            loaded.targets.iter().filter(|h| !done.contains(&h.name.as_str())).take(3).cloned().collect()
+        } else {
+            Vec::new()
+        };
+        match bake(&ctx, rollout, w, &wave.hosts, &deployed, &controls, &mut judge).await? {
+            BakeEnd::Passed => ctx.record(Record::Wave { wave: w, state: "baked".into() })?,
+            BakeEnd::Failed => {
+                end = End::Unhealthy;
+                break;
+            }
+            BakeEnd::Stopped => {
+                end = End::Stopped;
+                break;
+            }
+        }
+    }
+
+    let touched_names: Vec<String> = touched.iter().map(|h| h.name.clone()).collect();
+    let untouched: Vec<String> = loaded.targets.iter().filter(|h| !touched_names.contains(&h.name)).map(|h| h.name.clone()).collect();
+    let unhealthy: Vec<(String, Verdict)> = judge.unhealthy.iter().map(|(h, v)| (h.clone(), v.clone())).collect();
+    let mut summary = Summary {
+        run: run_id.clone(),
+        outcome: String::new(),
+        exit_code: exit::OK,
+        meaning: String::new(),
+        confirmed: Vec::new(),
+        rolled_back: Vec::new(),
+        untouched,
+        unhealthy,
+        pending: Vec::new(),
+    };
+    match end {
+        End::Healthy => {
+            let (confirmed, failed) = confirm(&ctx, loaded, &deployed).await?;
+            summary.confirmed = confirmed;
+            summary.pending = failed;
+            if summary.pending.is_empty() {
+                summary.outcome = "every host healthy and confirmed".into();
+                finish(&ctx, &mut summary, "done", exit::OK)?;
+            } else {
+                summary.outcome = "healthy, but some hosts could not be confirmed (they stay in probation)".into();
+                finish(&ctx, &mut summary, "incomplete", exit::INCOMPLETE)?;
+            }
+        }
+        End::Unhealthy if rollout.policy.on_failure == OnFailure::Pause => {
+            summary.outcome = format!("paused: {} unhealthy hosts (max_unhealthy = {}); `wavectl rollback {run_id}` removes the script", judge.unhealthy.len(), rollout.policy.max_unhealthy);
+            finish(&ctx, &mut summary, "paused", exit::ROLLED_BACK)?;
+        }
+        End::Unhealthy | End::Stopped => {
+            let reason = if matches!(end, End::Stopped) {
+                "stopped by the operator".to_string()
+            } else {
+                format!("{} unhealthy hosts, more than max_unhealthy = {}", judge.unhealthy.len(), rollout.policy.max_unhealthy)
+            };
+            ctx.record(Record::State { state: "rolling-back".into(), at: now() })?;
+            ctx.emit(Event::RollbackStarted { reason: reason.clone(), hosts: touched_names.clone() });
+            let target = RemovalTarget { name: &rollout.name, install_path: Some(&rollout.script.install_path), login_timeout: rollout.health.probe_timeout, hosts: touched.clone() };
+            let removed = remove_hosts(&ctx, 0, &target).await?;
+            for r in removed {
+                if r.clean {
+                    summary.rolled_back.push(r.host);
+                } else {
+                    summary.pending.push((r.host, r.detail));
+                }
+            }
+            let (state, code) = match (summary.pending.is_empty(), matches!(end, End::Stopped)) {
+                (false, _) => ("incomplete", exit::INCOMPLETE),
+                (true, true) => ("aborted", exit::ABORTED),
+                (true, false) => ("rolled-back", exit::ROLLED_BACK),
+            };
+            summary.outcome = if summary.pending.is_empty() {
+                format!("rolled back: {reason}")
+            } else {
+                format!("rolled back ({reason}), but {} hosts are still pending: `wavectl rollback {run_id}` once they answer", summary.pending.len())
+            };
+            finish(&ctx, &mut summary, state, code)?;
+        }
+    }
+    transport.reap();
+    Ok(summary.exit_code)
+}
+
+fn finish(ctx: &Ctx<'_>, summary: &mut Summary, state: &str, code: i32) -> Result<(), JournalError> {
+    ctx.record(Record::State { state: state.into(), at: now() })?;
+    summary.exit_code = code;
+    summary.meaning = exit::meaning(code).to_string();
+    ctx.emit(Event::Summary(summary.clone()));
+    Ok(())
+}
+
+/// Read each host of the wave once before it gets the script.
+async fn baseline(ctx: &Ctx<'_>, loaded: &Loaded, wave: usize, hosts: &[Host], judge: &mut Judge) {
+    let rollout = &loaded.rollout;
+    ctx.emit(Event::PhaseStarted { wave, phase: Phase::Baseline, hosts: hosts.len(), seconds: None });
+    let conns = Arc::new(Mutex::new(HashMap::new()));
+    let outcomes = join_all(hosts.iter().map(|h| probe_host(ctx, rollout, h, &conns))).await;
+    for (host, outcome) in hosts.iter().zip(outcomes) {
+        let ok = matches!(outcome, Outcome::Report(_));
+        if let Outcome::Report(r) = outcome {
+            judge.watches.entry(host.name.clone()).or_insert_with(|| HostWatch::new(&rollout.health.builtin)).set_baseline(*r);
+        }
+        ctx.emit(Event::HostStep { wave, phase: Phase::Baseline, host: host.name.clone(), ok, detail: String::new() });
+    }
+    let all: Vec<_> = conns.lock().await.drain().map(|(_, c)| c).collect();
+    join_all(all.into_iter().map(|c: crate::transport::Conn| c.close())).await;
+    ctx.emit(Event::PhaseDone { wave, phase: Phase::Baseline });
+}
+
+/// Mark every deployed host confirmed, over a fresh connection.
+async fn confirm(ctx: &Ctx<'_>, loaded: &Loaded, hosts: &[Host]) -> Result<(Vec<String>, Vec<(String, String)>), JournalError> {
+    let rollout = &loaded.rollout;
+    ctx.emit(Event::PhaseStarted { wave: 0, phase: Phase::Confirm, hosts: hosts.len(), seconds: None });
+    let limit = Arc::new(Semaphore::new(rollout.waves.concurrency.max(1)));
+    let results = join_all(hosts.iter().map(|host| {
+        let limit = limit.clone();
+        async move {
+            let _permit = limit.acquire().await;
+            ctx.intent(&host.name, Action::Confirm)?;
+            let r = match ctx.transport.connect(host, login_deadline(rollout.health.probe_timeout)).await {
+                Err(e) => Err(e.to_string()),
+                Ok(conn) => {
+                    let r = match conn.run(&remote::confirm(&rollout.name)).await {
+                        Ok(out) if out.success() => Ok(()),
+                        Ok(out) => Err(format!("exit {:?}: {}", out.code, out.last_line())),
+                        Err(e) => Err(e.to_string()),
+                    };
+                    conn.close().await;
+                    r
+                }
+            };
+            let detail = r.as_ref().err().cloned().unwrap_or_else(|| "confirmed".into());
+            ctx.outcome(&host.name, Action::Confirm, r.is_ok(), detail.clone())?;
+            ctx.emit(Event::HostStep { wave: 0, phase: Phase::Confirm, host: host.name.clone(), ok: r.is_ok(), detail: detail.clone() });
+            Ok::<_, JournalError>((host.name.clone(), r))
+        }
+    }))
+    .await;
+    ctx.emit(Event::PhaseDone { wave: 0, phase: Phase::Confirm });
+    let mut ok = Vec::new();
+    let mut failed = Vec::new();
+    for r in results {
+        match r? {
+            (h, Ok(())) => ok.push(h),
+            (h, Err(e)) => failed.push((h, format!("not confirmed: {e}"))),
+        }
+    }
+    Ok((ok, failed))
+}
