@@ -13,7 +13,8 @@ pub fn ssh_processes_using(needle: &str) -> Vec<i32> {
         let mut args = cmdline.split(|b| *b == 0).filter(|a| !a.is_empty());
         let Some(argv0) = args.next() else { continue };
         let prog = argv0.rsplit(|b| *b == b'/').next().unwrap_or(argv0);
-        if prog != b"ssh" {
+        // A mux master renames itself "ssh: <control socket> [mux]".
+        if prog != b"ssh" && !argv0.starts_with(b"ssh: ") {
             continue;
         }
         if cmdline.windows(needle.len()).any(|w| w == needle.as_bytes()) {
