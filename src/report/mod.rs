@@ -71,13 +71,14 @@ pub struct Summary {
 /// Where events go.
 pub enum Reporter {
     Human(Human),
-    Json,
+    /// JSON lines; each event carries `elapsed_ms` since the reporter was made.
+    Json(std::time::Instant),
 }
 
 impl Reporter {
     pub fn new(json: bool, verbose: bool) -> Reporter {
         if json {
-            Reporter::Json
+            Reporter::Json(std::time::Instant::now())
         } else {
             Reporter::Human(Human::new(verbose))
         }
@@ -85,9 +86,12 @@ impl Reporter {
 
     pub fn emit(&self, event: Event) {
         match self {
-            Reporter::Json => {
-                if let Ok(line) = serde_json::to_string(&event) {
-                    println!("{line}");
+            Reporter::Json(start) => {
+                if let Ok(mut value) = serde_json::to_value(&event) {
+                    if let Some(obj) = value.as_object_mut() {
+                        obj.insert("elapsed_ms".into(), (start.elapsed().as_millis() as u64).into());
+                    }
+                    println!("{value}");
                 }
             }
             Reporter::Human(h) => h.show(&event),
