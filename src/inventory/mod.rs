@@ -4,9 +4,15 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::diag::InputError;
+use crate::spec::source::SourceFile;
+
+pub(crate) mod names;
+mod toml;
+
+pub(crate) use names::{shown, Bad, LABEL_KEY};
 
 /// How strictly a host's SSH key is checked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum HostKeyCheck {
     /// The key must already be in known_hosts (the default).
@@ -43,6 +49,6 @@ impl Inventory {
 
 /// Read and validate an inventory file.
 pub fn load(path: &Path) -> Result<Inventory, InputError> {
-    let _ = path;
-    todo!("inventory::load")
+    let src = SourceFile::read(path, "inventory")?;
+    toml::parse(&src)
 }
