@@ -13,6 +13,8 @@ mod raw;
 mod resolve;
 mod select;
 pub(crate) mod source;
+#[cfg(test)]
+mod tests;
 mod values;
 mod waves;
 

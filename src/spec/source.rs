@@ -84,6 +84,8 @@ impl SourceFile {
             "remove the key or fix its spelling"
         } else if message.starts_with("missing field") {
             "add the missing key"
+        } else if message.starts_with("unknown variant") {
+            "use one of the listed values"
         } else if message.starts_with("duplicate key") {
             "remove one of the two definitions of this key"
         } else if message.starts_with("invalid type") || message.starts_with("invalid value") {
