@@ -15,6 +15,8 @@ mod select;
 pub(crate) mod source;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_errors;
 mod values;
 mod waves;
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::*;
 
-const INV: &str = r#"
+pub(super) const INV: &str = r#"
 [defaults]
 user = "root"
 
@@ -24,7 +24,7 @@ labels = { role = "web", cluster = "w" }
 "#;
 
 /// Line 1..8 of every spec below; tests append or replace lines.
-const BASE: &str = r#"name = "raid-health"
+pub(super) const BASE: &str = r#"name = "raid-health"
 inventory = "inv.toml"
 [script]
 source = "check.sh"
@@ -34,12 +34,12 @@ kind = "cron"
 schedule = "*/5 * * * *"
 "#;
 
-struct Fixture {
-    dir: tempfile::TempDir,
+pub(super) struct Fixture {
+    pub(super) dir: tempfile::TempDir,
 }
 
 impl Fixture {
-    fn new(spec: &str, inv: &str) -> Fixture {
+    pub(super) fn new(spec: &str, inv: &str) -> Fixture {
         let dir = tempfile::TempDir::new().unwrap();
         std::fs::write(dir.path().join("r.toml"), spec).unwrap();
         std::fs::write(dir.path().join("inv.toml"), inv).unwrap();
@@ -53,7 +53,7 @@ impl Fixture {
         load(&self.spec(), None)
     }
     /// The error's display, with the temp dir shown as `T`.
-    fn err(&self) -> String {
+    pub(super) fn err(&self) -> String {
         match self.load() {
             Ok(_) => panic!("expected an error"),
             Err(e) => e
@@ -68,12 +68,12 @@ fn ok(spec: &str) -> Loaded {
 }
 
 /// The error for `BASE` followed by `extra`.
-fn err(extra: &str) -> String {
+pub(super) fn err(extra: &str) -> String {
     Fixture::new(&format!("{BASE}{extra}"), INV).err()
 }
 
 /// The error for `BASE` with `from` replaced by `to`.
-fn err_replacing(from: &str, to: &str) -> String {
+pub(super) fn err_replacing(from: &str, to: &str) -> String {
     assert!(BASE.contains(from), "{from:?}");
     Fixture::new(&BASE.replace(from, to), INV).err()
 }
