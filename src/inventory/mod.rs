@@ -52,3 +52,6 @@ pub fn load(path: &Path) -> Result<Inventory, InputError> {
     let src = SourceFile::read(path, "inventory")?;
     toml::parse(&src)
 }
+
+#[cfg(test)]
+mod tests;
