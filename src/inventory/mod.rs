@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use crate::diag::InputError;
 use crate::spec::source::SourceFile;
 
+mod ini;
 pub(crate) mod names;
 mod toml;
 
@@ -47,11 +48,25 @@ impl Inventory {
     }
 }
 
-/// Read and validate an inventory file.
+/// Read and validate an inventory file: TOML when its name ends in `.toml`, else an
+/// Ansible INI inventory.
 pub fn load(path: &Path) -> Result<Inventory, InputError> {
+    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+    if matches!(ext, "yml" | "yaml" | "json") {
+        return Err(
+            InputError::in_file(path, format!("{ext} inventories are not supported"))
+                .help("write the inventory as TOML (inventory.toml) or as an Ansible INI file"),
+        );
+    }
     let src = SourceFile::read(path, "inventory")?;
-    toml::parse(&src)
+    if ext == "toml" {
+        toml::parse(&src)
+    } else {
+        ini::parse(&src)
+    }
 }
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_ini;

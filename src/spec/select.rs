@@ -53,9 +53,14 @@ impl Selector {
         })
     }
 
-    /// Whether `host` carries the label `key` with exactly `value`.
+    /// Whether `host` carries the label `key` with exactly `value`. The `group` label
+    /// (from an Ansible INI inventory) lists groups comma-separated; any one matches.
     pub fn matches(&self, host: &Host) -> bool {
-        host.labels.get(&self.key) == Some(&self.value)
+        match host.labels.get(&self.key) {
+            Some(v) if self.key == "group" => v.split(',').any(|g| g == self.value),
+            Some(v) => *v == self.value,
+            None => false,
+        }
     }
 }
 
