@@ -79,7 +79,8 @@ pub(crate) fn parse(src: &SourceFile) -> Result<Inventory, InputError> {
                     ));
                 }
                 HOST_NAME.check(&name).map_err(|b| err(pos, b))?;
-                let vars = parse_vars(&words[1..], pos).map_err(|(at, b)| err(at, b))?;
+                let vars =
+                    parse_vars(words.get(1..).unwrap_or(&[]), pos).map_err(|(at, b)| err(at, b))?;
                 let idx = match p.hosts.iter().position(|h| h.0 == name) {
                     Some(i) => i,
                     None => {

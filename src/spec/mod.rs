@@ -104,10 +104,11 @@ pub enum WaveSize {
 
 #[derive(Debug, Clone)]
 pub struct WaveSpec {
+    /// Default `[1, "10%", "100%"]`; never empty.
     pub sizes: Vec<WaveSize>,
     pub canaries: Vec<Located<String>>,
     pub spread_by: Option<String>,
-    /// `usize::MAX` when unset.
+    /// 1 when `spread_by` is set without it; `usize::MAX` without `spread_by`.
     pub max_per_group: usize,
     pub concurrency: usize,
     pub bake: Duration,
