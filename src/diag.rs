@@ -37,10 +37,20 @@ pub struct InputError {
 
 impl InputError {
     pub fn new(message: impl Into<String>) -> Self {
-        InputError { file: None, pos: None, message: message.into(), help: None }
+        InputError {
+            file: None,
+            pos: None,
+            message: message.into(),
+            help: None,
+        }
     }
     pub fn in_file(file: &Path, message: impl Into<String>) -> Self {
-        InputError { file: Some(file.to_path_buf()), pos: None, message: message.into(), help: None }
+        InputError {
+            file: Some(file.to_path_buf()),
+            pos: None,
+            message: message.into(),
+            help: None,
+        }
     }
     pub fn at(mut self, pos: Pos) -> Self {
         self.pos = Some(pos);
@@ -86,6 +96,9 @@ mod tests {
         let e = InputError::in_file(Path::new("r.toml"), "bad duration `5x`")
             .at(Pos { line: 3, col: 9 })
             .help("write a duration like \"90s\" or \"10m\"");
-        assert_eq!(e.to_string(), "r.toml:3:9: bad duration `5x`\n  help: write a duration like \"90s\" or \"10m\"");
+        assert_eq!(
+            e.to_string(),
+            "r.toml:3:9: bad duration `5x`\n  help: write a duration like \"90s\" or \"10m\""
+        );
     }
 }

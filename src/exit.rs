@@ -20,7 +20,9 @@ pub fn meaning(code: i32) -> &'static str {
         ROLLED_BACK => "rolled back (or paused) on a health failure",
         BAD_INPUT => "bad input: nothing was touched on any host",
         ABORTED => "aborted by the operator",
-        INCOMPLETE => "incomplete: some hosts are still pending; run `wavectl reconcile` once they answer",
+        INCOMPLETE => {
+            "incomplete: some hosts are still pending; run `wavectl reconcile` once they answer"
+        }
         REFUSED => "refused: missing approvals or a stale plan",
         _ => "internal error",
     }

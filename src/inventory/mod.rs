@@ -4,6 +4,13 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::diag::InputError;
+use crate::spec::source::SourceFile;
+
+mod ini;
+pub(crate) mod names;
+mod toml;
+
+pub(crate) use names::{shown, Bad, LABEL_KEY};
 
 /// How strictly a host's SSH key is checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -41,8 +48,25 @@ impl Inventory {
     }
 }
 
-/// Read and validate an inventory file.
+/// Read and validate an inventory file: TOML when its name ends in `.toml`, else an
+/// Ansible INI inventory.
 pub fn load(path: &Path) -> Result<Inventory, InputError> {
-    let _ = path;
-    todo!("inventory::load")
+    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+    if matches!(ext, "yml" | "yaml" | "json") {
+        return Err(
+            InputError::in_file(path, format!("{ext} inventories are not supported"))
+                .help("write the inventory as TOML (inventory.toml) or as an Ansible INI file"),
+        );
+    }
+    let src = SourceFile::read(path, "inventory")?;
+    if ext == "toml" {
+        toml::parse(&src)
+    } else {
+        ini::parse(&src)
+    }
 }
+
+#[cfg(test)]
+mod tests;
+#[cfg(test)]
+mod tests_ini;

@@ -5,7 +5,22 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::diag::{InputError, Pos};
-use crate::inventory::{Host, Inventory};
+use crate::inventory::{self, Host, Inventory};
+
+mod duration;
+mod health;
+mod raw;
+mod resolve;
+mod select;
+pub(crate) mod source;
+#[cfg(test)]
+mod tests;
+#[cfg(test)]
+mod tests_errors;
+mod values;
+mod waves;
+
+pub use select::select_hosts;
 
 /// A value from the spec with the place it came from, for errors found later
 /// (a selector that matches nothing, a canary not among the targets).
@@ -49,7 +64,7 @@ pub struct Script {
     pub timeout: Duration,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ActivationKind {
     Cron,
@@ -89,17 +104,18 @@ pub enum WaveSize {
 
 #[derive(Debug, Clone)]
 pub struct WaveSpec {
+    /// Default `[1, "10%", "100%"]`; never empty.
     pub sizes: Vec<WaveSize>,
     pub canaries: Vec<Located<String>>,
     pub spread_by: Option<String>,
-    /// `usize::MAX` when unset.
+    /// 1 when `spread_by` is set without it; `usize::MAX` without `spread_by`.
     pub max_per_group: usize,
     pub concurrency: usize,
     pub bake: Duration,
     pub min_runs: u32,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Builtin {
     Reachable,
@@ -126,7 +142,7 @@ pub struct Health {
     pub checks: Vec<Check>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum OnFailure {
     Rollback,
@@ -150,7 +166,39 @@ pub struct Loaded {
 }
 
 /// Read and validate a spec, its script and its inventory (`inventory` overrides the spec's).
+///
+/// Errors name the file they come from (the spec, or the inventory) with line:col
+/// where the value comes from a file. Nothing is contacted over the network.
 pub fn load(spec_path: &Path, inventory: Option<&Path>) -> Result<Loaded, InputError> {
-    let _ = (spec_path, inventory);
-    todo!("spec::load")
+    let src = source::SourceFile::read(spec_path, "rollout spec")?;
+    let raw: raw::RawSpec = src.parse()?;
+    let resolved = resolve::resolve(&src, raw, inventory)?;
+    let rollout = resolved.rollout;
+    let inventory = inventory::load(&rollout.inventory_path)?;
+    let err = |pos: Option<Pos>, b: inventory::Bad| {
+        let e = InputError::in_file(&src.path, b.message).help(b.help);
+        match pos {
+            Some(p) => e.at(p),
+            None => e,
+        }
+    };
+    let targets = select::choose(
+        &inventory,
+        &rollout.targets.select,
+        &rollout.targets.exclude,
+        resolved.select_pos,
+        &err,
+    )?;
+    waves::check_against_targets(
+        &src,
+        &rollout.waves,
+        resolved.spread_by_pos,
+        &inventory,
+        &targets,
+    )?;
+    Ok(Loaded {
+        rollout,
+        inventory,
+        targets,
+    })
 }

@@ -1,0 +1,327 @@
+//! Raw spec → resolved `Rollout`: every default applied here, once, and every value
+//! checked at its position. Reads the script file; nothing else.
+
+use std::ops::Range;
+use std::path::Path;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+
+use super::duration::{self, Zero};
+use super::raw::{RawActivation, RawPolicy, RawScript, RawSpec, S};
+use super::source::{lower_io, SourceFile};
+use super::values::{check_cron, check_install_path, check_on_calendar, parse_mode, ROLLOUT_NAME};
+use super::{Activation, ActivationKind, OnFailure, Policy, Rollout, Script};
+use crate::diag::{InputError, Pos};
+use crate::inventory::Bad;
+
+/// Defaults, in one place.
+pub(crate) mod default {
+    use std::time::Duration;
+
+    pub const SCRIPT_MODE: u32 = 0o755;
+    pub const SCRIPT_TIMEOUT: Duration = Duration::from_secs(5 * 60);
+    pub const RUN_ON_INSTALL: bool = true;
+    pub const CONCURRENCY: i64 = 50;
+    pub const BAKE: Duration = Duration::from_secs(10 * 60);
+    pub const MIN_RUNS: i64 = 1;
+    /// `max_per_group` when `spread_by` is set without it.
+    pub const MAX_PER_GROUP_SPREAD: i64 = 1;
+    pub const INTERVAL: Duration = Duration::from_secs(15);
+    /// Capped at the interval.
+    pub const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
+    pub const MAX_UNHEALTHY: i64 = 0;
+    pub const APPROVALS: i64 = 0;
+}
+
+/// A resolved rollout, with the positions that checks against the targets still need.
+pub(crate) struct Resolved {
+    pub rollout: Rollout,
+    /// `targets.select`, for "no host matches all the selectors".
+    pub select_pos: Option<Pos>,
+    /// `waves.spread_by`, for hosts lacking that label.
+    pub spread_by_pos: Option<Pos>,
+}
+
+/// An error at `span` from a rule's complaint.
+pub(crate) fn at(src: &SourceFile, span: Range<usize>) -> impl Fn(Bad) -> InputError + '_ {
+    move |b| src.err(span.clone(), b.message, b.help)
+}
+
+/// A duration key, or its default.
+pub(crate) fn duration(
+    src: &SourceFile,
+    v: Option<&S<String>>,
+    key: &str,
+    default: Duration,
+    zero: Zero,
+) -> Result<Duration, InputError> {
+    match v {
+        None => Ok(default),
+        Some(v) => duration::parse(key, v.get_ref(), zero).map_err(at(src, v.span())),
+    }
+}
+
+/// An integer key in `min..=max`, or its default.
+pub(crate) fn int(
+    src: &SourceFile,
+    v: Option<&S<i64>>,
+    key: &str,
+    (min, max): (i64, i64),
+    default: i64,
+    help: &str,
+) -> Result<i64, InputError> {
+    let Some(v) = v else { return Ok(default) };
+    let n = *v.get_ref();
+    if n < min {
+        return Err(src.err(
+            v.span(),
+            format!("`{key}` must be at least {min}, not {n}"),
+            help,
+        ));
+    }
+    if n > max {
+        return Err(src.err(
+            v.span(),
+            format!("`{key}` must be at most {max}, not {n}"),
+            help,
+        ));
+    }
+    Ok(n)
+}
+
+/// Check the spec on its own (no inventory yet): names, paths, script, schedule, numbers.
+pub(crate) fn resolve(
+    src: &SourceFile,
+    raw: RawSpec,
+    inventory_override: Option<&Path>,
+) -> Result<Resolved, InputError> {
+    let dir = src.path.parent().unwrap_or(Path::new(""));
+    let name = raw.name.as_ref().ok_or_else(|| {
+        src.err_file(
+            "missing `name`",
+            "add a line like name = \"raid-health\" at the top",
+        )
+    })?;
+    ROLLOUT_NAME
+        .check(name.get_ref())
+        .map_err(at(src, name.span()))?;
+
+    let inventory_path =
+        match (inventory_override, &raw.inventory) {
+            (Some(p), _) => p.to_path_buf(),
+            (None, Some(v)) if v.get_ref().is_empty() => {
+                return Err(src.err(
+                    v.span(),
+                    "`inventory` is empty",
+                    "name the inventory file, relative to the spec's directory",
+                ))
+            }
+            (None, Some(v)) => dir.join(v.get_ref()),
+            (None, None) => return Err(src.err_file(
+                "no inventory: the spec has no `inventory` key and none was given with --inventory",
+                "add a line like inventory = \"../inventory.toml\", or pass --inventory FILE",
+            )),
+        };
+
+    let script = raw.script.as_ref().ok_or_else(|| {
+        src.err_file(
+            "missing [script] table",
+            "add a [script] table with `source` and `install_path`",
+        )
+    })?;
+    let script = resolve_script(src, dir, script)?;
+
+    let activation = raw.activation.as_ref().ok_or_else(|| {
+        src.err_file(
+            "missing [activation] table",
+            "add an [activation] table with kind = \"cron\", \"systemd-timer\" or \"none\"",
+        )
+    })?;
+    let activation = resolve_activation(src, activation)?;
+
+    let (targets, select_pos) = super::waves::resolve_targets(src, &raw.targets)?;
+    let (waves, spread_by_pos) = super::waves::resolve_waves(src, &raw.waves)?;
+    if waves.min_runs > 0 && activation.kind == ActivationKind::None && !activation.run_on_install {
+        let e = InputError::in_file(
+            &src.path,
+            format!(
+                "`waves.min_runs` is {} but nothing runs the script: activation kind is \
+                 `none` and run_on_install is false",
+                waves.min_runs
+            ),
+        )
+        .help("set run_on_install = true, or min_runs = 0");
+        return Err(match &raw.waves.min_runs {
+            Some(v) => e.at(src.pos(v.span())),
+            None => e,
+        });
+    }
+    let health = super::health::resolve_health(src, &raw.health)?;
+    let policy = resolve_policy(src, &raw.policy)?;
+
+    Ok(Resolved {
+        rollout: Rollout {
+            name: name.get_ref().clone(),
+            description: raw.description.unwrap_or_default(),
+            spec_path: src.path.clone(),
+            inventory_path,
+            script,
+            activation,
+            targets,
+            waves,
+            health,
+            policy,
+        },
+        select_pos,
+        spread_by_pos,
+    })
+}
+
+fn resolve_script(src: &SourceFile, dir: &Path, raw: &S<RawScript>) -> Result<Script, InputError> {
+    let missing = |key: &str, example: &str| {
+        src.err(
+            raw.span(),
+            format!("missing `script.{key}`"),
+            format!("add a line like {example}"),
+        )
+    };
+    let s = raw.get_ref();
+    let source = s
+        .source
+        .as_ref()
+        .ok_or_else(|| missing("source", "source = \"scripts/raid-health.sh\""))?;
+    let install_path = s.install_path.as_ref().ok_or_else(|| {
+        missing(
+            "install_path",
+            "install_path = \"/usr/local/sbin/raid-health\"",
+        )
+    })?;
+    check_install_path(install_path.get_ref()).map_err(at(src, install_path.span()))?;
+    let mode = match &s.mode {
+        Some(m) => parse_mode(m.get_ref()).map_err(at(src, m.span()))?,
+        None => default::SCRIPT_MODE,
+    };
+    let timeout = duration(
+        src,
+        s.timeout.as_ref(),
+        "script.timeout",
+        default::SCRIPT_TIMEOUT,
+        Zero::Refused,
+    )?;
+
+    let path = dir.join(source.get_ref());
+    let body = read_script(&path).map_err(|message| {
+        src.err(
+            source.span(),
+            message,
+            format!(
+                "`source` is relative to the spec's directory ({}); fix the path or create the file",
+                if dir.as_os_str().is_empty() { Path::new(".") } else { dir }.display()
+            ),
+        )
+    })?;
+    let sha256 = hex::encode(Sha256::digest(&body));
+    Ok(Script {
+        source: path,
+        body,
+        sha256,
+        install_path: install_path.get_ref().clone(),
+        mode,
+        timeout,
+    })
+}
+
+/// The script's bytes, or what went wrong as a message fragment.
+fn read_script(path: &Path) -> Result<Vec<u8>, String> {
+    if path.as_os_str().is_empty() || path.is_dir() {
+        return Err(format!(
+            "script `{}` is a directory, not a file",
+            path.display()
+        ));
+    }
+    std::fs::read(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => format!("script `{}` not found", path.display()),
+        _ => format!("cannot read script `{}`: {}", path.display(), lower_io(&e)),
+    })
+}
+
+fn resolve_activation(src: &SourceFile, raw: &S<RawActivation>) -> Result<Activation, InputError> {
+    let a = raw.get_ref();
+    let kind = a.kind.ok_or_else(|| {
+        src.err(
+            raw.span(),
+            "missing `activation.kind`",
+            "add a line like kind = \"cron\" (or \"systemd-timer\", or \"none\")",
+        )
+    })?;
+    let schedule = match (kind, &a.schedule) {
+        (ActivationKind::None, None) => String::new(),
+        (ActivationKind::None, Some(s)) => {
+            return Err(src.err(
+                s.span(),
+                "activation kind `none` takes no schedule",
+                "remove `schedule`, or set kind = \"cron\" or \"systemd-timer\"",
+            ))
+        }
+        (kind, None) => {
+            let example = match kind {
+                ActivationKind::Cron => "schedule = \"*/5 * * * *\"",
+                _ => "schedule = \"*:0/5\"",
+            };
+            return Err(src.err(
+                raw.span(),
+                format!(
+                    "missing `activation.schedule` for kind `{}`",
+                    kind_name(kind)
+                ),
+                format!("add a line like {example}"),
+            ));
+        }
+        (ActivationKind::Cron, Some(s)) => {
+            check_cron(s.get_ref()).map_err(at(src, s.span()))?;
+            s.get_ref().trim().to_string()
+        }
+        (ActivationKind::SystemdTimer, Some(s)) => {
+            check_on_calendar(s.get_ref()).map_err(at(src, s.span()))?;
+            s.get_ref().trim().to_string()
+        }
+    };
+    Ok(Activation {
+        kind,
+        schedule,
+        run_on_install: a.run_on_install.unwrap_or(default::RUN_ON_INSTALL),
+    })
+}
+
+fn kind_name(kind: ActivationKind) -> &'static str {
+    match kind {
+        ActivationKind::Cron => "cron",
+        ActivationKind::SystemdTimer => "systemd-timer",
+        ActivationKind::None => "none",
+    }
+}
+
+fn resolve_policy(src: &SourceFile, raw: &RawPolicy) -> Result<Policy, InputError> {
+    let max_unhealthy = int(
+        src,
+        raw.max_unhealthy.as_ref(),
+        "policy.max_unhealthy",
+        (0, i64::MAX),
+        default::MAX_UNHEALTHY,
+        "the number of bad hosts tolerated over the whole run; 0 rolls back on the first",
+    )?;
+    let approvals = int(
+        src,
+        raw.approvals.as_ref(),
+        "policy.approvals",
+        (0, i64::from(u32::MAX)),
+        default::APPROVALS,
+        "the number of distinct signatures needed before apply; 0 needs none",
+    )?;
+    Ok(Policy {
+        max_unhealthy: usize::try_from(max_unhealthy).unwrap_or(usize::MAX),
+        on_failure: raw.on_failure.unwrap_or(OnFailure::Rollback),
+        approvals: u32::try_from(approvals).unwrap_or(u32::MAX),
+    })
+}
