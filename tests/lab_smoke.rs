@@ -98,8 +98,12 @@ fn a_frozen_host_times_out_while_others_answer_and_thaw_brings_it_back() {
         start.elapsed()
     );
     assert_eq!(ssh_stdout(&fleet, "h01", "hostname").trim(), "h01");
-    // Files stay readable from outside while the host is frozen.
+    // Files stay readable from outside while the host is frozen; commands inside hang.
     assert!(h02.path("/etc/ssh/lab_sshd_config").exists());
+    let err = h02
+        .exec_within("true", Duration::from_millis(500))
+        .unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
     h02.thaw().unwrap();
     assert_eq!(ssh_stdout(&fleet, "h02", "hostname").trim(), "h02");
 }
@@ -288,5 +292,68 @@ fn start_time() {
             "{n} hosts: start {started:?}, stop {:?}, all answered: {answered}",
             stop.elapsed()
         );
+    }
+}
+
+/// Run by `stale_fleets_of_dead_processes_are_cleaned_up` in a child process, which it
+/// then kills: starts a fleet, prints its directory and sshd pids, and waits to die.
+#[test]
+#[ignore]
+fn child_that_starts_a_fleet_and_hangs() {
+    if std::env::var_os("WLAB_STALE_CHILD").is_none() {
+        return;
+    }
+    let fleet = fleet(2);
+    let pids: Vec<String> = fleet
+        .hosts()
+        .iter()
+        .map(|h| h.pid().unwrap().to_string())
+        .collect();
+    fleet.host("h02").freeze().unwrap();
+    println!("FLEET {} {}", fleet.dir().display(), pids.join(" "));
+    std::thread::sleep(Duration::from_secs(60));
+}
+
+#[test]
+fn stale_fleets_of_dead_processes_are_cleaned_up() {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "child_that_starts_a_fleet_and_hangs",
+            "--ignored",
+            "--nocapture",
+        ])
+        .env("WLAB_STALE_CHILD", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = lines
+        .find_map(|l| l.ok().filter(|l| l.starts_with("FLEET ")))
+        .expect("child fleet");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let mut fields = line.split_whitespace().skip(1);
+    let dir = PathBuf::from(fields.next().unwrap());
+    let pids: Vec<String> = fields.map(str::to_owned).collect();
+    let id = dir.file_name().unwrap().to_owned();
+    let cg = Path::new("/sys/fs/cgroup/freezer/wavectl-lab").join(&id);
+    assert!(
+        dir.exists() && cg.exists(),
+        "the killed child's fleet should still be there"
+    );
+
+    // Another test's Fleet::start may clean it first; either way it must be gone.
+    wavectl::lab::cleanup_stale().unwrap();
+    assert!(!dir.exists(), "{} left behind", dir.display());
+    assert!(!cg.exists(), "{} left behind", cg.display());
+    for pid in pids {
+        let gone = eventually(Duration::from_secs(5), || {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .map_or(true, |s| s.contains(") Z "))
+        });
+        assert!(gone, "sshd {pid} of the stale fleet survived");
     }
 }

@@ -121,7 +121,7 @@ fn owner_alive(text: &str) -> bool {
 /// Remove what crashed lab runs left behind: for every fleet under `wavectl-lab/` whose
 /// owning process is gone (per `/tmp/<fleet-id>/owner`), kill its hosts' processes, remove
 /// its cgroups and its directory. Fleets of live processes (other tests, other users) are
-/// left alone. Returns how many fleets were cleaned.
+/// left alone. Every stale fleet is tried; returns how many were cleaned, or the first error.
 pub fn cleanup_stale() -> io::Result<usize> {
     let entries = match fs::read_dir(LAB_ROOT) {
         Ok(entries) => entries,
@@ -129,13 +129,12 @@ pub fn cleanup_stale() -> io::Result<usize> {
         Err(e) => return Err(e),
     };
     let mut cleaned = 0;
-    for entry in entries {
-        let entry = entry?;
-        if !entry.file_type()?.is_dir() {
+    let mut first_error = None;
+    for entry in entries.flatten() {
+        if !entry.file_type().is_ok_and(|t| t.is_dir()) {
             continue;
         }
-        let id = entry.file_name();
-        let fleet_dir = Path::new(FLEET_PARENT).join(&id);
+        let fleet_dir = Path::new(FLEET_PARENT).join(entry.file_name());
         match fs::read_to_string(fleet_dir.join(OWNER_FILE)) {
             Ok(owner) if owner_alive(&owner) => continue,
             // The directory is written before the cgroup, so a cgroup without an owner
@@ -144,25 +143,39 @@ pub fn cleanup_stale() -> io::Result<usize> {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(_) => continue,
         }
-        let fleet_cg = entry.path();
-        let hosts: Vec<PathBuf> = fs::read_dir(&fleet_cg)?
-            .filter_map(Result::ok)
+        match remove_fleet(&entry.path(), &fleet_dir) {
+            Ok(()) => cleaned += 1,
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    first_error.map_or(Ok(cleaned), Err)
+}
+
+/// Kill and remove one fleet's cgroups, then its directory. Tolerates a concurrent
+/// clean-up of the same fleet.
+fn remove_fleet(fleet_cg: &Path, fleet_dir: &Path) -> io::Result<()> {
+    let hosts: Vec<PathBuf> = match fs::read_dir(fleet_cg) {
+        Ok(entries) => entries
+            .flatten()
             .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
             .map(|e| e.path())
-            .collect();
-        for host in &hosts {
-            kill_all(host);
-        }
-        for host in &hosts {
-            remove(host, Duration::from_secs(5))?;
-        }
-        remove(&fleet_cg, Duration::from_secs(1))?;
-        if fleet_dir.exists() {
-            fs::remove_dir_all(&fleet_dir)?;
-        }
-        cleaned += 1;
+            .collect(),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(e),
+    };
+    for host in &hosts {
+        kill_all(host);
     }
-    Ok(cleaned)
+    for host in &hosts {
+        remove(host, Duration::from_secs(5))?;
+    }
+    remove(fleet_cg, Duration::from_secs(1))?;
+    match fs::remove_dir_all(fleet_dir) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
 }
 
 #[cfg(test)]

@@ -341,7 +341,10 @@ impl LabHost {
             .current_dir("/")
             .stdin(Stdio::null())
             .stdout(log.try_clone().map_err(io("open log"))?)
-            .stderr(log);
+            .stderr(log)
+            // Out of the caller's process group: a Ctrl-C meant for the caller (which
+            // stops the fleet on its way out) must not take hosts down behind its back.
+            .process_group(0);
         let launcher = command.spawn().map_err(|source| LabError::Io {
             what: "run unshare",
             path: PathBuf::from("unshare"),

@@ -21,12 +21,12 @@
 mod cgroup;
 mod files;
 mod host;
+mod keys;
 
 use std::collections::{BTreeMap, HashSet};
 use std::fs;
 use std::io;
 use std::net::TcpListener;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::thread::sleep;
@@ -40,8 +40,6 @@ pub use host::LabHost;
 const START_DEADLINE: Duration = Duration::from_secs(30);
 /// How long `stop` waits for every process to be gone.
 const STOP_DEADLINE: Duration = Duration::from_secs(15);
-/// How long key generation may take.
-const KEYGEN_DEADLINE: Duration = Duration::from_secs(20);
 /// Boots of one host that may fail on a port another process took meanwhile.
 const PORT_ATTEMPTS: usize = 5;
 /// sshd ports are drawn from here: below the ephemeral range (32768..), so outgoing
@@ -254,83 +252,6 @@ impl Fleet {
         }
     }
 
-    /// The client key and every host's key, generated concurrently; the client's public
-    /// key becomes root's authorized_keys on every host.
-    fn generate_keys(&self) -> Result<(), LabError> {
-        let client_key = self.path.join("client_key");
-        let host_key = |h: &LabHost| h.dir().join("upper").join(&files::HOST_KEY[1..]);
-        let mut jobs = Vec::new();
-        for (key, comment) in std::iter::once((client_key.clone(), "wavectl-lab-client".to_owned()))
-            .chain(
-                self.hosts
-                    .iter()
-                    .map(|h| (host_key(h), format!("wavectl-lab-{}", h.name()))),
-            )
-        {
-            let child = Command::new("ssh-keygen")
-                .args(["-q", "-t", "ed25519", "-N", "", "-C", &comment, "-f"])
-                .arg(&key)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped())
-                .spawn()
-                .map_err(|source| LabError::Io {
-                    what: "run ssh-keygen for",
-                    path: key.clone(),
-                    source,
-                })?;
-            jobs.push((key, child));
-        }
-        let deadline = Instant::now() + KEYGEN_DEADLINE;
-        let mut failure = None;
-        for (key, mut child) in jobs {
-            let status = loop {
-                match child.try_wait() {
-                    Ok(Some(status)) => break Ok(status),
-                    Ok(None) if Instant::now() < deadline => sleep(Duration::from_millis(5)),
-                    Ok(None) => {
-                        let _ = child.kill();
-                        let _ = child.wait();
-                        break Err("timed out".to_owned());
-                    }
-                    Err(e) => break Err(e.to_string()),
-                }
-            };
-            let detail = match status {
-                Ok(s) if s.success() => continue,
-                Ok(s) => {
-                    let mut err = String::new();
-                    if let Some(mut pipe) = child.stderr.take() {
-                        let _ = io::Read::read_to_string(&mut pipe, &mut err);
-                    }
-                    format!("{s}: {}", err.trim())
-                }
-                Err(e) => e,
-            };
-            failure.get_or_insert(LabError::KeyGen { path: key, detail });
-        }
-        if let Some(e) = failure {
-            return Err(e);
-        }
-        let public = client_key.with_extension("pub");
-        let text = fs::read_to_string(&public).map_err(|source| LabError::Io {
-            what: "read",
-            path: public.clone(),
-            source,
-        })?;
-        for host in &self.hosts {
-            let keys = host.dir().join("upper").join(&files::AUTHORIZED_KEYS[1..]);
-            fs::write(&keys, &text)
-                .and_then(|()| fs::set_permissions(&keys, fs::Permissions::from_mode(0o600)))
-                .map_err(|source| LabError::Io {
-                    what: "write",
-                    path: keys.clone(),
-                    source,
-                })?;
-        }
-        Ok(())
-    }
-
     /// Boot every host at once, then wait for all; a host whose port was taken meanwhile
     /// boots again on another port.
     fn boot_all(&mut self) -> Result<(), LabError> {
@@ -380,44 +301,6 @@ impl Fleet {
             sleep(Duration::from_millis(10));
         }
         Ok(())
-    }
-
-    /// known_hosts (each host's key under its alias) and the ssh_config.
-    fn write_client_config(&self) -> Result<(), LabError> {
-        let known_hosts = self.path.join("known_hosts");
-        let client_key = self.path.join("client_key");
-        let mut known = String::new();
-        let mut config = format!("# wavectl lab fleet {}\n", self.path.display());
-        for host in &self.hosts {
-            let public = host
-                .dir()
-                .join("upper")
-                .join(&files::HOST_KEY[1..])
-                .with_extension("pub");
-            let key = fs::read_to_string(&public).map_err(|source| LabError::Io {
-                what: "read",
-                path: public.clone(),
-                source,
-            })?;
-            known.push_str(&files::known_hosts_line(host.name(), &key));
-            config.push('\n');
-            config.push_str(&files::ssh_config_block(
-                host.name(),
-                host.port(),
-                &client_key,
-                &known_hosts,
-            ));
-        }
-        fs::write(&known_hosts, known).map_err(|source| LabError::Io {
-            what: "write",
-            path: known_hosts.clone(),
-            source,
-        })?;
-        fs::write(&self.ssh_config, config).map_err(|source| LabError::Io {
-            what: "write",
-            path: self.ssh_config.clone(),
-            source,
-        })
     }
 }
 
