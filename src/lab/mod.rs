@@ -1,2 +1,391 @@
 //! The local lab fleet: real sshd hosts, each in its own namespaces with overlays
-//! (used by `wavectl demo` and by the tests).
+//! (used by `wavectl demo` and by the tests). Needs root; spawns processes, mounts, cgroups.
+//!
+//! Each host is an `sshd -D -e` on its own 127.0.0.1 port, pid 1 of its own mount, UTS
+//! and pid namespaces (`unshare -m -u -p --fork --mount-proc`), with copy-on-write
+//! overlays over /etc, /var, /usr, /opt and /root (upper dirs in the fleet's directory,
+//! so a test can read what landed where), a private /run and /tmp, its own hostname, and
+//! its own freezer cgroup (`/sys/fs/cgroup/freezer/wavectl-lab/<fleet-id>/<host>/`):
+//! a frozen host is a hung host, a killed one is down. The fleet's `ssh_config` has one
+//! `Host <name>` block per host, so `ssh -F <ssh_config> <name>` (and wavectl's
+//! `--ssh-config`) reach it with strict host-key checking.
+//!
+//! ```no_run
+//! use wavectl::lab::{Fleet, FleetOptions};
+//! let fleet = Fleet::start(FleetOptions::numbered(3)).unwrap();
+//! fleet.host("h02").freeze().unwrap();
+//! // ... run `wavectl --ssh-config <fleet.ssh_config()>` against fleet.write_inventory(..) ...
+//! drop(fleet); // kills every host and removes the cgroups and the directory
+//! ```
+
+mod cgroup;
+mod files;
+mod host;
+mod keys;
+
+use std::collections::{BTreeMap, HashSet};
+use std::fs;
+use std::io;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+pub use cgroup::cleanup_stale;
+use host::Boot;
+pub use host::LabHost;
+
+/// How long `start` waits for every sshd to answer.
+const START_DEADLINE: Duration = Duration::from_secs(30);
+/// How long `stop` waits for every process to be gone.
+const STOP_DEADLINE: Duration = Duration::from_secs(15);
+/// Boots of one host that may fail on a port another process took meanwhile.
+const PORT_ATTEMPTS: usize = 5;
+/// sshd ports are drawn from here: below the ephemeral range (32768..), so outgoing
+/// connections do not take them between the check and sshd's bind.
+const PORTS: std::ops::Range<u16> = 20000..32000;
+
+/// What fleet to start.
+#[derive(Debug, Clone, Default)]
+pub struct FleetOptions {
+    /// Host names: `[A-Za-z0-9][A-Za-z0-9_-]*`, at most 32 characters, distinct.
+    pub names: Vec<String>,
+    /// Labels per host, in the order of `names`; empty means no labels for any host.
+    pub labels: Vec<BTreeMap<String, String>>,
+}
+
+impl FleetOptions {
+    /// `n` hosts named `h01`, `h02`, ... without labels.
+    pub fn numbered(n: usize) -> FleetOptions {
+        FleetOptions {
+            names: (1..=n).map(|i| format!("h{i:02}")).collect(),
+            labels: Vec::new(),
+        }
+    }
+}
+
+/// What can go wrong starting or stopping a lab fleet.
+#[derive(Debug, thiserror::Error)]
+pub enum LabError {
+    #[error("the lab needs root (it mounts overlays and creates namespaces and cgroups)")]
+    NotRoot,
+    #[error("{} not found: install openssh-server: apt-get install -y openssh-server", path.display())]
+    SshdMissing { path: PathBuf },
+    #[error("`{tool}` not found in PATH: apt-get install -y {package}")]
+    ToolMissing {
+        tool: &'static str,
+        package: &'static str,
+    },
+    #[error("no freezer cgroup at {path} (the lab needs cgroup v1 with the freezer controller mounted there)")]
+    NoFreezer { path: PathBuf },
+    #[error("bad fleet options: {0}")]
+    BadOptions(String),
+    #[error("failed to {what} {}", path.display())]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("ssh-keygen failed for {}: {detail}", path.display())]
+    KeyGen { path: PathBuf, detail: String },
+    #[error("host {host}: sshd did not start: {log}")]
+    HostStart { host: String, log: String },
+    #[error("hosts {hosts:?}: sshd not answering after {waited:?}")]
+    StartTimeout {
+        hosts: Vec<String>,
+        waited: Duration,
+    },
+    #[error("lab clean-up incomplete: {}", problems.join("; "))]
+    Cleanup { problems: Vec<String> },
+}
+
+/// A running fleet of lab hosts. Dropping it stops it.
+#[derive(Debug)]
+pub struct Fleet {
+    /// The fleet directory (`/tmp/wlab-XXXXXX`); `None` once removed.
+    dir: Option<tempfile::TempDir>,
+    /// Its path, kept after removal for messages.
+    path: PathBuf,
+    /// The fleet's cgroup, parent of the hosts' cgroups.
+    cgroup: PathBuf,
+    /// The client's ssh_config: one `Host` block per host.
+    ssh_config: PathBuf,
+    /// The hosts, in the order of `FleetOptions::names`.
+    hosts: Vec<LabHost>,
+    /// Set by `stop`, which runs once.
+    stopped: bool,
+}
+
+impl Fleet {
+    /// Start every host at once and wait (at most 30 s) until each sshd listens and sends
+    /// its banner. On error, whatever was started is stopped again.
+    pub fn start(opts: FleetOptions) -> Result<Fleet, LabError> {
+        preflight()?;
+        check_options(&opts)?;
+        // Best effort: a crashed earlier run must not pile up processes and cgroups.
+        let _ = cleanup_stale();
+
+        let io_err = |what: &'static str, path: &Path| {
+            let path = path.to_owned();
+            move |source| LabError::Io { what, path, source }
+        };
+        let dir = tempfile::Builder::new()
+            .prefix("wlab-")
+            .tempdir_in(cgroup::FLEET_PARENT)
+            .map_err(io_err(
+                "create fleet dir in",
+                Path::new(cgroup::FLEET_PARENT),
+            ))?;
+        let path = dir.path().to_owned();
+        let id = path.file_name().unwrap_or_default().to_owned();
+        // The owner file is written before the cgroup exists: see `cleanup_stale`.
+        let owner = path.join(cgroup::OWNER_FILE);
+        fs::write(&owner, cgroup::owner_line()).map_err(io_err("write", &owner))?;
+        let fleet_cg = Path::new(cgroup::LAB_ROOT).join(&id);
+        fs::create_dir_all(&fleet_cg).map_err(io_err("create cgroup", &fleet_cg))?;
+        let mut fleet = Fleet {
+            dir: Some(dir),
+            ssh_config: path.join("ssh_config"),
+            path,
+            cgroup: fleet_cg,
+            hosts: Vec::new(),
+            stopped: false,
+        };
+
+        let mut labels = opts.labels.into_iter();
+        for name in opts.names {
+            let host_dir = fleet.path.join(&name);
+            let host_cg = fleet.cgroup.join(&name);
+            let host =
+                LabHost::prepare(name, labels.next().unwrap_or_default(), host_dir, host_cg)?;
+            fleet.hosts.push(host);
+        }
+        fleet.generate_keys()?;
+        fleet.boot_all()?;
+        fleet.write_client_config()?;
+        Ok(fleet)
+    }
+
+    /// The fleet's directory (`/tmp/wlab-XXXXXX`): one subdirectory per host.
+    pub fn dir(&self) -> &Path {
+        &self.path
+    }
+
+    /// The ssh_config to pass to `ssh -F` / `wavectl --ssh-config`.
+    pub fn ssh_config(&self) -> &Path {
+        &self.ssh_config
+    }
+
+    /// Every host, in the order they were named.
+    pub fn hosts(&self) -> &[LabHost] {
+        &self.hosts
+    }
+
+    /// The host of that name. Panics if there is none (a bug in the caller).
+    pub fn host(&self, name: &str) -> &LabHost {
+        self.get(name)
+            .unwrap_or_else(|| panic!("no lab host named {name:?}"))
+    }
+
+    /// The host of that name, if any.
+    pub fn get(&self, name: &str) -> Option<&LabHost> {
+        self.hosts.iter().find(|h| h.name() == name)
+    }
+
+    /// `ssh -F <ssh_config> <name>`, ready for `.arg(command)`.
+    pub fn ssh(&self, name: &str) -> Command {
+        let mut command = Command::new("ssh");
+        command
+            .arg("-F")
+            .arg(&self.ssh_config)
+            .arg(name)
+            .stdin(Stdio::null());
+        command
+    }
+
+    /// Write the fleet as a TOML inventory (DESIGN.md): `[defaults] user = "root"`, one
+    /// `[[host]]` per host with `address` = its ssh_config alias, and its labels.
+    pub fn write_inventory(&self, path: &Path) -> io::Result<()> {
+        let header = format!(
+            "wavectl lab fleet {}\nuse with --ssh-config {}",
+            self.path.display(),
+            self.ssh_config.display()
+        );
+        fs::write(
+            path,
+            files::inventory(&header, self.hosts.iter().map(|h| (h.name(), h.labels()))),
+        )
+    }
+
+    /// Stop the fleet: thaw and kill every process of every host, wait for them, remove
+    /// the cgroups and the directory. Runs once (later calls return `Ok`); `Drop` calls
+    /// it. Every host is cleaned even if one fails; all failures are reported.
+    pub fn stop(&mut self) -> Result<(), LabError> {
+        if self.stopped {
+            return Ok(());
+        }
+        self.stopped = true;
+        let deadline = Instant::now() + STOP_DEADLINE;
+        for host in &self.hosts {
+            host.signal_kill();
+        }
+        let mut problems = Vec::new();
+        for host in &self.hosts {
+            if let Err(e) = host.teardown(deadline) {
+                problems.push(format!("host {}: {e}", host.name()));
+            }
+        }
+        if let Err(e) = cgroup::remove(&self.cgroup, Duration::from_secs(2)) {
+            problems.push(e.to_string());
+        }
+        if let Some(dir) = self.dir.take() {
+            if let Err(e) = dir.close() {
+                problems.push(format!("cannot remove {}: {e}", self.path.display()));
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(LabError::Cleanup { problems })
+        }
+    }
+
+    /// Boot every host at once, then wait for all; a host whose port was taken meanwhile
+    /// boots again on another port.
+    fn boot_all(&mut self) -> Result<(), LabError> {
+        let mut used = HashSet::new();
+        for host in &mut self.hosts {
+            host.port = free_port(&mut used)?;
+            host.spawn()?;
+        }
+        let deadline = Instant::now() + START_DEADLINE;
+        let mut pending: Vec<(usize, usize)> = (0..self.hosts.len()).map(|i| (i, 1)).collect();
+        while !pending.is_empty() {
+            let mut still = Vec::new();
+            for (i, attempts) in pending {
+                let host = &mut self.hosts[i];
+                match host.poll_boot() {
+                    Boot::Ready => {}
+                    Boot::Pending => still.push((i, attempts)),
+                    Boot::Failed {
+                        port_taken: true, ..
+                    } if attempts < PORT_ATTEMPTS => {
+                        host.port = free_port(&mut used)?;
+                        host.spawn()?;
+                        still.push((i, attempts + 1));
+                    }
+                    Boot::Failed { log, .. } => {
+                        return Err(LabError::HostStart {
+                            host: host.name().to_owned(),
+                            log,
+                        })
+                    }
+                }
+            }
+            pending = still;
+            if pending.is_empty() {
+                break;
+            }
+            if Instant::now() >= deadline {
+                let hosts = pending
+                    .iter()
+                    .map(|&(i, _)| self.hosts[i].name().to_owned())
+                    .collect();
+                return Err(LabError::StartTimeout {
+                    hosts,
+                    waited: START_DEADLINE,
+                });
+            }
+            sleep(Duration::from_millis(10));
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Fleet {
+    fn drop(&mut self) {
+        if let Err(e) = self.stop() {
+            eprintln!("wavectl lab: {e}");
+        }
+    }
+}
+
+/// Root, sshd, the util-linux and ssh tools, and the freezer hierarchy.
+fn preflight() -> Result<(), LabError> {
+    // SAFETY: geteuid(2) has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        return Err(LabError::NotRoot);
+    }
+    let sshd = Path::new("/usr/sbin/sshd");
+    if !sshd.exists() {
+        return Err(LabError::SshdMissing {
+            path: sshd.to_owned(),
+        });
+    }
+    for (tool, package) in [
+        ("unshare", "util-linux"),
+        ("nsenter", "util-linux"),
+        ("ssh-keygen", "openssh-client"),
+        ("ssh", "openssh-client"),
+    ] {
+        if !host::PATH
+            .split(':')
+            .any(|d| Path::new(d).join(tool).exists())
+        {
+            return Err(LabError::ToolMissing { tool, package });
+        }
+    }
+    let freezer = Path::new(cgroup::FREEZER);
+    if !freezer.join("cgroup.procs").exists() {
+        return Err(LabError::NoFreezer {
+            path: freezer.to_owned(),
+        });
+    }
+    Ok(())
+}
+
+fn check_options(opts: &FleetOptions) -> Result<(), LabError> {
+    if opts.names.is_empty() {
+        return Err(LabError::BadOptions("no host names".into()));
+    }
+    if !opts.labels.is_empty() && opts.labels.len() != opts.names.len() {
+        return Err(LabError::BadOptions(format!(
+            "{} label sets for {} hosts",
+            opts.labels.len(),
+            opts.names.len()
+        )));
+    }
+    let mut seen = HashSet::new();
+    for name in &opts.names {
+        if !files::valid_name(name) {
+            return Err(LabError::BadOptions(format!(
+                "host name {name:?}: use [A-Za-z0-9][A-Za-z0-9_-]*, at most 32 characters"
+            )));
+        }
+        if !seen.insert(name) {
+            return Err(LabError::BadOptions(format!(
+                "host name {name:?} given twice"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// A port in `PORTS` that nothing listens on now and this fleet has not used.
+fn free_port(used: &mut HashSet<u16>) -> Result<u16, LabError> {
+    for _ in 0..1000 {
+        let port = rand::random_range(PORTS);
+        if used.contains(&port) {
+            continue;
+        }
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            used.insert(port);
+            return Ok(port);
+        }
+    }
+    Err(LabError::BadOptions(format!(
+        "no free port found in {PORTS:?}"
+    )))
+}
