@@ -160,7 +160,7 @@ fn install_ok(sb: &Sandbox, p: &InstallParams) -> bool {
 
 fn state_files(sb: &Sandbox, name: &str) -> String {
     sb.ok(
-        "ls -a /var/lib/wavectl/$1 /etc/cron.d /etc/systemd/system 2>&1 | grep wavectl || true",
+        "ls -a /var/lib/wavectl /etc/cron.d /etc/systemd/system 2>/dev/null | grep -e \"$1\" || true",
         &[name],
     )
 }
@@ -207,7 +207,10 @@ fn install_run_confirm_remove_restores_the_original() {
     let r = parse_remove(&text(&sb.run(&remove("t-basic", Some(path), Duration::from_secs(5))).stdout));
     assert!(r.clean && r.restored, "{r:?}");
     assert!(r.found.contains(&"/var/lib/wavectl/t-basic".to_string()), "{r:?}");
-    assert_eq!(sb.ok("od -An -c \"$1\"; stat -c %a \"$1\"", &[path]), " o r i g i n a l  \\0 377  \\n\n640\n");
+    assert_eq!(
+        sb.ok("od -An -v -tx1 \"$1\" | tr -d ' \\n'; stat -c ' %a' \"$1\"", &[path]),
+        format!("{} 640\n", hex::encode(b"original\0\xff\n"))
+    );
     assert_eq!(state_files(&sb, "t-basic"), "");
     // Idempotent, and without a spec (install path from the host: gone, so none).
     let r = parse_remove(&text(&sb.run(&remove("t-basic", Some(path), Duration::from_secs(5))).stdout));
@@ -265,7 +268,7 @@ fn remove_kills_a_running_copy() {
     // wrapper, timeout, sh running the script, its sleep, the hand-started copy (sh + sleep).
     assert!(r.killed >= 4, "{r:?}");
     assert!(r.removed.contains(&path.to_string()), "{r:?}");
-    let left = sb.ok("for f in /proc/[0-9]*/cmdline; do tr '\\0' ' ' < $f; echo; done | grep -c 'sleep 300' || true", &[]);
+    let left = sb.ok("for f in /proc/[0-9]*/cmdline; do tr '\\0' ' ' < $f; echo; done | grep -c 'sleep 30[0]' || true", &[]);
     assert_eq!(left.trim(), "0");
     assert!(!sb.exists(path));
     assert_eq!(state_files(&sb, "t-kill"), "");
@@ -349,7 +352,7 @@ fn hostile_install_path_injects_nothing() {
     let m2 = parse_manifest(&text(&sb.run(&read_manifest("t-hostile")).stdout)).unwrap().unwrap();
     assert_eq!(m2.install_path, path);
     // Kill scan with a hostile path: a copy running under that exact name.
-    sb.ok("cp \"$1\" /opt/wv/s && printf '#!/bin/sh\\nsleep 300\\n' > \"$1\" && (\"$1\" &)", &[&path]);
+    sb.ok("cp \"$1\" /opt/wv/s && printf '#!/bin/sh\\nsleep 300\\n' > \"$1\" && (\"$1\" >/dev/null 2>&1 &)", &[&path]);
     std::thread::sleep(Duration::from_millis(200));
     let r = parse_remove(&text(&sb.run_with("bash", &remove("t-hostile", None, Duration::from_secs(5))).stdout));
     assert!(r.restored && r.clean, "{r:?}");

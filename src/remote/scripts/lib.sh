@@ -113,8 +113,9 @@ wv_argv_match() {
   return 1
 }
 # wv_kill_all INSTALL_PATH WAIT_SECS: SIGKILL the pid file's process group and every
-# process running the wrapper or INSTALL_PATH (may be empty: wrapper only), never us
-# or our parents; repeat until two passes in a row find nothing or WAIT_SECS pass.
+# process running the wrapper or INSTALL_PATH (may be empty: wrapper only), and their
+# descendants (SIGSTOPped first, so none escapes by being reparented), never us or
+# our parents; repeat until two passes in a row find nothing or WAIT_SECS pass.
 # Sets WV_KILLED (distinct pids) and WV_LEFT (pids still there at the deadline).
 wv_kill_all() {
   WV_KILLED=0
@@ -158,10 +159,32 @@ wv_kill_all() {
         _hits="$_hits ${_p%/stat}"
       done
     fi
-    _live=
+    # Freeze what matched, then its descendants (found before anyone is reparented),
+    # then kill them all.
+    _set=" "
     for _p in $_hits; do
       wv_is_us "$_p" && continue
-      [ -d "/proc/$_p" ] || continue
+      case $_set in *" $_p "*) continue ;; esac
+      kill -STOP "$_p" 2>/dev/null && _set="$_set$_p "
+    done
+    _grew=1
+    while [ "$_set" != " " ] && [ -n "$_grew" ]; do
+      _grew=
+      for _s in /proc/[0-9]*/stat; do
+        { IFS= read -r _st < "$_s"; } 2>/dev/null || continue
+        _st=${_st##*) }
+        set -- $_st
+        case $_set in *" $2 "*) ;; *) continue ;; esac
+        [ "$1" != Z ] || continue
+        _p=${_s#/proc/}
+        _p=${_p%/stat}
+        case $_set in *" $_p "*) continue ;; esac
+        wv_is_us "$_p" && continue
+        kill -STOP "$_p" 2>/dev/null && _set="$_set$_p " _grew=1
+      done
+    done
+    _live=
+    for _p in $_set; do
       _live="$_live $_p"
       kill -KILL "$_p" 2>/dev/null || continue
       case $_klist in

@@ -36,7 +36,8 @@ if [ -n "$T" ]; then
 fi
 if [ -n "$KLOG" ]; then
   printf 'kernel %s\n' "$(grep -acE "$KPAT" "$KLOG")"
-  printf 'kernel_last %s\n' "$(grep -aE "$KPAT" "$KLOG" | tail -n 1 | head -c 400 | od -An -v -tx1 | tr -d ' \n')"
+  kl=$(grep -aE "$KPAT" "$KLOG" | tail -n 1 | head -c 400 | od -An -v -tx1 | tr -d ' \n')
+  printf 'kernel_last %s\n' "${kl:--}"
 else
   printf 'kernel none\n'
 fi
