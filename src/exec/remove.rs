@@ -59,10 +59,14 @@ async fn remove_one(ctx: &Ctx<'_>, wave: usize, t: &RemovalTarget<'_>, host: &Ho
         Ok(conn) => {
             let cmd = remote::remove(t.name, t.install_path, Duration::from_secs(10));
             let r = match conn.run(&cmd).await {
-                Ok(out) => match remote::parse_remove(&out.stdout) {
-                    Ok(rep) => (rep.clean, rep.summary()),
-                    Err(e) => (false, format!("unreadable removal report ({e}); exit {:?}: {}", out.code, out.last_line())),
-                },
+                Ok(out) => {
+                    let rep = remote::parse_remove(&out.stdout);
+                    let mut detail = summarize(&rep);
+                    if !rep.clean && rep.found.is_empty() && rep.detail.is_empty() {
+                        detail = format!("exit {:?}: {}", out.code, out.last_line());
+                    }
+                    (rep.clean, detail)
+                }
                 Err(e) => (false, e.to_string()),
             };
             conn.close().await;
@@ -72,4 +76,27 @@ async fn remove_one(ctx: &Ctx<'_>, wave: usize, t: &RemovalTarget<'_>, host: &Ho
     ctx.outcome(&host.name, Action::Remove, clean, detail.clone())?;
     ctx.emit(Event::HostStep { wave, phase: Phase::Rollback, host: host.name.clone(), ok: clean, detail: detail.clone() });
     Ok(Removed { host: host.name.clone(), clean, detail })
+}
+
+/// One line on what a removal found and did.
+pub fn summarize(r: &remote::RemovalReport) -> String {
+    let mut parts = Vec::new();
+    if r.found.is_empty() {
+        parts.push("nothing of wavectl's found".to_string());
+    } else {
+        parts.push(format!("found {}", r.found.join(", ")));
+    }
+    if r.killed > 0 {
+        parts.push(format!("killed {} processes", r.killed));
+    }
+    if r.restored {
+        parts.push("backup restored".to_string());
+    }
+    if !r.removed.is_empty() {
+        parts.push(format!("removed {}", r.removed.len()));
+    }
+    if !r.detail.is_empty() {
+        parts.push(r.detail.clone());
+    }
+    parts.join("; ")
 }

@@ -122,6 +122,20 @@ fn unhex(field: &str) -> Result<String, String> {
 const LIB_SH: &str = include_str!("scripts/lib.sh");
 
 /// `lib.sh` followed by `script`.
+/// Start one supervised run of NAME's wrapper in the background and return at once:
+/// the run is judged from `runs.log` by the probes, so a run that hangs its host is
+/// seen as a probe that misses its deadline.
+pub fn start_run(name: &str) -> RemoteCommand {
+    command(
+        "start run",
+        &with_lib(include_str!("scripts/start_run.sh")),
+        &[name],
+        install::SMALL_TIMEOUT,
+        Duration::from_secs(2),
+        None,
+    )
+}
+
 fn with_lib(script: &str) -> String {
     let mut s = String::with_capacity(LIB_SH.len() + script.len() + 1);
     s.push_str(LIB_SH);
