@@ -52,8 +52,8 @@ bake = "3s"
 min_runs = 1
 
 [health]
-interval = "1s"
-probe_timeout = "3s"
+interval = "2s"
+probe_timeout = "2s"
 builtin = ["reachable", "script"]
 
 [[health.check]]
