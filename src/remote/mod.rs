@@ -39,6 +39,8 @@ pub mod quote;
 pub mod remove;
 
 #[cfg(test)]
+mod host_tests;
+#[cfg(test)]
 mod sandbox;
 
 use std::time::Duration;
@@ -103,7 +105,7 @@ fn command(
 /// (which would disable the timeout), at least one millisecond.
 pub fn secs(d: Duration) -> String {
     let ms = d.as_millis().max(1);
-    if ms % 1000 == 0 {
+    if ms.is_multiple_of(1000) {
         format!("{}s", ms / 1000)
     } else {
         let s = format!("{}.{:03}", ms / 1000, ms % 1000);
