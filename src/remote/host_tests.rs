@@ -303,7 +303,9 @@ fn hostile_install_path_injects_nothing() {
     let body = b"#!/bin/sh\nexit 5\n";
     let h = sha(body);
     let p = params("t-hostile", &path, body, &h, Duration::from_secs(5));
-    let o = sb.run_with("bash", &install(&p));
+    // The login shell is bash here, and the scripts themselves run under bash too
+    // (as on hosts whose /bin/sh is bash).
+    let o = sb.run_with("bash", &under_bash(install(&p)));
     assert!(o.status.success(), "{}", text(&o.stderr));
     assert_eq!(
         sb.run_with("bash", &run_once("t-hostile", Duration::from_secs(5)))
@@ -319,8 +321,11 @@ fn hostile_install_path_injects_nothing() {
     sb.ok("cp \"$1\" /opt/wv/s && printf '#!/bin/sh\\nsleep 300\\n' > \"$1\" && (\"$1\" >/dev/null 2>&1 &)", &[&path]);
     std::thread::sleep(Duration::from_millis(200));
     let r = parse_remove(&text(
-        &sb.run_with("bash", &remove("t-hostile", None, Duration::from_secs(5)))
-            .stdout,
+        &sb.run_with(
+            "bash",
+            &under_bash(remove("t-hostile", None, Duration::from_secs(5))),
+        )
+        .stdout,
     ));
     assert!(r.restored && r.clean, "{r:?}");
     assert!(r.killed >= 1, "{r:?}");
@@ -375,4 +380,23 @@ fn bad_hash_installs_nothing_and_systemd_units_are_written_and_removed() {
     );
     assert_eq!(state_files(&sb, "t-unit"), "");
     assert!(!sb.exists("/opt/wv/u"));
+}
+
+/// The same command with its script run by `bash` instead of `sh`.
+fn under_bash(mut c: RemoteCommand) -> RemoteCommand {
+    c.line = c.line.replacen(" sh -c ", " bash -c ", 1);
+    c
+}
+
+#[test]
+fn command_lines_fit_in_one_exec_argument() {
+    // Linux limits one argv string to 128 KiB; ssh hands the line to `$SHELL -c`.
+    let body = b"x";
+    let h = sha(body);
+    let p = params("n", "/opt/x", body, &h, Duration::from_secs(5));
+    assert!(
+        install(&p).line.len() < 64 * 1024,
+        "{}",
+        install(&p).line.len()
+    );
 }
