@@ -46,10 +46,10 @@ mod sandbox;
 use std::time::Duration;
 
 pub use install::{
-    confirm, install, parse_manifest, read_manifest, run_once, wrapper_text, InstallParams,
-    Manifest, ManifestActivation,
+    confirm, install, manifest_json, parse_install, parse_manifest, read_manifest, run_once,
+    wrapper_path, wrapper_text, InstallParams, Manifest, ManifestActivation,
 };
-pub use probe::{parse_probe, probe};
+pub use probe::{check_timeout, parse_probe, probe};
 pub use quote::{sh_join, sh_quote};
 pub use remove::{parse_remove, remove, RemovalReport};
 
