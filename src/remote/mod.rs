@@ -39,15 +39,17 @@ pub mod quote;
 pub mod remove;
 
 #[cfg(test)]
+mod host_tests;
+#[cfg(test)]
 mod sandbox;
 
 use std::time::Duration;
 
 pub use install::{
-    confirm, install, parse_manifest, read_manifest, run_once, wrapper_text, InstallParams,
-    Manifest, ManifestActivation,
+    confirm, install, manifest_json, parse_install, parse_manifest, read_manifest, run_once,
+    wrapper_path, wrapper_text, InstallParams, Manifest, ManifestActivation,
 };
-pub use probe::{parse_probe, probe};
+pub use probe::{check_timeout, parse_probe, probe};
 pub use quote::{sh_join, sh_quote};
 pub use remove::{parse_remove, remove, RemovalReport};
 
@@ -103,7 +105,7 @@ fn command(
 /// (which would disable the timeout), at least one millisecond.
 pub fn secs(d: Duration) -> String {
     let ms = d.as_millis().max(1);
-    if ms % 1000 == 0 {
+    if ms.is_multiple_of(1000) {
         format!("{}s", ms / 1000)
     } else {
         let s = format!("{}.{:03}", ms / 1000, ms % 1000);

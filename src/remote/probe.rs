@@ -100,8 +100,11 @@ pub fn parse_probe(stdout: &str) -> Result<ProbeReport, String> {
                     .to_string(),
             }),
             ("end", []) => ended = true,
-            ("load1" | "blocked" | "kernel" | "kernel_last" | "failed" | "run" | "running"
-            | "state" | "check" | "end", _) => return Err(bad("malformed")),
+            (
+                "load1" | "blocked" | "kernel" | "kernel_last" | "failed" | "run" | "running"
+                | "state" | "check" | "end",
+                _,
+            ) => return Err(bad("malformed")),
             _ => {}
         }
     }
@@ -137,7 +140,10 @@ mod tests {
             check_timeout(Duration::from_secs(10)),
             Duration::from_millis(6500)
         );
-        assert_eq!(check_timeout(Duration::from_secs(3)), Duration::from_secs(1));
+        assert_eq!(
+            check_timeout(Duration::from_secs(3)),
+            Duration::from_secs(1)
+        );
         assert_eq!(
             check_timeout(Duration::from_secs(1)),
             Duration::from_millis(100)
@@ -205,7 +211,9 @@ mod tests {
         assert_eq!(r.kernel_alerts, None);
         assert_eq!(r.manifest_state, None);
         assert!(r.runs.is_empty());
-        assert!(parse_probe("load1 0.1\n").unwrap_err().contains("incomplete"));
+        assert!(parse_probe("load1 0.1\n")
+            .unwrap_err()
+            .contains("incomplete"));
         assert!(parse_probe("run 1 2\nend\n").is_err());
         assert!(parse_probe("check zz 0 -\nend\n").is_err());
         assert!(parse_probe("future-tag whatever\nend\n").is_ok());

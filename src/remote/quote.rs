@@ -93,7 +93,11 @@ mod tests {
                 let line = format!("printf '%s' {}", sh_quote(s));
                 let out = Command::new(shell).arg("-c").arg(&line).output().unwrap();
                 assert!(out.status.success(), "{shell}: {line}");
-                assert_eq!(String::from_utf8(out.stdout).unwrap(), *s, "{shell}: {line}");
+                assert_eq!(
+                    String::from_utf8(out.stdout).unwrap(),
+                    *s,
+                    "{shell}: {line}"
+                );
             }
             // All of them at once, as separate words.
             let refs: Vec<&str> = strings.iter().map(String::as_str).collect();
@@ -104,7 +108,11 @@ mod tests {
             // Nested: a quoted line given to `sh -c` as a quoted word (what ssh does).
             let outer = format!("sh -c {} wavectl", sh_quote(&line));
             let out = Command::new(shell).arg("-c").arg(&outer).output().unwrap();
-            assert_eq!(String::from_utf8(out.stdout).unwrap(), expected, "{shell} nested");
+            assert_eq!(
+                String::from_utf8(out.stdout).unwrap(),
+                expected,
+                "{shell} nested"
+            );
         }
         assert!(!std::path::Path::new(marker).exists(), "marker created");
     }

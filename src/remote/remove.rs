@@ -102,7 +102,11 @@ mod tests {
     #[test]
     fn builds_the_line() {
         let c = remove("x", Some("/opt/a b"), Duration::from_millis(1500));
-        assert!(c.line.ends_with(" wavectl 'x' '/opt/a b' '2'"), "{}", c.line);
+        assert!(
+            c.line.ends_with(" wavectl 'x' '/opt/a b' '2'"),
+            "{}",
+            c.line
+        );
         assert_eq!(c.timeout, Duration::from_millis(41_500));
         let c = remove("x", None, Duration::from_secs(10));
         assert!(c.line.ends_with(" wavectl 'x' '' '10'"));
