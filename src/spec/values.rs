@@ -258,6 +258,8 @@ mod tests {
     fn install_paths() {
         assert!(check_install_path("/usr/local/sbin/raid-health").is_ok());
         assert!(check_install_path("/var/lib/wavectlx/a").is_ok());
+        // Any printable character is fine: every value is quoted on its way to the host.
+        assert!(check_install_path("/opt/my tools/it's \"x\" $(id)").is_ok());
         let cases = [
             ("usr/bin/x", "install_path `usr/bin/x` is not absolute"),
             ("/usr/bin/", "install_path `/usr/bin/` ends with '/'"),
@@ -269,10 +271,6 @@ mod tests {
             (
                 "/usr/x\ny",
                 "install_path `/usr/x\\ny` contains the control character '\\n'",
-            ),
-            (
-                "/usr/my script",
-                "install_path `/usr/my script` contains ' '",
             ),
             (
                 "/var/lib/wavectl/x",
