@@ -5,7 +5,11 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "wavectl", version, about = "Staged script rollout: canary waves over SSH, health after each wave, automatic rollback")]
+#[command(
+    name = "wavectl",
+    version,
+    about = "Staged script rollout: canary waves over SSH, health after each wave, automatic rollback"
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: Global,

@@ -15,8 +15,19 @@ pub fn apply(g: &Global, args: &SpecArgs, yes: bool) -> i32 {
         Err(e) => return bad_input(&e),
     };
     if !yes {
-        eprint!("{}", crate::plan::render(&waves, &loaded.targets, loaded.rollout.waves.spread_by.as_deref()));
-        match super::confirm(&format!("apply rollout {} to {} hosts?", loaded.rollout.name, loaded.targets.len())) {
+        eprint!(
+            "{}",
+            crate::plan::render(
+                &waves,
+                &loaded.targets,
+                loaded.rollout.waves.spread_by.as_deref()
+            )
+        );
+        match super::confirm(&format!(
+            "apply rollout {} to {} hosts?",
+            loaded.rollout.name,
+            loaded.targets.len()
+        )) {
             Ok(true) => {}
             Ok(false) => {
                 eprintln!("not applied");
@@ -25,7 +36,10 @@ pub fn apply(g: &Global, args: &SpecArgs, yes: bool) -> i32 {
             Err(e) => return bad_input(&e),
         }
     }
-    let opts = ApplyOptions { state: state_dir(g), ssh_config: g.ssh_config.clone() };
+    let opts = ApplyOptions {
+        state: state_dir(g),
+        ssh_config: g.ssh_config.clone(),
+    };
     let rt = match runtime() {
         Ok(rt) => rt,
         Err(e) => {
@@ -59,7 +73,12 @@ pub fn rollback(g: &Global, run: &str) -> i32 {
         Err(e) => return journal_failed(&e),
     };
     let to_clean: Vec<String> = rs.to_clean().iter().map(|h| h.host.clone()).collect();
-    let hosts: Vec<_> = info.hosts.iter().filter(|h| to_clean.contains(&h.name)).cloned().collect();
+    let hosts: Vec<_> = info
+        .hosts
+        .iter()
+        .filter(|h| to_clean.contains(&h.name))
+        .cloned()
+        .collect();
     let journal = match Journal::open(&state, run) {
         Ok(j) => j,
         Err(e) => return journal_failed(&e),
@@ -72,7 +91,10 @@ pub fn rollback(g: &Global, run: &str) -> i32 {
         }
     };
     let reporter = reporter(g);
-    let ssh_config = g.ssh_config.clone().or(info.ssh_config.as_ref().map(Into::into));
+    let ssh_config = g
+        .ssh_config
+        .clone()
+        .or(info.ssh_config.as_ref().map(Into::into));
     rt.block_on(async {
         let stop = stop_on_ctrl_c();
         let transport = match Transport::new(ssh_config) {
@@ -82,11 +104,27 @@ pub fn rollback(g: &Global, run: &str) -> i32 {
                 return exit::INCOMPLETE;
             }
         };
-        let ctx = Ctx { transport: &transport, journal: &journal, reporter: &reporter, stop };
+        let ctx = Ctx {
+            transport: &transport,
+            journal: &journal,
+            reporter: &reporter,
+            stop,
+        };
         let result = async {
-            ctx.record(Record::State { state: "rolling-back".into(), at: exec::now() })?;
-            ctx.emit(Event::RollbackStarted { reason: format!("`wavectl rollback {run}`"), hosts: to_clean.clone() });
-            let target = RemovalTarget { name: &info.rollout, install_path: Some(&info.install_path), login_timeout: std::time::Duration::from_secs(10), hosts };
+            ctx.record(Record::State {
+                state: "rolling-back".into(),
+                at: exec::now(),
+            })?;
+            ctx.emit(Event::RollbackStarted {
+                reason: format!("`wavectl rollback {run}`"),
+                hosts: to_clean.clone(),
+            });
+            let target = RemovalTarget {
+                name: &info.rollout,
+                install_path: Some(&info.install_path),
+                login_timeout: std::time::Duration::from_secs(10),
+                hosts,
+            };
             let removed = exec::remove_hosts(&ctx, 0, &target).await?;
             let mut summary = Summary {
                 run: run.to_string(),
@@ -106,11 +144,26 @@ pub fn rollback(g: &Global, run: &str) -> i32 {
                     summary.pending.push((r.host, r.detail));
                 }
             }
-            let (state, code) = if summary.pending.is_empty() { ("rolled-back", exit::OK) } else { ("incomplete", exit::INCOMPLETE) };
-            ctx.record(Record::State { state: state.into(), at: exec::now() })?;
+            let (state, code) = if summary.pending.is_empty() {
+                ("rolled-back", exit::OK)
+            } else {
+                ("incomplete", exit::INCOMPLETE)
+            };
+            ctx.record(Record::State {
+                state: state.into(),
+                at: exec::now(),
+            })?;
             summary.exit_code = code;
-            summary.outcome = if code == exit::OK { "rolled back: no host holds the script".into() } else { "some hosts are still pending".into() };
-            summary.meaning = if code == exit::OK { "done: every host of the run is clean".into() } else { exit::meaning(code).into() };
+            summary.outcome = if code == exit::OK {
+                "rolled back: no host holds the script".into()
+            } else {
+                "some hosts are still pending".into()
+            };
+            summary.meaning = if code == exit::OK {
+                "done: every host of the run is clean".into()
+            } else {
+                exit::meaning(code).into()
+            };
             ctx.emit(Event::Summary(summary));
             Ok::<i32, crate::journal::JournalError>(code)
         }

@@ -69,9 +69,16 @@ pub fn demo(g: &Global, hosts: usize) -> i32 {
     let n = hosts.clamp(6, 40);
     let names: Vec<String> = (1..=n).map(|i| format!("web-{i:02}")).collect();
     let labels = (0..n)
-        .map(|i| BTreeMap::from([("role".to_string(), "web".to_string()), ("rack".to_string(), format!("r{}", i % 3 + 1))]))
+        .map(|i| {
+            BTreeMap::from([
+                ("role".to_string(), "web".to_string()),
+                ("rack".to_string(), format!("r{}", i % 3 + 1)),
+            ])
+        })
         .collect();
-    println!("starting a lab fleet of {n} real sshd hosts (namespaces, overlays, freezer cgroups)...");
+    println!(
+        "starting a lab fleet of {n} real sshd hosts (namespaces, overlays, freezer cgroups)..."
+    );
     let mut fleet = match Fleet::start(FleetOptions { names, labels }) {
         Ok(f) => f,
         Err(e) => {
@@ -104,10 +111,23 @@ fn run_demo(g: &Global, fleet: &Fleet) -> i32 {
     println!("the spec ({}):\n", spec_path.display());
     println!("{SPEC}");
     println!("the script, which breaks the app on {BAD_HOST}:\n\n{SCRIPT}");
-    print!("{}", plan::render(&waves, &loaded.targets, loaded.rollout.waves.spread_by.as_deref()));
+    print!(
+        "{}",
+        plan::render(
+            &waves,
+            &loaded.targets,
+            loaded.rollout.waves.spread_by.as_deref()
+        )
+    );
     println!();
-    let state = g.state_dir.clone().map_or_else(|| StateDir::new(dir.join("state")), StateDir::new);
-    let opts = ApplyOptions { state, ssh_config: Some(fleet.ssh_config().to_path_buf()) };
+    let state = g
+        .state_dir
+        .clone()
+        .map_or_else(|| StateDir::new(dir.join("state")), StateDir::new);
+    let opts = ApplyOptions {
+        state,
+        ssh_config: Some(fleet.ssh_config().to_path_buf()),
+    };
     let rt = match runtime() {
         Ok(rt) => rt,
         Err(e) => {
@@ -116,7 +136,13 @@ fn run_demo(g: &Global, fleet: &Fleet) -> i32 {
         }
     };
     let reporter = reporter(g);
-    let code = rt.block_on(exec::apply(&loaded, &waves, &opts, &reporter, Arc::new(AtomicBool::new(false))));
+    let code = rt.block_on(exec::apply(
+        &loaded,
+        &waves,
+        &opts,
+        &reporter,
+        Arc::new(AtomicBool::new(false)),
+    ));
     let code = match code {
         Ok(c) => c,
         Err(e) => return super::journal_failed(&e),
@@ -125,18 +151,30 @@ fn run_demo(g: &Global, fleet: &Fleet) -> i32 {
     let mut all_clean = true;
     for h in fleet.hosts() {
         let script = std::fs::read_to_string(h.path(INSTALL_PATH)).ok();
-        let leftovers: Vec<&str> = ["/var/lib/wavectl/raid-health", "/etc/cron.d/wavectl-raid-health"].into_iter().filter(|p| h.path(p).exists()).collect();
+        let leftovers: Vec<&str> = [
+            "/var/lib/wavectl/raid-health",
+            "/etc/cron.d/wavectl-raid-health",
+        ]
+        .into_iter()
+        .filter(|p| h.path(p).exists())
+        .collect();
         let script = match script.as_deref() {
             Some(s) if s.contains("old vendor version") => "old version restored",
             Some(_) => "NEW SCRIPT STILL THERE",
             None => "no script (as before)",
         };
         all_clean &= leftovers.is_empty() && script != "NEW SCRIPT STILL THERE";
-        let rest = if leftovers.is_empty() { "no wavectl files".to_string() } else { format!("LEFT: {}", leftovers.join(", ")) };
+        let rest = if leftovers.is_empty() {
+            "no wavectl files".to_string()
+        } else {
+            format!("LEFT: {}", leftovers.join(", "))
+        };
         println!("  {:<8} {:<24} {rest}", h.name(), script);
     }
     if code == exit::ROLLED_BACK && all_clean {
-        println!("\ndemo done: {BAD_HOST} went bad, the run stopped and every host is back as it was.");
+        println!(
+            "\ndemo done: {BAD_HOST} went bad, the run stopped and every host is back as it was."
+        );
         exit::OK
     } else {
         println!("\ndemo did not end as expected (exit {code}, all clean: {all_clean})");
@@ -157,7 +195,11 @@ fn prepare(fleet: &Fleet, dir: &Path) -> std::io::Result<()> {
         }
         let out = h.exec(&cmd)?;
         if !out.status.success() {
-            return Err(std::io::Error::other(format!("{}: {}", h.name(), String::from_utf8_lossy(&out.stderr))));
+            return Err(std::io::Error::other(format!(
+                "{}: {}",
+                h.name(),
+                String::from_utf8_lossy(&out.stderr)
+            )));
         }
     }
     Ok(())

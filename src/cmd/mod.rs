@@ -48,7 +48,10 @@ fn load(args: &SpecArgs) -> Result<(spec::Loaded, Vec<plan::Wave>), InputError> 
     let loaded = spec::load(&args.rollout, args.inventory.as_deref())?;
     let waves = plan::waves(&loaded.targets, &loaded.rollout.waves).map_err(|e| {
         if e.file.is_none() {
-            InputError { file: Some(loaded.rollout.spec_path.clone()), ..e }
+            InputError {
+                file: Some(loaded.rollout.spec_path.clone()),
+                ..e
+            }
         } else {
             e
         }
@@ -80,7 +83,10 @@ fn plan_cmd(args: &SpecArgs) -> i32 {
     match load(args) {
         Ok((l, waves)) => {
             println!("rollout {}: {}", l.rollout.name, l.rollout.description);
-            print!("{}", plan::render(&waves, &l.targets, l.rollout.waves.spread_by.as_deref()));
+            print!(
+                "{}",
+                plan::render(&waves, &l.targets, l.rollout.waves.spread_by.as_deref())
+            );
             exit::OK
         }
         Err(e) => bad_input(&e),
@@ -96,7 +102,9 @@ pub fn reporter(g: &Global) -> Reporter {
 }
 
 pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread().enable_all().build()
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
 }
 
 /// The operator's stop request: the first Ctrl-C sets it (no new host action starts, the
@@ -123,11 +131,15 @@ pub fn stop_on_ctrl_c() -> Arc<AtomicBool> {
 /// Ask before touching hosts, when a person is there to answer.
 pub fn confirm(question: &str) -> Result<bool, InputError> {
     if !std::io::stdin().is_terminal() {
-        return Err(InputError::new("refusing to apply without confirmation: standard input is not a terminal")
-            .help("pass --yes to apply without asking"));
+        return Err(InputError::new(
+            "refusing to apply without confirmation: standard input is not a terminal",
+        )
+        .help("pass --yes to apply without asking"));
     }
     eprint!("{question} [y/N] ");
     let mut line = String::new();
-    std::io::stdin().read_line(&mut line).map_err(|e| InputError::new(format!("cannot read the answer: {e}")))?;
+    std::io::stdin()
+        .read_line(&mut line)
+        .map_err(|e| InputError::new(format!("cannot read the answer: {e}")))?;
     Ok(matches!(line.trim(), "y" | "Y" | "yes"))
 }

@@ -20,15 +20,29 @@ struct RunLine {
 }
 
 fn line(id: &str, s: &RunState) -> RunLine {
-    let done = s.hosts.iter().filter(|h| matches!(h.state, HostState::Confirmed | HostState::Clean)).count();
+    let done = s
+        .hosts
+        .iter()
+        .filter(|h| matches!(h.state, HostState::Confirmed | HostState::Clean))
+        .count();
     RunLine {
         run: id.to_string(),
         rollout: s.info.as_ref().map_or("?".into(), |i| i.rollout.clone()),
-        state: serde_json::to_value(s.status).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default(),
-        started: humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_secs(s.started)).to_string(),
+        state: serde_json::to_value(s.status)
+            .ok()
+            .and_then(|v| v.as_str().map(String::from))
+            .unwrap_or_default(),
+        started: humantime::format_rfc3339_seconds(
+            std::time::UNIX_EPOCH + std::time::Duration::from_secs(s.started),
+        )
+        .to_string(),
         hosts: s.hosts.len(),
         done,
-        pending: s.hosts.iter().filter(|h| h.state.may_hold_files() && h.state != HostState::Confirmed).count(),
+        pending: s
+            .hosts
+            .iter()
+            .filter(|h| h.state.may_hold_files() && h.state != HostState::Confirmed)
+            .count(),
     }
 }
 
@@ -49,9 +63,15 @@ pub fn status(g: &Global, run: Option<&str>) -> i32 {
             } else if lines.is_empty() {
                 println!("no runs in {}", state.root.display());
             } else {
-                println!("{:<48} {:<20} {:<13} {:<21} {:>5} {:>5} {:>7}", "RUN", "ROLLOUT", "STATE", "STARTED", "HOSTS", "DONE", "PENDING");
+                println!(
+                    "{:<48} {:<20} {:<13} {:<21} {:>5} {:>5} {:>7}",
+                    "RUN", "ROLLOUT", "STATE", "STARTED", "HOSTS", "DONE", "PENDING"
+                );
                 for l in &lines {
-                    println!("{:<48} {:<20} {:<13} {:<21} {:>5} {:>5} {:>7}", l.run, l.rollout, l.state, l.started, l.hosts, l.done, l.pending);
+                    println!(
+                        "{:<48} {:<20} {:<13} {:<21} {:>5} {:>5} {:>7}",
+                        l.run, l.rollout, l.state, l.started, l.hosts, l.done, l.pending
+                    );
                 }
             }
             exit::OK
@@ -64,16 +84,39 @@ pub fn status(g: &Global, run: Option<&str>) -> i32 {
                     return exit::OK;
                 }
                 let l = line(id, &s);
-                println!("run {}: rollout {}, {}, started {}", l.run, l.rollout, l.state, l.started);
-                println!("{:<24} {:>4}  {:<11} {:<12} EVIDENCE", "HOST", "WAVE", "STATE", "VERDICT");
+                println!(
+                    "run {}: rollout {}, {}, started {}",
+                    l.run, l.rollout, l.state, l.started
+                );
+                println!(
+                    "{:<24} {:>4}  {:<11} {:<12} EVIDENCE",
+                    "HOST", "WAVE", "STATE", "VERDICT"
+                );
                 for h in &s.hosts {
-                    let state = serde_json::to_value(h.state).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
+                    let state = serde_json::to_value(h.state)
+                        .ok()
+                        .and_then(|v| v.as_str().map(String::from))
+                        .unwrap_or_default();
                     let (verdict, evidence) = match &h.last_verdict {
-                        Some(v) => (v.health.to_string(), v.evidence.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; ")),
+                        Some(v) => (
+                            v.health.to_string(),
+                            v.evidence
+                                .iter()
+                                .map(|e| e.to_string())
+                                .collect::<Vec<_>>()
+                                .join("; "),
+                        ),
                         None => ("-".into(), String::new()),
                     };
-                    let evidence = if evidence.is_empty() && !h.detail.is_empty() { h.detail.clone() } else { evidence };
-                    println!("{:<24} {:>4}  {:<11} {:<12} {}", h.host, h.wave, state, verdict, evidence);
+                    let evidence = if evidence.is_empty() && !h.detail.is_empty() {
+                        h.detail.clone()
+                    } else {
+                        evidence
+                    };
+                    println!(
+                        "{:<24} {:>4}  {:<11} {:<12} {}",
+                        h.host, h.wave, state, verdict, evidence
+                    );
                 }
                 exit::OK
             }

@@ -37,14 +37,32 @@ enum End {
 }
 
 /// Carry out a rollout. Returns the exit code.
-pub async fn apply(loaded: &Loaded, waves: &[Wave], opts: &ApplyOptions, reporter: &Reporter, stop: Arc<AtomicBool>) -> Result<i32, JournalError> {
+pub async fn apply(
+    loaded: &Loaded,
+    waves: &[Wave],
+    opts: &ApplyOptions,
+    reporter: &Reporter,
+    stop: Arc<AtomicBool>,
+) -> Result<i32, JournalError> {
     let rollout = &loaded.rollout;
     let run_id = new_run_id(&rollout.name);
     let _lock = opts.state.lock(&rollout.name, &run_id)?;
     let journal = Journal::open(&opts.state, &run_id)?;
-    let transport = Transport::new(opts.ssh_config.clone()).map_err(|e| JournalError::Io { path: PathBuf::from("/tmp"), source: e })?;
-    let ctx = Ctx { transport: &transport, journal: &journal, reporter, stop };
-    let hosts: HashMap<&str, &Host> = loaded.targets.iter().map(|h| (h.name.as_str(), h)).collect();
+    let transport = Transport::new(opts.ssh_config.clone()).map_err(|e| JournalError::Io {
+        path: PathBuf::from("/tmp"),
+        source: e,
+    })?;
+    let ctx = Ctx {
+        transport: &transport,
+        journal: &journal,
+        reporter,
+        stop,
+    };
+    let hosts: HashMap<&str, &Host> = loaded
+        .targets
+        .iter()
+        .map(|h| (h.name.as_str(), h))
+        .collect();
     ctx.record(Record::Run(Box::new(RunInfo {
         run: run_id.clone(),
         rollout: rollout.name.clone(),
@@ -58,7 +76,10 @@ pub async fn apply(loaded: &Loaded, waves: &[Wave], opts: &ApplyOptions, reporte
         pid: std::process::id(),
         started: now(),
     })))?;
-    ctx.record(Record::State { state: "running".into(), at: now() })?;
+    ctx.record(Record::State {
+        state: "running".into(),
+        at: now(),
+    })?;
     ctx.emit(Event::RunStarted {
         run: run_id.clone(),
         rollout: rollout.name.clone(),
@@ -72,8 +93,17 @@ pub async fn apply(loaded: &Loaded, waves: &[Wave], opts: &ApplyOptions, reporte
     let mut touched: Vec<Host> = Vec::new();
     // Hosts installed without error: the ones probed.
     let mut deployed: Vec<Host> = Vec::new();
-    let needs_baseline = rollout.health.builtin.iter().any(|b| matches!(b, Builtin::Kernel | Builtin::Units | Builtin::Blocked | Builtin::Load));
-    let needs_controls = rollout.health.builtin.iter().any(|b| matches!(b, Builtin::Blocked | Builtin::Load));
+    let needs_baseline = rollout.health.builtin.iter().any(|b| {
+        matches!(
+            b,
+            Builtin::Kernel | Builtin::Units | Builtin::Blocked | Builtin::Load
+        )
+    });
+    let needs_controls = rollout
+        .health
+        .builtin
+        .iter()
+        .any(|b| matches!(b, Builtin::Blocked | Builtin::Load));
 
     let mut end = End::Healthy;
     for wave in waves {
@@ -82,14 +112,30 @@ pub async fn apply(loaded: &Loaded, waves: &[Wave], opts: &ApplyOptions, reporte
             break;
         }
         let w = wave.index;
-        let wave_hosts: Vec<Host> = wave.hosts.iter().filter_map(|n| hosts.get(n.as_str()).map(|h| (*h).clone())).collect();
-        ctx.record(Record::Wave { wave: w, state: "started".into() })?;
-        ctx.emit(Event::WaveStarted { wave: w, waves: waves.len(), hosts: wave.hosts.clone() });
+        let wave_hosts: Vec<Host> = wave
+            .hosts
+            .iter()
+            .filter_map(|n| hosts.get(n.as_str()).map(|h| (*h).clone()))
+            .collect();
+        ctx.record(Record::Wave {
+            wave: w,
+            state: "started".into(),
+        })?;
+        ctx.emit(Event::WaveStarted {
+            wave: w,
+            waves: waves.len(),
+            hosts: wave.hosts.clone(),
+        });
         if needs_baseline {
             baseline(&ctx, loaded, w, &wave_hosts, &mut judge).await;
         }
 
-        ctx.emit(Event::PhaseStarted { wave: w, phase: Phase::Deploy, hosts: wave_hosts.len(), seconds: None });
+        ctx.emit(Event::PhaseStarted {
+            wave: w,
+            phase: Phase::Deploy,
+            hosts: wave_hosts.len(),
+            seconds: None,
+        });
         let limit = Arc::new(Semaphore::new(rollout.waves.concurrency.max(1)));
         let started: Arc<Mutex<Vec<Host>>> = Arc::new(Mutex::new(Vec::new()));
         let results = join_all(wave_hosts.iter().map(|host| {
@@ -113,18 +159,41 @@ pub async fn apply(loaded: &Loaded, waves: &[Wave], opts: &ApplyOptions, reporte
             let Some((host, result)) = r? else { continue };
             match result {
                 Ok(()) => {
-                    ctx.emit(Event::HostStep { wave: w, phase: Phase::Deploy, host: host.name.clone(), ok: true, detail: "installed".into() });
-                    judge.watches.entry(host.name.clone()).or_insert_with(|| HostWatch::new(&rollout.health.builtin)).answered_before = true;
+                    ctx.emit(Event::HostStep {
+                        wave: w,
+                        phase: Phase::Deploy,
+                        host: host.name.clone(),
+                        ok: true,
+                        detail: "installed".into(),
+                    });
+                    judge
+                        .watches
+                        .entry(host.name.clone())
+                        .or_insert_with(|| HostWatch::new(&rollout.health.builtin))
+                        .answered_before = true;
                     deployed.push(host);
                 }
                 Err(v) => {
-                    let detail = v.evidence.first().map(|e| e.to_string()).unwrap_or_default();
-                    ctx.emit(Event::HostStep { wave: w, phase: Phase::Deploy, host: host.name.clone(), ok: false, detail });
+                    let detail = v
+                        .evidence
+                        .first()
+                        .map(|e| e.to_string())
+                        .unwrap_or_default();
+                    ctx.emit(Event::HostStep {
+                        wave: w,
+                        phase: Phase::Deploy,
+                        host: host.name.clone(),
+                        ok: false,
+                        detail,
+                    });
                     judge.note(&ctx, w, &host.name, v)?;
                 }
             }
         }
-        ctx.emit(Event::PhaseDone { wave: w, phase: Phase::Deploy });
+        ctx.emit(Event::PhaseDone {
+            wave: w,
+            phase: Phase::Deploy,
+        });
         if judge.too_many(rollout.policy.max_unhealthy) {
             end = End::Unhealthy;
             break;
@@ -135,12 +204,31 @@ pub async fn apply(loaded: &Loaded, waves: &[Wave], opts: &ApplyOptions, reporte
         }
         let controls: Vec<Host> = if needs_controls {
             let done: Vec<&str> = touched.iter().map(|h| h.name.as_str()).collect();
-            loaded.targets.iter().filter(|h| !done.contains(&h.name.as_str())).take(3).cloned().collect()
+            loaded
+                .targets
+                .iter()
+                .filter(|h| !done.contains(&h.name.as_str()))
+                .take(3)
+                .cloned()
+                .collect()
         } else {
             Vec::new()
         };
-        match bake(&ctx, rollout, w, &wave.hosts, &deployed, &controls, &mut judge).await? {
-            BakeEnd::Passed => ctx.record(Record::Wave { wave: w, state: "baked".into() })?,
+        match bake(
+            &ctx,
+            rollout,
+            w,
+            &wave.hosts,
+            &deployed,
+            &controls,
+            &mut judge,
+        )
+        .await?
+        {
+            BakeEnd::Passed => ctx.record(Record::Wave {
+                wave: w,
+                state: "baked".into(),
+            })?,
             BakeEnd::Failed => {
                 end = End::Unhealthy;
                 break;
@@ -153,8 +241,17 @@ pub async fn apply(loaded: &Loaded, waves: &[Wave], opts: &ApplyOptions, reporte
     }
 
     let touched_names: Vec<String> = touched.iter().map(|h| h.name.clone()).collect();
-    let untouched: Vec<String> = loaded.targets.iter().filter(|h| !touched_names.contains(&h.name)).map(|h| h.name.clone()).collect();
-    let unhealthy: Vec<(String, Verdict)> = judge.unhealthy.iter().map(|(h, v)| (h.clone(), v.clone())).collect();
+    let untouched: Vec<String> = loaded
+        .targets
+        .iter()
+        .filter(|h| !touched_names.contains(&h.name))
+        .map(|h| h.name.clone())
+        .collect();
+    let unhealthy: Vec<(String, Verdict)> = judge
+        .unhealthy
+        .iter()
+        .map(|(h, v)| (h.clone(), v.clone()))
+        .collect();
     let mut summary = Summary {
         run: run_id.clone(),
         outcome: String::new(),
@@ -175,7 +272,9 @@ pub async fn apply(loaded: &Loaded, waves: &[Wave], opts: &ApplyOptions, reporte
                 summary.outcome = "every host healthy and confirmed".into();
                 finish(&ctx, &mut summary, "done", exit::OK)?;
             } else {
-                summary.outcome = "healthy, but some hosts could not be confirmed (they stay in probation)".into();
+                summary.outcome =
+                    "healthy, but some hosts could not be confirmed (they stay in probation)"
+                        .into();
                 finish(&ctx, &mut summary, "incomplete", exit::INCOMPLETE)?;
             }
         }
@@ -187,11 +286,26 @@ pub async fn apply(loaded: &Loaded, waves: &[Wave], opts: &ApplyOptions, reporte
             let reason = if matches!(end, End::Stopped) {
                 "stopped by the operator".to_string()
             } else {
-                format!("{} unhealthy hosts, more than max_unhealthy = {}", judge.unhealthy.len(), rollout.policy.max_unhealthy)
+                format!(
+                    "{} unhealthy hosts, more than max_unhealthy = {}",
+                    judge.unhealthy.len(),
+                    rollout.policy.max_unhealthy
+                )
             };
-            ctx.record(Record::State { state: "rolling-back".into(), at: now() })?;
-            ctx.emit(Event::RollbackStarted { reason: reason.clone(), hosts: touched_names.clone() });
-            let target = RemovalTarget { name: &rollout.name, install_path: Some(&rollout.script.install_path), login_timeout: rollout.health.probe_timeout, hosts: touched.clone() };
+            ctx.record(Record::State {
+                state: "rolling-back".into(),
+                at: now(),
+            })?;
+            ctx.emit(Event::RollbackStarted {
+                reason: reason.clone(),
+                hosts: touched_names.clone(),
+            });
+            let target = RemovalTarget {
+                name: &rollout.name,
+                install_path: Some(&rollout.script.install_path),
+                login_timeout: rollout.health.probe_timeout,
+                hosts: touched.clone(),
+            };
             let removed = remove_hosts(&ctx, 0, &target).await?;
             for r in removed {
                 if r.clean {
@@ -217,8 +331,16 @@ pub async fn apply(loaded: &Loaded, waves: &[Wave], opts: &ApplyOptions, reporte
     Ok(summary.exit_code)
 }
 
-fn finish(ctx: &Ctx<'_>, summary: &mut Summary, state: &str, code: i32) -> Result<(), JournalError> {
-    ctx.record(Record::State { state: state.into(), at: now() })?;
+fn finish(
+    ctx: &Ctx<'_>,
+    summary: &mut Summary,
+    state: &str,
+    code: i32,
+) -> Result<(), JournalError> {
+    ctx.record(Record::State {
+        state: state.into(),
+        at: now(),
+    })?;
     summary.exit_code = code;
     summary.meaning = exit::meaning(code).to_string();
     ctx.emit(Event::Summary(summary.clone()));
@@ -228,32 +350,63 @@ fn finish(ctx: &Ctx<'_>, summary: &mut Summary, state: &str, code: i32) -> Resul
 /// Read each host of the wave once before it gets the script.
 async fn baseline(ctx: &Ctx<'_>, loaded: &Loaded, wave: usize, hosts: &[Host], judge: &mut Judge) {
     let rollout = &loaded.rollout;
-    ctx.emit(Event::PhaseStarted { wave, phase: Phase::Baseline, hosts: hosts.len(), seconds: None });
+    ctx.emit(Event::PhaseStarted {
+        wave,
+        phase: Phase::Baseline,
+        hosts: hosts.len(),
+        seconds: None,
+    });
     let conns = Arc::new(Mutex::new(HashMap::new()));
     let outcomes = join_all(hosts.iter().map(|h| probe_host(ctx, rollout, h, &conns))).await;
     for (host, outcome) in hosts.iter().zip(outcomes) {
         let ok = matches!(outcome, Outcome::Report(_));
         if let Outcome::Report(r) = outcome {
-            judge.watches.entry(host.name.clone()).or_insert_with(|| HostWatch::new(&rollout.health.builtin)).set_baseline(*r);
+            judge
+                .watches
+                .entry(host.name.clone())
+                .or_insert_with(|| HostWatch::new(&rollout.health.builtin))
+                .set_baseline(*r);
         }
-        ctx.emit(Event::HostStep { wave, phase: Phase::Baseline, host: host.name.clone(), ok, detail: String::new() });
+        ctx.emit(Event::HostStep {
+            wave,
+            phase: Phase::Baseline,
+            host: host.name.clone(),
+            ok,
+            detail: String::new(),
+        });
     }
     let all: Vec<_> = conns.lock().await.drain().map(|(_, c)| c).collect();
     join_all(all.into_iter().map(|c: crate::transport::Conn| c.close())).await;
-    ctx.emit(Event::PhaseDone { wave, phase: Phase::Baseline });
+    ctx.emit(Event::PhaseDone {
+        wave,
+        phase: Phase::Baseline,
+    });
 }
 
 /// Mark every deployed host confirmed, over a fresh connection.
-async fn confirm(ctx: &Ctx<'_>, loaded: &Loaded, hosts: &[Host]) -> Result<(Vec<String>, Vec<(String, String)>), JournalError> {
+async fn confirm(
+    ctx: &Ctx<'_>,
+    loaded: &Loaded,
+    hosts: &[Host],
+) -> Result<(Vec<String>, Vec<(String, String)>), JournalError> {
     let rollout = &loaded.rollout;
-    ctx.emit(Event::PhaseStarted { wave: 0, phase: Phase::Confirm, hosts: hosts.len(), seconds: None });
+    ctx.emit(Event::PhaseStarted {
+        wave: 0,
+        phase: Phase::Confirm,
+        hosts: hosts.len(),
+        seconds: None,
+    });
     let limit = Arc::new(Semaphore::new(rollout.waves.concurrency.max(1)));
     let results = join_all(hosts.iter().map(|host| {
         let limit = limit.clone();
         async move {
             let _permit = limit.acquire().await;
             ctx.intent(&host.name, Action::Confirm)?;
-            let r = match ctx.transport.connect(host, login_deadline(rollout.health.probe_timeout)).await {
+            let r = match ctx
+                .transport
+                .connect(host, login_deadline(rollout.health.probe_timeout))
+                .await
+            {
                 Err(e) => Err(e.to_string()),
                 Ok(conn) => {
                     let r = match conn.run(&remote::confirm(&rollout.name)).await {
@@ -265,14 +418,27 @@ async fn confirm(ctx: &Ctx<'_>, loaded: &Loaded, hosts: &[Host]) -> Result<(Vec<
                     r
                 }
             };
-            let detail = r.as_ref().err().cloned().unwrap_or_else(|| "confirmed".into());
+            let detail = r
+                .as_ref()
+                .err()
+                .cloned()
+                .unwrap_or_else(|| "confirmed".into());
             ctx.outcome(&host.name, Action::Confirm, r.is_ok(), detail.clone())?;
-            ctx.emit(Event::HostStep { wave: 0, phase: Phase::Confirm, host: host.name.clone(), ok: r.is_ok(), detail: detail.clone() });
+            ctx.emit(Event::HostStep {
+                wave: 0,
+                phase: Phase::Confirm,
+                host: host.name.clone(),
+                ok: r.is_ok(),
+                detail: detail.clone(),
+            });
             Ok::<_, JournalError>((host.name.clone(), r))
         }
     }))
     .await;
-    ctx.emit(Event::PhaseDone { wave: 0, phase: Phase::Confirm });
+    ctx.emit(Event::PhaseDone {
+        wave: 0,
+        phase: Phase::Confirm,
+    });
     let mut ok = Vec::new();
     let mut failed = Vec::new();
     for r in results {

@@ -41,14 +41,33 @@ pub struct Judge {
 
 impl Judge {
     pub fn new() -> Judge {
-        Judge { watches: HashMap::new(), unhealthy: BTreeMap::new(), last: HashMap::new(), runs: HashMap::new() }
+        Judge {
+            watches: HashMap::new(),
+            unhealthy: BTreeMap::new(),
+            last: HashMap::new(),
+            runs: HashMap::new(),
+        }
     }
 
     /// Record a verdict: emit and journal it when it changed; remember bad ones.
-    pub fn note(&mut self, ctx: &Ctx<'_>, wave: usize, host: &str, v: Verdict) -> Result<(), JournalError> {
+    pub fn note(
+        &mut self,
+        ctx: &Ctx<'_>,
+        wave: usize,
+        host: &str,
+        v: Verdict,
+    ) -> Result<(), JournalError> {
         if self.last.get(host) != Some(&v) {
-            ctx.record(Record::Verdict { host: host.to_string(), wave, verdict: v.clone() })?;
-            ctx.emit(Event::Verdict { wave, host: host.to_string(), verdict: v.clone() });
+            ctx.record(Record::Verdict {
+                host: host.to_string(),
+                wave,
+                verdict: v.clone(),
+            })?;
+            ctx.emit(Event::Verdict {
+                wave,
+                host: host.to_string(),
+                verdict: v.clone(),
+            });
             self.last.insert(host.to_string(), v.clone());
         }
         if v.health.is_bad() {
@@ -66,12 +85,25 @@ impl Judge {
 type Conns = Arc<Mutex<HashMap<String, Conn>>>;
 
 /// Bake wave `wave` while probing all of `deployed`.
-pub async fn bake(ctx: &Ctx<'_>, rollout: &Rollout, wave: usize, wave_hosts: &[String], deployed: &[Host], controls: &[Host], judge: &mut Judge) -> Result<BakeEnd, JournalError> {
+pub async fn bake(
+    ctx: &Ctx<'_>,
+    rollout: &Rollout,
+    wave: usize,
+    wave_hosts: &[String],
+    deployed: &[Host],
+    controls: &[Host],
+    judge: &mut Judge,
+) -> Result<BakeEnd, JournalError> {
     let h = &rollout.health;
     let bake = rollout.waves.bake;
     // Bake also lasts until every host of the wave ran min_runs times, but not forever.
     let limit = (bake * 3).max(bake + Duration::from_secs(900));
-    ctx.emit(Event::PhaseStarted { wave, phase: Phase::Bake, hosts: deployed.len(), seconds: Some(bake.as_secs()) });
+    ctx.emit(Event::PhaseStarted {
+        wave,
+        phase: Phase::Bake,
+        hosts: deployed.len(),
+        seconds: Some(bake.as_secs()),
+    });
     let conns: Conns = Arc::new(Mutex::new(HashMap::new()));
     let started = Instant::now();
     let mut round = 0u32;
@@ -87,50 +119,91 @@ pub async fn bake(ctx: &Ctx<'_>, rollout: &Rollout, wave: usize, wave_hosts: &[S
             if let Outcome::Report(r) = &outcome {
                 judge.runs.insert(host.clone(), r.runs.len());
             }
-            let watch = judge.watches.entry(host.clone()).or_insert_with(|| HostWatch::new(&h.builtin));
+            let watch = judge
+                .watches
+                .entry(host.clone())
+                .or_insert_with(|| HostWatch::new(&h.builtin));
             let v = watch.observe(&outcome, &control_reports);
             judge.note(ctx, wave, &host, v)?;
         }
         let elapsed = started.elapsed();
-        ctx.emit(Event::BakeTick { wave, elapsed: elapsed.as_secs().min(bake.as_secs()), bake: bake.as_secs(), round });
+        ctx.emit(Event::BakeTick {
+            wave,
+            elapsed: elapsed.as_secs().min(bake.as_secs()),
+            bake: bake.as_secs(),
+            round,
+        });
         if judge.too_many(rollout.policy.max_unhealthy) {
             break BakeEnd::Failed;
         }
-        let short: Vec<&String> = wave_hosts.iter().filter(|n| (judge.runs.get(*n).copied().unwrap_or(0) as u64) < rollout.waves.min_runs as u64).collect();
+        let short: Vec<&String> = wave_hosts
+            .iter()
+            .filter(|n| {
+                (judge.runs.get(*n).copied().unwrap_or(0) as u64) < rollout.waves.min_runs as u64
+            })
+            .collect();
         if elapsed >= bake && short.is_empty() {
             break BakeEnd::Passed;
         }
         if elapsed >= limit {
             for host in short {
                 let n = judge.runs.get(host).copied().unwrap_or(0);
-                let ev = Evidence::new("min_runs").change(0, n, format!(">= {} runs within {}", rollout.waves.min_runs, humantime::format_duration(limit)));
+                let ev = Evidence::new("min_runs").change(
+                    0,
+                    n,
+                    format!(
+                        ">= {} runs within {}",
+                        rollout.waves.min_runs,
+                        humantime::format_duration(limit)
+                    ),
+                );
                 judge.note(ctx, wave, host, Verdict::bad(Health::Degraded, ev))?;
             }
-            break if judge.too_many(rollout.policy.max_unhealthy) { BakeEnd::Failed } else { BakeEnd::Passed };
+            break if judge.too_many(rollout.policy.max_unhealthy) {
+                BakeEnd::Failed
+            } else {
+                BakeEnd::Passed
+            };
         }
         let next = round_start + h.interval;
         tokio::time::sleep_until(next.into()).await;
     };
     close_all(&conns).await;
-    ctx.emit(Event::PhaseDone { wave, phase: Phase::Bake });
+    ctx.emit(Event::PhaseDone {
+        wave,
+        phase: Phase::Bake,
+    });
     Ok(end)
 }
 
 /// Probe every host once, concurrently (at most `concurrency` at once).
-async fn probe_round(ctx: &Ctx<'_>, rollout: &Rollout, hosts: &[Host], conns: &Conns) -> Vec<(String, Outcome)> {
+async fn probe_round(
+    ctx: &Ctx<'_>,
+    rollout: &Rollout,
+    hosts: &[Host],
+    conns: &Conns,
+) -> Vec<(String, Outcome)> {
     let limit = Arc::new(Semaphore::new(rollout.waves.concurrency.max(1)));
     let futures = hosts.iter().map(|host| {
         let limit = limit.clone();
         async move {
             let _permit = limit.acquire().await;
-            (host.name.clone(), probe_host(ctx, rollout, host, conns).await)
+            (
+                host.name.clone(),
+                probe_host(ctx, rollout, host, conns).await,
+            )
         }
     });
     join_all(futures).await
 }
 
 /// Read-only probes of untouched control hosts, for the continuous signals.
-async fn probe_controls(ctx: &Ctx<'_>, rollout: &Rollout, controls: &[Host], conns: &Conns) -> Vec<ProbeReport> {
+async fn probe_controls(
+    ctx: &Ctx<'_>,
+    rollout: &Rollout,
+    controls: &[Host],
+    conns: &Conns,
+) -> Vec<ProbeReport> {
     if controls.is_empty() {
         return Vec::new();
     }
@@ -152,12 +225,19 @@ pub async fn probe_host(ctx: &Ctx<'_>, rollout: &Rollout, host: &Host, conns: &C
     let existing = conns.lock().await.remove(&host.name);
     let conn = match existing {
         Some(c) => c,
-        None => match ctx.transport.connect(host, login_deadline(h.probe_timeout)).await {
+        None => match ctx
+            .transport
+            .connect(host, login_deadline(h.probe_timeout))
+            .await
+        {
             Ok(c) => c,
             Err(e) => return transport_outcome(&e),
         },
     };
-    let left = h.probe_timeout.saturating_sub(started.elapsed()).max(Duration::from_millis(500));
+    let left = h
+        .probe_timeout
+        .saturating_sub(started.elapsed())
+        .max(Duration::from_millis(500));
     let cmd = remote::probe(&rollout.name, &h.checks, left);
     match conn.run_within(&cmd, left).await {
         Ok(out) => match remote::parse_probe(&out.stdout) {
@@ -167,7 +247,13 @@ pub async fn probe_host(ctx: &Ctx<'_>, rollout: &Rollout, host: &Host, conns: &C
             }
             Err(e) => {
                 tokio::spawn(conn.close());
-                Outcome::Failed { message: format!("unreadable probe output ({e}); exit {:?}: {}", out.code, out.last_line()) }
+                Outcome::Failed {
+                    message: format!(
+                        "unreadable probe output ({e}); exit {:?}: {}",
+                        out.code,
+                        out.last_line()
+                    ),
+                }
             }
         },
         Err(e) => {
@@ -180,9 +266,17 @@ pub async fn probe_host(ctx: &Ctx<'_>, rollout: &Rollout, host: &Host, conns: &C
 
 fn transport_outcome(e: &TransportError) -> Outcome {
     match e {
-        TransportError::ConnectTimeout { after, .. } => Outcome::Missed { what: "login".into(), after: *after },
-        TransportError::Deadline { what, after, .. } => Outcome::Missed { what: what.clone(), after: *after },
-        other => Outcome::Failed { message: other.to_string() },
+        TransportError::ConnectTimeout { after, .. } => Outcome::Missed {
+            what: "login".into(),
+            after: *after,
+        },
+        TransportError::Deadline { what, after, .. } => Outcome::Missed {
+            what: what.clone(),
+            after: *after,
+        },
+        other => Outcome::Failed {
+            message: other.to_string(),
+        },
     }
 }
 

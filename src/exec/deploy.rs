@@ -11,9 +11,18 @@ use crate::transport::TransportError;
 use super::{login_deadline, now, Ctx};
 
 /// Install on one host. `Err` carries the verdict the failure amounts to.
-pub async fn deploy_host(ctx: &Ctx<'_>, rollout: &Rollout, run_id: &str, host: &Host) -> Result<Result<(), Verdict>, JournalError> {
+pub async fn deploy_host(
+    ctx: &Ctx<'_>,
+    rollout: &Rollout,
+    run_id: &str,
+    host: &Host,
+) -> Result<Result<(), Verdict>, JournalError> {
     ctx.intent(&host.name, Action::Install)?;
-    let conn = match ctx.transport.connect(host, login_deadline(rollout.health.probe_timeout)).await {
+    let conn = match ctx
+        .transport
+        .connect(host, login_deadline(rollout.health.probe_timeout))
+        .await
+    {
         Ok(c) => c,
         Err(e) => {
             ctx.outcome(&host.name, Action::Install, false, e.to_string())?;
@@ -35,11 +44,19 @@ pub async fn deploy_host(ctx: &Ctx<'_>, rollout: &Rollout, run_id: &str, host: &
     let result = conn.run(&remote::install(&params)).await;
     let verdict = match result {
         Ok(out) if out.success() => None,
-        Ok(out) => Some(Verdict::bad(Health::Degraded, Evidence::new("install").raw(format!("exit {:?}: {}", out.code, out.last_line())))),
+        Ok(out) => Some(Verdict::bad(
+            Health::Degraded,
+            Evidence::new("install").raw(format!("exit {:?}: {}", out.code, out.last_line())),
+        )),
         Err(e) => Some(transport_verdict(&e, true)),
     };
     if let Some(v) = verdict {
-        ctx.outcome(&host.name, Action::Install, false, v.evidence[0].to_string())?;
+        ctx.outcome(
+            &host.name,
+            Action::Install,
+            false,
+            v.evidence[0].to_string(),
+        )?;
         conn.close().await;
         return Ok(Err(v));
     }
@@ -47,12 +64,21 @@ pub async fn deploy_host(ctx: &Ctx<'_>, rollout: &Rollout, run_id: &str, host: &
     if rollout.activation.run_on_install {
         ctx.intent(&host.name, Action::Run)?;
         match conn.run(&remote::start_run(&rollout.name)).await {
-            Ok(out) if out.success() => ctx.outcome(&host.name, Action::Run, true, "first run started")?,
+            Ok(out) if out.success() => {
+                ctx.outcome(&host.name, Action::Run, true, "first run started")?
+            }
             Ok(out) => {
-                let detail = format!("could not start the first run: exit {:?}: {}", out.code, out.last_line());
+                let detail = format!(
+                    "could not start the first run: exit {:?}: {}",
+                    out.code,
+                    out.last_line()
+                );
                 ctx.outcome(&host.name, Action::Run, false, detail.clone())?;
                 conn.close().await;
-                return Ok(Err(Verdict::bad(Health::Degraded, Evidence::new("script").raw(detail))));
+                return Ok(Err(Verdict::bad(
+                    Health::Degraded,
+                    Evidence::new("script").raw(detail),
+                )));
             }
             Err(e) => {
                 ctx.outcome(&host.name, Action::Run, false, e.to_string())?;

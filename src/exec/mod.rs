@@ -39,11 +39,25 @@ impl Ctx<'_> {
     }
 
     pub fn intent(&self, host: &str, action: Action) -> Result<(), crate::journal::JournalError> {
-        self.record(Record::Intent { host: host.to_string(), action })
+        self.record(Record::Intent {
+            host: host.to_string(),
+            action,
+        })
     }
 
-    pub fn outcome(&self, host: &str, action: Action, ok: bool, detail: impl Into<String>) -> Result<(), crate::journal::JournalError> {
-        self.record(Record::Outcome { host: host.to_string(), action, ok, detail: detail.into() })
+    pub fn outcome(
+        &self,
+        host: &str,
+        action: Action,
+        ok: bool,
+        detail: impl Into<String>,
+    ) -> Result<(), crate::journal::JournalError> {
+        self.record(Record::Outcome {
+            host: host.to_string(),
+            action,
+            ok,
+            detail: detail.into(),
+        })
     }
 
     pub fn stopping(&self) -> bool {
@@ -53,12 +67,16 @@ impl Ctx<'_> {
 
 /// Unix seconds now.
 pub fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// A new run id: `<UTC timestamp>-<rollout>-<4 hex>`, sortable by start time.
 pub fn new_run_id(rollout: &str) -> String {
-    let stamp = humantime::format_rfc3339_seconds(SystemTime::now()).to_string().replace(['-', ':'], "");
+    let stamp = humantime::format_rfc3339_seconds(SystemTime::now())
+        .to_string()
+        .replace(['-', ':'], "");
     format!("{stamp}-{rollout}-{:04x}", rand::random::<u16>())
 }
 

@@ -37,8 +37,17 @@ pub struct Removed {
 }
 
 /// Remove from every host concurrently (at most [`REMOVE_FANOUT`] at once).
-pub async fn remove_hosts(ctx: &Ctx<'_>, wave: usize, t: &RemovalTarget<'_>) -> Result<Vec<Removed>, JournalError> {
-    ctx.emit(Event::PhaseStarted { wave, phase: Phase::Rollback, hosts: t.hosts.len(), seconds: None });
+pub async fn remove_hosts(
+    ctx: &Ctx<'_>,
+    wave: usize,
+    t: &RemovalTarget<'_>,
+) -> Result<Vec<Removed>, JournalError> {
+    ctx.emit(Event::PhaseStarted {
+        wave,
+        phase: Phase::Rollback,
+        hosts: t.hosts.len(),
+        seconds: None,
+    });
     let limit = Arc::new(Semaphore::new(REMOVE_FANOUT));
     let results = join_all(t.hosts.iter().map(|host| {
         let limit = limit.clone();
@@ -48,13 +57,25 @@ pub async fn remove_hosts(ctx: &Ctx<'_>, wave: usize, t: &RemovalTarget<'_>) -> 
         }
     }))
     .await;
-    ctx.emit(Event::PhaseDone { wave, phase: Phase::Rollback });
+    ctx.emit(Event::PhaseDone {
+        wave,
+        phase: Phase::Rollback,
+    });
     results.into_iter().collect()
 }
 
-async fn remove_one(ctx: &Ctx<'_>, wave: usize, t: &RemovalTarget<'_>, host: &Host) -> Result<Removed, JournalError> {
+async fn remove_one(
+    ctx: &Ctx<'_>,
+    wave: usize,
+    t: &RemovalTarget<'_>,
+    host: &Host,
+) -> Result<Removed, JournalError> {
     ctx.intent(&host.name, Action::Remove)?;
-    let (clean, detail) = match ctx.transport.connect(host, login_deadline(t.login_timeout)).await {
+    let (clean, detail) = match ctx
+        .transport
+        .connect(host, login_deadline(t.login_timeout))
+        .await
+    {
         Err(e) => (false, e.to_string()),
         Ok(conn) => {
             let cmd = remote::remove(t.name, t.install_path, Duration::from_secs(10));
@@ -74,8 +95,18 @@ async fn remove_one(ctx: &Ctx<'_>, wave: usize, t: &RemovalTarget<'_>, host: &Ho
         }
     };
     ctx.outcome(&host.name, Action::Remove, clean, detail.clone())?;
-    ctx.emit(Event::HostStep { wave, phase: Phase::Rollback, host: host.name.clone(), ok: clean, detail: detail.clone() });
-    Ok(Removed { host: host.name.clone(), clean, detail })
+    ctx.emit(Event::HostStep {
+        wave,
+        phase: Phase::Rollback,
+        host: host.name.clone(),
+        ok: clean,
+        detail: detail.clone(),
+    });
+    Ok(Removed {
+        host: host.name.clone(),
+        clean,
+        detail,
+    })
 }
 
 /// One line on what a removal found and did.

@@ -17,15 +17,25 @@ pub use replay::{replay, HostState, RunState, RunStatus};
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
     #[error("cannot write the journal {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("rollout `{rollout}` is already being run by run {holder} (lock {path}); wait for it, or `wavectl abort {holder}`")]
-    Locked { rollout: String, holder: String, path: PathBuf },
+    Locked {
+        rollout: String,
+        holder: String,
+        path: PathBuf,
+    },
     #[error("no run `{0}` in the state directory; `wavectl status` lists the runs")]
     NoSuchRun(String),
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> JournalError + '_ {
-    move |source| JournalError::Io { path: path.to_path_buf(), source }
+    move |source| JournalError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// The state directory: runs and locks.
@@ -58,7 +68,11 @@ impl StateDir {
     /// Every run id, oldest first (ids start with a UTC timestamp).
     pub fn runs(&self) -> Vec<String> {
         let mut ids: Vec<String> = std::fs::read_dir(self.root.join("runs"))
-            .map(|rd| rd.flatten().filter_map(|e| e.file_name().to_str().map(String::from)).collect())
+            .map(|rd| {
+                rd.flatten()
+                    .filter_map(|e| e.file_name().to_str().map(String::from))
+                    .collect()
+            })
             .unwrap_or_default();
         ids.sort();
         ids
@@ -69,7 +83,9 @@ impl StateDir {
         let path = self.journal_path(run);
         let text = match std::fs::read(&path) {
             Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(JournalError::NoSuchRun(run.to_string())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(JournalError::NoSuchRun(run.to_string()))
+            }
             Err(e) => return Err(io(&path)(e)),
         };
         let records = record::parse_lines(&String::from_utf8_lossy(&text));
@@ -82,12 +98,25 @@ impl StateDir {
         let dir = self.root.join("locks");
         std::fs::create_dir_all(&dir).map_err(io(&dir))?;
         let path = dir.join(format!("{rollout}.lock"));
-        let mut file = OpenOptions::new().create(true).truncate(false).read(true).write(true).open(&path).map_err(io(&path))?;
+        let mut file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map_err(io(&path))?;
         match file.try_lock() {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => {
-                let holder = std::fs::read_to_string(&path).unwrap_or_default().trim().to_string();
-                return Err(JournalError::Locked { rollout: rollout.to_string(), holder, path });
+                let holder = std::fs::read_to_string(&path)
+                    .unwrap_or_default()
+                    .trim()
+                    .to_string();
+                return Err(JournalError::Locked {
+                    rollout: rollout.to_string(),
+                    holder,
+                    path,
+                });
             }
             Err(TryLockError::Error(e)) => return Err(io(&path)(e)),
         }
@@ -115,7 +144,12 @@ impl Journal {
         let dir = state.run_dir(run);
         std::fs::create_dir_all(&dir).map_err(io(&dir))?;
         let path = state.journal_path(run);
-        let mut file = OpenOptions::new().create(true).append(true).read(true).open(&path).map_err(io(&path))?;
+        let mut file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .read(true)
+            .open(&path)
+            .map_err(io(&path))?;
         // A torn last line (power cut mid-write) must not glue onto the next record.
         let len = file.metadata().map_err(io(&path))?.len();
         if len > 0 {
@@ -127,7 +161,10 @@ impl Journal {
         if let Ok(d) = File::open(&dir) {
             let _ = d.sync_all();
         }
-        Ok(Journal { path, file: Mutex::new(file) })
+        Ok(Journal {
+            path,
+            file: Mutex::new(file),
+        })
     }
 
     pub fn path(&self) -> &Path {

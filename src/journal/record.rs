@@ -35,15 +35,36 @@ pub struct RunInfo {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Record {
     Run(Box<RunInfo>),
-    Wave { wave: usize, state: String },
-    Intent { host: String, action: Action },
-    Outcome { host: String, action: Action, ok: bool, detail: String },
-    Verdict { host: String, wave: usize, verdict: Verdict },
+    Wave {
+        wave: usize,
+        state: String,
+    },
+    Intent {
+        host: String,
+        action: Action,
+    },
+    Outcome {
+        host: String,
+        action: Action,
+        ok: bool,
+        detail: String,
+    },
+    Verdict {
+        host: String,
+        wave: usize,
+        verdict: Verdict,
+    },
     /// The run's state: running, rolling-back, done, rolled-back, paused, incomplete, aborted.
-    State { state: String, at: u64 },
+    State {
+        state: String,
+        at: u64,
+    },
 }
 
 /// Parse journal text; a line that does not parse (a torn last line) is skipped.
 pub fn parse_lines(text: &str) -> Vec<Record> {
-    text.lines().filter(|l| !l.trim().is_empty()).filter_map(|l| serde_json::from_str(l).ok()).collect()
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
 }

@@ -30,7 +30,14 @@ pub enum HostState {
 impl HostState {
     /// The host may hold some of the script's files.
     pub fn may_hold_files(self) -> bool {
-        matches!(self, HostState::Unknown | HostState::Installed | HostState::Confirmed | HostState::Partial | HostState::Pending)
+        matches!(
+            self,
+            HostState::Unknown
+                | HostState::Installed
+                | HostState::Confirmed
+                | HostState::Partial
+                | HostState::Pending
+        )
     }
 }
 
@@ -89,10 +96,16 @@ impl RunState {
     }
     /// Hosts that may hold files of the script (a rollback has to visit them).
     pub fn to_clean(&self) -> Vec<&HostStatus> {
-        self.hosts.iter().filter(|h| h.state.may_hold_files()).collect()
+        self.hosts
+            .iter()
+            .filter(|h| h.state.may_hold_files())
+            .collect()
     }
     pub fn pending(&self) -> Vec<&HostStatus> {
-        self.hosts.iter().filter(|h| h.state == HostState::Pending).collect()
+        self.hosts
+            .iter()
+            .filter(|h| h.state == HostState::Pending)
+            .collect()
     }
 }
 
@@ -111,7 +124,14 @@ pub fn replay(records: &[Record]) -> RunState {
                         order.push(h.clone());
                         hosts.insert(
                             h.clone(),
-                            HostStatus { host: h.clone(), wave: w + 1, state: HostState::Untouched, in_flight: None, last_verdict: None, detail: String::new() },
+                            HostStatus {
+                                host: h.clone(),
+                                wave: w + 1,
+                                state: HostState::Untouched,
+                                in_flight: None,
+                                last_verdict: None,
+                                detail: String::new(),
+                            },
                         );
                     }
                 }
@@ -131,7 +151,12 @@ pub fn replay(records: &[Record]) -> RunState {
                     }
                 }
             }
-            Record::Outcome { host, action, ok, detail } => {
+            Record::Outcome {
+                host,
+                action,
+                ok,
+                detail,
+            } => {
                 if let Some(h) = hosts.get_mut(host) {
                     h.in_flight = None;
                     h.detail = detail.clone();
@@ -155,7 +180,13 @@ pub fn replay(records: &[Record]) -> RunState {
     }
     let started = info.as_ref().map_or(0, |i: &RunInfo| i.started);
     let hosts = order.into_iter().filter_map(|h| hosts.remove(&h)).collect();
-    RunState { info, status, started, wave: wave_now, hosts }
+    RunState {
+        info,
+        status,
+        started,
+        wave: wave_now,
+        hosts,
+    }
 }
 
 #[cfg(test)]
@@ -180,15 +211,28 @@ mod tests {
     }
 
     fn intent(h: &str, action: Action) -> Record {
-        Record::Intent { host: h.into(), action }
+        Record::Intent {
+            host: h.into(),
+            action,
+        }
     }
     fn outcome(h: &str, action: Action, ok: bool) -> Record {
-        Record::Outcome { host: h.into(), action, ok, detail: String::new() }
+        Record::Outcome {
+            host: h.into(),
+            action,
+            ok,
+            detail: String::new(),
+        }
     }
 
     #[test]
     fn an_intent_without_outcome_is_unknown_and_must_be_visited() {
-        let s = replay(&[info(), intent("a", Action::Install), outcome("a", Action::Install, true), intent("b", Action::Install)]);
+        let s = replay(&[
+            info(),
+            intent("a", Action::Install),
+            outcome("a", Action::Install, true),
+            intent("b", Action::Install),
+        ]);
         assert_eq!(s.host("a").unwrap().state, HostState::Installed);
         assert_eq!(s.host("b").unwrap().state, HostState::Unknown);
         assert_eq!(s.host("b").unwrap().in_flight, Some(Action::Install));
@@ -210,7 +254,10 @@ mod tests {
             outcome("a", Action::Remove, true),
             intent("b", Action::Remove),
             outcome("b", Action::Remove, false),
-            Record::State { state: "incomplete".into(), at: 9 },
+            Record::State {
+                state: "incomplete".into(),
+                at: 9,
+            },
         ]);
         assert_eq!(s.host("a").unwrap().state, HostState::Clean);
         assert_eq!(s.host("b").unwrap().state, HostState::Pending);
@@ -221,7 +268,11 @@ mod tests {
     #[test]
     fn a_torn_last_line_is_ignored() {
         let mut text = String::new();
-        for r in [info(), intent("a", Action::Install), outcome("a", Action::Install, true)] {
+        for r in [
+            info(),
+            intent("a", Action::Install),
+            outcome("a", Action::Install, true),
+        ] {
             text.push_str(&serde_json::to_string(&r).unwrap());
             text.push('\n');
         }
@@ -229,6 +280,9 @@ mod tests {
         text.push_str(&full[..full.len() / 2]);
         let records = parse_lines(&text);
         assert_eq!(records.len(), 3);
-        assert_eq!(replay(&records).host("b").unwrap().state, HostState::Untouched);
+        assert_eq!(
+            replay(&records).host("b").unwrap().state,
+            HostState::Untouched
+        );
     }
 }

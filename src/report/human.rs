@@ -21,8 +21,17 @@ pub struct Human {
 impl Human {
     pub fn new(verbose: bool) -> Human {
         let tty = std::io::stderr().is_terminal();
-        let target = if tty { ProgressDrawTarget::stderr() } else { ProgressDrawTarget::hidden() };
-        Human { multi: MultiProgress::with_draw_target(target), bars: Mutex::new(HashMap::new()), tty, verbose }
+        let target = if tty {
+            ProgressDrawTarget::stderr()
+        } else {
+            ProgressDrawTarget::hidden()
+        };
+        Human {
+            multi: MultiProgress::with_draw_target(target),
+            bars: Mutex::new(HashMap::new()),
+            tty,
+            verbose,
+        }
     }
 
     /// A line above the bars (or on stdout without a terminal).
@@ -36,20 +45,41 @@ impl Human {
 
     pub fn show(&self, event: &Event) {
         match event {
-            Event::RunStarted { run, rollout, hosts, waves, journal } => {
+            Event::RunStarted {
+                run,
+                rollout,
+                hosts,
+                waves,
+                journal,
+            } => {
                 self.line(&format!("run {run}: rollout {rollout}, {hosts} hosts in {waves} waves (journal {journal})"));
             }
             Event::WaveStarted { wave, waves, hosts } => {
-                self.line(&format!("== wave {wave}/{waves}: {} hosts: {}", hosts.len(), hosts.join(", ")));
+                self.line(&format!(
+                    "== wave {wave}/{waves}: {} hosts: {}",
+                    hosts.len(),
+                    hosts.join(", ")
+                ));
             }
-            Event::PhaseStarted { wave, phase, hosts, seconds } => {
+            Event::PhaseStarted {
+                wave,
+                phase,
+                hosts,
+                seconds,
+            } => {
                 let bar = ProgressBar::new(seconds.unwrap_or(*hosts as u64));
-                let label = if *wave == 0 { phase.name().to_string() } else { format!("wave {wave} {}", phase.name()) };
+                let label = if *wave == 0 {
+                    phase.name().to_string()
+                } else {
+                    format!("wave {wave} {}", phase.name())
+                };
                 let unit = if seconds.is_some() { "s" } else { "hosts" };
                 bar.set_style(
-                    ProgressStyle::with_template(&format!("{{prefix:>16}} [{{bar:30}}] {{pos}}/{{len}} {unit} {{msg}}"))
-                        .unwrap_or_else(|_| ProgressStyle::default_bar())
-                        .progress_chars("=> "),
+                    ProgressStyle::with_template(&format!(
+                        "{{prefix:>16}} [{{bar:30}}] {{pos}}/{{len}} {unit} {{msg}}"
+                    ))
+                    .unwrap_or_else(|_| ProgressStyle::default_bar())
+                    .progress_chars("=> "),
                 );
                 bar.set_prefix(label);
                 let bar = self.multi.add(bar);
@@ -60,14 +90,25 @@ impl Human {
                     println!("-- wave {wave} {}", phase.name());
                 }
             }
-            Event::HostStep { wave, phase, host, ok, detail } => {
+            Event::HostStep {
+                wave,
+                phase,
+                host,
+                ok,
+                detail,
+            } => {
                 self.with_bar(*wave, *phase, |b| b.inc(1));
                 if !ok || self.verbose {
                     let mark = if *ok { "ok" } else { "FAILED" };
                     self.line(&format!("   {:<8} {host}: {mark} {detail}", phase.name()));
                 }
             }
-            Event::BakeTick { wave, elapsed, round, .. } => {
+            Event::BakeTick {
+                wave,
+                elapsed,
+                round,
+                ..
+            } => {
                 self.with_bar(*wave, Phase::Bake, |b| {
                     b.set_position(*elapsed);
                     b.set_message(format!("probe round {round}"));
@@ -100,7 +141,13 @@ impl Human {
                     }
                 }
                 let mut out = format!("\nrun {}: {}\n", s.run, s.outcome);
-                let list = |v: &[String]| if v.is_empty() { "-".to_string() } else { v.join(", ") };
+                let list = |v: &[String]| {
+                    if v.is_empty() {
+                        "-".to_string()
+                    } else {
+                        v.join(", ")
+                    }
+                };
                 if !s.confirmed.is_empty() {
                     out.push_str(&format!("  confirmed:   {}\n", list(&s.confirmed)));
                 }

@@ -38,18 +38,56 @@ impl Phase {
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
-    RunStarted { run: String, rollout: String, hosts: usize, waves: usize, journal: String },
-    WaveStarted { wave: usize, waves: usize, hosts: Vec<String> },
-    PhaseStarted { wave: usize, phase: Phase, hosts: usize, seconds: Option<u64> },
+    RunStarted {
+        run: String,
+        rollout: String,
+        hosts: usize,
+        waves: usize,
+        journal: String,
+    },
+    WaveStarted {
+        wave: usize,
+        waves: usize,
+        hosts: Vec<String>,
+    },
+    PhaseStarted {
+        wave: usize,
+        phase: Phase,
+        hosts: usize,
+        seconds: Option<u64>,
+    },
     /// One host finished a step of a phase.
-    HostStep { wave: usize, phase: Phase, host: String, ok: bool, detail: String },
+    HostStep {
+        wave: usize,
+        phase: Phase,
+        host: String,
+        ok: bool,
+        detail: String,
+    },
     /// Bake progress: seconds elapsed of the bake.
-    BakeTick { wave: usize, elapsed: u64, bake: u64, round: u32 },
+    BakeTick {
+        wave: usize,
+        elapsed: u64,
+        bake: u64,
+        round: u32,
+    },
     /// A host's verdict changed.
-    Verdict { wave: usize, host: String, verdict: Verdict },
-    PhaseDone { wave: usize, phase: Phase },
-    RollbackStarted { reason: String, hosts: Vec<String> },
-    Note { message: String },
+    Verdict {
+        wave: usize,
+        host: String,
+        verdict: Verdict,
+    },
+    PhaseDone {
+        wave: usize,
+        phase: Phase,
+    },
+    RollbackStarted {
+        reason: String,
+        hosts: Vec<String>,
+    },
+    Note {
+        message: String,
+    },
     Summary(Summary),
 }
 
@@ -89,7 +127,10 @@ impl Reporter {
             Reporter::Json(start) => {
                 if let Ok(mut value) = serde_json::to_value(&event) {
                     if let Some(obj) = value.as_object_mut() {
-                        obj.insert("elapsed_ms".into(), (start.elapsed().as_millis() as u64).into());
+                        obj.insert(
+                            "elapsed_ms".into(),
+                            (start.elapsed().as_millis() as u64).into(),
+                        );
                     }
                     println!("{value}");
                 }

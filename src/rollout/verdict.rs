@@ -55,13 +55,21 @@ pub struct Evidence {
 
 impl Evidence {
     pub fn new(signal: impl Into<String>) -> Self {
-        Evidence { signal: signal.into(), ..Default::default() }
+        Evidence {
+            signal: signal.into(),
+            ..Default::default()
+        }
     }
     pub fn raw(mut self, raw: impl Into<String>) -> Self {
         self.raw = Some(raw.into());
         self
     }
-    pub fn change(mut self, before: impl ToString, after: impl ToString, threshold: impl Into<String>) -> Self {
+    pub fn change(
+        mut self,
+        before: impl ToString,
+        after: impl ToString,
+        threshold: impl Into<String>,
+    ) -> Self {
         self.before = Some(before.to_string());
         self.after = Some(after.to_string());
         self.threshold = Some(threshold.into());
@@ -93,10 +101,16 @@ pub struct Verdict {
 
 impl Verdict {
     pub fn healthy() -> Self {
-        Verdict { health: Health::Healthy, evidence: Vec::new() }
+        Verdict {
+            health: Health::Healthy,
+            evidence: Vec::new(),
+        }
     }
     pub fn bad(health: Health, evidence: Evidence) -> Self {
-        Verdict { health, evidence: vec![evidence] }
+        Verdict {
+            health,
+            evidence: vec![evidence],
+        }
     }
 }
 
@@ -130,7 +144,10 @@ pub struct HostWatch {
 
 impl HostWatch {
     pub fn new(builtins: &[Builtin]) -> Self {
-        HostWatch { builtins: builtins.to_vec(), ..Default::default() }
+        HostWatch {
+            builtins: builtins.to_vec(),
+            ..Default::default()
+        }
     }
 
     /// The host's own reading before the script reached it.
@@ -147,12 +164,20 @@ impl HostWatch {
     pub fn observe(&mut self, outcome: &Outcome, controls: &[ProbeReport]) -> Verdict {
         let report = match outcome {
             Outcome::Missed { what, after } => {
-                let health = if self.answered_before { Health::Hung } else { Health::Unreachable };
-                let ev = Evidence::new("deadline").raw(format!("{what} gave no answer within {}", fmt_dur(*after)));
+                let health = if self.answered_before {
+                    Health::Hung
+                } else {
+                    Health::Unreachable
+                };
+                let ev = Evidence::new("deadline")
+                    .raw(format!("{what} gave no answer within {}", fmt_dur(*after)));
                 return Verdict::bad(health, ev);
             }
             Outcome::Failed { message } => {
-                return Verdict::bad(Health::Unreachable, Evidence::new("connect").raw(message.clone()));
+                return Verdict::bad(
+                    Health::Unreachable,
+                    Evidence::new("connect").raw(message.clone()),
+                );
             }
             Outcome::Report(r) => r,
         };
@@ -166,35 +191,68 @@ impl HostWatch {
         if self.has(Builtin::Kernel) {
             if let (Some(before), Some(after)) = (base.kernel_alerts, report.kernel_alerts) {
                 if after > before {
-                    let mut ev = Evidence::new("kernel").change(before, after, format!("> {before} alert lines"));
+                    let mut ev = Evidence::new("kernel").change(
+                        before,
+                        after,
+                        format!("> {before} alert lines"),
+                    );
                     ev.raw = report.kernel_last.clone();
                     evidence.push(ev);
                 }
             }
         }
         if self.has(Builtin::Units) {
-            let new: Vec<&String> = report.failed_units.iter().filter(|u| !base.failed_units.contains(u)).collect();
+            let new: Vec<&String> = report
+                .failed_units
+                .iter()
+                .filter(|u| !base.failed_units.contains(u))
+                .collect();
             if !new.is_empty() {
                 let names: Vec<&str> = new.iter().map(|s| s.as_str()).collect();
                 evidence.push(
-                    Evidence::new("units").change(base.failed_units.len(), report.failed_units.len(), "no new failed units").raw(names.join(", ")),
+                    Evidence::new("units")
+                        .change(
+                            base.failed_units.len(),
+                            report.failed_units.len(),
+                            "no new failed units",
+                        )
+                        .raw(names.join(", ")),
                 );
             }
         }
         if self.has(Builtin::Blocked) {
-            if let Some(ev) = strike(&mut self.blocked_strikes, "blocked", base.procs_blocked.map(|v| v as f64), report.procs_blocked.map(|v| v as f64), controls.iter().filter_map(|c| c.procs_blocked.map(|v| v as f64)), |b| b + 4.0) {
+            if let Some(ev) = strike(
+                &mut self.blocked_strikes,
+                "blocked",
+                base.procs_blocked.map(|v| v as f64),
+                report.procs_blocked.map(|v| v as f64),
+                controls
+                    .iter()
+                    .filter_map(|c| c.procs_blocked.map(|v| v as f64)),
+                |b| b + 4.0,
+            ) {
                 evidence.push(ev);
             }
         }
         if self.has(Builtin::Load) {
-            if let Some(ev) = strike(&mut self.load_strikes, "load", base.load1, report.load1, controls.iter().filter_map(|c| c.load1), |b| (b * 2.0).max(b + 2.0)) {
+            if let Some(ev) = strike(
+                &mut self.load_strikes,
+                "load",
+                base.load1,
+                report.load1,
+                controls.iter().filter_map(|c| c.load1),
+                |b| (b * 2.0).max(b + 2.0),
+            ) {
                 evidence.push(ev);
             }
         }
         if evidence.is_empty() {
             Verdict::healthy()
         } else {
-            Verdict { health: Health::Degraded, evidence }
+            Verdict {
+                health: Health::Degraded,
+                evidence,
+            }
         }
     }
 
@@ -208,8 +266,13 @@ impl HostWatch {
             }
             *n += 1;
             if *n >= CHECK_STRIKES {
-                let what = if c.exit == 124 { "timed out".to_string() } else { format!("exit {}", c.exit) };
-                let mut ev = Evidence::new(format!("check {}", c.name)).raw(format!("{what}, {n} probes in a row"));
+                let what = if c.exit == 124 {
+                    "timed out".to_string()
+                } else {
+                    format!("exit {}", c.exit)
+                };
+                let mut ev = Evidence::new(format!("check {}", c.name))
+                    .raw(format!("{what}, {n} probes in a row"));
                 if !c.output.is_empty() {
                     ev.raw = Some(format!("{what}, {n} probes in a row: {}", c.output));
                 }
@@ -230,7 +293,10 @@ fn script_evidence(report: &ProbeReport) -> Vec<Evidence> {
         .take(1)
         .map(|r| {
             let raw = if r.timed_out() {
-                format!("run started at {} killed by its timeout (exit {})", r.start, r.exit)
+                format!(
+                    "run started at {} killed by its timeout (exit {})",
+                    r.start, r.exit
+                )
             } else {
                 format!("run started at {} exited {}", r.start, r.exit)
             };
@@ -249,22 +315,32 @@ fn strike(
     controls: impl Iterator<Item = f64>,
     limit: impl Fn(f64) -> f64,
 ) -> Option<Evidence> {
-    let (Some(before), Some(now)) = (before, now) else { return None };
+    let (Some(before), Some(now)) = (before, now) else {
+        return None;
+    };
     let controls: Vec<f64> = controls.collect();
     let threshold = limit(before);
-    let control_limit = if controls.is_empty() { 0.0 } else { limit(controls.iter().sum::<f64>() / controls.len() as f64) };
+    let control_limit = if controls.is_empty() {
+        0.0
+    } else {
+        limit(controls.iter().sum::<f64>() / controls.len() as f64)
+    };
     if now > threshold && now > control_limit {
         *strikes += 1;
     } else {
         *strikes = 0;
     }
     (*strikes >= STRIKES).then(|| {
-        Evidence::new(signal).change(before, now, format!("> {threshold:.2} for {STRIKES} probes, and above control hosts"))
+        Evidence::new(signal).change(
+            before,
+            now,
+            format!("> {threshold:.2} for {STRIKES} probes, and above control hosts"),
+        )
     })
 }
 
 pub fn fmt_dur(d: Duration) -> String {
-    if d.as_millis() % 1000 == 0 {
+    if d.as_millis().is_multiple_of(1000) {
         format!("{}s", d.as_secs())
     } else {
         format!("{:.1}s", d.as_secs_f64())
@@ -277,30 +353,56 @@ mod tests {
     use crate::rollout::probe::{CheckResult, RunRecord};
 
     fn report() -> ProbeReport {
-        ProbeReport { load1: Some(0.5), procs_blocked: Some(0), kernel_alerts: Some(0), ..Default::default() }
+        ProbeReport {
+            load1: Some(0.5),
+            procs_blocked: Some(0),
+            kernel_alerts: Some(0),
+            ..Default::default()
+        }
     }
 
     fn all() -> HostWatch {
-        HostWatch::new(&[Builtin::Reachable, Builtin::Script, Builtin::Kernel, Builtin::Units, Builtin::Blocked, Builtin::Load])
+        HostWatch::new(&[
+            Builtin::Reachable,
+            Builtin::Script,
+            Builtin::Kernel,
+            Builtin::Units,
+            Builtin::Blocked,
+            Builtin::Load,
+        ])
     }
 
     #[test]
     fn deadline_after_an_answer_is_hung_and_before_any_is_unreachable() {
-        let missed = Outcome::Missed { what: "probe".into(), after: Duration::from_secs(5) };
+        let missed = Outcome::Missed {
+            what: "probe".into(),
+            after: Duration::from_secs(5),
+        };
         let mut fresh = all();
         assert_eq!(fresh.observe(&missed, &[]).health, Health::Unreachable);
         let mut w = all();
-        assert_eq!(w.observe(&Outcome::Report(Box::new(report())), &[]).health, Health::Healthy);
+        assert_eq!(
+            w.observe(&Outcome::Report(Box::new(report())), &[]).health,
+            Health::Healthy
+        );
         let v = w.observe(&missed, &[]);
         assert_eq!(v.health, Health::Hung);
-        assert_eq!(v.evidence[0].to_string(), "deadline: probe gave no answer within 5s");
+        assert_eq!(
+            v.evidence[0].to_string(),
+            "deadline: probe gave no answer within 5s"
+        );
     }
 
     #[test]
     fn refused_connection_is_unreachable_even_after_answers() {
         let mut w = all();
         w.set_baseline(report());
-        let v = w.observe(&Outcome::Failed { message: "Connection refused".into() }, &[]);
+        let v = w.observe(
+            &Outcome::Failed {
+                message: "Connection refused".into(),
+            },
+            &[],
+        );
         assert_eq!(v.health, Health::Unreachable);
     }
 
@@ -308,20 +410,42 @@ mod tests {
     fn a_failed_or_timed_out_run_degrades_at_once() {
         let mut w = all();
         let mut r = report();
-        r.runs.push(RunRecord { start: 10, end: 11, exit: 0 });
-        assert_eq!(w.observe(&Outcome::Report(Box::new(r.clone())), &[]).health, Health::Healthy);
-        r.runs.push(RunRecord { start: 20, end: 140, exit: 124 });
+        r.runs.push(RunRecord {
+            start: 10,
+            end: 11,
+            exit: 0,
+        });
+        assert_eq!(
+            w.observe(&Outcome::Report(Box::new(r.clone())), &[]).health,
+            Health::Healthy
+        );
+        r.runs.push(RunRecord {
+            start: 20,
+            end: 140,
+            exit: 124,
+        });
         let v = w.observe(&Outcome::Report(Box::new(r)), &[]);
         assert_eq!(v.health, Health::Degraded);
-        assert!(v.evidence[0].to_string().contains("killed by its timeout"), "{:?}", v.evidence);
+        assert!(
+            v.evidence[0].to_string().contains("killed by its timeout"),
+            "{:?}",
+            v.evidence
+        );
     }
 
     #[test]
     fn script_builtin_off_ignores_failed_runs() {
         let mut w = HostWatch::new(&[Builtin::Reachable]);
         let mut r = report();
-        r.runs.push(RunRecord { start: 10, end: 11, exit: 3 });
-        assert_eq!(w.observe(&Outcome::Report(Box::new(r)), &[]).health, Health::Healthy);
+        r.runs.push(RunRecord {
+            start: 10,
+            end: 11,
+            exit: 3,
+        });
+        assert_eq!(
+            w.observe(&Outcome::Report(Box::new(r)), &[]).health,
+            Health::Healthy
+        );
     }
 
     #[test]
@@ -329,7 +453,11 @@ mod tests {
         let mut w = all();
         let failing = |exit| {
             let mut r = report();
-            r.checks.push(CheckResult { name: "pg".into(), exit, output: "no response".into() });
+            r.checks.push(CheckResult {
+                name: "pg".into(),
+                exit,
+                output: "no response".into(),
+            });
             Outcome::Report(Box::new(r))
         };
         assert_eq!(w.observe(&failing(1), &[]).health, Health::Healthy);
@@ -344,10 +472,16 @@ mod tests {
     #[test]
     fn new_kernel_alerts_and_failed_units_degrade() {
         let mut w = all();
-        w.set_baseline(ProbeReport { failed_units: vec!["old.service".into()], ..report() });
+        w.set_baseline(ProbeReport {
+            failed_units: vec!["old.service".into()],
+            ..report()
+        });
         let mut r = report();
         r.failed_units = vec!["old.service".into()];
-        assert_eq!(w.observe(&Outcome::Report(Box::new(r.clone())), &[]).health, Health::Healthy);
+        assert_eq!(
+            w.observe(&Outcome::Report(Box::new(r.clone())), &[]).health,
+            Health::Healthy
+        );
         r.kernel_alerts = Some(1);
         r.kernel_last = Some("INFO: task raid:42 blocked for more than 120 seconds.".into());
         r.failed_units.push("raid.service".into());
@@ -363,9 +497,15 @@ mod tests {
     fn load_must_rise_against_baseline_and_controls_for_several_probes() {
         let mut w = all();
         w.set_baseline(report());
-        let high = Outcome::Report(Box::new(ProbeReport { load1: Some(9.0), ..report() }));
+        let high = Outcome::Report(Box::new(ProbeReport {
+            load1: Some(9.0),
+            ..report()
+        }));
         let calm = [report()];
-        let busy = [ProbeReport { load1: Some(8.0), ..report() }];
+        let busy = [ProbeReport {
+            load1: Some(8.0),
+            ..report()
+        }];
         // The whole fleet is busy: not this host's fault.
         for _ in 0..5 {
             assert_eq!(w.observe(&high, &busy).health, Health::Healthy);

@@ -5,8 +5,8 @@
 
 mod reap;
 
-use std::path::{Path, PathBuf};
 use openssh::Stdio;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -41,15 +41,26 @@ pub enum TransportError {
     #[error("{host}: cannot connect: {message}")]
     Connect { host: String, message: String },
     #[error("{host}: `{what}` missed its deadline of {after:?}")]
-    Deadline { host: String, what: String, after: Duration },
+    Deadline {
+        host: String,
+        what: String,
+        after: Duration,
+    },
     #[error("{host}: `{what}` failed: {message}")]
-    Failed { host: String, what: String, message: String },
+    Failed {
+        host: String,
+        what: String,
+        message: String,
+    },
 }
 
 impl TransportError {
     /// The host did not answer in time (as opposed to refusing or failing).
     pub fn is_deadline(&self) -> bool {
-        matches!(self, TransportError::ConnectTimeout { .. } | TransportError::Deadline { .. })
+        matches!(
+            self,
+            TransportError::ConnectTimeout { .. } | TransportError::Deadline { .. }
+        )
     }
 }
 
@@ -91,9 +102,15 @@ impl Transport {
     /// `ssh_config` is passed to ssh as `-F`.
     pub fn new(ssh_config: Option<PathBuf>) -> std::io::Result<Transport> {
         reap::clean_stale_control_dirs();
-        let control_dir = tempfile::Builder::new().prefix(&reap::control_dir_prefix()).tempdir_in("/tmp")?;
+        let control_dir = tempfile::Builder::new()
+            .prefix(&reap::control_dir_prefix())
+            .tempdir_in("/tmp")?;
         reap::register(control_dir.path());
-        Ok(Transport { ssh_config, control_dir, next: AtomicUsize::new(0) })
+        Ok(Transport {
+            ssh_config,
+            control_dir,
+            next: AtomicUsize::new(0),
+        })
     }
 
     /// The directory holding this run's control sockets (every `ssh` we start names it).
@@ -140,13 +157,19 @@ impl Transport {
             Ok(Err(e)) => {
                 reap::kill_ssh_using(&dir);
                 let _ = std::fs::remove_dir_all(&dir);
-                Err(TransportError::Connect { host: host.name.clone(), message: ssh_error(&e) })
+                Err(TransportError::Connect {
+                    host: host.name.clone(),
+                    message: ssh_error(&e),
+                })
             }
             Err(_) => {
                 // The dropped connect future may leave its `ssh -M` behind: kill it now.
                 reap::kill_ssh_using(&dir);
                 let _ = std::fs::remove_dir_all(&dir);
-                Err(TransportError::ConnectTimeout { host: host.name.clone(), after: started.elapsed() })
+                Err(TransportError::ConnectTimeout {
+                    host: host.name.clone(),
+                    after: started.elapsed(),
+                })
             }
         }
     }
@@ -186,24 +209,51 @@ impl Conn {
 
     /// Run one command, waiting locally at most `deadline` (which should not be shorter
     /// than the command's remote timeout).
-    pub async fn run_within(&self, cmd: &RemoteCommand, deadline: Duration) -> Result<Output, TransportError> {
+    pub async fn run_within(
+        &self,
+        cmd: &RemoteCommand,
+        deadline: Duration,
+    ) -> Result<Output, TransportError> {
         let started = Instant::now();
         let work = async {
-            let _permit = self.limit.acquire().await.map_err(|e| self.failed(cmd, e.to_string()))?;
-            let session = self.session.as_ref().ok_or_else(|| self.failed(cmd, "connection closed".into()))?;
+            let _permit = self
+                .limit
+                .acquire()
+                .await
+                .map_err(|e| self.failed(cmd, e.to_string()))?;
+            let session = self
+                .session
+                .as_ref()
+                .ok_or_else(|| self.failed(cmd, "connection closed".into()))?;
             let mut command = session.raw_command(&cmd.line);
             command
-                .stdin(if cmd.stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+                .stdin(if cmd.stdin.is_some() {
+                    Stdio::piped()
+                } else {
+                    Stdio::null()
+                })
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped());
-            let mut child = command.spawn().await.map_err(|e| self.failed(cmd, ssh_error(&e)))?;
+            let mut child = command
+                .spawn()
+                .await
+                .map_err(|e| self.failed(cmd, ssh_error(&e)))?;
             if let Some(bytes) = &cmd.stdin {
                 if let Some(mut stdin) = child.stdin().take() {
-                    stdin.write_all(bytes).await.map_err(|e| self.failed(cmd, format!("sending input: {e}")))?;
-                    stdin.shutdown().await.map_err(|e| self.failed(cmd, format!("sending input: {e}")))?;
+                    stdin
+                        .write_all(bytes)
+                        .await
+                        .map_err(|e| self.failed(cmd, format!("sending input: {e}")))?;
+                    stdin
+                        .shutdown()
+                        .await
+                        .map_err(|e| self.failed(cmd, format!("sending input: {e}")))?;
                 }
             }
-            let out = child.wait_with_output().await.map_err(|e| self.failed(cmd, ssh_error(&e)))?;
+            let out = child
+                .wait_with_output()
+                .await
+                .map_err(|e| self.failed(cmd, ssh_error(&e)))?;
             Ok(Output {
                 code: out.status.code(),
                 stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -213,12 +263,20 @@ impl Conn {
         };
         match tokio::time::timeout(deadline, work).await {
             Ok(r) => r,
-            Err(_) => Err(TransportError::Deadline { host: self.host.clone(), what: cmd.what.to_string(), after: deadline }),
+            Err(_) => Err(TransportError::Deadline {
+                host: self.host.clone(),
+                what: cmd.what.to_string(),
+                after: deadline,
+            }),
         }
     }
 
     fn failed(&self, cmd: &RemoteCommand, message: String) -> TransportError {
-        TransportError::Failed { host: self.host.clone(), what: cmd.what.to_string(), message }
+        TransportError::Failed {
+            host: self.host.clone(),
+            what: cmd.what.to_string(),
+            message,
+        }
     }
 
     /// Close the session (always call this); a master that does not go away in time is killed.

@@ -5,11 +5,21 @@ use std::path::Path;
 
 /// Pids of live `ssh` processes whose command line mentions `needle`.
 pub fn ssh_processes_using(needle: &str) -> Vec<i32> {
-    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
     let mut pids = Vec::new();
     for entry in entries.flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else { continue };
-        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else { continue };
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
         let mut args = cmdline.split(|b| *b == 0).filter(|a| !a.is_empty());
         let Some(argv0) = args.next() else { continue };
         let prog = argv0.rsplit(|b| *b == b'/').next().unwrap_or(argv0);
@@ -17,7 +27,10 @@ pub fn ssh_processes_using(needle: &str) -> Vec<i32> {
         if prog != b"ssh" && !argv0.starts_with(b"ssh: ") {
             continue;
         }
-        if cmdline.windows(needle.len()).any(|w| w == needle.as_bytes()) {
+        if cmdline
+            .windows(needle.len())
+            .any(|w| w == needle.as_bytes())
+        {
             pids.push(pid);
         }
     }
@@ -44,11 +57,15 @@ use std::sync::Mutex;
 static LIVE: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 
 pub fn register(dir: &Path) {
-    LIVE.lock().unwrap_or_else(|p| p.into_inner()).push(dir.to_path_buf());
+    LIVE.lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push(dir.to_path_buf());
 }
 
 pub fn unregister(dir: &Path) {
-    LIVE.lock().unwrap_or_else(|p| p.into_inner()).retain(|d| d != dir);
+    LIVE.lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .retain(|d| d != dir);
 }
 
 /// Kill the `ssh` processes of every live transport: used before exiting at once (second Ctrl-C).
@@ -65,11 +82,17 @@ pub fn control_dir_prefix() -> String {
 /// Control directories left by controllers that died (SIGKILL, power cut): kill their
 /// `ssh` processes and remove them.
 pub fn clean_stale_control_dirs() {
-    let Ok(entries) = std::fs::read_dir("/tmp") else { return };
+    let Ok(entries) = std::fs::read_dir("/tmp") else {
+        return;
+    };
     for entry in entries.flatten() {
         let name = entry.file_name();
-        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix("wctl-")) else { continue };
-        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else { continue };
+        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix("wctl-")) else {
+            continue;
+        };
+        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
         if Path::new(&format!("/proc/{pid}")).exists() {
             continue;
         }
