@@ -15,7 +15,7 @@ use super::remove::{remove_hosts, RemovalTarget};
 use super::{login_deadline, new_run_id, now, Ctx};
 use crate::exit;
 use crate::inventory::Host;
-use crate::journal::{Action, Journal, JournalError, Record, RunInfo, StateDir};
+use crate::journal::{Action, Journal, JournalError, Record, RunInfo, RunKind, StateDir};
 use crate::plan::Wave;
 use crate::remote;
 use crate::report::{Event, Phase, Reporter, Summary};
@@ -58,11 +58,6 @@ pub async fn apply(
         reporter,
         stop,
     };
-    let hosts: HashMap<&str, &Host> = loaded
-        .targets
-        .iter()
-        .map(|h| (h.name.as_str(), h))
-        .collect();
     ctx.record(Record::Run(Box::new(RunInfo {
         run: run_id.clone(),
         rollout: rollout.name.clone(),
@@ -75,6 +70,7 @@ pub async fn apply(
         waves: waves.iter().map(|w| w.hosts.clone()).collect(),
         pid: std::process::id(),
         started: now(),
+        kind: RunKind::Apply,
     })))?;
     ctx.record(Record::State {
         state: "running".into(),
@@ -88,11 +84,52 @@ pub async fn apply(
         journal: journal.path().display().to_string(),
     });
 
+    let code = drive(&ctx, loaded, waves, &run_id, Progress::default()).await;
+    transport.reap();
+    code
+}
+
+/// Where a resumed run picks up.
+#[derive(Debug, Default)]
+pub struct Progress {
+    /// The 1-based index of the first wave still to do (0 or 1: from the start).
+    pub first_wave: usize,
+    /// Hosts that may hold the script already (the rollback set so far).
+    pub touched: Vec<Host>,
+    /// Hosts of finished waves installed without error (probed from now on).
+    pub deployed: Vec<Host>,
+    /// Hosts of the first wave still to do that are installed already, and whether
+    /// their first run was started.
+    pub installed: HashMap<String, bool>,
+}
+
+/// The run itself, from `progress` on: wave by wave, then confirm or roll back.
+pub async fn drive(
+    ctx: &Ctx<'_>,
+    loaded: &Loaded,
+    waves: &[Wave],
+    run_id: &str,
+    progress: Progress,
+) -> Result<i32, JournalError> {
+    let rollout = &loaded.rollout;
+    let hosts: HashMap<&str, &Host> = loaded
+        .targets
+        .iter()
+        .map(|h| (h.name.as_str(), h))
+        .collect();
     let mut judge = Judge::new();
     // Every host an install was attempted on: the rollback set.
-    let mut touched: Vec<Host> = Vec::new();
+    let installed = &progress.installed;
+    let mut touched: Vec<Host> = progress.touched;
     // Hosts installed without error: the ones probed.
-    let mut deployed: Vec<Host> = Vec::new();
+    let mut deployed: Vec<Host> = progress.deployed;
+    for h in &deployed {
+        judge
+            .watches
+            .entry(h.name.clone())
+            .or_insert_with(|| HostWatch::new(&rollout.health.builtin))
+            .answered_before = true;
+    }
     let needs_baseline = rollout.health.builtin.iter().any(|b| {
         matches!(
             b,
@@ -106,7 +143,7 @@ pub async fn apply(
         .any(|b| matches!(b, Builtin::Blocked | Builtin::Load));
 
     let mut end = End::Healthy;
-    for wave in waves {
+    for wave in waves.iter().filter(|w| w.index >= progress.first_wave) {
         if ctx.stopping() {
             end = End::Stopped;
             break;
@@ -127,7 +164,7 @@ pub async fn apply(
             hosts: wave.hosts.clone(),
         });
         if needs_baseline {
-            baseline(&ctx, loaded, w, &wave_hosts, &mut judge).await;
+            baseline(ctx, loaded, w, &wave_hosts, &mut judge).await;
         }
 
         ctx.emit(Event::PhaseStarted {
@@ -141,15 +178,22 @@ pub async fn apply(
         let results = join_all(wave_hosts.iter().map(|host| {
             let limit = limit.clone();
             let started = started.clone();
-            let ctx = &ctx;
-            let run_id = &run_id;
-            async move {
+                                    async move {
                 let _permit = limit.acquire().await;
                 if ctx.stopping() {
                     return Ok(None);
                 }
-                started.lock().await.push(host.clone());
-                let r = deploy_host(ctx, rollout, run_id, host).await?;
+                // None: not installed yet; Some(ran): installed before a resume.
+                let already = installed.get(&host.name).copied();
+                match already {
+                    None => started.lock().await.push(host.clone()),
+                    Some(true) => return Ok(Some((host.clone(), Ok(())))),
+                    Some(false) if !rollout.activation.run_on_install => {
+                        return Ok(Some((host.clone(), Ok(()))))
+                    }
+                    Some(false) => {}
+                }
+                let r = deploy_host(ctx, rollout, run_id, host, already.is_some()).await?;
                 Ok::<_, JournalError>(Some((host.clone(), r)))
             }
         }))
@@ -186,7 +230,7 @@ pub async fn apply(
                         ok: false,
                         detail,
                     });
-                    judge.note(&ctx, w, &host.name, v)?;
+                    judge.note(ctx, w, &host.name, v)?;
                 }
             }
         }
@@ -215,7 +259,7 @@ pub async fn apply(
             Vec::new()
         };
         match bake(
-            &ctx,
+            ctx,
             rollout,
             w,
             &wave.hosts,
@@ -253,7 +297,7 @@ pub async fn apply(
         .map(|(h, v)| (h.clone(), v.clone()))
         .collect();
     let mut summary = Summary {
-        run: run_id.clone(),
+        run: run_id.to_string(),
         outcome: String::new(),
         exit_code: exit::OK,
         meaning: String::new(),
@@ -265,22 +309,22 @@ pub async fn apply(
     };
     match end {
         End::Healthy => {
-            let (confirmed, failed) = confirm(&ctx, loaded, &deployed).await?;
+            let (confirmed, failed) = confirm(ctx, loaded, &deployed).await?;
             summary.confirmed = confirmed;
             summary.pending = failed;
             if summary.pending.is_empty() {
                 summary.outcome = "every host healthy and confirmed".into();
-                finish(&ctx, &mut summary, "done", exit::OK)?;
+                finish(ctx, &mut summary, "done", exit::OK)?;
             } else {
                 summary.outcome =
                     "healthy, but some hosts could not be confirmed (they stay in probation)"
                         .into();
-                finish(&ctx, &mut summary, "incomplete", exit::INCOMPLETE)?;
+                finish(ctx, &mut summary, "incomplete", exit::INCOMPLETE)?;
             }
         }
         End::Unhealthy if rollout.policy.on_failure == OnFailure::Pause => {
             summary.outcome = format!("paused: {} unhealthy hosts (max_unhealthy = {}); `wavectl rollback {run_id}` removes the script", judge.unhealthy.len(), rollout.policy.max_unhealthy);
-            finish(&ctx, &mut summary, "paused", exit::ROLLED_BACK)?;
+            finish(ctx, &mut summary, "paused", exit::ROLLED_BACK)?;
         }
         End::Unhealthy | End::Stopped => {
             let reason = if matches!(end, End::Stopped) {
@@ -306,7 +350,7 @@ pub async fn apply(
                 login_timeout: rollout.health.probe_timeout,
                 hosts: touched.clone(),
             };
-            let removed = remove_hosts(&ctx, 0, &target).await?;
+            let removed = remove_hosts(ctx, 0, &target).await?;
             for r in removed {
                 if r.clean {
                     summary.rolled_back.push(r.host);
@@ -324,10 +368,9 @@ pub async fn apply(
             } else {
                 format!("rolled back ({reason}), but {} hosts are still pending: `wavectl rollback {run_id}` once they answer", summary.pending.len())
             };
-            finish(&ctx, &mut summary, state, code)?;
+            finish(ctx, &mut summary, state, code)?;
         }
     }
-    transport.reap();
     Ok(summary.exit_code)
 }
 

@@ -3,92 +3,101 @@
 
 use crate::inventory::Host;
 use crate::journal::{Action, JournalError};
-use crate::remote;
+use crate::remote::{self, RemoteCommand};
 use crate::rollout::verdict::{Evidence, Health, Verdict};
 use crate::spec::Rollout;
-use crate::transport::TransportError;
+use crate::transport::{Conn, TransportError};
 
 use super::{login_deadline, now, Ctx};
 
-/// Install on one host. `Err` carries the verdict the failure amounts to.
+/// Install on one host (unless `installed`: a resumed run that got that far) and start
+/// its first run. `Err` carries the verdict the failure amounts to.
 pub async fn deploy_host(
     ctx: &Ctx<'_>,
     rollout: &Rollout,
     run_id: &str,
     host: &Host,
+    installed: bool,
 ) -> Result<Result<(), Verdict>, JournalError> {
-    ctx.intent(&host.name, Action::Install)?;
-    let conn = match ctx
-        .transport
-        .connect(host, login_deadline(rollout.health.probe_timeout))
-        .await
-    {
+    let first = if installed {
+        Action::Run
+    } else {
+        Action::Install
+    };
+    ctx.intent(&host.name, first)?;
+    let login = login_deadline(rollout.health.probe_timeout);
+    let conn = match ctx.transport.connect(host, login).await {
         Ok(c) => c,
         Err(e) => {
-            ctx.outcome(&host.name, Action::Install, false, e.to_string())?;
-            return Ok(Err(transport_verdict(&e, false)));
+            ctx.outcome(&host.name, first, false, e.to_string())?;
+            return Ok(Err(transport_verdict(&e, installed)));
         }
     };
-    let params = remote::InstallParams {
-        name: &rollout.name,
-        run_id,
-        install_path: &rollout.script.install_path,
-        mode: rollout.script.mode,
-        script_timeout: rollout.script.timeout,
-        activation: rollout.activation.kind,
-        schedule: &rollout.activation.schedule,
-        body: &rollout.script.body,
-        sha256: &rollout.script.sha256,
-        installed_at: now(),
-    };
-    let result = conn.run(&remote::install(&params)).await;
-    let verdict = match result {
-        Ok(out) if out.success() => None,
-        Ok(out) => Some(Verdict::bad(
-            Health::Degraded,
-            Evidence::new("install").raw(format!("exit {:?}: {}", out.code, out.last_line())),
-        )),
-        Err(e) => Some(transport_verdict(&e, true)),
-    };
-    if let Some(v) = verdict {
-        ctx.outcome(
-            &host.name,
-            Action::Install,
-            false,
-            v.evidence[0].to_string(),
-        )?;
-        conn.close().await;
-        return Ok(Err(v));
-    }
-    ctx.outcome(&host.name, Action::Install, true, "installed")?;
-    if rollout.activation.run_on_install {
-        ctx.intent(&host.name, Action::Run)?;
-        match conn.run(&remote::start_run(&rollout.name)).await {
-            Ok(out) if out.success() => {
-                ctx.outcome(&host.name, Action::Run, true, "first run started")?
-            }
-            Ok(out) => {
-                let detail = format!(
-                    "could not start the first run: exit {:?}: {}",
-                    out.code,
-                    out.last_line()
-                );
-                ctx.outcome(&host.name, Action::Run, false, detail.clone())?;
-                conn.close().await;
-                return Ok(Err(Verdict::bad(
-                    Health::Degraded,
-                    Evidence::new("script").raw(detail),
-                )));
-            }
-            Err(e) => {
-                ctx.outcome(&host.name, Action::Run, false, e.to_string())?;
-                conn.close().await;
-                return Ok(Err(transport_verdict(&e, true)));
-            }
-        }
-    }
+    let result = deploy_over(ctx, rollout, run_id, host, installed, &conn).await;
     conn.close().await;
-    Ok(Ok(()))
+    result
+}
+
+async fn deploy_over(
+    ctx: &Ctx<'_>,
+    rollout: &Rollout,
+    run_id: &str,
+    host: &Host,
+    installed: bool,
+    conn: &Conn,
+) -> Result<Result<(), Verdict>, JournalError> {
+    if !installed {
+        let params = remote::InstallParams {
+            name: &rollout.name,
+            run_id,
+            install_path: &rollout.script.install_path,
+            mode: rollout.script.mode,
+            script_timeout: rollout.script.timeout,
+            activation: rollout.activation.kind,
+            schedule: &rollout.activation.schedule,
+            body: &rollout.script.body,
+            sha256: &rollout.script.sha256,
+            installed_at: now(),
+        };
+        if let Err(v) = step(ctx, conn, host, Action::Install, &remote::install(&params), "install").await? {
+            return Ok(Err(v));
+        }
+        if !rollout.activation.run_on_install {
+            return Ok(Ok(()));
+        }
+        ctx.intent(&host.name, Action::Run)?;
+    }
+    step(ctx, conn, host, Action::Run, &remote::start_run(&rollout.name), "script").await
+}
+
+/// Run one journaled command whose intent is already written; record its outcome.
+async fn step(
+    ctx: &Ctx<'_>,
+    conn: &Conn,
+    host: &Host,
+    action: Action,
+    cmd: &RemoteCommand,
+    signal: &str,
+) -> Result<Result<(), Verdict>, JournalError> {
+    let verdict = match conn.run(cmd).await {
+        Ok(out) if out.success() => {
+            ctx.outcome(&host.name, action, true, cmd.what)?;
+            return Ok(Ok(()));
+        }
+        Ok(out) => Verdict::bad(
+            Health::Degraded,
+            Evidence::new(signal).raw(format!(
+                "{} failed: exit {:?}: {}",
+                cmd.what,
+                out.code,
+                out.last_line()
+            )),
+        ),
+        Err(e) => transport_verdict(&e, true),
+    };
+    let detail = verdict.evidence[0].to_string();
+    ctx.outcome(&host.name, action, false, detail)?;
+    Ok(Err(verdict))
 }
 
 /// What a transport failure says of a host's health.

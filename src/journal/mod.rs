@@ -10,7 +10,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-pub use record::{Action, Record, RunInfo};
+pub use record::{Action, Record, RunInfo, RunKind};
 pub use replay::{replay, HostState, RunState, RunStatus};
 
 /// Journal and lock failures.

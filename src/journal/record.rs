@@ -15,6 +15,19 @@ pub enum Action {
     Remove,
 }
 
+/// What a run does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RunKind {
+    /// A rollout in waves (`apply`).
+    #[default]
+    Apply,
+    /// `purge NAME`: removal of a wavectl-installed script from every host.
+    Purge,
+    /// `purge --path PATH`: removal of a script wavectl never installed.
+    PurgePath,
+}
+
 /// What a run needs to be resumed or rolled back without its spec.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunInfo {
@@ -29,6 +42,8 @@ pub struct RunInfo {
     pub waves: Vec<Vec<String>>,
     pub pid: u32,
     pub started: u64,
+    #[serde(default)]
+    pub kind: RunKind,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -207,6 +207,7 @@ mod tests {
             waves: vec![vec!["a".into()], vec!["b".into(), "c".into()]],
             pid: 1,
             started: 5,
+            kind: Default::default(),
         }))
     }
 
