@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{ArgGroup, Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -52,10 +52,30 @@ pub enum Command {
         /// A run id (see `wavectl status`).
         run: Option<String>,
     },
+    /// Continue a run whose controller died (or finish its rollback).
+    Resume {
+        /// A run id (see `wavectl status`).
+        run: String,
+    },
     /// Remove the script from every host of a finished, paused or crashed run.
     Rollback {
         /// A run id (see `wavectl status`).
         run: String,
+    },
+    /// Ask a running apply to stop and roll back (what the first Ctrl-C does).
+    Abort {
+        /// A run id (see `wavectl status`).
+        run: String,
+    },
+    /// Emergency removal from every selected host: no waves, no bake, high fan-out.
+    Purge(PurgeArgs),
+    /// Retry every pending removal, of one run or of all.
+    Reconcile {
+        /// A run id; all runs when omitted.
+        run: Option<String>,
+        /// Keep retrying, with backoff, until every host is clean.
+        #[arg(long)]
+        until_done: bool,
     },
     /// A local lab fleet and a rollout in which one host goes bad.
     Demo {
@@ -72,4 +92,40 @@ pub struct SpecArgs {
     /// Use this inventory instead of the spec's.
     #[arg(long, value_name = "INV")]
     pub inventory: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("what").required(true).args(["name", "path"])))]
+pub struct PurgeArgs {
+    /// The rollout name whose script to remove (as its hosts' manifests record it).
+    pub name: Option<String>,
+    /// Instead: a script wavectl never installed, by its absolute path on the hosts.
+    #[arg(long, value_name = "PATH")]
+    pub path: Option<String>,
+    /// The inventory of the hosts to purge.
+    #[arg(long, value_name = "INV")]
+    pub inventory: PathBuf,
+    /// Only hosts with this label (`key=value`); repeat to require several.
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub select: Vec<String>,
+    /// Leave out this host; repeatable.
+    #[arg(long, value_name = "HOST")]
+    pub exclude: Vec<String>,
+    /// Retry the hosts left pending, with backoff, until all are clean (or Ctrl-C).
+    #[arg(long)]
+    pub until_done: bool,
+    /// Hosts worked on at once.
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..=2000))]
+    pub concurrency: u32,
+    /// Deadline for each host's login.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub login_timeout: std::time::Duration,
+}
+
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    match humantime::parse_duration(s) {
+        Ok(d) if !d.is_zero() => Ok(d),
+        Ok(_) => Err("must be more than 0s".into()),
+        Err(e) => Err(format!("{e} (write a duration like \"10s\")")),
+    }
 }

@@ -1,13 +1,16 @@
-//! `apply` and `rollback`.
+//! `apply` (a new run) and `resume` (a run whose controller died).
+
+use std::path::Path;
 
 use crate::cli::{Global, SpecArgs};
-use crate::exec::{self, ApplyOptions, Ctx, RemovalTarget};
+use crate::exec::{self, ApplyOptions, Ctx};
 use crate::exit;
-use crate::journal::{Journal, Record};
+use crate::journal::{Journal, Record, RunStatus};
+use crate::plan::Wave;
 use crate::report::{Event, Summary};
-use crate::transport::Transport;
+use crate::spec;
 
-use super::{bad_input, journal_failed, load, reporter, runtime, state_dir, stop_on_ctrl_c};
+use super::{bad_input, block_on, journal_failed, load, reporter, state_dir, stop_on_ctrl_c, transport};
 
 pub fn apply(g: &Global, args: &SpecArgs, yes: bool) -> i32 {
     let (loaded, waves) = match load(args) {
@@ -15,19 +18,9 @@ pub fn apply(g: &Global, args: &SpecArgs, yes: bool) -> i32 {
         Err(e) => return bad_input(&e),
     };
     if !yes {
-        eprint!(
-            "{}",
-            crate::plan::render(
-                &waves,
-                &loaded.targets,
-                loaded.rollout.waves.spread_by.as_deref()
-            )
-        );
-        match super::confirm(&format!(
-            "apply rollout {} to {} hosts?",
-            loaded.rollout.name,
-            loaded.targets.len()
-        )) {
+        eprint!("{}", crate::plan::render(&waves, &loaded.targets, loaded.rollout.waves.spread_by.as_deref()));
+        let question = format!("apply rollout {} to {} hosts?", loaded.rollout.name, loaded.targets.len());
+        match super::confirm(&question) {
             Ok(true) => {}
             Ok(false) => {
                 eprintln!("not applied");
@@ -36,139 +29,122 @@ pub fn apply(g: &Global, args: &SpecArgs, yes: bool) -> i32 {
             Err(e) => return bad_input(&e),
         }
     }
-    let opts = ApplyOptions {
-        state: state_dir(g),
-        ssh_config: g.ssh_config.clone(),
-    };
-    let rt = match runtime() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the runtime: {e}");
-            return exit::INCOMPLETE;
-        }
-    };
+    let opts = ApplyOptions { state: state_dir(g), ssh_config: g.ssh_config.clone() };
     let reporter = reporter(g);
-    rt.block_on(async {
+    block_on(async {
         let stop = stop_on_ctrl_c();
-        match exec::apply(&loaded, &waves, &opts, &reporter, stop).await {
-            Ok(code) => code,
-            Err(e) => journal_failed(&e),
-        }
+        exec::apply(&loaded, &waves, &opts, &reporter, stop).await.unwrap_or_else(|e| journal_failed(&e))
     })
 }
 
-/// Remove the script from every host of a run that may hold it.
-pub fn rollback(g: &Global, run: &str) -> i32 {
+/// Continue a run from its journal: settle the hosts whose last action has no outcome,
+/// then carry on with the waves, or finish the rollback.
+pub fn resume(g: &Global, run: &str) -> i32 {
     let state = state_dir(g);
     let rs = match state.load(run) {
         Ok(s) => s,
         Err(e) => return journal_failed(&e),
     };
     let Some(info) = rs.info.clone() else {
-        eprintln!("error: the journal of run {run} has no run record; nothing to roll back");
+        eprintln!("error: the journal of run {run} has no run record; nothing to resume");
         return exit::BAD_INPUT;
     };
+    match rs.status {
+        RunStatus::Done | RunStatus::RolledBack => {
+            println!("run {run} is finished ({}); nothing to resume", status_name(rs.status));
+            return exit::OK;
+        }
+        RunStatus::Paused => {
+            eprintln!("error: run {run} is paused on a health failure; `wavectl rollback {run}` removes the script");
+            return exit::BAD_INPUT;
+        }
+        _ => {}
+    }
     let _lock = match state.lock(&info.rollout, run) {
         Ok(l) => l,
         Err(e) => return journal_failed(&e),
     };
-    let to_clean: Vec<String> = rs.to_clean().iter().map(|h| h.host.clone()).collect();
-    let hosts: Vec<_> = info
-        .hosts
-        .iter()
-        .filter(|h| to_clean.contains(&h.name))
-        .cloned()
-        .collect();
+    // An apply goes on with the same spec, script and hosts: refuse a changed spec.
+    let resumed_apply = rs.status == RunStatus::Running && info.kind == crate::journal::RunKind::Apply;
+    let loaded = if resumed_apply {
+        match spec::load(Path::new(&info.spec_path), Some(Path::new(&info.inventory_path))) {
+            Ok(mut l) if l.rollout.script.sha256 == info.sha256 && l.rollout.name == info.rollout => {
+                l.targets = info.hosts.clone();
+                Some(l)
+            }
+            Ok(_) => {
+                eprintln!(
+                    "error: {} changed since run {run} started (name or script sha256 differ)\n  help: `wavectl rollback {run}` removes what the run installed; then apply the new spec",
+                    info.spec_path
+                );
+                return exit::BAD_INPUT;
+            }
+            Err(e) => return bad_input(&e),
+        }
+    } else {
+        None
+    };
     let journal = match Journal::open(&state, run) {
         Ok(j) => j,
         Err(e) => return journal_failed(&e),
     };
-    let rt = match runtime() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the runtime: {e}");
-            return exit::INCOMPLETE;
-        }
-    };
     let reporter = reporter(g);
-    let ssh_config = g
-        .ssh_config
-        .clone()
-        .or(info.ssh_config.as_ref().map(Into::into));
-    rt.block_on(async {
+    let ssh_config = g.ssh_config.clone().or(info.ssh_config.as_ref().map(Into::into));
+    block_on(async {
         let stop = stop_on_ctrl_c();
-        let transport = match Transport::new(ssh_config) {
-            Ok(t) => t,
-            Err(e) => {
-                eprintln!("error: cannot create the ssh control directory: {e}");
-                return exit::INCOMPLETE;
-            }
-        };
-        let ctx = Ctx {
-            transport: &transport,
-            journal: &journal,
-            reporter: &reporter,
-            stop,
-        };
+        let Some(transport) = transport(ssh_config) else { return exit::INCOMPLETE };
+        let ctx = Ctx { transport: &transport, journal: &journal, reporter: &reporter, stop };
         let result = async {
-            ctx.record(Record::State {
-                state: "rolling-back".into(),
-                at: exec::now(),
+            ctx.emit(Event::Note { message: format!("resuming run {run} ({})", status_name(rs.status)) });
+            let login = loaded.as_ref().map_or(std::time::Duration::from_secs(10), |l| l.rollout.health.probe_timeout);
+            exec::settle(&ctx, &info, &rs, login).await?;
+            let rs = state.load(run).map_err(|e| match e {
+                crate::journal::JournalError::NoSuchRun(_) => unreachable_run(run),
+                other => other,
             })?;
-            ctx.emit(Event::RollbackStarted {
-                reason: format!("`wavectl rollback {run}`"),
-                hosts: to_clean.clone(),
-            });
-            let target = RemovalTarget {
-                name: &info.rollout,
-                install_path: Some(&info.install_path),
-                login_timeout: std::time::Duration::from_secs(10),
-                hosts,
-            };
-            let removed = exec::remove_hosts(&ctx, 0, &target).await?;
-            let mut summary = Summary {
-                run: run.to_string(),
-                outcome: String::new(),
-                exit_code: exit::OK,
-                meaning: String::new(),
-                confirmed: vec![],
-                rolled_back: vec![],
-                untouched: vec![],
-                unhealthy: vec![],
-                pending: vec![],
-            };
-            for r in removed {
-                if r.clean {
-                    summary.rolled_back.push(r.host);
-                } else {
-                    summary.pending.push((r.host, r.detail));
-                }
+            if let Some(loaded) = &loaded {
+                ctx.record(Record::State { state: "running".into(), at: exec::now() })?;
+                let waves: Vec<Wave> =
+                    info.waves.iter().enumerate().map(|(i, h)| Wave { index: i + 1, hosts: h.clone() }).collect();
+                let progress = exec::progress(&info, &rs);
+                ctx.emit(Event::RunStarted {
+                    run: run.to_string(),
+                    rollout: info.rollout.clone(),
+                    hosts: info.hosts.len(),
+                    waves: waves.len(),
+                    journal: journal.path().display().to_string(),
+                });
+                return exec::drive(&ctx, loaded, &waves, run, progress).await;
             }
-            let (state, code) = if summary.pending.is_empty() {
-                ("rolled-back", exit::OK)
+            let done = exec::roll_back_run(&ctx, &info, &rs, false, false).await?;
+            let code = if !done.pending.is_empty() {
+                exit::INCOMPLETE
+            } else if rs.status == RunStatus::Aborted {
+                exit::ABORTED
             } else {
-                ("incomplete", exit::INCOMPLETE)
+                exit::ROLLED_BACK
             };
-            ctx.record(Record::State {
-                state: state.into(),
-                at: exec::now(),
-            })?;
-            summary.exit_code = code;
-            summary.outcome = if code == exit::OK {
-                "rolled back: no host holds the script".into()
-            } else {
-                "some hosts are still pending".into()
-            };
-            summary.meaning = if code == exit::OK {
-                "done: every host of the run is clean".into()
-            } else {
-                exit::meaning(code).into()
-            };
-            ctx.emit(Event::Summary(summary));
-            Ok::<i32, crate::journal::JournalError>(code)
+            ctx.emit(Event::Summary(Summary {
+                run: run.to_string(),
+                outcome: if code == exit::INCOMPLETE { "rollback resumed; some hosts are still pending".into() } else { "rollback resumed and finished".into() },
+                exit_code: code,
+                meaning: exit::meaning(code).into(),
+                rolled_back: done.clean,
+                pending: done.pending,
+                ..Summary::default()
+            }));
+            Ok(code)
         }
         .await;
         transport.reap();
         result.unwrap_or_else(|e| journal_failed(&e))
     })
+}
+
+fn unreachable_run(run: &str) -> crate::journal::JournalError {
+    crate::journal::JournalError::NoSuchRun(run.to_string())
+}
+
+pub fn status_name(s: RunStatus) -> String {
+    serde_json::to_value(s).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default()
 }

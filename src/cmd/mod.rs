@@ -3,6 +3,8 @@
 
 mod apply;
 mod demo;
+mod purge;
+mod runs;
 mod status;
 
 use std::io::IsTerminal;
@@ -24,7 +26,11 @@ pub fn run(cli: Cli) -> i32 {
         Command::Plan(args) => plan_cmd(args),
         Command::Apply { spec, yes } => apply::apply(g, spec, *yes),
         Command::Status { run } => status::status(g, run.as_deref()),
-        Command::Rollback { run } => apply::rollback(g, run),
+        Command::Resume { run } => apply::resume(g, run),
+        Command::Rollback { run } => runs::rollback(g, run),
+        Command::Abort { run } => runs::abort(g, run),
+        Command::Reconcile { run, until_done } => runs::reconcile(g, run.as_deref(), *until_done),
+        Command::Purge(args) => purge::purge(g, args),
         Command::Demo { hosts } => demo::demo(g, *hosts),
     }
 }

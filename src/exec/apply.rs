@@ -11,7 +11,8 @@ use tokio::sync::{Mutex, Semaphore};
 
 use super::bake::{bake, probe_host, BakeEnd, Judge};
 use super::deploy::deploy_host;
-use super::remove::{remove_hosts, RemovalTarget};
+use super::cleanup::clean_hosts;
+use super::remove::{Removal, REMOVE_FANOUT};
 use super::{login_deadline, new_run_id, now, Ctx};
 use crate::exit;
 use crate::inventory::Host;
@@ -344,20 +345,15 @@ pub async fn drive(
                 reason: reason.clone(),
                 hosts: touched_names.clone(),
             });
-            let target = RemovalTarget {
-                name: &rollout.name,
-                install_path: Some(&rollout.script.install_path),
-                login_timeout: rollout.health.probe_timeout,
-                hosts: touched.clone(),
+            let removal = Removal::Name {
+                name: rollout.name.clone(),
+                install_path: Some(rollout.script.install_path.clone()),
             };
-            let removed = remove_hosts(ctx, 0, &target).await?;
-            for r in removed {
-                if r.clean {
-                    summary.rolled_back.push(r.host);
-                } else {
-                    summary.pending.push((r.host, r.detail));
-                }
-            }
+            let login = rollout.health.probe_timeout;
+            let done = clean_hosts(ctx, Phase::Rollback, removal, touched.clone(), login, REMOVE_FANOUT, false)
+                .await?;
+            summary.rolled_back = done.clean;
+            summary.pending = done.pending;
             let (state, code) = match (summary.pending.is_empty(), matches!(end, End::Stopped)) {
                 (false, _) => ("incomplete", exit::INCOMPLETE),
                 (true, true) => ("aborted", exit::ABORTED),

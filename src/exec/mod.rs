@@ -4,8 +4,10 @@
 
 mod apply;
 mod bake;
+mod cleanup;
 mod deploy;
 mod remove;
+mod resume;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -15,8 +17,10 @@ use crate::journal::{Action, Journal, Record};
 use crate::report::{Event, Reporter};
 use crate::transport::Transport;
 
-pub use apply::{apply, ApplyOptions};
-pub use remove::{remove_hosts, RemovalTarget, Removed};
+pub use apply::{apply, drive, ApplyOptions, Progress};
+pub use cleanup::{clean_hosts, Cleanup};
+pub use resume::{progress, roll_back_run, settle};
+pub use remove::{remove_hosts, Removal, RemovalTarget, Removed, REMOVE_FANOUT};
 
 /// What every action of a run shares: the transport, the journal, the reporter, and the
 /// operator's stop request.

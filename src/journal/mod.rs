@@ -121,9 +121,28 @@ impl StateDir {
             Err(TryLockError::Error(e)) => return Err(io(&path)(e)),
         }
         file.set_len(0).map_err(io(&path))?;
-        file.write_all(run.as_bytes()).map_err(io(&path))?;
+        file.write_all(format!("{run} {}\n", std::process::id()).as_bytes())
+            .map_err(io(&path))?;
         file.sync_all().map_err(io(&path))?;
         Ok(RunLock { _file: file })
+    }
+}
+
+impl StateDir {
+    /// The run and pid holding a rollout's lock right now, if a live process holds it.
+    pub fn holder(&self, rollout: &str) -> Option<(String, u32)> {
+        let path = self.root.join("locks").join(format!("{rollout}.lock"));
+        let file = File::open(&path).ok()?;
+        match file.try_lock_shared() {
+            Ok(()) => None,
+            Err(_) => {
+                let text = std::fs::read_to_string(&path).ok()?;
+                let mut parts = text.split_whitespace();
+                let run = parts.next()?.to_string();
+                let pid = parts.next()?.parse().ok()?;
+                Some((run, pid))
+            }
+        }
     }
 }
 

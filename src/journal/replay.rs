@@ -50,6 +50,8 @@ pub struct HostStatus {
     pub in_flight: Option<Action>,
     pub last_verdict: Option<Verdict>,
     pub detail: String,
+    /// Its first run was started.
+    pub ran: bool,
 }
 
 /// The run as a whole.
@@ -87,6 +89,8 @@ pub struct RunState {
     pub started: u64,
     /// The last wave that started.
     pub wave: usize,
+    /// Waves that finished their bake.
+    pub baked: Vec<usize>,
     pub hosts: Vec<HostStatus>,
 }
 
@@ -114,6 +118,7 @@ pub fn replay(records: &[Record]) -> RunState {
     let mut info = None;
     let mut status = RunStatus::Running;
     let mut wave_now = 0;
+    let mut baked = Vec::new();
     let mut hosts: BTreeMap<String, HostStatus> = BTreeMap::new();
     let mut order: Vec<String> = Vec::new();
     for rec in records {
@@ -131,13 +136,19 @@ pub fn replay(records: &[Record]) -> RunState {
                                 in_flight: None,
                                 last_verdict: None,
                                 detail: String::new(),
+                                ran: false,
                             },
                         );
                     }
                 }
                 info = Some((**i).clone());
             }
-            Record::Wave { wave, .. } => wave_now = *wave,
+            Record::Wave { wave, state } => {
+                wave_now = *wave;
+                if state == "baked" {
+                    baked.push(*wave);
+                }
+            }
             Record::State { state, .. } => {
                 if let Some(s) = RunStatus::parse(state) {
                     status = s;
@@ -163,7 +174,10 @@ pub fn replay(records: &[Record]) -> RunState {
                     h.state = match (action, ok) {
                         (Action::Install, true) => HostState::Installed,
                         (Action::Install, false) => HostState::Partial,
-                        (Action::Run, _) => h.state,
+                        (Action::Run, ok) => {
+                            h.ran = *ok;
+                            h.state
+                        }
                         (Action::Confirm, true) => HostState::Confirmed,
                         (Action::Confirm, false) => h.state,
                         (Action::Remove, true) => HostState::Clean,
@@ -185,6 +199,7 @@ pub fn replay(records: &[Record]) -> RunState {
         status,
         started,
         wave: wave_now,
+        baked,
         hosts,
     }
 }

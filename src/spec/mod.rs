@@ -202,3 +202,17 @@ pub fn load(spec_path: &Path, inventory: Option<&Path>) -> Result<Loaded, InputE
         targets,
     })
 }
+
+/// Check a rollout name given on the command line (`purge NAME`).
+pub fn check_name_arg(name: &str) -> Result<(), InputError> {
+    values::ROLLOUT_NAME
+        .check(name)
+        .map_err(|b| InputError::new(format!("bad NAME: {}", b.message)).help(b.help))
+}
+
+/// Check a script path given on the command line (`purge --path PATH`).
+pub fn check_path_arg(path: &str) -> Result<(), InputError> {
+    values::check_install_path(path)
+        .map(|_| ())
+        .map_err(|b| InputError::new(format!("bad --path: {}", b.message.replacen("install_path ", "", 1))).help(b.help))
+}
