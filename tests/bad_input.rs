@@ -6,6 +6,7 @@
 mod common;
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use wavectl::lab::Fleet;
 
@@ -70,7 +71,11 @@ const SCRIPT: &str = "#!/bin/sh\necho raid ok\n";
 
 /// `text` with the one occurrence of `from` replaced by `to` (panics unless exactly one).
 fn edit(text: &str, from: &str, to: &str) -> String {
-    assert_eq!(text.matches(from).count(), 1, "{from:?} must occur exactly once in the fixture");
+    assert_eq!(
+        text.matches(from).count(),
+        1,
+        "{from:?} must occur exactly once in the fixture"
+    );
     text.replacen(from, to, 1)
 }
 
@@ -79,7 +84,11 @@ fn edit(text: &str, from: &str, to: &str) -> String {
 fn pos(text: &str, prefix: &str, needle: &str) -> String {
     let whole = format!("{prefix}{needle}");
     let found: Vec<usize> = text.match_indices(&whole).map(|(i, _)| i).collect();
-    assert_eq!(found.len(), 1, "{whole:?} must occur exactly once in {text}");
+    assert_eq!(
+        found.len(),
+        1,
+        "{whole:?} must occur exactly once in {text}"
+    );
     let offset = found[0] + prefix.len();
     let before = &text[..offset];
     let line = before.matches('\n').count() + 1;
@@ -106,15 +115,32 @@ struct Case {
 }
 
 fn case(name: &str, spec: String, inventory: String, want: String, help: &'static str) -> Case {
-    Case { name: name.to_string(), spec, inventory, extra: vec![], want, help }
+    Case {
+        name: name.to_string(),
+        spec,
+        inventory,
+        extra: vec![],
+        want,
+        help,
+    }
 }
 
-fn spec_case(name: &str, spec: String, message: impl FnOnce(&str) -> String, help: &'static str) -> Case {
+fn spec_case(
+    name: &str,
+    spec: String,
+    message: impl FnOnce(&str) -> String,
+    help: &'static str,
+) -> Case {
     let want = message(&spec);
     case(name, spec, INVENTORY.to_string(), want, help)
 }
 
-fn inv_case(name: &str, inventory: String, message: impl FnOnce(&str) -> String, help: &'static str) -> Case {
+fn inv_case(
+    name: &str,
+    inventory: String,
+    message: impl FnOnce(&str) -> String,
+    help: &'static str,
+) -> Case {
     let want = message(&inventory);
     case(name, SPEC.to_string(), inventory, want, help)
 }
@@ -179,7 +205,11 @@ fn cases(pwned: &Path) -> Vec<Case> {
         },
         "remove the key or fix its spelling",
     ));
-    let i = edit(INVENTORY, "user = \"root\"", "user = \"root\"\nidentity = \"id\"");
+    let i = edit(
+        INVENTORY,
+        "user = \"root\"",
+        "user = \"root\"\nidentity = \"id\"",
+    );
     v.push(inv_case(
         "unknown key in the inventory [defaults]",
         i,
@@ -203,7 +233,11 @@ fn cases(pwned: &Path) -> Vec<Case> {
         let short = key.split('.').nth(1).unwrap();
         for bad in ["5x", "", "10 parsecs"] {
             // `timeout = ` also ends `probe_timeout = `: anchor on the line start.
-            let s = edit(SPEC, &format!("\n{line}"), &format!("\n{short} = \"{bad}\""));
+            let s = edit(
+                SPEC,
+                &format!("\n{line}"),
+                &format!("\n{short} = \"{bad}\""),
+            );
             let message = if bad.is_empty() {
                 format!("`{key}` is empty")
             } else {
@@ -212,7 +246,12 @@ fn cases(pwned: &Path) -> Vec<Case> {
             v.push(spec_case(
                 &format!("{key} = {bad:?}"),
                 s,
-                |s| format!("rollout.toml:{}: {message}", pos(s, &format!("\n{short} = "), &format!("\"{bad}\""))),
+                |s| {
+                    format!(
+                        "rollout.toml:{}: {message}",
+                        pos(s, &format!("\n{short} = "), &format!("\"{bad}\""))
+                    )
+                },
                 "write a number with a unit",
             ));
         }
@@ -221,24 +260,45 @@ fn cases(pwned: &Path) -> Vec<Case> {
     // Bad rollout names.
     let long = "a".repeat(64);
     for (bad, message) in [
-        ("Raid_Health", "rollout name `Raid_Health` must not start with 'R'".to_string()),
-        ("raid_health", "rollout name `raid_health` contains '_'".to_string()),
-        (long.as_str(), "rollout name is 64 characters long, at most 63 are allowed".to_string()),
-        ("-x", "rollout name `-x` must not start with '-'".to_string()),
+        (
+            "Raid_Health",
+            "rollout name `Raid_Health` must not start with 'R'".to_string(),
+        ),
+        (
+            "raid_health",
+            "rollout name `raid_health` contains '_'".to_string(),
+        ),
+        (
+            long.as_str(),
+            "rollout name is 64 characters long, at most 63 are allowed".to_string(),
+        ),
+        (
+            "-x",
+            "rollout name `-x` must not start with '-'".to_string(),
+        ),
         ("", "rollout name is empty".to_string()),
     ] {
         let s = edit(SPEC, "name = \"raid-health\"", &format!("name = \"{bad}\""));
         v.push(spec_case(
             &format!("rollout name {bad:?}"),
             s,
-            |s| format!("rollout.toml:1:8: {message}"),
+            |s| {
+                format!(
+                    "rollout.toml:{}: {message}",
+                    pos(s, "name = ", &format!("\"{bad}\""))
+                )
+            },
             "a rollout name uses lowercase letters",
         ));
     }
 
     // Bad host names and addresses in the inventory.
     let hostile = format!("-oProxyCommand=touch {}", pwned.display());
-    for (bad, with_address) in [("db 1", true), (hostile.as_str(), true), (hostile.as_str(), false)] {
+    for (bad, with_address) in [
+        ("db 1", true),
+        (hostile.as_str(), true),
+        (hostile.as_str(), false),
+    ] {
         let to = if with_address {
             format!("name = \"{bad}\"\naddress = \"h02\"")
         } else {
@@ -253,11 +313,20 @@ fn cases(pwned: &Path) -> Vec<Case> {
         v.push(inv_case(
             &format!("host name {bad:?} (address given: {with_address})"),
             i,
-            |i| format!("inventory.toml:{}: {message}", pos(i, "name = ", &format!("\"{bad}\""))),
+            |i| {
+                format!(
+                    "inventory.toml:{}: {message}",
+                    pos(i, "name = ", &format!("\"{bad}\""))
+                )
+            },
             "a host name uses letters, digits",
         ));
     }
-    let i = edit(INVENTORY, "address = \"h02\"", &format!("address = \"{hostile}\""));
+    let i = edit(
+        INVENTORY,
+        "address = \"h02\"",
+        &format!("address = \"{hostile}\""),
+    );
     v.push(inv_case(
         "address starting with '-'",
         i,
@@ -273,21 +342,40 @@ fn cases(pwned: &Path) -> Vec<Case> {
     v.push(inv_case(
         "user starting with '-'",
         i,
-        |i| format!("inventory.toml:{}: user name `-oProxyCommand=x` must not start with '-'", at(i, "\"-oProxy")),
+        |i| {
+            format!(
+                "inventory.toml:{}: user name `-oProxyCommand=x` must not start with '-'",
+                at(i, "\"-oProxy")
+            )
+        },
         "a user name uses letters",
     ));
 
     // Install paths.
     for (bad, message) in [
-        ("usr/local/sbin/raid-health", "install_path `usr/local/sbin/raid-health` is not absolute"),
-        ("/usr/local/../sbin/raid-health", "install_path `/usr/local/../sbin/raid-health` contains a '..' component"),
-        ("/usr/local/sbin/..", "install_path `/usr/local/sbin/..` contains a '..' component"),
+        (
+            "usr/local/sbin/raid-health",
+            "install_path `usr/local/sbin/raid-health` is not absolute",
+        ),
+        (
+            "/usr/local/../sbin/raid-health",
+            "install_path `/usr/local/../sbin/raid-health` contains a '..' component",
+        ),
+        (
+            "/usr/local/sbin/..",
+            "install_path `/usr/local/sbin/..` contains a '..' component",
+        ),
     ] {
         let s = edit(SPEC, INSTALL, bad);
         v.push(spec_case(
             &format!("install_path {bad:?}"),
             s,
-            |s| format!("rollout.toml:{}: {message}", pos(s, "install_path = ", "\"")),
+            |s| {
+                format!(
+                    "rollout.toml:{}: {message}",
+                    pos(s, "install_path = ", "\"")
+                )
+            },
             "",
         ));
     }
@@ -297,7 +385,12 @@ fn cases(pwned: &Path) -> Vec<Case> {
     v.push(spec_case(
         "missing script source",
         s,
-        |s| format!("rollout.toml:{}: script `missing.sh` not found", at(s, "\"missing.sh\"")),
+        |s| {
+            format!(
+                "rollout.toml:{}: script `missing.sh` not found",
+                at(s, "\"missing.sh\"")
+            )
+        },
         "`source` is relative to the spec's directory (.); fix the path or create the file",
     ));
 
@@ -307,11 +400,15 @@ fn cases(pwned: &Path) -> Vec<Case> {
         "duplicate host names",
         i,
         |i| {
-            let first = at(INVENTORY, "\"h01\"");
+            let first = pos(INVENTORY, "name = ", "\"h01\"");
             let first_line = first.split(':').next().unwrap().to_string();
             format!(
                 "inventory.toml:{}: duplicate host `h01` (first defined at line {first_line})",
-                pos(i, "address = \"h01\"\nlabels = { role = \"db\" }\n\n[[host]]\nname = ", "\"h01\"")
+                pos(
+                    i,
+                    "address = \"h01\"\nlabels = { role = \"db\" }\n\n[[host]]\nname = ",
+                    "\"h01\""
+                )
             )
         },
         "give each [[host]] a unique name",
@@ -322,35 +419,64 @@ fn cases(pwned: &Path) -> Vec<Case> {
     v.push(spec_case(
         "selector value that matches nothing",
         s,
-        |s| format!("rollout.toml:{}: selector `role=web` matches no host in inventory.toml", at(s, "\"role=web\"")),
+        |s| {
+            format!(
+                "rollout.toml:{}: selector `role=web` matches no host in inventory.toml",
+                at(s, "\"role=web\"")
+            )
+        },
         "`role` values in use: db",
     ));
-    let s = edit(SPEC, "select = [\"role=db\"]", "select = [\"role=db\", \"rack=a1\"]");
+    let s = edit(
+        SPEC,
+        "select = [\"role=db\"]",
+        "select = [\"role=db\", \"rack=a1\"]",
+    );
     v.push(spec_case(
         "selector key no host has",
         s,
-        |s| format!("rollout.toml:{}: selector `rack=a1` matches no host in inventory.toml", at(s, "\"rack=a1\"")),
+        |s| {
+            format!(
+                "rollout.toml:{}: selector `rack=a1` matches no host in inventory.toml",
+                at(s, "\"rack=a1\"")
+            )
+        },
         "no host has a `rack` label; labels in use: role",
     ));
     let s = edit(SPEC, "select = [\"role=db\"]", "select = [\"role\"]");
     v.push(spec_case(
         "selector that is not key=value",
         s,
-        |s| format!("rollout.toml:{}: selector `role` is not key=value", at(s, "\"role\"")),
+        |s| {
+            format!(
+                "rollout.toml:{}: selector `role` is not key=value",
+                at(s, "\"role\"")
+            )
+        },
         "write a label selector like \"role=db\"",
     ));
     let s = edit(SPEC, "exclude = []", "exclude = [\"h09\"]");
     v.push(spec_case(
         "exclude naming an unknown host",
         s,
-        |s| format!("rollout.toml:{}: excluded host `h09` is not in inventory.toml", at(s, "\"h09\"")),
+        |s| {
+            format!(
+                "rollout.toml:{}: excluded host `h09` is not in inventory.toml",
+                at(s, "\"h09\"")
+            )
+        },
         "remove it from the exclusions, or fix its spelling",
     ));
     let s = edit(SPEC, "exclude = []", "exclude = [\"h01\", \"h02\"]");
     v.push(spec_case(
         "every target excluded",
         s,
-        |s| format!("rollout.toml:{}: every selected host is excluded", at(s, "\"h01\", \"h02\"")),
+        |s| {
+            format!(
+                "rollout.toml:{}: every selected host is excluded",
+                at(s, "\"h01\", \"h02\"")
+            )
+        },
         "exclude fewer hosts",
     ));
 
@@ -359,22 +485,39 @@ fn cases(pwned: &Path) -> Vec<Case> {
     v.push(spec_case(
         "canary excluded from the targets",
         s,
-        |s| format!("rollout.toml:{}: canary `h01` is not a target", pos(s, "canaries = [", "\"h01\"")),
+        |s| {
+            format!(
+                "rollout.toml:{}: canary `h01` is not a target",
+                pos(s, "canaries = [", "\"h01\"")
+            )
+        },
         "pick a canary among the targets",
     ));
     let s = edit(SPEC, "canaries = [\"h01\"]", "canaries = [\"h09\"]");
     v.push(spec_case(
         "canary not in the inventory",
         s,
-        |s| format!("rollout.toml:{}: canary `h09` is not in inventory.toml", at(s, "\"h09\"")),
+        |s| {
+            format!(
+                "rollout.toml:{}: canary `h09` is not in inventory.toml",
+                at(s, "\"h09\"")
+            )
+        },
         "name a host of the inventory, or fix the spelling",
     ));
-    let i = edit(INVENTORY, "name = \"h01\"\naddress = \"h01\"\nlabels = { role = \"db\" }", "name = \"h01\"\naddress = \"h01\"\nlabels = { role = \"web\" }");
+    let i = edit(
+        INVENTORY,
+        "name = \"h01\"\naddress = \"h01\"\nlabels = { role = \"db\" }",
+        "name = \"h01\"\naddress = \"h01\"\nlabels = { role = \"web\" }",
+    );
     v.push(case(
         "canary not matching the selector",
         SPEC.to_string(),
         i,
-        format!("rollout.toml:{}: canary `h01` is not a target", pos(SPEC, "canaries = [", "\"h01\"")),
+        format!(
+            "rollout.toml:{}: canary `h01` is not a target",
+            pos(SPEC, "canaries = [", "\"h01\"")
+        ),
         "pick a canary among the targets",
     ));
 
@@ -387,7 +530,11 @@ fn cases(pwned: &Path) -> Vec<Case> {
         ("\"-5%\"", "wave size `-5%` is not a count or a percentage"),
         ("\"ten\"", "wave size `ten` is not a count or a percentage"),
     ] {
-        let s = edit(SPEC, "sizes = [1, \"100%\"]", &format!("sizes = [1, {bad}]"));
+        let s = edit(
+            SPEC,
+            "sizes = [1, \"100%\"]",
+            &format!("sizes = [1, {bad}]"),
+        );
         v.push(spec_case(
             &format!("wave size {bad}"),
             s,
@@ -399,7 +546,12 @@ fn cases(pwned: &Path) -> Vec<Case> {
     v.push(spec_case(
         "empty wave sizes",
         s,
-        |s| format!("rollout.toml:{}: `waves.sizes` is empty", at(s, "[]")),
+        |s| {
+            format!(
+                "rollout.toml:{}: `waves.sizes` is empty",
+                pos(s, "sizes = ", "[]")
+            )
+        },
         "list wave sizes like",
     ));
 
@@ -408,23 +560,42 @@ fn cases(pwned: &Path) -> Vec<Case> {
     v.push(spec_case(
         "TOML syntax error in the spec",
         s,
-        |s| format!("rollout.toml:{}: unclosed table, expected `]`", pos(s, "[waves", "")),
+        |s| {
+            format!(
+                "rollout.toml:{}: unclosed table, expected `]`",
+                pos(s, "[waves", "")
+            )
+        },
         "fix the TOML syntax (see https://toml.io)",
     ));
     let i = edit(INVENTORY, "name = \"h02\"", "name = \"h02");
     v.push(inv_case(
         "TOML syntax error in the inventory",
         i,
-        |i| format!("inventory.toml:{}: invalid basic string, expected `\"`", pos(i, "name = \"h02", "")),
+        |i| {
+            format!(
+                "inventory.toml:{}: invalid basic string, expected `\"`",
+                pos(i, "name = \"h02", "")
+            )
+        },
         "fix the TOML syntax (see https://toml.io)",
     ));
 
     // Missing inventory files.
-    let s = edit(SPEC, "inventory = \"inventory.toml\"", "inventory = \"nowhere.toml\"");
+    let s = edit(
+        SPEC,
+        "inventory = \"inventory.toml\"",
+        "inventory = \"nowhere.toml\"",
+    );
     v.push(spec_case(
         "the spec's inventory file is missing",
         s,
-        |s| format!("rollout.toml:{}: inventory `nowhere.toml` not found", at(s, "\"nowhere.toml\"")),
+        |s| {
+            format!(
+                "rollout.toml:{}: inventory `nowhere.toml` not found",
+                at(s, "\"nowhere.toml\"")
+            )
+        },
         "`inventory` is relative to the spec's directory",
     ));
     let mut c = case(
@@ -445,13 +616,31 @@ struct Untouched {
 }
 
 impl Untouched {
+    /// Call it once the fleet is quiet: waits for the trace of the lab's own readiness
+    /// probe (a TCP connection that reads the banner) to reach the logs.
     fn snapshot(fleet: &Fleet) -> Untouched {
+        for h in fleet.hosts() {
+            let log = h.dir().join("sshd.log");
+            let read = || std::fs::read_to_string(&log).unwrap_or_default();
+            eventually(Duration::from_secs(2), || read().lines().count() > 1);
+            // Settled: unchanged over 100 ms.
+            let mut last = read();
+            loop {
+                std::thread::sleep(Duration::from_millis(100));
+                let now = read();
+                if now == last {
+                    break;
+                }
+                last = now;
+            }
+        }
         let logs = fleet
             .hosts()
             .iter()
             .map(|h| {
                 let log = h.dir().join("sshd.log");
-                let text = std::fs::read_to_string(&log).unwrap_or_else(|e| panic!("{}: {e}", log.display()));
+                let text = std::fs::read_to_string(&log)
+                    .unwrap_or_else(|e| panic!("{}: {e}", log.display()));
                 (h.name().to_string(), log, text)
             })
             .collect();
@@ -462,11 +651,24 @@ impl Untouched {
     fn assert(&self, fleet: &Fleet, what: &str) {
         for (name, log, before) in &self.logs {
             let now = std::fs::read_to_string(log).unwrap();
-            assert!(!now.contains("Accepted publickey"), "{what}: {name} accepted a login:\n{now}");
-            assert_eq!(&now, before, "{what}: {name}'s sshd log changed (a connection was made)");
+            assert!(
+                !now.contains("Accepted publickey"),
+                "{what}: {name} accepted a login:\n{now}"
+            );
+            assert_eq!(
+                &now, before,
+                "{what}: {name}'s sshd log changed (a connection was made)"
+            );
             let h = fleet.host(name);
-            assert!(h.path("/var/lib").is_dir(), "{name}: cannot see the host's files");
-            for p in ["/var/lib/wavectl", INSTALL, "/etc/cron.d/wavectl-raid-health"] {
+            assert!(
+                h.path("/var/lib").is_dir(),
+                "{name}: cannot see the host's files"
+            );
+            for p in [
+                "/var/lib/wavectl",
+                INSTALL,
+                "/etc/cron.d/wavectl-raid-health",
+            ] {
                 assert!(!h.path(p).exists(), "{what}: {name} holds {p}");
             }
         }
@@ -495,11 +697,38 @@ fn write_setup(dir: &Path, spec: &str, inventory: &str) {
     std::fs::write(dir.join("script.sh"), SCRIPT).unwrap();
 }
 
+/// Exit 2, nothing on stdout, stderr exactly `error: WANT` and one help line.
+fn check_output(r: &Run, c: &Case) -> Result<(), String> {
+    if r.code != Some(2) {
+        return Err(format!("exit code {:?}, expected 2", r.code));
+    }
+    if !r.stdout.is_empty() {
+        return Err("stdout is not empty".into());
+    }
+    let mut lines = r.stderr.lines();
+    let want = format!("error: {}", c.want);
+    if lines.next() != Some(want.as_str()) {
+        return Err(format!("the first line of stderr is not\n{want}"));
+    }
+    let help = lines.next().unwrap_or_default();
+    if !(help.starts_with("  help: ") && help.len() > "  help: ".len() + 5 && help.contains(c.help))
+    {
+        return Err(format!(
+            "the second line is not a help line containing {:?}",
+            c.help
+        ));
+    }
+    if lines.next().is_some() {
+        return Err("stderr has more than the error and its help".into());
+    }
+    Ok(())
+}
+
 #[test]
 fn position_helper_counts_lines_and_columns() {
-    // Cross-check the helper against the fixture by hand: line 22 is `bake = "1s"`.
-    assert_eq!(SPEC.lines().nth(21), Some("bake = \"1s\""));
-    assert_eq!(pos(SPEC, "\nbake = ", "\"1s\""), "22:8");
+    // Cross-check the helper against the fixture by hand: line 24 is `bake = "1s"`.
+    assert_eq!(SPEC.lines().nth(23), Some("bake = \"1s\""));
+    assert_eq!(pos(SPEC, "\nbake = ", "\"1s\""), "24:8");
     assert_eq!(at(SPEC, "name = \"raid"), "1:1");
     assert_eq!(pos(INVENTORY, "[[host]]\nname = ", "\"h02\""), "10:8");
 }
@@ -514,10 +743,16 @@ fn every_bad_input_exits_2_with_its_place_and_touches_no_host() {
     let good = work.path().join("good");
     write_setup(&good, SPEC, INVENTORY);
     let r = wavectl(&fleet, &good, &["check", "rollout.toml"]);
-    assert_eq!(r.code, Some(0), "the base fixture must pass `check`: {}", r.stderr);
+    assert_eq!(
+        r.code,
+        Some(0),
+        "the base fixture must pass `check`: {}",
+        r.stderr
+    );
 
     let untouched = Untouched::snapshot(&fleet);
     let cases = cases(&pwned);
+    let mut failures = Vec::new();
     for (n, c) in cases.iter().enumerate() {
         let dir = work.path().join(format!("case{n:02}"));
         write_setup(&dir, &c.spec, &c.inventory);
@@ -528,35 +763,48 @@ fn every_bad_input_exits_2_with_its_place_and_touches_no_host() {
             args.extend_from_slice(&extra);
             let what = format!("case {:?}, `wavectl {}`", c.name, args.join(" "));
             let r = wavectl(&fleet, &dir, &args);
-            assert_eq!(r.code, Some(2), "{what}: exit code\nstdout:\n{}\nstderr:\n{}", r.stdout, r.stderr);
-            assert_eq!(r.stdout, "", "{what}: nothing on stdout");
-            let mut lines = r.stderr.lines();
-            assert_eq!(lines.next(), Some(format!("error: {}", c.want).as_str()), "{what}: stderr:\n{}", r.stderr);
-            let help = lines.next().unwrap_or_default();
-            assert!(
-                help.starts_with("  help: ") && help.len() > "  help: ".len() + 5 && help.contains(c.help),
-                "{what}: the second line must be a help line containing {:?}:\n{}",
-                c.help,
-                r.stderr
-            );
-            assert_eq!(lines.next(), None, "{what}: stderr has more than the error and its help:\n{}", r.stderr);
+            if let Err(problem) = check_output(&r, c) {
+                failures.push(format!(
+                    "{what}: {problem}\nstdout:\n{}\nstderr:\n{}",
+                    r.stdout, r.stderr
+                ));
+            }
             if cmd[0] == "apply" {
                 untouched.assert(&fleet, &what);
-                assert!(!dir.join("state").join("runs").exists(), "{what}: a run journal was written");
+                assert!(
+                    !dir.join("state").join("runs").exists(),
+                    "{what}: a run journal was written"
+                );
             }
             assert!(!pwned.exists(), "{what}: a hostile name ran a command");
         }
     }
-    eprintln!("{} bad-input cases, each through check, plan and apply", cases.len());
+    assert!(
+        failures.is_empty(),
+        "{} of {} runs went wrong:\n\n{}",
+        failures.len(),
+        cases.len() * 3,
+        failures.join("\n\n")
+    );
+    eprintln!(
+        "{} bad-input cases, each through check, plan and apply",
+        cases.len()
+    );
 
     // The check above can see a contact: one ssh login does show in the log.
     let out = fleet.ssh("h01").arg("true").output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let log = std::fs::read_to_string(fleet.host("h01").dir().join("sshd.log")).unwrap();
     assert!(
-        eventually(std::time::Duration::from_secs(5), || std::fs::read_to_string(fleet.host("h01").dir().join("sshd.log"))
-            .unwrap()
-            .contains("Accepted publickey")),
+        eventually(Duration::from_secs(5), || std::fs::read_to_string(
+            fleet.host("h01").dir().join("sshd.log")
+        )
+        .unwrap()
+        .contains("Accepted publickey")),
         "a login does not show in sshd.log, so the no-contact check proves nothing:\n{log}"
     );
 }
@@ -568,19 +816,50 @@ fn bad_flags_exit_2_and_touch_no_host() {
     write_setup(work.path(), SPEC, INVENTORY);
     let untouched = Untouched::snapshot(&fleet);
     let cases: &[(&[&str], &str)] = &[
-        (&["apply", "rollout.toml", "--yes", "--frobnicate"], "error: unexpected argument '--frobnicate' found"),
-        (&["check", "rollout.toml", "--frobnicate"], "error: unexpected argument '--frobnicate' found"),
-        (&["apply", "--yes"], "error: the following required arguments were not provided:"),
-        (&["plan"], "error: the following required arguments were not provided:"),
-        (&["apply", "rollout.toml", "--yes", "--inventory"], "error: a value is required for '--inventory <INV>' but none was supplied"),
-        (&["apply", "rollout.toml", "--yes", "extra.toml"], "error: unexpected argument 'extra.toml' found"),
-        (&["deploy", "rollout.toml"], "error: unrecognized subcommand 'deploy'"),
+        (
+            &["apply", "rollout.toml", "--yes", "--frobnicate"],
+            "error: unexpected argument '--frobnicate' found",
+        ),
+        (
+            &["check", "rollout.toml", "--frobnicate"],
+            "error: unexpected argument '--frobnicate' found",
+        ),
+        (
+            &["apply", "--yes"],
+            "error: the following required arguments were not provided:",
+        ),
+        (
+            &["plan"],
+            "error: the following required arguments were not provided:",
+        ),
+        (
+            &["apply", "rollout.toml", "--yes", "--inventory"],
+            "error: a value is required for '--inventory <INV>' but none was supplied",
+        ),
+        (
+            &["apply", "rollout.toml", "--yes", "extra.toml"],
+            "error: unexpected argument 'extra.toml' found",
+        ),
+        (
+            &["deploy", "rollout.toml"],
+            "error: unrecognized subcommand 'deploy'",
+        ),
     ];
     for (args, want) in cases {
         let what = format!("`wavectl {}`", args.join(" "));
         let r = wavectl(&fleet, work.path(), args);
-        assert_eq!(r.code, Some(2), "{what}: exit code\nstdout:\n{}\nstderr:\n{}", r.stdout, r.stderr);
-        assert!(r.stderr.starts_with(want), "{what}: stderr must start with {want:?}:\n{}", r.stderr);
+        assert_eq!(
+            r.code,
+            Some(2),
+            "{what}: exit code\nstdout:\n{}\nstderr:\n{}",
+            r.stdout,
+            r.stderr
+        );
+        assert!(
+            r.stderr.starts_with(want),
+            "{what}: stderr must start with {want:?}:\n{}",
+            r.stderr
+        );
         assert_eq!(r.stdout, "", "{what}");
         untouched.assert(&fleet, &what);
     }
@@ -588,7 +867,13 @@ fn bad_flags_exit_2_and_touch_no_host() {
     // `apply` without --yes, stdin not a terminal (run() gives it /dev/null): refused.
     let what = "`wavectl apply rollout.toml` without --yes";
     let r = wavectl(&fleet, work.path(), &["apply", "rollout.toml"]);
-    assert_eq!(r.code, Some(2), "{what}: exit code\nstdout:\n{}\nstderr:\n{}", r.stdout, r.stderr);
+    assert_eq!(
+        r.code,
+        Some(2),
+        "{what}: exit code\nstdout:\n{}\nstderr:\n{}",
+        r.stdout,
+        r.stderr
+    );
     assert!(
         r.stderr.contains(
             "error: refusing to apply without confirmation: standard input is not a terminal\n  help: pass --yes to apply without asking\n"
@@ -597,7 +882,10 @@ fn bad_flags_exit_2_and_touch_no_host() {
         r.stderr
     );
     untouched.assert(&fleet, what);
-    assert!(!work.path().join("state").join("runs").exists(), "{what}: a run journal was written");
+    assert!(
+        !work.path().join("state").join("runs").exists(),
+        "{what}: a run journal was written"
+    );
 }
 
 #[test]
@@ -606,7 +894,11 @@ fn host_keys_are_checked_strictly_by_default() {
     let work = tempfile::tempdir().unwrap();
     let dir = work.path();
     // One host, so the run's outcome is about that host only.
-    let inventory = INVENTORY.split("\n[[host]]\nname = \"h02\"").next().unwrap().to_string();
+    let inventory = INVENTORY
+        .split("\n[[host]]\nname = \"h02\"")
+        .next()
+        .unwrap()
+        .to_string();
     let spec = edit(SPEC, "sizes = [1, \"100%\"]", "sizes = [1]");
     write_setup(dir, &spec, &inventory);
 
@@ -614,7 +906,10 @@ fn host_keys_are_checked_strictly_by_default() {
     let known = dir.join("empty_known_hosts");
     std::fs::write(&known, "").unwrap();
     let original = std::fs::read_to_string(fleet.ssh_config()).unwrap();
-    assert!(original.contains("UserKnownHostsFile") && original.contains("StrictHostKeyChecking"), "{original}");
+    assert!(
+        original.contains("UserKnownHostsFile") && original.contains("StrictHostKeyChecking"),
+        "{original}"
+    );
     let cfg: String = original
         .lines()
         .filter(|l| !l.trim_start().starts_with("StrictHostKeyChecking"))
@@ -632,18 +927,46 @@ fn host_keys_are_checked_strictly_by_default() {
     let state = dir.join("state");
     let r = run(
         dir,
-        ["--ssh-config", cfg_path.to_str().unwrap(), "--state-dir", state.to_str().unwrap(), "apply", "rollout.toml", "--yes"],
+        [
+            "--ssh-config",
+            cfg_path.to_str().unwrap(),
+            "--state-dir",
+            state.to_str().unwrap(),
+            "apply",
+            "rollout.toml",
+            "--yes",
+        ],
         &[],
     );
     let h = fleet.host("h01");
-    assert!(!h.path("/var/lib/wavectl").exists(), "h01 got wavectl files with an unknown host key");
-    assert!(!h.path(INSTALL).exists(), "h01 got the script with an unknown host key");
+    assert!(
+        !h.path("/var/lib/wavectl").exists(),
+        "h01 got wavectl files with an unknown host key"
+    );
+    assert!(
+        !h.path(INSTALL).exists(),
+        "h01 got the script with an unknown host key"
+    );
     let log = std::fs::read_to_string(h.dir().join("sshd.log")).unwrap();
-    assert!(!log.contains("Accepted publickey"), "h01 accepted a login:\n{log}");
-    assert_eq!(std::fs::read_to_string(&known).unwrap(), "", "the empty known_hosts file was written to (accept-new?)");
+    assert!(
+        !log.contains("Accepted publickey"),
+        "h01 accepted a login:\n{log}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&known).unwrap(),
+        "",
+        "the empty known_hosts file was written to (accept-new?)"
+    );
     let all = format!("{}\n{}", r.stdout, r.stderr);
-    assert!(all.contains("Host key verification failed"), "the output does not name the host key problem:\n{all}");
-    assert_eq!(r.code, Some(4), "exit code: the canary is unreachable and so is its rollback\n{all}");
+    assert!(
+        all.contains("Host key verification failed"),
+        "the output does not name the host key problem:\n{all}"
+    );
+    assert_eq!(
+        r.code,
+        Some(4),
+        "exit code: the canary is unreachable and so is its rollback\n{all}"
+    );
     let left = ssh_processes(dir.to_str().unwrap());
     assert!(left.is_empty(), "ssh processes left: {left:?}");
 }
