@@ -174,7 +174,25 @@ pub fn load(spec_path: &Path, inventory: Option<&Path>) -> Result<Loaded, InputE
     let raw: raw::RawSpec = src.parse()?;
     let resolved = resolve::resolve(&src, raw, inventory)?;
     let rollout = resolved.rollout;
-    let inventory = inventory::load(&rollout.inventory_path)?;
+    let inventory = inventory::load(&rollout.inventory_path).map_err(|e| {
+        // A missing inventory named by the spec is a bad value in the spec: point at it.
+        match resolved.inventory_pos {
+            Some(pos) if !rollout.inventory_path.exists() => InputError::in_file(
+                &src.path,
+                format!("inventory `{}` not found", rollout.inventory_path.display()),
+            )
+            .at(pos)
+            .help(format!(
+                "`inventory` is relative to the spec's directory ({}); fix the path, create the \
+                 file, or pass --inventory FILE",
+                match spec_path.parent() {
+                    Some(d) if !d.as_os_str().is_empty() => d.display().to_string(),
+                    _ => ".".to_string(),
+                }
+            )),
+            _ => e,
+        }
+    })?;
     let err = |pos: Option<Pos>, b: inventory::Bad| {
         let e = InputError::in_file(&src.path, b.message).help(b.help);
         match pos {

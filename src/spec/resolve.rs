@@ -41,6 +41,8 @@ pub(crate) struct Resolved {
     pub select_pos: Option<Pos>,
     /// `waves.spread_by`, for hosts lacking that label.
     pub spread_by_pos: Option<Pos>,
+    /// `inventory`, when the spec names the inventory (no --inventory), for a missing file.
+    pub inventory_pos: Option<Pos>,
 }
 
 /// An error at `span` from a rule's complaint.
@@ -175,6 +177,10 @@ pub(crate) fn resolve(
         },
         select_pos,
         spread_by_pos,
+        inventory_pos: match (inventory_override, &raw.inventory) {
+            (None, Some(v)) => Some(src.pos(v.span())),
+            _ => None,
+        },
     })
 }
 

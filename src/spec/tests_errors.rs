@@ -302,3 +302,12 @@ fn policy_errors() {
          help: the number of distinct signatures needed before apply; 0 needs none"
     );
 }
+
+#[test]
+fn inventory_named_by_the_spec_missing() {
+    assert_eq!(
+        err_replacing("\"inv.toml\"", "\"nope.toml\""),
+        "T/r.toml:2:13: inventory `T/nope.toml` not found\n  help: `inventory` is relative to \
+         the spec's directory (T); fix the path, create the file, or pass --inventory FILE"
+    );
+}
