@@ -149,3 +149,26 @@ pub fn confirm(question: &str) -> Result<bool, InputError> {
         .map_err(|e| InputError::new(format!("cannot read the answer: {e}")))?;
     Ok(matches!(line.trim(), "y" | "Y" | "yes"))
 }
+
+/// Run an async command to its exit code on a fresh runtime.
+pub fn block_on(f: impl std::future::Future<Output = i32>) -> i32 {
+    match runtime() {
+        Ok(rt) => rt.block_on(f),
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            exit::INCOMPLETE
+        }
+    }
+}
+
+/// The run's SSH transport; `None` (after printing why) if its control directory
+/// cannot be made.
+pub fn transport(ssh_config: Option<std::path::PathBuf>) -> Option<crate::transport::Transport> {
+    match crate::transport::Transport::new(ssh_config) {
+        Ok(t) => Some(t),
+        Err(e) => {
+            eprintln!("error: cannot create the ssh control directory under /tmp: {e}");
+            None
+        }
+    }
+}

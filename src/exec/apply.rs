@@ -306,7 +306,7 @@ pub async fn drive(
         rolled_back: Vec::new(),
         untouched,
         unhealthy,
-        pending: Vec::new(),
+        ..Summary::default()
     };
     match end {
         End::Healthy => {

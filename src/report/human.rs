@@ -163,6 +163,9 @@ impl Human {
                         out.push_str(&format!("               {ev}\n"));
                     }
                 }
+                for (host, what) in &s.removed {
+                    out.push_str(&format!("  {host}: {what}\n"));
+                }
                 for (host, why) in &s.pending {
                     out.push_str(&format!("  PENDING:     {host}: {why}\n"));
                 }

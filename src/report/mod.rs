@@ -92,7 +92,7 @@ pub enum Event {
 }
 
 /// The closing summary of a run.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct Summary {
     pub run: String,
     pub outcome: String,
@@ -104,6 +104,9 @@ pub struct Summary {
     pub unhealthy: Vec<(String, Verdict)>,
     /// Hosts whose removal is still pending, with the reason.
     pub pending: Vec<(String, String)>,
+    /// Per cleaned host, what was found and removed (purge, reconcile).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub removed: Vec<(String, String)>,
 }
 
 /// Where events go.
