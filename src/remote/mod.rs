@@ -32,9 +32,11 @@
 //! | `/etc/cron.d/wavectl-NAME` | cron activation, with an `@reboot ... run guard` line |
 //! | `/etc/systemd/system/wavectl-NAME{.service,.timer,-guard.service}` | systemd-timer activation and boot guard |
 //! | `/var/log/wavectl-guard.log` | what the boot guard did (also sent to syslog via `logger`) |
+//! | `/var/lib/wavectl/purged/<UTC time>/<original path>` | copies of what `purge --path` changed or removed |
 
 pub mod install;
 pub mod probe;
+pub mod purge_path;
 pub mod quote;
 pub mod remove;
 
@@ -50,6 +52,7 @@ pub use install::{
     wrapper_path, wrapper_text, InstallParams, Manifest, ManifestActivation,
 };
 pub use probe::{check_timeout, parse_probe, probe};
+pub use purge_path::{parse_purge_path, purge_path, PurgePathReport};
 pub use quote::{sh_join, sh_quote};
 pub use remove::{parse_remove, remove, RemovalReport};
 

@@ -112,42 +112,54 @@ wv_argv_match() {
   done
   return 1
 }
-# wv_kill_all INSTALL_PATH WAIT_SECS: SIGKILL the pid file's process group and every
-# process running the wrapper or INSTALL_PATH (may be empty: wrapper only), and their
-# descendants (SIGSTOPped first, so none escapes by being reparented), never us or
-# our parents; repeat until two passes in a row find nothing or WAIT_SECS pass.
+# wv_match_procs PATH_A PATH_B: the pids (into WV_HITS, space-separated) whose argv[0],
+# or argv[1] (argv[2] after an option), is PATH_A or PATH_B; an empty path matches
+# nothing. Never this shell, its ancestors or its subshells.
+wv_match_procs() {
+  WV_HITS=
+  [ -n "${WV_ANC:-}" ] || wv_ancestors
+  _mpa=
+  _mpb=
+  [ -z "$1" ] || _mpa=$(printf '%s' "$1" | tr '\n' '\001')
+  [ -z "$2" ] || _mpb=$(printf '%s' "$2" | tr '\n' '\001')
+  # grep -F reads a pattern with newlines as several: give it each path's first line.
+  _mpga=${1%%"$WV_NL"*}
+  _mpgb=${2%%"$WV_NL"*}
+  set --
+  [ -z "$_mpa" ] || set -- "$@" -e "$_mpga"
+  [ -z "$_mpb" ] || set -- "$@" -e "$_mpgb"
+  [ "$#" -gt 0 ] || return 0
+  for _f in $(grep -lsF "$@" /proc/[0-9]*/cmdline); do
+    _p=${_f#/proc/}
+    _p=${_p%/cmdline}
+    wv_is_us "$_p" && continue
+    wv_argv_match "$_p" "$_mpa" "$_mpb" && WV_HITS="$WV_HITS $_p"
+  done
+  return 0
+}
+# wv_kill_procs PIDFILE PATH_A PATH_B WAIT_SECS: SIGKILL the process group named in
+# PIDFILE (may be empty or missing) and every process running PATH_A or PATH_B (see
+# wv_match_procs; either may be empty), and their descendants (SIGSTOPped first, so
+# none escapes by being reparented), never us or our parents; repeat until two passes
+# in a row find nothing or WAIT_SECS pass.
 # Sets WV_KILLED (distinct pids) and WV_LEFT (pids still there at the deadline).
-wv_kill_all() {
+wv_kill_procs() {
   WV_KILLED=0
   WV_LEFT=
   _klist=" "
   wv_ancestors
-  _mrun=$(printf '%s' "$WV_RUN" | tr '\n' '\001')
-  _mip=
-  _nip=
-  if [ -n "$1" ]; then
-    _mip=$(printf '%s' "$1" | tr '\n' '\001')
-    _nip=${1%%"$WV_NL"*}
-  fi
+  _kpa=$2
+  _kpb=$3
   _pg=
-  if [ -f "$WV_DIR/pid" ]; then
-    { IFS= read -r _pg < "$WV_DIR/pid"; } 2>/dev/null
+  if [ -n "$1" ] && [ -f "$1" ]; then
+    { IFS= read -r _pg < "$1"; } 2>/dev/null
     case $_pg in '' | *[!0123456789]*) _pg= ;; esac
   fi
-  _deadline=$(($(date +%s) + $2))
+  _deadline=$(($(date +%s) + $4))
   _quiet=0
   while :; do
-    if [ -n "$_nip" ]; then
-      _cands=$(grep -lsF -e "$WV_RUN" -e "$_nip" /proc/[0-9]*/cmdline)
-    else
-      _cands=$(grep -lsF -e "$WV_RUN" /proc/[0-9]*/cmdline)
-    fi
-    _hits=
-    for _f in $_cands; do
-      _p=${_f#/proc/}
-      _p=${_p%/cmdline}
-      wv_argv_match "$_p" "$_mrun" "$_mip" && _hits="$_hits $_p"
-    done
+    wv_match_procs "$_kpa" "$_kpb"
+    _hits=$WV_HITS
     if [ -n "$_pg" ]; then
       kill -KILL -- "-$_pg" 2>/dev/null
       for _s in /proc/[0-9]*/stat; do
@@ -205,6 +217,10 @@ wv_kill_all() {
     sleep 0.2 2>/dev/null || sleep 1
   done
 }
+
+# wv_kill_all INSTALL_PATH WAIT_SECS: wv_kill_procs for NAME: the pid file's process
+# group, the wrapper, and INSTALL_PATH (may be empty: wrapper only).
+wv_kill_all() { wv_kill_procs "$WV_DIR/pid" "$WV_RUN" "$1" "$2"; }
 
 # --- activation ---
 wv_drop_cron() {
