@@ -10,7 +10,9 @@ use crate::plan::Wave;
 use crate::report::{Event, Summary};
 use crate::spec;
 
-use super::{bad_input, block_on, journal_failed, load, reporter, state_dir, stop_on_ctrl_c, transport};
+use super::{
+    bad_input, block_on, journal_failed, load, reporter, state_dir, stop_on_ctrl_c, transport,
+};
 
 pub fn apply(g: &Global, args: &SpecArgs, yes: bool) -> i32 {
     let (loaded, waves) = match load(args) {
@@ -18,9 +20,17 @@ pub fn apply(g: &Global, args: &SpecArgs, yes: bool) -> i32 {
         Err(e) => return bad_input(&e),
     };
     if !yes {
-        eprint!("{}", crate::plan::render(&waves, &loaded.targets, loaded.rollout.waves.spread_by.as_deref()));
-        let question = format!("apply rollout {} to {} hosts?", loaded.rollout.name, loaded.targets.len());
-        match super::confirm(&question) {
+        let plan = crate::plan::render(
+            &waves,
+            &loaded.targets,
+            loaded.rollout.waves.spread_by.as_deref(),
+        );
+        let question = format!(
+            "apply rollout {} to {}?",
+            loaded.rollout.name,
+            crate::report::count(loaded.targets.len(), "host")
+        );
+        match super::confirm(&plan, &question) {
             Ok(true) => {}
             Ok(false) => {
                 eprintln!("not applied");
@@ -29,11 +39,16 @@ pub fn apply(g: &Global, args: &SpecArgs, yes: bool) -> i32 {
             Err(e) => return bad_input(&e),
         }
     }
-    let opts = ApplyOptions { state: state_dir(g), ssh_config: g.ssh_config.clone() };
+    let opts = ApplyOptions {
+        state: state_dir(g),
+        ssh_config: g.ssh_config.clone(),
+    };
     let reporter = reporter(g);
     block_on(async {
         let stop = stop_on_ctrl_c();
-        exec::apply(&loaded, &waves, &opts, &reporter, stop).await.unwrap_or_else(|e| journal_failed(&e))
+        exec::apply(&loaded, &waves, &opts, &reporter, stop)
+            .await
+            .unwrap_or_else(|e| journal_failed(&e))
     })
 }
 
@@ -51,7 +66,10 @@ pub fn resume(g: &Global, run: &str) -> i32 {
     };
     match rs.status {
         RunStatus::Done | RunStatus::RolledBack => {
-            println!("run {run} is finished ({}); nothing to resume", status_name(rs.status));
+            println!(
+                "run {run} is finished ({}); nothing to resume",
+                status_name(rs.status)
+            );
             return exit::OK;
         }
         RunStatus::Paused => {
@@ -65,10 +83,16 @@ pub fn resume(g: &Global, run: &str) -> i32 {
         Err(e) => return journal_failed(&e),
     };
     // An apply goes on with the same spec, script and hosts: refuse a changed spec.
-    let resumed_apply = rs.status == RunStatus::Running && info.kind == crate::journal::RunKind::Apply;
+    let resumed_apply =
+        rs.status == RunStatus::Running && info.kind == crate::journal::RunKind::Apply;
     let loaded = if resumed_apply {
-        match spec::load(Path::new(&info.spec_path), Some(Path::new(&info.inventory_path))) {
-            Ok(mut l) if l.rollout.script.sha256 == info.sha256 && l.rollout.name == info.rollout => {
+        match spec::load(
+            Path::new(&info.spec_path),
+            Some(Path::new(&info.inventory_path)),
+        ) {
+            Ok(mut l)
+                if l.rollout.script.sha256 == info.sha256 && l.rollout.name == info.rollout =>
+            {
                 l.targets = info.hosts.clone();
                 Some(l)
             }
@@ -89,23 +113,49 @@ pub fn resume(g: &Global, run: &str) -> i32 {
         Err(e) => return journal_failed(&e),
     };
     let reporter = reporter(g);
-    let ssh_config = g.ssh_config.clone().or(info.ssh_config.as_ref().map(Into::into));
+    let ssh_config = g
+        .ssh_config
+        .clone()
+        .or(info.ssh_config.as_ref().map(Into::into));
     block_on(async {
         let stop = stop_on_ctrl_c();
-        let Some(transport) = transport(ssh_config) else { return exit::INCOMPLETE };
-        let ctx = Ctx { transport: &transport, journal: &journal, reporter: &reporter, stop };
+        let Some(transport) = transport(ssh_config) else {
+            return exit::INCOMPLETE;
+        };
+        let ctx = Ctx {
+            transport: &transport,
+            journal: &journal,
+            reporter: &reporter,
+            stop,
+        };
         let result = async {
-            ctx.emit(Event::Note { message: format!("resuming run {run} ({})", status_name(rs.status)) });
-            let login = loaded.as_ref().map_or(std::time::Duration::from_secs(10), |l| l.rollout.health.probe_timeout);
+            ctx.emit(Event::Note {
+                message: format!("resuming run {run} ({})", status_name(rs.status)),
+            });
+            let login = loaded
+                .as_ref()
+                .map_or(std::time::Duration::from_secs(10), |l| {
+                    l.rollout.health.probe_timeout
+                });
             exec::settle(&ctx, &info, &rs, login).await?;
             let rs = state.load(run).map_err(|e| match e {
                 crate::journal::JournalError::NoSuchRun(_) => unreachable_run(run),
                 other => other,
             })?;
             if let Some(loaded) = &loaded {
-                ctx.record(Record::State { state: "running".into(), at: exec::now() })?;
-                let waves: Vec<Wave> =
-                    info.waves.iter().enumerate().map(|(i, h)| Wave { index: i + 1, hosts: h.clone() }).collect();
+                ctx.record(Record::State {
+                    state: "running".into(),
+                    at: exec::now(),
+                })?;
+                let waves: Vec<Wave> = info
+                    .waves
+                    .iter()
+                    .enumerate()
+                    .map(|(i, h)| Wave {
+                        index: i + 1,
+                        hosts: h.clone(),
+                    })
+                    .collect();
                 let progress = exec::progress(&info, &rs);
                 ctx.emit(Event::RunStarted {
                     run: run.to_string(),
@@ -126,7 +176,11 @@ pub fn resume(g: &Global, run: &str) -> i32 {
             };
             ctx.emit(Event::Summary(Summary {
                 run: run.to_string(),
-                outcome: if code == exit::INCOMPLETE { "rollback resumed; some hosts are still pending".into() } else { "rollback resumed and finished".into() },
+                outcome: if code == exit::INCOMPLETE {
+                    "rollback resumed; some hosts are still pending".into()
+                } else {
+                    "rollback resumed and finished".into()
+                },
                 exit_code: code,
                 meaning: exit::meaning(code).into(),
                 rolled_back: done.clean,
@@ -146,5 +200,8 @@ fn unreachable_run(run: &str) -> crate::journal::JournalError {
 }
 
 pub fn status_name(s: RunStatus) -> String {
-    serde_json::to_value(s).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default()
+    serde_json::to_value(s)
+        .ok()
+        .and_then(|v| v.as_str().map(String::from))
+        .unwrap_or_default()
 }

@@ -135,14 +135,14 @@ pub fn stop_on_ctrl_c() -> Arc<AtomicBool> {
 }
 
 /// Ask before touching hosts, when a person is there to answer.
-pub fn confirm(question: &str) -> Result<bool, InputError> {
+pub fn confirm(preface: &str, question: &str) -> Result<bool, InputError> {
     if !std::io::stdin().is_terminal() {
         return Err(InputError::new(
             "refusing to apply without confirmation: standard input is not a terminal",
         )
         .help("pass --yes to apply without asking"));
     }
-    eprint!("{question} [y/N] ");
+    eprint!("{preface}{question} [y/N] ");
     let mut line = String::new();
     std::io::stdin()
         .read_line(&mut line)

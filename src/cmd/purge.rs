@@ -17,15 +17,30 @@ pub fn purge(g: &Global, args: &PurgeArgs) -> i32 {
             if let Err(e) = spec::check_name_arg(name) {
                 return bad_input(&e);
             }
-            (Removal::Name { name: name.clone(), install_path: None }, name.clone(), RunKind::Purge)
+            (
+                Removal::Name {
+                    name: name.clone(),
+                    install_path: None,
+                },
+                name.clone(),
+                RunKind::Purge,
+            )
         }
         (None, Some(path)) => {
             if let Err(e) = spec::check_path_arg(path) {
                 return bad_input(&e);
             }
-            (Removal::Path { path: path.clone() }, "purge-path".to_string(), RunKind::PurgePath)
+            (
+                Removal::Path { path: path.clone() },
+                "purge-path".to_string(),
+                RunKind::PurgePath,
+            )
         }
-        _ => return bad_input(&crate::diag::InputError::new("give either NAME or --path PATH, not both")),
+        _ => {
+            return bad_input(&crate::diag::InputError::new(
+                "give either NAME or --path PATH, not both",
+            ))
+        }
     };
     let inv = match inventory::load(&args.inventory) {
         Ok(i) => i,
@@ -43,7 +58,9 @@ pub fn purge(g: &Global, args: &PurgeArgs) -> i32 {
             unsafe {
                 libc::kill(pid as libc::pid_t, libc::SIGINT);
             }
-            eprintln!("run {holder} of {name} is in progress (pid {pid}): asked it to stop and roll back");
+            eprintln!(
+                "run {holder} of {name} is in progress (pid {pid}): asked it to stop and roll back"
+            );
         }
     }
     let run_id = exec::new_run_id(&format!("purge-{name}"));
@@ -58,8 +75,15 @@ pub fn purge(g: &Global, args: &PurgeArgs) -> i32 {
     };
     block_on(async {
         let stop = stop_on_ctrl_c();
-        let Some(transport) = transport(g.ssh_config.clone()) else { return exit::INCOMPLETE };
-        let ctx = Ctx { transport: &transport, journal: &journal, reporter: &reporter, stop };
+        let Some(transport) = transport(g.ssh_config.clone()) else {
+            return exit::INCOMPLETE;
+        };
+        let ctx = Ctx {
+            transport: &transport,
+            journal: &journal,
+            reporter: &reporter,
+            stop,
+        };
         let result = async {
             ctx.record(Record::Run(Box::new(RunInfo {
                 run: run_id.clone(),

@@ -28,25 +28,48 @@ pub fn rollback(g: &Global, run: &str) -> i32 {
         Err(e) => return journal_failed(&e),
     };
     let reporter = reporter(g);
-    let ssh_config = g.ssh_config.clone().or(info.ssh_config.as_ref().map(Into::into));
+    let ssh_config = g
+        .ssh_config
+        .clone()
+        .or(info.ssh_config.as_ref().map(Into::into));
     block_on(async {
         let stop = stop_on_ctrl_c();
-        let Some(transport) = transport(ssh_config) else { return exit::INCOMPLETE };
-        let ctx = Ctx { transport: &transport, journal: &journal, reporter: &reporter, stop };
+        let Some(transport) = transport(ssh_config) else {
+            return exit::INCOMPLETE;
+        };
+        let ctx = Ctx {
+            transport: &transport,
+            journal: &journal,
+            reporter: &reporter,
+            stop,
+        };
         let result = async {
             let hosts: Vec<String> = rs.to_clean().iter().map(|h| h.host.clone()).collect();
-            ctx.emit(Event::RollbackStarted { reason: format!("`wavectl rollback {run}`"), hosts });
+            ctx.emit(Event::RollbackStarted {
+                reason: format!("`wavectl rollback {run}`"),
+                hosts,
+            });
             let done = exec::roll_back_run(&ctx, &info, &rs, false, false).await?;
-            let code = if done.pending.is_empty() { exit::OK } else { exit::INCOMPLETE };
+            let code = if done.pending.is_empty() {
+                exit::OK
+            } else {
+                exit::INCOMPLETE
+            };
             ctx.emit(Event::Summary(Summary {
                 run: run.to_string(),
                 outcome: if code == exit::OK {
                     "rolled back: no host of the run holds the script".into()
                 } else {
-                    format!("some hosts are still pending: `wavectl reconcile {run}` once they answer")
+                    format!(
+                        "some hosts are still pending: `wavectl reconcile {run}` once they answer"
+                    )
                 },
                 exit_code: code,
-                meaning: if code == exit::OK { "done: every host of the run is clean".into() } else { exit::meaning(code).into() },
+                meaning: if code == exit::OK {
+                    "done: every host of the run is clean".into()
+                } else {
+                    exit::meaning(code).into()
+                },
                 rolled_back: done.clean,
                 pending: done.pending,
                 ..Summary::default()
@@ -78,7 +101,10 @@ pub fn abort(g: &Global, run: &str) -> i32 {
                 println!("asked run {run} (pid {pid}) to stop: it finishes the actions in flight and rolls back");
                 exit::OK
             } else {
-                eprintln!("error: cannot signal pid {pid}: {}", std::io::Error::last_os_error());
+                eprintln!(
+                    "error: cannot signal pid {pid}: {}",
+                    std::io::Error::last_os_error()
+                );
                 exit::INCOMPLETE
             }
         }
@@ -110,12 +136,20 @@ pub fn reconcile(g: &Global, run: Option<&str>, until_done: bool) -> i32 {
                 continue;
             }
         };
-        let Some(info) = rs.info.clone() else { continue };
+        let Some(info) = rs.info.clone() else {
+            continue;
+        };
         // A rollback or purge that died half-way: everything it may not have cleaned.
-        let unfinished = matches!(rs.status, RunStatus::RollingBack | RunStatus::Incomplete | RunStatus::Aborted)
-            || (info.kind != RunKind::Apply && rs.status == RunStatus::Running);
+        let unfinished = matches!(
+            rs.status,
+            RunStatus::RollingBack | RunStatus::Incomplete | RunStatus::Aborted
+        ) || (info.kind != RunKind::Apply && rs.status == RunStatus::Running);
         let only_pending = !unfinished;
-        let count = if unfinished { rs.to_clean().len() } else { rs.pending().len() };
+        let count = if unfinished {
+            rs.to_clean().len()
+        } else {
+            rs.pending().len()
+        };
         if count == 0 {
             continue;
         }
@@ -132,25 +166,46 @@ pub fn reconcile(g: &Global, run: Option<&str>, until_done: bool) -> i32 {
             Err(e) => return journal_failed(&e),
         };
         touched_any = true;
-        let ssh_config = g.ssh_config.clone().or(info.ssh_config.as_ref().map(Into::into));
+        let ssh_config = g
+            .ssh_config
+            .clone()
+            .or(info.ssh_config.as_ref().map(Into::into));
         let code = block_on(async {
             let stop = stop_on_ctrl_c();
-            let Some(transport) = transport(ssh_config) else { return exit::INCOMPLETE };
-            let ctx = Ctx { transport: &transport, journal: &journal, reporter: &reporter, stop };
+            let Some(transport) = transport(ssh_config) else {
+                return exit::INCOMPLETE;
+            };
+            let ctx = Ctx {
+                transport: &transport,
+                journal: &journal,
+                reporter: &reporter,
+                stop,
+            };
             let result = exec::roll_back_run(&ctx, &info, &rs, only_pending, until_done).await;
             transport.reap();
             match result {
                 Ok(done) => {
-                    let code = if done.pending.is_empty() { exit::OK } else { exit::INCOMPLETE };
+                    let code = if done.pending.is_empty() {
+                        exit::OK
+                    } else {
+                        exit::INCOMPLETE
+                    };
                     ctx.emit(Event::Summary(Summary {
                         run: id.clone(),
                         outcome: if code == exit::OK {
-                            format!("reconciled: {} pending hosts are clean now", done.clean.len())
+                            format!(
+                                "reconciled: {} pending hosts are clean now",
+                                done.clean.len()
+                            )
                         } else {
                             format!("{} hosts are still pending", done.pending.len())
                         },
                         exit_code: code,
-                        meaning: if code == exit::OK { "done: every host of the run is clean".into() } else { exit::meaning(code).into() },
+                        meaning: if code == exit::OK {
+                            "done: every host of the run is clean".into()
+                        } else {
+                            exit::meaning(code).into()
+                        },
                         rolled_back: done.clean,
                         pending: done.pending,
                         removed: done.details,

@@ -10,8 +10,8 @@ use futures::future::join_all;
 use tokio::sync::{Mutex, Semaphore};
 
 use super::bake::{bake, probe_host, BakeEnd, Judge};
-use super::deploy::deploy_host;
 use super::cleanup::clean_hosts;
+use super::deploy::{deploy_host, Deployed};
 use super::remove::{Removal, REMOVE_FANOUT};
 use super::{login_deadline, new_run_id, now, Ctx};
 use crate::exit;
@@ -19,7 +19,7 @@ use crate::inventory::Host;
 use crate::journal::{Action, Journal, JournalError, Record, RunInfo, RunKind, StateDir};
 use crate::plan::Wave;
 use crate::remote;
-use crate::report::{Event, Phase, Reporter, Summary};
+use crate::report::{count, Event, Phase, Reporter, Summary};
 use crate::rollout::verdict::{HostWatch, Outcome, Verdict};
 use crate::spec::{Builtin, Loaded, OnFailure};
 use crate::transport::Transport;
@@ -175,42 +175,50 @@ pub async fn drive(
             seconds: None,
         });
         let limit = Arc::new(Semaphore::new(rollout.waves.concurrency.max(1)));
-        let started: Arc<Mutex<Vec<Host>>> = Arc::new(Mutex::new(Vec::new()));
         let results = join_all(wave_hosts.iter().map(|host| {
             let limit = limit.clone();
-            let started = started.clone();
-                                    async move {
+            async move {
                 let _permit = limit.acquire().await;
                 if ctx.stopping() {
                     return Ok(None);
                 }
                 // None: not installed yet; Some(ran): installed before a resume.
                 let already = installed.get(&host.name).copied();
-                match already {
-                    None => started.lock().await.push(host.clone()),
-                    Some(true) => return Ok(Some((host.clone(), Ok(())))),
-                    Some(false) if !rollout.activation.run_on_install => {
-                        return Ok(Some((host.clone(), Ok(()))))
-                    }
-                    Some(false) => {}
-                }
-                let r = deploy_host(ctx, rollout, run_id, host, already.is_some()).await?;
-                Ok::<_, JournalError>(Some((host.clone(), r)))
+                let result = match already {
+                    Some(true) => Deployed::Done,
+                    Some(false) if !rollout.activation.run_on_install => Deployed::Done,
+                    _ => deploy_host(ctx, rollout, run_id, host, already.is_some()).await?,
+                };
+                Ok::<_, JournalError>(Some((host.clone(), already.is_none(), result)))
             }
         }))
         .await;
-        touched.extend(started.lock().await.drain(..));
         for r in results {
-            let Some((host, result)) = r? else { continue };
+            let Some((host, fresh, result)) = r? else {
+                continue;
+            };
+            let (ok, detail) = match &result {
+                Deployed::Done => (true, "installed".to_string()),
+                Deployed::Failed(v) | Deployed::NotReached(v) => (
+                    false,
+                    v.evidence
+                        .first()
+                        .map(|e| e.to_string())
+                        .unwrap_or_default(),
+                ),
+            };
+            ctx.emit(Event::HostStep {
+                wave: w,
+                phase: Phase::Deploy,
+                host: host.name.clone(),
+                ok,
+                detail,
+            });
+            if fresh && !matches!(result, Deployed::NotReached(_)) {
+                touched.push(host.clone());
+            }
             match result {
-                Ok(()) => {
-                    ctx.emit(Event::HostStep {
-                        wave: w,
-                        phase: Phase::Deploy,
-                        host: host.name.clone(),
-                        ok: true,
-                        detail: "installed".into(),
-                    });
+                Deployed::Done => {
                     judge
                         .watches
                         .entry(host.name.clone())
@@ -218,20 +226,8 @@ pub async fn drive(
                         .answered_before = true;
                     deployed.push(host);
                 }
-                Err(v) => {
-                    let detail = v
-                        .evidence
-                        .first()
-                        .map(|e| e.to_string())
-                        .unwrap_or_default();
-                    ctx.emit(Event::HostStep {
-                        wave: w,
-                        phase: Phase::Deploy,
-                        host: host.name.clone(),
-                        ok: false,
-                        detail,
-                    });
-                    judge.note(ctx, w, &host.name, v)?;
+                Deployed::Failed(v) | Deployed::NotReached(v) => {
+                    judge.note(ctx, w, &host.name, v)?
                 }
             }
         }
@@ -324,7 +320,7 @@ pub async fn drive(
             }
         }
         End::Unhealthy if rollout.policy.on_failure == OnFailure::Pause => {
-            summary.outcome = format!("paused: {} unhealthy hosts (max_unhealthy = {}); `wavectl rollback {run_id}` removes the script", judge.unhealthy.len(), rollout.policy.max_unhealthy);
+            summary.outcome = format!("paused: {} unhealthy (max_unhealthy = {}); `wavectl rollback {run_id}` removes the script", count(judge.unhealthy.len(), "host"), rollout.policy.max_unhealthy);
             finish(ctx, &mut summary, "paused", exit::ROLLED_BACK)?;
         }
         End::Unhealthy | End::Stopped => {
@@ -332,8 +328,8 @@ pub async fn drive(
                 "stopped by the operator".to_string()
             } else {
                 format!(
-                    "{} unhealthy hosts, more than max_unhealthy = {}",
-                    judge.unhealthy.len(),
+                    "{} unhealthy, more than max_unhealthy = {}",
+                    count(judge.unhealthy.len(), "host"),
                     rollout.policy.max_unhealthy
                 )
             };
@@ -350,8 +346,16 @@ pub async fn drive(
                 install_path: Some(rollout.script.install_path.clone()),
             };
             let login = rollout.health.probe_timeout;
-            let done = clean_hosts(ctx, Phase::Rollback, removal, touched.clone(), login, REMOVE_FANOUT, false)
-                .await?;
+            let done = clean_hosts(
+                ctx,
+                Phase::Rollback,
+                removal,
+                touched.clone(),
+                login,
+                REMOVE_FANOUT,
+                false,
+            )
+            .await?;
             summary.rolled_back = done.clean;
             summary.pending = done.pending;
             let (state, code) = match (summary.pending.is_empty(), matches!(end, End::Stopped)) {
@@ -362,7 +366,7 @@ pub async fn drive(
             summary.outcome = if summary.pending.is_empty() {
                 format!("rolled back: {reason}")
             } else {
-                format!("rolled back ({reason}), but {} hosts are still pending: `wavectl rollback {run_id}` once they answer", summary.pending.len())
+                format!("rolled back ({reason}), but {} still pending: `wavectl reconcile {run_id}` once they answer", count(summary.pending.len(), "host"))
             };
             finish(ctx, &mut summary, state, code)?;
         }

@@ -34,7 +34,12 @@ pub async fn clean_hosts(
     until_done: bool,
 ) -> Result<Cleanup, JournalError> {
     let mut out = Cleanup::default();
-    let mut target = RemovalTarget { removal, login_timeout, hosts, fanout };
+    let mut target = RemovalTarget {
+        removal,
+        login_timeout,
+        hosts,
+        fanout,
+    };
     let mut backoff = BACKOFF_FIRST;
     loop {
         let removed = remove_hosts(ctx, phase, &target).await?;

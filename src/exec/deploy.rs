@@ -2,7 +2,7 @@
 //! the wrapper, the manifest and the activation; then start the supervised first run.
 
 use crate::inventory::Host;
-use crate::journal::{Action, JournalError};
+use crate::journal::{Action, JournalError, Record};
 use crate::remote::{self, RemoteCommand};
 use crate::rollout::verdict::{Evidence, Health, Verdict};
 use crate::spec::Rollout;
@@ -10,15 +10,24 @@ use crate::transport::{Conn, TransportError};
 
 use super::{login_deadline, now, Ctx};
 
+/// How a deploy ended.
+pub enum Deployed {
+    Done,
+    /// Failed on the host: the verdict it amounts to.
+    Failed(Verdict),
+    /// Never reached the host (no login): nothing was changed there.
+    NotReached(Verdict),
+}
+
 /// Install on one host (unless `installed`: a resumed run that got that far) and start
-/// its first run. `Err` carries the verdict the failure amounts to.
+/// its first run.
 pub async fn deploy_host(
     ctx: &Ctx<'_>,
     rollout: &Rollout,
     run_id: &str,
     host: &Host,
     installed: bool,
-) -> Result<Result<(), Verdict>, JournalError> {
+) -> Result<Deployed, JournalError> {
     let first = if installed {
         Action::Run
     } else {
@@ -28,14 +37,25 @@ pub async fn deploy_host(
     let login = login_deadline(rollout.health.probe_timeout);
     let conn = match ctx.transport.connect(host, login).await {
         Ok(c) => c,
+        Err(e) if !installed => {
+            let reason = format!("not reached: {e}");
+            ctx.record(Record::Untouched {
+                host: host.name.clone(),
+                reason,
+            })?;
+            return Ok(Deployed::NotReached(transport_verdict(&e, false)));
+        }
         Err(e) => {
             ctx.outcome(&host.name, first, false, e.to_string())?;
-            return Ok(Err(transport_verdict(&e, installed)));
+            return Ok(Deployed::Failed(transport_verdict(&e, true)));
         }
     };
     let result = deploy_over(ctx, rollout, run_id, host, installed, &conn).await;
     conn.close().await;
-    result
+    Ok(match result? {
+        Ok(()) => Deployed::Done,
+        Err(v) => Deployed::Failed(v),
+    })
 }
 
 async fn deploy_over(
@@ -59,7 +79,16 @@ async fn deploy_over(
             sha256: &rollout.script.sha256,
             installed_at: now(),
         };
-        if let Err(v) = step(ctx, conn, host, Action::Install, &remote::install(&params), "install").await? {
+        if let Err(v) = step(
+            ctx,
+            conn,
+            host,
+            Action::Install,
+            &remote::install(&params),
+            "install",
+        )
+        .await?
+        {
             return Ok(Err(v));
         }
         if !rollout.activation.run_on_install {
@@ -67,7 +96,15 @@ async fn deploy_over(
         }
         ctx.intent(&host.name, Action::Run)?;
     }
-    step(ctx, conn, host, Action::Run, &remote::start_run(&rollout.name), "script").await
+    step(
+        ctx,
+        conn,
+        host,
+        Action::Run,
+        &remote::start_run(&rollout.name),
+        "script",
+    )
+    .await
 }
 
 /// Run one journaled command whose intent is already written; record its outcome.

@@ -19,8 +19,8 @@ use crate::transport::Transport;
 
 pub use apply::{apply, drive, ApplyOptions, Progress};
 pub use cleanup::{clean_hosts, Cleanup};
-pub use resume::{progress, roll_back_run, settle};
 pub use remove::{remove_hosts, Removal, RemovalTarget, Removed, REMOVE_FANOUT};
+pub use resume::{progress, roll_back_run, settle};
 
 /// What every action of a run shares: the transport, the journal, the reporter, and the
 /// operator's stop request.

@@ -26,7 +26,10 @@ const KILL_TIMEOUT: Duration = Duration::from_secs(10);
 pub enum Removal {
     /// A script wavectl installed under NAME; `install_path` is `None` when only the
     /// hosts' own records know it (purge).
-    Name { name: String, install_path: Option<String> },
+    Name {
+        name: String,
+        install_path: Option<String>,
+    },
     /// A script wavectl never installed (`purge --path`).
     Path { path: String },
 }
@@ -39,8 +42,13 @@ impl Removal {
                 name: info.rollout.clone(),
                 install_path: Some(info.install_path.clone()),
             },
-            RunKind::Purge => Removal::Name { name: info.rollout.clone(), install_path: None },
-            RunKind::PurgePath => Removal::Path { path: info.install_path.clone() },
+            RunKind::Purge => Removal::Name {
+                name: info.rollout.clone(),
+                install_path: None,
+            },
+            RunKind::PurgePath => Removal::Path {
+                path: info.install_path.clone(),
+            },
         }
     }
 
@@ -130,7 +138,12 @@ pub async fn remove_hosts(
     phase: Phase,
     t: &RemovalTarget,
 ) -> Result<Vec<Removed>, JournalError> {
-    ctx.emit(Event::PhaseStarted { wave: 0, phase, hosts: t.hosts.len(), seconds: None });
+    ctx.emit(Event::PhaseStarted {
+        wave: 0,
+        phase,
+        hosts: t.hosts.len(),
+        seconds: None,
+    });
     let limit = Arc::new(Semaphore::new(t.fanout.max(1)));
     let results = join_all(t.hosts.iter().map(|host| {
         let limit = limit.clone();
@@ -151,7 +164,11 @@ async fn remove_one(
     host: &Host,
 ) -> Result<Removed, JournalError> {
     ctx.intent(&host.name, Action::Remove)?;
-    let (clean, detail) = match ctx.transport.connect(host, login_deadline(t.login_timeout)).await {
+    let (clean, detail) = match ctx
+        .transport
+        .connect(host, login_deadline(t.login_timeout))
+        .await
+    {
         Err(e) => (false, e.to_string()),
         Ok(conn) => {
             let cmd = t.removal.command();
@@ -177,5 +194,9 @@ async fn remove_one(
         ok: clean,
         detail: detail.clone(),
     });
-    Ok(Removed { host: host.name.clone(), clean, detail })
+    Ok(Removed {
+        host: host.name.clone(),
+        clean,
+        detail,
+    })
 }

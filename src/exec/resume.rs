@@ -28,7 +28,11 @@ pub async fn settle(
         .filter_map(|h| Some((info.hosts.iter().find(|x| x.name == h.host)?, h.in_flight?)))
         .collect();
     let answers = join_all(unsure.iter().map(|(host, _)| async move {
-        let conn = ctx.transport.connect(host, login_deadline(login_timeout)).await.map_err(|e| e.to_string())?;
+        let conn = ctx
+            .transport
+            .connect(host, login_deadline(login_timeout))
+            .await
+            .map_err(|e| e.to_string())?;
         let out = conn.run(&remote::read_manifest(&info.rollout)).await;
         conn.close().await;
         let out = out.map_err(|e| e.to_string())?;
@@ -40,20 +44,51 @@ pub async fn settle(
         let manifest = match answer {
             Ok(m) => m,
             Err(e) => {
-                ctx.emit(Event::Note { message: format!("{name}: cannot ask its manifest ({e}); it stays unknown") });
+                ctx.emit(Event::Note {
+                    message: format!("{name}: cannot ask its manifest ({e}); it stays unknown"),
+                });
                 continue;
             }
         };
-        let ours = manifest.as_ref().filter(|m| m.run_id == info.run && m.sha256 == info.sha256);
+        let ours = manifest
+            .as_ref()
+            .filter(|m| m.run_id == info.run && m.sha256 == info.sha256);
         let (ok, detail) = match (action, ours, &manifest) {
-            (Action::Install, Some(m), _) => (true, format!("resume: the host's manifest says installed ({})", m.state)),
-            (Action::Install, None, Some(_)) => (false, "resume: the host's manifest is another run's".to_string()),
-            (Action::Install, None, None) => (false, "resume: no manifest on the host: the install did not finish".to_string()),
-            (Action::Run, _, _) => (false, "resume: unknown whether the first run started".to_string()),
-            (Action::Confirm, Some(m), _) => (m.state == "confirmed", format!("resume: the host's manifest says {}", m.state)),
-            (Action::Confirm, None, _) => (false, "resume: no manifest of this run on the host".to_string()),
-            (Action::Remove, _, None) => (true, "resume: nothing of the script's state is left on the host".to_string()),
-            (Action::Remove, _, Some(m)) => (false, format!("resume: the removal did not finish (manifest says {})", m.state)),
+            (Action::Install, Some(m), _) => (
+                true,
+                format!("resume: the host's manifest says installed ({})", m.state),
+            ),
+            (Action::Install, None, Some(_)) => (
+                false,
+                "resume: the host's manifest is another run's".to_string(),
+            ),
+            (Action::Install, None, None) => (
+                false,
+                "resume: no manifest on the host: the install did not finish".to_string(),
+            ),
+            (Action::Run, _, _) => (
+                false,
+                "resume: unknown whether the first run started".to_string(),
+            ),
+            (Action::Confirm, Some(m), _) => (
+                m.state == "confirmed",
+                format!("resume: the host's manifest says {}", m.state),
+            ),
+            (Action::Confirm, None, _) => (
+                false,
+                "resume: no manifest of this run on the host".to_string(),
+            ),
+            (Action::Remove, _, None) => (
+                true,
+                "resume: nothing of the script's state is left on the host".to_string(),
+            ),
+            (Action::Remove, _, Some(m)) => (
+                false,
+                format!(
+                    "resume: the removal did not finish (manifest says {})",
+                    m.state
+                ),
+            ),
         };
         ctx.outcome(name, *action, ok, detail)?;
     }
@@ -63,8 +98,13 @@ pub async fn settle(
 /// Where an interrupted apply picks up, from the journal's state.
 pub fn progress(info: &RunInfo, rs: &RunState) -> Progress {
     let host = |name: &str| info.hosts.iter().find(|h| h.name == name).cloned();
-    let first_wave = (1..=info.waves.len()).find(|w| !rs.baked.contains(w)).unwrap_or(info.waves.len() + 1);
-    let mut p = Progress { first_wave, ..Default::default() };
+    let first_wave = (1..=info.waves.len())
+        .find(|w| !rs.baked.contains(w))
+        .unwrap_or(info.waves.len() + 1);
+    let mut p = Progress {
+        first_wave,
+        ..Default::default()
+    };
     let mut installed = HashMap::new();
     for h in &rs.hosts {
         let Some(full) = host(&h.host) else { continue };
@@ -96,8 +136,16 @@ pub async fn roll_back_run(
     } else {
         rs.to_clean().iter().map(|h| h.host.as_str()).collect()
     };
-    let hosts: Vec<Host> = info.hosts.iter().filter(|h| names.contains(&h.name.as_str())).cloned().collect();
-    ctx.record(Record::State { state: "rolling-back".into(), at: now() })?;
+    let hosts: Vec<Host> = info
+        .hosts
+        .iter()
+        .filter(|h| names.contains(&h.name.as_str()))
+        .cloned()
+        .collect();
+    ctx.record(Record::State {
+        state: "rolling-back".into(),
+        at: now(),
+    })?;
     let done = clean_hosts(
         ctx,
         Phase::Rollback,
@@ -108,7 +156,14 @@ pub async fn roll_back_run(
         until_done,
     )
     .await?;
-    let state = if done.pending.is_empty() { "rolled-back" } else { "incomplete" };
-    ctx.record(Record::State { state: state.into(), at: now() })?;
+    let state = if done.pending.is_empty() {
+        "rolled-back"
+    } else {
+        "incomplete"
+    };
+    ctx.record(Record::State {
+        state: state.into(),
+        at: now(),
+    })?;
     Ok(done)
 }

@@ -64,6 +64,11 @@ pub enum Record {
         ok: bool,
         detail: String,
     },
+    /// The outcome of an install that never reached the host (no login): nothing changed there.
+    Untouched {
+        host: String,
+        reason: String,
+    },
     Verdict {
         host: String,
         wave: usize,

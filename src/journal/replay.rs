@@ -185,6 +185,13 @@ pub fn replay(records: &[Record]) -> RunState {
                     };
                 }
             }
+            Record::Untouched { host, reason } => {
+                if let Some(h) = hosts.get_mut(host) {
+                    h.in_flight = None;
+                    h.state = HostState::Untouched;
+                    h.detail = reason.clone();
+                }
+            }
             Record::Verdict { host, verdict, .. } => {
                 if let Some(h) = hosts.get_mut(host) {
                     h.last_verdict = Some(verdict.clone());
@@ -256,6 +263,20 @@ mod tests {
         let to_clean: Vec<&str> = s.to_clean().iter().map(|h| h.host.as_str()).collect();
         assert_eq!(to_clean, ["a", "b"]);
         assert_eq!(s.host("c").unwrap().wave, 2);
+    }
+
+    #[test]
+    fn an_install_that_never_reached_the_host_leaves_it_untouched() {
+        let s = replay(&[
+            info(),
+            intent("a", Action::Install),
+            Record::Untouched {
+                host: "a".into(),
+                reason: "connection refused".into(),
+            },
+        ]);
+        assert_eq!(s.host("a").unwrap().state, HostState::Untouched);
+        assert!(s.to_clean().is_empty());
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::sync::Mutex;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use super::{Event, Phase};
+use super::{count, Event, Phase};
 use crate::rollout::verdict::Health;
 
 /// Human reporter state: the live bars, by (wave, phase).
@@ -52,12 +52,16 @@ impl Human {
                 waves,
                 journal,
             } => {
-                self.line(&format!("run {run}: rollout {rollout}, {hosts} hosts in {waves} waves (journal {journal})"));
+                self.line(&format!(
+                    "run {run}: rollout {rollout}, {} in {} (journal {journal})",
+                    count(*hosts, "host"),
+                    count(*waves, "wave")
+                ));
             }
             Event::WaveStarted { wave, waves, hosts } => {
                 self.line(&format!(
-                    "== wave {wave}/{waves}: {} hosts: {}",
-                    hosts.len(),
+                    "== wave {wave}/{waves}: {}: {}",
+                    count(hosts.len(), "host"),
                     hosts.join(", ")
                 ));
             }
@@ -131,7 +135,10 @@ impl Human {
                 }
             }
             Event::RollbackStarted { reason, hosts } => {
-                self.line(&format!("!! rolling back {} hosts: {reason}", hosts.len()));
+                self.line(&format!(
+                    "!! rolling back {}: {reason}",
+                    count(hosts.len(), "host")
+                ));
             }
             Event::Note { message } => self.line(message),
             Event::Summary(s) => {

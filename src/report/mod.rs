@@ -142,3 +142,12 @@ impl Reporter {
         }
     }
 }
+
+/// `1 host`, `3 hosts`.
+pub fn count(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}

@@ -230,7 +230,11 @@ pub fn check_name_arg(name: &str) -> Result<(), InputError> {
 
 /// Check a script path given on the command line (`purge --path PATH`).
 pub fn check_path_arg(path: &str) -> Result<(), InputError> {
-    values::check_install_path(path)
-        .map(|_| ())
-        .map_err(|b| InputError::new(format!("bad --path: {}", b.message.replacen("install_path ", "", 1))).help(b.help))
+    values::check_install_path(path).map(|_| ()).map_err(|b| {
+        InputError::new(format!(
+            "bad --path: {}",
+            b.message.replacen("install_path ", "", 1)
+        ))
+        .help(b.help)
+    })
 }

@@ -313,5 +313,10 @@ fn ssh_error(e: &openssh::Error) -> String {
         }
         source = s.source();
     }
-    msg
+    // ssh's own messages span lines; keep evidence on one.
+    msg.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ")
 }
