@@ -962,11 +962,14 @@ fn host_keys_are_checked_strictly_by_default() {
         all.contains("Host key verification failed"),
         "the output does not name the host key problem:\n{all}"
     );
+    // The canary was never reached, so nothing is pending on it: an unhealthy run, rolled back.
     assert_eq!(
         r.code,
-        Some(4),
-        "exit code: the canary is unreachable and so is its rollback\n{all}"
+        Some(1),
+        "exit code: the canary was never reached, nothing to remove\n{all}"
     );
+    assert!(r.stdout.contains("unhealthy:   h01 (unreachable)"), "{all}");
+    assert!(!r.stdout.contains("PENDING"), "{all}");
     let left = ssh_processes(dir.to_str().unwrap());
     assert!(left.is_empty(), "ssh processes left: {left:?}");
 }
