@@ -43,6 +43,8 @@ pub mod remove;
 #[cfg(test)]
 mod host_tests;
 #[cfg(test)]
+mod purge_path_tests;
+#[cfg(test)]
 mod sandbox;
 
 use std::time::Duration;

@@ -127,6 +127,8 @@ mod tests {
         assert!(c.line.starts_with("timeout -k 5s 61.5s sh -c '"));
         assert_eq!(c.timeout, Duration::from_millis(61_500));
         assert_eq!(c.what, "purge path");
+        // Linux limits one argv string to 128 KiB; ssh hands the line to `$SHELL -c`.
+        assert!(c.line.len() < 64 * 1024, "{}", c.line.len());
     }
 
     #[test]
