@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -47,22 +47,31 @@ fn script(fail_on: &str) -> String {
 struct Case {
     dir: tempfile::TempDir,
     fleet: Fleet,
+    body: String,
 }
 
 impl Case {
     fn new(fail_on: &str) -> Case {
         let fleet = fleet(4);
         let dir = tempfile::tempdir().unwrap();
-        fleet.write_inventory(&dir.path().join("inventory.toml")).unwrap();
+        fleet
+            .write_inventory(&dir.path().join("inventory.toml"))
+            .unwrap();
         std::fs::write(dir.path().join("script.sh"), script(fail_on)).unwrap();
         std::fs::write(dir.path().join("rollout.toml"), spec(fail_on)).unwrap();
         // h02 had a file at install_path before.
         let out = fleet
             .host("h02")
-            .exec(&format!("mkdir -p /usr/local/sbin && printf '%s' '{ORIGINAL}' > {INSTALL}"))
+            .exec(&format!(
+                "mkdir -p /usr/local/sbin && printf '%s' '{ORIGINAL}' > {INSTALL}"
+            ))
             .unwrap();
         assert!(out.status.success());
-        Case { dir, fleet }
+        Case {
+            dir,
+            fleet,
+            body: script(fail_on),
+        }
     }
 
     fn args(&self, rest: &[&str]) -> Vec<String> {
@@ -82,11 +91,15 @@ impl Case {
 
     fn journal(&self) -> Option<PathBuf> {
         let runs = std::fs::read_dir(self.state().join("runs")).ok()?;
-        runs.flatten().map(|e| e.path().join("journal.jsonl")).find(|p| p.exists())
+        runs.flatten()
+            .map(|e| e.path().join("journal.jsonl"))
+            .find(|p| p.exists())
     }
 
     fn lines(&self) -> usize {
-        self.journal().and_then(|j| std::fs::read_to_string(j).ok()).map_or(0, |t| t.lines().count())
+        self.journal()
+            .and_then(|j| std::fs::read_to_string(j).ok())
+            .map_or(0, |t| t.lines().count())
     }
 
     /// Start apply; SIGKILL it once the journal holds `kill_at` lines (None: let it finish).
@@ -114,11 +127,21 @@ impl Case {
                     break;
                 }
             }
-            assert!(start.elapsed() < Duration::from_secs(90), "apply did not finish");
+            assert!(
+                start.elapsed() < Duration::from_secs(90),
+                "apply did not finish"
+            );
             thread::sleep(Duration::from_millis(2));
         }
         let journal = self.journal().expect("a journal");
-        let run = journal.parent().unwrap().file_name().unwrap().to_str().unwrap().to_string();
+        let run = journal
+            .parent()
+            .unwrap()
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_string();
         (run, killed)
     }
 
@@ -131,7 +154,7 @@ impl Case {
         let st = self.wavectl(&["status", run, "--json"]);
         assert_eq!(st.code, Some(0), "{label}: {}", st.stderr);
         let status: serde_json::Value = serde_json::from_str(st.stdout.trim()).unwrap();
-        let body = script("h03");
+        let body = &self.body;
         for h in self.fleet.hosts() {
             let name = h.name();
             let recorded = status["hosts"]
@@ -144,8 +167,12 @@ impl Case {
             let state_dir = h.path("/var/lib/wavectl/crashy").exists();
             let cron = h.path("/etc/cron.d/wavectl-crashy").exists();
             let file = std::fs::read_to_string(h.path(INSTALL)).ok();
-            let manifest = std::fs::read_to_string(h.path("/var/lib/wavectl/crashy/manifest.json")).unwrap_or_default();
-            let installed = state_dir && cron && file.as_deref() == Some(body.as_str()) && manifest.contains("\"state\":\"confirmed\"");
+            let manifest = std::fs::read_to_string(h.path("/var/lib/wavectl/crashy/manifest.json"))
+                .unwrap_or_default();
+            let installed = state_dir
+                && cron
+                && file.as_deref() == Some(body.as_str())
+                && manifest.contains("\"state\":\"confirmed\"");
             let original = if name == "h02" { Some(ORIGINAL) } else { None };
             let clean = !state_dir && !cron && file.as_deref() == original;
             assert!(
@@ -153,7 +180,10 @@ impl Case {
                 "{label}: {name} is half-way: state dir {state_dir}, cron {cron}, file {file:?}, manifest {manifest}"
             );
             if installed {
-                assert_eq!(recorded, "confirmed", "{label}: {name} holds the script but status says {recorded}");
+                assert_eq!(
+                    recorded, "confirmed",
+                    "{label}: {name} holds the script but status says {recorded}"
+                );
             } else {
                 assert!(
                     recorded == "clean" || recorded == "untouched",
@@ -176,7 +206,29 @@ fn scenario(fail_on: &str, kill_at: usize, how: &str) -> Result<(), String> {
     let r = c.wavectl(&[how, &run]);
     let label = format!("fail_on={fail_on} kill_at={kill_at} then {how}");
     if !matches!(r.code, Some(0) | Some(1) | Some(3)) {
-        return Err(format!("{label}: exit {:?}\n{}\n{}", r.code, r.stdout, r.stderr));
+        let mut holders = String::new();
+        for e in std::fs::read_dir("/proc").unwrap().flatten() {
+            if let Ok(fds) = std::fs::read_dir(e.path().join("fd")) {
+                for fd in fds.flatten() {
+                    if let Ok(t) = std::fs::read_link(fd.path()) {
+                        if t.to_string_lossy().contains("locks/crashy.lock")
+                            && t.starts_with(c.dir.path())
+                        {
+                            let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+                            holders.push_str(&format!(
+                                "{:?} {}\n",
+                                e.path(),
+                                String::from_utf8_lossy(&cmd)
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        return Err(format!(
+            "{label}: exit {:?}\n{}\n{}\nholders:\n{holders}",
+            r.code, r.stdout, r.stderr
+        ));
     }
     c.assert_consistent(&run, &label);
     Ok(())
@@ -224,6 +276,3 @@ fn sigkill_at_many_points_then_resume_or_rollback_leaves_every_host_whole_or_cle
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
-
-#[allow(dead_code)]
-fn _unused(_: &Path) {}

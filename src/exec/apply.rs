@@ -214,7 +214,11 @@ pub async fn drive(
                 ok,
                 detail,
             });
-            if fresh && !matches!(result, Deployed::NotReached(_)) {
+            // A resumed run may have touched the host already (an install without outcome).
+            if fresh
+                && !matches!(result, Deployed::NotReached(_))
+                && !touched.iter().any(|t| t.name == host.name)
+            {
                 touched.push(host.clone());
             }
             match result {

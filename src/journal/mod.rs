@@ -108,10 +108,8 @@ impl StateDir {
         match file.try_lock() {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => {
-                let holder = std::fs::read_to_string(&path)
-                    .unwrap_or_default()
-                    .trim()
-                    .to_string();
+                let text = std::fs::read_to_string(&path).unwrap_or_default();
+                let holder = text.split_whitespace().next().unwrap_or("?").to_string();
                 return Err(JournalError::Locked {
                     rollout: rollout.to_string(),
                     holder,
