@@ -19,6 +19,13 @@ pub fn apply(g: &Global, args: &SpecArgs, yes: bool) -> i32 {
         Ok(x) => x,
         Err(e) => return bad_input(&e),
     };
+    if loaded.rollout.policy.approvals > 0 {
+        eprintln!(
+            "error: rollout {} needs {} approvals (policy.approvals), and a bare spec carries none\n  help: signed plans (`plan -o`, `approve`, `apply PLAN`) are not built yet; set approvals = 0 to apply without them",
+            loaded.rollout.name, loaded.rollout.policy.approvals
+        );
+        return exit::REFUSED;
+    }
     if !yes {
         let plan = crate::plan::render(
             &waves,
