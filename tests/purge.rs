@@ -287,7 +287,7 @@ fn purge_name_over_30_hosts_with_3_frozen_then_reconcile() {
 #[test]
 fn purge_until_done_finishes_once_frozen_hosts_thaw() {
     let s = Setup::new(fleet(8));
-    let original = seed_original(s.fleet.host("h08"), "#!/bin/sh\n# h08's own\n");
+    let original = seed_original(s.fleet.host("h08"), "#!/bin/sh\n# the original of h08\n");
     s.apply();
     let frozen = ["h03", "h08"];
     for h in frozen {
@@ -575,13 +575,21 @@ setsid {VENDOR}-old </dev/null >/dev/null 2>&1 &
             "found /etc/crontab:",
             "/etc/cron.d/vendor-raid:3: */10 * * * * root /usr/local/sbin/vendor-raid",
             "process ",
-            "killed 2 processes",
             "disabled in /etc/crontab, /etc/cron.d/vendor-raid",
             "script removed",
             "copies kept: /var/lib/wavectl/purged/",
         ] {
             assert!(line.contains(want), "{name}: no {want:?} in {line}");
         }
+        // Two copies (sh and its sleep, twice): at least the two shells.
+        let killed: u32 = line
+            .split("; killed ")
+            .nth(1)
+            .and_then(|t| t.split(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{name}: no kill count in {line}"));
+        assert!(killed >= 2, "{name}: {line}");
+        assert_eq!(line.matches("process ").count(), 2, "{name}: {line}");
         assert!(!line.contains("vendor-raid-old"), "{name}: {line}");
         assert!(!line.contains("other-vendor"), "{name}: {line}");
     }
@@ -654,8 +662,11 @@ fn purge_of_unknown_name_or_bad_path_is_bad_input() {
     let s = Setup::new(fleet(2));
     let before = sshd_logs(&s.fleet);
     let inv = ["--inventory", "inventory.toml"];
+    let long_name = "a".repeat(64);
     let cases: Vec<(Vec<&str>, &str)> = vec![
         (vec!["purge", "Bad Name"], "bad NAME"),
+        (vec!["purge", "raid_health"], "bad NAME"),
+        (vec!["purge", &long_name], "bad NAME"),
         (vec!["purge", "--path", "relative/x"], "bad --path"),
         (vec!["purge", "--path", "/usr/x\ny"], "bad --path"),
         (
@@ -697,4 +708,40 @@ fn purge_of_unknown_name_or_bad_path_is_bad_input() {
     let st = s.wavectl(&["status", "--json"]);
     assert!(st.stdout.trim().is_empty(), "runs recorded:\n{}", st.stdout);
     s.assert_no_ssh_left();
+}
+
+/// Known bug (not fixed here): a copy of the script started through a relative path
+/// (`cd /usr/local/sbin && sh vendor-raid`) or through a symlink to it
+/// (`/usr/sbin/vr-link -> PATH`) is neither killed nor seen by the verify step, and
+/// the host is reported clean (exit 0) while the copy keeps running. lib.sh
+/// `wv_match_procs` compares argv literally with PATH (and pre-filters
+/// /proc/*/cmdline with `grep -F PATH`), so it never resolves argv against the
+/// process's cwd or symlinks.
+#[test]
+#[ignore = "bug: purge --path misses copies run through a relative path or a symlink"]
+fn purge_path_kills_copies_run_through_a_relative_path_or_a_symlink() {
+    let s = Setup::new(fleet(1));
+    let h = s.fleet.host("h01");
+    let out = h
+        .exec(&format!(
+            "set -e; mkdir -p /usr/local/sbin
+printf '%s' '{VENDOR_SCRIPT}' > {VENDOR}; chmod 0755 {VENDOR}
+ln -s {VENDOR} /usr/sbin/vr-link
+cd /usr/local/sbin && setsid sh vendor-raid </dev/null >/dev/null 2>&1 &
+setsid /usr/sbin/vr-link </dev/null >/dev/null 2>&1 &
+"
+        ))
+        .unwrap();
+    assert!(out.status.success());
+    let running = || procs_with(h, "vendor-raid") + procs_with(h, "/usr/sbin/vr-link");
+    assert!(eventually(Duration::from_secs(5), || running() == 2));
+    let r = s.wavectl(&["purge", "--path", VENDOR, "--inventory", "inventory.toml"]);
+    assert!(!h.path(VENDOR).exists());
+    assert_eq!(
+        running(),
+        0,
+        "copies still run, yet exit {:?}:\n{}",
+        r.code,
+        r.stdout
+    );
 }
