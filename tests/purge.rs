@@ -44,7 +44,7 @@ impl Setup {
     }
 
     /// `--ssh-config .. --state-dir .. ARGS`
-    fn args<'a>(&self, args: &[&'a str]) -> Vec<String> {
+    fn args(&self, args: &[&str]) -> Vec<String> {
         let mut all = vec![
             "--ssh-config".to_string(),
             self.fleet.ssh_config().to_str().unwrap().to_string(),
