@@ -718,7 +718,6 @@ fn purge_of_unknown_name_or_bad_path_is_bad_input() {
 /// /proc/*/cmdline with `grep -F PATH`), so it never resolves argv against the
 /// process's cwd or symlinks.
 #[test]
-#[ignore = "bug: purge --path misses copies run through a relative path or a symlink"]
 fn purge_path_kills_copies_run_through_a_relative_path_or_a_symlink() {
     let s = Setup::new(fleet(1));
     let h = s.fleet.host("h01");

@@ -113,11 +113,14 @@ wv_argv_match() {
   return 1
 }
 # wv_match_procs PATH_A PATH_B: the pids (into WV_HITS, space-separated) whose argv[0],
-# or argv[1] (argv[2] after an option), is PATH_A or PATH_B; an empty path matches
-# nothing. Never this shell, its ancestors or its subshells.
+# or argv[1] (argv[2] after an option), is PATH_A or PATH_B, or that have either file
+# open or as their executable; an empty path matches nothing. Never this shell, its
+# ancestors or its subshells.
 wv_match_procs() {
   WV_HITS=
   [ -n "${WV_ANC:-}" ] || wv_ancestors
+  _mpfa=$1
+  _mpfb=$2
   _mpa=
   _mpb=
   [ -z "$1" ] || _mpa=$(printf '%s' "$1" | tr '\n' '\001')
@@ -134,6 +137,19 @@ wv_match_procs() {
     _p=${_p%/cmdline}
     wv_is_us "$_p" && continue
     wv_argv_match "$_p" "$_mpa" "$_mpb" && WV_HITS="$WV_HITS $_p"
+  done
+  # A copy started through a relative path or a symlink names neither path: find it
+  # by the file itself, which a shell keeps open while it runs the script (and which
+  # is the executable of a binary).
+  for _mpf in "$_mpfa" "$_mpfb"; do
+    [ -n "$_mpf" ] && [ -f "$_mpf" ] || continue
+    for _p in $(find -L /proc/[0-9]*/exe /proc/[0-9]*/fd -maxdepth 1 -samefile "$_mpf" 2>/dev/null | cut -d/ -f3 | sort -u); do
+      wv_is_us "$_p" && continue
+      case " $WV_HITS " in *" $_p "*) continue ;; esac
+      # An exiting process (no command line left) is going anyway.
+      [ -n "$(head -c 1 "/proc/$_p/cmdline" 2>/dev/null | tr '\0' x)" ] || continue
+      WV_HITS="$WV_HITS $_p"
+    done
   done
   return 0
 }
