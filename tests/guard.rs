@@ -286,3 +286,51 @@ fn a_revoked_manifest_makes_the_wrapper_refuse_to_run_the_script() {
         "runs.log got a line although revoked"
     );
 }
+
+#[test]
+fn a_probation_script_is_not_run_after_a_reboot_and_a_revoked_one_is_removed_at_boot() {
+    let s = Setup::new(fleet(2), &script(), &spec());
+    apply_confirmed(&s);
+    let (a, b) = (s.fleet.host("h01"), s.fleet.host("h02"));
+
+    // A: in probation, and the boot id recorded at install is not this boot's.
+    set_manifest_state(a, "confirmed", "probation");
+    assert!(
+        a.path(&format!("{DIR}/boot_id")).exists(),
+        "h01: no boot_id"
+    );
+    let ran = std::fs::read_to_string(a.path(SIDE_EFFECT)).unwrap();
+    let runs = std::fs::read_to_string(a.path(RUNS_LOG)).unwrap();
+    // Same boot: a probation script does run.
+    exec_ok(a, WRAPPER);
+    let ran_mid = std::fs::read_to_string(a.path(SIDE_EFFECT)).unwrap();
+    assert_eq!(ran_mid.lines().count(), ran.lines().count() + 1);
+    let runs_mid = std::fs::read_to_string(a.path(RUNS_LOG)).unwrap();
+    assert_eq!(runs_mid.lines().count(), runs.lines().count() + 1);
+    exec_ok(a, &format!("echo another-boot > {DIR}/boot_id"));
+    let out = a.exec(WRAPPER).unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(78),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("rebooted during probation"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(a.path(SIDE_EFFECT)).unwrap(),
+        ran_mid
+    );
+    assert_eq!(std::fs::read_to_string(a.path(RUNS_LOG)).unwrap(), runs_mid);
+
+    // B: revoked (a removal that died half-way); the boot guard finishes it.
+    set_manifest_state(b, "confirmed", "revoked");
+    let cmd = reboot_command(b);
+    exec_ok(b, &cmd);
+    for p in [DIR, CRON, INSTALL] {
+        assert!(!b.path(p).exists(), "h02 still holds {p}");
+    }
+}
