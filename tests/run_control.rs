@@ -352,7 +352,7 @@ fn second_ctrl_c_exits_at_once_leaving_the_journal_for_rollback() {
     assert_eq!(status_of(&s, &run_id), "rolled-back");
 }
 
-/// Cut the journal's last line in half; returns the line as it was.
+/// Cut the journal's last line in half; returns the half left in the file.
 fn tear_last_line(journal: &Path) -> String {
     let text = std::fs::read_to_string(journal).unwrap();
     let body = text.strip_suffix('\n').unwrap_or(&text);
@@ -360,6 +360,7 @@ fn tear_last_line(journal: &Path) -> String {
     let last = &body[start..];
     assert!(last.len() > 4, "last line too short: {last:?}");
     let cut = start + last.len() / 2;
+    let half = last[..last.len() / 2].to_string();
     let f = std::fs::OpenOptions::new()
         .write(true)
         .open(journal)
@@ -372,7 +373,18 @@ fn tear_last_line(journal: &Path) -> String {
         serde_json::from_str::<serde_json::Value>(&torn[start..]).is_err(),
         "the torn half still parses"
     );
-    last.to_string()
+    half
+}
+
+/// Records appended after the torn line start on a line of their own: the torn half
+/// is the journal's only line that does not parse, left as it was.
+fn assert_torn_half_alone(journal: &Path, half: &str) {
+    let text = std::fs::read_to_string(journal).unwrap();
+    let bad: Vec<&str> = text
+        .lines()
+        .filter(|l| serde_json::from_str::<serde_json::Value>(l).is_err())
+        .collect();
+    assert_eq!(bad, vec![half], "lines of the journal that do not parse");
 }
 
 /// The `status` of `status RUN --json`.
@@ -436,7 +448,7 @@ fn a_torn_last_journal_line_is_ignored_after_a_pause() {
         );
     }
 
-    tear_last_line(&s.journal(&run_id));
+    let half = tear_last_line(&s.journal(&run_id));
     assert_status_shows(&s, &run_id);
 
     let rb = s.wavectl(&["rollback", &run_id]);
@@ -445,6 +457,7 @@ fn a_torn_last_journal_line_is_ignored_after_a_pause() {
     s.assert_no_ssh_left();
     // The records appended after the torn line are read back.
     assert_eq!(status_of(&s, &run_id), "rolled-back");
+    assert_torn_half_alone(&s.journal(&run_id), &half);
 }
 
 #[test]
@@ -465,7 +478,7 @@ fn a_torn_last_journal_line_of_a_killed_apply_is_ignored() {
         unsafe { libc::kill(pid as i32, libc::SIGTERM) };
     }
 
-    tear_last_line(&s.journal(&run_id));
+    let half = tear_last_line(&s.journal(&run_id));
     assert_status_shows(&s, &run_id);
 
     let rb = s.wavectl(&["rollback", &run_id]);
@@ -473,4 +486,5 @@ fn a_torn_last_journal_line_of_a_killed_apply_is_ignored() {
     s.assert_all_clean();
     s.assert_no_ssh_left();
     assert_eq!(status_of(&s, &run_id), "rolled-back");
+    assert_torn_half_alone(&s.journal(&run_id), &half);
 }
