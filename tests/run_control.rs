@@ -488,3 +488,39 @@ fn a_torn_last_journal_line_of_a_killed_apply_is_ignored() {
     assert_eq!(status_of(&s, &run_id), "rolled-back");
     assert_torn_half_alone(&s.journal(&run_id), &half);
 }
+
+#[test]
+fn a_killed_apply_with_a_torn_journal_line_resumes_to_the_end() {
+    let s = Setup::new(fleet(2), &spec("6s", "rollback", ""));
+    let apply = s.spawn_apply();
+    let run_id = apply.run_id();
+    wait_deployed(&s);
+    thread::sleep(Duration::from_millis(500));
+    apply.signal(libc::SIGKILL);
+    let (code, ..) = apply.wait(Duration::from_secs(5));
+    assert_eq!(code, None, "killed by a signal");
+    for (pid, _) in ssh_processes(s.fleet.ssh_config().to_str().unwrap()) {
+        // SAFETY: kill(2) on an ssh master of this test's fleet.
+        unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+    }
+    let half = tear_last_line(&s.journal(&run_id));
+    assert_status_shows(&s, &run_id);
+
+    let r = s.wavectl(&["resume", &run_id]);
+    assert_eq!(r.code, Some(0), "{}", show(&r));
+    for h in s.fleet.hosts() {
+        let m: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(h.path("/var/lib/wavectl/raid-health/manifest.json")).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(m["state"], "confirmed", "{}: {m}", h.name());
+        assert!(h.path(CRON).exists(), "{}", h.name());
+    }
+    s.assert_no_ssh_left();
+    assert_eq!(status_of(&s, &run_id), "done");
+    assert_torn_half_alone(&s.journal(&run_id), &half);
+
+    let rb = s.wavectl(&["rollback", &run_id]);
+    assert_eq!(rb.code, Some(0), "{}", show(&rb));
+    s.assert_all_clean();
+}
