@@ -1,0 +1,526 @@
+//! Controlling a run from outside, against real lab hosts: the one-run-per-rollout lock,
+//! `abort`, Ctrl-C (once: roll back; twice: exit at once), and a torn journal.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use wavectl::lab::Fleet;
+
+use common::*;
+
+const NAME: &str = "raid-health";
+const INSTALL: &str = "/usr/local/sbin/raid-health";
+const CRON: &str = "/etc/cron.d/wavectl-raid-health";
+
+struct Setup {
+    dir: tempfile::TempDir,
+    fleet: Fleet,
+}
+
+impl Setup {
+    fn new(fleet: Fleet, spec: &str) -> Setup {
+        let dir = tempfile::tempdir().unwrap();
+        fleet
+            .write_inventory(&dir.path().join("inventory.toml"))
+            .unwrap();
+        std::fs::write(dir.path().join("script.sh"), "#!/bin/sh\necho raid ok\n").unwrap();
+        std::fs::write(dir.path().join("rollout.toml"), spec).unwrap();
+        Setup { dir, fleet }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn state(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    fn global_args(&self) -> Vec<String> {
+        vec![
+            "--ssh-config".into(),
+            self.fleet.ssh_config().to_str().unwrap().into(),
+            "--state-dir".into(),
+            self.state().to_str().unwrap().into(),
+        ]
+    }
+
+    /// `wavectl --ssh-config .. --state-dir .. ARGS`, to its end.
+    fn wavectl(&self, args: &[&str]) -> Run {
+        let mut all = self.global_args();
+        all.extend(args.iter().map(|a| a.to_string()));
+        run(self.path(), all, &[])
+    }
+
+    /// `wavectl .. --json apply rollout.toml --yes` in the background.
+    fn spawn_apply(&self) -> Bg {
+        let mut all = self.global_args();
+        all.extend(["--json", "apply", "rollout.toml", "--yes"].map(String::from));
+        let mut child = Command::new(bin())
+            .args(&all)
+            .current_dir(self.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn wavectl");
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let out = child.stdout.take().unwrap();
+        let sink = lines.clone();
+        let reader = thread::spawn(move || {
+            for line in BufReader::new(out).lines() {
+                let Ok(line) = line else { break };
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let mut err = child.stderr.take().unwrap();
+        let stderr = thread::spawn(move || {
+            let mut s = String::new();
+            let _ = err.read_to_string(&mut s);
+            s
+        });
+        Bg {
+            child,
+            lines,
+            reader: Some(reader),
+            stderr: Some(stderr),
+        }
+    }
+
+    fn assert_all_clean(&self) {
+        for h in self.fleet.hosts() {
+            for p in [
+                "/var/lib/wavectl/raid-health",
+                CRON,
+                INSTALL,
+                "/usr/local/sbin/raid-health.wavectl-new",
+            ] {
+                assert!(!h.path(p).exists(), "{} still holds {p}", h.name());
+            }
+        }
+    }
+
+    fn assert_no_ssh_left(&self) {
+        let needle = self.fleet.ssh_config().to_str().unwrap().to_string();
+        // The masters of a finished command may take a moment to go.
+        eventually(Duration::from_secs(3), || ssh_processes(&needle).is_empty());
+        let left = ssh_processes(&needle);
+        assert!(left.is_empty(), "ssh processes left behind: {left:?}");
+    }
+
+    fn journal(&self, run: &str) -> PathBuf {
+        self.state().join("runs").join(run).join("journal.jsonl")
+    }
+}
+
+/// A wavectl running in the background, its stdout collected line by line.
+struct Bg {
+    child: Child,
+    lines: Arc<Mutex<Vec<String>>>,
+    reader: Option<thread::JoinHandle<()>>,
+    stderr: Option<thread::JoinHandle<String>>,
+}
+
+impl Bg {
+    fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    fn events(&self) -> Vec<serde_json::Value> {
+        self.lines
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    /// The run id of the first event (`run_started`), waiting for it at most 20 s.
+    fn run_id(&self) -> String {
+        let mut id = None;
+        let ok = eventually(Duration::from_secs(20), || {
+            id = self.events().first().and_then(|e| {
+                (e["event"] == "run_started").then(|| e["run"].as_str().unwrap().to_string())
+            });
+            id.is_some()
+        });
+        assert!(ok, "no run_started event; stdout so far: {:?}", self.lines);
+        id.unwrap()
+    }
+
+    fn signal(&self, sig: i32) {
+        // SAFETY: kill(2) on our own child's pid.
+        let r = unsafe { libc::kill(self.pid(), sig) };
+        assert_eq!(r, 0, "kill: {}", std::io::Error::last_os_error());
+    }
+
+    /// Wait for the exit, at most `within` (killing it and panicking past that):
+    /// (exit code, elapsed, stdout, stderr).
+    fn wait(mut self, within: Duration) -> (Option<i32>, Duration, String, String) {
+        let start = Instant::now();
+        let status = loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                break st;
+            }
+            if start.elapsed() > within {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                panic!(
+                    "wavectl did not exit within {within:?}; stdout: {:?}",
+                    self.lines.lock().unwrap()
+                );
+            }
+            thread::sleep(Duration::from_millis(10));
+        };
+        let took = start.elapsed();
+        let _ = self.reader.take().unwrap().join();
+        let stderr = self.stderr.take().unwrap().join().unwrap_or_default();
+        let stdout = self.lines.lock().unwrap().join("\n");
+        (status.code(), took, stdout, stderr)
+    }
+}
+
+impl Drop for Bg {
+    fn drop(&mut self) {
+        if self.reader.is_some() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Two hosts, canary h01 alone in wave 1, a bake of `bake`.
+fn spec(bake: &str, on_failure: &str, checks: &str) -> String {
+    format!(
+        r#"name = "{NAME}"
+description = "run control test rollout"
+inventory = "inventory.toml"
+
+[script]
+source = "script.sh"
+install_path = "{INSTALL}"
+mode = "0755"
+timeout = "20s"
+
+[activation]
+kind = "cron"
+schedule = "*/5 * * * *"
+run_on_install = true
+
+[waves]
+sizes = [1, "100%"]
+canaries = ["h01"]
+concurrency = 10
+bake = "{bake}"
+min_runs = 1
+
+[health]
+interval = "2s"
+probe_timeout = "2s"
+builtin = ["reachable", "script"]
+{checks}
+
+[policy]
+max_unhealthy = 0
+on_failure = "{on_failure}"
+"#
+    )
+}
+
+fn long_bake() -> String {
+    spec("30s", "rollback", "")
+}
+
+/// Wait until the canary h01 has its cron file (deployed), at most 20 s.
+fn wait_deployed(s: &Setup) {
+    let h = s.fleet.host("h01");
+    assert!(
+        eventually(Duration::from_secs(20), || h.path(CRON).exists()),
+        "h01 never got its cron file"
+    );
+}
+
+fn show(r: &Run) -> String {
+    format!(
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        r.code, r.stdout, r.stderr
+    )
+}
+
+#[test]
+fn a_second_apply_of_the_same_rollout_is_refused_with_exit_2() {
+    let s = Setup::new(fleet(2), &long_bake());
+    let first = s.spawn_apply();
+    let run1 = first.run_id();
+    // The lock is taken before run_started is printed; check it names run 1 and its pid.
+    let lock =
+        std::fs::read_to_string(s.state().join("locks").join(format!("{NAME}.lock"))).unwrap();
+    assert_eq!(lock.trim(), format!("{run1} {}", first.pid()));
+
+    let second = s.wavectl(&["apply", "rollout.toml", "--yes"]);
+    assert_eq!(second.code, Some(2), "{}", show(&second));
+    assert!(
+        second.stderr.contains(&run1),
+        "stderr does not name {run1}: {}",
+        second.stderr
+    );
+    // The refused apply started no run of its own.
+    let runs: Vec<_> = std::fs::read_dir(s.state().join("runs"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(runs, vec![run1.clone()], "runs in the state dir");
+
+    wait_deployed(&s);
+    let ab = s.wavectl(&["abort", &run1]);
+    assert_eq!(ab.code, Some(0), "{}", show(&ab));
+    let (code, _, stdout, stderr) = first.wait(Duration::from_secs(25));
+    assert_eq!(code, Some(3), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    s.assert_all_clean();
+    s.assert_no_ssh_left();
+    // The lock died with its process: abort now says run 1 is not running.
+    let ab2 = s.wavectl(&["abort", &run1]);
+    assert_eq!(ab2.code, Some(2), "{}", show(&ab2));
+}
+
+#[test]
+fn first_ctrl_c_rolls_back_and_exits_3() {
+    let s = Setup::new(fleet(2), &long_bake());
+    let apply = s.spawn_apply();
+    let run_id = apply.run_id();
+    wait_deployed(&s);
+    assert!(s.fleet.host("h01").path(INSTALL).exists());
+    let sent = Instant::now();
+    apply.signal(libc::SIGINT);
+    let (code, _, stdout, stderr) = apply.wait(Duration::from_secs(25));
+    assert_eq!(code, Some(3), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    // It did not sit out the 30 s bake.
+    assert!(
+        sent.elapsed() < Duration::from_secs(15),
+        "took {:?}",
+        sent.elapsed()
+    );
+    s.assert_all_clean();
+    s.assert_no_ssh_left();
+    let st = s.wavectl(&["status", &run_id]);
+    assert_eq!(st.code, Some(0), "{}", show(&st));
+    let first = st.stdout.lines().next().unwrap_or_default();
+    assert!(
+        first.starts_with(&format!("run {run_id}:")) && first.contains("aborted"),
+        "{}",
+        st.stdout
+    );
+    let js = s.wavectl(&["status", &run_id, "--json"]);
+    assert_eq!(js.code, Some(0), "{}", show(&js));
+    assert!(js.stdout.contains("\"aborted\""), "{}", js.stdout);
+}
+
+#[test]
+fn second_ctrl_c_exits_at_once_leaving_the_journal_for_rollback() {
+    let s = Setup::new(fleet(2), &long_bake());
+    let apply = s.spawn_apply();
+    let run_id = apply.run_id();
+    wait_deployed(&s);
+    apply.signal(libc::SIGINT);
+    thread::sleep(Duration::from_millis(100));
+    let sent = Instant::now();
+    // The first interrupt may already have finished the rollback and exited.
+    // SAFETY: kill(2) on our own child's pid (not yet reaped: still a valid pid).
+    unsafe { libc::kill(apply.pid(), libc::SIGINT) };
+    let (code, _, stdout, stderr) = apply.wait(Duration::from_secs(10));
+    assert_eq!(code, Some(3), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    // It was the second interrupt that ended it, not the end of the first one's rollback.
+    assert!(stderr.contains("second interrupt"), "{stderr}");
+    assert!(
+        sent.elapsed() < Duration::from_secs(3),
+        "the second interrupt took {:?} to end it",
+        sent.elapsed()
+    );
+    // The exit killed its ssh masters.
+    s.assert_no_ssh_left();
+
+    let rb = s.wavectl(&["rollback", &run_id]);
+    assert_eq!(rb.code, Some(0), "{}", show(&rb));
+    s.assert_all_clean();
+    s.assert_no_ssh_left();
+    assert_eq!(status_of(&s, &run_id), "rolled-back");
+}
+
+/// Cut the journal's last line in half; returns the half left in the file.
+fn tear_last_line(journal: &Path) -> String {
+    let text = std::fs::read_to_string(journal).unwrap();
+    let body = text.strip_suffix('\n').unwrap_or(&text);
+    let start = body.rfind('\n').map_or(0, |i| i + 1);
+    let last = &body[start..];
+    assert!(last.len() > 4, "last line too short: {last:?}");
+    let cut = start + last.len() / 2;
+    let half = last[..last.len() / 2].to_string();
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(journal)
+        .unwrap();
+    f.set_len(cut as u64).unwrap();
+    f.sync_all().unwrap();
+    let torn = std::fs::read_to_string(journal).unwrap();
+    assert!(!torn.ends_with('\n'), "not torn: {torn:?}");
+    assert!(
+        serde_json::from_str::<serde_json::Value>(&torn[start..]).is_err(),
+        "the torn half still parses"
+    );
+    half
+}
+
+/// Records appended after the torn line start on a line of their own: the torn half
+/// is the journal's only line that does not parse, left as it was.
+fn assert_torn_half_alone(journal: &Path, half: &str) {
+    let text = std::fs::read_to_string(journal).unwrap();
+    let bad: Vec<&str> = text
+        .lines()
+        .filter(|l| serde_json::from_str::<serde_json::Value>(l).is_err())
+        .collect();
+    assert_eq!(bad, vec![half], "lines of the journal that do not parse");
+}
+
+/// The `status` of `status RUN --json`.
+fn status_of(s: &Setup, run_id: &str) -> String {
+    let js = s.wavectl(&["status", run_id, "--json"]);
+    assert_eq!(js.code, Some(0), "{}", show(&js));
+    let v: serde_json::Value = serde_json::from_str(js.stdout.trim()).unwrap();
+    v["status"].as_str().unwrap_or_default().to_string()
+}
+
+/// `status`, `status RUN` and `status RUN --json` all work and show the run.
+fn assert_status_shows(s: &Setup, run_id: &str) {
+    let all = s.wavectl(&["status"]);
+    assert_eq!(all.code, Some(0), "{}", show(&all));
+    assert!(
+        all.stdout.lines().any(|l| l.starts_with(run_id)),
+        "{}",
+        all.stdout
+    );
+    let all_js = s.wavectl(&["status", "--json"]);
+    assert_eq!(all_js.code, Some(0), "{}", show(&all_js));
+    assert!(all_js.stdout.contains(run_id), "{}", all_js.stdout);
+    let one = s.wavectl(&["status", run_id]);
+    assert_eq!(one.code, Some(0), "{}", show(&one));
+    assert!(
+        one.stdout.starts_with(&format!("run {run_id}:")),
+        "{}",
+        one.stdout
+    );
+    for host in ["h01", "h02"] {
+        assert!(
+            one.stdout.lines().any(|l| l.starts_with(host)),
+            "{host} missing:\n{}",
+            one.stdout
+        );
+    }
+    let js = s.wavectl(&["status", run_id, "--json"]);
+    assert_eq!(js.code, Some(0), "{}", show(&js));
+    let v: serde_json::Value = serde_json::from_str(js.stdout.trim())
+        .unwrap_or_else(|e| panic!("status --json is not one JSON value ({e}): {}", js.stdout));
+    assert!(v.is_object(), "{v}");
+}
+
+#[test]
+fn a_torn_last_journal_line_is_ignored_after_a_pause() {
+    let checks =
+        "[[health.check]]\nname = \"app\"\ncommand = \"test \\\"$(hostname)\\\" != h02\"\n";
+    let spec = spec("1s", "pause", checks)
+        .replace("sizes = [1, \"100%\"]", "sizes = [\"100%\"]")
+        .replace("canaries = [\"h01\"]\n", "");
+    let s = Setup::new(fleet(2), &spec);
+    let r = s.wavectl(&["--json", "apply", "rollout.toml", "--yes"]);
+    assert_eq!(r.code, Some(1), "{}", show(&r));
+    let first: serde_json::Value = serde_json::from_str(r.stdout.lines().next().unwrap()).unwrap();
+    let run_id = first["run"].as_str().unwrap().to_string();
+    for h in s.fleet.hosts() {
+        assert!(
+            h.path(INSTALL).exists(),
+            "{}: paused run left no script",
+            h.name()
+        );
+    }
+
+    let half = tear_last_line(&s.journal(&run_id));
+    assert_status_shows(&s, &run_id);
+
+    let rb = s.wavectl(&["rollback", &run_id]);
+    assert_eq!(rb.code, Some(0), "{}", show(&rb));
+    s.assert_all_clean();
+    s.assert_no_ssh_left();
+    // The records appended after the torn line are read back.
+    assert_eq!(status_of(&s, &run_id), "rolled-back");
+    assert_torn_half_alone(&s.journal(&run_id), &half);
+}
+
+#[test]
+fn a_torn_last_journal_line_of_a_killed_apply_is_ignored() {
+    let s = Setup::new(fleet(2), &long_bake());
+    let apply = s.spawn_apply();
+    let run_id = apply.run_id();
+    wait_deployed(&s);
+    // Let the bake start probing, then kill the controller outright.
+    thread::sleep(Duration::from_millis(500));
+    apply.signal(libc::SIGKILL);
+    let (code, ..) = apply.wait(Duration::from_secs(5));
+    assert_eq!(code, None, "killed by a signal");
+    assert!(s.fleet.host("h01").path(INSTALL).exists());
+    // SIGKILL leaves the mux masters; they must not hold the hosts for what follows.
+    for (pid, _) in ssh_processes(s.fleet.ssh_config().to_str().unwrap()) {
+        // SAFETY: kill(2) on an ssh master of this test's fleet.
+        unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+    }
+
+    let half = tear_last_line(&s.journal(&run_id));
+    assert_status_shows(&s, &run_id);
+
+    let rb = s.wavectl(&["rollback", &run_id]);
+    assert_eq!(rb.code, Some(0), "{}", show(&rb));
+    s.assert_all_clean();
+    s.assert_no_ssh_left();
+    assert_eq!(status_of(&s, &run_id), "rolled-back");
+    assert_torn_half_alone(&s.journal(&run_id), &half);
+}
+
+#[test]
+fn a_killed_apply_with_a_torn_journal_line_resumes_to_the_end() {
+    let s = Setup::new(fleet(2), &spec("6s", "rollback", ""));
+    let apply = s.spawn_apply();
+    let run_id = apply.run_id();
+    wait_deployed(&s);
+    thread::sleep(Duration::from_millis(500));
+    apply.signal(libc::SIGKILL);
+    let (code, ..) = apply.wait(Duration::from_secs(5));
+    assert_eq!(code, None, "killed by a signal");
+    for (pid, _) in ssh_processes(s.fleet.ssh_config().to_str().unwrap()) {
+        // SAFETY: kill(2) on an ssh master of this test's fleet.
+        unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+    }
+    let half = tear_last_line(&s.journal(&run_id));
+    assert_status_shows(&s, &run_id);
+
+    let r = s.wavectl(&["resume", &run_id]);
+    assert_eq!(r.code, Some(0), "{}", show(&r));
+    for h in s.fleet.hosts() {
+        let m: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(h.path("/var/lib/wavectl/raid-health/manifest.json")).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(m["state"], "confirmed", "{}: {m}", h.name());
+        assert!(h.path(CRON).exists(), "{}", h.name());
+    }
+    s.assert_no_ssh_left();
+    assert_eq!(status_of(&s, &run_id), "done");
+    assert_torn_half_alone(&s.journal(&run_id), &half);
+
+    let rb = s.wavectl(&["rollback", &run_id]);
+    assert_eq!(rb.code, Some(0), "{}", show(&rb));
+    s.assert_all_clean();
+}
