@@ -1,18 +1,18 @@
 //! `apply` (a new run) and `resume` (a run whose controller died).
 
 use std::path::Path;
+use std::time::Duration;
 
 use crate::cli::{Global, SpecArgs};
-use crate::exec::{self, ApplyOptions, Ctx};
+use crate::exec::{self, ApplyOptions};
 use crate::exit;
-use crate::journal::{Journal, Record, RunStatus};
+use crate::journal::{Record, RunKind, RunStatus};
 use crate::plan::Wave;
-use crate::report::{Event, Summary};
+use crate::report::Event;
 use crate::spec;
 
-use super::{
-    bad_input, block_on, journal_failed, load, reporter, state_dir, stop_on_ctrl_c, transport,
-};
+use super::session::{cleanup_summary, open_run, with_ctx};
+use super::{bad_input, block_on, journal_failed, load, reporter, state_dir, stop_on_ctrl_c};
 
 pub fn apply(g: &Global, args: &SpecArgs, yes: bool) -> i32 {
     let (loaded, waves) = match load(args) {
@@ -62,37 +62,34 @@ pub fn apply(g: &Global, args: &SpecArgs, yes: bool) -> i32 {
 /// Continue a run from its journal: settle the hosts whose last action has no outcome,
 /// then carry on with the waves, or finish the rollback.
 pub fn resume(g: &Global, run: &str) -> i32 {
-    let state = state_dir(g);
-    let rs = match state.load(run) {
-        Ok(s) => s,
+    let dir = state_dir(g);
+    let status = match dir.load(run) {
+        Ok(s) => s.status,
         Err(e) => return journal_failed(&e),
     };
-    let Some(info) = rs.info.clone() else {
-        eprintln!("error: the journal of run {run} has no run record; nothing to resume");
-        return exit::BAD_INPUT;
-    };
-    match rs.status {
-        RunStatus::Done | RunStatus::RolledBack => {
+    match status {
+        RunStatus::Done | RunStatus::RolledBack | RunStatus::Aborted => {
             println!(
                 "run {run} is finished ({}); nothing to resume",
-                status_name(rs.status)
+                status_name(status)
             );
             return exit::OK;
         }
         RunStatus::Paused => {
-            eprintln!("error: run {run} is paused on a health failure; `wavectl rollback {run}` removes the script");
+            eprintln!(
+                "error: run {run} is paused on a health failure\n  help: `wavectl rollback {run}` removes the script"
+            );
             return exit::BAD_INPUT;
         }
         _ => {}
     }
-    let _lock = match state.lock(&info.rollout, run) {
-        Ok(l) => l,
-        Err(e) => return journal_failed(&e),
+    let open = match open_run(&dir, run) {
+        Ok(o) => o,
+        Err(code) => return code,
     };
+    let info = &open.info;
     // An apply goes on with the same spec, script and hosts: refuse a changed spec.
-    let resumed_apply =
-        rs.status == RunStatus::Running && info.kind == crate::journal::RunKind::Apply;
-    let loaded = if resumed_apply {
+    let loaded = if status == RunStatus::Running && info.kind == RunKind::Apply {
         match spec::load(
             Path::new(&info.spec_path),
             Some(Path::new(&info.inventory_path)),
@@ -115,95 +112,59 @@ pub fn resume(g: &Global, run: &str) -> i32 {
     } else {
         None
     };
-    let journal = match Journal::open(&state, run) {
-        Ok(j) => j,
-        Err(e) => return journal_failed(&e),
-    };
     let reporter = reporter(g);
-    let ssh_config = g
-        .ssh_config
-        .clone()
-        .or(info.ssh_config.as_ref().map(Into::into));
-    block_on(async {
-        let stop = stop_on_ctrl_c();
-        let Some(transport) = transport(ssh_config) else {
-            return exit::INCOMPLETE;
-        };
-        let ctx = Ctx {
-            transport: &transport,
-            journal: &journal,
-            reporter: &reporter,
-            stop,
-        };
-        let result = async {
-            ctx.emit(Event::Note {
-                message: format!("resuming run {run} ({})", status_name(rs.status)),
-            });
-            let login = loaded
-                .as_ref()
-                .map_or(std::time::Duration::from_secs(10), |l| {
-                    l.rollout.health.probe_timeout
-                });
-            exec::settle(&ctx, &info, &rs, login).await?;
-            let rs = state.load(run).map_err(|e| match e {
-                crate::journal::JournalError::NoSuchRun(_) => unreachable_run(run),
-                other => other,
+    with_ctx(open.ssh_config(g), &open.journal, &reporter, async |ctx| {
+        ctx.emit(Event::Note {
+            message: format!("resuming run {run} ({})", status_name(status)),
+        });
+        let login = loaded
+            .as_ref()
+            .map_or(Duration::from_secs(10), |l| l.rollout.health.probe_timeout);
+        exec::settle(ctx, info, &open.state, login).await?;
+        let rs = dir.load(run)?;
+        if let Some(loaded) = &loaded {
+            ctx.record(Record::State {
+                state: "running".into(),
+                at: exec::now(),
             })?;
-            if let Some(loaded) = &loaded {
-                ctx.record(Record::State {
-                    state: "running".into(),
-                    at: exec::now(),
-                })?;
-                let waves: Vec<Wave> = info
-                    .waves
-                    .iter()
-                    .enumerate()
-                    .map(|(i, h)| Wave {
-                        index: i + 1,
-                        hosts: h.clone(),
-                    })
-                    .collect();
-                let progress = exec::progress(&info, &rs);
-                ctx.emit(Event::RunStarted {
-                    run: run.to_string(),
-                    rollout: info.rollout.clone(),
-                    hosts: info.hosts.len(),
-                    waves: waves.len(),
-                    journal: journal.path().display().to_string(),
-                });
-                return exec::drive(&ctx, loaded, &waves, run, progress).await;
-            }
-            let done = exec::roll_back_run(&ctx, &info, &rs, false, false).await?;
-            let code = if !done.pending.is_empty() {
-                exit::INCOMPLETE
-            } else if rs.status == RunStatus::Aborted {
+            let waves: Vec<Wave> = info
+                .waves
+                .iter()
+                .enumerate()
+                .map(|(i, h)| Wave {
+                    index: i + 1,
+                    hosts: h.clone(),
+                })
+                .collect();
+            ctx.emit(Event::RunStarted {
+                run: run.to_string(),
+                rollout: info.rollout.clone(),
+                hosts: info.hosts.len(),
+                waves: waves.len(),
+                journal: open.journal.path().display().to_string(),
+            });
+            return exec::drive(ctx, loaded, &waves, run, exec::progress(info, &rs)).await;
+        }
+        let done = exec::roll_back_run(ctx, info, &rs, false, false).await?;
+        let mut summary = cleanup_summary(
+            run,
+            done,
+            "rollback resumed and finished".into(),
+            "rollback resumed; some hosts are still pending".into(),
+        );
+        // The run ends as it would have: rolled back (1), or aborted by the operator (3).
+        if summary.exit_code == exit::OK {
+            summary.exit_code = if status == RunStatus::Aborted {
                 exit::ABORTED
             } else {
                 exit::ROLLED_BACK
             };
-            ctx.emit(Event::Summary(Summary {
-                run: run.to_string(),
-                outcome: if code == exit::INCOMPLETE {
-                    "rollback resumed; some hosts are still pending".into()
-                } else {
-                    "rollback resumed and finished".into()
-                },
-                exit_code: code,
-                meaning: exit::meaning(code).into(),
-                rolled_back: done.clean,
-                pending: done.pending,
-                ..Summary::default()
-            }));
-            Ok(code)
+            summary.meaning = exit::meaning(summary.exit_code).into();
         }
-        .await;
-        transport.reap();
-        result.unwrap_or_else(|e| journal_failed(&e))
+        let code = summary.exit_code;
+        ctx.emit(Event::Summary(summary));
+        Ok(code)
     })
-}
-
-fn unreachable_run(run: &str) -> crate::journal::JournalError {
-    crate::journal::JournalError::NoSuchRun(run.to_string())
 }
 
 pub fn status_name(s: RunStatus) -> String {

@@ -5,6 +5,7 @@ mod apply;
 mod demo;
 mod purge;
 mod runs;
+mod session;
 mod status;
 
 use std::io::IsTerminal;
@@ -157,18 +158,6 @@ pub fn block_on(f: impl std::future::Future<Output = i32>) -> i32 {
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
             exit::INCOMPLETE
-        }
-    }
-}
-
-/// The run's SSH transport; `None` (after printing why) if its control directory
-/// cannot be made.
-pub fn transport(ssh_config: Option<std::path::PathBuf>) -> Option<crate::transport::Transport> {
-    match crate::transport::Transport::new(ssh_config) {
-        Ok(t) => Some(t),
-        Err(e) => {
-            eprintln!("error: cannot create the ssh control directory under /tmp: {e}");
-            None
         }
     }
 }

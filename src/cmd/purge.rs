@@ -2,14 +2,14 @@
 //! the run is journaled (kind purge) so `reconcile` can finish what stays pending.
 
 use crate::cli::{Global, PurgeArgs};
-use crate::exec::{self, Ctx, Removal};
-use crate::exit;
+use crate::exec::{self, Removal};
 use crate::inventory;
 use crate::journal::{Journal, Record, RunInfo, RunKind};
-use crate::report::{Event, Phase, Summary};
+use crate::report::{count, Event, Phase};
 use crate::spec;
 
-use super::{bad_input, block_on, journal_failed, reporter, state_dir, stop_on_ctrl_c, transport};
+use super::session::{cleanup_summary, with_ctx};
+use super::{bad_input, journal_failed, reporter, state_dir};
 
 pub fn purge(g: &Global, args: &PurgeArgs) -> i32 {
     let (removal, name, kind) = match (&args.name, &args.path) {
@@ -73,65 +73,63 @@ pub fn purge(g: &Global, args: &PurgeArgs) -> i32 {
         Removal::Path { path } => path.clone(),
         Removal::Name { .. } => String::new(),
     };
-    block_on(async {
-        let stop = stop_on_ctrl_c();
-        let Some(transport) = transport(g.ssh_config.clone()) else {
-            return exit::INCOMPLETE;
+    with_ctx(g.ssh_config.clone(), &journal, &reporter, async |ctx| {
+        ctx.record(Record::Run(Box::new(RunInfo {
+            run: run_id.clone(),
+            rollout: name.clone(),
+            install_path: path,
+            sha256: String::new(),
+            spec_path: String::new(),
+            inventory_path: inv.path.display().to_string(),
+            ssh_config: g.ssh_config.as_ref().map(|p| p.display().to_string()),
+            hosts: hosts.clone(),
+            waves: vec![hosts.iter().map(|h| h.name.clone()).collect()],
+            pid: std::process::id(),
+            started: exec::now(),
+            kind,
+        })))?;
+        ctx.record(Record::State {
+            state: "rolling-back".into(),
+            at: exec::now(),
+        })?;
+        ctx.emit(Event::RunStarted {
+            run: run_id.clone(),
+            rollout: name.clone(),
+            hosts: hosts.len(),
+            waves: 0,
+            journal: journal.path().display().to_string(),
+        });
+        let fanout = args.concurrency as usize;
+        let done = exec::clean_hosts(
+            ctx,
+            Phase::Purge,
+            removal,
+            hosts.clone(),
+            args.login_timeout,
+            fanout,
+            args.until_done,
+        )
+        .await?;
+        let state = if done.pending.is_empty() {
+            "rolled-back"
+        } else {
+            "incomplete"
         };
-        let ctx = Ctx {
-            transport: &transport,
-            journal: &journal,
-            reporter: &reporter,
-            stop,
-        };
-        let result = async {
-            ctx.record(Record::Run(Box::new(RunInfo {
-                run: run_id.clone(),
-                rollout: name.clone(),
-                install_path: path,
-                sha256: String::new(),
-                spec_path: String::new(),
-                inventory_path: inv.path.display().to_string(),
-                ssh_config: g.ssh_config.as_ref().map(|p| p.display().to_string()),
-                hosts: hosts.clone(),
-                waves: vec![hosts.iter().map(|h| h.name.clone()).collect()],
-                pid: std::process::id(),
-                started: exec::now(),
-                kind,
-            })))?;
-            ctx.record(Record::State { state: "rolling-back".into(), at: exec::now() })?;
-            ctx.emit(Event::RunStarted {
-                run: run_id.clone(),
-                rollout: name.clone(),
-                hosts: hosts.len(),
-                waves: 0,
-                journal: journal.path().display().to_string(),
-            });
-            let fanout = args.concurrency as usize;
-            let done = exec::clean_hosts(&ctx, Phase::Purge, removal, hosts.clone(), args.login_timeout, fanout, args.until_done)
-                .await?;
-            let (state, code) = if done.pending.is_empty() { ("rolled-back", exit::OK) } else { ("incomplete", exit::INCOMPLETE) };
-            ctx.record(Record::State { state: state.into(), at: exec::now() })?;
-            ctx.emit(Event::Summary(Summary {
-                run: run_id.clone(),
-                outcome: if code == exit::OK {
-                    format!("purged: {} hosts clean", done.clean.len())
-                } else {
-                    format!(
-                        "{} hosts could not be purged (still pending): `wavectl reconcile {run_id}` once they answer",
-                        done.pending.len()
-                    )
-                },
-                exit_code: code,
-                meaning: if code == exit::OK { "done: every selected host is clean".into() } else { exit::meaning(code).into() },
-                pending: done.pending,
-                removed: done.details,
-                ..Summary::default()
-            }));
-            Ok::<i32, crate::journal::JournalError>(code)
-        }
-        .await;
-        transport.reap();
-        result.unwrap_or_else(|e| journal_failed(&e))
+        ctx.record(Record::State {
+            state: state.into(),
+            at: exec::now(),
+        })?;
+        let (n, left) = (done.clean.len(), done.pending.len());
+        let mut summary = cleanup_summary(
+            &run_id,
+            done,
+            format!("purged: {} clean", count(n, "host")),
+            format!("{} could not be purged (still pending): `wavectl reconcile {run_id}` once they answer", count(left, "host")),
+        );
+        // The per-host lines say what was removed; the list of names would repeat them.
+        summary.rolled_back.clear();
+        let code = summary.exit_code;
+        ctx.emit(Event::Summary(summary));
+        Ok(code)
     })
 }

@@ -1,84 +1,42 @@
 //! Commands on a journaled run: `rollback`, `abort`, `reconcile`.
 
 use crate::cli::Global;
-use crate::exec::{self, Ctx};
+use crate::exec;
 use crate::exit;
-use crate::journal::{Journal, RunKind, RunStatus};
-use crate::report::{Event, Summary};
+use crate::journal::{RunKind, RunStatus};
+use crate::report::Event;
 
-use super::{block_on, journal_failed, reporter, state_dir, stop_on_ctrl_c, transport};
+use super::session::{cleanup_summary, open_run, with_ctx};
+use super::{journal_failed, reporter, state_dir};
 
 /// Remove the script from every host of a run that may hold it.
 pub fn rollback(g: &Global, run: &str) -> i32 {
-    let state = state_dir(g);
-    let rs = match state.load(run) {
-        Ok(s) => s,
-        Err(e) => return journal_failed(&e),
-    };
-    let Some(info) = rs.info.clone() else {
-        eprintln!("error: the journal of run {run} has no run record; nothing to roll back");
-        return exit::BAD_INPUT;
-    };
-    let _lock = match state.lock(&info.rollout, run) {
-        Ok(l) => l,
-        Err(e) => return journal_failed(&e),
-    };
-    let journal = match Journal::open(&state, run) {
-        Ok(j) => j,
-        Err(e) => return journal_failed(&e),
+    let open = match open_run(&state_dir(g), run) {
+        Ok(o) => o,
+        Err(code) => return code,
     };
     let reporter = reporter(g);
-    let ssh_config = g
-        .ssh_config
-        .clone()
-        .or(info.ssh_config.as_ref().map(Into::into));
-    block_on(async {
-        let stop = stop_on_ctrl_c();
-        let Some(transport) = transport(ssh_config) else {
-            return exit::INCOMPLETE;
-        };
-        let ctx = Ctx {
-            transport: &transport,
-            journal: &journal,
-            reporter: &reporter,
-            stop,
-        };
-        let result = async {
-            let hosts: Vec<String> = rs.to_clean().iter().map(|h| h.host.clone()).collect();
-            ctx.emit(Event::RollbackStarted {
-                reason: format!("`wavectl rollback {run}`"),
-                hosts,
-            });
-            let done = exec::roll_back_run(&ctx, &info, &rs, false, false).await?;
-            let code = if done.pending.is_empty() {
-                exit::OK
-            } else {
-                exit::INCOMPLETE
-            };
-            ctx.emit(Event::Summary(Summary {
-                run: run.to_string(),
-                outcome: if code == exit::OK {
-                    "rolled back: no host of the run holds the script".into()
-                } else {
-                    format!(
-                        "some hosts are still pending: `wavectl reconcile {run}` once they answer"
-                    )
-                },
-                exit_code: code,
-                meaning: if code == exit::OK {
-                    "done: every host of the run is clean".into()
-                } else {
-                    exit::meaning(code).into()
-                },
-                rolled_back: done.clean,
-                pending: done.pending,
-                ..Summary::default()
-            }));
-            Ok::<i32, crate::journal::JournalError>(code)
-        }
-        .await;
-        transport.reap();
-        result.unwrap_or_else(|e| journal_failed(&e))
+    with_ctx(open.ssh_config(g), &open.journal, &reporter, async |ctx| {
+        let hosts = open
+            .state
+            .to_clean()
+            .iter()
+            .map(|h| h.host.clone())
+            .collect();
+        ctx.emit(Event::RollbackStarted {
+            reason: format!("`wavectl rollback {run}`"),
+            hosts,
+        });
+        let done = exec::roll_back_run(ctx, &open.info, &open.state, false, false).await?;
+        let summary = cleanup_summary(
+            run,
+            done,
+            "rolled back: no host of the run holds the script".into(),
+            format!("some hosts are still pending: `wavectl reconcile {run}` once they answer"),
+        );
+        let code = summary.exit_code;
+        ctx.emit(Event::Summary(summary));
+        Ok(code)
     })
 }
 
@@ -120,31 +78,28 @@ pub fn abort(g: &Global, run: &str) -> i32 {
 
 /// Retry every pending removal of one run, or of every run not running now.
 pub fn reconcile(g: &Global, run: Option<&str>, until_done: bool) -> i32 {
-    let state = state_dir(g);
+    let dir = state_dir(g);
     let ids: Vec<String> = match run {
         Some(r) => vec![r.to_string()],
-        None => state.runs(),
+        None => dir.runs(),
     };
     let reporter = reporter(g);
     let mut worst = exit::OK;
-    let mut touched_any = false;
+    let mut worked = false;
     for id in ids {
-        let rs = match state.load(&id) {
+        let rs = match dir.load(&id) {
             Ok(s) => s,
             Err(e) => {
                 worst = worst.max(journal_failed(&e));
                 continue;
             }
         };
-        let Some(info) = rs.info.clone() else {
-            continue;
-        };
+        let Some(info) = &rs.info else { continue };
         // A rollback or purge that died half-way: everything it may not have cleaned.
         let unfinished = matches!(
             rs.status,
             RunStatus::RollingBack | RunStatus::Incomplete | RunStatus::Aborted
         ) || (info.kind != RunKind::Apply && rs.status == RunStatus::Running);
-        let only_pending = !unfinished;
         let count = if unfinished {
             rs.to_clean().len()
         } else {
@@ -153,72 +108,40 @@ pub fn reconcile(g: &Global, run: Option<&str>, until_done: bool) -> i32 {
         if count == 0 {
             continue;
         }
-        let _lock = match state.lock(&info.rollout, &id) {
-            Ok(l) => l,
-            Err(e) => {
-                eprintln!("skipping run {id}: {e}");
-                worst = worst.max(exit::INCOMPLETE);
+        if let Some((holder, pid)) = dir.holder(&info.rollout) {
+            eprintln!(
+                "skipping run {id}: rollout {} is being worked on by run {holder} (pid {pid})",
+                info.rollout
+            );
+            worst = worst.max(exit::INCOMPLETE);
+            continue;
+        }
+        let open = match open_run(&dir, &id) {
+            Ok(o) => o,
+            Err(code) => {
+                worst = worst.max(code);
                 continue;
             }
         };
-        let journal = match Journal::open(&state, &id) {
-            Ok(j) => j,
-            Err(e) => return journal_failed(&e),
-        };
-        touched_any = true;
-        let ssh_config = g
-            .ssh_config
-            .clone()
-            .or(info.ssh_config.as_ref().map(Into::into));
-        let code = block_on(async {
-            let stop = stop_on_ctrl_c();
-            let Some(transport) = transport(ssh_config) else {
-                return exit::INCOMPLETE;
-            };
-            let ctx = Ctx {
-                transport: &transport,
-                journal: &journal,
-                reporter: &reporter,
-                stop,
-            };
-            let result = exec::roll_back_run(&ctx, &info, &rs, only_pending, until_done).await;
-            transport.reap();
-            match result {
-                Ok(done) => {
-                    let code = if done.pending.is_empty() {
-                        exit::OK
-                    } else {
-                        exit::INCOMPLETE
-                    };
-                    ctx.emit(Event::Summary(Summary {
-                        run: id.clone(),
-                        outcome: if code == exit::OK {
-                            format!(
-                                "reconciled: {} pending hosts are clean now",
-                                done.clean.len()
-                            )
-                        } else {
-                            format!("{} hosts are still pending", done.pending.len())
-                        },
-                        exit_code: code,
-                        meaning: if code == exit::OK {
-                            "done: every host of the run is clean".into()
-                        } else {
-                            exit::meaning(code).into()
-                        },
-                        rolled_back: done.clean,
-                        pending: done.pending,
-                        removed: done.details,
-                        ..Summary::default()
-                    }));
-                    code
-                }
-                Err(e) => journal_failed(&e),
-            }
+        worked = true;
+        let code = with_ctx(open.ssh_config(g), &open.journal, &reporter, async |ctx| {
+            let done =
+                exec::roll_back_run(ctx, &open.info, &open.state, !unfinished, until_done).await?;
+            let n = done.clean.len();
+            let left = done.pending.len();
+            let summary = cleanup_summary(
+                &id,
+                done,
+                format!("reconciled: {n} hosts clean"),
+                format!("{left} hosts are still pending"),
+            );
+            let code = summary.exit_code;
+            ctx.emit(Event::Summary(summary));
+            Ok(code)
         });
         worst = worst.max(code);
     }
-    if !touched_any && worst == exit::OK {
+    if !worked && worst == exit::OK {
         println!("nothing to reconcile: no run has a pending removal");
     }
     worst
