@@ -10,10 +10,19 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use super::{count, Event, Phase};
 use crate::rollout::verdict::Health;
 
-/// Human reporter state: the live bars, by (wave, phase).
+/// What a phase did so far, for its closing line.
+#[derive(Default)]
+struct Tally {
+    ok: u64,
+    failed: u64,
+    rounds: u32,
+}
+
+/// Human reporter state: the live bars and tallies, by (wave, phase).
 pub struct Human {
     multi: MultiProgress,
     bars: Mutex<HashMap<(usize, Phase), ProgressBar>>,
+    tallies: Mutex<HashMap<(usize, Phase), Tally>>,
     tty: bool,
     verbose: bool,
 }
@@ -29,6 +38,7 @@ impl Human {
         Human {
             multi: MultiProgress::with_draw_target(target),
             bars: Mutex::new(HashMap::new()),
+            tallies: Mutex::new(HashMap::new()),
             tty,
             verbose,
         }
@@ -102,6 +112,11 @@ impl Human {
                 detail,
             } => {
                 self.with_bar(*wave, *phase, |b| b.inc(1));
+                self.tally(
+                    *wave,
+                    *phase,
+                    |t| if *ok { t.ok += 1 } else { t.failed += 1 },
+                );
                 if !ok || self.verbose {
                     let mark = if *ok { "ok" } else { "FAILED" };
                     self.line(&format!("   {:<8} {host}: {mark} {detail}", phase.name()));
@@ -117,6 +132,7 @@ impl Human {
                     b.set_position(*elapsed);
                     b.set_message(format!("probe round {round}"));
                 });
+                self.tally(*wave, Phase::Bake, |t| t.rounds = *round);
             }
             Event::Verdict { host, verdict, .. } => {
                 let mut text = format!("   verdict  {host}: {}", verdict.health);
@@ -128,11 +144,40 @@ impl Human {
                 }
             }
             Event::PhaseDone { wave, phase } => {
-                if let Ok(mut bars) = self.bars.lock() {
-                    if let Some(b) = bars.remove(&(*wave, *phase)) {
+                let elapsed = self
+                    .bars
+                    .lock()
+                    .ok()
+                    .and_then(|mut bars| bars.remove(&(*wave, *phase)))
+                    .map(|b| {
                         b.finish_and_clear();
+                        b.elapsed()
+                    });
+                let tally = self
+                    .tallies
+                    .lock()
+                    .ok()
+                    .and_then(|mut t| t.remove(&(*wave, *phase)))
+                    .unwrap_or_default();
+                let took =
+                    elapsed.map_or(String::new(), |d| format!(" in {:.1}s", d.as_secs_f64()));
+                let text = match phase {
+                    Phase::Bake => {
+                        format!("   {:<8} {} probe rounds{took}", phase.name(), tally.rounds)
                     }
-                }
+                    _ if tally.failed == 0 => format!(
+                        "   {:<8} {} ok{took}",
+                        phase.name(),
+                        count(tally.ok as usize, "host")
+                    ),
+                    _ => format!(
+                        "   {:<8} {} ok, {} failed{took}",
+                        phase.name(),
+                        tally.ok,
+                        tally.failed
+                    ),
+                };
+                self.line(&text);
             }
             Event::RollbackStarted { reason, hosts } => {
                 self.line(&format!(
@@ -179,6 +224,12 @@ impl Human {
                 out.push_str(&format!("exit {}: {}", s.exit_code, s.meaning));
                 self.line(&out);
             }
+        }
+    }
+
+    fn tally(&self, wave: usize, phase: Phase, f: impl FnOnce(&mut Tally)) {
+        if let Ok(mut t) = self.tallies.lock() {
+            f(t.entry((wave, phase)).or_default());
         }
     }
 
