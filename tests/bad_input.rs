@@ -679,11 +679,11 @@ impl Untouched {
 
 /// `wavectl --ssh-config CFG --state-dir STATE ARGS` in `dir`.
 fn wavectl(fleet: &Fleet, dir: &Path, args: &[&str]) -> Run {
-    let cfg = fleet.ssh_config().to_str().unwrap();
-    let state = dir.join("state");
-    let mut all = vec!["--ssh-config", cfg, "--state-dir", state.to_str().unwrap()];
-    all.extend_from_slice(args);
-    run(dir, all, &[])
+    run(
+        dir,
+        wavectl_args(fleet.ssh_config(), &dir.join("state"), args),
+        &[],
+    )
 }
 
 fn two_hosts() -> Fleet {
@@ -927,15 +927,7 @@ fn host_keys_are_checked_strictly_by_default() {
     let state = dir.join("state");
     let r = run(
         dir,
-        [
-            "--ssh-config",
-            cfg_path.to_str().unwrap(),
-            "--state-dir",
-            state.to_str().unwrap(),
-            "apply",
-            "rollout.toml",
-            "--yes",
-        ],
+        wavectl_args(&cfg_path, &state, &["apply", "rollout.toml", "--yes"]),
         &[],
     );
     let h = fleet.host("h01");

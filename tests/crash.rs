@@ -9,8 +9,6 @@ use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use wavectl::lab::Fleet;
-
 use common::*;
 
 const INSTALL: &str = "/usr/local/sbin/crashy";
@@ -44,23 +42,18 @@ fn script(fail_on: &str) -> String {
     format!("#!/bin/sh\n[ \"$(hostname)\" = \"{fail_on}\" ] && exit 3\necho ok\n")
 }
 
+/// One work dir (see [`Workdir`]) and the script it rolls out.
 struct Case {
-    dir: tempfile::TempDir,
-    fleet: Fleet,
+    w: Workdir,
     body: String,
 }
 
 impl Case {
     fn new(fail_on: &str) -> Case {
-        let fleet = fleet(4);
-        let dir = tempfile::tempdir().unwrap();
-        fleet
-            .write_inventory(&dir.path().join("inventory.toml"))
-            .unwrap();
-        std::fs::write(dir.path().join("script.sh"), script(fail_on)).unwrap();
-        std::fs::write(dir.path().join("rollout.toml"), spec(fail_on)).unwrap();
+        let w = Workdir::new(fleet(4), &script(fail_on), &spec(fail_on));
         // h02 had a file at install_path before.
-        let out = fleet
+        let out = w
+            .fleet
             .host("h02")
             .exec(&format!(
                 "mkdir -p /usr/local/sbin && printf '%s' '{ORIGINAL}' > {INSTALL}"
@@ -68,29 +61,13 @@ impl Case {
             .unwrap();
         assert!(out.status.success());
         Case {
-            dir,
-            fleet,
+            w,
             body: script(fail_on),
         }
     }
 
-    fn args(&self, rest: &[&str]) -> Vec<String> {
-        let mut v = vec![
-            "--ssh-config".to_string(),
-            self.fleet.ssh_config().display().to_string(),
-            "--state-dir".to_string(),
-            self.state().display().to_string(),
-        ];
-        v.extend(rest.iter().map(|s| s.to_string()));
-        v
-    }
-
-    fn state(&self) -> PathBuf {
-        self.dir.path().join("state")
-    }
-
     fn journal(&self) -> Option<PathBuf> {
-        let runs = std::fs::read_dir(self.state().join("runs")).ok()?;
+        let runs = std::fs::read_dir(self.w.state().join("runs")).ok()?;
         runs.flatten()
             .map(|e| e.path().join("journal.jsonl"))
             .find(|p| p.exists())
@@ -106,8 +83,8 @@ impl Case {
     /// Returns the run id and whether it was killed.
     fn apply_and_kill(&self, kill_at: Option<usize>) -> (String, bool) {
         let mut child = Command::new(bin())
-            .args(self.args(&["apply", "rollout.toml", "--yes"]))
-            .current_dir(self.dir.path())
+            .args(self.w.args(&["apply", "rollout.toml", "--yes"]))
+            .current_dir(self.w.path())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -145,17 +122,13 @@ impl Case {
         (run, killed)
     }
 
-    fn wavectl(&self, rest: &[&str]) -> Run {
-        run(self.dir.path(), self.args(rest), &[])
-    }
-
     /// Each host fully installed and confirmed, or fully clean; `status RUN` agrees.
     fn assert_consistent(&self, run: &str, label: &str) {
-        let st = self.wavectl(&["status", run, "--json"]);
+        let st = self.w.wavectl(&["status", run, "--json"]);
         assert_eq!(st.code, Some(0), "{label}: {}", st.stderr);
         let status: serde_json::Value = serde_json::from_str(st.stdout.trim()).unwrap();
         let body = &self.body;
-        for h in self.fleet.hosts() {
+        for h in self.w.fleet.hosts() {
             let name = h.name();
             let recorded = status["hosts"]
                 .as_array()
@@ -191,7 +164,7 @@ impl Case {
                 );
             }
         }
-        let left = ssh_processes(self.fleet.ssh_config().to_str().unwrap());
+        let left = ssh_processes(self.w.fleet.ssh_config().to_str().unwrap());
         assert!(left.is_empty(), "{label}: ssh left behind: {left:?}");
     }
 }
@@ -203,7 +176,7 @@ fn scenario(fail_on: &str, kill_at: usize, how: &str) -> Result<(), String> {
     if !killed {
         return Err(format!("the run ended before line {kill_at}"));
     }
-    let r = c.wavectl(&[how, &run]);
+    let r = c.w.wavectl(&[how, &run]);
     let label = format!("fail_on={fail_on} kill_at={kill_at} then {how}");
     if !matches!(r.code, Some(0) | Some(1) | Some(3)) {
         let mut holders = String::new();
@@ -212,7 +185,7 @@ fn scenario(fail_on: &str, kill_at: usize, how: &str) -> Result<(), String> {
                 for fd in fds.flatten() {
                     if let Ok(t) = std::fs::read_link(fd.path()) {
                         if t.to_string_lossy().contains("locks/crashy.lock")
-                            && t.starts_with(c.dir.path())
+                            && t.starts_with(c.w.path())
                         {
                             let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
                             holders.push_str(&format!(

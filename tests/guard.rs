@@ -4,9 +4,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-
-use wavectl::lab::{Fleet, LabHost};
+use wavectl::lab::LabHost;
 
 use common::*;
 
@@ -19,39 +17,6 @@ const RUNS_LOG: &str = "/var/lib/wavectl/raid-health/runs.log";
 const CRON: &str = "/etc/cron.d/wavectl-raid-health";
 /// Every run of the script appends one line here (on the host).
 const SIDE_EFFECT: &str = "/var/tmp/raid-health-ran";
-
-struct Setup {
-    dir: tempfile::TempDir,
-    fleet: Fleet,
-}
-
-impl Setup {
-    fn new(fleet: Fleet, script: &str, spec: &str) -> Setup {
-        let dir = tempfile::tempdir().unwrap();
-        fleet
-            .write_inventory(&dir.path().join("inventory.toml"))
-            .unwrap();
-        std::fs::write(dir.path().join("script.sh"), script).unwrap();
-        std::fs::write(dir.path().join("rollout.toml"), spec).unwrap();
-        Setup { dir, fleet }
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    fn state(&self) -> PathBuf {
-        self.dir.path().join("state")
-    }
-
-    fn wavectl(&self, args: &[&str]) -> Run {
-        let cfg = self.fleet.ssh_config().to_str().unwrap().to_string();
-        let state = self.state().to_str().unwrap().to_string();
-        let mut all = vec!["--ssh-config", &cfg, "--state-dir", &state];
-        all.extend_from_slice(args);
-        run(self.path(), all, &[])
-    }
-}
 
 fn spec() -> String {
     format!(
@@ -92,19 +57,6 @@ fn script() -> String {
     format!("#!/bin/sh\necho ran >> {SIDE_EFFECT}\necho raid ok\n")
 }
 
-/// `sh -c cmd` on the host; panics unless it exits 0.
-fn exec_ok(h: &LabHost, cmd: &str) -> String {
-    let out = h.exec(cmd).unwrap();
-    assert!(
-        out.status.success(),
-        "{}: `{cmd}` failed: {:?}\n{}",
-        h.name(),
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 fn manifest_state(h: &LabHost) -> String {
     let m: serde_json::Value =
         serde_json::from_slice(&std::fs::read(h.path(MANIFEST)).unwrap()).unwrap();
@@ -140,7 +92,7 @@ fn reboot_command(h: &LabHost) -> String {
     cmd
 }
 
-fn apply_confirmed(s: &Setup) {
+fn apply_confirmed(s: &Workdir) {
     let r = s.wavectl(&["apply", "rollout.toml", "--yes"]);
     assert_eq!(
         r.code,
@@ -160,7 +112,7 @@ fn apply_confirmed(s: &Setup) {
 #[test]
 fn a_simulated_boot_removes_a_script_in_probation_and_keeps_a_confirmed_one() {
     let script = script();
-    let s = Setup::new(fleet(2), &script, &spec());
+    let s = Workdir::new(fleet(2), &script, &spec());
     let (a, b) = (s.fleet.host("h01"), s.fleet.host("h02"));
     // A had its own file at install_path before the rollout.
     let original = "#!/bin/sh\n# the hand-installed raid check of h01\n";
@@ -207,10 +159,7 @@ fn a_simulated_boot_removes_a_script_in_probation_and_keeps_a_confirmed_one() {
         original,
         "h01: original not restored"
     );
-    let mode = std::os::unix::fs::PermissionsExt::mode(
-        &std::fs::metadata(a.path(INSTALL)).unwrap().permissions(),
-    );
-    assert_eq!(mode & 0o7777, 0o750, "h01: mode not restored");
+    assert_eq!(file_mode(&a.path(INSTALL)), 0o750, "h01: mode not restored");
     let log = std::fs::read_to_string(a.path("/var/log/wavectl-guard.log")).unwrap_or_default();
     assert!(
         log.contains("raid-health was probation at boot"),
@@ -234,7 +183,7 @@ fn a_simulated_boot_removes_a_script_in_probation_and_keeps_a_confirmed_one() {
 
 #[test]
 fn a_boot_of_a_host_with_no_prior_file_leaves_no_script() {
-    let s = Setup::new(fleet(1), &script(), &spec());
+    let s = Workdir::new(fleet(1), &script(), &spec());
     let a = s.fleet.host("h01");
     apply_confirmed(&s);
     set_manifest_state(a, "confirmed", "probation");
@@ -247,7 +196,7 @@ fn a_boot_of_a_host_with_no_prior_file_leaves_no_script() {
 
 #[test]
 fn a_revoked_manifest_makes_the_wrapper_refuse_to_run_the_script() {
-    let s = Setup::new(fleet(1), &script(), &spec());
+    let s = Workdir::new(fleet(1), &script(), &spec());
     let h = s.fleet.host("h01");
     apply_confirmed(&s);
     let ran_before = std::fs::read_to_string(h.path(SIDE_EFFECT)).unwrap();
@@ -289,7 +238,7 @@ fn a_revoked_manifest_makes_the_wrapper_refuse_to_run_the_script() {
 
 #[test]
 fn a_probation_script_is_not_run_after_a_reboot_and_a_revoked_one_is_removed_at_boot() {
-    let s = Setup::new(fleet(2), &script(), &spec());
+    let s = Workdir::new(fleet(2), &script(), &spec());
     apply_confirmed(&s);
     let (a, b) = (s.fleet.host("h01"), s.fleet.host("h02"));
 

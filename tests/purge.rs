@@ -18,48 +18,17 @@ const NAME: &str = "raid-health";
 const INSTALL: &str = "/usr/local/sbin/raid-health";
 const SCRIPT: &str = "#!/bin/sh\necho raid ok\n";
 
-/// A work dir with an inventory of `fleet`, a script and a spec.
-struct Setup {
-    dir: tempfile::TempDir,
-    fleet: Fleet,
+/// A work dir with an inventory of `fleet`, SCRIPT and `spec()`.
+fn setup(fleet: Fleet) -> Workdir {
+    Workdir::new(fleet, SCRIPT, &spec())
 }
 
-impl Setup {
-    fn new(fleet: Fleet) -> Setup {
-        let dir = tempfile::tempdir().unwrap();
-        fleet
-            .write_inventory(&dir.path().join("inventory.toml"))
-            .unwrap();
-        std::fs::write(dir.path().join("script.sh"), SCRIPT).unwrap();
-        std::fs::write(dir.path().join("rollout.toml"), spec()).unwrap();
-        Setup { dir, fleet }
-    }
+/// This file's `apply`: it must succeed and install everywhere.
+trait Apply {
+    fn apply(&self);
+}
 
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    fn state(&self) -> PathBuf {
-        self.dir.path().join("state")
-    }
-
-    /// `--ssh-config .. --state-dir .. ARGS`
-    fn args(&self, args: &[&str]) -> Vec<String> {
-        let mut all = vec![
-            "--ssh-config".to_string(),
-            self.fleet.ssh_config().to_str().unwrap().to_string(),
-            "--state-dir".to_string(),
-            self.state().to_str().unwrap().to_string(),
-        ];
-        all.extend(args.iter().map(|a| a.to_string()));
-        all
-    }
-
-    /// `wavectl --ssh-config .. --state-dir .. ARGS`
-    fn wavectl(&self, args: &[&str]) -> Run {
-        run(self.path(), self.args(args), &[])
-    }
-
+impl Apply for Workdir {
     fn apply(&self) {
         let r = self.wavectl(&["apply", "rollout.toml", "--yes"]);
         assert_eq!(r.code, Some(0), "apply:\n{}\n{}", r.stdout, r.stderr);
@@ -73,12 +42,6 @@ impl Setup {
                 h.name()
             );
         }
-    }
-
-    /// No `ssh` of any run against this fleet is still alive.
-    fn assert_no_ssh_left(&self) {
-        let left = ssh_processes(self.fleet.ssh_config().to_str().unwrap());
-        assert!(left.is_empty(), "ssh processes left behind: {left:?}");
     }
 }
 
@@ -117,21 +80,6 @@ on_failure = "rollback"
     )
 }
 
-/// Put `content` at INSTALL on `host`, mode 0640: the file the rollout backs up.
-fn seed_original(h: &LabHost, content: &str) -> Vec<u8> {
-    let out = h
-        .exec(&format!(
-            "mkdir -p /usr/local/sbin && printf '%s' '{content}' > {INSTALL} && chmod 0640 {INSTALL}"
-        ))
-        .unwrap();
-    assert!(out.status.success(), "{}: seeding failed", h.name());
-    std::fs::read(h.path(INSTALL)).unwrap()
-}
-
-fn mode(p: &Path) -> u32 {
-    std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(p).unwrap().permissions()) & 0o7777
-}
-
 /// The host holds nothing of wavectl's for NAME, and INSTALL is back to `original`
 /// (byte for byte, mode 0640) or gone when there was none.
 fn assert_clean(h: &LabHost, original: Option<&[u8]>) {
@@ -140,19 +88,17 @@ fn assert_clean(h: &LabHost, original: Option<&[u8]>) {
         h.path("/var/lib").is_dir(),
         "{name}: cannot see the host's files"
     );
-    for p in [
-        "/var/lib/wavectl/raid-health",
-        "/etc/cron.d/wavectl-raid-health",
-        "/usr/local/sbin/raid-health.wavectl-new",
-    ] {
-        assert!(!h.path(p).exists(), "{name} still holds {p}");
-    }
+    assert_no_wavectl_files(h, NAME, INSTALL);
     match original {
         Some(want) => {
             let now = std::fs::read(h.path(INSTALL))
                 .unwrap_or_else(|e| panic!("{name}: original not restored: {e}"));
             assert_eq!(now, want, "{name}: original not restored byte for byte");
-            assert_eq!(mode(&h.path(INSTALL)), 0o640, "{name}: mode not restored");
+            assert_eq!(
+                file_mode(&h.path(INSTALL)),
+                0o640,
+                "{name}: mode not restored"
+            );
         }
         None => assert!(!h.path(INSTALL).exists(), "{name}: script left behind"),
     }
@@ -185,7 +131,7 @@ fn set(names: &[&str]) -> BTreeSet<String> {
 
 #[test]
 fn purge_name_over_30_hosts_with_3_frozen_then_reconcile() {
-    let s = Setup::new(fleet(30));
+    let s = setup(fleet(30));
     let frozen = ["h07", "h19", "h30"];
     // Originals on a few hosts, one of them frozen later.
     let mut originals: Vec<(String, Vec<u8>)> = Vec::new();
@@ -195,7 +141,10 @@ fn purge_name_over_30_hosts_with_3_frozen_then_reconcile() {
         ("h19", "#!/bin/sh\n# h19 was frozen during the purge\n"),
         ("h25", "\n\n  spaces  \n"),
     ] {
-        originals.push((host.into(), seed_original(s.fleet.host(host), content)));
+        originals.push((
+            host.into(),
+            seed_original(s.fleet.host(host), INSTALL, content),
+        ));
     }
     let original = |host: &str| {
         originals
@@ -286,8 +235,12 @@ fn purge_name_over_30_hosts_with_3_frozen_then_reconcile() {
 
 #[test]
 fn purge_until_done_finishes_once_frozen_hosts_thaw() {
-    let s = Setup::new(fleet(8));
-    let original = seed_original(s.fleet.host("h08"), "#!/bin/sh\n# the original of h08\n");
+    let s = setup(fleet(8));
+    let original = seed_original(
+        s.fleet.host("h08"),
+        INSTALL,
+        "#!/bin/sh\n# the original of h08\n",
+    );
     s.apply();
     let frozen = ["h03", "h08"];
     for h in frozen {
@@ -425,7 +378,7 @@ fn files_under(dir: &Path) -> Vec<PathBuf> {
 
 #[test]
 fn purge_path_removes_a_hand_installed_script_its_cron_lines_and_running_copy() {
-    let s = Setup::new(fleet(3));
+    let s = setup(fleet(3));
     let mut crontab_before = Vec::new();
     for h in s.fleet.hosts() {
         let seed = format!(
@@ -659,7 +612,7 @@ fn sshd_logs(fleet: &Fleet) -> Vec<String> {
 
 #[test]
 fn purge_of_unknown_name_or_bad_path_is_bad_input() {
-    let s = Setup::new(fleet(2));
+    let s = setup(fleet(2));
     let before = sshd_logs(&s.fleet);
     let inv = ["--inventory", "inventory.toml"];
     let long_name = "a".repeat(64);
@@ -719,7 +672,7 @@ fn purge_of_unknown_name_or_bad_path_is_bad_input() {
 /// process's cwd or symlinks.
 #[test]
 fn purge_path_kills_copies_run_through_a_relative_path_or_a_symlink() {
-    let s = Setup::new(fleet(1));
+    let s = setup(fleet(1));
     let h = s.fleet.host("h01");
     let out = h
         .exec(&format!(

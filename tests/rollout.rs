@@ -3,9 +3,8 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use sha2::{Digest, Sha256};
 use wavectl::lab::Fleet;
 
 use common::*;
@@ -13,48 +12,14 @@ use common::*;
 const NAME: &str = "raid-health";
 const INSTALL: &str = "/usr/local/sbin/raid-health";
 
-/// A work dir with an inventory of `fleet`, a script and a spec.
-struct Setup {
-    dir: tempfile::TempDir,
-    fleet: Fleet,
+/// `wavectl apply rollout.toml --yes`, as this file runs it.
+trait Apply {
+    fn apply(&self) -> Run;
 }
 
-impl Setup {
-    fn new(fleet: Fleet, script: &str, spec: &str) -> Setup {
-        let dir = tempfile::tempdir().unwrap();
-        fleet
-            .write_inventory(&dir.path().join("inventory.toml"))
-            .unwrap();
-        std::fs::write(dir.path().join("script.sh"), script).unwrap();
-        std::fs::write(dir.path().join("rollout.toml"), spec).unwrap();
-        Setup { dir, fleet }
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    fn state(&self) -> PathBuf {
-        self.dir.path().join("state")
-    }
-
-    /// `wavectl --ssh-config .. --state-dir .. ARGS`
-    fn wavectl(&self, args: &[&str]) -> Run {
-        let cfg = self.fleet.ssh_config().to_str().unwrap().to_string();
-        let state = self.state().to_str().unwrap().to_string();
-        let mut all = vec!["--ssh-config", &cfg, "--state-dir", &state];
-        all.extend_from_slice(args);
-        run(self.path(), all, &[])
-    }
-
+impl Apply for Workdir {
     fn apply(&self) -> Run {
         self.wavectl(&["apply", "rollout.toml", "--yes"])
-    }
-
-    /// No `ssh` of any run against this fleet is still alive.
-    fn assert_no_ssh_left(&self) {
-        let left = ssh_processes(self.fleet.ssh_config().to_str().unwrap());
-        assert!(left.is_empty(), "ssh processes left behind: {left:?}");
     }
 }
 
@@ -94,22 +59,6 @@ on_failure = "rollback"
     )
 }
 
-fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
-}
-
-/// No file wavectl writes for NAME is on the host.
-fn assert_no_wavectl_files(fleet: &Fleet, host: &str) {
-    let h = fleet.host(host);
-    for p in [
-        "/var/lib/wavectl/raid-health",
-        "/etc/cron.d/wavectl-raid-health",
-        "/usr/local/sbin/raid-health.wavectl-new",
-    ] {
-        assert!(!h.path(p).exists(), "{host} still holds {p}");
-    }
-}
-
 fn labelled(n: usize) -> Fleet {
     let names: Vec<String> = (1..=n).map(|i| format!("h{i:02}")).collect();
     let clusters = ["c1", "c2", "c3"];
@@ -130,7 +79,7 @@ fn labelled(n: usize) -> Fleet {
 #[test]
 fn happy_path_three_waves_confirms_every_host() {
     let script = "#!/bin/sh\necho raid ok\n";
-    let s = Setup::new(labelled(9), script, &spec("sizes = [1, 3, \"100%\"]\ncanaries = [\"h05\"]\nspread_by = \"cluster\"\nmax_per_group = 2", ""));
+    let s = Workdir::new(labelled(9), script, &spec("sizes = [1, 3, \"100%\"]\ncanaries = [\"h05\"]\nspread_by = \"cluster\"\nmax_per_group = 2", ""));
     let plan = s.wavectl(&["plan", "rollout.toml"]);
     assert_eq!(plan.code, Some(0), "{}", plan.stderr);
     assert!(
@@ -198,7 +147,7 @@ fn failed_check_in_wave_two_rolls_back_every_host_and_restores_originals() {
     let script =
         "#!/bin/sh\nif [ \"$(hostname)\" = h03 ]; then touch /var/tmp/broken; fi\necho ok\n";
     let checks = "[[health.check]]\nname = \"app\"\ncommand = \"test ! -e /var/tmp/broken\"\n";
-    let s = Setup::new(
+    let s = Workdir::new(
         labelled(8),
         script,
         &spec("sizes = [1, 3, \"100%\"]", checks),
@@ -232,7 +181,7 @@ fn failed_check_in_wave_two_rolls_back_every_host_and_restores_originals() {
     );
     assert!(r.stdout.contains("check app"), "{}", r.stdout);
     for h in s.fleet.hosts() {
-        assert_no_wavectl_files(&s.fleet, h.name());
+        assert_no_wavectl_files(h, NAME, INSTALL);
     }
     for (i, host) in ["h01", "h02"].iter().enumerate() {
         let now = std::fs::read(s.fleet.host(host).path(INSTALL)).unwrap();
@@ -240,12 +189,11 @@ fn failed_check_in_wave_two_rolls_back_every_host_and_restores_originals() {
             now, originals[i],
             "{host}: original not restored byte for byte"
         );
-        let mode = std::os::unix::fs::PermissionsExt::mode(
-            &std::fs::metadata(s.fleet.host(host).path(INSTALL))
-                .unwrap()
-                .permissions(),
+        assert_eq!(
+            file_mode(&s.fleet.host(host).path(INSTALL)),
+            0o640,
+            "{host}: mode not restored"
         );
-        assert_eq!(mode & 0o7777, 0o640, "{host}: mode not restored");
     }
     for host in ["h03", "h04"] {
         assert!(
@@ -268,7 +216,7 @@ fn a_canary_that_hangs_its_host_is_hung_pending_then_cleaned_after_thaw() {
     let script = "#!/bin/sh\ncg=$(awk -F: '$2 ~ /freezer/ {print $3}' /proc/self/cgroup)\necho FROZEN > /sys/fs/cgroup/freezer$cg/freezer.state\n";
     let mut spec = spec("sizes = [1, \"100%\"]\ncanaries = [\"h02\"]", "");
     spec = spec.replace("bake = \"1s\"", "bake = \"20s\"");
-    let s = Setup::new(fleet(4), script, &spec);
+    let s = Workdir::new(fleet(4), script, &spec);
     let r = s.wavectl(&["--json", "apply", "rollout.toml", "--yes"]);
     assert_eq!(
         r.code,
@@ -323,7 +271,7 @@ fn a_canary_that_hangs_its_host_is_hung_pending_then_cleaned_after_thaw() {
         r2.stdout,
         r2.stderr
     );
-    assert_no_wavectl_files(&s.fleet, "h02");
+    assert_no_wavectl_files(s.fleet.host("h02"), NAME, INSTALL);
     assert!(!s.fleet.host("h02").path(INSTALL).exists());
     s.assert_no_ssh_left();
 }
@@ -346,7 +294,7 @@ fn hostile_strings_inject_nothing_on_controller_or_hosts() {
             "[waves]",
             "[targets]\nselect = [\"team=$(touch /tmp/wavectl-pwned-x)'; x\"]\n\n[waves]",
         );
-    let s = Setup::new(fleet, script, &spec);
+    let s = Workdir::new(fleet, script, &spec);
     let r = s.apply();
     assert_eq!(
         r.code,

@@ -18,50 +18,25 @@ const NAME: &str = "raid-health";
 const INSTALL: &str = "/usr/local/sbin/raid-health";
 const CRON: &str = "/etc/cron.d/wavectl-raid-health";
 
-struct Setup {
-    dir: tempfile::TempDir,
-    fleet: Fleet,
+/// A work dir with an inventory of `fleet`, a fixed script and `spec`.
+fn setup(fleet: Fleet, spec: &str) -> Workdir {
+    Workdir::new(fleet, "#!/bin/sh\necho raid ok\n", spec)
 }
 
-impl Setup {
-    fn new(fleet: Fleet, spec: &str) -> Setup {
-        let dir = tempfile::tempdir().unwrap();
-        fleet
-            .write_inventory(&dir.path().join("inventory.toml"))
-            .unwrap();
-        std::fs::write(dir.path().join("script.sh"), "#!/bin/sh\necho raid ok\n").unwrap();
-        std::fs::write(dir.path().join("rollout.toml"), spec).unwrap();
-        Setup { dir, fleet }
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    fn state(&self) -> PathBuf {
-        self.dir.path().join("state")
-    }
-
-    fn global_args(&self) -> Vec<String> {
-        vec![
-            "--ssh-config".into(),
-            self.fleet.ssh_config().to_str().unwrap().into(),
-            "--state-dir".into(),
-            self.state().to_str().unwrap().into(),
-        ]
-    }
-
-    /// `wavectl --ssh-config .. --state-dir .. ARGS`, to its end.
-    fn wavectl(&self, args: &[&str]) -> Run {
-        let mut all = self.global_args();
-        all.extend(args.iter().map(|a| a.to_string()));
-        run(self.path(), all, &[])
-    }
-
+/// What this file does with a work dir beyond the shared [`Workdir`].
+trait RunControl {
     /// `wavectl .. --json apply rollout.toml --yes` in the background.
+    fn spawn_apply(&self) -> Bg;
+    fn assert_all_clean(&self);
+    /// [`Workdir::assert_no_ssh_left`], after giving the masters of a finished command
+    /// a moment to go.
+    fn assert_no_ssh_left_soon(&self);
+    fn journal(&self, run: &str) -> PathBuf;
+}
+
+impl RunControl for Workdir {
     fn spawn_apply(&self) -> Bg {
-        let mut all = self.global_args();
-        all.extend(["--json", "apply", "rollout.toml", "--yes"].map(String::from));
+        let all = self.args(&["--json", "apply", "rollout.toml", "--yes"]);
         let mut child = Command::new(bin())
             .args(&all)
             .current_dir(self.path())
@@ -95,23 +70,20 @@ impl Setup {
 
     fn assert_all_clean(&self) {
         for h in self.fleet.hosts() {
-            for p in [
-                "/var/lib/wavectl/raid-health",
-                CRON,
-                INSTALL,
-                "/usr/local/sbin/raid-health.wavectl-new",
-            ] {
-                assert!(!h.path(p).exists(), "{} still holds {p}", h.name());
-            }
+            assert_no_wavectl_files(h, NAME, INSTALL);
+            assert!(
+                !h.path(INSTALL).exists(),
+                "{} still holds {INSTALL}",
+                h.name()
+            );
         }
     }
 
-    fn assert_no_ssh_left(&self) {
+    fn assert_no_ssh_left_soon(&self) {
         let needle = self.fleet.ssh_config().to_str().unwrap().to_string();
         // The masters of a finished command may take a moment to go.
         eventually(Duration::from_secs(3), || ssh_processes(&needle).is_empty());
-        let left = ssh_processes(&needle);
-        assert!(left.is_empty(), "ssh processes left behind: {left:?}");
+        self.assert_no_ssh_left();
     }
 
     fn journal(&self, run: &str) -> PathBuf {
@@ -238,7 +210,7 @@ fn long_bake() -> String {
 }
 
 /// Wait until the canary h01 has its cron file (deployed), at most 20 s.
-fn wait_deployed(s: &Setup) {
+fn wait_deployed(s: &Workdir) {
     let h = s.fleet.host("h01");
     assert!(
         eventually(Duration::from_secs(20), || h.path(CRON).exists()),
@@ -255,7 +227,7 @@ fn show(r: &Run) -> String {
 
 #[test]
 fn a_second_apply_of_the_same_rollout_is_refused_with_exit_2() {
-    let s = Setup::new(fleet(2), &long_bake());
+    let s = setup(fleet(2), &long_bake());
     let first = s.spawn_apply();
     let run1 = first.run_id();
     // The lock is taken before run_started is printed; check it names run 1 and its pid.
@@ -283,7 +255,7 @@ fn a_second_apply_of_the_same_rollout_is_refused_with_exit_2() {
     let (code, _, stdout, stderr) = first.wait(Duration::from_secs(25));
     assert_eq!(code, Some(3), "stdout:\n{stdout}\nstderr:\n{stderr}");
     s.assert_all_clean();
-    s.assert_no_ssh_left();
+    s.assert_no_ssh_left_soon();
     // The lock died with its process: abort now says run 1 is not running.
     let ab2 = s.wavectl(&["abort", &run1]);
     assert_eq!(ab2.code, Some(2), "{}", show(&ab2));
@@ -291,7 +263,7 @@ fn a_second_apply_of_the_same_rollout_is_refused_with_exit_2() {
 
 #[test]
 fn first_ctrl_c_rolls_back_and_exits_3() {
-    let s = Setup::new(fleet(2), &long_bake());
+    let s = setup(fleet(2), &long_bake());
     let apply = s.spawn_apply();
     let run_id = apply.run_id();
     wait_deployed(&s);
@@ -307,7 +279,7 @@ fn first_ctrl_c_rolls_back_and_exits_3() {
         sent.elapsed()
     );
     s.assert_all_clean();
-    s.assert_no_ssh_left();
+    s.assert_no_ssh_left_soon();
     let st = s.wavectl(&["status", &run_id]);
     assert_eq!(st.code, Some(0), "{}", show(&st));
     let first = st.stdout.lines().next().unwrap_or_default();
@@ -323,7 +295,7 @@ fn first_ctrl_c_rolls_back_and_exits_3() {
 
 #[test]
 fn second_ctrl_c_exits_at_once_leaving_the_journal_for_rollback() {
-    let s = Setup::new(fleet(2), &long_bake());
+    let s = setup(fleet(2), &long_bake());
     let apply = s.spawn_apply();
     let run_id = apply.run_id();
     wait_deployed(&s);
@@ -343,12 +315,12 @@ fn second_ctrl_c_exits_at_once_leaving_the_journal_for_rollback() {
         sent.elapsed()
     );
     // The exit killed its ssh masters.
-    s.assert_no_ssh_left();
+    s.assert_no_ssh_left_soon();
 
     let rb = s.wavectl(&["rollback", &run_id]);
     assert_eq!(rb.code, Some(0), "{}", show(&rb));
     s.assert_all_clean();
-    s.assert_no_ssh_left();
+    s.assert_no_ssh_left_soon();
     assert_eq!(status_of(&s, &run_id), "rolled-back");
 }
 
@@ -388,7 +360,7 @@ fn assert_torn_half_alone(journal: &Path, half: &str) {
 }
 
 /// The `status` of `status RUN --json`.
-fn status_of(s: &Setup, run_id: &str) -> String {
+fn status_of(s: &Workdir, run_id: &str) -> String {
     let js = s.wavectl(&["status", run_id, "--json"]);
     assert_eq!(js.code, Some(0), "{}", show(&js));
     let v: serde_json::Value = serde_json::from_str(js.stdout.trim()).unwrap();
@@ -396,7 +368,7 @@ fn status_of(s: &Setup, run_id: &str) -> String {
 }
 
 /// `status`, `status RUN` and `status RUN --json` all work and show the run.
-fn assert_status_shows(s: &Setup, run_id: &str) {
+fn assert_status_shows(s: &Workdir, run_id: &str) {
     let all = s.wavectl(&["status"]);
     assert_eq!(all.code, Some(0), "{}", show(&all));
     assert!(
@@ -435,7 +407,7 @@ fn a_torn_last_journal_line_is_ignored_after_a_pause() {
     let spec = spec("1s", "pause", checks)
         .replace("sizes = [1, \"100%\"]", "sizes = [\"100%\"]")
         .replace("canaries = [\"h01\"]\n", "");
-    let s = Setup::new(fleet(2), &spec);
+    let s = setup(fleet(2), &spec);
     let r = s.wavectl(&["--json", "apply", "rollout.toml", "--yes"]);
     assert_eq!(r.code, Some(1), "{}", show(&r));
     let first: serde_json::Value = serde_json::from_str(r.stdout.lines().next().unwrap()).unwrap();
@@ -454,7 +426,7 @@ fn a_torn_last_journal_line_is_ignored_after_a_pause() {
     let rb = s.wavectl(&["rollback", &run_id]);
     assert_eq!(rb.code, Some(0), "{}", show(&rb));
     s.assert_all_clean();
-    s.assert_no_ssh_left();
+    s.assert_no_ssh_left_soon();
     // The records appended after the torn line are read back.
     assert_eq!(status_of(&s, &run_id), "rolled-back");
     assert_torn_half_alone(&s.journal(&run_id), &half);
@@ -462,7 +434,7 @@ fn a_torn_last_journal_line_is_ignored_after_a_pause() {
 
 #[test]
 fn a_torn_last_journal_line_of_a_killed_apply_is_ignored() {
-    let s = Setup::new(fleet(2), &long_bake());
+    let s = setup(fleet(2), &long_bake());
     let apply = s.spawn_apply();
     let run_id = apply.run_id();
     wait_deployed(&s);
@@ -484,14 +456,14 @@ fn a_torn_last_journal_line_of_a_killed_apply_is_ignored() {
     let rb = s.wavectl(&["rollback", &run_id]);
     assert_eq!(rb.code, Some(0), "{}", show(&rb));
     s.assert_all_clean();
-    s.assert_no_ssh_left();
+    s.assert_no_ssh_left_soon();
     assert_eq!(status_of(&s, &run_id), "rolled-back");
     assert_torn_half_alone(&s.journal(&run_id), &half);
 }
 
 #[test]
 fn a_killed_apply_with_a_torn_journal_line_resumes_to_the_end() {
-    let s = Setup::new(fleet(2), &spec("6s", "rollback", ""));
+    let s = setup(fleet(2), &spec("6s", "rollback", ""));
     let apply = s.spawn_apply();
     let run_id = apply.run_id();
     wait_deployed(&s);
@@ -516,7 +488,7 @@ fn a_killed_apply_with_a_torn_journal_line_resumes_to_the_end() {
         assert_eq!(m["state"], "confirmed", "{}: {m}", h.name());
         assert!(h.path(CRON).exists(), "{}", h.name());
     }
-    s.assert_no_ssh_left();
+    s.assert_no_ssh_left_soon();
     assert_eq!(status_of(&s, &run_id), "done");
     assert_torn_half_alone(&s.journal(&run_id), &half);
 

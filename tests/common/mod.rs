@@ -1,16 +1,18 @@
-//! Helpers shared by the integration tests: lab fleets, running the wavectl binary,
-//! and finding live `ssh` processes. Each test file uses only some of them.
+//! Helpers shared by the integration tests: lab fleets, a work dir to run the wavectl
+//! binary in, finding live `ssh` processes, and small checks of what a host holds. Each
+//! test file uses only some of them.
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use wavectl::lab::{Fleet, FleetOptions};
+use sha2::{Digest, Sha256};
+use wavectl::lab::{Fleet, FleetOptions, LabHost};
 
 /// The deadline of [`run`] unless a test passes its own to [`run_within`].
 pub const RUN_DEADLINE: Duration = Duration::from_secs(120);
@@ -37,6 +39,64 @@ pub fn fleet_with(hosts: &[(&str, &[(&str, &str)])]) -> Fleet {
 /// The wavectl binary cargo built for these tests.
 pub fn bin() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_wavectl"))
+}
+
+/// `--ssh-config SSH_CONFIG --state-dir STATE_DIR ARGS`: the global flags every test
+/// passes, then `args`.
+pub fn wavectl_args(ssh_config: &Path, state_dir: &Path, args: &[&str]) -> Vec<String> {
+    let mut all = vec![
+        "--ssh-config".to_string(),
+        ssh_config.to_str().unwrap().to_string(),
+        "--state-dir".to_string(),
+        state_dir.to_str().unwrap().to_string(),
+    ];
+    all.extend(args.iter().map(|a| a.to_string()));
+    all
+}
+
+/// A work dir for one rollout against `fleet`: `inventory.toml` (written by the fleet),
+/// `script.sh` and `rollout.toml`, with the runs' state in `state/`. A test file that
+/// needs more (a fixed script, a background apply, ..) adds it locally.
+pub struct Workdir {
+    pub dir: tempfile::TempDir,
+    pub fleet: Fleet,
+}
+
+impl Workdir {
+    pub fn new(fleet: Fleet, script: &str, spec: &str) -> Workdir {
+        let dir = tempfile::tempdir().unwrap();
+        fleet
+            .write_inventory(&dir.path().join("inventory.toml"))
+            .unwrap();
+        std::fs::write(dir.path().join("script.sh"), script).unwrap();
+        std::fs::write(dir.path().join("rollout.toml"), spec).unwrap();
+        Workdir { dir, fleet }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The `--state-dir` of every run here.
+    pub fn state(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    /// `--ssh-config .. --state-dir .. ARGS`, see [`wavectl_args`].
+    pub fn args(&self, args: &[&str]) -> Vec<String> {
+        wavectl_args(self.fleet.ssh_config(), &self.state(), args)
+    }
+
+    /// `wavectl --ssh-config .. --state-dir .. ARGS`, in the work dir, to its end.
+    pub fn wavectl(&self, args: &[&str]) -> Run {
+        run(self.path(), self.args(args), &[])
+    }
+
+    /// No `ssh` of any run against this fleet is still alive (checked once, no waiting).
+    pub fn assert_no_ssh_left(&self) {
+        let left = ssh_processes(self.fleet.ssh_config().to_str().unwrap());
+        assert!(left.is_empty(), "ssh processes left behind: {left:?}");
+    }
 }
 
 /// What a finished command did.
@@ -153,5 +213,53 @@ pub fn eventually(within: Duration, mut f: impl FnMut() -> bool) -> bool {
             return false;
         }
         thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The SHA-256 of `bytes`, lowercase hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// The permission bits (`& 0o7777`) of the file at `p`; panics if it is missing.
+pub fn file_mode(p: &Path) -> u32 {
+    std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(p).unwrap().permissions()) & 0o7777
+}
+
+/// `sh -c cmd` on the host; panics unless it exits 0. Returns its stdout.
+pub fn exec_ok(h: &LabHost, cmd: &str) -> String {
+    let out = h.exec(cmd).unwrap();
+    assert!(
+        out.status.success(),
+        "{}: `{cmd}` failed: {:?}\n{}",
+        h.name(),
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Put `content` at `install` on the host, mode 0640: the file a rollout backs up.
+/// Returns the bytes as they landed.
+pub fn seed_original(h: &LabHost, install: &str, content: &str) -> Vec<u8> {
+    let out = h
+        .exec(&format!(
+            "mkdir -p /usr/local/sbin && printf '%s' '{content}' > {install} && chmod 0640 {install}"
+        ))
+        .unwrap();
+    assert!(out.status.success(), "{}: seeding failed", h.name());
+    std::fs::read(h.path(install)).unwrap()
+}
+
+/// None of the files wavectl writes for rollout `name` (script at `install`) is on the
+/// host: its state dir, its cron file, a half-written new script. The script itself is
+/// not checked.
+pub fn assert_no_wavectl_files(h: &LabHost, name: &str, install: &str) {
+    for p in [
+        format!("/var/lib/wavectl/{name}"),
+        format!("/etc/cron.d/wavectl-{name}"),
+        format!("{install}.wavectl-new"),
+    ] {
+        assert!(!h.path(&p).exists(), "{} still holds {p}", h.name());
     }
 }
