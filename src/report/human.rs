@@ -81,7 +81,10 @@ impl Human {
                 hosts,
                 seconds,
             } => {
-                let bar = ProgressBar::new(seconds.unwrap_or(*hosts as u64));
+                // Added to the MultiProgress before any draw, or the draw goes around it.
+                let bar = self
+                    .multi
+                    .add(ProgressBar::new(seconds.unwrap_or(*hosts as u64)));
                 let label = if *wave == 0 {
                     phase.name().to_string()
                 } else {
@@ -96,7 +99,6 @@ impl Human {
                     .progress_chars("=> "),
                 );
                 bar.set_prefix(label);
-                let bar = self.multi.add(bar);
                 if let Ok(mut bars) = self.bars.lock() {
                     bars.insert((*wave, *phase), bar);
                 }
@@ -151,6 +153,7 @@ impl Human {
                     .and_then(|mut bars| bars.remove(&(*wave, *phase)))
                     .map(|b| {
                         b.finish_and_clear();
+                        self.multi.remove(&b);
                         b.elapsed()
                     });
                 let tally = self
@@ -190,6 +193,7 @@ impl Human {
                 if let Ok(mut bars) = self.bars.lock() {
                     for (_, b) in bars.drain() {
                         b.finish_and_clear();
+                        self.multi.remove(&b);
                     }
                 }
                 let mut out = format!("\nrun {}: {}\n", s.run, s.outcome);

@@ -83,11 +83,11 @@ impl fmt::Display for Evidence {
         if let (Some(b), Some(a)) = (&self.before, &self.after) {
             write!(f, ": {b} -> {a}")?;
         }
-        if let Some(t) = &self.threshold {
-            write!(f, " (threshold {t})")?;
-        }
         if let Some(r) = &self.raw {
             write!(f, ": {r}")?;
+        }
+        if let Some(t) = &self.threshold {
+            write!(f, " (threshold {t})")?;
         }
         Ok(())
     }
