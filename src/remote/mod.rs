@@ -143,6 +143,44 @@ pub fn start_run(name: &str) -> RemoteCommand {
     )
 }
 
+/// Whole seconds (rounded up, at least 1) for a host script's kill wait.
+fn wait_secs(d: Duration) -> String {
+    d.as_secs()
+        .saturating_add(u64::from(d.subsec_nanos() > 0))
+        .max(1)
+        .to_string()
+}
+
+/// Reads the tagged lines of a cleanup script (`what`: removal, purge): `clean`, `problem`,
+/// `note` and the final `<marker> done` here, every other tag by `field(tag, raw value,
+/// hex-decoded text)`. Returns whether the host is clean (output cut short is not), and
+/// the problems and notes joined.
+fn parse_cleanup(
+    stdout: &str,
+    what: &str,
+    marker: &str,
+    mut field: impl FnMut(&str, &str, String),
+) -> (bool, String) {
+    let mut details = Vec::new();
+    let mut clean = None;
+    let mut done = false;
+    for line in stdout.lines() {
+        let (tag, val) = line.split_once(' ').unwrap_or((line, ""));
+        let text = || unhex(val).unwrap_or_else(|e| e);
+        match tag {
+            "clean" => clean = Some(val == "1"),
+            "problem" => details.push(format!("problem: {}", text())),
+            "note" => details.push(text()),
+            t if t == marker => done |= val == "done",
+            _ => field(tag, val, text()),
+        }
+    }
+    if !done || clean.is_none() {
+        details.push(format!("{what} output incomplete"));
+    }
+    (done && clean == Some(true), details.join("; "))
+}
+
 fn with_lib(script: &str) -> String {
     let mut s = String::with_capacity(LIB_SH.len() + script.len() + 1);
     s.push_str(LIB_SH);

@@ -35,7 +35,7 @@
 
 use std::time::Duration;
 
-use super::{command, unhex, with_lib, RemoteCommand};
+use super::{command, parse_cleanup, wait_secs, with_lib, RemoteCommand};
 
 const PURGE_PATH_SH: &str = include_str!("scripts/purge_path.sh");
 
@@ -66,11 +66,7 @@ pub struct PurgePathReport {
 /// `kill_timeout`: how long to keep killing and waiting for processes to go (whole
 /// seconds, rounded up). Remote timeout = `kill_timeout + PURGE_PATH_MARGIN`.
 pub fn purge_path(path: &str, kill_timeout: Duration) -> RemoteCommand {
-    let wait = kill_timeout
-        .as_secs()
-        .saturating_add(u64::from(kill_timeout.subsec_nanos() > 0))
-        .max(1)
-        .to_string();
+    let wait = wait_secs(kill_timeout);
     command(
         "purge path",
         &with_lib(PURGE_PATH_SH),
@@ -85,30 +81,20 @@ pub fn purge_path(path: &str, kill_timeout: Duration) -> RemoteCommand {
 /// marker) is reported as not clean, with whatever was seen.
 pub fn parse_purge_path(stdout: &str) -> PurgePathReport {
     let mut r = PurgePathReport::default();
-    let mut details = Vec::new();
-    let mut clean = None;
-    let mut done = false;
-    for line in stdout.lines() {
-        let (tag, val) = line.split_once(' ').unwrap_or((line, ""));
-        let text = || unhex(val).unwrap_or_else(|e| e);
-        match tag {
-            "found" => r.found.push(text()),
-            "changed" => r.changed.push(text()),
-            "saved" => r.saved.push(text()),
-            "killed" => r.killed = val.parse().unwrap_or(0),
-            "removed" => r.removed = val == "1",
-            "clean" => clean = Some(val == "1"),
-            "problem" => details.push(format!("problem: {}", text())),
-            "note" => details.push(text()),
-            "wavectl-purge-path" if val == "done" => done = true,
-            _ => {}
-        }
-    }
-    if !done || clean.is_none() {
-        details.push("purge output incomplete".into());
-    }
-    r.clean = done && clean == Some(true);
-    r.detail = details.join("; ");
+    (r.clean, r.detail) =
+        parse_cleanup(
+            stdout,
+            "purge",
+            "wavectl-purge-path",
+            |tag, val, text| match tag {
+                "found" => r.found.push(text),
+                "changed" => r.changed.push(text),
+                "saved" => r.saved.push(text),
+                "killed" => r.killed = val.parse().unwrap_or(0),
+                "removed" => r.removed = val == "1",
+                _ => {}
+            },
+        );
     r
 }
 

@@ -21,7 +21,7 @@
 
 use std::time::Duration;
 
-use super::{command, unhex, with_lib, RemoteCommand};
+use super::{command, parse_cleanup, wait_secs, with_lib, RemoteCommand};
 
 const REMOVE_SH: &str = include_str!("scripts/remove.sh");
 
@@ -50,11 +50,7 @@ pub struct RemovalReport {
 /// waiting for processes to go (whole seconds, rounded up). Remote timeout =
 /// `kill_timeout + REMOVE_MARGIN`.
 pub fn remove(name: &str, install_path: Option<&str>, kill_timeout: Duration) -> RemoteCommand {
-    let wait = kill_timeout
-        .as_secs()
-        .saturating_add(u64::from(kill_timeout.subsec_nanos() > 0))
-        .max(1)
-        .to_string();
+    let wait = wait_secs(kill_timeout);
     command(
         "remove",
         &with_lib(REMOVE_SH),
@@ -69,29 +65,19 @@ pub fn remove(name: &str, install_path: Option<&str>, kill_timeout: Duration) ->
 /// reported as not clean, with whatever was seen.
 pub fn parse_remove(stdout: &str) -> RemovalReport {
     let mut r = RemovalReport::default();
-    let mut details = Vec::new();
-    let mut clean = None;
-    let mut done = false;
-    for line in stdout.lines() {
-        let (tag, val) = line.split_once(' ').unwrap_or((line, ""));
-        let text = || unhex(val).unwrap_or_else(|e| e);
-        match tag {
-            "found" => r.found.push(text()),
-            "removed" => r.removed.push(text()),
-            "killed" => r.killed = val.parse().unwrap_or(0),
-            "restored" => r.restored = val == "1",
-            "clean" => clean = Some(val == "1"),
-            "problem" => details.push(format!("problem: {}", text())),
-            "note" => details.push(text()),
-            "wavectl-remove" if val == "done" => done = true,
-            _ => {}
-        }
-    }
-    if !done || clean.is_none() {
-        details.push("removal output incomplete".into());
-    }
-    r.clean = done && clean == Some(true);
-    r.detail = details.join("; ");
+    (r.clean, r.detail) =
+        parse_cleanup(
+            stdout,
+            "removal",
+            "wavectl-remove",
+            |tag, val, text| match tag {
+                "found" => r.found.push(text),
+                "removed" => r.removed.push(text),
+                "killed" => r.killed = val.parse().unwrap_or(0),
+                "restored" => r.restored = val == "1",
+                _ => {}
+            },
+        );
     r
 }
 
