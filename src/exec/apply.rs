@@ -21,7 +21,7 @@ use crate::plan::Wave;
 use crate::remote;
 use crate::report::{count, Event, Phase, Reporter, Summary};
 use crate::rollout::verdict::{HostWatch, Outcome, Verdict};
-use crate::spec::{Builtin, Loaded, OnFailure};
+use crate::spec::{Builtin, Loaded, OnFailure, Rollout};
 use crate::transport::Transport;
 
 /// Settings of an apply that do not come from the spec.
@@ -119,8 +119,8 @@ pub async fn drive(
         .map(|h| (h.name.as_str(), h))
         .collect();
     let mut judge = Judge::new();
-    // Every host an install was attempted on: the rollback set.
     let installed = &progress.installed;
+    // Every host an install reached: the rollback set.
     let mut touched: Vec<Host> = progress.touched;
     // Hosts installed without error: the ones probed.
     let mut deployed: Vec<Host> = progress.deployed;
@@ -168,77 +168,12 @@ pub async fn drive(
             baseline(ctx, loaded, w, &wave_hosts, &mut judge).await;
         }
 
-        ctx.emit(Event::PhaseStarted {
-            wave: w,
-            phase: Phase::Deploy,
-            hosts: wave_hosts.len(),
-            seconds: None,
-        });
-        let limit = Arc::new(Semaphore::new(rollout.waves.concurrency.max(1)));
-        let results = join_all(wave_hosts.iter().map(|host| {
-            let limit = limit.clone();
-            async move {
-                let _permit = limit.acquire().await;
-                if ctx.stopping() {
-                    return Ok(None);
-                }
-                // None: not installed yet; Some(ran): installed before a resume.
-                let already = installed.get(&host.name).copied();
-                let result = match already {
-                    Some(true) => Deployed::Done,
-                    Some(false) if !rollout.activation.run_on_install => Deployed::Done,
-                    _ => deploy_host(ctx, rollout, run_id, host, already.is_some()).await?,
-                };
-                Ok::<_, JournalError>(Some((host.clone(), already.is_none(), result)))
-            }
-        }))
-        .await;
-        for r in results {
-            let Some((host, fresh, result)) = r? else {
-                continue;
-            };
-            let (ok, detail) = match &result {
-                Deployed::Done => (true, "installed".to_string()),
-                Deployed::Failed(v) | Deployed::NotReached(v) => (
-                    false,
-                    v.evidence
-                        .first()
-                        .map(|e| e.to_string())
-                        .unwrap_or_default(),
-                ),
-            };
-            ctx.emit(Event::HostStep {
-                wave: w,
-                phase: Phase::Deploy,
-                host: host.name.clone(),
-                ok,
-                detail,
-            });
-            // A resumed run may have touched the host already (an install without outcome).
-            if fresh
-                && !matches!(result, Deployed::NotReached(_))
-                && !touched.iter().any(|t| t.name == host.name)
-            {
-                touched.push(host.clone());
-            }
-            match result {
-                Deployed::Done => {
-                    judge
-                        .watches
-                        .entry(host.name.clone())
-                        .or_insert_with(|| HostWatch::new(&rollout.health.builtin))
-                        .answered_before = true;
-                    deployed.push(host);
-                }
-                Deployed::Failed(v) | Deployed::NotReached(v) => {
-                    judge.note(ctx, w, &host.name, v)?
-                }
-            }
-        }
-        ctx.emit(Event::PhaseDone {
-            wave: w,
-            phase: Phase::Deploy,
-        });
+        let sets = Sets {
+            touched: &mut touched,
+            deployed: &mut deployed,
+            judge: &mut judge,
+        };
+        deploy_wave(ctx, rollout, run_id, w, &wave_hosts, installed, sets).await?;
         if judge.too_many(rollout.policy.max_unhealthy) {
             end = End::Unhealthy;
             break;
@@ -376,6 +311,98 @@ pub async fn drive(
         }
     }
     Ok(summary.exit_code)
+}
+
+/// What a deploy adds to: the run's host sets and its judge.
+struct Sets<'a> {
+    touched: &'a mut Vec<Host>,
+    deployed: &'a mut Vec<Host>,
+    judge: &'a mut Judge,
+}
+
+/// Deploy one wave (at most `concurrency` hosts at once), skipping what a resumed run
+/// already did; judge the failures.
+async fn deploy_wave(
+    ctx: &Ctx<'_>,
+    rollout: &Rollout,
+    run_id: &str,
+    w: usize,
+    wave_hosts: &[Host],
+    installed: &HashMap<String, bool>,
+    sets: Sets<'_>,
+) -> Result<(), JournalError> {
+    ctx.emit(Event::PhaseStarted {
+        wave: w,
+        phase: Phase::Deploy,
+        hosts: wave_hosts.len(),
+        seconds: None,
+    });
+    let limit = Arc::new(Semaphore::new(rollout.waves.concurrency.max(1)));
+    let results = join_all(wave_hosts.iter().map(|host| {
+        let limit = limit.clone();
+        async move {
+            let _permit = limit.acquire().await;
+            if ctx.stopping() {
+                return Ok(None);
+            }
+            // None: not installed yet; Some(ran): installed before a resume.
+            let already = installed.get(&host.name).copied();
+            let result = match already {
+                Some(true) => Deployed::Done,
+                Some(false) if !rollout.activation.run_on_install => Deployed::Done,
+                _ => deploy_host(ctx, rollout, run_id, host, already.is_some()).await?,
+            };
+            Ok::<_, JournalError>(Some((host.clone(), already.is_none(), result)))
+        }
+    }))
+    .await;
+    for r in results {
+        let Some((host, fresh, result)) = r? else {
+            continue;
+        };
+        let (ok, detail) = match &result {
+            Deployed::Done => (true, "installed".to_string()),
+            Deployed::Failed(v) | Deployed::NotReached(v) => (
+                false,
+                v.evidence
+                    .first()
+                    .map(|e| e.to_string())
+                    .unwrap_or_default(),
+            ),
+        };
+        ctx.emit(Event::HostStep {
+            wave: w,
+            phase: Phase::Deploy,
+            host: host.name.clone(),
+            ok,
+            detail,
+        });
+        // A resumed run may have touched the host already (an install without outcome).
+        if fresh
+            && !matches!(result, Deployed::NotReached(_))
+            && !sets.touched.iter().any(|t| t.name == host.name)
+        {
+            sets.touched.push(host.clone());
+        }
+        match result {
+            Deployed::Done => {
+                sets.judge
+                    .watches
+                    .entry(host.name.clone())
+                    .or_insert_with(|| HostWatch::new(&rollout.health.builtin))
+                    .answered_before = true;
+                sets.deployed.push(host);
+            }
+            Deployed::Failed(v) | Deployed::NotReached(v) => {
+                sets.judge.note(ctx, w, &host.name, v)?
+            }
+        }
+    }
+    ctx.emit(Event::PhaseDone {
+        wave: w,
+        phase: Phase::Deploy,
+    });
+    Ok(())
 }
 
 fn finish(
