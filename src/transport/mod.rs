@@ -29,6 +29,9 @@ const MASTER_IDLE: std::num::NonZeroUsize = match std::num::NonZeroUsize::new(30
     None => unreachable!(),
 };
 
+/// How often a session the server refused (its slots momentarily full) is retried.
+const SESSION_RETRIES: u32 = 20;
+
 /// Extra local time given to a command beyond its remote `timeout -k`, before we give up on it.
 pub const LOCAL_GRACE: Duration = Duration::from_secs(3);
 
@@ -234,10 +237,23 @@ impl Conn {
                 })
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped());
-            let mut child = command
-                .spawn()
-                .await
-                .map_err(|e| self.failed(cmd, ssh_error(&e)))?;
+            // sshd frees a session slot a moment after the command ends, so a new
+            // session can be refused even under the limit: it never started, so try
+            // again (the deadline bounds it).
+            let mut refusals = 0u32;
+            let mut child = loop {
+                match command.spawn().await {
+                    Ok(child) => break child,
+                    Err(e)
+                        if refusals < SESSION_RETRIES
+                            && ssh_error(&e).contains("Session open refused") =>
+                    {
+                        refusals += 1;
+                        tokio::time::sleep(Duration::from_millis(20 * u64::from(refusals))).await;
+                    }
+                    Err(e) => return Err(self.failed(cmd, ssh_error(&e))),
+                }
+            };
             if let Some(bytes) = &cmd.stdin {
                 if let Some(mut stdin) = child.stdin().take() {
                     stdin

@@ -1,0 +1,122 @@
+//! The SSH transport against real lab hosts: the per-connection command limit, the
+//! login and command deadlines on a hung host, and no `ssh` left behind.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use futures::future::join_all;
+use wavectl::inventory::{Host, HostKeyCheck};
+use wavectl::remote::RemoteCommand;
+use wavectl::transport::{Transport, TransportError};
+
+use common::*;
+
+fn host(name: &str) -> Host {
+    Host {
+        name: name.into(),
+        address: name.into(),
+        port: None,
+        user: None,
+        labels: BTreeMap::new(),
+        host_key_check: HostKeyCheck::Strict,
+    }
+}
+
+fn cmd(line: &str, timeout: Duration) -> RemoteCommand {
+    RemoteCommand {
+        line: line.into(),
+        stdin: None,
+        timeout,
+        what: "test",
+    }
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn at_most_ten_commands_run_at_once_on_one_connection() {
+    let fleet = fleet(1);
+    let cfg = fleet.ssh_config().to_path_buf();
+    let counts: Vec<usize> = rt().block_on(async {
+        let t = Transport::new(Some(cfg)).unwrap();
+        let conn = t.connect(&host("h01"), Duration::from_secs(10)).await.unwrap();
+        // Each command marks itself running, counts the running ones, and lingers.
+        let c = cmd(
+            "mkdir -p /tmp/running && f=/tmp/running/$$ && touch $f && ls /tmp/running | wc -l && sleep 0.4 && rm $f",
+            Duration::from_secs(20),
+        );
+        // 25 at once: sshd (MaxSessions 10) would refuse the 11th session.
+        let outs = join_all((0..25).map(|_| conn.run(&c))).await;
+        conn.close().await;
+        outs.into_iter()
+            .map(|o| {
+                let o = o.expect("every command runs");
+                assert!(o.success(), "{o:?}");
+                o.stdout.trim().parse::<usize>().unwrap()
+            })
+            .collect()
+    });
+    let most = counts.iter().copied().max().unwrap();
+    assert!(
+        most <= 10,
+        "{most} commands ran at once on one connection: {counts:?}"
+    );
+    assert!(
+        most >= 2,
+        "commands did not run concurrently at all: {counts:?}"
+    );
+    assert!(ssh_processes(fleet.ssh_config().to_str().unwrap()).is_empty());
+}
+
+#[test]
+fn a_hung_host_misses_the_login_and_command_deadlines_and_no_ssh_is_left() {
+    let fleet = fleet(1);
+    let cfg = fleet.ssh_config().to_path_buf();
+    let h = fleet.host("h01");
+    rt().block_on(async {
+        let t = Transport::new(Some(cfg)).unwrap();
+        // A command on a connection whose host then hangs: the local backstop fires.
+        let conn = t
+            .connect(&host("h01"), Duration::from_secs(10))
+            .await
+            .unwrap();
+        h.freeze().unwrap();
+        let started = Instant::now();
+        let r = conn
+            .run_within(
+                &cmd("echo hi", Duration::from_secs(1)),
+                Duration::from_secs(2),
+            )
+            .await;
+        assert!(matches!(r, Err(TransportError::Deadline { .. })), "{r:?}");
+        assert!(r.unwrap_err().is_deadline());
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the deadline did not hold"
+        );
+        conn.close().await;
+        // A new login to the hung host: no banner, the login deadline fires.
+        let started = Instant::now();
+        let r = t.connect(&host("h01"), Duration::from_secs(2)).await;
+        assert!(
+            matches!(r, Err(TransportError::ConnectTimeout { .. })),
+            "{:?}",
+            r.as_ref().err()
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the login deadline did not hold"
+        );
+        t.reap();
+    });
+    let left = ssh_processes(fleet.ssh_config().to_str().unwrap());
+    assert!(left.is_empty(), "ssh left behind: {left:?}");
+    h.thaw().unwrap();
+}
