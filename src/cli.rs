@@ -102,9 +102,9 @@ pub struct PurgeArgs {
     /// Instead: a script wavectl never installed, by its absolute path on the hosts.
     #[arg(long, value_name = "PATH")]
     pub path: Option<String>,
-    /// The inventory of the hosts to purge.
+    /// The inventory of the hosts to purge [default: the inventory of rollouts/NAME.toml]
     #[arg(long, value_name = "INV")]
-    pub inventory: PathBuf,
+    pub inventory: Option<PathBuf>,
     /// Only hosts with this label (`key=value`); repeat to require several.
     #[arg(long, value_name = "KEY=VALUE")]
     pub select: Vec<String>,

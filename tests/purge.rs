@@ -657,19 +657,28 @@ fn purge_of_unknown_name_or_bad_path_is_bad_input() {
         );
         assert!(!h.path("/var/lib/wavectl").exists(), "{}", h.name());
     }
+    // Without --inventory (and no rollouts/NAME.toml here) there is nothing to purge.
+    for args in [vec!["purge", "--path", VENDOR], vec!["purge", NAME]] {
+        let r = s.wavectl(&args);
+        assert_eq!(r.code, Some(2), "{args:?}: {}", r.stderr);
+        assert!(
+            r.stderr.contains("purge needs an inventory")
+                && r.stderr.contains("help: pass --inventory"),
+            "{args:?}: {}",
+            r.stderr
+        );
+    }
     // No run was journaled.
     let st = s.wavectl(&["status", "--json"]);
     assert!(st.stdout.trim().is_empty(), "runs recorded:\n{}", st.stdout);
     s.assert_no_ssh_left();
 }
 
-/// Known bug (not fixed here): a copy of the script started through a relative path
+/// Regression: a copy of the script started through a relative path
 /// (`cd /usr/local/sbin && sh vendor-raid`) or through a symlink to it
-/// (`/usr/sbin/vr-link -> PATH`) is neither killed nor seen by the verify step, and
-/// the host is reported clean (exit 0) while the copy keeps running. lib.sh
-/// `wv_match_procs` compares argv literally with PATH (and pre-filters
-/// /proc/*/cmdline with `grep -F PATH`), so it never resolves argv against the
-/// process's cwd or symlinks.
+/// (`/usr/sbin/vr-link -> PATH`) names neither path in its argv; it used to survive
+/// while the host was reported clean. lib.sh `wv_match_procs` now also finds the
+/// processes that hold the script file open (a shell keeps it open while it runs it).
 #[test]
 fn purge_path_kills_copies_run_through_a_relative_path_or_a_symlink() {
     let s = setup(fleet(1));

@@ -42,7 +42,7 @@ pub fn purge(g: &Global, args: &PurgeArgs) -> i32 {
             ))
         }
     };
-    let inv = match inventory::load(&args.inventory) {
+    let inv = match inventory_of(args) {
         Ok(i) => i,
         Err(e) => return bad_input(&e),
     };
@@ -132,4 +132,22 @@ pub fn purge(g: &Global, args: &PurgeArgs) -> i32 {
         ctx.emit(Event::Summary(summary));
         Ok(code)
     })
+}
+
+/// `--inventory`, else the inventory of `rollouts/NAME.toml` (the whole inventory: the
+/// script may have spread beyond the spec's targets).
+fn inventory_of(args: &PurgeArgs) -> Result<inventory::Inventory, crate::diag::InputError> {
+    if let Some(path) = &args.inventory {
+        return inventory::load(path);
+    }
+    let spec = args
+        .name
+        .as_ref()
+        .map(|n| std::path::PathBuf::from(format!("rollouts/{n}.toml")));
+    match spec {
+        Some(spec) if spec.exists() => spec::load(&spec, None).map(|l| l.inventory),
+        _ => Err(crate::diag::InputError::new("purge needs an inventory").help(
+            "pass --inventory INV (without it, purge NAME reads the inventory of rollouts/NAME.toml in the current directory)",
+        )),
+    }
 }
