@@ -672,6 +672,32 @@ fn purge_of_unknown_name_or_bad_path_is_bad_input() {
     let st = s.wavectl(&["status", "--json"]);
     assert!(st.stdout.trim().is_empty(), "runs recorded:\n{}", st.stdout);
     s.assert_no_ssh_left();
+
+    // With rollouts/NAME.toml beside it, `purge NAME` reads that spec's inventory.
+    std::fs::create_dir(s.path().join("rollouts")).unwrap();
+    let beside = spec()
+        .replace(
+            "inventory = \"inventory.toml\"",
+            "inventory = \"../inventory.toml\"",
+        )
+        .replace("source = \"script.sh\"", "source = \"../script.sh\"");
+    std::fs::write(s.path().join(format!("rollouts/{NAME}.toml")), beside).unwrap();
+    let r = s.wavectl(&["purge", NAME]);
+    assert_eq!(
+        r.code,
+        Some(0),
+        "stdout:\n{}\nstderr:\n{}",
+        r.stdout,
+        r.stderr
+    );
+    for h in s.fleet.hosts() {
+        assert!(
+            r.stdout
+                .contains(&format!("{}: nothing of wavectl's found", h.name())),
+            "{}",
+            r.stdout
+        );
+    }
 }
 
 /// Regression: a copy of the script started through a relative path
