@@ -89,7 +89,7 @@ pub fn status(g: &Global, run: Option<&str>) -> i32 {
                     l.run, l.rollout, l.state, l.started
                 );
                 println!(
-                    "{:<24} {:>4}  {:<11} {:<12} EVIDENCE",
+                    "{:<24} {:>4}  {:<11} {:<12} EVIDENCE (or what the last action did)",
                     "HOST", "WAVE", "STATE", "VERDICT"
                 );
                 for h in &s.hosts {
