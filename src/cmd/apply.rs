@@ -167,7 +167,8 @@ pub fn resume(g: &Global, run: &str) -> i32 {
     })
 }
 
-pub fn status_name(s: RunStatus) -> String {
+/// The name a state has in the journal and in `--json` (its serde name).
+pub fn status_name(s: impl serde::Serialize) -> String {
     serde_json::to_value(s)
         .ok()
         .and_then(|v| v.as_str().map(String::from))

@@ -10,7 +10,7 @@ use crate::exit;
 use crate::journal::{Journal, JournalError, RunInfo, RunLock, RunState, StateDir};
 use crate::report::{Reporter, Summary};
 
-use super::{journal_failed, runtime, stop_on_ctrl_c};
+use super::{block_on, journal_failed, stop_on_ctrl_c};
 
 /// A journaled run opened for more work.
 pub struct OpenRun {
@@ -59,14 +59,7 @@ pub fn with_ctx(
     reporter: &Reporter,
     work: impl AsyncFnOnce(&Ctx<'_>) -> Result<i32, JournalError>,
 ) -> i32 {
-    let rt = match runtime() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return exit::INCOMPLETE;
-        }
-    };
-    rt.block_on(async {
+    block_on(async {
         let stop = stop_on_ctrl_c();
         let transport = match crate::transport::Transport::new(ssh_config) {
             Ok(t) => t,

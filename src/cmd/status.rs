@@ -6,6 +6,7 @@ use crate::cli::Global;
 use crate::exit;
 use crate::journal::{HostState, RunState};
 
+use super::apply::status_name;
 use super::{journal_failed, state_dir};
 
 #[derive(Serialize)]
@@ -28,10 +29,7 @@ fn line(id: &str, s: &RunState) -> RunLine {
     RunLine {
         run: id.to_string(),
         rollout: s.info.as_ref().map_or("?".into(), |i| i.rollout.clone()),
-        state: serde_json::to_value(s.status)
-            .ok()
-            .and_then(|v| v.as_str().map(String::from))
-            .unwrap_or_default(),
+        state: status_name(s.status),
         started: humantime::format_rfc3339_seconds(
             std::time::UNIX_EPOCH + std::time::Duration::from_secs(s.started),
         )
@@ -93,10 +91,7 @@ pub fn status(g: &Global, run: Option<&str>) -> i32 {
                     "HOST", "WAVE", "STATE", "VERDICT"
                 );
                 for h in &s.hosts {
-                    let state = serde_json::to_value(h.state)
-                        .ok()
-                        .and_then(|v| v.as_str().map(String::from))
-                        .unwrap_or_default();
+                    let state = status_name(h.state);
                     let (verdict, evidence) = match &h.last_verdict {
                         Some(v) => (
                             v.health.to_string(),

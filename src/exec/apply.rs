@@ -13,7 +13,7 @@ use super::bake::{bake, probe_host, BakeEnd, Judge};
 use super::cleanup::clean_hosts;
 use super::deploy::{deploy_host, Deployed};
 use super::remove::{Removal, REMOVE_FANOUT};
-use super::{login_deadline, new_run_id, now, Ctx};
+use super::{new_run_id, now, Ctx};
 use crate::exit;
 use crate::inventory::Host;
 use crate::journal::{Action, Journal, JournalError, Record, RunInfo, RunKind, StateDir};
@@ -476,21 +476,11 @@ async fn confirm(
         async move {
             let _permit = limit.acquire().await;
             ctx.intent(&host.name, Action::Confirm)?;
-            let r = match ctx
-                .transport
-                .connect(host, login_deadline(rollout.health.probe_timeout))
-                .await
-            {
+            let cmd = remote::confirm(&rollout.name);
+            let r = match ctx.run_on(host, rollout.health.probe_timeout, &cmd).await {
+                Ok(out) if out.success() => Ok(()),
+                Ok(out) => Err(format!("exit {:?}: {}", out.code, out.last_line())),
                 Err(e) => Err(e.to_string()),
-                Ok(conn) => {
-                    let r = match conn.run(&remote::confirm(&rollout.name)).await {
-                        Ok(out) if out.success() => Ok(()),
-                        Ok(out) => Err(format!("exit {:?}: {}", out.code, out.last_line())),
-                        Err(e) => Err(e.to_string()),
-                    };
-                    conn.close().await;
-                    r
-                }
             };
             let detail = r
                 .as_ref()

@@ -64,6 +64,22 @@ impl Ctx<'_> {
         })
     }
 
+    /// Log in to `host` (deadline `login_timeout`), run one command, close the session.
+    pub async fn run_on(
+        &self,
+        host: &crate::inventory::Host,
+        login_timeout: Duration,
+        cmd: &crate::remote::RemoteCommand,
+    ) -> Result<crate::transport::Output, crate::transport::TransportError> {
+        let conn = self
+            .transport
+            .connect(host, login_deadline(login_timeout))
+            .await?;
+        let out = conn.run(cmd).await;
+        conn.close().await;
+        out
+    }
+
     pub fn stopping(&self) -> bool {
         self.stop.load(Ordering::SeqCst)
     }

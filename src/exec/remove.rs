@@ -13,7 +13,7 @@ use crate::journal::{Action, JournalError, RunInfo, RunKind};
 use crate::remote::{self, RemoteCommand};
 use crate::report::{Event, Phase};
 
-use super::{login_deadline, Ctx};
+use super::Ctx;
 
 /// Hosts removed at once unless told otherwise.
 pub const REMOVE_FANOUT: usize = 200;
@@ -165,26 +165,17 @@ async fn remove_one(
 ) -> Result<Removed, JournalError> {
     ctx.intent(&host.name, Action::Remove)?;
     let (clean, detail) = match ctx
-        .transport
-        .connect(host, login_deadline(t.login_timeout))
+        .run_on(host, t.login_timeout, &t.removal.command())
         .await
     {
-        Err(e) => (false, e.to_string()),
-        Ok(conn) => {
-            let cmd = t.removal.command();
-            let r = match conn.run(&cmd).await {
-                Ok(out) => {
-                    let (clean, mut detail) = t.removal.report(&out.stdout);
-                    if !clean && !out.success() {
-                        detail = format!("{detail}; exit {:?}: {}", out.code, out.last_line());
-                    }
-                    (clean, detail)
-                }
-                Err(e) => (false, e.to_string()),
-            };
-            conn.close().await;
-            r
+        Ok(out) => {
+            let (clean, mut detail) = t.removal.report(&out.stdout);
+            if !clean && !out.success() {
+                detail = format!("{detail}; exit {:?}: {}", out.code, out.last_line());
+            }
+            (clean, detail)
         }
+        Err(e) => (false, e.to_string()),
     };
     ctx.outcome(&host.name, Action::Remove, clean, detail.clone())?;
     ctx.emit(Event::HostStep {

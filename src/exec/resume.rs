@@ -8,7 +8,7 @@ use futures::future::join_all;
 
 use super::cleanup::{clean_hosts, Cleanup};
 use super::remove::{Removal, REMOVE_FANOUT};
-use super::{login_deadline, now, Ctx, Progress};
+use super::{now, Ctx, Progress};
 use crate::inventory::Host;
 use crate::journal::{Action, HostState, JournalError, Record, RunInfo, RunState};
 use crate::remote;
@@ -27,15 +27,12 @@ pub async fn settle(
         .iter()
         .filter_map(|h| Some((info.hosts.iter().find(|x| x.name == h.host)?, h.in_flight?)))
         .collect();
-    let answers = join_all(unsure.iter().map(|(host, _)| async move {
-        let conn = ctx
-            .transport
-            .connect(host, login_deadline(login_timeout))
+    let cmd = remote::read_manifest(&info.rollout);
+    let answers = join_all(unsure.iter().map(|(host, _)| async {
+        let out = ctx
+            .run_on(host, login_timeout, &cmd)
             .await
             .map_err(|e| e.to_string())?;
-        let out = conn.run(&remote::read_manifest(&info.rollout)).await;
-        conn.close().await;
-        let out = out.map_err(|e| e.to_string())?;
         remote::parse_manifest(&out.stdout)
     }))
     .await;
