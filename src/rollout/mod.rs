@@ -1,5 +1,23 @@
-//! PURE: what a probe saw and what it means — per-host verdicts with evidence,
-//! and the run's decision (go on, roll back, pause). No network, files or clock.
+//! PURE: the run's decisions. A run is a [`Plan`] and the [`Event`]s that happen to it;
+//! [`step`] folds each event into the [`RunState`] and says what to do next. The journal
+//! records the events, so replaying it is the same fold: what `status`, `resume`,
+//! `rollback` and `reconcile` believe is what the live run believed. Probe reports
+//! become verdicts here too. No network, files or clock.
 
+pub mod event;
 pub mod probe;
+pub mod state;
+pub mod step;
+pub mod summary;
 pub mod verdict;
+
+#[cfg(test)]
+mod tests;
+
+pub use event::{
+    Attach, Deployment, Event, Finding, HostResult, Intent, Lost, Op, Plan, Policy, Record,
+    Refusal, RunKind, StopRequest, Target, FORMAT,
+};
+pub use state::{End, HostRun, HostState, RunState, Stage, Status, Why};
+pub use step::{replay, step, Action};
+pub use summary::{exit_code, summarize, Summary};

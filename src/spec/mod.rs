@@ -126,7 +126,7 @@ pub enum Builtin {
     Load,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Check {
     /// `[A-Za-z0-9][A-Za-z0-9_.-]*`
     pub name: String,

@@ -1,0 +1,331 @@
+//! PURE: what a run is (its [`Plan`], fixed when it begins) and what can happen to it
+//! ([`Event`]). The journal is the list of these events, each in a [`Record`]; the state
+//! machine in `step.rs` folds them.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use super::verdict::Verdict;
+use crate::inventory::Host;
+use crate::spec::{ActivationKind, Builtin, Check, OnFailure};
+
+/// The journal's format version, carried by every record.
+pub const FORMAT: u32 = 1;
+
+/// One journaled event and when it happened (Unix milliseconds, the controller's clock).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    /// Format version ([`FORMAT`]).
+    pub v: u32,
+    /// Unix milliseconds.
+    pub at: u64,
+    #[serde(flatten)]
+    pub event: Event,
+}
+
+impl Record {
+    pub fn new(at: u64, event: Event) -> Record {
+        Record {
+            v: FORMAT,
+            at,
+            event,
+        }
+    }
+}
+
+/// What a run does to its hosts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RunKind {
+    /// A rollout in waves (`apply`).
+    Apply,
+    /// `purge NAME`: every version of a wavectl-installed script, from every host.
+    Purge,
+    /// `purge --path PATH`: a script wavectl never installed.
+    PurgePath,
+}
+
+/// What an apply installs and how it watches the hosts: the parts of the spec the run
+/// needs, fixed when it begins, so `resume` needs neither the spec nor its directory.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Deployment {
+    pub install_path: String,
+    pub mode: u32,
+    /// Lowercase hex sha256 of the script; its bytes are kept beside the journal.
+    pub sha256: String,
+    #[serde(with = "ms")]
+    pub script_timeout: std::time::Duration,
+    pub activation: ActivationKind,
+    pub schedule: String,
+    pub run_on_install: bool,
+    #[serde(with = "ms")]
+    pub interval: std::time::Duration,
+    #[serde(with = "ms")]
+    pub probe_timeout: std::time::Duration,
+    pub builtins: Vec<Builtin>,
+    pub checks: Vec<Check>,
+    /// How long a probation host waits for the controller before it reverts itself.
+    #[serde(with = "ms")]
+    pub lease: std::time::Duration,
+    /// The operator said `--force` (replace a file that belongs to a package).
+    pub force: bool,
+}
+
+/// What the run acts on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Target {
+    /// Install this rollout in waves.
+    Apply(Deployment),
+    /// Remove every version of rollout `name` (the plan's name).
+    Purge,
+    /// Remove the script at `path`, which wavectl never installed.
+    PurgePath { path: String, force: bool },
+}
+
+impl Target {
+    pub fn kind(&self) -> RunKind {
+        match self {
+            Target::Apply(_) => RunKind::Apply,
+            Target::Purge => RunKind::Purge,
+            Target::PurgePath { .. } => RunKind::PurgePath,
+        }
+    }
+}
+
+/// The decisions' settings, copied from the spec (and flags) when the run begins.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Policy {
+    /// Bad hosts tolerated over the whole run.
+    pub max_unhealthy: usize,
+    pub on_failure: OnFailure,
+    #[serde(with = "ms")]
+    pub bake: std::time::Duration,
+    pub min_runs: u32,
+    /// Hosts installed or confirmed at once.
+    pub concurrency: usize,
+    /// Hosts removed (or asked) at once.
+    pub fanout: usize,
+    /// Sample each wave's hosts before it is deployed.
+    pub baseline: bool,
+    /// Probe still-untouched targets beside the wave (continuous signals need them).
+    pub controls: bool,
+}
+
+/// Everything a run is, fixed by its first record. Paths are absolute.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    pub run: String,
+    /// The rollout name (the lock's name too; for `purge --path`, `path-<hash>`).
+    pub name: String,
+    pub target: Target,
+    /// The hosts, with address, port and user as they were resolved.
+    pub hosts: Vec<Host>,
+    /// Host names per wave (one wave holding every host for a purge).
+    pub waves: Vec<Vec<String>>,
+    pub policy: Policy,
+    pub spec: Option<PathBuf>,
+    pub inventory: Option<PathBuf>,
+    pub ssh_config: Option<PathBuf>,
+    /// The local user who started the run.
+    pub user: String,
+    /// The command line that started it.
+    pub command: Vec<String>,
+}
+
+impl Plan {
+    pub fn kind(&self) -> RunKind {
+        self.target.kind()
+    }
+
+    pub fn deployment(&self) -> Option<&Deployment> {
+        match &self.target {
+            Target::Apply(d) => Some(d),
+            _ => None,
+        }
+    }
+
+    pub fn host(&self, name: &str) -> Option<&Host> {
+        self.hosts.iter().find(|h| h.name == name)
+    }
+}
+
+/// A host action. The state machine orders it; the driver carries it out and reports a
+/// [`HostResult`]. The event that made the machine order it is journaled before the
+/// action starts: that is the action's intent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Op {
+    /// Install the script, its wrapper, manifest and activation.
+    Install,
+    /// Start one supervised run (`run_on_install`).
+    StartRun,
+    /// Set the manifest `confirmed`, over a fresh connection.
+    Confirm,
+    /// Return the host to what it held before the run (or, for a purge, remove everything).
+    Remove,
+    /// Ask the host what is true (after a controller died with an action in flight).
+    Settle,
+}
+
+impl Op {
+    pub fn name(self) -> &'static str {
+        match self {
+            Op::Install => "install",
+            Op::StartRun => "start run",
+            Op::Confirm => "confirm",
+            Op::Remove => "remove",
+            Op::Settle => "settle",
+        }
+    }
+}
+
+/// Why the host refused us for a reason of ours, not of the script's: host key unknown or
+/// changed, authentication denied, the install path owned by another rollout or a package.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Refusal {
+    pub reason: String,
+    /// How to fix it.
+    pub help: String,
+}
+
+/// What the host says of this run, asked after a controller died with an action in flight.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Finding {
+    /// The host holds this run's install.
+    Ours {
+        confirmed: bool,
+        /// Runs of this version in its `runs.log`.
+        runs: u32,
+        /// A copy is running now.
+        running: bool,
+    },
+    /// An install of this run began and did not finish.
+    Partial,
+    /// Nothing of this run is on the host (`other`: the run whose install it holds).
+    Absent { other: Option<String> },
+    /// The lease ran out and the host reverted itself.
+    Reverted { lease_until: u64, at: u64 },
+}
+
+/// What a host action gave.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HostResult {
+    Installed {
+        /// A pre-wavectl original was kept.
+        backup: bool,
+        /// The run whose confirmed version was kept for rollback (an upgrade).
+        prev: Option<String>,
+    },
+    Started,
+    Confirmed,
+    /// The host holds nothing of the run any more (verified).
+    Removed {
+        /// What was found and done.
+        detail: String,
+    },
+    Settled(Finding),
+    /// The action failed. `touched`: it may have changed the host (false: no login,
+    /// nothing happened there).
+    Failed { verdict: Verdict, touched: bool },
+    /// The host refused us for a reason of ours; nothing was changed there.
+    Refused(Refusal),
+}
+
+/// The host no longer holds this run's install, seen by a probe.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Lost {
+    /// Its lease ran out and it reverted itself (host clock, Unix seconds).
+    Reverted { lease_until: u64, at: u64 },
+    /// Its manifest names another run (or none).
+    Replaced { owner: Option<String> },
+}
+
+/// Why a controller process took a run up again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Intent {
+    /// `resume`: carry on where it stopped.
+    Resume,
+    /// `rollback RUN`: return every host to what it held before the run.
+    Rollback,
+    /// `reconcile`: finish what is unfinished (pending removals, unconfirmed hosts).
+    Reconcile,
+    /// `reconcile` of an apply whose controller died: the lease would revert its hosts
+    /// anyway; reconcile does it now.
+    Orphaned,
+}
+
+/// A controller process takes the run up (the first one begins it with `Begin`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Attach {
+    pub pid: u32,
+    pub intent: Intent,
+    /// Retry hosts left pending, with backoff, until all are clean.
+    pub until_done: bool,
+    /// Hosts removed at once from now on, if given.
+    pub fanout: Option<usize>,
+    pub user: String,
+    pub command: Vec<String>,
+}
+
+/// Why the run was asked to stop.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StopRequest {
+    /// `SIGINT`, `SIGTERM`, or `abort`.
+    pub by: String,
+}
+
+/// Everything that can happen to a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    /// The run begins (apply, purge, purge --path), with the controller's pid.
+    Begin {
+        plan: Box<Plan>,
+        pid: u32,
+        /// Retry hosts left pending, with backoff, until all are clean (purge).
+        until_done: bool,
+    },
+    Attach(Attach),
+    /// The operator asked to stop (signal or `abort`).
+    Stop(StopRequest),
+    /// Time passed (a wake-up the machine asked for).
+    Tick,
+    /// The wave's hosts (and controls) were sampled before deploy.
+    BaselineDone { wave: usize },
+    /// A host action finished.
+    Result {
+        host: String,
+        op: Op,
+        result: HostResult,
+    },
+    /// A host's verdict (or its count of runs) changed during a bake.
+    Verdict {
+        host: String,
+        verdict: Verdict,
+        runs: u32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        lost: Option<Lost>,
+    },
+    /// A probe round of the bake of `wave` finished.
+    Round { wave: usize },
+}
+
+/// `Duration` as whole milliseconds in the journal.
+pub mod ms {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        Ok(Duration::from_millis(u64::deserialize(d)?))
+    }
+}

@@ -1,0 +1,812 @@
+//! PURE: the run's decisions — `step(state, record) → actions`. No I/O and no clock: time
+//! arrives in the records. The driver journals a record, then steps, then carries out
+//! the actions; replaying a journal is folding its records through this same function.
+
+use std::time::{Duration, UNIX_EPOCH};
+
+use super::event::{Attach, Event, Finding, HostResult, Intent, Lost, Op, Plan, Record, RunKind};
+use super::state::{Bake, End, HostRun, HostState, RunState, Stage, Status, Why};
+use super::verdict::{Evidence, Health, Verdict};
+use crate::spec::OnFailure;
+
+/// What the machine asks the driver to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Carry out `op` on `host` and report its [`HostResult`].
+    Host { host: String, op: Op },
+    /// Sample the wave's hosts and the controls, then report `BaselineDone`.
+    Baseline {
+        wave: usize,
+        hosts: Vec<String>,
+        controls: Vec<String>,
+    },
+    /// Send a `Tick` at this time (Unix ms).
+    WakeAt(u64),
+}
+
+/// The most the controls of a wave are.
+pub const CONTROLS: usize = 3;
+/// First wait between removal passes of `--until-done`; doubles up to the last.
+pub const BACKOFF_FIRST_MS: u64 = 1_000;
+pub const BACKOFF_MAX_MS: u64 = 30_000;
+/// `min_runs` is waited for at most max(3 × bake, bake + this).
+pub const MIN_RUNS_GRACE: Duration = Duration::from_secs(15 * 60);
+
+/// Fold one record into the state; returns what to do now.
+pub fn step(s: &mut RunState, rec: &Record) -> Vec<Action> {
+    let mut out = Vec::new();
+    s.now = s.now.max(rec.at);
+    match &rec.event {
+        Event::Begin {
+            plan,
+            pid,
+            until_done,
+        } => begin(s, plan, *pid, *until_done, &mut out),
+        Event::Attach(a) => attach(s, a, &mut out),
+        Event::Stop(r) => {
+            if s.plan.is_some() {
+                s.stopped = true;
+                if let Status::Running { stage } = s.status {
+                    s.status = Status::Stopping {
+                        why: Why::Operator { by: r.by.clone() },
+                        stage: Some(stage),
+                    };
+                }
+            }
+        }
+        Event::Tick => {}
+        Event::BaselineDone { wave } => {
+            if s.status
+                == (Status::Running {
+                    stage: Stage::Baseline { wave: *wave },
+                })
+            {
+                s.status = Status::Running {
+                    stage: Stage::Deploy { wave: *wave },
+                };
+                s.epoch += 1;
+            }
+        }
+        Event::Result { host, op, result } => on_result(s, host, *op, result),
+        Event::Verdict {
+            host,
+            verdict,
+            runs,
+            lost,
+        } => on_verdict(s, host, verdict, *runs, lost.as_ref()),
+        Event::Round { wave } => {
+            s.renewed = s.now;
+            if let Status::Running {
+                stage: Stage::Bake(b),
+            } = &mut s.status
+            {
+                if b.wave == *wave {
+                    b.rounds += 1;
+                }
+            }
+        }
+    }
+    advance(s, &mut out);
+    if s.is_ended() && s.ended.is_none() {
+        s.ended = Some(s.now);
+    }
+    out
+}
+
+/// Replay: fold every record from a fresh state.
+pub fn replay<'a>(records: impl IntoIterator<Item = &'a Record>) -> RunState {
+    let mut s = RunState::new();
+    for r in records {
+        step(&mut s, r);
+    }
+    s
+}
+
+fn begin(s: &mut RunState, plan: &Plan, pid: u32, until_done: bool, out: &mut Vec<Action>) {
+    if s.plan.is_some() {
+        return;
+    }
+    let apply = plan.kind() == RunKind::Apply;
+    s.hosts = Vec::new();
+    for (i, names) in plan.waves.iter().enumerate() {
+        for name in names {
+            if s.hosts.iter().any(|h| &h.host == name) {
+                continue;
+            }
+            s.hosts.push(HostRun {
+                host: name.clone(),
+                wave: if apply { i + 1 } else { 0 },
+                // A purge visits every host: each may hold the script until it is seen.
+                state: if apply {
+                    HostState::Untouched
+                } else {
+                    HostState::Unknown
+                },
+                op: None,
+                lost: None,
+                verdict: None,
+                runs: 0,
+                started: false,
+                detail: String::new(),
+                epoch: 0,
+                tried: Vec::new(),
+            });
+        }
+    }
+    s.plan = Some(plan.clone());
+    s.pid = pid;
+    s.started = s.now;
+    s.until_done = until_done;
+    if apply {
+        enter_wave(s, 1, out);
+    } else {
+        s.status = Status::Removing { why: Why::Purge };
+        s.epoch += 1;
+    }
+}
+
+fn attach(s: &mut RunState, a: &Attach, out: &mut Vec<Action>) {
+    let Some(plan) = s.plan.as_mut() else { return };
+    if let Some(f) = a.fanout {
+        plan.policy.fanout = f.max(1);
+    }
+    s.pid = a.pid;
+    s.until_done = a.until_done;
+    s.stopped = false;
+    s.pass = 0;
+    s.ended = None;
+    // The controller that had these actions in flight is gone: their results are unknown.
+    for h in &mut s.hosts {
+        if let Some(op) = h.op.take() {
+            h.lost = Some(op);
+            if op == Op::Remove && h.state.may_hold() {
+                h.state = HostState::Pending;
+                h.detail = "removal interrupted (the controller died)".into();
+            }
+        }
+    }
+    let status = s.status.clone();
+    s.status = match (a.intent, status) {
+        (Intent::Resume, Status::Running { stage })
+        | (
+            Intent::Resume,
+            Status::Stopping {
+                why: Why::Pause,
+                stage: Some(stage),
+            },
+        ) => resumed(stage),
+        (
+            Intent::Resume,
+            Status::Ended {
+                end: End::Paused { stage },
+            },
+        ) => {
+            // The operator looked at the bad hosts and goes on: they no longer count.
+            s.accepted = s.unhealthy.len();
+            resumed(stage)
+        }
+        (Intent::Resume, Status::Stopping { why, .. })
+        | (Intent::Resume, Status::Removing { why, .. })
+        | (Intent::Resume, Status::Backoff { why, .. }) => Status::Removing { why },
+        (Intent::Rollback, _) => Status::Removing { why: Why::Rollback },
+        (Intent::Orphaned, _) => Status::Removing { why: Why::Orphaned },
+        (
+            Intent::Reconcile,
+            Status::Ended {
+                end: End::Unconfirmed,
+            },
+        ) => Status::Running {
+            stage: Stage::Confirm,
+        },
+        (Intent::Reconcile, Status::Ended { end: End::Pending { why } })
+        | (Intent::Reconcile, Status::Removing { why, .. })
+        | (Intent::Reconcile, Status::Backoff { why, .. }) => Status::Removing { why },
+        (Intent::Reconcile, Status::Stopping { why, .. }) if why != Why::Pause => {
+            Status::Removing { why }
+        }
+        (_, other) => other,
+    };
+    s.epoch += 1;
+    if let Status::Running {
+        stage: Stage::Baseline { wave },
+    } = s.status
+    {
+        enter_wave(s, wave, out);
+    }
+}
+
+/// Where a resumed apply picks up: the current wave's deploy again (what is done is
+/// skipped; a bake starts over once it is complete), or the confirmation.
+fn resumed(stage: Stage) -> Status {
+    Status::Running {
+        stage: match stage {
+            Stage::Baseline { wave } => Stage::Baseline { wave },
+            Stage::Deploy { wave } => Stage::Deploy { wave },
+            Stage::Bake(b) => Stage::Deploy { wave: b.wave },
+            Stage::Confirm => Stage::Confirm,
+        },
+    }
+}
+
+fn enter_wave(s: &mut RunState, wave: usize, out: &mut Vec<Action>) {
+    let Some(plan) = &s.plan else { return };
+    let controls: Vec<String> = if plan.policy.controls {
+        s.hosts
+            .iter()
+            .filter(|h| h.wave > wave && h.state == HostState::Untouched)
+            .filter(|h| !s.unhealthy.iter().any(|(n, _)| n == &h.host))
+            .take(CONTROLS)
+            .map(|h| h.host.clone())
+            .collect()
+    } else {
+        Vec::new()
+    };
+    s.controls = controls;
+    s.epoch += 1;
+    if plan.policy.baseline {
+        s.status = Status::Running {
+            stage: Stage::Baseline { wave },
+        };
+        out.push(Action::Baseline {
+            wave,
+            hosts: s
+                .hosts
+                .iter()
+                .filter(|h| h.wave == wave)
+                .map(|h| h.host.clone())
+                .collect(),
+            controls: s.controls.clone(),
+        });
+    } else {
+        s.status = Status::Running {
+            stage: Stage::Deploy { wave },
+        };
+    }
+}
+
+/// Note a bad verdict: the host's first one counts against the budget.
+fn bad(s: &mut RunState, host: &str, v: &Verdict) {
+    if let Some(h) = s.host_mut(host) {
+        h.verdict = Some(v.clone());
+    }
+    if !s.is_unhealthy(host) {
+        s.unhealthy.push((host.to_string(), v.clone()));
+    }
+}
+
+/// UTC, readable, from Unix seconds.
+pub fn utc(secs: u64) -> String {
+    humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(secs)).to_string()
+}
+
+/// The verdict on a host that reverted itself.
+pub fn lease_verdict(lease_until: u64, at: u64) -> Verdict {
+    Verdict::bad(
+        Health::Degraded,
+        Evidence::new("lease").raw(format!(
+            "lease expired at {}; the host reverted itself at {}",
+            utc(lease_until),
+            utc(at)
+        )),
+    )
+}
+
+fn on_result(s: &mut RunState, host: &str, op: Op, result: &HostResult) {
+    let running = matches!(s.status, Status::Running { .. });
+    let stage = match s.status {
+        Status::Running { stage } => Some(stage),
+        _ => None,
+    };
+    let Some(h) = s.host_mut(host) else { return };
+    if h.op == Some(op) {
+        h.op = None;
+    }
+    let lost = h.lost.take();
+    let mut verdict: Option<Verdict> = None;
+    let mut renewed = false;
+    match (op, result) {
+        (_, HostResult::Refused(r)) => {
+            h.detail = format!("refused: {}", r.reason);
+            match op {
+                Op::Install | Op::Settle => {
+                    if op == Op::Install {
+                        h.state = HostState::Untouched;
+                    }
+                    if running {
+                        s.status = Status::Stopping {
+                            why: Why::Refused {
+                                host: host.to_string(),
+                                reason: r.reason.clone(),
+                                help: r.help.clone(),
+                            },
+                            stage,
+                        };
+                    }
+                }
+                Op::Remove if h.state.may_hold() => h.state = HostState::Pending,
+                _ => {}
+            }
+        }
+        (Op::Install, HostResult::Installed { prev, .. }) => {
+            h.state = HostState::Installed;
+            renewed = true;
+            h.detail = match prev {
+                Some(p) => format!("installed (run {p}'s version kept for rollback)"),
+                None => "installed".into(),
+            };
+        }
+        (Op::Install, HostResult::Failed { verdict: v, touched }) => {
+            h.state = if *touched {
+                HostState::Partial
+            } else {
+                HostState::Untouched
+            };
+            h.detail = first_evidence(v);
+            verdict = Some(v.clone());
+        }
+        (Op::StartRun, HostResult::Started) => {
+            h.started = true;
+            h.detail = "first run started".into();
+        }
+        (Op::Confirm, HostResult::Confirmed) => {
+            h.state = HostState::Confirmed;
+            h.detail = "confirmed".into();
+        }
+        (Op::Confirm, HostResult::Settled(Finding::Reverted { lease_until, at })) => {
+            h.state = HostState::Reverted;
+            let v = lease_verdict(*lease_until, *at);
+            h.detail = first_evidence(&v);
+            verdict = Some(v);
+        }
+        (Op::Confirm, HostResult::Failed { verdict: v, .. }) => {
+            h.detail = format!("not confirmed: {}", first_evidence(v));
+        }
+        (Op::Remove, HostResult::Removed { detail }) => {
+            h.state = HostState::Clean;
+            h.detail = detail.clone();
+        }
+        (Op::Remove, HostResult::Failed { verdict: v, .. }) => {
+            if h.state.may_hold() {
+                h.state = HostState::Pending;
+            }
+            h.detail = format!("removal pending: {}", first_evidence(v));
+        }
+        (Op::Settle, HostResult::Settled(f)) => match f {
+            Finding::Ours {
+                confirmed,
+                runs,
+                running,
+            } => {
+                h.state = if *confirmed {
+                    HostState::Confirmed
+                } else {
+                    HostState::Installed
+                };
+                h.runs = *runs;
+                h.started |= *runs > 0 || *running;
+                h.detail = format!("the host holds this run's install ({})", h.state_name());
+            }
+            Finding::Partial => {
+                h.state = HostState::Unknown;
+                h.detail = "an install of this run did not finish".into();
+            }
+            Finding::Absent { other } => {
+                let gone = matches!(lost, Some(Op::StartRun) | Some(Op::Confirm));
+                h.state = match lost {
+                    Some(Op::Install) | None => HostState::Untouched,
+                    _ => HostState::Clean,
+                };
+                h.detail = match other {
+                    Some(o) => format!("nothing of this run on the host (it holds run {o}'s)"),
+                    None => "nothing of this run on the host".into(),
+                };
+                if gone {
+                    verdict = Some(Verdict::bad(
+                        Health::Degraded,
+                        Evidence::new("install").raw(format!(
+                            "this run's install is gone from the host ({})",
+                            h.detail
+                        )),
+                    ));
+                }
+            }
+            Finding::Reverted { lease_until, at } => {
+                h.state = HostState::Reverted;
+                let v = lease_verdict(*lease_until, *at);
+                h.detail = first_evidence(&v);
+                verdict = Some(v);
+            }
+        },
+        (Op::Settle, HostResult::Failed { verdict: v, .. }) => {
+            h.detail = format!("cannot ask the host: {}", first_evidence(v));
+            verdict = Some(v.clone());
+        }
+        (_, HostResult::Failed { verdict: v, .. }) => {
+            h.detail = format!("{} failed: {}", op.name(), first_evidence(v));
+            verdict = Some(v.clone());
+        }
+        (_, other) => {
+            h.detail = format!("{} gave an unexpected result: {other:?}", op.name());
+        }
+    }
+    if let Some(v) = verdict {
+        bad(s, host, &v);
+    }
+    if renewed {
+        s.renewed = s.now;
+    }
+}
+
+fn on_verdict(s: &mut RunState, host: &str, v: &Verdict, runs: u32, lost: Option<&Lost>) {
+    let Some(h) = s.host_mut(host) else { return };
+    // A round still in flight when the host was removed (or revoked) says nothing new.
+    if h.state != HostState::Installed {
+        return;
+    }
+    h.verdict = Some(v.clone());
+    h.runs = runs;
+    match lost {
+        Some(Lost::Reverted { .. }) => h.state = HostState::Reverted,
+        Some(Lost::Replaced { .. }) => h.state = HostState::Clean,
+        None => {}
+    }
+    if v.health.is_bad() {
+        bad(s, host, v);
+    }
+}
+
+fn first_evidence(v: &Verdict) -> String {
+    v.evidence
+        .first()
+        .map(|e| e.to_string())
+        .unwrap_or_else(|| v.health.to_string())
+}
+
+impl HostRun {
+    fn state_name(&self) -> &'static str {
+        match self.state {
+            HostState::Confirmed => "confirmed",
+            _ => "probation",
+        }
+    }
+
+    fn tried(&self, epoch: u32, op: Op) -> bool {
+        self.epoch == epoch && self.tried.contains(&op)
+    }
+}
+
+/// Order `op` on the host at index `i`.
+fn order(s: &mut RunState, i: usize, op: Op, out: &mut Vec<Action>) {
+    let epoch = s.epoch;
+    let h = &mut s.hosts[i];
+    if h.epoch != epoch {
+        h.epoch = epoch;
+        h.tried.clear();
+    }
+    h.tried.push(op);
+    h.op = Some(op);
+    if op == Op::Install {
+        // From now on the host may hold part of the install.
+        h.state = HostState::Unknown;
+    }
+    out.push(Action::Host {
+        host: h.host.clone(),
+        op,
+    });
+}
+
+/// Installs, first runs and confirmations count against `concurrency`; removals and
+/// questions against the fan-out.
+fn is_deploy_class(op: Op) -> bool {
+    matches!(op, Op::Install | Op::StartRun | Op::Confirm)
+}
+
+struct Slots {
+    deploy: usize,
+    remove: usize,
+}
+
+impl Slots {
+    fn of(s: &RunState) -> Slots {
+        let plan = s.plan.as_ref();
+        let conc = plan.map_or(1, |p| p.policy.concurrency.max(1));
+        let fan = plan.map_or(1, |p| p.policy.fanout.max(1));
+        let (mut d, mut r) = (0, 0);
+        for h in &s.hosts {
+            match h.op {
+                Some(op) if is_deploy_class(op) => d += 1,
+                Some(_) => r += 1,
+                None => {}
+            }
+        }
+        Slots {
+            deploy: conc.saturating_sub(d),
+            remove: fan.saturating_sub(r),
+        }
+    }
+
+    /// Take a slot for `op`, if one is free.
+    fn take(&mut self, op: Op) -> bool {
+        let n = if is_deploy_class(op) {
+            &mut self.deploy
+        } else {
+            &mut self.remove
+        };
+        if *n == 0 {
+            return false;
+        }
+        *n -= 1;
+        true
+    }
+}
+
+/// What a host needs next during an apply's waves (before any per-stage work).
+fn common_need(s: &RunState, h: &HostRun) -> Option<Op> {
+    if h.op.is_some() {
+        return None;
+    }
+    if h.lost.is_some() && !h.tried(s.epoch, Op::Settle) {
+        return Some(Op::Settle);
+    }
+    // A bad host the budget tolerates still does not keep a bad script.
+    if h.state.may_hold() && s.is_unhealthy(&h.host) && !h.tried(s.epoch, Op::Remove) {
+        return Some(Op::Remove);
+    }
+    None
+}
+
+fn deploy_need(s: &RunState, h: &HostRun, wave: usize, run_on_install: bool) -> Option<Op> {
+    if let Some(op) = common_need(s, h) {
+        return Some(op);
+    }
+    if h.op.is_some() || h.lost.is_some() || h.wave != wave || s.is_unhealthy(&h.host) {
+        return None;
+    }
+    match h.state {
+        HostState::Untouched | HostState::Unknown if !h.tried(s.epoch, Op::Install) => {
+            Some(Op::Install)
+        }
+        HostState::Installed
+            if run_on_install && !h.started && !h.tried(s.epoch, Op::StartRun) =>
+        {
+            Some(Op::StartRun)
+        }
+        _ => None,
+    }
+}
+
+fn confirm_need(s: &RunState, h: &HostRun) -> Option<Op> {
+    if let Some(op) = common_need(s, h) {
+        return Some(op);
+    }
+    if h.op.is_some() || h.lost.is_some() {
+        return None;
+    }
+    if h.state == HostState::Installed
+        && !s.is_unhealthy(&h.host)
+        && !h.tried(s.epoch, Op::Confirm)
+    {
+        return Some(Op::Confirm);
+    }
+    if h.state.unfinished() && !h.tried(s.epoch, Op::Remove) {
+        return Some(Op::Remove);
+    }
+    None
+}
+
+/// Start what `need` says for every host, as far as slots allow. Returns whether any
+/// host still needs something (started or waiting for a slot).
+fn start_needed(
+    s: &mut RunState,
+    out: &mut Vec<Action>,
+    need: impl Fn(&RunState, &HostRun) -> Option<Op>,
+) -> bool {
+    let mut slots = Slots::of(s);
+    let mut any = false;
+    for i in 0..s.hosts.len() {
+        if let Some(op) = need(s, &s.hosts[i]) {
+            any = true;
+            if slots.take(op) {
+                order(s, i, op, out);
+            }
+        }
+    }
+    any
+}
+
+/// Apply every decision the state calls for, until nothing changes.
+fn advance(s: &mut RunState, out: &mut Vec<Action>) {
+    for _ in 0..64 {
+        if !advance_once(s, out) {
+            return;
+        }
+    }
+}
+
+/// One decision; true if the status changed (so look again).
+fn advance_once(s: &mut RunState, out: &mut Vec<Action>) -> bool {
+    let Some(plan) = s.plan.clone() else {
+        return false;
+    };
+    let policy = &plan.policy;
+    match s.status.clone() {
+        Status::New | Status::Ended { .. } => false,
+        Status::Running { stage } => {
+            if s.unhealthy.len() > policy.max_unhealthy + s.accepted {
+                let why = if policy.on_failure == OnFailure::Pause {
+                    Why::Pause
+                } else {
+                    Why::Unhealthy
+                };
+                s.status = Status::Stopping {
+                    why,
+                    stage: Some(stage),
+                };
+                return true;
+            }
+            let run_on_install = plan.deployment().is_some_and(|d| d.run_on_install);
+            match stage {
+                Stage::Baseline { .. } => {
+                    start_needed(s, out, common_need);
+                    false
+                }
+                Stage::Deploy { wave } => {
+                    start_needed(s, out, |s, h| deploy_need(s, h, wave, run_on_install));
+                    let busy = s
+                        .hosts
+                        .iter()
+                        .any(|h| matches!(h.op, Some(Op::Install | Op::StartRun | Op::Settle)));
+                    let settling = s.hosts.iter().any(|h| h.lost.is_some());
+                    let deploying = s.hosts.iter().any(|h| {
+                        h.op.is_none()
+                            && deploy_need(s, h, wave, run_on_install)
+                                .is_some_and(|op| op != Op::Remove)
+                    });
+                    if busy || settling || deploying {
+                        return false;
+                    }
+                    let bake = policy.bake.as_millis() as u64;
+                    let limit = (bake.saturating_mul(3))
+                        .max(bake.saturating_add(MIN_RUNS_GRACE.as_millis() as u64));
+                    s.status = Status::Running {
+                        stage: Stage::Bake(Bake {
+                            wave,
+                            since: s.now,
+                            until: s.now.saturating_add(bake),
+                            limit: s.now.saturating_add(limit),
+                            rounds: 0,
+                        }),
+                    };
+                    s.epoch += 1;
+                    true
+                }
+                Stage::Bake(b) => {
+                    start_needed(s, out, common_need);
+                    if b.rounds == 0 {
+                        return false;
+                    }
+                    let short: Vec<String> = s
+                        .hosts
+                        .iter()
+                        .filter(|h| {
+                            h.wave == b.wave
+                                && h.state == HostState::Installed
+                                && h.runs < policy.min_runs
+                                && !s.is_unhealthy(&h.host)
+                        })
+                        .map(|h| h.host.clone())
+                        .collect();
+                    if s.now >= b.until && short.is_empty() {
+                        if b.wave >= plan.waves.len() {
+                            s.status = Status::Running {
+                                stage: Stage::Confirm,
+                            };
+                            s.epoch += 1;
+                        } else {
+                            enter_wave(s, b.wave + 1, out);
+                        }
+                        return true;
+                    }
+                    if s.now >= b.limit {
+                        for host in short {
+                            let runs = s.host(&host).map_or(0, |h| h.runs);
+                            let v = Verdict::bad(
+                                Health::Degraded,
+                                Evidence::new("min_runs").change(
+                                    0,
+                                    runs,
+                                    format!(
+                                        ">= {} runs within {}",
+                                        policy.min_runs,
+                                        humantime::format_duration(Duration::from_millis(
+                                            b.limit - b.since
+                                        ))
+                                    ),
+                                ),
+                            );
+                            bad(s, &host, &v);
+                        }
+                        return true;
+                    }
+                    false
+                }
+                Stage::Confirm => {
+                    let more = start_needed(s, out, confirm_need);
+                    if more || s.in_flight() > 0 {
+                        return false;
+                    }
+                    let all_done = s
+                        .hosts
+                        .iter()
+                        .all(|h| !h.state.may_hold() || h.state == HostState::Confirmed);
+                    s.status = Status::Ended {
+                        end: if all_done {
+                            End::Done
+                        } else {
+                            End::Unconfirmed
+                        },
+                    };
+                    true
+                }
+            }
+        }
+        Status::Stopping { why, stage } => {
+            if s.in_flight() > 0 {
+                return false;
+            }
+            s.status = match (why, stage) {
+                (Why::Pause, Some(stage)) => Status::Ended {
+                    end: End::Paused { stage },
+                },
+                (why, _) => Status::Removing { why },
+            };
+            s.epoch += 1;
+            true
+        }
+        Status::Removing { why } => {
+            let halt = s.stopped && why.is_command();
+            let more = !halt
+                && start_needed(s, out, |s, h| {
+                    (h.op.is_none() && h.state.may_hold() && !h.tried(s.epoch, Op::Remove))
+                        .then_some(Op::Remove)
+                });
+            if more || s.in_flight() > 0 {
+                return false;
+            }
+            for h in &mut s.hosts {
+                h.lost = None;
+            }
+            let left = s.hosts.iter().any(|h| h.state.may_hold());
+            s.status = if !left {
+                Status::Ended {
+                    end: End::Clean { why },
+                }
+            } else if s.until_done && !s.stopped {
+                let wait = (BACKOFF_FIRST_MS << s.pass.min(16)).min(BACKOFF_MAX_MS);
+                let until = s.now.saturating_add(wait);
+                out.push(Action::WakeAt(until));
+                Status::Backoff { why, until }
+            } else {
+                Status::Ended {
+                    end: End::Pending { why },
+                }
+            };
+            true
+        }
+        Status::Backoff { why, until } => {
+            if s.stopped {
+                s.status = Status::Ended {
+                    end: End::Pending { why },
+                };
+                return true;
+            }
+            if s.now < until {
+                return false;
+            }
+            s.status = Status::Removing { why };
+            s.pass += 1;
+            s.epoch += 1;
+            true
+        }
+    }
+}

@@ -1,0 +1,790 @@
+//! Whole runs driven through the state machine with synthetic events: no network, no
+//! sleeping. A simulated driver answers the machine's actions the way hosts would.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::Duration;
+
+use rand::{Rng, SeedableRng};
+
+use super::*;
+use crate::exit;
+use crate::inventory::{Host, HostKeyCheck};
+use crate::rollout::verdict::{Evidence, Health, Verdict};
+use crate::spec::{ActivationKind, Builtin, OnFailure};
+
+const INTERVAL: u64 = 1_000;
+
+fn host(name: &str) -> Host {
+    Host {
+        name: name.into(),
+        address: name.into(),
+        port: None,
+        user: None,
+        labels: BTreeMap::new(),
+        host_key_check: HostKeyCheck::Strict,
+    }
+}
+
+fn deployment() -> Deployment {
+    Deployment {
+        install_path: "/usr/local/sbin/x".into(),
+        mode: 0o755,
+        sha256: "00".repeat(32),
+        script_timeout: Duration::from_secs(10),
+        activation: ActivationKind::Cron,
+        schedule: "*/5 * * * *".into(),
+        run_on_install: true,
+        interval: Duration::from_millis(INTERVAL),
+        probe_timeout: Duration::from_millis(INTERVAL),
+        builtins: vec![Builtin::Reachable, Builtin::Script],
+        checks: vec![],
+        lease: Duration::from_secs(60),
+        force: false,
+    }
+}
+
+fn plan(waves: &[&[&str]], target: Target) -> Plan {
+    let hosts: Vec<Host> = waves.iter().flat_map(|w| w.iter().map(|h| host(h))).collect();
+    Plan {
+        run: "r1".into(),
+        name: "x".into(),
+        target,
+        hosts,
+        waves: waves
+            .iter()
+            .map(|w| w.iter().map(|h| h.to_string()).collect())
+            .collect(),
+        policy: Policy {
+            max_unhealthy: 0,
+            on_failure: OnFailure::Rollback,
+            bake: Duration::from_millis(3 * INTERVAL),
+            min_runs: 1,
+            concurrency: 2,
+            fanout: 10,
+            baseline: false,
+            controls: false,
+        },
+        spec: None,
+        inventory: None,
+        ssh_config: None,
+        user: "root".into(),
+        command: vec![],
+    }
+}
+
+fn apply_plan(waves: &[&[&str]]) -> Plan {
+    plan(waves, Target::Apply(deployment()))
+}
+
+fn bad(health: Health, why: &str) -> Verdict {
+    Verdict::bad(health, Evidence::new("test").raw(why))
+}
+
+/// How the simulated hosts answer.
+#[derive(Clone, Default)]
+struct World {
+    /// host → the verdict every probe gives (healthy when absent).
+    verdicts: BTreeMap<String, Verdict>,
+    /// host → op whose result is this.
+    results: BTreeMap<(String, Op), HostResult>,
+    /// hosts whose runs.log never grows.
+    never_runs: Vec<String>,
+    /// host → the lease ran out (probes say so).
+    reverted: Vec<String>,
+}
+
+impl World {
+    fn result(&self, host: &str, op: Op) -> HostResult {
+        if let Some(r) = self.results.get(&(host.to_string(), op)) {
+            return r.clone();
+        }
+        match op {
+            Op::Install => HostResult::Installed {
+                backup: false,
+                prev: None,
+            },
+            Op::StartRun => HostResult::Started,
+            Op::Confirm => HostResult::Confirmed,
+            Op::Remove => HostResult::Removed {
+                detail: "removed".into(),
+            },
+            Op::Settle => HostResult::Settled(Finding::Ours {
+                confirmed: false,
+                runs: 1,
+                running: false,
+            }),
+        }
+    }
+}
+
+/// A simulated controller: journals each event, steps, answers actions in FIFO order.
+struct Sim {
+    s: RunState,
+    journal: Vec<Record>,
+    now: u64,
+    queue: VecDeque<Action>,
+    world: World,
+    /// Every action the machine ordered, in order.
+    log: Vec<Action>,
+    stop_after_installs: Option<usize>,
+}
+
+impl Sim {
+    fn begin(plan: Plan, world: World) -> Sim {
+        let mut sim = Sim {
+            s: RunState::new(),
+            journal: Vec::new(),
+            now: 1_700_000_000_000,
+            queue: VecDeque::new(),
+            world,
+            log: Vec::new(),
+            stop_after_installs: None,
+        };
+        sim.submit(Event::Begin {
+            plan: Box::new(plan),
+            pid: 1,
+            until_done: false,
+        });
+        sim
+    }
+
+    fn submit(&mut self, e: Event) {
+        let rec = Record::new(self.now, e);
+        self.journal.push(rec.clone());
+        let actions = step(&mut self.s, &rec);
+        // The journal alone gives the same state.
+        self.log.extend(actions.iter().cloned());
+        self.queue.extend(actions);
+    }
+
+    fn installs(&self) -> usize {
+        self.log
+            .iter()
+            .filter(|a| matches!(a, Action::Host { op: Op::Install, .. }))
+            .count()
+    }
+
+    fn ordered(&self, op: Op) -> Vec<String> {
+        self.log
+            .iter()
+            .filter_map(|a| match a {
+                Action::Host { host, op: o } if *o == op => Some(host.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Drive until the run ends (or `limit` events).
+    fn run(&mut self) {
+        for _ in 0..10_000 {
+            if self.s.is_ended() && self.queue.is_empty() {
+                break;
+            }
+            if let Some(n) = self.stop_after_installs {
+                if self.installs() >= n && !self.s.stopped {
+                    self.submit(Event::Stop(StopRequest {
+                        by: "SIGTERM".into(),
+                    }));
+                    continue;
+                }
+            }
+            if let Some(a) = self.queue.pop_front() {
+                match a {
+                    Action::Host { host, op } => {
+                        let result = self.world.result(&host, op);
+                        self.submit(Event::Result { host, op, result });
+                    }
+                    Action::Baseline { wave, .. } => self.submit(Event::BaselineDone { wave }),
+                    Action::WakeAt(t) => {
+                        self.now = self.now.max(t);
+                        self.submit(Event::Tick);
+                    }
+                }
+                continue;
+            }
+            // Nothing ordered: a bake round, then time passes.
+            if let Some((wave, hosts, _)) = self.s.probing() {
+                let hosts: Vec<String> = hosts.iter().map(|h| h.to_string()).collect();
+                for h in hosts {
+                    let v = self
+                        .world
+                        .verdicts
+                        .get(&h)
+                        .cloned()
+                        .unwrap_or_else(Verdict::healthy);
+                    let runs = u32::from(!self.world.never_runs.contains(&h));
+                    let lost = self.world.reverted.contains(&h).then_some(Lost::Reverted {
+                        lease_until: 1,
+                        at: 2,
+                    });
+                    let v = if lost.is_some() {
+                        step::lease_verdict(1, 2)
+                    } else {
+                        v
+                    };
+                    let known = self.s.host(&h).unwrap();
+                    if known.verdict.as_ref() != Some(&v) || known.runs != runs || lost.is_some() {
+                        self.submit(Event::Verdict {
+                            host: h,
+                            verdict: v,
+                            runs,
+                            lost,
+                        });
+                    }
+                }
+                self.submit(Event::Round { wave });
+                self.now += INTERVAL;
+                continue;
+            }
+            panic!("stuck: {:?}", self.s.status);
+        }
+        assert!(self.s.is_ended(), "did not end: {:?}", self.s.status);
+        self.assert_replay();
+    }
+
+    fn assert_replay(&self) {
+        let text: String = self
+            .journal
+            .iter()
+            .map(|r| serde_json::to_string(r).unwrap() + "\n")
+            .collect();
+        let records: Vec<Record> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(replay(&records), self.s);
+    }
+
+    fn state(&self, h: &str) -> HostState {
+        self.s.host(h).unwrap().state
+    }
+}
+
+#[test]
+fn happy_path_confirms_every_host_wave_by_wave() {
+    let mut sim = Sim::begin(apply_plan(&[&["a"], &["b", "c"], &["d"]]), World::default());
+    sim.run();
+    assert_eq!(exit_code(&sim.s), exit::OK);
+    assert_eq!(sim.s.end(), Some(&End::Done));
+    for h in ["a", "b", "c", "d"] {
+        assert_eq!(sim.state(h), HostState::Confirmed, "{h}");
+    }
+    // Every install of a wave comes after the previous wave's bake: never before its
+    // first run was started.
+    let order: Vec<String> = sim
+        .log
+        .iter()
+        .filter_map(|a| match a {
+            Action::Host { host, op } => Some(format!("{} {host}", op.name())),
+            _ => None,
+        })
+        .collect();
+    let pos = |x: &str| order.iter().position(|o| o == x).unwrap();
+    assert!(pos("start run a") < pos("install b"), "{order:?}");
+    assert!(pos("install c") < pos("install d"), "{order:?}");
+    assert!(pos("install d") < pos("confirm a"), "{order:?}");
+    let s = summarize(&sim.s);
+    assert_eq!(s.confirmed, ["a", "b", "c", "d"]);
+    assert_eq!(s.outcome, "every host healthy and confirmed");
+}
+
+#[test]
+fn a_bad_host_in_wave_two_rolls_back_every_host_that_got_it() {
+    let mut world = World::default();
+    world
+        .verdicts
+        .insert("c".into(), bad(Health::Degraded, "check failed"));
+    let mut sim = Sim::begin(apply_plan(&[&["a"], &["b", "c"], &["d"]]), world);
+    sim.run();
+    assert_eq!(exit_code(&sim.s), exit::ROLLED_BACK);
+    assert_eq!(sim.s.status_name(), "rolled-back");
+    for h in ["a", "b", "c"] {
+        assert_eq!(sim.state(h), HostState::Clean, "{h}");
+    }
+    assert_eq!(sim.state("d"), HostState::Untouched);
+    assert!(sim.ordered(Op::Install).iter().all(|h| h != "d"));
+    let mut removed = sim.ordered(Op::Remove);
+    removed.sort();
+    assert_eq!(removed, ["a", "b", "c"]);
+    assert!(sim.ordered(Op::Confirm).is_empty());
+    let s = summarize(&sim.s);
+    assert_eq!(s.unhealthy.len(), 1);
+    assert_eq!(s.unhealthy[0].0, "c");
+    assert!(s.outcome.starts_with("rolled back: 1 host unhealthy"), "{}", s.outcome);
+}
+
+#[test]
+fn a_hung_host_that_cannot_be_cleaned_stays_pending_exit_4() {
+    let mut world = World::default();
+    world
+        .verdicts
+        .insert("a".into(), bad(Health::Hung, "probe gave no answer"));
+    world.results.insert(
+        ("a".into(), Op::Remove),
+        HostResult::Failed {
+            verdict: bad(Health::Hung, "no login"),
+            touched: false,
+        },
+    );
+    let mut sim = Sim::begin(apply_plan(&[&["a"], &["b"]]), world);
+    sim.run();
+    assert_eq!(sim.state("a"), HostState::Pending);
+    assert_eq!(sim.state("b"), HostState::Untouched);
+    assert_eq!(exit_code(&sim.s), exit::INCOMPLETE);
+    let s = summarize(&sim.s);
+    assert_eq!(s.pending.len(), 1);
+    assert!(s.pending[0].1.contains("no login"), "{:?}", s.pending);
+
+    // reconcile, once the host answers, finishes it.
+    sim.world.results.clear();
+    sim.submit(Event::Attach(attach(Intent::Reconcile)));
+    sim.run();
+    assert_eq!(sim.state("a"), HostState::Clean);
+    assert_eq!(sim.s.status_name(), "rolled-back");
+}
+
+fn attach(intent: Intent) -> Attach {
+    Attach {
+        pid: 2,
+        intent,
+        until_done: false,
+        fanout: None,
+        user: "root".into(),
+        command: vec![],
+    }
+}
+
+#[test]
+fn pause_leaves_hosts_and_resume_goes_on_accepting_them() {
+    let mut p = apply_plan(&[&["a"], &["b"], &["c"]]);
+    p.policy.on_failure = OnFailure::Pause;
+    let mut world = World::default();
+    world
+        .verdicts
+        .insert("b".into(), bad(Health::Degraded, "slow"));
+    let mut sim = Sim::begin(p, world);
+    sim.run();
+    assert_eq!(sim.s.status_name(), "paused");
+    assert_eq!(exit_code(&sim.s), exit::ROLLED_BACK);
+    assert_eq!(sim.state("a"), HostState::Installed);
+    assert_eq!(sim.state("b"), HostState::Installed);
+    assert!(sim.ordered(Op::Remove).is_empty());
+    assert!(summarize(&sim.s).outcome.contains("leases run out"));
+
+    sim.submit(Event::Attach(attach(Intent::Resume)));
+    sim.run();
+    assert_eq!(sim.s.end(), Some(&End::Done));
+    assert_eq!(sim.state("a"), HostState::Confirmed);
+    // The bad host the operator accepted is not confirmed: it is rolled back on its own.
+    assert_eq!(sim.state("b"), HostState::Clean);
+    assert_eq!(sim.state("c"), HostState::Confirmed);
+}
+
+#[test]
+fn stop_lets_actions_in_flight_finish_then_rolls_back_exit_3() {
+    let mut sim = Sim::begin(
+        apply_plan(&[&["a"], &["b", "c", "d", "e"]]),
+        World::default(),
+    );
+    // Stop right after the second install was ordered (two at once in wave 2).
+    sim.stop_after_installs = Some(2);
+    sim.run();
+    assert_eq!(exit_code(&sim.s), exit::ABORTED);
+    assert_eq!(sim.s.status_name(), "aborted");
+    // Concurrency 2: b and c were in flight; d and e never started.
+    let installs = sim.ordered(Op::Install);
+    assert!(installs.len() <= 3, "{installs:?}");
+    assert_eq!(sim.state("e"), HostState::Untouched);
+    for h in &installs {
+        assert_eq!(sim.state(h), HostState::Clean, "{h}");
+    }
+}
+
+#[test]
+fn a_host_whose_lease_ran_out_counts_as_unhealthy_with_that_evidence() {
+    let mut world = World::default();
+    world.reverted.push("b".into());
+    let mut sim = Sim::begin(apply_plan(&[&["a"], &["b"], &["c"]]), world);
+    sim.run();
+    assert_eq!(exit_code(&sim.s), exit::ROLLED_BACK);
+    assert_eq!(sim.state("b"), HostState::Reverted);
+    // It reverted itself: nothing to remove there.
+    assert!(!sim.ordered(Op::Remove).contains(&"b".to_string()));
+    let v = sim.s.unhealthy_verdict("b").unwrap();
+    assert!(v.evidence[0].to_string().contains("lease expired at"), "{v:?}");
+}
+
+#[test]
+fn rolling_back_an_upgrade_removes_this_runs_version_on_every_host() {
+    let mut world = World::default();
+    for h in ["a", "b"] {
+        world.results.insert(
+            (h.into(), Op::Install),
+            HostResult::Installed {
+                backup: false,
+                prev: Some("r0".into()),
+            },
+        );
+    }
+    world
+        .verdicts
+        .insert("b".into(), bad(Health::Degraded, "B is broken"));
+    let mut sim = Sim::begin(apply_plan(&[&["a"], &["b"]]), world);
+    sim.run();
+    assert_eq!(exit_code(&sim.s), exit::ROLLED_BACK);
+    assert_eq!(sim.ordered(Op::Remove).len(), 2);
+    assert!(sim.journal.iter().any(|r| matches!(&r.event,
+        Event::Result { result: HostResult::Installed { prev: Some(p), .. }, .. } if p == "r0")));
+}
+
+#[test]
+fn max_unhealthy_at_its_edge() {
+    // One bad host with max_unhealthy = 1: the run goes on, the bad host is rolled back.
+    let mut p = apply_plan(&[&["a"], &["b", "c"], &["d"]]);
+    p.policy.max_unhealthy = 1;
+    let mut world = World::default();
+    world
+        .verdicts
+        .insert("b".into(), bad(Health::Degraded, "x"));
+    let mut sim = Sim::begin(p.clone(), world.clone());
+    sim.run();
+    assert_eq!(sim.s.end(), Some(&End::Done));
+    assert_eq!(exit_code(&sim.s), exit::OK);
+    assert_eq!(sim.state("b"), HostState::Clean);
+    assert_eq!(sim.state("d"), HostState::Confirmed);
+    assert!(summarize(&sim.s).outcome.contains("1 bad host"));
+
+    // Two bad hosts: over the budget.
+    world
+        .verdicts
+        .insert("c".into(), bad(Health::Degraded, "y"));
+    let mut sim = Sim::begin(p, world);
+    sim.run();
+    assert_eq!(exit_code(&sim.s), exit::ROLLED_BACK);
+    assert_eq!(sim.state("d"), HostState::Untouched);
+}
+
+#[test]
+fn a_host_refusing_us_stops_the_run_exit_2_and_rolls_back_the_rest() {
+    let mut world = World::default();
+    world.results.insert(
+        ("b".into(), Op::Install),
+        HostResult::Refused(Refusal {
+            reason: "host key verification failed".into(),
+            help: "check known_hosts".into(),
+        }),
+    );
+    let mut sim = Sim::begin(apply_plan(&[&["a"], &["b"], &["c"]]), world);
+    sim.run();
+    assert_eq!(exit_code(&sim.s), exit::BAD_INPUT);
+    assert_eq!(sim.s.status_name(), "refused");
+    assert_eq!(sim.state("a"), HostState::Clean);
+    assert_eq!(sim.state("b"), HostState::Untouched);
+    assert_eq!(sim.state("c"), HostState::Untouched);
+    assert!(summarize(&sim.s).outcome.contains("host b refused us"));
+}
+
+#[test]
+fn a_host_that_never_runs_the_script_holds_the_bake_then_is_degraded() {
+    let mut world = World::default();
+    world.never_runs.push("a".into());
+    let mut p = apply_plan(&[&["a"], &["b"]]);
+    p.policy.bake = Duration::from_millis(2 * INTERVAL);
+    let mut sim = Sim::begin(p, world);
+    sim.run();
+    assert_eq!(exit_code(&sim.s), exit::ROLLED_BACK);
+    let v = sim.s.unhealthy_verdict("a").unwrap();
+    assert_eq!(v.evidence[0].signal, "min_runs");
+    // It was waited for past the bake, up to the limit (bake + 15 min here).
+    let rounds = sim
+        .journal
+        .iter()
+        .filter(|r| matches!(r.event, Event::Round { .. }))
+        .count() as u64;
+    assert!(rounds * INTERVAL >= MIN_RUNS_WAIT_MS, "{rounds}");
+}
+
+const MIN_RUNS_WAIT_MS: u64 = 15 * 60 * 1000;
+
+#[test]
+fn a_killed_controller_is_resumed_by_asking_the_hosts_it_had_in_flight() {
+    let mut sim = Sim::begin(apply_plan(&[&["a"], &["b", "c"]]), World::default());
+    // Run until wave 2's installs are ordered, then "kill": drop what is queued.
+    for _ in 0..200 {
+        if sim.ordered(Op::Install).len() == 3 {
+            break;
+        }
+        if let Some(Action::Host { host, op }) = sim.queue.pop_front() {
+            let result = sim.world.result(&host, op);
+            sim.submit(Event::Result { host, op, result });
+        } else if let Some((wave, ..)) = sim.s.probing() {
+            sim.submit(Event::Round { wave });
+            sim.now += INTERVAL;
+            for h in ["a"] {
+                sim.submit(Event::Verdict {
+                    host: h.into(),
+                    verdict: Verdict::healthy(),
+                    runs: 1,
+                    lost: None,
+                });
+            }
+        }
+    }
+    sim.queue.clear();
+    // A new process replays the journal and attaches.
+    let replayed = replay(&sim.journal);
+    assert_eq!(replayed, sim.s);
+    assert_eq!(replayed.host("b").unwrap().op, Some(Op::Install));
+    assert_eq!(replayed.host("b").unwrap().state, HostState::Unknown);
+    // b's install finished on the host, c's never got there.
+    sim.world.results.insert(
+        ("c".into(), Op::Settle),
+        HostResult::Settled(Finding::Absent { other: None }),
+    );
+    sim.submit(Event::Attach(attach(Intent::Resume)));
+    let settles = sim.ordered(Op::Settle);
+    assert!(settles.contains(&"b".to_string()), "{settles:?}");
+    sim.run();
+    assert_eq!(sim.s.end(), Some(&End::Done));
+    // c was installed after the resume (it had nothing); b was not installed again.
+    let installs = sim.ordered(Op::Install);
+    assert_eq!(installs.iter().filter(|h| *h == "b").count(), 1, "{installs:?}");
+    assert_eq!(installs.iter().filter(|h| *h == "c").count(), 2, "{installs:?}");
+}
+
+#[test]
+fn purge_visits_every_host_and_reconcile_finishes_the_pending_ones() {
+    let mut world = World::default();
+    world.results.insert(
+        ("b".into(), Op::Remove),
+        HostResult::Failed {
+            verdict: bad(Health::Unreachable, "connection refused"),
+            touched: false,
+        },
+    );
+    let p = plan(&[&["a", "b", "c"]], Target::Purge);
+    let mut sim = Sim::begin(p, world);
+    // Every host is "may hold" from the very first record: a killed purge loses none.
+    assert!(sim.s.hosts.iter().all(|h| h.state == HostState::Unknown));
+    sim.run();
+    assert_eq!(exit_code(&sim.s), exit::INCOMPLETE);
+    assert_eq!(sim.state("b"), HostState::Pending);
+    sim.world.results.clear();
+    sim.submit(Event::Attach(attach(Intent::Reconcile)));
+    sim.run();
+    assert_eq!(exit_code(&sim.s), exit::OK);
+    assert_eq!(sim.s.status_name(), "purged");
+    assert_eq!(sim.ordered(Op::Remove).iter().filter(|h| *h == "a").count(), 1);
+}
+
+#[test]
+fn until_done_retries_with_backoff_and_stop_ends_it() {
+    let mut world = World::default();
+    world.results.insert(
+        ("b".into(), Op::Remove),
+        HostResult::Failed {
+            verdict: bad(Health::Hung, "no answer"),
+            touched: false,
+        },
+    );
+    let p = plan(&[&["a", "b"]], Target::Purge);
+    let mut sim = Sim {
+        s: RunState::new(),
+        journal: vec![],
+        now: 0,
+        queue: VecDeque::new(),
+        world,
+        log: vec![],
+        stop_after_installs: None,
+    };
+    sim.submit(Event::Begin {
+        plan: Box::new(p),
+        pid: 1,
+        until_done: true,
+    });
+    for _ in 0..20 {
+        if let Some(a) = sim.queue.pop_front() {
+            match a {
+                Action::Host { host, op } => {
+                    let result = sim.world.result(&host, op);
+                    sim.submit(Event::Result { host, op, result });
+                }
+                Action::WakeAt(t) => {
+                    sim.now = t;
+                    sim.submit(Event::Tick);
+                }
+                Action::Baseline { .. } => unreachable!(),
+            }
+        }
+    }
+    assert!(sim.ordered(Op::Remove).iter().filter(|h| *h == "b").count() >= 3);
+    assert!(!sim.s.is_ended());
+    sim.submit(Event::Stop(StopRequest { by: "SIGINT".into() }));
+    assert!(sim.s.is_ended());
+    assert_eq!(exit_code(&sim.s), exit::INCOMPLETE);
+}
+
+/// For random event sequences, every prefix of the journal, written and read back,
+/// replays to exactly the state the live machine had after it.
+#[test]
+fn replaying_any_prefix_of_the_journal_gives_the_live_state() {
+    let hosts = ["a", "b", "c", "d", "e"];
+    for seed in 0..300u64 {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let mut p = if seed % 5 == 4 {
+            plan(&[&hosts], Target::Purge)
+        } else {
+            apply_plan(&[&["a"], &["b", "c"], &["d", "e"]])
+        };
+        p.policy.max_unhealthy = rng.random_range(0..2);
+        if rng.random_bool(0.3) {
+            p.policy.on_failure = OnFailure::Pause;
+        }
+        p.policy.baseline = rng.random_bool(0.5);
+        let mut s = RunState::new();
+        let mut text = String::new();
+        let mut outstanding: Vec<Action> = Vec::new();
+        let mut now = 1_000u64;
+        let mut feed = |s: &mut RunState, text: &mut String, e: Event, now: u64| {
+            let rec = Record::new(now, e);
+            text.push_str(&serde_json::to_string(&rec).unwrap());
+            text.push('\n');
+            let actions = step(s, &rec);
+            let records: Vec<Record> = text
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect();
+            assert_eq!(&replay(&records), s, "seed {seed}");
+            actions
+        };
+        let a = feed(
+            &mut s,
+            &mut text,
+            Event::Begin {
+                plan: Box::new(p),
+                pid: 1,
+                until_done: rng.random_bool(0.2),
+            },
+            now,
+        );
+        outstanding.extend(a);
+        for _ in 0..120 {
+            now += rng.random_range(0..1500);
+            let roll = rng.random_range(0..100);
+            let event = if roll < 55 && !outstanding.is_empty() {
+                let i = rng.random_range(0..outstanding.len());
+                match outstanding.swap_remove(i) {
+                    Action::Host { host, op } => {
+                        let result = match (op, rng.random_range(0..10)) {
+                            (_, 0) => HostResult::Failed {
+                                verdict: bad(Health::Unreachable, "refused"),
+                                touched: rng.random_bool(0.5),
+                            },
+                            (Op::Install, 1) => HostResult::Refused(Refusal {
+                                reason: "key".into(),
+                                help: "fix".into(),
+                            }),
+                            (Op::Settle, n) => HostResult::Settled(match n % 4 {
+                                0 => Finding::Partial,
+                                1 => Finding::Absent { other: None },
+                                2 => Finding::Reverted {
+                                    lease_until: 5,
+                                    at: 6,
+                                },
+                                _ => Finding::Ours {
+                                    confirmed: n > 5,
+                                    runs: 1,
+                                    running: false,
+                                },
+                            }),
+                            (op, _) => World::default().result(&host, op),
+                        };
+                        Event::Result { host, op, result }
+                    }
+                    Action::Baseline { wave, .. } => Event::BaselineDone { wave },
+                    Action::WakeAt(t) => {
+                        now = now.max(t);
+                        Event::Tick
+                    }
+                }
+            } else if roll < 75 {
+                if let Some((wave, hs, _)) = s.probing() {
+                    if let Some(h) = hs.first().map(|h| h.to_string()) {
+                        let v = if rng.random_bool(0.2) {
+                            bad(Health::Degraded, "x")
+                        } else {
+                            Verdict::healthy()
+                        };
+                        let lost = rng.random_bool(0.05).then_some(Lost::Reverted {
+                            lease_until: 1,
+                            at: 2,
+                        });
+                        let a = feed(
+                            &mut s,
+                            &mut text,
+                            Event::Verdict {
+                                host: h,
+                                verdict: v,
+                                runs: rng.random_range(0..3),
+                                lost,
+                            },
+                            now,
+                        );
+                        outstanding.extend(a);
+                    }
+                    Event::Round { wave }
+                } else {
+                    Event::Tick
+                }
+            } else if roll < 80 {
+                Event::Stop(StopRequest { by: "SIGINT".into() })
+            } else if roll < 85 {
+                // The controller dies; a new one takes the run up.
+                outstanding.clear();
+                let intent = [
+                    Intent::Resume,
+                    Intent::Rollback,
+                    Intent::Reconcile,
+                    Intent::Orphaned,
+                ][rng.random_range(0..4)];
+                Event::Attach(Attach {
+                    pid: 9,
+                    intent,
+                    until_done: rng.random_bool(0.3),
+                    fanout: Some(rng.random_range(1..4)),
+                    user: "u".into(),
+                    command: vec![],
+                })
+            } else {
+                Event::Tick
+            };
+            let a = feed(&mut s, &mut text, event, now);
+            outstanding.extend(a);
+            // Whatever happened, no host is called clean while an action on it runs.
+            for h in &s.hosts {
+                if h.op == Some(Op::Install) {
+                    assert!(h.state.may_hold(), "seed {seed}: {h:?}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn a_record_carries_the_format_version_and_readable_tags() {
+    let rec = Record::new(
+        5,
+        Event::Result {
+            host: "a".into(),
+            op: Op::Remove,
+            result: HostResult::Removed {
+                detail: "x".into(),
+            },
+        },
+    );
+    let line = serde_json::to_string(&rec).unwrap();
+    assert_eq!(
+        line,
+        r#"{"v":1,"at":5,"type":"result","host":"a","op":"remove","result":{"removed":{"detail":"x"}}}"#
+    );
+}
