@@ -92,6 +92,9 @@ pub struct SpecArgs {
     /// Use this inventory instead of the spec's.
     #[arg(long, value_name = "INV")]
     pub inventory: Option<PathBuf>,
+    /// Allow an install_path over a file the host side needs or a package owns.
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]
@@ -117,15 +120,19 @@ pub struct PurgeArgs {
     /// Hosts worked on at once.
     #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..=2000))]
     pub concurrency: u32,
-    /// Deadline for each host's login.
-    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    /// Deadline for each host's login (1s to 10m).
+    #[arg(long, default_value = "10s", value_parser = parse_login_timeout)]
     pub login_timeout: std::time::Duration,
+    /// Allow a PATH the host side needs or a package owns.
+    #[arg(long)]
+    pub force: bool,
 }
 
-fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+fn parse_login_timeout(s: &str) -> Result<std::time::Duration, String> {
     match humantime::parse_duration(s) {
-        Ok(d) if !d.is_zero() => Ok(d),
-        Ok(_) => Err("must be more than 0s".into()),
+        Ok(d) if d < std::time::Duration::from_secs(1) => Err("must be at least 1s".into()),
+        Ok(d) if d > std::time::Duration::from_secs(600) => Err("must be at most 10m".into()),
+        Ok(d) => Ok(d),
         Err(e) => Err(format!("{e} (write a duration like \"10s\")")),
     }
 }

@@ -1,33 +1,34 @@
-//! `apply` (a new run) and `resume` (a run whose controller died).
+//! `apply` (a new run from a spec) and `resume` (a run whose controller died or paused).
 
-use std::path::Path;
-use std::time::Duration;
+use std::path::{Path, PathBuf};
 
 use crate::cli::{Global, SpecArgs};
-use crate::exec::{self, ApplyOptions};
+use crate::exec::{self, login_deadline};
 use crate::exit;
-use crate::journal::{Record, RunKind, RunStatus};
+use crate::journal::{write_durably, Journal, StateDir};
 use crate::plan::Wave;
-use crate::report::Event;
-use crate::spec;
+use crate::report::{count, Event as Shown};
+use crate::rollout::{
+    Attach, Deployment, End, Event, Intent, Plan, Policy, RunKind, RunState, Status, Target,
+};
+use crate::spec::{Builtin, Loaded};
 
-use super::session::{cleanup_summary, open_run, with_ctx};
-use super::{bad_input, block_on, journal_failed, load, reporter, state_dir, stop_on_ctrl_c};
+use super::session::{drive, open_run, reporter, state_dir, with_runtime, CmdError, CmdResult};
+use super::{confirm, load};
 
-pub fn apply(g: &Global, args: &SpecArgs, yes: bool) -> i32 {
-    let (loaded, waves) = match load(args) {
-        Ok(x) => x,
-        Err(e) => return bad_input(&e),
-    };
+/// Hosts removed at once in a rollback.
+pub const REMOVE_FANOUT: usize = 200;
+
+pub fn apply(g: &Global, args: &SpecArgs, yes: bool) -> CmdResult {
+    let (loaded, waves) = load(args)?;
     if loaded.rollout.policy.approvals > 0 {
-        eprintln!(
-            "error: rollout {} needs {} approvals (policy.approvals), and a bare spec carries none\n  help: signed plans (`plan -o`, `approve`, `apply PLAN`) are not built yet; set approvals = 0 to apply without them",
+        return Err(CmdError::Refused(format!(
+            "rollout {} needs {} approvals (policy.approvals), and a bare spec carries none\n  help: signed plans (`plan -o`, `approve`, `apply PLAN`) are not built yet; set approvals = 0 to apply without them",
             loaded.rollout.name, loaded.rollout.policy.approvals
-        );
-        return exit::REFUSED;
+        )));
     }
     if !yes {
-        let plan = crate::plan::render(
+        let shown = crate::plan::render(
             &waves,
             &loaded.targets,
             loaded.rollout.waves.spread_by.as_deref(),
@@ -35,142 +36,181 @@ pub fn apply(g: &Global, args: &SpecArgs, yes: bool) -> i32 {
         let question = format!(
             "apply rollout {} to {}?",
             loaded.rollout.name,
-            crate::report::count(loaded.targets.len(), "host")
+            count(loaded.targets.len(), "host")
         );
-        match super::confirm(&plan, &question) {
-            Ok(true) => {}
-            Ok(false) => {
-                eprintln!("not applied");
-                return exit::ABORTED;
-            }
-            Err(e) => return bad_input(&e),
+        if !confirm(&shown, &question)? {
+            eprintln!("not applied");
+            return Ok(exit::ABORTED);
         }
     }
-    let opts = ApplyOptions {
-        state: state_dir(g),
-        ssh_config: g.ssh_config.clone(),
-    };
+    let dir = state_dir(g);
+    run_apply(g, &dir, &loaded, &waves, args.force)
+}
+
+/// Start a new run of a loaded spec (also used by `demo`). Returns the exit code.
+pub fn run_apply(
+    g: &Global,
+    dir: &StateDir,
+    loaded: &Loaded,
+    waves: &[Wave],
+    force: bool,
+) -> CmdResult {
+    dir.ensure()?;
+    let r = &loaded.rollout;
+    let run = exec::new_run_id(&r.name);
+    let _lock = dir.lock(&r.name, &run)?;
+    let plan = plan_of(g, loaded, waves, &run, force);
+    let journal = Journal::create(dir, &run)?;
+    write_durably(&dir.script_path(&run), &r.script.body)?;
     let reporter = reporter(g);
-    block_on(async {
-        let stop = stop_on_ctrl_c();
-        exec::apply(&loaded, &waves, &opts, &reporter, stop)
-            .await
-            .unwrap_or_else(|e| journal_failed(&e))
+    reporter.emit(Shown::RunStarted {
+        run: run.clone(),
+        rollout: r.name.clone(),
+        hosts: loaded.targets.len(),
+        waves: waves.len(),
+        journal: journal.path().display().to_string(),
+    });
+    with_runtime(|stop| async move {
+        let first = Event::Begin {
+            plan: Box::new(plan.clone()),
+            pid: std::process::id(),
+            until_done: false,
+        };
+        let state = drive(g, dir, &reporter, &stop, RunState::new(), journal, first, plan).await?;
+        Ok(crate::rollout::exit_code(&state))
     })
 }
 
-/// Continue a run from its journal: settle the hosts whose last action has no outcome,
-/// then carry on with the waves, or finish the rollback.
-pub fn resume(g: &Global, run: &str) -> i32 {
-    let dir = state_dir(g);
-    let status = match dir.load(run) {
-        Ok(s) => s.status,
-        Err(e) => return journal_failed(&e),
+fn absolute(p: &Path) -> PathBuf {
+    std::fs::canonicalize(p).unwrap_or_else(|_| {
+        std::env::current_dir()
+            .map(|d| d.join(p))
+            .unwrap_or_else(|_| p.to_path_buf())
+    })
+}
+
+/// The local user running this command.
+pub fn local_user() -> String {
+    std::env::var("SUDO_USER")
+        .or_else(|_| std::env::var("USER"))
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| {
+            // SAFETY: getuid(2) cannot fail and touches no memory.
+            format!("uid {}", unsafe { libc::getuid() })
+        })
+}
+
+fn plan_of(g: &Global, loaded: &Loaded, waves: &[Wave], run: &str, force: bool) -> Plan {
+    let r = &loaded.rollout;
+    let h = &r.health;
+    let needs = |bs: &[Builtin]| h.builtin.iter().any(|b| bs.contains(b));
+    let d = Deployment {
+        install_path: r.script.install_path.clone(),
+        mode: r.script.mode,
+        sha256: r.script.sha256.clone(),
+        script_timeout: r.script.timeout,
+        activation: r.activation.kind,
+        schedule: r.activation.schedule.clone(),
+        run_on_install: r.activation.run_on_install,
+        interval: h.interval,
+        probe_timeout: h.probe_timeout,
+        builtins: h.builtin.clone(),
+        checks: h.checks.clone(),
+        lease: lease_of(r),
+        force,
     };
-    match status {
-        RunStatus::Done | RunStatus::RolledBack | RunStatus::Aborted => {
+    Plan {
+        run: run.to_string(),
+        name: r.name.clone(),
+        target: Target::Apply(d),
+        hosts: loaded.targets.clone(),
+        waves: waves.iter().map(|w| w.hosts.clone()).collect(),
+        policy: Policy {
+            max_unhealthy: r.policy.max_unhealthy,
+            on_failure: r.policy.on_failure,
+            bake: r.waves.bake,
+            min_runs: r.waves.min_runs,
+            concurrency: r.waves.concurrency,
+            fanout: REMOVE_FANOUT,
+            login_timeout: login_deadline(h.probe_timeout),
+            baseline: needs(&[
+                Builtin::Kernel,
+                Builtin::Units,
+                Builtin::Blocked,
+                Builtin::Load,
+            ]),
+            controls: needs(&[Builtin::Blocked, Builtin::Load]),
+        },
+        spec: Some(absolute(&r.spec_path)),
+        inventory: Some(absolute(&loaded.inventory.path)),
+        ssh_config: g.ssh_config.as_deref().map(absolute),
+        user: local_user(),
+        command: std::env::args().collect(),
+    }
+}
+
+/// The lease of a spec (TODO(spec): policy.lease).
+fn lease_of(_r: &crate::spec::Rollout) -> std::time::Duration {
+    std::time::Duration::from_secs(15 * 60)
+}
+
+/// The Attach of a command that takes a run up.
+pub fn attach(intent: Intent, until_done: bool, fanout: Option<usize>) -> Event {
+    Event::Attach(Attach {
+        pid: std::process::id(),
+        intent,
+        until_done,
+        fanout,
+        user: local_user(),
+        command: std::env::args().collect(),
+    })
+}
+
+/// Continue a run whose controller died (or a paused one), from its journal alone.
+pub fn resume(g: &Global, run: &str) -> CmdResult {
+    let dir = state_dir(g);
+    let o = open_run(&dir, run)?;
+    let id = o.run.clone();
+    let plan = o.state.plan.clone().ok_or_else(|| {
+        CmdError::Other(format!("run {id} never began"), exit::BAD_INPUT)
+    })?;
+    if plan.kind() != RunKind::Apply {
+        return Err(CmdError::Other(
+            format!("run {id} is a purge: there is nothing to resume\n  help: `wavectl reconcile {id}` finishes its pending hosts"),
+            exit::BAD_INPUT,
+        ));
+    }
+    match &o.state.status {
+        Status::Ended { end } if !matches!(end, End::Paused { .. }) => {
             println!(
-                "run {run} is finished ({}); nothing to resume",
-                status_name(status)
+                "run {id} has ended ({}); nothing to resume",
+                o.state.status_name()
             );
-            return exit::OK;
-        }
-        RunStatus::Paused => {
-            eprintln!(
-                "error: run {run} is paused on a health failure\n  help: `wavectl rollback {run}` removes the script"
-            );
-            return exit::BAD_INPUT;
+            return Ok(exit::OK);
         }
         _ => {}
     }
-    let open = match open_run(&dir, run) {
-        Ok(o) => o,
-        Err(code) => return code,
-    };
-    let info = &open.info;
-    // An apply goes on with the same spec, script and hosts: refuse a changed spec.
-    let loaded = if status == RunStatus::Running && info.kind == RunKind::Apply {
-        match spec::load(
-            Path::new(&info.spec_path),
-            Some(Path::new(&info.inventory_path)),
-        ) {
-            Ok(mut l)
-                if l.rollout.script.sha256 == info.sha256 && l.rollout.name == info.rollout =>
-            {
-                l.targets = info.hosts.clone();
-                Some(l)
-            }
-            Ok(_) => {
-                eprintln!(
-                    "error: {} changed since run {run} started (name or script sha256 differ)\n  help: `wavectl rollback {run}` removes what the run installed; then apply the new spec",
-                    info.spec_path
-                );
-                return exit::BAD_INPUT;
-            }
-            Err(e) => return bad_input(&e),
-        }
-    } else {
-        None
-    };
     let reporter = reporter(g);
-    with_ctx(open.ssh_config(g), &open.journal, &reporter, async |ctx| {
-        ctx.emit(Event::Note {
-            message: format!("resuming run {run} ({})", status_name(status)),
-        });
-        let login = loaded
-            .as_ref()
-            .map_or(Duration::from_secs(10), |l| l.rollout.health.probe_timeout);
-        exec::settle(ctx, info, &open.state, login).await?;
-        let rs = dir.load(run)?;
-        if let Some(loaded) = &loaded {
-            ctx.record(Record::State {
-                state: "running".into(),
-                at: exec::now(),
-            })?;
-            let waves: Vec<Wave> = info
-                .waves
-                .iter()
-                .enumerate()
-                .map(|(i, h)| Wave {
-                    index: i + 1,
-                    hosts: h.clone(),
-                })
-                .collect();
-            ctx.emit(Event::RunStarted {
-                run: run.to_string(),
-                rollout: info.rollout.clone(),
-                hosts: info.hosts.len(),
-                waves: waves.len(),
-                journal: open.journal.path().display().to_string(),
-            });
-            return exec::drive(ctx, loaded, &waves, run, exec::progress(info, &rs)).await;
-        }
-        let done = exec::roll_back_run(ctx, info, &rs, false, false).await?;
-        let mut summary = cleanup_summary(
-            run,
-            done,
-            "rollback resumed and finished".into(),
-            "rollback resumed; some hosts are still pending".into(),
-        );
-        // The run ends as it would have: rolled back (1), or aborted by the operator (3).
-        if summary.exit_code == exit::OK {
-            summary.exit_code = if status == RunStatus::Aborted {
-                exit::ABORTED
-            } else {
-                exit::ROLLED_BACK
-            };
-            summary.meaning = exit::meaning(summary.exit_code).into();
-        }
-        let code = summary.exit_code;
-        ctx.emit(Event::Summary(summary));
-        Ok(code)
+    reporter.emit(Shown::Note {
+        message: format!(
+            "resuming run {id} ({}) of rollout {}",
+            o.state.status_name(),
+            plan.name
+        ),
+    });
+    let _lock = o.lock;
+    with_runtime(|stop| async move {
+        let state = drive(
+            g,
+            &dir,
+            &reporter,
+            &stop,
+            o.state,
+            o.journal,
+            attach(Intent::Resume, false, None),
+            plan,
+        )
+        .await?;
+        Ok(crate::rollout::exit_code(&state))
     })
-}
-
-/// The name a state has in the journal and in `--json` (its serde name).
-pub fn status_name(s: impl serde::Serialize) -> String {
-    serde_json::to_value(s)
-        .ok()
-        .and_then(|v| v.as_str().map(String::from))
-        .unwrap_or_default()
 }

@@ -3,17 +3,14 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
 
 use crate::cli::Global;
-use crate::exec::{self, ApplyOptions};
 use crate::exit;
 use crate::journal::StateDir;
 use crate::lab::{Fleet, FleetOptions};
 use crate::{plan, spec};
 
-use super::{reporter, runtime};
+use super::session::CmdResult;
 
 /// The host on which the demo script breaks the app.
 const BAD_HOST: &str = "web-05";
@@ -65,7 +62,7 @@ max_unhealthy = 0
 on_failure = "rollback"
 "#;
 
-pub fn demo(g: &Global, hosts: usize) -> i32 {
+pub fn demo(g: &Global, hosts: usize) -> CmdResult {
     let n = hosts.clamp(6, 40);
     let names: Vec<String> = (1..=n).map(|i| format!("web-{i:02}")).collect();
     let labels = (0..n)
@@ -82,8 +79,10 @@ pub fn demo(g: &Global, hosts: usize) -> i32 {
     let mut fleet = match Fleet::start(FleetOptions { names, labels }) {
         Ok(f) => f,
         Err(e) => {
-            eprintln!("error: cannot start the lab fleet: {e}");
-            return exit::BAD_INPUT;
+            return Err(super::CmdError::Other(
+                format!("cannot start the lab fleet: {e}"),
+                exit::BAD_INPUT,
+            ))
         }
     };
     let code = run_demo(g, &fleet);
@@ -93,21 +92,14 @@ pub fn demo(g: &Global, hosts: usize) -> i32 {
     code
 }
 
-fn run_demo(g: &Global, fleet: &Fleet) -> i32 {
+fn run_demo(g: &Global, fleet: &Fleet) -> CmdResult {
     let dir = fleet.dir();
-    if let Err(e) = prepare(fleet, dir) {
-        eprintln!("error: cannot prepare the demo: {e}");
-        return exit::INCOMPLETE;
-    }
+    prepare(fleet, dir).map_err(|e| {
+        super::CmdError::Other(format!("cannot prepare the demo: {e}"), exit::INCOMPLETE)
+    })?;
     let spec_path = dir.join("raid-health.toml");
-    let loaded = match spec::load(&spec_path, None) {
-        Ok(l) => l,
-        Err(e) => return super::bad_input(&e),
-    };
-    let waves = match plan::waves(&loaded.targets, &loaded.rollout.waves) {
-        Ok(w) => w,
-        Err(e) => return super::bad_input(&e),
-    };
+    let loaded = spec::load(&spec_path, None)?;
+    let waves = plan::waves(&loaded.targets, &loaded.rollout.waves)?;
     println!("the spec ({}):\n", spec_path.display());
     println!("{SPEC}");
     println!("the script, which breaks the app on {BAD_HOST}:\n\n{SCRIPT}");
@@ -124,29 +116,13 @@ fn run_demo(g: &Global, fleet: &Fleet) -> i32 {
         .state_dir
         .clone()
         .map_or_else(|| StateDir::new(dir.join("state")), StateDir::new);
-    let opts = ApplyOptions {
-        state,
+    let g = Global {
         ssh_config: Some(fleet.ssh_config().to_path_buf()),
+        state_dir: Some(state.root.clone()),
+        json: g.json,
+        verbose: g.verbose,
     };
-    let rt = match runtime() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the runtime: {e}");
-            return exit::INCOMPLETE;
-        }
-    };
-    let reporter = reporter(g);
-    let code = rt.block_on(exec::apply(
-        &loaded,
-        &waves,
-        &opts,
-        &reporter,
-        Arc::new(AtomicBool::new(false)),
-    ));
-    let code = match code {
-        Ok(c) => c,
-        Err(e) => return super::journal_failed(&e),
-    };
+    let code = super::apply::run_apply(&g, &state, &loaded, &waves, false)?;
     println!("\nwhat the hosts hold now (read from each host's own filesystem):");
     let mut all_clean = true;
     for h in fleet.hosts() {
@@ -175,10 +151,10 @@ fn run_demo(g: &Global, fleet: &Fleet) -> i32 {
         println!(
             "\ndemo done: {BAD_HOST} went bad, the run stopped and every host is back as it was."
         );
-        exit::OK
+        Ok(exit::OK)
     } else {
         println!("\ndemo did not end as expected (exit {code}, all clean: {all_clean})");
-        exit::INCOMPLETE
+        Ok(exit::INCOMPLETE)
     }
 }
 

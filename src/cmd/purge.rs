@@ -1,142 +1,144 @@
-//! `purge NAME` and `purge --path PATH`: the emergency removal. Needs only an inventory;
-//! the run is journaled (kind purge) so `reconcile` can finish what stays pending.
+//! `purge NAME` and `purge --path PATH`: the emergency removal. Needs only an inventory
+//! (each host's own manifest says what is there). Journaled like every run: every host
+//! counts as possibly holding the script from the first record until it is seen clean.
+
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
 
 use crate::cli::{Global, PurgeArgs};
-use crate::exec::{self, Removal};
+use crate::diag::InputError;
+use crate::exec;
+use crate::exit;
 use crate::inventory;
-use crate::journal::{Journal, Record, RunInfo, RunKind};
-use crate::report::{count, Event, Phase};
-use crate::spec;
+use crate::journal::{Journal, JournalError, RunLock, StateDir};
+use crate::report::Event as Shown;
+use crate::rollout::{Event, Plan, Policy, RunKind, RunState, Target};
+use crate::spec::{self, OnFailure};
 
-use super::session::{cleanup_summary, with_ctx};
-use super::{bad_input, journal_failed, reporter, state_dir};
+use super::apply::local_user;
+use super::session::{drive, reporter, state_dir, with_runtime, CmdError, CmdResult};
 
-pub fn purge(g: &Global, args: &PurgeArgs) -> i32 {
-    let (removal, name, kind) = match (&args.name, &args.path) {
+/// How long a purge waits for a running apply of the same rollout to roll back and go.
+const WAIT_FOR_APPLY: Duration = Duration::from_secs(15 * 60);
+
+pub fn purge(g: &Global, args: &PurgeArgs) -> CmdResult {
+    let (target, name) = match (&args.name, &args.path) {
         (Some(name), None) => {
-            if let Err(e) = spec::check_name_arg(name) {
-                return bad_input(&e);
-            }
-            (
-                Removal::Name {
-                    name: name.clone(),
-                    install_path: None,
-                },
-                name.clone(),
-                RunKind::Purge,
-            )
+            spec::check_name_arg(name)?;
+            (Target::Purge, name.clone())
         }
         (None, Some(path)) => {
-            if let Err(e) = spec::check_path_arg(path) {
-                return bad_input(&e);
-            }
+            spec::check_path_arg(path)?;
+            let hash = hex::encode(Sha256::digest(path.as_bytes()));
             (
-                Removal::Path { path: path.clone() },
-                "purge-path".to_string(),
-                RunKind::PurgePath,
+                Target::PurgePath {
+                    path: path.clone(),
+                    force: args.force,
+                },
+                format!("path-{}", &hash[..12]),
             )
         }
-        _ => {
-            return bad_input(&crate::diag::InputError::new(
-                "give either NAME or --path PATH, not both",
-            ))
-        }
+        _ => return Err(InputError::new("give either NAME or --path PATH, not both").into()),
     };
-    let inv = match inventory_of(args) {
-        Ok(i) => i,
-        Err(e) => return bad_input(&e),
+    let inv = inventory_of(args)?;
+    let hosts = spec::select_hosts(&inv, &args.select, &args.exclude)?;
+    let dir = state_dir(g);
+    dir.ensure()?;
+    let run = exec::new_run_id(&format!("purge-{}", name.trim_start_matches("path-")));
+    let _lock = take_lock(&dir, &name, &run, target.kind())?;
+    let plan = Plan {
+        run: run.clone(),
+        name: name.clone(),
+        target,
+        hosts: hosts.clone(),
+        waves: vec![hosts.iter().map(|h| h.name.clone()).collect()],
+        policy: Policy {
+            max_unhealthy: 0,
+            on_failure: OnFailure::Rollback,
+            bake: Duration::ZERO,
+            min_runs: 0,
+            concurrency: args.concurrency as usize,
+            fanout: args.concurrency as usize,
+            login_timeout: args.login_timeout,
+            baseline: false,
+            controls: false,
+        },
+        spec: None,
+        inventory: Some(std::fs::canonicalize(&inv.path).unwrap_or(inv.path.clone())),
+        ssh_config: g
+            .ssh_config
+            .as_ref()
+            .map(|p| std::fs::canonicalize(p).unwrap_or(p.clone())),
+        user: local_user(),
+        command: std::env::args().collect(),
     };
-    let hosts = match spec::select_hosts(&inv, &args.select, &args.exclude) {
-        Ok(h) => h,
-        Err(e) => return bad_input(&e),
-    };
-    let state = state_dir(g);
-    // An apply of the same rollout still running would go on installing: stop it first.
-    if kind == RunKind::Purge {
-        if let Some((holder, pid)) = state.holder(&name) {
-            // SAFETY: kill(2) on the pid its lock holder recorded; no memory involved.
+    let journal = Journal::create(&dir, &run)?;
+    let reporter = reporter(g);
+    reporter.emit(Shown::RunStarted {
+        run: run.clone(),
+        rollout: name.clone(),
+        hosts: hosts.len(),
+        waves: 0,
+        journal: journal.path().display().to_string(),
+    });
+    with_runtime(|stop| async move {
+        let first = Event::Begin {
+            plan: Box::new(plan.clone()),
+            pid: std::process::id(),
+            until_done: args.until_done,
+        };
+        let state = drive(g, &dir, &reporter, &stop, RunState::new(), journal, first, plan).await?;
+        Ok(crate::rollout::exit_code(&state))
+    })
+}
+
+/// Take the rollout's lock. A running apply of it is asked to stop (it rolls back) and
+/// waited for; any other holder (another purge, a rollback) refuses this purge.
+fn take_lock(dir: &StateDir, name: &str, run: &str, kind: RunKind) -> Result<RunLock, CmdError> {
+    match dir.lock(name, run) {
+        Err(JournalError::Locked { holder, pid, .. }) => {
+            let holder_kind = dir.load(&holder).ok().and_then(|s| s.kind());
+            if kind != RunKind::Purge || holder_kind != Some(RunKind::Apply) || pid == 0 {
+                return Err(CmdError::Other(
+                    format!(
+                        "{} is being worked on by run {holder} (pid {pid}){}; a second removal would race it\n  help: wait for it to end (`wavectl status {holder}`), then run this again",
+                        if kind == RunKind::Purge { format!("rollout {name}") } else { "this path".into() },
+                        holder_kind.map_or(String::new(), |k| format!(", a {k:?}").to_lowercase()),
+                    ),
+                    exit::BAD_INPUT,
+                ));
+            }
+            // SAFETY: kill(2) on the pid the lock's live holder recorded; no memory involved.
             unsafe {
                 libc::kill(pid as libc::pid_t, libc::SIGINT);
             }
-            eprintln!(
-                "run {holder} of {name} is in progress (pid {pid}): asked it to stop and roll back"
-            );
+            eprintln!("run {holder} of {name} is in progress (pid {pid}): asked it to stop and roll back; waiting for it to release the rollout (at most {}s)", WAIT_FOR_APPLY.as_secs());
+            dir.lock_waiting(name, run, WAIT_FOR_APPLY, |h, waited| {
+                if waited.as_secs() > 0 {
+                    eprintln!(
+                        "still waiting for run {} (pid {}) to finish its rollback ({}s)",
+                        h.run,
+                        h.pid,
+                        waited.as_secs()
+                    );
+                }
+            })
+            .map_err(|e| match e {
+                JournalError::Locked { holder, pid, .. } => CmdError::Other(
+                    format!("run {holder} (pid {pid}) still holds rollout {name} after {}s; nothing was purged\n  help: see `wavectl status {holder}`; purge again once it has ended", WAIT_FOR_APPLY.as_secs()),
+                    exit::INCOMPLETE,
+                ),
+                other => other.into(),
+            })
         }
+        other => Ok(other?),
     }
-    let run_id = exec::new_run_id(&format!("purge-{name}"));
-    let journal = match Journal::open(&state, &run_id) {
-        Ok(j) => j,
-        Err(e) => return journal_failed(&e),
-    };
-    let reporter = reporter(g);
-    let path = match &removal {
-        Removal::Path { path } => path.clone(),
-        Removal::Name { .. } => String::new(),
-    };
-    with_ctx(g.ssh_config.clone(), &journal, &reporter, async |ctx| {
-        ctx.record(Record::Run(Box::new(RunInfo {
-            run: run_id.clone(),
-            rollout: name.clone(),
-            install_path: path,
-            sha256: String::new(),
-            spec_path: String::new(),
-            inventory_path: inv.path.display().to_string(),
-            ssh_config: g.ssh_config.as_ref().map(|p| p.display().to_string()),
-            hosts: hosts.clone(),
-            waves: vec![hosts.iter().map(|h| h.name.clone()).collect()],
-            pid: std::process::id(),
-            started: exec::now(),
-            kind,
-        })))?;
-        ctx.record(Record::State {
-            state: "rolling-back".into(),
-            at: exec::now(),
-        })?;
-        ctx.emit(Event::RunStarted {
-            run: run_id.clone(),
-            rollout: name.clone(),
-            hosts: hosts.len(),
-            waves: 0,
-            journal: journal.path().display().to_string(),
-        });
-        let fanout = args.concurrency as usize;
-        let done = exec::clean_hosts(
-            ctx,
-            Phase::Purge,
-            removal,
-            hosts.clone(),
-            args.login_timeout,
-            fanout,
-            args.until_done,
-        )
-        .await?;
-        let state = if done.pending.is_empty() {
-            "rolled-back"
-        } else {
-            "incomplete"
-        };
-        ctx.record(Record::State {
-            state: state.into(),
-            at: exec::now(),
-        })?;
-        let (n, left) = (done.clean.len(), done.pending.len());
-        let mut summary = cleanup_summary(
-            &run_id,
-            done,
-            format!("purged: {} clean", count(n, "host")),
-            format!("{} could not be purged (still pending): `wavectl reconcile {run_id}` once they answer", count(left, "host")),
-        );
-        // The per-host lines say what was removed; the list of names would repeat them.
-        summary.rolled_back.clear();
-        let code = summary.exit_code;
-        ctx.emit(Event::Summary(summary));
-        Ok(code)
-    })
 }
 
 /// `--inventory`, else the inventory of `rollouts/NAME.toml` (the whole inventory: the
 /// script may have spread beyond the spec's targets).
-fn inventory_of(args: &PurgeArgs) -> Result<inventory::Inventory, crate::diag::InputError> {
+fn inventory_of(args: &PurgeArgs) -> Result<inventory::Inventory, InputError> {
     if let Some(path) = &args.inventory {
         return inventory::load(path);
     }
@@ -146,7 +148,7 @@ fn inventory_of(args: &PurgeArgs) -> Result<inventory::Inventory, crate::diag::I
         .map(|n| std::path::PathBuf::from(format!("rollouts/{n}.toml")));
     match spec {
         Some(spec) if spec.exists() => spec::load(&spec, None).map(|l| l.inventory),
-        _ => Err(crate::diag::InputError::new("purge needs an inventory").help(
+        _ => Err(InputError::new("purge needs an inventory").help(
             "pass --inventory INV (without it, purge NAME reads the inventory of rollouts/NAME.toml in the current directory)",
         )),
     }

@@ -1,148 +1,205 @@
 //! Commands on a journaled run: `rollback`, `abort`, `reconcile`.
 
 use crate::cli::Global;
-use crate::exec;
 use crate::exit;
-use crate::journal::{RunKind, RunStatus};
-use crate::report::Event;
+use crate::report::Event as Shown;
+use crate::rollout::{summary::lease_runs_out, step::utc, End, Intent, RunKind, Status};
 
-use super::session::{cleanup_summary, open_run, with_ctx};
-use super::{journal_failed, reporter, state_dir};
+use super::apply::attach;
+use super::session::{drive, open_run, reporter, state_dir, with_runtime, CmdError, CmdResult};
 
-/// Remove the script from every host of a run that may hold it.
-pub fn rollback(g: &Global, run: &str) -> i32 {
-    let open = match open_run(&state_dir(g), run) {
-        Ok(o) => o,
-        Err(code) => return code,
-    };
+/// Return every host of a run to what it held before the run.
+pub fn rollback(g: &Global, run: &str) -> CmdResult {
+    let dir = state_dir(g);
+    let o = open_run(&dir, run)?;
+    let id = o.run.clone();
+    let plan = o
+        .state
+        .plan
+        .clone()
+        .ok_or_else(|| CmdError::Other(format!("run {id} never began"), exit::BAD_INPUT))?;
+    if plan.kind() != RunKind::Apply {
+        return Err(CmdError::Other(
+            format!("run {id} is a purge, which cannot be undone\n  help: `wavectl reconcile {id}` finishes its pending hosts"),
+            exit::BAD_INPUT,
+        ));
+    }
     let reporter = reporter(g);
-    with_ctx(open.ssh_config(g), &open.journal, &reporter, async |ctx| {
-        let hosts = open
-            .state
-            .to_clean()
-            .iter()
-            .map(|h| h.host.clone())
-            .collect();
-        ctx.emit(Event::RollbackStarted {
-            reason: format!("`wavectl rollback {run}`"),
-            hosts,
-        });
-        let done = exec::roll_back_run(ctx, &open.info, &open.state, false, false).await?;
-        let summary = cleanup_summary(
-            run,
-            done,
-            "rolled back: no host of the run holds the script".into(),
-            format!("some hosts are still pending: `wavectl reconcile {run}` once they answer"),
-        );
-        let code = summary.exit_code;
-        ctx.emit(Event::Summary(summary));
-        Ok(code)
+    let _lock = o.lock;
+    with_runtime(|stop| async move {
+        let state = drive(
+            g,
+            &dir,
+            &reporter,
+            &stop,
+            o.state,
+            o.journal,
+            attach(Intent::Rollback, false, None),
+            plan,
+        )
+        .await?;
+        Ok(crate::rollout::exit_code(&state))
     })
 }
 
 /// Ask the process running a run to stop and roll back (SIGINT, as the first Ctrl-C).
-pub fn abort(g: &Global, run: &str) -> i32 {
-    let state = state_dir(g);
-    let rs = match state.load(run) {
-        Ok(s) => s,
-        Err(e) => return journal_failed(&e),
+pub fn abort(g: &Global, run: &str) -> CmdResult {
+    let dir = state_dir(g);
+    let id = dir.resolve(run)?;
+    let st = dir.load(&id)?;
+    let Some(plan) = &st.plan else {
+        return Err(CmdError::Other(format!("run {id} never began"), exit::BAD_INPUT));
     };
-    let Some(info) = rs.info else {
-        eprintln!("error: the journal of run {run} has no run record");
-        return exit::BAD_INPUT;
-    };
-    match state.holder(&info.rollout) {
-        Some((holder, pid)) if holder == run => {
-            // SAFETY: kill(2) on a pid read from the lock its holder keeps; no memory involved.
-            let r = unsafe { libc::kill(pid as libc::pid_t, libc::SIGINT) };
+    match dir.holder(&plan.name) {
+        Some(h) if h.run == id && h.pid > 0 => {
+            // SAFETY: kill(2) on the pid the lock's live holder recorded; no memory involved.
+            let r = unsafe { libc::kill(h.pid as libc::pid_t, libc::SIGINT) };
             if r == 0 {
-                println!("asked run {run} (pid {pid}) to stop: it finishes the actions in flight and rolls back");
-                exit::OK
-            } else {
-                eprintln!(
-                    "error: cannot signal pid {pid}: {}",
-                    std::io::Error::last_os_error()
+                println!(
+                    "asked run {id} (pid {}) to stop: the actions in flight finish, then it rolls back",
+                    h.pid
                 );
-                exit::INCOMPLETE
+                Ok(exit::OK)
+            } else {
+                Err(CmdError::Other(
+                    format!("cannot signal pid {}: {}", h.pid, std::io::Error::last_os_error()),
+                    exit::INCOMPLETE,
+                ))
             }
         }
-        _ => {
-            eprintln!(
-                "error: run {run} is not running (state {})\n  help: `wavectl rollback {run}` removes what it installed; `wavectl resume {run}` continues it",
-                super::apply::status_name(rs.status)
-            );
-            exit::BAD_INPUT
-        }
+        _ => Err(CmdError::Other(
+            format!(
+                "run {id} is not running (it is {}; its controller is gone)\n  help: `wavectl rollback {id}` returns its hosts to what they held; `wavectl resume {id}` continues it",
+                st.status_name()
+            ),
+            exit::BAD_INPUT,
+        )),
     }
 }
 
-/// Retry every pending removal of one run, or of every run not running now.
-pub fn reconcile(g: &Global, run: Option<&str>, until_done: bool) -> i32 {
+/// What reconcile does with a run.
+enum Plan {
+    Skip,
+    Note(String),
+    Take(Intent),
+}
+
+fn decide(id: &str, st: &crate::rollout::RunState) -> Plan {
+    let kind = st.kind();
+    match &st.status {
+        Status::New => Plan::Skip,
+        Status::Ended { end } => match end {
+            End::Done | End::Clean { .. } => Plan::Skip,
+            End::Paused { .. } => Plan::Note(format!(
+                "run {id} is paused: `wavectl resume {id}` or `wavectl rollback {id}`{}",
+                lease_runs_out(st).map_or(String::new(), |t| format!(
+                    " (its probation hosts revert themselves from {})",
+                    utc(t / 1000)
+                ))
+            )),
+            End::Unconfirmed | End::Pending { .. } => Plan::Take(Intent::Reconcile),
+        },
+        Status::Removing { .. } | Status::Backoff { .. } => Plan::Take(Intent::Reconcile),
+        Status::Stopping { .. } if kind != Some(RunKind::Apply) => Plan::Take(Intent::Reconcile),
+        Status::Running { .. } | Status::Stopping { .. } => Plan::Take(Intent::Orphaned),
+    }
+}
+
+/// Finish what is unfinished: pending removals, unconfirmed hosts, and applies whose
+/// controller died (rolled back, as their leases would) — of one run or of every run.
+pub fn reconcile(g: &Global, run: Option<&str>, until_done: bool) -> CmdResult {
     let dir = state_dir(g);
     let ids: Vec<String> = match run {
-        Some(r) => vec![r.to_string()],
+        Some(r) => vec![dir.resolve(r)?],
         None => dir.runs(),
     };
     let reporter = reporter(g);
-    let mut worst = exit::OK;
-    let mut worked = false;
-    for id in ids {
-        let rs = match dir.load(&id) {
-            Ok(s) => s,
-            Err(e) => {
-                worst = worst.max(journal_failed(&e));
+    with_runtime(|stop| async move {
+        let mut worst = exit::OK;
+        let mut worked = false;
+        for id in ids {
+            if stop.requested() {
+                reporter.emit(Shown::Note {
+                    message: format!("stopped: run {id} and the runs after it were not reconciled"),
+                });
+                worst = worst.max(exit::INCOMPLETE);
+                break;
+            }
+            let st = match dir.load(&id) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    worst = worst.max(exit::INCOMPLETE);
+                    continue;
+                }
+            };
+            let intent = match decide(&id, &st) {
+                Plan::Skip => continue,
+                Plan::Note(n) => {
+                    reporter.emit(Shown::Note { message: n });
+                    continue;
+                }
+                Plan::Take(i) => i,
+            };
+            let Some(name) = st.plan.as_ref().map(|p| p.name.clone()) else {
+                continue;
+            };
+            if let Some(h) = dir.holder(&name) {
+                reporter.emit(Shown::Note {
+                    message: format!(
+                        "skipping run {id}: rollout {name} is being worked on by run {} (pid {})",
+                        h.run, h.pid
+                    ),
+                });
+                worst = worst.max(exit::INCOMPLETE);
                 continue;
             }
-        };
-        let Some(info) = &rs.info else { continue };
-        // A rollback or purge that died half-way: everything it may not have cleaned.
-        let unfinished = matches!(
-            rs.status,
-            RunStatus::RollingBack | RunStatus::Incomplete | RunStatus::Aborted
-        ) || (info.kind != RunKind::Apply && rs.status == RunStatus::Running);
-        let count = if unfinished {
-            rs.to_clean().len()
-        } else {
-            rs.pending().len()
-        };
-        if count == 0 {
-            continue;
-        }
-        if let Some((holder, pid)) = dir.holder(&info.rollout) {
-            eprintln!(
-                "skipping run {id}: rollout {} is being worked on by run {holder} (pid {pid})",
-                info.rollout
-            );
-            worst = worst.max(exit::INCOMPLETE);
-            continue;
-        }
-        let open = match open_run(&dir, &id) {
-            Ok(o) => o,
-            Err(code) => {
-                worst = worst.max(code);
+            let o = match open_run(&dir, &id) {
+                Ok(o) => o,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    worst = worst.max(e.code().max(exit::INCOMPLETE));
+                    continue;
+                }
+            };
+            worked = true;
+            let Some(plan) = o.state.plan.clone() else {
                 continue;
+            };
+            if intent == Intent::Orphaned {
+                reporter.emit(Shown::Note {
+                    message: format!(
+                        "run {id} ({}) was interrupted and its controller is gone: rolling it back, as its hosts' leases would",
+                        o.state.status_name()
+                    ),
+                });
             }
-        };
-        worked = true;
-        let code = with_ctx(open.ssh_config(g), &open.journal, &reporter, async |ctx| {
-            let done =
-                exec::roll_back_run(ctx, &open.info, &open.state, !unfinished, until_done).await?;
-            let n = done.clean.len();
-            let left = done.pending.len();
-            let summary = cleanup_summary(
-                &id,
-                done,
-                format!("reconciled: {n} hosts clean"),
-                format!("{left} hosts are still pending"),
-            );
-            let code = summary.exit_code;
-            ctx.emit(Event::Summary(summary));
-            Ok(code)
-        });
-        worst = worst.max(code);
-    }
-    if !worked && worst == exit::OK {
-        println!("nothing to reconcile: no run has a pending removal");
-    }
-    worst
+            let _lock = o.lock;
+            let state = drive(
+                g,
+                &dir,
+                &reporter,
+                &stop,
+                o.state,
+                o.journal,
+                attach(intent, until_done, None),
+                plan,
+            )
+            .await;
+            let code = match state {
+                Ok(s) if s.may_hold().any(|h| h.state.unfinished()) => exit::INCOMPLETE,
+                Ok(s) if matches!(s.end(), Some(End::Unconfirmed)) => exit::INCOMPLETE,
+                Ok(_) => exit::OK,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    e.code().max(exit::INCOMPLETE)
+                }
+            };
+            worst = worst.max(code);
+        }
+        if !worked && worst == exit::OK {
+            println!("nothing to reconcile: every run has ended and no host is pending");
+        }
+        Ok(worst)
+    })
 }

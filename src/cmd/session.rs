@@ -1,104 +1,196 @@
-//! What the commands that work on hosts share: opening a journaled run (its state,
-//! lock and journal), running async work with a transport and a context (reaping every
-//! `ssh` afterwards), and the summary of a cleanup.
+//! What the commands that work on hosts share: one error type mapped to an exit code,
+//! the runtime with the stop request, opening a journaled run (lock, then journal), and
+//! running the engine to the end of a run with its summary shown.
 
 use std::path::PathBuf;
 
 use crate::cli::Global;
-use crate::exec::{Cleanup, Ctx};
+use crate::diag::InputError;
+use crate::exec::{Engine, Pool, Shared, Stop};
 use crate::exit;
-use crate::journal::{Journal, JournalError, RunInfo, RunLock, RunState, StateDir};
-use crate::report::{Reporter, Summary};
+use crate::journal::{Journal, JournalError, RunLock, StateDir};
+use crate::report::{Event as Shown, Reporter};
+use crate::rollout::{summarize, Event, RunState};
+use crate::transport::Transport;
 
-use super::{block_on, journal_failed, stop_on_ctrl_c};
-
-/// A journaled run opened for more work.
-pub struct OpenRun {
-    pub state: RunState,
-    pub info: RunInfo,
-    pub journal: Journal,
-    /// Held until the command ends: one process works on a rollout at a time.
-    _lock: RunLock,
+/// Why a command failed, with the exit code it means. Printed once, by `cmd::run`.
+#[derive(Debug, thiserror::Error)]
+pub enum CmdError {
+    /// Bad input: nothing was touched on any host (exit 2).
+    #[error("{0}")]
+    Input(#[from] InputError),
+    /// The state directory, a lock or a journal (exit 2: nothing was touched).
+    #[error("{0}")]
+    Journal(#[from] JournalError),
+    /// The journal stopped taking records in the middle of a run (exit 4).
+    #[error("{0}\n  help: the run stopped where it was, and hosts may hold the script: make the state directory writable, then `wavectl reconcile` (or `wavectl purge NAME`, which asks the hosts themselves)")]
+    Lost(JournalError),
+    /// Refused: approvals, a stale plan (exit 5).
+    #[error("{0}")]
+    Refused(String),
+    /// Anything else, with its exit code.
+    #[error("{0}")]
+    Other(String, i32),
 }
 
-impl OpenRun {
-    /// `--ssh-config`, else the one the run was started with.
-    pub fn ssh_config(&self, g: &Global) -> Option<PathBuf> {
-        g.ssh_config
-            .clone()
-            .or(self.info.ssh_config.as_ref().map(Into::into))
+impl CmdError {
+    pub fn code(&self) -> i32 {
+        match self {
+            CmdError::Input(_) | CmdError::Journal(_) => exit::BAD_INPUT,
+            CmdError::Lost(_) => exit::INCOMPLETE,
+            CmdError::Refused(_) => exit::REFUSED,
+            CmdError::Other(_, c) => *c,
+        }
     }
 }
 
-/// Replay a run's journal, take its rollout's lock and open the journal for appending.
-/// `Err` is the exit code, after printing why.
-pub fn open_run(dir: &StateDir, run: &str) -> Result<OpenRun, i32> {
-    let state = dir.load(run).map_err(|e| journal_failed(&e))?;
-    let Some(info) = state.info.clone() else {
-        eprintln!("error: the journal of run {run} has no run record: the run never started");
-        return Err(exit::BAD_INPUT);
+pub type CmdResult = Result<i32, CmdError>;
+
+pub fn state_dir(g: &Global) -> StateDir {
+    StateDir::new(g.state_dir.clone().unwrap_or_else(StateDir::default_root))
+}
+
+pub fn reporter(g: &Global) -> Reporter {
+    Reporter::new(g.json, g.verbose)
+}
+
+/// Run async work on a fresh runtime, with SIGINT/SIGTERM turned into a stop request.
+pub fn with_runtime<F, Fut>(work: F) -> CmdResult
+where
+    F: FnOnce(Stop) -> Fut,
+    Fut: std::future::Future<Output = CmdResult>,
+{
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CmdError::Other(format!("cannot start the async runtime: {e}"), exit::INCOMPLETE))?;
+    rt.block_on(async {
+        let stop = Stop::listen().map_err(|e| {
+            CmdError::Other(
+                format!("cannot listen for signals: {e}"),
+                exit::INCOMPLETE,
+            )
+        })?;
+        work(stop).await
+    })
+}
+
+/// A journaled run opened for more work: its state (replayed), its lock, its journal.
+pub struct Opened {
+    pub run: String,
+    pub state: RunState,
+    pub journal: Journal,
+    pub lock: RunLock,
+}
+
+/// Find a run by id or unique prefix, take its rollout's lock, open its journal.
+pub fn open_run(dir: &StateDir, prefix: &str) -> Result<Opened, CmdError> {
+    let run = dir.resolve(prefix)?;
+    let peek = dir.load(&run)?;
+    let Some(plan) = &peek.plan else {
+        return Err(CmdError::Other(
+            format!("the journal of run {run} has no beginning: the run never started"),
+            exit::BAD_INPUT,
+        ));
     };
-    let lock = dir
-        .lock(&info.rollout, run)
-        .map_err(|e| journal_failed(&e))?;
-    let journal = Journal::open(dir, run).map_err(|e| journal_failed(&e))?;
-    Ok(OpenRun {
-        state,
-        info,
+    let lock = dir.lock(&plan.name, &run)?;
+    // Read again under the lock: nobody writes it now.
+    let (journal, records) = Journal::open(dir, &run)?;
+    Ok(Opened {
+        run,
+        state: crate::rollout::replay(&records),
         journal,
-        _lock: lock,
+        lock,
     })
 }
 
-/// Run `work` on a fresh runtime with a transport (`ssh_config` as `-F`) and a context
-/// writing to `journal`; Ctrl-C sets the context's stop flag. Every `ssh` it started
-/// is gone when this returns.
-pub fn with_ctx(
-    ssh_config: Option<PathBuf>,
-    journal: &Journal,
-    reporter: &Reporter,
-    work: impl AsyncFnOnce(&Ctx<'_>) -> Result<i32, JournalError>,
-) -> i32 {
-    block_on(async {
-        let stop = stop_on_ctrl_c();
-        let transport = match crate::transport::Transport::new(ssh_config) {
-            Ok(t) => t,
-            Err(e) => {
-                eprintln!("error: cannot create the ssh control directory under /tmp: {e}");
-                return exit::INCOMPLETE;
-            }
-        };
-        let ctx = Ctx {
-            transport: &transport,
-            journal,
-            reporter,
-            stop,
-        };
-        let result = work(&ctx).await;
-        transport.reap();
-        result.unwrap_or_else(|e| journal_failed(&e))
-    })
+/// The ssh_config of a run: `--ssh-config` now, else the one it was started with.
+pub fn ssh_config(g: &Global, state: &RunState) -> Option<PathBuf> {
+    g.ssh_config
+        .clone()
+        .or_else(|| state.plan.as_ref().and_then(|p| p.ssh_config.clone()))
 }
 
-/// The summary of a cleanup: exit 0 when every host is clean, 4 when some are pending.
-pub fn cleanup_summary(run: &str, done: Cleanup, clean: String, pending: String) -> Summary {
-    let code = if done.pending.is_empty() {
-        exit::OK
-    } else {
-        exit::INCOMPLETE
+/// The bytes of the script an apply installs, kept beside its journal; checked.
+pub fn script_of(dir: &StateDir, state: &RunState) -> Result<Option<Vec<u8>>, CmdError> {
+    let Some(plan) = &state.plan else {
+        return Ok(None);
     };
-    Summary {
-        run: run.to_string(),
-        outcome: if code == exit::OK { clean } else { pending },
-        exit_code: code,
-        meaning: if code == exit::OK {
-            "done: every host is clean".into()
-        } else {
-            exit::meaning(code).into()
-        },
-        rolled_back: done.clean,
-        pending: done.pending,
-        removed: done.details,
-        ..Summary::default()
+    let Some(d) = plan.deployment() else {
+        return Ok(None);
+    };
+    let path = dir.script_path(&plan.run);
+    let body = std::fs::read(&path).map_err(|source| {
+        CmdError::Journal(JournalError::Io {
+            what: "read the script kept at",
+            path: path.clone(),
+            source,
+        })
+    })?;
+    let got = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&body));
+    if got != d.sha256 {
+        return Err(CmdError::Other(
+            format!(
+                "{}: sha256 {got}, but run {} installs {}: the kept script changed",
+                path.display(),
+                plan.run,
+                d.sha256
+            ),
+            exit::BAD_INPUT,
+        ));
+    }
+    Ok(Some(body))
+}
+
+/// Run the engine from `first` to the run's end; show the summary. Returns the state.
+pub async fn drive(
+    g: &Global,
+    dir: &StateDir,
+    reporter: &Reporter,
+    stop: &Stop,
+    state: RunState,
+    journal: Journal,
+    first: Event,
+    plan: crate::rollout::Plan,
+) -> Result<RunState, CmdError> {
+    let body = match &first {
+        Event::Begin { .. } => {
+            let st = RunState {
+                plan: Some(plan.clone()),
+                ..RunState::new()
+            };
+            script_of(dir, &st)?
+        }
+        _ => script_of(dir, &state)?,
+    };
+    let ssh_config = g.ssh_config.clone().or_else(|| plan.ssh_config.clone());
+    let transport = Transport::new(ssh_config).map_err(|e| {
+        CmdError::Other(
+            format!("cannot create the ssh control directory under /tmp: {e}"),
+            exit::BAD_INPUT,
+        )
+    })?;
+    let shared = Shared {
+        transport,
+        plan,
+        body,
+        deploy: Pool::default(),
+    };
+    let engine = Engine::new(
+        state,
+        journal,
+        shared,
+        reporter,
+        stop.token.clone(),
+        stop.by.clone(),
+    );
+    let (state, result) = engine.run(first).await;
+    match result {
+        Ok(()) => {
+            reporter.emit(Shown::Summary(summarize(&state)));
+            Ok(state)
+        }
+        Err(e) if e.touched => Err(CmdError::Lost(e.source)),
+        Err(e) => Err(CmdError::Journal(e.source)),
     }
 }

@@ -1,120 +1,159 @@
-//! `status`: the runs, or each host of one run, from the journals alone (no network).
+//! `status`: the runs, or each host of one run, from the journals alone (no network). A
+//! run that has not ended and whose lock nobody holds is shown as interrupted.
 
 use serde::Serialize;
 
 use crate::cli::Global;
 use crate::exit;
-use crate::journal::{HostState, RunState};
+use crate::journal::StateDir;
+use crate::rollout::{step::utc, HostState, RunState};
 
-use super::apply::status_name;
-use super::{journal_failed, state_dir};
+use super::session::{state_dir, CmdResult};
 
 #[derive(Serialize)]
 struct RunLine {
     run: String,
     rollout: String,
+    kind: String,
     state: String,
+    /// The run has not ended and no live process works on it.
+    interrupted: bool,
     started: String,
+    ended: Option<String>,
+    user: String,
     hosts: usize,
     done: usize,
+    /// Hosts that may still hold something of the run that is not finished.
     pending: usize,
 }
 
-fn line(id: &str, s: &RunState) -> RunLine {
-    let done = s
-        .hosts
-        .iter()
-        .filter(|h| matches!(h.state, HostState::Confirmed | HostState::Clean))
-        .count();
+fn line(dir: &StateDir, id: &str, s: &RunState) -> RunLine {
+    let name = s.plan.as_ref().map_or("?".to_string(), |p| p.name.clone());
+    let live = dir.holder(&name).is_some_and(|h| h.run == id);
+    let interrupted = !s.is_ended() && !live;
     RunLine {
         run: id.to_string(),
-        rollout: s.info.as_ref().map_or("?".into(), |i| i.rollout.clone()),
-        state: status_name(s.status),
-        started: humantime::format_rfc3339_seconds(
-            std::time::UNIX_EPOCH + std::time::Duration::from_secs(s.started),
-        )
-        .to_string(),
+        rollout: name,
+        kind: s
+            .kind()
+            .map_or("?".into(), |k| format!("{k:?}").to_lowercase()),
+        state: if interrupted {
+            format!("interrupted ({})", s.status_name())
+        } else {
+            s.status_name().to_string()
+        },
+        interrupted,
+        started: utc(s.started / 1000),
+        ended: s.ended.map(|e| utc(e / 1000)),
+        user: s.plan.as_ref().map_or(String::new(), |p| p.user.clone()),
         hosts: s.hosts.len(),
-        done,
-        pending: s
+        done: s
             .hosts
             .iter()
-            .filter(|h| h.state.may_hold_files() && h.state != HostState::Confirmed)
+            .filter(|h| matches!(h.state, HostState::Confirmed | HostState::Clean))
             .count(),
+        pending: s.hosts.iter().filter(|h| h.state.unfinished()).count(),
     }
 }
 
-pub fn status(g: &Global, run: Option<&str>) -> i32 {
-    let state = state_dir(g);
-    match run {
-        None => {
-            let mut lines = Vec::new();
-            for id in state.runs() {
-                if let Ok(s) = state.load(&id) {
-                    lines.push(line(&id, &s));
-                }
+pub fn status(g: &Global, run: Option<&str>) -> CmdResult {
+    let dir = state_dir(g);
+    let Some(prefix) = run else {
+        let mut lines = Vec::new();
+        for id in dir.runs() {
+            match dir.load(&id) {
+                Ok(s) => lines.push(line(&dir, &id, &s)),
+                Err(e) => eprintln!("warning: {e}"),
             }
-            if g.json {
-                for l in &lines {
-                    println!("{}", serde_json::to_string(l).unwrap_or_default());
-                }
-            } else if lines.is_empty() {
-                println!("no runs in {}", state.root.display());
-            } else {
-                println!(
-                    "{:<48} {:<20} {:<13} {:<21} {:>5} {:>5} {:>7}",
-                    "RUN", "ROLLOUT", "STATE", "STARTED", "HOSTS", "DONE", "PENDING"
-                );
-                for l in &lines {
-                    println!(
-                        "{:<48} {:<20} {:<13} {:<21} {:>5} {:>5} {:>7}",
-                        l.run, l.rollout, l.state, l.started, l.hosts, l.done, l.pending
-                    );
-                }
-            }
-            exit::OK
         }
-        Some(id) => match state.load(id) {
-            Err(e) => journal_failed(&e),
-            Ok(s) => {
-                if g.json {
-                    println!("{}", serde_json::to_string(&s).unwrap_or_default());
-                    return exit::OK;
-                }
-                let l = line(id, &s);
-                println!(
-                    "run {}: rollout {}, {}, started {}",
-                    l.run, l.rollout, l.state, l.started
-                );
-                println!(
-                    "{:<24} {:>4}  {:<11} {:<12} EVIDENCE (or what the last action did)",
-                    "HOST", "WAVE", "STATE", "VERDICT"
-                );
-                for h in &s.hosts {
-                    let state = status_name(h.state);
-                    let (verdict, evidence) = match &h.last_verdict {
-                        Some(v) => (
-                            v.health.to_string(),
-                            v.evidence
-                                .iter()
-                                .map(|e| e.to_string())
-                                .collect::<Vec<_>>()
-                                .join("; "),
-                        ),
-                        None => ("-".into(), String::new()),
-                    };
-                    let evidence = if evidence.is_empty() && !h.detail.is_empty() {
-                        h.detail.clone()
-                    } else {
-                        evidence
-                    };
-                    println!(
-                        "{:<24} {:>4}  {:<11} {:<12} {}",
-                        h.host, h.wave, state, verdict, evidence
-                    );
-                }
-                exit::OK
+        if g.json {
+            for l in &lines {
+                println!("{}", serde_json::to_string(l).unwrap_or_default());
             }
-        },
+        } else if lines.is_empty() {
+            println!("no runs in {}", dir.root.display());
+        } else {
+            println!(
+                "{:<48} {:<20} {:<24} {:<21} {:>5} {:>5} {:>7}",
+                "RUN", "ROLLOUT", "STATE", "STARTED", "HOSTS", "DONE", "PENDING"
+            );
+            for l in &lines {
+                println!(
+                    "{:<48} {:<20} {:<24} {:<21} {:>5} {:>5} {:>7}",
+                    l.run, l.rollout, l.state, l.started, l.hosts, l.done, l.pending
+                );
+            }
+        }
+        return Ok(exit::OK);
+    };
+    let id = dir.resolve(prefix)?;
+    let s = dir.load(&id)?;
+    let l = line(&dir, &id, &s);
+    if g.json {
+        #[derive(Serialize)]
+        struct Full<'a> {
+            #[serde(flatten)]
+            line: &'a RunLine,
+            status: &'a crate::rollout::Status,
+            hosts: &'a [crate::rollout::HostRun],
+            unhealthy: &'a [(String, crate::rollout::verdict::Verdict)],
+        }
+        let full = Full {
+            line: &l,
+            status: &s.status,
+            hosts: &s.hosts,
+            unhealthy: &s.unhealthy,
+        };
+        println!("{}", serde_json::to_string(&full).unwrap_or_default());
+        return Ok(exit::OK);
     }
+    println!(
+        "run {}: {} of {}, {}, started {} by {}{}",
+        l.run,
+        l.kind,
+        l.rollout,
+        l.state,
+        l.started,
+        l.user,
+        l.ended.as_ref().map_or(String::new(), |e| format!(", ended {e}"))
+    );
+    if l.interrupted {
+        println!("  its controller is gone: `wavectl resume {id}` continues it, `wavectl rollback {id}` or `wavectl reconcile` returns its hosts to what they held");
+    }
+    println!(
+        "{:<24} {:>4}  {:<11} {:<12} EVIDENCE (or what the last action did)",
+        "HOST", "WAVE", "STATE", "VERDICT"
+    );
+    for h in &s.hosts {
+        let state = serde_json::to_value(h.state)
+            .ok()
+            .and_then(|v| v.as_str().map(String::from))
+            .unwrap_or_default();
+        let state = match h.op.or(h.lost) {
+            Some(op) if !s.is_ended() => format!("{state} ({}?)", op.name()),
+            _ => state,
+        };
+        let (verdict, evidence) = match &h.verdict {
+            Some(v) if v.health.is_bad() => (
+                v.health.to_string(),
+                v.evidence
+                    .iter()
+                    .map(|e| e.to_string())
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            ),
+            Some(v) => (v.health.to_string(), String::new()),
+            None => ("-".into(), String::new()),
+        };
+        let evidence = if evidence.is_empty() {
+            h.detail.clone()
+        } else {
+            evidence
+        };
+        println!(
+            "{:<24} {:>4}  {:<11} {:<12} {}",
+            h.host, h.wave, state, verdict, evidence
+        );
+    }
+    Ok(exit::OK)
 }

@@ -207,8 +207,8 @@ impl Human {
                 if !s.confirmed.is_empty() {
                     out.push_str(&format!("  confirmed:   {}\n", list(&s.confirmed)));
                 }
-                if !s.rolled_back.is_empty() {
-                    out.push_str(&format!("  rolled back: {}\n", list(&s.rolled_back)));
+                if !s.clean.is_empty() {
+                    out.push_str(&format!("  rolled back: {}\n", list(&s.clean)));
                 }
                 if !s.untouched.is_empty() {
                     out.push_str(&format!("  untouched:   {}\n", list(&s.untouched)));
@@ -219,8 +219,11 @@ impl Human {
                         out.push_str(&format!("               {ev}\n"));
                     }
                 }
-                for (host, what) in &s.removed {
+                for (host, what) in &s.details {
                     out.push_str(&format!("  {host}: {what}\n"));
+                }
+                for (host, why) in &s.unconfirmed {
+                    out.push_str(&format!("  UNCONFIRMED: {host}: {why}\n"));
                 }
                 for (host, why) in &s.pending {
                     out.push_str(&format!("  PENDING:     {host}: {why}\n"));

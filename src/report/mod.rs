@@ -19,6 +19,7 @@ pub enum Phase {
     Confirm,
     Rollback,
     Purge,
+    Settle,
 }
 
 impl Phase {
@@ -30,6 +31,7 @@ impl Phase {
             Phase::Confirm => "confirm",
             Phase::Rollback => "rollback",
             Phase::Purge => "purge",
+            Phase::Settle => "settle",
         }
     }
 }
@@ -91,23 +93,7 @@ pub enum Event {
     Summary(Summary),
 }
 
-/// The closing summary of a run.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct Summary {
-    pub run: String,
-    pub outcome: String,
-    pub exit_code: i32,
-    pub meaning: String,
-    pub confirmed: Vec<String>,
-    pub rolled_back: Vec<String>,
-    pub untouched: Vec<String>,
-    pub unhealthy: Vec<(String, Verdict)>,
-    /// Hosts whose removal is still pending, with the reason.
-    pub pending: Vec<(String, String)>,
-    /// Per cleaned host, what was found and removed (purge, reconcile).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub removed: Vec<(String, String)>,
-}
+pub use crate::rollout::Summary;
 
 /// Where events go.
 pub enum Reporter {

@@ -107,6 +107,9 @@ pub struct Policy {
     pub concurrency: usize,
     /// Hosts removed (or asked) at once.
     pub fanout: usize,
+    /// Deadline of one login (TCP, key exchange and authentication).
+    #[serde(with = "ms")]
+    pub login_timeout: std::time::Duration,
     /// Sample each wave's hosts before it is deployed.
     pub baseline: bool,
     /// Probe still-untouched targets beside the wave (continuous signals need them).

@@ -59,7 +59,8 @@ pub fn lease_runs_out(s: &RunState) -> Option<u64> {
         .then(|| s.renewed.saturating_add(lease))
 }
 
-fn why_text(s: &RunState, why: &Why) -> String {
+/// Why a run rolls back (or removes), in a few words.
+pub fn why_sentence(s: &RunState, why: &Why) -> String {
     let max = s.plan.as_ref().map_or(0, |p| p.policy.max_unhealthy);
     match why {
         Why::Unhealthy | Why::Pause => format!(
@@ -137,20 +138,20 @@ pub fn summarize(s: &RunState) -> Summary {
                 });
                 format!(
                     "paused: {}; hosts left as they are{when}. `wavectl resume {run}` goes on (accepting them), `wavectl rollback {run}` rolls back",
-                    why_text(s, &Why::Pause)
+                    why_sentence(s, &Why::Pause)
                 )
             }
             End::Clean { why } => match (kind, why) {
                 (Some(RunKind::Apply), Why::Rollback | Why::Orphaned | Why::Reconcile) => {
-                    format!("rolled back ({}): no host holds this run's install", why_text(s, why))
+                    format!("rolled back ({}): no host holds this run's install", why_sentence(s, why))
                 }
-                (Some(RunKind::Apply), _) => format!("rolled back: {}", why_text(s, why)),
+                (Some(RunKind::Apply), _) => format!("rolled back: {}", why_sentence(s, why)),
                 (_, _) => format!("purged: every host is clean ({})", count(s.hosts.len(), "host")),
             },
             End::Pending { why } => format!(
                 "{}; {pending} still pending (may still hold the script): `wavectl reconcile {run}` once they answer",
                 match kind {
-                    Some(RunKind::Apply) => format!("rolled back ({})", why_text(s, why)),
+                    Some(RunKind::Apply) => format!("rolled back ({})", why_sentence(s, why)),
                     _ => "purge incomplete".to_string(),
                 }
             ),

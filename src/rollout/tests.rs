@@ -61,6 +61,7 @@ fn plan(waves: &[&[&str]], target: Target) -> Plan {
             min_runs: 1,
             concurrency: 2,
             fanout: 10,
+            login_timeout: Duration::from_secs(2),
             baseline: false,
             controls: false,
         },

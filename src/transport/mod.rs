@@ -43,6 +43,14 @@ pub enum TransportError {
     ConnectTimeout { host: String, after: Duration },
     #[error("{host}: cannot connect: {message}")]
     Connect { host: String, message: String },
+    /// The host refused us for a reason of ours, not of its health: its host key is
+    /// unknown or changed, or it does not accept our credentials.
+    #[error("{host}: {message}")]
+    Refused {
+        host: String,
+        message: String,
+        help: String,
+    },
     #[error("{host}: `{what}` missed its deadline of {after:?}")]
     Deadline {
         host: String,
@@ -160,9 +168,17 @@ impl Transport {
             Ok(Err(e)) => {
                 reap::kill_ssh_using(&dir);
                 let _ = std::fs::remove_dir_all(&dir);
-                Err(TransportError::Connect {
-                    host: host.name.clone(),
-                    message: ssh_error(&e),
+                let message = ssh_error(&e);
+                Err(match refusal_help(&message) {
+                    Some(help) => TransportError::Refused {
+                        host: host.name.clone(),
+                        message,
+                        help: help.to_string(),
+                    },
+                    None => TransportError::Connect {
+                        host: host.name.clone(),
+                        message,
+                    },
                 })
             }
             Err(_) => {
@@ -314,6 +330,28 @@ impl Drop for Conn {
             reap::kill_ssh_using(&self.dir);
             let _ = std::fs::remove_dir_all(&self.dir);
         }
+    }
+}
+
+/// How to fix a refusal that is ours (host key, credentials), from ssh's own words; `None`
+/// for every other failure (the host's health is in question then).
+pub fn refusal_help(message: &str) -> Option<&'static str> {
+    const HOST_KEY: &str = "the host's key is not the one known_hosts holds (or none is known): check that it is the right host, then add its key to known_hosts (ssh-keyscan), or set host_key_check = \"accept-new\" in the inventory for a host never seen before";
+    const AUTH: &str = "the host does not accept our credentials: check the user, the key (ssh-agent, IdentityFile) and the host's authorized_keys";
+    let m = message.to_ascii_lowercase();
+    if m.contains("host key verification failed")
+        || m.contains("remote host identification has changed")
+        || (m.contains("host key") && m.contains("is known"))
+        || m.contains("host key for") && m.contains("has changed")
+    {
+        Some(HOST_KEY)
+    } else if m.contains("permission denied")
+        || m.contains("too many authentication failures")
+        || m.contains("no more authentication methods")
+    {
+        Some(AUTH)
+    } else {
+        None
     }
 }
 

@@ -1,0 +1,624 @@
+//! The dispatcher: feeds a run's events to the state machine and carries out what it
+//! orders. Every event is journaled (fsync'd) before the actions it leads to start, so
+//! an action's intent is on disk before the host is touched; host actions run
+//! concurrently within the machine's limits; probe rounds run while a wave bakes; the
+//! operator's stop request (one cancellation token) is an event like any other.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use tokio::task::{Id, JoinHandle, JoinSet};
+use tokio_util::sync::CancellationToken;
+
+use crate::journal::{Journal, JournalError};
+use crate::report::{Event as Shown, Phase, Reporter};
+use crate::rollout::probe::ProbeReport;
+use crate::rollout::verdict::{Evidence, Health, HostWatch, Outcome, Verdict};
+use crate::rollout::{
+    step, Action, Event, HostResult, HostState, Lost, Op, Record, RunKind, RunState, Stage,
+    Status, StopRequest,
+};
+
+use super::ops::{self, Shared};
+use super::pool::Pool;
+use super::probe;
+
+/// Unix milliseconds now.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// A probe round's outcomes, by host.
+type Outcomes = Vec<(String, Outcome)>;
+
+/// The last verdict event sent for a host (sent again only when something changed).
+type Sent = (Verdict, u32, Option<Lost>);
+
+/// The journal failed in the middle of a run.
+#[derive(Debug)]
+pub struct Stopped {
+    pub source: JournalError,
+    /// Records after the first were written: hosts may have been touched.
+    pub touched: bool,
+}
+
+pub struct Engine<'r> {
+    pub state: RunState,
+    /// Records written so far.
+    submitted: usize,
+    journal: Journal,
+    shared: Arc<Shared>,
+    reporter: &'r Reporter,
+    cancel: CancellationToken,
+    /// Which signal (or `abort`) asked to stop, for the record.
+    stop_by: Arc<std::sync::OnceLock<String>>,
+    stop_sent: bool,
+    watches: HashMap<String, HostWatch>,
+    sent: HashMap<String, Sent>,
+    ops: JoinSet<HostResult>,
+    running: HashMap<Id, (String, Op)>,
+    baseline: Option<JoinHandle<(usize, Vec<String>, Outcomes)>>,
+    round: Option<JoinHandle<(usize, Outcomes)>>,
+    next_round: Option<Instant>,
+    round_started: Instant,
+    bake_pool: Arc<Pool>,
+    /// A bake's probe rounds are going on.
+    baking: bool,
+    wake: Option<u64>,
+}
+
+/// What woke the dispatcher.
+enum Woken {
+    Stop,
+    Op(Id, Result<HostResult, String>),
+    Baseline(Result<(usize, Vec<String>, Outcomes), String>),
+    Round(Result<(usize, Outcomes), String>),
+    RoundDue,
+    Tick,
+}
+
+impl<'r> Engine<'r> {
+    pub fn new(
+        state: RunState,
+        journal: Journal,
+        shared: Shared,
+        reporter: &'r Reporter,
+        cancel: CancellationToken,
+        stop_by: Arc<std::sync::OnceLock<String>>,
+    ) -> Engine<'r> {
+        Engine {
+            state,
+            submitted: 0,
+            journal,
+            shared: Arc::new(shared),
+            reporter,
+            cancel,
+            stop_by,
+            stop_sent: false,
+            watches: HashMap::new(),
+            sent: HashMap::new(),
+            ops: JoinSet::new(),
+            running: HashMap::new(),
+            baseline: None,
+            round: None,
+            next_round: None,
+            round_started: Instant::now(),
+            bake_pool: Arc::new(Pool::default()),
+            baking: false,
+            wake: None,
+        }
+    }
+
+    pub fn journal_path(&self) -> &std::path::Path {
+        self.journal.path()
+    }
+
+    /// Run from `first` until the run ends and nothing is in flight. On a journal error
+    /// the run stops where it is; `touched` says whether any record after `first` was
+    /// written (else nothing was done on any host).
+    pub async fn run(mut self, first: Event) -> (RunState, Result<(), Stopped>) {
+        let result = self.drive(first).await;
+        self.ops.abort_all();
+        self.bake_pool.close_all().await;
+        self.shared.deploy.close_all().await;
+        self.shared.transport.reap();
+        let touched = self.submitted > 0;
+        (
+            self.state,
+            result.map_err(|source| Stopped { source, touched }),
+        )
+    }
+
+    async fn drive(&mut self, first: Event) -> Result<(), JournalError> {
+        self.submit(first)?;
+        loop {
+            self.schedule_bake();
+            let idle = self.ops.is_empty() && self.baseline.is_none() && self.round.is_none();
+            if self.state.is_ended() && idle {
+                return Ok(());
+            }
+            if idle && self.next_round.is_none() && self.wake.is_none() && !self.state.is_ended()
+            {
+                // Nothing can happen any more: a decision is missing. Say so rather than hang.
+                self.reporter.emit(Shown::Note {
+                    message: format!(
+                        "internal error: run stuck in {:?}; `wavectl status` shows the hosts",
+                        self.state.status
+                    ),
+                });
+                return Ok(());
+            }
+            let woken = self.wait().await;
+            match woken {
+                Woken::Stop => {
+                    self.stop_sent = true;
+                    let by = self
+                        .stop_by
+                        .get()
+                        .cloned()
+                        .unwrap_or_else(|| "stop".into());
+                    self.submit(Event::Stop(StopRequest { by }))?;
+                }
+                Woken::Op(id, result) => {
+                    let Some((host, op)) = self.running.remove(&id) else {
+                        continue;
+                    };
+                    let result = result.unwrap_or_else(|e| HostResult::Failed {
+                        verdict: Verdict::bad(
+                            Health::Degraded,
+                            Evidence::new("wavectl").raw(format!("internal error: {e}")),
+                        ),
+                        touched: op != Op::Settle,
+                    });
+                    self.show_result(&host, op, &result);
+                    self.submit(Event::Result { host, op, result })?;
+                }
+                Woken::Baseline(r) => {
+                    self.baseline = None;
+                    let (wave, hosts, outcomes) = r.unwrap_or_default();
+                    self.take_baseline(&hosts, outcomes, wave);
+                    self.submit(Event::BaselineDone { wave })?;
+                }
+                Woken::Round(r) => {
+                    self.round = None;
+                    let (wave, outcomes) = r.unwrap_or_default();
+                    for e in self.judge(outcomes) {
+                        self.submit(e)?;
+                    }
+                    self.submit(Event::Round { wave })?;
+                    if let Some(d) = self.shared.plan.deployment() {
+                        self.next_round = Some(self.round_started + d.interval);
+                    }
+                }
+                Woken::RoundDue => self.start_round(),
+                Woken::Tick => {
+                    self.wake = None;
+                    self.submit(Event::Tick)?;
+                }
+            }
+        }
+    }
+
+    /// Wait for the next thing to happen.
+    async fn wait(&mut self) -> Woken {
+        let Engine {
+            cancel,
+            stop_sent,
+            ops,
+            baseline,
+            round,
+            next_round,
+            wake,
+            ..
+        } = self;
+        let stop_armed = !*stop_sent;
+        let ops_armed = !ops.is_empty();
+        let round_due = round.is_none() && next_round.is_some();
+        let due = next_round.unwrap_or_else(Instant::now);
+        let tick_at = wake.map(|w| {
+            let left = w.saturating_sub(now_ms());
+            tokio::time::Instant::now() + Duration::from_millis(left)
+        });
+        tokio::select! {
+            biased;
+            _ = cancel.cancelled(), if stop_armed => Woken::Stop,
+            Some(j) = ops.join_next_with_id(), if ops_armed => match j {
+                Ok((id, r)) => Woken::Op(id, Ok(r)),
+                Err(e) => Woken::Op(e.id(), Err(e.to_string())),
+            },
+            r = join_opt(baseline) => Woken::Baseline(r),
+            r = join_opt(round) => Woken::Round(r),
+            _ = tokio::time::sleep_until(due.into()), if round_due => Woken::RoundDue,
+            _ = sleep_opt(tick_at) => Woken::Tick,
+        }
+    }
+
+    /// Journal one event, fold it, carry out what it calls for.
+    fn submit(&mut self, event: Event) -> Result<(), JournalError> {
+        let rec = Record::new(now_ms(), event);
+        self.journal.append(std::slice::from_ref(&rec))?;
+        self.submitted += 1;
+        let before = self.state.status.clone();
+        let actions = step(&mut self.state, &rec);
+        self.show_transition(&before, &rec);
+        for a in actions {
+            self.start(a, rec.at);
+        }
+        Ok(())
+    }
+
+    fn start(&mut self, action: Action, at: u64) {
+        match action {
+            Action::Host { host, op } => {
+                let Some(h) = self.shared.plan.host(&host).cloned() else {
+                    return;
+                };
+                let shared = self.shared.clone();
+                let handle = self.ops.spawn(ops::carry_out(shared, h, op, at));
+                self.running.insert(handle.id(), (host, op));
+            }
+            Action::Baseline {
+                wave,
+                hosts,
+                controls,
+            } => {
+                let all = self.hosts(hosts.iter().chain(controls.iter()));
+                let shared = self.shared.clone();
+                self.baseline = Some(tokio::spawn(async move {
+                    let pool = Arc::new(Pool::default());
+                    let out = probe::round(shared, pool.clone(), all).await;
+                    pool.close_all().await;
+                    (wave, hosts, out)
+                }));
+            }
+            Action::WakeAt(t) => self.wake = Some(self.wake.map_or(t, |w| w.min(t))),
+        }
+    }
+
+    fn hosts<'a>(
+        &self,
+        names: impl Iterator<Item = &'a String>,
+    ) -> Vec<crate::inventory::Host> {
+        names
+            .filter_map(|n| self.shared.plan.host(n).cloned())
+            .collect()
+    }
+
+    /// Keep probe rounds going while a wave bakes, and stop them when it does not.
+    fn schedule_bake(&mut self) {
+        if self.state.probing().is_some() {
+            self.baking = true;
+            if self.round.is_none() && self.next_round.is_none() {
+                self.next_round = Some(Instant::now());
+            }
+        } else if self.baking {
+            self.baking = false;
+            self.next_round = None;
+            if let Some(r) = self.round.take() {
+                r.abort();
+            }
+            let pool = self.bake_pool.clone();
+            tokio::spawn(async move { pool.close_all().await });
+        }
+    }
+
+    fn start_round(&mut self) {
+        self.next_round = None;
+        let Some((wave, hosts, controls)) = self.state.probing() else {
+            return;
+        };
+        let names: Vec<String> = hosts
+            .iter()
+            .chain(controls.iter())
+            .map(|h| h.to_string())
+            .collect();
+        let all = self.hosts(names.iter());
+        let (shared, pool) = (self.shared.clone(), self.bake_pool.clone());
+        self.round_started = Instant::now();
+        self.round = Some(tokio::spawn(async move {
+            (wave, probe::round(shared, pool, all).await)
+        }));
+    }
+
+    fn watch(&mut self, host: &str) -> &mut HostWatch {
+        let builtins = self
+            .shared
+            .plan
+            .deployment()
+            .map(|d| d.builtins.clone())
+            .unwrap_or_default();
+        self.watches
+            .entry(host.to_string())
+            .or_insert_with(|| HostWatch::new(&builtins))
+    }
+
+    fn take_baseline(&mut self, wave_hosts: &[String], outcomes: Outcomes, wave: usize) {
+        for (host, o) in outcomes {
+            let ok = matches!(o, Outcome::Report(_));
+            if !wave_hosts.contains(&host) {
+                continue;
+            }
+            if let Outcome::Report(r) = o {
+                self.watch(&host).set_baseline(*r);
+            }
+            self.reporter.emit(Shown::HostStep {
+                wave,
+                phase: Phase::Baseline,
+                host,
+                ok,
+                detail: String::new(),
+            });
+        }
+    }
+
+    /// Turn a round's outcomes into verdict events (only where something changed).
+    fn judge(&mut self, outcomes: Outcomes) -> Vec<Event> {
+        let controls: Vec<ProbeReport> = outcomes
+            .iter()
+            .filter(|(h, _)| self.state.controls.contains(h))
+            .filter_map(|(_, o)| match o {
+                Outcome::Report(r) => Some((**r).clone()),
+                _ => None,
+            })
+            .collect();
+        let run = self.shared.plan.run.clone();
+        let mut events = Vec::new();
+        for (host, outcome) in outcomes {
+            let installed = self
+                .state
+                .host(&host)
+                .is_some_and(|h| h.state == HostState::Installed);
+            if !installed || self.state.controls.contains(&host) {
+                continue;
+            }
+            let prev_runs = self.sent.get(&host).map_or(0, |s| s.1);
+            let watch = self.watch(&host);
+            // It answered its install's login.
+            watch.answered_before = true;
+            let mut verdict = watch.observe(&outcome, &controls);
+            let (runs, lost) = match &outcome {
+                Outcome::Report(r) => (u32::try_from(r.runs.len()).unwrap_or(u32::MAX), lost(r, &run)),
+                _ => (prev_runs, None),
+            };
+            match &lost {
+                Some(Lost::Reverted { lease_until, at }) => {
+                    verdict = crate::rollout::step::lease_verdict(*lease_until, *at)
+                }
+                Some(Lost::Replaced { owner }) => {
+                    verdict = Verdict::bad(
+                        Health::Degraded,
+                        Evidence::new("install").raw(match owner {
+                            Some(o) => format!("this run's install is gone: the host holds run {o}'s"),
+                            None => "this run's install is gone from the host".to_string(),
+                        }),
+                    )
+                }
+                None => {}
+            }
+            let now = (verdict.clone(), runs, lost.clone());
+            if self.sent.get(&host) != Some(&now) {
+                self.sent.insert(host.clone(), now);
+                events.push(Event::Verdict {
+                    host,
+                    verdict,
+                    runs,
+                    lost,
+                });
+            }
+        }
+        events
+    }
+
+    fn phase_of(&self, op: Op) -> Phase {
+        match (op, self.state.kind()) {
+            (Op::Install | Op::StartRun, _) => Phase::Deploy,
+            (Op::Confirm, _) => Phase::Confirm,
+            (Op::Settle, _) => Phase::Settle,
+            (Op::Remove, Some(RunKind::Apply)) => Phase::Rollback,
+            (Op::Remove, _) => Phase::Purge,
+        }
+    }
+
+    fn show_result(&self, host: &str, op: Op, result: &HostResult) {
+        let (ok, detail) = match result {
+            HostResult::Installed { prev: Some(p), .. } => {
+                (true, format!("installed (run {p}'s version kept for rollback)"))
+            }
+            HostResult::Installed { .. } => (true, "installed".to_string()),
+            HostResult::Started => (true, "first run started".to_string()),
+            HostResult::Confirmed => (true, "confirmed".to_string()),
+            HostResult::Removed { detail } => (true, detail.clone()),
+            HostResult::Settled(f) => (true, format!("{f:?}")),
+            HostResult::Failed { verdict, .. } => (
+                false,
+                verdict
+                    .evidence
+                    .first()
+                    .map(|e| e.to_string())
+                    .unwrap_or_default(),
+            ),
+            HostResult::Refused(r) => (false, format!("refused: {}", r.reason)),
+        };
+        let wave = self.state.host(host).map_or(0, |h| h.wave);
+        self.reporter.emit(Shown::HostStep {
+            wave,
+            phase: self.phase_of(op),
+            host: host.to_string(),
+            ok,
+            detail,
+        });
+    }
+
+    /// Show where the run went: waves, phases, verdicts, the rollback.
+    fn show_transition(&self, before: &Status, rec: &Record) {
+        let after = &self.state.status;
+        match &rec.event {
+            Event::Verdict { host, verdict, .. } => {
+                let wave = self.state.host(host).map_or(0, |h| h.wave);
+                self.reporter.emit(Shown::Verdict {
+                    wave,
+                    host: host.clone(),
+                    verdict: verdict.clone(),
+                });
+            }
+            Event::Round { wave } => {
+                if let Status::Running {
+                    stage: Stage::Bake(b),
+                } = after
+                {
+                    self.reporter.emit(Shown::BakeTick {
+                        wave: *wave,
+                        elapsed: (self.state.now.saturating_sub(b.since)) / 1000,
+                        bake: (b.until - b.since) / 1000,
+                        round: b.rounds,
+                    });
+                }
+            }
+            Event::Stop(r) => self.reporter.emit(Shown::Note {
+                message: if matches!(after, Status::Removing { .. }) {
+                    format!(
+                        "{}: already rolling back; it goes on (again to exit at once)",
+                        r.by
+                    )
+                } else {
+                    format!(
+                        "{}: no new host action starts; the ones in flight finish, then {} (again to exit at once, leaving the journal)",
+                        r.by,
+                        if self.state.kind() == Some(RunKind::Apply)
+                            && matches!(after, Status::Stopping { .. })
+                        {
+                            "every host that got the script is rolled back"
+                        } else {
+                            "the command ends with the rest pending"
+                        }
+                    )
+                },
+            }),
+            _ => {}
+        }
+        if before == after {
+            return;
+        }
+        let phase_of = |s: &Status| -> Option<(usize, Phase)> {
+            match s {
+                Status::Running { stage } => Some(match stage {
+                    Stage::Baseline { wave } => (*wave, Phase::Baseline),
+                    Stage::Deploy { wave } => (*wave, Phase::Deploy),
+                    Stage::Bake(b) => (b.wave, Phase::Bake),
+                    Stage::Confirm => (0, Phase::Confirm),
+                }),
+                Status::Removing { .. } | Status::Backoff { .. } => Some((
+                    0,
+                    if self.state.kind() == Some(RunKind::Apply) {
+                        Phase::Rollback
+                    } else {
+                        Phase::Purge
+                    },
+                )),
+                _ => None,
+            }
+        };
+        let (old, new) = (phase_of(before), phase_of(after));
+        if old == new {
+            return;
+        }
+        if let Some((wave, phase)) = old {
+            self.reporter.emit(Shown::PhaseDone { wave, phase });
+        }
+        let Some((wave, phase)) = new else { return };
+        let waves = self.shared.plan.waves.len();
+        let wave_hosts = |w: usize| -> Vec<String> {
+            self.state
+                .hosts
+                .iter()
+                .filter(|h| h.wave == w)
+                .map(|h| h.host.clone())
+                .collect()
+        };
+        let entered_wave = match old {
+            Some((w, _)) => w != wave && wave > 0,
+            None => wave > 0,
+        };
+        if entered_wave {
+            self.reporter.emit(Shown::WaveStarted {
+                wave,
+                waves,
+                hosts: wave_hosts(wave),
+            });
+        }
+        if let Status::Removing { why, .. } = after {
+            if !matches!(before, Status::Backoff { .. }) {
+                let hosts: Vec<String> = self.state.may_hold().map(|h| h.host.clone()).collect();
+                self.reporter.emit(Shown::RollbackStarted {
+                    reason: crate::rollout::summary::why_sentence(&self.state, why),
+                    hosts,
+                });
+            }
+        }
+        let (hosts, seconds) = match after {
+            Status::Running {
+                stage: Stage::Bake(b),
+            } => (
+                self.state.probing().map_or(0, |p| p.1.len()),
+                Some((b.until - b.since) / 1000),
+            ),
+            Status::Running {
+                stage: Stage::Confirm,
+            } => (
+                self.state
+                    .hosts
+                    .iter()
+                    .filter(|h| h.state == HostState::Installed)
+                    .count(),
+                None,
+            ),
+            Status::Removing { .. } => (self.state.may_hold().count(), None),
+            _ => (wave_hosts(wave).len(), None),
+        };
+        self.reporter.emit(Shown::PhaseStarted {
+            wave,
+            phase,
+            hosts,
+            seconds,
+        });
+    }
+}
+
+/// What a probe report says of this run's install: gone (reverted, or replaced).
+fn lost(r: &ProbeReport, run: &str) -> Option<Lost> {
+    if let Some(rv) = r.reverted.as_ref().filter(|rv| rv.run_id == run) {
+        return Some(Lost::Reverted {
+            lease_until: rv.lease_until,
+            at: rv.at,
+        });
+    }
+    match &r.owner {
+        Some(o) if o == run => None,
+        other => Some(Lost::Replaced {
+            owner: other.clone(),
+        }),
+    }
+}
+
+/// Await a task if there is one; never resolves otherwise.
+fn join_opt<T: Send + 'static>(
+    h: &mut Option<JoinHandle<T>>,
+) -> impl Future<Output = Result<T, String>> + '_ {
+    async move {
+        match h {
+            Some(h) => h.await.map_err(|e| e.to_string()),
+            None => std::future::pending().await,
+        }
+    }
+}
+
+async fn sleep_opt(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,350 @@
+//! Carrying out one host action the state machine ordered (install, first run, confirm,
+//! remove, settle) over the transport, and turning what happened into a [`HostResult`].
+//! Talks to hosts; writes nothing.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::inventory::Host;
+use crate::remote::{self, InstallResult, RemoveScope};
+use crate::rollout::verdict::{Evidence, Health, Verdict};
+use crate::rollout::{Finding, HostResult, Op, Plan, Refusal, Target};
+use crate::transport::{Conn, Output, Transport, TransportError};
+
+use super::pool::Pool;
+
+/// How long a removal keeps killing running copies before it reports failure.
+pub const KILL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What every host action of a run shares.
+pub struct Shared {
+    pub transport: Transport,
+    pub plan: Plan,
+    /// The script an apply installs (its sha256 was checked when read).
+    pub body: Option<Vec<u8>>,
+    /// Connections of the deploy, reused by the first run.
+    pub deploy: Pool,
+}
+
+impl Shared {
+    fn login_timeout(&self) -> Duration {
+        self.plan.policy.login_timeout
+    }
+}
+
+/// Carry out `op` on `host`.
+pub async fn carry_out(shared: Arc<Shared>, host: Host, op: Op, now: u64) -> HostResult {
+    let sh = &*shared;
+    match op {
+        Op::Install => install(sh, &host, now).await,
+        Op::StartRun => start_run(sh, &host).await,
+        Op::Confirm => confirm(sh, &host).await,
+        Op::Remove => remove(sh, &host).await,
+        Op::Settle => settle(sh, &host).await,
+    }
+}
+
+/// A login: a reused deploy connection if there is one, else a fresh one.
+async fn login(sh: &Shared, host: &Host, reuse: bool) -> Result<Conn, HostResult> {
+    if reuse {
+        if let Some(c) = sh.deploy.take(&host.name) {
+            return Ok(c);
+        }
+    }
+    sh.transport
+        .connect(host, sh.login_timeout())
+        .await
+        .map_err(|e| not_reached(&e))
+}
+
+/// A failed login: a refusal of ours, or a host that did not answer (nothing changed).
+fn not_reached(e: &TransportError) -> HostResult {
+    match e {
+        TransportError::Refused { message, help, .. } => HostResult::Refused(Refusal {
+            reason: message.clone(),
+            help: help.clone(),
+        }),
+        _ => HostResult::Failed {
+            verdict: transport_verdict(e, false),
+            touched: false,
+        },
+    }
+}
+
+/// A command that failed on a host that answered the login.
+fn broken(e: &TransportError) -> HostResult {
+    HostResult::Failed {
+        verdict: transport_verdict(e, true),
+        touched: true,
+    }
+}
+
+/// What a transport failure says of a host's health.
+pub fn transport_verdict(e: &TransportError, answered_before: bool) -> Verdict {
+    let health = if e.is_deadline() && answered_before {
+        Health::Hung
+    } else if e.is_deadline() || matches!(e, TransportError::Connect { .. }) {
+        Health::Unreachable
+    } else {
+        Health::Degraded
+    };
+    let signal = if e.is_deadline() { "deadline" } else { "ssh" };
+    Verdict::bad(health, Evidence::new(signal).raw(e.to_string()))
+}
+
+fn failed_on_host(signal: &str, what: &str, out: &Output) -> HostResult {
+    HostResult::Failed {
+        verdict: Verdict::bad(
+            Health::Degraded,
+            Evidence::new(signal).raw(format!(
+                "{what} failed: exit {}: {}",
+                out.code.map_or("by a signal".to_string(), |c| c.to_string()),
+                out.last_line()
+            )),
+        ),
+        touched: true,
+    }
+}
+
+async fn install(sh: &Shared, host: &Host, now: u64) -> HostResult {
+    let (Target::Apply(d), Some(body)) = (&sh.plan.target, &sh.body) else {
+        return internal("install ordered in a run that installs nothing");
+    };
+    let conn = match login(sh, host, false).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let params = remote::InstallParams {
+        name: &sh.plan.name,
+        run_id: &sh.plan.run,
+        install_path: &d.install_path,
+        mode: d.mode,
+        script_timeout: d.script_timeout,
+        activation: d.activation,
+        schedule: &d.schedule,
+        body,
+        sha256: &d.sha256,
+        installed_at: now / 1000,
+        lease: d.lease,
+        force: d.force,
+    };
+    let result = match conn.run(&remote::install(&params)).await {
+        Ok(out) => match remote::parse_install(out.code, &out.stdout) {
+            InstallResult::Installed { backup, prev } => HostResult::Installed { backup, prev },
+            InstallResult::Refused(reason) => HostResult::Refused(Refusal {
+                reason: format!("{}: {reason}", host.name),
+                help: "nothing was changed on that host; resolve what it names (another rollout's install, an unfinished run, a packaged file: --force replaces one), then apply again".into(),
+            }),
+            InstallResult::Failed(why) => HostResult::Failed {
+                verdict: Verdict::bad(
+                    Health::Degraded,
+                    Evidence::new("install").raw(format!(
+                        "{why} (exit {}: {})",
+                        out.code.map_or("signal".into(), |c| c.to_string()),
+                        out.last_line()
+                    )),
+                ),
+                touched: true,
+            },
+        },
+        Err(e) => broken(&e),
+    };
+    if matches!(result, HostResult::Installed { .. }) && d.run_on_install {
+        sh.deploy.put(&host.name, conn);
+    } else {
+        conn.close().await;
+    }
+    result
+}
+
+async fn start_run(sh: &Shared, host: &Host) -> HostResult {
+    let conn = match login(sh, host, true).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let out = conn
+        .run(&remote::start_run(&sh.plan.name, &sh.plan.run))
+        .await;
+    conn.close().await;
+    match out {
+        Ok(o) if o.success() => HostResult::Started,
+        Ok(o) => failed_on_host("script", "starting the first run", &o),
+        Err(e) => broken(&e),
+    }
+}
+
+/// Confirm over a fresh connection: the evidence that the host still takes new logins.
+async fn confirm(sh: &Shared, host: &Host) -> HostResult {
+    let conn = match login(sh, host, false).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let result = match conn.run(&remote::confirm(&sh.plan.name, &sh.plan.run)).await {
+        Ok(o) if o.success() => HostResult::Confirmed,
+        Ok(o) => {
+            // Refused: ask what the host holds (a lease that ran out says so).
+            match ask(&conn, sh).await {
+                Ok(Finding::Reverted { lease_until, at }) => {
+                    HostResult::Settled(Finding::Reverted { lease_until, at })
+                }
+                _ => failed_on_host("confirm", "confirm", &o),
+            }
+        }
+        Err(e) => broken(&e),
+    };
+    conn.close().await;
+    result
+}
+
+async fn remove(sh: &Shared, host: &Host) -> HostResult {
+    let cmd = match &sh.plan.target {
+        Target::Apply(d) => remote::remove(
+            &sh.plan.name,
+            Some(&d.install_path),
+            RemoveScope::Run(&sh.plan.run),
+            KILL_TIMEOUT,
+        ),
+        Target::Purge => remote::remove(&sh.plan.name, None, RemoveScope::All, KILL_TIMEOUT),
+        Target::PurgePath { path, force } => remote::purge_path(path, KILL_TIMEOUT, *force),
+    };
+    let conn = match login(sh, host, false).await {
+        Ok(c) => c,
+        Err(HostResult::Refused(r)) => {
+            // A removal cannot stop for this: the host stays pending, with why.
+            return HostResult::Failed {
+                verdict: Verdict::bad(
+                    Health::Unreachable,
+                    Evidence::new("ssh").raw(format!("{} (to fix: {})", r.reason, r.help)),
+                ),
+                touched: false,
+            };
+        }
+        Err(r) => return r,
+    };
+    let out = conn.run(&cmd).await;
+    conn.close().await;
+    let out = match out {
+        Ok(o) => o,
+        Err(e) => return broken(&e),
+    };
+    let (clean, mut detail) = match &sh.plan.target {
+        Target::PurgePath { .. } => describe_purge_path(&out.stdout),
+        _ => describe_removal(&out.stdout),
+    };
+    if clean {
+        HostResult::Removed { detail }
+    } else {
+        if !out.success() {
+            detail = format!("{detail}; exit {:?}: {}", out.code, out.last_line());
+        }
+        HostResult::Failed {
+            verdict: Verdict::bad(Health::Degraded, Evidence::new("removal").raw(detail)),
+            touched: true,
+        }
+    }
+}
+
+fn describe_removal(stdout: &str) -> (bool, String) {
+    let r = remote::parse_remove(stdout);
+    let mut parts = Vec::new();
+    if let Some((run, state)) = &r.other {
+        parts.push(format!("holds run {run}'s install ({state}): left alone"));
+    }
+    if r.found.is_empty() && r.other.is_none() {
+        parts.push("nothing of wavectl's found".to_string());
+    } else if !r.found.is_empty() {
+        parts.push(format!("found {}", r.found.join(", ")));
+    }
+    if r.killed > 0 {
+        parts.push(format!("killed {} processes", r.killed));
+    }
+    if let Some(v) = &r.restored_version {
+        parts.push(format!("run {v}'s version restored"));
+    }
+    if r.restored {
+        parts.push("original restored".into());
+    }
+    if !r.removed.is_empty() {
+        parts.push(format!("removed {}", r.removed.join(", ")));
+    }
+    if !r.detail.is_empty() {
+        parts.push(r.detail.clone());
+    }
+    (r.clean, parts.join("; "))
+}
+
+fn describe_purge_path(stdout: &str) -> (bool, String) {
+    let r = remote::parse_purge_path(stdout);
+    let mut parts = vec![if r.found.is_empty() {
+        "nothing found".to_string()
+    } else {
+        format!("found {}", r.found.join(", "))
+    }];
+    if r.killed > 0 {
+        parts.push(format!("killed {} processes", r.killed));
+    }
+    if !r.changed.is_empty() {
+        parts.push(format!("disabled in {}", r.changed.join(", ")));
+    }
+    if r.removed {
+        parts.push("script removed".into());
+    }
+    if !r.saved.is_empty() {
+        parts.push(format!("copies kept: {}", r.saved.join(", ")));
+    }
+    if !r.detail.is_empty() {
+        parts.push(r.detail.clone());
+    }
+    (r.clean, parts.join("; "))
+}
+
+/// What the host holds of this run.
+async fn ask(conn: &Conn, sh: &Shared) -> Result<Finding, HostResult> {
+    let out = conn
+        .run(&remote::read_state(&sh.plan.name, &sh.plan.run))
+        .await
+        .map_err(|e| broken(&e))?;
+    let f = remote::parse_state(&out.stdout).map_err(|e| HostResult::Failed {
+        verdict: Verdict::bad(Health::Degraded, Evidence::new("settle").raw(e)),
+        touched: false,
+    })?;
+    let run = &sh.plan.run;
+    if let Some(r) = f.reverted.filter(|r| &r.run_id == run) {
+        return Ok(Finding::Reverted {
+            lease_until: r.lease_until,
+            at: r.at,
+        });
+    }
+    match &f.manifest {
+        Some(m) if &m.run_id == run && m.state != "revoked" => Ok(Finding::Ours {
+            confirmed: m.state == "confirmed",
+            runs: f.runs,
+            running: f.running,
+        }),
+        Some(m) if &m.run_id == run => Ok(Finding::Partial),
+        _ if f.txn.as_deref() == Some(run.as_str()) => Ok(Finding::Partial),
+        m => Ok(Finding::Absent {
+            other: m.as_ref().map(|m| m.run_id.clone()),
+        }),
+    }
+}
+
+async fn settle(sh: &Shared, host: &Host) -> HostResult {
+    let conn = match login(sh, host, false).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let f = ask(&conn, sh).await;
+    conn.close().await;
+    match f {
+        Ok(f) => HostResult::Settled(f),
+        Err(r) => r,
+    }
+}
+
+fn internal(why: &str) -> HostResult {
+    HostResult::Failed {
+        verdict: Verdict::bad(Health::Degraded, Evidence::new("wavectl").raw(why)),
+        touched: false,
+    }
+}
