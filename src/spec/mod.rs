@@ -19,6 +19,8 @@ pub(crate) mod source;
 mod tests;
 #[cfg(test)]
 mod tests_errors;
+#[cfg(test)]
+mod tests_limits;
 mod values;
 mod waves;
 
