@@ -231,7 +231,13 @@ fn cases(pwned: &Path) -> Vec<Case> {
         ("health.probe_timeout", "probe_timeout = \"2s\""),
     ] {
         let short = key.split('.').nth(1).unwrap();
-        for bad in ["5x", "", "10 parsecs"] {
+        for (bad, what) in [
+            ("5x", ": unknown unit `x`"),
+            ("", ""),
+            ("10 parsecs", ": unknown unit `parsecs`"),
+            // Ten months to a general duration parser, ten minutes to a hasty reader.
+            ("10M", ": unknown unit `M`"),
+        ] {
             // `timeout = ` also ends `probe_timeout = `: anchor on the line start.
             let s = edit(
                 SPEC,
@@ -241,7 +247,7 @@ fn cases(pwned: &Path) -> Vec<Case> {
             let message = if bad.is_empty() {
                 format!("`{key}` is empty")
             } else {
-                format!("bad duration `{bad}` for `{key}`")
+                format!("bad duration `{bad}` for `{key}`{what}")
             };
             v.push(spec_case(
                 &format!("{key} = {bad:?}"),
@@ -252,10 +258,110 @@ fn cases(pwned: &Path) -> Vec<Case> {
                         pos(s, &format!("\n{short} = "), &format!("\"{bad}\""))
                     )
                 },
-                "write a number with a unit",
+                // The units, in every duration hint.
+                "ms, s, m, h",
             ));
         }
     }
+
+    // Values beyond a key's range: once they passed `check` and broke the run.
+    for (from, to, message, help) in [
+        (
+            "concurrency = 10",
+            "concurrency = 99999999",
+            "`waves.concurrency` must be at most 1000, not 99999999",
+            "write a number from 1 to 1000",
+        ),
+        (
+            "bake = \"1s\"",
+            "bake = \"99999999999999999999d\"",
+            "`waves.bake` must be at most 7d, not `99999999999999999999d`",
+            "write a duration from 0s to 7d",
+        ),
+        (
+            "interval = \"2s\"",
+            "interval = \"2h\"",
+            "`health.interval` must be at most 1h, not `2h`",
+            "write a duration from 1s to 1h",
+        ),
+        (
+            "timeout = \"20s\"",
+            "timeout = \"25h\"",
+            "`script.timeout` must be at most 1d, not `25h`",
+            "write a duration from 1s to 1d",
+        ),
+        (
+            "min_runs = 1",
+            "min_runs = 1001",
+            "`waves.min_runs` must be at most 1000, not 1001",
+            "write a number from 0 to 1000",
+        ),
+        (
+            "on_failure = \"rollback\"",
+            "on_failure = \"rollback\"\nlease = \"5s\"",
+            "`policy.lease` must be at least 10s, not `5s`",
+            "write a duration from 10s to 7d",
+        ),
+        (
+            "on_failure = \"rollback\"",
+            "on_failure = \"rollback\"\napprovals = 101",
+            "`policy.approvals` must be at most 100, not 101",
+            "write a number from 0 to 100",
+        ),
+    ] {
+        let value = to.rsplit(" = ").next().unwrap();
+        let key = to.rsplit('\n').next().unwrap().split(" = ").next().unwrap();
+        let s = edit(SPEC, &format!("\n{from}"), &format!("\n{to}"));
+        v.push(spec_case(
+            &format!("{key} out of range ({value})"),
+            s,
+            |s| {
+                format!(
+                    "rollout.toml:{}: {message}",
+                    pos(s, &format!("\n{key} = "), value)
+                )
+            },
+            help,
+        ));
+    }
+
+    // A lease the controller could not renew in time.
+    let s = edit(SPEC, "interval = \"2s\"", "interval = \"10s\"");
+    let s = edit(
+        &s,
+        "on_failure = \"rollback\"",
+        "on_failure = \"rollback\"\nlease = \"20s\"",
+    );
+    v.push(spec_case(
+        "lease shorter than 3 intervals",
+        s,
+        |s| {
+            format!(
+                "rollout.toml:{}: `policy.lease` (20s) is shorter than 3 × `health.interval` \
+                 (3 × 10s = 30s)",
+                pos(s, "\nlease = ", "\"20s\"")
+            )
+        },
+        "make lease at least 30s, or shorten the interval",
+    ));
+
+    // Approvals with an allowed_signers file that is not there.
+    let s = edit(
+        SPEC,
+        "on_failure = \"rollback\"",
+        "on_failure = \"rollback\"\napprovals = 1\nallowed_signers = \"approvers\"",
+    );
+    v.push(spec_case(
+        "allowed_signers missing",
+        s,
+        |s| {
+            format!(
+                "rollout.toml:{}: allowed_signers file `approvers` not found",
+                at(s, "\"approvers\"")
+            )
+        },
+        "`allowed_signers` is relative to the spec's directory (.)",
+    ));
 
     // Bad rollout names.
     let long = "a".repeat(64);
@@ -352,18 +458,38 @@ fn cases(pwned: &Path) -> Vec<Case> {
     ));
 
     // Install paths.
-    for (bad, message) in [
+    for (bad, message, help) in [
         (
             "usr/local/sbin/raid-health",
             "install_path `usr/local/sbin/raid-health` is not absolute",
+            "write the full path of the script on the host",
         ),
         (
             "/usr/local/../sbin/raid-health",
             "install_path `/usr/local/../sbin/raid-health` contains a '..' component",
+            "write the path without '..'",
         ),
         (
             "/usr/local/sbin/..",
             "install_path `/usr/local/sbin/..` contains a '..' component",
+            "write the path without '..'",
+        ),
+        // Protected: what wavectl's host side runs, what keeps a host reachable.
+        (
+            "/usr/bin/timeout",
+            "install_path `/usr/bin/timeout` is a tool wavectl's host side runs (timeout)",
+            "replacing it could leave hosts that cannot be cleaned; choose another path, or \
+             pass --force if you really mean it",
+        ),
+        (
+            "/usr/sbin/sshd",
+            "install_path `/usr/sbin/sshd` is the SSH server wavectl reaches hosts through",
+            "or pass --force if you really mean it",
+        ),
+        (
+            "/etc/pam.d/sshd",
+            "install_path `/etc/pam.d/sshd` is inside /etc/pam.d (the PAM login configuration)",
+            "or pass --force if you really mean it",
         ),
     ] {
         let s = edit(SPEC, INSTALL, bad);
@@ -376,7 +502,7 @@ fn cases(pwned: &Path) -> Vec<Case> {
                     pos(s, "install_path = ", "\"")
                 )
             },
-            "",
+            help,
         ));
     }
 
@@ -524,6 +650,7 @@ fn cases(pwned: &Path) -> Vec<Case> {
     // Wave sizes.
     for (bad, message) in [
         ("0", "wave size 0 is less than 1"),
+        ("1000001", "wave size 1000001 is more than 1000000"),
         ("\"0%\"", "wave size `0%` is out of range"),
         ("\"101%\"", "wave size `101%` is out of range"),
         ("-1", "wave size -1 is less than 1"),
@@ -539,7 +666,7 @@ fn cases(pwned: &Path) -> Vec<Case> {
             &format!("wave size {bad}"),
             s,
             |s| format!("rollout.toml:{}: {message}", pos(s, "sizes = [1, ", bad)),
-            "a wave size is a host count of 1 or more",
+            "a wave size is a host count from 1 to 1000000",
         ));
     }
     let s = edit(SPEC, "sizes = [1, \"100%\"]", "sizes = []");
@@ -843,6 +970,31 @@ fn bad_flags_exit_2_and_touch_no_host() {
         (
             &["deploy", "rollout.toml"],
             "error: unrecognized subcommand 'deploy'",
+        ),
+        // `purge --path` refuses what the host side runs, as install_path does.
+        (
+            &[
+                "purge",
+                "--path",
+                "/usr/bin/timeout",
+                "--inventory",
+                "inventory.toml",
+            ],
+            "error: bad --path: `/usr/bin/timeout` is a tool wavectl's host side runs \
+             (timeout)\n  help: removing it could leave hosts that cannot be cleaned; choose \
+             another path, or pass --force if you really mean it\n",
+        ),
+        (
+            &[
+                "purge",
+                "--path",
+                "/etc/ssh/sshd_config",
+                "--inventory",
+                "inventory.toml",
+            ],
+            "error: bad --path: `/etc/ssh/sshd_config` is inside /etc/ssh (the SSH \
+             configuration and host keys)\n  help: removing it could lock wavectl (and you) out \
+             of the hosts; choose another path, or pass --force if you really mean it\n",
         ),
     ];
     for (args, want) in cases {

@@ -1,6 +1,7 @@
 //! `[health]`: probe timing, the built-in signals and the custom checks. Pure.
 
-use super::duration::Zero;
+use super::duration::show;
+use super::limits;
 use super::raw::RawHealth;
 use super::resolve::{at, default, duration};
 use super::source::SourceFile;
@@ -15,16 +16,14 @@ pub(crate) fn resolve_health(src: &SourceFile, raw: &RawHealth) -> Result<Health
     let interval = duration(
         src,
         raw.interval.as_ref(),
-        "health.interval",
+        &limits::INTERVAL,
         default::INTERVAL,
-        Zero::Refused,
     )?;
     let probe_timeout = duration(
         src,
         raw.probe_timeout.as_ref(),
-        "health.probe_timeout",
+        &limits::PROBE_TIMEOUT,
         default::PROBE_TIMEOUT.min(interval),
-        Zero::Refused,
     )?;
     if let Some(v) = raw
         .probe_timeout
@@ -35,8 +34,8 @@ pub(crate) fn resolve_health(src: &SourceFile, raw: &RawHealth) -> Result<Health
             v.span(),
             format!(
                 "`health.probe_timeout` ({}) is longer than `health.interval` ({})",
-                humantime::format_duration(probe_timeout),
-                humantime::format_duration(interval)
+                show(probe_timeout),
+                show(interval)
             ),
             "a probe must end before the next one starts; make probe_timeout at most the interval",
         ));

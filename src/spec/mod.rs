@@ -9,6 +9,8 @@ use crate::inventory::{self, Host, Inventory};
 
 mod duration;
 mod health;
+mod limits;
+mod protected;
 mod raw;
 mod resolve;
 mod select;
@@ -17,6 +19,8 @@ pub(crate) mod source;
 mod tests;
 #[cfg(test)]
 mod tests_errors;
+#[cfg(test)]
+mod tests_limits;
 mod values;
 mod waves;
 
@@ -36,9 +40,13 @@ pub struct Rollout {
     /// `[a-z0-9][a-z0-9-]*`, at most 63 chars.
     pub name: String,
     pub description: String,
-    /// The spec file itself (errors name it; plan hashes it).
+    /// The spec file itself (plan hashes it), absolute: canonicalized once at load, so
+    /// a journal recording it means the same file from any working directory.
     pub spec_path: PathBuf,
-    /// Resolved against the spec's directory, or the `--inventory` override.
+    /// The spec path as the user gave it: messages name the file this way.
+    pub spec_given: PathBuf,
+    /// Resolved against the spec's directory, or the `--inventory` override; absolute
+    /// like `spec_path`. (`Inventory::path` is the same file as the user gave it.)
     pub inventory_path: PathBuf,
     pub script: Script,
     pub activation: Activation,
@@ -50,7 +58,8 @@ pub struct Rollout {
 
 #[derive(Debug, Clone)]
 pub struct Script {
-    /// Resolved source path on the controller.
+    /// The source path on the controller, resolved against the spec's directory and
+    /// absolute.
     pub source: PathBuf,
     /// The script's bytes, read once at load.
     pub body: Vec<u8>,
@@ -154,6 +163,21 @@ pub struct Policy {
     pub max_unhealthy: usize,
     pub on_failure: OnFailure,
     pub approvals: u32,
+    /// A host on probation reverts itself when its lease has not been renewed for this
+    /// long: `policy.lease`, default 15m (or 3 × `health.interval` when that is longer),
+    /// always at least 3 × the interval.
+    pub lease: Duration,
+    /// `policy.allowed_signers` (an ssh-keygen allowed-signers file), resolved against
+    /// the spec's directory and absolute. Checked to exist only when `approvals > 0`.
+    pub allowed_signers: Option<PathBuf>,
+}
+
+/// How to load a spec.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LoadOptions {
+    /// `--force`: allow an `install_path` on the protected list (the tools wavectl's
+    /// host side runs, what keeps a host reachable and bootable). Every other rule holds.
+    pub force: bool,
 }
 
 /// A spec with its inventory and the hosts it selects, all validated.
@@ -165,21 +189,32 @@ pub struct Loaded {
     pub targets: Vec<Host>,
 }
 
+/// Read and validate a spec, its script and its inventory (`inventory` overrides the
+/// spec's), with the default options.
+pub fn load(spec_path: &Path, inventory: Option<&Path>) -> Result<Loaded, InputError> {
+    load_with(spec_path, inventory, &LoadOptions::default())
+}
+
 /// Read and validate a spec, its script and its inventory (`inventory` overrides the spec's).
 ///
-/// Errors name the file they come from (the spec, or the inventory) with line:col
-/// where the value comes from a file. Nothing is contacted over the network.
-pub fn load(spec_path: &Path, inventory: Option<&Path>) -> Result<Loaded, InputError> {
+/// Errors name the file they come from (the spec, or the inventory) as the user gave it,
+/// with line:col where the value comes from a file. Nothing is contacted over the network.
+pub fn load_with(
+    spec_path: &Path,
+    inventory: Option<&Path>,
+    opts: &LoadOptions,
+) -> Result<Loaded, InputError> {
     let src = source::SourceFile::read(spec_path, "rollout spec")?;
     let raw: raw::RawSpec = src.parse()?;
-    let resolved = resolve::resolve(&src, raw, inventory)?;
+    let resolved = resolve::resolve(&src, raw, inventory, opts)?;
     let rollout = resolved.rollout;
-    let inventory = inventory::load(&rollout.inventory_path).map_err(|e| {
+    let inventory_given = &resolved.inventory_given;
+    let inventory = inventory::load(inventory_given).map_err(|e| {
         // A missing inventory named by the spec is a bad value in the spec: point at it.
         match resolved.inventory_pos {
-            Some(pos) if !rollout.inventory_path.exists() => InputError::in_file(
+            Some(pos) if !inventory_given.exists() => InputError::in_file(
                 &src.path,
-                format!("inventory `{}` not found", rollout.inventory_path.display()),
+                format!("inventory `{}` not found", inventory_given.display()),
             )
             .at(pos)
             .help(format!(
@@ -228,13 +263,23 @@ pub fn check_name_arg(name: &str) -> Result<(), InputError> {
         .map_err(|b| InputError::new(format!("bad NAME: {}", b.message)).help(b.help))
 }
 
-/// Check a script path given on the command line (`purge --path PATH`).
-pub fn check_path_arg(path: &str) -> Result<(), InputError> {
-    values::check_install_path(path).map(|_| ()).map_err(|b| {
+/// Check a script path given on the command line (`purge --path PATH`): the rules of
+/// `install_path`, and (unless `force`, the operator's `--force`) not a protected path.
+pub fn check_path_arg(path: &str, force: bool) -> Result<(), InputError> {
+    values::check_install_path(path).map_err(|b| {
         InputError::new(format!(
             "bad --path: {}",
             b.message.replacen("install_path ", "", 1)
         ))
         .help(b.help)
-    })
+    })?;
+    match protected::check(path).filter(|_| !force) {
+        Some(p) => Err(InputError::new(format!(
+            "bad --path: {} is {}",
+            inventory::shown(path),
+            p.what
+        ))
+        .help(p.help("removing"))),
+        None => Ok(()),
+    }
 }

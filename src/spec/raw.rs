@@ -90,6 +90,8 @@ pub(crate) struct RawPolicy {
     pub max_unhealthy: Option<S<i64>>,
     pub on_failure: Option<OnFailure>,
     pub approvals: Option<S<i64>>,
+    pub allowed_signers: Option<S<String>>,
+    pub lease: Option<S<String>>,
 }
 
 /// A value that may be written as an integer or a string (`waves.sizes`, `mode`).

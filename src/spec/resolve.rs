@@ -2,18 +2,19 @@
 //! checked at its position. Reads the script file; nothing else.
 
 use std::ops::Range;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
-use super::duration::{self, Zero};
+use super::duration::{self, show};
+use super::limits::{self, DurationKey, IntKey};
 use super::raw::{RawActivation, RawPolicy, RawScript, RawSpec, S};
 use super::source::{lower_io, SourceFile};
 use super::values::{check_cron, check_install_path, check_on_calendar, parse_mode, ROLLOUT_NAME};
-use super::{Activation, ActivationKind, OnFailure, Policy, Rollout, Script};
+use super::{Activation, ActivationKind, Health, LoadOptions, OnFailure, Policy, Rollout, Script};
 use crate::diag::{InputError, Pos};
-use crate::inventory::Bad;
+use crate::inventory::{shown, Bad};
 
 /// Defaults, in one place.
 pub(crate) mod default {
@@ -32,6 +33,8 @@ pub(crate) mod default {
     pub const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
     pub const MAX_UNHEALTHY: i64 = 0;
     pub const APPROVALS: i64 = 0;
+    /// Raised to `LEASE_INTERVALS` × the interval when that is longer.
+    pub const LEASE: Duration = Duration::from_secs(15 * 60);
 }
 
 /// A resolved rollout, with the positions that checks against the targets still need.
@@ -43,6 +46,26 @@ pub(crate) struct Resolved {
     pub spread_by_pos: Option<Pos>,
     /// `inventory`, when the spec names the inventory (no --inventory), for a missing file.
     pub inventory_pos: Option<Pos>,
+    /// The inventory path as the user gave it (or the spec's directory joined with it),
+    /// to read it and name it in messages; the rollout holds it absolute.
+    pub inventory_given: PathBuf,
+}
+
+/// `path` made absolute once, so it means the same file from any working directory:
+/// canonical when it exists, else joined to the working directory.
+pub(crate) fn absolute(path: &Path) -> PathBuf {
+    std::fs::canonicalize(path)
+        .or_else(|_| std::path::absolute(path))
+        .unwrap_or_else(|_| path.to_path_buf())
+}
+
+/// A directory as messages show it: "." for the working directory.
+pub(crate) fn shown_dir(dir: &Path) -> &Path {
+    if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    }
 }
 
 /// An error at `span` from a rule's complaint.
@@ -50,31 +73,30 @@ pub(crate) fn at(src: &SourceFile, span: Range<usize>) -> impl Fn(Bad) -> InputE
     move |b| src.err(span.clone(), b.message, b.help)
 }
 
-/// A duration key, or its default.
+/// A duration key in its range, or its default.
 pub(crate) fn duration(
     src: &SourceFile,
     v: Option<&S<String>>,
-    key: &str,
+    rule: &DurationKey,
     default: Duration,
-    zero: Zero,
 ) -> Result<Duration, InputError> {
     match v {
         None => Ok(default),
-        Some(v) => duration::parse(key, v.get_ref(), zero).map_err(at(src, v.span())),
+        Some(v) => duration::parse(rule, v.get_ref()).map_err(at(src, v.span())),
     }
 }
 
-/// An integer key in `min..=max`, or its default.
+/// An integer key in its range, or its default.
 pub(crate) fn int(
     src: &SourceFile,
     v: Option<&S<i64>>,
-    key: &str,
-    (min, max): (i64, i64),
+    rule: &IntKey,
     default: i64,
-    help: &str,
 ) -> Result<i64, InputError> {
     let Some(v) = v else { return Ok(default) };
     let n = *v.get_ref();
+    let IntKey { key, min, max, .. } = *rule;
+    let help = int_help(rule);
     if n < min {
         return Err(src.err(
             v.span(),
@@ -92,11 +114,20 @@ pub(crate) fn int(
     Ok(n)
 }
 
+/// The hint for an integer outside its key's range.
+pub(crate) fn int_help(rule: &IntKey) -> String {
+    format!(
+        "{}; write a number from {} to {}",
+        rule.what, rule.min, rule.max
+    )
+}
+
 /// Check the spec on its own (no inventory yet): names, paths, script, schedule, numbers.
 pub(crate) fn resolve(
     src: &SourceFile,
     raw: RawSpec,
     inventory_override: Option<&Path>,
+    opts: &LoadOptions,
 ) -> Result<Resolved, InputError> {
     let dir = src.path.parent().unwrap_or(Path::new(""));
     let name = raw.name.as_ref().ok_or_else(|| {
@@ -132,7 +163,7 @@ pub(crate) fn resolve(
             "add a [script] table with `source` and `install_path`",
         )
     })?;
-    let script = resolve_script(src, dir, script)?;
+    let script = resolve_script(src, dir, script, opts)?;
 
     let activation = raw.activation.as_ref().ok_or_else(|| {
         src.err_file(
@@ -160,14 +191,15 @@ pub(crate) fn resolve(
         });
     }
     let health = super::health::resolve_health(src, &raw.health)?;
-    let policy = resolve_policy(src, &raw.policy)?;
+    let policy = resolve_policy(src, dir, &raw.policy, &health)?;
 
     Ok(Resolved {
         rollout: Rollout {
             name: name.get_ref().clone(),
             description: raw.description.unwrap_or_default(),
-            spec_path: src.path.clone(),
-            inventory_path,
+            spec_path: absolute(&src.path),
+            spec_given: src.path.clone(),
+            inventory_path: absolute(&inventory_path),
             script,
             activation,
             targets,
@@ -181,10 +213,16 @@ pub(crate) fn resolve(
             (None, Some(v)) => Some(src.pos(v.span())),
             _ => None,
         },
+        inventory_given: inventory_path,
     })
 }
 
-fn resolve_script(src: &SourceFile, dir: &Path, raw: &S<RawScript>) -> Result<Script, InputError> {
+fn resolve_script(
+    src: &SourceFile,
+    dir: &Path,
+    raw: &S<RawScript>,
+    opts: &LoadOptions,
+) -> Result<Script, InputError> {
     let missing = |key: &str, example: &str| {
         src.err(
             raw.span(),
@@ -204,6 +242,17 @@ fn resolve_script(src: &SourceFile, dir: &Path, raw: &S<RawScript>) -> Result<Sc
         )
     })?;
     check_install_path(install_path.get_ref()).map_err(at(src, install_path.span()))?;
+    if let Some(p) = super::protected::check(install_path.get_ref()).filter(|_| !opts.force) {
+        return Err(src.err(
+            install_path.span(),
+            format!(
+                "install_path {} is {}",
+                shown(install_path.get_ref()),
+                p.what
+            ),
+            p.help("replacing"),
+        ));
+    }
     let mode = match &s.mode {
         Some(m) => parse_mode(m.get_ref()).map_err(at(src, m.span()))?,
         None => default::SCRIPT_MODE,
@@ -211,9 +260,8 @@ fn resolve_script(src: &SourceFile, dir: &Path, raw: &S<RawScript>) -> Result<Sc
     let timeout = duration(
         src,
         s.timeout.as_ref(),
-        "script.timeout",
+        &limits::SCRIPT_TIMEOUT,
         default::SCRIPT_TIMEOUT,
-        Zero::Refused,
     )?;
 
     let path = dir.join(source.get_ref());
@@ -223,13 +271,13 @@ fn resolve_script(src: &SourceFile, dir: &Path, raw: &S<RawScript>) -> Result<Sc
             message,
             format!(
                 "`source` is relative to the spec's directory ({}); fix the path or create the file",
-                if dir.as_os_str().is_empty() { Path::new(".") } else { dir }.display()
+                shown_dir(dir).display()
             ),
         )
     })?;
     let sha256 = hex::encode(Sha256::digest(&body));
     Ok(Script {
-        source: path,
+        source: absolute(&path),
         body,
         sha256,
         install_path: install_path.get_ref().clone(),
@@ -308,26 +356,110 @@ fn kind_name(kind: ActivationKind) -> &'static str {
     }
 }
 
-fn resolve_policy(src: &SourceFile, raw: &RawPolicy) -> Result<Policy, InputError> {
+fn resolve_policy(
+    src: &SourceFile,
+    dir: &Path,
+    raw: &RawPolicy,
+    health: &Health,
+) -> Result<Policy, InputError> {
     let max_unhealthy = int(
         src,
         raw.max_unhealthy.as_ref(),
-        "policy.max_unhealthy",
-        (0, i64::MAX),
+        &limits::MAX_UNHEALTHY,
         default::MAX_UNHEALTHY,
-        "the number of bad hosts tolerated over the whole run; 0 rolls back on the first",
     )?;
     let approvals = int(
         src,
         raw.approvals.as_ref(),
-        "policy.approvals",
-        (0, i64::from(u32::MAX)),
+        &limits::APPROVALS,
         default::APPROVALS,
-        "the number of distinct signatures needed before apply; 0 needs none",
     )?;
+    // The controller renews the lease with every probe: it must outlast a few of them.
+    let min_lease = health.interval * limits::LEASE_INTERVALS;
+    let lease = duration(
+        src,
+        raw.lease.as_ref(),
+        &limits::LEASE,
+        default::LEASE.max(min_lease),
+    )?;
+    if let Some(v) = raw.lease.as_ref().filter(|_| lease < min_lease) {
+        return Err(src.err(
+            v.span(),
+            format!(
+                "`policy.lease` ({}) is shorter than {n} × `health.interval` ({n} × {} = {})",
+                show(lease),
+                show(health.interval),
+                show(min_lease),
+                n = limits::LEASE_INTERVALS,
+            ),
+            format!(
+                "the controller renews the lease with every probe, so a lease of fewer than \
+                 {n} intervals can run out on a healthy host that missed a probe or two, and \
+                 the host then reverts itself; make lease at least {}, or shorten the interval",
+                show(min_lease),
+                n = limits::LEASE_INTERVALS,
+            ),
+        ));
+    }
+    let allowed_signers = match &raw.allowed_signers {
+        None => None,
+        Some(v) => Some(allowed_signers(src, dir, v, approvals > 0)?),
+    };
     Ok(Policy {
         max_unhealthy: usize::try_from(max_unhealthy).unwrap_or(usize::MAX),
         on_failure: raw.on_failure.unwrap_or(OnFailure::Rollback),
         approvals: u32::try_from(approvals).unwrap_or(u32::MAX),
+        lease,
+        allowed_signers,
     })
+}
+
+/// `policy.allowed_signers`: a path relative to the spec's directory, made absolute;
+/// it must name a file when approvals are needed (`must_exist`).
+fn allowed_signers(
+    src: &SourceFile,
+    dir: &Path,
+    v: &S<String>,
+    must_exist: bool,
+) -> Result<PathBuf, InputError> {
+    if v.get_ref().is_empty() {
+        return Err(src.err(
+            v.span(),
+            "`policy.allowed_signers` is empty",
+            "name the ssh-keygen allowed-signers file, relative to the spec's directory, or \
+             remove the key",
+        ));
+    }
+    let path = dir.join(v.get_ref());
+    if must_exist {
+        let problem = match std::fs::metadata(&path) {
+            Ok(m) if m.is_dir() => Some(format!(
+                "allowed_signers `{}` is a directory, not a file",
+                path.display()
+            )),
+            Ok(_) => None,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some(format!(
+                "allowed_signers file `{}` not found",
+                path.display()
+            )),
+            Err(e) => Some(format!(
+                "cannot read allowed_signers `{}`: {}",
+                path.display(),
+                lower_io(&e)
+            )),
+        };
+        if let Some(message) = problem {
+            return Err(src.err(
+                v.span(),
+                message,
+                format!(
+                    "`policy.approvals` needs the signers' keys: `allowed_signers` is relative to \
+                     the spec's directory ({}); fix the path or create the file (one \
+                     \"NAME ssh-ed25519 KEY\" line per approver, see ssh-keygen(1))",
+                    shown_dir(dir).display()
+                ),
+            ));
+        }
+    }
+    Ok(absolute(&path))
 }

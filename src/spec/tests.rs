@@ -46,15 +46,18 @@ impl Fixture {
         std::fs::write(dir.path().join("check.sh"), "#!/bin/sh\necho ok\n").unwrap();
         Fixture { dir }
     }
-    fn spec(&self) -> std::path::PathBuf {
+    pub(super) fn spec(&self) -> std::path::PathBuf {
         self.dir.path().join("r.toml")
     }
-    fn load(&self) -> Result<Loaded, InputError> {
+    pub(super) fn load(&self) -> Result<Loaded, InputError> {
         load(&self.spec(), None)
     }
     /// The error's display, with the temp dir shown as `T`.
     pub(super) fn err(&self) -> String {
-        match self.load() {
+        self.err_of(self.load())
+    }
+    pub(super) fn err_of(&self, r: Result<Loaded, InputError>) -> String {
+        match r {
             Ok(_) => panic!("expected an error"),
             Err(e) => e
                 .to_string()
@@ -63,8 +66,10 @@ impl Fixture {
     }
 }
 
-fn ok(spec: &str) -> Loaded {
-    Fixture::new(spec, INV).load().unwrap()
+pub(super) fn ok(spec: &str) -> Loaded {
+    Fixture::new(spec, INV)
+        .load()
+        .unwrap_or_else(|e| panic!("{e}\n{spec}"))
 }
 
 /// The error for `BASE` followed by `extra`.
@@ -121,6 +126,8 @@ fn minimal_spec_gets_the_defaults() {
     assert_eq!(r.policy.max_unhealthy, 0);
     assert_eq!(r.policy.on_failure, OnFailure::Rollback);
     assert_eq!(r.policy.approvals, 0);
+    assert_eq!(r.policy.lease, Duration::from_secs(15 * 60));
+    assert_eq!(r.policy.allowed_signers, None);
     let names: Vec<&str> = l.targets.iter().map(|h| h.name.as_str()).collect();
     assert_eq!(names, ["db-1", "db-2", "web-1"]);
     assert_eq!(l.inventory.hosts.len(), 3);
@@ -149,7 +156,9 @@ command = "pg_isready -q"
 [policy]
 max_unhealthy = 2
 on_failure = "pause"
-approvals = 2
+approvals = 0
+allowed_signers = "keys/approvers"
+lease = "1h 30m"
 "#
     ));
     let r = &l.rollout;
@@ -191,8 +200,13 @@ approvals = 2
             r.policy.on_failure,
             r.policy.approvals
         ),
-        (2, OnFailure::Pause, 2)
+        (2, OnFailure::Pause, 0)
     );
+    assert_eq!(r.policy.lease, Duration::from_secs(5400));
+    // Not checked without approvals; resolved against the spec's directory, absolute.
+    let signers = r.policy.allowed_signers.as_ref().unwrap();
+    assert!(signers.is_absolute(), "{}", signers.display());
+    assert!(signers.ends_with("keys/approvers"), "{}", signers.display());
     let names: Vec<&str> = l.targets.iter().map(|h| h.name.as_str()).collect();
     assert_eq!(names, ["db-2"]);
 }
@@ -222,7 +236,10 @@ fn inventory_override_replaces_the_specs() {
     let other = f.dir.path().join("other.toml");
     std::fs::write(&other, "[[host]]\nname = \"solo\"\n").unwrap();
     let l = load(&f.spec(), Some(&other)).unwrap();
-    assert_eq!(l.rollout.inventory_path, other);
+    assert_eq!(
+        l.rollout.inventory_path,
+        std::fs::canonicalize(&other).unwrap()
+    );
     assert_eq!(l.targets.len(), 1);
     assert_eq!(l.targets[0].name, "solo");
     assert_eq!(l.targets[0].address, "solo");

@@ -8,9 +8,10 @@ fn script_err(line: &str) -> String {
     err_replacing("[activation]\n", &format!("{line}\n[activation]\n"))
 }
 
-const DURATION_HELP: &str =
-    "help: write a number with a unit, like \"500ms\", \"90s\", \"10m\" or \"1h\"";
-const POSITIVE_HELP: &str = "help: use a positive duration, like \"90s\" or \"10m\"";
+const DURATION_HELP: &str = "help: write whole numbers with the units ms, s, m, h or d, like \
+                             \"500ms\", \"90s\", \"10m\" or \"1h 30m\"";
+const UNITS_HELP: &str =
+    "help: the units are ms, s, m, h and d (lowercase), like \"90s\", \"10m\" or \"1h 30m\"";
 
 #[test]
 fn script_source_missing() {
@@ -73,7 +74,19 @@ fn mode_errors() {
 fn duration_errors() {
     assert_eq!(
         script_err("timeout = \"5x\""),
-        format!("T/r.toml:6:11: bad duration `5x` for `script.timeout`\n  {DURATION_HELP}")
+        format!(
+            "T/r.toml:6:11: bad duration `5x` for `script.timeout`: unknown unit `x`\n  {UNITS_HELP}"
+        )
+    );
+    assert_eq!(
+        script_err("timeout = \"10M\""),
+        "T/r.toml:6:11: bad duration `10M` for `script.timeout`: unknown unit `M`\n  help: the \
+         units are ms, s, m, h and d; `M` could mean months or minutes, so it is refused: write \
+         minutes as \"10m\""
+    );
+    assert_eq!(
+        script_err("timeout = \"10\""),
+        format!("T/r.toml:6:11: bad duration `10` for `script.timeout`: `10` has no unit\n  {DURATION_HELP}")
     );
     assert_eq!(
         script_err("timeout = \"\""),
@@ -81,21 +94,37 @@ fn duration_errors() {
     );
     assert_eq!(
         script_err("timeout = \"0s\""),
-        format!("T/r.toml:6:11: `script.timeout` must be greater than zero\n  {POSITIVE_HELP}")
+        "T/r.toml:6:11: `script.timeout` must be at least 1s, not `0s`\n  help: every run of the \
+         script on a host is killed after this; write a duration from 1s to 1d"
     );
     assert_eq!(
         err("[health]\ninterval = \"0s\"\n"),
-        format!("T/r.toml:10:12: `health.interval` must be greater than zero\n  {POSITIVE_HELP}")
+        "T/r.toml:10:12: `health.interval` must be at least 1s, not `0s`\n  help: the time \
+         between two probes of a host; write a duration from 1s to 1h"
     );
     assert_eq!(
         err("[health]\nprobe_timeout = \"0ms\"\n"),
-        format!(
-            "T/r.toml:10:17: `health.probe_timeout` must be greater than zero\n  {POSITIVE_HELP}"
-        )
+        "T/r.toml:10:17: `health.probe_timeout` must be at least 1s, not `0ms`\n  help: the \
+         deadline of one probe of a host (login and command); write a duration from 1s to 10m"
     );
     assert_eq!(
         err("[waves]\nbake = \"ten minutes\"\n"),
-        format!("T/r.toml:10:8: bad duration `ten minutes` for `waves.bake`\n  {DURATION_HELP}")
+        format!(
+            "T/r.toml:10:8: bad duration `ten minutes` for `waves.bake`: `ten` is not a number\n  \
+             {DURATION_HELP}"
+        )
+    );
+    assert_eq!(
+        err("[waves]\nbake = \"1.5h\"\n"),
+        "T/r.toml:10:8: bad duration `1.5h` for `waves.bake`: `1.5` is not a whole number\n  \
+         help: write whole numbers of a smaller unit, like \"90s\" or \"1h 30m\""
+    );
+    assert_eq!(
+        err("[policy]\nlease = \"-5m\"\n"),
+        format!(
+            "T/r.toml:10:9: bad duration `-5m` for `policy.lease`: a duration cannot be \
+             negative\n  {DURATION_HELP}"
+        )
     );
     assert_eq!(
         err("[health]\ninterval = \"15s\"\nprobe_timeout = \"20s\"\n"),
@@ -198,8 +227,8 @@ fn target_errors() {
 
 #[test]
 fn wave_errors() {
-    let size_help = "help: a wave size is a host count of 1 or more (like 5), or a percentage of \
-                     the targets from \"1%\" to \"100%\"";
+    let size_help = "help: a wave size is a host count from 1 to 1000000 (like 5), or a \
+                     percentage of the targets from \"1%\" to \"100%\"";
     assert_eq!(
         err("[waves]\nsizes = [1, 0]\n"),
         format!("T/r.toml:10:13: wave size 0 is less than 1\n  {size_help}")
@@ -244,12 +273,13 @@ fn wave_errors() {
     assert_eq!(
         err("[waves]\nspread_by = \"cluster\"\nmax_per_group = 0\n"),
         "T/r.toml:11:17: `waves.max_per_group` must be at least 1, not 0\n  help: the most hosts \
-         of one spread_by group in one wave; 1 keeps a primary and its standby in different waves"
+         of one spread_by group in one wave; 1 keeps a primary and its standby in different \
+         waves; write a number from 1 to 100000"
     );
     assert_eq!(
         err("[waves]\nconcurrency = 0\n"),
         "T/r.toml:10:15: `waves.concurrency` must be at least 1, not 0\n  \
-         help: the number of hosts worked on at once; 1 or more"
+         help: the number of hosts worked on at once; write a number from 1 to 1000"
     );
     let inv = INV.replace(
         "labels = { role = \"web\", cluster = \"w\" }",
@@ -294,12 +324,14 @@ fn policy_errors() {
     assert_eq!(
         err("[policy]\nmax_unhealthy = -1\n"),
         "T/r.toml:10:17: `policy.max_unhealthy` must be at least 0, not -1\n  help: the number of \
-         bad hosts tolerated over the whole run; 0 rolls back on the first"
+         bad hosts tolerated over the whole run; 0 rolls back on the first; write a number from \
+         0 to 1000000"
     );
     assert_eq!(
         err("[policy]\napprovals = -2\n"),
         "T/r.toml:10:13: `policy.approvals` must be at least 0, not -2\n  \
-         help: the number of distinct signatures needed before apply; 0 needs none"
+         help: the number of distinct signatures needed before apply; 0 needs none; write a \
+         number from 0 to 100"
     );
 }
 

@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 
-use super::duration::Zero;
+use super::limits::{self, WAVE_SIZE_MAX};
 use super::raw::{IntOrStr, RawTargets, RawWaves, S};
 use super::resolve::{at, default, duration, int};
 use super::source::SourceFile;
@@ -106,11 +106,8 @@ pub(crate) fn resolve_waves(
             let n = int(
                 src,
                 m.as_ref(),
-                "waves.max_per_group",
-                (1, i64::MAX),
+                &limits::MAX_PER_GROUP,
                 default::MAX_PER_GROUP_SPREAD,
-                "the most hosts of one spread_by group in one wave; 1 keeps a primary and \
-                 its standby in different waves",
             )?;
             usize::try_from(n).unwrap_or(usize::MAX)
         }
@@ -118,26 +115,15 @@ pub(crate) fn resolve_waves(
     let concurrency = int(
         src,
         raw.concurrency.as_ref(),
-        "waves.concurrency",
-        (1, i64::MAX),
+        &limits::CONCURRENCY,
         default::CONCURRENCY,
-        "the number of hosts worked on at once; 1 or more",
     )?;
-    let bake = duration(
-        src,
-        raw.bake.as_ref(),
-        "waves.bake",
-        default::BAKE,
-        Zero::Allowed,
-    )?;
+    let bake = duration(src, raw.bake.as_ref(), &limits::BAKE, default::BAKE)?;
     let min_runs = int(
         src,
         raw.min_runs.as_ref(),
-        "waves.min_runs",
-        (0, i64::from(u32::MAX)),
+        &limits::MIN_RUNS,
         default::MIN_RUNS,
-        "how many times every host of a wave must have run the script before the wave \
-         is judged; 0 does not wait for runs",
     )?;
     let spec = WaveSpec {
         sizes,
@@ -151,15 +137,20 @@ pub(crate) fn resolve_waves(
     Ok((spec, raw.spread_by.as_ref().map(|s| src.pos(s.span()))))
 }
 
-/// One entry of `waves.sizes`: an integer ≥ 1, or "N%" with 1 ≤ N ≤ 100.
+/// One entry of `waves.sizes`: an integer in 1..=WAVE_SIZE_MAX, or "N%" with 1 ≤ N ≤ 100.
 fn wave_size(v: &IntOrStr) -> Result<WaveSize, Bad> {
-    let help = "a wave size is a host count of 1 or more (like 5), or a percentage of the \
-                targets from \"1%\" to \"100%\"";
+    let help = format!(
+        "a wave size is a host count from 1 to {WAVE_SIZE_MAX} (like 5), or a percentage of \
+         the targets from \"1%\" to \"100%\""
+    );
+    let help = help.as_str();
     match v {
-        IntOrStr::Int(n) => match usize::try_from(*n) {
-            Ok(n) if n >= 1 => Ok(WaveSize::Count(n)),
-            _ => Err(Bad::new(format!("wave size {n} is less than 1"), help)),
-        },
+        IntOrStr::Int(n) if *n < 1 => Err(Bad::new(format!("wave size {n} is less than 1"), help)),
+        IntOrStr::Int(n) if *n > WAVE_SIZE_MAX => Err(Bad::new(
+            format!("wave size {n} is more than {WAVE_SIZE_MAX}"),
+            help,
+        )),
+        IntOrStr::Int(n) => Ok(WaveSize::Count(usize::try_from(*n).unwrap_or(usize::MAX))),
         IntOrStr::Str(s) => {
             let digits = s
                 .strip_suffix('%')
