@@ -129,10 +129,11 @@ pub struct PurgeArgs {
 }
 
 fn parse_login_timeout(s: &str) -> Result<std::time::Duration, String> {
-    match humantime::parse_duration(s) {
-        Ok(d) if d < std::time::Duration::from_secs(1) => Err("must be at least 1s".into()),
-        Ok(d) if d > std::time::Duration::from_secs(600) => Err("must be at most 10m".into()),
-        Ok(d) => Ok(d),
-        Err(e) => Err(format!("{e} (write a duration like \"10s\")")),
-    }
+    crate::spec::parse_duration_flag(
+        "--login-timeout",
+        s,
+        std::time::Duration::from_secs(1),
+        std::time::Duration::from_secs(600),
+        "the deadline of each host's login",
+    )
 }

@@ -1,22 +1,46 @@
-//! The controller killed with SIGKILL at many points of a run (install, bake, confirm,
-//! rollback), then `resume` or `rollback`: every host ends either fully installed and
-//! recorded, or fully clean, and `status RUN` agrees with what the hosts hold.
+//! The controller killed with SIGKILL at many points of every command that changes hosts
+//! (`apply`, `purge`, `purge --path`, `rollback RUN`, `reconcile`), then `reconcile`
+//! with no arguments: every host ends either fully installed, as the journal says, or
+//! clean; and at no moment did any journal call a host clean (or untouched) while it
+//! held a wavectl file or ran a copy of the script.
 
 mod common;
 
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use wavectl::lab::LabHost;
+
 use common::*;
 
+const NAME: &str = "crashy";
 const INSTALL: &str = "/usr/local/sbin/crashy";
+const VENDOR: &str = "/usr/local/sbin/vendor-crashy";
 const ORIGINAL: &str = "#!/bin/sh\n# what stood here before\n";
+/// Kill points of a command: (journal lines the command has written, then a delay in ms).
+fn points(cmd: &str) -> Vec<(usize, u64)> {
+    if cmd == "apply" {
+        // An apply of 3 hosts in 2 waves writes about 20 records.
+        let mut p: Vec<(usize, u64)> = [1, 2, 3, 4, 5, 7, 9, 11, 13, 15, 17, 19]
+            .iter()
+            .map(|&l| (l, 0))
+            .collect();
+        p.extend([(1, 30), (2, 30)]);
+        p
+    } else {
+        // The others write a few: the beginning, then one per host.
+        let mut p: Vec<(usize, u64)> = (1..=4)
+            .flat_map(|l| [(l, 0), (l, 10), (l, 40)])
+            .collect();
+        p.push((5, 0));
+        p
+    }
+}
 
 fn spec(fail_on: &str) -> String {
     format!(
-        r#"name = "crashy"
+        r#"name = "{NAME}"
 inventory = "inventory.toml"
 [script]
 source = "script.sh"
@@ -28,224 +52,327 @@ schedule = "*/5 * * * *"
 run_on_install = true
 [waves]
 sizes = [1, "100%"]
-bake = "2s"
+bake = "1s"
 min_runs = 1
 [health]
-interval = "2s"
-probe_timeout = "2s"
+interval = "1s"
+probe_timeout = "1s"
 builtin = ["reachable", "script"]
+# fails on {fail_on}
 "#
-    ) + &format!("# fails on {fail_on}\n")
+    )
 }
 
 fn script(fail_on: &str) -> String {
     format!("#!/bin/sh\n[ \"$(hostname)\" = \"{fail_on}\" ] && exit 3\necho ok\n")
 }
 
-/// One work dir (see [`Workdir`]) and the script it rolls out.
-struct Case {
-    w: Workdir,
-    body: String,
+/// What a host holds of the rollout (or of the hand-installed VENDOR script).
+#[derive(Debug)]
+struct Held {
+    files: bool,
+    full: bool,
+    running: bool,
+    clean: bool,
 }
 
-impl Case {
-    fn new(fail_on: &str) -> Case {
-        let w = Workdir::new(fleet(4), &script(fail_on), &spec(fail_on));
-        // h02 had a file at install_path before.
-        let out = w
-            .fleet
-            .host("h02")
-            .exec(&format!(
-                "mkdir -p /usr/local/sbin && printf '%s' '{ORIGINAL}' > {INSTALL}"
-            ))
-            .unwrap();
-        assert!(out.status.success());
-        Case {
-            w,
-            body: script(fail_on),
+fn running(h: &LabHost, path: &str) -> bool {
+    let out = h.exec("ps -eo args=").unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .any(|l| l.split_whitespace().take(3).any(|w| w == path))
+}
+
+fn held(h: &LabHost, body: &str) -> Held {
+    let state_dir = h.path(&format!("/var/lib/wavectl/{NAME}")).exists();
+    let cron = h.path(&format!("/etc/cron.d/wavectl-{NAME}")).exists();
+    let file = std::fs::read_to_string(h.path(INSTALL)).ok();
+    let temp = h.path(&format!("{INSTALL}.wavectl-new")).exists();
+    let manifest =
+        std::fs::read_to_string(h.path(&format!("/var/lib/wavectl/{NAME}/manifest.json")))
+            .unwrap_or_default();
+    let original = (h.name() == "h02").then_some(ORIGINAL);
+    let run = running(h, INSTALL);
+    let files = state_dir || cron || temp || (file.is_some() && file.as_deref() != original);
+    let full = state_dir
+        && cron
+        && file.as_deref() == Some(body)
+        && manifest.contains("\"state\":\"confirmed\"");
+    Held {
+        files,
+        full,
+        running: run,
+        clean: !files && !run && file.as_deref() == original,
+    }
+}
+
+fn held_vendor(h: &LabHost) -> Held {
+    let file = h.path(VENDOR).exists();
+    let cron = std::fs::read_to_string(h.path("/etc/cron.d/vendor-crashy"))
+        .unwrap_or_default()
+        .lines()
+        .any(|l| l.contains(VENDOR) && !l.starts_with('#'));
+    let run = running(h, VENDOR);
+    Held {
+        files: file || cron,
+        full: false,
+        running: run,
+        clean: !file && !cron && !run,
+    }
+}
+
+/// Each run's host states, the latest run last (by start time).
+fn journals(w: &Workdir) -> Vec<(String, serde_json::Value)> {
+    let list = w.wavectl(&["status", "--json"]);
+    assert_eq!(list.code, Some(0), "{}", list.stderr);
+    let mut runs: Vec<(u64, String)> = list
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .map(|v| {
+            (
+                v["started_ms"].as_u64().unwrap(),
+                v["run"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    runs.sort();
+    runs.into_iter()
+        .map(|(_, id)| {
+            let one = w.wavectl(&["status", &id, "--json"]);
+            assert_eq!(one.code, Some(0), "{}", one.stderr);
+            (id, serde_json::from_str(one.stdout.trim()).unwrap())
+        })
+        .collect()
+}
+
+fn host_state(status: &serde_json::Value, host: &str) -> Option<String> {
+    status["hosts"]
+        .as_array()?
+        .iter()
+        .find(|x| x["host"] == host)
+        .map(|x| x["state"].as_str().unwrap().to_string())
+}
+
+/// No journal calls a host clean, untouched or reverted while it holds the script or runs it.
+fn assert_no_false_clean(w: &Workdir, vendor: bool, body: &str, label: &str) {
+    let runs = journals(w);
+    for h in w.fleet.hosts() {
+        let now = if vendor { held_vendor(h) } else { held(h, body) };
+        if !(now.files || now.running) {
+            continue;
         }
-    }
-
-    fn journal(&self) -> Option<PathBuf> {
-        let runs = std::fs::read_dir(self.w.state().join("runs")).ok()?;
-        runs.flatten()
-            .map(|e| e.path().join("journal.jsonl"))
-            .find(|p| p.exists())
-    }
-
-    fn lines(&self) -> usize {
-        self.journal()
-            .and_then(|j| std::fs::read_to_string(j).ok())
-            .map_or(0, |t| t.lines().count())
-    }
-
-    /// Start apply; SIGKILL it once the journal holds `kill_at` lines (None: let it finish).
-    /// Returns the run id and whether it was killed.
-    fn apply_and_kill(&self, kill_at: Option<usize>) -> (String, bool) {
-        let mut child = Command::new(bin())
-            .args(self.w.args(&["apply", "rollout.toml", "--yes"]))
-            .current_dir(self.w.path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let start = Instant::now();
-        let mut killed = false;
-        loop {
-            if let Some(_status) = child.try_wait().unwrap() {
-                break;
-            }
-            if let Some(k) = kill_at {
-                if self.lines() >= k {
-                    child.kill().unwrap(); // SIGKILL
-                    child.wait().unwrap();
-                    killed = true;
-                    break;
-                }
-            }
+        for (id, st) in &runs {
+            let s = host_state(st, h.name()).unwrap_or_default();
             assert!(
-                start.elapsed() < Duration::from_secs(90),
-                "apply did not finish"
+                !matches!(s.as_str(), "clean" | "untouched" | "reverted"),
+                "{label}: run {id} says {} is {s}, but it holds {now:?}",
+                h.name()
             );
-            thread::sleep(Duration::from_millis(2));
         }
-        let journal = self.journal().expect("a journal");
-        let run = journal
-            .parent()
-            .unwrap()
-            .file_name()
-            .unwrap()
-            .to_str()
-            .unwrap()
-            .to_string();
-        (run, killed)
-    }
-
-    /// Each host fully installed and confirmed, or fully clean; `status RUN` agrees.
-    fn assert_consistent(&self, run: &str, label: &str) {
-        let st = self.w.wavectl(&["status", run, "--json"]);
-        assert_eq!(st.code, Some(0), "{label}: {}", st.stderr);
-        let status: serde_json::Value = serde_json::from_str(st.stdout.trim()).unwrap();
-        let body = &self.body;
-        for h in self.w.fleet.hosts() {
-            let name = h.name();
-            let recorded = status["hosts"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|x| x["host"] == name)
-                .map(|x| x["state"].as_str().unwrap().to_string())
-                .unwrap_or_default();
-            let state_dir = h.path("/var/lib/wavectl/crashy").exists();
-            let cron = h.path("/etc/cron.d/wavectl-crashy").exists();
-            let file = std::fs::read_to_string(h.path(INSTALL)).ok();
-            let manifest = std::fs::read_to_string(h.path("/var/lib/wavectl/crashy/manifest.json"))
-                .unwrap_or_default();
-            let installed = state_dir
-                && cron
-                && file.as_deref() == Some(body.as_str())
-                && manifest.contains("\"state\":\"confirmed\"");
-            let original = if name == "h02" { Some(ORIGINAL) } else { None };
-            let clean = !state_dir && !cron && file.as_deref() == original;
-            assert!(
-                installed || clean,
-                "{label}: {name} is half-way: state dir {state_dir}, cron {cron}, file {file:?}, manifest {manifest}"
-            );
-            if installed {
-                assert_eq!(
-                    recorded, "confirmed",
-                    "{label}: {name} holds the script but status says {recorded}"
-                );
-            } else {
-                assert!(
-                    recorded == "clean" || recorded == "untouched",
-                    "{label}: {name} is clean but status says {recorded}"
-                );
-            }
-        }
-        let left = ssh_processes(self.w.fleet.ssh_config().to_str().unwrap());
-        assert!(left.is_empty(), "{label}: ssh left behind: {left:?}");
     }
 }
 
-/// One scenario: kill at `kill_at` journal lines, then `how` (resume or rollback).
-fn scenario(fail_on: &str, kill_at: usize, how: &str) -> Result<(), String> {
-    let c = Case::new(fail_on);
-    let (run, killed) = c.apply_and_kill(Some(kill_at));
-    if !killed {
-        return Err(format!("the run ended before line {kill_at}"));
-    }
-    let r = c.w.wavectl(&[how, &run]);
-    let label = format!("fail_on={fail_on} kill_at={kill_at} then {how}");
-    if !matches!(r.code, Some(0) | Some(1) | Some(3)) {
-        let mut holders = String::new();
-        for e in std::fs::read_dir("/proc").unwrap().flatten() {
-            if let Ok(fds) = std::fs::read_dir(e.path().join("fd")) {
-                for fd in fds.flatten() {
-                    if let Ok(t) = std::fs::read_link(fd.path()) {
-                        if t.to_string_lossy().contains("locks/crashy.lock")
-                            && t.starts_with(c.w.path())
-                        {
-                            let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
-                            holders.push_str(&format!(
-                                "{:?} {}\n",
-                                e.path(),
-                                String::from_utf8_lossy(&cmd)
-                            ));
-                        }
-                    }
-                }
-            }
-        }
-        return Err(format!(
-            "{label}: exit {:?}\n{}\n{}\nholders:\n{holders}",
-            r.code, r.stdout, r.stderr
-        ));
-    }
-    c.assert_consistent(&run, &label);
-    Ok(())
-}
-
-/// How many journal lines a whole run writes.
-fn full_length(fail_on: &str) -> usize {
-    let c = Case::new(fail_on);
-    let (run, _) = c.apply_and_kill(None);
-    c.assert_consistent(&run, &format!("uninterrupted, fail_on={fail_on}"));
-    c.lines()
-}
-
-#[test]
-fn sigkill_at_many_points_then_resume_or_rollback_leaves_every_host_whole_or_clean() {
-    // A run that succeeds (nothing fails) and one that rolls back (h03 fails in wave 2).
-    let mut cases = Vec::new();
-    for fail_on in ["none", "h03"] {
-        let total = full_length(fail_on);
-        assert!(total > 12, "journal of {total} lines");
-        // Six kill points spread over the run, from the first install to the last removal.
-        for i in 0..6 {
-            let at = 3 + i * (total - 4) / 6;
-            let how = if i % 2 == 0 { "resume" } else { "rollback" };
-            cases.push((fail_on, at, how));
-        }
-    }
-    let mut points: Vec<usize> = cases.iter().map(|c| c.1).collect();
-    points.dedup();
-    assert!(cases.len() >= 10, "{cases:?}");
-    // Three at a time: the machine has two cores.
-    let mut failures = Vec::new();
-    for chunk in cases.chunks(3) {
-        let handles: Vec<_> = chunk
+/// After the final reconcile: every host fully installed (and the latest journal that
+/// names it says confirmed) or clean (and it says so).
+fn assert_whole_or_clean(w: &Workdir, vendor: bool, body: &str, label: &str) {
+    let runs = journals(w);
+    for h in w.fleet.hosts() {
+        let now = if vendor { held_vendor(h) } else { held(h, body) };
+        let latest = runs
             .iter()
-            .map(|&(f, at, how)| thread::spawn(move || scenario(f, at, how)))
+            .rev()
+            .find_map(|(_, st)| host_state(st, h.name()))
+            .unwrap_or_default();
+        if now.full {
+            assert_eq!(latest, "confirmed", "{label}: {} holds the install", h.name());
+        } else {
+            assert!(
+                now.clean,
+                "{label}: {} is half-way: {now:?} (journal: {latest})",
+                h.name()
+            );
+            assert!(
+                matches!(latest.as_str(), "clean" | "untouched" | "reverted"),
+                "{label}: {} is clean but the journal says {latest}",
+                h.name()
+            );
+        }
+    }
+    let left = ssh_processes(w.fleet.ssh_config().to_str().unwrap());
+    assert!(left.is_empty(), "{label}: ssh left behind: {left:?}");
+}
+
+fn journal_lines(w: &Workdir) -> usize {
+    let Ok(rd) = std::fs::read_dir(w.state().join("runs")) else {
+        return 0;
+    };
+    rd.flatten()
+        .map(|e| {
+            std::fs::read_to_string(e.path().join("journal.jsonl"))
+                .map_or(0, |t| t.lines().count())
+        })
+        .sum()
+}
+
+/// Run wavectl with `args`; SIGKILL it once the journals hold `lines` more lines and
+/// `delay` has passed. True if it was killed (false: it ended first).
+fn kill_at(w: &Workdir, args: &[&str], (lines, delay): (usize, u64)) -> bool {
+    let base = journal_lines(w);
+    let mut child = Command::new(bin())
+        .args(w.args(args))
+        .current_dir(w.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    let mut reached: Option<Instant> = None;
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            return false;
+        }
+        if reached.is_none() && journal_lines(w) >= base + lines {
+            reached = Some(Instant::now());
+        }
+        if reached.is_some_and(|r| r.elapsed() >= Duration::from_millis(delay)) {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            return true;
+        }
+        assert!(start.elapsed() < Duration::from_secs(90), "{args:?} hung");
+        thread::sleep(Duration::from_millis(1));
+    }
+}
+
+fn ok(w: &Workdir, args: &[&str], codes: &[i32]) -> Run {
+    let r = w.wavectl(args);
+    assert!(
+        r.code.is_some_and(|c| codes.contains(&c)),
+        "{args:?}: exit {:?}\n{}\n{}",
+        r.code,
+        r.stdout,
+        r.stderr
+    );
+    r
+}
+
+/// A fresh work dir on 3 hosts; h02 has an original file at the install path.
+fn case(fail_on: &str) -> Workdir {
+    let w = Workdir::new(fleet(3), &script(fail_on), &spec(fail_on));
+    seed_original(w.fleet.host("h02"), INSTALL, ORIGINAL);
+    w
+}
+
+fn latest_run(w: &Workdir) -> String {
+    journals(w).last().map(|(id, _)| id.clone()).unwrap()
+}
+
+/// One scenario: set up, kill `cmd` at `point`, check, `reconcile`, check.
+fn scenario(cmd: &str, i: usize) -> Result<bool, String> {
+    let point = points(cmd)[i];
+    let fail_on = if i % 2 == 0 { "none" } else { "h03" };
+    let w = case(fail_on);
+    let body = script(fail_on);
+    let mut vendor = false;
+    let killed = match cmd {
+        "apply" => kill_at(&w, &["apply", "rollout.toml", "--yes"], point),
+        "rollback" => {
+            ok(&w, &["apply", "rollout.toml", "--yes"], &[0, 1]);
+            let run = latest_run(&w);
+            kill_at(&w, &["rollback", &run], point)
+        }
+        "reconcile" => {
+            // An apply whose controller died part-way: reconcile rolls it back.
+            kill_at(&w, &["apply", "rollout.toml", "--yes"], (3, 0));
+            kill_at(&w, &["reconcile"], point)
+        }
+        "purge" => {
+            ok(&w, &["apply", "rollout.toml", "--yes"], &[0, 1]);
+            for h in w.fleet.hosts() {
+                // A copy that runs on: the purge must kill it before calling the host clean.
+                exec_ok(h, &format!("[ -x {INSTALL} ] && (setsid {INSTALL} >/dev/null 2>&1 </dev/null &) ; true"));
+            }
+            kill_at(&w, &["purge", NAME, "--inventory", "inventory.toml"], point)
+        }
+        "purge-path" => {
+            vendor = true;
+            for h in w.fleet.hosts() {
+                exec_ok(
+                    h,
+                    &format!(
+                        "set -e; mkdir -p /usr/local/sbin /etc/cron.d
+printf '#!/bin/sh\\nsleep 300\\n' > {VENDOR}; chmod 0755 {VENDOR}
+printf '*/10 * * * * root {VENDOR}\\n' > /etc/cron.d/vendor-crashy
+setsid {VENDOR} </dev/null >/dev/null 2>&1 &"
+                    ),
+                );
+                assert!(eventually(Duration::from_secs(5), || running(h, VENDOR)));
+            }
+            kill_at(
+                &w,
+                &["purge", "--path", VENDOR, "--inventory", "inventory.toml"],
+                point,
+            )
+        }
+        other => unreachable!("{other}"),
+    };
+    let label = format!("{cmd} killed at {point:?} (fail_on {fail_on})");
+    assert_no_false_clean(&w, vendor, &body, &label);
+    ok(&w, &["reconcile"], &[0]);
+    assert_no_false_clean(&w, vendor, &body, &label);
+    assert_whole_or_clean(&w, vendor, &body, &label);
+    // A second reconcile finds nothing left to do.
+    let again = ok(&w, &["reconcile"], &[0]);
+    if !again.stdout.contains("nothing to reconcile") {
+        return Err(format!("{label}: second reconcile did work:\n{}", again.stdout));
+    }
+    Ok(killed)
+}
+
+fn command_at_many_points(cmd: &'static str) {
+    let mut killed = 0;
+    let mut failures = Vec::new();
+    // Two at a time: the machine has two cores.
+    for pair in (0..points(cmd).len()).collect::<Vec<_>>().chunks(2) {
+        let handles: Vec<_> = pair
+            .iter()
+            .map(|&i| thread::spawn(move || scenario(cmd, i)))
             .collect();
         for h in handles {
             match h.join() {
-                Ok(Ok(())) => {}
+                Ok(Ok(k)) => killed += usize::from(k),
                 Ok(Err(e)) => failures.push(e),
                 Err(p) => std::panic::resume_unwind(p),
             }
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert!(killed >= 10, "{cmd}: killed at only {killed} points");
+}
+
+#[test]
+fn apply_killed_at_many_points_then_reconcile() {
+    command_at_many_points("apply");
+}
+
+#[test]
+fn purge_killed_at_many_points_then_reconcile() {
+    command_at_many_points("purge");
+}
+
+#[test]
+fn purge_path_killed_at_many_points_then_reconcile() {
+    command_at_many_points("purge-path");
+}
+
+#[test]
+fn rollback_killed_at_many_points_then_reconcile() {
+    command_at_many_points("rollback");
+}
+
+#[test]
+fn reconcile_killed_at_many_points_then_reconcile() {
+    command_at_many_points("reconcile");
 }

@@ -116,7 +116,7 @@ fn plan_of(g: &Global, loaded: &Loaded, waves: &[Wave], run: &str, force: bool) 
         probe_timeout: h.probe_timeout,
         builtins: h.builtin.clone(),
         checks: h.checks.clone(),
-        lease: lease_of(r),
+        lease: r.policy.lease,
         force,
     };
     Plan {
@@ -141,17 +141,12 @@ fn plan_of(g: &Global, loaded: &Loaded, waves: &[Wave], run: &str, force: bool) 
             ]),
             controls: needs(&[Builtin::Blocked, Builtin::Load]),
         },
-        spec: Some(absolute(&r.spec_path)),
-        inventory: Some(absolute(&loaded.inventory.path)),
+        spec: Some(r.spec_path.clone()),
+        inventory: Some(r.inventory_path.clone()),
         ssh_config: g.ssh_config.as_deref().map(absolute),
         user: local_user(),
         command: std::env::args().collect(),
     }
-}
-
-/// The lease of a spec (TODO(spec): policy.lease).
-fn lease_of(_r: &crate::spec::Rollout) -> std::time::Duration {
-    std::time::Duration::from_secs(15 * 60)
 }
 
 /// The Attach of a command that takes a run up.

@@ -43,11 +43,12 @@ pub fn run(cli: Cli) -> i32 {
 }
 
 fn load(args: &SpecArgs) -> Result<(spec::Loaded, Vec<plan::Wave>), InputError> {
-    let loaded = spec::load(&args.rollout, args.inventory.as_deref())?;
+    let opts = spec::LoadOptions { force: args.force };
+    let loaded = spec::load_with(&args.rollout, args.inventory.as_deref(), &opts)?;
     let waves = plan::waves(&loaded.targets, &loaded.rollout.waves).map_err(|e| {
         if e.file.is_none() {
             InputError {
-                file: Some(loaded.rollout.spec_path.clone()),
+                file: Some(loaded.rollout.spec_given.clone()),
                 ..e
             }
         } else {

@@ -29,7 +29,7 @@ pub fn purge(g: &Global, args: &PurgeArgs) -> CmdResult {
             (Target::Purge, name.clone())
         }
         (None, Some(path)) => {
-            spec::check_path_arg(path)?;
+            spec::check_path_arg(path, args.force)?;
             let hash = hex::encode(Sha256::digest(path.as_bytes()));
             (
                 Target::PurgePath {

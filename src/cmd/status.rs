@@ -15,10 +15,14 @@ struct RunLine {
     run: String,
     rollout: String,
     kind: String,
+    /// Where the run stands (`running`, `done`, `rolled-back`, `purged`, ...).
+    status: String,
+    /// The same, for people: `interrupted (running)` when its controller is gone.
     state: String,
     /// The run has not ended and no live process works on it.
     interrupted: bool,
     started: String,
+    started_ms: u64,
     ended: Option<String>,
     user: String,
     hosts: usize,
@@ -42,8 +46,10 @@ fn line(dir: &StateDir, id: &str, s: &RunState) -> RunLine {
         } else {
             s.status_name().to_string()
         },
+        status: s.status_name().to_string(),
         interrupted,
         started: utc(s.started / 1000),
+        started_ms: s.started,
         ended: s.ended.map(|e| utc(e / 1000)),
         user: s.plan.as_ref().map_or(String::new(), |p| p.user.clone()),
         hosts: s.hosts.len(),
@@ -94,13 +100,13 @@ pub fn status(g: &Global, run: Option<&str>) -> CmdResult {
         struct Full<'a> {
             #[serde(flatten)]
             line: &'a RunLine,
-            status: &'a crate::rollout::Status,
+            detail: &'a crate::rollout::Status,
             hosts: &'a [crate::rollout::HostRun],
             unhealthy: &'a [(String, crate::rollout::verdict::Verdict)],
         }
         let full = Full {
             line: &l,
-            status: &s.status,
+            detail: &s.status,
             hosts: &s.hosts,
             unhealthy: &s.unhealthy,
         };

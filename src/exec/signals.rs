@@ -34,7 +34,7 @@ impl Stop {
                     else => return,
                 };
                 if s.token.is_cancelled() {
-                    eprintln!("\nsecond {name}: exiting now; the journal is intact (`wavectl status`, then `wavectl resume RUN`, `rollback RUN` or `reconcile`)");
+                    eprintln!("\nsecond interrupt ({name}): exiting now; the journal is intact (`wavectl status`, then `wavectl resume RUN`, `rollback RUN` or `reconcile`)");
                     crate::transport::reap_all();
                     std::process::exit(exit::ABORTED);
                 }

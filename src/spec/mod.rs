@@ -283,3 +283,15 @@ pub fn check_path_arg(path: &str, force: bool) -> Result<(), InputError> {
         None => Ok(()),
     }
 }
+
+/// A duration given on the command line (`--login-timeout`): the spec's units, a range.
+pub fn parse_duration_flag(
+    key: &'static str,
+    s: &str,
+    min: Duration,
+    max: Duration,
+    what: &'static str,
+) -> Result<Duration, String> {
+    let rule = limits::DurationKey { key, min, max, what };
+    duration::parse(&rule, s).map_err(|b| format!("{} ({})", b.message, b.help))
+}
