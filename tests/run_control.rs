@@ -328,35 +328,23 @@ fn second_ctrl_c_exits_at_once_leaving_the_journal_for_rollback() {
 fn tear_last_line(journal: &Path) -> String {
     let text = std::fs::read_to_string(journal).unwrap();
     let body = text.strip_suffix('\n').unwrap_or(&text);
-    let start = body.rfind('\n').map_or(0, |i| i + 1);
+    let start = body.rfind('\n').map_or(0, |p| p + 1);
     let last = &body[start..];
-    assert!(last.len() > 4, "last line too short: {last:?}");
-    let cut = start + last.len() / 2;
     let half = last[..last.len() / 2].to_string();
-    let f = std::fs::OpenOptions::new()
-        .write(true)
-        .open(journal)
-        .unwrap();
-    f.set_len(cut as u64).unwrap();
-    f.sync_all().unwrap();
-    let torn = std::fs::read_to_string(journal).unwrap();
-    assert!(!torn.ends_with('\n'), "not torn: {torn:?}");
-    assert!(
-        serde_json::from_str::<serde_json::Value>(&torn[start..]).is_err(),
-        "the torn half still parses"
-    );
+    std::fs::write(journal, format!("{}{half}", &body[..start])).unwrap();
     half
 }
 
-/// Records appended after the torn line start on a line of their own: the torn half
-/// is the journal's only line that does not parse, left as it was.
-fn assert_torn_half_alone(journal: &Path, half: &str) {
+/// The torn half is gone (cut off before the next record was appended), and every line
+/// of the journal reads.
+fn assert_torn_half_cut(journal: &Path, half: &str) {
     let text = std::fs::read_to_string(journal).unwrap();
-    let bad: Vec<&str> = text
-        .lines()
-        .filter(|l| serde_json::from_str::<serde_json::Value>(l).is_err())
-        .collect();
-    assert_eq!(bad, vec![half], "lines of the journal that do not parse");
+    assert!(text.ends_with('\n'));
+    for l in text.lines() {
+        assert_ne!(l, half, "the torn half is still in the journal");
+        serde_json::from_str::<serde_json::Value>(l)
+            .unwrap_or_else(|e| panic!("unreadable journal line {l:?}: {e}"));
+    }
 }
 
 /// The `status` of `status RUN --json`.
@@ -429,7 +417,7 @@ fn a_torn_last_journal_line_is_ignored_after_a_pause() {
     s.assert_no_ssh_left_soon();
     // The records appended after the torn line are read back.
     assert_eq!(status_of(&s, &run_id), "rolled-back");
-    assert_torn_half_alone(&s.journal(&run_id), &half);
+    assert_torn_half_cut(&s.journal(&run_id), &half);
 }
 
 #[test]
@@ -458,7 +446,7 @@ fn a_torn_last_journal_line_of_a_killed_apply_is_ignored() {
     s.assert_all_clean();
     s.assert_no_ssh_left_soon();
     assert_eq!(status_of(&s, &run_id), "rolled-back");
-    assert_torn_half_alone(&s.journal(&run_id), &half);
+    assert_torn_half_cut(&s.journal(&run_id), &half);
 }
 
 #[test]
@@ -490,9 +478,190 @@ fn a_killed_apply_with_a_torn_journal_line_resumes_to_the_end() {
     }
     s.assert_no_ssh_left_soon();
     assert_eq!(status_of(&s, &run_id), "done");
-    assert_torn_half_alone(&s.journal(&run_id), &half);
+    assert_torn_half_cut(&s.journal(&run_id), &half);
 
     let rb = s.wavectl(&["rollback", &run_id]);
     assert_eq!(rb.code, Some(0), "{}", show(&rb));
+    s.assert_all_clean();
+}
+
+#[test]
+fn sigterm_during_the_bake_rolls_back_and_exits_3() {
+    let s = setup(fleet(2), &long_bake());
+    let apply = s.spawn_apply();
+    let run_id = apply.run_id();
+    wait_deployed(&s);
+    // Mid-interval: the stop request must not wait for the next probe round.
+    thread::sleep(Duration::from_millis(700));
+    apply.signal(libc::SIGTERM);
+    let (code, _, stdout, stderr) = apply.wait(Duration::from_secs(25));
+    assert_eq!(code, Some(3), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(stdout.contains("SIGTERM"), "{stdout}");
+    s.assert_all_clean();
+    s.assert_no_ssh_left_soon();
+    assert_eq!(status_of(&s, &run_id), "aborted");
+}
+
+#[test]
+fn purge_during_an_apply_stops_it_first_and_removes_once() {
+    let s = setup(fleet(2), &long_bake());
+    let apply = s.spawn_apply();
+    let apply_run = apply.run_id();
+    wait_deployed(&s);
+    let p = s.wavectl(&["--json", "purge", NAME, "--inventory", "inventory.toml"]);
+    assert_eq!(p.code, Some(0), "{}", show(&p));
+    assert!(p.stderr.contains("asked it to stop"), "{}", p.stderr);
+    let (code, _, stdout, stderr) = apply.wait(Duration::from_secs(25));
+    assert_eq!(code, Some(3), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    s.assert_all_clean();
+    // No race: the purge began after the apply's rollback had ended.
+    let first: serde_json::Value = serde_json::from_str(p.stdout.lines().next().unwrap()).unwrap();
+    let purge_run = first["run"].as_str().unwrap().to_string();
+    let applied = s.wavectl(&["status", &apply_run, "--json"]);
+    let applied: serde_json::Value = serde_json::from_str(applied.stdout.trim()).unwrap();
+    let purged = s.wavectl(&["status", &purge_run, "--json"]);
+    let purged: serde_json::Value = serde_json::from_str(purged.stdout.trim()).unwrap();
+    assert_eq!(applied["status"], "aborted", "{applied}");
+    assert_eq!(purged["status"], "purged", "{purged}");
+    let apply_ended = journal_times(&s.journal(&apply_run)).1;
+    let purge_began = journal_times(&s.journal(&purge_run)).0;
+    assert!(
+        purge_began >= apply_ended,
+        "the purge began ({purge_began}) before the apply's rollback ended ({apply_ended})"
+    );
+    s.assert_no_ssh_left_soon();
+}
+
+/// The `at` of a journal's first and last records.
+fn journal_times(journal: &Path) -> (u64, u64) {
+    let text = std::fs::read_to_string(journal).unwrap();
+    let at = |l: &str| -> u64 {
+        serde_json::from_str::<serde_json::Value>(l).unwrap()["at"]
+            .as_u64()
+            .unwrap()
+    };
+    (
+        at(text.lines().next().unwrap()),
+        at(text.lines().last().unwrap()),
+    )
+}
+
+#[test]
+fn an_apply_or_a_second_purge_during_a_purge_is_refused() {
+    let s = setup(fleet(2), &spec("1s", "rollback", ""));
+    let r = s.wavectl(&["apply", "rollout.toml", "--yes"]);
+    assert_eq!(r.code, Some(0), "{}", show(&r));
+    // A frozen host holds the purge at its login deadline.
+    s.fleet.host("h02").freeze().unwrap();
+    let mut purge = Command::new(bin())
+        .args(s.args(&[
+            "purge",
+            NAME,
+            "--inventory",
+            "inventory.toml",
+            "--login-timeout",
+            "6s",
+        ]))
+        .current_dir(s.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lock = s.state().join("locks").join(format!("{NAME}.lock"));
+    assert!(eventually(Duration::from_secs(10), || std::fs::read_to_string(&lock)
+        .is_ok_and(|t| t.contains("purge"))));
+    let a = s.wavectl(&["apply", "rollout.toml", "--yes"]);
+    assert_eq!(a.code, Some(2), "{}", show(&a));
+    assert!(a.stderr.contains("purge"), "{}", a.stderr);
+    let p2 = s.wavectl(&["purge", NAME, "--inventory", "inventory.toml"]);
+    assert_eq!(p2.code, Some(2), "{}", show(&p2));
+    assert!(p2.stderr.contains("race"), "{}", p2.stderr);
+    s.fleet.host("h02").thaw().unwrap();
+    let out = purge.wait_with_output().unwrap();
+    // h02 did not answer in time: pending (exit 4), then reconcile finishes it.
+    assert_eq!(out.status.code(), Some(4), "{}", String::from_utf8_lossy(&out.stdout));
+    let rc = s.wavectl(&["reconcile"]);
+    assert_eq!(rc.code, Some(0), "{}", show(&rc));
+    s.assert_all_clean();
+}
+
+#[test]
+fn a_corrupt_middle_journal_line_stops_every_command_naming_file_and_line() {
+    let s = setup(fleet(2), &long_bake());
+    let apply = s.spawn_apply();
+    let run_id = apply.run_id();
+    wait_deployed(&s);
+    thread::sleep(Duration::from_millis(500));
+    apply.signal(libc::SIGKILL);
+    apply.wait(Duration::from_secs(5));
+    let journal = s.journal(&run_id);
+    let text = std::fs::read_to_string(&journal).unwrap();
+    let mut lines: Vec<&str> = text.lines().collect();
+    assert!(lines.len() >= 3, "{text}");
+    lines[1] = "{\"v\":1,\"at\":5,\"type\":\"result\",\"host\":";
+    std::fs::write(&journal, lines.join("\n") + "\n").unwrap();
+    let before: Vec<bool> = s.fleet.hosts().iter().map(|h| h.path(INSTALL).exists()).collect();
+    for args in [
+        vec!["status", run_id.as_str()],
+        vec!["resume", run_id.as_str()],
+        vec!["rollback", run_id.as_str()],
+        vec!["reconcile", run_id.as_str()],
+    ] {
+        let r = s.wavectl(&args);
+        assert_eq!(r.code, Some(2), "{args:?}: {}", show(&r));
+        assert!(
+            r.stderr.contains(&format!("{}:2: unreadable journal record", journal.display())),
+            "{args:?}: {}",
+            r.stderr
+        );
+    }
+    // Nothing was guessed: the hosts are as the killed apply left them.
+    let after: Vec<bool> = s.fleet.hosts().iter().map(|h| h.path(INSTALL).exists()).collect();
+    assert_eq!(before, after);
+    // The hosts' own manifests still let purge clean up.
+    let p = s.wavectl(&["purge", NAME, "--inventory", "inventory.toml"]);
+    assert_eq!(p.code, Some(0), "{}", show(&p));
+    s.assert_all_clean();
+}
+
+#[test]
+fn a_killed_apply_shows_as_interrupted_and_resumes_from_another_directory() {
+    let s = setup(fleet(2), &spec("4s", "rollback", ""));
+    let apply = s.spawn_apply();
+    let run_id = apply.run_id();
+    wait_deployed(&s);
+    apply.signal(libc::SIGKILL);
+    apply.wait(Duration::from_secs(5));
+    let st = s.wavectl(&["status"]);
+    let line = st.stdout.lines().find(|l| l.contains(&run_id)).unwrap();
+    assert!(line.contains("interrupted"), "{}", st.stdout);
+    // From elsewhere, with a unique prefix of the run id.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let prefix = &run_id[..run_id.len() - 2];
+    let r = run(elsewhere.path(), s.args(&["resume", prefix]), &[]);
+    assert_eq!(r.code, Some(0), "{}", show(&r));
+    assert_eq!(status_of(&s, &run_id), "done");
+    for h in s.fleet.hosts() {
+        assert!(h.path(CRON).exists(), "{}", h.name());
+    }
+}
+
+#[test]
+fn a_state_directory_that_cannot_be_written_is_bad_input_and_touches_nothing() {
+    let s = setup(fleet(1), &spec("1s", "rollback", ""));
+    let not_a_dir = s.path().join("plain-file");
+    std::fs::write(&not_a_dir, "x").unwrap();
+    let r = run(
+        s.path(),
+        wavectl_args(
+            s.fleet.ssh_config(),
+            &not_a_dir,
+            &["apply", "rollout.toml", "--yes"],
+        ),
+        &[],
+    );
+    assert_eq!(r.code, Some(2), "{}", show(&r));
+    assert!(r.stderr.contains("plain-file"), "{}", r.stderr);
     s.assert_all_clean();
 }
