@@ -476,7 +476,7 @@ async fn confirm(
         async move {
             let _permit = limit.acquire().await;
             ctx.intent(&host.name, Action::Confirm)?;
-            let cmd = remote::confirm(&rollout.name);
+            let cmd = remote::confirm(&rollout.name, "-"); // TODO(engine): the run id
             let r = match ctx.run_on(host, rollout.health.probe_timeout, &cmd).await {
                 Ok(out) if out.success() => Ok(()),
                 Ok(out) => Err(format!("exit {:?}: {}", out.code, out.last_line())),

@@ -238,9 +238,9 @@ pub async fn probe_host(ctx: &Ctx<'_>, rollout: &Rollout, host: &Host, conns: &C
         .probe_timeout
         .saturating_sub(started.elapsed())
         .max(Duration::from_millis(500));
-    let cmd = remote::probe(&rollout.name, &h.checks, left);
+    let cmd = remote::probe(&rollout.name, "-", &h.checks, left, Duration::ZERO); // TODO(engine)
     match conn.run_within(&cmd, left).await {
-        Ok(out) => match remote::parse_probe(&out.stdout) {
+        Ok(out) => match remote::parse_probe(&out.stdout, &h.checks) {
             Ok(report) => {
                 conns.lock().await.insert(host.name.clone(), conn);
                 Outcome::Report(Box::new(report))

@@ -78,6 +78,8 @@ async fn deploy_over(
             body: &rollout.script.body,
             sha256: &rollout.script.sha256,
             installed_at: now(),
+            lease: std::time::Duration::ZERO, // TODO(engine)
+            force: false,          // TODO(engine)
         };
         if let Err(v) = step(
             ctx,
@@ -101,7 +103,7 @@ async fn deploy_over(
         conn,
         host,
         Action::Run,
-        &remote::start_run(&rollout.name),
+        &remote::start_run(&rollout.name, run_id),
         "script",
     )
     .await

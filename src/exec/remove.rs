@@ -55,9 +55,10 @@ impl Removal {
     fn command(&self) -> RemoteCommand {
         match self {
             Removal::Name { name, install_path } => {
-                remote::remove(name, install_path.as_deref(), KILL_TIMEOUT)
+                // TODO(engine): Run(run id) for a rollback
+                remote::remove(name, install_path.as_deref(), remote::RemoveScope::All, KILL_TIMEOUT)
             }
-            Removal::Path { path } => remote::purge_path(path, KILL_TIMEOUT),
+            Removal::Path { path } => remote::purge_path(path, KILL_TIMEOUT, false), // TODO(engine)
         }
     }
 

@@ -27,13 +27,13 @@ pub async fn settle(
         .iter()
         .filter_map(|h| Some((info.hosts.iter().find(|x| x.name == h.host)?, h.in_flight?)))
         .collect();
-    let cmd = remote::read_manifest(&info.rollout);
+    let cmd = remote::read_state(&info.rollout, &info.run); // TODO(engine)
     let answers = join_all(unsure.iter().map(|(host, _)| async {
         let out = ctx
             .run_on(host, login_timeout, &cmd)
             .await
             .map_err(|e| e.to_string())?;
-        remote::parse_manifest(&out.stdout)
+        remote::parse_state(&out.stdout).map(|f| f.manifest) // TODO(engine)
     }))
     .await;
     for ((host, action), answer) in unsure.iter().zip(answers) {
