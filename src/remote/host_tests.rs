@@ -476,7 +476,8 @@ fn hostile_created_directories_are_removed_again() {
     let Some(sb) = Sandbox::new() else { return };
     let marker = sb.outside("pwned");
     let m = marker.to_str().unwrap();
-    let top = format!("/opt/wv/new $(touch {m})\n'x'");
+    // The marker's own slashes make more directories below: `top` is the outermost.
+    let top = "/opt/wv/new $(touch pwned)\n'x'".to_string();
     let path = format!("{top}/in ner\n/tool `touch {m}`");
     let body = b"#!/bin/sh\nexit 0\n";
     let h = sha(body);

@@ -224,17 +224,15 @@ pub(super) fn confirm_on(sb: &Sandbox, name: &str, run: &str) -> ConfirmResult {
     parse_confirm(o.status.code(), &text(&o.stdout))
 }
 
-/// Everything a restore must keep of a file: bytes (hex), type, mode, owner, mtime,
+/// Everything a restore must keep of a file: bytes (sha256), type, size, mode, owner, mtime,
 /// extended attributes (file capabilities included), a symlink's target.
 pub(super) fn file_facts(sb: &Sandbox, path: &str) -> String {
     sb.ok(
         r#"p=$1
-if [ -L "$p" ]; then printf 'link %s
-' "$(readlink "$p")"; exit 0; fi
+if [ -L "$p" ]; then printf 'link %s\n' "$(readlink "$p")"; exit 0; fi
 [ -e "$p" ] || { echo absent; exit 0; }
-od -An -v -tx1 "$p" | tr -d ' 
-'; echo
-stat -c '%F %a %u %g %Y' "$p"
+sha256sum < "$p" | cut -c1-64
+stat -c '%F %s %a %u %g %Y' "$p"
 if command -v getfattr >/dev/null; then getfattr -h -d -m - -e hex --absolute-names "$p" 2>/dev/null | sed 1d; fi"#,
         &[path],
     )

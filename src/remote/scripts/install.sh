@@ -112,7 +112,6 @@ wv_snapshot() {
   for _f in run runs.log; do
     [ ! -f "$WV_DIR/$_f" ] || wv_copy "$WV_DIR/$_f" "$_N/$_f" || return 1
   done
-  [ -f "$_N/runs.log" ] || : > "$_N/runs.log" || return 1
   [ ! -f "$WV_CRON" ] || wv_copy "$WV_CRON" "$_N/cron" || return 1
   for _u in $WV_UNITS; do
     [ -f "$WV_UNITDIR/$_u" ] || continue

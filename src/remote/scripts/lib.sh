@@ -563,8 +563,11 @@ wv_restore_prev() {
     if rm -f "$2.wavectl-new"; then wv_out removed "$2.wavectl-new"; else wv_problem "cannot remove $2.wavectl-new"; fi
   fi
   for _f in run runs.log; do
-    [ -f "$_P/$_f" ] || continue
-    wv_copy "$_P/$_f" "$WV_DIR/$_f" || wv_problem "cannot restore run $_pr's $_f"
+    if [ -f "$_P/$_f" ]; then
+      wv_copy "$_P/$_f" "$WV_DIR/$_f" || wv_problem "cannot restore run $_pr's $_f"
+    elif ! rm -f "$WV_DIR/$_f"; then
+      wv_problem "cannot remove $WV_DIR/$_f"
+    fi
   done
   if [ -f "$_P/cron" ]; then
     (umask 022 && mkdir -p /etc/cron.d) && wv_copy "$_P/cron" "$WV_CRON" || wv_problem "cannot restore $WV_CRON"
