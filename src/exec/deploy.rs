@@ -79,7 +79,7 @@ async fn deploy_over(
             sha256: &rollout.script.sha256,
             installed_at: now(),
             lease: std::time::Duration::ZERO, // TODO(engine)
-            force: false,          // TODO(engine)
+            force: false,                     // TODO(engine)
         };
         if let Err(v) = step(
             ctx,

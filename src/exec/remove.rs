@@ -56,7 +56,12 @@ impl Removal {
         match self {
             Removal::Name { name, install_path } => {
                 // TODO(engine): Run(run id) for a rollback
-                remote::remove(name, install_path.as_deref(), remote::RemoveScope::All, KILL_TIMEOUT)
+                remote::remove(
+                    name,
+                    install_path.as_deref(),
+                    remote::RemoveScope::All,
+                    KILL_TIMEOUT,
+                )
             }
             Removal::Path { path } => remote::purge_path(path, KILL_TIMEOUT, false), // TODO(engine)
         }

@@ -26,7 +26,10 @@ fn install_run_confirm_remove_restores_the_original() {
     let f = state_of(&sb, "t-basic", "run-1");
     let m = f.manifest.unwrap();
     assert_eq!((m.state.as_str(), m.backup), ("probation", true));
-    assert_eq!((m.run_id.as_str(), m.lease_secs, m.prev), ("run-1", 0, None));
+    assert_eq!(
+        (m.run_id.as_str(), m.lease_secs, m.prev),
+        ("run-1", 0, None)
+    );
     assert_eq!((f.txn, f.prev, f.runs, f.running), (None, None, 0, false));
     assert_eq!(sb.ok("stat -c %a \"$1\"", &[path]).trim(), "755");
     let cron = sb.ok(
@@ -62,8 +65,14 @@ fn install_run_confirm_remove_restores_the_original() {
 
     // The same run again (a resumed controller): idempotent, the backup kept.
     assert_eq!(install_ok(&sb, &p), (true, None));
-    assert_eq!(confirm_on(&sb, "t-basic", "run-1"), ConfirmResult::Confirmed);
-    assert_eq!(confirm_on(&sb, "t-basic", "run-1"), ConfirmResult::Confirmed);
+    assert_eq!(
+        confirm_on(&sb, "t-basic", "run-1"),
+        ConfirmResult::Confirmed
+    );
+    assert_eq!(
+        confirm_on(&sb, "t-basic", "run-1"),
+        ConfirmResult::Confirmed
+    );
     assert_eq!(install_ok(&sb, &p), (true, None));
     let r = parse_probe(
         &text(
@@ -390,7 +399,10 @@ fn a_check_whose_result_is_lost_is_not_reported() {
         Duration::ZERO,
     );
     let r = parse_probe(&text(&sb.run(&none).stdout), &checks).unwrap();
-    assert!(r.checks.iter().all(|c| !c.reported && c.exit == -1), "{r:?}");
+    assert!(
+        r.checks.iter().all(|c| !c.reported && c.exit == -1),
+        "{r:?}"
+    );
 }
 
 #[test]
@@ -483,10 +495,7 @@ fn hostile_created_directories_are_removed_again() {
     let h = sha(body);
     let p = params("t-mkdir", &path, body, &h, Duration::from_secs(5));
     assert_eq!(install_ok(&sb, &p), (false, None));
-    assert_eq!(
-        sb.ok("cat /var/lib/wavectl/t-mkdir/created_dirs", &[]),
-        top
-    );
+    assert_eq!(sb.ok("cat /var/lib/wavectl/t-mkdir/created_dirs", &[]), top);
     let r = remove_on(&sb, "t-mkdir", None, RemoveScope::Run("run-1"));
     assert!(r.clean, "{r:?}");
     assert!(r.removed.contains(&top), "{r:?}");
@@ -601,7 +610,12 @@ fn command_lines_fit_in_one_exec_argument() {
         .collect();
     let lines = [
         install(&p),
-        remove("n", Some(&path), RemoveScope::Run("r"), Duration::from_secs(1)),
+        remove(
+            "n",
+            Some(&path),
+            RemoveScope::Run("r"),
+            Duration::from_secs(1),
+        ),
         probe("n", "r", &checks, Duration::from_secs(5), Duration::ZERO),
         purge_path(&path, Duration::from_secs(1), false),
         read_state("n", "r"),

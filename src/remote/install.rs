@@ -422,7 +422,11 @@ mod tests {
         assert!(c
             .line
             .contains("wavectl 'raid-health' '/usr/local/sbin/raid health' '755' '00' 'cron' '*/5 * * * *' '#!/bin/sh"));
-        assert!(c.line.ends_with("}' 'r1' '901' '0'"), "{}", &c.line[c.line.len() - 80..]);
+        assert!(
+            c.line.ends_with("}' 'r1' '901' '0'"),
+            "{}",
+            &c.line[c.line.len() - 80..]
+        );
     }
 
     #[test]

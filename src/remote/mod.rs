@@ -287,17 +287,29 @@ mod tests {
             for (i, line) in lines.iter().enumerate().skip(1) {
                 let t = line.trim_start();
                 if t.is_empty() || t.starts_with('#') {
-                    assert!(!open[i - 1], "{name}:{}: dropped inside a string: {line:?}", i + 1);
+                    assert!(
+                        !open[i - 1],
+                        "{name}:{}: dropped inside a string: {line:?}",
+                        i + 1
+                    );
                 }
             }
-            assert!(!open.last().copied().unwrap_or(false), "{name}: ends in a string");
+            assert!(
+                !open.last().copied().unwrap_or(false),
+                "{name}: ends in a string"
+            );
         }
     }
 
     #[test]
     fn compacted_scripts_parse() {
         for shell in ["sh", "dash", "bash"] {
-            if std::process::Command::new(shell).arg("-c").arg("true").status().is_err() {
+            if std::process::Command::new(shell)
+                .arg("-c")
+                .arg("true")
+                .status()
+                .is_err()
+            {
                 continue;
             }
             for (name, script) in all_scripts() {

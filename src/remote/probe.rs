@@ -274,7 +274,10 @@ mod tests {
         assert_eq!(r.owner.as_deref(), Some("r-2"));
         assert_eq!(r.lease_until, Some(1_700_000_900));
         let rv = r.reverted.unwrap();
-        assert_eq!((rv.run_id.as_str(), rv.lease_until, rv.at, rv.clean), ("r-1", 1_700_000_000, 1_700_000_061, true));
+        assert_eq!(
+            (rv.run_id.as_str(), rv.lease_until, rv.at, rv.clean),
+            ("r-1", 1_700_000_000, 1_700_000_061, true)
+        );
         // In the configured order; the one without a line is not reported.
         let got: Vec<(&str, i32, bool)> = r
             .checks
@@ -283,7 +286,12 @@ mod tests {
             .collect();
         assert_eq!(
             got,
-            vec![("bad", 1, true), ("ok", 0, true), ("slow", 124, true), ("lost", -1, false)]
+            vec![
+                ("bad", 1, true),
+                ("ok", 0, true),
+                ("slow", 124, true),
+                ("lost", -1, false)
+            ]
         );
         assert_eq!(r.checks[1].output, "accepting connections");
         assert_eq!(
@@ -308,7 +316,11 @@ mod tests {
 
     #[test]
     fn minimal_and_broken_outputs() {
-        let r = parse_probe("kernel none\nrunning 0\nstate none\nowner -\nlease 0\nend\n", &[]).unwrap();
+        let r = parse_probe(
+            "kernel none\nrunning 0\nstate none\nowner -\nlease 0\nend\n",
+            &[],
+        )
+        .unwrap();
         assert_eq!(r.kernel_alerts, None);
         assert_eq!(r.manifest_state, None);
         assert_eq!((r.owner, r.lease_until, r.reverted), (None, None, None));

@@ -104,6 +104,11 @@ pub fn parse_purge_path(stdout: &str) -> PurgePathReport {
 }
 
 #[cfg(test)]
+pub(super) fn scripts() -> Vec<(&'static str, &'static str)> {
+    vec![("purge_path.sh", PURGE_PATH_SH)]
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -157,9 +162,4 @@ mod tests {
         let r = parse_purge_path("killed 0\nremoved 0\n");
         assert!(!r.clean && r.detail.contains("incomplete"));
     }
-}
-
-#[cfg(test)]
-pub(super) fn scripts() -> Vec<(&'static str, &'static str)> {
-    vec![("purge_path.sh", PURGE_PATH_SH)]
 }

@@ -131,6 +131,11 @@ pub fn parse_remove(stdout: &str) -> RemovalReport {
 }
 
 #[cfg(test)]
+pub(super) fn scripts() -> Vec<(&'static str, &'static str)> {
+    vec![("remove.sh", REMOVE_SH)]
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -198,9 +203,4 @@ mod tests {
         assert!(!r.clean);
         assert!(r.detail.contains("incomplete"));
     }
-}
-
-#[cfg(test)]
-pub(super) fn scripts() -> Vec<(&'static str, &'static str)> {
-    vec![("remove.sh", REMOVE_SH)]
 }

@@ -64,7 +64,9 @@ pub fn parse_state(stdout: &str) -> Result<HostFinding, String> {
                 );
             }
             ["txn", r] => f.txn = Some(r.to_string()),
-            ["reverted", ..] => f.reverted = Some(parse_reverted(&w[1..]).ok_or_else(|| bad("malformed"))?),
+            ["reverted", ..] => {
+                f.reverted = Some(parse_reverted(&w[1..]).ok_or_else(|| bad("malformed"))?)
+            }
             ["runs", n] => f.runs = n.parse().map_err(|_| bad("bad count"))?,
             ["running", v] => f.running = *v == "1",
             ["prev", r] => f.prev = Some(r.to_string()),
@@ -137,7 +139,11 @@ mod tests {
         assert_eq!(f, HostFinding::default());
         assert!(parse_state("manifest none\nruns 0\n").is_err());
         assert!(parse_state("manifest zz\nwavectl-state done\n").is_err());
-        assert!(parse_state(&format!("manifest {}\nwavectl-state done\n", hex::encode("{"))).is_err());
+        assert!(parse_state(&format!(
+            "manifest {}\nwavectl-state done\n",
+            hex::encode("{")
+        ))
+        .is_err());
         assert!(parse_state("manifest none\nreverted B x 1 1\nwavectl-state done\n").is_err());
     }
 }

@@ -47,7 +47,10 @@ fn confirmed_a<'a>(sb: &Sandbox, name: &'a str, path: &'a str, h: &'a str) -> In
         .status
         .success());
     assert_eq!(confirm_on(sb, name, "run-a"), ConfirmResult::Confirmed);
-    sb.ok("chmod 0750 \"$1\" && touch -d '2001-02-03 04:05:06' \"$1\"", &[path]);
+    sb.ok(
+        "chmod 0750 \"$1\" && touch -d '2001-02-03 04:05:06' \"$1\"",
+        &[path],
+    );
     let (user, cap) = xattrs_work(sb);
     if user {
         sb.ok("setfattr -n user.wv -v kept \"$1\"", &[path]);
@@ -75,7 +78,10 @@ fn upgrade_then_rollback_brings_the_previous_version_back_whole() {
     confirmed_a(&sb, name, path, &ha);
     let a_facts = version_facts(&sb, name, path);
     let runs_a = sb.ok("cat /var/lib/wavectl/t-up/runs.log", &[]);
-    assert!(runs_a.ends_with(" 0 run-a\n") && runs_a.lines().count() == 1, "{runs_a}");
+    assert!(
+        runs_a.ends_with(" 0 run-a\n") && runs_a.lines().count() == 1,
+        "{runs_a}"
+    );
 
     let pb = b_params(name, path, &hb);
     assert_eq!(install_ok(&sb, &pb), (true, Some("run-a".into())));
@@ -267,7 +273,10 @@ fn removal_of_an_older_run_touches_nothing() {
     let _ = hb;
     let r = remove_on(&sb, name, Some(path), RemoveScope::Run("run-a"));
     assert_eq!(r.other, Some(("run-b".into(), "confirmed".into())), "{r:?}");
-    assert!(r.clean && r.killed == 0 && r.found.is_empty() && r.removed.is_empty(), "{r:?}");
+    assert!(
+        r.clean && r.killed == 0 && r.found.is_empty() && r.removed.is_empty(),
+        "{r:?}"
+    );
     assert!(state_of(&sb, name, "run-b").running);
     assert_eq!(version_facts(&sb, name, path), before);
     // A run id nobody installed here: the same.
@@ -285,8 +294,17 @@ fn install_refusals_change_nothing() {
         other => panic!("not refused: {other:?}"),
     };
     // Another rollout's install path.
-    install_ok(&sb, &params("t-own-a", "/opt/wv/x", A, &h, Duration::from_secs(5)));
-    let r = refused(&params("t-own-b", "/opt/wv/x", A, &h, Duration::from_secs(5)));
+    install_ok(
+        &sb,
+        &params("t-own-a", "/opt/wv/x", A, &h, Duration::from_secs(5)),
+    );
+    let r = refused(&params(
+        "t-own-b",
+        "/opt/wv/x",
+        A,
+        &h,
+        Duration::from_secs(5),
+    ));
     assert!(r.contains("owned by rollout t-own-a"), "{r}");
     assert_eq!(state_files(&sb, "t-own-b"), "");
 
@@ -302,20 +320,35 @@ fn install_refusals_change_nothing() {
     assert_eq!(version_facts(&sb, "t-own-a", "/opt/wv/x"), before);
     sb.ok("sed -i 's/\"state\":\"probation\"/\"state\":\"revoked\"/' /var/lib/wavectl/t-own-a/manifest.json", &[]);
     let r = refused(&p2);
-    assert!(r.contains("removal is unfinished") && r.contains("reconcile"), "{r}");
+    assert!(
+        r.contains("removal is unfinished") && r.contains("reconcile"),
+        "{r}"
+    );
     sb.ok("sed -i 's/\"state\":\"revoked\"/\"state\":\"probation\"/' /var/lib/wavectl/t-own-a/manifest.json", &[]);
 
     // Confirmed at another install path.
-    assert_eq!(confirm_on(&sb, "t-own-a", "run-1"), ConfirmResult::Confirmed);
+    assert_eq!(
+        confirm_on(&sb, "t-own-a", "run-1"),
+        ConfirmResult::Confirmed
+    );
     let mut p3 = params("t-own-a", "/opt/wv/y", A, &h, Duration::from_secs(5));
     p3.run_id = "run-3";
     let r = refused(&p3);
-    assert!(r.contains("purge t-own-a first, or keep install_path"), "{r}");
+    assert!(
+        r.contains("purge t-own-a first, or keep install_path"),
+        "{r}"
+    );
     assert!(!sb.exists("/opt/wv/y"));
 
     // A directory.
     sb.ok("mkdir -p /opt/wv/dir", &[]);
-    let r = refused(&params("t-dir", "/opt/wv/dir", A, &h, Duration::from_secs(5)));
+    let r = refused(&params(
+        "t-dir",
+        "/opt/wv/dir",
+        A,
+        &h,
+        Duration::from_secs(5),
+    ));
     assert!(r.contains("is a directory"), "{r}");
     assert_eq!(state_files(&sb, "t-dir"), "");
 
@@ -336,7 +369,11 @@ fn a_packaged_file_needs_force() {
     let before = file_facts(&sb, "/usr/bin/tac");
     // The path itself, and through the /usr merge (/bin -> usr/bin) when it exists.
     let mut paths = vec!["/usr/bin/tac"];
-    if sb.sh("[ -L /bin ] && [ -e /bin/tac ]", &[]).status.success() {
+    if sb
+        .sh("[ -L /bin ] && [ -e /bin/tac ]", &[])
+        .status
+        .success()
+    {
         paths.push("/bin/tac");
     }
     for path in paths {
@@ -367,7 +404,10 @@ fn a_packaged_file_needs_force() {
     let o = sb.run(&purge_path("/usr/bin/tac", Duration::from_secs(1), false));
     assert_eq!(o.status.code(), Some(65));
     let r = parse_purge_path(&text(&o.stdout));
-    assert!(r.detail.contains("package coreutils; pass --force"), "{r:?}");
+    assert!(
+        r.detail.contains("package coreutils; pass --force"),
+        "{r:?}"
+    );
     assert_eq!(file_facts(&sb, "/usr/bin/tac"), before);
     let o = sb.run(&purge_path("/usr/bin/tac", Duration::from_secs(1), true));
     let r = parse_purge_path(&text(&o.stdout));
@@ -387,7 +427,13 @@ fn expired_lease_the_wrapper_refuses_and_the_guard_reverts_to_the_previous_versi
     // A probe of run-b renews the lease; a probe of another run does not.
     sb.ok("echo 5000 > /var/lib/wavectl/t-lease/lease", &[]);
     let pr = |run: &str| {
-        let c = probe(name, run, &[], Duration::from_secs(5), Duration::from_secs(300));
+        let c = probe(
+            name,
+            run,
+            &[],
+            Duration::from_secs(5),
+            Duration::from_secs(300),
+        );
         parse_probe(&text(&sb.run(&c).stdout), &[]).unwrap()
     };
     assert_eq!(pr("run-x").lease_until, Some(5000));
@@ -396,7 +442,10 @@ fn expired_lease_the_wrapper_refuses_and_the_guard_reverts_to_the_previous_versi
     assert!(until >= now + 299 && until <= now + 301, "{until} {now}");
     // The guard leaves a live lease alone.
     sb.ok("/var/lib/wavectl/t-lease/run guard", &[]);
-    assert_eq!(state_of(&sb, name, "run-b").manifest.unwrap().run_id, "run-b");
+    assert_eq!(
+        state_of(&sb, name, "run-b").manifest.unwrap().run_id,
+        "run-b"
+    );
 
     // Expired: the wrapper refuses, the guard reverts to A and says so.
     sb.ok("echo 1000 > /var/lib/wavectl/t-lease/lease", &[]);
@@ -416,7 +465,10 @@ fn expired_lease_the_wrapper_refuses_and_the_guard_reverts_to_the_previous_versi
     );
     let f = state_of(&sb, name, "run-b");
     let rv = f.reverted.clone().unwrap();
-    assert_eq!((rv.run_id.as_str(), rv.lease_until, rv.clean), ("run-b", 1000, true));
+    assert_eq!(
+        (rv.run_id.as_str(), rv.lease_until, rv.clean),
+        ("run-b", 1000, true)
+    );
     assert!(rv.at >= now, "{rv:?}");
     assert_eq!(f.manifest.unwrap().run_id, "run-a");
     let r = pr("run-b");
@@ -481,7 +533,10 @@ fn symlink_install_path_replaces_the_link_and_gets_it_back() {
     let p = params(name, path, A, &h, Duration::from_secs(5));
     assert_eq!(install_ok(&sb, &p), (true, None));
     assert!(file_facts(&sb, path).starts_with(&sha(A)));
-    assert_eq!(file_facts(&sb, "/var/lib/wavectl/t-link/backup"), "link realdir\n");
+    assert_eq!(
+        file_facts(&sb, "/var/lib/wavectl/t-link/backup"),
+        "link realdir\n"
+    );
     assert_eq!(sb.ok(dir, &[]), dir_before);
     let r = remove_on(&sb, name, None, RemoveScope::Run("run-1"));
     assert!(r.clean && r.restored, "{r:?}");
@@ -496,7 +551,9 @@ fn a_first_install_killed_part_way_is_removed_without_a_trace() {
     let h = sha(A);
     let mut c = install(&params(name, path, A, &h, Duration::from_secs(5)));
     // Killed by its remote timeout while it reads the script.
-    c.line = c.line.replacen("timeout -k 5s 60s ", "timeout -k 1s 1s ", 1);
+    c.line = c
+        .line
+        .replacen("timeout -k 5s 60s ", "timeout -k 1s 1s ", 1);
     let o = sb.run_held(&c, &A[..5]);
     assert_eq!(o.status.code(), Some(124), "{}", text(&o.stderr));
     assert_eq!(sb.ok("cat /var/lib/wavectl/t-cut/txn", &[]), "run-1\n");
@@ -506,9 +563,15 @@ fn a_first_install_killed_part_way_is_removed_without_a_trace() {
     // Another run is refused meanwhile; the wrapper does not exist yet.
     let mut p2 = params(name, path, A, &h, Duration::from_secs(5));
     p2.run_id = "run-2";
-    assert!(matches!(install_result(&sb, &p2), InstallResult::Refused(r) if r.contains("cut short")));
+    assert!(
+        matches!(install_result(&sb, &p2), InstallResult::Refused(r) if r.contains("cut short"))
+    );
     let r = remove_on(&sb, name, None, RemoveScope::Run("run-2"));
-    assert_eq!(r.other, Some(("run-1".into(), "installing".into())), "{r:?}");
+    assert_eq!(
+        r.other,
+        Some(("run-1".into(), "installing".into())),
+        "{r:?}"
+    );
     let r = remove_on(&sb, name, None, RemoveScope::Run("run-1"));
     assert!(r.clean, "{r:?}");
     assert!(!sb.exists("/opt/wv/cut"), "{r:?}");
@@ -533,14 +596,19 @@ fn an_upgrade_cut_short_is_undone_by_its_removal() {
     // 2. Killed while reading the script (before the snapshot): A untouched; the
     //    wrapper refuses while the install is open; its removal cleans the leftovers.
     let mut c = install(&b_params(name, path, &hb));
-    c.line = c.line.replacen("timeout -k 5s 60s ", "timeout -k 1s 1s ", 1);
+    c.line = c
+        .line
+        .replacen("timeout -k 5s 60s ", "timeout -k 1s 1s ", 1);
     assert_eq!(sb.run_held(&c, &B[..3]).status.code(), Some(124));
     assert_eq!(version_facts(&sb, name, path), a_facts);
     let o = sb.run(&run_once(name, Duration::from_secs(5)));
     assert_eq!(o.status.code(), Some(78));
     assert!(text(&o.stderr).contains("run-b"), "{}", text(&o.stderr));
     let r = remove_on(&sb, name, Some(path), RemoveScope::Run("run-b"));
-    assert!(r.clean && r.restored_version.is_none() && r.killed == 0, "{r:?}");
+    assert!(
+        r.clean && r.restored_version.is_none() && r.killed == 0,
+        "{r:?}"
+    );
     assert_eq!(version_facts(&sb, name, path), a_facts);
     assert_eq!(ls(&sb, name), ls_a);
 
@@ -554,7 +622,9 @@ fn an_upgrade_cut_short_is_undone_by_its_removal() {
     sb.ok("rmdir /var/lib/wavectl/t-cutup/run.tmp", &[]);
     assert_eq!(sb.ok("cat \"$1\"", &[path]), text(B));
     assert_eq!(
-        sb.run(&run_once(name, Duration::from_secs(5))).status.code(),
+        sb.run(&run_once(name, Duration::from_secs(5)))
+            .status
+            .code(),
         Some(78)
     );
     let f = state_of(&sb, name, "run-b");
