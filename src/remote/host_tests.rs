@@ -623,6 +623,7 @@ fn command_lines_fit_in_one_exec_argument() {
         start_run("n", "r"),
     ];
     for c in lines {
-        assert!(c.line.len() < 60 * 1024, "{}: {}", c.what, c.line.len());
+        // The install carries the wrapper (the library a second time): ~40 KB.
+        assert!(c.line.len() < 48 * 1024, "{}: {}", c.what, c.line.len());
     }
 }

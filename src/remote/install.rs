@@ -27,7 +27,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::{command, secs, sh_quote, unhex, with_lib, RemoteCommand, PKG_SH, STATE_DIR};
+use super::{
+    command, secs, sh_quote, unhex, with_lib, RemoteCommand, PKG_SH, PROCS_SH, REMOVAL_SH,
+    STATE_DIR,
+};
 use crate::spec::ActivationKind;
 
 const INSTALL_SH: &str = include_str!("scripts/install.sh");
@@ -184,7 +187,7 @@ pub fn wrapper_text(name: &str, install_path: &str, script_timeout: Duration) ->
         sh_quote(install_path),
         sh_quote(&secs(script_timeout)),
     );
-    header + &with_lib(&[WRAPPER_SH])
+    header + &with_lib(&[PROCS_SH, REMOVAL_SH, WRAPPER_SH])
 }
 
 /// Install the script (stdin), its wrapper, manifest and activation on a host; see the

@@ -150,9 +150,13 @@ fn unhex(field: &str) -> Result<String, String> {
         .map_err(|e| format!("bad hex field {field:?}: {e}"))
 }
 
-/// The shared shell library (paths, manifest, locks, processes, activation, exact
-/// copies, removal, the guard), in front of every script and in the wrapper.
+/// The shared shell library (paths, manifest, locks, lease, activation, exact copies),
+/// in front of every script and in the wrapper.
 const LIB_SH: &str = include_str!("scripts/lib.sh");
+/// Finding and killing what runs a path: removal, purge --path, the wrapper's guard.
+const PROCS_SH: &str = include_str!("scripts/procs.sh");
+/// Removal (a run's, or every version) and the guard: remove and the wrapper.
+const REMOVAL_SH: &str = include_str!("scripts/removal.sh");
 /// Package ownership (dpkg/rpm), for install and purge --path.
 const PKG_SH: &str = include_str!("scripts/pkg.sh");
 /// What probe and read_state report of NAME's state.
@@ -238,6 +242,8 @@ mod tests {
     fn all_scripts() -> Vec<(&'static str, &'static str)> {
         let mut v = vec![
             ("lib.sh", LIB_SH),
+            ("procs.sh", PROCS_SH),
+            ("removal.sh", REMOVAL_SH),
             ("pkg.sh", PKG_SH),
             ("report.sh", REPORT_SH),
         ];
@@ -313,7 +319,7 @@ mod tests {
                 continue;
             }
             for (name, script) in all_scripts() {
-                let text = with_lib(&[PKG_SH, REPORT_SH, script]);
+                let text = with_lib(&[PROCS_SH, REMOVAL_SH, PKG_SH, REPORT_SH, script]);
                 let o = std::process::Command::new(shell)
                     .arg("-n")
                     .arg("-c")

@@ -39,7 +39,7 @@
 
 use std::time::Duration;
 
-use super::{command, parse_cleanup, wait_secs, with_lib, RemoteCommand, PKG_SH};
+use super::{command, parse_cleanup, wait_secs, with_lib, RemoteCommand, PKG_SH, PROCS_SH};
 
 const PURGE_PATH_SH: &str = include_str!("scripts/purge_path.sh");
 
@@ -74,7 +74,7 @@ pub fn purge_path(path: &str, kill_timeout: Duration, force: bool) -> RemoteComm
     let wait = wait_secs(kill_timeout);
     command(
         "purge path",
-        &with_lib(&[PKG_SH, PURGE_PATH_SH]),
+        &with_lib(&[PKG_SH, PROCS_SH, PURGE_PATH_SH]),
         &[path, &wait, if force { "1" } else { "0" }],
         kill_timeout + PURGE_PATH_MARGIN,
         Duration::from_secs(5),

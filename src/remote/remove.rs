@@ -42,7 +42,9 @@
 
 use std::time::Duration;
 
-use super::{command, parse_cleanup, unhex, wait_secs, with_lib, RemoteCommand};
+use super::{
+    command, parse_cleanup, unhex, wait_secs, with_lib, RemoteCommand, PROCS_SH, REMOVAL_SH,
+};
 
 const REMOVE_SH: &str = include_str!("scripts/remove.sh");
 
@@ -97,7 +99,7 @@ pub fn remove(
     };
     command(
         "remove",
-        &with_lib(&[REMOVE_SH]),
+        &with_lib(&[PROCS_SH, REMOVAL_SH, REMOVE_SH]),
         &[name, install_path.unwrap_or(""), &wait, scope],
         kill_timeout + REMOVE_MARGIN,
         Duration::from_secs(5),

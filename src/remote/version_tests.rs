@@ -694,3 +694,88 @@ fn hostile_paths_survive_a_guard_revert() {
     assert!(!sb.exists(&path) && !sb.exists(&format!("/opt/wv/a 'b' $(touch {m})\n")));
     assert!(!marker.exists());
 }
+
+/// The guards through a real scheduler: Debian's cron started in the sandbox (a fresh
+/// /run, so it is cron's first start: its `@reboot` lines run, which is a boot), then
+/// the minutely lease guard.
+#[test]
+fn cron_runs_the_boot_guard_and_the_lease_guard() {
+    let Some(sb) = Sandbox::new() else { return };
+    if !sb.sh("command -v cron", &[]).status.success() {
+        eprintln!("skipped: no cron here");
+        return;
+    }
+    let (ha, hb) = (sha(A), sha(B));
+    // At "boot": run-b is in probation over a confirmed run-a, with a long lease.
+    let (name, path) = ("t-cron", "/opt/wv/cron");
+    confirmed_a(&sb, name, path, &ha);
+    let a_facts = version_facts(&sb, name, path);
+    install_ok(&sb, &b_params(name, path, &hb));
+    // A confirmed install stays as it is at boot.
+    let mut pk = params(
+        "t-cron-keep",
+        "/opt/wv/keep",
+        A,
+        &ha,
+        Duration::from_secs(5),
+    );
+    pk.run_id = "run-k";
+    install_ok(&sb, &pk);
+    assert_eq!(
+        confirm_on(&sb, "t-cron-keep", "run-k"),
+        ConfirmResult::Confirmed
+    );
+    // (Its scheduled runs may come and add to its runs.log: not compared.)
+    let keep_facts = |sb: &Sandbox| {
+        file_facts(sb, "/opt/wv/keep")
+            + &file_facts(sb, "/var/lib/wavectl/t-cron-keep/manifest.json")
+            + &file_facts(sb, "/etc/cron.d/wavectl-t-cron-keep")
+    };
+    let keep = keep_facts(&sb);
+    sb.ok("cron", &[]);
+    let wait_for = |what: &str, done: &dyn Fn() -> bool, secs: u64| {
+        let start = std::time::Instant::now();
+        while !done() {
+            assert!(
+                start.elapsed() < Duration::from_secs(secs),
+                "{what}: not within {secs}s; guard log: {}",
+                sb.ok("cat /var/log/wavectl-guard.log 2>/dev/null || true", &[])
+            );
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    };
+    wait_for(
+        "the boot guard",
+        &|| state_of(&sb, name, "run-b").reverted.is_some(),
+        20,
+    );
+    assert_eq!(version_facts(&sb, name, path), a_facts);
+    assert_eq!(keep_facts(&sb), keep);
+
+    // After boot: a new install whose lease runs out is reverted within a minute or so.
+    let mut pl = params(
+        "t-cron-lease",
+        "/opt/wv/lease",
+        B,
+        &hb,
+        Duration::from_secs(5),
+    );
+    pl.run_id = "run-l";
+    pl.lease = Duration::from_secs(1);
+    install_ok(&sb, &pl);
+    wait_for(
+        "the lease guard",
+        &|| state_of(&sb, "t-cron-lease", "run-l").reverted.is_some(),
+        75,
+    );
+    assert_eq!(state_files(&sb, "t-cron-lease"), "");
+    assert!(!sb.exists("/opt/wv/lease"));
+    let log = sb.ok("cat /var/log/wavectl-guard.log", &[]);
+    assert!(
+        log.contains("t-cron run run-b in probation at boot")
+            && log.contains("  restored-version: run-a")
+            && log.contains("t-cron-lease run run-l in probation; its lease expired at"),
+        "{log}"
+    );
+    assert_eq!(keep_facts(&sb), keep);
+}

@@ -43,9 +43,9 @@ done
 if [ "$LEASE" -gt 0 ]; then
   (
     wv_facts
-    if [ "$WV_OWNER" = "$RUN" ] && [ "$WV_ST" = probation ] && [ -z "$WV_TX" ] && wv_lock 1; then
+    if [ "$WV_OWNER" = "$RUN" ] && [ "$WV_ST" = probation ] && [ "${WV_TX:-$RUN}" = "$RUN" ] && wv_lock 1; then
       wv_facts
-      [ "$WV_OWNER" = "$RUN" ] && [ "$WV_ST" = probation ] && [ -z "$WV_TX" ] &&
+      [ "$WV_OWNER" = "$RUN" ] && [ "$WV_ST" = probation ] && [ "${WV_TX:-$RUN}" = "$RUN" ] &&
         wv_put "$WV_LEASE" "$(($(date +%s) + LEASE))$WV_NL"
     fi
   )

@@ -78,7 +78,8 @@ END { if (m == "edit" && NR > 0 && ENVIRON["WVNL"] != "") printf "\n" }
 ' < "$2"
 }
 
-# wv_pp_save FILE: an exact copy (cp -P --preserve=all, compared with wv_same) at $WV_PP_DIR/FILE; the directory
+# wv_pp_save FILE: an exact copy (cp -P --preserve=all, compared with wv_same) at
+# $WV_PP_DIR/FILE; the directory
 # is made on first use. Fails (and copies nothing) if the copy is not exact.
 wv_pp_save() {
   if [ -z "$WV_PP_DIR" ]; then
