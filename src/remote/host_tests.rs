@@ -1,5 +1,6 @@
 //! Host-side behaviour of the generated commands, run for real in a [`Sandbox`]:
 //! install/backup, the wrapper, timeouts, removal, the boot guard, probe, hostile input.
+//! Versions, leases and refusals are in `version_tests.rs`.
 
 use std::time::Duration;
 
@@ -17,16 +18,19 @@ fn install_run_confirm_remove_restores_the_original() {
         "mkdir -p /opt/wv/bin && printf 'original\\0\\377\\n' > \"$1\" && chmod 0640 \"$1\"",
         &[path],
     );
+    let before = file_facts(&sb, path);
     let body = b"#!/bin/sh\necho hello\nexit 3\n";
     let h = sha(body);
-    assert!(install_ok(
-        &sb,
-        &params("t-basic", path, body, &h, Duration::from_secs(5))
-    ));
-    let m = parse_manifest(&text(&sb.run(&read_manifest("t-basic")).stdout))
-        .unwrap()
-        .unwrap();
+    let p = params("t-basic", path, body, &h, Duration::from_secs(5));
+    assert_eq!(install_ok(&sb, &p), (true, None));
+    let f = state_of(&sb, "t-basic", "run-1");
+    let m = f.manifest.unwrap();
     assert_eq!((m.state.as_str(), m.backup), ("probation", true));
+    assert_eq!(
+        (m.run_id.as_str(), m.lease_secs, m.prev),
+        ("run-1", 0, None)
+    );
+    assert_eq!((f.txn, f.prev, f.runs, f.running), (None, None, 0, false));
     assert_eq!(sb.ok("stat -c %a \"$1\"", &[path]).trim(), "755");
     let cron = sb.ok(
         "cat /etc/cron.d/wavectl-t-basic; stat -c %a /etc/cron.d/wavectl-t-basic",
@@ -38,7 +42,10 @@ fn install_run_confirm_remove_restores_the_original() {
         "{cron}"
     );
     assert!(
-        cron.contains("\n@reboot root /var/lib/wavectl/t-basic/run guard\n644\n"),
+        cron.ends_with(
+            "\n* * * * * root /var/lib/wavectl/t-basic/run guard\n\
+             @reboot root /var/lib/wavectl/t-basic/run guard boot\n644\n"
+        ),
         "{cron}"
     );
 
@@ -46,63 +53,62 @@ fn install_run_confirm_remove_restores_the_original() {
     assert_eq!(o.status.code(), Some(3));
     let runs = sb.ok("cat /var/lib/wavectl/t-basic/runs.log", &[]);
     assert!(
-        runs.trim_end().ends_with(" 3") && runs.lines().count() == 1,
+        runs.trim_end().ends_with(" 3 run-1") && runs.lines().count() == 1,
         "{runs}"
     );
     assert_eq!(
         sb.ok("cat /var/lib/wavectl/t-basic/last.log", &[]),
         "hello\n"
     );
+    assert_eq!(state_of(&sb, "t-basic", "run-1").runs, 1);
+    assert_eq!(state_of(&sb, "t-basic", "run-0").runs, 0);
 
-    // A second version keeps the first backup: the pre-wavectl original.
-    let body2 = b"#!/bin/sh\nexit 0\n";
-    let h2 = sha(body2);
-    assert!(install_ok(
-        &sb,
-        &params("t-basic", path, body2, &h2, Duration::from_secs(5))
-    ));
-    let c = sb.run(&confirm("t-basic"));
-    assert_eq!(text(&c.stdout), "wavectl-confirm ok state=confirmed\n");
-    let r = parse_probe(&text(
-        &sb.run(&probe("t-basic", &[], Duration::from_secs(5)))
+    // The same run again (a resumed controller): idempotent, the backup kept.
+    assert_eq!(install_ok(&sb, &p), (true, None));
+    assert_eq!(
+        confirm_on(&sb, "t-basic", "run-1"),
+        ConfirmResult::Confirmed
+    );
+    assert_eq!(
+        confirm_on(&sb, "t-basic", "run-1"),
+        ConfirmResult::Confirmed
+    );
+    assert_eq!(install_ok(&sb, &p), (true, None));
+    let r = parse_probe(
+        &text(
+            &sb.run(&probe(
+                "t-basic",
+                "run-1",
+                &[],
+                Duration::from_secs(5),
+                Duration::ZERO,
+            ))
             .stdout,
-    ))
+        ),
+        &[],
+    )
     .unwrap();
     assert_eq!(r.manifest_state.as_deref(), Some("confirmed"));
+    assert_eq!(r.owner.as_deref(), Some("run-1"));
     assert_eq!(r.runs.len(), 1);
 
-    let r = parse_remove(&text(
-        &sb.run(&remove("t-basic", Some(path), Duration::from_secs(5)))
-            .stdout,
-    ));
+    let r = remove_on(&sb, "t-basic", Some(path), RemoveScope::Run("run-1"));
     assert!(r.clean && r.restored, "{r:?}");
     assert!(
         r.found.contains(&"/var/lib/wavectl/t-basic".to_string()),
         "{r:?}"
     );
-    assert_eq!(
-        sb.ok(
-            "od -An -v -tx1 \"$1\" | tr -d ' \\n'; stat -c ' %a' \"$1\"",
-            &[path]
-        ),
-        format!("{} 640\n", hex::encode(b"original\0\xff\n"))
-    );
+    assert_eq!(file_facts(&sb, path), before);
     assert_eq!(state_files(&sb, "t-basic"), "");
     // Idempotent, and without a spec (install path from the host: gone, so none).
-    let r = parse_remove(&text(
-        &sb.run(&remove("t-basic", Some(path), Duration::from_secs(5)))
-            .stdout,
-    ));
+    let r = remove_on(&sb, "t-basic", Some(path), RemoveScope::Run("run-1"));
     assert!(
-        r.clean && r.found.is_empty() && r.killed == 0 && !r.restored,
+        r.clean && r.found.is_empty() && r.killed == 0 && !r.restored && r.other.is_none(),
         "{r:?}"
     );
-    let r = parse_remove(&text(
-        &sb.run(&remove("t-basic", None, Duration::from_secs(1)))
-            .stdout,
-    ));
+    let r = remove_on(&sb, "t-basic", None, RemoveScope::All);
     assert!(r.clean && r.found.is_empty(), "{r:?}");
-    assert!(sb.exists(path));
+    assert_eq!(file_facts(&sb, path), before);
 }
 
 #[test]
@@ -110,15 +116,23 @@ fn wrapper_records_timeouts_and_refuses_when_revoked() {
     let Some(sb) = Sandbox::new() else { return };
     let path = "/opt/wv/slow";
     let h = sha(SLEEPER);
-    assert!(!install_ok(
-        &sb,
-        &params("t-slow", path, SLEEPER, &h, Duration::from_secs(1))
-    ));
+    let p = params("t-slow", path, SLEEPER, &h, Duration::from_secs(1));
+    assert_eq!(install_ok(&sb, &p), (false, None));
     let o = sb.run(&run_once("t-slow", Duration::from_secs(1)));
     assert_eq!(o.status.code(), Some(124));
-    let r = parse_probe(&text(
-        &sb.run(&probe("t-slow", &[], Duration::from_secs(4))).stdout,
-    ))
+    let r = parse_probe(
+        &text(
+            &sb.run(&probe(
+                "t-slow",
+                "run-1",
+                &[],
+                Duration::from_secs(4),
+                Duration::ZERO,
+            ))
+            .stdout,
+        ),
+        &[],
+    )
     .unwrap();
     assert_eq!(r.runs.len(), 1);
     assert!(
@@ -136,8 +150,16 @@ fn wrapper_records_timeouts_and_refuses_when_revoked() {
             .trim(),
         "1"
     );
-    // Missing manifest: refused too; a bad confirm is refused.
-    assert_eq!(sb.run(&confirm("t-slow")).status.code(), Some(78));
+    // A revoked install is not confirmed, and not started.
+    assert!(matches!(
+        confirm_on(&sb, "t-slow", "run-1"),
+        ConfirmResult::Refused(r) if r.contains("being removed")
+    ));
+    assert_eq!(
+        sb.run(&start_run("t-slow", "run-1")).status.code(),
+        Some(78)
+    );
+    // Missing manifest: refused too.
     sb.ok("rm /var/lib/wavectl/t-slow/manifest.json", &[]);
     assert_eq!(
         sb.run(&run_once("t-slow", Duration::from_secs(1)))
@@ -145,6 +167,32 @@ fn wrapper_records_timeouts_and_refuses_when_revoked() {
             .code(),
         Some(78)
     );
+    assert!(matches!(
+        confirm_on(&sb, "t-slow", "run-1"),
+        ConfirmResult::Refused(r) if r.contains("not installed")
+    ));
+}
+
+#[test]
+fn start_run_only_for_the_run_the_host_holds() {
+    let Some(sb) = Sandbox::new() else { return };
+    let body = b"#!/bin/sh\nexit 0\n";
+    let h = sha(body);
+    install_ok(
+        &sb,
+        &params("t-start", "/opt/wv/st", body, &h, Duration::from_secs(5)),
+    );
+    let o = sb.run(&start_run("t-start", "run-0"));
+    assert_eq!(o.status.code(), Some(78), "{}", text(&o.stderr));
+    let o = sb.run(&start_run("t-start", "run-1"));
+    assert!(text(&o.stdout).starts_with("wavectl-start ok pid="));
+    for _ in 0..50 {
+        if state_of(&sb, "t-start", "run-1").runs == 1 {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("the started run never finished");
 }
 
 #[test]
@@ -152,10 +200,10 @@ fn remove_kills_a_running_copy() {
     let Some(sb) = Sandbox::new() else { return };
     let path = "/opt/wv/sleeper";
     let h = sha(SLEEPER);
-    assert!(!install_ok(
+    install_ok(
         &sb,
-        &params("t-kill", path, SLEEPER, &h, Duration::from_secs(600))
-    ));
+        &params("t-kill", path, SLEEPER, &h, Duration::from_secs(600)),
+    );
     // A second copy started by hand, not through the wrapper.
     sb.ok(
         "/var/lib/wavectl/t-kill/run >/dev/null 2>&1 & \"$1\" >/dev/null 2>&1 &",
@@ -163,20 +211,15 @@ fn remove_kills_a_running_copy() {
     );
     let mut running = false;
     for _ in 0..50 {
-        let r = parse_probe(&text(
-            &sb.run(&probe("t-kill", &[], Duration::from_secs(4))).stdout,
-        ))
-        .unwrap();
-        if r.running {
+        if state_of(&sb, "t-kill", "run-1").running {
             running = true;
             break;
         }
         std::thread::sleep(Duration::from_millis(100));
     }
     assert!(running, "the wrapper never started");
-    let o = sb.run(&remove("t-kill", None, Duration::from_secs(5)));
-    let r = parse_remove(&text(&o.stdout));
-    assert!(r.clean, "{r:?} {}", text(&o.stderr));
+    let r = remove_on(&sb, "t-kill", None, RemoveScope::Run("run-1"));
+    assert!(r.clean, "{r:?}");
     // wrapper, timeout, sh running the script, its sleep, the hand-started copy (sh + sleep).
     assert!(r.killed >= 4, "{r:?}");
     assert!(r.removed.contains(&path.to_string()), "{r:?}");
@@ -187,43 +230,61 @@ fn remove_kills_a_running_copy() {
 }
 
 #[test]
-fn guard_removes_probation_and_keeps_confirmed() {
+fn boot_guard_reverts_probation_and_keeps_confirmed() {
     let Some(sb) = Sandbox::new() else { return };
     sb.ok("printf 'mine\\n' > /opt/wv/a", &[]);
     let body = b"#!/bin/sh\nexit 0\n";
     let h = sha(body);
-    assert!(install_ok(
+    let mut pa = params("t-guard-a", "/opt/wv/a", body, &h, Duration::from_secs(5));
+    // A lease far in the future: the boot guard reverts probation whatever the lease.
+    pa.lease = Duration::from_secs(3600);
+    install_ok(&sb, &pa);
+    install_ok(
         &sb,
-        &params("t-guard-a", "/opt/wv/a", body, &h, Duration::from_secs(5))
-    ));
-    assert!(!install_ok(
-        &sb,
-        &params("t-guard-b", "/opt/wv/b", body, &h, Duration::from_secs(5))
-    ));
-    assert!(sb.run(&confirm("t-guard-b")).status.success());
+        &params("t-guard-b", "/opt/wv/b", body, &h, Duration::from_secs(5)),
+    );
+    assert_eq!(
+        confirm_on(&sb, "t-guard-b", "run-1"),
+        ConfirmResult::Confirmed
+    );
     // A probation run after a reboot is refused: fake another boot id.
     sb.ok("echo other-boot > /var/lib/wavectl/t-guard-a/boot_id", &[]);
-    assert_eq!(
-        sb.run(&run_once("t-guard-a", Duration::from_secs(5)))
-            .status
-            .code(),
-        Some(78)
-    );
+    let o = sb.run(&run_once("t-guard-a", Duration::from_secs(5)));
+    assert_eq!(o.status.code(), Some(78));
+    assert!(text(&o.stderr).contains("rebooted"), "{}", text(&o.stderr));
+    let lease = sb.ok("cat /var/lib/wavectl/t-guard-a/lease", &[]);
 
+    // The periodic guard leaves an unexpired lease alone.
+    sb.ok("/var/lib/wavectl/t-guard-a/run guard", &[]);
+    assert!(sb.exists("/var/lib/wavectl/t-guard-a/manifest.json"));
     sb.ok(
-        "/var/lib/wavectl/t-guard-a/run guard && /var/lib/wavectl/t-guard-b/run guard",
+        "/var/lib/wavectl/t-guard-a/run guard boot && /var/lib/wavectl/t-guard-b/run guard boot",
         &[],
     );
     assert_eq!(sb.ok("cat /opt/wv/a", &[]), "mine\n");
     assert_eq!(state_files(&sb, "t-guard-a"), "");
     let log = sb.ok("cat /var/log/wavectl-guard.log", &[]);
     assert!(
-        log.contains("t-guard-a was probation at boot") && log.contains("clean=1"),
+        log.contains("t-guard-a run run-1 in probation at boot; reverting it")
+            && log.contains("t-guard-a run run-1 reverted, clean=1"),
         "{log}"
     );
+    let rec = sb.ok("cat /var/lib/wavectl/.reverted/t-guard-a", &[]);
+    let w: Vec<&str> = rec.split_whitespace().collect();
+    assert_eq!((w[0], w[1], w[3]), ("run-1", lease.trim(), "1"), "{rec}");
+    let f = state_of(&sb, "t-guard-a", "run-1");
+    assert_eq!(f.manifest, None);
+    assert!(f.reverted.as_ref().is_some_and(|r| r.clean), "{f:?}");
     assert!(sb.exists("/var/lib/wavectl/t-guard-b/manifest.json"));
     assert!(sb.exists("/etc/cron.d/wavectl-t-guard-b"));
     assert!(sb.exists("/opt/wv/b"));
+
+    // A removal left unfinished (revoked) is finished at boot; no revert is recorded.
+    sb.ok("sed -i 's/\"state\":\"confirmed\"/\"state\":\"revoked\"/' /var/lib/wavectl/t-guard-b/manifest.json", &[]);
+    sb.ok("/var/lib/wavectl/t-guard-b/run guard boot", &[]);
+    assert_eq!(state_files(&sb, "t-guard-b"), "");
+    assert!(!sb.exists("/opt/wv/b"));
+    assert!(!sb.exists("/var/lib/wavectl/.reverted/t-guard-b"));
 }
 
 #[test]
@@ -254,42 +315,94 @@ fn probe_reports_checks_and_injects_nothing() {
     ];
     let body = b"#!/bin/sh\nexit 0\n";
     let h = sha(body);
-    assert!(!install_ok(
+    install_ok(
         &sb,
-        &params("t-probe", "/opt/wv/p", body, &h, Duration::from_secs(5))
-    ));
+        &params("t-probe", "/opt/wv/p", body, &h, Duration::from_secs(5)),
+    );
     assert!(sb
         .run(&run_once("t-probe", Duration::from_secs(5)))
         .status
         .success());
-    let start = std::time::Instant::now();
-    let o = sb.run(&probe("t-probe", &checks, Duration::from_secs(3)));
-    assert!(
-        start.elapsed() < Duration::from_secs(3),
-        "{:?}",
-        start.elapsed()
-    );
-    assert!(o.status.success(), "{}", text(&o.stderr));
-    let r = parse_probe(&text(&o.stdout)).unwrap();
-    let got: Vec<(&str, i32, &str)> = r
-        .checks
-        .iter()
-        .map(|c| (c.name.as_str(), c.exit, c.output.as_str()))
-        .collect();
     let literal = format!("`touch {m}`");
-    assert_eq!(
-        got,
-        vec![
-            ("ok", 0, "fine"),
-            (hostile_name.as_str(), 7, literal.as_str()),
-            ("hang", 124, ""),
-            ("bytes", 0, "state revoked"),
-        ]
+    let want = vec![
+        ("ok", 0, "fine", true),
+        (hostile_name.as_str(), 7, literal.as_str(), true),
+        ("hang", 124, "", true),
+        ("bytes", 0, "state revoked", true),
+    ];
+    let cmd = probe(
+        "t-probe",
+        "run-1",
+        &checks,
+        Duration::from_secs(3),
+        Duration::ZERO,
     );
-    assert_eq!(r.manifest_state.as_deref(), Some("probation"));
-    assert_eq!(r.runs.len(), 1);
-    assert!(r.load1.is_some() && r.procs_blocked.is_some());
+    // With a temp dir, and without one (TMPDIR unusable: each check reports itself).
+    let mut no_tmp = cmd.clone();
+    no_tmp.line = format!("TMPDIR=/nonexistent/x {}", cmd.line);
+    for c in [&cmd, &no_tmp] {
+        let start = std::time::Instant::now();
+        let o = sb.run(c);
+        assert!(
+            start.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            start.elapsed()
+        );
+        assert!(o.status.success(), "{}", text(&o.stderr));
+        let r = parse_probe(&text(&o.stdout), &checks).unwrap();
+        let got: Vec<(&str, i32, &str, bool)> = r
+            .checks
+            .iter()
+            .map(|c| (c.name.as_str(), c.exit, c.output.as_str(), c.reported))
+            .collect();
+        assert_eq!(got, want);
+        assert_eq!(r.manifest_state.as_deref(), Some("probation"));
+        assert_eq!(r.runs.len(), 1);
+        assert!(r.load1.is_some() && r.procs_blocked.is_some());
+    }
     assert!(!marker.exists());
+}
+
+#[test]
+fn a_check_whose_result_is_lost_is_not_reported() {
+    let Some(sb) = Sandbox::new() else { return };
+    // The check kills the subshell that would write its exit status.
+    let checks = vec![
+        Check {
+            name: "lost".into(),
+            command: "kill -9 $(ps -o ppid= -p $PPID)".into(),
+        },
+        Check {
+            name: "fine".into(),
+            command: "true".into(),
+        },
+    ];
+    let o = sb.run(&probe(
+        "t-lost",
+        "run-1",
+        &checks,
+        Duration::from_secs(3),
+        Duration::ZERO,
+    ));
+    let r = parse_probe(&text(&o.stdout), &checks).unwrap();
+    assert_eq!(r.checks.len(), 2);
+    assert!(!r.checks[0].reported, "{r:?}");
+    assert!(r.checks[0].output.contains("no result"), "{r:?}");
+    assert!(r.checks[1].reported && r.checks[1].exit == 0, "{r:?}");
+    assert_eq!((r.owner, r.manifest_state), (None, None));
+    // A configured check with no line at all (here: the host got no check).
+    let none = probe(
+        "t-lost",
+        "run-1",
+        &[],
+        Duration::from_secs(3),
+        Duration::ZERO,
+    );
+    let r = parse_probe(&text(&sb.run(&none).stdout), &checks).unwrap();
+    assert!(
+        r.checks.iter().all(|c| !c.reported && c.exit == -1),
+        "{r:?}"
+    );
 }
 
 #[test]
@@ -300,6 +413,7 @@ fn hostile_install_path_injects_nothing() {
     let path =
         format!("/opt/wv/it's \"q\" $(touch {m}) `touch {m}`;&& *\n-x/ré tool '$(touch {m})'\n");
     sb.ok("mkdir -p \"${1%/*}\" && printf 'before' > \"$1\"", &[&path]);
+    let before = file_facts(&sb, &path);
     let body = b"#!/bin/sh\nexit 5\n";
     let h = sha(body);
     let p = params("t-hostile", &path, body, &h, Duration::from_secs(5));
@@ -313,24 +427,87 @@ fn hostile_install_path_injects_nothing() {
             .code(),
         Some(5)
     );
-    let m2 = parse_manifest(&text(&sb.run(&read_manifest("t-hostile")).stdout))
-        .unwrap()
-        .unwrap();
+    let m2 = state_of(&sb, "t-hostile", "run-1").manifest.unwrap();
     assert_eq!(m2.install_path, path);
+    assert_eq!(
+        confirm_on(&sb, "t-hostile", "run-1"),
+        ConfirmResult::Confirmed
+    );
+    // An upgrade at the hostile path, then its rollback.
+    let body2 = b"#!/bin/sh\nexit 6\n";
+    let h2 = sha(body2);
+    let mut p2 = params("t-hostile", &path, body2, &h2, Duration::from_secs(5));
+    p2.run_id = "run-2";
+    let o = sb.run_with("bash", &under_bash(install(&p2)));
+    assert_eq!(
+        parse_install(o.status.code(), &text(&o.stdout)),
+        InstallResult::Installed {
+            backup: true,
+            prev: Some("run-1".into())
+        }
+    );
+    let r = parse_remove(&text(
+        &sb.run_with(
+            "bash",
+            &under_bash(remove(
+                "t-hostile",
+                None,
+                RemoveScope::Run("run-2"),
+                Duration::from_secs(5),
+            )),
+        )
+        .stdout,
+    ));
+    assert_eq!(r.restored_version.as_deref(), Some("run-1"), "{r:?}");
+    assert!(r.clean, "{r:?}");
+    assert_eq!(sb.ok("cat \"$1\"", &[&path]), "#!/bin/sh\nexit 5\n");
     // Kill scan with a hostile path: a copy running under that exact name.
     sb.ok("cp \"$1\" /opt/wv/s && printf '#!/bin/sh\\nsleep 300\\n' > \"$1\" && (\"$1\" >/dev/null 2>&1 &)", &[&path]);
     std::thread::sleep(Duration::from_millis(200));
     let r = parse_remove(&text(
         &sb.run_with(
             "bash",
-            &under_bash(remove("t-hostile", None, Duration::from_secs(5))),
+            &under_bash(remove(
+                "t-hostile",
+                None,
+                RemoveScope::All,
+                Duration::from_secs(5),
+            )),
         )
         .stdout,
     ));
     assert!(r.restored && r.clean, "{r:?}");
     assert!(r.killed >= 1, "{r:?}");
-    assert_eq!(sb.ok("cat \"$1\"", &[&path]), "before");
+    assert_eq!(file_facts(&sb, &path), before);
     assert_eq!(state_files(&sb, "t-hostile"), "");
+    assert!(!marker.exists());
+}
+
+#[test]
+fn hostile_created_directories_are_removed_again() {
+    let Some(sb) = Sandbox::new() else { return };
+    let marker = sb.outside("pwned");
+    let m = marker.to_str().unwrap();
+    // The marker's own slashes make more directories below: `top` is the outermost.
+    let top = "/opt/wv/new $(touch pwned)\n'x'".to_string();
+    let path = format!("{top}/in ner\n/tool `touch {m}`");
+    let body = b"#!/bin/sh\nexit 0\n";
+    let h = sha(body);
+    let p = params("t-mkdir", &path, body, &h, Duration::from_secs(5));
+    assert_eq!(install_ok(&sb, &p), (false, None));
+    assert_eq!(sb.ok("cat /var/lib/wavectl/t-mkdir/created_dirs", &[]), top);
+    let r = remove_on(&sb, "t-mkdir", None, RemoveScope::Run("run-1"));
+    assert!(r.clean, "{r:?}");
+    assert!(r.removed.contains(&top), "{r:?}");
+    assert!(!sb.exists(&top) && sb.exists("/opt/wv"));
+    // A created directory someone filled since is kept (noted), the removal is clean.
+    install_ok(&sb, &p);
+    sb.ok("touch \"$1/other\"", &[&top]);
+    let r = remove_on(&sb, "t-mkdir", None, RemoveScope::Run("run-1"));
+    assert!(r.clean, "{r:?}");
+    assert!(r.detail.contains("not empty"), "{r:?}");
+    assert!(sb.exists(&format!("{top}/other")) && !sb.exists(&path));
+    assert_eq!(state_files(&sb, "t-mkdir"), "");
     assert!(!marker.exists());
 }
 
@@ -341,49 +518,79 @@ fn bad_hash_installs_nothing_and_systemd_units_are_written_and_removed() {
     let h = sha(b"something else");
     let o = sb.run(&install(&params(
         "t-unit",
-        "/opt/wv/u",
+        "/opt/wv/sub/u",
         body,
         &h,
         Duration::from_secs(5),
     )));
     assert_eq!(o.status.code(), Some(66), "{}", text(&o.stderr));
-    assert!(text(&o.stderr).contains("sha256 mismatch"));
-    assert!(!sb.exists("/opt/wv/u") && !sb.exists("/opt/wv/u.wavectl-new"));
-    assert!(!sb.exists("/etc/cron.d/wavectl-t-unit"));
+    assert!(matches!(
+        parse_install(o.status.code(), &text(&o.stdout)),
+        InstallResult::Failed(e) if e.contains("sha256 mismatch")
+    ));
+    // Nothing left: no script, no temp file, no state, no directory it made.
+    assert!(!sb.exists("/opt/wv/sub"));
+    assert_eq!(state_files(&sb, "t-unit"), "");
 
     let h = sha(body);
     let mut p = params("t-unit", "/opt/wv/u", body, &h, Duration::from_secs(5));
     p.activation = ActivationKind::SystemdTimer;
     p.schedule = "*-*-* *:00/5:00";
-    assert!(!install_ok(&sb, &p));
+    install_ok(&sb, &p);
     let timer = sb.ok("cat /etc/systemd/system/wavectl-t-unit.timer", &[]);
     assert!(timer.contains("\nOnCalendar=*-*-* *:00/5:00\n"), "{timer}");
     let guard = sb.ok("cat /etc/systemd/system/wavectl-t-unit-guard.service", &[]);
     assert!(
-        guard.contains("\nExecStart=/var/lib/wavectl/t-unit/run guard\n"),
+        guard.contains("\nExecStart=/var/lib/wavectl/t-unit/run guard boot\n")
+            && guard.contains("\nBefore=wavectl-t-unit.timer\n")
+            && guard.contains("\nWantedBy=multi-user.target\n"),
         "{guard}"
     );
+    let lease = sb.ok(
+        "cat /etc/systemd/system/wavectl-t-unit-lease.service /etc/systemd/system/wavectl-t-unit-lease.timer",
+        &[],
+    );
+    assert!(
+        lease.contains("\nExecStart=/var/lib/wavectl/t-unit/run guard\n")
+            && lease.contains("\nOnCalendar=minutely\n"),
+        "{lease}"
+    );
+    assert!(!sb.exists("/etc/cron.d/wavectl-t-unit"));
     // A schedule with a newline is refused on the host, before anything is written.
     p.schedule = "* * * * *\n* * * * * root touch /x";
     p.activation = ActivationKind::Cron;
     assert_eq!(sb.run(&install(&p)).status.code(), Some(65));
-    let r = parse_remove(&text(
-        &sb.run(&remove("t-unit", None, Duration::from_secs(2)))
-            .stdout,
-    ));
+    let r = remove_on(&sb, "t-unit", None, RemoveScope::Run("run-1"));
     assert!(r.clean, "{r:?}");
-    assert!(
-        r.removed
-            .iter()
-            .any(|x| x.ends_with("wavectl-t-unit.timer")),
-        "{r:?}"
-    );
+    for u in [
+        "wavectl-t-unit.timer",
+        "wavectl-t-unit.service",
+        "wavectl-t-unit-guard.service",
+        "wavectl-t-unit-lease.timer",
+        "wavectl-t-unit-lease.service",
+    ] {
+        assert!(r.removed.iter().any(|x| x.ends_with(u)), "{u}: {r:?}");
+    }
     assert_eq!(state_files(&sb, "t-unit"), "");
     assert!(!sb.exists("/opt/wv/u"));
+
+    // Activation `none`: no schedule, the guard lines only.
+    p.activation = ActivationKind::None;
+    install_ok(&sb, &p);
+    let cron = sb.ok("cat /etc/cron.d/wavectl-t-unit", &[]);
+    assert!(
+        cron.ends_with(
+            "/bin\n* * * * * root /var/lib/wavectl/t-unit/run guard\n\
+             @reboot root /var/lib/wavectl/t-unit/run guard boot\n"
+        ),
+        "{cron}"
+    );
+    assert!(remove_on(&sb, "t-unit", None, RemoveScope::All).clean);
+    assert_eq!(state_files(&sb, "t-unit"), "");
 }
 
 /// The same command with its script run by `bash` instead of `sh`.
-fn under_bash(mut c: RemoteCommand) -> RemoteCommand {
+pub(super) fn under_bash(mut c: RemoteCommand) -> RemoteCommand {
     c.line = c.line.replacen(" sh -c ", " bash -c ", 1);
     c
 }
@@ -393,10 +600,30 @@ fn command_lines_fit_in_one_exec_argument() {
     // Linux limits one argv string to 128 KiB; ssh hands the line to `$SHELL -c`.
     let body = b"x";
     let h = sha(body);
-    let p = params("n", "/opt/x", body, &h, Duration::from_secs(5));
-    assert!(
-        install(&p).line.len() < 64 * 1024,
-        "{}",
-        install(&p).line.len()
-    );
+    let path = format!("/opt/{}'", "x'".repeat(200));
+    let p = params("n", &path, body, &h, Duration::from_secs(5));
+    let checks: Vec<Check> = (0..20)
+        .map(|i| Check {
+            name: format!("c{i}"),
+            command: "pg_isready -q -h 'localhost' && test -e '/x'".into(),
+        })
+        .collect();
+    let lines = [
+        install(&p),
+        remove(
+            "n",
+            Some(&path),
+            RemoveScope::Run("r"),
+            Duration::from_secs(1),
+        ),
+        probe("n", "r", &checks, Duration::from_secs(5), Duration::ZERO),
+        purge_path(&path, Duration::from_secs(1), false),
+        read_state("n", "r"),
+        confirm("n", "r"),
+        start_run("n", "r"),
+    ];
+    for c in lines {
+        // The install carries the wrapper (the library a second time): ~40 KB.
+        assert!(c.line.len() < 48 * 1024, "{}: {}", c.what, c.line.len());
+    }
 }

@@ -1,22 +1,47 @@
-//! Install, the on-host wrapper, one supervised run, confirm, and reading the manifest.
-//! Pure builders of [`RemoteCommand`]s and a parser; no I/O.
+//! Install, the on-host wrapper, one supervised run, confirm. Pure builders of
+//! [`RemoteCommand`]s and parsers; no I/O.
+//!
+//! Install on the host (`scripts/install.sh`), in order:
+//!
+//! 1. Checks; a refusal changes nothing, prints `wavectl-refused <hex reason>` and exits
+//!    73: `install_path` is a directory (or not a file); another rollout's state records
+//!    the same `install_path`; NAME holds another run's unconfirmed (probation) install,
+//!    an unfinished removal (revoked) or a cut-short install (`txn`); NAME is confirmed
+//!    at another `install_path`; the file at `install_path` is not NAME's and belongs to
+//!    an installed package (`dpkg-query -S`, `rpm -qf`) and `force` is off.
+//! 2. `txn` (the run id) first; the install path, the sha256, the lease.
+//! 3. First install of NAME: `created_dirs` and `backup` (or `backup.none`), once.
+//! 4. The script to `<install_path>.wavectl-new`, sha256-checked (exit 66), chmod. A
+//!    failure up to here undoes what this attempt started.
+//! 5. Upgrade (a confirmed install of another run): that version kept whole in `prev/`
+//!    (built in `prev.new/`, renamed when complete); then an empty `runs.log`.
+//! 6. `mv -fT` into place; the wrapper, `boot_id`, the manifest (`probation`, `backup`
+//!    and `prev` patched in on the host), the activation last; `txn` removed; prints
+//!    `wavectl-install ok backup=0|1 prev=<run id or ->`.
+//!
+//! The same run again is idempotent: over its own probation install it redoes 4 and 6
+//! without a new snapshot (`prev/` kept); over its own confirmed install it only prints
+//! the success line.
 
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::{command, secs, sh_quote, with_lib, RemoteCommand, STATE_DIR};
+use super::{
+    command, secs, sh_quote, unhex, with_lib, RemoteCommand, PKG_SH, PROCS_SH, REMOVAL_SH,
+    STATE_DIR,
+};
 use crate::spec::ActivationKind;
 
 const INSTALL_SH: &str = include_str!("scripts/install.sh");
 const WRAPPER_SH: &str = include_str!("scripts/wrapper.sh");
 const RUN_ONCE_SH: &str = include_str!("scripts/run_once.sh");
+const START_RUN_SH: &str = include_str!("scripts/start_run.sh");
 const CONFIRM_SH: &str = include_str!("scripts/confirm.sh");
-const READ_MANIFEST_SH: &str = include_str!("scripts/read_manifest.sh");
 
-/// Remote timeout of an install (write, hash, back up, rename, activate).
+/// Remote timeout of an install (write, hash, back up or snapshot, rename, activate).
 pub const INSTALL_TIMEOUT: Duration = Duration::from_secs(60);
-/// Remote timeout of confirm and read_manifest.
+/// Remote timeout of confirm, start_run and read_state.
 pub const SMALL_TIMEOUT: Duration = Duration::from_secs(20);
 /// The wrapper's `timeout -k` grace before SIGKILL (must match `scripts/wrapper.sh`).
 pub const WRAPPER_KILL_AFTER: Duration = Duration::from_secs(10);
@@ -28,7 +53,7 @@ pub const RUN_MARGIN: Duration = Duration::from_secs(15);
 pub struct InstallParams<'a> {
     /// The rollout name, `[a-z0-9][a-z0-9-]*` (checked again on the host).
     pub name: &'a str,
-    /// The run that installs it, recorded in the manifest.
+    /// The run that installs it, `[A-Za-z0-9][A-Za-z0-9_-]*` (checked on the host).
     pub run_id: &'a str,
     /// Absolute path of the script on the host.
     pub install_path: &'a str,
@@ -46,10 +71,17 @@ pub struct InstallParams<'a> {
     pub sha256: &'a str,
     /// Unix seconds, from the caller's clock.
     pub installed_at: u64,
+    /// The probation lease (`policy.lease`): the host reverts itself if no probe of
+    /// this run renews it for this long (whole seconds, rounded up). Zero: no lease.
+    pub lease: Duration,
+    /// Replace a file that belongs to an installed package (`--force`).
+    pub force: bool,
 }
 
 /// The host's own record of what wavectl installed: `/var/lib/wavectl/NAME/manifest.json`,
-/// compact JSON. `state` is `probation`, `confirmed` or `revoked`.
+/// compact JSON. `state` is `probation`, `confirmed` or `revoked`. The field order is
+/// part of the protocol: the host reads the top-level fields by cutting the JSON at
+/// `,"prev":`, so `prev` stays last.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Manifest {
     pub name: String,
@@ -61,6 +93,12 @@ pub struct Manifest {
     pub backup: bool,
     pub install_path: String,
     pub activation: ManifestActivation,
+    /// The probation lease this install was given, in seconds (0 = none).
+    #[serde(default)]
+    pub lease_secs: u64,
+    /// The confirmed version this install replaced, kept in `prev/` for its rollback.
+    #[serde(default)]
+    pub prev: Option<PrevVersion>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -68,6 +106,35 @@ pub struct ManifestActivation {
     /// `cron`, `systemd-timer` or `none`.
     pub kind: String,
     pub schedule: String,
+}
+
+/// The previous confirmed version of a rollout on a host (`prev/manifest.json`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PrevVersion {
+    pub run_id: String,
+    pub sha256: String,
+}
+
+/// How an install ended, from its exit code and stdout.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InstallResult {
+    /// In place. `backup`: a pre-wavectl original is kept; `prev`: the run id of the
+    /// confirmed version this install replaced (kept for its rollback).
+    Installed { backup: bool, prev: Option<String> },
+    /// Refused before anything was changed; the reason says what and how to fix it.
+    Refused(String),
+    /// Failed part-way (or the output was cut short); a removal of this run cleans up.
+    Failed(String),
+}
+
+/// How a confirm ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfirmResult {
+    Confirmed,
+    /// The host does not hold this run's install in probation (it reverted after its
+    /// lease expired, holds another run's install, ...): the reason says which.
+    Refused(String),
+    Failed(String),
 }
 
 fn kind_str(k: ActivationKind) -> &'static str {
@@ -78,8 +145,15 @@ fn kind_str(k: ActivationKind) -> &'static str {
     }
 }
 
-/// The manifest JSON `install` writes (state `probation`).
-pub fn manifest_json(p: &InstallParams, backup: bool) -> String {
+/// The lease in whole seconds, rounded up (0 stays 0).
+fn lease_secs(d: Duration) -> u64 {
+    d.as_secs().saturating_add(u64::from(d.subsec_nanos() > 0))
+}
+
+/// The manifest JSON `install` sends: state `probation`, `"backup":false` and
+/// `"prev":null`, which the host patches (exact compact-JSON substrings: inside a
+/// string serde_json escapes every `"`, so they can only be the real keys).
+pub fn manifest_json(p: &InstallParams) -> String {
     let kind = kind_str(p.activation);
     let m = Manifest {
         name: p.name.to_string(),
@@ -87,7 +161,7 @@ pub fn manifest_json(p: &InstallParams, backup: bool) -> String {
         run_id: p.run_id.to_string(),
         installed_at: p.installed_at,
         state: "probation".into(),
-        backup,
+        backup: false,
         install_path: p.install_path.to_string(),
         activation: ManifestActivation {
             kind: kind.into(),
@@ -97,6 +171,8 @@ pub fn manifest_json(p: &InstallParams, backup: bool) -> String {
                 p.schedule.to_string()
             },
         },
+        lease_secs: lease_secs(p.lease),
+        prev: None,
     };
     serde_json::to_string(&m).expect("a manifest always serializes")
 }
@@ -111,11 +187,11 @@ pub fn wrapper_text(name: &str, install_path: &str, script_timeout: Duration) ->
         sh_quote(install_path),
         sh_quote(&secs(script_timeout)),
     );
-    header + &with_lib(WRAPPER_SH)
+    header + &with_lib(&[PROCS_SH, REMOVAL_SH, WRAPPER_SH])
 }
 
-/// Install the script (stdin), its wrapper, manifest and activation on a host.
-/// Prints `wavectl-install ok backup=0|1` on success; see `scripts/install.sh`.
+/// Install the script (stdin), its wrapper, manifest and activation on a host; see the
+/// module docs. Read the outcome with [`parse_install`].
 pub fn install(p: &InstallParams) -> RemoteCommand {
     let mode = format!("{:o}", p.mode & 0o7777);
     let schedule = match p.activation {
@@ -123,11 +199,11 @@ pub fn install(p: &InstallParams) -> RemoteCommand {
         _ => p.schedule,
     };
     let wrapper = wrapper_text(p.name, p.install_path, p.script_timeout);
-    let man0 = manifest_json(p, false);
-    let man1 = manifest_json(p, true);
+    let man = manifest_json(p);
+    let lease = lease_secs(p.lease).to_string();
     command(
         "install",
-        &with_lib(INSTALL_SH),
+        &with_lib(&[PKG_SH, INSTALL_SH]),
         &[
             p.name,
             p.install_path,
@@ -136,8 +212,10 @@ pub fn install(p: &InstallParams) -> RemoteCommand {
             kind_str(p.activation),
             schedule,
             &wrapper,
-            &man0,
-            &man1,
+            &man,
+            p.run_id,
+            &lease,
+            if p.force { "1" } else { "0" },
         ],
         INSTALL_TIMEOUT,
         Duration::from_secs(5),
@@ -145,13 +223,51 @@ pub fn install(p: &InstallParams) -> RemoteCommand {
     )
 }
 
-/// Whether an install's stdout ends with success, and whether a backup was kept.
-pub fn parse_install(stdout: &str) -> Result<bool, String> {
-    match stdout.lines().rev().find(|l| !l.trim().is_empty()) {
-        Some("wavectl-install ok backup=1") => Ok(true),
-        Some("wavectl-install ok backup=0") => Ok(false),
-        other => Err(format!("install did not finish (last line: {other:?})")),
+/// The hex reason of the first `wavectl-refused` line, or of the first `wavectl-error`.
+fn tagged(stdout: &str, tag: &str) -> Option<String> {
+    stdout.lines().find_map(|l| {
+        let v = l.strip_prefix(tag)?.strip_prefix(' ')?;
+        Some(unhex(v.trim()).unwrap_or_else(|e| e))
+    })
+}
+
+/// What an install's exit code and stdout say.
+pub fn parse_install(code: Option<i32>, stdout: &str) -> InstallResult {
+    let last = stdout.lines().rev().find(|l| !l.trim().is_empty());
+    if code == Some(0) {
+        if let Some(rest) = last.and_then(|l| l.strip_prefix("wavectl-install ok ")) {
+            let mut backup = None;
+            let mut prev = None;
+            for f in rest.split_ascii_whitespace() {
+                match f.split_once('=') {
+                    Some(("backup", v)) => backup = Some(v == "1"),
+                    Some(("prev", "-")) => prev = Some(None),
+                    Some(("prev", v)) => prev = Some(Some(v.to_string())),
+                    _ => {}
+                }
+            }
+            if let (Some(backup), Some(prev)) = (backup, prev) {
+                return InstallResult::Installed { backup, prev };
+            }
+        }
     }
+    if code == Some(73) {
+        if let Some(r) = tagged(stdout, "wavectl-refused") {
+            return InstallResult::Refused(r);
+        }
+    }
+    InstallResult::Failed(match tagged(stdout, "wavectl-error") {
+        Some(e) => format!("install failed (exit {}): {e}", code_str(code)),
+        None => format!(
+            "install did not finish (exit {}, last line: {:?})",
+            code_str(code),
+            last.unwrap_or("")
+        ),
+    })
+}
+
+fn code_str(code: Option<i32>) -> String {
+    code.map_or_else(|| "none".into(), |c| c.to_string())
 }
 
 /// One supervised run through the wrapper; exits with the script's code (124 = its
@@ -159,7 +275,7 @@ pub fn parse_install(stdout: &str) -> Result<bool, String> {
 pub fn run_once(name: &str, script_timeout: Duration) -> RemoteCommand {
     command(
         "run",
-        &with_lib(RUN_ONCE_SH),
+        &with_lib(&[RUN_ONCE_SH]),
         &[name],
         script_timeout + WRAPPER_KILL_AFTER + RUN_MARGIN,
         Duration::from_secs(5),
@@ -167,49 +283,65 @@ pub fn run_once(name: &str, script_timeout: Duration) -> RemoteCommand {
     )
 }
 
-/// Manifest state probation → confirmed; prints `wavectl-confirm ok state=confirmed`,
-/// exits 78 if the manifest is missing or revoked.
-pub fn confirm(name: &str) -> RemoteCommand {
+/// Start one supervised run of NAME's wrapper in the background and return at once,
+/// only if the host holds `run_id`'s install (else exit 78): the run is judged from
+/// `runs.log` by the probes, so a run that hangs its host is seen as a probe that
+/// misses its deadline. Prints `wavectl-start ok pid=N`.
+pub fn start_run(name: &str, run_id: &str) -> RemoteCommand {
+    command(
+        "start run",
+        &with_lib(&[START_RUN_SH]),
+        &[name, run_id],
+        SMALL_TIMEOUT,
+        Duration::from_secs(2),
+        None,
+    )
+}
+
+/// Manifest state probation → confirmed, only if the manifest is `run_id`'s (already
+/// confirmed: fine); removes the lease. Read the outcome with [`parse_confirm`].
+pub fn confirm(name: &str, run_id: &str) -> RemoteCommand {
     command(
         "confirm",
-        &with_lib(CONFIRM_SH),
-        &[name],
+        &with_lib(&[CONFIRM_SH]),
+        &[name, run_id],
         SMALL_TIMEOUT,
         Duration::from_secs(2),
         None,
     )
 }
 
-/// Prints `wavectl-manifest` and the manifest JSON, or `wavectl-manifest none`.
-pub fn read_manifest(name: &str) -> RemoteCommand {
-    command(
-        "read manifest",
-        &with_lib(READ_MANIFEST_SH),
-        &[name],
-        SMALL_TIMEOUT,
-        Duration::from_secs(2),
-        None,
-    )
-}
-
-/// Parses [`read_manifest`]'s output: `Ok(None)` when the host has no manifest.
-pub fn parse_manifest(stdout: &str) -> Result<Option<Manifest>, String> {
-    let mut lines = stdout.lines().skip_while(|l| l.trim().is_empty());
-    match lines.next() {
-        Some("wavectl-manifest none") => Ok(None),
-        Some("wavectl-manifest") => {
-            let json: String = lines.collect::<Vec<_>>().join("\n");
-            serde_json::from_str(json.trim())
-                .map(Some)
-                .map_err(|e| format!("unreadable manifest: {e}"))
-        }
-        other => Err(format!("unexpected read-manifest output: {other:?}")),
+/// What a confirm's exit code and stdout say.
+pub fn parse_confirm(code: Option<i32>, stdout: &str) -> ConfirmResult {
+    if code == Some(0) && stdout.lines().any(|l| l == "wavectl-confirm ok") {
+        return ConfirmResult::Confirmed;
     }
+    if code == Some(78) {
+        if let Some(r) = tagged(stdout, "wavectl-refused") {
+            return ConfirmResult::Refused(r);
+        }
+    }
+    ConfirmResult::Failed(match tagged(stdout, "wavectl-error") {
+        Some(e) => format!("confirm failed (exit {}): {e}", code_str(code)),
+        None => format!("confirm did not finish (exit {})", code_str(code)),
+    })
 }
 
 /// Where the wrapper of NAME lives on a host.
 pub fn wrapper_path(name: &str) -> String {
     format!("{STATE_DIR}/{name}/run")
+}
+
+/// Every embedded script of this module, for the checks in the tests.
+#[cfg(test)]
+pub(super) fn scripts() -> Vec<(&'static str, &'static str)> {
+    vec![
+        ("install.sh", INSTALL_SH),
+        ("wrapper.sh", WRAPPER_SH),
+        ("run_once.sh", RUN_ONCE_SH),
+        ("start_run.sh", START_RUN_SH),
+        ("confirm.sh", CONFIRM_SH),
+    ]
 }
 
 #[cfg(test)]
@@ -228,17 +360,52 @@ mod tests {
             body: b"#!/bin/sh\necho hi\n",
             sha256: "00",
             installed_at: 1_700_000_000,
+            lease: Duration::from_millis(900_500),
+            force: false,
         }
     }
 
     #[test]
-    fn manifest_is_compact_json_with_state_probation() {
-        let j = manifest_json(&params(), true);
+    fn manifest_is_compact_json_with_the_keys_the_host_patches() {
+        let j = manifest_json(&params());
         assert!(j.contains("\"state\":\"probation\""), "{j}");
-        assert!(j.contains("\"backup\":true"), "{j}");
+        assert!(j.contains("\"backup\":false"), "{j}");
+        assert!(j.ends_with(",\"lease_secs\":901,\"prev\":null}"), "{j}");
+        assert!(j.starts_with("{\"name\":\"raid-health\","), "{j}");
         let m: Manifest = serde_json::from_str(&j).unwrap();
         assert_eq!(m.activation.kind, "cron");
         assert_eq!(m.install_path, "/usr/local/sbin/raid health");
+        // What the host writes after patching parses too.
+        let patched = j.replace("\"backup\":false", "\"backup\":true").replace(
+            "\"prev\":null}",
+            "\"prev\":{\"run_id\":\"r0\",\"sha256\":\"ab\"}}",
+        );
+        let m: Manifest = serde_json::from_str(&patched).unwrap();
+        assert!(m.backup);
+        assert_eq!(
+            m.prev,
+            Some(PrevVersion {
+                run_id: "r0".into(),
+                sha256: "ab".into()
+            })
+        );
+    }
+
+    #[test]
+    fn hostile_strings_cannot_fake_the_patched_keys() {
+        let mut p = params();
+        p.install_path = "/opt/\"backup\":false,\"prev\":null}\"state\":\"confirmed\"";
+        let j = manifest_json(&p);
+        assert_eq!(j.matches("\"backup\":false").count(), 1, "{j}");
+        assert_eq!(j.matches("\"prev\":null").count(), 1, "{j}");
+        assert_eq!(j.matches("\"state\":\"").count(), 1, "{j}");
+    }
+
+    #[test]
+    fn old_manifests_still_parse() {
+        let old = r#"{"name":"x","sha256":"00","run_id":"r","installed_at":1,"state":"confirmed","backup":false,"install_path":"/x","activation":{"kind":"none","schedule":""}}"#;
+        let m: Manifest = serde_json::from_str(old).unwrap();
+        assert_eq!((m.lease_secs, m.prev), (0, None));
     }
 
     #[test]
@@ -258,6 +425,11 @@ mod tests {
         assert!(c
             .line
             .contains("wavectl 'raid-health' '/usr/local/sbin/raid health' '755' '00' 'cron' '*/5 * * * *' '#!/bin/sh"));
+        assert!(
+            c.line.ends_with("}' 'r1' '901' '0'"),
+            "{}",
+            &c.line[c.line.len() - 80..]
+        );
     }
 
     #[test]
@@ -266,18 +438,69 @@ mod tests {
         assert_eq!(c.timeout, Duration::from_secs(145));
         assert!(c.line.starts_with("timeout -k 5s 145s sh -c "));
         assert!(c.line.ends_with(" wavectl 'x'"));
+        assert!(start_run("x", "r-1").line.ends_with(" wavectl 'x' 'r-1'"));
+        assert!(confirm("x", "r-1").line.ends_with(" wavectl 'x' 'r-1'"));
     }
 
     #[test]
-    fn parses_manifest_output() {
-        assert_eq!(parse_manifest("wavectl-manifest none\n"), Ok(None));
-        let j = manifest_json(&params(), false);
-        let m = parse_manifest(&format!("wavectl-manifest\n{j}\n"))
-            .unwrap()
-            .unwrap();
-        assert!(!m.backup);
-        assert!(parse_manifest("garbage").is_err());
-        assert_eq!(parse_install("x\nwavectl-install ok backup=1\n"), Ok(true));
-        assert!(parse_install("").is_err());
+    fn parses_install_outcomes() {
+        assert_eq!(
+            parse_install(Some(0), "x\nwavectl-install ok backup=1 prev=r0\n"),
+            InstallResult::Installed {
+                backup: true,
+                prev: Some("r0".into())
+            }
+        );
+        assert_eq!(
+            parse_install(Some(0), "wavectl-install ok backup=0 prev=-\n"),
+            InstallResult::Installed {
+                backup: false,
+                prev: None
+            }
+        );
+        let why = "/usr/bin/x belongs to package coreutils: pass --force to replace it";
+        let out = format!(
+            "wavectl-refused {}\nwavectl-error {}\n",
+            hex::encode(why),
+            hex::encode("refused")
+        );
+        assert_eq!(
+            parse_install(Some(73), &out),
+            InstallResult::Refused(why.into())
+        );
+        let out = format!("wavectl-error {}\n", hex::encode("sha256 mismatch"));
+        assert_eq!(
+            parse_install(Some(66), &out),
+            InstallResult::Failed("install failed (exit 66): sha256 mismatch".into())
+        );
+        // Success words without exit 0, or cut short: failed.
+        assert!(matches!(
+            parse_install(None, "wavectl-install ok backup=0 prev=-\n"),
+            InstallResult::Failed(_)
+        ));
+        assert!(matches!(
+            parse_install(Some(0), ""),
+            InstallResult::Failed(_)
+        ));
+    }
+
+    #[test]
+    fn parses_confirm_outcomes() {
+        assert_eq!(
+            parse_confirm(Some(0), "wavectl-confirm ok\n"),
+            ConfirmResult::Confirmed
+        );
+        let out = format!(
+            "wavectl-refused {}\n",
+            hex::encode("the lease of run r expired")
+        );
+        assert_eq!(
+            parse_confirm(Some(78), &out),
+            ConfirmResult::Refused("the lease of run r expired".into())
+        );
+        assert!(matches!(
+            parse_confirm(Some(255), ""),
+            ConfirmResult::Failed(_)
+        ));
     }
 }

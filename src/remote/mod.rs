@@ -13,32 +13,52 @@
 //! `scripts/lib.sh` (shared functions: paths, kill, removal, restore) is
 //! concatenated in front of the scripts that need it, and into the wrapper.
 //!
-//! On-host layout (NAME is `[a-z0-9][a-z0-9-]*`, checked again on the host):
+//! Comment lines and blank lines are dropped when a script is embedded ([`compact`]), so
+//! the source files stay commented while the command lines stay short (a test keeps
+//! every command line under 64 KiB, and checks no dropped line sits inside a string).
+//!
+//! On-host layout (NAME is `[a-z0-9][a-z0-9-]*`, a run id `[A-Za-z0-9][A-Za-z0-9_-]*`;
+//! both checked again on the host):
 //!
 //! | path | what |
 //! |---|---|
-//! | `install_path` | the script (written as `<install_path>.wavectl-new`, sha256-checked, renamed) |
-//! | `/var/lib/wavectl/NAME/manifest.json` | [`Manifest`], compact JSON |
-//! | `/var/lib/wavectl/NAME/backup` | what was at `install_path` before wavectl (`cp -Pp`) |
-//! | `/var/lib/wavectl/NAME/backup.none` | marker: nothing was there before wavectl |
-//! | `/var/lib/wavectl/NAME/run` | the wrapper (see `scripts/wrapper.sh`) |
+//! | `install_path` | the script (written as `<install_path>.wavectl-new`, sha256-checked, renamed with `mv -fT`: a symlink there is replaced, never followed) |
+//! | `/var/lib/wavectl/NAME/manifest.json` | [`Manifest`], compact JSON: name, sha256, run_id, installed_at, state (`probation` → `confirmed`; `revoked` while removed), backup, install_path, activation, lease_secs, prev |
+//! | `/var/lib/wavectl/NAME/txn` | the run id of an install in progress: written first, removed last (a cut-short install leaves it) |
+//! | `/var/lib/wavectl/NAME/lease` | unix seconds (host clock) until which the probation lease runs; renewed by probes of the same run, removed at confirm |
+//! | `/var/lib/wavectl/NAME/prev/` | the previous confirmed version, whole, for a rollback of the newest: `script` (exact copy), `manifest.json`, `run`, `runs.log`, `cron` or `units/`, `for` (the run it was kept for), `complete` (written last); built in `prev.new/`, renamed when complete; kept after confirm, replaced by the next upgrade |
+//! | `/var/lib/wavectl/NAME/backup` | the pre-wavectl original at `install_path` (`cp -a --preserve=all`: mode, owner, timestamps, xattrs, a symlink as the link), decided at the first install, restored by a full removal |
+//! | `/var/lib/wavectl/NAME/backup.none` | marker: nothing was at `install_path` before wavectl |
+//! | `/var/lib/wavectl/NAME/created_dirs` | the outermost parent directory of `install_path` the first install created (raw bytes; every directory between it and `install_path` was created too); a full removal removes them again if empty |
+//! | `/var/lib/wavectl/NAME/run` | the wrapper (see `scripts/wrapper.sh`); `run guard` = the lease guard, `run guard boot` = the boot guard |
 //! | `/var/lib/wavectl/NAME/install_path` | the install path, raw bytes (used by removal without a spec) |
 //! | `/var/lib/wavectl/NAME/sha256s` | every sha256 installed under NAME, one per line |
 //! | `/var/lib/wavectl/NAME/boot_id` | the kernel boot id at install (the wrapper refuses a probation run after a reboot) |
-//! | `/var/lib/wavectl/NAME/runs.log` | one line per run: `<start_unix> <end_unix> <exit_code>` |
+//! | `/var/lib/wavectl/NAME/runs.log` | one line per run of this version: `<start_unix> <end_unix> <exit_code> <run_id>` (old 3-field lines are run `-`) |
 //! | `/var/lib/wavectl/NAME/last.log` | the script's output, appended, capped at ~256 KiB |
 //! | `/var/lib/wavectl/NAME/pid` | pid (= process group) of the running `timeout` |
 //! | `/var/lib/wavectl/NAME/lock` | `flock` against overlapping runs |
-//! | `/etc/cron.d/wavectl-NAME` | cron activation, with an `@reboot ... run guard` line |
-//! | `/etc/systemd/system/wavectl-NAME{.service,.timer,-guard.service}` | systemd-timer activation and boot guard |
-//! | `/var/log/wavectl-guard.log` | what the boot guard did (also sent to syslog via `logger`) |
+//! | `/var/lib/wavectl/NAME/state.lock` | `flock` between install, removal, confirm, lease renewal and the guard |
+//! | `/var/lib/wavectl/.reverted/NAME` | the guard reverted a run: `<run_id> <lease_until> <reverted_at> <clean 0\|1>` |
+//! | `/etc/cron.d/wavectl-NAME` | cron: the schedule line, `* * * * * root <run> guard`, `@reboot root <run> guard boot` (activation `none`: the two guard lines only) |
+//! | `/etc/systemd/system/wavectl-NAME{.service,.timer}` | systemd-timer activation: the script |
+//! | `/etc/systemd/system/wavectl-NAME-guard.service` | `run guard boot`, WantedBy=multi-user.target, Before= the timer |
+//! | `/etc/systemd/system/wavectl-NAME-lease.{service,timer}` | `run guard`, OnCalendar=minutely (activation `none` on a host without `/etc/cron.d`: these and the boot guard only) |
+//! | `/var/log/wavectl-guard.log` | what the guards did (also sent to syslog via `logger -t wavectl`) |
 //! | `/var/lib/wavectl/purged/<UTC time>/<original path>` | copies of what `purge --path` changed or removed |
+//!
+//! Exit codes of the host scripts: 0 ok; 65 invalid argument; 66 sha256 mismatch
+//! (install); 73 install refused, nothing changed (`wavectl-refused <hex reason>` on
+//! stdout); 75 NAME's state lock is busy; 78 refused by the wrapper, `start_run` or
+//! `confirm` (confirm also prints `wavectl-refused <hex reason>`). A script that stops
+//! on an error prints `wavectl-error <hex message>` on stdout (and the message on stderr).
 
 pub mod install;
 pub mod probe;
 pub mod purge_path;
 pub mod quote;
 pub mod remove;
+pub mod state;
 
 #[cfg(test)]
 mod host_tests;
@@ -46,17 +66,22 @@ mod host_tests;
 mod purge_path_tests;
 #[cfg(test)]
 mod sandbox;
+#[cfg(test)]
+mod version_tests;
 
 use std::time::Duration;
 
+pub use crate::rollout::probe::Reverted;
 pub use install::{
-    confirm, install, manifest_json, parse_install, parse_manifest, read_manifest, run_once,
-    wrapper_path, wrapper_text, InstallParams, Manifest, ManifestActivation,
+    confirm, install, manifest_json, parse_confirm, parse_install, run_once, start_run,
+    wrapper_path, wrapper_text, ConfirmResult, InstallParams, InstallResult, Manifest,
+    ManifestActivation, PrevVersion,
 };
 pub use probe::{check_timeout, parse_probe, probe};
 pub use purge_path::{parse_purge_path, purge_path, PurgePathReport};
 pub use quote::{sh_join, sh_quote};
-pub use remove::{parse_remove, remove, RemovalReport};
+pub use remove::{parse_remove, remove, RemovalReport, RemoveScope};
+pub use state::{parse_state, read_state, HostFinding};
 
 /// Where wavectl keeps its per-NAME state on a host.
 pub const STATE_DIR: &str = "/var/lib/wavectl";
@@ -125,23 +150,17 @@ fn unhex(field: &str) -> Result<String, String> {
         .map_err(|e| format!("bad hex field {field:?}: {e}"))
 }
 
-/// The shared shell library, prepended to the scripts that need it.
+/// The shared shell library (paths, manifest, locks, lease, activation, exact copies),
+/// in front of every script and in the wrapper.
 const LIB_SH: &str = include_str!("scripts/lib.sh");
-
-/// `lib.sh` followed by `script`.
-/// Start one supervised run of NAME's wrapper in the background and return at once:
-/// the run is judged from `runs.log` by the probes, so a run that hangs its host is
-/// seen as a probe that misses its deadline.
-pub fn start_run(name: &str) -> RemoteCommand {
-    command(
-        "start run",
-        &with_lib(include_str!("scripts/start_run.sh")),
-        &[name],
-        install::SMALL_TIMEOUT,
-        Duration::from_secs(2),
-        None,
-    )
-}
+/// Finding and killing what runs a path: removal, purge --path, the wrapper's guard.
+const PROCS_SH: &str = include_str!("scripts/procs.sh");
+/// Removal (a run's, or every version) and the guard: remove and the wrapper.
+const REMOVAL_SH: &str = include_str!("scripts/removal.sh");
+/// Package ownership (dpkg/rpm), for install and purge --path.
+const PKG_SH: &str = include_str!("scripts/pkg.sh");
+/// What probe and read_state report of NAME's state.
+const REPORT_SH: &str = include_str!("scripts/report.sh");
 
 /// Whole seconds (rounded up, at least 1) for a host script's kill wait.
 fn wait_secs(d: Duration) -> String {
@@ -181,11 +200,28 @@ fn parse_cleanup(
     (done && clean == Some(true), details.join("; "))
 }
 
-fn with_lib(script: &str) -> String {
-    let mut s = String::with_capacity(LIB_SH.len() + script.len() + 1);
-    s.push_str(LIB_SH);
-    s.push('\n');
-    s.push_str(script);
+/// A shell text without its comment lines and blank lines. Only lines whose first
+/// non-blank character is `#` go, so no script may start a line with `#` inside a
+/// multi-line string (a test checks every embedded script).
+fn compact(script: &str) -> String {
+    let mut out = String::with_capacity(script.len());
+    for line in script.lines() {
+        let t = line.trim_start();
+        if t.is_empty() || t.starts_with('#') {
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
+/// `lib.sh`, then `parts`, each compacted.
+fn with_lib(parts: &[&str]) -> String {
+    let mut s = compact(LIB_SH);
+    for p in parts {
+        s.push_str(&compact(p));
+    }
     s
 }
 
@@ -200,6 +236,103 @@ mod tests {
         assert_eq!(secs(Duration::from_millis(1250)), "1.25s");
         assert_eq!(secs(Duration::from_millis(7)), "0.007s");
         assert_eq!(secs(Duration::ZERO), "0.001s");
+    }
+
+    /// Every embedded script, as the host gets it.
+    fn all_scripts() -> Vec<(&'static str, &'static str)> {
+        let mut v = vec![
+            ("lib.sh", LIB_SH),
+            ("procs.sh", PROCS_SH),
+            ("removal.sh", REMOVAL_SH),
+            ("pkg.sh", PKG_SH),
+            ("report.sh", REPORT_SH),
+        ];
+        v.extend(install::scripts());
+        v.extend(probe::scripts());
+        v.extend(remove::scripts());
+        v.extend(state::scripts());
+        v.extend(purge_path::scripts());
+        v
+    }
+
+    /// Whether a shell text is inside a quoted string at the end of each line: a
+    /// simple tracker of `'`, `"` and `\`, with `#` comments (at a word start, outside
+    /// quotes) skipped to the end of the line.
+    fn open_quote_after_each_line(script: &str) -> Vec<bool> {
+        let mut out = Vec::new();
+        let (mut sq, mut dq) = (false, false);
+        for line in script.lines() {
+            let mut prev = ' ';
+            let mut chars = line.chars();
+            while let Some(c) = chars.next() {
+                if sq {
+                    sq = c != '\'';
+                } else if c == '\\' {
+                    chars.next();
+                } else if dq {
+                    dq = c != '"';
+                } else if c == '\'' {
+                    sq = true;
+                } else if c == '"' {
+                    dq = true;
+                } else if c == '#' && (prev.is_whitespace() || prev == ';') {
+                    break;
+                }
+                prev = c;
+            }
+            out.push(sq || dq);
+        }
+        out
+    }
+
+    #[test]
+    fn compaction_never_drops_a_line_inside_a_string() {
+        for (name, script) in all_scripts() {
+            let open = open_quote_after_each_line(script);
+            let lines: Vec<&str> = script.lines().collect();
+            for (i, line) in lines.iter().enumerate().skip(1) {
+                let t = line.trim_start();
+                if t.is_empty() || t.starts_with('#') {
+                    assert!(
+                        !open[i - 1],
+                        "{name}:{}: dropped inside a string: {line:?}",
+                        i + 1
+                    );
+                }
+            }
+            assert!(
+                !open.last().copied().unwrap_or(false),
+                "{name}: ends in a string"
+            );
+        }
+    }
+
+    #[test]
+    fn compacted_scripts_parse() {
+        for shell in ["sh", "dash", "bash"] {
+            if std::process::Command::new(shell)
+                .arg("-c")
+                .arg("true")
+                .status()
+                .is_err()
+            {
+                continue;
+            }
+            for (name, script) in all_scripts() {
+                let text = with_lib(&[PROCS_SH, REMOVAL_SH, PKG_SH, REPORT_SH, script]);
+                let o = std::process::Command::new(shell)
+                    .arg("-n")
+                    .arg("-c")
+                    .arg(&text)
+                    .output()
+                    .unwrap();
+                assert!(
+                    o.status.success(),
+                    "{shell} {name}: {}",
+                    String::from_utf8_lossy(&o.stderr)
+                );
+            }
+        }
     }
 
     #[test]

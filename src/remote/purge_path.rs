@@ -3,7 +3,10 @@
 //!
 //! On the host, never stopping at an error (PATH checked again first: absolute, not
 //! `/`, no `.`/`..`/`//` component, no control characters, not a directory or other
-//! non-file, not under `/proc`, `/sys`, `/dev` or `/var/lib/wavectl/purged`):
+//! non-file, not under `/proc`, `/sys`, `/dev` or `/var/lib/wavectl/purged`, and —
+//! unless `force` — not a file that belongs to an installed package (`dpkg-query -S`,
+//! also with its directory resolved and across the /usr merge; `rpm -qf` where dpkg is
+//! absent); a refusal is a `problem` line naming the reason, exit 65):
 //!
 //! 1. What schedules PATH is disabled first. A line *calls* PATH when PATH occurs in it
 //!    as a whole word (before it: line start, blank, quote, backtick or `;|&(`; after
@@ -25,7 +28,8 @@
 //! 3. PATH (a symlink: the link, not its target) is removed.
 //! 4. Verify: PATH gone, nothing runs it, no scanned cron file or `/etc` unit calls it.
 //!
-//! Before any file is changed or removed an exact copy (`cp -Pp`, compared) is kept at
+//! Before any file is changed or removed an exact copy (`cp -P --preserve=all`, compared:
+//! bytes, mode, owner, mtime, xattrs; a symlink's target) is kept at
 //! `/var/lib/wavectl/purged/<UTC yyyymmddThhmmssZ>/<original path>` (directory 0700,
 //! made only when something is kept); without an exact copy the file is left alone.
 //! A second run on a clean host finds, changes and keeps nothing.
@@ -35,7 +39,7 @@
 
 use std::time::Duration;
 
-use super::{command, parse_cleanup, wait_secs, with_lib, RemoteCommand};
+use super::{command, parse_cleanup, wait_secs, with_lib, RemoteCommand, PKG_SH, PROCS_SH};
 
 const PURGE_PATH_SH: &str = include_str!("scripts/purge_path.sh");
 
@@ -64,13 +68,14 @@ pub struct PurgePathReport {
 
 /// Purges the script at `path` (absolute; checked again on the host) from a host.
 /// `kill_timeout`: how long to keep killing and waiting for processes to go (whole
-/// seconds, rounded up). Remote timeout = `kill_timeout + PURGE_PATH_MARGIN`.
-pub fn purge_path(path: &str, kill_timeout: Duration) -> RemoteCommand {
+/// seconds, rounded up). `force`: purge even a file that belongs to a package. Remote
+/// timeout = `kill_timeout + PURGE_PATH_MARGIN`.
+pub fn purge_path(path: &str, kill_timeout: Duration, force: bool) -> RemoteCommand {
     let wait = wait_secs(kill_timeout);
     command(
         "purge path",
-        &with_lib(PURGE_PATH_SH),
-        &[path, &wait],
+        &with_lib(&[PKG_SH, PROCS_SH, PURGE_PATH_SH]),
+        &[path, &wait, if force { "1" } else { "0" }],
         kill_timeout + PURGE_PATH_MARGIN,
         Duration::from_secs(5),
         None,
@@ -99,14 +104,19 @@ pub fn parse_purge_path(stdout: &str) -> PurgePathReport {
 }
 
 #[cfg(test)]
+pub(super) fn scripts() -> Vec<(&'static str, &'static str)> {
+    vec![("purge_path.sh", PURGE_PATH_SH)]
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn builds_the_line() {
-        let c = purge_path("/opt/a b/it's", Duration::from_millis(1500));
+        let c = purge_path("/opt/a b/it's", Duration::from_millis(1500), false);
         assert!(
-            c.line.ends_with(" wavectl '/opt/a b/it'\\''s' '2'"),
+            c.line.ends_with(" wavectl '/opt/a b/it'\\''s' '2' '0'"),
             "{}",
             c.line
         );

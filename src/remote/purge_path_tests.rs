@@ -108,7 +108,7 @@ fn purge_path_disables_kills_keeps_copies_and_removes() {
     wait_for(&sb, "^sleep 300 $", 3);
     wait_for(&sb, "^sleep 302 $", 1);
 
-    let o = sb.run(&purge_path(SCRIPT, Duration::from_secs(5)));
+    let o = sb.run(&purge_path(SCRIPT, Duration::from_secs(5), false));
     let r = parse_purge_path(&text(&o.stdout));
     assert!(o.status.success(), "{r:?} {}", text(&o.stderr));
     assert!(r.clean && r.removed, "{r:?}");
@@ -225,7 +225,7 @@ fn purge_path_disables_kills_keeps_copies_and_removes() {
         "cat /etc/crontab /etc/cron.d/vendor /var/spool/cron/crontabs/root /etc/cron.daily/raid",
         &[],
     );
-    let o = sb.run(&purge_path(SCRIPT, Duration::from_secs(1)));
+    let o = sb.run(&purge_path(SCRIPT, Duration::from_secs(1), false));
     let r = parse_purge_path(&text(&o.stdout));
     assert_eq!(
         r,
@@ -269,7 +269,7 @@ fn purge_path_with_a_hostile_path_injects_nothing() {
 
     let o = sb.run_with(
         "bash",
-        &under_bash(purge_path(&path, Duration::from_secs(5))),
+        &under_bash(purge_path(&path, Duration::from_secs(5), false)),
     );
     let r = parse_purge_path(&text(&o.stdout));
     assert!(r.clean && r.removed, "{r:?} {}", text(&o.stderr));
@@ -290,7 +290,7 @@ fn purge_path_with_a_hostile_path_injects_nothing() {
     assert!(r.found.contains(&path), "{r:?}");
     let o = sb.run_with(
         "bash",
-        &under_bash(purge_path(&path, Duration::from_secs(1))),
+        &under_bash(purge_path(&path, Duration::from_secs(1), false)),
     );
     let r = parse_purge_path(&text(&o.stdout));
     assert!(r.clean && r.found.is_empty() && !r.removed, "{r:?}");
@@ -317,7 +317,7 @@ fn purge_path_refuses_what_is_not_a_plain_script_path() {
         "/opt/wv/k\teep",
         "/var/lib/wavectl/purged/x",
     ] {
-        let o = sb.run(&purge_path(p, Duration::from_secs(1)));
+        let o = sb.run(&purge_path(p, Duration::from_secs(1), false));
         let r = parse_purge_path(&text(&o.stdout));
         assert_eq!(o.status.code(), Some(65), "{p:?}: {r:?}");
         assert!(

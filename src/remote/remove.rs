@@ -1,27 +1,50 @@
 //! Rollback/purge by NAME: the remote removal command and the parser of its report.
-//! Pure; no I/O. The host side is `wv_remove_all` in `scripts/lib.sh`.
+//! Pure; no I/O. The host side is `wv_remove_run` / `wv_remove_full` in `scripts/lib.sh`.
 //!
-//! On the host, in order, never stopping at an error: mark the manifest `revoked`
-//! (the wrapper then refuses to run); remove the cron file and the systemd units
-//! (disable, delete, daemon-reload when systemd runs); SIGKILL the pid file's process
-//! group and every process whose argv\[0\] or argv\[1\] is the wrapper or the install
-//! path (never the removal itself, its parents or its subshells), repeating until
-//! two passes find nothing or the wait is over; restore the backup (`cp -Pp` to a
-//! temp beside install_path, rename, `cmp`), or without a backup delete the file at
-//! install_path only if its sha256 is one wavectl installed under NAME (a changed
-//! file is kept and noted, not a failure); delete `<install_path>.wavectl-new`;
-//! verify; and only if all went well delete `/var/lib/wavectl/NAME` — otherwise it
-//! stays (state revoked, backup kept) so a retry can finish. Processes running the
-//! install path are killed only if the host has wavectl state for NAME, so a repeat
-//! removal never kills the restored original.
+//! A removal is scoped ([`RemoveScope`]):
 //!
-//! Report lines (paths and messages hex, as in the probe): `found <hex>`,
-//! `killed <n>`, `restored 0|1`, `removed <hex>`, `note <hex>`, `problem <hex>`,
+//! - `Run(R)` undoes R's install and only R's. The host is R's if `txn` names R, or
+//!   (no `txn`) the manifest does. Otherwise nothing is touched, nothing killed, and the
+//!   report says `other <hex run id> <state>` (state `installing` for another run's
+//!   `txn`) and `clean 1`. When R's:
+//!   - `prev/` is complete and was kept for R: the previous version comes back whole.
+//!     The manifest is marked `revoked` (R's wrapper refuses), R's activation dropped,
+//!     running copies killed (if the manifest was R's), then prev's script (exact copy,
+//!     tmp + `mv -fT`; its sha256 compared with prev's manifest), wrapper, runs.log,
+//!     cron file or units (daemon-reload, timers enabled when systemd runs), and prev's
+//!     manifest (`confirmed`) last; lease, `prev/` and `txn` removed;
+//!     `restored-version <hex run id>`.
+//!   - `txn` is R but the manifest is still the previous version and no snapshot was
+//!     completed (an install cut short before it changed anything): `prev.new/`,
+//!     `<install_path>.wavectl-new`, the lease and `txn` go; nothing else is touched.
+//!   - otherwise a full removal (below).
+//! - `All` (purge): a full removal of every version, `prev/` and
+//!   `/var/lib/wavectl/.reverted/NAME` included.
+//!
+//! A full removal, in order, never stopping at an error: mark the manifest `revoked`;
+//! remove the cron file and the five systemd units (disable, delete, daemon-reload when
+//! systemd runs); SIGKILL the pid file's process group and every process whose argv\[0\]
+//! or argv\[1\] is the wrapper or the install path (never the removal itself, its
+//! parents or its subshells; never copies of a pre-wavectl original still in place),
+//! repeating until two passes find nothing or the wait is over; restore the backup
+//! (exact copy: bytes, mode, owner, timestamps, xattrs; a symlink as the link) or
+//! without one delete the file at install_path only if its sha256 is one wavectl
+//! installed under NAME (a changed file is kept and noted, not a failure); delete
+//! `<install_path>.wavectl-new`; remove the directories the first install created
+//! (innermost first, only if empty; a non-empty one is noted); verify; and only if all
+//! went well delete `/var/lib/wavectl/NAME` — otherwise it stays (state revoked, backup
+//! kept) so a retry can finish.
+//!
+//! Report lines (paths and messages hex, as in the probe): `found <hex>`, `other <hex
+//! run id> <state>`, `killed <n>`, `restored 0|1` (the pre-wavectl original),
+//! `restored-version <hex run id>`, `removed <hex>`, `note <hex>`, `problem <hex>`,
 //! `clean 0|1`, then `wavectl-remove done`.
 
 use std::time::Duration;
 
-use super::{command, parse_cleanup, wait_secs, with_lib, RemoteCommand};
+use super::{
+    command, parse_cleanup, unhex, wait_secs, with_lib, RemoteCommand, PROCS_SH, REMOVAL_SH,
+};
 
 const REMOVE_SH: &str = include_str!("scripts/remove.sh");
 
@@ -35,26 +58,49 @@ pub struct RemovalReport {
     pub found: Vec<String>,
     /// Distinct processes SIGKILLed.
     pub killed: u32,
-    /// The backup was put back at install_path and compared equal.
+    /// The pre-wavectl original was put back at install_path and compared equal.
     pub restored: bool,
+    /// The previous version (this run id) was brought back whole.
+    pub restored_version: Option<String>,
+    /// The host holds another run's install (run id, state), left alone.
+    pub other: Option<(String, String)>,
     /// Files and directories deleted.
     pub removed: Vec<String>,
-    /// Nothing of wavectl's is left for NAME and nothing of it runs.
+    /// The scope's work is done: nothing of the removed install(s) is left or runs (a
+    /// host holding another run's install, left alone, is clean for `Run`).
     pub clean: bool,
     /// Problems and notes, `; `-separated (empty when there was nothing to say).
     pub detail: String,
 }
 
-/// Removes NAME from a host. `install_path`: from the spec; `None` reads it from the
-/// host's state (purge has no spec). `kill_timeout`: how long to keep killing and
-/// waiting for processes to go (whole seconds, rounded up). Remote timeout =
-/// `kill_timeout + REMOVE_MARGIN`.
-pub fn remove(name: &str, install_path: Option<&str>, kill_timeout: Duration) -> RemoteCommand {
+/// What a removal undoes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RemoveScope<'a> {
+    /// This run's install only (rollback, reconcile of an apply).
+    Run(&'a str),
+    /// Every version of NAME, and the pre-wavectl original back (purge).
+    All,
+}
+
+/// Removes NAME from a host, within `scope`. `install_path`: from the spec; `None`
+/// reads it from the host's state (purge has no spec). `kill_timeout`: how long to keep
+/// killing and waiting for processes to go (whole seconds, rounded up). Remote timeout
+/// = `kill_timeout + REMOVE_MARGIN`.
+pub fn remove(
+    name: &str,
+    install_path: Option<&str>,
+    scope: RemoveScope,
+    kill_timeout: Duration,
+) -> RemoteCommand {
     let wait = wait_secs(kill_timeout);
+    let scope = match scope {
+        RemoveScope::Run(r) => r,
+        RemoveScope::All => "*all*",
+    };
     command(
         "remove",
-        &with_lib(REMOVE_SH),
-        &[name, install_path.unwrap_or(""), &wait],
+        &with_lib(&[PROCS_SH, REMOVAL_SH, REMOVE_SH]),
+        &[name, install_path.unwrap_or(""), &wait, scope],
         kill_timeout + REMOVE_MARGIN,
         Duration::from_secs(5),
         None,
@@ -75,10 +121,20 @@ pub fn parse_remove(stdout: &str) -> RemovalReport {
                 "removed" => r.removed.push(text),
                 "killed" => r.killed = val.parse().unwrap_or(0),
                 "restored" => r.restored = val == "1",
+                "restored-version" => r.restored_version = Some(text),
+                "other" => {
+                    let (run, state) = val.split_once(' ').unwrap_or((val, ""));
+                    r.other = Some((unhex(run).unwrap_or_else(|e| e), state.to_string()));
+                }
                 _ => {}
             },
         );
     r
+}
+
+#[cfg(test)]
+pub(super) fn scripts() -> Vec<(&'static str, &'static str)> {
+    vec![("remove.sh", REMOVE_SH)]
 }
 
 #[cfg(test)]
@@ -87,15 +143,20 @@ mod tests {
 
     #[test]
     fn builds_the_line() {
-        let c = remove("x", Some("/opt/a b"), Duration::from_millis(1500));
+        let c = remove(
+            "x",
+            Some("/opt/a b"),
+            RemoveScope::Run("r-1"),
+            Duration::from_millis(1500),
+        );
         assert!(
-            c.line.ends_with(" wavectl 'x' '/opt/a b' '2'"),
+            c.line.ends_with(" wavectl 'x' '/opt/a b' '2' 'r-1'"),
             "{}",
             c.line
         );
         assert_eq!(c.timeout, Duration::from_millis(41_500));
-        let c = remove("x", None, Duration::from_secs(10));
-        assert!(c.line.ends_with(" wavectl 'x' '' '10'"));
+        let c = remove("x", None, RemoveScope::All, Duration::from_secs(10));
+        assert!(c.line.ends_with(" wavectl 'x' '' '10' '*all*'"));
     }
 
     #[test]
@@ -113,7 +174,27 @@ mod tests {
         assert_eq!(r.killed, 2);
         assert!(r.restored);
         assert!(!r.clean);
+        assert_eq!((r.restored_version, r.other), (None, None));
         assert_eq!(r.detail, "kept it; problem: still\nthere");
+    }
+
+    #[test]
+    fn parses_a_version_restore_and_another_run() {
+        let out = format!(
+            "found {}\nkilled 1\nrestored 0\nrestored-version {}\nclean 1\nwavectl-remove done\n",
+            hex::encode("/var/lib/wavectl/x"),
+            hex::encode("run-a"),
+        );
+        let r = parse_remove(&out);
+        assert_eq!(r.restored_version.as_deref(), Some("run-a"));
+        assert!(r.clean && !r.restored);
+        let out = format!(
+            "other {} confirmed\nkilled 0\nrestored 0\nclean 1\nwavectl-remove done\n",
+            hex::encode("run-b")
+        );
+        let r = parse_remove(&out);
+        assert_eq!(r.other, Some(("run-b".into(), "confirmed".into())));
+        assert!(r.clean && r.found.is_empty());
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! Test harness: a throwaway mount + pid namespace (overlays over /etc, /var, /opt;
-//! tmpfs /run) in which the generated commands run for real without touching this
+//! Test harness: a throwaway mount + pid namespace (overlays over /etc, /var, /opt,
+//! /usr; tmpfs /run) in which the generated commands run for real without touching this
 //! machine. Needs root and `unshare`/`nsenter`; tests skip (with a message) otherwise.
 
 use std::io::{BufRead, BufReader, Write};
@@ -29,7 +29,7 @@ impl Sandbox {
 d=$1
 mkdir -p "$d/t"
 mount -t tmpfs none "$d/t"
-for x in etc var opt; do
+for x in etc var opt usr; do
   mkdir -p "$d/t/u-$x" "$d/t/w-$x"
   mount -t overlay overlay -o "lowerdir=/$x,upperdir=$d/t/u-$x,workdir=$d/t/w-$x" "/$x"
 done
@@ -104,6 +104,23 @@ exec sleep 3600"#;
         self.run_with("sh", cmd)
     }
 
+    /// Runs a command whose stdin gets `partial` and then stays open until the command
+    /// ends (an install cut short while it reads the script: its remote `timeout` ends it).
+    pub(super) fn run_held(&self, cmd: &RemoteCommand, partial: &[u8]) -> Output {
+        let mut c = self.nsenter("sh");
+        c.arg("-c").arg(&cmd.line);
+        c.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = c.spawn().unwrap();
+        let mut w = child.stdin.take().unwrap();
+        w.write_all(partial).unwrap();
+        w.flush().unwrap();
+        let out = child.wait_with_output().unwrap();
+        drop(w);
+        out
+    }
+
     /// A test-side shell snippet inside the namespace, values as arguments.
     pub(super) fn sh(&self, script: &str, args: &[&str]) -> Output {
         let mut c = self.nsenter("sh");
@@ -159,14 +176,92 @@ pub(super) fn params<'a>(
         body,
         sha256: sha,
         installed_at: 1_700_000_000,
+        lease: Duration::ZERO,
+        force: false,
     }
 }
 
-pub(super) fn install_ok(sb: &Sandbox, p: &InstallParams) -> bool {
+/// Installs; panics unless it succeeded. Returns (backup kept, previous version).
+pub(super) fn install_ok(sb: &Sandbox, p: &InstallParams) -> (bool, Option<String>) {
+    match install_result(sb, p) {
+        InstallResult::Installed { backup, prev } => (backup, prev),
+        other => panic!("install of {} at {:?}: {other:?}", p.run_id, p.install_path),
+    }
+}
+
+pub(super) fn install_result(sb: &Sandbox, p: &InstallParams) -> InstallResult {
     let o = sb.run(&install(p));
-    let out = text(&o.stdout);
-    assert!(o.status.success(), "install: {out} {}", text(&o.stderr));
-    install::parse_install(&out).unwrap()
+    let r = parse_install(o.status.code(), &text(&o.stdout));
+    if !matches!(r, InstallResult::Installed { .. }) {
+        eprintln!("install stderr: {}", text(&o.stderr));
+    }
+    r
+}
+
+/// A removal of `scope`, parsed.
+pub(super) fn remove_on(
+    sb: &Sandbox,
+    name: &str,
+    path: Option<&str>,
+    scope: RemoveScope,
+) -> RemovalReport {
+    let o = sb.run(&remove(name, path, scope, Duration::from_secs(5)));
+    let r = parse_remove(&text(&o.stdout));
+    if !r.clean {
+        eprintln!("remove stderr: {}", text(&o.stderr));
+    }
+    r
+}
+
+pub(super) fn state_of(sb: &Sandbox, name: &str, run: &str) -> HostFinding {
+    let o = sb.run(&read_state(name, run));
+    parse_state(&text(&o.stdout))
+        .unwrap_or_else(|e| panic!("{e}: {} {}", text(&o.stdout), text(&o.stderr)))
+}
+
+pub(super) fn confirm_on(sb: &Sandbox, name: &str, run: &str) -> ConfirmResult {
+    let o = sb.run(&confirm(name, run));
+    parse_confirm(o.status.code(), &text(&o.stdout))
+}
+
+/// Everything a restore must keep of a file: bytes (sha256), type, size, mode, owner, mtime,
+/// extended attributes (file capabilities included), a symlink's target.
+pub(super) fn file_facts(sb: &Sandbox, path: &str) -> String {
+    sb.ok(
+        r#"p=$1
+if [ -L "$p" ]; then printf 'link %s\n' "$(readlink "$p")"; exit 0; fi
+[ -e "$p" ] || { echo absent; exit 0; }
+sha256sum < "$p" | cut -c1-64
+stat -c '%F %s %a %u %g %Y' "$p"
+if command -v getfattr >/dev/null; then getfattr -h -d -m - -e hex --absolute-names "$p" 2>/dev/null | sed 1d; fi"#,
+        &[path],
+    )
+}
+
+/// Whether the filesystems of the sandbox keep a user xattr (at /opt and under
+/// /var/lib/wavectl), and a file capability; with a message when not.
+pub(super) fn xattrs_work(sb: &Sandbox) -> (bool, bool) {
+    let user = sb
+        .sh(
+            "command -v setfattr >/dev/null && mkdir -p /var/lib/wavectl &&              for d in /opt /var/lib/wavectl; do touch $d/.xa && setfattr -n user.t -v 1 $d/.xa || exit 1; rm -f $d/.xa; done",
+            &[],
+        )
+        .status
+        .success();
+    let cap = sb
+        .sh(
+            "command -v setcap >/dev/null && touch /opt/.xc && setcap cap_net_raw+ep /opt/.xc && rm -f /opt/.xc",
+            &[],
+        )
+        .status
+        .success();
+    if !user {
+        eprintln!("note: user xattrs unsupported here (or no setfattr): not checked");
+    }
+    if !cap {
+        eprintln!("note: file capabilities unsupported here (or no setcap): not checked");
+    }
+    (user, cap)
 }
 
 pub(super) fn state_files(sb: &Sandbox, name: &str) -> String {

@@ -457,6 +457,7 @@ mod tests {
                 name: "pg".into(),
                 exit,
                 output: "no response".into(),
+                reported: true,
             });
             Outcome::Report(Box::new(r))
         };

@@ -1,9 +1,11 @@
-# --- install: $1 NAME, $2 INSTALL_PATH, $3 MODE (octal), $4 SHA256, $5 KIND,
-# $6 SCHEDULE, $7 WRAPPER (file text), $8 MANIFEST (backup false), $9 MANIFEST (backup true).
-# The script body arrives on stdin. Prints `wavectl-install ok backup=0|1` last.
+# --- install: $1 NAME, $2 INSTALL_PATH, $3 MODE (octal), $4 SHA256, $5 KIND, $6 SCHEDULE,
+# $7 WRAPPER (file text), $8 MANIFEST (compact JSON, "backup":false and "prev":null),
+# $9 RUN_ID, ${10} LEASE_SECS (0: no lease), ${11} FORCE (1: replace a packaged file).
+# The script body arrives on stdin. Prints `wavectl-install ok backup=0|1 prev=<run|->`
+# last. A refusal changes nothing: `wavectl-refused <hex reason>` and exit 73.
 umask 077
 wv_init "$1"
-IP=$2 MODE=$3 SHA=$4 KIND=$5 SCHED=$6 WRAPPER=$7 MAN0=$8 MAN1=$9
+IP=$2 MODE=$3 SHA=$4 KIND=$5 SCHED=$6 WRAPPER=$7 MAN=$8 RUN=$9 LEASE=${10} FORCE=${11}
 case $IP in /*) ;; *) wv_die "install path must be absolute" 65 ;; esac
 case $IP in */ | */. | */..) wv_die "install path must name a file" 65 ;; esac
 case $MODE in '' | *[!01234567]*) wv_die "invalid mode" 65 ;; esac
@@ -17,84 +19,219 @@ case $KIND in
   none) ;;
   *) wv_die "invalid activation kind" 65 ;;
 esac
-[ -d "$IP" ] && [ ! -L "$IP" ] && wv_die "install path is a directory" 65
+wv_run_ok "$RUN" || wv_die "invalid run id" 65
+wv_num "$LEASE" || wv_die "invalid lease" 65
+case $FORCE in 0 | 1) ;; *) wv_die "invalid force flag" 65 ;; esac
+case $MAN in "{\"name\":\"$WV_NAME\","*'"backup":false'*'"prev":null}') ;; *) wv_die "invalid manifest" 65 ;; esac
 
-mkdir -p "$WV_DIR" && chmod 0700 "$WV_ROOT" "$WV_DIR" || wv_die "cannot create $WV_DIR"
-# What a removal needs, recorded before install_path is touched.
-printf '%s' "$IP" > "$WV_DIR/install_path.tmp" && mv -f "$WV_DIR/install_path.tmp" "$WV_DIR/install_path" ||
-  wv_die "cannot write $WV_DIR/install_path"
-grep -qx "$SHA" "$WV_DIR/sha256s" 2>/dev/null || printf '%s\n' "$SHA" >> "$WV_DIR/sha256s" ||
-  wv_die "cannot write $WV_DIR/sha256s"
-cat /proc/sys/kernel/random/boot_id > "$WV_DIR/boot_id" 2>/dev/null || rm -f "$WV_DIR/boot_id"
-
-PARENT=${IP%/*}
-[ -n "$PARENT" ] || PARENT=/
-(umask 022 && mkdir -p "$PARENT") || wv_die "cannot create the directory of the install path"
-TMP=$IP.wavectl-new
-rm -f "$TMP"
-if ! cat > "$TMP"; then rm -f "$TMP"; wv_die "cannot write the script to a temporary file"; fi
-GOT=$(wv_sha "$TMP")
-if [ "$GOT" != "$SHA" ]; then
-  rm -f "$TMP"
-  wv_die "sha256 mismatch: expected $SHA, got ${GOT:-nothing}; nothing installed" 66
-fi
-# The backup is decided once per NAME: the pre-wavectl original (or its absence).
-if [ ! -f "$WV_MANIFEST" ] && ! wv_exists "$WV_DIR/backup" && [ ! -e "$WV_DIR/backup.none" ]; then
-  if wv_exists "$IP"; then
-    rm -f "$WV_DIR/backup.tmp"
-    if ! { cp -Pp "$IP" "$WV_DIR/backup.tmp" && mv -f "$WV_DIR/backup.tmp" "$WV_DIR/backup"; }; then
-      rm -f "$TMP" "$WV_DIR/backup.tmp"
-      wv_die "cannot back up the file at the install path; nothing installed"
+wv_refuse() {
+  printf 'wavectl-refused %s\n' "$(wv_hex "$1")"
+  printf 'wavectl: refused: %s\n' "$1" >&2
+  exit 73
+}
+# wv_checks [pkg]: every refusal, before anything is changed (pkg: also ask the
+# package manager, which is slow).
+wv_checks() {
+  if [ -d "$IP" ] && [ ! -L "$IP" ]; then
+    wv_refuse "$IP is a directory: install_path must name a file (a symlink there is replaced, not followed)"
+  fi
+  if wv_exists "$IP" && [ ! -f "$IP" ] && [ ! -L "$IP" ]; then
+    wv_refuse "$IP is not a regular file: choose another install_path"
+  fi
+  for _od in "$WV_ROOT"/*/; do
+    _o=${_od%/}
+    _o=${_o##*/}
+    [ "$_o" != "$WV_NAME" ] && [ -f "${_od}install_path" ] || continue
+    wv_read_file "${_od}install_path"
+    [ "$WV_VAL" != "$IP" ] ||
+      wv_refuse "install_path $IP is owned by rollout $_o here: purge $_o first, or choose another install_path"
+  done
+  wv_facts
+  case $WV_TX in
+    '' | "$RUN") ;;
+    *) wv_refuse "run $WV_TX's install was cut short here: resume or roll back run $WV_TX (or purge $WV_NAME) first" ;;
+  esac
+  if [ -f "$WV_MANIFEST" ]; then
+    case $WV_ST in
+      probation)
+        [ "$WV_OWNER" = "$RUN" ] ||
+          wv_refuse "run $WV_OWNER's install is unconfirmed (probation) here: resume, roll back or purge it first"
+        ;;
+      revoked) wv_refuse "run $WV_OWNER's removal is unfinished here (revoked): reconcile first, or purge $WV_NAME" ;;
+      confirmed) ;;
+      *) wv_refuse "$WV_MANIFEST is unreadable: purge $WV_NAME first" ;;
+    esac
+  fi
+  OURS=
+  if [ -f "$WV_DIR/install_path" ]; then
+    wv_read_file "$WV_DIR/install_path"
+    if [ "$WV_VAL" = "$IP" ]; then
+      OURS=1
+    elif [ -f "$WV_MANIFEST" ]; then
+      wv_refuse "$WV_NAME is installed at $WV_VAL here: purge $WV_NAME first, or keep install_path"
     fi
+  fi
+  if [ "${1-}" = pkg ] && [ -z "$OURS" ] && [ "$FORCE" != 1 ] && wv_exists "$IP" && wv_pkg_owner "$IP"; then
+    wv_refuse "$IP belongs to package $WV_PKG: pass --force to replace it (it is kept and restored on removal)"
+  fi
+}
+# wv_done: the success line.
+wv_done() {
+  _b=0
+  wv_exists "$WV_DIR/backup" && _b=1
+  printf 'wavectl-install ok backup=%s prev=%s\n' "$_b" "${1:--}"
+  exit 0
+}
+# wv_fail MESSAGE [CODE]: a failure before the new script is in place: what this attempt
+# started is undone (nothing of the version in place was changed), then wv_die.
+wv_fail() {
+  rm -f "$TMP"
+  if [ -z "$TXN_BEFORE" ]; then
+    rm -rf "$WV_PREV.new"
+    if [ -n "$NEWDIR" ]; then
+      wv_rm_created_dirs "$IP" > /dev/null
+      rm -rf "$WV_DIR"
+    else
+      rm -f "$WV_TXN"
+      [ "$WV_ST" = probation ] || rm -f "$WV_LEASE"
+    fi
+  fi
+  wv_die "$1" "${2:-1}"
+}
+# wv_snapshot: the confirmed version in place kept whole in prev/ (built in prev.new/,
+# renamed when complete); nothing of it is changed before.
+wv_snapshot() {
+  _N=$WV_PREV.new
+  rm -rf "$_N" && mkdir "$_N" || return 1
+  if wv_exists "$IP"; then
+    wv_copy "$IP" "$_N/script" || return 1
   else
-    : > "$WV_DIR/backup.none" || wv_die "cannot write $WV_DIR/backup.none"
+    : > "$_N/script.none" || return 1
+  fi
+  wv_copy "$WV_MANIFEST" "$_N/manifest.json" || return 1
+  for _f in run runs.log; do
+    [ ! -f "$WV_DIR/$_f" ] || wv_copy "$WV_DIR/$_f" "$_N/$_f" || return 1
+  done
+  [ ! -f "$WV_CRON" ] || wv_copy "$WV_CRON" "$_N/cron" || return 1
+  for _u in $WV_UNITS; do
+    [ -f "$WV_UNITDIR/$_u" ] || continue
+    mkdir -p "$_N/units" && wv_copy "$WV_UNITDIR/$_u" "$_N/units/$_u" || return 1
+  done
+  printf '%s\n' "$RUN" > "$_N/for" && : > "$_N/complete" || return 1
+  rm -rf "$WV_PREV" && mv "$_N" "$WV_PREV"
+}
+
+TMP=
+TXN_BEFORE=x
+NEWDIR=
+wv_checks pkg
+[ -d "$WV_DIR" ] || NEWDIR=1
+mkdir -p "$WV_DIR" && chmod 0700 "$WV_ROOT" "$WV_DIR" || wv_die "cannot create $WV_DIR"
+if ! wv_lock 20; then
+  [ -z "$NEWDIR" ] || rm -rf "$WV_DIR"
+  wv_die "$WV_NAME is busy here (an install, removal or guard holds $WV_DIR/state.lock)" 75
+fi
+wv_checks
+# The same run again (a controller that lost the outcome): already confirmed, done.
+if [ "$WV_ST" = confirmed ] && [ "$WV_OWNER" = "$RUN" ] && [ -z "$WV_TX" ]; then
+  [ "$(wv_mf sha256)" = "$SHA" ] || wv_die "run $RUN is installed here with another script" 65
+  _p=
+  [ "$WV_PREVFOR" != "$RUN" ] || _p=$(wv_mf run_id "$WV_PREVDIR/manifest.json")
+  wv_done "$_p"
+fi
+
+# 1. The transaction, first.
+TXN_BEFORE=$WV_TX
+[ "$WV_TX" = "$RUN" ] || wv_put "$WV_TXN" "$RUN$WV_NL" || wv_fail "cannot write $WV_TXN"
+wv_put "$WV_DIR/install_path" "$IP" || wv_fail "cannot write $WV_DIR/install_path"
+grep -qx "$SHA" "$WV_DIR/sha256s" 2>/dev/null || printf '%s\n' "$SHA" >> "$WV_DIR/sha256s" ||
+  wv_fail "cannot write $WV_DIR/sha256s"
+if [ "$LEASE" -gt 0 ]; then
+  wv_put "$WV_LEASE" "$(($(date +%s) + LEASE))$WV_NL" || wv_fail "cannot write $WV_LEASE"
+else
+  rm -f "$WV_LEASE"
+fi
+
+# 2. First install of NAME: the pre-wavectl original (or its absence) and the
+# directories this install creates, decided once.
+if [ ! -f "$WV_MANIFEST" ] && ! wv_exists "$WV_DIR/backup" && [ ! -e "$WV_DIR/backup.none" ]; then
+  _d=${IP%/*}
+  _top=
+  while [ -n "$_d" ] && ! wv_exists "$_d"; do _top=$_d _d=${_d%/*}; done
+  rm -f "$WV_DIR/created_dirs"
+  [ -z "$_top" ] || wv_put "$WV_DIR/created_dirs" "$_top" || wv_fail "cannot write $WV_DIR/created_dirs"
+  if wv_exists "$IP"; then
+    wv_copy "$IP" "$WV_DIR/backup" || wv_fail "cannot back up the file at the install path exactly; nothing installed"
+  else
+    : > "$WV_DIR/backup.none" || wv_fail "cannot write $WV_DIR/backup.none"
   fi
 fi
-if ! { chmod "$MODE" "$TMP" && mv -f "$TMP" "$IP"; }; then
-  rm -f "$TMP"
-  wv_die "cannot put the script in place"
+
+# 3. The script beside its place, checked.
+PARENT=${IP%/*}
+TMP=$IP.wavectl-new
+(umask 022 && mkdir -p "${PARENT:-/}") || wv_fail "cannot create the directory of the install path"
+rm -f "$TMP"
+cat > "$TMP" || wv_fail "cannot write the script to a temporary file"
+GOT=$(wv_sha "$TMP")
+[ "$GOT" = "$SHA" ] || wv_fail "sha256 mismatch: expected $SHA, got ${GOT:-nothing}; nothing installed" 66
+chmod "$MODE" "$TMP" || wv_fail "cannot set the script's mode"
+
+# 4. An upgrade keeps the confirmed version in place whole, then starts an empty run log.
+if [ "$WV_ST" = confirmed ] && [ "$WV_OWNER" != "$RUN" ]; then
+  if [ "$WV_PREVFOR" != "$RUN" ]; then
+    wv_snapshot || wv_fail "cannot keep run $WV_OWNER's version in $WV_PREV; nothing changed"
+  elif [ "$WV_PREVDIR" != "$WV_PREV" ]; then
+    rm -rf "$WV_PREV" && mv "$WV_PREVDIR" "$WV_PREV" || wv_fail "cannot rename $WV_PREVDIR"
+  fi
+  wv_put "$WV_DIR/runs.log" "" || wv_fail "cannot start a new $WV_DIR/runs.log"
 fi
+
+# 5. In place; from here on a failure leaves txn for a removal or a resumed install.
+mv -fT "$TMP" "$IP" || wv_fail "cannot put the script in place"
+TMP=
+TXN_BEFORE=$RUN
 { printf '%s' "$WRAPPER" > "$WV_RUN.tmp" && chmod 0755 "$WV_RUN.tmp" && mv -f "$WV_RUN.tmp" "$WV_RUN"; } ||
   wv_die "cannot write the wrapper $WV_RUN"
-BACKUP=0
-MAN=$MAN0
-if wv_exists "$WV_DIR/backup"; then BACKUP=1 MAN=$MAN1; fi
-{ printf '%s\n' "$MAN" > "$WV_MANIFEST.tmp" && mv -f "$WV_MANIFEST.tmp" "$WV_MANIFEST"; } ||
-  wv_die "cannot write the manifest"
+cat /proc/sys/kernel/random/boot_id > "$WV_DIR/boot_id" 2>/dev/null || rm -f "$WV_DIR/boot_id"
+PREVRUN=
+if wv_exists "$WV_DIR/backup"; then MAN=$(printf '%s' "$MAN" | sed 's/"backup":false/"backup":true/'); fi
+wv_facts
+if [ "$WV_PREVFOR" = "$RUN" ]; then
+  _pr=$(wv_mf run_id "$WV_PREV/manifest.json")
+  _ps=$(wv_mf sha256 "$WV_PREV/manifest.json")
+  case $_ps in *[!0123456789abcdef]*) _ps= ;; esac
+  if wv_run_ok "$_pr"; then
+    PREVRUN=$_pr
+    MAN=$(printf '%s' "$MAN" | sed 's/"prev":null}$/"prev":{"run_id":"'"$_pr"'","sha256":"'"$_ps"'"}}/')
+  fi
+fi
+wv_put "$WV_MANIFEST" "$MAN$WV_NL" || wv_die "cannot write the manifest"
 
-# Activation last: nothing runs the script before everything above is in place.
+# 6. Activation last: nothing runs the script before everything above is in place.
 case $KIND in
   cron)
     wv_drop_units > /dev/null
-    CT=/etc/cron.d/.$WV_UNIT.tmp
-    (umask 022 && mkdir -p /etc/cron.d) || wv_die "cannot create /etc/cron.d"
-    {
-      printf '# wavectl %s: written by wavectl, removed by its rollback or purge; do not edit\n' "$WV_NAME" &&
-        printf 'SHELL=/bin/sh\nPATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n' &&
-        printf '%s root %s\n' "$SCHED" "$WV_RUN" &&
-        printf '@reboot root %s guard\n' "$WV_RUN"
-    } > "$CT" && chmod 0644 "$CT" && mv -f "$CT" "$WV_CRON" || { rm -f "$CT"; wv_die "cannot write $WV_CRON"; }
+    wv_write_cron "$SCHED" || wv_die "cannot write $WV_CRON"
     ;;
   systemd-timer)
     wv_drop_cron > /dev/null
-    (umask 022 && mkdir -p "$WV_UNITDIR") || wv_die "cannot create $WV_UNITDIR"
-    U=$WV_UNITDIR/$WV_UNIT
-    {
-      printf '[Unit]\nDescription=wavectl: %s\n\n[Service]\nType=oneshot\nExecStart=%s\n' "$WV_NAME" "$WV_RUN" > "$U.service.tmp" &&
-        printf '[Unit]\nDescription=wavectl timer: %s\n\n[Timer]\nOnCalendar=%s\n\n[Install]\nWantedBy=timers.target\n' "$WV_NAME" "$SCHED" > "$U.timer.tmp" &&
-        printf '[Unit]\nDescription=wavectl boot guard: %s\nBefore=%s.timer\n\n[Service]\nType=oneshot\nExecStart=%s guard\n\n[Install]\nWantedBy=multi-user.target\n' "$WV_NAME" "$WV_UNIT" "$WV_RUN" > "$U-guard.service.tmp" &&
-        chmod 0644 "$U.service.tmp" "$U.timer.tmp" "$U-guard.service.tmp" &&
-        mv -f "$U.service.tmp" "$U.service" && mv -f "$U-guard.service.tmp" "$U-guard.service" &&
-        mv -f "$U.timer.tmp" "$U.timer"
-    } || { rm -f "$U.service.tmp" "$U.timer.tmp" "$U-guard.service.tmp"; wv_die "cannot write the systemd units"; }
-    if wv_systemd; then
-      { systemctl daemon-reload && systemctl enable "$WV_UNIT-guard.service" &&
-        systemctl enable --now "$WV_UNIT.timer"; } >&2 || wv_die "cannot enable $WV_UNIT.timer"
-    fi
+    wv_write_units "$SCHED" || wv_die "cannot write the systemd units"
+    wv_enable_units || wv_die "cannot enable $WV_UNIT.timer"
     ;;
   none)
-    wv_drop_cron > /dev/null
+    # No schedule: the lease and boot guards only (cron where /etc/cron.d exists, else
+    # systemd units; with neither there is no on-host guard).
     wv_drop_units > /dev/null
+    wv_drop_cron > /dev/null
+    if [ -d /etc/cron.d ]; then
+      wv_write_cron "" || wv_die "cannot write $WV_CRON"
+    elif wv_systemd; then
+      wv_write_units "" && wv_enable_units || wv_die "cannot write the guard's systemd units"
+    else
+      printf 'wavectl: neither /etc/cron.d nor systemd here: no on-host lease guard\n' >&2
+    fi
     ;;
 esac
-printf 'wavectl-install ok backup=%s\n' "$BACKUP"
+rm -f "$WV_TXN" || wv_die "cannot remove $WV_TXN"
+wv_done "$PREVRUN"

@@ -1,23 +1,54 @@
-# --- probe: $1 NAME, $2 CHECK_TIMEOUT, then pairs CHECK_NAME CHECK_COMMAND.
-# One tagged line per fact, hex for anything free-form, `end` last.
+# --- probe: $1 NAME, $2 RUN_ID, $3 LEASE_SECS (0: no renewal), $4 CHECK_TIMEOUT, then
+# pairs CHECK_NAME CHECK_COMMAND. One tagged line per fact, hex for anything free-form,
+# `end` last. Every check reports exactly one `check` line.
 wv_init "$1"
-CT=$2
-shift 2
+RUN=$2 LEASE=$3 CT=$4
+wv_run_ok "$RUN" || wv_die "invalid run id" 65
+wv_num "$LEASE" || wv_die "invalid lease" 65
+shift 4
 T=$(mktemp -d 2>/dev/null) || T=
 [ -n "$T" ] && trap 'rm -rf "$T"' EXIT
 
-# Custom checks first, all at once, each under its own timeout.
+# wv_check_line NAME RC < OUTPUT: one `check` line with the last line of OUTPUT (RC `-`:
+# no result, OUTPUT says why).
+wv_check_line() {
+  _co=$(tail -n 1 | head -c 400 | od -An -v -tx1 | tr -d ' \n')
+  printf 'check %s %s %s\n' "$(wv_hex "$1")" "$2" "${_co:--}"
+}
+
+# Custom checks first, all at once, each under its own timeout. With a temp dir their
+# output and exit code go to files and are reported at the end; without one each check
+# keeps its output in memory and prints its line itself when it ends (one short write).
+k=0
 n=0
-if [ -n "$T" ]; then
-  while [ $# -ge 2 ]; do
-    n=$((n + 1))
-    printf '%s' "$1" > "$T/$n.name"
+for a; do
+  k=$((k + 1))
+  if [ $((k % 2)) = 1 ]; then cname=$a; continue; fi
+  n=$((n + 1))
+  if [ -n "$T" ]; then
     (
-      timeout -k 1s "$CT" sh -c "$2" > "$T/$n.out" 2>&1 < /dev/null
+      timeout -k 1s "$CT" sh -c "$a" > "$T/$n.out" 2>&1 < /dev/null
       echo "$?" > "$T/$n.rc"
     ) &
-    shift 2
-  done
+  else
+    (
+      o=$(timeout -k 1s "$CT" sh -c "$a" 2>&1 < /dev/null)
+      rc=$?
+      printf '%s' "$o" | wv_check_line "$cname" "$rc"
+    ) &
+  fi
+done
+
+# The lease of RUN_ID, renewed (host clock) while the host holds it in probation.
+if [ "$LEASE" -gt 0 ]; then
+  (
+    wv_facts
+    if [ "$WV_OWNER" = "$RUN" ] && [ "$WV_ST" = probation ] && [ "${WV_TX:-$RUN}" = "$RUN" ] && wv_lock 1; then
+      wv_facts
+      [ "$WV_OWNER" = "$RUN" ] && [ "$WV_ST" = probation ] && [ "${WV_TX:-$RUN}" = "$RUN" ] &&
+        wv_put "$WV_LEASE" "$(($(date +%s) + LEASE))$WV_NL"
+    fi
+  )
 fi
 
 if { read -r l1 _rest < /proc/loadavg; } 2>/dev/null; then printf 'load1 %s\n' "$l1"; fi
@@ -47,30 +78,30 @@ if wv_systemd; then
   systemctl --failed --plain --no-legend 2>/dev/null | awk '{ u = $1; if (u == "●" || u == "*") u = $2; if (u != "") print "failed " u }'
 fi
 
-[ -f "$WV_DIR/runs.log" ] && sed -n 's/^\([0-9][0-9]* [0-9][0-9]* -*[0-9][0-9]*\)$/run \1/p' "$WV_DIR/runs.log"
-
-running=0
-if [ -f "$WV_DIR/pid" ] && { IFS= read -r pid < "$WV_DIR/pid"; } 2>/dev/null; then
-  case $pid in
-    '' | *[!0123456789]*) ;;
-    *)
-      a0=$(tr '\0' '\n' 2>/dev/null < "/proc/$pid/cmdline" | head -n 1)
-      case $a0 in timeout | */timeout) running=1 ;; esac
-      ;;
-  esac
-fi
-printf 'running %s\n' "$running"
+wv_facts
+printf 'owner %s\n' "${WV_OWNER:--}"
 st=$(wv_state)
 printf 'state %s\n' "${st:-none}"
+wv_lease_check
+printf 'lease %s\n' "$WV_LEASE_UNTIL"
+wv_reverted "$RUN"
+wv_runs "$RUN"
+printf 'running %s\n' "$(wv_running)"
 
 wait
-i=0
-while [ "$i" -lt "$n" ]; do
-  i=$((i + 1))
-  wv_read_file "$T/$i.name"
-  rc=$(cat "$T/$i.rc" 2>/dev/null)
-  case $rc in '' | *[!0123456789]*) rc=255 ;; esac
-  out=$(tail -n 1 "$T/$i.out" 2>/dev/null | head -c 400 | od -An -v -tx1 | tr -d ' \n')
-  printf 'check %s %s %s\n' "$(wv_hex "$WV_VAL")" "$rc" "${out:--}"
-done
+if [ -n "$T" ]; then
+  k=0
+  i=0
+  for a; do
+    k=$((k + 1))
+    [ $((k % 2)) = 1 ] || continue
+    i=$((i + 1))
+    rc=$(cat "$T/$i.rc" 2>/dev/null)
+    if wv_num "$rc"; then
+      cat "$T/$i.out" 2>/dev/null | wv_check_line "$a" "$rc"
+    else
+      printf 'no result: the check left no exit status' | wv_check_line "$a" -
+    fi
+  done
+fi
 printf 'end\n'

@@ -1,5 +1,5 @@
 # --- purge --path: $1 PATH (absolute, a script wavectl never installed), $2 seconds to
-# wait for killed processes. Disables what schedules PATH (cron lines commented out,
+# wait for killed processes, $3 FORCE (1: even a file that belongs to a package). Disables what schedules PATH (cron lines commented out,
 # systemd units disabled and moved out of /etc or masked), kills what runs it, keeps
 # a copy of every file it changes (and of the script) under
 # /var/lib/wavectl/purged/<UTC time>/<original path>, removes PATH, verifies.
@@ -31,6 +31,9 @@ esac
 [ -d "$WV_P" ] && wv_pp_refuse "a directory"
 if wv_exists "$WV_P" && [ ! -f "$WV_P" ] && [ ! -L "$WV_P" ]; then
   wv_pp_refuse "not a regular file"
+fi
+if [ "${3-0}" != 1 ] && wv_exists "$WV_P" && wv_pkg_owner "$WV_P"; then
+  wv_pp_refuse "it belongs to package $WV_PKG; pass --force to purge it anyway"
 fi
 
 # wv_pp_awk MODE FILE: with MODE
@@ -75,7 +78,8 @@ END { if (m == "edit" && NR > 0 && ENVIRON["WVNL"] != "") printf "\n" }
 ' < "$2"
 }
 
-# wv_pp_save FILE: an exact copy (cp -Pp, compared) at $WV_PP_DIR/FILE; the directory
+# wv_pp_save FILE: an exact copy (cp -P --preserve=all, compared with wv_same) at
+# $WV_PP_DIR/FILE; the directory
 # is made on first use. Fails (and copies nothing) if the copy is not exact.
 wv_pp_save() {
   if [ -z "$WV_PP_DIR" ]; then
@@ -86,7 +90,7 @@ wv_pp_save() {
   fi
   _sd=$WV_PP_DIR$1
   wv_exists "$_sd" && return 0
-  if mkdir -p "${_sd%/*}" && cp -Pp "$1" "$_sd" && wv_same "$1" "$_sd"; then
+  if mkdir -p "${_sd%/*}" && cp -P --preserve=all "$1" "$_sd" 2>/dev/null && wv_same "$1" "$_sd"; then
     wv_out saved "$_sd"
   else
     rm -f "$_sd"

@@ -1,31 +1,43 @@
-# --- wrapper: `run` = one supervised run of the script; `run guard` = the boot guard.
-# NAME, INSTALL_PATH and TIMEOUT are set (quoted by wavectl) at the top of this file.
-# Exit: the script's code (124 = its timeout), 78 = not installed/revoked/rebooted
-# during probation (the script is not run), 0 = skipped because a run is in progress.
+# --- wrapper: `run` = one supervised run of the script; `run guard` = the lease guard
+# (every minute); `run guard boot` = the boot guard. NAME, INSTALL_PATH and TIMEOUT are
+# set (quoted by wavectl) at the top of this file.
+# Exit: the script's code (124 = its timeout); 78 = refused, the script not run (not
+# installed, revoked, an install under way or cut short, or in probation: a reboot
+# since install or an expired lease); 0 = skipped because a run is in progress.
 wv_init "$NAME"
-case ${1-} in
-  guard) wv_guard; exit 0 ;;
-  '') ;;
-  *) printf 'usage: %s [guard]\n' "$0" >&2; exit 64 ;;
+case ${1-}:${2-} in
+  guard: | guard:boot) wv_guard "${2-}"; exit 0 ;;
+  :) ;;
+  *) printf 'usage: %s [guard [boot]]\n' "$0" >&2; exit 64 ;;
 esac
 
-# wv_may_run: the manifest allows a run (and no reboot happened during probation).
+# wv_may_run: the state allows a run; WV_OWNER is then the run id of this version.
 wv_may_run() {
-  _ms=$(wv_state)
-  case $_ms in
+  wv_facts
+  case $WV_ST in
     probation | confirmed) ;;
     *)
-      printf 'wavectl: %s is %s on this host; not running it\n' "$NAME" "${_ms:-not installed}" >&2
+      printf 'wavectl: %s is %s on this host; not running it\n' "$NAME" "${WV_ST:-not installed}" >&2
       return 1
       ;;
   esac
-  if [ "$_ms" = probation ] && [ -f "$WV_DIR/boot_id" ]; then
+  if [ -n "$WV_TX" ] && [ "$WV_TX" != "$WV_OWNER" ]; then
+    printf 'wavectl: %s: the install of run %s is under way or was cut short; not running it\n' "$NAME" "$WV_TX" >&2
+    return 1
+  fi
+  [ "$WV_ST" = probation ] || return 0
+  if [ -f "$WV_DIR/boot_id" ]; then
     _then=$(cat "$WV_DIR/boot_id" 2>/dev/null)
     _now=$(cat /proc/sys/kernel/random/boot_id 2>/dev/null)
     if [ -n "$_now" ] && [ "$_then" != "$_now" ]; then
-      printf 'wavectl: %s: host rebooted during probation; the boot guard removes it\n' "$NAME" >&2
+      printf 'wavectl: %s: host rebooted during probation; the boot guard reverts it\n' "$NAME" >&2
       return 1
     fi
+  fi
+  wv_lease_check
+  if [ "$WV_EXPIRED" = 1 ]; then
+    printf 'wavectl: %s: the lease of run %s expired at %s; the guard reverts it\n' "$NAME" "$WV_OWNER" "$WV_LEASE_UNTIL" >&2
+    return 1
   fi
   return 0
 }
@@ -37,6 +49,7 @@ if command -v flock > /dev/null 2>&1 && ! flock -n 9; then
   exit 0
 fi
 wv_may_run || exit 78
+RUN_ID=$WV_OWNER
 
 # Cap the logs (checked before each run).
 if [ -f "$WV_DIR/last.log" ] && [ "$(wc -c < "$WV_DIR/last.log")" -gt 262144 ]; then
@@ -55,5 +68,5 @@ wait "$pid"
 code=$?
 end=$(date +%s)
 rm -f "$WV_DIR/pid"
-printf '%s %s %s\n' "$start" "$end" "$code" >> "$WV_DIR/runs.log"
+printf '%s %s %s %s\n' "$start" "$end" "$code" "$RUN_ID" >> "$WV_DIR/runs.log"
 exit "$code"

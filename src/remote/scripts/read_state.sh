@@ -1,0 +1,22 @@
+# --- read state: $1 NAME, $2 RUN_ID. What the host holds of NAME, for resume and
+# reconcile: `manifest <hex json>` or `manifest none`; `txn <run>`; `reverted <run>
+# <lease until> <at> <clean>` when the guard reverted RUN_ID; `runs <n>` (runs.log lines
+# of RUN_ID); `running 0|1`; `prev <run>` (the version kept for rollback); then
+# `wavectl-state done`.
+wv_init "$1"
+wv_run_ok "$2" || wv_die "invalid run id" 65
+wv_facts
+if [ -f "$WV_MANIFEST" ]; then
+  printf 'manifest %s\n' "$(od -An -v -tx1 < "$WV_MANIFEST" | tr -d ' \n')"
+else
+  printf 'manifest none\n'
+fi
+[ -z "$WV_TX" ] || printf 'txn %s\n' "$WV_TX"
+wv_reverted "$2"
+printf 'runs %s\n' "$(wv_runs "$2" | wc -l | tr -d ' ')"
+printf 'running %s\n' "$(wv_running)"
+if [ -n "$WV_PREVFOR" ]; then
+  _p=$(wv_mf run_id "$WV_PREVDIR/manifest.json")
+  wv_run_ok "$_p" && printf 'prev %s\n' "$_p"
+fi
+printf 'wavectl-state done\n'

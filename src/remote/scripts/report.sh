@@ -1,0 +1,27 @@
+# --- what probe and read_state report of NAME's state ---
+# wv_reverted RUN: `reverted RUN <lease until> <reverted at> <clean>` if the guard's
+# record (/var/lib/wavectl/.reverted/NAME) names RUN.
+wv_reverted() {
+  [ -f "$WV_REV" ] && { read -r _rr _rl _ra _rc < "$WV_REV"; } 2>/dev/null || return 0
+  [ "$_rr" = "$1" ] && wv_num "$_rl" && wv_num "$_ra" || return 0
+  case $_rc in 0 | 1) printf 'reverted %s %s %s %s\n' "$_rr" "$_rl" "$_ra" "$_rc" ;; esac
+}
+# wv_runs RUN: `run <start> <end> <exit>` for each runs.log line of RUN (a line of the
+# 3-field format, before run ids were recorded, is run `-`).
+wv_runs() {
+  [ -f "$WV_DIR/runs.log" ] || return 0
+  WVR=$1 awk '
+    NF == 3 { $4 = "-" }
+    (NF == 3 || NF == 4) && $4 == ENVIRON["WVR"] && $1 ~ /^[0-9]+$/ && $2 ~ /^[0-9]+$/ && $3 ~ /^-?[0-9]+$/ {
+      print "run " $1 " " $2 " " $3
+    }' "$WV_DIR/runs.log"
+}
+# wv_running: 1 if the wrapper's pid file names a live `timeout`, else 0.
+wv_running() {
+  _rn=0
+  if [ -f "$WV_DIR/pid" ] && { IFS= read -r _rp < "$WV_DIR/pid"; } 2>/dev/null && wv_num "$_rp"; then
+    _a0=$(tr '\0' '\n' 2>/dev/null < "/proc/$_rp/cmdline" | head -n 1)
+    case $_a0 in timeout | */timeout) _rn=1 ;; esac
+  fi
+  printf '%s' "$_rn"
+}

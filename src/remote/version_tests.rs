@@ -1,0 +1,781 @@
+//! Versions, the lease and the install refusals, run for real in a [`Sandbox`]:
+//! upgrade and rollback to the previous version, purge after an upgrade, a removal
+//! scoped to its run, installs cut short, the lease guard, exact restores (owner,
+//! mode, timestamps, xattrs, capabilities, symlinks), packaged files.
+
+use std::time::Duration;
+
+use super::host_tests::under_bash;
+use super::sandbox::*;
+use super::*;
+use crate::spec::ActivationKind;
+
+const A: &[u8] = b"#!/bin/sh\necho version-a\nexit 0\n";
+const B: &[u8] = b"#!/bin/sh\necho version-b\nexit 0\n";
+
+/// What must come back whole with a version: the script (bytes and metadata), the
+/// wrapper, the cron file, the manifest, the run log.
+fn version_facts(sb: &Sandbox, name: &str, path: &str) -> String {
+    let d = format!("/var/lib/wavectl/{name}");
+    let mut s = file_facts(sb, path);
+    for f in [
+        format!("{d}/run"),
+        format!("{d}/manifest.json"),
+        format!("{d}/runs.log"),
+        format!("/etc/cron.d/wavectl-{name}"),
+    ] {
+        s.push_str(&f);
+        s.push('\n');
+        s.push_str(&file_facts(sb, &f));
+    }
+    s
+}
+
+fn ls(sb: &Sandbox, name: &str) -> String {
+    sb.ok("ls -A \"/var/lib/wavectl/$1\" 2>/dev/null || true", &[name])
+}
+
+/// A confirmed run-a at `path` (cron `*/5`), one run recorded, and its script's
+/// metadata changed after install (mode, mtime, an xattr and a capability where the
+/// filesystem allows): what a rollback of a later run must bring back.
+fn confirmed_a<'a>(sb: &Sandbox, name: &'a str, path: &'a str, h: &'a str) -> InstallParams<'a> {
+    let mut p = params(name, path, A, h, Duration::from_secs(5));
+    p.run_id = "run-a";
+    install_ok(sb, &p);
+    assert!(sb
+        .run(&run_once(name, Duration::from_secs(5)))
+        .status
+        .success());
+    assert_eq!(confirm_on(sb, name, "run-a"), ConfirmResult::Confirmed);
+    sb.ok(
+        "chmod 0750 \"$1\" && touch -d '2001-02-03 04:05:06' \"$1\"",
+        &[path],
+    );
+    let (user, cap) = xattrs_work(sb);
+    if user {
+        sb.ok("setfattr -n user.wv -v kept \"$1\"", &[path]);
+    }
+    if cap {
+        sb.ok("setcap cap_net_raw+ep \"$1\"", &[path]);
+    }
+    p
+}
+
+fn b_params<'a>(name: &'a str, path: &'a str, h: &'a str) -> InstallParams<'a> {
+    let mut p = params(name, path, B, h, Duration::from_secs(7));
+    p.run_id = "run-b";
+    p.schedule = "*/7 * * * *";
+    p.lease = Duration::from_secs(600);
+    p
+}
+
+#[test]
+fn upgrade_then_rollback_brings_the_previous_version_back_whole() {
+    let Some(sb) = Sandbox::new() else { return };
+    let (name, path) = ("t-up", "/opt/wv/up/tool");
+    sb.ok("mkdir -p /opt/wv/up && printf 'orig' > \"$1\"", &[path]);
+    let (ha, hb) = (sha(A), sha(B));
+    confirmed_a(&sb, name, path, &ha);
+    let a_facts = version_facts(&sb, name, path);
+    let runs_a = sb.ok("cat /var/lib/wavectl/t-up/runs.log", &[]);
+    assert!(
+        runs_a.ends_with(" 0 run-a\n") && runs_a.lines().count() == 1,
+        "{runs_a}"
+    );
+
+    let pb = b_params(name, path, &hb);
+    assert_eq!(install_ok(&sb, &pb), (true, Some("run-a".into())));
+    assert_eq!(sb.ok("cat \"$1\"", &[path]), text(B));
+    assert_eq!(sb.ok("cat /var/lib/wavectl/t-up/prev/for", &[]), "run-b\n");
+    assert!(sb.exists("/var/lib/wavectl/t-up/prev/complete"));
+    assert!(!sb.exists("/var/lib/wavectl/t-up/prev.new"));
+    assert!(!sb.exists("/var/lib/wavectl/t-up/txn"));
+    // The new version starts an empty run log; A's is in prev/.
+    assert_eq!(sb.ok("cat /var/lib/wavectl/t-up/runs.log", &[]), "");
+    let f = state_of(&sb, name, "run-b");
+    let m = f.manifest.unwrap();
+    assert_eq!((m.state.as_str(), m.lease_secs), ("probation", 600));
+    assert_eq!(
+        m.prev,
+        Some(PrevVersion {
+            run_id: "run-a".into(),
+            sha256: ha.clone()
+        })
+    );
+    assert_eq!(f.prev.as_deref(), Some("run-a"));
+    let lease: u64 = sb
+        .ok("cat /var/lib/wavectl/t-up/lease", &[])
+        .trim()
+        .parse()
+        .unwrap();
+    let now: u64 = sb.ok("date +%s", &[]).trim().parse().unwrap();
+    assert!(lease >= now + 598 && lease <= now + 600, "{lease} {now}");
+    let cron = sb.ok("cat /etc/cron.d/wavectl-t-up", &[]);
+    assert!(cron.contains("\n*/7 * * * * root "), "{cron}");
+
+    // B's runs are judged alone.
+    assert!(sb
+        .run(&run_once(name, Duration::from_secs(7)))
+        .status
+        .success());
+    let probe_b = probe(name, "run-b", &[], Duration::from_secs(5), Duration::ZERO);
+    let r = parse_probe(&text(&sb.run(&probe_b).stdout), &[]).unwrap();
+    assert_eq!((r.runs.len(), r.owner.as_deref()), (1, Some("run-b")));
+    let probe_a = probe(name, "run-a", &[], Duration::from_secs(5), Duration::ZERO);
+    let r = parse_probe(&text(&sb.run(&probe_a).stdout), &[]).unwrap();
+    assert_eq!((r.runs.len(), r.owner.as_deref()), (0, Some("run-b")));
+    assert_eq!(state_of(&sb, name, "run-a").runs, 0);
+
+    // Confirmed, B keeps prev/: its rollback still brings A back.
+    assert_eq!(confirm_on(&sb, name, "run-b"), ConfirmResult::Confirmed);
+    assert!(!sb.exists("/var/lib/wavectl/t-up/lease"));
+    assert!(sb.exists("/var/lib/wavectl/t-up/prev/complete"));
+    // Another run cannot confirm, and is told whose the host is.
+    assert!(matches!(
+        confirm_on(&sb, name, "run-a"),
+        ConfirmResult::Refused(r) if r.contains("holds run run-b's install")
+    ));
+
+    let r = remove_on(&sb, name, Some(path), RemoveScope::Run("run-b"));
+    assert!(r.clean, "{r:?}");
+    assert_eq!(r.restored_version.as_deref(), Some("run-a"), "{r:?}");
+    assert!(!r.restored, "{r:?}");
+    assert_eq!(version_facts(&sb, name, path), a_facts);
+    assert_eq!(
+        ls(&sb, name),
+        "backup\nboot_id\ninstall_path\nlast.log\nlock\nmanifest.json\nrun\nruns.log\nsha256s\nstate.lock\n"
+    );
+    let f = state_of(&sb, name, "run-a");
+    assert_eq!(f.manifest.unwrap().state, "confirmed");
+    assert_eq!((f.runs, f.prev, f.txn), (1, None, None));
+    // A runs again.
+    assert!(sb
+        .run(&run_once(name, Duration::from_secs(5)))
+        .status
+        .success());
+    let now_a = version_facts(&sb, name, path);
+
+    // B's removal again: the host holds run-a's install, nothing is touched.
+    let r = remove_on(&sb, name, Some(path), RemoveScope::Run("run-b"));
+    assert_eq!(r.other, Some(("run-a".into(), "confirmed".into())), "{r:?}");
+    assert!(r.clean && r.found.is_empty() && r.killed == 0, "{r:?}");
+    assert_eq!(version_facts(&sb, name, path), now_a);
+
+    // A's rollback: no version before A, so the pre-wavectl original comes back.
+    let r = remove_on(&sb, name, Some(path), RemoveScope::Run("run-a"));
+    assert!(r.clean && r.restored, "{r:?}");
+    assert_eq!(sb.ok("cat \"$1\"", &[path]), "orig");
+    assert_eq!(state_files(&sb, name), "");
+}
+
+#[test]
+fn systemd_timer_versions_come_back_with_their_units() {
+    let Some(sb) = Sandbox::new() else { return };
+    let (name, path) = ("t-upu", "/opt/wv/upu");
+    let (ha, hb) = (sha(A), sha(B));
+    let mut pa = params(name, path, A, &ha, Duration::from_secs(5));
+    pa.run_id = "run-a";
+    pa.activation = ActivationKind::SystemdTimer;
+    pa.schedule = "hourly";
+    install_ok(&sb, &pa);
+    assert_eq!(confirm_on(&sb, name, "run-a"), ConfirmResult::Confirmed);
+    let units = |sb: &Sandbox| {
+        sb.ok(
+            "cd /etc/systemd/system && for f in wavectl-t-upu*; do echo \"== $f\"; cat \"$f\"; done; ls /etc/cron.d",
+            &[],
+        )
+    };
+    let a_units = units(&sb);
+    let mut pb = b_params(name, path, &hb);
+    pb.activation = ActivationKind::Cron;
+    assert_eq!(install_ok(&sb, &pb), (false, Some("run-a".into())));
+    assert!(sb.exists("/etc/cron.d/wavectl-t-upu"));
+    assert!(!sb.exists("/etc/systemd/system/wavectl-t-upu.timer"));
+    assert!(sb.exists("/var/lib/wavectl/t-upu/prev/units/wavectl-t-upu.timer"));
+    let r = remove_on(&sb, name, None, RemoveScope::Run("run-b"));
+    assert!(r.clean, "{r:?}");
+    assert_eq!(r.restored_version.as_deref(), Some("run-a"));
+    assert_eq!(units(&sb), a_units);
+    assert!(!sb.exists("/etc/cron.d/wavectl-t-upu"));
+}
+
+#[test]
+fn purge_after_an_upgrade_restores_the_pre_wavectl_original() {
+    let Some(sb) = Sandbox::new() else { return };
+    let (name, path) = ("t-purge", "/opt/wv/pg");
+    sb.ok(
+        "printf 'orig\\n' > \"$1\" && chown 1234:5678 \"$1\" && chmod 0604 \"$1\" && \
+         touch -d '1999-12-31 23:59:59' \"$1\"",
+        &[path],
+    );
+    let (user, cap) = xattrs_work(&sb);
+    if user {
+        sb.ok("setfattr -n user.origin -v vendor \"$1\"", &[path]);
+    }
+    if cap {
+        sb.ok("setcap cap_net_raw+ep \"$1\"", &[path]);
+    }
+    let before = file_facts(&sb, path);
+    if user {
+        assert!(before.contains("user.origin="), "{before}");
+    }
+    if cap {
+        assert!(before.contains("security.capability="), "{before}");
+    }
+    let (ha, hb) = (sha(A), sha(B));
+    confirmed_a(&sb, name, path, &ha);
+    let mut pb = b_params(name, path, &hb);
+    // An expired lease and a guard revert record: purge removes them too.
+    pb.lease = Duration::from_secs(1);
+    install_ok(&sb, &pb);
+    sb.ok(
+        "echo 1000 > /var/lib/wavectl/t-purge/lease && /var/lib/wavectl/t-purge/run guard",
+        &[],
+    );
+    assert!(sb.exists("/var/lib/wavectl/.reverted/t-purge"));
+    install_ok(&sb, &{
+        let mut p = b_params(name, path, &hb);
+        p.run_id = "run-c";
+        p
+    });
+    assert!(sb.exists("/var/lib/wavectl/t-purge/prev/complete"));
+    let r = remove_on(&sb, name, None, RemoveScope::All);
+    assert!(r.clean && r.restored, "{r:?}");
+    assert_eq!(file_facts(&sb, path), before);
+    assert_eq!(state_files(&sb, name), "");
+    assert!(!sb.exists("/var/lib/wavectl/.reverted/t-purge"));
+}
+
+#[test]
+fn removal_of_an_older_run_touches_nothing() {
+    let Some(sb) = Sandbox::new() else { return };
+    let (name, path) = ("t-other", "/opt/wv/other");
+    let (ha, hb) = (sha(A), sha(B));
+    confirmed_a(&sb, name, path, &ha);
+    // B is a sleeper: a running copy must survive run-a's removal.
+    let sleeper = b"#!/bin/sh\nsleep 300\n";
+    let hs = sha(sleeper);
+    let mut pb = b_params(name, path, &hs);
+    pb.body = sleeper;
+    install_ok(&sb, &pb);
+    assert_eq!(confirm_on(&sb, name, "run-b"), ConfirmResult::Confirmed);
+    sb.ok("(/var/lib/wavectl/t-other/run >/dev/null 2>&1 &)", &[]);
+    let mut running = false;
+    for _ in 0..50 {
+        running = state_of(&sb, name, "run-b").running;
+        if running {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(running);
+    let before = version_facts(&sb, name, path);
+    let _ = hb;
+    let r = remove_on(&sb, name, Some(path), RemoveScope::Run("run-a"));
+    assert_eq!(r.other, Some(("run-b".into(), "confirmed".into())), "{r:?}");
+    assert!(
+        r.clean && r.killed == 0 && r.found.is_empty() && r.removed.is_empty(),
+        "{r:?}"
+    );
+    assert!(state_of(&sb, name, "run-b").running);
+    assert_eq!(version_facts(&sb, name, path), before);
+    // A run id nobody installed here: the same.
+    let r = remove_on(&sb, name, None, RemoveScope::Run("run-z"));
+    assert_eq!(r.other, Some(("run-b".into(), "confirmed".into())), "{r:?}");
+    assert!(sb.exists("/var/lib/wavectl/t-other/prev/complete"));
+}
+
+#[test]
+fn install_refusals_change_nothing() {
+    let Some(sb) = Sandbox::new() else { return };
+    let h = sha(A);
+    let refused = |p: &InstallParams| match install_result(&sb, p) {
+        InstallResult::Refused(r) => r,
+        other => panic!("not refused: {other:?}"),
+    };
+    // Another rollout's install path.
+    install_ok(
+        &sb,
+        &params("t-own-a", "/opt/wv/x", A, &h, Duration::from_secs(5)),
+    );
+    let r = refused(&params(
+        "t-own-b",
+        "/opt/wv/x",
+        A,
+        &h,
+        Duration::from_secs(5),
+    ));
+    assert!(r.contains("owned by rollout t-own-a"), "{r}");
+    assert_eq!(state_files(&sb, "t-own-b"), "");
+
+    // Another run's unconfirmed install; then its unfinished removal.
+    let mut p2 = params("t-own-a", "/opt/wv/x", B, &h, Duration::from_secs(5));
+    p2.run_id = "run-2";
+    let before = version_facts(&sb, "t-own-a", "/opt/wv/x");
+    let r = refused(&p2);
+    assert!(
+        r.contains("run run-1's install is unconfirmed (probation) here: resume, roll back or purge it first"),
+        "{r}"
+    );
+    assert_eq!(version_facts(&sb, "t-own-a", "/opt/wv/x"), before);
+    sb.ok("sed -i 's/\"state\":\"probation\"/\"state\":\"revoked\"/' /var/lib/wavectl/t-own-a/manifest.json", &[]);
+    let r = refused(&p2);
+    assert!(
+        r.contains("removal is unfinished") && r.contains("reconcile"),
+        "{r}"
+    );
+    sb.ok("sed -i 's/\"state\":\"revoked\"/\"state\":\"probation\"/' /var/lib/wavectl/t-own-a/manifest.json", &[]);
+
+    // Confirmed at another install path.
+    assert_eq!(
+        confirm_on(&sb, "t-own-a", "run-1"),
+        ConfirmResult::Confirmed
+    );
+    let mut p3 = params("t-own-a", "/opt/wv/y", A, &h, Duration::from_secs(5));
+    p3.run_id = "run-3";
+    let r = refused(&p3);
+    assert!(
+        r.contains("purge t-own-a first, or keep install_path"),
+        "{r}"
+    );
+    assert!(!sb.exists("/opt/wv/y"));
+
+    // A directory.
+    sb.ok("mkdir -p /opt/wv/dir", &[]);
+    let r = refused(&params(
+        "t-dir",
+        "/opt/wv/dir",
+        A,
+        &h,
+        Duration::from_secs(5),
+    ));
+    assert!(r.contains("is a directory"), "{r}");
+    assert_eq!(state_files(&sb, "t-dir"), "");
+
+    // An interrupted install of another run.
+    sb.ok("echo run-9 > /var/lib/wavectl/t-own-a/txn", &[]);
+    let r = refused(&p2);
+    assert!(r.contains("run run-9's install was cut short"), "{r}");
+}
+
+#[test]
+fn a_packaged_file_needs_force() {
+    let Some(sb) = Sandbox::new() else { return };
+    if !sb.sh("dpkg-query -S /usr/bin/tac", &[]).status.success() {
+        eprintln!("skipped: no dpkg-owned /usr/bin/tac here");
+        return;
+    }
+    let h = sha(A);
+    let before = file_facts(&sb, "/usr/bin/tac");
+    // The path itself, and through the /usr merge (/bin -> usr/bin) when it exists.
+    let mut paths = vec!["/usr/bin/tac"];
+    if sb
+        .sh("[ -L /bin ] && [ -e /bin/tac ]", &[])
+        .status
+        .success()
+    {
+        paths.push("/bin/tac");
+    }
+    for path in paths {
+        let p = params("t-pkg", path, A, &h, Duration::from_secs(5));
+        match install_result(&sb, &p) {
+            InstallResult::Refused(r) => assert!(
+                r.contains("belongs to package coreutils: pass --force"),
+                "{r}"
+            ),
+            other => panic!("{path}: {other:?}"),
+        }
+        assert_eq!(state_files(&sb, "t-pkg"), "");
+    }
+    let mut p = params("t-pkg", "/usr/bin/tac", A, &h, Duration::from_secs(5));
+    p.force = true;
+    assert_eq!(install_ok(&sb, &p), (true, None));
+    // Ours now: a later version needs no force.
+    assert_eq!(confirm_on(&sb, "t-pkg", "run-1"), ConfirmResult::Confirmed);
+    let hb = sha(B);
+    let mut p2 = params("t-pkg", "/usr/bin/tac", B, &hb, Duration::from_secs(5));
+    p2.run_id = "run-2";
+    assert_eq!(install_ok(&sb, &p2), (true, Some("run-1".into())));
+    let r = remove_on(&sb, "t-pkg", None, RemoveScope::All);
+    assert!(r.clean && r.restored, "{r:?}");
+    assert_eq!(file_facts(&sb, "/usr/bin/tac"), before);
+
+    // purge --path refuses it too, unless forced.
+    let o = sb.run(&purge_path("/usr/bin/tac", Duration::from_secs(1), false));
+    assert_eq!(o.status.code(), Some(65));
+    let r = parse_purge_path(&text(&o.stdout));
+    assert!(
+        r.detail.contains("package coreutils; pass --force"),
+        "{r:?}"
+    );
+    assert_eq!(file_facts(&sb, "/usr/bin/tac"), before);
+    let o = sb.run(&purge_path("/usr/bin/tac", Duration::from_secs(1), true));
+    let r = parse_purge_path(&text(&o.stdout));
+    assert!(r.clean && r.removed, "{r:?}");
+    assert!(!sb.exists("/usr/bin/tac"));
+}
+
+#[test]
+fn expired_lease_the_wrapper_refuses_and_the_guard_reverts_to_the_previous_version() {
+    let Some(sb) = Sandbox::new() else { return };
+    let (name, path) = ("t-lease", "/opt/wv/lease");
+    let (ha, hb) = (sha(A), sha(B));
+    confirmed_a(&sb, name, path, &ha);
+    let a_facts = version_facts(&sb, name, path);
+    install_ok(&sb, &b_params(name, path, &hb));
+
+    // A probe of run-b renews the lease; a probe of another run does not.
+    sb.ok("echo 5000 > /var/lib/wavectl/t-lease/lease", &[]);
+    let pr = |run: &str| {
+        let c = probe(
+            name,
+            run,
+            &[],
+            Duration::from_secs(5),
+            Duration::from_secs(300),
+        );
+        parse_probe(&text(&sb.run(&c).stdout), &[]).unwrap()
+    };
+    assert_eq!(pr("run-x").lease_until, Some(5000));
+    let now: u64 = sb.ok("date +%s", &[]).trim().parse().unwrap();
+    let until = pr("run-b").lease_until.unwrap();
+    assert!(until >= now + 299 && until <= now + 301, "{until} {now}");
+    // The guard leaves a live lease alone.
+    sb.ok("/var/lib/wavectl/t-lease/run guard", &[]);
+    assert_eq!(
+        state_of(&sb, name, "run-b").manifest.unwrap().run_id,
+        "run-b"
+    );
+
+    // Expired: the wrapper refuses, the guard reverts to A and says so.
+    sb.ok("echo 1000 > /var/lib/wavectl/t-lease/lease", &[]);
+    let o = sb.run(&run_once(name, Duration::from_secs(5)));
+    assert_eq!(o.status.code(), Some(78));
+    assert!(
+        text(&o.stderr).contains("the lease of run run-b expired at 1000"),
+        "{}",
+        text(&o.stderr)
+    );
+    sb.ok("/var/lib/wavectl/t-lease/run guard", &[]);
+    assert_eq!(version_facts(&sb, name, path), a_facts);
+    let log = sb.ok("cat /var/log/wavectl-guard.log", &[]);
+    assert!(
+        log.contains("t-lease run run-b in probation; its lease expired at 1000; reverting it"),
+        "{log}"
+    );
+    let f = state_of(&sb, name, "run-b");
+    let rv = f.reverted.clone().unwrap();
+    assert_eq!(
+        (rv.run_id.as_str(), rv.lease_until, rv.clean),
+        ("run-b", 1000, true)
+    );
+    assert!(rv.at >= now, "{rv:?}");
+    assert_eq!(f.manifest.unwrap().run_id, "run-a");
+    let r = pr("run-b");
+    assert_eq!(r.reverted, Some(rv.clone()));
+    assert_eq!((r.owner.as_deref(), r.lease_until), (Some("run-a"), None));
+    // Not for another run id.
+    assert_eq!(state_of(&sb, name, "run-a").reverted, None);
+    assert!(matches!(
+        confirm_on(&sb, name, "run-b"),
+        ConfirmResult::Refused(r) if r.contains("the lease of run run-b expired at 1000")
+    ));
+    // The controller's rollback afterwards finds run-a's install: nothing to do.
+    let r = remove_on(&sb, name, Some(path), RemoveScope::Run("run-b"));
+    assert_eq!(r.other, Some(("run-a".into(), "confirmed".into())), "{r:?}");
+    assert_eq!(version_facts(&sb, name, path), a_facts);
+}
+
+#[test]
+fn expired_lease_without_a_previous_version_reverts_to_nothing() {
+    let Some(sb) = Sandbox::new() else { return };
+    let (name, path) = ("t-lease0", "/opt/wv/l0/new/tool");
+    let h = sha(A);
+    let mut p = params(name, path, A, &h, Duration::from_secs(5));
+    p.lease = Duration::from_secs(60);
+    p.activation = ActivationKind::None;
+    install_ok(&sb, &p);
+    sb.ok("echo 1000 > /var/lib/wavectl/t-lease0/lease", &[]);
+    sb.ok("/var/lib/wavectl/t-lease0/run guard", &[]);
+    assert_eq!(state_files(&sb, name), "");
+    assert!(!sb.exists("/opt/wv/l0"));
+    let f = state_of(&sb, name, "run-1");
+    assert_eq!(f.manifest, None);
+    assert_eq!(f.reverted.unwrap().lease_until, 1000);
+}
+
+#[test]
+fn boot_guard_brings_the_previous_version_back() {
+    let Some(sb) = Sandbox::new() else { return };
+    let (name, path) = ("t-boot", "/opt/wv/boot");
+    let (ha, hb) = (sha(A), sha(B));
+    confirmed_a(&sb, name, path, &ha);
+    let a_facts = version_facts(&sb, name, path);
+    install_ok(&sb, &b_params(name, path, &hb));
+    let lease = sb.ok("cat /var/lib/wavectl/t-boot/lease", &[]);
+    sb.ok("/var/lib/wavectl/t-boot/run guard boot", &[]);
+    assert_eq!(version_facts(&sb, name, path), a_facts);
+    let rv = state_of(&sb, name, "run-b").reverted.unwrap();
+    assert_eq!(rv.lease_until.to_string(), lease.trim());
+}
+
+#[test]
+fn symlink_install_path_replaces_the_link_and_gets_it_back() {
+    let Some(sb) = Sandbox::new() else { return };
+    let (name, path) = ("t-link", "/opt/wv/link");
+    sb.ok(
+        "mkdir -p /opt/wv/realdir && echo keep > /opt/wv/realdir/f && ln -s realdir /opt/wv/link",
+        &[],
+    );
+    let dir = "stat -c '%n %a %Y' /opt/wv/realdir /opt/wv/realdir/f && ls -A /opt/wv/realdir && cat /opt/wv/realdir/f";
+    let dir_before = sb.ok(dir, &[]);
+    let h = sha(A);
+    let p = params(name, path, A, &h, Duration::from_secs(5));
+    assert_eq!(install_ok(&sb, &p), (true, None));
+    assert!(file_facts(&sb, path).starts_with(&sha(A)));
+    assert_eq!(
+        file_facts(&sb, "/var/lib/wavectl/t-link/backup"),
+        "link realdir\n"
+    );
+    assert_eq!(sb.ok(dir, &[]), dir_before);
+    let r = remove_on(&sb, name, None, RemoveScope::Run("run-1"));
+    assert!(r.clean && r.restored, "{r:?}");
+    assert_eq!(file_facts(&sb, path), "link realdir\n");
+    assert_eq!(sb.ok(dir, &[]), dir_before);
+}
+
+#[test]
+fn a_first_install_killed_part_way_is_removed_without_a_trace() {
+    let Some(sb) = Sandbox::new() else { return };
+    let (name, path) = ("t-cut", "/opt/wv/cut/deeper/tool");
+    let h = sha(A);
+    let mut c = install(&params(name, path, A, &h, Duration::from_secs(5)));
+    // Killed by its remote timeout while it reads the script.
+    c.line = c
+        .line
+        .replacen("timeout -k 5s 60s ", "timeout -k 1s 1s ", 1);
+    let o = sb.run_held(&c, &A[..5]);
+    assert_eq!(o.status.code(), Some(124), "{}", text(&o.stderr));
+    assert_eq!(sb.ok("cat /var/lib/wavectl/t-cut/txn", &[]), "run-1\n");
+    assert!(sb.exists("/opt/wv/cut/deeper/tool.wavectl-new"));
+    let f = state_of(&sb, name, "run-1");
+    assert_eq!((f.manifest, f.txn.as_deref()), (None, Some("run-1")));
+    // Another run is refused meanwhile; the wrapper does not exist yet.
+    let mut p2 = params(name, path, A, &h, Duration::from_secs(5));
+    p2.run_id = "run-2";
+    assert!(
+        matches!(install_result(&sb, &p2), InstallResult::Refused(r) if r.contains("cut short"))
+    );
+    let r = remove_on(&sb, name, None, RemoveScope::Run("run-2"));
+    assert_eq!(
+        r.other,
+        Some(("run-1".into(), "installing".into())),
+        "{r:?}"
+    );
+    let r = remove_on(&sb, name, None, RemoveScope::Run("run-1"));
+    assert!(r.clean, "{r:?}");
+    assert!(!sb.exists("/opt/wv/cut"), "{r:?}");
+    assert_eq!(state_files(&sb, name), "");
+}
+
+#[test]
+fn an_upgrade_cut_short_is_undone_by_its_removal() {
+    let Some(sb) = Sandbox::new() else { return };
+    let (name, path) = ("t-cutup", "/opt/wv/cutup");
+    let (ha, hb) = (sha(A), sha(B));
+    confirmed_a(&sb, name, path, &ha);
+    let a_facts = version_facts(&sb, name, path);
+    let ls_a = ls(&sb, name);
+
+    // 1. A bad body: refused by its sha256 before anything of A changed; nothing left.
+    let bad = b_params(name, path, &ha);
+    assert!(matches!(install_result(&sb, &bad), InstallResult::Failed(e) if e.contains("sha256")));
+    assert_eq!(version_facts(&sb, name, path), a_facts);
+    assert_eq!(ls(&sb, name), ls_a);
+
+    // 2. Killed while reading the script (before the snapshot): A untouched; the
+    //    wrapper refuses while the install is open; its removal cleans the leftovers.
+    let mut c = install(&b_params(name, path, &hb));
+    c.line = c
+        .line
+        .replacen("timeout -k 5s 60s ", "timeout -k 1s 1s ", 1);
+    assert_eq!(sb.run_held(&c, &B[..3]).status.code(), Some(124));
+    assert_eq!(version_facts(&sb, name, path), a_facts);
+    let o = sb.run(&run_once(name, Duration::from_secs(5)));
+    assert_eq!(o.status.code(), Some(78));
+    assert!(text(&o.stderr).contains("run-b"), "{}", text(&o.stderr));
+    let r = remove_on(&sb, name, Some(path), RemoveScope::Run("run-b"));
+    assert!(
+        r.clean && r.restored_version.is_none() && r.killed == 0,
+        "{r:?}"
+    );
+    assert_eq!(version_facts(&sb, name, path), a_facts);
+    assert_eq!(ls(&sb, name), ls_a);
+
+    // 3. Failed after the rename (the wrapper cannot be written): B's script is in
+    //    place under A's manifest; the wrapper refuses; B's removal brings A back whole.
+    sb.ok("mkdir /var/lib/wavectl/t-cutup/run.tmp", &[]);
+    assert!(matches!(
+        install_result(&sb, &b_params(name, path, &hb)),
+        InstallResult::Failed(e) if e.contains("wrapper")
+    ));
+    sb.ok("rmdir /var/lib/wavectl/t-cutup/run.tmp", &[]);
+    assert_eq!(sb.ok("cat \"$1\"", &[path]), text(B));
+    assert_eq!(
+        sb.run(&run_once(name, Duration::from_secs(5)))
+            .status
+            .code(),
+        Some(78)
+    );
+    let f = state_of(&sb, name, "run-b");
+    assert_eq!(f.txn.as_deref(), Some("run-b"));
+    assert_eq!(f.prev.as_deref(), Some("run-a"));
+    // Resuming it (the same run again) finishes it; here it is rolled back instead.
+    let r = remove_on(&sb, name, Some(path), RemoveScope::Run("run-b"));
+    assert!(r.clean, "{r:?}");
+    assert_eq!(r.restored_version.as_deref(), Some("run-a"));
+    assert_eq!(version_facts(&sb, name, path), a_facts);
+
+    // 4. The same, then resumed: the same run again completes it, the snapshot kept.
+    sb.ok("mkdir /var/lib/wavectl/t-cutup/run.tmp", &[]);
+    assert!(matches!(
+        install_result(&sb, &b_params(name, path, &hb)),
+        InstallResult::Failed(_)
+    ));
+    sb.ok("rmdir /var/lib/wavectl/t-cutup/run.tmp", &[]);
+    assert_eq!(
+        install_ok(&sb, &b_params(name, path, &hb)),
+        (false, Some("run-a".into()))
+    );
+    assert!(!sb.exists("/var/lib/wavectl/t-cutup/txn"));
+    let r = remove_on(&sb, name, Some(path), RemoveScope::Run("run-b"));
+    assert_eq!(r.restored_version.as_deref(), Some("run-a"), "{r:?}");
+    assert_eq!(version_facts(&sb, name, path), a_facts);
+
+    // 5. Cut short by hand between a snapshot and its use: a txn, a complete prev.new/
+    //    and no prev/ (the install died between removing the old prev/ and renaming).
+    sb.ok(
+        "d=/var/lib/wavectl/t-cutup && echo run-b > $d/txn && mkdir $d/prev.new && \
+         cp -a --preserve=all \"$1\" $d/prev.new/script && cp -p $d/manifest.json $d/run $d/runs.log $d/prev.new/ && \
+         cp -p /etc/cron.d/wavectl-t-cutup $d/prev.new/cron && echo run-b > $d/prev.new/for && touch $d/prev.new/complete && \
+         printf 'half-written' > \"$1\"",
+        &[path],
+    );
+    let r = remove_on(&sb, name, Some(path), RemoveScope::Run("run-b"));
+    assert_eq!(r.restored_version.as_deref(), Some("run-a"), "{r:?}");
+    assert!(r.clean, "{r:?}");
+    assert_eq!(version_facts(&sb, name, path), a_facts);
+}
+
+#[test]
+fn hostile_paths_survive_a_guard_revert() {
+    let Some(sb) = Sandbox::new() else { return };
+    let marker = sb.outside("pwned");
+    let m = marker.to_str().unwrap();
+    let path = format!("/opt/wv/a 'b' $(touch {m})\n/`touch {m}`");
+    let (ha, hb) = (sha(A), sha(B));
+    let name = "t-hguard";
+    let mut pa = params(name, &path, A, &ha, Duration::from_secs(5));
+    pa.run_id = "run-a";
+    let o = sb.run_with("bash", &under_bash(install(&pa)));
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert_eq!(confirm_on(&sb, name, "run-a"), ConfirmResult::Confirmed);
+    let a_facts = version_facts(&sb, name, &path);
+    let pb = b_params(name, &path, &hb);
+    let o = sb.run_with("bash", &under_bash(install(&pb)));
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    sb.ok(
+        "echo 1000 > /var/lib/wavectl/t-hguard/lease && bash /var/lib/wavectl/t-hguard/run guard",
+        &[],
+    );
+    assert_eq!(version_facts(&sb, name, &path), a_facts);
+    let r = remove_on(&sb, name, None, RemoveScope::All);
+    assert!(r.clean, "{r:?}");
+    assert!(!sb.exists(&path) && !sb.exists(&format!("/opt/wv/a 'b' $(touch {m})\n")));
+    assert!(!marker.exists());
+}
+
+/// The guards through a real scheduler: Debian's cron started in the sandbox (a fresh
+/// /run, so it is cron's first start: its `@reboot` lines run, which is a boot), then
+/// the minutely lease guard.
+#[test]
+fn cron_runs_the_boot_guard_and_the_lease_guard() {
+    let Some(sb) = Sandbox::new() else { return };
+    if !sb.sh("command -v cron", &[]).status.success() {
+        eprintln!("skipped: no cron here");
+        return;
+    }
+    let (ha, hb) = (sha(A), sha(B));
+    // At "boot": run-b is in probation over a confirmed run-a, with a long lease.
+    let (name, path) = ("t-cron", "/opt/wv/cron");
+    confirmed_a(&sb, name, path, &ha);
+    let a_facts = version_facts(&sb, name, path);
+    install_ok(&sb, &b_params(name, path, &hb));
+    // A confirmed install stays as it is at boot.
+    let mut pk = params(
+        "t-cron-keep",
+        "/opt/wv/keep",
+        A,
+        &ha,
+        Duration::from_secs(5),
+    );
+    pk.run_id = "run-k";
+    install_ok(&sb, &pk);
+    assert_eq!(
+        confirm_on(&sb, "t-cron-keep", "run-k"),
+        ConfirmResult::Confirmed
+    );
+    // (Its scheduled runs may come and add to its runs.log: not compared.)
+    let keep_facts = |sb: &Sandbox| {
+        file_facts(sb, "/opt/wv/keep")
+            + &file_facts(sb, "/var/lib/wavectl/t-cron-keep/manifest.json")
+            + &file_facts(sb, "/etc/cron.d/wavectl-t-cron-keep")
+    };
+    let keep = keep_facts(&sb);
+    sb.ok("cron", &[]);
+    let wait_for = |what: &str, done: &dyn Fn() -> bool, secs: u64| {
+        let start = std::time::Instant::now();
+        while !done() {
+            assert!(
+                start.elapsed() < Duration::from_secs(secs),
+                "{what}: not within {secs}s; guard log: {}",
+                sb.ok("cat /var/log/wavectl-guard.log 2>/dev/null || true", &[])
+            );
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    };
+    wait_for(
+        "the boot guard",
+        &|| state_of(&sb, name, "run-b").reverted.is_some(),
+        20,
+    );
+    assert_eq!(version_facts(&sb, name, path), a_facts);
+    assert_eq!(keep_facts(&sb), keep);
+
+    // After boot: a new install whose lease runs out is reverted within a minute or so.
+    let mut pl = params(
+        "t-cron-lease",
+        "/opt/wv/lease",
+        B,
+        &hb,
+        Duration::from_secs(5),
+    );
+    pl.run_id = "run-l";
+    pl.lease = Duration::from_secs(1);
+    install_ok(&sb, &pl);
+    wait_for(
+        "the lease guard",
+        &|| state_of(&sb, "t-cron-lease", "run-l").reverted.is_some(),
+        75,
+    );
+    assert_eq!(state_files(&sb, "t-cron-lease"), "");
+    assert!(!sb.exists("/opt/wv/lease"));
+    let log = sb.ok("cat /var/log/wavectl-guard.log", &[]);
+    assert!(
+        log.contains("t-cron run run-b in probation at boot")
+            && log.contains("  restored-version: run-a")
+            && log.contains("t-cron-lease run run-l in probation; its lease expired at"),
+        "{log}"
+    );
+    assert_eq!(keep_facts(&sb), keep);
+}
