@@ -298,11 +298,15 @@ fn install_refusals_change_nothing() {
         &sb,
         &params("t-own-a", "/opt/wv/x", A, &h, Duration::from_secs(5)),
     );
+    // A big body: the host reads it to its end even when it refuses (the sender never
+    // sees a closed pipe).
+    let big = vec![b'#'; 4 << 20];
+    let hbig = sha(&big);
     let r = refused(&params(
         "t-own-b",
         "/opt/wv/x",
-        A,
-        &h,
+        &big,
+        &hbig,
         Duration::from_secs(5),
     ));
     assert!(r.contains("owned by rollout t-own-a"), "{r}");
