@@ -23,7 +23,7 @@
 //!
 //! Versions: a run installed over another run's *confirmed* install is an upgrade; the
 //! version in place is kept whole in `prev/` (one level: the previous version of the
-//! newest), and a removal scoped to the newer run brings it back (see [`remove`]).
+//! newest), and a removal scoped to the newer run brings it back (see [`mod@remove`]).
 //! The manifest of an install in probation holds a lease (host clock) that probes of
 //! the same run renew; the wrapper's guard (every minute, and at boot) reverts a
 //! probation install whose lease ran out — at boot whatever the lease — exactly as that
