@@ -10,12 +10,24 @@
 //! The scripts (`scripts/*.sh`, embedded with `include_str!`) are constant POSIX sh;
 //! every dynamic value reaches them as a positional argument quoted by
 //! [`quote::sh_quote`], so no user value is ever spliced into script text.
-//! `scripts/lib.sh` (shared functions: paths, kill, removal, restore) is
-//! concatenated in front of the scripts that need it, and into the wrapper.
+//! `scripts/lib.sh` (paths, the manifest, locks, the lease, activation files, exact
+//! copies) is concatenated in front of every script; `procs.sh` (finding and killing
+//! what runs a path) and `removal.sh` (removal and the guard) in front of `remove.sh`
+//! and into the wrapper; `pkg.sh` (package ownership) for install and purge --path;
+//! `report.sh` for probe and read_state.
 //!
-//! Comment lines and blank lines are dropped when a script is embedded ([`compact`]), so
-//! the source files stay commented while the command lines stay short (a test keeps
-//! every command line under 64 KiB, and checks no dropped line sits inside a string).
+//! Comment lines and blank lines are dropped when a script is embedded (`compact`), so
+//! the source files stay commented while the command lines stay short (the install,
+//! which carries the wrapper, is ~40 KB; a test keeps every line under 48 KiB, another
+//! checks that no dropped line sits inside a string).
+//!
+//! Versions: a run installed over another run's *confirmed* install is an upgrade; the
+//! version in place is kept whole in `prev/` (one level: the previous version of the
+//! newest), and a removal scoped to the newer run brings it back (see [`mod@remove`]).
+//! The manifest of an install in probation holds a lease (host clock) that probes of
+//! the same run renew; the wrapper's guard (every minute, and at boot) reverts a
+//! probation install whose lease ran out — at boot whatever the lease — exactly as that
+//! run's removal would, and records it in `/var/lib/wavectl/.reverted/NAME`.
 //!
 //! On-host layout (NAME is `[a-z0-9][a-z0-9-]*`, a run id `[A-Za-z0-9][A-Za-z0-9_-]*`;
 //! both checked again on the host):
@@ -47,11 +59,14 @@
 //! | `/var/log/wavectl-guard.log` | what the guards did (also sent to syslog via `logger -t wavectl`) |
 //! | `/var/lib/wavectl/purged/<UTC time>/<original path>` | copies of what `purge --path` changed or removed |
 //!
-//! Exit codes of the host scripts: 0 ok; 65 invalid argument; 66 sha256 mismatch
-//! (install); 73 install refused, nothing changed (`wavectl-refused <hex reason>` on
-//! stdout); 75 NAME's state lock is busy; 78 refused by the wrapper, `start_run` or
-//! `confirm` (confirm also prints `wavectl-refused <hex reason>`). A script that stops
-//! on an error prints `wavectl-error <hex message>` on stdout (and the message on stderr).
+//! Exit codes of the host scripts: 0 ok; 65 invalid argument (and `purge --path`
+//! refusals, reported as `problem` lines); 66 sha256 mismatch (install); 73 install
+//! refused, nothing changed (`wavectl-refused <hex reason>` on stdout); 75 NAME's state
+//! lock is busy (install, confirm); 78 refused by the wrapper, `run_once`, `start_run`
+//! or `confirm` (confirm also prints `wavectl-refused <hex reason>`). A script that
+//! stops on an error prints `wavectl-error <hex message>` on stdout (and the message on
+//! stderr). The install reads its stdin (the script body) to the end even when it
+//! refuses, so the sender can always finish writing it.
 
 pub mod install;
 pub mod probe;

@@ -125,6 +125,14 @@ fn upgrade_then_rollback_brings_the_previous_version_back_whole() {
     let r = parse_probe(&text(&sb.run(&probe_a).stdout), &[]).unwrap();
     assert_eq!((r.runs.len(), r.owner.as_deref()), (0, Some("run-b")));
     assert_eq!(state_of(&sb, name, "run-a").runs, 0);
+    // The same run again (a resumed controller): no new snapshot, its runs kept.
+    let prev_facts = sb.ok("cd /var/lib/wavectl/t-up/prev && ls -A && sha256sum *", &[]);
+    assert_eq!(install_ok(&sb, &pb), (true, Some("run-a".into())));
+    assert_eq!(state_of(&sb, name, "run-b").runs, 1);
+    assert_eq!(
+        sb.ok("cd /var/lib/wavectl/t-up/prev && ls -A && sha256sum *", &[]),
+        prev_facts
+    );
 
     // Confirmed, B keeps prev/: its rollback still brings A back.
     assert_eq!(confirm_on(&sb, name, "run-b"), ConfirmResult::Confirmed);
@@ -298,11 +306,15 @@ fn install_refusals_change_nothing() {
         &sb,
         &params("t-own-a", "/opt/wv/x", A, &h, Duration::from_secs(5)),
     );
+    // A big body: the host reads it to its end even when it refuses (the sender never
+    // sees a closed pipe).
+    let big = vec![b'#'; 4 << 20];
+    let hbig = sha(&big);
     let r = refused(&params(
         "t-own-b",
         "/opt/wv/x",
-        A,
-        &h,
+        &big,
+        &hbig,
         Duration::from_secs(5),
     ));
     assert!(r.contains("owned by rollout t-own-a"), "{r}");

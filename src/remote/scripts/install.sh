@@ -24,7 +24,11 @@ wv_num "$LEASE" || wv_die "invalid lease" 65
 case $FORCE in 0 | 1) ;; *) wv_die "invalid force flag" 65 ;; esac
 case $MAN in "{\"name\":\"$WV_NAME\","*'"backup":false'*'"prev":null}') ;; *) wv_die "invalid manifest" 65 ;; esac
 
+# wv_drain: read the script body to its end, unused, before an exit that does not need
+# it (the controller can then always finish sending it and read the answer).
+wv_drain() { cat > /dev/null 2>&1; }
 wv_refuse() {
+  wv_drain
   printf 'wavectl-refused %s\n' "$(wv_hex "$1")"
   printf 'wavectl: refused: %s\n' "$1" >&2
   exit 73
@@ -128,12 +132,14 @@ wv_checks pkg
 [ -d "$WV_DIR" ] || NEWDIR=1
 mkdir -p "$WV_DIR" && chmod 0700 "$WV_ROOT" "$WV_DIR" || wv_die "cannot create $WV_DIR"
 if ! wv_lock 20; then
+  wv_drain
   [ -z "$NEWDIR" ] || rm -rf "$WV_DIR"
   wv_die "$WV_NAME is busy here (an install, removal or guard holds $WV_DIR/state.lock)" 75
 fi
 wv_checks
 # The same run again (a controller that lost the outcome): already confirmed, done.
 if [ "$WV_ST" = confirmed ] && [ "$WV_OWNER" = "$RUN" ] && [ -z "$WV_TX" ]; then
+  wv_drain
   [ "$(wv_mf sha256)" = "$SHA" ] || wv_die "run $RUN is installed here with another script" 65
   _p=
   [ "$WV_PREVFOR" != "$RUN" ] || _p=$(wv_mf run_id "$WV_PREVDIR/manifest.json")

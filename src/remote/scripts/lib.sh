@@ -113,7 +113,8 @@ wv_facts() {
 # succeeds without a lock where flock or the state directory is missing.
 wv_lock() {
   [ -d "$WV_DIR" ] && command -v flock >/dev/null 2>&1 || return 0
-  exec 8>> "$WV_DIR/state.lock" || return 0
+  # `command`: a failed redirection of `exec` must not end the shell.
+  command exec 8>> "$WV_DIR/state.lock" || return 0
   if [ "$1" = 0 ]; then flock -n 8; else flock -w "$1" 8; fi
 }
 
