@@ -131,7 +131,10 @@ fn happy_path_three_waves_confirms_every_host() {
         let runs =
             std::fs::read_to_string(h.path("/var/lib/wavectl/raid-health/runs.log")).unwrap();
         assert_eq!(runs.lines().count(), 1, "{}: {runs}", h.name());
-        assert!(runs.trim_end().ends_with(" 0"), "{}: {runs}", h.name());
+        // `start end exit run`: this run's one run, exit 0.
+        let fields: Vec<&str> = runs.split_whitespace().collect();
+        assert_eq!(fields.len(), 4, "{}: {runs}", h.name());
+        assert_eq!(fields[2], "0", "{}: {runs}", h.name());
     }
     s.assert_no_ssh_left();
 

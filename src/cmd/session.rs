@@ -2,7 +2,6 @@
 //! the runtime with the stop request, opening a journaled run (lock, then journal), and
 //! running the engine to the end of a run with its summary shown.
 
-use std::path::PathBuf;
 
 use crate::cli::Global;
 use crate::diag::InputError;
@@ -102,13 +101,6 @@ pub fn open_run(dir: &StateDir, prefix: &str) -> Result<Opened, CmdError> {
         journal,
         lock,
     })
-}
-
-/// The ssh_config of a run: `--ssh-config` now, else the one it was started with.
-pub fn ssh_config(g: &Global, state: &RunState) -> Option<PathBuf> {
-    g.ssh_config
-        .clone()
-        .or_else(|| state.plan.as_ref().and_then(|p| p.ssh_config.clone()))
 }
 
 /// The bytes of the script an apply installs, kept beside its journal; checked.

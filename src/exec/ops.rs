@@ -180,16 +180,23 @@ async fn confirm(sh: &Shared, host: &Host) -> HostResult {
         Err(r) => return r,
     };
     let result = match conn.run(&remote::confirm(&sh.plan.name, &sh.plan.run)).await {
-        Ok(o) if o.success() => HostResult::Confirmed,
-        Ok(o) => {
-            // Refused: ask what the host holds (a lease that ran out says so).
-            match ask(&conn, sh).await {
+        Ok(o) => match remote::parse_confirm(o.code, &o.stdout) {
+            remote::ConfirmResult::Confirmed => HostResult::Confirmed,
+            remote::ConfirmResult::Refused(why) => match ask(&conn, sh).await {
+                // The lease ran out and the host reverted itself.
                 Ok(Finding::Reverted { lease_until, at }) => {
                     HostResult::Settled(Finding::Reverted { lease_until, at })
                 }
-                _ => failed_on_host("confirm", "confirm", &o),
-            }
-        }
+                _ => HostResult::Failed {
+                    verdict: Verdict::bad(Health::Degraded, Evidence::new("confirm").raw(why)),
+                    touched: true,
+                },
+            },
+            remote::ConfirmResult::Failed(why) => HostResult::Failed {
+                verdict: Verdict::bad(Health::Degraded, Evidence::new("confirm").raw(why)),
+                touched: true,
+            },
+        },
         Err(e) => broken(&e),
     };
     conn.close().await;
