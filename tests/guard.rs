@@ -162,7 +162,7 @@ fn a_simulated_boot_removes_a_script_in_probation_and_keeps_a_confirmed_one() {
     assert_eq!(file_mode(&a.path(INSTALL)), 0o750, "h01: mode not restored");
     let log = std::fs::read_to_string(a.path("/var/log/wavectl-guard.log")).unwrap_or_default();
     assert!(
-        log.contains("raid-health was probation at boot"),
+        log.contains("in probation at boot; reverting it"),
         "h01 guard log: {log:?}"
     );
 

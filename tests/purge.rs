@@ -179,7 +179,7 @@ fn purge_name_over_30_hosts_with_3_frozen_then_reconcile() {
     let all: BTreeSet<String> = s.fleet.hosts().iter().map(|h| h.name().into()).collect();
     let others: BTreeSet<String> = all.difference(&set(&frozen)).cloned().collect();
     assert_eq!(others.len(), 27);
-    assert_eq!(hosts_of(&sum["removed"]), others, "{sum}");
+    assert_eq!(hosts_of(&sum["details"]), others, "{sum}");
     assert_eq!(sum["exit_code"], 4, "{sum}");
     for h in &others {
         assert_clean(s.fleet.host(h), original(h));
@@ -307,7 +307,7 @@ fn purge_until_done_finishes_once_frozen_hosts_thaw() {
     });
     assert!(sum["pending"].as_array().unwrap().is_empty(), "{sum}");
     let all: BTreeSet<String> = s.fleet.hosts().iter().map(|h| h.name().into()).collect();
-    assert_eq!(hosts_of(&sum["removed"]), all, "{sum}");
+    assert_eq!(hosts_of(&sum["details"]), all, "{sum}");
     for h in s.fleet.hosts() {
         let orig = (h.name() == "h08").then_some(original.as_slice());
         assert_clean(h, orig);

@@ -577,10 +577,10 @@ fn an_apply_or_a_second_purge_during_a_purge_is_refused() {
     let p2 = s.wavectl(&["purge", NAME, "--inventory", "inventory.toml"]);
     assert_eq!(p2.code, Some(2), "{}", show(&p2));
     assert!(p2.stderr.contains("race"), "{}", p2.stderr);
-    s.fleet.host("h02").thaw().unwrap();
     let out = purge.wait_with_output().unwrap();
     // h02 did not answer in time: pending (exit 4), then reconcile finishes it.
     assert_eq!(out.status.code(), Some(4), "{}", String::from_utf8_lossy(&out.stdout));
+    s.fleet.host("h02").thaw().unwrap();
     let rc = s.wavectl(&["reconcile"]);
     assert_eq!(rc.code, Some(0), "{}", show(&rc));
     s.assert_all_clean();

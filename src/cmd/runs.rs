@@ -113,6 +113,11 @@ pub fn reconcile(g: &Global, run: Option<&str>, until_done: bool) -> CmdResult {
         Some(r) => vec![dir.resolve(r)?],
         None => dir.runs(),
     };
+    // A damaged journal stops the command before anything is touched: what it would do
+    // there cannot be known.
+    for id in &ids {
+        dir.load(id)?;
+    }
     let reporter = reporter(g);
     with_runtime(|stop| async move {
         let mut worst = exit::OK;

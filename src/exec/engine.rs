@@ -503,6 +503,15 @@ impl<'r> Engine<'r> {
         if before == after {
             return;
         }
+        if let Status::Backoff { until, .. } = after {
+            self.reporter.emit(Shown::Note {
+                message: format!(
+                    "{} still pending; retrying in {}s (Ctrl-C to stop)",
+                    crate::report::count(self.state.may_hold().count(), "host"),
+                    until.saturating_sub(self.state.now).div_ceil(1000)
+                ),
+            });
+        }
         let phase_of = |s: &Status| -> Option<(usize, Phase)> {
             match s {
                 Status::Running { stage } => Some(match stage {

@@ -86,7 +86,10 @@ pub fn summarize(s: &RunState) -> Summary {
         run: run.clone(),
         status: s.status_name().to_string(),
         exit_code: code,
-        meaning: exit::meaning(code).to_string(),
+        meaning: match (code, s.end()) {
+            (exit::OK, Some(End::Clean { .. })) => "done: every host is clean".to_string(),
+            _ => exit::meaning(code).to_string(),
+        },
         unhealthy: s.unhealthy.clone(),
         ..Summary::default()
     };
