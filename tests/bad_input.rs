@@ -1106,13 +1106,12 @@ fn host_keys_are_checked_strictly_by_default() {
         all.contains("Host key verification failed"),
         "the output does not name the host key problem:\n{all}"
     );
-    // The canary was never reached, so nothing is pending on it: an unhealthy run, rolled back.
-    assert_eq!(
-        r.code,
-        Some(1),
-        "exit code: the canary was never reached, nothing to remove\n{all}"
-    );
-    assert!(r.stdout.contains("unhealthy:   h01 (unreachable)"), "{all}");
+    // A host refusing us for our own reasons is not a health verdict against the script:
+    // the run stops before any further host, names the host, says how to fix it, exit 2.
+    assert_eq!(r.code, Some(2), "exit code\n{all}");
+    assert!(all.contains("host h01 refused us"), "{all}");
+    assert!(all.contains("known_hosts"), "{all}");
+    assert!(!all.contains("unhealthy:"), "{all}");
     assert!(!r.stdout.contains("PENDING"), "{all}");
     let left = ssh_processes(dir.to_str().unwrap());
     assert!(left.is_empty(), "ssh processes left: {left:?}");

@@ -11,7 +11,7 @@ use common::*;
 
 const NAME: &str = "agent";
 const INSTALL: &str = "/usr/local/sbin/agent-upgrade";
-const ORIGINAL: &str = "#!/bin/sh\n# the vendor's own version, before wavectl\n";
+const ORIGINAL: &str = "#!/bin/sh\n# the vendor version, from before wavectl\n";
 const A: &str = "#!/bin/sh\n# version A\necho A\n";
 const B: &str = "#!/bin/sh\n# version B: breaks on h03\n[ \"$(hostname)\" = h03 ] && exit 7\necho B\n";
 
@@ -34,7 +34,7 @@ bake = "1s"
 min_runs = 1
 [health]
 interval = "1s"
-probe_timeout = "2s"
+probe_timeout = "1s"
 builtin = ["reachable", "script"]
 "#
     )

@@ -443,7 +443,11 @@ impl<'r> Engine<'r> {
             ),
             HostResult::Refused(r) => (false, format!("refused: {}", r.reason)),
         };
-        let wave = self.state.host(host).map_or(0, |h| h.wave);
+        // Deploys belong to their wave; the other phases to the run.
+        let wave = match op {
+            Op::Install | Op::StartRun => self.state.host(host).map_or(0, |h| h.wave),
+            _ => 0,
+        };
         self.reporter.emit(Shown::HostStep {
             wave,
             phase: self.phase_of(op),

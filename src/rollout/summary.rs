@@ -117,8 +117,6 @@ pub fn summarize(s: &RunState) -> Summary {
     if kind != Some(RunKind::Apply) {
         // The per-host lines say it all for a purge.
         out.clean.clear();
-    } else {
-        out.details.clear();
     }
     let pending = count(out.pending.len(), "host");
     out.outcome = match &s.status {
