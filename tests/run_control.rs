@@ -569,8 +569,9 @@ fn an_apply_or_a_second_purge_during_a_purge_is_refused() {
         .spawn()
         .unwrap();
     let lock = s.state().join("locks").join(format!("{NAME}.lock"));
-    assert!(eventually(Duration::from_secs(10), || std::fs::read_to_string(&lock)
-        .is_ok_and(|t| t.contains("purge"))));
+    assert!(eventually(Duration::from_secs(10), || {
+        std::fs::read_to_string(&lock).is_ok_and(|t| t.contains("purge"))
+    }));
     let a = s.wavectl(&["apply", "rollout.toml", "--yes"]);
     assert_eq!(a.code, Some(2), "{}", show(&a));
     assert!(a.stderr.contains("purge"), "{}", a.stderr);
@@ -579,7 +580,12 @@ fn an_apply_or_a_second_purge_during_a_purge_is_refused() {
     assert!(p2.stderr.contains("race"), "{}", p2.stderr);
     let out = purge.wait_with_output().unwrap();
     // h02 did not answer in time: pending (exit 4), then reconcile finishes it.
-    assert_eq!(out.status.code(), Some(4), "{}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     s.fleet.host("h02").thaw().unwrap();
     let rc = s.wavectl(&["reconcile"]);
     assert_eq!(rc.code, Some(0), "{}", show(&rc));
@@ -601,7 +607,12 @@ fn a_corrupt_middle_journal_line_stops_every_command_naming_file_and_line() {
     assert!(lines.len() >= 3, "{text}");
     lines[1] = "{\"v\":1,\"at\":5,\"type\":\"result\",\"host\":";
     std::fs::write(&journal, lines.join("\n") + "\n").unwrap();
-    let before: Vec<bool> = s.fleet.hosts().iter().map(|h| h.path(INSTALL).exists()).collect();
+    let before: Vec<bool> = s
+        .fleet
+        .hosts()
+        .iter()
+        .map(|h| h.path(INSTALL).exists())
+        .collect();
     for args in [
         vec!["status", run_id.as_str()],
         vec!["resume", run_id.as_str()],
@@ -611,13 +622,21 @@ fn a_corrupt_middle_journal_line_stops_every_command_naming_file_and_line() {
         let r = s.wavectl(&args);
         assert_eq!(r.code, Some(2), "{args:?}: {}", show(&r));
         assert!(
-            r.stderr.contains(&format!("{}:2: unreadable journal record", journal.display())),
+            r.stderr.contains(&format!(
+                "{}:2: unreadable journal record",
+                journal.display()
+            )),
             "{args:?}: {}",
             r.stderr
         );
     }
     // Nothing was guessed: the hosts are as the killed apply left them.
-    let after: Vec<bool> = s.fleet.hosts().iter().map(|h| h.path(INSTALL).exists()).collect();
+    let after: Vec<bool> = s
+        .fleet
+        .hosts()
+        .iter()
+        .map(|h| h.path(INSTALL).exists())
+        .collect();
     assert_eq!(before, after);
     // The hosts' own manifests still let purge clean up.
     let p = s.wavectl(&["purge", NAME, "--inventory", "inventory.toml"]);

@@ -13,7 +13,8 @@ const NAME: &str = "agent";
 const INSTALL: &str = "/usr/local/sbin/agent-upgrade";
 const ORIGINAL: &str = "#!/bin/sh\n# the vendor version, from before wavectl\n";
 const A: &str = "#!/bin/sh\n# version A\necho A\n";
-const B: &str = "#!/bin/sh\n# version B: breaks on h03\n[ \"$(hostname)\" = h03 ] && exit 7\necho B\n";
+const B: &str =
+    "#!/bin/sh\n# version B: breaks on h03\n[ \"$(hostname)\" = h03 ] && exit 7\necho B\n";
 
 fn spec(name: &str, install: &str, mode: &str, schedule: &str) -> String {
     format!(
@@ -70,7 +71,12 @@ fn a_failed_upgrade_brings_version_a_back_whole_and_purge_restores_the_original(
     let before: Vec<_> = w.fleet.hosts().iter().map(snapshot).collect();
     for (h, s) in w.fleet.hosts().iter().zip(&before) {
         assert_eq!(s.0, A.as_bytes(), "{}", h.name());
-        assert!(s.3.contains("\"state\":\"confirmed\"") && s.3.contains(&run_a), "{}: {}", h.name(), s.3);
+        assert!(
+            s.3.contains("\"state\":\"confirmed\"") && s.3.contains(&run_a),
+            "{}: {}",
+            h.name(),
+            s.3
+        );
         assert!(!s.5.is_empty(), "{}: A has run", h.name());
     }
 
@@ -121,11 +127,19 @@ fn rolling_back_an_older_run_leaves_the_newer_install_alone() {
     // Rolling back A now: every host holds B, which is not A's install.
     let r = w.wavectl(&["rollback", &run_a]);
     assert_eq!(r.code, Some(0), "{}\n{}", r.stdout, r.stderr);
-    assert!(r.stdout.contains(&format!("holds run {run_b}'s install")), "{}", r.stdout);
+    assert!(
+        r.stdout.contains(&format!("holds run {run_b}'s install")),
+        "{}",
+        r.stdout
+    );
     for h in w.fleet.hosts() {
         assert_eq!(std::fs::read_to_string(h.path(INSTALL)).unwrap(), good_b);
-        let m = std::fs::read_to_string(h.path(&format!("/var/lib/wavectl/{NAME}/manifest.json"))).unwrap();
-        assert!(m.contains(&run_b) && m.contains("\"state\":\"confirmed\""), "{m}");
+        let m = std::fs::read_to_string(h.path(&format!("/var/lib/wavectl/{NAME}/manifest.json")))
+            .unwrap();
+        assert!(
+            m.contains(&run_b) && m.contains("\"state\":\"confirmed\""),
+            "{m}"
+        );
     }
     // Rolling back B brings A back.
     let r = w.wavectl(&["rollback", &run_b]);
@@ -142,10 +156,19 @@ fn a_second_rollout_cannot_take_an_install_path_another_owns() {
     apply(&w, A, &spec(NAME, INSTALL, "0755", "*/5 * * * *"), 0);
     // Another rollout over the same path: the first host refuses (exit 2), nothing changes.
     std::fs::write(w.path().join("script.sh"), B).unwrap();
-    std::fs::write(w.path().join("other.toml"), spec("other", INSTALL, "0755", "*/5 * * * *")).unwrap();
+    std::fs::write(
+        w.path().join("other.toml"),
+        spec("other", INSTALL, "0755", "*/5 * * * *"),
+    )
+    .unwrap();
     let r = w.wavectl(&["apply", "other.toml", "--yes"]);
     assert_eq!(r.code, Some(2), "{}\n{}", r.stdout, r.stderr);
-    assert!(r.stdout.contains("owned by rollout agent") || r.stderr.contains("owned by rollout agent"), "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains("owned by rollout agent") || r.stderr.contains("owned by rollout agent"),
+        "{}\n{}",
+        r.stdout,
+        r.stderr
+    );
     for h in w.fleet.hosts() {
         assert_eq!(std::fs::read_to_string(h.path(INSTALL)).unwrap(), A);
         assert!(!h.path("/var/lib/wavectl/other").exists());
@@ -155,6 +178,9 @@ fn a_second_rollout_cannot_take_an_install_path_another_owns() {
         let p = w.wavectl(&["purge", name, "--inventory", "inventory.toml"]);
         assert_eq!(p.code, Some(0), "{}\n{}", p.stdout, p.stderr);
     }
-    assert_eq!(std::fs::read(w.fleet.host("h01").path(INSTALL)).unwrap(), original);
+    assert_eq!(
+        std::fs::read(w.fleet.host("h01").path(INSTALL)).unwrap(),
+        original
+    );
     assert!(!w.fleet.host("h02").path(INSTALL).exists());
 }

@@ -76,7 +76,17 @@ pub fn run_apply(
             pid: std::process::id(),
             until_done: false,
         };
-        let state = drive(g, dir, &reporter, &stop, RunState::new(), journal, first, plan).await?;
+        let state = drive(
+            g,
+            dir,
+            &reporter,
+            &stop,
+            RunState::new(),
+            journal,
+            first,
+            plan,
+        )
+        .await?;
         Ok(crate::rollout::exit_code(&state))
     })
 }
@@ -166,9 +176,11 @@ pub fn resume(g: &Global, run: &str) -> CmdResult {
     let dir = state_dir(g);
     let o = open_run(&dir, run)?;
     let id = o.run.clone();
-    let plan = o.state.plan.clone().ok_or_else(|| {
-        CmdError::Other(format!("run {id} never began"), exit::BAD_INPUT)
-    })?;
+    let plan = o
+        .state
+        .plan
+        .clone()
+        .ok_or_else(|| CmdError::Other(format!("run {id} never began"), exit::BAD_INPUT))?;
     if plan.kind() != RunKind::Apply {
         return Err(CmdError::Other(
             format!("run {id} is a purge: there is nothing to resume\n  help: `wavectl reconcile {id}` finishes its pending hosts"),

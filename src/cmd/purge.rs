@@ -88,7 +88,17 @@ pub fn purge(g: &Global, args: &PurgeArgs) -> CmdResult {
             pid: std::process::id(),
             until_done: args.until_done,
         };
-        let state = drive(g, &dir, &reporter, &stop, RunState::new(), journal, first, plan).await?;
+        let state = drive(
+            g,
+            &dir,
+            &reporter,
+            &stop,
+            RunState::new(),
+            journal,
+            first,
+            plan,
+        )
+        .await?;
         Ok(crate::rollout::exit_code(&state))
     })
 }

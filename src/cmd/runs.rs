@@ -3,7 +3,7 @@
 use crate::cli::Global;
 use crate::exit;
 use crate::report::Event as Shown;
-use crate::rollout::{summary::lease_runs_out, step::utc, End, Intent, RunKind, Status};
+use crate::rollout::{step::utc, summary::lease_runs_out, End, Intent, RunKind, Status};
 
 use super::apply::attach;
 use super::session::{drive, open_run, reporter, state_dir, with_runtime, CmdError, CmdResult};
@@ -48,7 +48,10 @@ pub fn abort(g: &Global, run: &str) -> CmdResult {
     let id = dir.resolve(run)?;
     let st = dir.load(&id)?;
     let Some(plan) = &st.plan else {
-        return Err(CmdError::Other(format!("run {id} never began"), exit::BAD_INPUT));
+        return Err(CmdError::Other(
+            format!("run {id} never began"),
+            exit::BAD_INPUT,
+        ));
     };
     match dir.holder(&plan.name) {
         Some(h) if h.run == id && h.pid > 0 => {

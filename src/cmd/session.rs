@@ -2,7 +2,6 @@
 //! the runtime with the stop request, opening a journaled run (lock, then journal), and
 //! running the engine to the end of a run with its summary shown.
 
-
 use crate::cli::Global;
 use crate::diag::InputError;
 use crate::exec::{Engine, Pool, Shared, Stop};
@@ -59,16 +58,20 @@ where
     F: FnOnce(Stop) -> Fut,
     Fut: std::future::Future<Output = CmdResult>,
 {
+    // The `ssh` masters of controllers that died go first, whatever this command does.
+    crate::transport::clean_stale_control_dirs();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .map_err(|e| CmdError::Other(format!("cannot start the async runtime: {e}"), exit::INCOMPLETE))?;
-    rt.block_on(async {
-        let stop = Stop::listen().map_err(|e| {
+        .map_err(|e| {
             CmdError::Other(
-                format!("cannot listen for signals: {e}"),
+                format!("cannot start the async runtime: {e}"),
                 exit::INCOMPLETE,
             )
+        })?;
+    rt.block_on(async {
+        let stop = Stop::listen().map_err(|e| {
+            CmdError::Other(format!("cannot listen for signals: {e}"), exit::INCOMPLETE)
         })?;
         work(stop).await
     })

@@ -121,7 +121,9 @@ pub fn status(g: &Global, run: Option<&str>) -> CmdResult {
         l.state,
         l.started,
         l.user,
-        l.ended.as_ref().map_or(String::new(), |e| format!(", ended {e}"))
+        l.ended
+            .as_ref()
+            .map_or(String::new(), |e| format!(", ended {e}"))
     );
     if l.interrupted {
         println!("  its controller is gone: `wavectl resume {id}` continues it, `wavectl rollback {id}` or `wavectl reconcile` returns its hosts to what they held");

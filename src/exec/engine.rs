@@ -17,8 +17,8 @@ use crate::report::{Event as Shown, Phase, Reporter};
 use crate::rollout::probe::ProbeReport;
 use crate::rollout::verdict::{Evidence, Health, HostWatch, Outcome, Verdict};
 use crate::rollout::{
-    step, Action, Event, HostResult, HostState, Lost, Op, Record, RunKind, RunState, Stage,
-    Status, StopRequest,
+    step, Action, Event, HostResult, HostState, Lost, Op, Record, RunKind, RunState, Stage, Status,
+    StopRequest,
 };
 
 use super::ops::{self, Shared};
@@ -141,8 +141,7 @@ impl<'r> Engine<'r> {
             if self.state.is_ended() && idle {
                 return Ok(());
             }
-            if idle && self.next_round.is_none() && self.wake.is_none() && !self.state.is_ended()
-            {
+            if idle && self.next_round.is_none() && self.wake.is_none() && !self.state.is_ended() {
                 // Nothing can happen any more: a decision is missing. Say so rather than hang.
                 self.reporter.emit(Shown::Note {
                     message: format!(
@@ -156,11 +155,7 @@ impl<'r> Engine<'r> {
             match woken {
                 Woken::Stop => {
                     self.stop_sent = true;
-                    let by = self
-                        .stop_by
-                        .get()
-                        .cloned()
-                        .unwrap_or_else(|| "stop".into());
+                    let by = self.stop_by.get().cloned().unwrap_or_else(|| "stop".into());
                     self.submit(Event::Stop(StopRequest { by }))?;
                 }
                 Woken::Op(id, result) => {
@@ -279,10 +274,7 @@ impl<'r> Engine<'r> {
         }
     }
 
-    fn hosts<'a>(
-        &self,
-        names: impl Iterator<Item = &'a String>,
-    ) -> Vec<crate::inventory::Host> {
+    fn hosts<'a>(&self, names: impl Iterator<Item = &'a String>) -> Vec<crate::inventory::Host> {
         names
             .filter_map(|n| self.shared.plan.host(n).cloned())
             .collect()
@@ -381,7 +373,10 @@ impl<'r> Engine<'r> {
             watch.answered_before = true;
             let mut verdict = watch.observe(&outcome, &controls);
             let (runs, lost) = match &outcome {
-                Outcome::Report(r) => (u32::try_from(r.runs.len()).unwrap_or(u32::MAX), lost(r, &run)),
+                Outcome::Report(r) => (
+                    u32::try_from(r.runs.len()).unwrap_or(u32::MAX),
+                    lost(r, &run),
+                ),
                 _ => (prev_runs, None),
             };
             match &lost {
@@ -392,7 +387,9 @@ impl<'r> Engine<'r> {
                     verdict = Verdict::bad(
                         Health::Degraded,
                         Evidence::new("install").raw(match owner {
-                            Some(o) => format!("this run's install is gone: the host holds run {o}'s"),
+                            Some(o) => {
+                                format!("this run's install is gone: the host holds run {o}'s")
+                            }
                             None => "this run's install is gone from the host".to_string(),
                         }),
                     )
@@ -425,9 +422,10 @@ impl<'r> Engine<'r> {
 
     fn show_result(&self, host: &str, op: Op, result: &HostResult) {
         let (ok, detail) = match result {
-            HostResult::Installed { prev: Some(p), .. } => {
-                (true, format!("installed (run {p}'s version kept for rollback)"))
-            }
+            HostResult::Installed { prev: Some(p), .. } => (
+                true,
+                format!("installed (run {p}'s version kept for rollback)"),
+            ),
             HostResult::Installed { .. } => (true, "installed".to_string()),
             HostResult::Started => (true, "first run started".to_string()),
             HostResult::Confirmed => (true, "confirmed".to_string()),

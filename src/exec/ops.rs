@@ -98,7 +98,8 @@ fn failed_on_host(signal: &str, what: &str, out: &Output) -> HostResult {
             Health::Degraded,
             Evidence::new(signal).raw(format!(
                 "{what} failed: exit {}: {}",
-                out.code.map_or("by a signal".to_string(), |c| c.to_string()),
+                out.code
+                    .map_or("by a signal".to_string(), |c| c.to_string()),
                 out.last_line()
             )),
         ),
@@ -179,7 +180,10 @@ async fn confirm(sh: &Shared, host: &Host) -> HostResult {
         Ok(c) => c,
         Err(r) => return r,
     };
-    let result = match conn.run(&remote::confirm(&sh.plan.name, &sh.plan.run)).await {
+    let result = match conn
+        .run(&remote::confirm(&sh.plan.name, &sh.plan.run))
+        .await
+    {
         Ok(o) => match remote::parse_confirm(o.code, &o.stdout) {
             remote::ConfirmResult::Confirmed => HostResult::Confirmed,
             remote::ConfirmResult::Refused(why) => match ask(&conn, sh).await {

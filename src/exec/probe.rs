@@ -57,7 +57,13 @@ async fn probe_host(shared: &Shared, pool: &Pool, d: &Deployment, host: &Host) -
         .probe_timeout
         .saturating_sub(started.elapsed())
         .max(Duration::from_millis(500));
-    let cmd = remote::probe(&shared.plan.name, &shared.plan.run, &d.checks, left, d.lease);
+    let cmd = remote::probe(
+        &shared.plan.name,
+        &shared.plan.run,
+        &d.checks,
+        left,
+        d.lease,
+    );
     match conn.run_within(&cmd, left).await {
         Ok(out) => match remote::parse_probe(&out.stdout, &d.checks) {
             Ok(report) => {

@@ -51,7 +51,10 @@ pub enum JournalError {
 }
 
 impl JournalError {
-    fn io<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> JournalError + 'a {
+    fn io<'a>(
+        what: &'static str,
+        path: &'a Path,
+    ) -> impl FnOnce(std::io::Error) -> JournalError + 'a {
         move |source| JournalError::Io {
             what,
             path: path.to_path_buf(),
@@ -245,8 +248,7 @@ impl Journal {
             let keep = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |p| p + 1);
             file.set_len(keep as u64)
                 .map_err(JournalError::io("truncate the torn last line of", &path))?;
-            file.sync_all()
-                .map_err(JournalError::io("sync", &path))?;
+            file.sync_all().map_err(JournalError::io("sync", &path))?;
         }
         file.seek(SeekFrom::End(0))
             .map_err(JournalError::io("seek", &path))?;
@@ -280,7 +282,8 @@ impl Journal {
 /// Write `bytes` to `path` durably (temp file, fsync, rename, fsync the directory).
 pub fn write_durably(path: &Path, bytes: &[u8]) -> Result<(), JournalError> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(JournalError::io("create a temporary file in", dir))?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)
+        .map_err(JournalError::io("create a temporary file in", dir))?;
     tmp.write_all(bytes)
         .and_then(|_| tmp.as_file().sync_all())
         .map_err(JournalError::io("write", path))?;
@@ -331,16 +334,24 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("journal.jsonl");
         let good = line(Event::Tick);
-        write(&p, &format!("{good}{{\"v\":1,\"at\":3,\"type\":\"no_such\"}}\n{good}"));
+        write(
+            &p,
+            &format!("{good}{{\"v\":1,\"at\":3,\"type\":\"no_such\"}}\n{good}"),
+        );
         let e = read(&p).unwrap_err();
         match &e {
             JournalError::Corrupt { line, .. } => assert_eq!(*line, 2),
             other => panic!("{other:?}"),
         }
-        assert!(e.to_string().starts_with(&format!("{}:2: unreadable journal record", p.display())));
+        assert!(e
+            .to_string()
+            .starts_with(&format!("{}:2: unreadable journal record", p.display())));
         // Garbage in the middle, even a half line, is not skipped either.
         write(&p, &format!("{good}{}\n{good}", &good[..10]));
-        assert!(matches!(read(&p), Err(JournalError::Corrupt { line: 2, .. })));
+        assert!(matches!(
+            read(&p),
+            Err(JournalError::Corrupt { line: 2, .. })
+        ));
     }
 
     #[test]
@@ -348,7 +359,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("journal.jsonl");
         write(&p, "{\"v\":2,\"at\":1,\"type\":\"tick\"}\n");
-        assert!(matches!(read(&p), Err(JournalError::Version { found: 2, line: 1, .. })));
+        assert!(matches!(
+            read(&p),
+            Err(JournalError::Version {
+                found: 2,
+                line: 1,
+                ..
+            })
+        ));
     }
 
     #[test]
@@ -360,7 +378,13 @@ mod tests {
             write(&state.journal_path(r), "");
         }
         assert_eq!(state.resolve("20260102").unwrap(), "20260102-b-1");
-        assert!(matches!(state.resolve("20260101"), Err(JournalError::Ambiguous { .. })));
-        assert!(matches!(state.resolve("2027"), Err(JournalError::NoSuchRun(_))));
+        assert!(matches!(
+            state.resolve("20260101"),
+            Err(JournalError::Ambiguous { .. })
+        ));
+        assert!(matches!(
+            state.resolve("2027"),
+            Err(JournalError::NoSuchRun(_))
+        ));
     }
 }

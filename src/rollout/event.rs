@@ -233,7 +233,10 @@ pub enum HostResult {
     Settled(Finding),
     /// The action failed. `touched`: it may have changed the host (false: no login,
     /// nothing happened there).
-    Failed { verdict: Verdict, touched: bool },
+    Failed {
+        verdict: Verdict,
+        touched: bool,
+    },
     /// The host refused us for a reason of ours; nothing was changed there.
     Refused(Refusal),
 }
@@ -300,7 +303,9 @@ pub enum Event {
     /// Time passed (a wake-up the machine asked for).
     Tick,
     /// The wave's hosts (and controls) were sampled before deploy.
-    BaselineDone { wave: usize },
+    BaselineDone {
+        wave: usize,
+    },
     /// A host action finished.
     Result {
         host: String,
@@ -316,7 +321,9 @@ pub enum Event {
         lost: Option<Lost>,
     },
     /// A probe round of the bake of `wave` finished.
-    Round { wave: usize },
+    Round {
+        wave: usize,
+    },
 }
 
 /// `Duration` as whole milliseconds in the journal.

@@ -96,8 +96,12 @@ pub struct Bake {
 #[serde(tag = "stage", rename_all = "kebab-case")]
 pub enum Stage {
     /// Sampling the wave's hosts and the controls before deploy.
-    Baseline { wave: usize },
-    Deploy { wave: usize },
+    Baseline {
+        wave: usize,
+    },
+    Deploy {
+        wave: usize,
+    },
     Bake(Bake),
     /// Every wave passed: confirming the healthy hosts.
     Confirm,
@@ -163,14 +167,26 @@ pub enum Status {
     /// No `Begin` record yet.
     New,
     /// An apply working through its waves.
-    Running { stage: Stage },
+    Running {
+        stage: Stage,
+    },
     /// No new action starts; those in flight finish, then the run rolls back (or pauses).
-    Stopping { why: Why, stage: Option<Stage> },
+    Stopping {
+        why: Why,
+        stage: Option<Stage>,
+    },
     /// Removing from every host that may hold the script.
-    Removing { why: Why },
+    Removing {
+        why: Why,
+    },
     /// Waiting before the next removal pass (`--until-done`).
-    Backoff { why: Why, until: u64 },
-    Ended { end: End },
+    Backoff {
+        why: Why,
+        until: u64,
+    },
+    Ended {
+        end: End,
+    },
 }
 
 /// The whole run.

@@ -198,7 +198,12 @@ fn attach(s: &mut RunState, a: &Attach, out: &mut Vec<Action>) {
         ) => Status::Running {
             stage: Stage::Confirm,
         },
-        (Intent::Reconcile, Status::Ended { end: End::Pending { why } })
+        (
+            Intent::Reconcile,
+            Status::Ended {
+                end: End::Pending { why },
+            },
+        )
         | (Intent::Reconcile, Status::Removing { why, .. })
         | (Intent::Reconcile, Status::Backoff { why, .. }) => Status::Removing { why },
         (Intent::Reconcile, Status::Stopping { why, .. }) if why != Why::Pause => {
@@ -335,7 +340,13 @@ fn on_result(s: &mut RunState, host: &str, op: Op, result: &HostResult) {
                 None => "installed".into(),
             };
         }
-        (Op::Install, HostResult::Failed { verdict: v, touched }) => {
+        (
+            Op::Install,
+            HostResult::Failed {
+                verdict: v,
+                touched,
+            },
+        ) => {
             h.state = if *touched {
                 HostState::Partial
             } else {
@@ -566,9 +577,7 @@ fn deploy_need(s: &RunState, h: &HostRun, wave: usize, run_on_install: bool) -> 
         HostState::Untouched | HostState::Unknown if !h.tried(s.epoch, Op::Install) => {
             Some(Op::Install)
         }
-        HostState::Installed
-            if run_on_install && !h.started && !h.tried(s.epoch, Op::StartRun) =>
-        {
+        HostState::Installed if run_on_install && !h.started && !h.tried(s.epoch, Op::StartRun) => {
             Some(Op::StartRun)
         }
         _ => None,
@@ -582,9 +591,7 @@ fn confirm_need(s: &RunState, h: &HostRun) -> Option<Op> {
     if h.op.is_some() || h.lost.is_some() {
         return None;
     }
-    if h.state == HostState::Installed
-        && !s.is_unhealthy(&h.host)
-        && !h.tried(s.epoch, Op::Confirm)
+    if h.state == HostState::Installed && !s.is_unhealthy(&h.host) && !h.tried(s.epoch, Op::Confirm)
     {
         return Some(Op::Confirm);
     }

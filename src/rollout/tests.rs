@@ -44,7 +44,10 @@ fn deployment() -> Deployment {
 }
 
 fn plan(waves: &[&[&str]], target: Target) -> Plan {
-    let hosts: Vec<Host> = waves.iter().flat_map(|w| w.iter().map(|h| host(h))).collect();
+    let hosts: Vec<Host> = waves
+        .iter()
+        .flat_map(|w| w.iter().map(|h| host(h)))
+        .collect();
     Plan {
         run: "r1".into(),
         name: "x".into(),
@@ -161,7 +164,15 @@ impl Sim {
     fn installs(&self) -> usize {
         self.log
             .iter()
-            .filter(|a| matches!(a, Action::Host { op: Op::Install, .. }))
+            .filter(|a| {
+                matches!(
+                    a,
+                    Action::Host {
+                        op: Op::Install,
+                        ..
+                    }
+                )
+            })
             .count()
     }
 
@@ -311,7 +322,11 @@ fn a_bad_host_in_wave_two_rolls_back_every_host_that_got_it() {
     let s = summarize(&sim.s);
     assert_eq!(s.unhealthy.len(), 1);
     assert_eq!(s.unhealthy[0].0, "c");
-    assert!(s.outcome.starts_with("rolled back: 1 host unhealthy"), "{}", s.outcome);
+    assert!(
+        s.outcome.starts_with("rolled back: 1 host unhealthy"),
+        "{}",
+        s.outcome
+    );
 }
 
 #[test]
@@ -412,7 +427,10 @@ fn a_host_whose_lease_ran_out_counts_as_unhealthy_with_that_evidence() {
     // It reverted itself: nothing to remove there.
     assert!(!sim.ordered(Op::Remove).contains(&"b".to_string()));
     let v = sim.s.unhealthy_verdict("b").unwrap();
-    assert!(v.evidence[0].to_string().contains("lease expired at"), "{v:?}");
+    assert!(
+        v.evidence[0].to_string().contains("lease expired at"),
+        "{v:?}"
+    );
 }
 
 #[test]
@@ -549,8 +567,16 @@ fn a_killed_controller_is_resumed_by_asking_the_hosts_it_had_in_flight() {
     assert_eq!(sim.s.end(), Some(&End::Done));
     // c was installed after the resume (it had nothing); b was not installed again.
     let installs = sim.ordered(Op::Install);
-    assert_eq!(installs.iter().filter(|h| *h == "b").count(), 1, "{installs:?}");
-    assert_eq!(installs.iter().filter(|h| *h == "c").count(), 2, "{installs:?}");
+    assert_eq!(
+        installs.iter().filter(|h| *h == "b").count(),
+        1,
+        "{installs:?}"
+    );
+    assert_eq!(
+        installs.iter().filter(|h| *h == "c").count(),
+        2,
+        "{installs:?}"
+    );
 }
 
 #[test]
@@ -575,7 +601,10 @@ fn purge_visits_every_host_and_reconcile_finishes_the_pending_ones() {
     sim.run();
     assert_eq!(exit_code(&sim.s), exit::OK);
     assert_eq!(sim.s.status_name(), "purged");
-    assert_eq!(sim.ordered(Op::Remove).iter().filter(|h| *h == "a").count(), 1);
+    assert_eq!(
+        sim.ordered(Op::Remove).iter().filter(|h| *h == "a").count(),
+        1
+    );
 }
 
 #[test]
@@ -620,7 +649,9 @@ fn until_done_retries_with_backoff_and_stop_ends_it() {
     }
     assert!(sim.ordered(Op::Remove).iter().filter(|h| *h == "b").count() >= 3);
     assert!(!sim.s.is_ended());
-    sim.submit(Event::Stop(StopRequest { by: "SIGINT".into() }));
+    sim.submit(Event::Stop(StopRequest {
+        by: "SIGINT".into(),
+    }));
     assert!(sim.s.is_ended());
     assert_eq!(exit_code(&sim.s), exit::INCOMPLETE);
 }
@@ -738,7 +769,9 @@ fn replaying_any_prefix_of_the_journal_gives_the_live_state() {
                     Event::Tick
                 }
             } else if roll < 80 {
-                Event::Stop(StopRequest { by: "SIGINT".into() })
+                Event::Stop(StopRequest {
+                    by: "SIGINT".into(),
+                })
             } else if roll < 85 {
                 // The controller dies; a new one takes the run up.
                 outstanding.clear();
@@ -778,9 +811,7 @@ fn a_record_carries_the_format_version_and_readable_tags() {
         Event::Result {
             host: "a".into(),
             op: Op::Remove,
-            result: HostResult::Removed {
-                detail: "x".into(),
-            },
+            result: HostResult::Removed { detail: "x".into() },
         },
     );
     let line = serde_json::to_string(&rec).unwrap();

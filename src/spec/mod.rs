@@ -292,6 +292,11 @@ pub fn parse_duration_flag(
     max: Duration,
     what: &'static str,
 ) -> Result<Duration, String> {
-    let rule = limits::DurationKey { key, min, max, what };
+    let rule = limits::DurationKey {
+        key,
+        min,
+        max,
+        what,
+    };
     duration::parse(&rule, s).map_err(|b| format!("{} ({})", b.message, b.help))
 }

@@ -17,7 +17,7 @@ use tokio::sync::Semaphore;
 use crate::inventory::{Host, HostKeyCheck};
 use crate::remote::RemoteCommand;
 
-pub use reap::{reap_all, ssh_processes_using};
+pub use reap::{clean_stale_control_dirs, reap_all, ssh_processes_using};
 
 /// sshd's default MaxSessions is 10: never more commands than that at once on one connection.
 pub const MAX_COMMANDS_PER_HOST: usize = 10;
@@ -183,7 +183,7 @@ impl Transport {
             }
             Err(_) => {
                 // The dropped connect future may leave its `ssh -M` behind: kill it now.
-                reap::kill_ssh_using(&dir);
+                reap::kill_ssh_until_gone(&dir, Duration::from_secs(1));
                 let _ = std::fs::remove_dir_all(&dir);
                 Err(TransportError::ConnectTimeout {
                     host: host.name.clone(),
@@ -196,7 +196,7 @@ impl Transport {
     /// Kill any `ssh` still using this run's control directory. Called at the end of every
     /// run whatever happened, and by `Drop`.
     pub fn reap(&self) -> usize {
-        reap::kill_ssh_using(self.control_dir.path())
+        reap::kill_ssh_until_gone(self.control_dir.path(), Duration::from_secs(1))
     }
 }
 

@@ -50,6 +50,21 @@ pub fn kill_ssh_using(dir: &Path) -> usize {
     pids.len()
 }
 
+/// [`kill_ssh_using`] again and again (an `ssh -M -f` forks its master after login, so
+/// one scan can miss the child) until two scans in a row find none, at most `within`.
+pub fn kill_ssh_until_gone(dir: &Path, within: std::time::Duration) -> usize {
+    let deadline = std::time::Instant::now() + within;
+    let mut killed = 0;
+    let mut quiet = 0;
+    while quiet < 2 && std::time::Instant::now() < deadline {
+        let n = kill_ssh_using(dir);
+        killed += n;
+        quiet = if n == 0 { quiet + 1 } else { 0 };
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    killed
+}
+
 use std::path::PathBuf;
 use std::sync::Mutex;
 
@@ -96,7 +111,7 @@ pub fn clean_stale_control_dirs() {
         if Path::new(&format!("/proc/{pid}")).exists() {
             continue;
         }
-        kill_ssh_using(&entry.path());
+        kill_ssh_until_gone(&entry.path(), std::time::Duration::from_secs(2));
         let _ = std::fs::remove_dir_all(entry.path());
     }
 }
