@@ -553,7 +553,7 @@ fn an_apply_or_a_second_purge_during_a_purge_is_refused() {
     assert_eq!(r.code, Some(0), "{}", show(&r));
     // A frozen host holds the purge at its login deadline.
     s.fleet.host("h02").freeze().unwrap();
-    let mut purge = Command::new(bin())
+    let purge = Command::new(bin())
         .args(s.args(&[
             "purge",
             NAME,

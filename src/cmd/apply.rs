@@ -13,7 +13,7 @@ use crate::rollout::{
 };
 use crate::spec::{Builtin, Loaded};
 
-use super::session::{drive, open_run, reporter, state_dir, with_runtime, CmdError, CmdResult};
+use super::session::{drive, open_run, reporter, state_dir, with_runtime, CmdError, CmdResult, Cx};
 use super::{confirm, load};
 
 /// Hosts removed at once in a rollback.
@@ -77,10 +77,12 @@ pub fn run_apply(
             until_done: false,
         };
         let state = drive(
-            g,
-            dir,
-            &reporter,
-            &stop,
+            &Cx {
+                g,
+                dir,
+                reporter: &reporter,
+                stop: &stop,
+            },
             RunState::new(),
             journal,
             first,
@@ -208,10 +210,12 @@ pub fn resume(g: &Global, run: &str) -> CmdResult {
     let _lock = o.lock;
     with_runtime(|stop| async move {
         let state = drive(
-            g,
-            &dir,
-            &reporter,
-            &stop,
+            &Cx {
+                g,
+                dir: &dir,
+                reporter: &reporter,
+                stop: &stop,
+            },
             o.state,
             o.journal,
             attach(Intent::Resume, false, None),

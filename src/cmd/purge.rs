@@ -17,7 +17,7 @@ use crate::rollout::{Event, Plan, Policy, RunKind, RunState, Target};
 use crate::spec::{self, OnFailure};
 
 use super::apply::local_user;
-use super::session::{drive, reporter, state_dir, with_runtime, CmdError, CmdResult};
+use super::session::{drive, reporter, state_dir, with_runtime, CmdError, CmdResult, Cx};
 
 /// How long a purge waits for a running apply of the same rollout to roll back and go.
 const WAIT_FOR_APPLY: Duration = Duration::from_secs(15 * 60);
@@ -89,10 +89,12 @@ pub fn purge(g: &Global, args: &PurgeArgs) -> CmdResult {
             until_done: args.until_done,
         };
         let state = drive(
-            g,
-            &dir,
-            &reporter,
-            &stop,
+            &Cx {
+                g,
+                dir: &dir,
+                reporter: &reporter,
+                stop: &stop,
+            },
             RunState::new(),
             journal,
             first,

@@ -6,7 +6,7 @@ use crate::report::Event as Shown;
 use crate::rollout::{step::utc, summary::lease_runs_out, End, Intent, RunKind, Status};
 
 use super::apply::attach;
-use super::session::{drive, open_run, reporter, state_dir, with_runtime, CmdError, CmdResult};
+use super::session::{drive, open_run, reporter, state_dir, with_runtime, CmdError, CmdResult, Cx};
 
 /// Return every host of a run to what it held before the run.
 pub fn rollback(g: &Global, run: &str) -> CmdResult {
@@ -28,10 +28,12 @@ pub fn rollback(g: &Global, run: &str) -> CmdResult {
     let _lock = o.lock;
     with_runtime(|stop| async move {
         let state = drive(
-            g,
-            &dir,
-            &reporter,
-            &stop,
+            &Cx {
+                g,
+                dir: &dir,
+                reporter: &reporter,
+                stop: &stop,
+            },
             o.state,
             o.journal,
             attach(Intent::Rollback, false, None),
@@ -184,10 +186,12 @@ pub fn reconcile(g: &Global, run: Option<&str>, until_done: bool) -> CmdResult {
             }
             let _lock = o.lock;
             let state = drive(
-                g,
-                &dir,
-                &reporter,
-                &stop,
+                &Cx {
+                    g,
+                    dir: &dir,
+                    reporter: &reporter,
+                    stop: &stop,
+                },
                 o.state,
                 o.journal,
                 attach(intent, until_done, None),

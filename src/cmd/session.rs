@@ -137,17 +137,28 @@ pub fn script_of(dir: &StateDir, state: &RunState) -> Result<Option<Vec<u8>>, Cm
     Ok(Some(body))
 }
 
+/// What a command that runs the engine brings to it.
+pub struct Cx<'a> {
+    pub g: &'a Global,
+    pub dir: &'a StateDir,
+    pub reporter: &'a Reporter,
+    pub stop: &'a Stop,
+}
+
 /// Run the engine from `first` to the run's end; show the summary. Returns the state.
 pub async fn drive(
-    g: &Global,
-    dir: &StateDir,
-    reporter: &Reporter,
-    stop: &Stop,
+    cx: &Cx<'_>,
     state: RunState,
     journal: Journal,
     first: Event,
     plan: crate::rollout::Plan,
 ) -> Result<RunState, CmdError> {
+    let Cx {
+        g,
+        dir,
+        reporter,
+        stop,
+    } = *cx;
     let body = match &first {
         Event::Begin { .. } => {
             let st = RunState {

@@ -5,7 +5,6 @@
 //! operator's stop request (one cancellation token) is an event like any other.
 
 use std::collections::HashMap;
-use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -616,14 +615,10 @@ fn lost(r: &ProbeReport, run: &str) -> Option<Lost> {
 }
 
 /// Await a task if there is one; never resolves otherwise.
-fn join_opt<T: Send + 'static>(
-    h: &mut Option<JoinHandle<T>>,
-) -> impl Future<Output = Result<T, String>> + '_ {
-    async move {
-        match h {
-            Some(h) => h.await.map_err(|e| e.to_string()),
-            None => std::future::pending().await,
-        }
+async fn join_opt<T: Send + 'static>(h: &mut Option<JoinHandle<T>>) -> Result<T, String> {
+    match h {
+        Some(h) => h.await.map_err(|e| e.to_string()),
+        None => std::future::pending().await,
     }
 }
 

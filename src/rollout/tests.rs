@@ -539,14 +539,12 @@ fn a_killed_controller_is_resumed_by_asking_the_hosts_it_had_in_flight() {
         } else if let Some((wave, ..)) = sim.s.probing() {
             sim.submit(Event::Round { wave });
             sim.now += INTERVAL;
-            for h in ["a"] {
-                sim.submit(Event::Verdict {
-                    host: h.into(),
-                    verdict: Verdict::healthy(),
-                    runs: 1,
-                    lost: None,
-                });
-            }
+            sim.submit(Event::Verdict {
+                host: "a".into(),
+                verdict: Verdict::healthy(),
+                runs: 1,
+                lost: None,
+            });
         }
     }
     sim.queue.clear();
@@ -677,7 +675,7 @@ fn replaying_any_prefix_of_the_journal_gives_the_live_state() {
         let mut text = String::new();
         let mut outstanding: Vec<Action> = Vec::new();
         let mut now = 1_000u64;
-        let mut feed = |s: &mut RunState, text: &mut String, e: Event, now: u64| {
+        let feed = |s: &mut RunState, text: &mut String, e: Event, now: u64| {
             let rec = Record::new(now, e);
             text.push_str(&serde_json::to_string(&rec).unwrap());
             text.push('\n');
