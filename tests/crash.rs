@@ -291,7 +291,7 @@ fn latest_run(w: &Workdir) -> String {
 /// One scenario: set up, kill `cmd` at `point`, check, `reconcile`, check.
 fn scenario(cmd: &str, i: usize) -> Result<bool, String> {
     let point = points(cmd)[i];
-    let fail_on = if i % 2 == 0 { "none" } else { "h03" };
+    let fail_on = if i.is_multiple_of(2) { "none" } else { "h03" };
     let w = case(fail_on);
     let body = script(fail_on);
     let mut vendor = false;
