@@ -420,6 +420,10 @@ impl<'r> Engine<'r> {
     }
 
     fn show_result(&self, host: &str, op: Op, result: &HostResult) {
+        if op == Op::StartRun && matches!(result, HostResult::Started) {
+            // Part of the host's deploy, which was counted at its install.
+            return;
+        }
         let (ok, detail) = match result {
             HostResult::Installed { prev: Some(p), .. } => (
                 true,
