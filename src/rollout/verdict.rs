@@ -260,13 +260,16 @@ impl HostWatch {
         let mut out = Vec::new();
         for c in &report.checks {
             let n = self.check_fails.entry(c.name.clone()).or_insert(0);
-            if c.exit == 0 {
+            if c.exit == 0 && c.reported {
                 *n = 0;
                 continue;
             }
+            // A result that never came is evidence against the host, never a pass.
             *n += 1;
             if *n >= CHECK_STRIKES {
-                let what = if c.exit == 124 {
+                let what = if !c.reported {
+                    "gave no result".to_string()
+                } else if c.exit == 124 {
                     "timed out".to_string()
                 } else {
                     format!("exit {}", c.exit)
@@ -468,6 +471,30 @@ mod tests {
         assert_eq!(v.health, Health::Degraded);
         assert_eq!(v.evidence[0].signal, "check pg");
         assert!(v.evidence[0].to_string().contains("no response"));
+    }
+
+    #[test]
+    fn a_check_that_gives_no_result_counts_against_the_host() {
+        let mut w = all();
+        let lost = || {
+            let mut r = report();
+            r.checks.push(CheckResult {
+                name: "pg".into(),
+                exit: -1,
+                output: "no result line".into(),
+                reported: false,
+            });
+            Outcome::Report(Box::new(r))
+        };
+        assert_eq!(w.observe(&lost(), &[]).health, Health::Healthy);
+        let v = w.observe(&lost(), &[]);
+        assert_eq!(v.health, Health::Degraded);
+        assert_eq!(v.evidence[0].signal, "check pg");
+        assert!(
+            v.evidence[0].to_string().contains("gave no result"),
+            "{:?}",
+            v.evidence
+        );
     }
 
     #[test]
