@@ -8,7 +8,7 @@ use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{eventually, fleet, fleet_with};
-use wavectl::lab::{Fleet, FleetOptions, LabError};
+use wavectl::lab::{Fleet, FleetOptions, HostKind, LabError};
 
 /// `ssh -F <config> -o ConnectTimeout=2 <host> <cmd>`.
 fn ssh(fleet: &Fleet, host: &str, cmd: &str) -> Output {
@@ -230,6 +230,41 @@ fn stop_leaves_no_process_cgroup_or_directory_behind() {
         strays.is_empty(),
         "processes still in the fleet's cgroups: {strays:?}"
     );
+}
+
+#[test]
+fn a_cron_d_line_runs_on_its_cron_host_only() {
+    let fleet = Fleet::start_kind(FleetOptions::numbered(2), HostKind::Cron).unwrap();
+    // cron runs inside each host (its namespaces, its freezer cgroup: a frozen host's cron
+    // is frozen too), and reads the host's /etc/cron.d through the overlay.
+    for host in fleet.hosts() {
+        assert_eq!(host.kind(), HostKind::Cron);
+        let crons: Vec<u32> = (host.pids().unwrap().into_iter())
+            .filter(|p| {
+                std::fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c == "cron\n")
+            })
+            .collect();
+        assert_eq!(crons.len(), 1, "{}: cron processes {crons:?}", host.name());
+        assert_eq!(ssh_stdout(&fleet, host.name(), "pgrep -xc cron"), "1\n");
+    }
+    ssh_stdout(
+        &fleet,
+        "h01",
+        "echo '* * * * * root hostname >> /var/tmp/wlab-cron' > /etc/cron.d/wlab-test",
+    );
+    let ran = fleet.host("h01").path("/var/tmp/wlab-cron");
+    let start = Instant::now();
+    // cron runs a line at the next minute boundary: up to 60 s, plus a loaded machine.
+    assert!(
+        eventually(Duration::from_secs(150), || ran.exists()),
+        "cron did not run the line on h01"
+    );
+    eprintln!("cron ran after {:?}", start.elapsed());
+    assert!(std::fs::read_to_string(&ran).unwrap().starts_with("h01\n"));
+    // h02's cron woke at the same minute: it neither has the line nor ran it.
+    let h02 = fleet.host("h02");
+    assert!(!h02.path("/etc/cron.d/wlab-test").exists());
+    assert!(!h02.path("/var/tmp/wlab-cron").exists(), "ran on h02");
 }
 
 #[test]
