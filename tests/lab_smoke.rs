@@ -169,6 +169,13 @@ fn kill_takes_a_host_down_and_restart_boots_it_with_its_files() {
         "h01",
         "mkdir -p /var/lib/wlab && echo kept > /var/lib/wlab/f && echo gone > /tmp/f",
     );
+    let boot_id = "cat /proc/sys/kernel/random/boot_id";
+    let before = ssh_stdout(&fleet, "h01", boot_id);
+    assert_ne!(
+        before,
+        ssh_stdout(&fleet, "h02", boot_id),
+        "hosts share a boot id"
+    );
     h01.kill().unwrap();
     assert_eq!(h01.pid(), None);
     let start = Instant::now();
@@ -181,6 +188,11 @@ fn kill_takes_a_host_down_and_restart_boots_it_with_its_files() {
     assert_eq!(
         ssh_stdout(&fleet, "h01", "cat /var/lib/wlab/f; ls /tmp"),
         "kept\n"
+    );
+    assert_ne!(
+        ssh_stdout(&fleet, "h01", boot_id),
+        before,
+        "a new boot, the same boot id"
     );
     assert_eq!(ssh_stdout(&fleet, "h02", "hostname").trim(), "h02");
 }

@@ -10,7 +10,7 @@ use std::process::Output;
 use std::time::{Duration, Instant};
 
 use common::eventually;
-use wavectl::lab::{Fleet, FleetOptions, HostKind, LabHost};
+use wavectl::lab::{Fleet, FleetOptions, HostKind, LabError, LabHost};
 
 /// How long a scheduled job may take to show its effect: generous, the machine is shared.
 const JOB_DEADLINE: Duration = Duration::from_secs(60);
@@ -239,11 +239,19 @@ fn reboot_keeps_etc_and_var_and_empties_run_and_tmp() {
         ),
         "kept\nkept\n0\n"
     );
-    // The kernel is this machine's: its boot id does not change.
-    assert_eq!(
-        ssh_stdout(&fleet, "h01", "cat /proc/sys/kernel/random/boot_id"),
-        boot_id
-    );
+    // Each boot has its own boot id (the kernel's, this machine's, does not change), so
+    // the journal (kept in the host's /var) tells the two boots apart.
+    let new_id = ssh_stdout(&fleet, "h01", "cat /proc/sys/kernel/random/boot_id");
+    assert_ne!(new_id, boot_id);
+    let machine_id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap();
+    assert_ne!(new_id, machine_id);
+    let boots = ssh_stdout(&fleet, "h01", "journalctl --list-boots --no-pager");
+    for id in [&boot_id, &new_id] {
+        assert!(
+            boots.contains(&id.trim().replace('-', "")),
+            "{id} not in {boots}"
+        );
+    }
     // Boot-time work runs again: cron's @reboot line.
     let reboots = h01.path("/var/tmp/wlab-reboots");
     assert!(
@@ -378,4 +386,125 @@ fn dropping_a_fleet_leaves_nothing_behind_and_spares_this_machines_tmp() {
     );
     assert_eq!(std::fs::read_to_string(&canary).unwrap(), "still here\n");
     std::fs::remove_file(&canary).unwrap();
+}
+
+#[test]
+fn a_unit_can_freeze_its_own_host_as_on_a_plain_host() {
+    let fleet = systemd_fleet(1);
+    let h01 = fleet.host("h01");
+    // The script a rollout uses to hang its host: the freezer hierarchy is mounted in
+    // a systemd host too, rooted at the host's own freezer cgroup.
+    let script = "cg=$(awk -F: '$2 ~ /freezer/ {print $3}' /proc/self/cgroup); \
+                  echo FROZEN > /sys/fs/cgroup/freezer$cg/freezer.state";
+    exec_ok(
+        h01,
+        &format!("systemd-run --unit=wlab-hang --no-block /bin/sh -c \"{script}\""),
+    );
+    assert!(
+        eventually(JOB_DEADLINE, || h01.is_frozen().unwrap_or(false)),
+        "h01 did not freeze itself"
+    );
+    assert!(
+        !ssh(&fleet, "h01", "true").status.success(),
+        "a frozen host answered"
+    );
+    h01.thaw().unwrap();
+    assert_eq!(ssh_stdout(&fleet, "h01", "hostname").trim(), "h01");
+}
+
+#[test]
+fn a_systemd_host_whose_port_was_taken_fails_to_boot_and_says_why() {
+    let fleet = systemd_fleet(1);
+    let h01 = fleet.host("h01");
+    h01.kill().unwrap();
+    let taken = std::net::TcpListener::bind(("127.0.0.1", h01.port())).unwrap();
+    let err = h01.restart().unwrap_err();
+    assert!(matches!(err, LabError::HostStart { .. }), "{err}");
+    assert!(err.to_string().contains("ssh.service failed"), "{err}");
+    assert!(err.to_string().contains("Address already in use"), "{err}");
+    assert_eq!(
+        h01.pids().unwrap(),
+        Vec::<u32>::new(),
+        "a failed boot left processes"
+    );
+    drop(taken);
+    h01.restart().unwrap();
+    assert_eq!(ssh_stdout(&fleet, "h01", "hostname").trim(), "h01");
+}
+
+/// Run by `stale_systemd_fleets_of_dead_processes_are_cleaned_up` in a child process,
+/// which it then kills: starts a fleet, prints its directory, and waits to die.
+#[test]
+#[ignore]
+fn child_that_starts_a_systemd_fleet_and_hangs() {
+    if std::env::var_os("WLAB_STALE_SYSTEMD_CHILD").is_none() {
+        return;
+    }
+    let fleet = Fleet::start_kinds(
+        FleetOptions::numbered(2),
+        vec![HostKind::Systemd, HostKind::Cron],
+    )
+    .unwrap();
+    fleet.host("h01").freeze().unwrap();
+    println!("FLEET {}", fleet.dir().display());
+    std::thread::sleep(Duration::from_secs(120));
+}
+
+#[test]
+fn stale_systemd_fleets_of_dead_processes_are_cleaned_up() {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "child_that_starts_a_systemd_fleet_and_hangs",
+            "--ignored",
+            "--nocapture",
+        ])
+        .env("WLAB_STALE_SYSTEMD_CHILD", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = lines
+        .find_map(|l| l.ok().filter(|l| l.starts_with("FLEET ")))
+        .expect("child fleet");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let dir = PathBuf::from(line.trim_start_matches("FLEET "));
+    let id = dir.file_name().unwrap().to_owned();
+    let cgroups: Vec<PathBuf> = ["freezer", "systemd"]
+        .iter()
+        .map(|h| {
+            Path::new("/sys/fs/cgroup")
+                .join(h)
+                .join("wavectl-lab")
+                .join(&id)
+        })
+        .collect();
+    assert!(
+        dir.exists() && cgroups.iter().all(|c| c.exists()),
+        "the killed child's fleet should still be there"
+    );
+
+    // Another test's Fleet::start may clean it first; either way it must be gone.
+    wavectl::lab::cleanup_stale().unwrap();
+    assert!(!dir.exists(), "{} left behind", dir.display());
+    for cg in &cgroups {
+        assert!(!cg.exists(), "{} left behind", cg.display());
+    }
+    let id = id.to_str().unwrap();
+    let live = || {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter(|e| {
+                std::fs::read_to_string(e.path().join("cgroup")).is_ok_and(|c| c.contains(id))
+            })
+            .count()
+    };
+    assert!(
+        eventually(Duration::from_secs(5), || live() == 0),
+        "processes of the stale fleet survived"
+    );
 }

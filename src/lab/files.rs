@@ -31,6 +31,10 @@ pub(crate) const BASHRC: &str = "# wavectl lab host: a plain .bashrc\n";
 /// machine's. What a systemd host needs of the lab's files after that (its boot log,
 /// where ssh.service reports) is bind-mounted under its /run first.
 ///
+/// Every boot gets its own boot id (`/proc/sys/kernel/random/boot_id`, a random UUID
+/// bind-mounted over the kernel's, as LXC does), so a reboot is visible as on a real
+/// host; the kernel, its uptime and its clocks stay this machine's.
+///
 /// A systemd host also gets what a container manager gives a container: a private /dev
 /// (a few device nodes, its own devpts, /dev/console on /dev/null), read-only /sys,
 /// /proc/sys and /proc/sysrq-trigger, a read-only view of / outside the overlays (so
@@ -49,18 +53,26 @@ for d in etc var usr opt root; do
     mount -t overlay "lab-$d" -o "lowerdir=/$d,upperdir=$dir/upper/$d,workdir=$dir/work/$d" "/$d"
 done
 mount -t tmpfs -o mode=0755,size=64m lab-run /run
+mkdir /run/wavectl-lab
+# Each boot its own boot id, as on a real host (the kernel's is this machine's).
+cat /proc/sys/kernel/random/uuid > /run/wavectl-lab/boot_id
+boot_id() {
+    mount --bind /run/wavectl-lab/boot_id /proc/sys/kernel/random/boot_id
+    mount -o bind,remount,ro /proc/sys/kernel/random/boot_id
+}
 if [ "$kind" = systemd ]; then
-    mkdir /run/wavectl-lab
     touch /run/wavectl-lab/boot.log
     mount --bind "$dir/sshd.log" /run/wavectl-lab/boot.log
 fi
 mount -t tmpfs -o mode=1777,size=512m lab-tmp /tmp
 case $kind in
 sshd)
+    boot_id
     mkdir -p /run/sshd
     exec /usr/sbin/sshd -D -e -f /etc/ssh/lab_sshd_config
     ;;
 cron)
+    boot_id
     mkdir -p /run/sshd
     /usr/sbin/cron
     exec /usr/sbin/sshd -D -e -f /etc/ssh/lab_sshd_config
@@ -98,6 +110,7 @@ systemd)
         mount --bind "$p" "$p"
         mount -o bind,remount,ro "$p"
     done
+    boot_id
     mount -o bind,remount,ro /
     exec env -i container=wavectl-lab PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
         /lib/systemd/systemd
@@ -116,7 +129,8 @@ pub(crate) fn systemd_ready_line(port: u16) -> String {
     format!("wavectl-lab: ssh.service ready on port {port}")
 }
 
-/// The line a systemd host's ssh.service appends to the boot log when it failed.
+/// The line a systemd host's ssh.service appends to the boot log when it failed, after
+/// its journal.
 pub(crate) const SYSTEMD_SSH_FAILED: &str = "wavectl-lab: ssh.service failed";
 
 /// Where a systemd host's drop-in for Debian's ssh.service goes.
@@ -140,8 +154,9 @@ pub(crate) fn ssh_dropin(port: u16) -> String {
          ExecReload=/bin/kill -HUP $MAINPID\n\
          ExecStartPost=/bin/sh -c 'echo \"{ready}\" >> {BOOT_LOG}'\n\
          ExecStopPost=/bin/sh -c '[ \"$$SERVICE_RESULT\" = success ] || \
-         {{ echo \"{SYSTEMD_SSH_FAILED}: $$SERVICE_RESULT $$EXIT_CODE $$EXIT_STATUS\"; \
-         journalctl -b -u ssh.service -o cat -n 20 --no-pager; }} >> {BOOT_LOG} 2>&1'\n"
+         {{ journalctl --sync; journalctl _SYSTEMD_INVOCATION_ID=$$INVOCATION_ID -o cat -n 20 --no-pager; \
+         echo \"{SYSTEMD_SSH_FAILED}: $$SERVICE_RESULT $$EXIT_CODE $$EXIT_STATUS\"; }} \
+         >> {BOOT_LOG} 2>&1'\n"
     )
 }
 

@@ -251,11 +251,12 @@ impl LabHost {
     /// fresh /run and /tmp, and this waits for sshd and for the end of the boot. Other
     /// kinds have no init to ask: for them this is [`restart`](Self::restart).
     ///
-    /// All hosts share this machine's kernel: `/proc/sys/kernel/random/boot_id` and
-    /// `/proc/uptime` do not change across a reboot. What does: the host's processes
-    /// (systemd's pid seen from outside), `journalctl --list-boots` is fresh (the journal
-    /// lives in /run), /run and /tmp are empty, `@reboot` cron lines and boot-time units
-    /// run again.
+    /// All hosts share this machine's kernel: the kernel's boot id, `/proc/uptime` and
+    /// the clocks do not change across a reboot. What the host sees change: its boot id
+    /// (`/proc/sys/kernel/random/boot_id` is the lab's, new at every boot of every kind
+    /// of host, so `journalctl --list-boots` — the journal is kept in the host's /var —
+    /// shows one more boot), its processes (systemd's pid seen from outside), an empty
+    /// /run and /tmp; `@reboot` cron lines and boot-time units run again.
     pub fn reboot(&self) -> Result<(), LabError> {
         if self.kind != HostKind::Systemd {
             return self.restart();
@@ -553,8 +554,8 @@ impl LabHost {
 
     /// Check a boot in progress: ready once sshd logged that it listens on our port (a
     /// systemd host's ssh.service, that it is ready) and a TCP connection to it gets an
-    /// SSH banner. A systemd host whose ssh.service failed is killed, and its failure
-    /// counts as a port taken (tried again on another port: its log says more).
+    /// SSH banner. A systemd host whose ssh.service failed is killed (its boot log then
+    /// holds sshd's own lines from the journal, which say whether the port was taken).
     pub(crate) fn poll_boot(&self) -> Boot {
         let mut guard = self.lock();
         let run = &mut *guard;
@@ -576,7 +577,7 @@ impl LabHost {
         if self.kind == HostKind::Systemd && log.contains(files::SYSTEMD_SSH_FAILED) {
             let killed = self.kill_locked(run, Instant::now() + KILL_DEADLINE);
             return Boot::Failed {
-                port_taken: killed.is_ok(),
+                port_taken: killed.is_ok() && log.contains("Address already in use"),
                 log: format!("ssh.service failed; log:\n{log}"),
             };
         }
