@@ -1,21 +1,78 @@
 //! The local lab fleet: real sshd hosts, each in its own namespaces with overlays
 //! (used by `wavectl demo` and by the tests). Needs root; spawns processes, mounts, cgroups.
 //!
-//! Each host is an `sshd -D -e` on its own 127.0.0.1 port, pid 1 of its own mount, UTS
-//! and pid namespaces (`unshare -m -u -p --fork --mount-proc`), with copy-on-write
-//! overlays over /etc, /var, /usr, /opt and /root (upper dirs in the fleet's directory,
-//! so a test can read what landed where), a private /run and /tmp, its own hostname, and
-//! its own freezer cgroup (`/sys/fs/cgroup/freezer/wavectl-lab/<fleet-id>/<host>/`):
-//! a frozen host is a hung host, a killed one is down. The fleet's `ssh_config` has one
-//! `Host <name>` block per host, so `ssh -F <ssh_config> <name>` (and wavectl's
-//! `--ssh-config`) reach it with strict host-key checking.
+//! Each host is pid 1 of its own mount, UTS and pid namespaces (`unshare -m -u -p --fork
+//! --mount-proc`), with copy-on-write overlays over /etc, /var, /usr, /opt and /root
+//! (upper dirs in the fleet's directory, so a test can read what landed where), a
+//! private /run and /tmp, its own hostname, its own boot id at every boot, and its own
+//! freezer cgroup (`/sys/fs/cgroup/freezer/wavectl-lab/<fleet-id>/<host>/`): a frozen
+//! host is a hung host (every process of it stops, cron and systemd included), a killed
+//! one is down. Its sshd listens on its own 127.0.0.1 port with the lab's config (sshd's
+//! defaults MaxSessions 10 and MaxStartups 10:30:100, the sftp subsystem) and root's
+//! /root/.bashrc is a plain one. The fleet's `ssh_config` has one `Host <name>` block per
+//! host, so `ssh -F <ssh_config> <name>` (and wavectl's `--ssh-config`) reach it with
+//! strict host-key checking.
+//!
+//! # Kinds of host
+//!
+//! Chosen per fleet ([`Fleet::start_kind`]) or per host ([`Fleet::start_kinds`]);
+//! [`Fleet::start`] starts plain sshd hosts, the default.
+//!
+//! - [`HostKind::Sshd`]: `sshd -D -e` is pid 1. Starts in a few milliseconds: for speed
+//!   and scale.
+//! - [`HostKind::Cron`]: the same, but the boot script first starts Debian's `cron`
+//!   daemon, so it lives in the host's namespaces and freezer cgroup and reads the host's
+//!   /etc/cron.d (and /etc/crontab, /var/spool/cron) through the overlays: a line in one
+//!   host's /etc/cron.d runs only there, at the next minute boundary; `@reboot` lines run
+//!   at every boot (cron's marker lives in the private /run).
+//! - [`HostKind::Systemd`]: Debian's systemd (/lib/systemd/systemd) is pid 1, with
+//!   `container=wavectl-lab` in its environment (so it behaves as in a container: no
+//!   remount, unmount or reboot of the machine), runs sshd as Debian's ssh.service (a
+//!   drop-in gives it the lab's config and port; `RuntimeDirectory=sshd`) and cron as
+//!   cron.service. Boots in well under a second here; [`Fleet::start`] waits for the end
+//!   of the boot. Timers fire, `systemctl --failed` and `is-system-running` work
+//!   ([`LabHost::systemctl`], [`LabHost::wait_running`]), and [`LabHost::reboot`] is a
+//!   clean reboot: `systemctl reboot` inside ends the host, the same overlays boot again
+//!   with a fresh /run and /tmp and a new boot id (the kernel, its uptime and clocks
+//!   stay this machine's).
+//!
+//! What a systemd host gets, as from a container manager (see `files::BOOT_SCRIPT`):
+//! its own tmpfs on /tmp before systemd starts (systemd-tmpfiles empties /tmp at boot:
+//! it must never see this machine's, which holds the fleet's directory; the one lab file
+//! the host needs afterwards, its boot log, is bind-mounted at /run/wavectl-lab/boot.log);
+//! a private /dev; read-only /sys, /proc/sys and view of / outside the overlays (so
+//! writes to /home or /srv fail there, where on other kinds they would reach this
+//! machine's); and a cgroup namespace rooted at its own cgroups, with two cgroup v1
+//! hierarchies mounted under /sys/fs/cgroup: `name=systemd` (systemd runs in legacy
+//! mode and keeps its slices and scopes in the host's own
+//! `/sys/fs/cgroup/systemd/wavectl-lab/<fleet-id>/<host>/`) and the freezer (which
+//! systemd does not manage: every process stays in the host's freezer cgroup, and a
+//! unit can freeze its own host as on other kinds). Its /etc overlay holds its hostname,
+//! its own machine-id, `DefaultTimeoutStopSec=15s`, a 16 MB journal, no generators (this
+//! machine's SysV scripts, database clusters and consoles are not the host's), and masks
+//! (`files::MASKED`) for: the getty units (no terminal), what would reach the shared
+//! kernel, clock or disks (module loading, binfmt_misc, sysctl, debugfs/tracefs/configfs,
+//! fuse control, the audit socket, pstore, timesyncd, remount-fs, fstrim, e2scrub), the
+//! ssh.socket on port 22, and every non-target unit this machine enabled in
+//! /etc/systemd/system besides ssh and cron (here: postgresql, the apt, man-db, dpkg and
+//! exim timers, getty@tty1), which would share ports and work in the one network
+//! namespace. SIGTERM does not stop a systemd pid 1 (it re-executes): the lab stops a
+//! host with SIGKILL, or with `systemctl reboot`/`poweroff` inside; and it finds a host's
+//! processes by its freezer cgroup ([`LabHost::pids`]), never by a pid file inside
+//! (those hold namespaced pids).
 //!
 //! ```no_run
-//! use wavectl::lab::{Fleet, FleetOptions};
+//! use wavectl::lab::{Fleet, FleetOptions, HostKind};
 //! let fleet = Fleet::start(FleetOptions::numbered(3)).unwrap();
 //! fleet.host("h02").freeze().unwrap();
 //! // ... run `wavectl --ssh-config <fleet.ssh_config()>` against fleet.write_inventory(..) ...
 //! drop(fleet); // kills every host and removes the cgroups and the directory
+//!
+//! let fleet = Fleet::start_kind(FleetOptions::numbered(2), HostKind::Systemd).unwrap();
+//! let h01 = fleet.host("h01");
+//! h01.systemctl(&["start", "some.timer"]).unwrap();
+//! h01.reboot().unwrap();
+//! assert_eq!(h01.wait_running().unwrap(), "running");
 //! ```
 
 mod cgroup;
