@@ -55,10 +55,10 @@ done
 mount -t tmpfs -o mode=0755,size=64m lab-run /run
 mkdir /run/wavectl-lab
 # Each boot its own boot id, as on a real host (the kernel's is this machine's).
-cat /proc/sys/kernel/random/uuid > /run/wavectl-lab/boot_id
+read -r id < /proc/sys/kernel/random/uuid
+echo "$id" > /run/wavectl-lab/boot_id
 boot_id() {
     mount --bind /run/wavectl-lab/boot_id /proc/sys/kernel/random/boot_id
-    mount -o bind,remount,ro /proc/sys/kernel/random/boot_id
 }
 if [ "$kind" = systemd ]; then
     touch /run/wavectl-lab/boot.log
