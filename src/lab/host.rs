@@ -269,10 +269,9 @@ impl LabHost {
             Err(e) => Some(e.to_string()),
         };
         if let Some(detail) = failed {
-            return Err(LabError::SystemdBoot {
+            return Err(LabError::Reboot {
                 host: self.name.clone(),
-                state: "running".into(),
-                detail: format!("`systemctl reboot` failed: {detail}"),
+                detail,
             });
         }
         let mut run = self.lock();
@@ -467,7 +466,6 @@ impl LabHost {
                     })
                 }
                 Boot::Pending if Instant::now() >= deadline => {
-                    self.signal_kill();
                     return Err(LabError::StartTimeout {
                         hosts: vec![self.name.clone()],
                         waited: self.boot_deadline(),

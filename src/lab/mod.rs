@@ -192,6 +192,8 @@ pub enum LabError {
         state: String,
         detail: String,
     },
+    #[error("host {host}: `systemctl reboot` failed: {detail}")]
+    Reboot { host: String, detail: String },
     #[error("host {host} is a {kind} host: {what} needs a systemd host")]
     WrongKind {
         host: String,
