@@ -110,6 +110,31 @@ fn a_systemd_host_boots_to_running_with_sshd_and_cron_as_units() {
         ssh_stdout(&fleet, "h01", "cat /root/.bashrc"),
         "# wavectl lab host: a plain .bashrc\n"
     );
+    // A terminal (the host's own devpts) and sftp work as on a real server.
+    let tty = fleet.ssh("h01").args(["-tt", "tty"]).output().unwrap();
+    assert!(
+        String::from_utf8_lossy(&tty.stdout).starts_with("/dev/pts/"),
+        "{tty:?}"
+    );
+    let mut sftp = std::process::Command::new("sftp")
+        .arg("-F")
+        .arg(fleet.ssh_config())
+        .args(["-b", "-", "h01"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    sftp.stdin
+        .take()
+        .unwrap()
+        .write_all(b"ls /etc/hostname\n")
+        .unwrap();
+    let listed = sftp.wait_with_output().unwrap();
+    assert!(
+        String::from_utf8_lossy(&listed.stdout).contains("/etc/hostname"),
+        "{listed:?}"
+    );
     // Each host has its own machine-id, /tmp and /run; the fleet dir is hidden.
     let ids: BTreeSet<String> = ["h01", "h02"]
         .iter()
