@@ -509,6 +509,8 @@ fn preflight(kinds: &[HostKind]) -> Result<(), LabError> {
             ("/usr/bin/systemctl", "systemd"),
             ("/lib/systemd/system/ssh.service", "openssh-server"),
             ("/lib/systemd/system/cron.service", "cron"),
+            // systemd-logind fails without a system bus: the host would boot degraded.
+            ("/usr/bin/dbus-daemon", "dbus"),
         ]);
     }
     for (path, package) in needed {
