@@ -8,7 +8,7 @@ use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{eventually, fleet, fleet_with};
-use wavectl::lab::{Fleet, FleetOptions, LabError};
+use wavectl::lab::{Fleet, FleetOptions, HostKind, LabError};
 
 /// `ssh -F <config> -o ConnectTimeout=2 <host> <cmd>`.
 fn ssh(fleet: &Fleet, host: &str, cmd: &str) -> Output {
@@ -169,6 +169,13 @@ fn kill_takes_a_host_down_and_restart_boots_it_with_its_files() {
         "h01",
         "mkdir -p /var/lib/wlab && echo kept > /var/lib/wlab/f && echo gone > /tmp/f",
     );
+    let boot_id = "cat /proc/sys/kernel/random/boot_id";
+    let before = ssh_stdout(&fleet, "h01", boot_id);
+    assert_ne!(
+        before,
+        ssh_stdout(&fleet, "h02", boot_id),
+        "hosts share a boot id"
+    );
     h01.kill().unwrap();
     assert_eq!(h01.pid(), None);
     let start = Instant::now();
@@ -181,6 +188,11 @@ fn kill_takes_a_host_down_and_restart_boots_it_with_its_files() {
     assert_eq!(
         ssh_stdout(&fleet, "h01", "cat /var/lib/wlab/f; ls /tmp"),
         "kept\n"
+    );
+    assert_ne!(
+        ssh_stdout(&fleet, "h01", boot_id),
+        before,
+        "a new boot, the same boot id"
     );
     assert_eq!(ssh_stdout(&fleet, "h02", "hostname").trim(), "h02");
 }
@@ -230,6 +242,42 @@ fn stop_leaves_no_process_cgroup_or_directory_behind() {
         strays.is_empty(),
         "processes still in the fleet's cgroups: {strays:?}"
     );
+}
+
+#[test]
+fn a_cron_host_runs_cron_inside_it_with_its_own_cron_d() {
+    let fleet = Fleet::start_kind(FleetOptions::numbered(2), HostKind::Cron).unwrap();
+    // cron runs inside each host (its namespaces, its freezer cgroup: a frozen host's cron
+    // is frozen too).
+    for host in fleet.hosts() {
+        assert_eq!(host.kind(), HostKind::Cron);
+        let crons: Vec<u32> = (host.pids().unwrap().into_iter())
+            .filter(|p| {
+                std::fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c == "cron\n")
+            })
+            .collect();
+        assert_eq!(crons.len(), 1, "{}: cron processes {crons:?}", host.name());
+        assert_eq!(ssh_stdout(&fleet, host.name(), "pgrep -xc cron"), "1\n");
+    }
+    // It reads the host's /etc/cron.d through the overlay: an @reboot line of h01 runs
+    // when h01 boots, and not when h02 does. (Minute lines: see lab_systemd.rs.)
+    ssh_stdout(
+        &fleet,
+        "h01",
+        "echo '@reboot root hostname >> /var/tmp/wlab-boot' > /etc/cron.d/wlab-test",
+    );
+    for host in fleet.hosts() {
+        host.restart().unwrap();
+    }
+    let ran = fleet.host("h01").path("/var/tmp/wlab-boot");
+    assert!(
+        eventually(Duration::from_secs(30), || std::fs::read_to_string(&ran)
+            .is_ok_and(|t| t == "h01\n")),
+        "cron did not run h01's @reboot line once"
+    );
+    let h02 = fleet.host("h02");
+    assert!(!h02.path("/etc/cron.d/wlab-test").exists());
+    assert!(!h02.path("/var/tmp/wlab-boot").exists(), "ran on h02");
 }
 
 #[test]

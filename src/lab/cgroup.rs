@@ -1,6 +1,9 @@
-//! The lab's freezer cgroups (cgroup v1): one per host under
-//! `/sys/fs/cgroup/freezer/wavectl-lab/<fleet-id>/<host>/`; freeze, thaw, kill, remove,
-//! and the clean-up of fleets whose owning process died. Touches /sys, /proc and /tmp.
+//! The lab's cgroups (cgroup v1): a freezer cgroup per host under
+//! `/sys/fs/cgroup/freezer/wavectl-lab/<fleet-id>/<host>/`, and for systemd hosts a
+//! `name=systemd` cgroup under `/sys/fs/cgroup/systemd/wavectl-lab/<fleet-id>/<host>/`
+//! (the root of the host's own systemd hierarchy, which its systemd fills with slices and
+//! scopes); freeze, thaw, kill, remove (with whatever sub-cgroups a host made), and the
+//! clean-up of fleets whose owning process died. Touches /sys, /proc and /tmp.
 
 use std::fs;
 use std::io;
@@ -12,6 +15,11 @@ use std::time::{Duration, Instant};
 pub(crate) const FREEZER: &str = "/sys/fs/cgroup/freezer";
 /// The parent of every lab fleet's cgroup. Never removed: parallel fleets share it.
 pub(crate) const LAB_ROOT: &str = "/sys/fs/cgroup/freezer/wavectl-lab";
+/// Where the `name=systemd` hierarchy is mounted (cgroup v1, no controller).
+pub(crate) const SYSTEMD: &str = "/sys/fs/cgroup/systemd";
+/// The parent of every fleet's `name=systemd` cgroup (only fleets with systemd hosts
+/// have one). Never removed.
+pub(crate) const SYSTEMD_LAB_ROOT: &str = "/sys/fs/cgroup/systemd/wavectl-lab";
 /// Where fleet directories live (`/tmp/<fleet-id>`); short, for unix socket paths.
 pub(crate) const FLEET_PARENT: &str = "/tmp";
 /// The file in a fleet's directory naming the process that owns the fleet.
@@ -19,13 +27,42 @@ pub(crate) const OWNER_FILE: &str = "owner";
 
 const POLL: Duration = Duration::from_millis(10);
 
-/// The pids in a cgroup (empty if the cgroup is gone).
+/// The pids in a cgroup and in its sub-cgroups (empty if the cgroup is gone).
 pub(crate) fn procs(cg: &Path) -> io::Result<Vec<i32>> {
-    match fs::read_to_string(cg.join("cgroup.procs")) {
-        Ok(text) => Ok(text.lines().filter_map(|l| l.trim().parse().ok()).collect()),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
-        Err(e) => Err(e),
+    let mut pids = Vec::new();
+    for dir in tree(cg)? {
+        match fs::read_to_string(dir.join("cgroup.procs")) {
+            Ok(text) => pids.extend(text.lines().filter_map(|l| l.trim().parse::<i32>().ok())),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
     }
+    Ok(pids)
+}
+
+/// A cgroup and its sub-cgroups, children before parents (empty if the cgroup is gone).
+fn tree(cg: &Path) -> io::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    let mut stack = vec![(cg.to_owned(), false)];
+    while let Some((dir, visited)) = stack.pop() {
+        if visited {
+            out.push(dir);
+            continue;
+        }
+        let entries = match fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            // Removed meanwhile (a host's systemd removes its empty cgroups).
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
+        stack.push((dir, true));
+        for entry in entries.flatten() {
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                stack.push((entry.path(), false));
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// `FROZEN`, `FREEZING` or `THAWED`.
@@ -57,10 +94,14 @@ pub(crate) fn set_state(cg: &Path, want: &str, within: Duration) -> io::Result<(
     }
 }
 
-/// Thaw the cgroup and SIGKILL every process in it (a frozen process only dies once thawed).
+/// Thaw the cgroup and its sub-cgroups and SIGKILL every process in them (a frozen
+/// process only dies once thawed). Works on any hierarchy; only freezer cgroups thaw.
 pub(crate) fn kill_all(cg: &Path) {
-    if cg.exists() {
-        let _ = fs::write(cg.join("freezer.state"), "THAWED");
+    for dir in tree(cg).unwrap_or_default() {
+        let state = dir.join("freezer.state");
+        if state.exists() {
+            let _ = fs::write(state, "THAWED");
+        }
     }
     for pid in procs(cg).unwrap_or_default() {
         // SAFETY: kill(2) has no memory-safety preconditions.
@@ -68,12 +109,22 @@ pub(crate) fn kill_all(cg: &Path) {
     }
 }
 
-/// Kill what is left in the cgroup, wait until it is empty, and remove it. Missing is fine.
+/// Kill what is left in the cgroup and its sub-cgroups, wait until they are empty, and
+/// remove them. Missing is fine.
 pub(crate) fn remove(cg: &Path, within: Duration) -> io::Result<()> {
     let deadline = Instant::now() + within;
     loop {
         kill_all(cg);
-        match fs::remove_dir(cg) {
+        let removed = tree(cg).and_then(|dirs| {
+            for dir in dirs {
+                match fs::remove_dir(&dir) {
+                    Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                    _ => {}
+                }
+            }
+            Ok(())
+        });
+        match removed {
             Ok(()) => return Ok(()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
             Err(e) if Instant::now() >= deadline => {
@@ -118,32 +169,39 @@ fn owner_alive(text: &str) -> bool {
     }
 }
 
-/// Remove what crashed lab runs left behind: for every fleet under `wavectl-lab/` whose
-/// owning process is gone (per `/tmp/<fleet-id>/owner`), kill its hosts' processes, remove
-/// its cgroups and its directory. Fleets of live processes (other tests, other users) are
-/// left alone. Every stale fleet is tried; returns how many were cleaned, or the first error.
+/// Remove what crashed lab runs left behind: for every fleet under `wavectl-lab/` (of the
+/// freezer or the `name=systemd` hierarchy) whose owning process is gone (per
+/// `/tmp/<fleet-id>/owner`), kill its hosts' processes, remove its cgroups and its
+/// directory. Fleets of live processes (other tests, other users) are left alone. Every
+/// stale fleet is tried; returns how many were cleaned, or the first error.
 pub fn cleanup_stale() -> io::Result<usize> {
-    let entries = match fs::read_dir(LAB_ROOT) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
-        Err(e) => return Err(e),
-    };
+    let mut ids = std::collections::BTreeSet::new();
+    for root in [LAB_ROOT, SYSTEMD_LAB_ROOT] {
+        let entries = match fs::read_dir(root) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
+        ids.extend(
+            entries
+                .flatten()
+                .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                .map(|e| e.file_name()),
+        );
+    }
     let mut cleaned = 0;
     let mut first_error = None;
-    for entry in entries.flatten() {
-        if !entry.file_type().is_ok_and(|t| t.is_dir()) {
-            continue;
-        }
-        let fleet_dir = Path::new(FLEET_PARENT).join(entry.file_name());
+    for id in ids {
+        let fleet_dir = Path::new(FLEET_PARENT).join(&id);
         match fs::read_to_string(fleet_dir.join(OWNER_FILE)) {
             Ok(owner) if owner_alive(&owner) => continue,
-            // The directory is written before the cgroup, so a cgroup without an owner
+            // The directory is written before the cgroups, so a cgroup without an owner
             // file belongs to no running fleet.
             Ok(_) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(_) => continue,
         }
-        match remove_fleet(&entry.path(), &fleet_dir) {
+        match remove_fleet(&id, &fleet_dir) {
             Ok(()) => cleaned += 1,
             Err(e) => {
                 first_error.get_or_insert(e);
@@ -153,25 +211,16 @@ pub fn cleanup_stale() -> io::Result<usize> {
     first_error.map_or(Ok(cleaned), Err)
 }
 
-/// Kill and remove one fleet's cgroups, then its directory. Tolerates a concurrent
-/// clean-up of the same fleet.
-fn remove_fleet(fleet_cg: &Path, fleet_dir: &Path) -> io::Result<()> {
-    let hosts: Vec<PathBuf> = match fs::read_dir(fleet_cg) {
-        Ok(entries) => entries
-            .flatten()
-            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-            .map(|e| e.path())
-            .collect(),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
-        Err(e) => return Err(e),
-    };
-    for host in &hosts {
-        kill_all(host);
-    }
-    for host in &hosts {
-        remove(host, Duration::from_secs(5))?;
-    }
-    remove(fleet_cg, Duration::from_secs(1))?;
+/// Kill and remove one fleet's cgroups (every host, with the sub-cgroups their systemd
+/// made), then its directory. Tolerates a concurrent clean-up of the same fleet.
+fn remove_fleet(id: &std::ffi::OsStr, fleet_dir: &Path) -> io::Result<()> {
+    let freezer = Path::new(LAB_ROOT).join(id);
+    let systemd = Path::new(SYSTEMD_LAB_ROOT).join(id);
+    // Every process of a host is in its freezer cgroup: killing them all first lets the
+    // removals below succeed at once.
+    kill_all(&freezer);
+    remove(&freezer, Duration::from_secs(5))?;
+    remove(&systemd, Duration::from_secs(5))?;
     match fs::remove_dir_all(fleet_dir) {
         Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
         _ => Ok(()),

@@ -1,6 +1,6 @@
-//! One lab host: its directory and overlays, its sshd as pid 1 of its own namespaces,
-//! inside its own freezer cgroup; freeze, thaw, kill, restart, and commands run inside it.
-//! Spawns processes, writes the host's directory, reads /proc.
+//! One lab host: its directory and overlays, its sshd (or systemd) as pid 1 of its own
+//! namespaces, inside its own freezer cgroup; freeze, thaw, kill, restart, reboot, and
+//! commands run inside it. Spawns processes, writes the host's directory, reads /proc.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -14,7 +14,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use super::{cgroup, files, LabError};
+use super::{cgroup, files, systemd, HostKind, LabError};
 
 /// PATH for everything the lab runs, and for commands run inside hosts.
 pub(crate) const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -26,13 +26,21 @@ const KILL_DEADLINE: Duration = Duration::from_secs(10);
 const EXEC_DEADLINE: Duration = Duration::from_secs(30);
 /// How long `restart` waits for the new sshd.
 const RESTART_DEADLINE: Duration = Duration::from_secs(15);
+/// How long a systemd host may take to boot: until sshd answers, then until
+/// `systemctl is-system-running` says the boot is over. Generous: several hosts boot
+/// at once on two cores, next to other tests.
+pub(crate) const SYSTEMD_BOOT_DEADLINE: Duration = Duration::from_secs(120);
+/// How long `reboot` waits for a systemd host to shut down before cutting its power.
+const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(45);
 const POLL: Duration = Duration::from_millis(10);
 
-/// One sshd host of a [`Fleet`](super::Fleet).
+/// One host of a [`Fleet`](super::Fleet).
 #[derive(Debug)]
 pub struct LabHost {
     /// The host name: its hostname, ssh alias, directory and cgroup name.
     name: String,
+    /// What runs in it.
+    kind: HostKind,
     /// sshd's port on 127.0.0.1.
     pub(crate) port: u16,
     /// Labels for the inventory.
@@ -41,6 +49,8 @@ pub struct LabHost {
     dir: PathBuf,
     /// The host's freezer cgroup.
     cgroup: PathBuf,
+    /// A systemd host's `name=systemd` cgroup, the root of its systemd's hierarchy.
+    systemd_cgroup: Option<PathBuf>,
     /// The running instance, if any.
     run: Mutex<Running>,
 }
@@ -50,7 +60,7 @@ pub struct LabHost {
 struct Running {
     /// `unshare`, the parent of the host's pid 1; waited on when the host dies.
     launcher: Option<Child>,
-    /// The host's pid 1 (sshd), as seen from outside; kept after death for `path`.
+    /// The host's pid 1 (sshd or systemd), as seen from outside; kept after death for `path`.
     init_pid: Option<i32>,
     /// Length of the sshd log when this boot started: readiness is read after it.
     log_offset: u64,
@@ -69,13 +79,16 @@ pub(crate) enum Boot {
 
 impl LabHost {
     /// Lay out the host's directory (overlay upper/work dirs, a plain .bashrc, the boot
-    /// script) and create its cgroup. The caller adds the host key and authorized_keys;
-    /// `spawn` writes sshd's config.
+    /// script, a systemd host's /etc) and create its cgroups (`systemd_cgroup` for a
+    /// systemd host). The caller adds the host key and authorized_keys; `spawn` writes
+    /// sshd's config.
     pub(crate) fn prepare(
         name: String,
+        kind: HostKind,
         labels: BTreeMap<String, String>,
         dir: PathBuf,
         cgroup: PathBuf,
+        systemd_cgroup: Option<PathBuf>,
     ) -> Result<LabHost, LabError> {
         let io = |what: &'static str, path: &Path| {
             let path = path.to_owned();
@@ -101,18 +114,31 @@ impl LabHost {
         fs::write(&bashrc, files::BASHRC).map_err(io("write", &bashrc))?;
         let boot = dir.join("boot.sh");
         fs::write(&boot, files::BOOT_SCRIPT).map_err(io("write", &boot))?;
+        if kind == HostKind::Systemd {
+            let etc = dir.join("upper/etc");
+            systemd::prepare(&etc, &name).map_err(io("lay out systemd's /etc in", &etc))?;
+        }
         fs::create_dir_all(&cgroup).map_err(io("create cgroup", &cgroup))?;
         if !cgroup.join("freezer.state").exists() {
             return Err(LabError::NoFreezer {
                 path: PathBuf::from(cgroup::FREEZER),
             });
         }
+        let systemd_cgroup = match kind {
+            HostKind::Systemd => systemd_cgroup,
+            _ => None,
+        };
+        if let Some(cg) = &systemd_cgroup {
+            fs::create_dir_all(cg).map_err(io("create cgroup", cg))?;
+        }
         Ok(LabHost {
             name,
+            kind,
             port: 0,
             labels,
             dir,
             cgroup,
+            systemd_cgroup,
             run: Mutex::new(Running::default()),
         })
     }
@@ -120,6 +146,11 @@ impl LabHost {
     /// The host's name (also its hostname and its ssh_config alias).
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// What runs in the host: sshd alone, sshd and cron, or systemd.
+    pub fn kind(&self) -> HostKind {
+        self.kind
     }
 
     /// sshd's port on 127.0.0.1.
@@ -132,21 +163,38 @@ impl LabHost {
         &self.labels
     }
 
-    /// The host's directory in the fleet dir (overlay upper dirs, `sshd.log`).
+    /// The host's directory in the fleet dir (overlay upper dirs, `sshd.log`: sshd's log,
+    /// or for a systemd host the boot script's and ssh.service's reports).
     pub fn dir(&self) -> &Path {
         &self.dir
     }
 
-    /// The host's pid 1 (its sshd) as seen from outside, while it runs.
+    /// The host's pid 1 (its sshd, or systemd) as seen from outside, while it runs.
     pub fn pid(&self) -> Option<u32> {
         let run = self.lock();
         run.launcher.as_ref()?;
         run.init_pid.and_then(|p| u32::try_from(p).ok())
     }
 
-    /// The host's freezer cgroup directory.
+    /// The host's freezer cgroup directory. Every process of the host is in it (a
+    /// systemd host sees it as its /sys/fs/cgroup/freezer and may make sub-cgroups).
     pub fn cgroup(&self) -> &Path {
         &self.cgroup
+    }
+
+    /// A systemd host's `name=systemd` cgroup directory: its systemd's hierarchy (slices,
+    /// scopes, services), seen inside as /sys/fs/cgroup/systemd. `None` for other kinds.
+    pub fn systemd_cgroup(&self) -> Option<&Path> {
+        self.systemd_cgroup.as_deref()
+    }
+
+    /// The pids (as seen from outside) of every process of the host, found by its
+    /// freezer cgroup (never by a pid file inside, which holds namespaced pids).
+    pub fn pids(&self) -> io::Result<Vec<u32>> {
+        Ok(cgroup::procs(&self.cgroup)?
+            .into_iter()
+            .filter_map(|p| u32::try_from(p).ok())
+            .collect())
     }
 
     /// The host's view of the absolute path `p`, from outside:
@@ -172,18 +220,21 @@ impl LabHost {
         Ok(cgroup::state(&self.cgroup)? != "THAWED")
     }
 
-    /// Take the host down: kill its sshd, the pid 1 of its namespace, and so every
+    /// Take the host down: kill its pid 1 (sshd, or systemd: a power cut) and so every
     /// process of the host; wait until they are gone. Its files stay (see `restart`).
     pub fn kill(&self) -> io::Result<()> {
         let mut run = self.lock();
         self.kill_locked(&mut run, Instant::now() + KILL_DEADLINE)
     }
 
-    /// Reboot the host: kill it if it runs, then boot it again on the same port with the
-    /// same overlays (so files written before survive; /run and /tmp start empty).
+    /// Boot the host again the hard way: kill it if it runs (a power cut), then boot it
+    /// on the same port with the same overlays (so files written before survive; /run
+    /// and /tmp start empty). Waits for sshd, and on a systemd host until the boot is
+    /// over (as [`wait_running`](Self::wait_running)). See [`reboot`](Self::reboot) for
+    /// a clean one.
     pub fn restart(&self) -> Result<(), LabError> {
         let mut run = self.lock();
-        let deadline = Instant::now() + RESTART_DEADLINE;
+        let deadline = Instant::now() + self.boot_deadline();
         self.kill_locked(&mut run, deadline)
             .map_err(|source| LabError::Io {
                 what: "kill",
@@ -191,30 +242,119 @@ impl LabHost {
                 source,
             })?;
         drop(run);
-        self.spawn()?;
-        loop {
-            match self.poll_boot() {
-                Boot::Ready => return Ok(()),
-                Boot::Failed { log, .. } => {
-                    return Err(LabError::HostStart {
-                        host: self.name.clone(),
-                        log,
-                    })
-                }
-                Boot::Pending if Instant::now() >= deadline => {
-                    return Err(LabError::StartTimeout {
-                        hosts: vec![self.name.clone()],
-                        waited: RESTART_DEADLINE,
-                    })
-                }
-                Boot::Pending => sleep(POLL),
-            }
-        }
+        self.boot_again(deadline)
     }
 
-    /// Run `sh -c cmd` inside the host (its mount, UTS and pid namespaces and its cgroup),
-    /// as root with a plain environment, waiting at most 30 s. For tests: seed files,
-    /// simulate boot-time jobs. A frozen host makes it time out.
+    /// Reboot the host cleanly. A systemd host runs `systemctl reboot` inside: systemd
+    /// stops its units and exits, which ends the host's pid namespace; once every process
+    /// of it is gone (after 45 s its power is cut), the same overlays boot again with a
+    /// fresh /run and /tmp, and this waits for sshd and for the end of the boot. Other
+    /// kinds have no init to ask: for them this is [`restart`](Self::restart).
+    ///
+    /// All hosts share this machine's kernel: the kernel's boot id, `/proc/uptime` and
+    /// the clocks do not change across a reboot. What the host sees change: its boot id
+    /// (`/proc/sys/kernel/random/boot_id` is the lab's, new at every boot of every kind
+    /// of host, so `journalctl --list-boots` — the journal is kept in the host's /var —
+    /// shows one more boot), its processes (systemd's pid seen from outside), an empty
+    /// /run and /tmp; `@reboot` cron lines and boot-time units run again.
+    pub fn reboot(&self) -> Result<(), LabError> {
+        if self.kind != HostKind::Systemd {
+            return self.restart();
+        }
+        let deadline = Instant::now() + SHUTDOWN_DEADLINE;
+        let asked = self.run_inside(&["systemctl", "--no-block", "reboot"], EXEC_DEADLINE);
+        let failed = match &asked {
+            Ok(out) if out.status.success() => None,
+            Ok(out) => Some(String::from_utf8_lossy(&out.stderr).trim().to_owned()),
+            Err(e) => Some(e.to_string()),
+        };
+        if let Some(detail) = failed {
+            return Err(LabError::Reboot {
+                host: self.name.clone(),
+                detail,
+            });
+        }
+        let mut run = self.lock();
+        loop {
+            let gone = match run.launcher.as_mut() {
+                None => true,
+                Some(launcher) => launcher.try_wait().ok().flatten().is_some(),
+            };
+            if gone {
+                // Reaped: its pid 1's pid may be reused now, never signal it.
+                run.launcher = None;
+                break;
+            }
+            if Instant::now() >= deadline {
+                break;
+            }
+            sleep(POLL);
+        }
+        // Gone by itself, or still shutting down at the deadline (the power is cut then):
+        // either way wait until no process of the host is left.
+        self.kill_locked(&mut run, deadline.max(Instant::now()) + KILL_DEADLINE)
+            .map_err(|source| LabError::Io {
+                what: "shut down",
+                path: self.dir.clone(),
+                source,
+            })?;
+        drop(run);
+        self.boot_again(Instant::now() + self.boot_deadline())
+    }
+
+    /// Wait (at most 120 s) until a systemd host's boot is over, and return
+    /// `systemctl is-system-running`'s answer: `running`, or `degraded` if a unit failed
+    /// (`systemctl --failed` says which). Any other state is an error, as is a host that
+    /// is not a systemd host.
+    pub fn wait_running(&self) -> Result<String, LabError> {
+        self.wait_running_within(SYSTEMD_BOOT_DEADLINE)
+    }
+
+    /// [`wait_running`](Self::wait_running) with an explicit deadline.
+    pub fn wait_running_within(&self, within: Duration) -> Result<String, LabError> {
+        if self.kind != HostKind::Systemd {
+            return Err(LabError::WrongKind {
+                host: self.name.clone(),
+                kind: self.kind,
+                what: "wait_running",
+            });
+        }
+        let fail = |state: String, detail: String| LabError::SystemdBoot {
+            host: self.name.clone(),
+            state,
+            detail,
+        };
+        // `--wait` returns once the boot is over; a frozen host makes it time out.
+        let out = self
+            .run_inside(&["systemctl", "is-system-running", "--wait"], within)
+            .map_err(|e| fail("unknown".into(), e.to_string()))?;
+        let state = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        if state == "running" || state == "degraded" {
+            return Ok(state);
+        }
+        let detail = self
+            .exec_within(
+                "systemctl --failed --no-pager --no-legend; \
+                 journalctl -b -p warning -n 30 --no-pager",
+                Duration::from_secs(10),
+            )
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_else(|e| e.to_string());
+        Err(fail(state, detail))
+    }
+
+    /// Run `systemctl ARGS` inside the host (as [`exec`](Self::exec) does, 30 s at most).
+    /// Works on any kind of host, but only a systemd host has a systemd to answer.
+    pub fn systemctl(&self, args: &[&str]) -> io::Result<Output> {
+        let mut argv = vec!["systemctl"];
+        argv.extend_from_slice(args);
+        self.run_inside(&argv, EXEC_DEADLINE)
+    }
+
+    /// Run `sh -c cmd` inside the host (its mount, UTS and pid namespaces — and cgroup
+    /// namespace on a systemd host — and its cgroups), as root with a plain environment,
+    /// waiting at most 30 s. For tests: seed files, simulate boot-time jobs. A frozen
+    /// host makes it time out.
     pub fn exec(&self, cmd: &str) -> io::Result<Output> {
         self.exec_within(cmd, EXEC_DEADLINE)
     }
@@ -222,6 +362,11 @@ impl LabHost {
     /// [`exec`](Self::exec) with an explicit deadline; on timeout the command is killed
     /// and an `io::ErrorKind::TimedOut` error returned.
     pub fn exec_within(&self, cmd: &str, within: Duration) -> io::Result<Output> {
+        self.run_inside(&["/bin/sh", "-c", cmd], within)
+    }
+
+    /// Run `argv` inside the host (PATH lookup inside), killed at the deadline.
+    fn run_inside(&self, argv: &[&str], within: Duration) -> io::Result<Output> {
         let Some(pid) = self.lock().init_pid.filter(|&p| p > 0) else {
             return Err(io::Error::new(
                 io::ErrorKind::NotConnected,
@@ -229,20 +374,13 @@ impl LabHost {
             ));
         };
         let mut command = self.in_cgroup("nsenter");
+        command.args(["-t", &pid.to_string(), "-m", "-u", "-p", "-r", "-w"]);
+        if self.kind == HostKind::Systemd {
+            command.arg("-C");
+        }
         command
-            .args([
-                "-t",
-                &pid.to_string(),
-                "-m",
-                "-u",
-                "-p",
-                "-r",
-                "-w",
-                "--",
-                "/bin/sh",
-                "-c",
-                cmd,
-            ])
+            .arg("--")
+            .args(argv)
             .env_clear()
             .env("PATH", PATH)
             .env("HOME", "/root")
@@ -271,8 +409,9 @@ impl LabHost {
                 return Err(io::Error::new(
                     io::ErrorKind::TimedOut,
                     format!(
-                        "command on {} did not finish within {within:?}: {cmd}",
-                        self.name
+                        "command on {} did not finish within {within:?}: {}",
+                        self.name,
+                        argv.join(" ")
                     ),
                 ));
             }
@@ -287,36 +426,91 @@ impl LabHost {
         })
     }
 
-    /// A command that first moves itself into the host's cgroup, then execs `program`.
+    /// A command that first moves itself into the host's cgroups (freezer, and the root
+    /// of a systemd host's `name=systemd` hierarchy), then execs `program`.
     fn in_cgroup(&self, program: &str) -> Command {
         let mut command = Command::new("/bin/sh");
         command
             .arg("-c")
-            .arg(r#"echo $$ > "$0" && exec "$@""#)
+            .arg(r#"for f in "$0" "$1"; do [ -z "$f" ] || echo $$ > "$f" || exit; done; shift; exec "$@""#)
             .arg(self.cgroup.join("cgroup.procs"))
+            .arg(
+                self.systemd_cgroup
+                    .as_ref()
+                    .map(|cg| cg.join("cgroup.procs"))
+                    .unwrap_or_default(),
+            )
             .arg(program);
         command
     }
 
-    /// Start a boot: `unshare` (already in the host's cgroup) runs the boot script as
-    /// pid 1 of new namespaces; it becomes sshd. Output goes to `sshd.log`.
+    /// How long a boot may take until sshd answers (and for a systemd host, until its
+    /// boot is over).
+    pub(crate) fn boot_deadline(&self) -> Duration {
+        match self.kind {
+            HostKind::Systemd => SYSTEMD_BOOT_DEADLINE,
+            _ => RESTART_DEADLINE,
+        }
+    }
+
+    /// Spawn the host and wait until it is ready (see `restart`).
+    fn boot_again(&self, deadline: Instant) -> Result<(), LabError> {
+        self.spawn()?;
+        loop {
+            match self.poll_boot() {
+                Boot::Ready => break,
+                Boot::Failed { log, .. } => {
+                    return Err(LabError::HostStart {
+                        host: self.name.clone(),
+                        log,
+                    })
+                }
+                Boot::Pending if Instant::now() >= deadline => {
+                    return Err(LabError::StartTimeout {
+                        hosts: vec![self.name.clone()],
+                        waited: self.boot_deadline(),
+                    });
+                }
+                Boot::Pending => sleep(POLL),
+            }
+        }
+        self.wait_booted(deadline)
+    }
+
+    /// On a systemd host whose sshd answers, wait until the boot is over (running or
+    /// degraded) until `deadline`; nothing to wait for on other kinds.
+    pub(crate) fn wait_booted(&self, deadline: Instant) -> Result<(), LabError> {
+        if self.kind != HostKind::Systemd {
+            return Ok(());
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        self.wait_running_within(left.max(Duration::from_secs(1)))
+            .map(drop)
+    }
+
+    /// Start a boot: `unshare` (already in the host's cgroups) runs the boot script as
+    /// pid 1 of new namespaces; it becomes sshd, or systemd. Output goes to `sshd.log`.
     pub(crate) fn spawn(&self) -> Result<(), LabError> {
         let log_path = self.dir.join("sshd.log");
         let io = |what: &'static str| {
             let path = log_path.clone();
             move |source| LabError::Io { what, path, source }
         };
-        let config = self
-            .dir
-            .join("upper")
-            .join(files::SSHD_CONFIG.trim_start_matches('/'));
-        fs::write(&config, files::sshd_config(&self.name, self.port)).map_err(|source| {
-            LabError::Io {
+        let upper = |p: &str| self.dir.join("upper").join(p.trim_start_matches('/'));
+        let mut configs = vec![(
+            upper(files::SSHD_CONFIG),
+            files::sshd_config(&self.name, self.port),
+        )];
+        if self.kind == HostKind::Systemd {
+            configs.push((upper(files::SSH_DROPIN), files::ssh_dropin(self.port)));
+        }
+        for (path, text) in configs {
+            fs::write(&path, text).map_err(|source| LabError::Io {
                 what: "write",
-                path: config.clone(),
+                path: path.clone(),
                 source,
-            }
-        })?;
+            })?;
+        }
         let log = fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -324,20 +518,16 @@ impl LabHost {
             .map_err(io("open log"))?;
         let log_offset = log.metadata().map_err(io("stat log"))?.len();
         let mut command = self.in_cgroup("unshare");
+        command.args(["-m", "-u", "-p"]);
+        if self.kind == HostKind::Systemd {
+            command.arg("-C");
+        }
         command
-            .args([
-                "-m",
-                "-u",
-                "-p",
-                "--fork",
-                "--mount-proc",
-                "--kill-child",
-                "--",
-                "/bin/sh",
-            ])
+            .args(["--fork", "--mount-proc", "--kill-child", "--", "/bin/sh"])
             .arg(self.dir.join("boot.sh"))
             .arg(&self.dir)
             .arg(&self.name)
+            .arg(self.kind.as_str())
             .env_clear()
             .env("PATH", PATH)
             .current_dir("/")
@@ -360,8 +550,10 @@ impl LabHost {
         Ok(())
     }
 
-    /// Check a boot in progress: ready once sshd logged that it listens on our port
-    /// and a TCP connection to it gets an SSH banner.
+    /// Check a boot in progress: ready once sshd logged that it listens on our port (a
+    /// systemd host's ssh.service, that it is ready) and a TCP connection to it gets an
+    /// SSH banner. A systemd host whose ssh.service failed is killed (its boot log then
+    /// holds sshd's own lines from the journal, which say whether the port was taken).
     pub(crate) fn poll_boot(&self) -> Boot {
         let mut guard = self.lock();
         let run = &mut *guard;
@@ -380,13 +572,23 @@ impl LabHost {
                 log: format!("{status}; log:\n{log}"),
             };
         }
+        if self.kind == HostKind::Systemd && log.contains(files::SYSTEMD_SSH_FAILED) {
+            let killed = self.kill_locked(run, Instant::now() + KILL_DEADLINE);
+            return Boot::Failed {
+                port_taken: killed.is_ok() && log.contains("Address already in use"),
+                log: format!("ssh.service failed; log:\n{log}"),
+            };
+        }
         if run.init_pid.is_none() {
             let pid = launcher.id();
             run.init_pid = fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
                 .ok()
                 .and_then(|c| c.split_whitespace().next().and_then(|p| p.parse().ok()));
         }
-        let listening = format!("Server listening on 127.0.0.1 port {}.", self.port);
+        let listening = match self.kind {
+            HostKind::Systemd => files::systemd_ready_line(self.port),
+            _ => format!("Server listening on 127.0.0.1 port {}.", self.port),
+        };
         if run.init_pid.is_some() && log.contains(&listening) && banner(self.port) {
             Boot::Ready
         } else {
@@ -454,7 +656,7 @@ impl LabHost {
         }
     }
 
-    /// Kill the host, wait, and remove its cgroup.
+    /// Kill the host, wait, and remove its cgroups.
     pub(crate) fn teardown(&self, deadline: Instant) -> io::Result<()> {
         let mut run = self.lock();
         let killed = self.kill_locked(&mut run, deadline);
@@ -462,7 +664,11 @@ impl LabHost {
             .saturating_duration_since(Instant::now())
             .max(Duration::from_secs(1));
         let removed = cgroup::remove(&self.cgroup, left);
-        killed.and(removed)
+        let removed_systemd = match &self.systemd_cgroup {
+            Some(cg) => cgroup::remove(cg, left),
+            None => Ok(()),
+        };
+        killed.and(removed).and(removed_systemd)
     }
 
     fn lock(&self) -> MutexGuard<'_, Running> {

@@ -1,27 +1,85 @@
 //! The local lab fleet: real sshd hosts, each in its own namespaces with overlays
 //! (used by `wavectl demo` and by the tests). Needs root; spawns processes, mounts, cgroups.
 //!
-//! Each host is an `sshd -D -e` on its own 127.0.0.1 port, pid 1 of its own mount, UTS
-//! and pid namespaces (`unshare -m -u -p --fork --mount-proc`), with copy-on-write
-//! overlays over /etc, /var, /usr, /opt and /root (upper dirs in the fleet's directory,
-//! so a test can read what landed where), a private /run and /tmp, its own hostname, and
-//! its own freezer cgroup (`/sys/fs/cgroup/freezer/wavectl-lab/<fleet-id>/<host>/`):
-//! a frozen host is a hung host, a killed one is down. The fleet's `ssh_config` has one
-//! `Host <name>` block per host, so `ssh -F <ssh_config> <name>` (and wavectl's
-//! `--ssh-config`) reach it with strict host-key checking.
+//! Each host is pid 1 of its own mount, UTS and pid namespaces (`unshare -m -u -p --fork
+//! --mount-proc`), with copy-on-write overlays over /etc, /var, /usr, /opt and /root
+//! (upper dirs in the fleet's directory, so a test can read what landed where), a
+//! private /run and /tmp, its own hostname, its own boot id at every boot, and its own
+//! freezer cgroup (`/sys/fs/cgroup/freezer/wavectl-lab/<fleet-id>/<host>/`): a frozen
+//! host is a hung host (every process of it stops, cron and systemd included), a killed
+//! one is down. Its sshd listens on its own 127.0.0.1 port with the lab's config (sshd's
+//! defaults MaxSessions 10 and MaxStartups 10:30:100, the sftp subsystem) and root's
+//! /root/.bashrc is a plain one. The fleet's `ssh_config` has one `Host <name>` block per
+//! host, so `ssh -F <ssh_config> <name>` (and wavectl's `--ssh-config`) reach it with
+//! strict host-key checking.
+//!
+//! # Kinds of host
+//!
+//! Chosen per fleet ([`Fleet::start_kind`]) or per host ([`Fleet::start_kinds`]);
+//! [`Fleet::start`] starts plain sshd hosts, the default.
+//!
+//! - [`HostKind::Sshd`]: `sshd -D -e` is pid 1. Starts in a few milliseconds: for speed
+//!   and scale.
+//! - [`HostKind::Cron`]: the same, but the boot script first starts Debian's `cron`
+//!   daemon, so it lives in the host's namespaces and freezer cgroup and reads the host's
+//!   /etc/cron.d (and /etc/crontab, /var/spool/cron) through the overlays: a line in one
+//!   host's /etc/cron.d runs only there, at the next minute boundary; `@reboot` lines run
+//!   at every boot (cron's marker lives in the private /run).
+//! - [`HostKind::Systemd`]: Debian's systemd (/lib/systemd/systemd) is pid 1, with
+//!   `container=wavectl-lab` in its environment (so it behaves as in a container: no
+//!   remount, unmount or reboot of the machine), runs sshd as Debian's ssh.service (a
+//!   drop-in gives it the lab's config and port; `RuntimeDirectory=sshd`) and cron as
+//!   cron.service. Boots in well under a second here; [`Fleet::start`] waits for the end
+//!   of the boot. Timers fire, `systemctl --failed` and `is-system-running` work
+//!   ([`LabHost::systemctl`], [`LabHost::wait_running`]), and [`LabHost::reboot`] is a
+//!   clean reboot: `systemctl reboot` inside ends the host, the same overlays boot again
+//!   with a fresh /run and /tmp and a new boot id (the kernel, its uptime and clocks
+//!   stay this machine's).
+//!
+//! What a systemd host gets, as from a container manager (see `files::BOOT_SCRIPT`):
+//! its own tmpfs on /tmp before systemd starts (systemd-tmpfiles empties /tmp at boot:
+//! it must never see this machine's, which holds the fleet's directory; the one lab file
+//! the host needs afterwards, its boot log, is bind-mounted at /run/wavectl-lab/boot.log);
+//! a private /dev; read-only /sys, /proc/sys and view of / outside the overlays (so
+//! writes to /home or /srv fail there, where on other kinds they would reach this
+//! machine's); and a cgroup namespace rooted at its own cgroups, with two cgroup v1
+//! hierarchies mounted under /sys/fs/cgroup: `name=systemd` (systemd runs in legacy
+//! mode and keeps its slices and scopes in the host's own
+//! `/sys/fs/cgroup/systemd/wavectl-lab/<fleet-id>/<host>/`) and the freezer (which
+//! systemd does not manage: every process stays in the host's freezer cgroup, and a
+//! unit can freeze its own host as on other kinds). Its /etc overlay holds its hostname,
+//! its own machine-id, `DefaultTimeoutStopSec=15s`, a 16 MB journal, no generators (this
+//! machine's SysV scripts, database clusters and consoles are not the host's), and masks
+//! (`files::MASKED`) for: the getty units (no terminal), what would reach the shared
+//! kernel, clock or disks (module loading, binfmt_misc, sysctl, debugfs/tracefs/configfs,
+//! fuse control, the audit socket, pstore, timesyncd, remount-fs, fstrim, e2scrub), the
+//! ssh.socket on port 22, and every non-target unit this machine enabled in
+//! /etc/systemd/system besides ssh and cron (here: postgresql, the apt, man-db, dpkg and
+//! exim timers, getty@tty1), which would share ports and work in the one network
+//! namespace. SIGTERM does not stop a systemd pid 1 (it re-executes): the lab stops a
+//! host with SIGKILL, or with `systemctl reboot`/`poweroff` inside; and it finds a host's
+//! processes by its freezer cgroup ([`LabHost::pids`]), never by a pid file inside
+//! (those hold namespaced pids).
 //!
 //! ```no_run
-//! use wavectl::lab::{Fleet, FleetOptions};
+//! use wavectl::lab::{Fleet, FleetOptions, HostKind};
 //! let fleet = Fleet::start(FleetOptions::numbered(3)).unwrap();
 //! fleet.host("h02").freeze().unwrap();
 //! // ... run `wavectl --ssh-config <fleet.ssh_config()>` against fleet.write_inventory(..) ...
 //! drop(fleet); // kills every host and removes the cgroups and the directory
+//!
+//! let fleet = Fleet::start_kind(FleetOptions::numbered(2), HostKind::Systemd).unwrap();
+//! let h01 = fleet.host("h01");
+//! h01.systemctl(&["start", "some.timer"]).unwrap();
+//! h01.reboot().unwrap();
+//! assert_eq!(h01.wait_running().unwrap(), "running");
 //! ```
 
 mod cgroup;
 mod files;
 mod host;
 mod keys;
+mod systemd;
 
 use std::collections::{BTreeMap, HashSet};
 use std::fs;
@@ -45,6 +103,35 @@ const PORT_ATTEMPTS: usize = 5;
 /// sshd ports are drawn from here: below the ephemeral range (32768..), so outgoing
 /// connections do not take them between the check and sshd's bind.
 const PORTS: std::ops::Range<u16> = 20000..32000;
+
+/// What runs in a lab host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum HostKind {
+    /// sshd alone as pid 1: fast to start, for scale. The default.
+    #[default]
+    Sshd,
+    /// Debian's `cron` daemon, started by the boot script, then sshd as pid 1.
+    Cron,
+    /// Debian's systemd as pid 1, running sshd (ssh.service) and cron (cron.service).
+    Systemd,
+}
+
+impl HostKind {
+    /// `sshd`, `cron` or `systemd` (also the boot script's argument).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HostKind::Sshd => "sshd",
+            HostKind::Cron => "cron",
+            HostKind::Systemd => "systemd",
+        }
+    }
+}
+
+impl std::fmt::Display for HostKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// What fleet to start.
 #[derive(Debug, Clone, Default)]
@@ -79,6 +166,13 @@ pub enum LabError {
     },
     #[error("no freezer cgroup at {path} (the lab needs cgroup v1 with the freezer controller mounted there)")]
     NoFreezer { path: PathBuf },
+    #[error("{} not found: apt-get install -y {package}", path.display())]
+    Missing {
+        path: PathBuf,
+        package: &'static str,
+    },
+    #[error("no cgroup v1 name=systemd hierarchy at {path} (systemd hosts need it: mount -t cgroup -o none,name=systemd cgroup {path})", path = path.display())]
+    NoSystemdHierarchy { path: PathBuf },
     #[error("bad fleet options: {0}")]
     BadOptions(String),
     #[error("failed to {what} {}", path.display())]
@@ -92,6 +186,20 @@ pub enum LabError {
     KeyGen { path: PathBuf, detail: String },
     #[error("host {host}: sshd did not start: {log}")]
     HostStart { host: String, log: String },
+    #[error("host {host}: systemd is {state}, not running: {detail}")]
+    SystemdBoot {
+        host: String,
+        state: String,
+        detail: String,
+    },
+    #[error("host {host}: `systemctl reboot` failed: {detail}")]
+    Reboot { host: String, detail: String },
+    #[error("host {host} is a {kind} host: {what} needs a systemd host")]
+    WrongKind {
+        host: String,
+        kind: HostKind,
+        what: &'static str,
+    },
     #[error("hosts {hosts:?}: sshd not answering after {waited:?}")]
     StartTimeout {
         hosts: Vec<String>,
@@ -110,6 +218,8 @@ pub struct Fleet {
     path: PathBuf,
     /// The fleet's cgroup, parent of the hosts' cgroups.
     cgroup: PathBuf,
+    /// The fleet's `name=systemd` cgroup, parent of its systemd hosts' (if it has any).
+    systemd_cgroup: Option<PathBuf>,
     /// The client's ssh_config: one `Host` block per host.
     ssh_config: PathBuf,
     /// The hosts, in the order of `FleetOptions::names`.
@@ -119,11 +229,33 @@ pub struct Fleet {
 }
 
 impl Fleet {
-    /// Start every host at once and wait (at most 30 s) until each sshd listens and sends
-    /// its banner. On error, whatever was started is stopped again.
+    /// Start every host, all plain sshd hosts ([`HostKind::Sshd`]), at once and wait (at
+    /// most 30 s) until each sshd listens and sends its banner. On error, whatever was
+    /// started is stopped again.
     pub fn start(opts: FleetOptions) -> Result<Fleet, LabError> {
-        preflight()?;
+        Fleet::start_kinds(opts, Vec::new())
+    }
+
+    /// [`start`](Self::start) a fleet whose hosts are all of `kind`.
+    pub fn start_kind(opts: FleetOptions, kind: HostKind) -> Result<Fleet, LabError> {
+        let kinds = vec![kind; opts.names.len()];
+        Fleet::start_kinds(opts, kinds)
+    }
+
+    /// [`start`](Self::start) a fleet with a kind per host, in the order of
+    /// `opts.names`; empty means every host is plain sshd. With systemd hosts, waits (at
+    /// most 120 s) until their sshd answers and their boot is over (`running`, or
+    /// `degraded`: see [`LabHost::wait_running`]).
+    pub fn start_kinds(opts: FleetOptions, kinds: Vec<HostKind>) -> Result<Fleet, LabError> {
         check_options(&opts)?;
+        if !kinds.is_empty() && kinds.len() != opts.names.len() {
+            return Err(LabError::BadOptions(format!(
+                "{} host kinds for {} hosts",
+                kinds.len(),
+                opts.names.len()
+            )));
+        }
+        preflight(&kinds)?;
         // Best effort: a crashed earlier run must not pile up processes and cgroups.
         let _ = cleanup_stale();
 
@@ -150,16 +282,30 @@ impl Fleet {
             ssh_config: path.join("ssh_config"),
             path,
             cgroup: fleet_cg,
+            systemd_cgroup: None,
             hosts: Vec::new(),
             stopped: false,
         };
+        if kinds.contains(&HostKind::Systemd) {
+            let cg = Path::new(cgroup::SYSTEMD_LAB_ROOT).join(&id);
+            fs::create_dir_all(&cg).map_err(io_err("create cgroup", &cg))?;
+            fleet.systemd_cgroup = Some(cg);
+        }
 
         let mut labels = opts.labels.into_iter();
+        let mut kinds = kinds.into_iter();
         for name in opts.names {
             let host_dir = fleet.path.join(&name);
             let host_cg = fleet.cgroup.join(&name);
-            let host =
-                LabHost::prepare(name, labels.next().unwrap_or_default(), host_dir, host_cg)?;
+            let systemd_cg = fleet.systemd_cgroup.as_ref().map(|cg| cg.join(&name));
+            let host = LabHost::prepare(
+                name,
+                kinds.next().unwrap_or_default(),
+                labels.next().unwrap_or_default(),
+                host_dir,
+                host_cg,
+                systemd_cg,
+            )?;
             fleet.hosts.push(host);
         }
         fleet.generate_keys()?;
@@ -237,8 +383,10 @@ impl Fleet {
                 problems.push(format!("host {}: {e}", host.name()));
             }
         }
-        if let Err(e) = cgroup::remove(&self.cgroup, Duration::from_secs(2)) {
-            problems.push(e.to_string());
+        for cg in std::iter::once(&self.cgroup).chain(&self.systemd_cgroup) {
+            if let Err(e) = cgroup::remove(cg, Duration::from_secs(2)) {
+                problems.push(e.to_string());
+            }
         }
         if let Some(dir) = self.dir.take() {
             if let Err(e) = dir.close() {
@@ -253,14 +401,21 @@ impl Fleet {
     }
 
     /// Boot every host at once, then wait for all; a host whose port was taken meanwhile
-    /// boots again on another port.
+    /// boots again on another port. Then wait for the end of the systemd hosts' boots.
     fn boot_all(&mut self) -> Result<(), LabError> {
         let mut used = HashSet::new();
         for host in &mut self.hosts {
             host.port = free_port(&mut used)?;
             host.spawn()?;
         }
-        let deadline = Instant::now() + START_DEADLINE;
+        let waited = (self.hosts.iter())
+            .map(|h| match h.kind() {
+                HostKind::Systemd => host::SYSTEMD_BOOT_DEADLINE,
+                _ => START_DEADLINE,
+            })
+            .max()
+            .unwrap_or(START_DEADLINE);
+        let deadline = Instant::now() + waited;
         let mut pending: Vec<(usize, usize)> = (0..self.hosts.len()).map(|i| (i, 1)).collect();
         while !pending.is_empty() {
             let mut still = Vec::new();
@@ -293,12 +448,12 @@ impl Fleet {
                     .iter()
                     .map(|&(i, _)| self.hosts[i].name().to_owned())
                     .collect();
-                return Err(LabError::StartTimeout {
-                    hosts,
-                    waited: START_DEADLINE,
-                });
+                return Err(LabError::StartTimeout { hosts, waited });
             }
             sleep(Duration::from_millis(10));
+        }
+        for host in &self.hosts {
+            host.wait_booted(deadline)?;
         }
         Ok(())
     }
@@ -312,8 +467,9 @@ impl Drop for Fleet {
     }
 }
 
-/// Root, sshd, the util-linux and ssh tools, and the freezer hierarchy.
-fn preflight() -> Result<(), LabError> {
+/// Root, sshd, the util-linux and ssh tools, and the freezer hierarchy; cron for cron and
+/// systemd hosts; systemd and its `name=systemd` hierarchy for systemd hosts.
+fn preflight(kinds: &[HostKind]) -> Result<(), LabError> {
     // SAFETY: geteuid(2) has no preconditions and cannot fail.
     if unsafe { libc::geteuid() } != 0 {
         return Err(LabError::NotRoot);
@@ -342,6 +498,37 @@ fn preflight() -> Result<(), LabError> {
         return Err(LabError::NoFreezer {
             path: freezer.to_owned(),
         });
+    }
+    let mut needed = Vec::new();
+    if kinds.iter().any(|&k| k != HostKind::Sshd) {
+        needed.push(("/usr/sbin/cron", "cron"));
+    }
+    if kinds.contains(&HostKind::Systemd) {
+        needed.extend([
+            (systemd::SYSTEMD_BIN, "systemd"),
+            ("/usr/bin/systemctl", "systemd"),
+            ("/lib/systemd/system/ssh.service", "openssh-server"),
+            ("/lib/systemd/system/cron.service", "cron"),
+            // systemd-logind fails without a system bus: the host would boot degraded.
+            ("/usr/bin/dbus-daemon", "dbus"),
+        ]);
+    }
+    for (path, package) in needed {
+        if !Path::new(path).exists() {
+            return Err(LabError::Missing {
+                path: PathBuf::from(path),
+                package,
+            });
+        }
+    }
+    if kinds.contains(&HostKind::Systemd) {
+        let hierarchy = Path::new(cgroup::SYSTEMD);
+        if !hierarchy.join("cgroup.procs").exists() || hierarchy.join("cgroup.controllers").exists()
+        {
+            return Err(LabError::NoSystemdHierarchy {
+                path: hierarchy.to_owned(),
+            });
+        }
     }
     Ok(())
 }
