@@ -16,7 +16,7 @@ use crate::report::{Event as Shown, Phase, Reporter};
 use crate::rollout::probe::ProbeReport;
 use crate::rollout::verdict::{Evidence, Health, HostWatch, Outcome, Verdict};
 use crate::rollout::{
-    step, Action, Event, HostResult, HostState, Lost, Op, Record, RunKind, RunState, Stage, Status,
+    step, Action, Event, HostResult, HostState, HostVerdict, Lost, Op, Record, RunKind, RunState, Stage, Status,
     StopRequest,
 };
 
@@ -180,10 +180,8 @@ impl<'r> Engine<'r> {
                 Woken::Round(r) => {
                     self.round = None;
                     let (wave, outcomes) = r.unwrap_or_default();
-                    for e in self.judge(outcomes) {
-                        self.submit(e)?;
-                    }
-                    self.submit(Event::Round { wave })?;
+                    let verdicts = self.judge(outcomes);
+                    self.submit(Event::Round { wave, verdicts })?;
                     if let Some(d) = self.shared.plan.deployment() {
                         self.next_round = Some(self.round_started + d.interval);
                     }
@@ -346,8 +344,8 @@ impl<'r> Engine<'r> {
         }
     }
 
-    /// Turn a round's outcomes into verdict events (only where something changed).
-    fn judge(&mut self, outcomes: Outcomes) -> Vec<Event> {
+    /// Turn a round's outcomes into verdicts (only where something changed).
+    fn judge(&mut self, outcomes: Outcomes) -> Vec<HostVerdict> {
         let controls: Vec<ProbeReport> = outcomes
             .iter()
             .filter(|(h, _)| self.state.controls.contains(h))
@@ -398,7 +396,7 @@ impl<'r> Engine<'r> {
             let now = (verdict.clone(), runs, lost.clone());
             if self.sent.get(&host) != Some(&now) {
                 self.sent.insert(host.clone(), now);
-                events.push(Event::Verdict {
+                events.push(HostVerdict {
                     host,
                     verdict,
                     runs,
@@ -462,15 +460,15 @@ impl<'r> Engine<'r> {
     fn show_transition(&self, before: &Status, rec: &Record) {
         let after = &self.state.status;
         match &rec.event {
-            Event::Verdict { host, verdict, .. } => {
-                let wave = self.state.host(host).map_or(0, |h| h.wave);
-                self.reporter.emit(Shown::Verdict {
-                    wave,
-                    host: host.clone(),
-                    verdict: verdict.clone(),
-                });
-            }
-            Event::Round { wave } => {
+            Event::Round { wave, verdicts } => {
+                for v in verdicts {
+                    let wave = self.state.host(&v.host).map_or(0, |h| h.wave);
+                    self.reporter.emit(Shown::Verdict {
+                        wave,
+                        host: v.host.clone(),
+                        verdict: v.verdict.clone(),
+                    });
+                }
                 if let Status::Running {
                     stage: Stage::Bake(b),
                 } = after

@@ -251,6 +251,17 @@ pub enum Lost {
     Replaced { owner: Option<String> },
 }
 
+/// A host's verdict after a probe, with the runs of this version it has made.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HostVerdict {
+    pub host: String,
+    pub verdict: Verdict,
+    pub runs: u32,
+    /// The host no longer holds this run's install.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lost: Option<Lost>,
+}
+
 /// Why a controller process took a run up again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -312,17 +323,12 @@ pub enum Event {
         op: Op,
         result: HostResult,
     },
-    /// A host's verdict (or its count of runs) changed during a bake.
-    Verdict {
-        host: String,
-        verdict: Verdict,
-        runs: u32,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        lost: Option<Lost>,
-    },
-    /// A probe round of the bake of `wave` finished.
+    /// A probe round of the bake of `wave` finished, with the hosts whose verdict (or
+    /// count of runs) changed; all of them are judged together.
     Round {
         wave: usize,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        verdicts: Vec<HostVerdict>,
     },
 }
 

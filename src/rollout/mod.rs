@@ -15,7 +15,7 @@ pub mod verdict;
 mod tests;
 
 pub use event::{
-    Attach, Deployment, Event, Finding, HostResult, Intent, Lost, Op, Plan, Policy, Record,
+    Attach, Deployment, Event, Finding, HostResult, HostVerdict, Intent, Lost, Op, Plan, Policy, Record,
     Refusal, RunKind, StopRequest, Target, FORMAT,
 };
 pub use state::{End, HostRun, HostState, RunState, Stage, Status, Why};

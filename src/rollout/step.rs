@@ -68,13 +68,10 @@ pub fn step(s: &mut RunState, rec: &Record) -> Vec<Action> {
             }
         }
         Event::Result { host, op, result } => on_result(s, host, *op, result),
-        Event::Verdict {
-            host,
-            verdict,
-            runs,
-            lost,
-        } => on_verdict(s, host, verdict, *runs, lost.as_ref()),
-        Event::Round { wave } => {
+        Event::Round { wave, verdicts } => {
+            for v in verdicts {
+                on_verdict(s, &v.host, &v.verdict, v.runs, v.lost.as_ref());
+            }
             s.renewed = s.now;
             if let Status::Running {
                 stage: Stage::Bake(b),

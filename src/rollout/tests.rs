@@ -217,6 +217,7 @@ impl Sim {
             // Nothing ordered: a bake round, then time passes.
             if let Some((wave, hosts, _)) = self.s.probing() {
                 let hosts: Vec<String> = hosts.iter().map(|h| h.to_string()).collect();
+                let mut verdicts = Vec::new();
                 for h in hosts {
                     let v = self
                         .world
@@ -236,7 +237,7 @@ impl Sim {
                     };
                     let known = self.s.host(&h).unwrap();
                     if known.verdict.as_ref() != Some(&v) || known.runs != runs || lost.is_some() {
-                        self.submit(Event::Verdict {
+                        verdicts.push(HostVerdict {
                             host: h,
                             verdict: v,
                             runs,
@@ -244,7 +245,7 @@ impl Sim {
                         });
                     }
                 }
-                self.submit(Event::Round { wave });
+                self.submit(Event::Round { wave, verdicts });
                 self.now += INTERVAL;
                 continue;
             }
@@ -537,14 +538,16 @@ fn a_killed_controller_is_resumed_by_asking_the_hosts_it_had_in_flight() {
             let result = sim.world.result(&host, op);
             sim.submit(Event::Result { host, op, result });
         } else if let Some((wave, ..)) = sim.s.probing() {
-            sim.submit(Event::Round { wave });
-            sim.now += INTERVAL;
-            sim.submit(Event::Verdict {
-                host: "a".into(),
-                verdict: Verdict::healthy(),
-                runs: 1,
-                lost: None,
+            sim.submit(Event::Round {
+                wave,
+                verdicts: vec![HostVerdict {
+                    host: "a".into(),
+                    verdict: Verdict::healthy(),
+                    runs: 1,
+                    lost: None,
+                }],
             });
+            sim.now += INTERVAL;
         }
     }
     sim.queue.clear();
@@ -739,30 +742,27 @@ fn replaying_any_prefix_of_the_journal_gives_the_live_state() {
                 }
             } else if roll < 75 {
                 if let Some((wave, hs, _)) = s.probing() {
-                    if let Some(h) = hs.first().map(|h| h.to_string()) {
-                        let v = if rng.random_bool(0.2) {
-                            bad(Health::Degraded, "x")
-                        } else {
-                            Verdict::healthy()
-                        };
-                        let lost = rng.random_bool(0.05).then_some(Lost::Reverted {
-                            lease_until: 1,
-                            at: 2,
-                        });
-                        let a = feed(
-                            &mut s,
-                            &mut text,
-                            Event::Verdict {
-                                host: h,
-                                verdict: v,
-                                runs: rng.random_range(0..3),
-                                lost,
+                    let hs: Vec<String> = hs.iter().map(|h| h.to_string()).collect();
+                    let mut verdicts = Vec::new();
+                    for host in hs {
+                        if rng.random_bool(0.5) {
+                            continue;
+                        }
+                        verdicts.push(HostVerdict {
+                            host,
+                            verdict: if rng.random_bool(0.2) {
+                                bad(Health::Degraded, "x")
+                            } else {
+                                Verdict::healthy()
                             },
-                            now,
-                        );
-                        outstanding.extend(a);
+                            runs: rng.random_range(0..3),
+                            lost: rng.random_bool(0.05).then_some(Lost::Reverted {
+                                lease_until: 1,
+                                at: 2,
+                            }),
+                        });
                     }
-                    Event::Round { wave }
+                    Event::Round { wave, verdicts }
                 } else {
                     Event::Tick
                 }

@@ -243,6 +243,12 @@ wv_guard() {
   { mkdir -p /var/log && : >> "$_glog"; } 2>/dev/null || _glog=/dev/null
   _now=$(date +%s)
   printf '%s wavectl guard: %s run %s %s; reverting it\n' "$(date '+%Y-%m-%dT%H:%M:%S%z')" "$WV_NAME" "$WV_GR" "$WV_GWHY" >> "$_glog"
+  # Recorded before anything changes (clean 0 until it checks out), so whoever looks
+  # while the revert runs, or after it was cut short, learns it was the guard.
+  case $WV_GWHY in
+    *revoked*) ;;
+    *) mkdir -p "$WV_ROOT/.reverted" && wv_put "$WV_REV" "$WV_GR $WV_LEASE_UNTIL $_now 0$WV_NL" ;;
+  esac
   # The removal's report, its hex values decoded for the log.
   _gout=$(wv_remove_run "$WV_GR" "$INSTALL_PATH" 10 2>&1; printf 'clean %s\n' "$WV_CLEAN")
   case $_gout in *"clean 1") WV_CLEAN=1 ;; *) WV_CLEAN=0 ;; esac

@@ -1,0 +1,127 @@
+//! The lease (magic rollback) on hosts that run Debian's real cron: a controller killed
+//! during a long bake leaves its hosts in probation; nobody renews their lease, so once
+//! it runs out each host reverts itself (its guard runs every minute from cron); the
+//! controller, resumed later, counts each such host as unhealthy with the evidence
+//! "lease expired at T" and rolls back the rest.
+
+mod common;
+
+use std::time::Duration;
+
+use wavectl::lab::{Fleet, FleetOptions, HostKind};
+
+use common::*;
+
+const NAME: &str = "leased";
+const INSTALL: &str = "/usr/local/sbin/leased";
+const ORIGINAL: &str = "#!/bin/sh\n# before wavectl\n";
+
+fn spec() -> String {
+    format!(
+        r#"name = "{NAME}"
+inventory = "inventory.toml"
+[script]
+source = "script.sh"
+install_path = "{INSTALL}"
+timeout = "20s"
+[activation]
+kind = "cron"
+schedule = "*/30 * * * *"
+run_on_install = true
+[waves]
+sizes = ["100%"]
+bake = "10m"
+min_runs = 1
+[health]
+interval = "2s"
+probe_timeout = "2s"
+builtin = ["reachable", "script"]
+[policy]
+lease = "15s"
+"#
+    )
+}
+
+#[test]
+fn hosts_revert_themselves_when_the_controller_dies_and_resume_sees_it() {
+    let fleet = Fleet::start_kind(FleetOptions::numbered(2), HostKind::Cron).expect("cron fleet");
+    let w = Workdir::new(fleet, "#!/bin/sh\necho ok\n", &spec());
+    let original = seed_original(w.fleet.host("h02"), INSTALL, ORIGINAL);
+    let mut child = std::process::Command::new(bin())
+        .args(w.args(&["--json", "apply", "rollout.toml", "--yes"]))
+        .current_dir(w.path())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let cron = format!("/etc/cron.d/wavectl-{NAME}");
+    let manifest = format!("/var/lib/wavectl/{NAME}/manifest.json");
+    assert!(
+        eventually(Duration::from_secs(30), || w
+            .fleet
+            .hosts()
+            .iter()
+            .all(|h| h.path(&cron).exists() && h.path(&manifest).exists())),
+        "the hosts were never deployed"
+    );
+    // The bake runs (probes renew the lease); then the controller dies outright.
+    std::thread::sleep(Duration::from_secs(3));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    for h in w.fleet.hosts() {
+        let m = std::fs::read_to_string(h.path(&manifest)).unwrap();
+        assert!(m.contains("\"state\":\"probation\""), "{}: {m}", h.name());
+    }
+
+    // Nobody renews the lease: 15 s, then the next minute's guard reverts each host.
+    let state_dir = format!("/var/lib/wavectl/{NAME}");
+    let reverted = eventually(Duration::from_secs(110), || {
+        w.fleet
+            .hosts()
+            .iter()
+            .all(|h| {
+                !h.path(&cron).exists()
+                    && !h.path(&state_dir).exists()
+                    && std::fs::read_to_string(h.path(&format!("/var/lib/wavectl/.reverted/{NAME}")))
+                        .is_ok_and(|t| t.trim_end().ends_with(" 1"))
+            })
+    });
+    assert!(reverted, "the hosts did not revert themselves");
+    for h in w.fleet.hosts() {
+        assert_no_wavectl_files(h, NAME, INSTALL);
+        if h.name() == "h02" {
+            assert_eq!(std::fs::read(h.path(INSTALL)).unwrap(), original);
+        } else {
+            assert!(!h.path(INSTALL).exists(), "{}", h.name());
+        }
+        let note = std::fs::read_to_string(h.path(&format!("/var/lib/wavectl/.reverted/{NAME}")))
+            .unwrap_or_default();
+        assert!(!note.is_empty(), "{}: no record of the revert", h.name());
+    }
+
+    // The run's journal does not know yet; resume asks the hosts, counts each as
+    // unhealthy with the lease's evidence, and ends rolled back.
+    let st = w.wavectl(&["status"]);
+    assert!(st.stdout.contains("interrupted"), "{}", st.stdout);
+    let run = std::fs::read_dir(w.state().join("runs"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .file_name()
+        .into_string()
+        .unwrap();
+    let r = w.wavectl(&["resume", &run]);
+    assert_eq!(r.code, Some(1), "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("lease expired at"), "{}", r.stdout);
+    let js = w.wavectl(&["status", &run, "--json"]);
+    let js: serde_json::Value = serde_json::from_str(js.stdout.trim()).unwrap();
+    for h in js["hosts"].as_array().unwrap() {
+        assert_eq!(h["state"], "reverted", "{h}");
+    }
+    // Nothing is left for reconcile.
+    let rc = w.wavectl(&["reconcile"]);
+    assert_eq!(rc.code, Some(0), "{}\n{}", rc.stdout, rc.stderr);
+    assert!(rc.stdout.contains("nothing to reconcile"), "{}", rc.stdout);
+}
