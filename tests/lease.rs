@@ -77,15 +77,12 @@ fn hosts_revert_themselves_when_the_controller_dies_and_resume_sees_it() {
     // Nobody renews the lease: 15 s, then the next minute's guard reverts each host.
     let state_dir = format!("/var/lib/wavectl/{NAME}");
     let reverted = eventually(Duration::from_secs(110), || {
-        w.fleet
-            .hosts()
-            .iter()
-            .all(|h| {
-                !h.path(&cron).exists()
-                    && !h.path(&state_dir).exists()
-                    && std::fs::read_to_string(h.path(&format!("/var/lib/wavectl/.reverted/{NAME}")))
-                        .is_ok_and(|t| t.trim_end().ends_with(" 1"))
-            })
+        w.fleet.hosts().iter().all(|h| {
+            !h.path(&cron).exists()
+                && !h.path(&state_dir).exists()
+                && std::fs::read_to_string(h.path(&format!("/var/lib/wavectl/.reverted/{NAME}")))
+                    .is_ok_and(|t| t.trim_end().ends_with(" 1"))
+        })
     });
     assert!(reverted, "the hosts did not revert themselves");
     for h in w.fleet.hosts() {

@@ -16,8 +16,8 @@ use crate::report::{Event as Shown, Phase, Reporter};
 use crate::rollout::probe::ProbeReport;
 use crate::rollout::verdict::{Evidence, Health, HostWatch, Outcome, Verdict};
 use crate::rollout::{
-    step, Action, Event, HostResult, HostState, HostVerdict, Lost, Op, Record, RunKind, RunState, Stage, Status,
-    StopRequest,
+    step, Action, Event, HostResult, HostState, HostVerdict, Lost, Op, Record, RunKind, RunState,
+    Stage, Status, StopRequest,
 };
 
 use super::ops::{self, Shared};
