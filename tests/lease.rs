@@ -17,6 +17,10 @@ const INSTALL: &str = "/usr/local/sbin/leased";
 const ORIGINAL: &str = "#!/bin/sh\n# before wavectl\n";
 
 fn spec() -> String {
+    spec_with("kind = \"cron\"\nschedule = \"*/30 * * * *\"")
+}
+
+fn spec_with(activation: &str) -> String {
     format!(
         r#"name = "{NAME}"
 inventory = "inventory.toml"
@@ -25,8 +29,7 @@ source = "script.sh"
 install_path = "{INSTALL}"
 timeout = "20s"
 [activation]
-kind = "cron"
-schedule = "*/30 * * * *"
+{activation}
 run_on_install = true
 [waves]
 sizes = ["100%"]
@@ -46,6 +49,40 @@ lease = "15s"
 fn hosts_revert_themselves_when_the_controller_dies_and_resume_sees_it() {
     let fleet = Fleet::start_kind(FleetOptions::numbered(2), HostKind::Cron).expect("cron fleet");
     let w = Workdir::new(fleet, "#!/bin/sh\necho ok\n", &spec());
+    killed_during_the_bake_then_reverted(&w, &format!("/etc/cron.d/wavectl-{NAME}"));
+}
+
+/// The same under a real systemd: the script runs from its timer, the lease guard from
+/// a minutely timer; the revert disables and removes every unit.
+#[test]
+fn systemd_timer_hosts_revert_themselves_too() {
+    let fleet =
+        Fleet::start_kind(FleetOptions::numbered(2), HostKind::Systemd).expect("systemd fleet");
+    for h in fleet.hosts() {
+        h.wait_running().expect("systemd is running");
+    }
+    let spec = spec_with("kind = \"systemd-timer\"\nschedule = \"*:*:0/10\"");
+    let w = Workdir::new(fleet, "#!/bin/sh\necho ok\n", &spec);
+    let timer = format!("/etc/systemd/system/wavectl-{NAME}.timer");
+    killed_during_the_bake_then_reverted(&w, &timer);
+    for h in w.fleet.hosts() {
+        for unit in ["", "-guard", "-lease"] {
+            for ext in ["service", "timer"] {
+                let p = format!("/etc/systemd/system/wavectl-{NAME}{unit}.{ext}");
+                assert!(!h.path(&p).exists(), "{}: {p} left", h.name());
+            }
+        }
+        let out = h
+            .systemctl(&["list-timers", "--all", "--no-legend"])
+            .unwrap();
+        let timers = String::from_utf8_lossy(&out.stdout);
+        assert!(!timers.contains("wavectl-"), "{}: {timers}", h.name());
+    }
+}
+
+/// Deploy, check the activation `marker` is there and the script runs, kill the
+/// controller mid-bake, wait for the hosts to revert themselves, then `resume`.
+fn killed_during_the_bake_then_reverted(w: &Workdir, marker: &str) {
     let original = seed_original(w.fleet.host("h02"), INSTALL, ORIGINAL);
     let mut child = std::process::Command::new(bin())
         .args(w.args(&["--json", "apply", "rollout.toml", "--yes"]))
@@ -55,7 +92,7 @@ fn hosts_revert_themselves_when_the_controller_dies_and_resume_sees_it() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let cron = format!("/etc/cron.d/wavectl-{NAME}");
+    let cron = marker.to_string();
     let manifest = format!("/var/lib/wavectl/{NAME}/manifest.json");
     assert!(
         eventually(Duration::from_secs(30), || w
