@@ -377,9 +377,9 @@ impl<'r> Engine<'r> {
                 _ => (prev_runs, None),
             };
             match &lost {
-                Some(Lost::Reverted { lease_until, at }) => {
-                    verdict = crate::rollout::step::lease_verdict(*lease_until, *at)
-                }
+                Some(Lost::Reverted {
+                    lease_until, at, ..
+                }) => verdict = crate::rollout::step::lease_verdict(*lease_until, *at),
                 Some(Lost::Replaced { owner }) => {
                     verdict = Verdict::bad(
                         Health::Degraded,
@@ -606,6 +606,7 @@ fn lost(r: &ProbeReport, run: &str) -> Option<Lost> {
         return Some(Lost::Reverted {
             lease_until: rv.lease_until,
             at: rv.at,
+            clean: rv.clean,
         });
     }
     match &r.owner {

@@ -188,9 +188,7 @@ async fn confirm(sh: &Shared, host: &Host) -> HostResult {
             remote::ConfirmResult::Confirmed => HostResult::Confirmed,
             remote::ConfirmResult::Refused(why) => match ask(&conn, sh).await {
                 // The lease ran out and the host reverted itself.
-                Ok(Finding::Reverted { lease_until, at }) => {
-                    HostResult::Settled(Finding::Reverted { lease_until, at })
-                }
+                Ok(f @ Finding::Reverted { .. }) => HostResult::Settled(f),
                 _ => HostResult::Failed {
                     verdict: Verdict::bad(Health::Degraded, Evidence::new("confirm").raw(why)),
                     touched: true,
@@ -324,6 +322,7 @@ async fn ask(conn: &Conn, sh: &Shared) -> Result<Finding, HostResult> {
         return Ok(Finding::Reverted {
             lease_until: r.lease_until,
             at: r.at,
+            clean: r.clean,
         });
     }
     match &f.manifest {

@@ -758,7 +758,11 @@ fn cron_runs_the_boot_guard_and_the_lease_guard() {
     };
     wait_for(
         "the boot guard",
-        &|| state_of(&sb, name, "run-b").reverted.is_some(),
+        &|| {
+            state_of(&sb, name, "run-b")
+                .reverted
+                .is_some_and(|r| r.clean)
+        },
         20,
     );
     assert_eq!(version_facts(&sb, name, path), a_facts);
@@ -777,7 +781,11 @@ fn cron_runs_the_boot_guard_and_the_lease_guard() {
     install_ok(&sb, &pl);
     wait_for(
         "the lease guard",
-        &|| state_of(&sb, "t-cron-lease", "run-l").reverted.is_some(),
+        &|| {
+            state_of(&sb, "t-cron-lease", "run-l")
+                .reverted
+                .is_some_and(|r| r.clean)
+        },
         75,
     );
     assert_eq!(state_files(&sb, "t-cron-lease"), "");

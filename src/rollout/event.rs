@@ -209,8 +209,13 @@ pub enum Finding {
     Partial,
     /// Nothing of this run is on the host (`other`: the run whose install it holds).
     Absent { other: Option<String> },
-    /// The lease ran out and the host reverted itself.
-    Reverted { lease_until: u64, at: u64 },
+    /// The lease ran out and the host reverted itself (`clean`: the revert checked out;
+    /// otherwise the host may still hold part of the install).
+    Reverted {
+        lease_until: u64,
+        at: u64,
+        clean: bool,
+    },
 }
 
 /// What a host action gave.
@@ -245,8 +250,13 @@ pub enum HostResult {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Lost {
-    /// Its lease ran out and it reverted itself (host clock, Unix seconds).
-    Reverted { lease_until: u64, at: u64 },
+    /// Its lease ran out and it reverted itself (host clock, Unix seconds); `clean`: the
+    /// revert checked out.
+    Reverted {
+        lease_until: u64,
+        at: u64,
+        clean: bool,
+    },
     /// Its manifest names another run (or none).
     Replaced { owner: Option<String> },
 }

@@ -360,8 +360,15 @@ fn on_result(s: &mut RunState, host: &str, op: Op, result: &HostResult) {
             h.state = HostState::Confirmed;
             h.detail = "confirmed".into();
         }
-        (Op::Confirm, HostResult::Settled(Finding::Reverted { lease_until, at })) => {
-            h.state = HostState::Reverted;
+        (
+            Op::Confirm,
+            HostResult::Settled(Finding::Reverted {
+                lease_until,
+                at,
+                clean,
+            }),
+        ) => {
+            h.state = reverted_state(*clean);
             let v = lease_verdict(*lease_until, *at);
             h.detail = first_evidence(&v);
             verdict = Some(v);
@@ -418,8 +425,12 @@ fn on_result(s: &mut RunState, host: &str, op: Op, result: &HostResult) {
                     ));
                 }
             }
-            Finding::Reverted { lease_until, at } => {
-                h.state = HostState::Reverted;
+            Finding::Reverted {
+                lease_until,
+                at,
+                clean,
+            } => {
+                h.state = reverted_state(*clean);
                 let v = lease_verdict(*lease_until, *at);
                 h.detail = first_evidence(&v);
                 verdict = Some(v);
@@ -454,12 +465,22 @@ fn on_verdict(s: &mut RunState, host: &str, v: &Verdict, runs: u32, lost: Option
     h.verdict = Some(v.clone());
     h.runs = runs;
     match lost {
-        Some(Lost::Reverted { .. }) => h.state = HostState::Reverted,
+        Some(Lost::Reverted { clean, .. }) => h.state = reverted_state(*clean),
         Some(Lost::Replaced { .. }) => h.state = HostState::Clean,
         None => {}
     }
     if v.health.is_bad() {
         bad(s, host, v);
+    }
+}
+
+/// A host that reverted itself holds nothing of the run, unless its revert did not check
+/// out (or is still going on): then it may, and a removal is owed.
+fn reverted_state(clean: bool) -> HostState {
+    if clean {
+        HostState::Reverted
+    } else {
+        HostState::Pending
     }
 }
 

@@ -229,6 +229,7 @@ impl Sim {
                     let lost = self.world.reverted.contains(&h).then_some(Lost::Reverted {
                         lease_until: 1,
                         at: 2,
+                        clean: true,
                     });
                     let v = if lost.is_some() {
                         step::lease_verdict(1, 2)
@@ -723,6 +724,7 @@ fn replaying_any_prefix_of_the_journal_gives_the_live_state() {
                                 2 => Finding::Reverted {
                                     lease_until: 5,
                                     at: 6,
+                                    clean: n > 3,
                                 },
                                 _ => Finding::Ours {
                                     confirmed: n > 5,
@@ -759,6 +761,7 @@ fn replaying_any_prefix_of_the_journal_gives_the_live_state() {
                             lost: rng.random_bool(0.05).then_some(Lost::Reverted {
                                 lease_until: 1,
                                 at: 2,
+                                clean: rng.random_bool(0.7),
                             }),
                         });
                     }
@@ -817,4 +820,32 @@ fn a_record_carries_the_format_version_and_readable_tags() {
         line,
         r#"{"v":1,"at":5,"type":"result","host":"a","op":"remove","result":{"removed":{"detail":"x"}}}"#
     );
+}
+
+#[test]
+fn a_host_whose_own_revert_did_not_check_out_is_still_removed() {
+    let mut sim = Sim::begin(apply_plan(&[&["a"], &["b"]]), World::default());
+    while let Some(Action::Host { host, op }) = sim.queue.pop_front() {
+        let result = sim.world.result(&host, op);
+        sim.submit(Event::Result { host, op, result });
+    }
+    let (wave, ..) = sim.s.probing().unwrap();
+    sim.submit(Event::Round {
+        wave,
+        verdicts: vec![HostVerdict {
+            host: "a".into(),
+            verdict: step::lease_verdict(1, 2),
+            runs: 1,
+            lost: Some(Lost::Reverted {
+                lease_until: 1,
+                at: 2,
+                clean: false,
+            }),
+        }],
+    });
+    // It may still hold part of the install: pending, and the rollback visits it.
+    assert_eq!(sim.ordered(Op::Remove), ["a"]);
+    sim.run();
+    assert_eq!(sim.state("a"), HostState::Clean);
+    assert_eq!(exit_code(&sim.s), exit::ROLLED_BACK);
 }
