@@ -214,6 +214,7 @@ mod tests {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
             host_key_check: HostKeyCheck::Strict,
+            become_root: false,
         }
     }
 
