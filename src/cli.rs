@@ -95,6 +95,10 @@ pub struct SpecArgs {
     /// Allow an install_path over a file the host side needs or a package owns.
     #[arg(long)]
     pub force: bool,
+    /// Narrow the targets (Ansible patterns: names, groups, globs, key=value; ',' or ':'
+    /// between terms; !exclude, &intersect).
+    #[arg(long, value_name = "PATTERN")]
+    pub limit: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -114,6 +118,9 @@ pub struct PurgeArgs {
     /// Leave out this host; repeatable.
     #[arg(long, value_name = "HOST")]
     pub exclude: Vec<String>,
+    /// Narrow the hosts (Ansible patterns, as for plan and apply).
+    #[arg(long, value_name = "PATTERN")]
+    pub limit: Option<String>,
     /// Retry the hosts left pending, with backoff, until all are clean (or Ctrl-C).
     #[arg(long)]
     pub until_done: bool,

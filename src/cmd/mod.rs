@@ -43,7 +43,10 @@ pub fn run(cli: Cli) -> i32 {
 }
 
 fn load(args: &SpecArgs) -> Result<(spec::Loaded, Vec<plan::Wave>), InputError> {
-    let opts = spec::LoadOptions { force: args.force };
+    let opts = spec::LoadOptions {
+        force: args.force,
+        limit: args.limit.clone(),
+    };
     let loaded = spec::load_with(&args.rollout, args.inventory.as_deref(), &opts)?;
     let waves = plan::waves(&loaded.targets, &loaded.rollout.waves).map_err(|e| {
         if e.file.is_none() {

@@ -43,6 +43,7 @@ pub fn purge(g: &Global, args: &PurgeArgs) -> CmdResult {
     };
     let inv = inventory_of(args)?;
     let hosts = spec::select_hosts(&inv, &args.select, &args.exclude)?;
+    let hosts = spec::limit_hosts(&inv, hosts, args.limit.as_deref(), "hosts to purge")?;
     let dir = state_dir(g);
     dir.ensure()?;
     let run = exec::new_run_id(&format!("purge-{}", name.trim_start_matches("path-")));

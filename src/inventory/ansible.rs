@@ -137,7 +137,8 @@ impl Model {
                     groups: Vec::new(),
                     vars: Vec::new(),
                 });
-                self.host_index.insert(name.to_string(), self.hosts.len() - 1);
+                self.host_index
+                    .insert(name.to_string(), self.hosts.len() - 1);
                 self.hosts.len() - 1
             }
         };
@@ -150,7 +151,11 @@ impl Model {
 
     /// Resolve into hosts, in the order they were first listed. Errors point into `src`.
     pub fn resolve(mut self, src: &SourceFile) -> Result<Inventory, InputError> {
-        let err = |pos: Pos, b: Bad| InputError::in_file(&src.path, b.message).at(pos).help(b.help);
+        let err = |pos: Pos, b: Bad| {
+            InputError::in_file(&src.path, b.message)
+                .at(pos)
+                .help(b.help)
+        };
         self.declare(ALL);
         self.declare(UNGROUPED);
 
@@ -158,7 +163,10 @@ impl Model {
         let mut parents: HashMap<&str, Vec<&str>> = HashMap::new();
         for (name, g) in &self.groups {
             for (child, _) in &g.children {
-                parents.entry(child.as_str()).or_default().push(name.as_str());
+                parents
+                    .entry(child.as_str())
+                    .or_default()
+                    .push(name.as_str());
             }
         }
         for name in self.groups.keys() {
@@ -186,7 +194,9 @@ impl Model {
                     err(
                         v.pos,
                         Bad::new(
-                            format!("ansible_group_priority of group `{name}` is not a whole number"),
+                            format!(
+                                "ansible_group_priority of group `{name}` is not a whole number"
+                            ),
                             "write a whole number, e.g. ansible_group_priority=10",
                         ),
                     )
@@ -197,7 +207,9 @@ impl Model {
 
         let mut hosts = Vec::with_capacity(self.hosts.len());
         for entry in &self.hosts {
-            HOST_NAME.check(&entry.name).map_err(|b| err(entry.pos, b))?;
+            HOST_NAME
+                .check(&entry.name)
+                .map_err(|b| err(entry.pos, b))?;
             // Every group the host is in: its own and all their ancestors.
             let mut groups: HashSet<&str> = HashSet::new();
             let mut todo: Vec<&str> = entry.groups.iter().map(String::as_str).collect();
@@ -220,14 +232,20 @@ impl Model {
             });
             let mut vars: BTreeMap<&str, &Var> = BTreeMap::new();
             for g in &ordered {
-                for v in self.groups.get(*g).map(|g| g.vars.as_slice()).unwrap_or(&[]) {
+                for v in self
+                    .groups
+                    .get(*g)
+                    .map(|g| g.vars.as_slice())
+                    .unwrap_or(&[])
+                {
                     vars.insert(v.key.as_str(), v);
                 }
             }
             for v in &entry.vars {
                 vars.insert(v.key.as_str(), v);
             }
-            let mut host = build_host(&entry.name, vars.values().copied()).map_err(|(p, b)| err(p, b))?;
+            let mut host =
+                build_host(&entry.name, vars.values().copied()).map_err(|(p, b)| err(p, b))?;
             let mut named: Vec<&str> = ordered
                 .into_iter()
                 .filter(|g| *g != ALL && *g != UNGROUPED)
@@ -267,7 +285,10 @@ fn find_cycle(groups: &BTreeMap<String, Group>) -> Option<(Pos, Vec<String>)> {
                 *next += 1;
                 match colour.get(child.as_str()) {
                     Some(1) => {
-                        let at = path.iter().position(|(p, _)| *p == child.as_str()).unwrap_or(0);
+                        let at = path
+                            .iter()
+                            .position(|(p, _)| *p == child.as_str())
+                            .unwrap_or(0);
                         let mut cycle: Vec<String> =
                             path[at..].iter().map(|(p, _)| p.to_string()).collect();
                         cycle.push(child.clone());
@@ -289,7 +310,11 @@ fn find_cycle(groups: &BTreeMap<String, Group>) -> Option<(Pos, Vec<String>)> {
 }
 
 /// The longest path from `all` to `g` (no cycles: checked before).
-fn depth_of<'a>(g: &'a str, parents: &HashMap<&'a str, Vec<&'a str>>, memo: &mut HashMap<&'a str, usize>) -> usize {
+fn depth_of<'a>(
+    g: &'a str,
+    parents: &HashMap<&'a str, Vec<&'a str>>,
+    memo: &mut HashMap<&'a str, usize>,
+) -> usize {
     if g == ALL {
         return 0;
     }
@@ -298,7 +323,12 @@ fn depth_of<'a>(g: &'a str, parents: &HashMap<&'a str, Vec<&'a str>>, memo: &mut
     }
     let d = parents
         .get(g)
-        .map(|ps| ps.iter().map(|p| depth_of(p, parents, memo) + 1).max().unwrap_or(1))
+        .map(|ps| {
+            ps.iter()
+                .map(|p| depth_of(p, parents, memo) + 1)
+                .max()
+                .unwrap_or(1)
+        })
         .unwrap_or(1);
     memo.insert(g, d);
     d

@@ -26,7 +26,11 @@ enum Section {
 }
 
 pub(crate) fn parse(src: &SourceFile) -> Result<Inventory, InputError> {
-    let err = |pos: Pos, b: Bad| InputError::in_file(&src.path, b.message).at(pos).help(b.help);
+    let err = |pos: Pos, b: Bad| {
+        InputError::in_file(&src.path, b.message)
+            .at(pos)
+            .help(b.help)
+    };
     let mut model = Model::default();
     let mut declared: HashSet<String> = [ALL, UNGROUPED].iter().map(|s| s.to_string()).collect();
     // `[g:vars]` sections and `:children` entries, checked against `declared` at the end.
@@ -189,8 +193,12 @@ pub(crate) fn parse(src: &SourceFile) -> Result<Inventory, InputError> {
             return Err(err(
                 *pos,
                 Bad::new(
-                    format!("section [{parent}:children] names `{child}`, a group no section declares"),
-                    format!("declare it with a [{child}] section (it may be empty), or fix the name"),
+                    format!(
+                        "section [{parent}:children] names `{child}`, a group no section declares"
+                    ),
+                    format!(
+                        "declare it with a [{child}] section (it may be empty), or fix the name"
+                    ),
                 ),
             ));
         }
@@ -267,7 +275,13 @@ fn split_words(line: &str) -> Result<Vec<(String, usize)>, (usize, Bad)> {
             '#' => break,
             '\\' => {
                 let Some((_, next)) = chars.next() else {
-                    return Err((i, Bad::new("the line ends in a lone '\\'", "remove it, or quote the value")));
+                    return Err((
+                        i,
+                        Bad::new(
+                            "the line ends in a lone '\\'",
+                            "remove it, or quote the value",
+                        ),
+                    ));
                 };
                 cur.get_or_insert((String::new(), i)).0.push(next);
             }
@@ -317,11 +331,17 @@ mod tests {
             v.iter().map(|(s, i)| (s.to_string(), *i)).collect()
         };
         assert_eq!(words("a  b=c"), w(&[("a", 0), ("b=c", 3)]));
-        assert_eq!(words("h x='a b' y=\"c\\\"d\""), w(&[("h", 0), ("x=a b", 2), ("y=c\"d", 10)]));
+        assert_eq!(
+            words("h x='a b' y=\"c\\\"d\""),
+            w(&[("h", 0), ("x=a b", 2), ("y=c\"d", 10)])
+        );
         assert_eq!(words("h v=a#b c"), w(&[("h", 0), ("v=a", 2)]));
         assert_eq!(words("h v='a#b' # c"), w(&[("h", 0), ("v=a#b", 2)]));
         assert_eq!(words("h v=a\\ b"), w(&[("h", 0), ("v=a b", 2)]));
-        assert_eq!(words("h v=\"'03#pa33w0rd'\""), w(&[("h", 0), ("v='03#pa33w0rd'", 2)]));
+        assert_eq!(
+            words("h v=\"'03#pa33w0rd'\""),
+            w(&[("h", 0), ("v='03#pa33w0rd'", 2)])
+        );
         assert_eq!(
             split_words("h v='abc").unwrap_err().1.message,
             "the quote ' opened here is never closed"

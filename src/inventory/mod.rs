@@ -40,11 +40,7 @@ pub struct Host {
     /// `become = true` (Ansible: `ansible_become`): every remote command runs as root
     /// through `sudo -n` (see `remote::RemoteCommand::line_as`). Absent from the journal
     /// when false, so journals written before it read the same.
-    #[serde(
-        default,
-        rename = "become",
-        skip_serializing_if = "std::ops::Not::not"
-    )]
+    #[serde(default, rename = "become", skip_serializing_if = "std::ops::Not::not")]
     pub become_root: bool,
 }
 

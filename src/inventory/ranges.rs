@@ -17,7 +17,8 @@ pub(crate) const MAX_HOSTS: usize = 100_000;
 /// Ansible's letter order for `[a:f]` ranges (Python's `string.ascii_letters`).
 const LETTERS: &str = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
 
-const HELP: &str = "write a range as [start:end] or [start:end:step], e.g. web[01:20].example.com or db-[a:f]";
+const HELP: &str =
+    "write a range as [start:end] or [start:end:step], e.g. web[01:20].example.com or db-[a:f]";
 
 /// The host names a pattern stands for, and the port it names (`name:port`), if any.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,7 +62,10 @@ fn split_port(pattern: &str) -> Result<(&str, Option<u16>), Bad> {
     }
     if !port.chars().all(|c| c.is_ascii_digit()) || colons > 1 {
         return Err(Bad::new(
-            format!("host pattern {} has a ':' that is not before a port", shown(pattern)),
+            format!(
+                "host pattern {} has a ':' that is not before a port",
+                shown(pattern)
+            ),
             "write `name:port` (web1:2222); an IPv6 address goes in ansible_host",
         ));
     }
@@ -112,8 +116,7 @@ fn expand_into(name: &str, out: &mut Vec<String>, whole: &str) -> Result<(), Bad
             .step_by(step)
             .map(String::from)
             .collect()
-    } else if begin.chars().all(|c| c.is_ascii_digit()) && end.chars().all(|c| c.is_ascii_digit())
-    {
+    } else if begin.chars().all(|c| c.is_ascii_digit()) && end.chars().all(|c| c.is_ascii_digit()) {
         let width = if begin.len() > 1 && begin.starts_with('0') {
             if end.len() != begin.len() {
                 return Err(bad(
@@ -186,15 +189,16 @@ mod tests {
     fn numeric_ranges_pad_as_written() {
         assert_eq!(
             names("www[01:03].example.com"),
-            ["www01.example.com", "www02.example.com", "www03.example.com"]
+            [
+                "www01.example.com",
+                "www02.example.com",
+                "www03.example.com"
+            ]
         );
         assert_eq!(names("h[8:11]"), ["h8", "h9", "h10", "h11"]);
         assert_eq!(names("h[:2]"), ["h0", "h1", "h2"]);
         assert_eq!(names("h[0:0]"), ["h0"]);
-        assert_eq!(
-            names("www[01:10:3]"),
-            ["www01", "www04", "www07", "www10"]
-        );
+        assert_eq!(names("www[01:10:3]"), ["www01", "www04", "www07", "www10"]);
         assert_eq!(names("www[001:100]").len(), 100);
         assert_eq!(names("www[001:100]")[99], "www100");
     }
@@ -214,10 +218,7 @@ mod tests {
         );
         assert_eq!(names("x[y:B]"), ["xy", "xz", "xA", "xB"]);
         assert_eq!(names("x[a:e:2]"), ["xa", "xc", "xe"]);
-        assert_eq!(
-            names("r[1:2]-n[a:b]"),
-            ["r1-na", "r1-nb", "r2-na", "r2-nb"]
-        );
+        assert_eq!(names("r[1:2]-n[a:b]"), ["r1-na", "r1-nb", "r2-na", "r2-nb"]);
     }
 
     #[test]
@@ -230,7 +231,10 @@ mod tests {
             }
         );
         let e = expand("web[1:2]:2222").unwrap();
-        assert_eq!((e.names, e.port), (vec!["web1".into(), "web2".into()], Some(2222)));
+        assert_eq!(
+            (e.names, e.port),
+            (vec!["web1".into(), "web2".into()], Some(2222))
+        );
         assert_eq!(expand("plain").unwrap().port, None);
         assert_eq!(err("web:"), "host pattern `web:` ends in ':'");
         assert_eq!(err("web:0"), "port 0 is out of range");
@@ -259,10 +263,7 @@ mod tests {
             err("h[01:100]"),
             "host range [01:100] in `h[01:100]`: a zero-padded start and its end must have the same number of digits"
         );
-        assert_eq!(
-            err("h[1:]"),
-            "host range [1:] in `h[1:]`: it has no end"
-        );
+        assert_eq!(err("h[1:]"), "host range [1:] in `h[1:]`: it has no end");
         assert_eq!(
             err("h[1:3:0]"),
             "host range [1:3:0] in `h[1:3:0]`: the step must be a whole number of at least 1"
@@ -275,10 +276,7 @@ mod tests {
             err("h[a:3]"),
             "host range [a:3] in `h[a:3]`: start and end must both be numbers or both single letters"
         );
-        assert_eq!(
-            err("h[1:2"),
-            "host pattern `h[1:2` has a '[' without a ']'"
-        );
+        assert_eq!(err("h[1:2"), "host pattern `h[1:2` has a '[' without a ']'");
         assert_eq!(
             err("h[0:99999999]"),
             "host pattern `h[0:99999999]` stands for more than 100000 hosts"

@@ -129,7 +129,10 @@ fn host_vars_merge_over_lines_and_ports_come_from_the_pattern() {
     );
     let inv = inv.unwrap();
     let w1 = inv.get("web1").unwrap();
-    assert_eq!((w1.port, w1.labels.get("role").unwrap().as_str()), (Some(2300), "front"));
+    assert_eq!(
+        (w1.port, w1.labels.get("role").unwrap().as_str()),
+        (Some(2300), "front")
+    );
     // On one line, an explicit ansible_port beats the pattern's.
     assert_eq!(inv.get("web2").unwrap().port, Some(2400));
 }

@@ -29,7 +29,10 @@ fn values_become_labels_as_text() {
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
-    assert_eq!(labels, [("b", "true"), ("f", "1.5"), ("n", "30"), ("s", "pg main")]);
+    assert_eq!(
+        labels,
+        [("b", "true"), ("f", "1.5"), ("n", "30"), ("s", "pg main")]
+    );
     assert_eq!(h.port, Some(2222));
 }
 
@@ -39,7 +42,10 @@ fn anchors_and_json() {
         "all:\n  hosts:\n    a1: &conn\n      ansible_user: deploy\n      ansible_become: true\n    a2: *conn\n",
     );
     let inv = inv.unwrap();
-    assert!(inv.hosts.iter().all(|h| h.user.as_deref() == Some("deploy") && h.become_root));
+    assert!(inv
+        .hosts
+        .iter()
+        .all(|h| h.user.as_deref() == Some("deploy") && h.become_root));
 
     let dir = tempfile::TempDir::new().unwrap();
     let path = dir.path().join("hosts.json");

@@ -71,7 +71,9 @@ pub(crate) fn parse(src: &SourceFile) -> Result<Inventory, InputError> {
                     "start with `all:`, then `hosts:`, `vars:` and `children:` under it",
                 )
             })?;
-            if let Some((k, _)) = top.iter().find(|(k, _)| matches!(&k.data, YamlData::Value(Scalar::String(s)) if s == "plugin")) {
+            if let Some((k, _)) = top.iter().find(
+                |(k, _)| matches!(&k.data, YamlData::Value(Scalar::String(s)) if s == "plugin"),
+            ) {
                 return Err(r.err(
                     k,
                     Bad::new(
