@@ -202,7 +202,7 @@ impl Limit {
     }
 
     fn no_match(&self, inv: &Inventory, t: &Term) -> Bad {
-        let groups: BTreeSet<&str> = inv.hosts.iter().flat_map(|h| groups_of(h)).collect();
+        let groups: BTreeSet<&str> = inv.hosts.iter().flat_map(groups_of).collect();
         let help = match &t.what {
             What::Label(sel) => {
                 let values: BTreeSet<&str> = inv
