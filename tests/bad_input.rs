@@ -199,7 +199,7 @@ fn cases(pwned: &Path) -> Vec<Case> {
         |i| {
             format!(
                 "inventory.toml:{}: unknown field `adress`, expected one of `name`, `address`, \
-                 `port`, `user`, `labels`, `host_key_check`",
+                 `port`, `user`, `labels`, `host_key_check`, `become`",
                 at(i, "adress")
             )
         },
@@ -216,7 +216,7 @@ fn cases(pwned: &Path) -> Vec<Case> {
         |i| {
             format!(
                 "inventory.toml:{}: unknown field `identity`, expected one of `user`, `port`, \
-                 `host_key_check`",
+                 `host_key_check`, `become`",
                 at(i, "identity")
             )
         },
