@@ -37,15 +37,40 @@ pub struct Global {
 pub enum Command {
     /// Validate the spec, its inventory and its script; no network.
     Check(SpecArgs),
-    /// Print the waves.
-    Plan(SpecArgs),
-    /// Run a rollout, wave by wave.
+    /// Print the waves, the durations and an estimate of the run; `-o` writes a plan file.
+    Plan {
+        #[command(flatten)]
+        spec: SpecArgs,
+        /// Write the plan (everything the run will do, and its hash) to this file.
+        #[arg(short = 'o', long, value_name = "PLAN")]
+        output: Option<PathBuf>,
+    },
+    /// Sign a plan's hash (`ssh-keygen -Y sign`): one approval.
+    Approve {
+        /// The plan file (written by `wavectl plan -o`).
+        plan: PathBuf,
+        /// The SSH private key to sign with.
+        #[arg(long, value_name = "KEY")]
+        key: PathBuf,
+        /// Who approves (the principal of the allowed-signers file) [default: the local user].
+        #[arg(long, value_name = "NAME")]
+        by: Option<String>,
+    },
+    /// Run a rollout (a spec, or an approved plan file), wave by wave.
     Apply {
         #[command(flatten)]
         spec: SpecArgs,
         /// Do not ask for confirmation.
         #[arg(long)]
         yes: bool,
+        /// The allowed-signers file to check a plan's approvals against [default: the spec's policy.allowed_signers].
+        #[arg(long, value_name = "FILE")]
+        allowed_signers: Option<PathBuf>,
+    },
+    /// A Markdown account of a run, for a change ticket.
+    Report {
+        /// A run id or a unique prefix of one.
+        run: String,
     },
     /// List runs, or show each host of one run.
     Status {
@@ -87,7 +112,7 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct SpecArgs {
-    /// The rollout spec, e.g. rollouts/raid-health.toml.
+    /// The rollout spec, e.g. rollouts/raid-health.toml (for `apply`, also a plan file).
     pub rollout: PathBuf,
     /// Use this inventory instead of the spec's.
     #[arg(long, value_name = "INV")]

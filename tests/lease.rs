@@ -36,8 +36,8 @@ sizes = ["100%"]
 bake = "10m"
 min_runs = 1
 [health]
-interval = "2s"
-probe_timeout = "2s"
+interval = "3s"
+probe_timeout = "3s"
 builtin = ["reachable", "script"]
 [policy]
 lease = "15s"

@@ -2,8 +2,10 @@
 //! here and mapped to its exit code.
 
 mod apply;
+mod approval;
 mod demo;
 mod purge;
+mod report;
 mod runs;
 mod session;
 mod status;
@@ -22,9 +24,19 @@ use session::CmdResult;
 pub fn run(cli: Cli) -> i32 {
     let g = &cli.global;
     let result = match &cli.command {
-        Command::Check(args) => check(args),
-        Command::Plan(args) => plan_cmd(args),
-        Command::Apply { spec, yes } => apply::apply(g, spec, *yes),
+        Command::Check(args) => check(g, args),
+        Command::Plan { spec, output } => approval::plan(g, spec, output.as_deref()),
+        Command::Approve { plan, key, by } => approval::approve(g, plan, key, by.as_deref()),
+        Command::Apply {
+            spec,
+            yes,
+            allowed_signers,
+        } => match approval::read_plan(&spec.rollout) {
+            Ok(Some(pf)) => approval::apply_plan(g, spec, pf, *yes, allowed_signers.as_deref()),
+            Ok(None) => apply::apply(g, spec, *yes),
+            Err(e) => Err(e.into()),
+        },
+        Command::Report { run } => report::report(g, run),
         Command::Status { run } => status::status(g, run.as_deref()),
         Command::Resume { run } => apply::resume(g, run),
         Command::Rollback { run } => runs::rollback(g, run),
@@ -36,6 +48,15 @@ pub fn run(cli: Cli) -> i32 {
     match result {
         Ok(code) => code,
         Err(e) => {
+            if g.json {
+                let line = serde_json::json!({
+                    "event": "error",
+                    "at": crate::rollout::step::utc(crate::exec::now_ms() / 1000),
+                    "message": e.to_string(),
+                    "exit_code": e.code(),
+                });
+                println!("{line}");
+            }
             eprintln!("error: {e}");
             e.code()
         }
@@ -58,9 +79,14 @@ fn load(args: &SpecArgs) -> Result<(spec::Loaded, Vec<plan::Wave>), InputError> 
     Ok((loaded, waves))
 }
 
-fn check(args: &SpecArgs) -> CmdResult {
+fn check(g: &crate::cli::Global, args: &SpecArgs) -> CmdResult {
     let (l, waves) = load(args)?;
     let r = &l.rollout;
+    if g.json {
+        let c = apply::content_of(&l, &waves, args.force);
+        println!("{}", serde_json::to_string(&c).unwrap_or_default());
+        return Ok(exit::OK);
+    }
     println!(
         "ok: rollout {} — {} targets in {} waves; script {} ({} bytes, sha256 {}) → {}",
         r.name,
@@ -71,16 +97,13 @@ fn check(args: &SpecArgs) -> CmdResult {
         r.script.sha256,
         r.script.install_path
     );
-    Ok(exit::OK)
-}
-
-fn plan_cmd(args: &SpecArgs) -> CmdResult {
-    let (l, waves) = load(args)?;
-    println!("rollout {}: {}", l.rollout.name, l.rollout.description);
-    print!(
-        "{}",
-        plan::render(&waves, &l.targets, l.rollout.waves.spread_by.as_deref())
-    );
+    if r.policy.approvals > 0 {
+        println!(
+            "note: policy.approvals = {}: `apply` takes only an approved plan: `wavectl plan {} -o PLAN`, `wavectl approve PLAN --key KEY` by each approver, then `wavectl apply PLAN`",
+            r.policy.approvals,
+            args.rollout.display()
+        );
+    }
     Ok(exit::OK)
 }
 

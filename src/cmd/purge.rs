@@ -71,6 +71,7 @@ pub fn purge(g: &Global, args: &PurgeArgs) -> CmdResult {
             .as_ref()
             .map(|p| std::fs::canonicalize(p).unwrap_or(p.clone())),
         user: local_user(),
+        approval: None,
         command: std::env::args().collect(),
     };
     let journal = Journal::create(&dir, &run)?;

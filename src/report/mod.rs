@@ -2,6 +2,7 @@
 //! them into progress bars and plain lines (human) or one JSON object per line (`--json`).
 
 mod human;
+pub mod markdown;
 
 use serde::Serialize;
 
@@ -98,14 +99,15 @@ pub use crate::rollout::Summary;
 /// Where events go.
 pub enum Reporter {
     Human(Human),
-    /// JSON lines; each event carries `elapsed_ms` since the reporter was made.
-    Json(std::time::Instant),
+    /// JSON lines; each event carries its type (`event`), the time (`at`, UTC), the run
+    /// id (`run`, once known) and `elapsed_ms` since the reporter was made.
+    Json(std::time::Instant, std::sync::Mutex<Option<String>>),
 }
 
 impl Reporter {
     pub fn new(json: bool, verbose: bool) -> Reporter {
         if json {
-            Reporter::Json(std::time::Instant::now())
+            Reporter::Json(std::time::Instant::now(), std::sync::Mutex::new(None))
         } else {
             Reporter::Human(Human::new(verbose))
         }
@@ -113,9 +115,23 @@ impl Reporter {
 
     pub fn emit(&self, event: Event) {
         match self {
-            Reporter::Json(start) => {
+            Reporter::Json(start, run) => {
+                let mut run = run.lock().unwrap_or_else(|p| p.into_inner());
+                match &event {
+                    Event::RunStarted { run: r, .. } => *run = Some(r.clone()),
+                    Event::Summary(s) if !s.run.is_empty() => *run = Some(s.run.clone()),
+                    _ => {}
+                }
                 if let Ok(mut value) = serde_json::to_value(&event) {
                     if let Some(obj) = value.as_object_mut() {
+                        let now = std::time::SystemTime::now();
+                        obj.insert(
+                            "at".into(),
+                            humantime::format_rfc3339_millis(now).to_string().into(),
+                        );
+                        if let Some(r) = run.as_ref() {
+                            obj.entry("run").or_insert_with(|| r.clone().into());
+                        }
                         obj.insert(
                             "elapsed_ms".into(),
                             (start.elapsed().as_millis() as u64).into(),

@@ -72,6 +72,7 @@ fn plan(waves: &[&[&str]], target: Target) -> Plan {
         inventory: None,
         ssh_config: None,
         user: "root".into(),
+        approval: None,
         command: vec![],
     }
 }

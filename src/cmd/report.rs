@@ -1,0 +1,15 @@
+//! `report RUN`: the run's Markdown account (see `report::markdown`), from its journal.
+
+use crate::cli::Global;
+use crate::exit;
+use crate::journal;
+
+use super::session::{state_dir, CmdResult};
+
+pub fn report(g: &Global, run: &str) -> CmdResult {
+    let dir = state_dir(g);
+    let id = dir.resolve(run)?;
+    let records = journal::read(&dir.journal_path(&id))?;
+    print!("{}", crate::report::markdown::render(&records));
+    Ok(exit::OK)
+}
