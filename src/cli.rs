@@ -74,18 +74,27 @@ pub enum Command {
     },
     /// List runs, or show each host of one run.
     Status {
-        /// A run id (see `wavectl status`).
+        /// A run id (see `wavectl status`), or a unique prefix of one.
         run: Option<String>,
+        /// Show it again every 2 seconds (until the run ends, with RUN; else until Ctrl-C).
+        #[arg(long)]
+        watch: bool,
     },
-    /// Continue a run whose controller died (or finish its rollback).
+    /// Continue a run whose controller died, or a paused one (or finish its rollback).
     Resume {
-        /// A run id (see `wavectl status`).
+        /// A run id (see `wavectl status`), or a unique prefix of one.
         run: String,
+        /// Do not ask for confirmation (needed without a terminal).
+        #[arg(long)]
+        yes: bool,
     },
     /// Remove the script from every host of a finished, paused or crashed run.
     Rollback {
-        /// A run id (see `wavectl status`).
+        /// A run id (see `wavectl status`), or a unique prefix of one.
         run: String,
+        /// Do not ask for confirmation (needed without a terminal).
+        #[arg(long)]
+        yes: bool,
     },
     /// Ask a running apply to stop and roll back (what the first Ctrl-C does).
     Abort {
@@ -101,12 +110,47 @@ pub enum Command {
         /// Keep retrying, with backoff, until every host is clean.
         #[arg(long)]
         until_done: bool,
+        /// Do not ask for confirmation (needed without a terminal).
+        #[arg(long)]
+        yes: bool,
     },
+    /// A local fleet of real sshd hosts to try rollouts on (`up` runs until `down` or Ctrl-C).
+    #[command(subcommand)]
+    Lab(LabCommand),
+    /// Shell completions, generated from the command line's definition.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
+    /// The man page (roff), generated from the command line's definition.
+    Manpage,
     /// A local lab fleet and a rollout in which one host goes bad.
     Demo {
         /// Hosts in the lab fleet.
         #[arg(long, default_value_t = 8)]
         hosts: usize,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LabCommand {
+    /// Start N lab hosts, write an inventory, an ssh_config and an example rollout into
+    /// DIR, and keep the hosts running until `wavectl lab down DIR` (or Ctrl-C).
+    Up {
+        /// How many hosts.
+        #[arg(default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=500))]
+        hosts: u16,
+        /// Where the inventory, ssh_config and example go.
+        #[arg(long, default_value = "wavectl-lab")]
+        dir: PathBuf,
+        /// Host kind: sshd (fast), cron (runs Debian's cron) or systemd (boots systemd).
+        #[arg(long, default_value = "sshd")]
+        kind: String,
+    },
+    /// Stop the lab fleet `lab up` started in DIR.
+    Down {
+        #[arg(long, default_value = "wavectl-lab")]
+        dir: PathBuf,
     },
 }
 
@@ -151,6 +195,9 @@ pub struct PurgeArgs {
     /// Allow a PATH the host side needs or a package owns.
     #[arg(long)]
     pub force: bool,
+    /// Do not ask for confirmation (needed without a terminal).
+    #[arg(long)]
+    pub yes: bool,
 }
 
 fn parse_login_timeout(s: &str) -> Result<std::time::Duration, String> {

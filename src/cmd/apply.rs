@@ -195,7 +195,7 @@ pub fn attach(intent: Intent, until_done: bool, fanout: Option<usize>) -> Event 
 }
 
 /// Continue a run whose controller died (or a paused one), from its journal alone.
-pub fn resume(g: &Global, run: &str) -> CmdResult {
+pub fn resume(g: &Global, run: &str, yes: bool) -> CmdResult {
     let dir = state_dir(g);
     let o = open_run(&dir, run)?;
     let id = o.run.clone();
@@ -219,6 +219,16 @@ pub fn resume(g: &Global, run: &str) -> CmdResult {
             return Ok(exit::OK);
         }
         _ => {}
+    }
+    let question = format!(
+        "resume run {id} ({}) of rollout {} on {}?",
+        o.state.status_name(),
+        plan.name,
+        count(plan.hosts.len(), "host")
+    );
+    if !super::consent(yes, "resume", &question)? {
+        eprintln!("not resumed");
+        return Ok(exit::ABORTED);
     }
     let reporter = reporter(g);
     reporter.emit(Shown::Note {

@@ -149,11 +149,11 @@ fn run_demo(g: &Global, fleet: &Fleet) -> CmdResult {
     }
     if code == exit::ROLLED_BACK && all_clean {
         println!(
-            "\ndemo done: {BAD_HOST} went bad, the run stopped and every host is back as it was."
+            "\nexit 0: demo done: {BAD_HOST} went bad, the run rolled back (its exit {code}, as it should), and every host is back as it was."
         );
         Ok(exit::OK)
     } else {
-        println!("\ndemo did not end as expected (exit {code}, all clean: {all_clean})");
+        println!("\nexit 4: the demo did not end as expected (the run's exit {code}, every host clean: {all_clean})");
         Ok(exit::INCOMPLETE)
     }
 }

@@ -4,6 +4,7 @@
 mod apply;
 mod approval;
 mod demo;
+mod lab;
 mod purge;
 mod report;
 mod runs;
@@ -37,13 +38,33 @@ pub fn run(cli: Cli) -> i32 {
             Err(e) => Err(e.into()),
         },
         Command::Report { run } => report::report(g, run),
-        Command::Status { run } => status::status(g, run.as_deref()),
-        Command::Resume { run } => apply::resume(g, run),
-        Command::Rollback { run } => runs::rollback(g, run),
+        Command::Status { run, watch } => status::watch(g, run.as_deref(), *watch),
+        Command::Resume { run, yes } => apply::resume(g, run, *yes),
+        Command::Rollback { run, yes } => runs::rollback(g, run, *yes),
         Command::Abort { run } => runs::abort(g, run),
-        Command::Reconcile { run, until_done } => runs::reconcile(g, run.as_deref(), *until_done),
+        Command::Reconcile {
+            run,
+            until_done,
+            yes,
+        } => runs::reconcile(g, run.as_deref(), *until_done, *yes),
         Command::Purge(args) => purge::purge(g, args),
         Command::Demo { hosts } => demo::demo(g, *hosts),
+        Command::Lab(crate::cli::LabCommand::Up { hosts, dir, kind }) => lab::up(*hosts, dir, kind),
+        Command::Lab(crate::cli::LabCommand::Down { dir }) => lab::down(dir),
+        Command::Completions { shell } => {
+            let mut cmd = <crate::cli::Cli as clap::CommandFactory>::command();
+            clap_complete::generate(*shell, &mut cmd, "wavectl", &mut std::io::stdout());
+            Ok(exit::OK)
+        }
+        Command::Manpage => {
+            let cmd = <crate::cli::Cli as clap::CommandFactory>::command();
+            clap_mangen::Man::new(cmd)
+                .render(&mut std::io::stdout())
+                .map(|()| exit::OK)
+                .map_err(|e| {
+                    CmdError::Other(format!("cannot write the man page: {e}"), exit::INCOMPLETE)
+                })
+        }
     };
     match result {
         Ok(code) => code,
@@ -105,6 +126,21 @@ fn check(g: &crate::cli::Global, args: &SpecArgs) -> CmdResult {
         );
     }
     Ok(exit::OK)
+}
+
+/// Ask before a command that changes hosts goes on, unless `yes`; `Ok(false)`: the
+/// operator said no.
+pub fn consent(yes: bool, what: &str, question: &str) -> Result<bool, InputError> {
+    if yes {
+        return Ok(true);
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(InputError::new(format!(
+            "refusing to {what} without confirmation: standard input is not a terminal"
+        ))
+        .help(format!("pass --yes to {what} without asking")));
+    }
+    confirm("", question)
 }
 
 /// Ask before touching hosts, when a person is there to answer.

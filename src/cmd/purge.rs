@@ -43,6 +43,18 @@ pub fn purge(g: &Global, args: &PurgeArgs) -> CmdResult {
     };
     let inv = inventory_of(args)?;
     let hosts = spec::select_hosts(&inv, &args.select, &args.exclude)?;
+    let question = format!(
+        "purge {} from {}?",
+        match &target {
+            Target::PurgePath { path, .. } => path.clone(),
+            _ => format!("every version of rollout {name}"),
+        },
+        crate::report::count(hosts.len(), "host")
+    );
+    if !super::consent(args.yes, "purge", &question)? {
+        eprintln!("not purged");
+        return Ok(exit::ABORTED);
+    }
     let dir = state_dir(g);
     dir.ensure()?;
     let run = exec::new_run_id(&format!("purge-{}", name.trim_start_matches("path-")));

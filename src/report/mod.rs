@@ -153,3 +153,59 @@ pub fn count(n: usize, noun: &str) -> String {
         format!("{n} {noun}s")
     }
 }
+
+/// Host names for people: runs of names that differ only in a trailing number collapse
+/// into ranges (`web-01, web-02, web-03, db-1` → `web-[01-03], db-1`), keeping order.
+pub fn compact(names: &[String]) -> String {
+    fn split(n: &str) -> (&str, &str) {
+        let digits = n.len() - n.bytes().rev().take_while(u8::is_ascii_digit).count();
+        n.split_at(digits)
+    }
+    let mut out: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < names.len() {
+        let (prefix, num) = split(&names[i]);
+        let mut j = i + 1;
+        if !num.is_empty() {
+            let mut last: u64 = num.parse().unwrap_or(0);
+            while j < names.len() {
+                let (p, n) = split(&names[j]);
+                let next: Option<u64> = n.parse().ok();
+                if p != prefix || n.len() != num.len() || next != Some(last + 1) {
+                    break;
+                }
+                last += 1;
+                j += 1;
+            }
+        }
+        if j - i >= 3 {
+            let (_, end) = split(&names[j - 1]);
+            out.push(format!("{prefix}[{num}-{end}]"));
+        } else {
+            out.extend(names[i..j].iter().cloned());
+        }
+        i = j;
+    }
+    out.join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::compact;
+
+    fn v(names: &[&str]) -> Vec<String> {
+        names.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn runs_of_numbered_names_collapse() {
+        assert_eq!(
+            compact(&v(&["web-01", "web-02", "web-03", "db-1", "db-2", "x"])),
+            "web-[01-03], db-1, db-2, x"
+        );
+        assert_eq!(compact(&v(&["h12", "h13", "h14", "h16"])), "h[12-14], h16");
+        // A change of width or a gap breaks a run.
+        assert_eq!(compact(&v(&["h8", "h9", "h10", "h11"])), "h8, h9, h10, h11");
+        assert_eq!(compact(&v(&[])), "");
+    }
+}
