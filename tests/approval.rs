@@ -128,7 +128,18 @@ fn a_plan_needs_two_distinct_allowed_signers_and_refuses_anything_stale() {
     std::fs::write(d.join("script.sh"), "#!/bin/sh\necho other\n").unwrap();
     let p2 = w.wavectl(&["plan", "rollout.toml", "-o", "other.plan"]);
     assert_eq!(p2.code, Some(0), "{}", show(&p2));
-    approve(&w, "other.plan", &bob, "bob");
+    let aj = w.wavectl(&[
+        "--json",
+        "approve",
+        "other.plan",
+        "--key",
+        bob.to_str().unwrap(),
+        "--by",
+        "bob",
+    ]);
+    let aj: serde_json::Value = serde_json::from_str(aj.stdout.trim()).unwrap();
+    assert_eq!(aj["event"], "approved");
+    assert_eq!(aj["needed"], 2);
     std::fs::write(d.join("script.sh"), "#!/bin/sh\necho ok\n").unwrap();
     let mut this: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(d.join("change.plan")).unwrap()).unwrap();
@@ -197,6 +208,11 @@ fn a_plan_needs_two_distinct_allowed_signers_and_refuses_anything_stale() {
         "{}",
         report.stdout
     );
+
+    let rj = w.wavectl(&["--json", "report", &run]);
+    let rj: serde_json::Value = serde_json::from_str(rj.stdout.trim()).unwrap();
+    assert_eq!(rj["event"], "report");
+    assert!(rj["markdown"].as_str().unwrap().contains("approved by"));
 
     // The audit log: the approvals, the refusals, and the run with its signers.
     let audit = std::fs::read_to_string(w.state().join("audit.jsonl")).unwrap();

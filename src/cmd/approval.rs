@@ -173,14 +173,27 @@ pub fn approve(g: &Global, plan: &Path, key: &Path, by: Option<&str>) -> CmdResu
         command: std::env::args().collect(),
         ..AuditEntry::default()
     });
-    println!(
-        "{} approved {} ({}); it holds {} of the {} needed",
-        by,
-        plan.display(),
-        pf.hash,
-        count(pf.approvals.len(), "signature"),
-        pf.content.approvals
-    );
+    if g.json {
+        let line = serde_json::json!({
+            "event": "approved",
+            "at": now_utc(),
+            "by": by,
+            "plan": plan.display().to_string(),
+            "hash": pf.hash,
+            "signatures": pf.approvals.len(),
+            "needed": pf.content.approvals,
+        });
+        println!("{line}");
+    } else {
+        println!(
+            "{} approved {} ({}); it holds {} of the {} needed",
+            by,
+            plan.display(),
+            pf.hash,
+            count(pf.approvals.len(), "signature"),
+            pf.content.approvals
+        );
+    }
     Ok(exit::OK)
 }
 

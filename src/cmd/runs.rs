@@ -69,10 +69,20 @@ pub fn abort(g: &Global, run: &str) -> CmdResult {
             // SAFETY: kill(2) on the pid the lock's live holder recorded; no memory involved.
             let r = unsafe { libc::kill(h.pid as libc::pid_t, libc::SIGINT) };
             if r == 0 {
-                println!(
-                    "asked run {id} (pid {}) to stop: the actions in flight finish, then it rolls back",
-                    h.pid
-                );
+                if g.json {
+                    let line = serde_json::json!({
+                        "event": "abort_sent",
+                        "at": crate::rollout::step::utc(crate::exec::now_ms() / 1000),
+                        "run": id,
+                        "pid": h.pid,
+                    });
+                    println!("{line}");
+                } else {
+                    println!(
+                        "asked run {id} (pid {}) to stop: the actions in flight finish, then it rolls back",
+                        h.pid
+                    );
+                }
                 Ok(exit::OK)
             } else {
                 Err(CmdError::Other(
