@@ -975,6 +975,7 @@ fn bad_flags_exit_2_and_touch_no_host() {
         (
             &[
                 "purge",
+                "--yes",
                 "--path",
                 "/usr/bin/timeout",
                 "--inventory",
@@ -987,6 +988,7 @@ fn bad_flags_exit_2_and_touch_no_host() {
         (
             &[
                 "purge",
+                "--yes",
                 "--path",
                 "/etc/ssh/sshd_config",
                 "--inventory",

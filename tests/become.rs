@@ -123,7 +123,7 @@ fn become_host_rolls_out_rolls_back_and_is_purged_through_sudo() {
     assert!(in_home.is_empty(), "files in deploy's home: {in_home:?}");
 
     // Its rollback: the original comes back, byte for byte, still root's.
-    let r = s.wavectl(&["rollback", &run]);
+    let r = s.wavectl(&["rollback", &run, "--yes"]);
     assert_eq!(r.code, Some(0), "{}", show(&r));
     assert_no_wavectl_files(h02, NAME, INSTALL);
     assert_eq!(std::fs::read(h02.path(INSTALL)).unwrap(), original);
@@ -151,7 +151,7 @@ fn become_host_rolls_out_rolls_back_and_is_purged_through_sudo() {
     std::fs::write(s.path().join("rollout.toml"), spec("")).unwrap();
     let r = s.wavectl(&["apply", "rollout.toml", "--yes"]);
     assert_eq!(r.code, Some(0), "{}", show(&r));
-    let r = s.wavectl(&["purge", NAME, "--inventory", "inventory.toml"]);
+    let r = s.wavectl(&["purge", NAME, "--inventory", "inventory.toml", "--yes"]);
     assert_eq!(r.code, Some(0), "{}", show(&r));
     for h in s.fleet.hosts() {
         assert_no_wavectl_files(h, NAME, INSTALL);

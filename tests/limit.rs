@@ -131,20 +131,42 @@ fn limit_narrows_apply_and_purge_over_ansible_inventories() {
     ]);
     assert_eq!(r.code, Some(0), "{}", show(&r));
     assert_eq!(installed(&s.fleet), ["h03"]);
+    // A plan file records the limit; `apply PLAN` resolves it again with the same limit.
     let r = s.wavectl(&[
-        "apply",
+        "plan",
         "rollout.toml",
         "--inventory",
         "hosts.yml",
         "--limit",
         "web,h04",
-        "--yes",
+        "-o",
+        "plan.json",
     ]);
+    assert_eq!(r.code, Some(0), "{}", show(&r));
+    let pf: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(s.path().join("plan.json")).unwrap()).unwrap();
+    assert_eq!(pf["content"]["limit"], "web,h04");
+    let planned: Vec<&str> = pf["content"]["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(planned, ["h01", "h02", "h04"]);
+    let r = s.wavectl(&["apply", "plan.json", "--yes"]);
     assert_eq!(r.code, Some(0), "{}", show(&r));
     assert_eq!(installed(&s.fleet), ["h01", "h02", "h03", "h04"]);
 
     // purge: the limit narrows the inventory's hosts.
-    let r = s.wavectl(&["purge", NAME, "--inventory", "hosts.ini", "--limit", "db"]);
+    let r = s.wavectl(&[
+        "purge",
+        NAME,
+        "--inventory",
+        "hosts.ini",
+        "--limit",
+        "db",
+        "--yes",
+    ]);
     assert_eq!(r.code, Some(0), "{}", show(&r));
     assert_eq!(installed(&s.fleet), ["h01", "h02"]);
     for h in ["h03", "h04"] {
@@ -207,6 +229,7 @@ fn a_limit_that_matches_nothing_contacts_no_host() {
                 "hosts.ini",
                 "--limit",
                 "group=db",
+                "--yes",
             ],
             "error: --limit `group=db`: the term `group=db` matches no host or group in hosts.ini\n  \
              help: `group` values in use: fleet\n",

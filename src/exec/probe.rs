@@ -3,7 +3,7 @@
 //! over a connection kept for the phase. Talks to hosts; judging is `rollout::verdict`'s.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures::future::join_all;
 use tokio::sync::Semaphore;
@@ -38,10 +38,10 @@ pub async fn round(
     join_all(probes).await
 }
 
-/// One probe of one host: a login (unless the pool holds one) and the probe command,
-/// together within `probe_timeout`.
+/// One probe of one host: a login (unless the pool holds one), within its own deadline,
+/// then the probe command, within `probe_timeout` from when it starts: a slow login (a
+/// busy controller, a busy host) does not eat into the time the host has to answer.
 async fn probe_host(shared: &Shared, pool: &Pool, d: &Deployment, host: &Host) -> Outcome {
-    let started = Instant::now();
     let conn = match pool.take(&host.name) {
         Some(c) => c,
         None => match shared
@@ -53,10 +53,7 @@ async fn probe_host(shared: &Shared, pool: &Pool, d: &Deployment, host: &Host) -
             Err(e) => return transport_outcome(&e),
         },
     };
-    let left = d
-        .probe_timeout
-        .saturating_sub(started.elapsed())
-        .max(Duration::from_millis(500));
+    let left = d.probe_timeout;
     let cmd = remote::probe(
         &shared.plan.name,
         &shared.plan.run,
@@ -64,7 +61,8 @@ async fn probe_host(shared: &Shared, pool: &Pool, d: &Deployment, host: &Host) -
         left,
         d.lease,
     );
-    match conn.run_within(&cmd, left).await {
+    // The remote `timeout` ends the probe at `left`; its answer needs a moment to come back.
+    match conn.run_within(&cmd, left + Duration::from_secs(1)).await {
         Ok(out) => match remote::parse_probe(&out.stdout, &d.checks) {
             Ok(report) => {
                 pool.put(&host.name, conn);
@@ -89,9 +87,10 @@ async fn probe_host(shared: &Shared, pool: &Pool, d: &Deployment, host: &Host) -
     }
 }
 
-/// The deadline for a login: the probe timeout, but never under 2 s.
+/// The deadline for a login: the probe timeout, but never under 5 s (a login costs key
+/// exchange CPU on both ends; on a busy controller a healthy host can need seconds).
 pub fn login_deadline(probe_timeout: Duration) -> Duration {
-    probe_timeout.max(Duration::from_secs(2))
+    probe_timeout.max(Duration::from_secs(5))
 }
 
 fn transport_outcome(e: &TransportError) -> Outcome {

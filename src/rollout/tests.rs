@@ -73,6 +73,7 @@ fn plan(waves: &[&[&str]], target: Target) -> Plan {
         inventory: None,
         ssh_config: None,
         user: "root".into(),
+        approval: None,
         command: vec![],
     }
 }

@@ -190,8 +190,10 @@ pub struct LoadOptions {
 pub struct Loaded {
     pub rollout: Rollout,
     pub inventory: Inventory,
-    /// Hosts selected by `[targets]`, in inventory order.
+    /// Hosts selected by `[targets]` (and `--limit`), in inventory order.
     pub targets: Vec<Host>,
+    /// The `--limit` pattern the targets were narrowed by, if any.
+    pub limit: Option<String>,
 }
 
 /// Read and validate a spec, its script and its inventory (`inventory` overrides the
@@ -270,6 +272,7 @@ pub fn load_with(
         rollout,
         inventory,
         targets,
+        limit: opts.limit.clone(),
     })
 }
 
