@@ -238,21 +238,12 @@ pub fn resume(g: &Global, run: &str, yes: bool) -> CmdResult {
             plan.name
         ),
     });
-    let _lock = o.lock;
-    with_runtime(|stop| async move {
-        let state = drive(
-            &Cx {
-                g,
-                dir: &dir,
-                reporter: &reporter,
-                stop: &stop,
-            },
-            o.state,
-            o.journal,
-            attach(Intent::Resume, false, None),
-            plan,
-        )
-        .await?;
-        Ok(crate::rollout::exit_code(&state))
-    })
+    super::session::take_up(
+        g,
+        &dir,
+        &reporter,
+        o,
+        plan,
+        attach(Intent::Resume, false, None),
+    )
 }

@@ -34,23 +34,14 @@ pub fn rollback(g: &Global, run: &str, yes: bool) -> CmdResult {
         return Ok(exit::ABORTED);
     }
     let reporter = reporter(g);
-    let _lock = o.lock;
-    with_runtime(|stop| async move {
-        let state = drive(
-            &Cx {
-                g,
-                dir: &dir,
-                reporter: &reporter,
-                stop: &stop,
-            },
-            o.state,
-            o.journal,
-            attach(Intent::Rollback, false, None),
-            plan,
-        )
-        .await?;
-        Ok(crate::rollout::exit_code(&state))
-    })
+    super::session::take_up(
+        g,
+        &dir,
+        &reporter,
+        o,
+        plan,
+        attach(Intent::Rollback, false, None),
+    )
 }
 
 /// Ask the process running a run to stop and roll back (SIGINT, as the first Ctrl-C).

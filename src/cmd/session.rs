@@ -286,3 +286,25 @@ fn audit(
         eprintln!("warning: the audit log: {e}");
     }
 }
+
+/// Take an opened run up (resume, rollback) with `first`, to its end; its exit code.
+pub fn take_up(
+    g: &Global,
+    dir: &StateDir,
+    reporter: &Reporter,
+    o: Opened,
+    plan: crate::rollout::Plan,
+    first: Event,
+) -> CmdResult {
+    let _lock = o.lock;
+    with_runtime(|stop| async move {
+        let cx = Cx {
+            g,
+            dir,
+            reporter,
+            stop: &stop,
+        };
+        let state = drive(&cx, o.state, o.journal, first, plan).await?;
+        Ok(crate::rollout::exit_code(&state))
+    })
+}
