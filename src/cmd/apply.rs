@@ -11,7 +11,8 @@ use crate::report::{count, Event as Shown};
 use crate::rollout::{
     Attach, Deployment, End, Event, Intent, Plan, Policy, RunKind, RunState, Status, Target,
 };
-use crate::spec::{Builtin, Loaded};
+use crate::rollout::signals;
+use crate::spec::Loaded;
 
 use super::session::{drive, open_run, reporter, state_dir, with_runtime, CmdError, CmdResult, Cx};
 use super::{confirm, load};
@@ -115,7 +116,6 @@ pub fn local_user() -> String {
 fn plan_of(g: &Global, loaded: &Loaded, waves: &[Wave], run: &str, force: bool) -> Plan {
     let r = &loaded.rollout;
     let h = &r.health;
-    let needs = |bs: &[Builtin]| h.builtin.iter().any(|b| bs.contains(b));
     let d = Deployment {
         install_path: r.script.install_path.clone(),
         mode: r.script.mode,
@@ -127,6 +127,7 @@ fn plan_of(g: &Global, loaded: &Loaded, waves: &[Wave], run: &str, force: bool) 
         interval: h.interval,
         probe_timeout: h.probe_timeout,
         builtins: h.builtin.clone(),
+        thresholds: h.thresholds.clone(),
         checks: h.checks.clone(),
         lease: r.policy.lease,
         force,
@@ -145,13 +146,8 @@ fn plan_of(g: &Global, loaded: &Loaded, waves: &[Wave], run: &str, force: bool) 
             concurrency: r.waves.concurrency,
             fanout: REMOVE_FANOUT,
             login_timeout: login_deadline(h.probe_timeout),
-            baseline: needs(&[
-                Builtin::Kernel,
-                Builtin::Units,
-                Builtin::Blocked,
-                Builtin::Load,
-            ]),
-            controls: needs(&[Builtin::Blocked, Builtin::Load]),
+            baseline: signals::needs_baseline(&h.builtin),
+            controls: signals::needs_controls(&h.builtin),
         },
         spec: Some(r.spec_path.clone()),
         inventory: Some(r.inventory_path.clone()),

@@ -2,6 +2,7 @@
 //! host that reads every built-in signal, runs the custom checks and renews the lease,
 //! over a connection kept for the phase. Talks to hosts; judging is `rollout::verdict`'s.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -10,6 +11,7 @@ use tokio::sync::Semaphore;
 
 use crate::inventory::Host;
 use crate::remote;
+use crate::rollout::signals;
 use crate::rollout::verdict::Outcome;
 use crate::rollout::Deployment;
 use crate::transport::TransportError;
@@ -17,32 +19,60 @@ use crate::transport::TransportError;
 use super::ops::Shared;
 use super::pool::Pool;
 
+/// How a round probes (health's side: which sources, where each kernel log stood, a
+/// fresh login or the pooled connection).
+#[derive(Debug, Clone, Default)]
+pub struct RoundOpts {
+    /// Each host's kernel log cursor (none: the probe takes one).
+    pub cursors: HashMap<String, String>,
+    /// Log in afresh (closing the pooled connection): a host can keep old sessions
+    /// alive while new logins hang.
+    pub fresh: bool,
+}
+
 /// Probe every host once, at most `concurrency` at once.
 pub async fn round(
     shared: Arc<Shared>,
     pool: Arc<Pool>,
     hosts: Vec<Host>,
+    opts: RoundOpts,
 ) -> Vec<(String, Outcome)> {
     let Some(d) = shared.plan.deployment().cloned() else {
         return Vec::new();
     };
     let limit = Arc::new(Semaphore::new(shared.plan.policy.concurrency.max(1)));
+    let opts = Arc::new(opts);
     let probes = hosts.into_iter().map(|host| {
         let (shared, pool, limit, d) = (shared.clone(), pool.clone(), limit.clone(), d.clone());
+        let opts = opts.clone();
         async move {
             let _permit = limit.acquire().await;
-            let o = probe_host(&shared, &pool, &d, &host).await;
+            let o = probe_host(&shared, &pool, &d, &host, &opts).await;
             (host.name, o)
         }
     });
     join_all(probes).await
 }
 
-/// One probe of one host: a login (unless the pool holds one) and the probe command,
-/// together within `probe_timeout`.
-async fn probe_host(shared: &Shared, pool: &Pool, d: &Deployment, host: &Host) -> Outcome {
+/// One probe of one host: a login (unless the pool holds one and no fresh one is
+/// asked for) and the probe command, together within `probe_timeout`.
+async fn probe_host(
+    shared: &Shared,
+    pool: &Pool,
+    d: &Deployment,
+    host: &Host,
+    opts: &RoundOpts,
+) -> Outcome {
     let started = Instant::now();
-    let conn = match pool.take(&host.name) {
+    let pooled = pool.take(&host.name);
+    let pooled = match pooled {
+        Some(c) if opts.fresh => {
+            tokio::spawn(c.close());
+            None
+        }
+        other => other,
+    };
+    let conn = match pooled {
         Some(c) => c,
         None => match shared
             .transport
@@ -57,12 +87,17 @@ async fn probe_host(shared: &Shared, pool: &Pool, d: &Deployment, host: &Host) -
         .probe_timeout
         .saturating_sub(started.elapsed())
         .max(Duration::from_millis(500));
-    let cmd = remote::probe(
+    let ask = remote::probe::Ask {
+        sources: signals::sources(&d.builtins),
+        kernel_cursor: opts.cursors.get(&host.name).cloned(),
+    };
+    let cmd = remote::probe::probe_with(
         &shared.plan.name,
         &shared.plan.run,
         &d.checks,
         left,
         d.lease,
+        &ask,
     );
     match conn.run_within(&cmd, left).await {
         Ok(out) => match remote::parse_probe(&out.stdout, &d.checks) {

@@ -37,6 +37,7 @@ fn deployment() -> Deployment {
         interval: Duration::from_millis(INTERVAL),
         probe_timeout: Duration::from_millis(INTERVAL),
         builtins: vec![Builtin::Reachable, Builtin::Script],
+        thresholds: Default::default(),
         checks: vec![],
         lease: Duration::from_secs(60),
         force: false,
