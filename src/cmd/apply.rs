@@ -8,10 +8,10 @@ use crate::exit;
 use crate::journal::{write_durably, Journal, StateDir};
 use crate::plan::Wave;
 use crate::report::{count, Event as Shown};
+use crate::rollout::signals;
 use crate::rollout::{
     Attach, Deployment, End, Event, Intent, Plan, Policy, RunKind, RunState, Status, Target,
 };
-use crate::rollout::signals;
 use crate::spec::Loaded;
 
 use super::session::{drive, open_run, reporter, state_dir, with_runtime, CmdError, CmdResult, Cx};

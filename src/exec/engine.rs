@@ -286,7 +286,9 @@ impl<'r> Engine<'r> {
                             tokio::time::sleep(gap).await;
                         }
                         let opts = probe::RoundOpts::default();
-                        out.push(probe::round(shared.clone(), pool.clone(), all.clone(), opts).await);
+                        out.push(
+                            probe::round(shared.clone(), pool.clone(), all.clone(), opts).await,
+                        );
                     }
                     pool.close_all().await;
                     (wave, hosts, out)
@@ -412,9 +414,7 @@ impl<'r> Engine<'r> {
             // It answered its install's login.
             self.health.answered(h);
         }
-        let verdicts = self
-            .health
-            .round(&outcomes, &judged, &self.state.controls);
+        let verdicts = self.health.round(&outcomes, &judged, &self.state.controls);
         let mut by_host: HashMap<String, Verdict> = verdicts.into_iter().collect();
         let mut events = Vec::new();
         for (host, outcome) in outcomes {
@@ -498,7 +498,10 @@ impl<'r> Engine<'r> {
     /// Say once per host and signal that its source is not available there.
     fn say_not_available(&mut self, host: &str, v: &Verdict) {
         for e in &v.not_available {
-            if self.not_available.insert((host.to_string(), e.signal.clone())) {
+            if self
+                .not_available
+                .insert((host.to_string(), e.signal.clone()))
+            {
                 self.reporter.emit(Shown::Note {
                     message: format!(
                         "{host}: {}: {} (not judged there)",

@@ -48,9 +48,7 @@
 use std::time::Duration;
 
 use super::{command, secs, unhex, with_lib, RemoteCommand, REPORT_SH};
-use crate::rollout::probe::{
-    CheckResult, KernelRead, Pressure, ProbeReport, RunRecord, UnitsRead,
-};
+use crate::rollout::probe::{CheckResult, KernelRead, Pressure, ProbeReport, RunRecord, UnitsRead};
 use crate::rollout::signals;
 use crate::spec::Check;
 
@@ -92,7 +90,14 @@ pub fn probe(
     probe_timeout: Duration,
     lease: Duration,
 ) -> RemoteCommand {
-    probe_with(name, run_id, checks, probe_timeout, lease, &Ask::everything())
+    probe_with(
+        name,
+        run_id,
+        checks,
+        probe_timeout,
+        lease,
+        &Ask::everything(),
+    )
 }
 
 /// One probe of one host for `run_id`: the sources `ask` names for NAME, the lease
@@ -164,7 +169,9 @@ pub fn parse_probe(stdout: &str, checks: &[Check]) -> Result<ProbeReport, String
                     io: n(io)?,
                 });
             }
-            ("kcursor", [c]) => kernel.get_or_insert_with(KernelRead::default).cursor = c.to_string(),
+            ("kcursor", [c]) => {
+                kernel.get_or_insert_with(KernelRead::default).cursor = c.to_string()
+            }
             ("kcount", [_]) => {}
             ("kline", [v]) => {
                 let s = unhex_field(v).map_err(|e| bad(&e))?;
@@ -243,8 +250,8 @@ pub fn parse_probe(stdout: &str, checks: &[Check]) -> Result<ProbeReport, String
             ("end", []) => ended = true,
             (
                 "uptime" | "clock" | "cpus" | "load1" | "blocked" | "oom_kill" | "pressure"
-                | "kcursor" | "kline" | "failed" | "restarts" | "na" | "run" | "runerr"
-                | "running" | "state" | "owner" | "lease" | "check" | "end",
+                | "kcursor" | "kline" | "failed" | "restarts" | "na" | "run" | "runerr" | "running"
+                | "state" | "owner" | "lease" | "check" | "end",
                 _,
             ) => return Err(bad("malformed")),
             _ => {}

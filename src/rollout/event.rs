@@ -76,7 +76,8 @@ pub struct Deployment {
     pub force: bool,
 }
 
-/// What the run acts on.
+/// What the run acts on. (One per run: the size of its largest variant does not matter.)
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Target {

@@ -303,7 +303,10 @@ pub const KERNEL: &[KernelKind] = &[
 
 /// Every fixed string that makes a kernel line an alert (the probe's filter).
 pub fn kernel_patterns() -> Vec<&'static str> {
-    KERNEL.iter().flat_map(|k| k.patterns.iter().copied()).collect()
+    KERNEL
+        .iter()
+        .flat_map(|k| k.patterns.iter().copied())
+        .collect()
 }
 
 /// The kind of a kernel alert line, if it is one.
@@ -380,7 +383,10 @@ fn units_changes(base: &[ProbeReport], now: &ProbeReport, t: &Thresholds) -> Sou
         });
     }
     for (unit, &n) in &u.restarts {
-        let was = before.and_then(|b| b.restarts.get(unit)).copied().unwrap_or(0);
+        let was = before
+            .and_then(|b| b.restarts.get(unit))
+            .copied()
+            .unwrap_or(0);
         // NRestarts starts again at 0 when the unit is started by hand.
         let grew = if n >= was { n - was } else { n };
         if grew >= u64::from(t.restarts) {
@@ -486,7 +492,9 @@ mod tests {
     #[test]
     fn every_builtin_has_an_entry_and_names_are_unique() {
         use Builtin::*;
-        for b in [Reachable, Script, Kernel, Units, Oom, Blocked, Load, Pressure] {
+        for b in [
+            Reachable, Script, Kernel, Units, Oom, Blocked, Load, Pressure,
+        ] {
             assert!(SIGNALS.iter().any(|s| s.builtin == b), "{b:?}");
         }
         let names: BTreeSet<&str> = SIGNALS.iter().map(|s| s.name).collect();
@@ -505,21 +513,48 @@ mod tests {
         assert!(!needs_baseline(&[Reachable, Script]));
         assert!(needs_controls(&[Reachable]));
         assert!(!needs_controls(&[Script]));
-        assert_eq!(sources(&[Pressure, Kernel, Load]), ["kernel", "load", "pressure"]);
+        assert_eq!(
+            sources(&[Pressure, Kernel, Load]),
+            ["kernel", "load", "pressure"]
+        );
         assert!(needs_baseline(&[Oom]));
     }
 
     #[test]
     fn kernel_lines_are_sorted_into_kinds() {
         let cases = [
-            ("[  242.1] INFO: task raid-check:4242 blocked for more than 120 seconds.", Some("hung task")),
-            ("[1.0] BUG: unable to handle page fault for address: ffff", Some("oops")),
-            ("[1.0] watchdog: BUG: soft lockup - CPU#1 stuck for 22s!", Some("oops")),
-            ("[1.0] EXT4-fs (sda1): Remounting filesystem read-only", Some("read-only remount")),
-            ("[1.0] EXT4-fs error (device sda1): ext4_find_entry:1455: inode #2", Some("filesystem error")),
-            ("[1.0] blk_update_request: I/O error, dev sdb, sector 2048 op 0x0:(READ)", Some("I/O error")),
-            ("[1.0] mce: [Hardware Error]: Machine check events logged", Some("machine check")),
-            ("[1.0] new mount options do not match the existing superblock", None),
+            (
+                "[  242.1] INFO: task raid-check:4242 blocked for more than 120 seconds.",
+                Some("hung task"),
+            ),
+            (
+                "[1.0] BUG: unable to handle page fault for address: ffff",
+                Some("oops"),
+            ),
+            (
+                "[1.0] watchdog: BUG: soft lockup - CPU#1 stuck for 22s!",
+                Some("oops"),
+            ),
+            (
+                "[1.0] EXT4-fs (sda1): Remounting filesystem read-only",
+                Some("read-only remount"),
+            ),
+            (
+                "[1.0] EXT4-fs error (device sda1): ext4_find_entry:1455: inode #2",
+                Some("filesystem error"),
+            ),
+            (
+                "[1.0] blk_update_request: I/O error, dev sdb, sector 2048 op 0x0:(READ)",
+                Some("I/O error"),
+            ),
+            (
+                "[1.0] mce: [Hardware Error]: Machine check events logged",
+                Some("machine check"),
+            ),
+            (
+                "[1.0] new mount options do not match the existing superblock",
+                None,
+            ),
             ("[1.0] XFS (sda1): Mounting V5 Filesystem", None),
         ];
         for (line, kind) in cases {

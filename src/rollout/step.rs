@@ -476,7 +476,8 @@ fn inconclusive(s: &mut RunState, verdicts: &[HostVerdict]) {
     }
     let Some(v) = verdicts.iter().find(|v| {
         v.verdict.health == Health::Inconclusive
-            && s.host(&v.host).is_some_and(|h| h.state == HostState::Installed)
+            && s.host(&v.host)
+                .is_some_and(|h| h.state == HostState::Installed)
     }) else {
         return;
     };

@@ -210,11 +210,14 @@ struct HostWatch {
     check_fails: BTreeMap<String, u32>,
 }
 
+/// A level's reading: (value, baseline mean); `Ok(None)`: no value this probe;
+/// `Err`: not available on the host.
+type LevelRead = Result<Option<(f64, f64)>, String>;
+
 /// What one report says, signal by signal, against the host's own baseline.
 struct Reading {
     events: Vec<(&'static Signal, Result<Vec<Found>, String>)>,
-    /// (value, baseline mean); `Ok(None)`: no value this probe.
-    levels: Vec<(&'static Signal, Result<Option<(f64, f64)>, String>)>,
+    levels: Vec<(&'static Signal, LevelRead)>,
 }
 
 /// The control hosts' side of a round.
@@ -341,7 +344,10 @@ impl Watch {
             }
             for (s, level) in r.levels {
                 if let Ok(Some((v, b))) = level {
-                    c.rises.entry(s.name).or_default().push((host.clone(), v - b));
+                    c.rises
+                        .entry(s.name)
+                        .or_default()
+                        .push((host.clone(), v - b));
                 }
             }
         }
@@ -404,7 +410,10 @@ impl Watch {
                 let ev = Evidence::new("reachable").raw(if answered {
                     format!("{} (it answered before)", missed_text(what, *after))
                 } else {
-                    format!("{} (it never answered in this run)", missed_text(what, *after))
+                    format!(
+                        "{} (it never answered in this run)",
+                        missed_text(what, *after)
+                    )
                 });
                 let health = if answered {
                     Health::Hung

@@ -3,10 +3,10 @@
 use super::duration::show;
 use super::limits;
 use super::raw::RawHealth;
+use super::raw::S;
 use super::resolve::{at, default, duration, int};
 use super::source::SourceFile;
 use super::values::CHECK_NAME;
-use super::raw::S;
 use super::{Builtin, Check, Health, Thresholds};
 use crate::diag::InputError;
 
@@ -154,7 +154,12 @@ fn float(
 ) -> Result<f64, InputError> {
     let Some(v) = v else { return Ok(default) };
     let n = *v.get_ref();
-    let limits::FloatKey { key, min, max, what } = *rule;
+    let limits::FloatKey {
+        key,
+        min,
+        max,
+        what,
+    } = *rule;
     let help = format!("{what}; write a number from {min} to {max}");
     if !n.is_finite() || n < min {
         return Err(src.err(
