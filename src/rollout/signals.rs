@@ -24,7 +24,6 @@
 use std::collections::BTreeSet;
 
 use super::probe::{ProbeReport, Source};
-use super::step::utc;
 use crate::spec::{Builtin, Thresholds};
 
 /// How a signal is judged.
@@ -438,24 +437,19 @@ fn script_runs(_: &[ProbeReport], now: &ProbeReport, _: &Thresholds) -> Source<V
             let took = r.end.saturating_sub(r.start);
             let raw = if r.timed_out() {
                 format!(
-                    "run started at {} killed by its timeout after {took}s (exit {})",
-                    utc(r.start),
+                    "a run was killed by its timeout after {took}s (exit {})",
                     r.exit
                 )
             } else {
-                format!(
-                    "run started at {} exited {} after {took}s",
-                    utc(r.start),
-                    r.exit
-                )
+                format!("a run exited {} after {took}s", r.exit)
             };
             Found {
                 key: format!("run {}", r.start),
                 before: None,
-                after: Some(format!("exit {}", r.exit)),
+                after: None,
                 threshold: "every run exits 0 within the script's timeout".into(),
                 raw,
-                at: Some(r.end),
+                at: Some(r.start),
                 tail: r.stderr.clone(),
             }
         })

@@ -136,11 +136,11 @@ impl fmt::Display for Evidence {
         if let Some(r) = &self.raw {
             write!(f, ": {r}")?;
         }
+        if let Some(at) = &self.at {
+            write!(f, ", at {at}")?;
+        }
         if let Some(t) = &self.threshold {
             write!(f, " (threshold {t})")?;
-        }
-        if let Some(at) = &self.at {
-            write!(f, " at {at}")?;
         }
         if let Some(e) = &self.stderr {
             let lines: Vec<&str> = e.lines().filter(|l| !l.trim().is_empty()).collect();
@@ -223,8 +223,8 @@ struct Reading {
 /// The control hosts' side of a round.
 #[derive(Default)]
 struct Controls {
-    /// Names of the controls that gave a reading.
-    read: Vec<String>,
+    /// Per events signal: the controls that could show it (their source is there).
+    read: BTreeMap<&'static str, Vec<String>>,
     /// Per events signal: key → controls that show it.
     events: BTreeMap<&'static str, BTreeMap<String, Vec<String>>>,
     /// Per level signal: (control, rise over its baseline).
@@ -331,8 +331,10 @@ impl Watch {
             let Some(r) = self.read(host, report) else {
                 continue;
             };
-            c.read.push(host.clone());
             for (s, found) in r.events {
+                if found.is_ok() {
+                    c.read.entry(s.name).or_default().push(host.clone());
+                }
                 for f in found.into_iter().flatten() {
                     c.events
                         .entry(s.name)
@@ -473,10 +475,9 @@ impl Watch {
                     .cloned()
                     .unwrap_or_default();
                 if also.is_empty() {
-                    ev.control = Some(if c.read.is_empty() {
-                        "no control hosts to compare with".to_string()
-                    } else {
-                        format!("none on {}", c.read.join(", "))
+                    ev.control = Some(match c.read.get(s.name) {
+                        Some(read) if !read.is_empty() => format!("none on {}", read.join(", ")),
+                        _ => "no control host to compare with".to_string(),
                     });
                     bad.push(ev);
                 } else {
@@ -518,7 +519,7 @@ impl Watch {
                 continue;
             }
             let control = match control_rise {
-                None => "no control hosts to compare with".to_string(),
+                None => "no control host to compare with".to_string(),
                 Some(cr) => format!(
                     "median rise {cr:+.2} ({})",
                     rises

@@ -313,19 +313,17 @@ fn a_failed_run_fails_at_once_with_its_stderr_and_times_in_utc() {
     assert_eq!(v.health, Health::Degraded);
     let e = &v.evidence[0];
     assert_eq!(e.signal, "script");
+    assert_eq!(e.raw.as_deref(), Some("a run exited 3 after 3s"));
+    assert_eq!(e.at.as_deref(), Some("2025-12-02T12:56:00Z"));
     assert_eq!(
-        e.raw.as_deref(),
-        Some("run started at 2025-12-02T12:56:00Z exited 3 after 3s")
+        e.to_string(),
+        "script: a run exited 3 after 3s, at 2025-12-02T12:56:00Z (threshold every run exits 0 \
+         within the script's timeout); stderr: checking controller 0 | raid-check: controller 0 \
+         not responding"
     );
-    assert_eq!(e.at.as_deref(), Some("2025-12-02T12:56:03Z"));
     assert_eq!(
         e.stderr.as_deref(),
         Some("checking controller 0\nraid-check: controller 0 not responding")
-    );
-    assert!(
-        e.to_string()
-            .ends_with("; stderr: checking controller 0 | raid-check: controller 0 not responding"),
-        "{e}"
     );
     // Killed by its timeout.
     let text = format!(
@@ -336,7 +334,7 @@ fn a_failed_run_fails_at_once_with_its_stderr_and_times_in_utc() {
     assert!(
         v.evidence[0]
             .to_string()
-            .contains("killed by its timeout after 120s (exit 124)"),
+            .contains("a run was killed by its timeout after 120s (exit 124)"),
         "{v:?}"
     );
 }
@@ -425,7 +423,7 @@ fn without_controls_the_baseline_alone_decides_and_says_so() {
     assert_eq!(v.evidence[0].signal, "blocked");
     assert_eq!(
         v.evidence[0].control.as_deref(),
-        Some("no control hosts to compare with")
+        Some("no control host to compare with")
     );
 }
 
@@ -542,8 +540,8 @@ fn evidence_reads_as_one_line_per_piece() {
     assert_eq!(
         e.to_string(),
         format!(
-            "kernel: 0 -> 1 oops line; controls: none on c1: {OOPS} (threshold any alert line \
-             after the wave's cursor) at 2025-12-02T12:53:23Z"
+            "kernel: 0 -> 1 oops line; controls: none on c1: {OOPS}, at 2025-12-02T12:53:23Z \
+             (threshold any alert line after the wave's cursor)"
         )
     );
 }
