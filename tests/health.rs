@@ -173,8 +173,8 @@ fn spec(sizes: &str, builtin: &str, more: &[(&str, &str)]) -> String {
         ("bake", "\"2s\"".into()),
         ("min_runs", "1".into()),
         ("[health]", String::new()),
-        ("interval", "\"2s\"".into()),
-        ("probe_timeout", "\"2s\"".into()),
+        ("interval", "\"3s\"".into()),
+        ("probe_timeout", "\"3s\"".into()),
         ("baseline_samples", "2".into()),
         ("builtin", builtin.into()),
         ("[policy]", String::new()),
@@ -586,8 +586,6 @@ fn a_script_that_never_runs_holds_the_bake_and_says_so() {
                 ("schedule", "\"0 0 1 1 *\""),
                 ("run_on_install", "false"),
                 ("bake", "\"1s\""),
-                ("interval", "\"1s\""),
-                ("probe_timeout", "\"1s\""),
             ],
         ),
     );
@@ -766,4 +764,47 @@ fn a_host_failing_with_every_control_points_at_the_controller_and_pauses() {
     let rb = w.wavectl(&["rollback", &run]);
     assert_eq!(rb.code, Some(0), "{}\n{}", rb.stdout, rb.stderr);
     assert_no_wavectl_files(w.fleet.host("h01"), NAME, INSTALL);
+}
+
+#[test]
+fn a_fresh_login_finds_a_host_that_refuses_new_logins_while_an_old_session_answers() {
+    let fleet =
+        Fleet::start_kind(FleetOptions::numbered(2), HostKind::Systemd).expect("systemd fleet");
+    for h in fleet.hosts() {
+        h.wait_running().expect("systemd is running");
+    }
+    let w = Workdir::new(
+        fleet,
+        "#!/bin/sh\necho ok\n",
+        &spec(
+            "[1, 1]",
+            "[\"reachable\", \"script\"]",
+            &[("bake", "\"20s\"")],
+        ),
+    );
+    let apply = Bg::spawn(&w, &["apply", "rollout.toml", "--yes"]);
+    apply.wait_for(Duration::from_secs(60), "a probe round of wave 1", |e| {
+        e["event"] == "bake_tick" && e["wave"] == 1
+    });
+    // sshd stops listening; the sessions it forked (the bake's kept connection) live on
+    // (Debian's ssh.service stops only the listener).
+    let h01 = w.fleet.host("h01");
+    let out = h01.systemctl(&["stop", "ssh.service"]).unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let (code, events) = apply.finish(Duration::from_secs(90));
+    // Nobody can log in to remove it: pending.
+    assert_eq!(code, Some(4), "{events:#?}");
+    let ev = first(&events, "h01", "unreachable");
+    assert_eq!(ev[0]["signal"], "reachable");
+    let raw = ev[0]["raw"].as_str().unwrap();
+    assert!(
+        raw.starts_with("a fresh login failed (the connection kept from before still answers)"),
+        "{raw}"
+    );
+    // Logins again: reconcile finishes the removal.
+    let out = h01.systemctl(&["start", "ssh.service"]).unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let rc = w.wavectl(&["reconcile"]);
+    assert_eq!(rc.code, Some(0), "{}\n{}", rc.stdout, rc.stderr);
+    assert_no_wavectl_files(h01, NAME, INSTALL);
 }

@@ -65,6 +65,8 @@ pub struct Engine<'r> {
     not_available: HashSet<(String, String)>,
     /// The wave whose bake was said to be held for `min_runs`.
     held: Option<usize>,
+    /// The wave whose closing round logged in afresh.
+    fresh_closed: Option<usize>,
     sent: HashMap<String, Sent>,
     ops: JoinSet<HostResult>,
     running: HashMap<Id, (String, Op)>,
@@ -110,6 +112,7 @@ impl<'r> Engine<'r> {
             health,
             not_available: HashSet::new(),
             held: None,
+            fresh_closed: None,
             sent: HashMap::new(),
             ops: JoinSet::new(),
             running: HashMap::new(),
@@ -347,10 +350,11 @@ impl<'r> Engine<'r> {
         }));
     }
 
-    /// Whether this round logs in afresh instead of reusing the bake's connections: the
-    /// first round of a bake (its pool is new), every 4th, and the rounds that may close
-    /// the bake — so a host that keeps old sessions alive while new logins hang is seen.
-    fn fresh_login(&self) -> bool {
+    /// Whether this round also logs in afresh beside the bake's kept connections (the
+    /// first round of a bake logs in anyway: its pool is new): every 20th round, and once
+    /// in the round that may close the bake — so a host that keeps old sessions alive
+    /// while new logins hang is seen before its wave passes.
+    fn fresh_login(&mut self) -> bool {
         let Status::Running {
             stage: Stage::Bake(b),
         } = &self.state.status
@@ -362,7 +366,12 @@ impl<'r> Engine<'r> {
             .plan
             .deployment()
             .map_or(0, |d| d.interval.as_millis() as u64);
-        b.rounds.is_multiple_of(4) || now_ms().saturating_add(interval) >= b.until
+        let closing =
+            now_ms().saturating_add(interval) >= b.until && self.fresh_closed != Some(b.wave);
+        if closing {
+            self.fresh_closed = Some(b.wave);
+        }
+        closing || (b.rounds > 0 && b.rounds.is_multiple_of(20))
     }
 
     fn take_baseline(&mut self, wave_hosts: &[String], samples: Vec<Outcomes>, wave: usize) {

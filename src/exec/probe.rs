@@ -25,7 +25,7 @@ use super::pool::Pool;
 pub struct RoundOpts {
     /// Each host's kernel log cursor (none: the probe takes one).
     pub cursors: HashMap<String, String>,
-    /// Log in afresh (closing the pooled connection): a host can keep old sessions
+    /// Also log in afresh beside the pooled connection: a host can keep old sessions
     /// alive while new logins hang.
     pub fresh: bool,
 }
@@ -54,8 +54,9 @@ pub async fn round(
     join_all(probes).await
 }
 
-/// One probe of one host: a login (unless the pool holds one and no fresh one is
-/// asked for) and the probe command, together within `probe_timeout`.
+/// One probe of one host, and with `opts.fresh` a fresh login beside the pooled
+/// connection: a host whose new logins hang (or are refused) while an old session still
+/// answers is judged on the fresh login (which then replaces the pooled connection).
 async fn probe_host(
     shared: &Shared,
     pool: &Pool,
@@ -63,15 +64,53 @@ async fn probe_host(
     host: &Host,
     opts: &RoundOpts,
 ) -> Outcome {
-    let started = Instant::now();
     let pooled = pool.take(&host.name);
-    let pooled = match pooled {
-        Some(c) if opts.fresh => {
-            tokio::spawn(c.close());
-            None
+    if !(opts.fresh && pooled.is_some()) {
+        return probe_over(shared, pool, d, host, opts, pooled).await;
+    }
+    let (outcome, login) = tokio::join!(
+        probe_over(shared, pool, d, host, opts, pooled),
+        shared
+            .transport
+            .connect(host, login_deadline(d.probe_timeout))
+    );
+    match (outcome, login) {
+        (o @ Outcome::Report(_), Ok(fresh)) => {
+            pool.put(&host.name, fresh);
+            o
         }
-        other => other,
-    };
+        (Outcome::Report(_), Err(e)) => match transport_outcome(&e) {
+            Outcome::Missed { after, .. } => Outcome::Missed {
+                what: "a fresh login (the connection kept from before still answers)".into(),
+                after,
+            },
+            Outcome::Failed { message } => Outcome::Failed {
+                message: format!(
+                    "a fresh login failed (the connection kept from before still answers): {message}"
+                ),
+            },
+            o => o,
+        },
+        (o, login) => {
+            if let Ok(fresh) = login {
+                tokio::spawn(fresh.close());
+            }
+            o
+        }
+    }
+}
+
+/// One probe of one host: a login (unless `pooled` is one) and the probe command,
+/// together within `probe_timeout`.
+async fn probe_over(
+    shared: &Shared,
+    pool: &Pool,
+    d: &Deployment,
+    host: &Host,
+    opts: &RoundOpts,
+    pooled: Option<crate::transport::Conn>,
+) -> Outcome {
+    let started = Instant::now();
     let conn = match pooled {
         Some(c) => c,
         None => match shared

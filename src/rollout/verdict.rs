@@ -263,13 +263,17 @@ impl Watch {
     /// that gave none makes its baseline from its first probes instead.
     pub fn set_baseline(&mut self, host: &str, samples: Vec<ProbeReport>) {
         let w = self.host(host);
+        w.streaks.clear();
         if samples.is_empty() {
+            // An older baseline (from when it was a control) is stale: its first
+            // probes make a new one.
+            w.baseline.clear();
+            w.last = None;
             return;
         }
         w.answered_before = true;
         w.last = samples.last().cloned();
         w.baseline = samples;
-        w.streaks.clear();
     }
 
     /// The kernel log's cursor to probe `host` with: where its log stood at its
