@@ -173,8 +173,9 @@ fn spec(sizes: &str, builtin: &str, more: &[(&str, &str)]) -> String {
         ("bake", "\"2s\"".into()),
         ("min_runs", "1".into()),
         ("[health]", String::new()),
-        ("interval", "\"3s\"".into()),
-        ("probe_timeout", "\"3s\"".into()),
+        // Generous: a probe's deadline includes its login, and the machine may be busy.
+        ("interval", "\"5s\"".into()),
+        ("probe_timeout", "\"5s\"".into()),
         ("baseline_samples", "2".into()),
         ("builtin", builtin.into()),
         ("[policy]", String::new()),

@@ -32,8 +32,8 @@ sizes = [1, "100%"]
 bake = "1s"
 min_runs = {min_runs}
 [health]
-interval = "2s"
-probe_timeout = "2s"
+interval = "4s"
+probe_timeout = "4s"
 baseline_samples = 2
 builtin = {builtin}
 "#

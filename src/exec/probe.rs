@@ -101,65 +101,74 @@ async fn probe_host(
 }
 
 /// One probe of one host: a login (unless `pooled` is one) and the probe command,
-/// together within `probe_timeout`.
+/// together within `probe_timeout`. A kept connection that broke (not one that missed
+/// its deadline) says nothing of the host — its master may have given up on a host that
+/// stopped answering — so a fresh login decides: a silent host is then `hung`, one that
+/// refuses `unreachable`.
 async fn probe_over(
     shared: &Shared,
     pool: &Pool,
     d: &Deployment,
     host: &Host,
     opts: &RoundOpts,
-    pooled: Option<crate::transport::Conn>,
+    mut pooled: Option<crate::transport::Conn>,
 ) -> Outcome {
-    let started = Instant::now();
-    let conn = match pooled {
-        Some(c) => c,
-        None => match shared
-            .transport
-            .connect(host, login_deadline(d.probe_timeout))
-            .await
-        {
-            Ok(c) => c,
-            Err(e) => return transport_outcome(&e),
-        },
-    };
-    let left = d
-        .probe_timeout
-        .saturating_sub(started.elapsed())
-        .max(Duration::from_millis(500));
-    let ask = remote::probe::Ask {
-        sources: signals::sources(&d.builtins),
-        kernel_cursor: opts.cursors.get(&host.name).cloned(),
-    };
-    let cmd = remote::probe::probe_with(
-        &shared.plan.name,
-        &shared.plan.run,
-        &d.checks,
-        left,
-        d.lease,
-        &ask,
-    );
-    match conn.run_within(&cmd, left).await {
-        Ok(out) => match remote::parse_probe(&out.stdout, &d.checks) {
-            Ok(report) => {
-                pool.put(&host.name, conn);
-                Outcome::Report(Box::new(report))
-            }
-            Err(e) => {
-                tokio::spawn(conn.close());
-                Outcome::Failed {
-                    message: format!(
-                        "unreadable probe output ({e}); exit {:?}: {}",
-                        out.code,
-                        out.last_line()
-                    ),
+    loop {
+        let kept = pooled.is_some();
+        let started = Instant::now();
+        let conn = match pooled.take() {
+            Some(c) => c,
+            None => match shared
+                .transport
+                .connect(host, login_deadline(d.probe_timeout))
+                .await
+            {
+                Ok(c) => c,
+                Err(e) => return transport_outcome(&e),
+            },
+        };
+        let left = d
+            .probe_timeout
+            .saturating_sub(started.elapsed())
+            .max(Duration::from_millis(500));
+        let ask = remote::probe::Ask {
+            sources: signals::sources(&d.builtins),
+            kernel_cursor: opts.cursors.get(&host.name).cloned(),
+        };
+        let cmd = remote::probe::probe_with(
+            &shared.plan.name,
+            &shared.plan.run,
+            &d.checks,
+            left,
+            d.lease,
+            &ask,
+        );
+        return match conn.run_within(&cmd, left).await {
+            Ok(out) => match remote::parse_probe(&out.stdout, &d.checks) {
+                Ok(report) => {
+                    pool.put(&host.name, conn);
+                    Outcome::Report(Box::new(report))
                 }
+                Err(e) => {
+                    tokio::spawn(conn.close());
+                    Outcome::Failed {
+                        message: format!(
+                            "unreadable probe output ({e}); exit {:?}: {}",
+                            out.code,
+                            out.last_line()
+                        ),
+                    }
+                }
+            },
+            Err(e) => {
+                // A stalled connection is useless for the next probe: close it in the background.
+                tokio::spawn(conn.close());
+                if kept && !e.is_deadline() {
+                    continue;
+                }
+                transport_outcome(&e)
             }
-        },
-        Err(e) => {
-            // A stalled connection is useless for the next probe: close it in the background.
-            tokio::spawn(conn.close());
-            transport_outcome(&e)
-        }
+        };
     }
 }
 
