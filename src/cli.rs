@@ -37,30 +37,64 @@ pub struct Global {
 pub enum Command {
     /// Validate the spec, its inventory and its script; no network.
     Check(SpecArgs),
-    /// Print the waves.
-    Plan(SpecArgs),
-    /// Run a rollout, wave by wave.
+    /// Print the waves, the durations and an estimate of the run; `-o` writes a plan file.
+    Plan {
+        #[command(flatten)]
+        spec: SpecArgs,
+        /// Write the plan (everything the run will do, and its hash) to this file.
+        #[arg(short = 'o', long, value_name = "PLAN")]
+        output: Option<PathBuf>,
+    },
+    /// Sign a plan's hash (`ssh-keygen -Y sign`): one approval.
+    Approve {
+        /// The plan file (written by `wavectl plan -o`).
+        plan: PathBuf,
+        /// The SSH private key to sign with.
+        #[arg(long, value_name = "KEY")]
+        key: PathBuf,
+        /// Who approves (the principal of the allowed-signers file) [default: the local user].
+        #[arg(long, value_name = "NAME")]
+        by: Option<String>,
+    },
+    /// Run a rollout (a spec, or an approved plan file), wave by wave.
     Apply {
         #[command(flatten)]
         spec: SpecArgs,
         /// Do not ask for confirmation.
         #[arg(long)]
         yes: bool,
+        /// The allowed-signers file to check a plan's approvals against [default: the spec's policy.allowed_signers].
+        #[arg(long, value_name = "FILE")]
+        allowed_signers: Option<PathBuf>,
+    },
+    /// A Markdown account of a run, for a change ticket.
+    Report {
+        /// A run id or a unique prefix of one.
+        run: String,
     },
     /// List runs, or show each host of one run.
     Status {
-        /// A run id (see `wavectl status`).
+        /// A run id (see `wavectl status`), or a unique prefix of one.
         run: Option<String>,
+        /// Show it again every 2 seconds (until the run ends, with RUN; else until Ctrl-C).
+        #[arg(long)]
+        watch: bool,
     },
-    /// Continue a run whose controller died (or finish its rollback).
+    /// Continue a run whose controller died, or a paused one (or finish its rollback).
     Resume {
-        /// A run id (see `wavectl status`).
+        /// A run id (see `wavectl status`), or a unique prefix of one.
         run: String,
+        /// Do not ask for confirmation (needed without a terminal).
+        #[arg(long)]
+        yes: bool,
     },
     /// Remove the script from every host of a finished, paused or crashed run.
     Rollback {
-        /// A run id (see `wavectl status`).
+        /// A run id (see `wavectl status`), or a unique prefix of one.
         run: String,
+        /// Do not ask for confirmation (needed without a terminal).
+        #[arg(long)]
+        yes: bool,
     },
     /// Ask a running apply to stop and roll back (what the first Ctrl-C does).
     Abort {
@@ -76,7 +110,20 @@ pub enum Command {
         /// Keep retrying, with backoff, until every host is clean.
         #[arg(long)]
         until_done: bool,
+        /// Do not ask for confirmation (needed without a terminal).
+        #[arg(long)]
+        yes: bool,
     },
+    /// A local fleet of real sshd hosts to try rollouts on (`up` runs until `down` or Ctrl-C).
+    #[command(subcommand)]
+    Lab(LabCommand),
+    /// Shell completions, generated from the command line's definition.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
+    /// The man page (roff), generated from the command line's definition.
+    Manpage,
     /// A local lab fleet and a rollout in which one host goes bad.
     Demo {
         /// Hosts in the lab fleet.
@@ -85,9 +132,31 @@ pub enum Command {
     },
 }
 
+#[derive(Debug, Subcommand)]
+pub enum LabCommand {
+    /// Start N lab hosts, write an inventory, an ssh_config and an example rollout into
+    /// DIR, and keep the hosts running until `wavectl lab down DIR` (or Ctrl-C).
+    Up {
+        /// How many hosts.
+        #[arg(default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=500))]
+        hosts: u16,
+        /// Where the inventory, ssh_config and example go.
+        #[arg(long, default_value = "wavectl-lab")]
+        dir: PathBuf,
+        /// Host kind: sshd (fast), cron (runs Debian's cron) or systemd (boots systemd).
+        #[arg(long, default_value = "sshd")]
+        kind: String,
+    },
+    /// Stop the lab fleet `lab up` started in DIR.
+    Down {
+        #[arg(long, default_value = "wavectl-lab")]
+        dir: PathBuf,
+    },
+}
+
 #[derive(Debug, Args)]
 pub struct SpecArgs {
-    /// The rollout spec, e.g. rollouts/raid-health.toml.
+    /// The rollout spec, e.g. rollouts/raid-health.toml (for `apply`, also a plan file).
     pub rollout: PathBuf,
     /// Use this inventory instead of the spec's.
     #[arg(long, value_name = "INV")]
@@ -95,6 +164,10 @@ pub struct SpecArgs {
     /// Allow an install_path over a file the host side needs or a package owns.
     #[arg(long)]
     pub force: bool,
+    /// Narrow the targets (Ansible patterns: names, groups, globs, key=value; ',' or ':'
+    /// between terms; !exclude, &intersect).
+    #[arg(long, value_name = "PATTERN")]
+    pub limit: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -114,6 +187,9 @@ pub struct PurgeArgs {
     /// Leave out this host; repeatable.
     #[arg(long, value_name = "HOST")]
     pub exclude: Vec<String>,
+    /// Narrow the hosts (Ansible patterns, as for plan and apply).
+    #[arg(long, value_name = "PATTERN")]
+    pub limit: Option<String>,
     /// Retry the hosts left pending, with backoff, until all are clean (or Ctrl-C).
     #[arg(long)]
     pub until_done: bool,
@@ -126,6 +202,9 @@ pub struct PurgeArgs {
     /// Allow a PATH the host side needs or a package owns.
     #[arg(long)]
     pub force: bool,
+    /// Do not ask for confirmation (needed without a terminal).
+    #[arg(long)]
+    pub yes: bool,
 }
 
 fn parse_login_timeout(s: &str) -> Result<std::time::Duration, String> {

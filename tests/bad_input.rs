@@ -199,7 +199,7 @@ fn cases(pwned: &Path) -> Vec<Case> {
         |i| {
             format!(
                 "inventory.toml:{}: unknown field `adress`, expected one of `name`, `address`, \
-                 `port`, `user`, `labels`, `host_key_check`",
+                 `port`, `user`, `labels`, `host_key_check`, `become`",
                 at(i, "adress")
             )
         },
@@ -216,7 +216,7 @@ fn cases(pwned: &Path) -> Vec<Case> {
         |i| {
             format!(
                 "inventory.toml:{}: unknown field `identity`, expected one of `user`, `port`, \
-                 `host_key_check`",
+                 `host_key_check`, `become`",
                 at(i, "identity")
             )
         },
@@ -975,6 +975,7 @@ fn bad_flags_exit_2_and_touch_no_host() {
         (
             &[
                 "purge",
+                "--yes",
                 "--path",
                 "/usr/bin/timeout",
                 "--inventory",
@@ -987,6 +988,7 @@ fn bad_flags_exit_2_and_touch_no_host() {
         (
             &[
                 "purge",
+                "--yes",
                 "--path",
                 "/etc/ssh/sshd_config",
                 "--inventory",

@@ -300,12 +300,12 @@ fn scenario(cmd: &str, i: usize) -> Result<bool, String> {
         "rollback" => {
             ok(&w, &["apply", "rollout.toml", "--yes"], &[0, 1]);
             let run = latest_run(&w);
-            kill_at(&w, &["rollback", &run], point)
+            kill_at(&w, &["rollback", "--yes", &run], point)
         }
         "reconcile" => {
             // An apply whose controller died part-way: reconcile rolls it back.
             kill_at(&w, &["apply", "rollout.toml", "--yes"], (3, 0));
-            kill_at(&w, &["reconcile"], point)
+            kill_at(&w, &["reconcile", "--yes"], point)
         }
         "purge" => {
             ok(&w, &["apply", "rollout.toml", "--yes"], &[0, 1]);
@@ -313,7 +313,11 @@ fn scenario(cmd: &str, i: usize) -> Result<bool, String> {
                 // A copy that runs on: the purge must kill it before calling the host clean.
                 exec_ok(h, &format!("[ -x {INSTALL} ] && (setsid {INSTALL} >/dev/null 2>&1 </dev/null &) ; true"));
             }
-            kill_at(&w, &["purge", NAME, "--inventory", "inventory.toml"], point)
+            kill_at(
+                &w,
+                &["purge", "--yes", NAME, "--inventory", "inventory.toml"],
+                point,
+            )
         }
         "purge-path" => {
             vendor = true;
@@ -331,7 +335,14 @@ setsid {VENDOR} </dev/null >/dev/null 2>&1 &"
             }
             kill_at(
                 &w,
-                &["purge", "--path", VENDOR, "--inventory", "inventory.toml"],
+                &[
+                    "purge",
+                    "--yes",
+                    "--path",
+                    VENDOR,
+                    "--inventory",
+                    "inventory.toml",
+                ],
                 point,
             )
         }
@@ -339,11 +350,11 @@ setsid {VENDOR} </dev/null >/dev/null 2>&1 &"
     };
     let label = format!("{cmd} killed at {point:?} (fail_on {fail_on})");
     assert_no_false_clean(&w, vendor, &body, &label);
-    ok(&w, &["reconcile"], &[0]);
+    ok(&w, &["reconcile", "--yes"], &[0]);
     assert_no_false_clean(&w, vendor, &body, &label);
     assert_whole_or_clean(&w, vendor, &body, &label);
     // A second reconcile finds nothing left to do.
-    let again = ok(&w, &["reconcile"], &[0]);
+    let again = ok(&w, &["reconcile", "--yes"], &[0]);
     if !again.stdout.contains("nothing to reconcile") {
         return Err(format!(
             "{label}: second reconcile did work:\n{}",

@@ -36,8 +36,8 @@ sizes = ["100%"]
 bake = "10m"
 min_runs = 1
 [health]
-interval = "2s"
-probe_timeout = "2s"
+interval = "3s"
+probe_timeout = "3s"
 builtin = ["reachable", "script"]
 [policy]
 lease = "15s"
@@ -146,7 +146,7 @@ fn killed_during_the_bake_then_reverted(w: &Workdir, marker: &str) {
         .file_name()
         .into_string()
         .unwrap();
-    let r = w.wavectl(&["resume", &run]);
+    let r = w.wavectl(&["resume", "--yes", &run]);
     assert_eq!(r.code, Some(1), "{}\n{}", r.stdout, r.stderr);
     assert!(r.stdout.contains("lease expired at"), "{}", r.stdout);
     let js = w.wavectl(&["status", &run, "--json"]);
@@ -155,7 +155,7 @@ fn killed_during_the_bake_then_reverted(w: &Workdir, marker: &str) {
         assert_eq!(h["state"], "reverted", "{h}");
     }
     // Nothing is left for reconcile.
-    let rc = w.wavectl(&["reconcile"]);
+    let rc = w.wavectl(&["reconcile", "--yes"]);
     assert_eq!(rc.code, Some(0), "{}\n{}", rc.stdout, rc.stderr);
     assert!(rc.stdout.contains("nothing to reconcile"), "{}", rc.stdout);
 }

@@ -160,6 +160,7 @@ fn purge_name_over_30_hosts_with_3_frozen_then_reconcile() {
     let r = s.wavectl(&[
         "--json",
         "purge",
+        "--yes",
         NAME,
         "--inventory",
         "inventory.toml",
@@ -200,7 +201,7 @@ fn purge_name_over_30_hosts_with_3_frozen_then_reconcile() {
     for h in frozen {
         s.fleet.host(h).thaw().unwrap();
     }
-    let r = s.wavectl(&["--json", "reconcile"]);
+    let r = s.wavectl(&["--json", "reconcile", "--yes"]);
     assert_eq!(
         r.code,
         Some(0),
@@ -217,7 +218,7 @@ fn purge_name_over_30_hosts_with_3_frozen_then_reconcile() {
         assert_clean(h, original(h.name()));
     }
 
-    let r = s.wavectl(&["reconcile"]);
+    let r = s.wavectl(&["reconcile", "--yes"]);
     assert_eq!(
         r.code,
         Some(0),
@@ -249,6 +250,7 @@ fn purge_until_done_finishes_once_frozen_hosts_thaw() {
     let args = s.args(&[
         "--json",
         "purge",
+        "--yes",
         NAME,
         "--inventory",
         "inventory.toml",
@@ -313,7 +315,7 @@ fn purge_until_done_finishes_once_frozen_hosts_thaw() {
         assert_clean(h, orig);
     }
     // Nothing left for reconcile.
-    let r = s.wavectl(&["reconcile"]);
+    let r = s.wavectl(&["reconcile", "--yes"]);
     assert_eq!(r.code, Some(0), "{}\n{}", r.stdout, r.stderr);
     assert!(r.stdout.contains("nothing to reconcile"), "{}", r.stdout);
     s.assert_no_ssh_left();
@@ -412,7 +414,14 @@ setsid {VENDOR}-old </dev/null >/dev/null 2>&1 &
         );
     }
 
-    let r = s.wavectl(&["purge", "--path", VENDOR, "--inventory", "inventory.toml"]);
+    let r = s.wavectl(&[
+        "purge",
+        "--yes",
+        "--path",
+        VENDOR,
+        "--inventory",
+        "inventory.toml",
+    ]);
     assert_eq!(
         r.code,
         Some(0),
@@ -559,7 +568,14 @@ setsid {VENDOR}-old </dev/null >/dev/null 2>&1 &
             )
         })
         .collect();
-    let r = s.wavectl(&["purge", "--path", VENDOR, "--inventory", "inventory.toml"]);
+    let r = s.wavectl(&[
+        "purge",
+        "--yes",
+        "--path",
+        VENDOR,
+        "--inventory",
+        "inventory.toml",
+    ]);
     assert_eq!(
         r.code,
         Some(0),
@@ -617,17 +633,20 @@ fn purge_of_unknown_name_or_bad_path_is_bad_input() {
     let inv = ["--inventory", "inventory.toml"];
     let long_name = "a".repeat(64);
     let cases: Vec<(Vec<&str>, &str)> = vec![
-        (vec!["purge", "Bad Name"], "bad NAME"),
-        (vec!["purge", "raid_health"], "bad NAME"),
-        (vec!["purge", &long_name], "bad NAME"),
-        (vec!["purge", "--path", "relative/x"], "bad --path"),
-        (vec!["purge", "--path", "/usr/x\ny"], "bad --path"),
+        (vec!["purge", "--yes", "Bad Name"], "bad NAME"),
+        (vec!["purge", "--yes", "raid_health"], "bad NAME"),
+        (vec!["purge", "--yes", &long_name], "bad NAME"),
+        (vec!["purge", "--yes", "--path", "relative/x"], "bad --path"),
+        (vec!["purge", "--yes", "--path", "/usr/x\ny"], "bad --path"),
         (
-            vec!["purge", "--path", "/usr/local/../etc/passwd"],
+            vec!["purge", "--yes", "--path", "/usr/local/../etc/passwd"],
             "bad --path",
         ),
-        (vec!["purge"], "--path"),
-        (vec!["purge", NAME, "--path", VENDOR], "cannot be used with"),
+        (vec!["purge", "--yes"], "--path"),
+        (
+            vec!["purge", "--yes", NAME, "--path", VENDOR],
+            "cannot be used with",
+        ),
     ];
     for (args, want) in cases {
         let mut all = args.clone();
@@ -658,7 +677,10 @@ fn purge_of_unknown_name_or_bad_path_is_bad_input() {
         assert!(!h.path("/var/lib/wavectl").exists(), "{}", h.name());
     }
     // Without --inventory (and no rollouts/NAME.toml here) there is nothing to purge.
-    for args in [vec!["purge", "--path", VENDOR], vec!["purge", NAME]] {
+    for args in [
+        vec!["purge", "--yes", "--path", VENDOR],
+        vec!["purge", "--yes", NAME],
+    ] {
         let r = s.wavectl(&args);
         assert_eq!(r.code, Some(2), "{args:?}: {}", r.stderr);
         assert!(
@@ -682,7 +704,7 @@ fn purge_of_unknown_name_or_bad_path_is_bad_input() {
         )
         .replace("source = \"script.sh\"", "source = \"../script.sh\"");
     std::fs::write(s.path().join(format!("rollouts/{NAME}.toml")), beside).unwrap();
-    let r = s.wavectl(&["purge", NAME]);
+    let r = s.wavectl(&["purge", "--yes", NAME]);
     assert_eq!(
         r.code,
         Some(0),
@@ -722,7 +744,14 @@ setsid /usr/sbin/vr-link </dev/null >/dev/null 2>&1 &
     assert!(out.status.success());
     let running = || procs_with(h, "vendor-raid") + procs_with(h, "/usr/sbin/vr-link");
     assert!(eventually(Duration::from_secs(5), || running() == 2));
-    let r = s.wavectl(&["purge", "--path", VENDOR, "--inventory", "inventory.toml"]);
+    let r = s.wavectl(&[
+        "purge",
+        "--yes",
+        "--path",
+        VENDOR,
+        "--inventory",
+        "inventory.toml",
+    ]);
     assert!(!h.path(VENDOR).exists());
     assert_eq!(
         running(),

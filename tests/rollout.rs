@@ -266,7 +266,7 @@ fn a_canary_that_hangs_its_host_is_hung_pending_then_cleaned_after_thaw() {
 
     // Thaw: a second command cleans it.
     s.fleet.host("h02").thaw().unwrap();
-    let r2 = s.wavectl(&["rollback", &run_id]);
+    let r2 = s.wavectl(&["rollback", "--yes", &run_id]);
     assert_eq!(
         r2.code,
         Some(0),

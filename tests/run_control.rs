@@ -317,7 +317,7 @@ fn second_ctrl_c_exits_at_once_leaving_the_journal_for_rollback() {
     // The exit killed its ssh masters.
     s.assert_no_ssh_left_soon();
 
-    let rb = s.wavectl(&["rollback", &run_id]);
+    let rb = s.wavectl(&["rollback", "--yes", &run_id]);
     assert_eq!(rb.code, Some(0), "{}", show(&rb));
     s.assert_all_clean();
     s.assert_no_ssh_left_soon();
@@ -411,7 +411,7 @@ fn a_torn_last_journal_line_is_ignored_after_a_pause() {
     let half = tear_last_line(&s.journal(&run_id));
     assert_status_shows(&s, &run_id);
 
-    let rb = s.wavectl(&["rollback", &run_id]);
+    let rb = s.wavectl(&["rollback", "--yes", &run_id]);
     assert_eq!(rb.code, Some(0), "{}", show(&rb));
     s.assert_all_clean();
     s.assert_no_ssh_left_soon();
@@ -441,7 +441,7 @@ fn a_torn_last_journal_line_of_a_killed_apply_is_ignored() {
     let half = tear_last_line(&s.journal(&run_id));
     assert_status_shows(&s, &run_id);
 
-    let rb = s.wavectl(&["rollback", &run_id]);
+    let rb = s.wavectl(&["rollback", "--yes", &run_id]);
     assert_eq!(rb.code, Some(0), "{}", show(&rb));
     s.assert_all_clean();
     s.assert_no_ssh_left_soon();
@@ -466,7 +466,7 @@ fn a_killed_apply_with_a_torn_journal_line_resumes_to_the_end() {
     let half = tear_last_line(&s.journal(&run_id));
     assert_status_shows(&s, &run_id);
 
-    let r = s.wavectl(&["resume", &run_id]);
+    let r = s.wavectl(&["resume", "--yes", &run_id]);
     assert_eq!(r.code, Some(0), "{}", show(&r));
     for h in s.fleet.hosts() {
         let m: serde_json::Value = serde_json::from_slice(
@@ -480,7 +480,7 @@ fn a_killed_apply_with_a_torn_journal_line_resumes_to_the_end() {
     assert_eq!(status_of(&s, &run_id), "done");
     assert_torn_half_cut(&s.journal(&run_id), &half);
 
-    let rb = s.wavectl(&["rollback", &run_id]);
+    let rb = s.wavectl(&["rollback", "--yes", &run_id]);
     assert_eq!(rb.code, Some(0), "{}", show(&rb));
     s.assert_all_clean();
 }
@@ -508,7 +508,14 @@ fn purge_during_an_apply_stops_it_first_and_removes_once() {
     let apply = s.spawn_apply();
     let apply_run = apply.run_id();
     wait_deployed(&s);
-    let p = s.wavectl(&["--json", "purge", NAME, "--inventory", "inventory.toml"]);
+    let p = s.wavectl(&[
+        "--json",
+        "purge",
+        "--yes",
+        NAME,
+        "--inventory",
+        "inventory.toml",
+    ]);
     assert_eq!(p.code, Some(0), "{}", show(&p));
     assert!(p.stderr.contains("asked it to stop"), "{}", p.stderr);
     let (code, _, stdout, stderr) = apply.wait(Duration::from_secs(25));
@@ -556,6 +563,7 @@ fn an_apply_or_a_second_purge_during_a_purge_is_refused() {
     let purge = Command::new(bin())
         .args(s.args(&[
             "purge",
+            "--yes",
             NAME,
             "--inventory",
             "inventory.toml",
@@ -575,7 +583,7 @@ fn an_apply_or_a_second_purge_during_a_purge_is_refused() {
     let a = s.wavectl(&["apply", "rollout.toml", "--yes"]);
     assert_eq!(a.code, Some(2), "{}", show(&a));
     assert!(a.stderr.contains("purge"), "{}", a.stderr);
-    let p2 = s.wavectl(&["purge", NAME, "--inventory", "inventory.toml"]);
+    let p2 = s.wavectl(&["purge", "--yes", NAME, "--inventory", "inventory.toml"]);
     assert_eq!(p2.code, Some(2), "{}", show(&p2));
     assert!(p2.stderr.contains("race"), "{}", p2.stderr);
     let out = purge.wait_with_output().unwrap();
@@ -587,7 +595,7 @@ fn an_apply_or_a_second_purge_during_a_purge_is_refused() {
         String::from_utf8_lossy(&out.stdout)
     );
     s.fleet.host("h02").thaw().unwrap();
-    let rc = s.wavectl(&["reconcile"]);
+    let rc = s.wavectl(&["reconcile", "--yes"]);
     assert_eq!(rc.code, Some(0), "{}", show(&rc));
     s.assert_all_clean();
 }
@@ -615,9 +623,9 @@ fn a_corrupt_middle_journal_line_stops_every_command_naming_file_and_line() {
         .collect();
     for args in [
         vec!["status", run_id.as_str()],
-        vec!["resume", run_id.as_str()],
-        vec!["rollback", run_id.as_str()],
-        vec!["reconcile", run_id.as_str()],
+        vec!["resume", "--yes", run_id.as_str()],
+        vec!["rollback", "--yes", run_id.as_str()],
+        vec!["reconcile", "--yes", run_id.as_str()],
     ] {
         let r = s.wavectl(&args);
         assert_eq!(r.code, Some(2), "{args:?}: {}", show(&r));
@@ -639,7 +647,7 @@ fn a_corrupt_middle_journal_line_stops_every_command_naming_file_and_line() {
         .collect();
     assert_eq!(before, after);
     // The hosts' own manifests still let purge clean up.
-    let p = s.wavectl(&["purge", NAME, "--inventory", "inventory.toml"]);
+    let p = s.wavectl(&["purge", "--yes", NAME, "--inventory", "inventory.toml"]);
     assert_eq!(p.code, Some(0), "{}", show(&p));
     s.assert_all_clean();
 }
@@ -658,7 +666,7 @@ fn a_killed_apply_shows_as_interrupted_and_resumes_from_another_directory() {
     // From elsewhere, with a unique prefix of the run id.
     let elsewhere = tempfile::tempdir().unwrap();
     let prefix = &run_id[..run_id.len() - 2];
-    let r = run(elsewhere.path(), s.args(&["resume", prefix]), &[]);
+    let r = run(elsewhere.path(), s.args(&["resume", "--yes", prefix]), &[]);
     assert_eq!(r.code, Some(0), "{}", show(&r));
     assert_eq!(status_of(&s, &run_id), "done");
     for h in s.fleet.hosts() {

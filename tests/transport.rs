@@ -21,6 +21,7 @@ fn host(name: &str) -> Host {
         user: None,
         labels: BTreeMap::new(),
         host_key_check: HostKeyCheck::Strict,
+        become_root: false,
     }
 }
 

@@ -98,14 +98,14 @@ fn a_failed_upgrade_brings_version_a_back_whole_and_purge_restores_the_original(
 
     // An old run's rollback acts only on its own install: B is gone, so nothing of
     // B's is found, and A stays.
-    let r = w.wavectl(&["rollback", &run_b]);
+    let r = w.wavectl(&["rollback", "--yes", &run_b]);
     assert_eq!(r.code, Some(0), "{}\n{}", r.stdout, r.stderr);
     for (h, s) in w.fleet.hosts().iter().zip(&before) {
         assert_eq!(snapshot(h).3, s.3, "{}", h.name());
     }
 
     // purge removes every version and puts back what stood there before wavectl.
-    let p = w.wavectl(&["purge", NAME, "--inventory", "inventory.toml"]);
+    let p = w.wavectl(&["purge", "--yes", NAME, "--inventory", "inventory.toml"]);
     assert_eq!(p.code, Some(0), "{}\n{}", p.stdout, p.stderr);
     for h in w.fleet.hosts() {
         assert_no_wavectl_files(h, NAME, INSTALL);
@@ -125,7 +125,7 @@ fn rolling_back_an_older_run_leaves_the_newer_install_alone() {
     let good_b = B.replace("h03", "nohost");
     let run_b = apply(&w, &good_b, &spec(NAME, INSTALL, "0755", "*/5 * * * *"), 0);
     // Rolling back A now: every host holds B, which is not A's install.
-    let r = w.wavectl(&["rollback", &run_a]);
+    let r = w.wavectl(&["rollback", "--yes", &run_a]);
     assert_eq!(r.code, Some(0), "{}\n{}", r.stdout, r.stderr);
     assert!(
         r.stdout.contains(&format!("holds run {run_b}'s install")),
@@ -142,7 +142,7 @@ fn rolling_back_an_older_run_leaves_the_newer_install_alone() {
         );
     }
     // Rolling back B brings A back.
-    let r = w.wavectl(&["rollback", &run_b]);
+    let r = w.wavectl(&["rollback", "--yes", &run_b]);
     assert_eq!(r.code, Some(0), "{}\n{}", r.stdout, r.stderr);
     for h in w.fleet.hosts() {
         assert_eq!(std::fs::read_to_string(h.path(INSTALL)).unwrap(), A);
@@ -175,7 +175,7 @@ fn a_second_rollout_cannot_take_an_install_path_another_owns() {
     }
     // Purging both leaves the original file.
     for name in ["other", NAME] {
-        let p = w.wavectl(&["purge", name, "--inventory", "inventory.toml"]);
+        let p = w.wavectl(&["purge", "--yes", name, "--inventory", "inventory.toml"]);
         assert_eq!(p.code, Some(0), "{}\n{}", p.stdout, p.stderr);
     }
     assert_eq!(

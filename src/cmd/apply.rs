@@ -6,11 +6,13 @@ use crate::cli::{Global, SpecArgs};
 use crate::exec::{self, login_deadline};
 use crate::exit;
 use crate::journal::{write_durably, Journal, StateDir};
+use crate::plan::file::PlanContent;
 use crate::plan::Wave;
 use crate::report::{count, Event as Shown};
 use crate::rollout::signals;
 use crate::rollout::{
-    Attach, Deployment, End, Event, Intent, Plan, Policy, RunKind, RunState, Status, Target,
+    Approved, Attach, Deployment, End, Event, Intent, Plan, Policy, RunKind, RunState, Status,
+    Target,
 };
 use crate::spec::Loaded;
 
@@ -24,8 +26,10 @@ pub fn apply(g: &Global, args: &SpecArgs, yes: bool) -> CmdResult {
     let (loaded, waves) = load(args)?;
     if loaded.rollout.policy.approvals > 0 {
         return Err(CmdError::Refused(format!(
-            "rollout {} needs {} approvals (policy.approvals), and a bare spec carries none\n  help: signed plans (`plan -o`, `approve`, `apply PLAN`) are not built yet; set approvals = 0 to apply without them",
-            loaded.rollout.name, loaded.rollout.policy.approvals
+            "rollout {} needs {} approvals (policy.approvals), and a bare spec carries none\n  help: `wavectl plan {} -o PLAN`, then `wavectl approve PLAN --key KEY` by each approver, then `wavectl apply PLAN`",
+            loaded.rollout.name,
+            loaded.rollout.policy.approvals,
+            args.rollout.display()
         )));
     }
     if !yes {
@@ -45,7 +49,7 @@ pub fn apply(g: &Global, args: &SpecArgs, yes: bool) -> CmdResult {
         }
     }
     let dir = state_dir(g);
-    run_apply(g, &dir, &loaded, &waves, args.force)
+    run_apply(g, &dir, &loaded, &waves, args.force, None)
 }
 
 /// Start a new run of a loaded spec (also used by `demo`). Returns the exit code.
@@ -55,12 +59,13 @@ pub fn run_apply(
     loaded: &Loaded,
     waves: &[Wave],
     force: bool,
+    approval: Option<Approved>,
 ) -> CmdResult {
     dir.ensure()?;
     let r = &loaded.rollout;
     let run = exec::new_run_id(&r.name);
     let _lock = dir.lock(&r.name, &run)?;
-    let plan = plan_of(g, loaded, waves, &run, force);
+    let plan = plan_of(g, content_of(loaded, waves, force), &run, approval);
     let journal = Journal::create(dir, &run)?;
     write_durably(&dir.script_path(&run), &r.script.body)?;
     let reporter = reporter(g);
@@ -113,31 +118,32 @@ pub fn local_user() -> String {
         })
 }
 
-fn plan_of(g: &Global, loaded: &Loaded, waves: &[Wave], run: &str, force: bool) -> Plan {
+/// Everything a run of this spec will do: what `plan -o` writes and `apply PLAN` checks.
+pub fn content_of(loaded: &Loaded, waves: &[Wave], force: bool) -> PlanContent {
     let r = &loaded.rollout;
     let h = &r.health;
-    let d = Deployment {
-        install_path: r.script.install_path.clone(),
-        mode: r.script.mode,
-        sha256: r.script.sha256.clone(),
-        script_timeout: r.script.timeout,
-        activation: r.activation.kind,
-        schedule: r.activation.schedule.clone(),
-        run_on_install: r.activation.run_on_install,
-        interval: h.interval,
-        probe_timeout: h.probe_timeout,
-        builtins: h.builtin.clone(),
-        thresholds: h.thresholds.clone(),
-        checks: h.checks.clone(),
-        lease: r.policy.lease,
-        force,
-    };
-    Plan {
-        run: run.to_string(),
-        name: r.name.clone(),
-        target: Target::Apply(d),
-        hosts: loaded.targets.clone(),
-        waves: waves.iter().map(|w| w.hosts.clone()).collect(),
+    PlanContent {
+        rollout: r.name.clone(),
+        description: r.description.clone(),
+        spec: r.spec_path.clone(),
+        inventory: r.inventory_path.clone(),
+        limit: loaded.limit.clone(),
+        deployment: Deployment {
+            install_path: r.script.install_path.clone(),
+            mode: r.script.mode,
+            sha256: r.script.sha256.clone(),
+            script_timeout: r.script.timeout,
+            activation: r.activation.kind,
+            schedule: r.activation.schedule.clone(),
+            run_on_install: r.activation.run_on_install,
+            interval: h.interval,
+            probe_timeout: h.probe_timeout,
+            builtins: h.builtin.clone(),
+            thresholds: h.thresholds.clone(),
+            checks: h.checks.clone(),
+            lease: r.policy.lease,
+            force,
+        },
         policy: Policy {
             max_unhealthy: r.policy.max_unhealthy,
             on_failure: r.policy.on_failure,
@@ -149,10 +155,25 @@ fn plan_of(g: &Global, loaded: &Loaded, waves: &[Wave], run: &str, force: bool) 
             baseline: signals::needs_baseline(&h.builtin),
             controls: signals::needs_controls(&h.builtin),
         },
-        spec: Some(r.spec_path.clone()),
-        inventory: Some(r.inventory_path.clone()),
+        approvals: r.policy.approvals,
+        hosts: loaded.targets.clone(),
+        waves: waves.iter().map(|w| w.hosts.clone()).collect(),
+    }
+}
+
+fn plan_of(g: &Global, c: PlanContent, run: &str, approval: Option<Approved>) -> Plan {
+    Plan {
+        run: run.to_string(),
+        name: c.rollout,
+        target: Target::Apply(c.deployment),
+        hosts: c.hosts,
+        waves: c.waves,
+        policy: c.policy,
+        spec: Some(c.spec),
+        inventory: Some(c.inventory),
         ssh_config: g.ssh_config.as_deref().map(absolute),
         user: local_user(),
+        approval,
         command: std::env::args().collect(),
     }
 }
@@ -170,7 +191,7 @@ pub fn attach(intent: Intent, until_done: bool, fanout: Option<usize>) -> Event 
 }
 
 /// Continue a run whose controller died (or a paused one), from its journal alone.
-pub fn resume(g: &Global, run: &str) -> CmdResult {
+pub fn resume(g: &Global, run: &str, yes: bool) -> CmdResult {
     let dir = state_dir(g);
     let o = open_run(&dir, run)?;
     let id = o.run.clone();
@@ -194,6 +215,16 @@ pub fn resume(g: &Global, run: &str) -> CmdResult {
             return Ok(exit::OK);
         }
         _ => {}
+    }
+    let question = format!(
+        "resume run {id} ({}) of rollout {} on {}?",
+        o.state.status_name(),
+        plan.name,
+        count(plan.hosts.len(), "host")
+    );
+    if !super::consent(yes, "resume", &question)? {
+        eprintln!("not resumed");
+        return Ok(exit::ABORTED);
     }
     let reporter = reporter(g);
     reporter.emit(Shown::Note {

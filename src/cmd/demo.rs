@@ -122,7 +122,7 @@ fn run_demo(g: &Global, fleet: &Fleet) -> CmdResult {
         json: g.json,
         verbose: g.verbose,
     };
-    let code = super::apply::run_apply(&g, &state, &loaded, &waves, false)?;
+    let code = super::apply::run_apply(&g, &state, &loaded, &waves, false, None)?;
     println!("\nwhat the hosts hold now (read from each host's own filesystem):");
     let mut all_clean = true;
     for h in fleet.hosts() {
@@ -149,11 +149,11 @@ fn run_demo(g: &Global, fleet: &Fleet) -> CmdResult {
     }
     if code == exit::ROLLED_BACK && all_clean {
         println!(
-            "\ndemo done: {BAD_HOST} went bad, the run stopped and every host is back as it was."
+            "\nexit 0: demo done: {BAD_HOST} went bad, the run rolled back (its exit {code}, as it should), and every host is back as it was."
         );
         Ok(exit::OK)
     } else {
-        println!("\ndemo did not end as expected (exit {code}, all clean: {all_clean})");
+        println!("\nexit 4: the demo did not end as expected (the run's exit {code}, every host clean: {all_clean})");
         Ok(exit::INCOMPLETE)
     }
 }

@@ -2,8 +2,11 @@
 //! here and mapped to its exit code.
 
 mod apply;
+mod approval;
 mod demo;
+mod lab;
 mod purge;
+mod report;
 mod runs;
 mod session;
 mod status;
@@ -22,20 +25,59 @@ use session::CmdResult;
 pub fn run(cli: Cli) -> i32 {
     let g = &cli.global;
     let result = match &cli.command {
-        Command::Check(args) => check(args),
-        Command::Plan(args) => plan_cmd(args),
-        Command::Apply { spec, yes } => apply::apply(g, spec, *yes),
-        Command::Status { run } => status::status(g, run.as_deref()),
-        Command::Resume { run } => apply::resume(g, run),
-        Command::Rollback { run } => runs::rollback(g, run),
+        Command::Check(args) => check(g, args),
+        Command::Plan { spec, output } => approval::plan(g, spec, output.as_deref()),
+        Command::Approve { plan, key, by } => approval::approve(g, plan, key, by.as_deref()),
+        Command::Apply {
+            spec,
+            yes,
+            allowed_signers,
+        } => match approval::read_plan(&spec.rollout) {
+            Ok(Some(pf)) => approval::apply_plan(g, spec, pf, *yes, allowed_signers.as_deref()),
+            Ok(None) => apply::apply(g, spec, *yes),
+            Err(e) => Err(e.into()),
+        },
+        Command::Report { run } => report::report(g, run),
+        Command::Status { run, watch } => status::watch(g, run.as_deref(), *watch),
+        Command::Resume { run, yes } => apply::resume(g, run, *yes),
+        Command::Rollback { run, yes } => runs::rollback(g, run, *yes),
         Command::Abort { run } => runs::abort(g, run),
-        Command::Reconcile { run, until_done } => runs::reconcile(g, run.as_deref(), *until_done),
+        Command::Reconcile {
+            run,
+            until_done,
+            yes,
+        } => runs::reconcile(g, run.as_deref(), *until_done, *yes),
         Command::Purge(args) => purge::purge(g, args),
         Command::Demo { hosts } => demo::demo(g, *hosts),
+        Command::Lab(crate::cli::LabCommand::Up { hosts, dir, kind }) => lab::up(*hosts, dir, kind),
+        Command::Lab(crate::cli::LabCommand::Down { dir }) => lab::down(dir),
+        Command::Completions { shell } => {
+            let mut cmd = <crate::cli::Cli as clap::CommandFactory>::command();
+            clap_complete::generate(*shell, &mut cmd, "wavectl", &mut std::io::stdout());
+            Ok(exit::OK)
+        }
+        Command::Manpage => {
+            let cmd = <crate::cli::Cli as clap::CommandFactory>::command();
+            clap_mangen::Man::new(cmd)
+                .render(&mut std::io::stdout())
+                .map(|()| exit::OK)
+                .map_err(|e| {
+                    CmdError::Other(format!("cannot write the man page: {e}"), exit::INCOMPLETE)
+                })
+        }
     };
     match result {
         Ok(code) => code,
         Err(e) => {
+            if g.json {
+                let line = serde_json::json!({
+                    "event": "error",
+                    "at": crate::rollout::step::utc(crate::exec::now_ms() / 1000),
+                    "message": e.to_string(),
+                    "exit_code": e.code(),
+                });
+                println!("{line}");
+            }
             eprintln!("error: {e}");
             e.code()
         }
@@ -43,7 +85,10 @@ pub fn run(cli: Cli) -> i32 {
 }
 
 fn load(args: &SpecArgs) -> Result<(spec::Loaded, Vec<plan::Wave>), InputError> {
-    let opts = spec::LoadOptions { force: args.force };
+    let opts = spec::LoadOptions {
+        force: args.force,
+        limit: args.limit.clone(),
+    };
     let loaded = spec::load_with(&args.rollout, args.inventory.as_deref(), &opts)?;
     let waves = plan::waves(&loaded.targets, &loaded.rollout.waves).map_err(|e| {
         if e.file.is_none() {
@@ -58,9 +103,14 @@ fn load(args: &SpecArgs) -> Result<(spec::Loaded, Vec<plan::Wave>), InputError> 
     Ok((loaded, waves))
 }
 
-fn check(args: &SpecArgs) -> CmdResult {
+fn check(g: &crate::cli::Global, args: &SpecArgs) -> CmdResult {
     let (l, waves) = load(args)?;
     let r = &l.rollout;
+    if g.json {
+        let c = apply::content_of(&l, &waves, args.force);
+        println!("{}", serde_json::to_string(&c).unwrap_or_default());
+        return Ok(exit::OK);
+    }
     println!(
         "ok: rollout {} — {} targets in {} waves; script {} ({} bytes, sha256 {}) → {}",
         r.name,
@@ -71,17 +121,29 @@ fn check(args: &SpecArgs) -> CmdResult {
         r.script.sha256,
         r.script.install_path
     );
+    if r.policy.approvals > 0 {
+        println!(
+            "note: policy.approvals = {}: `apply` takes only an approved plan: `wavectl plan {} -o PLAN`, `wavectl approve PLAN --key KEY` by each approver, then `wavectl apply PLAN`",
+            r.policy.approvals,
+            args.rollout.display()
+        );
+    }
     Ok(exit::OK)
 }
 
-fn plan_cmd(args: &SpecArgs) -> CmdResult {
-    let (l, waves) = load(args)?;
-    println!("rollout {}: {}", l.rollout.name, l.rollout.description);
-    print!(
-        "{}",
-        plan::render(&waves, &l.targets, l.rollout.waves.spread_by.as_deref())
-    );
-    Ok(exit::OK)
+/// Ask before a command that changes hosts goes on, unless `yes`; `Ok(false)`: the
+/// operator said no.
+pub fn consent(yes: bool, what: &str, question: &str) -> Result<bool, InputError> {
+    if yes {
+        return Ok(true);
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(InputError::new(format!(
+            "refusing to {what} without confirmation: standard input is not a terminal"
+        ))
+        .help(format!("pass --yes to {what} without asking")));
+    }
+    confirm("", question)
 }
 
 /// Ask before touching hosts, when a person is there to answer.

@@ -43,6 +43,19 @@ pub fn purge(g: &Global, args: &PurgeArgs) -> CmdResult {
     };
     let inv = inventory_of(args)?;
     let hosts = spec::select_hosts(&inv, &args.select, &args.exclude)?;
+    let hosts = spec::limit_hosts(&inv, hosts, args.limit.as_deref(), "hosts to purge")?;
+    let question = format!(
+        "purge {} from {}?",
+        match &target {
+            Target::PurgePath { path, .. } => path.clone(),
+            _ => format!("every version of rollout {name}"),
+        },
+        crate::report::count(hosts.len(), "host")
+    );
+    if !super::consent(args.yes, "purge", &question)? {
+        eprintln!("not purged");
+        return Ok(exit::ABORTED);
+    }
     let dir = state_dir(g);
     dir.ensure()?;
     let run = exec::new_run_id(&format!("purge-{}", name.trim_start_matches("path-")));
@@ -71,6 +84,7 @@ pub fn purge(g: &Global, args: &PurgeArgs) -> CmdResult {
             .as_ref()
             .map(|p| std::fs::canonicalize(p).unwrap_or(p.clone())),
         user: local_user(),
+        approval: None,
         command: std::env::args().collect(),
     };
     let journal = Journal::create(&dir, &run)?;

@@ -9,7 +9,7 @@ use super::apply::attach;
 use super::session::{drive, open_run, reporter, state_dir, with_runtime, CmdError, CmdResult, Cx};
 
 /// Return every host of a run to what it held before the run.
-pub fn rollback(g: &Global, run: &str) -> CmdResult {
+pub fn rollback(g: &Global, run: &str, yes: bool) -> CmdResult {
     let dir = state_dir(g);
     let o = open_run(&dir, run)?;
     let id = o.run.clone();
@@ -23,6 +23,15 @@ pub fn rollback(g: &Global, run: &str) -> CmdResult {
             format!("run {id} is a purge, which cannot be undone\n  help: `wavectl reconcile {id}` finishes its pending hosts"),
             exit::BAD_INPUT,
         ));
+    }
+    let question = format!(
+        "roll back run {id} of rollout {}: {} may hold its install?",
+        plan.name,
+        crate::report::count(o.state.may_hold().count(), "host")
+    );
+    if !super::consent(yes, "roll back", &question)? {
+        eprintln!("not rolled back");
+        return Ok(exit::ABORTED);
     }
     let reporter = reporter(g);
     let _lock = o.lock;
@@ -60,10 +69,20 @@ pub fn abort(g: &Global, run: &str) -> CmdResult {
             // SAFETY: kill(2) on the pid the lock's live holder recorded; no memory involved.
             let r = unsafe { libc::kill(h.pid as libc::pid_t, libc::SIGINT) };
             if r == 0 {
-                println!(
-                    "asked run {id} (pid {}) to stop: the actions in flight finish, then it rolls back",
-                    h.pid
-                );
+                if g.json {
+                    let line = serde_json::json!({
+                        "event": "abort_sent",
+                        "at": crate::rollout::step::utc(crate::exec::now_ms() / 1000),
+                        "run": id,
+                        "pid": h.pid,
+                    });
+                    println!("{line}");
+                } else {
+                    println!(
+                        "asked run {id} (pid {}) to stop: the actions in flight finish, then it rolls back",
+                        h.pid
+                    );
+                }
                 Ok(exit::OK)
             } else {
                 Err(CmdError::Other(
@@ -112,7 +131,7 @@ fn decide(id: &str, st: &crate::rollout::RunState) -> Plan {
 
 /// Finish what is unfinished: pending removals, unconfirmed hosts, and applies whose
 /// controller died (rolled back, as their leases would) — of one run or of every run.
-pub fn reconcile(g: &Global, run: Option<&str>, until_done: bool) -> CmdResult {
+pub fn reconcile(g: &Global, run: Option<&str>, until_done: bool, yes: bool) -> CmdResult {
     let dir = state_dir(g);
     let ids: Vec<String> = match run {
         Some(r) => vec![dir.resolve(r)?],
@@ -120,8 +139,25 @@ pub fn reconcile(g: &Global, run: Option<&str>, until_done: bool) -> CmdResult {
     };
     // A damaged journal stops the command before anything is touched: what it would do
     // there cannot be known.
+    let mut todo = 0;
+    let mut hosts = 0;
     for id in &ids {
-        dir.load(id)?;
+        let st = dir.load(id)?;
+        if matches!(decide(id, &st), Plan::Take(_)) {
+            todo += 1;
+            hosts += st.may_hold().count();
+        }
+    }
+    if todo > 0 {
+        let question = format!(
+            "reconcile {}: {} may hold something unfinished?",
+            crate::report::count(todo, "run"),
+            crate::report::count(hosts, "host")
+        );
+        if !super::consent(yes, "reconcile", &question)? {
+            eprintln!("not reconciled");
+            return Ok(exit::ABORTED);
+        }
     }
     let reporter = reporter(g);
     with_runtime(|stop| async move {

@@ -176,6 +176,7 @@ pub async fn drive(
             exit::BAD_INPUT,
         )
     })?;
+    let plan_copy = plan.clone();
     let shared = Shared {
         transport,
         plan,
@@ -190,13 +191,98 @@ pub async fn drive(
         stop.token.clone(),
         stop.by.clone(),
     );
+    let action = action_of(&first, &plan_copy);
+    audit(dir, &plan_copy, &action, "started", None, String::new());
     let (state, result) = engine.run(first).await;
-    match result {
+    let outcome = match result {
         Ok(()) => {
             reporter.emit(Shown::Summary(summarize(&state)));
             Ok(state)
         }
         Err(e) if e.touched => Err(CmdError::Lost(e.source)),
         Err(e) => Err(CmdError::Journal(e.source)),
+    };
+    match &outcome {
+        Ok(s) => {
+            let pending: Vec<String> = s
+                .hosts
+                .iter()
+                .filter(|h| h.state.unfinished())
+                .map(|h| h.host.clone())
+                .collect();
+            let detail = if pending.is_empty() {
+                String::new()
+            } else {
+                format!("pending: {}", pending.join(", "))
+            };
+            audit(
+                dir,
+                &plan_copy,
+                &action,
+                s.status_name(),
+                Some(crate::rollout::exit_code(s)),
+                detail,
+            );
+        }
+        Err(e) => audit(
+            dir,
+            &plan_copy,
+            &action,
+            "failed",
+            Some(e.code()),
+            e.to_string(),
+        ),
+    }
+    outcome
+}
+
+/// What a run's first event makes of this command, for the audit log.
+fn action_of(first: &Event, plan: &crate::rollout::Plan) -> String {
+    use crate::rollout::{Intent, RunKind};
+    match first {
+        Event::Attach(a) => match a.intent {
+            Intent::Resume => "resume",
+            Intent::Rollback => "rollback",
+            Intent::Reconcile | Intent::Orphaned => "reconcile",
+        },
+        _ => match plan.kind() {
+            RunKind::Apply => "apply",
+            RunKind::Purge => "purge",
+            RunKind::PurgePath => "purge-path",
+        },
+    }
+    .to_string()
+}
+
+/// One line in the audit log (a log that cannot be written is said, not fatal: the
+/// journal is the record the engine depends on).
+fn audit(
+    dir: &StateDir,
+    plan: &crate::rollout::Plan,
+    action: &str,
+    outcome: &str,
+    exit_code: Option<i32>,
+    detail: String,
+) {
+    let entry = crate::journal::AuditEntry {
+        at: crate::rollout::step::utc(crate::exec::now_ms() / 1000),
+        user: super::apply::local_user(),
+        action: action.to_string(),
+        outcome: outcome.to_string(),
+        exit_code,
+        rollout: plan.name.clone(),
+        run: Some(plan.run.clone()),
+        plan_hash: plan.approval.as_ref().map(|a| a.hash.clone()),
+        script_sha256: plan.deployment().map(|d| d.sha256.clone()),
+        signers: plan
+            .approval
+            .as_ref()
+            .map(|a| a.signers.clone())
+            .unwrap_or_default(),
+        detail,
+        command: std::env::args().collect(),
+    };
+    if let Err(e) = dir.audit(&entry) {
+        eprintln!("warning: the audit log: {e}");
     }
 }

@@ -24,6 +24,8 @@ struct RunLine {
     started: String,
     started_ms: u64,
     ended: Option<String>,
+    /// How long it ran (so far, if it has not ended).
+    duration: String,
     user: String,
     hosts: usize,
     done: usize,
@@ -51,6 +53,10 @@ fn line(dir: &StateDir, id: &str, s: &RunState) -> RunLine {
         started: utc(s.started / 1000),
         started_ms: s.started,
         ended: s.ended.map(|e| utc(e / 1000)),
+        duration: humantime::format_duration(std::time::Duration::from_secs(
+            s.ended.unwrap_or(s.now).saturating_sub(s.started) / 1000,
+        ))
+        .to_string(),
         user: s.plan.as_ref().map_or(String::new(), |p| p.user.clone()),
         hosts: s.hosts.len(),
         done: s
@@ -59,6 +65,30 @@ fn line(dir: &StateDir, id: &str, s: &RunState) -> RunLine {
             .filter(|h| matches!(h.state, HostState::Confirmed | HostState::Clean))
             .count(),
         pending: s.hosts.iter().filter(|h| h.state.unfinished()).count(),
+    }
+}
+
+/// `status`, once or (`--watch`) every 2 seconds.
+pub fn watch(g: &Global, run: Option<&str>, watch: bool) -> CmdResult {
+    if !watch {
+        return status(g, run);
+    }
+    let dir = state_dir(g);
+    loop {
+        if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+            print!("\x1b[2J\x1b[H");
+        }
+        status(g, run)?;
+        if let Some(prefix) = run {
+            let id = dir.resolve(prefix)?;
+            let s = dir.load(&id)?;
+            let name = s.plan.as_ref().map_or(String::new(), |p| p.name.clone());
+            let live = dir.holder(&name).is_some_and(|h| h.run == id);
+            if s.is_ended() && !live {
+                return Ok(exit::OK);
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_secs(2));
     }
 }
 
@@ -80,13 +110,21 @@ pub fn status(g: &Global, run: Option<&str>) -> CmdResult {
             println!("no runs in {}", dir.root.display());
         } else {
             println!(
-                "{:<48} {:<20} {:<24} {:<21} {:>5} {:>5} {:>7}",
-                "RUN", "ROLLOUT", "STATE", "STARTED", "HOSTS", "DONE", "PENDING"
+                "{:<48} {:<20} {:<24} {:<21} {:<10} {:<10} {:>5} {:>5} {:>7}",
+                "RUN", "ROLLOUT", "STATE", "STARTED", "TOOK", "BY", "HOSTS", "DONE", "PENDING"
             );
             for l in &lines {
                 println!(
-                    "{:<48} {:<20} {:<24} {:<21} {:>5} {:>5} {:>7}",
-                    l.run, l.rollout, l.state, l.started, l.hosts, l.done, l.pending
+                    "{:<48} {:<20} {:<24} {:<21} {:<10} {:<10} {:>5} {:>5} {:>7}",
+                    l.run,
+                    l.rollout,
+                    l.state,
+                    l.started,
+                    l.duration,
+                    l.user,
+                    l.hosts,
+                    l.done,
+                    l.pending
                 );
             }
         }

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures::future::join_all;
 use tokio::sync::Semaphore;
@@ -100,8 +100,9 @@ async fn probe_host(
     }
 }
 
-/// One probe of one host: a login (unless `pooled` is one) and the probe command,
-/// together within `probe_timeout`. A kept connection that broke (not one that missed
+/// One probe of one host: a login (unless `pooled` is one), within its own deadline,
+/// then the probe command, within `probe_timeout` from when it starts: a slow login (a
+/// busy controller, a busy host) does not eat into the time the host has to answer. A kept connection that broke (not one that missed
 /// its deadline) says nothing of the host — its master may have given up on a host that
 /// stopped answering — so a fresh login decides: a silent host is then `hung`, one that
 /// refuses `unreachable`.
@@ -115,7 +116,6 @@ async fn probe_over(
 ) -> Outcome {
     loop {
         let kept = pooled.is_some();
-        let started = Instant::now();
         let conn = match pooled.take() {
             Some(c) => c,
             None => match shared
@@ -127,10 +127,8 @@ async fn probe_over(
                 Err(e) => return transport_outcome(&e),
             },
         };
-        let left = d
-            .probe_timeout
-            .saturating_sub(started.elapsed())
-            .max(Duration::from_millis(500));
+        // The login had its own deadline: the host gets the whole probe_timeout to answer.
+        let left = d.probe_timeout;
         let ask = remote::probe::Ask {
             sources: signals::sources(&d.builtins),
             kernel_cursor: opts.cursors.get(&host.name).cloned(),
@@ -143,7 +141,8 @@ async fn probe_over(
             d.lease,
             &ask,
         );
-        return match conn.run_within(&cmd, left).await {
+        // The remote `timeout` ends the probe at `left`; its answer needs a moment to come back.
+        return match conn.run_within(&cmd, left + Duration::from_secs(1)).await {
             Ok(out) => match remote::parse_probe(&out.stdout, &d.checks) {
                 Ok(report) => {
                     pool.put(&host.name, conn);
@@ -172,9 +171,10 @@ async fn probe_over(
     }
 }
 
-/// The deadline for a login: the probe timeout, but never under 2 s.
+/// The deadline for a login: the probe timeout, but never under 5 s (a login costs key
+/// exchange CPU on both ends; on a busy controller a healthy host can need seconds).
 pub fn login_deadline(probe_timeout: Duration) -> Duration {
-    probe_timeout.max(Duration::from_secs(2))
+    probe_timeout.max(Duration::from_secs(5))
 }
 
 fn transport_outcome(e: &TransportError) -> Outcome {

@@ -1,29 +1,23 @@
-//! The Ansible INI inventory: `[group]` host lines with `key=value` vars, `[group:vars]`
-//! and `[group:children]`. Groups become one `group` label (comma-separated, see
-//! `Selector::matches`); `ansible_host`, `ansible_port`, `ansible_user` are honoured and
-//! other host vars become labels. Pure: works on text already read.
+//! The Ansible INI inventory, read as Ansible's `ini` plugin reads it: lines before any
+//! section are hosts of `ungrouped`; `[group]` lists hosts (a host pattern — a name,
+//! ranges like `web[01:20]` or `db-[a:f]`, an optional `:port` — then `key=value`
+//! variables, split like a shell line: quotes group words and are removed, `#` starts a
+//! comment); `[group:vars]` holds one `key=value` per line (everything after the first
+//! `=` is the value; a value in quotes loses them; a `#` after whitespace starts a
+//! comment); `[group:children]` names child groups, one per line. `all` and `ungrouped`
+//! always exist. As in Ansible, a `[group:vars]` or `:children` entry naming a group that
+//! no `[group]` or `[group:children]` section declares is an error. Lines starting with
+//! `#` or `;` are comments. Resolution (precedence, `ansible_*` variables, labels) is
+//! `ansible::Model::resolve`'s. Pure: works on text already read.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashSet;
 
-use super::names::{check_address, check_label_value, check_port, Bad, HOST_NAME, LABEL_KEY, USER};
-use super::{Host, HostKeyCheck, Inventory};
+use super::ansible::{Model, Value, Var, ALL, GROUP_NAME, UNGROUPED};
+use super::names::{shown, Bad, HOST_NAME};
+use super::ranges;
+use super::Inventory;
 use crate::diag::{InputError, Pos};
 use crate::spec::source::SourceFile;
-
-/// Groups that every host is in; never a `group` label.
-const IMPLICIT: [&str; 2] = ["all", "ungrouped"];
-
-/// One `key=value`, where it was written.
-type Var = (String, String, Pos);
-
-#[derive(Default)]
-struct Parsed {
-    /// Host names in first-seen order, with their position, direct groups and vars.
-    hosts: Vec<(String, Pos, Vec<String>, Vec<Var>)>,
-    group_vars: HashMap<String, Vec<Var>>,
-    /// child group → its parents.
-    parents: HashMap<String, Vec<String>>,
-}
 
 enum Section {
     Hosts(String),
@@ -37,209 +31,338 @@ pub(crate) fn parse(src: &SourceFile) -> Result<Inventory, InputError> {
             .at(pos)
             .help(b.help)
     };
-    let mut p = Parsed::default();
-    let mut section = Section::Hosts("ungrouped".to_string());
+    let mut model = Model::default();
+    let mut declared: HashSet<String> = [ALL, UNGROUPED].iter().map(|s| s.to_string()).collect();
+    // `[g:vars]` sections and `:children` entries, checked against `declared` at the end.
+    let mut vars_sections: Vec<(String, Pos)> = Vec::new();
+    let mut child_refs: Vec<(String, String, Pos)> = Vec::new();
+    let mut section = Section::Hosts(UNGROUPED.to_string());
     for (i, raw_line) in src.text.lines().enumerate() {
+        let indent = raw_line.len() - raw_line.trim_start().len();
         let line = raw_line.trim();
-        let pos = Pos {
+        let pos_at = |byte: usize| Pos {
             line: i + 1,
-            col: raw_line.len() - raw_line.trim_start().len() + 1,
+            col: indent + byte + 1,
         };
+        let pos = pos_at(0);
         if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
             continue;
         }
-        if let Some(header) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
-            section = match header.split_once(':') {
-                None => Section::Hosts(header.to_string()),
-                Some((g, "vars")) => Section::Vars(g.to_string()),
-                Some((g, "children")) => Section::Children(g.to_string()),
-                Some(_) => {
+        if line.starts_with('[') {
+            let (name, kind) = header(line).map_err(|b| err(pos, b))?;
+            GROUP_NAME.check(name).map_err(|b| err(pos_at(1), b))?;
+            section = match kind {
+                None => Section::Hosts(name.to_string()),
+                Some("vars") => Section::Vars(name.to_string()),
+                Some("children") => Section::Children(name.to_string()),
+                Some(kind) => {
                     return Err(err(
                         pos,
                         Bad::new(
-                            format!("unknown section `[{header}]`"),
+                            format!("section [{name}:{kind}] has the unknown type `{kind}`"),
                             "sections are [group], [group:vars] and [group:children]",
                         ),
                     ))
                 }
             };
+            match &section {
+                Section::Vars(g) => vars_sections.push((g.clone(), pos)),
+                Section::Hosts(g) | Section::Children(g) => {
+                    declared.insert(g.clone());
+                }
+            }
+            model.declare(name);
             continue;
         }
-        let words = split_words(line);
         match &section {
             Section::Hosts(group) => {
-                let name = words.first().map(|w| w.0.clone()).unwrap_or_default();
-                if name.contains('[') {
+                if line == "---" {
                     return Err(err(
                         pos,
                         Bad::new(
-                            format!("host range `{name}` is not supported"),
-                            "list each host on its own line",
+                            "`---` starts a YAML document, not an INI host line",
+                            "a YAML inventory's file name must end in .yml or .yaml",
                         ),
                     ));
                 }
-                HOST_NAME.check(&name).map_err(|b| err(pos, b))?;
-                let vars =
-                    parse_vars(words.get(1..).unwrap_or(&[]), pos).map_err(|(at, b)| err(at, b))?;
-                let idx = match p.hosts.iter().position(|h| h.0 == name) {
-                    Some(i) => i,
-                    None => {
-                        p.hosts.push((name, pos, Vec::new(), Vec::new()));
-                        p.hosts.len() - 1
-                    }
+                let words = split_words(line).map_err(|(at, b)| err(pos_at(at), b))?;
+                let Some((pattern, _)) = words.first() else {
+                    continue; // only a comment
                 };
-                let h = &mut p.hosts[idx];
-                if !h.2.contains(group) {
-                    h.2.push(group.clone());
+                let expanded = ranges::expand(pattern).map_err(|b| err(pos, b))?;
+                let mut vars = Vec::new();
+                if let Some(port) = expanded.port {
+                    vars.push(Var {
+                        key: "ansible_port".into(),
+                        value: Value::Int(i64::from(port)),
+                        pos,
+                    });
                 }
-                h.3.extend(vars);
+                for (word, at) in &words[1..] {
+                    let at = pos_at(*at);
+                    match word.split_once('=') {
+                        Some((k, v)) if !k.is_empty() => vars.push(Var {
+                            key: k.to_string(),
+                            value: Value::Text(unquote(v).to_string()),
+                            pos: at,
+                        }),
+                        _ => {
+                            return Err(err(
+                                at,
+                                Bad::new(
+                                    format!("{} is not key=value", shown(word)),
+                                    "write host variables like ansible_host=10.0.0.1, after the host name",
+                                ),
+                            ))
+                        }
+                    }
+                }
+                for name in &expanded.names {
+                    HOST_NAME.check(name).map_err(|b| err(pos, b))?;
+                    model.host(name, pos, group, vars.clone());
+                }
             }
             Section::Vars(group) => {
-                let vars = parse_vars(&words, pos).map_err(|(at, b)| err(at, b))?;
-                p.group_vars.entry(group.clone()).or_default().extend(vars);
+                let Some((k, v)) = line.split_once('=') else {
+                    return Err(err(
+                        pos,
+                        Bad::new(
+                            format!("{} is not key=value", shown(line)),
+                            "a [group:vars] section holds one key=value per line",
+                        ),
+                    ));
+                };
+                let (k, v) = (k.trim(), strip_comment(v.trim()));
+                if k.is_empty() || k.chars().any(char::is_whitespace) {
+                    return Err(err(
+                        pos,
+                        Bad::new(
+                            format!("{} has no variable name before '='", shown(line)),
+                            "write key=value, with a name without spaces",
+                        ),
+                    ));
+                }
+                model.group_vars(
+                    group,
+                    [Var {
+                        key: k.to_string(),
+                        value: Value::Text(unquote(v).to_string()),
+                        pos,
+                    }],
+                );
             }
             Section::Children(group) => {
-                let child = line.to_string();
-                p.parents.entry(child).or_default().push(group.clone());
+                let child = strip_comment(line);
+                if child.chars().any(char::is_whitespace) {
+                    return Err(err(
+                        pos,
+                        Bad::new(
+                            format!("{} is not a group name", shown(line)),
+                            "a [group:children] section names one group per line",
+                        ),
+                    ));
+                }
+                GROUP_NAME.check(child).map_err(|b| err(pos, b))?;
+                if child == ALL {
+                    return Err(err(
+                        pos,
+                        Bad::new(
+                            "`all` cannot be a child group",
+                            "every group is already under `all`; remove this line",
+                        ),
+                    ));
+                }
+                child_refs.push((group.clone(), child.to_string(), pos));
+                model.child(group, child, pos);
             }
         }
     }
-    let hosts = p
-        .hosts
-        .iter()
-        .map(|(name, pos, groups, vars)| {
-            build_host(&p, name, groups, vars).map_err(|(at, b)| err(at.unwrap_or(*pos), b))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    if hosts.is_empty() {
-        return Err(src.err_file(
-            "the inventory has no hosts",
-            "list at least one host under a [group]",
-        ));
+    for (group, pos) in &vars_sections {
+        if !declared.contains(group) {
+            return Err(err(
+                *pos,
+                Bad::new(
+                    format!("section [{group}:vars] is for a group no section declares"),
+                    format!("declare the group with a [{group}] or [{group}:children] section, or fix the name"),
+                ),
+            ));
+        }
     }
-    Ok(Inventory {
-        path: src.path.clone(),
-        hosts,
-    })
+    for (parent, child, pos) in &child_refs {
+        if !declared.contains(child) {
+            return Err(err(
+                *pos,
+                Bad::new(
+                    format!(
+                        "section [{parent}:children] names `{child}`, a group no section declares"
+                    ),
+                    format!(
+                        "declare it with a [{child}] section (it may be empty), or fix the name"
+                    ),
+                ),
+            ));
+        }
+    }
+    model.resolve(src)
 }
 
-/// A host line's words, with the column each starts at; quotes group words and are removed.
-fn split_words(line: &str) -> Vec<(String, usize)> {
-    let mut words = Vec::new();
-    let mut cur: Option<(String, usize)> = None;
-    let mut quote: Option<char> = None;
-    for (i, c) in line.char_indices() {
+/// `[name]` or `[name:kind]`, then nothing but whitespace or a `#` comment.
+fn header(line: &str) -> Result<(&str, Option<&str>), Bad> {
+    let bad = || {
+        Bad::new(
+            format!("{} is not a section header", shown(line)),
+            "write [group], [group:vars] or [group:children], without spaces inside the brackets",
+        )
+    };
+    let close = line.find(']').ok_or_else(bad)?;
+    let rest = line[close + 1..].trim_start();
+    if !(rest.is_empty() || rest.starts_with('#')) {
+        return Err(bad());
+    }
+    let inner = &line[1..close];
+    let (name, kind) = match inner.split_once(':') {
+        Some((n, k)) => (n, Some(k)),
+        None => (inner, None),
+    };
+    let word = |s: &str| !s.is_empty() && !s.chars().any(|c| c.is_whitespace() || c == ':');
+    if !word(name) || kind.is_some_and(|k| !word(k)) {
+        return Err(bad());
+    }
+    Ok((name, kind))
+}
+
+/// A value without a trailing ` # comment` (a `#` after whitespace, outside quotes).
+fn strip_comment(v: &str) -> &str {
+    let mut quote = None;
+    let mut prev_space = false;
+    for (i, c) in v.char_indices() {
         match (quote, c) {
             (Some(q), c) if c == q => quote = None,
-            (Some(_), c) => cur.get_or_insert((String::new(), i)).0.push(c),
-            (None, '"' | '\'') => {
-                quote = Some(c);
-                cur.get_or_insert((String::new(), i));
+            (Some(_), _) => {}
+            (None, '\'' | '"') => quote = Some(c),
+            (None, '#') if prev_space => return v[..i].trim_end(),
+            _ => {}
+        }
+        prev_space = c.is_whitespace();
+    }
+    v
+}
+
+/// A value wholly in matching quotes, without them (as Python's `literal_eval` reads a
+/// string literal in Ansible); anything else as it is.
+fn unquote(v: &str) -> &str {
+    for q in ['\'', '"'] {
+        if let Some(inner) = v.strip_prefix(q).and_then(|s| s.strip_suffix(q)) {
+            if !inner.contains(q) {
+                return inner;
             }
-            (None, c) if c.is_whitespace() => words.extend(cur.take()),
-            (None, '#') if cur.is_none() => break,
-            (None, c) => cur.get_or_insert((String::new(), i)).0.push(c),
+        }
+    }
+    v
+}
+
+/// A host line's words with the byte offset each starts at, split as POSIX `shlex` does
+/// with comments on (Ansible's `shlex_split(line, comments=True)`): whitespace separates,
+/// `'…'` is literal, `"…"` allows `\"` and `\\`, a backslash outside quotes escapes the
+/// next character, and an unquoted `#` ends the line.
+fn split_words(line: &str) -> Result<Vec<(String, usize)>, (usize, Bad)> {
+    let mut words = Vec::new();
+    let mut cur: Option<(String, usize)> = None;
+    let mut chars = line.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        match c {
+            c if c.is_whitespace() => words.extend(cur.take()),
+            '#' => break,
+            '\\' => {
+                let Some((_, next)) = chars.next() else {
+                    return Err((
+                        i,
+                        Bad::new(
+                            "the line ends in a lone '\\'",
+                            "remove it, or quote the value",
+                        ),
+                    ));
+                };
+                cur.get_or_insert((String::new(), i)).0.push(next);
+            }
+            '\'' | '"' => {
+                let word = &mut cur.get_or_insert((String::new(), i)).0;
+                loop {
+                    match chars.next() {
+                        None => {
+                            return Err((
+                                i,
+                                Bad::new(
+                                    format!("the quote {c} opened here is never closed"),
+                                    "close the quote, or escape it with '\\'",
+                                ),
+                            ))
+                        }
+                        Some((_, q)) if q == c => break,
+                        Some((_, '\\')) if c == '"' => match chars.peek() {
+                            Some(&(_, e @ ('"' | '\\'))) => {
+                                word.push(e);
+                                chars.next();
+                            }
+                            _ => word.push('\\'),
+                        },
+                        Some((_, ch)) => word.push(ch),
+                    }
+                }
+            }
+            c => cur.get_or_insert((String::new(), i)).0.push(c),
         }
     }
     words.extend(cur);
-    words
+    Ok(words)
 }
 
-fn parse_vars(words: &[(String, usize)], line: Pos) -> Result<Vec<Var>, (Pos, Bad)> {
-    words
-        .iter()
-        .map(|(w, col)| {
-            let pos = Pos {
-                line: line.line,
-                col: line.col + col,
-            };
-            match w.split_once('=') {
-                Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string(), pos)),
-                _ => Err((
-                    pos,
-                    Bad::new(
-                        format!("`{w}` is not key=value"),
-                        "write host variables like ansible_host=10.0.0.1",
-                    ),
-                )),
-            }
-        })
-        .collect()
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// Every group `g` is in, parents before children, `g` last.
-fn with_ancestors(p: &Parsed, g: &str, out: &mut Vec<String>) {
-    if out.iter().any(|x| x == g) {
-        return;
+    fn words(line: &str) -> Vec<(String, usize)> {
+        split_words(line).unwrap()
     }
-    out.push(g.to_string()); // placeholder first: stops cycles
-    let at = out.len() - 1;
-    for parent in p.parents.get(g).into_iter().flatten() {
-        with_ancestors(p, parent, out);
-    }
-    let g = out.remove(at);
-    out.push(g);
-}
 
-fn build_host(
-    p: &Parsed,
-    name: &str,
-    direct: &[String],
-    host_vars: &[Var],
-) -> Result<Host, (Option<Pos>, Bad)> {
-    let mut groups = Vec::new();
-    for g in direct {
-        with_ancestors(p, g, &mut groups);
+    #[test]
+    fn splits_like_shlex() {
+        let w = |v: &[(&str, usize)]| -> Vec<(String, usize)> {
+            v.iter().map(|(s, i)| (s.to_string(), *i)).collect()
+        };
+        assert_eq!(words("a  b=c"), w(&[("a", 0), ("b=c", 3)]));
+        assert_eq!(
+            words("h x='a b' y=\"c\\\"d\""),
+            w(&[("h", 0), ("x=a b", 2), ("y=c\"d", 10)])
+        );
+        assert_eq!(words("h v=a#b c"), w(&[("h", 0), ("v=a", 2)]));
+        assert_eq!(words("h v='a#b' # c"), w(&[("h", 0), ("v=a#b", 2)]));
+        assert_eq!(words("h v=a\\ b"), w(&[("h", 0), ("v=a b", 2)]));
+        assert_eq!(
+            words("h v=\"'03#pa33w0rd'\""),
+            w(&[("h", 0), ("v='03#pa33w0rd'", 2)])
+        );
+        assert_eq!(
+            split_words("h v='abc").unwrap_err().1.message,
+            "the quote ' opened here is never closed"
+        );
+        assert_eq!(split_words("h v='abc").unwrap_err().0, 4);
     }
-    let mut vars: Vec<&Var> = p.group_vars.get("all").into_iter().flatten().collect();
-    for g in groups.iter().filter(|g| g.as_str() != "all") {
-        vars.extend(p.group_vars.get(g).into_iter().flatten());
-    }
-    vars.extend(host_vars);
 
-    let mut host = Host {
-        name: name.to_string(),
-        address: name.to_string(),
-        port: None,
-        user: None,
-        labels: BTreeMap::new(),
-        host_key_check: HostKeyCheck::Strict,
-    };
-    for (k, v, pos) in vars {
-        let at = |b: Bad| (Some(*pos), b);
-        match k.as_str() {
-            "ansible_host" | "ansible_ssh_host" => {
-                check_address(v).map_err(at)?;
-                host.address = v.clone();
-            }
-            "ansible_port" | "ansible_ssh_port" => {
-                let n = v.parse::<i64>().map_err(|_| {
-                    at(Bad::new(
-                        format!("port `{v}` is not a number"),
-                        "a port is a number from 1 to 65535",
-                    ))
-                })?;
-                host.port = Some(check_port(n).map_err(at)?);
-            }
-            "ansible_user" | "ansible_ssh_user" => {
-                USER.check(v).map_err(at)?;
-                host.user = Some(v.clone());
-            }
-            k if k.starts_with("ansible_") => {}
-            k => {
-                LABEL_KEY.check(k).map_err(at)?;
-                check_label_value(k, v).map_err(at)?;
-                host.labels.insert(k.to_string(), v.clone());
-            }
-        }
+    #[test]
+    fn values_and_headers() {
+        assert_eq!(unquote("'03#pa33w0rd'"), "03#pa33w0rd");
+        assert_eq!(unquote("\"x\""), "x");
+        assert_eq!(unquote("'a'b'"), "'a'b'");
+        assert_eq!(unquote("plain"), "plain");
+        assert_eq!(strip_comment("8080 # all members"), "8080");
+        assert_eq!(strip_comment("a#b"), "a#b");
+        assert_eq!(strip_comment("'x # y' # z"), "'x # y'");
+        assert_eq!(header("[web] # c").unwrap(), ("web", None));
+        assert_eq!(header("[web:vars]").unwrap(), ("web", Some("vars")));
+        assert!(header("[web servers]").is_err());
+        assert!(header("[web]x").is_err());
+        assert!(header("[web").is_err());
+        assert!(header("[:vars]").is_err());
     }
-    let named: Vec<&str> = groups
-        .iter()
-        .map(String::as_str)
-        .filter(|g| !IMPLICIT.contains(g))
-        .collect();
-    if !named.is_empty() {
-        host.labels.insert("group".to_string(), named.join(","));
-    }
-    Ok(host)
 }

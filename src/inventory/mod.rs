@@ -1,4 +1,5 @@
-//! Inventory: TOML (and, later, Ansible INI) → hosts with labels. Reads one file, no network.
+//! Inventory: TOML, or an Ansible inventory (INI or YAML) → hosts with labels, ports,
+//! users and `become`. Reads one file, no network.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -6,9 +7,12 @@ use std::path::{Path, PathBuf};
 use crate::diag::InputError;
 use crate::spec::source::SourceFile;
 
+mod ansible;
 mod ini;
 pub(crate) mod names;
+mod ranges;
 mod toml;
+mod yaml;
 
 pub(crate) use names::{shown, Bad, LABEL_KEY};
 
@@ -33,6 +37,11 @@ pub struct Host {
     pub user: Option<String>,
     pub labels: BTreeMap<String, String>,
     pub host_key_check: HostKeyCheck,
+    /// `become = true` (Ansible: `ansible_become`): every remote command runs as root
+    /// through `sudo -n` (see `remote::RemoteCommand::line_as`). Absent from the journal
+    /// when false, so journals written before it read the same.
+    #[serde(default, rename = "become", skip_serializing_if = "std::ops::Not::not")]
+    pub become_root: bool,
 }
 
 /// Every host of one inventory file, in file order.
@@ -48,25 +57,30 @@ impl Inventory {
     }
 }
 
-/// Read and validate an inventory file: TOML when its name ends in `.toml`, else an
-/// Ansible INI inventory.
+/// Read and validate an inventory file: TOML when its name ends in `.toml`, an Ansible
+/// YAML inventory for `.yml`, `.yaml` (and `.json`, which YAML reads), else an Ansible
+/// INI inventory.
 pub fn load(path: &Path) -> Result<Inventory, InputError> {
     let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
-    if matches!(ext, "yml" | "yaml" | "json") {
-        return Err(
-            InputError::in_file(path, format!("{ext} inventories are not supported"))
-                .help("write the inventory as TOML (inventory.toml) or as an Ansible INI file"),
-        );
-    }
     let src = SourceFile::read(path, "inventory")?;
-    if ext == "toml" {
-        toml::parse(&src)
-    } else {
-        ini::parse(&src)
+    match ext {
+        "toml" => toml::parse(&src),
+        "yml" | "yaml" | "json" => {
+            ansible::refuse_vars_dirs(path)?;
+            yaml::parse(&src)
+        }
+        _ => {
+            ansible::refuse_vars_dirs(path)?;
+            ini::parse(&src)
+        }
     }
 }
 
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_ansible;
+#[cfg(test)]
 mod tests_ini;
+#[cfg(test)]
+mod tests_yaml;

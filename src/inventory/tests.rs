@@ -99,7 +99,7 @@ fn file_errors() {
     assert_eq!(
         err("[[host]]\nname = \"a\"\nadress = \"x\"\n"),
         "T/inv.toml:3:1: unknown field `adress`, expected one of `name`, `address`, `port`, `user`, \
-         `labels`, `host_key_check`\n  help: remove the key or fix its spelling"
+         `labels`, `host_key_check`, `become`\n  help: remove the key or fix its spelling"
     );
     assert_eq!(
         err("[defaults]\nhost_key_check = \"no\"\n"),

@@ -1,4 +1,5 @@
-//! The TOML inventory: `[defaults]` and `[[host]]` tables → validated hosts.
+//! The TOML inventory: `[defaults]` and `[[host]]` tables → validated hosts (`become`
+//! in `[defaults]` or per host: commands run as root through `sudo -n`).
 //! Pure: works on text already read.
 
 use std::collections::BTreeMap;
@@ -26,6 +27,8 @@ struct RawDefaults {
     user: Option<Spanned<String>>,
     port: Option<Spanned<i64>>,
     host_key_check: Option<HostKeyCheck>,
+    #[serde(rename = "become")]
+    become_root: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -38,6 +41,8 @@ struct RawHost {
     #[serde(default)]
     labels: BTreeMap<Spanned<String>, Spanned<String>>,
     host_key_check: Option<HostKeyCheck>,
+    #[serde(rename = "become")]
+    become_root: Option<bool>,
 }
 
 /// Parse and validate a TOML inventory.
@@ -46,6 +51,7 @@ pub(crate) fn parse(src: &SourceFile) -> Result<Inventory, InputError> {
     let at = |span: std::ops::Range<usize>| move |b: Bad| src.err(span.clone(), b.message, b.help);
 
     let (mut user, mut port, mut host_key_check) = (None, None, HostKeyCheck::Strict);
+    let mut become_root = false;
     if let Some(d) = raw.defaults {
         if let Some(u) = d.user {
             USER.check(u.get_ref()).map_err(at(u.span()))?;
@@ -55,6 +61,7 @@ pub(crate) fn parse(src: &SourceFile) -> Result<Inventory, InputError> {
             port = Some(check_port(*p.get_ref()).map_err(at(p.span()))?);
         }
         host_key_check = d.host_key_check.unwrap_or(host_key_check);
+        become_root = d.become_root.unwrap_or(false);
     }
 
     let mut hosts = Vec::with_capacity(raw.host.len());
@@ -107,6 +114,7 @@ pub(crate) fn parse(src: &SourceFile) -> Result<Inventory, InputError> {
             user,
             labels,
             host_key_check: h.host_key_check.unwrap_or(host_key_check),
+            become_root: h.become_root.unwrap_or(become_root),
         });
     }
     if hosts.is_empty() {

@@ -4,12 +4,14 @@
 //! process. Reading a journal and replaying it through `rollout::step` gives the run's
 //! state. Reads and writes files under the state directory.
 
+mod audit;
 mod lock;
 
 use std::fs::{File, OpenOptions};
 use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
+pub use audit::AuditEntry;
 pub use lock::{Holder, RunLock};
 
 use crate::rollout::{replay, Record, RunState, FORMAT};

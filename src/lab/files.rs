@@ -6,7 +6,8 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 /// Where, inside a host, sshd finds its config, host key and root's authorized keys.
-/// They are written into the host's overlay upper dirs before the host boots.
+/// They are written into the host's overlay upper dirs before the host boots. sshd reads
+/// every user's `~/.ssh/authorized_keys` (root's is this one; see `users` for others).
 pub(crate) const SSHD_CONFIG: &str = "/etc/ssh/lab_sshd_config";
 pub(crate) const HOST_KEY: &str = "/etc/ssh/lab_host_ed25519_key";
 pub(crate) const AUTHORIZED_KEYS: &str = "/root/.ssh/authorized_keys";
@@ -219,7 +220,7 @@ pub(crate) fn sshd_config(name: &str, port: u16) -> String {
          PermitRootLogin prohibit-password\n\
          PasswordAuthentication no\n\
          KbdInteractiveAuthentication no\n\
-         AuthorizedKeysFile {AUTHORIZED_KEYS}\n\
+         AuthorizedKeysFile .ssh/authorized_keys\n\
          UsePAM no\n\
          KexAlgorithms {KEX}\n\
          PrintMotd no\n\
@@ -258,17 +259,18 @@ pub(crate) fn known_hosts_line(name: &str, public_key: &str) -> String {
 }
 
 /// The fleet as a TOML inventory (DESIGN.md): each host's address is its ssh_config alias,
-/// so no port is written; ssh takes it from the fleet's ssh_config.
+/// so no port is written; ssh takes it from the fleet's ssh_config. A host with a login
+/// (a non-root user with sudo) gets `user` and `become = true`.
 pub(crate) fn inventory<'a>(
     header: &str,
-    hosts: impl IntoIterator<Item = (&'a str, &'a BTreeMap<String, String>)>,
+    hosts: impl IntoIterator<Item = (&'a str, &'a BTreeMap<String, String>, Option<&'a str>)>,
 ) -> String {
     let mut out = String::new();
     for line in header.lines() {
         let _ = writeln!(out, "# {line}");
     }
     out.push_str("[defaults]\nuser = \"root\"\n");
-    for (name, labels) in hosts {
+    for (name, labels, login) in hosts {
         let labels: Vec<String> = labels
             .iter()
             .map(|(k, v)| format!("{} = {}", toml_key(k), toml_str(v)))
@@ -279,6 +281,9 @@ pub(crate) fn inventory<'a>(
             name = toml_str(name),
             labels = labels.join(", "),
         );
+        if let Some(user) = login {
+            let _ = writeln!(out, "user = {}\nbecome = true", toml_str(user));
+        }
     }
     out
 }
@@ -316,7 +321,10 @@ mod tests {
         labels.insert("role".to_owned(), "db".to_owned());
         labels.insert("odd key".to_owned(), "a \"b\"".to_owned());
         let none = BTreeMap::new();
-        let text = inventory("lab fleet\nline two", [("h01", &labels), ("h02", &none)]);
+        let text = inventory(
+            "lab fleet\nline two",
+            [("h01", &labels, None), ("h02", &none, Some("deploy"))],
+        );
         let value: toml::Value = toml::from_str(&text).expect(&text);
         assert_eq!(value["defaults"]["user"].as_str(), Some("root"));
         let hosts = value["host"].as_array().unwrap();
@@ -324,6 +332,9 @@ mod tests {
         assert_eq!(hosts[0]["address"].as_str(), Some("h01"));
         assert_eq!(hosts[0]["labels"]["odd key"].as_str(), Some("a \"b\""));
         assert!(hosts[1]["labels"].as_table().unwrap().is_empty());
+        assert_eq!(hosts[0].get("become"), None);
+        assert_eq!(hosts[1]["user"].as_str(), Some("deploy"));
+        assert_eq!(hosts[1]["become"].as_bool(), Some(true));
     }
 
     #[test]

@@ -13,6 +13,11 @@
 //! host, so `ssh -F <ssh_config> <name>` (and wavectl's `--ssh-config`) reach it with
 //! strict host-key checking.
 //!
+//! A host can also have a non-root login with sudo ([`Fleet::add_login`], see
+//! [`Sudo`]): a user opened by the fleet's client key, whose sudo runs without a password
+//! or always wants one; the fleet's inventory then names that user and `become = true`
+//! for the host (its ssh_config keeps `User root`).
+//!
 //! # Kinds of host
 //!
 //! Chosen per fleet ([`Fleet::start_kind`]) or per host ([`Fleet::start_kinds`]);
@@ -80,6 +85,7 @@ mod files;
 mod host;
 mod keys;
 mod systemd;
+mod users;
 
 use std::collections::{BTreeMap, HashSet};
 use std::fs;
@@ -93,6 +99,7 @@ use std::time::{Duration, Instant};
 pub use cgroup::cleanup_stale;
 use host::Boot;
 pub use host::LabHost;
+pub use users::{Sudo, HOME_PARENT};
 
 /// How long `start` waits for every sshd to answer.
 const START_DEADLINE: Duration = Duration::from_secs(30);
@@ -224,6 +231,8 @@ pub struct Fleet {
     ssh_config: PathBuf,
     /// The hosts, in the order of `FleetOptions::names`.
     hosts: Vec<LabHost>,
+    /// Non-root logins (host → user) the inventory names, with `become`.
+    logins: BTreeMap<String, String>,
     /// Set by `stop`, which runs once.
     stopped: bool,
 }
@@ -284,6 +293,7 @@ impl Fleet {
             cgroup: fleet_cg,
             systemd_cgroup: None,
             hosts: Vec::new(),
+            logins: BTreeMap::new(),
             stopped: false,
         };
         if kinds.contains(&HostKind::Systemd) {
@@ -352,7 +362,8 @@ impl Fleet {
     }
 
     /// Write the fleet as a TOML inventory (DESIGN.md): `[defaults] user = "root"`, one
-    /// `[[host]]` per host with `address` = its ssh_config alias, and its labels.
+    /// `[[host]]` per host with `address` = its ssh_config alias, and its labels; a host
+    /// with a login from [`add_login`](Self::add_login) gets `user` and `become = true`.
     pub fn write_inventory(&self, path: &Path) -> io::Result<()> {
         let header = format!(
             "wavectl lab fleet {}\nuse with --ssh-config {}",
@@ -361,7 +372,12 @@ impl Fleet {
         );
         fs::write(
             path,
-            files::inventory(&header, self.hosts.iter().map(|h| (h.name(), h.labels()))),
+            files::inventory(
+                &header,
+                self.hosts
+                    .iter()
+                    .map(|h| (h.name(), h.labels(), self.login(h.name()))),
+            ),
         )
     }
 

@@ -17,6 +17,7 @@
 //!   and waves are added (each added wave takes the next `sizes` entry, the last one
 //!   repeating) until every target is placed. Canaries that alone break it are an error.
 
+pub mod file;
 mod render;
 mod waves;
 

@@ -122,6 +122,7 @@ mod tests {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect::<BTreeMap<_, _>>(),
             host_key_check: HostKeyCheck::Strict,
+            become_root: false,
         }
     }
 

@@ -7,6 +7,11 @@
 //! timeout -k <kill-after>s <T>s sh -c '<constant script>' wavectl '<arg1>' '<arg2>' ...
 //! ```
 //!
+//! On a host with `become` (a non-root login), the transport sends
+//! [`RemoteCommand::line_as`]: the same line behind `sudo -n --`, a constant prefix (no
+//! value is added, so quoting stays here); before the first command of a connection it
+//! checks with [`become_check`] that sudo runs without a password.
+//!
 //! The scripts (`scripts/*.sh`, embedded with `include_str!`) are constant POSIX sh;
 //! every dynamic value reaches them as a positional argument quoted by
 //! [`quote::sh_quote`], so no user value is ever spliced into script text.
@@ -117,6 +122,36 @@ pub struct RemoteCommand {
     pub timeout: Duration,
     /// What the command is for, for messages ("install", "probe", ...).
     pub what: &'static str,
+}
+
+/// What runs a command as root on a `become` host: sudo, never asking for a password
+/// (`-n`: a sudo that would ask fails at once instead), and `--` so nothing after it is
+/// read as sudo's option. sudo passes stdin through (the install's script body) when it
+/// asks nothing.
+pub const SUDO: &str = "sudo -n --";
+
+impl RemoteCommand {
+    /// The line as sent to a host: as built, or with `become` behind [`SUDO`].
+    pub fn line_as(&self, become_root: bool) -> std::borrow::Cow<'_, str> {
+        if become_root {
+            std::borrow::Cow::Owned(format!("{SUDO} {}", self.line))
+        } else {
+            std::borrow::Cow::Borrowed(&self.line)
+        }
+    }
+}
+
+/// The first command on a `become` host's connection: `true` through sudo, proving
+/// that sudo runs without asking for a password before anything is touched.
+pub fn become_check(timeout: Duration) -> RemoteCommand {
+    command(
+        "sudo check",
+        "exit 0",
+        &[],
+        timeout,
+        Duration::from_secs(1),
+        None,
+    )
 }
 
 /// Builds `timeout -k K T sh -c SCRIPT wavectl ARGS...`.
@@ -301,6 +336,46 @@ mod tests {
         out
     }
 
+    /// The `become` line, run by a real shell through a real sudo (the tests run as
+    /// root), hands every hostile argument to the script byte for byte.
+    #[test]
+    fn become_line_round_trips_through_sudo() {
+        let dir = tempfile::tempdir().unwrap();
+        let marker = dir.path().join("pwned");
+        let m = marker.display();
+        let args = [
+            "it's".to_string(),
+            format!("$(touch {m})"),
+            format!("`touch {m}`; touch {m}"),
+            "-n".into(),
+            "--".into(),
+            "a\nb\n".into(),
+            String::new(),
+        ];
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        let c = command(
+            "x",
+            "printf '%s\\0' \"$@\"",
+            &refs,
+            Duration::from_secs(5),
+            Duration::from_secs(1),
+            None,
+        );
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(c.line_as(true).as_ref())
+            .output()
+            .expect("run sh");
+        assert!(
+            out.status.success(),
+            "{} (needs sudo: apt-get install sudo, and root)",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let expected: String = args.iter().map(|a| format!("{a}\0")).collect();
+        assert_eq!(String::from_utf8(out.stdout).unwrap(), expected);
+        assert!(!marker.exists());
+    }
+
     #[test]
     fn compaction_never_drops_a_line_inside_a_string() {
         for (name, script) in all_scripts() {
@@ -364,6 +439,15 @@ mod tests {
         assert_eq!(
             c.line,
             "timeout -k 2s 5s sh -c 'echo \"$1\"' wavectl 'a'\\''b' '$(x)'"
+        );
+        assert_eq!(c.line_as(false), c.line);
+        assert_eq!(
+            c.line_as(true),
+            "sudo -n -- timeout -k 2s 5s sh -c 'echo \"$1\"' wavectl 'a'\\''b' '$(x)'"
+        );
+        assert_eq!(
+            become_check(Duration::from_secs(5)).line_as(true),
+            "sudo -n -- timeout -k 1s 5s sh -c 'exit 0' wavectl"
         );
     }
 }

@@ -72,7 +72,7 @@ impl Human {
                 self.line(&format!(
                     "== wave {wave}/{waves}: {}: {}",
                     count(hosts.len(), "host"),
-                    hosts.join(", ")
+                    self.hosts(hosts)
                 ));
             }
             Event::PhaseStarted {
@@ -201,7 +201,7 @@ impl Human {
                     if v.is_empty() {
                         "-".to_string()
                     } else {
-                        v.join(", ")
+                        self.hosts(v)
                     }
                 };
                 if !s.confirmed.is_empty() {
@@ -231,6 +231,15 @@ impl Human {
                 out.push_str(&format!("exit {}: {}", s.exit_code, s.meaning));
                 self.line(&out);
             }
+        }
+    }
+
+    /// A host list: compressed into ranges, every name under `-v`.
+    fn hosts(&self, names: &[String]) -> String {
+        if self.verbose {
+            names.join(", ")
+        } else {
+            super::compact(names)
         }
     }
 

@@ -138,6 +138,9 @@ pub struct Plan {
     pub ssh_config: Option<PathBuf>,
     /// The local user who started the run.
     pub user: String,
+    /// The approved plan it runs, if it was started from one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<Approved>,
     /// The command line that started it.
     pub command: Vec<String>,
 }
@@ -157,6 +160,15 @@ impl Plan {
     pub fn host(&self, name: &str) -> Option<&Host> {
         self.hosts.iter().find(|h| h.name == name)
     }
+}
+
+/// The approved plan a run carries out: its hash and who approved it (the principals the
+/// allowed-signers file gave the verified signatures).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Approved {
+    pub plan: PathBuf,
+    pub hash: String,
+    pub signers: Vec<String>,
 }
 
 /// A host action. The state machine orders it; the driver carries it out and reports a

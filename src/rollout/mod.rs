@@ -16,8 +16,8 @@ pub mod verdict;
 mod tests;
 
 pub use event::{
-    Attach, Deployment, Event, Finding, HostResult, HostVerdict, Intent, Lost, Op, Plan, Policy,
-    Record, Refusal, RunKind, StopRequest, Target, FORMAT,
+    Approved, Attach, Deployment, Event, Finding, HostResult, HostVerdict, Intent, Lost, Op, Plan,
+    Policy, Record, Refusal, RunKind, StopRequest, Target, FORMAT,
 };
 pub use state::{End, HostRun, HostState, RunState, Stage, Status, Why};
 pub use step::{replay, step, Action};

@@ -91,6 +91,12 @@ pub fn summarize(s: &RunState) -> Summary {
         exit_code: code,
         meaning: match (code, s.end()) {
             (exit::OK, Some(End::Clean { .. })) => "done: every host is clean".to_string(),
+            (_, Some(End::Clean { why: Why::Refused { .. } })) if !s.hosts.iter().any(|h| h.state == HostState::Clean) => {
+                exit::meaning(code).to_string()
+            }
+            (_, Some(End::Clean { why: Why::Refused { .. } })) => {
+                "refused by a host for a reason of ours: fix what it says and apply again (what this run had installed is rolled back)".to_string()
+            }
             _ => exit::meaning(code).to_string(),
         },
         unhealthy: s.unhealthy.clone(),

@@ -22,6 +22,7 @@ fn host(name: &str) -> Host {
         user: None,
         labels: BTreeMap::new(),
         host_key_check: HostKeyCheck::Strict,
+        become_root: false,
     }
 }
 
@@ -73,6 +74,7 @@ fn plan(waves: &[&[&str]], target: Target) -> Plan {
         inventory: None,
         ssh_config: None,
         user: "root".into(),
+        approval: None,
         command: vec![],
     }
 }

@@ -10,6 +10,7 @@ use crate::inventory::{self, Host, Inventory};
 mod duration;
 mod health;
 mod limits;
+mod pattern;
 mod protected;
 mod raw;
 mod resolve;
@@ -24,6 +25,7 @@ mod tests_limits;
 mod values;
 mod waves;
 
+pub(crate) use pattern::Limit;
 pub use select::select_hosts;
 
 /// A value from the spec with the place it came from, for errors found later
@@ -215,11 +217,14 @@ pub struct Policy {
 }
 
 /// How to load a spec.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LoadOptions {
     /// `--force`: allow an `install_path` on the protected list (the tools wavectl's
     /// host side runs, what keeps a host reachable and bootable). Every other rule holds.
     pub force: bool,
+    /// `--limit PATTERN` (Ansible host patterns, see `spec::pattern`): narrows the targets the spec selects; waves are
+    /// planned over what is left, and canaries it leaves out are dropped.
+    pub limit: Option<String>,
 }
 
 /// A spec with its inventory and the hosts it selects, all validated.
@@ -227,8 +232,10 @@ pub struct LoadOptions {
 pub struct Loaded {
     pub rollout: Rollout,
     pub inventory: Inventory,
-    /// Hosts selected by `[targets]`, in inventory order.
+    /// Hosts selected by `[targets]` (and `--limit`), in inventory order.
     pub targets: Vec<Host>,
+    /// The `--limit` pattern the targets were narrowed by, if any.
+    pub limit: Option<String>,
 }
 
 /// Read and validate a spec, its script and its inventory (`inventory` overrides the
@@ -249,7 +256,7 @@ pub fn load_with(
     let src = source::SourceFile::read(spec_path, "rollout spec")?;
     let raw: raw::RawSpec = src.parse()?;
     let resolved = resolve::resolve(&src, raw, inventory, opts)?;
-    let rollout = resolved.rollout;
+    let mut rollout = resolved.rollout;
     let inventory_given = &resolved.inventory_given;
     let inventory = inventory::load(inventory_given).map_err(|e| {
         // A missing inventory named by the spec is a bad value in the spec: point at it.
@@ -277,7 +284,7 @@ pub fn load_with(
             None => e,
         }
     };
-    let targets = select::choose(
+    let mut targets = select::choose(
         &inventory,
         &rollout.targets.select,
         &rollout.targets.exclude,
@@ -291,11 +298,40 @@ pub fn load_with(
         &inventory,
         &targets,
     )?;
+    if opts.limit.is_some() {
+        targets = limit_hosts(
+            &inventory,
+            targets,
+            opts.limit.as_deref(),
+            "targets of the rollout",
+        )?;
+        rollout
+            .waves
+            .canaries
+            .retain(|c| targets.iter().any(|t| t.name == c.value));
+    }
     Ok(Loaded {
         rollout,
         inventory,
         targets,
+        limit: opts.limit.clone(),
     })
+}
+
+/// Narrow `hosts` (some of `inv`'s, in order) by a `--limit` pattern, if there is one;
+/// `what` names them in the error for a limit that leaves none ("targets of the rollout").
+pub fn limit_hosts(
+    inv: &Inventory,
+    hosts: Vec<Host>,
+    limit: Option<&str>,
+    what: &str,
+) -> Result<Vec<Host>, InputError> {
+    let Some(pattern) = limit else {
+        return Ok(hosts);
+    };
+    Limit::parse(pattern)
+        .and_then(|l| l.apply(inv, hosts, what))
+        .map_err(|b| InputError::new(b.message).help(b.help))
 }
 
 /// Check a rollout name given on the command line (`purge NAME`).

@@ -54,7 +54,7 @@ impl Selector {
     }
 
     /// Whether `host` carries the label `key` with exactly `value`. The `group` label
-    /// (from an Ansible INI inventory) lists groups comma-separated; any one matches.
+    /// (from an Ansible inventory) lists groups comma-separated; any one matches.
     pub fn matches(&self, host: &Host) -> bool {
         match host.labels.get(&self.key) {
             Some(v) if self.key == "group" => v.split(',').any(|g| g == self.value),
@@ -214,6 +214,7 @@ mod tests {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
             host_key_check: HostKeyCheck::Strict,
+            become_root: false,
         }
     }
 

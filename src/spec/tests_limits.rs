@@ -452,7 +452,10 @@ fn protected_install_paths_are_refused_without_force() {
 
 #[test]
 fn force_allows_a_protected_install_path_and_nothing_else() {
-    let force = LoadOptions { force: true };
+    let force = LoadOptions {
+        force: true,
+        ..LoadOptions::default()
+    };
     let f = Fixture::new(
         &BASE.replace("/usr/local/sbin/raid-health", "/usr/bin/timeout"),
         INV,
@@ -460,7 +463,13 @@ fn force_allows_a_protected_install_path_and_nothing_else() {
     let l = load_with(&f.spec(), None, &force).unwrap();
     assert_eq!(l.rollout.script.install_path, "/usr/bin/timeout");
     // `load` is `load_with` without force.
-    assert_eq!(LoadOptions::default(), LoadOptions { force: false });
+    assert_eq!(
+        LoadOptions::default(),
+        LoadOptions {
+            force: false,
+            limit: None
+        }
+    );
     assert!(f.load().is_err());
     // Force does not lift the other install_path rules.
     let f = Fixture::new(

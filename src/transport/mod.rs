@@ -2,6 +2,13 @@
 //! connect and login, a local backstop deadline on every command, at most
 //! [`MAX_COMMANDS_PER_HOST`] commands at once per connection, and no `ssh`
 //! process left behind. The only module that starts `ssh`.
+//!
+//! A host with `become` (a non-root login) gets every command as
+//! [`RemoteCommand::line_as`] builds it (behind `sudo -n --`), and its login is not done
+//! until `sudo -n` has run a first command (`remote::become_check`) within the same
+//! login deadline: a sudo that wants a password, a user sudo does not allow, a missing
+//! sudo are [`TransportError::Refused`] with sudo's own words, before any command that
+//! changes something. One round trip more per login, on `become` hosts only.
 
 mod reap;
 
@@ -159,12 +166,23 @@ impl Transport {
         let started = Instant::now();
         let result = tokio::time::timeout(deadline, b.connect_mux(&host.address)).await;
         match result {
-            Ok(Ok(session)) => Ok(Conn {
-                host: host.name.clone(),
-                session: Some(session),
-                limit: Semaphore::new(MAX_COMMANDS_PER_HOST),
-                dir,
-            }),
+            Ok(Ok(session)) => {
+                let conn = Conn {
+                    host: host.name.clone(),
+                    session: Some(session),
+                    limit: Semaphore::new(MAX_COMMANDS_PER_HOST),
+                    dir,
+                    become_root: host.become_root,
+                };
+                if host.become_root {
+                    let left = deadline.saturating_sub(started.elapsed());
+                    if let Err(e) = conn.check_become(host, left, started).await {
+                        conn.close().await;
+                        return Err(e);
+                    }
+                }
+                Ok(conn)
+            }
             Ok(Err(e)) => {
                 reap::kill_ssh_using(&dir);
                 let _ = std::fs::remove_dir_all(&dir);
@@ -213,11 +231,48 @@ pub struct Conn {
     session: Option<Session>,
     limit: Semaphore,
     dir: PathBuf,
+    /// Commands go through `sudo -n` (the host's `become`).
+    become_root: bool,
 }
 
 impl Conn {
     pub fn host(&self) -> &str {
         &self.host
+    }
+
+    /// The end of a `become` host's login: `sudo -n` runs a first command, within what
+    /// is left of the login deadline (at least a second).
+    async fn check_become(
+        &self,
+        host: &Host,
+        left: Duration,
+        started: Instant,
+    ) -> Result<(), TransportError> {
+        let left = left.max(Duration::from_secs(1));
+        let check = crate::remote::become_check(left);
+        match self.run_within(&check, left).await {
+            Ok(out) if out.success() => Ok(()),
+            Ok(out) => Err(TransportError::Refused {
+                host: host.name.clone(),
+                message: format!(
+                    "`sudo -n` refused{}: {}",
+                    host.user
+                        .as_deref()
+                        .map_or(String::new(), |u| format!(" for {u}")),
+                    out.last_line()
+                ),
+                help: SUDO_HELP.to_string(),
+            }),
+            Err(e) if e.is_deadline() => Err(TransportError::ConnectTimeout {
+                host: host.name.clone(),
+                after: started.elapsed(),
+            }),
+            Err(TransportError::Failed { message, .. }) => Err(TransportError::Connect {
+                host: host.name.clone(),
+                message: format!("checking sudo: {message}"),
+            }),
+            Err(e) => Err(e),
+        }
     }
 
     /// Run one command: its remote `timeout -k` is in `cmd.line`; locally we wait at most
@@ -244,7 +299,8 @@ impl Conn {
                 .session
                 .as_ref()
                 .ok_or_else(|| self.failed(cmd, "connection closed".into()))?;
-            let mut command = session.raw_command(&cmd.line);
+            let line = cmd.line_as(self.become_root);
+            let mut command = session.raw_command(&*line);
             command
                 .stdin(if cmd.stdin.is_some() {
                     Stdio::piped()
@@ -332,6 +388,9 @@ impl Drop for Conn {
         }
     }
 }
+
+/// How to fix a `become` host whose `sudo -n` refused.
+const SUDO_HELP: &str = "the host has `become`: wavectl runs every command through `sudo -n`, which never asks for a password; give the login user passwordless sudo on that host (a NOPASSWD rule in /etc/sudoers.d/, without requiretty), or log in as root without become; nothing was changed there";
 
 /// How to fix a refusal that is ours (host key, credentials), from ssh's own words; `None`
 /// for every other failure (the host's health is in question then).

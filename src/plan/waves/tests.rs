@@ -22,6 +22,7 @@ fn host(name: &str, labels: &[(&str, &str)]) -> Host {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect::<BTreeMap<_, _>>(),
         host_key_check: HostKeyCheck::Strict,
+        become_root: false,
     }
 }
 

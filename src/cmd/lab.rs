@@ -1,0 +1,164 @@
+//! `lab up N` / `lab down`: the demo's fleet of real sshd hosts, kept running for a
+//! newcomer's own rollouts, with an inventory, an ssh_config and an example rollout in a
+//! directory. Starts processes (the fleet), writes that directory, signals `lab up`.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::exit;
+use crate::lab::{Fleet, FleetOptions, HostKind};
+
+use super::session::{CmdError, CmdResult};
+
+const EXAMPLE_SCRIPT: &str = "#!/bin/sh\n# An example maintenance script: say hello to the host's log.\nlogger -t example \"hello from $(hostname)\" 2>/dev/null\necho \"hello from $(hostname)\"\n";
+
+const EXAMPLE_SPEC: &str = r#"name = "example"
+description = "An example rollout on the lab fleet"
+inventory = "inventory.toml"
+
+[script]
+source = "example.sh"
+install_path = "/usr/local/sbin/example"
+timeout = "30s"
+
+[activation]
+kind = "cron"
+schedule = "*/5 * * * *"
+run_on_install = true
+
+[waves]
+sizes = [1, "50%", "100%"]
+bake = "5s"
+min_runs = 1
+
+[health]
+interval = "2s"
+probe_timeout = "2s"
+builtin = ["reachable", "script"]
+"#;
+
+fn pid_file(dir: &Path) -> std::path::PathBuf {
+    dir.join("lab.pid")
+}
+
+pub fn up(hosts: u16, dir: &Path, kind: &str) -> CmdResult {
+    let kind = match kind {
+        "sshd" => HostKind::Sshd,
+        "cron" => HostKind::Cron,
+        "systemd" => HostKind::Systemd,
+        other => {
+            return Err(CmdError::Input(
+                crate::diag::InputError::new(format!("unknown host kind `{other}`"))
+                    .help("use --kind sshd, cron or systemd"),
+            ))
+        }
+    };
+    if let Ok(pid) = std::fs::read_to_string(pid_file(dir)) {
+        if pid.trim().parse().is_ok_and(alive) {
+            return Err(CmdError::Other(
+                format!(
+                    "a lab fleet already runs from {} (pid {}); `wavectl lab down --dir {}` first",
+                    dir.display(),
+                    pid.trim(),
+                    dir.display()
+                ),
+                exit::BAD_INPUT,
+            ));
+        }
+    }
+    let io =
+        |e: std::io::Error| CmdError::Other(format!("{}: {e}", dir.display()), exit::BAD_INPUT);
+    std::fs::create_dir_all(dir).map_err(io)?;
+    let mut fleet =
+        Fleet::start_kind(FleetOptions::numbered(usize::from(hosts)), kind).map_err(|e| {
+            CmdError::Other(format!("cannot start the lab fleet: {e}"), exit::BAD_INPUT)
+        })?;
+    let run = || -> std::io::Result<()> {
+        fleet.write_inventory(&dir.join("inventory.toml"))?;
+        std::fs::copy(fleet.ssh_config(), dir.join("ssh_config"))?;
+        std::fs::write(dir.join("example.sh"), EXAMPLE_SCRIPT)?;
+        std::fs::write(dir.join("example.toml"), EXAMPLE_SPEC)?;
+        std::fs::write(pid_file(dir), format!("{}\n", std::process::id()))
+    };
+    run().map_err(io)?;
+    let d = dir.display();
+    println!(
+        "lab fleet up: {hosts} {} hosts (h01..h{hosts:02}) in {}\n\
+         try:\n  export WAVECTL_SSH_CONFIG={d}/ssh_config WAVECTL_STATE_DIR={d}/state\n  \
+         wavectl plan {d}/example.toml\n  wavectl apply {d}/example.toml --yes\n  \
+         ssh -F {d}/ssh_config h01\n\
+         stop it with `wavectl lab down --dir {d}` or Ctrl-C",
+        kind.as_str(),
+        fleet.dir().display()
+    );
+    // Run until asked to stop.
+    let waited = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .and_then(|rt| {
+            rt.block_on(async {
+                use tokio::signal::unix::{signal, SignalKind};
+                let mut int = signal(SignalKind::interrupt())?;
+                let mut term = signal(SignalKind::terminate())?;
+                tokio::select! {
+                    _ = int.recv() => {},
+                    _ = term.recv() => {},
+                }
+                Ok::<(), std::io::Error>(())
+            })
+        });
+    if let Err(e) = waited {
+        eprintln!("warning: cannot wait for a signal ({e}); stopping the fleet");
+    }
+    let _ = std::fs::remove_file(pid_file(dir));
+    fleet
+        .stop()
+        .map_err(|e| CmdError::Other(format!("lab clean-up: {e}"), exit::INCOMPLETE))?;
+    println!("lab fleet down");
+    Ok(exit::OK)
+}
+
+/// The process runs (a zombie waiting for its parent does not).
+fn alive(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rsplit_once(") ")
+            .is_some_and(|(_, rest)| !rest.starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
+pub fn down(dir: &Path) -> CmdResult {
+    let text = std::fs::read_to_string(pid_file(dir)).map_err(|_| {
+        CmdError::Other(
+            format!("no lab fleet runs from {} (no lab.pid)", dir.display()),
+            exit::BAD_INPUT,
+        )
+    })?;
+    let pid: i32 = text.trim().parse().map_err(|_| {
+        CmdError::Other(
+            format!("{}: not a pid", pid_file(dir).display()),
+            exit::BAD_INPUT,
+        )
+    })?;
+    // SAFETY: kill(2) on the pid `lab up` recorded; no memory involved.
+    if unsafe { libc::kill(pid, libc::SIGTERM) } != 0 {
+        let _ = std::fs::remove_file(pid_file(dir));
+        return Err(CmdError::Other(
+            format!("the lab fleet's process {pid} is gone; removed its lab.pid"),
+            exit::BAD_INPUT,
+        ));
+    }
+    let start = Instant::now();
+    while alive(pid) {
+        if start.elapsed() > Duration::from_secs(60) {
+            return Err(CmdError::Other(
+                format!("the lab fleet (pid {pid}) did not stop within 60s"),
+                exit::INCOMPLETE,
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    println!("lab fleet from {} stopped", dir.display());
+    Ok(exit::OK)
+}
