@@ -567,7 +567,7 @@ fn a_fleet_wide_kernel_line_pauses_the_run_instead_of_rolling_back() {
     let st = w.wavectl(&["status", &run]);
     assert!(st.stdout.contains("paused"), "{}", st.stdout);
     // The operator decides: roll back.
-    let rb = w.wavectl(&["rollback", &run]);
+    let rb = w.wavectl(&["rollback", "--yes", &run]);
     assert_eq!(rb.code, Some(0), "{}\n{}", rb.stdout, rb.stderr);
     for h in w.fleet.hosts() {
         assert_no_wavectl_files(h, NAME, INSTALL);
@@ -684,7 +684,7 @@ fn a_hung_host_is_told_apart_from_an_unreachable_one() {
     // Back up, reconcile finishes their removal.
     w.fleet.host("h01").thaw().unwrap();
     w.fleet.host("h02").restart().unwrap();
-    let rc = w.wavectl(&["reconcile"]);
+    let rc = w.wavectl(&["reconcile", "--yes"]);
     assert_eq!(rc.code, Some(0), "{}\n{}", rc.stdout, rc.stderr);
     for h in ["h01", "h02"] {
         assert_no_wavectl_files(w.fleet.host(h), NAME, INSTALL);
@@ -762,7 +762,7 @@ fn a_host_failing_with_every_control_points_at_the_controller_and_pauses() {
         h.thaw().unwrap();
     }
     let run = run_id(&events);
-    let rb = w.wavectl(&["rollback", &run]);
+    let rb = w.wavectl(&["rollback", "--yes", &run]);
     assert_eq!(rb.code, Some(0), "{}\n{}", rb.stdout, rb.stderr);
     assert_no_wavectl_files(w.fleet.host("h01"), NAME, INSTALL);
 }
@@ -805,7 +805,75 @@ fn a_fresh_login_finds_a_host_that_refuses_new_logins_while_an_old_session_answe
     // Logins again: reconcile finishes the removal.
     let out = h01.systemctl(&["start", "ssh.service"]).unwrap();
     assert!(out.status.success(), "{out:?}");
-    let rc = w.wavectl(&["reconcile"]);
+    let rc = w.wavectl(&["reconcile", "--yes"]);
     assert_eq!(rc.code, Some(0), "{}\n{}", rc.stdout, rc.stderr);
     assert_no_wavectl_files(h01, NAME, INSTALL);
+}
+
+#[test]
+fn a_load_rise_on_one_host_only_fails_it_after_strikes_probes() {
+    let w = Workdir::new(
+        fleet(4),
+        // The host's own /proc/loadavg (a copy bind-mounted over it, below) shows the
+        // script's load on h01 only.
+        "#!/bin/sh\n[ \"$(hostname)\" != h01 ] || echo '100.00 90.00 80.00 9/999 4242' > /var/tmp/loadavg\necho ok\n",
+        &spec(
+            "[2, 2]",
+            "[\"reachable\", \"script\", \"load\"]",
+            &[("bake", "\"120s\"")],
+        ),
+    );
+    exec_ok(
+        w.fleet.host("h01"),
+        "echo '0.10 0.10 0.10 1/99 4242' > /var/tmp/loadavg && mount --bind /var/tmp/loadavg /proc/loadavg",
+    );
+    let r = run_within(
+        w.path(),
+        w.args(&["--json", "apply", "rollout.toml", "--yes"]),
+        &[],
+        Duration::from_secs(170),
+    );
+    assert_eq!(r.code, Some(1), "{}\n{}", r.stdout, r.stderr);
+    let events = events_of(&r);
+    let ev = first(&events, "h01", "degraded");
+    assert_eq!(ev[0]["signal"], "load", "{ev:#?}");
+    // The hosts count the same CPUs as this machine.
+    let cpus: f64 = String::from_utf8(
+        std::process::Command::new("getconf")
+            .arg("_NPROCESSORS_ONLN")
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap()
+    .trim()
+    .parse()
+    .unwrap();
+    assert_eq!(ev[0]["before"], format!("{:.2}", 0.10 / cpus), "{ev:#?}");
+    assert_eq!(ev[0]["after"], format!("{:.2} load per CPU", 100.0 / cpus));
+    let control = ev[0]["control"].as_str().unwrap();
+    assert!(control.starts_with("median rise "), "{control}");
+    assert!(
+        control.contains("h03 ") && control.contains("h04 "),
+        "{control}"
+    );
+    assert!(
+        ev[0]["raw"]
+            .as_str()
+            .unwrap()
+            .ends_with(", 3 probes in a row"),
+        "{ev:#?}"
+    );
+    // One out-of-line probe is not a verdict: h01 was healthy first; h02 stayed so.
+    let of = |host: &str| -> Vec<String> {
+        verdicts(&events)
+            .into_iter()
+            .filter(|(h, _, _)| h == host)
+            .map(|(_, v, _)| v)
+            .collect()
+    };
+    assert_eq!(of("h01"), ["healthy", "degraded"]);
+    assert_eq!(of("h02"), ["healthy"]);
+    let summary = events.iter().find(|e| e["event"] == "summary").unwrap();
+    assert_eq!(summary["status"], "rolled-back", "{summary}");
 }

@@ -103,7 +103,7 @@ fn min_runs_are_counted_from_a_systemd_timers_runs_and_purge_removes_every_unit(
         );
     }
 
-    let p = w.wavectl(&["purge", NAME, "--inventory", "inventory.toml"]);
+    let p = w.wavectl(&["purge", "--yes", NAME, "--inventory", "inventory.toml"]);
     assert_eq!(p.code, Some(0), "{}\n{}", p.stdout, p.stderr);
     for h in w.fleet.hosts() {
         assert_no_wavectl_files(h, NAME, INSTALL);
@@ -184,7 +184,14 @@ systemctl enable --now vendor-raid.timer"
     );
     let w = Workdir::new(fleet, "#!/bin/sh\n", "# unused\n");
 
-    let r = w.wavectl(&["purge", "--path", VENDOR, "--inventory", "inventory.toml"]);
+    let r = w.wavectl(&[
+        "purge",
+        "--yes",
+        "--path",
+        VENDOR,
+        "--inventory",
+        "inventory.toml",
+    ]);
     assert_eq!(r.code, Some(0), "{}\n{}", r.stdout, r.stderr);
 
     let h01 = w.fleet.host("h01");
