@@ -9,11 +9,12 @@ use crate::journal::{write_durably, Journal, StateDir};
 use crate::plan::file::PlanContent;
 use crate::plan::Wave;
 use crate::report::{count, Event as Shown};
+use crate::rollout::signals;
 use crate::rollout::{
     Approved, Attach, Deployment, End, Event, Intent, Plan, Policy, RunKind, RunState, Status,
     Target,
 };
-use crate::spec::{Builtin, Loaded};
+use crate::spec::Loaded;
 
 use super::session::{drive, open_run, reporter, state_dir, with_runtime, CmdError, CmdResult, Cx};
 use super::{confirm, load};
@@ -121,7 +122,6 @@ pub fn local_user() -> String {
 pub fn content_of(loaded: &Loaded, waves: &[Wave], force: bool) -> PlanContent {
     let r = &loaded.rollout;
     let h = &r.health;
-    let needs = |bs: &[Builtin]| h.builtin.iter().any(|b| bs.contains(b));
     PlanContent {
         rollout: r.name.clone(),
         description: r.description.clone(),
@@ -139,6 +139,7 @@ pub fn content_of(loaded: &Loaded, waves: &[Wave], force: bool) -> PlanContent {
             interval: h.interval,
             probe_timeout: h.probe_timeout,
             builtins: h.builtin.clone(),
+            thresholds: h.thresholds.clone(),
             checks: h.checks.clone(),
             lease: r.policy.lease,
             force,
@@ -151,13 +152,8 @@ pub fn content_of(loaded: &Loaded, waves: &[Wave], force: bool) -> PlanContent {
             concurrency: r.waves.concurrency,
             fanout: REMOVE_FANOUT,
             login_timeout: login_deadline(h.probe_timeout),
-            baseline: needs(&[
-                Builtin::Kernel,
-                Builtin::Units,
-                Builtin::Blocked,
-                Builtin::Load,
-            ]),
-            controls: needs(&[Builtin::Blocked, Builtin::Load]),
+            baseline: signals::needs_baseline(&h.builtin),
+            controls: signals::needs_controls(&h.builtin),
         },
         approvals: r.policy.approvals,
         hosts: loaded.targets.clone(),

@@ -4,7 +4,7 @@
 //! concurrently within the machine's limits; probe rounds run while a wave bakes; the
 //! operator's stop request (one cancellation token) is an event like any other.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use crate::journal::{Journal, JournalError};
 use crate::report::{Event as Shown, Phase, Reporter};
 use crate::rollout::probe::ProbeReport;
-use crate::rollout::verdict::{Evidence, Health, HostWatch, Outcome, Verdict};
+use crate::rollout::verdict::{Evidence, Health, Outcome, Verdict, Watch};
 use crate::rollout::{
     step, Action, Event, HostResult, HostState, HostVerdict, Lost, Op, Record, RunKind, RunState,
     Stage, Status, StopRequest,
@@ -33,6 +33,9 @@ pub fn now_ms() -> u64 {
 
 /// A probe round's outcomes, by host.
 type Outcomes = Vec<(String, Outcome)>;
+
+/// A baseline's samples: the wave, its hosts, and each round of the window.
+type Baseline = (usize, Vec<String>, Vec<Outcomes>);
 
 /// The last verdict event sent for a host (sent again only when something changed).
 type Sent = (Verdict, u32, Option<Lost>);
@@ -56,11 +59,18 @@ pub struct Engine<'r> {
     /// Which signal (or `abort`) asked to stop, for the record.
     stop_by: Arc<std::sync::OnceLock<String>>,
     stop_sent: bool,
-    watches: HashMap<String, HostWatch>,
+    /// Every watched host's baseline and readings (health's side of the rounds).
+    health: Watch,
+    /// (host, signal) pairs already said to be not available.
+    not_available: HashSet<(String, String)>,
+    /// The wave whose bake was said to be held for `min_runs`.
+    held: Option<usize>,
+    /// The wave whose closing round logged in afresh.
+    fresh_closed: Option<usize>,
     sent: HashMap<String, Sent>,
     ops: JoinSet<HostResult>,
     running: HashMap<Id, (String, Op)>,
-    baseline: Option<JoinHandle<(usize, Vec<String>, Outcomes)>>,
+    baseline: Option<JoinHandle<Baseline>>,
     round: Option<JoinHandle<(usize, Outcomes)>>,
     next_round: Option<Instant>,
     round_started: Instant,
@@ -74,7 +84,7 @@ pub struct Engine<'r> {
 enum Woken {
     Stop,
     Op(Id, Result<HostResult, String>),
-    Baseline(Result<(usize, Vec<String>, Outcomes), String>),
+    Baseline(Result<Baseline, String>),
     Round(Result<(usize, Outcomes), String>),
     RoundDue,
     Tick,
@@ -89,6 +99,7 @@ impl<'r> Engine<'r> {
         cancel: CancellationToken,
         stop_by: Arc<std::sync::OnceLock<String>>,
     ) -> Engine<'r> {
+        let health = watch_of(&shared);
         Engine {
             state,
             submitted: 0,
@@ -98,7 +109,10 @@ impl<'r> Engine<'r> {
             cancel,
             stop_by,
             stop_sent: false,
-            watches: HashMap::new(),
+            health,
+            not_available: HashSet::new(),
+            held: None,
+            fresh_closed: None,
             sent: HashMap::new(),
             ops: JoinSet::new(),
             running: HashMap::new(),
@@ -182,6 +196,7 @@ impl<'r> Engine<'r> {
                     let (wave, outcomes) = r.unwrap_or_default();
                     let verdicts = self.judge(outcomes);
                     self.submit(Event::Round { wave, verdicts })?;
+                    self.say_held();
                     if let Some(d) = self.shared.plan.deployment() {
                         self.next_round = Some(self.round_started + d.interval);
                     }
@@ -260,9 +275,24 @@ impl<'r> Engine<'r> {
             } => {
                 let all = self.hosts(hosts.iter().chain(controls.iter()));
                 let shared = self.shared.clone();
+                // A short window, not one sample: `baseline_samples` rounds over one
+                // connection per host, at most 5 s apart.
+                let (samples, gap) = shared.plan.deployment().map_or((1, Duration::ZERO), |d| {
+                    let n = d.thresholds.baseline_samples.max(1);
+                    (n, d.interval.min(Duration::from_secs(5)))
+                });
                 self.baseline = Some(tokio::spawn(async move {
                     let pool = Arc::new(Pool::default());
-                    let out = probe::round(shared, pool.clone(), all).await;
+                    let mut out = Vec::new();
+                    for i in 0..samples {
+                        if i > 0 {
+                            tokio::time::sleep(gap).await;
+                        }
+                        let opts = probe::RoundOpts::default();
+                        out.push(
+                            probe::round(shared.clone(), pool.clone(), all.clone(), opts).await,
+                        );
+                    }
                     pool.close_all().await;
                     (wave, hosts, out)
                 }));
@@ -307,32 +337,63 @@ impl<'r> Engine<'r> {
             .collect();
         let all = self.hosts(names.iter());
         let (shared, pool) = (self.shared.clone(), self.bake_pool.clone());
+        let opts = probe::RoundOpts {
+            cursors: names
+                .iter()
+                .filter_map(|h| Some((h.clone(), self.health.cursor(h)?)))
+                .collect(),
+            fresh: self.fresh_login(),
+        };
         self.round_started = Instant::now();
         self.round = Some(tokio::spawn(async move {
-            (wave, probe::round(shared, pool, all).await)
+            (wave, probe::round(shared, pool, all, opts).await)
         }));
     }
 
-    fn watch(&mut self, host: &str) -> &mut HostWatch {
-        let builtins = self
+    /// Whether this round also logs in afresh beside the bake's kept connections (the
+    /// first round of a bake logs in anyway: its pool is new): every 20th round, and once
+    /// in the round that may close the bake — so a host that keeps old sessions alive
+    /// while new logins hang is seen before its wave passes.
+    fn fresh_login(&mut self) -> bool {
+        let Status::Running {
+            stage: Stage::Bake(b),
+        } = &self.state.status
+        else {
+            return false;
+        };
+        let interval = self
             .shared
             .plan
             .deployment()
-            .map(|d| d.builtins.clone())
-            .unwrap_or_default();
-        self.watches
-            .entry(host.to_string())
-            .or_insert_with(|| HostWatch::new(&builtins))
+            .map_or(0, |d| d.interval.as_millis() as u64);
+        let closing =
+            now_ms().saturating_add(interval) >= b.until && self.fresh_closed != Some(b.wave);
+        if closing {
+            self.fresh_closed = Some(b.wave);
+        }
+        closing || (b.rounds > 0 && b.rounds.is_multiple_of(20))
     }
 
-    fn take_baseline(&mut self, wave_hosts: &[String], outcomes: Outcomes, wave: usize) {
-        for (host, o) in outcomes {
-            let ok = matches!(o, Outcome::Report(_));
+    fn take_baseline(&mut self, wave_hosts: &[String], samples: Vec<Outcomes>, wave: usize) {
+        let mut reports: HashMap<String, Vec<ProbeReport>> = HashMap::new();
+        let mut names: Vec<String> = Vec::new();
+        for round in samples {
+            for (host, o) in round {
+                if !names.contains(&host) {
+                    names.push(host.clone());
+                }
+                if let Outcome::Report(r) = o {
+                    reports.entry(host).or_default().push(*r);
+                }
+            }
+        }
+        for host in names {
+            let got = reports.remove(&host).unwrap_or_default();
+            let ok = !got.is_empty();
+            // The controls' baselines too: they are compared over the same window.
+            self.health.set_baseline(&host, got);
             if !wave_hosts.contains(&host) {
                 continue;
-            }
-            if let Outcome::Report(r) = o {
-                self.watch(&host).set_baseline(*r);
             }
             self.reporter.emit(Shown::HostStep {
                 wave,
@@ -346,29 +407,31 @@ impl<'r> Engine<'r> {
 
     /// Turn a round's outcomes into verdicts (only where something changed).
     fn judge(&mut self, outcomes: Outcomes) -> Vec<HostVerdict> {
-        let controls: Vec<ProbeReport> = outcomes
-            .iter()
-            .filter(|(h, _)| self.state.controls.contains(h))
-            .filter_map(|(_, o)| match o {
-                Outcome::Report(r) => Some((**r).clone()),
-                _ => None,
-            })
-            .collect();
         let run = self.shared.plan.run.clone();
+        let judged: Vec<String> = outcomes
+            .iter()
+            .map(|(h, _)| h)
+            .filter(|h| {
+                self.state
+                    .host(h)
+                    .is_some_and(|h| h.state == HostState::Installed)
+            })
+            .filter(|h| !self.state.controls.contains(h))
+            .cloned()
+            .collect();
+        for h in &judged {
+            // It answered its install's login.
+            self.health.answered(h);
+        }
+        let verdicts = self.health.round(&outcomes, &judged, &self.state.controls);
+        let mut by_host: HashMap<String, Verdict> = verdicts.into_iter().collect();
         let mut events = Vec::new();
         for (host, outcome) in outcomes {
-            let installed = self
-                .state
-                .host(&host)
-                .is_some_and(|h| h.state == HostState::Installed);
-            if !installed || self.state.controls.contains(&host) {
+            let Some(mut verdict) = by_host.remove(&host) else {
                 continue;
-            }
+            };
+            self.say_not_available(&host, &verdict);
             let prev_runs = self.sent.get(&host).map_or(0, |s| s.1);
-            let watch = self.watch(&host);
-            // It answered its install's login.
-            watch.answered_before = true;
-            let mut verdict = watch.observe(&outcome, &controls);
             let (runs, lost) = match &outcome {
                 Outcome::Report(r) => (
                     u32::try_from(r.runs.len()).unwrap_or(u32::MAX),
@@ -405,6 +468,58 @@ impl<'r> Engine<'r> {
             }
         }
         events
+    }
+
+    /// Say once per wave that its bake is over but held: hosts short of `min_runs`
+    /// (their script has not run as often yet), until when, and what then.
+    fn say_held(&mut self) {
+        let Status::Running {
+            stage: Stage::Bake(b),
+        } = &self.state.status
+        else {
+            return;
+        };
+        let min_runs = self.shared.plan.policy.min_runs;
+        if self.state.now < b.until || self.held == Some(b.wave) {
+            return;
+        }
+        let short: Vec<String> = self
+            .state
+            .hosts
+            .iter()
+            .filter(|h| h.wave == b.wave && h.state == HostState::Installed && h.runs < min_runs)
+            .map(|h| format!("{} ({} of {min_runs})", h.host, h.runs))
+            .collect();
+        if short.is_empty() {
+            return;
+        }
+        self.held = Some(b.wave);
+        self.reporter.emit(Shown::Note {
+            message: format!(
+                "wave {}: the bake is held: the script has not run min_runs = {min_runs} times on {}; waiting until {} at most, then they count as degraded",
+                b.wave,
+                short.join(", "),
+                crate::rollout::step::utc(b.limit / 1000)
+            ),
+        });
+    }
+
+    /// Say once per host and signal that its source is not available there.
+    fn say_not_available(&mut self, host: &str, v: &Verdict) {
+        for e in &v.not_available {
+            if self
+                .not_available
+                .insert((host.to_string(), e.signal.clone()))
+            {
+                self.reporter.emit(Shown::Note {
+                    message: format!(
+                        "{host}: {}: {} (not judged there)",
+                        e.signal,
+                        e.raw.as_deref().unwrap_or("not available")
+                    ),
+                });
+            }
+        }
     }
 
     fn phase_of(&self, op: Op) -> Phase {
@@ -597,6 +712,14 @@ impl<'r> Engine<'r> {
             hosts,
             seconds,
         });
+    }
+}
+
+/// The health watch a run's deployment asks for.
+fn watch_of(shared: &Shared) -> Watch {
+    match shared.plan.deployment() {
+        Some(d) => Watch::new(&d.builtins, &d.thresholds),
+        None => Watch::new(&[], &Default::default()),
     }
 }
 

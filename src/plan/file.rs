@@ -237,6 +237,7 @@ mod tests {
                 interval: Duration::from_secs(15),
                 probe_timeout: Duration::from_secs(10),
                 builtins: vec![],
+                thresholds: Default::default(),
                 checks: vec![],
                 lease: Duration::from_secs(900),
                 force: false,

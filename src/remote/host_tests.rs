@@ -358,7 +358,7 @@ fn probe_reports_checks_and_injects_nothing() {
         assert_eq!(got, want);
         assert_eq!(r.manifest_state.as_deref(), Some("probation"));
         assert_eq!(r.runs.len(), 1);
-        assert!(r.load1.is_some() && r.procs_blocked.is_some());
+        assert!(r.load1.is_ok() && r.procs_blocked.is_ok());
     }
     assert!(!marker.exists());
 }

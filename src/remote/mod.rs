@@ -52,7 +52,8 @@
 //! | `/var/lib/wavectl/NAME/sha256s` | every sha256 installed under NAME, one per line |
 //! | `/var/lib/wavectl/NAME/boot_id` | the kernel boot id at install (the wrapper refuses a probation run after a reboot) |
 //! | `/var/lib/wavectl/NAME/runs.log` | one line per run of this version: `<start_unix> <end_unix> <exit_code> <run_id>` (old 3-field lines are run `-`) |
-//! | `/var/lib/wavectl/NAME/last.log` | the script's output, appended, capped at ~256 KiB |
+//! | `/var/lib/wavectl/NAME/last.log` | the script's output, appended, capped at ~256 KiB (each run's stdout, then its stderr) |
+//! | `/var/lib/wavectl/NAME/failed.log` | one line per failed run: `<start> <end> <exit> <run_id> <hex of its stderr's last lines>`, the last 64 kept (the probe's `runerr`) |
 //! | `/var/lib/wavectl/NAME/pid` | pid (= process group) of the running `timeout` |
 //! | `/var/lib/wavectl/NAME/lock` | `flock` against overlapping runs |
 //! | `/var/lib/wavectl/NAME/state.lock` | `flock` between install, removal, confirm, lease renewal and the guard |

@@ -1,25 +1,38 @@
-//! The health probe: one remote command that reads every built-in signal, renews the
-//! probation lease and runs the custom checks, and the parser of its tagged-line output.
-//! Pure; no I/O.
+//! The health probe: one remote command that reads what the built-in signals need,
+//! renews the probation lease and runs the custom checks, and the parser of its
+//! tagged-line output. Pure; no I/O.
 //!
 //! Output, one fact per line (free-form values are lowercase hex, `-` = empty):
 //!
 //! ```text
-//! load1 0.12                       /proc/loadavg, 1-minute load
-//! blocked 0                        /proc/stat procs_blocked
-//! kernel 2 | kernel none           hung-task/oops/BUG/lockup lines in dmesg (none: unreadable)
-//! kernel_last <hex>                the last such line
-//! systemd 1                        systemd runs (then:)
+//! uptime 1234.56                   /proc/uptime: the clock rates are measured with
+//! clock 1700000000                 the host's wall clock (date +%s)
+//! load1 0.12                       /proc/loadavg, 1-minute load        (source load)
+//! cpus 8                           online CPUs                         (source load)
+//! blocked 0                        /proc/stat procs_blocked            (source blocked)
+//! oom_kill 0                       /proc/vmstat oom_kill               (source oom)
+//! pressure <cpu> <memory> <io>     /proc/pressure/* `some` totals, us  (source pressure)
+//! kcursor <boot id>:<secs>         the kernel log's cursor now         (source kernel)
+//! kcount <n>                       alert lines after the given cursor
+//! kline <hex>                      one of the last 10 of them
+//! systemd 1                        systemd runs (then:)                (source units)
 //! failed <unit>                    one per failed unit
+//! restarts <unit> <n>              NRestarts of a service that restarted
+//! na <source> <hex why>            the host lacks this source: not available there
 //! owner <run id> | owner -         the run id the manifest names
 //! state probation|confirmed|revoked|none
 //! lease <unix secs>                the lease's end after renewal (0: no lease)
 //! reverted <run> <until> <at> <0|1> the guard reverted the probed run
 //! run <start> <end> <exit>         one per runs.log line of the probed run
+//! runerr <start> <end> <exit> <hex> a failed run's last stderr lines (failed.log)
 //! running 0|1                      the wrapper's pid file names a live `timeout`
 //! check <hex name> <exit|-> <hex last output line>   (`-`: no result; the text says why)
 //! end
 //! ```
+//!
+//! Only the sources asked for are read (the signals table says which each signal
+//! needs). The kernel log is read with `dmesg`: lines after the cursor given that
+//! contain one of the kernel patterns; given no cursor the probe only takes one.
 //!
 //! The lease (host clock) is renewed to now + `lease` only when the manifest names the
 //! probed run and is in probation (and no install is under way).
@@ -35,7 +48,8 @@
 use std::time::Duration;
 
 use super::{command, secs, unhex, with_lib, RemoteCommand, REPORT_SH};
-use crate::rollout::probe::{CheckResult, ProbeReport, RunRecord};
+use crate::rollout::probe::{CheckResult, KernelRead, Pressure, ProbeReport, RunRecord, UnitsRead};
+use crate::rollout::signals;
 use crate::spec::Check;
 
 const PROBE_SH: &str = include_str!("scripts/probe.sh");
@@ -48,10 +62,27 @@ pub fn check_timeout(probe_timeout: Duration) -> Duration {
         .max(Duration::from_millis(100))
 }
 
-/// One probe of one host for `run_id`: built-in signals for NAME, the lease renewed to
-/// `lease` from now (whole seconds, rounded up; zero: not renewed), plus the custom
-/// checks, whose names and commands travel as arguments (pairs), never spliced into the
-/// script.
+/// What a probe reads beyond the run's own state: the signals' sources, and where the
+/// kernel log was last seen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ask {
+    /// Sources to read (`load`, `blocked`, `oom`, `pressure`, `kernel`, `units`).
+    pub sources: Vec<&'static str>,
+    /// The kernel log's cursor from an earlier probe; None: take one.
+    pub kernel_cursor: Option<String>,
+}
+
+impl Ask {
+    /// Every source, no cursor.
+    pub fn everything() -> Ask {
+        Ask {
+            sources: signals::ALL_SOURCES.to_vec(),
+            kernel_cursor: None,
+        }
+    }
+}
+
+/// One probe of one host for `run_id` reading every source (see [`probe_with`]).
 pub fn probe(
     name: &str,
     run_id: &str,
@@ -59,12 +90,37 @@ pub fn probe(
     probe_timeout: Duration,
     lease: Duration,
 ) -> RemoteCommand {
+    probe_with(
+        name,
+        run_id,
+        checks,
+        probe_timeout,
+        lease,
+        &Ask::everything(),
+    )
+}
+
+/// One probe of one host for `run_id`: the sources `ask` names for NAME, the lease
+/// renewed to `lease` from now (whole seconds, rounded up; zero: not renewed), plus the
+/// custom checks, whose names and commands travel as arguments (pairs), never spliced
+/// into the script; so do the kernel patterns.
+pub fn probe_with(
+    name: &str,
+    run_id: &str,
+    checks: &[Check],
+    probe_timeout: Duration,
+    lease: Duration,
+    ask: &Ask,
+) -> RemoteCommand {
     let ct = secs(check_timeout(probe_timeout));
     let lease = lease
         .as_secs()
         .saturating_add(u64::from(lease.subsec_nanos() > 0))
         .to_string();
-    let mut args: Vec<&str> = vec![name, run_id, &lease, &ct];
+    let sources = ask.sources.join(" ");
+    let cursor = ask.kernel_cursor.as_deref().unwrap_or("-");
+    let patterns = signals::kernel_patterns().join("\n");
+    let mut args: Vec<&str> = vec![name, run_id, &lease, &ct, &sources, cursor, &patterns];
     for c in checks {
         args.push(&c.name);
         args.push(&c.command);
@@ -88,32 +144,80 @@ pub fn parse_probe(stdout: &str, checks: &[Check]) -> Result<ProbeReport, String
     let mut r = ProbeReport::default();
     let mut ended = false;
     let mut got: Vec<CheckResult> = Vec::new();
+    let mut kernel: Option<KernelRead> = None;
+    let mut units: Option<UnitsRead> = None;
+    let mut errs: Vec<(u64, u64, i32, String)> = Vec::new();
     for (i, line) in stdout.lines().enumerate() {
         let bad = |what: &str| format!("probe output line {}: {what}: {line:?}", i + 1);
         let mut f = line.split_ascii_whitespace();
         let Some(tag) = f.next() else { continue };
         let rest: Vec<&str> = f.collect();
         match (tag, rest.as_slice()) {
-            ("load1", [v]) => r.load1 = Some(v.parse().map_err(|_| bad("bad load"))?),
+            ("uptime", [v]) => r.uptime = Some(v.parse().map_err(|_| bad("bad uptime"))?),
+            ("clock", [v]) => r.clock = Some(v.parse().map_err(|_| bad("bad clock"))?),
+            ("cpus", [v]) => r.cpus = Some(v.parse().map_err(|_| bad("bad cpus"))?),
+            ("load1", [v]) => r.load1 = Ok(v.parse().map_err(|_| bad("bad load"))?),
             ("blocked", [v]) => {
-                r.procs_blocked = Some(v.parse().map_err(|_| bad("bad procs_blocked"))?)
+                r.procs_blocked = Ok(v.parse().map_err(|_| bad("bad procs_blocked"))?)
             }
-            ("kernel", ["none"]) => r.kernel_alerts = None,
-            ("kernel", [v]) => {
-                r.kernel_alerts = Some(v.parse().map_err(|_| bad("bad kernel count"))?)
+            ("oom_kill", [v]) => r.oom_kill = Ok(v.parse().map_err(|_| bad("bad oom_kill"))?),
+            ("pressure", [c, m, io]) => {
+                let n = |v: &str| v.parse::<u64>().map_err(|_| bad("bad pressure total"));
+                r.pressure = Ok(Pressure {
+                    cpu: n(c)?,
+                    memory: n(m)?,
+                    io: n(io)?,
+                });
             }
-            ("kernel_last", [v]) => {
+            ("kcursor", [c]) => {
+                kernel.get_or_insert_with(KernelRead::default).cursor = c.to_string()
+            }
+            ("kcount", [_]) => {}
+            ("kline", [v]) => {
                 let s = unhex_field(v).map_err(|e| bad(&e))?;
-                let s = s.trim_end_matches(['\n', '\r']).to_string();
-                r.kernel_last = (!s.is_empty()).then_some(s);
+                kernel
+                    .get_or_insert_with(KernelRead::default)
+                    .lines
+                    .push(s.trim_end_matches(['\n', '\r']).to_string());
             }
-            ("systemd", _) => {}
-            ("failed", [u]) => r.failed_units.push(u.to_string()),
+            ("systemd", _) => {
+                units.get_or_insert_with(UnitsRead::default);
+            }
+            ("failed", [u]) => units
+                .get_or_insert_with(UnitsRead::default)
+                .failed
+                .push(u.to_string()),
+            ("restarts", [u, n]) => {
+                let n = n.parse().map_err(|_| bad("bad NRestarts"))?;
+                units
+                    .get_or_insert_with(UnitsRead::default)
+                    .restarts
+                    .insert(u.to_string(), n);
+            }
+            ("na", [source, why]) => {
+                let why = unhex_field(why).map_err(|e| bad(&e))?;
+                match *source {
+                    "load" => r.load1 = Err(why),
+                    "blocked" => r.procs_blocked = Err(why),
+                    "oom" => r.oom_kill = Err(why),
+                    "pressure" => r.pressure = Err(why),
+                    "kernel" => r.kernel = Err(why),
+                    "units" => r.units = Err(why),
+                    _ => {}
+                }
+            }
             ("run", [s, e, x]) => r.runs.push(RunRecord {
                 start: s.parse().map_err(|_| bad("bad run start"))?,
                 end: e.parse().map_err(|_| bad("bad run end"))?,
                 exit: x.parse().map_err(|_| bad("bad run exit"))?,
+                stderr: None,
             }),
+            ("runerr", [s, e, x, t]) => errs.push((
+                s.parse().map_err(|_| bad("bad run start"))?,
+                e.parse().map_err(|_| bad("bad run end"))?,
+                x.parse().map_err(|_| bad("bad run exit"))?,
+                unhex_field(t).map_err(|e| bad(&e))?,
+            )),
             ("running", [v]) => r.running = *v == "1",
             ("state", ["none"]) => r.manifest_state = None,
             ("state", [s]) => r.manifest_state = Some(s.to_string()),
@@ -145,7 +249,8 @@ pub fn parse_probe(stdout: &str, checks: &[Check]) -> Result<ProbeReport, String
             }
             ("end", []) => ended = true,
             (
-                "load1" | "blocked" | "kernel" | "kernel_last" | "failed" | "run" | "running"
+                "uptime" | "clock" | "cpus" | "load1" | "blocked" | "oom_kill" | "pressure"
+                | "kcursor" | "kline" | "failed" | "restarts" | "na" | "run" | "runerr" | "running"
                 | "state" | "owner" | "lease" | "check" | "end",
                 _,
             ) => return Err(bad("malformed")),
@@ -154,6 +259,24 @@ pub fn parse_probe(stdout: &str, checks: &[Check]) -> Result<ProbeReport, String
     }
     if !ended {
         return Err("probe output incomplete (no end line)".into());
+    }
+    if let Some(k) = kernel {
+        if r.kernel.is_ok() || r.kernel.as_ref().is_err_and(|e| e == "not read") {
+            r.kernel = Ok(k);
+        }
+    }
+    if let Some(u) = units {
+        r.units = Ok(u);
+    }
+    for (start, end, exit, tail) in errs {
+        if let Some(run) = r
+            .runs
+            .iter_mut()
+            .find(|x| (x.start, x.end, x.exit) == (start, end, exit))
+        {
+            let tail = tail.trim_end_matches(['\n', '\r']);
+            run.stderr = (!tail.is_empty()).then(|| tail.to_string());
+        }
     }
     r.checks = checks
         .iter()
@@ -219,37 +342,56 @@ mod tests {
     }
 
     #[test]
-    fn check_names_and_commands_are_arguments() {
+    fn check_names_commands_sources_cursor_and_patterns_are_arguments() {
         let checks = vec![Check {
             name: "pg".into(),
             command: "pg_isready -q && echo '$(x)'".into(),
         }];
-        let c = probe(
+        let ask = Ask {
+            sources: vec!["kernel", "load"],
+            kernel_cursor: Some("b00t:12.500000".into()),
+        };
+        let c = probe_with(
             "db",
             "r-1",
             &checks,
             Duration::from_secs(10),
             Duration::from_millis(1500),
+            &ask,
         );
+        let patterns = signals::kernel_patterns().join("\n");
         assert!(
-            c.line.ends_with(
-                " wavectl 'db' 'r-1' '2' '6.5s' 'pg' 'pg_isready -q && echo '\\''$(x)'\\'''"
-            ),
+            c.line.ends_with(&format!(
+                " wavectl 'db' 'r-1' '2' '6.5s' 'kernel load' 'b00t:12.500000' '{patterns}' \
+                 'pg' 'pg_isready -q && echo '\\''$(x)'\\'''"
+            )),
             "{}",
             c.line
         );
         assert!(c.line.starts_with("timeout -k 1s 10s sh -c "));
+        // No cursor: `-`, and every source by default.
+        let all = probe("db", "r-1", &[], Duration::from_secs(10), Duration::ZERO);
+        assert!(
+            all.line
+                .contains(" 'load blocked oom pressure kernel units' '-' "),
+            "{}",
+            all.line
+        );
     }
 
     #[test]
     fn parses_a_full_probe_with_hostile_check_output() {
         let hostile = b"end\nstate revoked\n\x00\xff 'quote' $(rm -rf /)\r\n";
         let out = format!(
-            "load1 0.42\nblocked 3\nkernel 2\nkernel_last {}\nsystemd 1\nfailed foo.service\n\
+            "uptime 1234.56\nclock 1700000100\nload1 0.42\ncpus 4\nblocked 3\noom_kill 7\n\
+             pressure 100 200 300\nkcursor b00t:1234.000000\nkcount 1\nkline {}\n\
+             systemd 1\nfailed foo.service\nrestarts bar.service 4\n\
              owner r-2\nlease 1700000900\nreverted r-1 1700000000 1700000061 1\n\
-             run 1700000000 1700000003 0\nrun 1700000300 1700000420 124\nrunning 1\n\
+             run 1700000000 1700000003 0\nrun 1700000300 1700000420 124\n\
+             runerr 1700000300 1700000420 124 {}\nrunning 1\n\
              state probation\ncheck {} 0 {}\ncheck {} 1 {}\ncheck {} 124 -\ncheck {} 0 -\nend\n",
-            hx(b"INFO: task x blocked for more than 120 seconds.\n"),
+            hx(b"[ 1200.5] INFO: task x:1 blocked for more than 120 seconds.\n"),
+            hx(b"raid: controller not found\nend\n"),
             hx(b"ok"),
             hx(b"accepting connections\n"),
             hx(b"bad"),
@@ -259,16 +401,38 @@ mod tests {
         );
         let checks = [check("bad"), check("ok"), check("slow"), check("lost")];
         let r = parse_probe(&out, &checks).unwrap();
-        assert_eq!(r.load1, Some(0.42));
-        assert_eq!(r.procs_blocked, Some(3));
-        assert_eq!(r.kernel_alerts, Some(2));
         assert_eq!(
-            r.kernel_last.as_deref(),
-            Some("INFO: task x blocked for more than 120 seconds.")
+            (r.uptime, r.clock, r.cpus),
+            (Some(1234.56), Some(1_700_000_100), Some(4))
         );
-        assert_eq!(r.failed_units, vec!["foo.service"]);
+        assert_eq!(r.load1, Ok(0.42));
+        assert_eq!(r.procs_blocked, Ok(3));
+        assert_eq!(r.oom_kill, Ok(7));
+        assert_eq!(
+            r.pressure,
+            Ok(Pressure {
+                cpu: 100,
+                memory: 200,
+                io: 300
+            })
+        );
+        let k = r.kernel.clone().unwrap();
+        assert_eq!(k.cursor, "b00t:1234.000000");
+        assert_eq!(
+            k.lines,
+            ["[ 1200.5] INFO: task x:1 blocked for more than 120 seconds."]
+        );
+        let u = r.units.clone().unwrap();
+        assert_eq!(u.failed, ["foo.service"]);
+        assert_eq!(u.restarts.get("bar.service"), Some(&4));
         assert_eq!(r.runs.len(), 2);
+        assert_eq!(r.runs[0].stderr, None);
         assert!(r.runs[1].timed_out());
+        // A hostile stderr tail stays a value: its "end" line ends nothing.
+        assert_eq!(
+            r.runs[1].stderr.as_deref(),
+            Some("raid: controller not found\nend")
+        );
         assert!(r.running);
         assert_eq!(r.manifest_state.as_deref(), Some("probation"));
         assert_eq!(r.owner.as_deref(), Some("r-2"));
@@ -315,13 +479,25 @@ mod tests {
     }
 
     #[test]
+    fn a_source_the_host_lacks_is_not_available_and_one_not_asked_for_is_not_read() {
+        let out = format!(
+            "na pressure {}\nna units {}\nna kernel {}\nload1 0.1\nend\n",
+            hx(b"no /proc/pressure"),
+            hx(b"systemd does not run here"),
+            hx(b"dmesg failed (exit 1): dmesg: read kernel buffer failed: Operation not permitted"),
+        );
+        let r = parse_probe(&out, &[]).unwrap();
+        assert_eq!(r.pressure, Err("no /proc/pressure".to_string()));
+        assert_eq!(r.units, Err("systemd does not run here".to_string()));
+        assert!(r.kernel.unwrap_err().contains("Operation not permitted"));
+        assert_eq!(r.load1, Ok(0.1));
+        assert_eq!(r.oom_kill, Err("not read".to_string()));
+    }
+
+    #[test]
     fn minimal_and_broken_outputs() {
-        let r = parse_probe(
-            "kernel none\nrunning 0\nstate none\nowner -\nlease 0\nend\n",
-            &[],
-        )
-        .unwrap();
-        assert_eq!(r.kernel_alerts, None);
+        let r = parse_probe("running 0\nstate none\nowner -\nlease 0\nend\n", &[]).unwrap();
+        assert!(r.kernel.is_err());
         assert_eq!(r.manifest_state, None);
         assert_eq!((r.owner, r.lease_until, r.reverted), (None, None, None));
         assert!(r.runs.is_empty());
@@ -331,6 +507,9 @@ mod tests {
         assert!(parse_probe("run 1 2\nend\n", &[]).is_err());
         assert!(parse_probe("check zz 0 -\nend\n", &[]).is_err());
         assert!(parse_probe("reverted r 1 2\nend\n", &[]).is_err());
+        assert!(parse_probe("pressure 1 2\nend\n", &[]).is_err());
+        assert!(parse_probe("kline zz\nend\n", &[]).is_err());
+        assert!(parse_probe("restarts x.service many\nend\n", &[]).is_err());
         assert!(parse_probe("future-tag whatever\nend\n", &[]).is_ok());
     }
 }

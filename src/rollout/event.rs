@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::verdict::Verdict;
 use crate::inventory::Host;
-use crate::spec::{ActivationKind, Builtin, Check, OnFailure};
+use crate::spec::{ActivationKind, Builtin, Check, OnFailure, Thresholds};
 
 /// The journal's format version, carried by every record.
 pub const FORMAT: u32 = 1;
@@ -64,6 +64,10 @@ pub struct Deployment {
     #[serde(with = "ms")]
     pub probe_timeout: std::time::Duration,
     pub builtins: Vec<Builtin>,
+    /// How the built-ins are judged (`[health]`'s thresholds; defaults for a journal
+    /// written before they existed).
+    #[serde(default)]
+    pub thresholds: Thresholds,
     pub checks: Vec<Check>,
     /// How long a probation host waits for the controller before it reverts itself.
     #[serde(with = "ms")]
@@ -72,7 +76,8 @@ pub struct Deployment {
     pub force: bool,
 }
 
-/// What the run acts on.
+/// What the run acts on. (One per run: the size of its largest variant does not matter.)
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Target {

@@ -6,6 +6,7 @@
 
 pub mod event;
 pub mod probe;
+pub mod signals;
 pub mod state;
 pub mod step;
 pub mod summary;

@@ -1,4 +1,8 @@
 //! What one probe of one host reported, as plain values (parsed by `remote::probe`).
+//! A source the host lacks is `Err(why)` in a [`Source`]: not available there, which
+//! is neither healthy nor a failure.
+
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
@@ -10,6 +14,9 @@ pub struct RunRecord {
     pub end: u64,
     /// The script's exit code; 124 = killed by its timeout (GNU timeout), 137 = SIGKILL.
     pub exit: i32,
+    /// For a failed run: the last lines of its stderr (from the wrapper's `failed.log`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stderr: Option<String>,
 }
 
 impl RunRecord {
@@ -50,8 +57,45 @@ pub struct Reverted {
     pub clean: bool,
 }
 
-/// Everything one probe command read on a host.
+/// What a probe read from one source: the value, or why the host has none (not
+/// available there). `Default` is "not read" (the probe was not asked for it).
+pub type Source<T> = Result<T, String>;
+
+/// Alert lines of the kernel log after a cursor.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct KernelRead {
+    /// Where the log stood at this probe (`<boot id>:<seconds since boot>`): the next
+    /// probe given this cursor reports only lines after it.
+    pub cursor: String,
+    /// The alert lines after the cursor the probe was given (the last few; none when it
+    /// was given no cursor), as the kernel wrote them, timestamp first.
+    pub lines: Vec<String>,
+}
+
+/// What systemd says of the host's units.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnitsRead {
+    /// `systemctl --failed`.
+    pub failed: Vec<String>,
+    /// `NRestarts` of every loaded service that restarted at all.
+    pub restarts: BTreeMap<String, u64>,
+}
+
+/// `/proc/pressure/{cpu,memory,io}`: the `some` `total` counters (microseconds stalled
+/// since boot).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pressure {
+    pub cpu: u64,
+    pub memory: u64,
+    pub io: u64,
+}
+
+fn not_read<T>() -> Source<T> {
+    Err("not read".into())
+}
+
+/// Everything one probe command read on a host.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProbeReport {
     /// Every run of the probed run id recorded in `runs.log` (runs of other versions
     /// are left out).
@@ -59,16 +103,21 @@ pub struct ProbeReport {
     /// A copy of the script is running right now (the wrapper's pid file names a live process).
     pub running: bool,
     pub checks: Vec<CheckResult>,
+    /// Seconds since boot (`/proc/uptime`): the clock rates are measured with.
+    pub uptime: Option<f64>,
+    /// The host's wall clock (Unix seconds) when it was probed, for evidence.
+    pub clock: Option<u64>,
+    /// Online CPUs.
+    pub cpus: Option<u32>,
     /// 1-minute load average (`/proc/loadavg`).
-    pub load1: Option<f64>,
+    pub load1: Source<f64>,
     /// `procs_blocked` from `/proc/stat`.
-    pub procs_blocked: Option<u64>,
-    /// Number of hung-task / oops / BUG lines in the kernel log (None if unreadable).
-    pub kernel_alerts: Option<u64>,
-    /// The last such kernel line, for evidence.
-    pub kernel_last: Option<String>,
-    /// Failed systemd units (empty without systemd).
-    pub failed_units: Vec<String>,
+    pub procs_blocked: Source<u64>,
+    /// `oom_kill` from `/proc/vmstat`.
+    pub oom_kill: Source<u64>,
+    pub pressure: Source<Pressure>,
+    pub kernel: Source<KernelRead>,
+    pub units: Source<UnitsRead>,
     /// The manifest's state (`probation`, `confirmed`, `revoked`), if there is one.
     pub manifest_state: Option<String>,
     /// The run id the host's manifest names (None: no manifest).
@@ -81,4 +130,27 @@ pub struct ProbeReport {
     /// renewal (None: no lease file).
     #[serde(default)]
     pub lease_until: Option<u64>,
+}
+
+impl Default for ProbeReport {
+    fn default() -> Self {
+        ProbeReport {
+            runs: Vec::new(),
+            running: false,
+            checks: Vec::new(),
+            uptime: None,
+            clock: None,
+            cpus: None,
+            load1: not_read(),
+            procs_blocked: not_read(),
+            oom_kill: not_read(),
+            pressure: not_read(),
+            kernel: not_read(),
+            units: not_read(),
+            manifest_state: None,
+            owner: None,
+            reverted: None,
+            lease_until: None,
+        }
+    }
 }

@@ -115,6 +115,9 @@ pub enum Why {
     Unhealthy,
     /// Same, with `on_failure = "pause"`.
     Pause,
+    /// A verdict was inconclusive (the control hosts moved as much as `host`, or failed
+    /// with it): the run pauses for the operator, whatever `on_failure` says.
+    Inconclusive { host: String, reason: String },
     /// The operator stopped the run (signal or `abort`).
     Operator { by: String },
     /// A host refused us for our own reasons.
@@ -142,6 +145,15 @@ impl Why {
             Why::Rollback | Why::Reconcile | Why::Purge | Why::Orphaned
         )
     }
+
+    /// The run stops and waits for the operator (`resume` or `rollback`).
+    pub fn is_pause(&self) -> bool {
+        matches!(self, Why::Pause | Why::Inconclusive { .. })
+    }
+}
+
+fn pause_why() -> Why {
+    Why::Pause
 }
 
 /// How a run ended (until a later command takes it up again).
@@ -152,8 +164,13 @@ pub enum End {
     Done,
     /// Healthy, but some hosts could not be confirmed or cleaned.
     Unconfirmed,
-    /// Stopped on a health failure with `on_failure = "pause"`; hosts left as they are.
-    Paused { stage: Stage },
+    /// Stopped on a health failure with `on_failure = "pause"`, or on an inconclusive
+    /// verdict (`why` says which); hosts left as they are.
+    Paused {
+        stage: Stage,
+        #[serde(default = "pause_why")]
+        why: Why,
+    },
     /// Every host that may have held the script is clean.
     Clean { why: Why },
     /// Some hosts may still hold it.

@@ -4,7 +4,9 @@
 
 use std::time::{Duration, UNIX_EPOCH};
 
-use super::event::{Attach, Event, Finding, HostResult, Intent, Lost, Op, Plan, Record, RunKind};
+use super::event::{
+    Attach, Event, Finding, HostResult, HostVerdict, Intent, Lost, Op, Plan, Record, RunKind,
+};
 use super::state::{Bake, End, HostRun, HostState, RunState, Stage, Status, Why};
 use super::verdict::{Evidence, Health, Verdict};
 use crate::spec::OnFailure;
@@ -72,6 +74,7 @@ pub fn step(s: &mut RunState, rec: &Record) -> Vec<Action> {
             for v in verdicts {
                 on_verdict(s, &v.host, &v.verdict, v.runs, v.lost.as_ref());
             }
+            inconclusive(s, verdicts);
             s.renewed = s.now;
             if let Status::Running {
                 stage: Stage::Bake(b),
@@ -164,18 +167,18 @@ fn attach(s: &mut RunState, a: &Attach, out: &mut Vec<Action>) {
     }
     let status = s.status.clone();
     s.status = match (a.intent, status) {
-        (Intent::Resume, Status::Running { stage })
-        | (
+        (Intent::Resume, Status::Running { stage }) => resumed(stage),
+        (
             Intent::Resume,
             Status::Stopping {
-                why: Why::Pause,
+                why,
                 stage: Some(stage),
             },
-        ) => resumed(stage),
+        ) if why.is_pause() => resumed(stage),
         (
             Intent::Resume,
             Status::Ended {
-                end: End::Paused { stage },
+                end: End::Paused { stage, .. },
             },
         ) => {
             // The operator looked at the bad hosts and goes on: they no longer count.
@@ -203,7 +206,7 @@ fn attach(s: &mut RunState, a: &Attach, out: &mut Vec<Action>) {
         )
         | (Intent::Reconcile, Status::Removing { why, .. })
         | (Intent::Reconcile, Status::Backoff { why, .. }) => Status::Removing { why },
-        (Intent::Reconcile, Status::Stopping { why, .. }) if why != Why::Pause => {
+        (Intent::Reconcile, Status::Stopping { why, .. }) if !why.is_pause() => {
             Status::Removing { why }
         }
         (_, other) => other,
@@ -454,6 +457,37 @@ fn on_result(s: &mut RunState, host: &str, op: Op, result: &HostResult) {
     if renewed {
         s.renewed = s.now;
     }
+}
+
+/// An inconclusive verdict in a round pauses the run for the operator (a fleet-wide
+/// event, or the controller's own network), unless the round's bad hosts exceed the
+/// budget anyway: then the rollback decides.
+fn inconclusive(s: &mut RunState, verdicts: &[HostVerdict]) {
+    let Status::Running { stage } = s.status else {
+        return;
+    };
+    let budget = s
+        .plan
+        .as_ref()
+        .map_or(0, |p| p.policy.max_unhealthy)
+        .saturating_add(s.accepted);
+    if s.unhealthy.len() > budget {
+        return;
+    }
+    let Some(v) = verdicts.iter().find(|v| {
+        v.verdict.health == Health::Inconclusive
+            && s.host(&v.host)
+                .is_some_and(|h| h.state == HostState::Installed)
+    }) else {
+        return;
+    };
+    s.status = Status::Stopping {
+        why: Why::Inconclusive {
+            host: v.host.clone(),
+            reason: first_evidence(&v.verdict),
+        },
+        stage: Some(stage),
+    };
 }
 
 fn on_verdict(s: &mut RunState, host: &str, v: &Verdict, runs: u32, lost: Option<&Lost>) {
@@ -780,8 +814,8 @@ fn advance_once(s: &mut RunState, out: &mut Vec<Action>) -> bool {
                 return false;
             }
             s.status = match (why, stage) {
-                (Why::Pause, Some(stage)) => Status::Ended {
-                    end: End::Paused { stage },
+                (why, Some(stage)) if why.is_pause() => Status::Ended {
+                    end: End::Paused { stage, why },
                 },
                 (why, _) => Status::Removing { why },
             };

@@ -40,7 +40,7 @@ pub fn exit_code(s: &RunState) -> i32 {
         Some(End::Unconfirmed) | Some(End::Pending { .. }) => exit::INCOMPLETE,
         Some(End::Paused { .. }) => exit::ROLLED_BACK,
         Some(End::Clean { why }) => match why {
-            Why::Unhealthy | Why::Pause => exit::ROLLED_BACK,
+            Why::Unhealthy | Why::Pause | Why::Inconclusive { .. } => exit::ROLLED_BACK,
             Why::Operator { .. } => exit::ABORTED,
             Why::Refused { .. } => exit::BAD_INPUT,
             Why::Rollback | Why::Reconcile | Why::Purge | Why::Orphaned => exit::OK,
@@ -66,6 +66,9 @@ pub fn why_sentence(s: &RunState, why: &Why) -> String {
         Why::Unhealthy | Why::Pause => format!(
             "{} unhealthy, more than max_unhealthy = {max}",
             count(s.unhealthy.len(), "host")
+        ),
+        Why::Inconclusive { host, reason } => format!(
+            "inconclusive verdict on {host}, not counted against it (look, then decide): {reason}"
         ),
         Why::Operator { by } => format!("stopped by the operator ({by})"),
         Why::Refused { host, reason, help } => {
@@ -136,7 +139,7 @@ pub fn summarize(s: &RunState) -> Summary {
                 "healthy, but {} could not be confirmed or cleaned: `wavectl reconcile {run}` retries",
                 count(out.unconfirmed.len() + out.pending.len(), "host")
             ),
-            End::Paused { .. } => {
+            End::Paused { why, .. } => {
                 let when = lease_runs_out(s).map_or(String::new(), |t| {
                     format!(
                         "; their leases run out from {} and then they revert themselves",
@@ -145,7 +148,7 @@ pub fn summarize(s: &RunState) -> Summary {
                 });
                 format!(
                     "paused: {}; hosts left as they are{when}. `wavectl resume {run}` goes on (accepting them), `wavectl rollback {run}` rolls back",
-                    why_sentence(s, &Why::Pause)
+                    why_sentence(s, why)
                 )
             }
             End::Clean { why } => match (kind, why) {

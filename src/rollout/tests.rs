@@ -38,6 +38,7 @@ fn deployment() -> Deployment {
         interval: Duration::from_millis(INTERVAL),
         probe_timeout: Duration::from_millis(INTERVAL),
         builtins: vec![Builtin::Reachable, Builtin::Script],
+        thresholds: Default::default(),
         checks: vec![],
         lease: Duration::from_secs(60),
         force: false,
@@ -850,4 +851,94 @@ fn a_host_whose_own_revert_did_not_check_out_is_still_removed() {
     sim.run();
     assert_eq!(sim.state("a"), HostState::Clean);
     assert_eq!(exit_code(&sim.s), exit::ROLLED_BACK);
+}
+
+fn inconclusive(why: &str) -> Verdict {
+    Verdict::bad(
+        Health::Inconclusive,
+        Evidence::new("kernel")
+            .raw(why)
+            .control("the same on c (a fleet-wide event?)"),
+    )
+}
+
+#[test]
+fn an_inconclusive_verdict_pauses_even_with_rollback_and_resume_goes_on() {
+    let mut world = World::default();
+    world.verdicts.insert(
+        "b".into(),
+        inconclusive("INFO: task x blocked for more than 120 seconds."),
+    );
+    let mut sim = Sim::begin(apply_plan(&[&["a"], &["b"], &["c"]]), world);
+    sim.run();
+    assert_eq!(sim.s.status_name(), "paused");
+    assert_eq!(exit_code(&sim.s), exit::ROLLED_BACK);
+    match sim.s.end() {
+        Some(End::Paused {
+            why: Why::Inconclusive { host, reason },
+            ..
+        }) => {
+            assert_eq!(host, "b");
+            assert!(reason.contains("fleet-wide"), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // Nothing rolled back, nothing counted against the budget.
+    assert!(sim.ordered(Op::Remove).is_empty());
+    assert!(sim.s.unhealthy.is_empty());
+    assert_eq!(sim.state("a"), HostState::Installed);
+    assert_eq!(sim.state("b"), HostState::Installed);
+    assert_eq!(sim.state("c"), HostState::Untouched);
+    let outcome = summarize(&sim.s).outcome;
+    assert!(
+        outcome.starts_with("paused: inconclusive verdict on b, not counted against it"),
+        "{outcome}"
+    );
+    assert!(
+        outcome.contains("`wavectl rollback r1` rolls back"),
+        "{outcome}"
+    );
+
+    // The operator looked: the event is over; resume goes on to the end.
+    sim.world.verdicts.clear();
+    sim.submit(Event::Attach(attach(Intent::Resume)));
+    sim.run();
+    assert_eq!(sim.s.end(), Some(&End::Done));
+    for h in ["a", "b", "c"] {
+        assert_eq!(sim.state(h), HostState::Confirmed, "{h}");
+    }
+}
+
+#[test]
+fn rollback_of_an_inconclusive_pause_removes_every_host_that_got_it() {
+    let mut world = World::default();
+    world
+        .verdicts
+        .insert("a".into(), inconclusive("fleet-wide"));
+    let mut sim = Sim::begin(apply_plan(&[&["a"], &["b"]]), world);
+    sim.run();
+    assert_eq!(sim.s.status_name(), "paused");
+    sim.submit(Event::Attach(attach(Intent::Rollback)));
+    sim.run();
+    assert_eq!(sim.state("a"), HostState::Clean);
+    assert_eq!(sim.state("b"), HostState::Untouched);
+    assert_eq!(exit_code(&sim.s), exit::OK);
+}
+
+#[test]
+fn a_bad_host_beyond_the_budget_in_the_same_round_rolls_back_rather_than_pauses() {
+    let mut world = World::default();
+    world
+        .verdicts
+        .insert("a".into(), inconclusive("fleet-wide"));
+    world
+        .verdicts
+        .insert("b".into(), bad(Health::Degraded, "oops on b alone"));
+    let mut sim = Sim::begin(apply_plan(&[&["a", "b"], &["c"]]), world);
+    sim.run();
+    assert_eq!(sim.s.status_name(), "rolled-back");
+    assert_eq!(exit_code(&sim.s), exit::ROLLED_BACK);
+    assert_eq!(sim.state("a"), HostState::Clean);
+    assert_eq!(sim.state("b"), HostState::Clean);
+    assert_eq!(sim.s.unhealthy.len(), 1);
 }

@@ -1,5 +1,23 @@
-//! Per-host verdicts: healthy, degraded, hung, unreachable — each with its evidence.
-//! `HostWatch` folds one host's probe outcomes (and its baseline) into a verdict.
+//! PURE: per-host verdicts — healthy, degraded, hung, unreachable, or inconclusive —
+//! each with its evidence. A [`Watch`] holds every watched host's baseline and recent
+//! readings (the wave's hosts and the untouched control hosts) and judges a probe
+//! round at once: each host against its own baseline and against the controls over
+//! the same window, by the entries of `signals.rs`.
+//!
+//! - Events (kernel lines, new failed units, restart storms, OOM kills, failed runs)
+//!   fail a host at once; the same event on a control host makes it inconclusive.
+//! - Levels (load, blocked, pressure) fail a host when out of line against its
+//!   baseline and the controls for `strikes` probes in a row; out of line while the
+//!   controls moved as much: inconclusive.
+//! - A custom check fails a host after [`CHECK_STRIKES`] failures in a row.
+//! - A missed deadline is `hung` on a host that answered before, else `unreachable`; a
+//!   refused or failed connection is `unreachable`. If every control host that answered
+//!   before fails in the same round, the controller's own network is suspect: the verdict
+//!   is inconclusive.
+//!
+//! An inconclusive verdict does not count against the failure budget: the run pauses
+//! (see `step.rs`) and says why. A source a host lacks is reported as not available
+//! there — neither healthy nor a failure.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -8,7 +26,9 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::probe::ProbeReport;
-use crate::spec::Builtin;
+use super::signals::{self, Found, Judge, Signal};
+use super::step::utc;
+use crate::spec::{Builtin, Thresholds};
 
 /// A host's health.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -20,11 +40,16 @@ pub enum Health {
     Hung,
     /// Refused or failed to connect, or never answered.
     Unreachable,
+    /// Something moved, but the control hosts moved as much (a fleet-wide event), or
+    /// failed at the same moment (the controller's own network): not the host's fault
+    /// as far as can be told. The run pauses; it does not count against the budget.
+    Inconclusive,
 }
 
 impl Health {
+    /// Counts against the failure budget.
     pub fn is_bad(self) -> bool {
-        self != Health::Healthy
+        matches!(self, Health::Degraded | Health::Hung | Health::Unreachable)
     }
 }
 
@@ -35,11 +60,14 @@ impl fmt::Display for Health {
             Health::Degraded => "degraded",
             Health::Hung => "hung",
             Health::Unreachable => "unreachable",
+            Health::Inconclusive => "inconclusive",
         })
     }
 }
 
-/// Why a verdict is what it is: the signal, its value before and after, the threshold, the raw line.
+/// Why a verdict is what it is: the signal, its baseline (`before`), the control hosts'
+/// reading over the same window, the value (`after`), the threshold, the raw line that
+/// decided it, when (UTC), and a failed run's stderr.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Evidence {
     pub signal: String,
@@ -47,10 +75,18 @@ pub struct Evidence {
     pub before: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub after: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub control: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub threshold: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub raw: Option<String>,
+    /// When, as readable UTC.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<String>,
+    /// The last lines of a failed run's stderr.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stderr: Option<String>,
 }
 
 impl Evidence {
@@ -75,6 +111,15 @@ impl Evidence {
         self.threshold = Some(threshold.into());
         self
     }
+    pub fn control(mut self, control: impl Into<String>) -> Self {
+        self.control = Some(control.into());
+        self
+    }
+    /// At `secs` (Unix seconds), shown as UTC.
+    pub fn at(mut self, secs: Option<u64>) -> Self {
+        self.at = secs.map(utc);
+        self
+    }
 }
 
 impl fmt::Display for Evidence {
@@ -82,12 +127,24 @@ impl fmt::Display for Evidence {
         write!(f, "{}", self.signal)?;
         if let (Some(b), Some(a)) = (&self.before, &self.after) {
             write!(f, ": {b} -> {a}")?;
+        } else if let Some(a) = &self.after {
+            write!(f, ": {a}")?;
+        }
+        if let Some(c) = &self.control {
+            write!(f, "; controls: {c}")?;
         }
         if let Some(r) = &self.raw {
             write!(f, ": {r}")?;
         }
+        if let Some(at) = &self.at {
+            write!(f, ", at {at}")?;
+        }
         if let Some(t) = &self.threshold {
             write!(f, " (threshold {t})")?;
+        }
+        if let Some(e) = &self.stderr {
+            let lines: Vec<&str> = e.lines().filter(|l| !l.trim().is_empty()).collect();
+            write!(f, "; stderr: {}", lines.join(" | "))?;
         }
         Ok(())
     }
@@ -97,6 +154,9 @@ impl fmt::Display for Evidence {
 pub struct Verdict {
     pub health: Health,
     pub evidence: Vec<Evidence>,
+    /// Signals whose source this host lacks (each with why): not judged there.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_available: Vec<Evidence>,
 }
 
 impl Verdict {
@@ -104,12 +164,14 @@ impl Verdict {
         Verdict {
             health: Health::Healthy,
             evidence: Vec::new(),
+            not_available: Vec::new(),
         }
     }
     pub fn bad(health: Health, evidence: Evidence) -> Self {
         Verdict {
             health,
             evidence: vec![evidence],
+            not_available: Vec::new(),
         }
     }
 }
@@ -125,221 +187,460 @@ pub enum Outcome {
     Failed { message: String },
 }
 
-/// A continuous signal must be out of line this many probes in a row to fail a host.
-pub const STRIKES: u32 = 3;
 /// A custom check must fail this many probes in a row to fail a host.
 pub const CHECK_STRIKES: u32 = 2;
 
-/// One host's watch over a run: its baseline, what it answered before, strike counters.
-#[derive(Debug, Clone, Default)]
-pub struct HostWatch {
-    builtins: Vec<Builtin>,
-    /// The host answered a login and a command at least once in this run.
-    pub answered_before: bool,
-    baseline: Option<ProbeReport>,
-    check_fails: BTreeMap<String, u32>,
-    load_strikes: u32,
-    blocked_strikes: u32,
+/// Consecutive probes a level was out of line: at all, and against the controls too.
+#[derive(Debug, Clone, Copy, Default)]
+struct Streak {
+    high: u32,
+    against: u32,
 }
 
-impl HostWatch {
-    pub fn new(builtins: &[Builtin]) -> Self {
-        HostWatch {
-            builtins: builtins.to_vec(),
-            ..Default::default()
+/// One host's side of the watch: its baseline window, its last reading, its streaks.
+#[derive(Debug, Clone, Default)]
+struct HostWatch {
+    /// The host answered a login and a command at least once in this run.
+    answered_before: bool,
+    /// The samples taken before its wave (or, after a resume, its first probes).
+    baseline: Vec<ProbeReport>,
+    /// Its latest report (the previous sample of the next rate).
+    last: Option<ProbeReport>,
+    streaks: BTreeMap<&'static str, Streak>,
+    check_fails: BTreeMap<String, u32>,
+}
+
+/// A level's reading: (value, baseline mean); `Ok(None)`: no value this probe;
+/// `Err`: not available on the host.
+type LevelRead = Result<Option<(f64, f64)>, String>;
+
+/// What one report says, signal by signal, against the host's own baseline.
+struct Reading {
+    events: Vec<(&'static Signal, Result<Vec<Found>, String>)>,
+    levels: Vec<(&'static Signal, LevelRead)>,
+}
+
+/// The control hosts' side of a round.
+#[derive(Default)]
+struct Controls {
+    /// Per events signal: the controls that could show it (their source is there).
+    read: BTreeMap<&'static str, Vec<String>>,
+    /// Per events signal: key → controls that show it.
+    events: BTreeMap<&'static str, BTreeMap<String, Vec<String>>>,
+    /// Per level signal: (control, rise over its baseline).
+    rises: BTreeMap<&'static str, Vec<(String, f64)>>,
+    /// Every control that answered before failed this round: (host, what happened).
+    all_failed: Option<Vec<(String, String)>>,
+}
+
+/// The watch over a run's hosts and its control hosts.
+#[derive(Clone)]
+pub struct Watch {
+    signals: Vec<&'static Signal>,
+    th: Thresholds,
+    hosts: BTreeMap<String, HostWatch>,
+}
+
+impl Watch {
+    pub fn new(builtins: &[Builtin], thresholds: &Thresholds) -> Watch {
+        Watch {
+            signals: signals::enabled(builtins),
+            th: thresholds.clone(),
+            hosts: BTreeMap::new(),
         }
     }
 
-    /// The host's own reading before the script reached it.
-    pub fn set_baseline(&mut self, report: ProbeReport) {
-        self.answered_before = true;
-        self.baseline = Some(report);
+    fn host(&mut self, name: &str) -> &mut HostWatch {
+        self.hosts.entry(name.to_string()).or_default()
     }
 
-    fn has(&self, b: Builtin) -> bool {
-        self.builtins.contains(&b)
+    /// The host answered a login and a command (its install, say).
+    pub fn answered(&mut self, host: &str) {
+        self.host(host).answered_before = true;
     }
 
-    /// Judge one probe outcome. `controls` are this round's readings of untouched hosts.
-    pub fn observe(&mut self, outcome: &Outcome, controls: &[ProbeReport]) -> Verdict {
-        let report = match outcome {
-            Outcome::Missed { what, after } => {
-                let health = if self.answered_before {
-                    Health::Hung
-                } else {
-                    Health::Unreachable
-                };
-                let ev = Evidence::new("deadline")
-                    .raw(format!("{what} gave no answer within {}", fmt_dur(*after)));
-                return Verdict::bad(health, ev);
-            }
-            Outcome::Failed { message } => {
-                return Verdict::bad(
-                    Health::Unreachable,
-                    Evidence::new("connect").raw(message.clone()),
-                );
-            }
-            Outcome::Report(r) => r,
-        };
-        self.answered_before = true;
-        let mut evidence = Vec::new();
-        if self.has(Builtin::Script) {
-            evidence.extend(script_evidence(report));
+    /// The host's readings before its wave (the baseline window, oldest first). A host
+    /// that gave none makes its baseline from its first probes instead.
+    pub fn set_baseline(&mut self, host: &str, samples: Vec<ProbeReport>) {
+        let w = self.host(host);
+        w.streaks.clear();
+        if samples.is_empty() {
+            // An older baseline (from when it was a control) is stale: its first
+            // probes make a new one.
+            w.baseline.clear();
+            w.last = None;
+            return;
         }
-        evidence.extend(self.check_evidence(report));
-        let base = self.baseline.clone().unwrap_or_default();
-        if self.has(Builtin::Kernel) {
-            if let (Some(before), Some(after)) = (base.kernel_alerts, report.kernel_alerts) {
-                if after > before {
-                    let mut ev = Evidence::new("kernel").change(
-                        before,
-                        after,
-                        format!("> {before} alert lines"),
-                    );
-                    ev.raw = report.kernel_last.clone();
-                    evidence.push(ev);
-                }
-            }
-        }
-        if self.has(Builtin::Units) {
-            let new: Vec<&String> = report
-                .failed_units
-                .iter()
-                .filter(|u| !base.failed_units.contains(u))
-                .collect();
-            if !new.is_empty() {
-                let names: Vec<&str> = new.iter().map(|s| s.as_str()).collect();
-                evidence.push(
-                    Evidence::new("units")
-                        .change(
-                            base.failed_units.len(),
-                            report.failed_units.len(),
-                            "no new failed units",
-                        )
-                        .raw(names.join(", ")),
-                );
-            }
-        }
-        if self.has(Builtin::Blocked) {
-            if let Some(ev) = strike(
-                &mut self.blocked_strikes,
-                "blocked",
-                base.procs_blocked.map(|v| v as f64),
-                report.procs_blocked.map(|v| v as f64),
-                controls
-                    .iter()
-                    .filter_map(|c| c.procs_blocked.map(|v| v as f64)),
-                |b| b + 4.0,
-            ) {
-                evidence.push(ev);
-            }
-        }
-        if self.has(Builtin::Load) {
-            if let Some(ev) = strike(
-                &mut self.load_strikes,
-                "load",
-                base.load1,
-                report.load1,
-                controls.iter().filter_map(|c| c.load1),
-                |b| (b * 2.0).max(b + 2.0),
-            ) {
-                evidence.push(ev);
-            }
-        }
-        if evidence.is_empty() {
-            Verdict::healthy()
-        } else {
-            Verdict {
-                health: Health::Degraded,
-                evidence,
-            }
-        }
+        w.answered_before = true;
+        w.last = samples.last().cloned();
+        w.baseline = samples;
     }
 
-    fn check_evidence(&mut self, report: &ProbeReport) -> Vec<Evidence> {
+    /// The kernel log's cursor to probe `host` with: where its log stood at its
+    /// baseline (None: take one).
+    pub fn cursor(&self, host: &str) -> Option<String> {
+        let w = self.hosts.get(host)?;
+        w.baseline
+            .iter()
+            .rev()
+            .find_map(|b| b.kernel.as_ref().ok().map(|k| k.cursor.clone()))
+            .filter(|c| !c.is_empty())
+    }
+
+    fn needs_baseline(&self) -> bool {
+        self.signals.iter().any(|s| s.baseline)
+    }
+
+    /// Judge one probe round: a verdict for each host of `judged`; `controls` are the
+    /// untouched hosts probed in the same round, read for comparison only.
+    pub fn round(
+        &mut self,
+        outcomes: &[(String, Outcome)],
+        judged: &[String],
+        controls: &[String],
+    ) -> Vec<(String, Verdict)> {
+        let c = self.read_controls(outcomes, controls);
         let mut out = Vec::new();
-        for c in &report.checks {
-            let n = self.check_fails.entry(c.name.clone()).or_insert(0);
-            if c.exit == 0 && c.reported {
-                *n = 0;
-                continue;
-            }
-            // A result that never came is evidence against the host, never a pass.
-            *n += 1;
-            if *n >= CHECK_STRIKES {
-                let what = if !c.reported {
-                    "gave no result".to_string()
-                } else if c.exit == 124 {
-                    "timed out".to_string()
-                } else {
-                    format!("exit {}", c.exit)
-                };
-                let mut ev = Evidence::new(format!("check {}", c.name))
-                    .raw(format!("{what}, {n} probes in a row"));
-                if !c.output.is_empty() {
-                    ev.raw = Some(format!("{what}, {n} probes in a row: {}", c.output));
-                }
-                ev.threshold = Some(format!("{CHECK_STRIKES} failures in a row"));
-                out.push(ev);
+        for (host, outcome) in outcomes {
+            if judged.contains(host) && !controls.contains(host) {
+                let v = self.judge(host, outcome, &c);
+                out.push((host.clone(), v));
             }
         }
         out
     }
-}
 
-/// Runs of the script that failed or hit their timeout: critical at once.
-fn script_evidence(report: &ProbeReport) -> Vec<Evidence> {
-    report
-        .runs
-        .iter()
-        .filter(|r| r.exit != 0)
-        .take(1)
-        .map(|r| {
-            let raw = if r.timed_out() {
-                format!(
-                    "run started at {} killed by its timeout (exit {})",
-                    r.start, r.exit
-                )
-            } else {
-                format!("run started at {} exited {}", r.start, r.exit)
+    fn read_controls(&mut self, outcomes: &[(String, Outcome)], names: &[String]) -> Controls {
+        let mut c = Controls::default();
+        let mut prior = 0;
+        let mut failed = Vec::new();
+        for (host, outcome) in outcomes.iter().filter(|(h, _)| names.contains(h)) {
+            let answered = self.hosts.get(host).is_some_and(|w| w.answered_before);
+            prior += usize::from(answered);
+            let report = match outcome {
+                Outcome::Report(r) => r,
+                Outcome::Missed { what, after } => {
+                    if answered {
+                        failed.push((host.clone(), missed_text(what, *after)));
+                    }
+                    continue;
+                }
+                Outcome::Failed { message } => {
+                    if answered {
+                        failed.push((host.clone(), message.clone()));
+                    }
+                    continue;
+                }
             };
-            Evidence::new("script").raw(raw)
-        })
-        .collect()
+            let Some(r) = self.read(host, report) else {
+                continue;
+            };
+            for (s, found) in r.events {
+                if found.is_ok() {
+                    c.read.entry(s.name).or_default().push(host.clone());
+                }
+                for f in found.into_iter().flatten() {
+                    c.events
+                        .entry(s.name)
+                        .or_default()
+                        .entry(f.key)
+                        .or_default()
+                        .push(host.clone());
+                }
+            }
+            for (s, level) in r.levels {
+                if let Ok(Some((v, b))) = level {
+                    c.rises
+                        .entry(s.name)
+                        .or_default()
+                        .push((host.clone(), v - b));
+                }
+            }
+        }
+        if prior > 0 && failed.len() == prior {
+            c.all_failed = Some(failed);
+        }
+        c
+    }
+
+    /// Read one report against the host's baseline, and keep it as the host's last.
+    /// None while the host is still making its baseline (after a resume).
+    fn read(&mut self, host: &str, report: &ProbeReport) -> Option<Reading> {
+        let needs_baseline = self.needs_baseline();
+        let signals = self.signals.clone();
+        let th = self.th.clone();
+        let w = self.host(host);
+        w.answered_before = true;
+        let prev = w.last.replace(report.clone());
+        let making = needs_baseline && w.baseline.len() < 2;
+        if making {
+            w.baseline.push(report.clone());
+        }
+        let mut r = Reading {
+            events: Vec::new(),
+            levels: Vec::new(),
+        };
+        for s in signals {
+            if s.baseline && making {
+                continue;
+            }
+            match &s.judge {
+                Judge::Outcome => {}
+                Judge::Events(f) => r.events.push((s, f(&w.baseline, report, &th))),
+                Judge::Level { value, .. } => {
+                    let now = match prev.as_ref() {
+                        Some(p) => value(p, report),
+                        None => Ok(None),
+                    };
+                    let base: Vec<f64> = w
+                        .baseline
+                        .windows(2)
+                        .filter_map(|p| value(&p[0], &p[1]).ok().flatten())
+                        .collect();
+                    let level = now.map(|v| {
+                        v.filter(|_| !base.is_empty())
+                            .map(|v| (v, base.iter().sum::<f64>() / base.len() as f64))
+                    });
+                    r.levels.push((s, level));
+                }
+            }
+        }
+        (!making || r.events.iter().any(|(s, _)| !s.baseline)).then_some(r)
+    }
+
+    fn judge(&mut self, host: &str, outcome: &Outcome, c: &Controls) -> Verdict {
+        let report = match outcome {
+            Outcome::Report(r) => r,
+            Outcome::Missed { what, after } => {
+                let answered = self.host(host).answered_before;
+                let ev = Evidence::new("reachable").raw(if answered {
+                    format!("{} (it answered before)", missed_text(what, *after))
+                } else {
+                    format!(
+                        "{} (it never answered in this run)",
+                        missed_text(what, *after)
+                    )
+                });
+                let health = if answered {
+                    Health::Hung
+                } else {
+                    Health::Unreachable
+                };
+                return self.unless_us(health, ev, c);
+            }
+            Outcome::Failed { message } => {
+                let ev = Evidence::new("reachable").raw(message.clone());
+                return self.unless_us(Health::Unreachable, ev, c);
+            }
+        };
+        let mut bad = Vec::new();
+        let mut unsure = Vec::new();
+        let mut not_available = Vec::new();
+        let th = self.th.clone();
+        let reading = self.read(host, report);
+        let w = self.host(host);
+        bad.extend(check_evidence(&mut w.check_fails, report));
+        let Some(reading) = reading else {
+            return verdict(bad, unsure, not_available);
+        };
+        for (s, found) in reading.events {
+            let found = match found {
+                Ok(f) => f,
+                Err(why) => {
+                    not_available.push(na(s.name, why));
+                    continue;
+                }
+            };
+            // One piece of evidence per key; for a script, its latest failed run.
+            let found: Vec<Found> = if s.builtin == Builtin::Script {
+                found.into_iter().last().into_iter().collect()
+            } else {
+                found
+            };
+            for f in found {
+                let mut ev = Evidence {
+                    signal: s.name.to_string(),
+                    before: f.before.clone(),
+                    after: f.after.clone(),
+                    threshold: Some(f.threshold.clone()),
+                    raw: Some(f.raw.clone()),
+                    stderr: f.tail.clone(),
+                    ..Default::default()
+                }
+                .at(f.at);
+                if !s.controls {
+                    bad.push(ev);
+                    continue;
+                }
+                let also: Vec<String> = c
+                    .events
+                    .get(s.name)
+                    .and_then(|k| k.get(&f.key))
+                    .cloned()
+                    .unwrap_or_default();
+                if also.is_empty() {
+                    ev.control = Some(match c.read.get(s.name) {
+                        Some(read) if !read.is_empty() => format!("none on {}", read.join(", ")),
+                        _ => "no control host to compare with".to_string(),
+                    });
+                    bad.push(ev);
+                } else {
+                    ev.control = Some(format!(
+                        "the same on {} (a fleet-wide event?)",
+                        also.join(", ")
+                    ));
+                    unsure.push(ev);
+                }
+            }
+        }
+        let w = self.host(host);
+        for (s, level) in reading.levels {
+            let Judge::Level { floor, unit, .. } = &s.judge else {
+                continue;
+            };
+            let streak = w.streaks.entry(s.name).or_default();
+            let (v, b) = match level {
+                Err(why) => {
+                    not_available.push(na(s.name, why));
+                    *streak = Streak::default();
+                    continue;
+                }
+                Ok(None) => {
+                    *streak = Streak::default();
+                    continue;
+                }
+                Ok(Some(vb)) => vb,
+            };
+            let floor = floor(&th);
+            let rise = floor / 2.0;
+            let high = v >= floor && v - b >= rise;
+            let rises = c.rises.get(s.name).cloned().unwrap_or_default();
+            let control_rise = median(rises.iter().map(|(_, r)| *r).collect());
+            let against = high && control_rise.is_none_or(|cr| (v - b) - cr >= rise);
+            streak.high = if high { streak.high + 1 } else { 0 };
+            streak.against = if against { streak.against + 1 } else { 0 };
+            if streak.high < th.strikes {
+                continue;
+            }
+            let control = match control_rise {
+                None => "no control host to compare with".to_string(),
+                Some(cr) => format!(
+                    "median rise {cr:+.2} ({})",
+                    rises
+                        .iter()
+                        .map(|(h, r)| format!("{h} {r:+.2}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            };
+            let ev = Evidence::new(s.name)
+                .change(
+                    format!("{b:.2}"),
+                    format!("{v:.2} {unit}"),
+                    format!(
+                        ">= {floor} and risen >= {rise} above its baseline and the controls' rise, {} probes in a row",
+                        th.strikes
+                    ),
+                )
+                .control(control)
+                .raw(format!(
+                    "{v:.2} {unit}, {:+.2} over its baseline, {} probes in a row",
+                    v - b,
+                    streak.high
+                ))
+                .at(report.clock);
+            if streak.against >= th.strikes {
+                bad.push(ev);
+            } else {
+                unsure.push(ev);
+            }
+        }
+        verdict(bad, unsure, not_available)
+    }
+
+    /// A host that failed its probe is `health`, unless every control host that answered
+    /// before failed in the same round: then the controller's own network is suspect.
+    fn unless_us(&self, health: Health, ev: Evidence, c: &Controls) -> Verdict {
+        match &c.all_failed {
+            Some(failed) => {
+                let list: Vec<String> = failed.iter().map(|(h, w)| format!("{h}: {w}")).collect();
+                let ev = ev.control(format!(
+                    "every control host failed at the same moment ({}): suspect the controller's own network",
+                    list.join("; ")
+                ));
+                Verdict::bad(Health::Inconclusive, ev)
+            }
+            None => Verdict::bad(health, ev),
+        }
+    }
 }
 
-/// A continuous signal: out of line against the host's own baseline *and* the control
-/// hosts, `STRIKES` probes in a row.
-fn strike(
-    strikes: &mut u32,
-    signal: &str,
-    before: Option<f64>,
-    now: Option<f64>,
-    controls: impl Iterator<Item = f64>,
-    limit: impl Fn(f64) -> f64,
-) -> Option<Evidence> {
-    let (Some(before), Some(now)) = (before, now) else {
-        return None;
-    };
-    let controls: Vec<f64> = controls.collect();
-    let threshold = limit(before);
-    let control_limit = if controls.is_empty() {
-        0.0
+fn verdict(bad: Vec<Evidence>, unsure: Vec<Evidence>, not_available: Vec<Evidence>) -> Verdict {
+    let (health, evidence) = if !bad.is_empty() {
+        (Health::Degraded, bad)
+    } else if !unsure.is_empty() {
+        (Health::Inconclusive, unsure)
     } else {
-        limit(controls.iter().sum::<f64>() / controls.len() as f64)
+        (Health::Healthy, Vec::new())
     };
-    if now > threshold && now > control_limit {
-        *strikes += 1;
-    } else {
-        *strikes = 0;
+    Verdict {
+        health,
+        evidence,
+        not_available,
     }
-    (*strikes >= STRIKES).then(|| {
-        Evidence::new(signal).change(
-            before,
-            now,
-            format!("> {threshold:.2} for {STRIKES} probes, and above control hosts"),
-        )
+}
+
+fn na(signal: &str, why: String) -> Evidence {
+    Evidence::new(signal).raw(format!("not available on this host: {why}"))
+}
+
+fn missed_text(what: &str, after: Duration) -> String {
+    format!("{what} gave no answer within {}", fmt_dur(after))
+}
+
+fn median(mut v: Vec<f64>) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    let n = v.len();
+    Some(if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
     })
+}
+
+/// A custom check that failed `CHECK_STRIKES` probes in a row.
+fn check_evidence(fails: &mut BTreeMap<String, u32>, report: &ProbeReport) -> Vec<Evidence> {
+    let mut out = Vec::new();
+    for c in &report.checks {
+        let n = fails.entry(c.name.clone()).or_insert(0);
+        if c.exit == 0 && c.reported {
+            *n = 0;
+            continue;
+        }
+        // A result that never came is evidence against the host, never a pass.
+        *n += 1;
+        if *n >= CHECK_STRIKES {
+            let what = if !c.reported {
+                "gave no result".to_string()
+            } else if c.exit == 124 {
+                "timed out".to_string()
+            } else {
+                format!("exit {}", c.exit)
+            };
+            let mut ev = Evidence::new(format!("check {}", c.name))
+                .raw(format!("{what}, {n} probes in a row"))
+                .at(report.clock);
+            if !c.output.is_empty() {
+                ev.raw = Some(format!("{what}, {n} probes in a row: {}", c.output));
+            }
+            ev.threshold = Some(format!("{CHECK_STRIKES} failures in a row"));
+            out.push(ev);
+        }
+    }
+    out
 }
 
 pub fn fmt_dur(d: Duration) -> String {
@@ -351,199 +652,5 @@ pub fn fmt_dur(d: Duration) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::rollout::probe::{CheckResult, RunRecord};
-
-    fn report() -> ProbeReport {
-        ProbeReport {
-            load1: Some(0.5),
-            procs_blocked: Some(0),
-            kernel_alerts: Some(0),
-            ..Default::default()
-        }
-    }
-
-    fn all() -> HostWatch {
-        HostWatch::new(&[
-            Builtin::Reachable,
-            Builtin::Script,
-            Builtin::Kernel,
-            Builtin::Units,
-            Builtin::Blocked,
-            Builtin::Load,
-        ])
-    }
-
-    #[test]
-    fn deadline_after_an_answer_is_hung_and_before_any_is_unreachable() {
-        let missed = Outcome::Missed {
-            what: "probe".into(),
-            after: Duration::from_secs(5),
-        };
-        let mut fresh = all();
-        assert_eq!(fresh.observe(&missed, &[]).health, Health::Unreachable);
-        let mut w = all();
-        assert_eq!(
-            w.observe(&Outcome::Report(Box::new(report())), &[]).health,
-            Health::Healthy
-        );
-        let v = w.observe(&missed, &[]);
-        assert_eq!(v.health, Health::Hung);
-        assert_eq!(
-            v.evidence[0].to_string(),
-            "deadline: probe gave no answer within 5s"
-        );
-    }
-
-    #[test]
-    fn refused_connection_is_unreachable_even_after_answers() {
-        let mut w = all();
-        w.set_baseline(report());
-        let v = w.observe(
-            &Outcome::Failed {
-                message: "Connection refused".into(),
-            },
-            &[],
-        );
-        assert_eq!(v.health, Health::Unreachable);
-    }
-
-    #[test]
-    fn a_failed_or_timed_out_run_degrades_at_once() {
-        let mut w = all();
-        let mut r = report();
-        r.runs.push(RunRecord {
-            start: 10,
-            end: 11,
-            exit: 0,
-        });
-        assert_eq!(
-            w.observe(&Outcome::Report(Box::new(r.clone())), &[]).health,
-            Health::Healthy
-        );
-        r.runs.push(RunRecord {
-            start: 20,
-            end: 140,
-            exit: 124,
-        });
-        let v = w.observe(&Outcome::Report(Box::new(r)), &[]);
-        assert_eq!(v.health, Health::Degraded);
-        assert!(
-            v.evidence[0].to_string().contains("killed by its timeout"),
-            "{:?}",
-            v.evidence
-        );
-    }
-
-    #[test]
-    fn script_builtin_off_ignores_failed_runs() {
-        let mut w = HostWatch::new(&[Builtin::Reachable]);
-        let mut r = report();
-        r.runs.push(RunRecord {
-            start: 10,
-            end: 11,
-            exit: 3,
-        });
-        assert_eq!(
-            w.observe(&Outcome::Report(Box::new(r)), &[]).health,
-            Health::Healthy
-        );
-    }
-
-    #[test]
-    fn a_custom_check_must_fail_twice_in_a_row() {
-        let mut w = all();
-        let failing = |exit| {
-            let mut r = report();
-            r.checks.push(CheckResult {
-                name: "pg".into(),
-                exit,
-                output: "no response".into(),
-                reported: true,
-            });
-            Outcome::Report(Box::new(r))
-        };
-        assert_eq!(w.observe(&failing(1), &[]).health, Health::Healthy);
-        assert_eq!(w.observe(&failing(0), &[]).health, Health::Healthy);
-        assert_eq!(w.observe(&failing(2), &[]).health, Health::Healthy);
-        let v = w.observe(&failing(2), &[]);
-        assert_eq!(v.health, Health::Degraded);
-        assert_eq!(v.evidence[0].signal, "check pg");
-        assert!(v.evidence[0].to_string().contains("no response"));
-    }
-
-    #[test]
-    fn a_check_that_gives_no_result_counts_against_the_host() {
-        let mut w = all();
-        let lost = || {
-            let mut r = report();
-            r.checks.push(CheckResult {
-                name: "pg".into(),
-                exit: -1,
-                output: "no result line".into(),
-                reported: false,
-            });
-            Outcome::Report(Box::new(r))
-        };
-        assert_eq!(w.observe(&lost(), &[]).health, Health::Healthy);
-        let v = w.observe(&lost(), &[]);
-        assert_eq!(v.health, Health::Degraded);
-        assert_eq!(v.evidence[0].signal, "check pg");
-        assert!(
-            v.evidence[0].to_string().contains("gave no result"),
-            "{:?}",
-            v.evidence
-        );
-    }
-
-    #[test]
-    fn new_kernel_alerts_and_failed_units_degrade() {
-        let mut w = all();
-        w.set_baseline(ProbeReport {
-            failed_units: vec!["old.service".into()],
-            ..report()
-        });
-        let mut r = report();
-        r.failed_units = vec!["old.service".into()];
-        assert_eq!(
-            w.observe(&Outcome::Report(Box::new(r.clone())), &[]).health,
-            Health::Healthy
-        );
-        r.kernel_alerts = Some(1);
-        r.kernel_last = Some("INFO: task raid:42 blocked for more than 120 seconds.".into());
-        r.failed_units.push("raid.service".into());
-        let v = w.observe(&Outcome::Report(Box::new(r)), &[]);
-        assert_eq!(v.health, Health::Degraded);
-        let text: Vec<String> = v.evidence.iter().map(|e| e.to_string()).collect();
-        assert!(text[0].starts_with("kernel: 0 -> 1"), "{text:?}");
-        assert!(text[0].contains("blocked for more than"), "{text:?}");
-        assert!(text[1].contains("raid.service"), "{text:?}");
-    }
-
-    #[test]
-    fn load_must_rise_against_baseline_and_controls_for_several_probes() {
-        let mut w = all();
-        w.set_baseline(report());
-        let high = Outcome::Report(Box::new(ProbeReport {
-            load1: Some(9.0),
-            ..report()
-        }));
-        let calm = [report()];
-        let busy = [ProbeReport {
-            load1: Some(8.0),
-            ..report()
-        }];
-        // The whole fleet is busy: not this host's fault.
-        for _ in 0..5 {
-            assert_eq!(w.observe(&high, &busy).health, Health::Healthy);
-        }
-        for _ in 0..STRIKES - 1 {
-            assert_eq!(w.observe(&high, &calm).health, Health::Healthy);
-        }
-        let v = w.observe(&high, &calm);
-        assert_eq!(v.health, Health::Degraded);
-        assert_eq!(v.evidence[0].signal, "load");
-        assert_eq!(v.evidence[0].before.as_deref(), Some("0.5"));
-    }
-}
+#[path = "verdict_tests.rs"]
+mod tests;

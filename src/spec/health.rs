@@ -3,10 +3,11 @@
 use super::duration::show;
 use super::limits;
 use super::raw::RawHealth;
-use super::resolve::{at, default, duration};
+use super::raw::S;
+use super::resolve::{at, default, duration, int};
 use super::source::SourceFile;
 use super::values::CHECK_NAME;
-use super::{Builtin, Check, Health};
+use super::{Builtin, Check, Health, Thresholds};
 use crate::diag::InputError;
 
 /// The default `health.builtin`.
@@ -108,7 +109,73 @@ pub(crate) fn resolve_health(src: &SourceFile, raw: &RawHealth) -> Result<Health
         probe_timeout,
         builtin,
         checks: checks.into_iter().map(|(c, _)| c).collect(),
+        thresholds: resolve_thresholds(src, raw)?,
     })
+}
+
+/// The threshold keys, each in its range (`limits.rs`), or its default.
+fn resolve_thresholds(src: &SourceFile, raw: &RawHealth) -> Result<Thresholds, InputError> {
+    let d = Thresholds::default();
+    let count = |v: &Option<S<i64>>, rule: &limits::IntKey, def: u32| -> Result<u32, InputError> {
+        let n = int(src, v.as_ref(), rule, i64::from(def))?;
+        Ok(u32::try_from(n).unwrap_or(u32::MAX))
+    };
+    Ok(Thresholds {
+        baseline_samples: count(
+            &raw.baseline_samples,
+            &limits::BASELINE_SAMPLES,
+            d.baseline_samples,
+        )?,
+        strikes: count(&raw.strikes, &limits::STRIKES, d.strikes)?,
+        load_per_core: float(
+            src,
+            raw.load_per_core.as_ref(),
+            &limits::LOAD_PER_CORE,
+            d.load_per_core,
+        )?,
+        blocked: count(&raw.blocked, &limits::BLOCKED, d.blocked)?,
+        pressure_cpu: count(&raw.pressure_cpu, &limits::PRESSURE_CPU, d.pressure_cpu)?,
+        pressure_memory: count(
+            &raw.pressure_memory,
+            &limits::PRESSURE_MEMORY,
+            d.pressure_memory,
+        )?,
+        pressure_io: count(&raw.pressure_io, &limits::PRESSURE_IO, d.pressure_io)?,
+        restarts: count(&raw.restarts, &limits::RESTARTS, d.restarts)?,
+    })
+}
+
+/// A number key in its range, or its default.
+fn float(
+    src: &SourceFile,
+    v: Option<&S<f64>>,
+    rule: &limits::FloatKey,
+    default: f64,
+) -> Result<f64, InputError> {
+    let Some(v) = v else { return Ok(default) };
+    let n = *v.get_ref();
+    let limits::FloatKey {
+        key,
+        min,
+        max,
+        what,
+    } = *rule;
+    let help = format!("{what}; write a number from {min} to {max}");
+    if !n.is_finite() || n < min {
+        return Err(src.err(
+            v.span(),
+            format!("`{key}` must be at least {min}, not {n}"),
+            help,
+        ));
+    }
+    if n > max {
+        return Err(src.err(
+            v.span(),
+            format!("`{key}` must be at most {max}, not {n}"),
+            help,
+        ));
+    }
+    Ok(n)
 }
 
 pub(crate) fn builtin_name(b: Builtin) -> &'static str {
@@ -117,7 +184,9 @@ pub(crate) fn builtin_name(b: Builtin) -> &'static str {
         Builtin::Script => "script",
         Builtin::Kernel => "kernel",
         Builtin::Units => "units",
+        Builtin::Oom => "oom",
         Builtin::Blocked => "blocked",
         Builtin::Load => "load",
+        Builtin::Pressure => "pressure",
     }
 }

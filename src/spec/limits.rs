@@ -123,3 +123,95 @@ pub(crate) const APPROVALS: IntKey = IntKey {
     max: 100,
     what: "the number of distinct signatures needed before apply; 0 needs none",
 };
+
+/// A number key (integers are accepted too) and its range.
+pub(crate) struct FloatKey {
+    pub key: &'static str,
+    pub min: f64,
+    pub max: f64,
+    pub what: &'static str,
+}
+
+// --- `[health]` thresholds. Each default is in `Thresholds::default()` (spec/mod.rs);
+// why it is what it is, here beside its range, and in the README's table.
+
+/// 2..=20, default 3: a baseline is a short window, not one sample (a rate needs two,
+/// and one noisy sample must not become the reference). At most `min(interval, 5s)`
+/// apart, so the default costs about 10 s per wave.
+pub(crate) const BASELINE_SAMPLES: IntKey = IntKey {
+    key: "health.baseline_samples",
+    min: 2,
+    max: 20,
+    what: "how many probes of each host (and control host) make its baseline before a wave",
+};
+
+/// 1..=100, default 3: the `for:` habit of alerting rules — one noisy sample never
+/// decides; 3 probes are 45 s at the default interval.
+pub(crate) const STRIKES: IntKey = IntKey {
+    key: "health.strikes",
+    min: 1,
+    max: 100,
+    what: "how many probes in a row a continuous signal (load, blocked, pressure) must be \
+           out of line before it counts",
+};
+
+/// 0.1..=100, default 1.0: a 1-minute load above the CPU count means runnable tasks
+/// queue for a CPU (saturation, in the USE method's terms); the host must also have
+/// risen by half of it above its baseline and above the control hosts.
+pub(crate) const LOAD_PER_CORE: FloatKey = FloatKey {
+    key: "health.load_per_core",
+    min: 0.1,
+    max: 100.0,
+    what: "the 1-minute load per CPU a host must reach (and rise by half of, against its \
+           baseline and the control hosts) for `load` to count",
+};
+
+/// 1..=100000, default 4: a healthy server's `procs_blocked` (vmstat's `b` column) is
+/// 0 or 1 at almost every sample; 4 tasks in uninterruptible sleep for several probes
+/// in a row is an I/O stall.
+pub(crate) const BLOCKED: IntKey = IntKey {
+    key: "health.blocked",
+    min: 1,
+    max: 100_000,
+    what: "the number of tasks blocked on I/O a host must reach (and rise by half of, \
+           against its baseline and the control hosts) for `blocked` to count",
+};
+
+/// 1..=100 percent. Defaults: cpu 50, memory 10, io 20 — the share of wall time, over
+/// one probe interval, that some task stalled waiting for the resource (PSI `some`,
+/// from the `total` counters). Memory is the strictest: a stall there is reclaim or
+/// swapping, and systemd-oomd already kills at 60 % (`DefaultMemoryPressureLimit`);
+/// CPU contention is normal on a busy host, so its floor is high.
+pub(crate) const PRESSURE_CPU: IntKey = IntKey {
+    key: "health.pressure_cpu",
+    min: 1,
+    max: 100,
+    what: "the percent of time some task waited for a CPU (PSI) a host must reach for \
+           `pressure` to count",
+};
+pub(crate) const PRESSURE_MEMORY: IntKey = IntKey {
+    key: "health.pressure_memory",
+    min: 1,
+    max: 100,
+    what: "the percent of time some task waited for memory (PSI) a host must reach for \
+           `pressure` to count",
+};
+pub(crate) const PRESSURE_IO: IntKey = IntKey {
+    key: "health.pressure_io",
+    min: 1,
+    max: 100,
+    what: "the percent of time some task waited for I/O (PSI) a host must reach for \
+           `pressure` to count",
+};
+
+/// 1..=1000, default 3: systemd gives a unit up (it fails, and `units` sees it) after 5
+/// starts in 10 s (`DefaultStartLimitBurst`/`DefaultStartLimitIntervalSec`); a unit
+/// that restarts slower than that never fails but keeps crashing: 3 restarts since the
+/// wave began are a restart storm.
+pub(crate) const RESTARTS: IntKey = IntKey {
+    key: "health.restarts",
+    min: 1,
+    max: 1000,
+    what: "how many times one systemd unit may restart (NRestarts) after the wave began \
+           before `units` counts it as a restart storm",
+};

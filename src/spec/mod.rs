@@ -133,8 +133,10 @@ pub enum Builtin {
     Script,
     Kernel,
     Units,
+    Oom,
     Blocked,
     Load,
+    Pressure,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -151,6 +153,46 @@ pub struct Health {
     pub probe_timeout: Duration,
     pub builtin: Vec<Builtin>,
     pub checks: Vec<Check>,
+    pub thresholds: Thresholds,
+}
+
+/// How the built-in signals are judged: `[health]`'s threshold keys, with their defaults
+/// (`Thresholds::default()`, which also fills a journal written before a key existed).
+/// The ranges are in `limits.rs`, and where each default comes from is documented there
+/// and in the README's table.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct Thresholds {
+    /// Probes of each host (and control) before a wave, `min(interval, 5s)` apart.
+    pub baseline_samples: u32,
+    /// A continuous signal must be out of line this many probes in a row.
+    pub strikes: u32,
+    /// 1-minute load per CPU: the floor (and half of it the rise) for `load`.
+    pub load_per_core: f64,
+    /// `procs_blocked`: the floor (and half of it the rise) for `blocked`.
+    pub blocked: u32,
+    /// Percent of wall time some task stalled on the resource (PSI `some`), per probe
+    /// interval: the floors (and half of each the rise) for `pressure.*`.
+    pub pressure_cpu: u32,
+    pub pressure_memory: u32,
+    pub pressure_io: u32,
+    /// Restarts of one unit (`NRestarts`) since the baseline that make a restart storm.
+    pub restarts: u32,
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        Thresholds {
+            baseline_samples: 3,
+            strikes: 3,
+            load_per_core: 1.0,
+            blocked: 4,
+            pressure_cpu: 50,
+            pressure_memory: 10,
+            pressure_io: 20,
+            restarts: 3,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -73,6 +73,14 @@ pub(crate) struct RawHealth {
     pub interval: Option<S<String>>,
     pub probe_timeout: Option<S<String>>,
     pub builtin: Option<S<Vec<S<Builtin>>>>,
+    pub baseline_samples: Option<S<i64>>,
+    pub strikes: Option<S<i64>>,
+    pub load_per_core: Option<S<f64>>,
+    pub blocked: Option<S<i64>>,
+    pub pressure_cpu: Option<S<i64>>,
+    pub pressure_memory: Option<S<i64>>,
+    pub pressure_io: Option<S<i64>>,
+    pub restarts: Option<S<i64>>,
     #[serde(default)]
     pub check: Vec<RawCheck>,
 }

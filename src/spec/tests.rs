@@ -290,7 +290,7 @@ fn toml_errors() {
     assert_eq!(
         err("[health]\nbuiltin = [\"reachable\", \"disk\"]\n"),
         "T/r.toml:10:25: unknown variant `disk`, expected one of `reachable`, `script`, `kernel`, \
-         `units`, `blocked`, `load`\n  help: use one of the listed values"
+         `units`, `oom`, `blocked`, `load`, `pressure`\n  help: use one of the listed values"
     );
     assert_eq!(
         err("[waves]\nbake = 10\n"),

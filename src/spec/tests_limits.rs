@@ -567,3 +567,86 @@ fn paths_are_absolute_but_messages_name_them_as_given() {
     assert_eq!(l.rollout.inventory_path, real.join("inv.toml"));
     assert_eq!(l.inventory.path, inv);
 }
+
+#[test]
+fn health_thresholds_have_defaults_and_ranges() {
+    let l = ok(BASE);
+    assert_eq!(l.rollout.health.thresholds, Thresholds::default());
+    let counts = [
+        (&limits::BASELINE_SAMPLES, "baseline_samples"),
+        (&limits::STRIKES, "strikes"),
+        (&limits::BLOCKED, "blocked"),
+        (&limits::PRESSURE_CPU, "pressure_cpu"),
+        (&limits::PRESSURE_MEMORY, "pressure_memory"),
+        (&limits::PRESSURE_IO, "pressure_io"),
+        (&limits::RESTARTS, "restarts"),
+    ];
+    for (rule, key) in counts {
+        assert_eq!(rule.key, format!("health.{key}"));
+        for good in [rule.min, rule.max] {
+            ok(&spec_with("", "health", key, &good.to_string()));
+        }
+        for (bad, word) in [(rule.min - 1, "least"), (rule.max + 1, "most")] {
+            let edge = if word == "least" { rule.min } else { rule.max };
+            let spec = spec_with("", "health", key, &bad.to_string());
+            assert_eq!(
+                Fixture::new(&spec, INV).err(),
+                format!(
+                    "T/r.toml:{}: `health.{key}` must be at {word} {edge}, not {bad}\n  help: {}; \
+                     write a number from {} to {}",
+                    value_pos(&spec, key),
+                    rule.what,
+                    rule.min,
+                    rule.max
+                ),
+            );
+        }
+    }
+    let help = format!(
+        "help: {}; write a number from 0.1 to 100",
+        limits::LOAD_PER_CORE.what
+    );
+    ok(&spec_with("", "health", "load_per_core", "0.1"));
+    ok(&spec_with("", "health", "load_per_core", "100"));
+    for (bad, message) in [
+        (
+            "0.09",
+            "`health.load_per_core` must be at least 0.1, not 0.09",
+        ),
+        (
+            "100.5",
+            "`health.load_per_core` must be at most 100, not 100.5",
+        ),
+        (
+            "nan",
+            "`health.load_per_core` must be at least 0.1, not NaN",
+        ),
+    ] {
+        let spec = spec_with("", "health", "load_per_core", bad);
+        assert_eq!(
+            Fixture::new(&spec, INV).err(),
+            format!(
+                "T/r.toml:{}: {message}\n  {help}",
+                value_pos(&spec, "load_per_core")
+            ),
+        );
+    }
+    // Set, they come through as written.
+    let l = ok(&format!(
+        "{BASE}[health]\nbaseline_samples = 5\nstrikes = 4\nload_per_core = 2\nblocked = 9\n\
+         pressure_cpu = 70\npressure_memory = 5\npressure_io = 30\nrestarts = 10\n"
+    ));
+    assert_eq!(
+        l.rollout.health.thresholds,
+        Thresholds {
+            baseline_samples: 5,
+            strikes: 4,
+            load_per_core: 2.0,
+            blocked: 9,
+            pressure_cpu: 70,
+            pressure_memory: 5,
+            pressure_io: 30,
+            restarts: 10,
+        }
+    );
+}

@@ -61,12 +61,27 @@ fi
 
 start=$(date +%s)
 # GNU timeout makes itself a process-group leader: the pid file names the whole group.
-timeout -k 10s "$TIMEOUT" "$INSTALL_PATH" >> "$WV_DIR/last.log" 2>&1 < /dev/null 9>&- &
+# stdout goes to last.log as it comes; stderr to stderr.run, added to last.log after the
+# run, so a failed run's stderr can be told apart.
+timeout -k 10s "$TIMEOUT" "$INSTALL_PATH" >> "$WV_DIR/last.log" 2> "$WV_DIR/stderr.run" < /dev/null 9>&- &
 pid=$!
 printf '%s\n' "$pid" > "$WV_DIR/pid.$$" && mv -f "$WV_DIR/pid.$$" "$WV_DIR/pid"
 wait "$pid"
 code=$?
 end=$(date +%s)
 rm -f "$WV_DIR/pid"
+if [ -f "$WV_DIR/stderr.run" ]; then
+  cat "$WV_DIR/stderr.run" >> "$WV_DIR/last.log"
+  # A failed run: one `start end exit run_id <hex of its stderr's last lines>` line in
+  # failed.log (the probe reports it as the run's evidence), the last 64 kept.
+  if [ "$code" != 0 ]; then
+    _tail=$(tail -n 8 "$WV_DIR/stderr.run" | tail -c 800 | od -An -v -tx1 | tr -d ' \n')
+    printf '%s %s %s %s %s\n' "$start" "$end" "$code" "$RUN_ID" "${_tail:--}" >> "$WV_DIR/failed.log"
+    if [ "$(wc -l < "$WV_DIR/failed.log")" -gt 64 ]; then
+      tail -n 32 "$WV_DIR/failed.log" > "$WV_DIR/failed.log.tmp" && mv -f "$WV_DIR/failed.log.tmp" "$WV_DIR/failed.log"
+    fi
+  fi
+  rm -f "$WV_DIR/stderr.run"
+fi
 printf '%s %s %s %s\n' "$start" "$end" "$code" "$RUN_ID" >> "$WV_DIR/runs.log"
 exit "$code"
