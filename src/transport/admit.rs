@@ -24,14 +24,20 @@ fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
-/// The bound on logins in their handshake at once on this machine.
-pub fn login_bound() -> usize {
-    (LOGINS_PER_CORE * cores()).max(4)
+fn from_env(var: &str) -> Option<usize> {
+    std::env::var(var).ok()?.parse().ok().filter(|n| *n > 0)
 }
 
-/// The bound on commands in their start at once on this machine.
+/// The bound on logins in their handshake at once on this machine
+/// (`WAVECTL_ADMIT_LOGINS` overrides it, for measurements).
+pub fn login_bound() -> usize {
+    from_env("WAVECTL_ADMIT_LOGINS").unwrap_or((LOGINS_PER_CORE * cores()).max(4))
+}
+
+/// The bound on commands in their start at once on this machine
+/// (`WAVECTL_ADMIT_COMMANDS` overrides it, for measurements).
 pub fn command_bound() -> usize {
-    (COMMANDS_PER_CORE * cores()).max(8)
+    from_env("WAVECTL_ADMIT_COMMANDS").unwrap_or((COMMANDS_PER_CORE * cores()).max(8))
 }
 
 /// A gate: at most `n` holders at once, each for at most [`ADMIT_HOLD`].
