@@ -65,10 +65,7 @@ fn args() -> Args {
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
-        let mut value = |name: &str| {
-            it.next()
-                .unwrap_or_else(|| panic!("{name} needs a value"))
-        };
+        let mut value = |name: &str| it.next().unwrap_or_else(|| panic!("{name} needs a value"));
         match arg.as_str() {
             "--hosts" => a.hosts = value("--hosts").parse().expect("--hosts N"),
             "--concurrency" => {
@@ -214,7 +211,9 @@ fn wait_with_deadline(child: std::process::Child, deadline: Duration) -> std::pr
             }
         })
     };
-    let out = child.wait_with_output().expect("wait for the measured command");
+    let out = child
+        .wait_with_output()
+        .expect("wait for the measured command");
     finished.store(true, Ordering::Relaxed);
     let _ = watchdog.join();
     out
@@ -358,7 +357,10 @@ fn ansible_playbook() -> PathBuf {
             .args(["install", "-q", ANSIBLE])
             .status()
             .is_ok_and(|s| s.success());
-    assert!(ok && bin.exists(), "cannot install {ANSIBLE} into a virtualenv");
+    assert!(
+        ok && bin.exists(),
+        "cannot install {ANSIBLE} into a virtualenv"
+    );
     bin
 }
 
@@ -392,7 +394,10 @@ fn machine() -> String {
         "{} cores ({cpu}), {:.0} GiB; load average before: {}",
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         mem as f64 / 1048576.0,
-        load.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+        load.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
     )
 }
 

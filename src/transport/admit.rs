@@ -8,7 +8,9 @@
 //! every other login behind it. The deadline keeps running either way.
 
 use std::future::Future;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use tokio::sync::Semaphore;
 
@@ -92,9 +94,12 @@ mod tests {
         // 500 ms deadline of its own, waits for it and still makes its deadline.
         let g = gate.clone();
         let first = tokio::spawn(async move {
-            g.run(Duration::from_secs(5), tokio::time::sleep(Duration::from_millis(900)))
-                .await
-                .is_ok()
+            g.run(
+                Duration::from_secs(5),
+                tokio::time::sleep(Duration::from_millis(900)),
+            )
+            .await
+            .is_ok()
         });
         tokio::task::yield_now().await;
         let second = gate
