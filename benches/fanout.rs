@@ -444,6 +444,19 @@ fn main() {
     let _ = std::io::stdout().flush();
     let run = |what: &str| !a.skip.contains(what);
     let mut rows: Vec<(&str, Measured)> = Vec::new();
+    println!(
+        "{:<10} {:>10} {:>16} {:>14}",
+        "what", "wall", "peak memory", "most ssh open"
+    );
+    let show = |what: &str, m: &Measured| {
+        println!(
+            "{what:<10} {:>9.2}s {:>12.1} MiB {:>14}",
+            secs(m.wall),
+            mib(m.peak_bytes),
+            m.max_ssh
+        );
+        let _ = std::io::stdout().flush();
+    };
 
     if run("floor") {
         let argv: Vec<String> = [
@@ -466,6 +479,7 @@ fn main() {
         .collect();
         let m = measure("floor", &argv, d);
         assert_eq!(m.code, Some(0), "floor: {}", m.stderr);
+        show("floor", &m);
         rows.push(("floor", m));
     }
     if run("apply") {
@@ -481,6 +495,7 @@ fn main() {
             m.code,
             m.stderr
         );
+        show("apply", &m);
         rows.push(("apply", m));
     }
     if run("purge") {
@@ -508,6 +523,7 @@ fn main() {
             m.code,
             m.stderr
         );
+        show("purge", &m);
         rows.push(("purge", m));
     }
     if run("ansible") {
@@ -521,22 +537,11 @@ fn main() {
         std::fs::create_dir_all("/tmp/wvb-ans").unwrap();
         let m = measure("ansible", &argv, d);
         assert_eq!(m.code, Some(0), "ansible: {}\n{}", m.stderr, m.stdout);
+        show("ansible", &m);
         rows.push(("ansible", m));
     }
 
     let get = |w: &str| rows.iter().find(|(n, _)| *n == w).map(|(_, m)| m.wall);
-    println!(
-        "{:<10} {:>10} {:>16} {:>14}",
-        "what", "wall", "peak memory", "most ssh open"
-    );
-    for (what, m) in &rows {
-        println!(
-            "{what:<10} {:>9.2}s {:>13.1} MiB {:>14}",
-            secs(m.wall),
-            mib(m.peak_bytes),
-            m.max_ssh
-        );
-    }
     let ratio = |x: Option<Duration>, y: Option<Duration>| match (x, y) {
         (Some(x), Some(y)) => format!("{:.2}", secs(x) / secs(y)),
         _ => "-".into(),
