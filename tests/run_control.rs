@@ -392,7 +392,9 @@ fn assert_status_shows(s: &Workdir, run_id: &str) {
 fn a_torn_last_journal_line_is_ignored_after_a_pause() {
     let checks =
         "[[health.check]]\nname = \"app\"\ncommand = \"test \\\"$(hostname)\\\" != h02\"\n";
-    let spec = spec("1s", "pause", checks)
+    // A bake longer than the 2 s interval: the check fails in at least two rounds (its
+    // failing twice is what fails h02) however long one round takes on a busy machine.
+    let spec = spec("3s", "pause", checks)
         .replace("sizes = [1, \"100%\"]", "sizes = [\"100%\"]")
         .replace("canaries = [\"h01\"]\n", "");
     let s = setup(fleet(2), &spec);

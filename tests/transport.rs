@@ -121,3 +121,49 @@ fn a_hung_host_misses_the_login_and_command_deadlines_and_no_ssh_is_left() {
     assert!(left.is_empty(), "ssh left behind: {left:?}");
     h.thaw().unwrap();
 }
+
+#[test]
+fn open_connections_stay_under_the_bound_and_kept_ones_are_reused_or_closed_oldest_first() {
+    let fleet = fleet(4);
+    let cfg = fleet.ssh_config().to_path_buf();
+    let dir = rt().block_on(async {
+        // At most two connections open at once.
+        let t = Transport::with_limit(Some(cfg), 2).unwrap();
+        let masters = || {
+            ssh_processes(t.control_dir().to_str().unwrap())
+                .into_iter()
+                .filter(|(_, cmd)| cmd.contains("[mux]"))
+                .count()
+        };
+        for name in ["h01", "h02", "h03", "h04"] {
+            let c = t
+                .connect(&host(name), Duration::from_secs(10))
+                .await
+                .unwrap();
+            let out = c
+                .run(&cmd("hostname", Duration::from_secs(10)))
+                .await
+                .unwrap();
+            assert_eq!(out.stdout.trim(), name);
+            t.keep(c).await;
+            assert!(t.open_now() <= 2, "{} open", t.open_now());
+            assert!(masters() <= 2, "{} ssh masters", masters());
+        }
+        // h01 and h02 were closed to make room (oldest first); h03 and h04 are kept.
+        assert!(t.reuse("h01").await.is_none());
+        assert!(t.reuse("h02").await.is_none());
+        let c = t.reuse("h04").await.expect("h04's connection was kept");
+        let out = c
+            .run(&cmd("hostname", Duration::from_secs(10)))
+            .await
+            .unwrap();
+        assert_eq!(out.stdout.trim(), "h04");
+        c.close().await;
+        t.close_idle().await;
+        assert_eq!(t.open_now(), 0);
+        assert_eq!(t.reap(), 0, "a closed connection left its master");
+        t.control_dir().to_str().unwrap().to_string()
+    });
+    let left = ssh_processes(&dir);
+    assert!(left.is_empty(), "ssh left behind: {left:?}");
+}

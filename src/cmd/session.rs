@@ -4,7 +4,7 @@
 
 use crate::cli::Global;
 use crate::diag::InputError;
-use crate::exec::{Engine, Pool, Shared, Stop};
+use crate::exec::{Engine, Shared, Stop};
 use crate::exit;
 use crate::journal::{Journal, JournalError, RunLock, StateDir};
 use crate::report::{Event as Shown, Reporter};
@@ -177,12 +177,7 @@ pub async fn drive(
         )
     })?;
     let plan_copy = plan.clone();
-    let shared = Shared {
-        transport,
-        plan,
-        body,
-        deploy: Pool::default(),
-    };
+    let shared = Shared::new(transport, plan, body);
     let engine = Engine::new(
         state,
         journal,

@@ -20,8 +20,7 @@ use crate::rollout::{
     Stage, Status, StopRequest,
 };
 
-use super::ops::{self, Shared};
-use super::pool::Pool;
+use super::ops::{self, Login, Shared};
 use super::probe;
 
 /// Unix milliseconds now.
@@ -74,7 +73,6 @@ pub struct Engine<'r> {
     round: Option<JoinHandle<(usize, Outcomes)>>,
     next_round: Option<Instant>,
     round_started: Instant,
-    bake_pool: Arc<Pool>,
     /// A bake's probe rounds are going on.
     baking: bool,
     wake: Option<u64>,
@@ -120,7 +118,6 @@ impl<'r> Engine<'r> {
             round: None,
             next_round: None,
             round_started: Instant::now(),
-            bake_pool: Arc::new(Pool::default()),
             baking: false,
             wake: None,
         }
@@ -136,8 +133,7 @@ impl<'r> Engine<'r> {
     pub async fn run(mut self, first: Event) -> (RunState, Result<(), Stopped>) {
         let result = self.drive(first).await;
         self.ops.abort_all();
-        self.bake_pool.close_all().await;
-        self.shared.deploy.close_all().await;
+        self.shared.transport.close_idle().await;
         self.shared.transport.reap();
         let touched = self.submitted > 0;
         (
@@ -172,18 +168,16 @@ impl<'r> Engine<'r> {
                     self.submit(Event::Stop(StopRequest { by }))?;
                 }
                 Woken::Op(id, result) => {
-                    let Some((host, op)) = self.running.remove(&id) else {
-                        continue;
-                    };
-                    let result = result.unwrap_or_else(|e| HostResult::Failed {
-                        verdict: Verdict::bad(
-                            Health::Degraded,
-                            Evidence::new("wavectl").raw(format!("internal error: {e}")),
-                        ),
-                        touched: op != Op::Settle,
-                    });
-                    self.show_result(&host, op, &result);
-                    self.submit(Event::Result { host, op, result })?;
+                    // Group commit: every result already in joins this one's write.
+                    let mut events: Vec<Event> = self.op_event(id, result).into_iter().collect();
+                    while let Some(j) = self.ops.try_join_next_with_id() {
+                        let (id, r) = match j {
+                            Ok((id, r)) => (id, Ok(r)),
+                            Err(e) => (e.id(), Err(e.to_string())),
+                        };
+                        events.extend(self.op_event(id, r));
+                    }
+                    self.submit_all(events)?;
                 }
                 Woken::Baseline(r) => {
                     self.baseline = None;
@@ -244,16 +238,43 @@ impl<'r> Engine<'r> {
         }
     }
 
+    /// The `Result` event of a finished host action (shown as it is taken in).
+    fn op_event(&mut self, id: Id, result: Result<HostResult, String>) -> Option<Event> {
+        let (host, op) = self.running.remove(&id)?;
+        let result = result.unwrap_or_else(|e| HostResult::Failed {
+            verdict: Verdict::bad(
+                Health::Degraded,
+                Evidence::new("wavectl").raw(format!("internal error: {e}")),
+            ),
+            touched: op != Op::Settle,
+        });
+        self.show_result(&host, op, &result);
+        Some(Event::Result { host, op, result })
+    }
+
     /// Journal one event, fold it, carry out what it calls for.
     fn submit(&mut self, event: Event) -> Result<(), JournalError> {
-        let rec = Record::new(now_ms(), event);
-        self.journal.append(std::slice::from_ref(&rec))?;
-        self.submitted += 1;
-        let before = self.state.status.clone();
-        let actions = step(&mut self.state, &rec);
-        self.show_transition(&before, &rec);
-        for a in actions {
-            self.start(a, rec.at);
+        self.submit_all(vec![event])
+    }
+
+    /// Journal events with one write and one fsync (group commit), then fold each in
+    /// order and carry out what it calls for: no action starts before the record that
+    /// ordered it is on disk.
+    fn submit_all(&mut self, events: Vec<Event>) -> Result<(), JournalError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let at = now_ms();
+        let recs: Vec<Record> = events.into_iter().map(|e| Record::new(at, e)).collect();
+        self.journal.append(&recs)?;
+        self.submitted += recs.len();
+        for rec in &recs {
+            let before = self.state.status.clone();
+            let actions = step(&mut self.state, rec);
+            self.show_transition(&before, rec);
+            for a in actions {
+                self.start(a, rec.at);
+            }
         }
         Ok(())
     }
@@ -273,7 +294,8 @@ impl<'r> Engine<'r> {
                 hosts,
                 controls,
             } => {
-                let all = self.hosts(hosts.iter().chain(controls.iter()));
+                // Their logins are kept: the wave's deploy rides them.
+                let all = self.hosts(hosts.iter().chain(controls.iter()), |_| Login::Reuse);
                 let shared = self.shared.clone();
                 // A short window, not one sample: `baseline_samples` rounds over one
                 // connection per host, at most 5 s apart.
@@ -282,18 +304,14 @@ impl<'r> Engine<'r> {
                     (n, d.interval.min(Duration::from_secs(5)))
                 });
                 self.baseline = Some(tokio::spawn(async move {
-                    let pool = Arc::new(Pool::default());
                     let mut out = Vec::new();
                     for i in 0..samples {
                         if i > 0 {
                             tokio::time::sleep(gap).await;
                         }
                         let opts = probe::RoundOpts::default();
-                        out.push(
-                            probe::round(shared.clone(), pool.clone(), all.clone(), opts).await,
-                        );
+                        out.push(probe::round(shared.clone(), all.clone(), opts).await);
                     }
-                    pool.close_all().await;
                     (wave, hosts, out)
                 }));
             }
@@ -301,9 +319,18 @@ impl<'r> Engine<'r> {
         }
     }
 
-    fn hosts<'a>(&self, names: impl Iterator<Item = &'a String>) -> Vec<crate::inventory::Host> {
+    /// The plan's hosts of these names, each with the login its probe uses.
+    fn hosts<'a>(
+        &self,
+        names: impl Iterator<Item = &'a String>,
+        how: impl Fn(&str) -> Login,
+    ) -> Vec<(crate::inventory::Host, Login)> {
         names
             .filter_map(|n| self.shared.plan.host(n).cloned())
+            .map(|h| {
+                let l = how(&h.name);
+                (h, l)
+            })
             .collect()
     }
 
@@ -320,8 +347,8 @@ impl<'r> Engine<'r> {
             if let Some(r) = self.round.take() {
                 r.abort();
             }
-            let pool = self.bake_pool.clone();
-            tokio::spawn(async move { pool.close_all().await });
+            // The bake's connections stay kept: later waves' probes and the
+            // confirmation ride them.
         }
     }
 
@@ -335,8 +362,6 @@ impl<'r> Engine<'r> {
             .chain(controls.iter())
             .map(|h| h.to_string())
             .collect();
-        let all = self.hosts(names.iter());
-        let (shared, pool) = (self.shared.clone(), self.bake_pool.clone());
         let opts = probe::RoundOpts {
             cursors: names
                 .iter()
@@ -344,9 +369,18 @@ impl<'r> Engine<'r> {
                 .collect(),
             fresh: self.fresh_login(),
         };
+        // A host's first probe after its install comes over a new login.
+        let shared = self.shared.clone();
+        let all = self.hosts(names.iter(), |h| {
+            if shared.owes_fresh_login(h) {
+                Login::Fresh
+            } else {
+                Login::Reuse
+            }
+        });
         self.round_started = Instant::now();
         self.round = Some(tokio::spawn(async move {
-            (wave, probe::round(shared, pool, all, opts).await)
+            (wave, probe::round(shared, all, opts).await)
         }));
     }
 

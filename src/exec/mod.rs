@@ -5,13 +5,11 @@
 
 mod engine;
 mod ops;
-mod pool;
 mod probe;
 mod signals;
 
 pub use engine::{now_ms, Engine, Stopped};
 pub use ops::{transport_verdict, Shared, KILL_TIMEOUT};
-pub use pool::Pool;
 pub use probe::login_deadline;
 pub use signals::Stop;
 

@@ -1,8 +1,15 @@
 //! Carrying out one host action the state machine ordered (install, first run, confirm,
 //! remove, settle) over the transport, and turning what happened into a [`HostResult`].
 //! Talks to hosts; writes nothing.
+//!
+//! Logins: a host's actions ride the connection the transport keeps for it (the
+//! baseline's login serves the install and the first run; the bake's serves the later
+//! probes and the confirmation). Each host gets exactly one *fresh* login after its
+//! install — its first bake probe, or its confirmation if no probe came first — as the
+//! evidence that it still takes new logins.
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::inventory::Host;
@@ -11,25 +18,56 @@ use crate::rollout::verdict::{Evidence, Health, Verdict};
 use crate::rollout::{Finding, HostResult, Op, Plan, Refusal, Target};
 use crate::transport::{Conn, Output, Transport, TransportError};
 
-use super::pool::Pool;
-
 /// How long a removal keeps killing running copies before it reports failure.
 pub const KILL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What every host action of a run shares.
 pub struct Shared {
+    /// Also keeps the run's connections between actions (bounded: see `transport`).
     pub transport: Transport,
     pub plan: Plan,
     /// The script an apply installs (its sha256 was checked when read).
     pub body: Option<Vec<u8>>,
-    /// Connections of the deploy, reused by the first run.
-    pub deploy: Pool,
+    /// Hosts installed by this controller that have not yet had their fresh login.
+    unproven: Mutex<HashSet<String>>,
 }
 
 impl Shared {
+    pub fn new(transport: Transport, plan: Plan, body: Option<Vec<u8>>) -> Shared {
+        Shared {
+            transport,
+            plan,
+            body,
+            unproven: Mutex::new(HashSet::new()),
+        }
+    }
+
     fn login_timeout(&self) -> Duration {
         self.plan.policy.login_timeout
     }
+
+    fn unproven(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+        self.unproven.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether the host still owes its fresh login after its install.
+    pub fn owes_fresh_login(&self, host: &str) -> bool {
+        self.unproven().contains(host)
+    }
+
+    /// The host took a fresh login after its install.
+    pub fn proven(&self, host: &str) {
+        self.unproven().remove(host);
+    }
+}
+
+/// Which connection an action uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Login {
+    /// The one kept for the host, if any; else a new login.
+    Reuse,
+    /// A new login, whatever is kept.
+    Fresh,
 }
 
 /// Carry out `op` on `host`.
@@ -44,17 +82,29 @@ pub async fn carry_out(shared: Arc<Shared>, host: Host, op: Op, now: u64) -> Hos
     }
 }
 
-/// A login: a reused deploy connection if there is one, else a fresh one.
-async fn login(sh: &Shared, host: &Host, reuse: bool) -> Result<Conn, HostResult> {
-    if reuse {
-        if let Some(c) = sh.deploy.take(&host.name) {
+/// A connection for the host's action, reused or new (see [`Login`]).
+async fn login(sh: &Shared, host: &Host, how: Login) -> Result<Conn, HostResult> {
+    if how == Login::Reuse {
+        if let Some(c) = sh.transport.reuse(&host.name).await {
             return Ok(c);
         }
     }
-    sh.transport
+    let c = sh
+        .transport
         .connect(host, sh.login_timeout())
         .await
-        .map_err(|e| not_reached(&e))
+        .map_err(|e| not_reached(&e))?;
+    sh.proven(&host.name);
+    Ok(c)
+}
+
+/// Done with a connection: kept for the host's next action, or closed.
+async fn release(sh: &Shared, conn: Conn, keep: bool) {
+    if keep {
+        sh.transport.keep(conn).await;
+    } else {
+        conn.close().await;
+    }
 }
 
 /// A failed login: a refusal of ours, or a host that did not answer (nothing changed).
@@ -111,7 +161,8 @@ async fn install(sh: &Shared, host: &Host, now: u64) -> HostResult {
     let (Target::Apply(d), Some(body)) = (&sh.plan.target, &sh.body) else {
         return internal("install ordered in a run that installs nothing");
     };
-    let conn = match login(sh, host, false).await {
+    // The baseline's login, if it had one.
+    let conn = match login(sh, host, Login::Reuse).await {
         Ok(c) => c,
         Err(r) => return r,
     };
@@ -150,23 +201,24 @@ async fn install(sh: &Shared, host: &Host, now: u64) -> HostResult {
         },
         Err(e) => broken(&e),
     };
-    if matches!(result, HostResult::Installed { .. }) && d.run_on_install {
-        sh.deploy.put(&host.name, conn);
-    } else {
-        conn.close().await;
+    let installed = matches!(result, HostResult::Installed { .. });
+    if installed {
+        // From now on the host owes a fresh login.
+        sh.unproven().insert(host.name.clone());
     }
+    release(sh, conn, installed).await;
     result
 }
 
 async fn start_run(sh: &Shared, host: &Host) -> HostResult {
-    let conn = match login(sh, host, true).await {
+    let conn = match login(sh, host, Login::Reuse).await {
         Ok(c) => c,
         Err(r) => return r,
     };
     let out = conn
         .run(&remote::start_run(&sh.plan.name, &sh.plan.run))
         .await;
-    conn.close().await;
+    release(sh, conn, out.is_ok()).await;
     match out {
         Ok(o) if o.success() => HostResult::Started,
         Ok(o) => failed_on_host("script", "starting the first run", &o),
@@ -174,9 +226,15 @@ async fn start_run(sh: &Shared, host: &Host) -> HostResult {
     }
 }
 
-/// Confirm over a fresh connection: the evidence that the host still takes new logins.
+/// Confirm over the bake's connection, or over a fresh one if the host has not taken a
+/// fresh login since its install (the evidence that it still takes new logins).
 async fn confirm(sh: &Shared, host: &Host) -> HostResult {
-    let conn = match login(sh, host, false).await {
+    let how = if sh.owes_fresh_login(&host.name) {
+        Login::Fresh
+    } else {
+        Login::Reuse
+    };
+    let conn = match login(sh, host, how).await {
         Ok(c) => c,
         Err(r) => return r,
     };
@@ -216,7 +274,7 @@ async fn remove(sh: &Shared, host: &Host) -> HostResult {
         Target::Purge => remote::remove(&sh.plan.name, None, RemoveScope::All, KILL_TIMEOUT),
         Target::PurgePath { path, force } => remote::purge_path(path, KILL_TIMEOUT, *force),
     };
-    let conn = match login(sh, host, false).await {
+    let conn = match login(sh, host, Login::Reuse).await {
         Ok(c) => c,
         Err(HostResult::Refused(r)) => {
             // A removal cannot stop for this: the host stays pending, with why.
@@ -340,12 +398,13 @@ async fn ask(conn: &Conn, sh: &Shared) -> Result<Finding, HostResult> {
 }
 
 async fn settle(sh: &Shared, host: &Host) -> HostResult {
-    let conn = match login(sh, host, false).await {
+    let conn = match login(sh, host, Login::Reuse).await {
         Ok(c) => c,
         Err(r) => return r,
     };
     let f = ask(&conn, sh).await;
-    conn.close().await;
+    // The host's next action (a deploy, a removal) rides it.
+    release(sh, conn, f.is_ok()).await;
     match f {
         Ok(f) => HostResult::Settled(f),
         Err(r) => r,

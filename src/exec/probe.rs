@@ -1,6 +1,13 @@
 //! Probing hosts: before a wave (baseline) and every interval of a bake, one command per
 //! host that reads every built-in signal, runs the custom checks and renews the lease,
-//! over a connection kept for the phase. Talks to hosts; judging is `rollout::verdict`'s.
+//! over the connection the transport keeps for the host (a new login only where there
+//! is none, and for a host's first probe after its install: see `ops`). Talks to hosts;
+//! judging is `rollout::verdict`'s.
+//!
+//! Deadlines: the login's (at least 2 s) and the probe command's (`probe_timeout`) are
+//! each counted from the moment the transport admits them, never from the moment the
+//! round began: a round of many hosts on a busy controller condemns no host for the
+//! time it waited its turn.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -16,25 +23,24 @@ use crate::rollout::verdict::Outcome;
 use crate::rollout::Deployment;
 use crate::transport::TransportError;
 
-use super::ops::Shared;
-use super::pool::Pool;
+use super::ops::{Login, Shared};
 
-/// How a round probes (health's side: which sources, where each kernel log stood, a
-/// fresh login or the pooled connection).
+/// How a round probes (which sources, where each kernel log stood, a fresh login beside
+/// the kept connection).
 #[derive(Debug, Clone, Default)]
 pub struct RoundOpts {
     /// Each host's kernel log cursor (none: the probe takes one).
     pub cursors: HashMap<String, String>,
-    /// Also log in afresh beside the pooled connection: a host can keep old sessions
-    /// alive while new logins hang.
+    /// Also log in afresh beside a kept connection: a host can keep old sessions alive
+    /// while new logins hang.
     pub fresh: bool,
 }
 
-/// Probe every host once, at most `concurrency` at once.
+/// Probe every host once, at most `concurrency` at once; each host with the login its
+/// `Login` says (a host's first probe after its install comes over a new one).
 pub async fn round(
     shared: Arc<Shared>,
-    pool: Arc<Pool>,
-    hosts: Vec<Host>,
+    hosts: Vec<(Host, Login)>,
     opts: RoundOpts,
 ) -> Vec<(String, Outcome)> {
     let Some(d) = shared.plan.deployment().cloned() else {
@@ -42,41 +48,44 @@ pub async fn round(
     };
     let limit = Arc::new(Semaphore::new(shared.plan.policy.concurrency.max(1)));
     let opts = Arc::new(opts);
-    let probes = hosts.into_iter().map(|host| {
-        let (shared, pool, limit, d) = (shared.clone(), pool.clone(), limit.clone(), d.clone());
-        let opts = opts.clone();
+    let probes = hosts.into_iter().map(|(host, how)| {
+        let (shared, limit, d, opts) = (shared.clone(), limit.clone(), d.clone(), opts.clone());
         async move {
             let _permit = limit.acquire().await;
-            let o = probe_host(&shared, &pool, &d, &host, &opts).await;
+            let o = probe_host(&shared, &d, &host, how, &opts).await;
             (host.name, o)
         }
     });
     join_all(probes).await
 }
 
-/// One probe of one host, and with `opts.fresh` a fresh login beside the pooled
+/// One probe of one host, and with `opts.fresh` a fresh login beside the kept
 /// connection: a host whose new logins hang (or are refused) while an old session still
-/// answers is judged on the fresh login (which then replaces the pooled connection).
+/// answers is judged on the fresh login (which is then kept instead).
 async fn probe_host(
     shared: &Shared,
-    pool: &Pool,
     d: &Deployment,
     host: &Host,
+    how: Login,
     opts: &RoundOpts,
 ) -> Outcome {
-    let pooled = pool.take(&host.name);
-    if !(opts.fresh && pooled.is_some()) {
-        return probe_over(shared, pool, d, host, opts, pooled).await;
+    let kept = match how {
+        Login::Reuse => shared.transport.reuse(&host.name).await,
+        Login::Fresh => None,
+    };
+    if !(opts.fresh && kept.is_some()) {
+        return probe_over(shared, d, host, opts, kept).await;
     }
     let (outcome, login) = tokio::join!(
-        probe_over(shared, pool, d, host, opts, pooled),
+        probe_over(shared, d, host, opts, kept),
         shared
             .transport
             .connect(host, login_deadline(d.probe_timeout))
     );
     match (outcome, login) {
         (o @ Outcome::Report(_), Ok(fresh)) => {
-            pool.put(&host.name, fresh);
+            shared.proven(&host.name);
+            shared.transport.keep(fresh).await;
             o
         }
         (Outcome::Report(_), Err(e)) => match transport_outcome(&e) {
@@ -100,34 +109,35 @@ async fn probe_host(
     }
 }
 
-/// One probe of one host: a login (unless `pooled` is one), within its own deadline,
-/// then the probe command, within `probe_timeout` from when it starts: a slow login (a
-/// busy controller, a busy host) does not eat into the time the host has to answer. A kept connection that broke (not one that missed
-/// its deadline) says nothing of the host — its master may have given up on a host that
-/// stopped answering — so a fresh login decides: a silent host is then `hung`, one that
-/// refuses `unreachable`.
+/// One probe over `kept` (or a new login, within its own deadline), then the probe
+/// command, within `probe_timeout` from when it is under way: a slow login does not eat
+/// into the time the host has to answer. A kept connection that broke (not one that
+/// missed its deadline) says nothing of the host — its master may have given up on a
+/// host that stopped answering — so a fresh login decides: a silent host is then
+/// `hung`, one that refuses `unreachable`.
 async fn probe_over(
     shared: &Shared,
-    pool: &Pool,
     d: &Deployment,
     host: &Host,
     opts: &RoundOpts,
-    mut pooled: Option<crate::transport::Conn>,
+    mut kept: Option<crate::transport::Conn>,
 ) -> Outcome {
     loop {
-        let kept = pooled.is_some();
-        let conn = match pooled.take() {
+        let was_kept = kept.is_some();
+        let conn = match kept.take() {
             Some(c) => c,
             None => match shared
                 .transport
                 .connect(host, login_deadline(d.probe_timeout))
                 .await
             {
-                Ok(c) => c,
+                Ok(c) => {
+                    shared.proven(&host.name);
+                    c
+                }
                 Err(e) => return transport_outcome(&e),
             },
         };
-        // The login had its own deadline: the host gets the whole probe_timeout to answer.
         let left = d.probe_timeout;
         let ask = remote::probe::Ask {
             sources: signals::sources(&d.builtins),
@@ -145,7 +155,7 @@ async fn probe_over(
         return match conn.run_within(&cmd, left + Duration::from_secs(1)).await {
             Ok(out) => match remote::parse_probe(&out.stdout, &d.checks) {
                 Ok(report) => {
-                    pool.put(&host.name, conn);
+                    shared.transport.keep(conn).await;
                     Outcome::Report(Box::new(report))
                 }
                 Err(e) => {
@@ -160,9 +170,9 @@ async fn probe_over(
                 }
             },
             Err(e) => {
-                // A stalled connection is useless for the next probe: close it in the background.
+                // A stalled connection is useless for the next probe: closed in the background.
                 tokio::spawn(conn.close());
-                if kept && !e.is_deadline() {
+                if was_kept && !e.is_deadline() {
                     continue;
                 }
                 transport_outcome(&e)

@@ -261,7 +261,9 @@ impl Journal {
         &self.path
     }
 
-    /// Append records and fsync them, before returning.
+    /// Append records and fsync them, before returning: one write and one fsync for all
+    /// of them (the engine's group commit: the results that arrived together are made
+    /// durable together, and only then does any action they order start).
     pub fn append(&mut self, records: &[Record]) -> Result<(), JournalError> {
         let mut buf = Vec::new();
         for r in records {

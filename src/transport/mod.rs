@@ -1,33 +1,55 @@
 //! SSH to the hosts over the system `ssh` (openssh crate, native-mux): a deadline on
 //! connect and login, a local backstop deadline on every command, at most
-//! [`MAX_COMMANDS_PER_HOST`] commands at once per connection, and no `ssh`
-//! process left behind. The only module that starts `ssh`.
+//! [`MAX_COMMANDS_PER_HOST`] commands at once per connection, and no `ssh` process left
+//! behind. The only module that starts `ssh`.
+//!
+//! Bounds, whatever the size of the fleet:
+//! - at most [`MAX_OPEN`] connections (each one `ssh` master process) open at once: a
+//!   login that would pass it first closes the connection idle longest, else waits;
+//! - at most [`admit::login_bound`] logins in their handshake and
+//!   [`admit::command_bound`] commands starting at once (admission, apart from the
+//!   run's `concurrency`); a login's or command's deadline starts at its admission,
+//!   so a controller busy with its own fan-out never condemns a healthy host;
+//! - connections are kept between the actions of a run ([`Transport::keep`],
+//!   [`Transport::reuse`]), one per host, and closed when they are needed elsewhere.
+//!
+//! Closing a connection kills its master by the pid the master gave when asked (one
+//! `/proc/PID` read); the full `/proc` scan ([`reap`]) is left for a login that failed
+//! or timed out (its `ssh -M` may have forked already) and for the end of a run.
 //!
 //! A host with `become` (a non-root login) gets every command as
 //! [`RemoteCommand::line_as`] builds it (behind `sudo -n --`), and its login is not done
-//! until `sudo -n` has run a first command (`remote::become_check`) within the same
-//! login deadline: a sudo that wants a password, a user sudo does not allow, a missing
-//! sudo are [`TransportError::Refused`] with sudo's own words, before any command that
-//! changes something. One round trip more per login, on `become` hosts only.
+//! until `sudo -n` has run a first command (`remote::become_check`) within a login
+//! deadline of its own: a sudo that wants a password, a user sudo does not allow, a
+//! missing sudo are [`TransportError::Refused`] with sudo's own words, before any command
+//! that changes something. One round trip more per login, on `become` hosts only.
 
+pub mod admit;
 mod reap;
 
 use openssh::Stdio;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use openssh::{ControlPersist, KnownHosts, Session, SessionBuilder};
 use tokio::io::AsyncWriteExt;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::inventory::{Host, HostKeyCheck};
 use crate::remote::RemoteCommand;
 
+use admit::Gate;
 pub use reap::{clean_stale_control_dirs, reap_all, ssh_processes_using};
 
 /// sshd's default MaxSessions is 10: never more commands than that at once on one connection.
 pub const MAX_COMMANDS_PER_HOST: usize = 10;
+
+/// The most connections (so `ssh` master processes) a run has open at once, however
+/// large the fleet (each costs about 1.5 MiB and a file descriptor or two).
+pub const MAX_OPEN: usize = 256;
 
 /// A master connection with no command for this long exits by itself (a controller
 /// killed with SIGKILL cannot close its masters).
@@ -38,6 +60,9 @@ const MASTER_IDLE: std::num::NonZeroUsize = match std::num::NonZeroUsize::new(30
 
 /// How often a session the server refused (its slots momentarily full) is retried.
 const SESSION_RETRIES: u32 = 20;
+
+/// How long a closed master may take to exit by itself before it is killed.
+const CLOSE_GRACE: Duration = Duration::from_millis(500);
 
 /// Extra local time given to a command beyond its remote `timeout -k`, before we give up on it.
 pub const LOCAL_GRACE: Duration = Duration::from_secs(3);
@@ -108,17 +133,49 @@ impl Output {
     }
 }
 
-/// Connection settings shared by every host of a run, and the run's control directory.
+/// Connections kept for reuse, one per host, oldest first out.
+#[derive(Default)]
+struct Idle {
+    conns: HashMap<String, (u64, Conn)>,
+    seq: u64,
+}
+
+impl Idle {
+    fn oldest(&mut self) -> Option<Conn> {
+        let host = self
+            .conns
+            .iter()
+            .min_by_key(|(_, (seq, _))| *seq)
+            .map(|(h, _)| h.clone())?;
+        self.conns.remove(&host).map(|(_, c)| c)
+    }
+}
+
+/// Connection settings shared by every host of a run, the run's control directory, its
+/// open connections' bound and admission, and the connections it keeps.
 pub struct Transport {
     ssh_config: Option<PathBuf>,
     /// Short directory for the mux control sockets (unix socket paths are ~108 bytes).
     control_dir: tempfile::TempDir,
     next: AtomicUsize,
+    /// One permit per open connection, `limit` (normally [`MAX_OPEN`]) in all.
+    open: Arc<Semaphore>,
+    limit: usize,
+    /// Logins waiting for an open slot (a connection then is closed, not kept).
+    waiting: AtomicUsize,
+    logins: Arc<Gate>,
+    commands: Arc<Gate>,
+    idle: Mutex<Idle>,
 }
 
 impl Transport {
     /// `ssh_config` is passed to ssh as `-F`.
     pub fn new(ssh_config: Option<PathBuf>) -> std::io::Result<Transport> {
+        Transport::with_limit(ssh_config, MAX_OPEN)
+    }
+
+    /// [`new`](Self::new) with another bound on open connections (tests).
+    pub fn with_limit(ssh_config: Option<PathBuf>, open: usize) -> std::io::Result<Transport> {
         reap::clean_stale_control_dirs();
         let control_dir = tempfile::Builder::new()
             .prefix(&reap::control_dir_prefix())
@@ -128,6 +185,12 @@ impl Transport {
             ssh_config,
             control_dir,
             next: AtomicUsize::new(0),
+            open: Arc::new(Semaphore::new(open.max(1))),
+            limit: open.max(1),
+            waiting: AtomicUsize::new(0),
+            logins: Arc::new(Gate::new(admit::login_bound())),
+            commands: Arc::new(Gate::new(admit::command_bound())),
+            idle: Mutex::new(Idle::default()),
         })
     }
 
@@ -136,8 +199,41 @@ impl Transport {
         self.control_dir.path()
     }
 
-    /// Open a master connection, with `deadline` for TCP, banner, key exchange *and* login.
+    fn idle(&self) -> std::sync::MutexGuard<'_, Idle> {
+        self.idle.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Connections open now (kept ones included).
+    pub fn open_now(&self) -> usize {
+        self.limit.saturating_sub(self.open.available_permits())
+    }
+
+    /// A slot for one more open connection: free, or freed by closing the connection
+    /// kept idle longest; else wait for one (not counted against any deadline).
+    async fn open_slot(&self) -> OwnedSemaphorePermit {
+        loop {
+            if let Ok(p) = self.open.clone().try_acquire_owned() {
+                return p;
+            }
+            let oldest = self.idle().oldest();
+            match oldest {
+                Some(c) => c.close().await,
+                None => {
+                    self.waiting.fetch_add(1, Ordering::SeqCst);
+                    let p = self.open.clone().acquire_owned().await;
+                    self.waiting.fetch_sub(1, Ordering::SeqCst);
+                    if let Ok(p) = p {
+                        return p;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Open a master connection, with `deadline` for TCP, banner, key exchange *and*
+    /// login, counted from the moment the login is admitted.
     pub async fn connect(&self, host: &Host, deadline: Duration) -> Result<Conn, TransportError> {
+        let slot = self.open_slot().await;
         let n = self.next.fetch_add(1, Ordering::Relaxed);
         let dir = self.control_dir.path().join(n.to_string());
         std::fs::create_dir(&dir).map_err(|e| TransportError::Connect {
@@ -163,20 +259,26 @@ impl Transport {
         if let Some(port) = host.port {
             b.port(port);
         }
-        let started = Instant::now();
-        let result = tokio::time::timeout(deadline, b.connect_mux(&host.address)).await;
-        match result {
-            Ok(Ok(session)) => {
+        let login = async {
+            let session = b.connect_mux(&host.address).await?;
+            // The master's pid, so that closing it needs no search.
+            let pid = master_pid(&session).await;
+            Ok::<_, openssh::Error>((session, pid))
+        };
+        match self.logins.run(deadline, login).await {
+            Ok(Ok((session, master))) => {
                 let conn = Conn {
                     host: host.name.clone(),
                     session: Some(session),
                     limit: Semaphore::new(MAX_COMMANDS_PER_HOST),
                     dir,
                     become_root: host.become_root,
+                    master,
+                    commands: self.commands.clone(),
+                    _slot: slot,
                 };
                 if host.become_root {
-                    let left = deadline.saturating_sub(started.elapsed());
-                    if let Err(e) = conn.check_become(host, left, started).await {
+                    if let Err(e) = conn.check_become(host, deadline).await {
                         conn.close().await;
                         return Err(e);
                     }
@@ -184,8 +286,7 @@ impl Transport {
                 Ok(conn)
             }
             Ok(Err(e)) => {
-                reap::kill_ssh_using(&dir);
-                let _ = std::fs::remove_dir_all(&dir);
+                forget_dir(dir).await;
                 let message = ssh_error(&e);
                 Err(match refusal_help(&message) {
                     Some(help) => TransportError::Refused {
@@ -199,16 +300,50 @@ impl Transport {
                     },
                 })
             }
-            Err(_) => {
+            Err(missed) => {
                 // The dropped connect future may leave its `ssh -M` behind: kill it now.
-                reap::kill_ssh_until_gone(&dir, Duration::from_secs(1));
-                let _ = std::fs::remove_dir_all(&dir);
+                forget_dir(dir).await;
                 Err(TransportError::ConnectTimeout {
                     host: host.name.clone(),
-                    after: started.elapsed(),
+                    after: missed.after,
                 })
             }
         }
+    }
+
+    /// Keep a connection for the host's next action. While logins wait for an open
+    /// slot it is closed instead.
+    pub async fn keep(&self, conn: Conn) {
+        if self.waiting.load(Ordering::SeqCst) > 0 {
+            conn.close().await;
+            return;
+        }
+        let old = {
+            let mut idle = self.idle();
+            idle.seq += 1;
+            let seq = idle.seq;
+            idle.conns.insert(conn.host.clone(), (seq, conn))
+        };
+        if let Some((_, old)) = old {
+            old.close().await;
+        }
+    }
+
+    /// The connection kept for `host`, if there is one and its master still answers.
+    pub async fn reuse(&self, host: &str) -> Option<Conn> {
+        let conn = self.idle().conns.remove(host).map(|(_, c)| c)?;
+        if conn.alive().await {
+            Some(conn)
+        } else {
+            conn.close().await;
+            None
+        }
+    }
+
+    /// Close every kept connection.
+    pub async fn close_idle(&self) {
+        let all: Vec<Conn> = self.idle().conns.drain().map(|(_, (_, c))| c).collect();
+        futures::future::join_all(all.into_iter().map(Conn::close)).await;
     }
 
     /// Kill any `ssh` still using this run's control directory. Called at the end of every
@@ -220,9 +355,29 @@ impl Transport {
 
 impl Drop for Transport {
     fn drop(&mut self) {
+        // Kept connections go with their masters (by pid), then the backstop.
+        drop(std::mem::take(&mut *self.idle()));
         self.reap();
         reap::unregister(self.control_dir.path());
     }
+}
+
+/// A login that failed: kill what it may have left (its `ssh -M` may have forked
+/// already: the one search of `/proc` left), off the async workers, and remove its directory.
+async fn forget_dir(dir: PathBuf) {
+    let _ = tokio::task::spawn_blocking(move || {
+        reap::kill_ssh_until_gone(&dir, Duration::from_secs(1));
+        let _ = std::fs::remove_dir_all(&dir);
+    })
+    .await;
+}
+
+/// Ask a master for its pid over its control socket.
+async fn master_pid(session: &Session) -> Option<u32> {
+    let mut c = openssh_mux_client::Connection::connect(session.control_socket())
+        .await
+        .ok()?;
+    c.send_alive_check().await.ok().map(|p| p.get())
 }
 
 /// One master connection to one host.
@@ -233,6 +388,11 @@ pub struct Conn {
     dir: PathBuf,
     /// Commands go through `sudo -n` (the host's `become`).
     become_root: bool,
+    /// The master's pid, as it told us.
+    master: Option<u32>,
+    commands: Arc<Gate>,
+    /// Its place under [`MAX_OPEN`], given back when it is closed.
+    _slot: OwnedSemaphorePermit,
 }
 
 impl Conn {
@@ -240,15 +400,10 @@ impl Conn {
         &self.host
     }
 
-    /// The end of a `become` host's login: `sudo -n` runs a first command, within what
-    /// is left of the login deadline (at least a second).
-    async fn check_become(
-        &self,
-        host: &Host,
-        left: Duration,
-        started: Instant,
-    ) -> Result<(), TransportError> {
-        let left = left.max(Duration::from_secs(1));
+    /// The end of a `become` host's login: `sudo -n` runs a first command, within a
+    /// login deadline of its own (from the command's admission).
+    async fn check_become(&self, host: &Host, deadline: Duration) -> Result<(), TransportError> {
+        let left = deadline.max(Duration::from_secs(1));
         let check = crate::remote::become_check(left);
         match self.run_within(&check, left).await {
             Ok(out) if out.success() => Ok(()),
@@ -265,7 +420,7 @@ impl Conn {
             }),
             Err(e) if e.is_deadline() => Err(TransportError::ConnectTimeout {
                 host: host.name.clone(),
-                after: started.elapsed(),
+                after: left,
             }),
             Err(TransportError::Failed { message, .. }) => Err(TransportError::Connect {
                 host: host.name.clone(),
@@ -275,26 +430,35 @@ impl Conn {
         }
     }
 
+    /// Whether the master still answers on its control socket.
+    async fn alive(&self) -> bool {
+        let Some(s) = &self.session else { return false };
+        tokio::time::timeout(Duration::from_secs(2), s.check())
+            .await
+            .is_ok_and(|r| r.is_ok())
+    }
+
     /// Run one command: its remote `timeout -k` is in `cmd.line`; locally we wait at most
-    /// `cmd.timeout + LOCAL_GRACE`.
+    /// `cmd.timeout + LOCAL_GRACE` from the moment it is under way.
     pub async fn run(&self, cmd: &RemoteCommand) -> Result<Output, TransportError> {
         self.run_within(cmd, cmd.timeout + LOCAL_GRACE).await
     }
 
     /// Run one command, waiting locally at most `deadline` (which should not be shorter
-    /// than the command's remote timeout).
+    /// than the command's remote timeout), counted from the moment the command is
+    /// under way: after its turn among this connection's sessions and its admission.
     pub async fn run_within(
         &self,
         cmd: &RemoteCommand,
         deadline: Duration,
     ) -> Result<Output, TransportError> {
+        let _permit = self
+            .limit
+            .acquire()
+            .await
+            .map_err(|e| self.failed(cmd, e.to_string()))?;
         let started = Instant::now();
         let work = async {
-            let _permit = self
-                .limit
-                .acquire()
-                .await
-                .map_err(|e| self.failed(cmd, e.to_string()))?;
             let session = self
                 .session
                 .as_ref()
@@ -349,12 +513,12 @@ impl Conn {
                 elapsed: started.elapsed(),
             })
         };
-        match tokio::time::timeout(deadline, work).await {
+        match self.commands.run(deadline, work).await {
             Ok(r) => r,
-            Err(_) => Err(TransportError::Deadline {
+            Err(missed) => Err(TransportError::Deadline {
                 host: self.host.clone(),
                 what: cmd.what.to_string(),
-                after: deadline,
+                after: missed.after,
             }),
         }
     }
@@ -372,8 +536,17 @@ impl Conn {
         if let Some(session) = self.session.take() {
             let _ = tokio::time::timeout(Duration::from_secs(3), session.close()).await;
         }
-        reap::kill_ssh_using(&self.dir);
-        let _ = std::fs::remove_dir_all(&self.dir);
+        match self.master {
+            Some(pid) => {
+                let until = Instant::now() + CLOSE_GRACE;
+                while reap::is_master(pid, &self.dir) && Instant::now() < until {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                reap::kill_master(pid, &self.dir);
+                let _ = std::fs::remove_dir_all(&self.dir);
+            }
+            None => forget_dir(std::mem::take(&mut self.dir)).await,
+        }
     }
 }
 
@@ -383,7 +556,14 @@ impl Drop for Conn {
             // Not closed by `close()` (a task was cancelled): openssh's own Drop asks the
             // master to exit; make sure it did.
             drop(self.session.take());
-            reap::kill_ssh_using(&self.dir);
+            match self.master {
+                Some(pid) => {
+                    reap::kill_master(pid, &self.dir);
+                }
+                None => {
+                    reap::kill_ssh_using(&self.dir);
+                }
+            }
             let _ = std::fs::remove_dir_all(&self.dir);
         }
     }

@@ -1,5 +1,7 @@
 //! Finding and killing `ssh` processes by a path in their command line (our control
-//! directories): the backstop that leaves no `ssh` behind, whatever happened.
+//! directories): the backstop that leaves no `ssh` behind, whatever happened. A master
+//! whose pid is known is checked and killed by that pid alone ([`is_master`],
+//! [`kill_master`]); the scan of all of `/proc` is for what no pid names.
 
 use std::path::Path;
 
@@ -35,6 +37,42 @@ pub fn ssh_processes_using(needle: &str) -> Vec<i32> {
         }
     }
     pids
+}
+
+/// Whether `pid` is still an `ssh` of ours using `dir` (read from `/proc/PID/cmdline`
+/// alone, so a reused pid is never taken for it).
+pub fn is_master(pid: u32, dir: &Path) -> bool {
+    let Some(dir) = dir.to_str() else {
+        return false;
+    };
+    let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+        return false;
+    };
+    let needle = format!("{}/", dir.trim_end_matches('/'));
+    is_ssh(&cmdline) && contains(&cmdline, needle.as_bytes())
+}
+
+/// SIGKILL the master `pid` if it is still ours (see [`is_master`]); returns whether it was.
+pub fn kill_master(pid: u32, dir: &Path) -> bool {
+    if !is_master(pid, dir) {
+        return false;
+    }
+    // SAFETY: kill(2) on a pid whose command line we just read; no memory is involved.
+    unsafe {
+        libc::kill(pid as i32, libc::SIGKILL);
+    }
+    true
+}
+
+fn is_ssh(cmdline: &[u8]) -> bool {
+    let argv0 = cmdline.split(|b| *b == 0).next().unwrap_or_default();
+    let prog = argv0.rsplit(|b| *b == b'/').next().unwrap_or(argv0);
+    // A mux master renames itself "ssh: <control socket> [mux]".
+    prog == b"ssh" || argv0.starts_with(b"ssh: ")
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty() && hay.windows(needle.len()).any(|w| w == needle)
 }
 
 /// SIGKILL every `ssh` whose command line mentions a path inside `dir`; returns how many.
