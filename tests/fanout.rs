@@ -116,7 +116,14 @@ fn every_host_at_once_is_judged_healthy_and_logs_in_twice_then_purge_once() {
     w.assert_no_ssh_left();
 
     let before = logins(&w);
-    let r = w.wavectl(&["--json", "purge", NAME, "--inventory", "inventory.toml"]);
+    let r = w.wavectl(&[
+        "--json",
+        "purge",
+        NAME,
+        "--inventory",
+        "inventory.toml",
+        "--yes",
+    ]);
     let bad = bad_events(&r.stdout);
     assert!(
         r.code == Some(0) && bad.is_empty(),

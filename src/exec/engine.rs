@@ -367,7 +367,7 @@ impl<'r> Engine<'r> {
                 .iter()
                 .filter_map(|h| Some((h.clone(), self.health.cursor(h)?)))
                 .collect(),
-            fresh: self.fresh_login(),
+            fresh: self.fresh_login(wave, &names),
         };
         // A host's first probe after its install comes over a new login.
         let shared = self.shared.clone();
@@ -384,17 +384,22 @@ impl<'r> Engine<'r> {
         }));
     }
 
-    /// Whether this round also logs in afresh beside the bake's kept connections (the
-    /// first round of a bake logs in anyway: its pool is new): every 20th round, and once
-    /// in the round that may close the bake — so a host that keeps old sessions alive
-    /// while new logins hang is seen before its wave passes.
-    fn fresh_login(&mut self) -> bool {
+    /// Which hosts of this round also log in afresh beside the kept connections. A
+    /// wave's hosts log in afresh in their first round after the install anyway (their
+    /// pool is new); beside that, the wave's own hosts once more in the round that may
+    /// close a bake longer than one round, and every host every 20th round — so a host
+    /// that keeps old sessions alive while new logins hang is seen before its wave
+    /// passes, without a new login per host per wave across the whole run.
+    fn fresh_login(&mut self, wave: usize, names: &[String]) -> HashSet<String> {
         let Status::Running {
             stage: Stage::Bake(b),
         } = &self.state.status
         else {
-            return false;
+            return HashSet::new();
         };
+        if b.rounds > 0 && b.rounds.is_multiple_of(20) {
+            return names.iter().cloned().collect();
+        }
         let interval = self
             .shared
             .plan
@@ -402,10 +407,20 @@ impl<'r> Engine<'r> {
             .map_or(0, |d| d.interval.as_millis() as u64);
         let closing =
             now_ms().saturating_add(interval) >= b.until && self.fresh_closed != Some(b.wave);
-        if closing {
-            self.fresh_closed = Some(b.wave);
+        if !closing {
+            return HashSet::new();
         }
-        closing || (b.rounds > 0 && b.rounds.is_multiple_of(20))
+        self.fresh_closed = Some(b.wave);
+        if b.rounds == 0 {
+            // The first round is the one after the install: its logins are new.
+            return HashSet::new();
+        }
+        self.state
+            .hosts
+            .iter()
+            .filter(|h| h.wave == wave)
+            .map(|h| h.host.clone())
+            .collect()
     }
 
     fn take_baseline(&mut self, wave_hosts: &[String], samples: Vec<Outcomes>, wave: usize) {

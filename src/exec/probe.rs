@@ -9,7 +9,7 @@
 //! round began: a round of many hosts on a busy controller condemns no host for the
 //! time it waited its turn.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,9 +31,9 @@ use super::ops::{Login, Shared};
 pub struct RoundOpts {
     /// Each host's kernel log cursor (none: the probe takes one).
     pub cursors: HashMap<String, String>,
-    /// Also log in afresh beside a kept connection: a host can keep old sessions alive
-    /// while new logins hang.
-    pub fresh: bool,
+    /// Hosts that also log in afresh beside a kept connection: a host can keep old
+    /// sessions alive while new logins hang.
+    pub fresh: HashSet<String>,
 }
 
 /// Probe every host once, at most `concurrency` at once; each host with the login its
@@ -59,7 +59,7 @@ pub async fn round(
     join_all(probes).await
 }
 
-/// One probe of one host, and with `opts.fresh` a fresh login beside the kept
+/// One probe of one host, and for a host in `opts.fresh` a fresh login beside the kept
 /// connection: a host whose new logins hang (or are refused) while an old session still
 /// answers is judged on the fresh login (which is then kept instead).
 async fn probe_host(
@@ -73,7 +73,7 @@ async fn probe_host(
         Login::Reuse => shared.transport.reuse(&host.name).await,
         Login::Fresh => None,
     };
-    if !(opts.fresh && kept.is_some()) {
+    if !(opts.fresh.contains(&host.name) && kept.is_some()) {
         return probe_over(shared, d, host, opts, kept).await;
     }
     let (outcome, login) = tokio::join!(
