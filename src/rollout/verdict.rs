@@ -5,7 +5,9 @@
 //! the same window, by the entries of `signals.rs`.
 //!
 //! - Events (kernel lines, new failed units, restart storms, OOM kills, failed runs)
-//!   fail a host at once; the same event on a control host makes it inconclusive.
+//!   fail a host at once; the same event on a control host makes it inconclusive. A
+//!   kernel line newer than every control's reading in its round waits one probe, so
+//!   the controls can show it too.
 //! - Levels (load, blocked, pressure) fail a host when out of line against its
 //!   baseline and the controls for `strikes` probes in a row; out of line while the
 //!   controls moved as much: inconclusive.
@@ -19,7 +21,7 @@
 //! (see `step.rs`) and says why. A source a host lacks is reported as not available
 //! there — neither healthy nor a failure.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::time::Duration;
 
@@ -208,6 +210,9 @@ struct HostWatch {
     last: Option<ProbeReport>,
     streaks: BTreeMap<&'static str, Streak>,
     check_fails: BTreeMap<String, u32>,
+    /// Critical events held back one probe because every control was read before the
+    /// event happened (signal, key): a control cannot have shown it yet.
+    held: BTreeSet<(&'static str, String)>,
 }
 
 /// A level's reading: (value, baseline mean); `Ok(None)`: no value this probe;
@@ -231,6 +236,8 @@ struct Controls {
     rises: BTreeMap<&'static str, Vec<(String, f64)>>,
     /// Every control that answered before failed this round: (host, what happened).
     all_failed: Option<Vec<(String, String)>>,
+    /// The latest host clock (Unix seconds) among the controls' reports this round.
+    latest_clock: Option<u64>,
 }
 
 /// The watch over a run's hosts and its control hosts.
@@ -332,6 +339,7 @@ impl Watch {
                     continue;
                 }
             };
+            c.latest_clock = c.latest_clock.max(report.clock);
             let Some(r) = self.read(host, report) else {
                 continue;
             };
@@ -478,6 +486,16 @@ impl Watch {
                     .and_then(|k| k.get(&f.key))
                     .cloned()
                     .unwrap_or_default();
+                let read = c.read.get(s.name).is_some_and(|r| !r.is_empty());
+                // Within one round the hosts are read moments apart: a kernel line (it
+                // carries its own time, unlike the counters) written after the last
+                // control was read cannot show there yet. Judge it on the next probe
+                // (once), when the controls have had the chance to see it.
+                let too_early = s.builtin == Builtin::Kernel
+                    && matches!((f.at, c.latest_clock), (Some(at), Some(seen)) if seen <= at);
+                if also.is_empty() && read && too_early && w.held.insert((s.name, f.key.clone())) {
+                    continue;
+                }
                 if also.is_empty() {
                     ev.control = Some(match c.read.get(s.name) {
                         Some(read) if !read.is_empty() => format!("none on {}", read.join(", ")),

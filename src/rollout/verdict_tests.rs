@@ -218,6 +218,47 @@ fn a_kernel_line_the_controls_show_too_is_inconclusive_and_another_kind_is_not()
     assert_eq!(v.evidence[0].raw.as_deref(), Some(OOPS));
 }
 
+#[test]
+fn a_kernel_line_newer_than_every_control_reading_waits_one_probe_for_the_controls() {
+    // Written at uptime 104.6: the controls were read at 104.0 (the same second), the host
+    // a moment later. Nothing is decided yet; the next probe of the controls decides.
+    const LATE: &str =
+        "[  104.600000] INFO: task raid-check:4242 blocked for more than 120 seconds.";
+    let mut fleet_wide = baselined();
+    let v = round(
+        &mut fleet_wide,
+        with_kernel(105.0, &[LATE]),
+        quiet(104.0),
+        quiet(104.0),
+    );
+    assert_eq!(v.health, Health::Healthy, "{v:?}");
+    let v = round(
+        &mut fleet_wide,
+        with_kernel(106.0, &[LATE]),
+        with_kernel(106.0, &[LATE]),
+        with_kernel(106.0, &[LATE]),
+    );
+    assert_eq!(v.health, Health::Inconclusive, "{v:?}");
+
+    let mut own = baselined();
+    let v = round(
+        &mut own,
+        with_kernel(105.0, &[LATE]),
+        quiet(104.0),
+        quiet(104.0),
+    );
+    assert_eq!(v.health, Health::Healthy, "{v:?}");
+    // Once only: the controls read after it and still without it, it is the host's.
+    let v = round(
+        &mut own,
+        with_kernel(106.0, &[LATE]),
+        quiet(104.0),
+        quiet(104.0),
+    );
+    assert_eq!(v.health, Health::Degraded, "{v:?}");
+    assert_eq!(v.evidence[0].raw.as_deref(), Some(LATE));
+}
+
 fn with_units(up: f64, failed: &[&str], restarts: &[(&str, u64)]) -> Outcome {
     let mut text = sample(up, 0.2, 0, 5, 10_000 * (up as u64 - 100)).replace(
         &format!("na units {}", hx("systemd does not run here")),
