@@ -2,7 +2,8 @@
 //! during a long bake leaves its hosts in probation; nobody renews their lease, so once
 //! it runs out each host reverts itself (its guard runs every minute from cron); the
 //! controller, resumed later, counts each such host as unhealthy with the evidence
-//! "lease expired at T" and rolls back the rest.
+//! "lease expired at T" and rolls back the rest. A host rebooted in probation reverts
+//! at boot, whatever its lease (a real `systemctl reboot` of a systemd lab host).
 
 mod common;
 
@@ -168,4 +169,90 @@ fn killed_during_the_bake_then_reverted(w: &Workdir, marker: &str) {
     let rc = w.wavectl(&["reconcile", "--yes"]);
     assert_eq!(rc.code, Some(0), "{}\n{}", rc.stdout, rc.stderr);
     assert!(rc.stdout.contains("nothing to reconcile"), "{}", rc.stdout);
+}
+
+/// The boot guard after a real reboot: a controller killed mid-bake, the host rebooted
+/// (`systemctl reboot`, a new boot of the same overlays) long before its lease runs out.
+/// At boot the guard reverts the install in probation — from its boot unit under a
+/// systemd timer activation, from its `@reboot` line under cron (cron runs as a unit).
+#[test]
+fn a_real_reboot_in_probation_reverts_at_boot_under_a_timer_and_under_cron() {
+    for (i, activation) in [
+        "kind = \"systemd-timer\"\nschedule = \"*:0/30\"",
+        "kind = \"cron\"\nschedule = \"*/30 * * * *\"",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        // A lease far longer than the test: only the boot can revert it.
+        let spec = spec_with(activation).replace("lease = \"15s\"", "lease = \"30m\"");
+        let w = Workdir::new(
+            Fleet::start_kind(FleetOptions::numbered(1), HostKind::Systemd).expect("systemd fleet"),
+            "#!/bin/sh\necho ok\n",
+            &spec,
+        );
+        let h = w.fleet.host("h01");
+        h.wait_running().expect("systemd is running");
+        let original = seed_original(h, INSTALL, ORIGINAL);
+        let mut child = std::process::Command::new(bin())
+            .args(w.args(&["--json", "apply", "rollout.toml", "--yes"]))
+            .current_dir(w.path())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let manifest = format!("/var/lib/wavectl/{NAME}/manifest.json");
+        assert!(
+            eventually(Duration::from_secs(30), || std::fs::read_to_string(
+                h.path(&manifest)
+            )
+            .is_ok_and(|m| m.contains("\"state\":\"probation\""))),
+            "case {i}: never deployed"
+        );
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(
+            h.path(&manifest).exists(),
+            "case {i}: reverted before the boot"
+        );
+
+        h.reboot().expect("reboot");
+        h.wait_running()
+            .expect("systemd is running after the reboot");
+        let log = "/var/log/wavectl-guard.log";
+        assert!(
+            eventually(Duration::from_secs(60), || std::fs::read_to_string(
+                h.path(log)
+            )
+            .is_ok_and(|l| l.contains(" reverted, clean=1"))),
+            "case {i}: the boot guard did not revert: {:?}",
+            std::fs::read_to_string(h.path(log))
+        );
+        let guard_log = std::fs::read_to_string(h.path(log)).unwrap();
+        assert!(
+            guard_log.contains("in probation at boot; reverting it"),
+            "case {i}: {guard_log}"
+        );
+        assert_no_wavectl_files(h, NAME, INSTALL);
+        assert_eq!(
+            std::fs::read(h.path(INSTALL)).unwrap(),
+            original,
+            "case {i}"
+        );
+
+        // The controller, resumed, learns it from the host: reverted, rolled back.
+        let run = std::fs::read_dir(w.state().join("runs"))
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .file_name()
+            .into_string()
+            .unwrap();
+        let r = w.wavectl(&["resume", "--yes", &run]);
+        assert_eq!(r.code, Some(1), "case {i}: {}\n{}", r.stdout, r.stderr);
+        let rc = w.wavectl(&["reconcile", "--yes"]);
+        assert!(rc.stdout.contains("nothing to reconcile"), "{}", rc.stdout);
+    }
 }
