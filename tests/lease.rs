@@ -85,14 +85,7 @@ fn systemd_timer_hosts_revert_themselves_too() {
 /// controller mid-bake, wait for the hosts to revert themselves, then `resume`.
 fn killed_during_the_bake_then_reverted(w: &Workdir, marker: &str) {
     let original = seed_original(w.fleet.host("h02"), INSTALL, ORIGINAL);
-    let mut child = std::process::Command::new(bin())
-        .args(w.args(&["--json", "apply", "rollout.toml", "--yes"]))
-        .current_dir(w.path())
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_apply(w);
     let cron = marker.to_string();
     let manifest = format!("/var/lib/wavectl/{NAME}/manifest.json");
     assert!(
@@ -139,14 +132,7 @@ fn killed_during_the_bake_then_reverted(w: &Workdir, marker: &str) {
     // unhealthy with the lease's evidence, and ends rolled back.
     let st = w.wavectl(&["status"]);
     assert!(st.stdout.contains("interrupted"), "{}", st.stdout);
-    let run = std::fs::read_dir(w.state().join("runs"))
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .file_name()
-        .into_string()
-        .unwrap();
+    let run = only_run(w);
     let r = w.wavectl(&["resume", "--yes", &run]);
     assert_eq!(r.code, Some(1), "{}\n{}", r.stdout, r.stderr);
     assert!(r.stdout.contains("lease expired at"), "{}", r.stdout);
@@ -194,14 +180,7 @@ fn a_real_reboot_in_probation_reverts_at_boot_under_a_timer_and_under_cron() {
         let h = w.fleet.host("h01");
         h.wait_running().expect("systemd is running");
         let original = seed_original(h, INSTALL, ORIGINAL);
-        let mut child = std::process::Command::new(bin())
-            .args(w.args(&["--json", "apply", "rollout.toml", "--yes"]))
-            .current_dir(w.path())
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child = spawn_apply(&w);
         let manifest = format!("/var/lib/wavectl/{NAME}/manifest.json");
         assert!(
             eventually(Duration::from_secs(30), || std::fs::read_to_string(
@@ -242,17 +221,34 @@ fn a_real_reboot_in_probation_reverts_at_boot_under_a_timer_and_under_cron() {
         );
 
         // The controller, resumed, learns it from the host: reverted, rolled back.
-        let run = std::fs::read_dir(w.state().join("runs"))
-            .unwrap()
-            .next()
-            .unwrap()
-            .unwrap()
-            .file_name()
-            .into_string()
-            .unwrap();
+        let run = only_run(&w);
         let r = w.wavectl(&["resume", "--yes", &run]);
         assert_eq!(r.code, Some(1), "case {i}: {}\n{}", r.stdout, r.stderr);
         let rc = w.wavectl(&["reconcile", "--yes"]);
         assert!(rc.stdout.contains("nothing to reconcile"), "{}", rc.stdout);
     }
+}
+
+/// `apply` in the background, its output dropped (the test kills it).
+fn spawn_apply(w: &Workdir) -> std::process::Child {
+    std::process::Command::new(bin())
+        .args(w.args(&["--json", "apply", "rollout.toml", "--yes"]))
+        .current_dir(w.path())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// The id of the one run in the state directory.
+fn only_run(w: &Workdir) -> String {
+    std::fs::read_dir(w.state().join("runs"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .file_name()
+        .into_string()
+        .unwrap()
 }
