@@ -881,3 +881,57 @@ fn a_load_rise_on_one_host_only_fails_it_after_strikes_probes() {
     let summary = events.iter().find(|e| e["event"] == "summary").unwrap();
     assert_eq!(summary["status"], "rolled-back", "{summary}");
 }
+
+#[test]
+fn a_blocked_rise_on_one_host_only_fails_it_after_strikes_probes() {
+    let w = Workdir::new(
+        fleet(4),
+        // The host's own /proc/stat (a copy bind-mounted over it, below) shows 50 tasks
+        // in uninterruptible sleep on h01 only, once the script ran there (written in
+        // place: the bind mount holds the file, not its name).
+        "#!/bin/sh\n[ \"$(hostname)\" != h01 ] || { sed 's/^procs_blocked .*/procs_blocked 50/' /var/tmp/stat > /var/tmp/stat.new && cat /var/tmp/stat.new > /var/tmp/stat; }\necho ok\n",
+        &spec(
+            "[2, 2]",
+            "[\"reachable\", \"script\", \"blocked\"]",
+            &[("bake", "\"120s\"")],
+        ),
+    );
+    exec_ok(
+        w.fleet.host("h01"),
+        "sed 's/^procs_blocked .*/procs_blocked 0/' /proc/stat > /var/tmp/stat && mount --bind /var/tmp/stat /proc/stat",
+    );
+    let r = run_within(
+        w.path(),
+        w.args(&["--json", "apply", "rollout.toml", "--yes"]),
+        &[],
+        Duration::from_secs(170),
+    );
+    assert_eq!(r.code, Some(1), "{}\n{}", r.stdout, r.stderr);
+    let events = events_of(&r);
+    let ev = first(&events, "h01", "degraded");
+    assert_eq!(ev[0]["signal"], "blocked", "{ev:#?}");
+    assert!(
+        ev[0]["after"].as_str().unwrap().starts_with("50"),
+        "{ev:#?}"
+    );
+    let control = ev[0]["control"].as_str().unwrap();
+    assert!(
+        control.contains("h03 ") && control.contains("h04 "),
+        "{control}"
+    );
+    assert!(
+        ev[0]["raw"]
+            .as_str()
+            .unwrap()
+            .ends_with(", 3 probes in a row"),
+        "{ev:#?}"
+    );
+    // Only h01: the other host of its wave stayed healthy.
+    assert!(
+        verdicts(&events)
+            .iter()
+            .all(|(h, v, _)| h == "h01" || v == "healthy"),
+        "{:#?}",
+        verdicts(&events)
+    );
+}
