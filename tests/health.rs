@@ -935,3 +935,62 @@ fn a_blocked_rise_on_one_host_only_fails_it_after_strikes_probes() {
         verdicts(&events)
     );
 }
+
+#[test]
+fn an_io_stall_on_one_host_only_fails_it_after_strikes_probes() {
+    let w = Workdir::new(
+        fleet(4),
+        // The host's own /proc/pressure/io (a copy bind-mounted over it, below): once the
+        // script ran on h01, a loop there adds 0.8 s of stall to its `total` every second
+        // (80 % of the time), rewriting the copy in place.
+        "#!/bin/sh\n[ \"$(hostname)\" != h01 ] || setsid sh -c 't=1000; while :; do t=$((t + 800000)); printf \"some avg10=0.00 avg60=0.00 avg300=0.00 total=%s\\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=%s\\n\" $t $t > /var/tmp/io; sleep 1; done' </dev/null >/dev/null 2>&1 &\necho ok\n",
+        &spec(
+            "[2, 2]",
+            "[\"reachable\", \"script\", \"pressure\"]",
+            &[("bake", "\"120s\"")],
+        ),
+    );
+    exec_ok(
+        w.fleet.host("h01"),
+        "printf 'some avg10=0.00 avg60=0.00 avg300=0.00 total=1000\\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=1000\\n' > /var/tmp/io && mount --bind /var/tmp/io /proc/pressure/io",
+    );
+    let r = run_within(
+        w.path(),
+        w.args(&["--json", "apply", "rollout.toml", "--yes"]),
+        &[],
+        Duration::from_secs(170),
+    );
+    assert_eq!(r.code, Some(1), "{}\n{}", r.stdout, r.stderr);
+    let events = events_of(&r);
+    let ev = first(&events, "h01", "degraded");
+    assert_eq!(ev[0]["signal"], "pressure.io", "{ev:#?}");
+    // About 80 % of the time stalled between two probes (the loop's own time aside).
+    let after: f64 = ev[0]["after"]
+        .as_str()
+        .unwrap()
+        .split(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap_or_else(|e| panic!("{e}: {ev:#?}"));
+    assert!((50.0..=100.0).contains(&after), "{ev:#?}");
+    let control = ev[0]["control"].as_str().unwrap();
+    assert!(
+        control.contains("h03 ") && control.contains("h04 "),
+        "{control}"
+    );
+    assert!(
+        ev[0]["raw"]
+            .as_str()
+            .unwrap()
+            .ends_with(", 3 probes in a row"),
+        "{ev:#?}"
+    );
+    assert!(
+        verdicts(&events)
+            .iter()
+            .all(|(h, v, _)| h == "h01" || v == "healthy"),
+        "{:#?}",
+        verdicts(&events)
+    );
+}
