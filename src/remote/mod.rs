@@ -251,20 +251,63 @@ fn parse_cleanup(
     (done && clean == Some(true), details.join("; "))
 }
 
-/// A shell text without its comment lines and blank lines. Only lines whose first
-/// non-blank character is `#` go, so no script may start a line with `#` inside a
+/// A shell text without its comment lines and blank lines, and without the indentation
+/// of every line that does not start inside a quoted string ([`Quotes`] says which do:
+/// those, the lines of an awk program for one, are kept as they are) or continue one
+/// that ends in a backslash (the indentation may separate two words). Only lines whose
+/// first non-blank character is `#` go, so no script may start a line with `#` inside a
 /// multi-line string (a test checks every embedded script).
 fn compact(script: &str) -> String {
     let mut out = String::with_capacity(script.len());
+    let mut quotes = Quotes::default();
     for line in script.lines() {
+        let keep = quotes.open() || out.ends_with("\\\n");
+        quotes.feed(line);
         let t = line.trim_start();
         if t.is_empty() || t.starts_with('#') {
             continue;
         }
-        out.push_str(line);
+        out.push_str(if keep { line } else { t });
         out.push('\n');
     }
     out
+}
+
+/// Whether a shell text is inside a quoted string at the end of each line fed: a simple
+/// tracker of `'`, `"` and `\`, with `#` comments (at a word start, outside quotes)
+/// skipped to the end of the line. Enough for the constant scripts here (a test checks
+/// that each of them parses after compaction, and that none ends inside a string).
+#[derive(Debug, Default, Clone, Copy)]
+struct Quotes {
+    single: bool,
+    double: bool,
+}
+
+impl Quotes {
+    fn open(&self) -> bool {
+        self.single || self.double
+    }
+
+    fn feed(&mut self, line: &str) {
+        let mut prev = ' ';
+        let mut chars = line.chars();
+        while let Some(c) = chars.next() {
+            if self.single {
+                self.single = c != '\'';
+            } else if c == '\\' {
+                chars.next();
+            } else if self.double {
+                self.double = c != '"';
+            } else if c == '\'' {
+                self.single = true;
+            } else if c == '"' {
+                self.double = true;
+            } else if c == '#' && (prev.is_whitespace() || prev == ';') {
+                break;
+            }
+            prev = c;
+        }
+    }
 }
 
 /// `lib.sh`, then `parts`, each compacted.
@@ -306,34 +349,16 @@ mod tests {
         v
     }
 
-    /// Whether a shell text is inside a quoted string at the end of each line: a
-    /// simple tracker of `'`, `"` and `\`, with `#` comments (at a word start, outside
-    /// quotes) skipped to the end of the line.
+    /// Whether a shell text is inside a quoted string at the end of each line.
     fn open_quote_after_each_line(script: &str) -> Vec<bool> {
-        let mut out = Vec::new();
-        let (mut sq, mut dq) = (false, false);
-        for line in script.lines() {
-            let mut prev = ' ';
-            let mut chars = line.chars();
-            while let Some(c) = chars.next() {
-                if sq {
-                    sq = c != '\'';
-                } else if c == '\\' {
-                    chars.next();
-                } else if dq {
-                    dq = c != '"';
-                } else if c == '\'' {
-                    sq = true;
-                } else if c == '"' {
-                    dq = true;
-                } else if c == '#' && (prev.is_whitespace() || prev == ';') {
-                    break;
-                }
-                prev = c;
-            }
-            out.push(sq || dq);
-        }
-        out
+        let mut q = Quotes::default();
+        script
+            .lines()
+            .map(|line| {
+                q.feed(line);
+                q.open()
+            })
+            .collect()
     }
 
     /// The `become` line, run by a real shell through a real sudo (the tests run as
