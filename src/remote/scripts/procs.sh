@@ -97,7 +97,9 @@ wv_match_procs() {
     _mps="$_mps$_p "
     wv_is_us "$_p" && continue
     case " $WV_HITS " in *" $_p "*) continue ;; esac
-    # An exiting process (no command line left) is going anyway.
+    # An exiting process (no command line left) is going anyway; one gone already (the
+    # find itself) needs no look.
+    [ -e "/proc/$_p/cmdline" ] || continue
     [ -n "$(head -c 1 "/proc/$_p/cmdline" 2>/dev/null | tr '\0' x)" ] || continue
     WV_HITS="$WV_HITS $_p"
   done
