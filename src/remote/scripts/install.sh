@@ -184,7 +184,9 @@ fi
 # 1. The transaction, first.
 TXN_BEFORE=$WV_TX
 [ "$WV_TX" = "$RUN" ] || wv_put "$WV_TXN" "$RUN$WV_NL" || wv_fail "cannot write $WV_TXN"
-wv_put "$WV_DIR/install_path" "$IP" || wv_fail "cannot write $WV_DIR/install_path"
+# (Not rewritten when it already holds IP: wv_checks read it.)
+{ [ -n "$OURS" ] && [ ! -L "$WV_DIR/install_path" ]; } || wv_put "$WV_DIR/install_path" "$IP" ||
+  wv_fail "cannot write $WV_DIR/install_path"
 wv_has_line "$WV_DIR/sha256s" "$SHA" || printf '%s\n' "$SHA" >> "$WV_DIR/sha256s" ||
   wv_fail "cannot write $WV_DIR/sha256s"
 if [ "$LEASE" -gt 0 ]; then
