@@ -10,7 +10,9 @@ wv_run_ok "$RUN" || wv_die "invalid run id" 65
 wv_num "$LEASE" || wv_die "invalid lease" 65
 shift 7
 wv_want() { case $SOURCES in *" $1 "*) return 0 ;; esac; return 1; }
-T=$(mktemp -d 2>/dev/null) || T=
+# A temporary directory for the custom checks' output, if there are any.
+T=
+[ "$#" = 0 ] || T=$(mktemp -d 2>/dev/null) || T=
 [ -n "$T" ] && trap 'rm -rf "$T"' EXIT
 
 # wv_check_line NAME RC < OUTPUT: one `check` line with the last line of OUTPUT (at
