@@ -15,8 +15,9 @@
 //! The scripts (`scripts/*.sh`, embedded with `include_str!`) are constant POSIX sh;
 //! every dynamic value reaches them as a positional argument quoted by
 //! [`quote::sh_quote`], so no user value is ever spliced into script text.
-//! `scripts/lib.sh` (paths, the manifest, locks, the lease, activation files, exact
-//! copies) is concatenated in front of every script; `procs.sh` (finding and killing
+//! `scripts/lib.sh` (paths, the manifest, locks, the lease, enabling and removing the
+//! activation files — `install.sh` writes them —, exact copies) is concatenated in
+//! front of every script; `procs.sh` (finding and killing
 //! what runs a path) and `removal.sh` (removal and the guard) in front of `remove.sh`
 //! and into the wrapper; `pkg.sh` (package ownership) for install and purge --path;
 //! `report.sh` for probe and read_state.
