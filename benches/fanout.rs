@@ -512,6 +512,7 @@ fn main() {
                     "inventory.toml",
                     "--concurrency",
                     &c,
+                    "--yes",
                 ],
             ),
             d,

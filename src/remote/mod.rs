@@ -15,8 +15,9 @@
 //! The scripts (`scripts/*.sh`, embedded with `include_str!`) are constant POSIX sh;
 //! every dynamic value reaches them as a positional argument quoted by
 //! [`quote::sh_quote`], so no user value is ever spliced into script text.
-//! `scripts/lib.sh` (paths, the manifest, locks, the lease, activation files, exact
-//! copies) is concatenated in front of every script; `procs.sh` (finding and killing
+//! `scripts/lib.sh` (paths, the manifest, locks, the lease, enabling and removing the
+//! activation files — `install.sh` writes them —, exact copies) is concatenated in
+//! front of every script; `procs.sh` (finding and killing
 //! what runs a path) and `removal.sh` (removal and the guard) in front of `remove.sh`
 //! and into the wrapper; `pkg.sh` (package ownership) for install and purge --path;
 //! `report.sh` for probe and read_state.
@@ -251,20 +252,63 @@ fn parse_cleanup(
     (done && clean == Some(true), details.join("; "))
 }
 
-/// A shell text without its comment lines and blank lines. Only lines whose first
-/// non-blank character is `#` go, so no script may start a line with `#` inside a
+/// A shell text without its comment lines and blank lines, and without the indentation
+/// of every line that does not start inside a quoted string ([`Quotes`] says which do:
+/// those, the lines of an awk program for one, are kept as they are) or continue one
+/// that ends in a backslash (the indentation may separate two words). Only lines whose
+/// first non-blank character is `#` go, so no script may start a line with `#` inside a
 /// multi-line string (a test checks every embedded script).
 fn compact(script: &str) -> String {
     let mut out = String::with_capacity(script.len());
+    let mut quotes = Quotes::default();
     for line in script.lines() {
+        let keep = quotes.open() || out.ends_with("\\\n");
+        quotes.feed(line);
         let t = line.trim_start();
         if t.is_empty() || t.starts_with('#') {
             continue;
         }
-        out.push_str(line);
+        out.push_str(if keep { line } else { t });
         out.push('\n');
     }
     out
+}
+
+/// Whether a shell text is inside a quoted string at the end of each line fed: a simple
+/// tracker of `'`, `"` and `\`, with `#` comments (at a word start, outside quotes)
+/// skipped to the end of the line. Enough for the constant scripts here (a test checks
+/// that each of them parses after compaction, and that none ends inside a string).
+#[derive(Debug, Default, Clone, Copy)]
+struct Quotes {
+    single: bool,
+    double: bool,
+}
+
+impl Quotes {
+    fn open(&self) -> bool {
+        self.single || self.double
+    }
+
+    fn feed(&mut self, line: &str) {
+        let mut prev = ' ';
+        let mut chars = line.chars();
+        while let Some(c) = chars.next() {
+            if self.single {
+                self.single = c != '\'';
+            } else if c == '\\' {
+                chars.next();
+            } else if self.double {
+                self.double = c != '"';
+            } else if c == '\'' {
+                self.single = true;
+            } else if c == '"' {
+                self.double = true;
+            } else if c == '#' && (prev.is_whitespace() || prev == ';') {
+                break;
+            }
+            prev = c;
+        }
+    }
 }
 
 /// `lib.sh`, then `parts`, each compacted.
@@ -306,34 +350,16 @@ mod tests {
         v
     }
 
-    /// Whether a shell text is inside a quoted string at the end of each line: a
-    /// simple tracker of `'`, `"` and `\`, with `#` comments (at a word start, outside
-    /// quotes) skipped to the end of the line.
+    /// Whether a shell text is inside a quoted string at the end of each line.
     fn open_quote_after_each_line(script: &str) -> Vec<bool> {
-        let mut out = Vec::new();
-        let (mut sq, mut dq) = (false, false);
-        for line in script.lines() {
-            let mut prev = ' ';
-            let mut chars = line.chars();
-            while let Some(c) = chars.next() {
-                if sq {
-                    sq = c != '\'';
-                } else if c == '\\' {
-                    chars.next();
-                } else if dq {
-                    dq = c != '"';
-                } else if c == '\'' {
-                    sq = true;
-                } else if c == '"' {
-                    dq = true;
-                } else if c == '#' && (prev.is_whitespace() || prev == ';') {
-                    break;
-                }
-                prev = c;
-            }
-            out.push(sq || dq);
-        }
-        out
+        let mut q = Quotes::default();
+        script
+            .lines()
+            .map(|line| {
+                q.feed(line);
+                q.open()
+            })
+            .collect()
     }
 
     /// The `become` line, run by a real shell through a real sudo (the tests run as
@@ -449,5 +475,129 @@ mod tests {
             become_check(Duration::from_secs(5)).line_as(true),
             "sudo -n -- timeout -k 1s 5s sh -c 'exit 0' wavectl"
         );
+    }
+
+    /// The shell's own readings (hex, the manifest's fields and state rewrite, whole
+    /// files, runs.log, sha256s) give exactly what the commands they stand in for
+    /// (od|tr, sed|head, cat, awk, grep -qx) give, in every shell here, in the C and a
+    /// UTF-8 locale, for odd input too (which the shell leaves to those commands).
+    #[test]
+    fn shell_readings_match_the_commands_they_stand_in_for() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("f");
+        let fp = f.to_str().unwrap();
+        let long = "x/".repeat(300);
+        let ascii: String = (0x20u8..0x7f).map(char::from).collect();
+        let strings = [
+            "",
+            "plain",
+            "/var/lib/wavectl/x y: kept (changed since?)",
+            &ascii,
+            "tab\there",
+            "nl\n",
+            "x\n\n",
+            "\u{e9}t\u{e9}",
+            "a'b\"c\\d$(x)`y`",
+            &long,
+            "\u{1}",
+            "*",
+            "[!a]",
+        ];
+        let manifests: &[&[u8]] = &[
+            b"",
+            b"{\"name\":\"n\",\"run_id\":\"r1\",\"state\":\"probation\",\"sha256\":\"ab\",\"prev\":{\"run_id\":\"r0\",\"state\":\"confirmed\"}}\n",
+            b"{\"run_id\":\"r1\",\"state\":\"confirmed\",\"prev\":null}",
+            b"{\"run_id\":\"r1\",\"x\":\"\\\"run_id\\\":\\\"no\\\"\",\"run_id\":\"r\\\\2\",\"state\":\"Odd\",\"state\":\"b\"}\n",
+            b"{\"state\":\"\",\"run_id\":\"unterminated}\n",
+            b"{\"run_id\":\"r1\"}\n{\"run_id\":\"r2\",\"state\":\"x\"}\n",
+            b"{\"run_id\":\"r1\",\"state\":\"a\"}\n\n",
+            b"no json at all\n",
+        ];
+        let runs =
+            "1 2 0 r1\n 3\t4  -1 r1\n5 6 0\n7 8 0 r2\nx 9 0 r1\n1 2 --1 r1\n1 2 0 r1 z\n\n9 9 9 r1";
+        let mut long_runs = String::new();
+        for i in 0..40 {
+            long_runs.push_str(&format!("{i} {i} 0 r1\n"));
+        }
+        let shells = ["sh", "dash", "bash"];
+        for shell in shells {
+            if std::process::Command::new(shell)
+                .arg("-c")
+                .arg("true")
+                .status()
+                .is_err()
+            {
+                continue;
+            }
+            for locale in ["C", "C.UTF-8"] {
+                let run = |script: &str, args: &[&str]| -> String {
+                    let text = with_lib(&[REPORT_SH]) + script;
+                    let o = std::process::Command::new(shell)
+                        .env("LC_ALL", locale)
+                        .arg("-c")
+                        .arg(&text)
+                        .arg("wavectl")
+                        .args(args)
+                        .output()
+                        .unwrap();
+                    String::from_utf8_lossy(&o.stdout).into_owned()
+                };
+                for s in strings {
+                    let want = if s.is_empty() {
+                        "-".to_string()
+                    } else {
+                        hex::encode(s)
+                    };
+                    let got = run("wv_hex \"$1\"; printf '|'; wv_out t \"$1\"", &[s]);
+                    assert_eq!(got, format!("{want}|t {want}\n"), "{shell} {locale}: {s:?}");
+                }
+                for m in manifests {
+                    std::fs::write(&f, m).unwrap();
+                    for key in ["run_id", "state", "sha256"] {
+                        let sed = run(
+                            "sed -n 's/,\"prev\":.*//; s/.*\"'\"$1\"'\":\"\\([^\"\\\\]*\\)\".*/\\1/p' \"$2\" | head -n 1",
+                            &[key, fp],
+                        );
+                        let got = run(
+                            "wv_mf \"$1\" \"$2\"; printf '%s\\n' \"$WV_VAL\"",
+                            &[key, fp],
+                        );
+                        assert_eq!(
+                            got.trim_end(),
+                            sed.trim_end(),
+                            "{shell} {locale} {key}: {m:?}"
+                        );
+                    }
+                    let sed = run(
+                        "sed 's/\"state\":\"[a-z]*\"/\"state\":\"revoked\"/' \"$1\"",
+                        &[fp],
+                    );
+                    let got = run("WV_MANIFEST=$1; wv_set_state revoked && cat \"$1\"", &[fp]);
+                    assert_eq!(got, sed, "{shell} {locale}: {m:?}");
+                    std::fs::write(&f, m).unwrap();
+                    let got = run("wv_read_file \"$1\"; printf '%s|' \"$WV_VAL\"", &[fp]);
+                    assert_eq!(got, format!("{}|", String::from_utf8_lossy(m)), "{shell}");
+                }
+                for log in [runs, &long_runs] {
+                    let d = dir.path().join("d");
+                    std::fs::create_dir_all(&d).unwrap();
+                    std::fs::write(d.join("runs.log"), log).unwrap();
+                    let dp = d.to_str().unwrap();
+                    let awk = run(
+                        "WVR=r1 awk 'NF == 3 { $4 = \"-\" } (NF == 3 || NF == 4) && $4 == ENVIRON[\"WVR\"] && $1 ~ /^[0-9]+$/ && $2 ~ /^[0-9]+$/ && $3 ~ /^-?[0-9]+$/ { print \"run \" $1 \" \" $2 \" \" $3 }' \"$1/runs.log\"",
+                        &[dp],
+                    );
+                    assert_eq!(run("WV_DIR=$1; wv_runs r1", &[dp]), awk, "{shell} {locale}");
+                    for line in ["1 2 0 r1", "39 39 0 r1", "r1", ""] {
+                        let grep = run("grep -qx \"$2\" \"$1/runs.log\" && echo yes", &[dp, line]);
+                        let got = run(
+                            "wv_has_line \"$1/runs.log\" \"$2\" && echo yes",
+                            &[dp, line],
+                        );
+                        assert_eq!(got, grep, "{shell} {locale}: {line:?}");
+                    }
+                }
+            }
+        }
     }
 }

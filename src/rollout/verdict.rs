@@ -6,8 +6,8 @@
 //!
 //! - Events (kernel lines, new failed units, restart storms, OOM kills, failed runs)
 //!   fail a host at once; the same event on a control host makes it inconclusive. A
-//!   kernel line newer than every control's reading in its round waits one probe, so
-//!   the controls can show it too.
+//!   kernel line no older than the reading of a control that does not show it (in
+//!   the same round) waits one probe, so the controls can show it too.
 //! - Levels (load, blocked, pressure) fail a host when out of line against its
 //!   baseline and the controls for `strikes` probes in a row; out of line while the
 //!   controls moved as much: inconclusive.
@@ -236,8 +236,8 @@ struct Controls {
     rises: BTreeMap<&'static str, Vec<(String, f64)>>,
     /// Every control that answered before failed this round: (host, what happened).
     all_failed: Option<Vec<(String, String)>>,
-    /// The latest host clock (Unix seconds) among the controls' reports this round.
-    latest_clock: Option<u64>,
+    /// Each control's host clock (Unix seconds) in its report this round.
+    clocks: BTreeMap<String, u64>,
 }
 
 /// The watch over a run's hosts and its control hosts.
@@ -339,7 +339,9 @@ impl Watch {
                     continue;
                 }
             };
-            c.latest_clock = c.latest_clock.max(report.clock);
+            if let Some(clock) = report.clock {
+                c.clocks.insert(host.clone(), clock);
+            }
             let Some(r) = self.read(host, report) else {
                 continue;
             };
@@ -486,14 +488,21 @@ impl Watch {
                     .and_then(|k| k.get(&f.key))
                     .cloned()
                     .unwrap_or_default();
-                let read = c.read.get(s.name).is_some_and(|r| !r.is_empty());
                 // Within one round the hosts are read moments apart: a kernel line (it
-                // carries its own time, unlike the counters) written after the last
-                // control was read cannot show there yet. Judge it on the next probe
-                // (once), when the controls have had the chance to see it.
+                // carries its own time, unlike the counters) written after a control
+                // was read cannot show there yet. While a control that could show it,
+                // and does not, was read no later than the line, judge it on the next
+                // probe (once), when the controls have had the chance to see it.
                 let too_early = s.builtin == Builtin::Kernel
-                    && matches!((f.at, c.latest_clock), (Some(at), Some(seen)) if seen <= at);
-                if also.is_empty() && read && too_early && w.held.insert((s.name, f.key.clone())) {
+                    && f.at.is_some_and(|at| {
+                        c.read
+                            .get(s.name)
+                            .into_iter()
+                            .flatten()
+                            .filter(|h| !also.contains(h))
+                            .any(|h| c.clocks.get(h).is_some_and(|&seen| seen <= at))
+                    });
+                if too_early && w.held.insert((s.name, f.key.clone())) {
                     continue;
                 }
                 if also.is_empty() {

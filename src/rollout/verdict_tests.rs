@@ -259,6 +259,50 @@ fn a_kernel_line_newer_than_every_control_reading_waits_one_probe_for_the_contro
     assert_eq!(v.evidence[0].raw.as_deref(), Some(LATE));
 }
 
+#[test]
+fn a_kernel_line_one_control_shows_waits_one_probe_for_a_control_read_before_it() {
+    // Written at uptime 104.6: c1 was read after it and shows it, c2 was read before it
+    // (104.0) and cannot show it yet. The next probe of the controls decides, with both.
+    const LATE: &str =
+        "[  104.600000] INFO: task raid-check:4242 blocked for more than 120 seconds.";
+    let mut w = baselined();
+    let v = round(
+        &mut w,
+        with_kernel(105.0, &[LATE]),
+        with_kernel(105.0, &[LATE]),
+        quiet(104.0),
+    );
+    assert_eq!(v.health, Health::Healthy, "{v:?}");
+    let v = round(
+        &mut w,
+        with_kernel(106.0, &[LATE]),
+        with_kernel(106.0, &[LATE]),
+        with_kernel(106.0, &[LATE]),
+    );
+    assert_eq!(v.health, Health::Inconclusive, "{v:?}");
+    assert_eq!(
+        v.evidence[0].control.as_deref(),
+        Some("the same on c1, c2 (a fleet-wide event?)")
+    );
+    // Neither control shows it, one was read after it: still the other's turn first.
+    let mut w = baselined();
+    let v = round(
+        &mut w,
+        with_kernel(105.0, &[LATE]),
+        quiet(105.0),
+        quiet(104.0),
+    );
+    assert_eq!(v.health, Health::Healthy, "{v:?}");
+    let v = round(
+        &mut w,
+        with_kernel(106.0, &[LATE]),
+        quiet(106.0),
+        quiet(106.0),
+    );
+    assert_eq!(v.health, Health::Degraded, "{v:?}");
+    assert_eq!(v.evidence[0].control.as_deref(), Some("none on c1, c2"));
+}
+
 fn with_units(up: f64, failed: &[&str], restarts: &[(&str, u64)]) -> Outcome {
     let mut text = sample(up, 0.2, 0, 5, 10_000 * (up as u64 - 100)).replace(
         &format!("na units {}", hx("systemd does not run here")),

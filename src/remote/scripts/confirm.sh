@@ -6,7 +6,8 @@ wv_init "$1"
 RUN=$2
 wv_run_ok "$RUN" || wv_die "invalid run id" 65
 wv_refuse() {
-  printf 'wavectl-refused %s\n' "$(wv_hex "$1")"
+  wv_hexv "$1"
+  printf 'wavectl-refused %s\n' "$WV_HEX"
   printf 'wavectl: refused: %s\n' "$1" >&2
   exit 78
 }
@@ -20,7 +21,8 @@ if [ "$WV_OWNER" = "$RUN" ]; then
     *) wv_refuse "run $RUN's install is being removed here (state ${WV_ST:-unreadable})" ;;
   esac
   rm -f "$WV_LEASE" || wv_die "cannot remove $WV_LEASE"
-  [ "$(wv_state)" = confirmed ] || wv_die "manifest state is $(wv_state) after confirm"
+  wv_state
+  [ "$WV_VAL" = confirmed ] || wv_die "manifest state is $WV_VAL after confirm"
   printf 'wavectl-confirm ok\n'
   exit 0
 fi

@@ -24,12 +24,46 @@ wv_num "$LEASE" || wv_die "invalid lease" 65
 case $FORCE in 0 | 1) ;; *) wv_die "invalid force flag" 65 ;; esac
 case $MAN in "{\"name\":\"$WV_NAME\","*'"backup":false'*'"prev":null}') ;; *) wv_die "invalid manifest" 65 ;; esac
 
+# --- activation files (only an install writes them; lib.sh enables and removes them) ---
+# wv_write_cron SCHEDULE: /etc/cron.d/wavectl-NAME with the schedule line (none if
+# SCHEDULE is empty), the lease guard every minute and the boot guard.
+wv_write_cron() {
+  _ct=/etc/cron.d/.$WV_UNIT.tmp
+  [ -d /etc/cron.d ] || (umask 022 && mkdir -p /etc/cron.d) || return 1
+  {
+    printf '# wavectl %s: written by wavectl, removed by its rollback or purge; do not edit\n' "$WV_NAME" &&
+      printf 'SHELL=/bin/sh\nPATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n' &&
+      { [ -z "$1" ] || printf '%s root %s\n' "$1" "$WV_RUN"; } &&
+      printf '* * * * * root %s guard\n@reboot root %s guard boot\n' "$WV_RUN" "$WV_RUN"
+  } > "$_ct" && chmod 0644 "$_ct" && mv -f "$_ct" "$WV_CRON" || { rm -f "$_ct"; return 1; }
+}
+# wv_write_units SCHEDULE: the boot guard service, the lease guard service and its
+# minutely timer, and (SCHEDULE not empty) the script's service and timer.
+wv_write_units() {
+  [ -d "$WV_UNITDIR" ] || (umask 022 && mkdir -p "$WV_UNITDIR") || return 1
+  _U=$WV_UNITDIR/$WV_UNIT
+  _ul=
+  if [ -n "$1" ]; then
+    printf '[Unit]\nDescription=wavectl: %s\n\n[Service]\nType=oneshot\nExecStart=%s\n' "$WV_NAME" "$WV_RUN" > "$_U.service.tmp" &&
+      printf '[Unit]\nDescription=wavectl timer: %s\n\n[Timer]\nOnCalendar=%s\n\n[Install]\nWantedBy=timers.target\n' "$WV_NAME" "$1" > "$_U.timer.tmp" || return 1
+    _ul=". .timer"
+  fi
+  printf '[Unit]\nDescription=wavectl boot guard: %s\nBefore=%s.timer\n\n[Service]\nType=oneshot\nExecStart=%s guard boot\n\n[Install]\nWantedBy=multi-user.target\n' "$WV_NAME" "$WV_UNIT" "$WV_RUN" > "$_U-guard.service.tmp" &&
+    printf '[Unit]\nDescription=wavectl lease guard: %s\n\n[Service]\nType=oneshot\nExecStart=%s guard\n' "$WV_NAME" "$WV_RUN" > "$_U-lease.service.tmp" &&
+    printf '[Unit]\nDescription=wavectl lease guard timer: %s\n\n[Timer]\nOnCalendar=minutely\nAccuracySec=5s\n\n[Install]\nWantedBy=timers.target\n' "$WV_NAME" > "$_U-lease.timer.tmp" || return 1
+  # Timers last: nothing starts a service before it is in place.
+  for _s in -guard.service -lease.service -lease.timer $_ul; do
+    [ "$_s" = . ] && _s=.service
+    chmod 0644 "$_U$_s.tmp" && mv -f "$_U$_s.tmp" "$_U$_s" || { rm -f "$_U$_s.tmp"; return 1; }
+  done
+}
 # wv_drain: read the script body to its end, unused, before an exit that does not need
 # it (the controller can then always finish sending it and read the answer).
 wv_drain() { cat > /dev/null 2>&1; }
 wv_refuse() {
   wv_drain
-  printf 'wavectl-refused %s\n' "$(wv_hex "$1")"
+  wv_hexv "$1"
+  printf 'wavectl-refused %s\n' "$WV_HEX"
   printf 'wavectl: refused: %s\n' "$1" >&2
   exit 73
 }
@@ -130,7 +164,7 @@ TXN_BEFORE=x
 NEWDIR=
 wv_checks pkg
 [ -d "$WV_DIR" ] || NEWDIR=1
-mkdir -p "$WV_DIR" && chmod 0700 "$WV_ROOT" "$WV_DIR" || wv_die "cannot create $WV_DIR"
+{ [ -d "$WV_DIR" ] || mkdir -p "$WV_DIR"; } && chmod 0700 "$WV_ROOT" "$WV_DIR" || wv_die "cannot create $WV_DIR"
 if ! wv_lock 20; then
   wv_drain
   [ -z "$NEWDIR" ] || rm -rf "$WV_DIR"
@@ -140,17 +174,20 @@ wv_checks
 # The same run again (a controller that lost the outcome): already confirmed, done.
 if [ "$WV_ST" = confirmed ] && [ "$WV_OWNER" = "$RUN" ] && [ -z "$WV_TX" ]; then
   wv_drain
-  [ "$(wv_mf sha256)" = "$SHA" ] || wv_die "run $RUN is installed here with another script" 65
+  wv_mf sha256
+  [ "$WV_VAL" = "$SHA" ] || wv_die "run $RUN is installed here with another script" 65
   _p=
-  [ "$WV_PREVFOR" != "$RUN" ] || _p=$(wv_mf run_id "$WV_PREVDIR/manifest.json")
+  [ "$WV_PREVFOR" != "$RUN" ] || { wv_mf run_id "$WV_PREVDIR/manifest.json"; _p=$WV_VAL; }
   wv_done "$_p"
 fi
 
 # 1. The transaction, first.
 TXN_BEFORE=$WV_TX
 [ "$WV_TX" = "$RUN" ] || wv_put "$WV_TXN" "$RUN$WV_NL" || wv_fail "cannot write $WV_TXN"
-wv_put "$WV_DIR/install_path" "$IP" || wv_fail "cannot write $WV_DIR/install_path"
-grep -qx "$SHA" "$WV_DIR/sha256s" 2>/dev/null || printf '%s\n' "$SHA" >> "$WV_DIR/sha256s" ||
+# (Not rewritten when it already holds IP: wv_checks read it.)
+{ [ -n "$OURS" ] && [ ! -L "$WV_DIR/install_path" ]; } || wv_put "$WV_DIR/install_path" "$IP" ||
+  wv_fail "cannot write $WV_DIR/install_path"
+wv_has_line "$WV_DIR/sha256s" "$SHA" || printf '%s\n' "$SHA" >> "$WV_DIR/sha256s" ||
   wv_fail "cannot write $WV_DIR/sha256s"
 if [ "$LEASE" -gt 0 ]; then
   wv_put "$WV_LEASE" "$(($(date +%s) + LEASE))$WV_NL" || wv_fail "cannot write $WV_LEASE"
@@ -164,7 +201,7 @@ if [ ! -f "$WV_MANIFEST" ] && ! wv_exists "$WV_DIR/backup" && [ ! -e "$WV_DIR/ba
   _d=${IP%/*}
   _top=
   while [ -n "$_d" ] && ! wv_exists "$_d"; do _top=$_d _d=${_d%/*}; done
-  rm -f "$WV_DIR/created_dirs"
+  ! wv_exists "$WV_DIR/created_dirs" || rm -f "$WV_DIR/created_dirs"
   [ -z "$_top" ] || wv_put "$WV_DIR/created_dirs" "$_top" || wv_fail "cannot write $WV_DIR/created_dirs"
   if wv_exists "$IP"; then
     wv_copy "$IP" "$WV_DIR/backup" || wv_fail "cannot back up the file at the install path exactly; nothing installed"
@@ -176,8 +213,8 @@ fi
 # 3. The script beside its place, checked.
 PARENT=${IP%/*}
 TMP=$IP.wavectl-new
-(umask 022 && mkdir -p "${PARENT:-/}") || wv_fail "cannot create the directory of the install path"
-rm -f "$TMP"
+[ -d "${PARENT:-/}" ] || (umask 022 && mkdir -p "${PARENT:-/}") || wv_fail "cannot create the directory of the install path"
+! wv_exists "$TMP" || rm -f "$TMP"
 cat > "$TMP" || wv_fail "cannot write the script to a temporary file"
 GOT=$(wv_sha "$TMP")
 [ "$GOT" = "$SHA" ] || wv_fail "sha256 mismatch: expected $SHA, got ${GOT:-nothing}; nothing installed" 66
@@ -199,17 +236,40 @@ TMP=
 TXN_BEFORE=$RUN
 { printf '%s' "$WRAPPER" > "$WV_RUN.tmp" && chmod 0755 "$WV_RUN.tmp" && mv -f "$WV_RUN.tmp" "$WV_RUN"; } ||
   wv_die "cannot write the wrapper $WV_RUN"
-cat /proc/sys/kernel/random/boot_id > "$WV_DIR/boot_id" 2>/dev/null || rm -f "$WV_DIR/boot_id"
+# The boot id (one line) copied by the shell.
+_b=
+if { IFS= read -r _b < /proc/sys/kernel/random/boot_id; } 2>/dev/null; then
+  printf '%s\n' "$_b" > "$WV_DIR/boot_id" 2>/dev/null || rm -f "$WV_DIR/boot_id"
+else
+  rm -f "$WV_DIR/boot_id"
+fi
 PREVRUN=
-if wv_exists "$WV_DIR/backup"; then MAN=$(printf '%s' "$MAN" | sed 's/"backup":false/"backup":true/'); fi
+# MAN (checked above to hold "backup":false and end in "prev":null}) is edited by the
+# shell when it is one line, as compact JSON is; by sed otherwise.
+MAN1=1
+case $MAN in *"$WV_NL"*) MAN1= ;; esac
+if wv_exists "$WV_DIR/backup"; then
+  if [ -n "$MAN1" ]; then
+    MAN=${MAN%%'"backup":false'*}'"backup":true'${MAN#*'"backup":false'}
+  else
+    MAN=$(printf '%s' "$MAN" | sed 's/"backup":false/"backup":true/')
+  fi
+fi
 wv_facts
 if [ "$WV_PREVFOR" = "$RUN" ]; then
-  _pr=$(wv_mf run_id "$WV_PREV/manifest.json")
-  _ps=$(wv_mf sha256 "$WV_PREV/manifest.json")
+  wv_mf_load "$WV_PREV/manifest.json"
+  wv_mf_get run_id
+  _pr=$WV_VAL
+  wv_mf_get sha256
+  _ps=$WV_VAL
   case $_ps in *[!0123456789abcdef]*) _ps= ;; esac
   if wv_run_ok "$_pr"; then
     PREVRUN=$_pr
-    MAN=$(printf '%s' "$MAN" | sed 's/"prev":null}$/"prev":{"run_id":"'"$_pr"'","sha256":"'"$_ps"'"}}/')
+    if [ -n "$MAN1" ]; then
+      MAN=${MAN%'"prev":null}'}'"prev":{"run_id":"'$_pr'","sha256":"'$_ps'"}}'
+    else
+      MAN=$(printf '%s' "$MAN" | sed 's/"prev":null}$/"prev":{"run_id":"'"$_pr"'","sha256":"'"$_ps"'"}}/')
+    fi
   fi
 fi
 wv_put "$WV_MANIFEST" "$MAN$WV_NL" || wv_die "cannot write the manifest"

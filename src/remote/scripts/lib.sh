@@ -14,7 +14,8 @@ WV_CLEAN=1
 # wv_die MESSAGE [CODE]: the message on stderr and, hex, as `wavectl-error` on stdout.
 wv_die() {
   printf 'wavectl: %s\n' "$1" >&2
-  printf 'wavectl-error %s\n' "$(wv_hex "$1")"
+  wv_hexv "$1"
+  printf 'wavectl-error %s\n' "$WV_HEX"
   exit "${2:-1}"
 }
 
@@ -48,22 +49,70 @@ wv_run_ok() {
 # wv_num X: X is a non-negative decimal number.
 wv_num() { case $1 in '' | *[!0123456789]*) return 1 ;; esac; }
 
-# wv_hex STRING: lowercase hex of its bytes, "-" for the empty string.
-wv_hex() {
-  if [ -z "$1" ]; then printf -; else printf '%s' "$1" | od -An -v -tx1 | tr -d ' \n'; fi
+# wv_hexv STRING: lowercase hex of its bytes into WV_HEX, "-" for the empty string.
+# Printable ASCII (what paths and messages mostly are) is encoded here, without a fork;
+# anything else (a tab, a newline, a byte above 0x7e), or a long string, by `od`.
+WV_ASCII=' !"#$%&'"'"'()*+,-./0123456789:;<=>?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[\]^_`abcdefghijklmnopqrstuvwxyz{|}~'
+wv_hexv() {
+  WV_HEX=-
+  [ -n "$1" ] || return 0
+  WV_HEX=
+  _hs=$1
+  [ "${#_hs}" -le 512 ] || _hs=
+  while [ -n "$_hs" ]; do
+    _hr=${_hs#?}
+    _hc=${_hs%"$_hr"}
+    _ht=${WV_ASCII%%"$_hc"*}
+    [ "$_ht" != "$WV_ASCII" ] || break
+    _hs=$_hr
+    _hn=$((${#_ht} + 32))
+    _hl=$((_hn % 16))
+    case $_hl in 10) _hl=a ;; 11) _hl=b ;; 12) _hl=c ;; 13) _hl=d ;; 14) _hl=e ;; 15) _hl=f ;; esac
+    WV_HEX=$WV_HEX$((_hn / 16))$_hl
+  done
+  [ -n "$_hs" ] || [ -z "$WV_HEX" ] || return 0
+  wv_hexj "$(printf '%s' "$1" | od -An -v -tx1)"
 }
+# wv_hexj OD_OUTPUT: od's words joined (what `tr -d ' \n'` would leave) into WV_HEX.
+wv_hexj() {
+  WV_HEX=
+  for _hw in $1; do WV_HEX=$WV_HEX$_hw; done
+}
+# wv_hex STRING: the same, printed.
+wv_hex() { wv_hexv "$1"; printf '%s' "$WV_HEX"; }
 
 # wv_out TAG VALUE: one report line, the value hex-encoded.
-wv_out() { printf '%s %s\n' "$1" "$(wv_hex "$2")"; }
+wv_out() { wv_hexv "$2"; printf '%s %s\n' "$1" "$WV_HEX"; }
 wv_problem() { WV_CLEAN=0; wv_out problem "$1"; }
 
 wv_exists() { [ -e "$1" ] || [ -L "$1" ]; }
 wv_systemd() { [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; }
 
-# wv_read_file FILE: its exact bytes (no trailing-newline loss) into WV_VAL.
-wv_read_file() { WV_VAL=$(cat "$1" 2>/dev/null; printf x); WV_VAL=${WV_VAL%x}; }
+# wv_read_file FILE: its exact bytes (no trailing-newline loss) into WV_VAL; read by
+# the shell (a path, a small file of ours: no NUL byte).
+wv_read_file() {
+  WV_VAL=
+  _rfl=
+  { while IFS= read -r _rfl; do WV_VAL=$WV_VAL$_rfl$WV_NL; _rfl=; done < "$1"; } 2>/dev/null
+  WV_VAL=$WV_VAL$_rfl
+}
 # wv_word FILE: its first line (a run id, a number) into WV_VAL; empty if none.
 wv_word() { WV_VAL=; { IFS= read -r WV_VAL < "$1"; } 2>/dev/null; :; }
+
+# wv_has_line FILE LINE: FILE has a line that is exactly LINE (a hex digest), as
+# `grep -qx` says; a file of up to 16 lines is read by the shell.
+wv_has_line() {
+  [ -f "$1" ] || return 1
+  _hln=0
+  _hll=
+  { while IFS= read -r _hll || [ -n "$_hll" ]; do
+      [ "$_hll" != "$2" ] || return 0
+      _hln=$((_hln + 1))
+      [ "$_hln" -lt 16 ] || break
+      _hll=
+    done < "$1"; } 2>/dev/null
+  [ "$_hln" -ge 16 ] && grep -qx "$2" "$1" 2>/dev/null
+}
 
 # wv_sha FILE: its sha256 in hex (nothing if unreadable).
 wv_sha() { _h=$(sha256sum < "$1" 2>/dev/null) || return 1; printf '%s' "${_h%% *}"; }
@@ -75,15 +124,65 @@ wv_put() { printf '%s' "$2" > "$1.tmp" && mv -f "$1.tmp" "$1" || { rm -f "$1.tmp
 # Compact JSON written by serde_json: inside a JSON string every '"' is escaped, so
 # '"KEY":"' can only be the real key. The nested "prev" object (always the last key)
 # is cut off first, so a key names the top level.
-# wv_mf KEY [FILE]: a top-level string field of a manifest (default: NAME's).
-wv_mf() {
-  [ -f "${2:-$WV_MANIFEST}" ] || return 0
-  sed -n 's/,"prev":.*//; s/.*"'"$1"'":"\([^"\\]*\)".*/\1/p' "${2:-$WV_MANIFEST}" 2>/dev/null | head -n 1
+# The manifest is read by the shell (no fork) when it is what wavectl writes, one line
+# ending in a newline; anything else is left to the sed commands that define the result.
+# wv_mf_load [FILE]: a manifest (default: NAME's) read once: WV_MFF its path, WV_MFA its
+# line, WV_MFL that line without "prev"; WV_MFS 1 (one line), 0 (something else: ask
+# sed), - (no file).
+wv_mf_load() {
+  WV_MFF=${1:-$WV_MANIFEST}
+  WV_MFA=
+  WV_MFS=-
+  [ -f "$WV_MFF" ] || return 0
+  WV_MFS=0
+  _x=
+  { { IFS= read -r WV_MFA && ! IFS= read -r _x && [ -z "$_x" ] && WV_MFS=1; } < "$WV_MFF"; } 2>/dev/null
+  WV_MFL=${WV_MFA%%,\"prev\":*}
 }
+# wv_mf_get KEY: a top-level string field of the loaded manifest into WV_VAL (empty if
+# none): the last '"KEY":"' whose value has no '\', as the sed expression picks it.
+wv_mf_get() {
+  WV_VAL=
+  case $WV_MFS in
+    -) return 0 ;;
+    1)
+      case $WV_MFL in *"\"$1\":\""*) ;; *) return 0 ;; esac
+      _v=${WV_MFL##*"\"$1\":\""}
+      case $_v in
+        *\"*)
+          _v=${_v%%\"*}
+          case $_v in *\\*) ;; *) WV_VAL=$_v; return 0 ;; esac
+          ;;
+      esac
+      ;;
+  esac
+  WV_VAL=$(sed -n 's/,"prev":.*//; s/.*"'"$1"'":"\([^"\\]*\)".*/\1/p' "$WV_MFF" 2>/dev/null | head -n 1)
+}
+# wv_mf KEY [FILE]: a top-level string field of a manifest (default: NAME's) into WV_VAL.
+wv_mf() { wv_mf_load "${2-}"; wv_mf_get "$1"; }
+# wv_state: NAME's manifest state into WV_VAL.
 wv_state() { wv_mf state; }
 # wv_set_state NEW (a constant of ours): atomic rewrite.
 wv_set_state() {
   [ -f "$WV_MANIFEST" ] || return 1
+  wv_mf_load
+  if [ "$WV_MFS" = 1 ]; then
+    case $WV_MFA in
+      *'"state":"'*)
+        _pre=${WV_MFA%%'"state":"'*}
+        _rest=${WV_MFA#*'"state":"'}
+        _post=${_rest#*\"}
+        _v=${_rest%%\"*}
+        case $_v in
+          *[!abcdefghijklmnopqrstuvwxyz]*) ;;
+          *)
+            [ "$_post" = "$_rest" ] ||
+              { wv_put "$WV_MANIFEST" "$_pre\"state\":\"$1\"$_post$WV_NL"; return; }
+            ;;
+        esac
+        ;;
+    esac
+  fi
   sed 's/"state":"[a-z]*"/"state":"'"$1"'"/' "$WV_MANIFEST" > "$WV_MANIFEST.tmp" &&
     mv -f "$WV_MANIFEST.tmp" "$WV_MANIFEST"
 }
@@ -93,9 +192,12 @@ wv_set_state() {
 # prev/, or prev.new/ when an install was cut short between removing the older prev/
 # and renaming the new one).
 wv_facts() {
-  WV_OWNER=$(wv_mf run_id)
+  wv_mf_load
+  wv_mf_get run_id
+  WV_OWNER=$WV_VAL
   wv_run_ok "$WV_OWNER" || WV_OWNER=
-  WV_ST=$(wv_state)
+  wv_mf_get state
+  WV_ST=$WV_VAL
   wv_word "$WV_TXN"
   WV_TX=$WV_VAL
   [ -z "$WV_TX" ] || wv_run_ok "$WV_TX" || WV_TX=invalid
@@ -118,11 +220,15 @@ wv_lock() {
   if [ "$1" = 0 ]; then flock -n 8; else flock -w "$1" 8; fi
 }
 
-# wv_lease_check: WV_LEASE_UNTIL (0: none) and WV_EXPIRED (1 if it ran out).
-wv_lease_check() {
+# wv_lease_read: WV_LEASE_UNTIL (0: none).
+wv_lease_read() {
   wv_word "$WV_LEASE"
   WV_LEASE_UNTIL=$WV_VAL
   wv_num "$WV_LEASE_UNTIL" || WV_LEASE_UNTIL=0
+}
+# wv_lease_check: WV_LEASE_UNTIL (0: none) and WV_EXPIRED (1 if it ran out).
+wv_lease_check() {
+  wv_lease_read
   WV_EXPIRED=0
   [ "$WV_LEASE_UNTIL" -gt 0 ] && [ "$(date +%s)" -gt "$WV_LEASE_UNTIL" ] && WV_EXPIRED=1
   :
@@ -130,7 +236,7 @@ wv_lease_check() {
 
 # --- activation ---
 wv_drop_cron() {
-  rm -f "/etc/cron.d/.$WV_UNIT.tmp"
+  ! wv_exists "/etc/cron.d/.$WV_UNIT.tmp" || rm -f "/etc/cron.d/.$WV_UNIT.tmp"
   wv_exists "$WV_CRON" || return 0
   if rm -f "$WV_CRON"; then wv_out removed "$WV_CRON"; else wv_problem "cannot remove $WV_CRON"; fi
 }
@@ -157,38 +263,6 @@ wv_drop_units() {
     systemctl daemon-reload >/dev/null 2>&1 || wv_problem "systemctl daemon-reload failed"
     systemctl reset-failed "$WV_UNIT.service" >/dev/null 2>&1
   fi
-}
-# wv_write_cron SCHEDULE: /etc/cron.d/wavectl-NAME with the schedule line (none if
-# SCHEDULE is empty), the lease guard every minute and the boot guard.
-wv_write_cron() {
-  _ct=/etc/cron.d/.$WV_UNIT.tmp
-  (umask 022 && mkdir -p /etc/cron.d) || return 1
-  {
-    printf '# wavectl %s: written by wavectl, removed by its rollback or purge; do not edit\n' "$WV_NAME" &&
-      printf 'SHELL=/bin/sh\nPATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n' &&
-      { [ -z "$1" ] || printf '%s root %s\n' "$1" "$WV_RUN"; } &&
-      printf '* * * * * root %s guard\n@reboot root %s guard boot\n' "$WV_RUN" "$WV_RUN"
-  } > "$_ct" && chmod 0644 "$_ct" && mv -f "$_ct" "$WV_CRON" || { rm -f "$_ct"; return 1; }
-}
-# wv_write_units SCHEDULE: the boot guard service, the lease guard service and its
-# minutely timer, and (SCHEDULE not empty) the script's service and timer.
-wv_write_units() {
-  (umask 022 && mkdir -p "$WV_UNITDIR") || return 1
-  _U=$WV_UNITDIR/$WV_UNIT
-  _ul=
-  if [ -n "$1" ]; then
-    printf '[Unit]\nDescription=wavectl: %s\n\n[Service]\nType=oneshot\nExecStart=%s\n' "$WV_NAME" "$WV_RUN" > "$_U.service.tmp" &&
-      printf '[Unit]\nDescription=wavectl timer: %s\n\n[Timer]\nOnCalendar=%s\n\n[Install]\nWantedBy=timers.target\n' "$WV_NAME" "$1" > "$_U.timer.tmp" || return 1
-    _ul=". .timer"
-  fi
-  printf '[Unit]\nDescription=wavectl boot guard: %s\nBefore=%s.timer\n\n[Service]\nType=oneshot\nExecStart=%s guard boot\n\n[Install]\nWantedBy=multi-user.target\n' "$WV_NAME" "$WV_UNIT" "$WV_RUN" > "$_U-guard.service.tmp" &&
-    printf '[Unit]\nDescription=wavectl lease guard: %s\n\n[Service]\nType=oneshot\nExecStart=%s guard\n' "$WV_NAME" "$WV_RUN" > "$_U-lease.service.tmp" &&
-    printf '[Unit]\nDescription=wavectl lease guard timer: %s\n\n[Timer]\nOnCalendar=minutely\nAccuracySec=5s\n\n[Install]\nWantedBy=timers.target\n' "$WV_NAME" > "$_U-lease.timer.tmp" || return 1
-  # Timers last: nothing starts a service before it is in place.
-  for _s in -guard.service -lease.service -lease.timer $_ul; do
-    [ "$_s" = . ] && _s=.service
-    chmod 0644 "$_U$_s.tmp" && mv -f "$_U$_s.tmp" "$_U$_s" || { rm -f "$_U$_s.tmp"; return 1; }
-  done
 }
 # wv_enable_units: when systemd runs, reload it and enable what NAME's unit files hold.
 wv_enable_units() {

@@ -10,14 +10,28 @@ wv_run_ok "$RUN" || wv_die "invalid run id" 65
 wv_num "$LEASE" || wv_die "invalid lease" 65
 shift 7
 wv_want() { case $SOURCES in *" $1 "*) return 0 ;; esac; return 1; }
-T=$(mktemp -d 2>/dev/null) || T=
+# A temporary directory for the custom checks' output, if there are any.
+T=
+[ "$#" = 0 ] || T=$(mktemp -d 2>/dev/null) || T=
 [ -n "$T" ] && trap 'rm -rf "$T"' EXIT
 
-# wv_check_line NAME RC < OUTPUT: one `check` line with the last line of OUTPUT (RC `-`:
-# no result, OUTPUT says why).
+# wv_check_line NAME RC < OUTPUT: one `check` line with the last line of OUTPUT (at
+# most its first 400 bytes; RC `-`: no result, OUTPUT says why).
 wv_check_line() {
-  _co=$(tail -n 1 | head -c 400 | od -An -v -tx1 | tr -d ' \n')
-  printf 'check %s %s %s\n' "$(wv_hex "$1")" "$2" "${_co:--}"
+  wv_hexj "$(tail -n 1 | od -An -v -tx1 -N 400)"
+  wv_check_print "$1" "$2"
+}
+# wv_check_file NAME RC FILE: the same with OUTPUT in FILE (no command for an empty one).
+wv_check_file() {
+  WV_HEX=
+  [ ! -s "$3" ] || wv_hexj "$(tail -n 1 "$3" 2>/dev/null | od -An -v -tx1 -N 400)"
+  wv_check_print "$1" "$2"
+}
+# wv_check_print NAME RC: the line, WV_HEX the output's.
+wv_check_print() {
+  _co=$WV_HEX
+  wv_hexv "$1"
+  printf 'check %s %s %s\n' "$WV_HEX" "$2" "${_co:--}"
 }
 
 # Custom checks first, all at once, each under its own timeout. With a temp dir their
@@ -43,6 +57,8 @@ for a; do
   fi
 done
 
+# The host clock, read once: the lease's renewal and the `clock` line.
+NOW=$(date +%s)
 # The lease of RUN_ID, renewed (host clock) while the host holds it in probation.
 if [ "$LEASE" -gt 0 ]; then
   (
@@ -50,13 +66,13 @@ if [ "$LEASE" -gt 0 ]; then
     if [ "$WV_OWNER" = "$RUN" ] && [ "$WV_ST" = probation ] && [ "${WV_TX:-$RUN}" = "$RUN" ] && wv_lock 1; then
       wv_facts
       [ "$WV_OWNER" = "$RUN" ] && [ "$WV_ST" = probation ] && [ "${WV_TX:-$RUN}" = "$RUN" ] &&
-        wv_put "$WV_LEASE" "$(($(date +%s) + LEASE))$WV_NL"
+        wv_put "$WV_LEASE" "$((NOW + LEASE))$WV_NL"
     fi
   )
 fi
 
 { read -r _up _idle < /proc/uptime; } 2>/dev/null && printf 'uptime %s\n' "$_up"
-printf 'clock %s\n' "$(date +%s)"
+printf 'clock %s\n' "$NOW"
 
 if wv_want load; then
   if { read -r l1 _rest < /proc/loadavg; } 2>/dev/null; then
@@ -78,8 +94,21 @@ fi
 if wv_want pressure; then
   p=
   for r in cpu memory io; do
-    v=$(sed -n 's/^some .*total=\([0-9]*\).*/\1/p' "/proc/pressure/$r" 2>/dev/null)
-    wv_num "$v" || { p=; break; }
+    # The `some` line's last total= (read by the shell: two short lines).
+    v=
+    _n=0
+    _pl=
+    { while IFS= read -r _pl || [ -n "$_pl" ]; do
+        case $_pl in
+          "some "*total=*)
+            _n=$((_n + 1))
+            v=${_pl##*total=}
+            v=${v%%[!0123456789]*}
+            ;;
+        esac
+        _pl=
+      done < "/proc/pressure/$r"; } 2>/dev/null
+    [ "$_n" = 1 ] && wv_num "$v" || { p=; break; }
     p="$p $v"
   done
   if [ -n "$p" ]; then
@@ -93,7 +122,8 @@ fi
 # seen): the alert lines (any of KERNEL_PATTERNS), the last 10, and the new cursor. A
 # cursor of another boot counts every line of this one; no cursor only takes one.
 if wv_want kernel; then
-  _boot=$(cat /proc/sys/kernel/random/boot_id 2>/dev/null)
+  wv_word /proc/sys/kernel/random/boot_id
+  _boot=$WV_VAL
   { dmesg 2>&1; printf 'wavectl-dmesg-rc %s\n' "$?"; } |
     WVK=$KPAT WVC=$KCUR WVB=$_boot awk '
       BEGIN {
@@ -152,9 +182,9 @@ fi
 
 wv_facts
 printf 'owner %s\n' "${WV_OWNER:--}"
-st=$(wv_state)
-printf 'state %s\n' "${st:-none}"
-wv_lease_check
+wv_state
+printf 'state %s\n' "${WV_VAL:-none}"
+wv_lease_read
 printf 'lease %s\n' "$WV_LEASE_UNTIL"
 wv_reverted "$RUN"
 wv_runs "$RUN"
@@ -172,9 +202,10 @@ if [ -n "$T" ]; then
     k=$((k + 1))
     [ $((k % 2)) = 1 ] || continue
     i=$((i + 1))
-    rc=$(cat "$T/$i.rc" 2>/dev/null)
+    wv_word "$T/$i.rc"
+    rc=$WV_VAL
     if wv_num "$rc"; then
-      cat "$T/$i.out" 2>/dev/null | wv_check_line "$a" "$rc"
+      wv_check_file "$a" "$rc" "$T/$i.out"
     else
       printf 'no result: the check left no exit status' | wv_check_line "$a" -
     fi

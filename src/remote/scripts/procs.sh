@@ -64,8 +64,8 @@ wv_match_procs() {
   _mpfb=$2
   _mpa=
   _mpb=
-  [ -z "$1" ] || _mpa=$(printf '%s' "$1" | tr '\n' '\001')
-  [ -z "$2" ] || _mpb=$(printf '%s' "$2" | tr '\n' '\001')
+  case $1 in *"$WV_NL"*) _mpa=$(printf '%s' "$1" | tr '\n' '\001') ;; *) _mpa=$1 ;; esac
+  case $2 in *"$WV_NL"*) _mpb=$(printf '%s' "$2" | tr '\n' '\001') ;; *) _mpb=$2 ;; esac
   # grep -F reads a pattern with newlines as several: give it each path's first line.
   _mpga=${1%%"$WV_NL"*}
   _mpgb=${2%%"$WV_NL"*}
@@ -81,16 +81,27 @@ wv_match_procs() {
   done
   # A copy started through a relative path or a symlink names neither path: find it
   # by the file itself, which a shell keeps open while it runs the script (and which
-  # is the executable of a binary).
+  # is the executable of a binary). One `find` for both files.
+  set --
   for _mpf in "$_mpfa" "$_mpfb"; do
     [ -n "$_mpf" ] && [ -f "$_mpf" ] || continue
-    for _p in $(find -L /proc/[0-9]*/exe /proc/[0-9]*/fd -maxdepth 1 -samefile "$_mpf" 2>/dev/null | cut -d/ -f3 | sort -u); do
-      wv_is_us "$_p" && continue
-      case " $WV_HITS " in *" $_p "*) continue ;; esac
-      # An exiting process (no command line left) is going anyway.
-      [ -n "$(head -c 1 "/proc/$_p/cmdline" 2>/dev/null | tr '\0' x)" ] || continue
-      WV_HITS="$WV_HITS $_p"
-    done
+    [ "$#" = 0 ] || set -- "$@" -o
+    set -- "$@" -samefile "$_mpf"
+  done
+  [ "$#" -gt 0 ] || return 0
+  _mps=" "
+  for _f in $(find -L /proc/[0-9]*/exe /proc/[0-9]*/fd -maxdepth 1 \( "$@" \) 2>/dev/null); do
+    _p=${_f#/proc/}
+    _p=${_p%%/*}
+    case $_mps in *" $_p "*) continue ;; esac
+    _mps="$_mps$_p "
+    wv_is_us "$_p" && continue
+    case " $WV_HITS " in *" $_p "*) continue ;; esac
+    # An exiting process (no command line left) is going anyway; one gone already (the
+    # find itself) needs no look.
+    [ -e "/proc/$_p/cmdline" ] || continue
+    [ -n "$(head -c 1 "/proc/$_p/cmdline" 2>/dev/null | tr '\0' x)" ] || continue
+    WV_HITS="$WV_HITS $_p"
   done
   return 0
 }
@@ -112,7 +123,11 @@ wv_kill_procs() {
     { IFS= read -r _pg < "$1"; } 2>/dev/null
     case $_pg in '' | *[!0123456789]*) _pg= ;; esac
   fi
-  _deadline=$(($(date +%s) + $4))
+  # The deadline on the uptime (no fork; it never jumps), else the wall clock.
+  _kwait=$4
+  _kup=1
+  wv_kclock
+  _deadline=$((WV_T + _kwait))
   _quiet=0
   while :; do
     wv_match_procs "$_kpa" "$_kpb"
@@ -167,7 +182,11 @@ wv_kill_procs() {
     else
       _quiet=0
     fi
-    if [ "$(date +%s)" -ge "$_deadline" ]; then
+    _kwas=$_kup
+    wv_kclock
+    # The uptime could not be read any more: the whole wait again, on the wall clock.
+    [ "$_kwas" = "$_kup" ] || _deadline=$((WV_T + _kwait))
+    if [ "$WV_T" -ge "$_deadline" ]; then
       WV_LEFT=$_live
       break
     fi
@@ -175,6 +194,18 @@ wv_kill_procs() {
   done
 }
 
+# wv_kclock: whole seconds into WV_T: the uptime while _kup is 1 and it can be read
+# (else _kup becomes 0), the wall clock (`date +%s`) once _kup is 0.
+wv_kclock() {
+  if [ "$_kup" = 1 ]; then
+    WV_T=
+    { read -r WV_T _x < /proc/uptime; } 2>/dev/null
+    WV_T=${WV_T%%.*}
+    wv_num "$WV_T" && return 0
+    _kup=0
+  fi
+  WV_T=$(date +%s)
+}
 # wv_kill_all INSTALL_PATH WAIT_SECS: wv_kill_procs for NAME: the pid file's process
 # group, the wrapper, and INSTALL_PATH (may be empty: wrapper only).
 wv_kill_all() { wv_kill_procs "$WV_DIR/pid" "$WV_RUN" "$1" "$2"; }

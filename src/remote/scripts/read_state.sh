@@ -7,7 +7,8 @@ wv_init "$1"
 wv_run_ok "$2" || wv_die "invalid run id" 65
 wv_facts
 if [ -f "$WV_MANIFEST" ]; then
-  printf 'manifest %s\n' "$(od -An -v -tx1 < "$WV_MANIFEST" | tr -d ' \n')"
+  wv_hexj "$(od -An -v -tx1 < "$WV_MANIFEST")"
+  printf 'manifest %s\n' "$WV_HEX"
 else
   printf 'manifest none\n'
 fi
@@ -16,7 +17,7 @@ wv_reverted "$2"
 printf 'runs %s\n' "$(wv_runs "$2" | wc -l | tr -d ' ')"
 printf 'running %s\n' "$(wv_running)"
 if [ -n "$WV_PREVFOR" ]; then
-  _p=$(wv_mf run_id "$WV_PREVDIR/manifest.json")
-  wv_run_ok "$_p" && printf 'prev %s\n' "$_p"
+  wv_mf run_id "$WV_PREVDIR/manifest.json"
+  wv_run_ok "$WV_VAL" && printf 'prev %s\n' "$WV_VAL"
 fi
 printf 'wavectl-state done\n'

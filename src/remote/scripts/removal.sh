@@ -5,7 +5,7 @@ wv_rm_ours() {
   wv_exists "$1" || return 0
   _h=
   [ -f "$1" ] && [ ! -L "$1" ] && _h=$(wv_sha "$1")
-  if [ -n "$_h" ] && grep -qx "$_h" "$WV_DIR/sha256s" 2>/dev/null; then
+  if [ -n "$_h" ] && wv_has_line "$WV_DIR/sha256s" "$_h"; then
     if rm -f "$1"; then wv_out removed "$1"; else wv_problem "cannot remove $1"; fi
   else
     wv_out note "kept $1: not a version wavectl installed (changed since?)"
@@ -92,8 +92,11 @@ wv_remove_full() {
 # version it replaced, whole, from $WV_PREVDIR (complete, made for RUN).
 wv_restore_prev() {
   _P=$WV_PREVDIR
-  _pr=$(wv_mf run_id "$_P/manifest.json")
-  _ps=$(wv_mf sha256 "$_P/manifest.json")
+  wv_mf_load "$_P/manifest.json"
+  wv_mf_get run_id
+  _pr=$WV_VAL
+  wv_mf_get sha256
+  _ps=$WV_VAL
   wv_out found "$WV_DIR"
   wv_exists "$WV_CRON" && wv_out found "$WV_CRON"
   for _u in $WV_UNITS; do wv_exists "$WV_UNITDIR/$_u" && wv_out found "$WV_UNITDIR/$_u"; done
@@ -192,7 +195,8 @@ wv_remove_run() {
     if [ -n "$_own" ]; then
       _ost=${WV_ST:-none}
       [ -z "$WV_TX" ] || _ost=installing
-      printf 'other %s %s\n' "$(wv_hex "$_own")" "$_ost"
+      wv_hexv "$_own"
+      printf 'other %s %s\n' "$WV_HEX" "$_ost"
     elif [ -d "$WV_DIR" ]; then
       wv_out note "$WV_DIR holds no run's install: left alone"
     fi

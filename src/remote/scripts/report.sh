@@ -10,6 +10,24 @@ wv_reverted() {
 # 3-field format, before run ids were recorded, is run `-`).
 wv_runs() {
   [ -f "$WV_DIR/runs.log" ] || return 0
+  # A log of up to 16 lines is read by the shell (fields split as awk splits them);
+  # a longer one by awk.
+  _ro=
+  _rn=0
+  _r1=
+  { while read -r _r1 _r2 _r3 _r4 _r5 || [ -n "$_r1" ]; do
+      _rn=$((_rn + 1))
+      [ "$_rn" -le 16 ] || break
+      if [ -z "$_r5" ] && [ -n "$_r3" ] && [ "${_r4:--}" = "$1" ] && wv_num "$_r1" && wv_num "$_r2" &&
+        wv_num "${_r3#-}"; then
+        _ro="${_ro}run $_r1 $_r2 $_r3$WV_NL"
+      fi
+      _r1=
+    done < "$WV_DIR/runs.log"; } 2>/dev/null
+  if [ "$_rn" -le 16 ]; then
+    printf '%s' "$_ro"
+    return 0
+  fi
   WVR=$1 awk '
     NF == 3 { $4 = "-" }
     (NF == 3 || NF == 4) && $4 == ENVIRON["WVR"] && $1 ~ /^[0-9]+$/ && $2 ~ /^[0-9]+$/ && $3 ~ /^-?[0-9]+$/ {

@@ -27,8 +27,11 @@ wv_may_run() {
   fi
   [ "$WV_ST" = probation ] || return 0
   if [ -f "$WV_DIR/boot_id" ]; then
-    _then=$(cat "$WV_DIR/boot_id" 2>/dev/null)
-    _now=$(cat /proc/sys/kernel/random/boot_id 2>/dev/null)
+    # Both are one line (the install copied the kernel's).
+    wv_word "$WV_DIR/boot_id"
+    _then=$WV_VAL
+    wv_word /proc/sys/kernel/random/boot_id
+    _now=$WV_VAL
     if [ -n "$_now" ] && [ "$_then" != "$_now" ]; then
       printf 'wavectl: %s: host rebooted during probation; the boot guard reverts it\n' "$NAME" >&2
       return 1
@@ -71,7 +74,7 @@ code=$?
 end=$(date +%s)
 rm -f "$WV_DIR/pid"
 if [ -f "$WV_DIR/stderr.run" ]; then
-  cat "$WV_DIR/stderr.run" >> "$WV_DIR/last.log"
+  [ ! -s "$WV_DIR/stderr.run" ] || cat "$WV_DIR/stderr.run" >> "$WV_DIR/last.log"
   # A failed run: one `start end exit run_id <hex of its stderr's last lines>` line in
   # failed.log (the probe reports it as the run's evidence), the last 64 kept.
   if [ "$code" != 0 ]; then
