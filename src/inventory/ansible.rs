@@ -26,7 +26,7 @@ use std::path::Path;
 
 use super::names::{check_address, check_label_value, check_port, Bad, NameRule, HOST_NAME};
 use super::names::{LABEL_KEY, USER};
-use super::{Host, HostKeyCheck, Inventory};
+use super::{Host, Inventory};
 use crate::diag::{InputError, Pos};
 use crate::spec::source::SourceFile;
 
@@ -370,15 +370,7 @@ fn text_value(key: &str, v: &Value) -> Result<Option<String>, Bad> {
 
 /// One host from its merged variables.
 fn build_host<'a>(name: &str, vars: impl Iterator<Item = &'a Var>) -> Result<Host, (Pos, Bad)> {
-    let mut host = Host {
-        name: name.to_string(),
-        address: name.to_string(),
-        port: None,
-        user: None,
-        labels: BTreeMap::new(),
-        host_key_check: HostKeyCheck::Strict,
-        become_root: false,
-    };
+    let mut host = Host::named(name);
     // The `ansible_ssh_*` forms are older names of the same variables.
     let mut address: Option<&Var> = None;
     let mut port: Option<&Var> = None;

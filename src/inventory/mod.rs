@@ -51,6 +51,34 @@ pub struct Inventory {
     pub hosts: Vec<Host>,
 }
 
+impl Host {
+    /// A host reached by its name, with no labels and the defaults: port and user from
+    /// ssh's config, strict host keys, no `become`.
+    pub fn named(name: &str) -> Host {
+        Host {
+            name: name.to_string(),
+            address: name.to_string(),
+            port: None,
+            user: None,
+            labels: BTreeMap::new(),
+            host_key_check: HostKeyCheck::Strict,
+            become_root: false,
+        }
+    }
+
+    /// [`named`](Self::named), with these labels (for tests).
+    #[cfg(test)]
+    pub fn labelled(name: &str, labels: &[(&str, &str)]) -> Host {
+        Host {
+            labels: labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            ..Host::named(name)
+        }
+    }
+}
+
 impl Inventory {
     pub fn get(&self, name: &str) -> Option<&Host> {
         self.hosts.iter().find(|h| h.name == name)

@@ -104,27 +104,11 @@ fn plural(n: usize, one: &str, many: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
     use std::time::Duration;
 
-    use crate::inventory::{Host, HostKeyCheck};
+    use crate::inventory::Host;
     use crate::plan::{render, waves, Wave};
     use crate::spec::{Located, WaveSize, WaveSpec};
-
-    fn host(name: &str, labels: &[(&str, &str)]) -> Host {
-        Host {
-            name: name.to_string(),
-            address: format!("10.0.0.{}", name.len()),
-            port: None,
-            user: None,
-            labels: labels
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect::<BTreeMap<_, _>>(),
-            host_key_check: HostKeyCheck::Strict,
-            become_root: false,
-        }
-    }
 
     fn wave(index: usize, hosts: &[&str]) -> Wave {
         Wave {
@@ -137,7 +121,9 @@ mod tests {
     /// unlabelled hosts, spread by cluster, one canary that is not first in the inventory.
     #[test]
     fn render_spread_plan_snapshot() {
-        let db = |name: &str, cluster: &str| host(name, &[("role", "db"), ("cluster", cluster)]);
+        let db = |name: &str, cluster: &str| {
+            Host::labelled(name, &[("role", "db"), ("cluster", cluster)])
+        };
         let targets = vec![
             db("db-main-1", "pg-main"),
             db("db-standby-1", "pg-main"),
@@ -145,8 +131,8 @@ mod tests {
             db("db-rep-1", "pg-rep"),
             db("db-rep-2", "pg-rep"),
             db("db-analytics-1", "pg-analytics"),
-            host("db-scratch-1", &[("role", "db")]),
-            host("db-scratch-2", &[("role", "db")]),
+            Host::labelled("db-scratch-1", &[("role", "db")]),
+            Host::labelled("db-scratch-2", &[("role", "db")]),
             db("db-analytics-2", "pg-analytics"),
             db("db-rep-3", "pg-rep"),
         ];
@@ -173,7 +159,9 @@ mod tests {
 
     #[test]
     fn render_without_spread_has_no_group_lines_and_aligns_host_lists() {
-        let targets: Vec<Host> = (1..=12).map(|i| host(&format!("web-{i}"), &[])).collect();
+        let targets: Vec<Host> = (1..=12)
+            .map(|i| Host::labelled(&format!("web-{i}"), &[]))
+            .collect();
         let names: Vec<String> = targets.iter().map(|h| h.name.clone()).collect();
         let refs: Vec<&str> = names.iter().map(String::as_str).collect();
         let waves = vec![
@@ -193,7 +181,7 @@ mod tests {
     #[test]
     fn render_wraps_long_host_lists_under_the_first_host() {
         let targets: Vec<Host> = (1..=30)
-            .map(|i| host(&format!("host-{i:03}"), &[]))
+            .map(|i| Host::labelled(&format!("host-{i:03}"), &[]))
             .collect();
         let names: Vec<&str> = targets.iter().map(|h| h.name.as_str()).collect();
         let text = render(&[wave(1, &names)], &targets, None);
@@ -222,9 +210,9 @@ mod tests {
     #[test]
     fn render_counts_unlabelled_hosts_last() {
         let targets = vec![
-            host("b", &[("dc", "lon1")]),
-            host("a", &[]),
-            host("c", &[("dc", "ams1")]),
+            Host::labelled("b", &[("dc", "lon1")]),
+            Host::labelled("a", &[]),
+            Host::labelled("c", &[("dc", "ams1")]),
         ];
         let text = render(&[wave(1, &["b", "a", "c"])], &targets, Some("dc"));
         assert_eq!(text, "3 targets in 1 wave, spread by dc\nwave 1 (3 hosts): b, a, c\n  dc: ams1=1, lon1=1, (none)=1\n");

@@ -8,23 +8,11 @@ use rand::{Rng, SeedableRng};
 
 use super::*;
 use crate::exit;
-use crate::inventory::{Host, HostKeyCheck};
+use crate::inventory::Host;
 use crate::rollout::verdict::{Evidence, Health, Verdict};
 use crate::spec::{ActivationKind, Builtin, OnFailure};
 
 const INTERVAL: u64 = 1_000;
-
-fn host(name: &str) -> Host {
-    Host {
-        name: name.into(),
-        address: name.into(),
-        port: None,
-        user: None,
-        labels: BTreeMap::new(),
-        host_key_check: HostKeyCheck::Strict,
-        become_root: false,
-    }
-}
 
 fn deployment() -> Deployment {
     Deployment {
@@ -48,7 +36,7 @@ fn deployment() -> Deployment {
 fn plan(waves: &[&[&str]], target: Target) -> Plan {
     let hosts: Vec<Host> = waves
         .iter()
-        .flat_map(|w| w.iter().map(|h| host(h)))
+        .flat_map(|w| w.iter().map(|h| Host::named(h)))
         .collect();
     Plan {
         run: "r1".into(),

@@ -324,35 +324,19 @@ fn list<'a>(items: impl IntoIterator<Item = &'a str>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::inventory::HostKeyCheck;
     use std::path::PathBuf;
-
-    fn host(name: &str, labels: &[(&str, &str)]) -> Host {
-        Host {
-            name: name.into(),
-            address: name.into(),
-            port: None,
-            user: None,
-            labels: labels
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            host_key_check: HostKeyCheck::Strict,
-            become_root: false,
-        }
-    }
 
     /// Groups as an Ansible inventory gives them; `db` is also a host name.
     fn inv() -> Inventory {
         Inventory {
             path: PathBuf::from("hosts.yml"),
             hosts: vec![
-                host("web1.lon", &[("group", "prod,web"), ("dc", "lon")]),
-                host("web2.lon", &[("group", "prod,web"), ("dc", "lon")]),
-                host("web3.ams", &[("group", "staging,web"), ("dc", "ams")]),
-                host("db1.lon", &[("group", "dbservers,prod"), ("dc", "lon")]),
-                host("db", &[("group", "web")]),
-                host("bastion", &[("dc", "lon")]),
+                Host::labelled("web1.lon", &[("group", "prod,web"), ("dc", "lon")]),
+                Host::labelled("web2.lon", &[("group", "prod,web"), ("dc", "lon")]),
+                Host::labelled("web3.ams", &[("group", "staging,web"), ("dc", "ams")]),
+                Host::labelled("db1.lon", &[("group", "dbservers,prod"), ("dc", "lon")]),
+                Host::labelled("db", &[("group", "web")]),
+                Host::labelled("bastion", &[("dc", "lon")]),
             ],
         }
     }

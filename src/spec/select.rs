@@ -200,31 +200,15 @@ pub fn select_hosts(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::inventory::HostKeyCheck;
     use std::path::PathBuf;
-
-    fn host(name: &str, labels: &[(&str, &str)]) -> Host {
-        Host {
-            name: name.into(),
-            address: name.into(),
-            port: None,
-            user: None,
-            labels: labels
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            host_key_check: HostKeyCheck::Strict,
-            become_root: false,
-        }
-    }
 
     fn inv() -> Inventory {
         Inventory {
             path: PathBuf::from("inv.toml"),
             hosts: vec![
-                host("db-1", &[("role", "db"), ("dc", "lon1")]),
-                host("db-2", &[("role", "db"), ("dc", "ams1")]),
-                host("web-1", &[("role", "web"), ("dc", "lon1")]),
+                Host::labelled("db-1", &[("role", "db"), ("dc", "lon1")]),
+                Host::labelled("db-2", &[("role", "db"), ("dc", "ams1")]),
+                Host::labelled("web-1", &[("role", "web"), ("dc", "lon1")]),
             ],
         }
     }

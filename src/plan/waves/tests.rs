@@ -1,34 +1,20 @@
 //! Unit tests of `plan::waves` on plain values: Ansible `serial` sizes, canaries,
 //! `spread_by` / `max_per_group`, and invariants over many generated inputs.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::diag::Pos;
-use crate::inventory::{Host, HostKeyCheck};
+use crate::inventory::Host;
 use crate::plan::waves;
 use crate::spec::{Located, WaveSize, WaveSpec};
 
 use WaveSize::{Count as C, Percent as P};
 
-fn host(name: &str, labels: &[(&str, &str)]) -> Host {
-    Host {
-        name: name.to_string(),
-        address: format!("{name}.example"),
-        port: None,
-        user: None,
-        labels: labels
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect::<BTreeMap<_, _>>(),
-        host_key_check: HostKeyCheck::Strict,
-        become_root: false,
-    }
-}
-
 /// `h1`..`hN`, no labels.
 fn hosts(n: usize) -> Vec<Host> {
-    (1..=n).map(|i| host(&format!("h{i}"), &[])).collect()
+    (1..=n)
+        .map(|i| Host::labelled(&format!("h{i}"), &[]))
+        .collect()
 }
 
 /// Hosts named by `(name, cluster)`, `""` for no `cluster` label.
@@ -36,9 +22,9 @@ fn clustered(spec: &[(&str, &str)]) -> Vec<Host> {
     spec.iter()
         .map(|&(name, cluster)| {
             if cluster.is_empty() {
-                host(name, &[])
+                Host::labelled(name, &[])
             } else {
-                host(name, &[("cluster", cluster)])
+                Host::labelled(name, &[("cluster", cluster)])
             }
         })
         .collect()

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use super::{host, spec, with_canaries, C, P};
+use super::{spec, with_canaries, C, P};
 use crate::inventory::Host;
 use crate::plan::waves;
 use crate::spec::{WaveSize, WaveSpec};
@@ -65,9 +65,9 @@ fn invariants_hold_over_many_generated_inputs() {
                 .map(|i| {
                     let g = (i * 7 + i / 3) % (group_count + 1);
                     if g == 0 {
-                        host(&format!("n{i}"), &[])
+                        Host::labelled(&format!("n{i}"), &[])
                     } else {
-                        host(&format!("n{i}"), &[("cluster", &format!("c{g}"))])
+                        Host::labelled(&format!("n{i}"), &[("cluster", &format!("c{g}"))])
                     }
                 })
                 .collect();
