@@ -814,23 +814,28 @@ fn a_fresh_login_finds_a_host_that_refuses_new_logins_while_an_old_session_answe
     assert_no_wavectl_files(h01, NAME, INSTALL);
 }
 
-#[test]
-fn a_load_rise_on_one_host_only_fails_it_after_strikes_probes() {
+/// A level `signal` (of the built-in `builtin`) rising on h01 only: `stand_in` puts a
+/// copy of the source over h01's own (bind-mounted; rewritten in place, since the mount
+/// holds the file, not its name) and `script` makes it rise there once it runs. The
+/// wave [h01, h02] is judged against the controls h03, h04: h01 fails after `strikes`
+/// probes in a row, the run rolls back, and no other host is judged anything but
+/// healthy. Returns the events and h01's evidence.
+fn h01_rises(
+    script: &str,
+    builtin: &str,
+    stand_in: &str,
+    signal: &str,
+) -> (Vec<serde_json::Value>, Vec<serde_json::Value>) {
     let w = Workdir::new(
         fleet(4),
-        // The host's own /proc/loadavg (a copy bind-mounted over it, below) shows the
-        // script's load on h01 only.
-        "#!/bin/sh\n[ \"$(hostname)\" != h01 ] || echo '100.00 90.00 80.00 9/999 4242' > /var/tmp/loadavg\necho ok\n",
+        script,
         &spec(
             "[2, 2]",
-            "[\"reachable\", \"script\", \"load\"]",
+            &format!("[\"reachable\", \"script\", \"{builtin}\"]"),
             &[("bake", "\"120s\"")],
         ),
     );
-    exec_ok(
-        w.fleet.host("h01"),
-        "echo '0.10 0.10 0.10 1/99 4242' > /var/tmp/loadavg && mount --bind /var/tmp/loadavg /proc/loadavg",
-    );
+    exec_ok(w.fleet.host("h01"), stand_in);
     let r = run_within(
         w.path(),
         w.args(&["--json", "apply", "rollout.toml", "--yes"]),
@@ -840,7 +845,39 @@ fn a_load_rise_on_one_host_only_fails_it_after_strikes_probes() {
     assert_eq!(r.code, Some(1), "{}\n{}", r.stdout, r.stderr);
     let events = events_of(&r);
     let ev = first(&events, "h01", "degraded");
-    assert_eq!(ev[0]["signal"], "load", "{ev:#?}");
+    assert_eq!(ev[0]["signal"], signal, "{ev:#?}");
+    let control = ev[0]["control"].as_str().unwrap();
+    assert!(
+        control.contains("h03 ") && control.contains("h04 "),
+        "{control}"
+    );
+    assert!(
+        ev[0]["raw"]
+            .as_str()
+            .unwrap()
+            .ends_with(", 3 probes in a row"),
+        "{ev:#?}"
+    );
+    assert!(
+        verdicts(&events)
+            .iter()
+            .all(|(h, v, _)| h == "h01" || v == "healthy"),
+        "{:#?}",
+        verdicts(&events)
+    );
+    let summary = events.iter().find(|e| e["event"] == "summary").unwrap();
+    assert_eq!(summary["status"], "rolled-back", "{summary}");
+    (events, ev)
+}
+
+#[test]
+fn a_load_rise_on_one_host_only_fails_it_after_strikes_probes() {
+    let (events, ev) = h01_rises(
+        "#!/bin/sh\n[ \"$(hostname)\" != h01 ] || echo '100.00 90.00 80.00 9/999 4242' > /var/tmp/loadavg\necho ok\n",
+        "load",
+        "echo '0.10 0.10 0.10 1/99 4242' > /var/tmp/loadavg && mount --bind /var/tmp/loadavg /proc/loadavg",
+        "load",
+    );
     // The hosts count the same CPUs as this machine.
     let cpus: f64 = String::from_utf8(
         std::process::Command::new("getconf")
@@ -857,17 +894,6 @@ fn a_load_rise_on_one_host_only_fails_it_after_strikes_probes() {
     assert_eq!(ev[0]["after"], format!("{:.2} load per CPU", 100.0 / cpus));
     let control = ev[0]["control"].as_str().unwrap();
     assert!(control.starts_with("median rise "), "{control}");
-    assert!(
-        control.contains("h03 ") && control.contains("h04 "),
-        "{control}"
-    );
-    assert!(
-        ev[0]["raw"]
-            .as_str()
-            .unwrap()
-            .ends_with(", 3 probes in a row"),
-        "{ev:#?}"
-    );
     // One out-of-line probe is not a verdict: h01 was healthy first; h02 stayed so.
     let of = |host: &str| -> Vec<String> {
         verdicts(&events)
@@ -878,92 +904,33 @@ fn a_load_rise_on_one_host_only_fails_it_after_strikes_probes() {
     };
     assert_eq!(of("h01"), ["healthy", "degraded"]);
     assert_eq!(of("h02"), ["healthy"]);
-    let summary = events.iter().find(|e| e["event"] == "summary").unwrap();
-    assert_eq!(summary["status"], "rolled-back", "{summary}");
 }
 
 #[test]
 fn a_blocked_rise_on_one_host_only_fails_it_after_strikes_probes() {
-    let w = Workdir::new(
-        fleet(4),
-        // The host's own /proc/stat (a copy bind-mounted over it, below) shows 50 tasks
-        // in uninterruptible sleep on h01 only, once the script ran there (written in
-        // place: the bind mount holds the file, not its name).
+    // 50 tasks in uninterruptible sleep on h01 once the script ran there.
+    let (_, ev) = h01_rises(
         "#!/bin/sh\n[ \"$(hostname)\" != h01 ] || { sed 's/^procs_blocked .*/procs_blocked 50/' /var/tmp/stat > /var/tmp/stat.new && cat /var/tmp/stat.new > /var/tmp/stat; }\necho ok\n",
-        &spec(
-            "[2, 2]",
-            "[\"reachable\", \"script\", \"blocked\"]",
-            &[("bake", "\"120s\"")],
-        ),
-    );
-    exec_ok(
-        w.fleet.host("h01"),
+        "blocked",
         "sed 's/^procs_blocked .*/procs_blocked 0/' /proc/stat > /var/tmp/stat && mount --bind /var/tmp/stat /proc/stat",
+        "blocked",
     );
-    let r = run_within(
-        w.path(),
-        w.args(&["--json", "apply", "rollout.toml", "--yes"]),
-        &[],
-        Duration::from_secs(170),
-    );
-    assert_eq!(r.code, Some(1), "{}\n{}", r.stdout, r.stderr);
-    let events = events_of(&r);
-    let ev = first(&events, "h01", "degraded");
-    assert_eq!(ev[0]["signal"], "blocked", "{ev:#?}");
     assert!(
         ev[0]["after"].as_str().unwrap().starts_with("50"),
         "{ev:#?}"
-    );
-    let control = ev[0]["control"].as_str().unwrap();
-    assert!(
-        control.contains("h03 ") && control.contains("h04 "),
-        "{control}"
-    );
-    assert!(
-        ev[0]["raw"]
-            .as_str()
-            .unwrap()
-            .ends_with(", 3 probes in a row"),
-        "{ev:#?}"
-    );
-    // Only h01: the other host of its wave stayed healthy.
-    assert!(
-        verdicts(&events)
-            .iter()
-            .all(|(h, v, _)| h == "h01" || v == "healthy"),
-        "{:#?}",
-        verdicts(&events)
     );
 }
 
 #[test]
 fn an_io_stall_on_one_host_only_fails_it_after_strikes_probes() {
-    let w = Workdir::new(
-        fleet(4),
-        // The host's own /proc/pressure/io (a copy bind-mounted over it, below): once the
-        // script ran on h01, a loop there adds 0.8 s of stall to its `total` every second
-        // (80 % of the time), rewriting the copy in place.
+    // Once the script ran on h01, a loop there adds 0.8 s of stall to its `total` every
+    // second (80 % of the time).
+    let (_, ev) = h01_rises(
         "#!/bin/sh\n[ \"$(hostname)\" != h01 ] || setsid sh -c 't=1000; while :; do t=$((t + 800000)); printf \"some avg10=0.00 avg60=0.00 avg300=0.00 total=%s\\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=%s\\n\" $t $t > /var/tmp/io; sleep 1; done' </dev/null >/dev/null 2>&1 &\necho ok\n",
-        &spec(
-            "[2, 2]",
-            "[\"reachable\", \"script\", \"pressure\"]",
-            &[("bake", "\"120s\"")],
-        ),
-    );
-    exec_ok(
-        w.fleet.host("h01"),
+        "pressure",
         "printf 'some avg10=0.00 avg60=0.00 avg300=0.00 total=1000\\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=1000\\n' > /var/tmp/io && mount --bind /var/tmp/io /proc/pressure/io",
+        "pressure.io",
     );
-    let r = run_within(
-        w.path(),
-        w.args(&["--json", "apply", "rollout.toml", "--yes"]),
-        &[],
-        Duration::from_secs(170),
-    );
-    assert_eq!(r.code, Some(1), "{}\n{}", r.stdout, r.stderr);
-    let events = events_of(&r);
-    let ev = first(&events, "h01", "degraded");
-    assert_eq!(ev[0]["signal"], "pressure.io", "{ev:#?}");
     // About 80 % of the time stalled between two probes (the loop's own time aside).
     let after: f64 = ev[0]["after"]
         .as_str()
@@ -974,23 +941,4 @@ fn an_io_stall_on_one_host_only_fails_it_after_strikes_probes() {
         .parse()
         .unwrap_or_else(|e| panic!("{e}: {ev:#?}"));
     assert!((50.0..=100.0).contains(&after), "{ev:#?}");
-    let control = ev[0]["control"].as_str().unwrap();
-    assert!(
-        control.contains("h03 ") && control.contains("h04 "),
-        "{control}"
-    );
-    assert!(
-        ev[0]["raw"]
-            .as_str()
-            .unwrap()
-            .ends_with(", 3 probes in a row"),
-        "{ev:#?}"
-    );
-    assert!(
-        verdicts(&events)
-            .iter()
-            .all(|(h, v, _)| h == "h01" || v == "healthy"),
-        "{:#?}",
-        verdicts(&events)
-    );
 }
