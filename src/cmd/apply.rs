@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::cli::{Global, SpecArgs};
+use crate::diag::InputError;
 use crate::exec::{self, login_deadline};
 use crate::exit;
 use crate::journal::{write_durably, Journal, StateDir};
@@ -16,8 +17,8 @@ use crate::rollout::{
 };
 use crate::spec::Loaded;
 
+use super::load;
 use super::session::{drive, open_run, reporter, state_dir, with_runtime, CmdError, CmdResult, Cx};
-use super::{confirm, load};
 
 /// Hosts removed at once in a rollback.
 pub const REMOVE_FANOUT: usize = 200;
@@ -32,24 +33,37 @@ pub fn apply(g: &Global, args: &SpecArgs, yes: bool) -> CmdResult {
             args.rollout.display()
         )));
     }
-    if !yes {
-        let shown = crate::plan::render(
-            &waves,
-            &loaded.targets,
-            loaded.rollout.waves.spread_by.as_deref(),
-        );
-        let question = format!(
-            "apply rollout {} to {}?",
-            loaded.rollout.name,
-            count(loaded.targets.len(), "host")
-        );
-        if !confirm(&shown, &question)? {
-            eprintln!("not applied");
-            return Ok(exit::ABORTED);
-        }
+    if !ask_to_apply(
+        yes,
+        &loaded,
+        &waves,
+        &format!("rollout {}", loaded.rollout.name),
+    )? {
+        eprintln!("not applied");
+        return Ok(exit::ABORTED);
     }
     let dir = state_dir(g);
     run_apply(g, &dir, &loaded, &waves, args.force, None)
+}
+
+/// Show the waves and ask whether to apply `what` (the rollout, or a plan) to the
+/// targets, unless `yes`. `Ok(false)`: the operator said no.
+pub fn ask_to_apply(
+    yes: bool,
+    loaded: &Loaded,
+    waves: &[Wave],
+    what: &str,
+) -> Result<bool, InputError> {
+    if yes {
+        return Ok(true);
+    }
+    let shown = crate::plan::render(
+        waves,
+        &loaded.targets,
+        loaded.rollout.waves.spread_by.as_deref(),
+    );
+    let question = format!("apply {what} to {}?", count(loaded.targets.len(), "host"));
+    super::consent(false, "apply", &shown, &question)
 }
 
 /// Start a new run of a loaded spec (also used by `demo`). Returns the exit code.
@@ -222,7 +236,7 @@ pub fn resume(g: &Global, run: &str, yes: bool) -> CmdResult {
         plan.name,
         count(plan.hosts.len(), "host")
     );
-    if !super::consent(yes, "resume", &question)? {
+    if !super::consent(yes, "resume", "", &question)? {
         eprintln!("not resumed");
         return Ok(exit::ABORTED);
     }

@@ -18,9 +18,9 @@ use crate::rollout::step::{utc, MIN_RUNS_GRACE};
 use crate::rollout::Approved;
 use crate::spec;
 
-use super::apply::{content_of, local_user, run_apply};
+use super::apply::{ask_to_apply, content_of, local_user, run_apply};
+use super::load;
 use super::session::{state_dir, CmdError, CmdResult};
-use super::{confirm, load};
 
 /// A readable duration ("10m", "1h 30m").
 fn dur(d: Duration) -> String {
@@ -410,22 +410,10 @@ pub fn apply_plan(
         }
         signers = valid;
     }
-    if !yes {
-        let shown = crate::plan::render(
-            &waves,
-            &loaded.targets,
-            loaded.rollout.waves.spread_by.as_deref(),
-        );
-        let question = format!(
-            "apply plan {} ({}) to {}?",
-            path.display(),
-            pf.hash,
-            count(loaded.targets.len(), "host")
-        );
-        if !confirm(&shown, &question)? {
-            eprintln!("not applied");
-            return Ok(exit::ABORTED);
-        }
+    let what = format!("plan {} ({})", path.display(), pf.hash);
+    if !ask_to_apply(yes, &loaded, &waves, &what)? {
+        eprintln!("not applied");
+        return Ok(exit::ABORTED);
     }
     let approval = Approved {
         plan: std::fs::canonicalize(path).unwrap_or_else(|_| path.clone()),

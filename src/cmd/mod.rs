@@ -131,9 +131,9 @@ fn check(g: &crate::cli::Global, args: &SpecArgs) -> CmdResult {
     Ok(exit::OK)
 }
 
-/// Ask before a command that changes hosts goes on, unless `yes`; `Ok(false)`: the
-/// operator said no.
-pub fn consent(yes: bool, what: &str, question: &str) -> Result<bool, InputError> {
+/// Ask before a command that changes hosts goes on (after `preface`), unless `yes`;
+/// without a terminal to ask on, refuse. `Ok(false)`: the operator said no.
+pub fn consent(yes: bool, what: &str, preface: &str, question: &str) -> Result<bool, InputError> {
     if yes {
         return Ok(true);
     }
@@ -142,17 +142,6 @@ pub fn consent(yes: bool, what: &str, question: &str) -> Result<bool, InputError
             "refusing to {what} without confirmation: standard input is not a terminal"
         ))
         .help(format!("pass --yes to {what} without asking")));
-    }
-    confirm("", question)
-}
-
-/// Ask before touching hosts, when a person is there to answer.
-pub fn confirm(preface: &str, question: &str) -> Result<bool, InputError> {
-    if !std::io::stdin().is_terminal() {
-        return Err(InputError::new(
-            "refusing to apply without confirmation: standard input is not a terminal",
-        )
-        .help("pass --yes to apply without asking"));
     }
     eprint!("{preface}{question} [y/N] ");
     let mut line = String::new();

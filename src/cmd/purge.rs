@@ -52,7 +52,7 @@ pub fn purge(g: &Global, args: &PurgeArgs) -> CmdResult {
         },
         crate::report::count(hosts.len(), "host")
     );
-    if !super::consent(args.yes, "purge", &question)? {
+    if !super::consent(args.yes, "purge", "", &question)? {
         eprintln!("not purged");
         return Ok(exit::ABORTED);
     }

@@ -29,7 +29,7 @@ pub fn rollback(g: &Global, run: &str, yes: bool) -> CmdResult {
         plan.name,
         crate::report::count(o.state.may_hold().count(), "host")
     );
-    if !super::consent(yes, "roll back", &question)? {
+    if !super::consent(yes, "roll back", "", &question)? {
         eprintln!("not rolled back");
         return Ok(exit::ABORTED);
     }
@@ -145,7 +145,7 @@ pub fn reconcile(g: &Global, run: Option<&str>, until_done: bool, yes: bool) -> 
             crate::report::count(todo, "run"),
             crate::report::count(hosts, "host")
         );
-        if !super::consent(yes, "reconcile", &question)? {
+        if !super::consent(yes, "reconcile", "", &question)? {
             eprintln!("not reconciled");
             return Ok(exit::ABORTED);
         }
