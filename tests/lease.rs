@@ -67,17 +67,7 @@ fn systemd_timer_hosts_revert_themselves_too() {
     let timer = format!("/etc/systemd/system/wavectl-{NAME}.timer");
     killed_during_the_bake_then_reverted(&w, &timer);
     for h in w.fleet.hosts() {
-        for unit in ["", "-guard", "-lease"] {
-            for ext in ["service", "timer"] {
-                let p = format!("/etc/systemd/system/wavectl-{NAME}{unit}.{ext}");
-                assert!(!h.path(&p).exists(), "{}: {p} left", h.name());
-            }
-        }
-        let out = h
-            .systemctl(&["list-timers", "--all", "--no-legend"])
-            .unwrap();
-        let timers = String::from_utf8_lossy(&out.stdout);
-        assert!(!timers.contains("wavectl-"), "{}: {timers}", h.name());
+        assert_no_wavectl_units(h, NAME);
     }
 }
 
@@ -214,6 +204,7 @@ fn a_real_reboot_in_probation_reverts_at_boot_under_a_timer_and_under_cron() {
             "case {i}: {guard_log}"
         );
         assert_no_wavectl_files(h, NAME, INSTALL);
+        assert_no_wavectl_units(h, NAME);
         assert_eq!(
             std::fs::read(h.path(INSTALL)).unwrap(),
             original,

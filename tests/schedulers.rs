@@ -93,10 +93,7 @@ fn min_runs_are_counted_from_a_systemd_timers_runs_and_purge_removes_every_unit(
         assert!(ran.iter().all(|id| id.len() == 32), "{}: {ran:?}", h.name());
         let distinct: std::collections::BTreeSet<&String> = ran.iter().collect();
         assert_eq!(distinct.len(), ran.len(), "{}: {ran:?}", h.name());
-        let timers = h
-            .systemctl(&["list-timers", "--all", "--no-legend"])
-            .unwrap();
-        let timers = String::from_utf8_lossy(&timers.stdout);
+        let timers = timers(h);
         assert!(
             timers.contains(&format!("wavectl-{NAME}.timer")),
             "{timers}"
@@ -108,17 +105,7 @@ fn min_runs_are_counted_from_a_systemd_timers_runs_and_purge_removes_every_unit(
     for h in w.fleet.hosts() {
         assert_no_wavectl_files(h, NAME, INSTALL);
         assert!(!h.path(INSTALL).exists(), "{}", h.name());
-        for unit in ["", "-guard", "-lease"] {
-            for ext in ["service", "timer"] {
-                let p = format!("/etc/systemd/system/wavectl-{NAME}{unit}.{ext}");
-                assert!(!h.path(&p).exists(), "{}: {p} left", h.name());
-            }
-        }
-        let timers = h
-            .systemctl(&["list-timers", "--all", "--no-legend"])
-            .unwrap();
-        let timers = String::from_utf8_lossy(&timers.stdout);
-        assert!(!timers.contains("wavectl-"), "{}: {timers}", h.name());
+        assert_no_wavectl_units(h, NAME);
     }
 }
 
@@ -207,10 +194,7 @@ systemctl enable --now vendor-raid.timer"
         let kept = exec_ok(h01, &format!("find /var/lib/wavectl/purged -name {unit}"));
         assert!(!kept.trim().is_empty(), "no copy of {unit} kept");
     }
-    let timers = h01
-        .systemctl(&["list-timers", "--all", "--no-legend"])
-        .unwrap();
-    let timers = String::from_utf8_lossy(&timers.stdout);
+    let timers = timers(h01);
     assert!(!timers.contains("vendor-raid"), "{timers}");
     // The timer fired every 2 s; it fires no more.
     let ran = lines(h01, VENDOR_RAN).len();

@@ -251,6 +251,27 @@ pub fn seed_original(h: &LabHost, install: &str, content: &str) -> Vec<u8> {
     std::fs::read(h.path(install)).unwrap()
 }
 
+/// The host's systemd timers, as `systemctl list-timers --all --no-legend` lists them.
+pub fn timers(h: &LabHost) -> String {
+    let out = h
+        .systemctl(&["list-timers", "--all", "--no-legend"])
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// No unit of rollout `name` is left on a systemd host (the script's service and timer,
+/// the guard's and the lease guard's), and no wavectl timer is loaded.
+pub fn assert_no_wavectl_units(h: &LabHost, name: &str) {
+    for unit in ["", "-guard", "-lease"] {
+        for ext in ["service", "timer"] {
+            let p = format!("/etc/systemd/system/wavectl-{name}{unit}.{ext}");
+            assert!(!h.path(&p).exists(), "{}: {p} left", h.name());
+        }
+    }
+    let timers = timers(h);
+    assert!(!timers.contains("wavectl-"), "{}: {timers}", h.name());
+}
+
 /// None of the files wavectl writes for rollout `name` (script at `install`) is on the
 /// host: its state dir, its cron file, a half-written new script. The script itself is
 /// not checked.
