@@ -587,11 +587,16 @@ impl<'r> Engine<'r> {
             return;
         }
         let (ok, detail) = match result {
-            HostResult::Installed { prev: Some(p), .. } => (
+            HostResult::Installed { prev, started, .. } => (
                 true,
-                format!("installed (run {p}'s version kept for rollback)"),
+                format!(
+                    "installed{}{}",
+                    prev.as_ref().map_or(String::new(), |p| format!(
+                        " (run {p}'s version kept for rollback)"
+                    )),
+                    if *started { ", first run started" } else { "" }
+                ),
             ),
-            HostResult::Installed { .. } => (true, "installed".to_string()),
             HostResult::Started => (true, "first run started".to_string()),
             HostResult::Confirmed => (true, "confirmed".to_string()),
             HostResult::Removed { detail } => (true, detail.clone()),

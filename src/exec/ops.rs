@@ -3,7 +3,7 @@
 //! Talks to hosts; writes nothing.
 //!
 //! Logins: a host's actions ride the connection the transport keeps for it (the
-//! baseline's login serves the install and the first run; the bake's serves the later
+//! baseline's login serves the install, which starts the first run in the same command; the bake's serves the later
 //! probes and the confirmation). Each host gets exactly one *fresh* login after its
 //! install — its first bake probe, or its confirmation if no probe came first — as the
 //! evidence that it still takes new logins.
@@ -179,10 +179,21 @@ async fn install(sh: &Shared, host: &Host, now: u64) -> HostResult {
         installed_at: now / 1000,
         lease: d.lease,
         force: d.force,
+        // The first run rides the install's session; `Op::StartRun` is left for an
+        // install that did not start it.
+        start: d.run_on_install,
     };
     let result = match conn.run(&remote::install(&params)).await {
         Ok(out) => match remote::parse_install(out.code, &out.stdout) {
-            InstallResult::Installed { backup, prev } => HostResult::Installed { backup, prev },
+            InstallResult::Installed {
+                backup,
+                prev,
+                started,
+            } => HostResult::Installed {
+                backup,
+                prev,
+                started,
+            },
             InstallResult::Refused(reason) => HostResult::Refused(Refusal {
                 reason: format!("{}: {reason}", host.name),
                 help: "nothing was changed on that host; resolve what it names (another rollout's install, an unfinished run, a packaged file: --force replaces one), then apply again".into(),

@@ -174,6 +174,50 @@ fn wrapper_records_timeouts_and_refuses_when_revoked() {
 }
 
 #[test]
+fn the_wrapper_caps_its_logs_before_a_run() {
+    let Some(sb) = Sandbox::new() else { return };
+    let body = b"#!/bin/sh\necho once\n";
+    let h = sha(body);
+    install_ok(
+        &sb,
+        &params("t-caps", "/opt/wv/caps", body, &h, Duration::from_secs(5)),
+    );
+    let dir = "/var/lib/wavectl/t-caps";
+    // Under the caps: nothing is cut.
+    sb.ok(
+        "seq 1 4000 | sed 's/$/ 0 0 run-0/' > \"$1/runs.log\" && head -c 200000 /dev/zero | tr '\\0' x > \"$1/last.log\"",
+        &[dir],
+    );
+    assert_eq!(
+        sb.run(&run_once("t-caps", Duration::from_secs(5)))
+            .status
+            .code(),
+        Some(0)
+    );
+    let sizes = |sb: &Sandbox| -> (usize, usize) {
+        let o = sb.ok("wc -l < \"$1/runs.log\"; wc -c < \"$1/last.log\"", &[dir]);
+        let v: Vec<usize> = o.split_whitespace().map(|n| n.parse().unwrap()).collect();
+        (v[0], v[1])
+    };
+    assert_eq!(sizes(&sb), (4001, 200_005));
+    // Over them: runs.log keeps its last 2048 lines, last.log its last 128 KiB, then
+    // the run adds its own.
+    sb.ok(
+        "seq 1 5000 | sed 's/$/ 0 0 run-0/' > \"$1/runs.log\" && head -c 300000 /dev/zero | tr '\\0' x > \"$1/last.log\"",
+        &[dir],
+    );
+    assert_eq!(
+        sb.run(&run_once("t-caps", Duration::from_secs(5)))
+            .status
+            .code(),
+        Some(0)
+    );
+    assert_eq!(sizes(&sb), (2049, 131_072 + 5));
+    let last = sb.ok("tail -n 1 \"$1/runs.log\"", &[dir]);
+    assert!(last.trim_end().ends_with(" 0 run-1"), "{last}");
+}
+
+#[test]
 fn start_run_only_for_the_run_the_host_holds() {
     let Some(sb) = Sandbox::new() else { return };
     let body = b"#!/bin/sh\nexit 0\n";
@@ -193,6 +237,53 @@ fn start_run_only_for_the_run_the_host_holds() {
         std::thread::sleep(Duration::from_millis(100));
     }
     panic!("the started run never finished");
+}
+
+#[test]
+fn an_install_with_start_starts_the_first_run_detached_and_without_its_lock() {
+    let Some(sb) = Sandbox::new() else { return };
+    // A run that lasts longer than confirm waits for the state lock (10 s).
+    let body = b"#!/bin/sh\nsleep 30\n";
+    let h = sha(body);
+    let mut p = params("t-istart", "/opt/wv/is", body, &h, Duration::from_secs(60));
+    p.start = true;
+    let started = std::time::Instant::now();
+    assert!(matches!(
+        install_result(&sb, &p),
+        InstallResult::Installed { started: true, .. }
+    ));
+    // The install did not wait for the run.
+    assert!(started.elapsed() < Duration::from_secs(25));
+    let mut running = false;
+    for _ in 0..50 {
+        if state_of(&sb, "t-istart", "run-1").running {
+            running = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(running, "the first run never showed up as running");
+    // The run does not hold the install's state lock: a confirm gets it at once.
+    assert_eq!(
+        confirm_on(&sb, "t-istart", "run-1"),
+        ConfirmResult::Confirmed
+    );
+    // Without `start` nothing runs.
+    let mut q = params(
+        "t-inostart",
+        "/opt/wv/ns",
+        body,
+        &h,
+        Duration::from_secs(60),
+    );
+    q.start = false;
+    assert!(matches!(
+        install_result(&sb, &q),
+        InstallResult::Installed { started: false, .. }
+    ));
+    std::thread::sleep(Duration::from_millis(500));
+    let r = state_of(&sb, "t-inostart", "run-1");
+    assert!(!r.running && r.runs == 0, "{r:?}");
 }
 
 #[test]
@@ -337,7 +428,7 @@ fn probe_reports_checks_and_injects_nothing() {
         Duration::from_secs(3),
         Duration::ZERO,
     );
-    // With a temp dir, and without one (TMPDIR unusable: each check reports itself).
+    // A read-only or full /tmp changes nothing: the checks' output stays in memory.
     let mut no_tmp = cmd.clone();
     no_tmp.line = format!("TMPDIR=/nonexistent/x {}", cmd.line);
     for c in [&cmd, &no_tmp] {
@@ -443,7 +534,8 @@ fn hostile_install_path_injects_nothing() {
         parse_install(o.status.code(), &text(&o.stdout)),
         InstallResult::Installed {
             backup: true,
-            prev: Some("run-1".into())
+            prev: Some("run-1".into()),
+            started: false,
         }
     );
     let r = parse_remove(&text(

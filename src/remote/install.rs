@@ -16,8 +16,9 @@
 //! 5. Upgrade (a confirmed install of another run): that version kept whole in `prev/`
 //!    (built in `prev.new/`, renamed when complete); then an empty `runs.log`.
 //! 6. `mv -fT` into place; the wrapper, `boot_id`, the manifest (`probation`, `backup`
-//!    and `prev` patched in on the host), the activation last; `txn` removed; prints
-//!    `wavectl-install ok backup=0|1 prev=<run id or ->`.
+//!    and `prev` patched in on the host), the activation last; `txn` removed; with
+//!    `start`, the first run started through the wrapper (detached, as `start_run`
+//!    does); prints `wavectl-install ok backup=0|1 prev=<run id or -> started=0|1`.
 //!
 //! The same run again is idempotent: over its own probation install it redoes 4 and 6
 //! without a new snapshot (`prev/` kept); over its own confirmed install it only prints
@@ -76,6 +77,10 @@ pub struct InstallParams<'a> {
     pub lease: Duration,
     /// Replace a file that belongs to an installed package (`--force`).
     pub force: bool,
+    /// Start the first run once the install is complete (`run_on_install`), in the same
+    /// command: one session instead of two. Not over an install that was already
+    /// confirmed (the same run again).
+    pub start: bool,
 }
 
 /// The host's own record of what wavectl installed: `/var/lib/wavectl/NAME/manifest.json`,
@@ -120,7 +125,12 @@ pub struct PrevVersion {
 pub enum InstallResult {
     /// In place. `backup`: a pre-wavectl original is kept; `prev`: the run id of the
     /// confirmed version this install replaced (kept for its rollback).
-    Installed { backup: bool, prev: Option<String> },
+    /// `started`: the first run was started (see [`InstallParams::start`]).
+    Installed {
+        backup: bool,
+        prev: Option<String>,
+        started: bool,
+    },
     /// Refused before anything was changed; the reason says what and how to fix it.
     Refused(String),
     /// Failed part-way (or the output was cut short); a removal of this run cleans up.
@@ -216,6 +226,7 @@ pub fn install(p: &InstallParams) -> RemoteCommand {
             p.run_id,
             &lease,
             if p.force { "1" } else { "0" },
+            if p.start { "1" } else { "0" },
         ],
         INSTALL_TIMEOUT,
         Duration::from_secs(5),
@@ -238,16 +249,22 @@ pub fn parse_install(code: Option<i32>, stdout: &str) -> InstallResult {
         if let Some(rest) = last.and_then(|l| l.strip_prefix("wavectl-install ok ")) {
             let mut backup = None;
             let mut prev = None;
+            let mut started = false;
             for f in rest.split_ascii_whitespace() {
                 match f.split_once('=') {
                     Some(("backup", v)) => backup = Some(v == "1"),
+                    Some(("started", v)) => started = v == "1",
                     Some(("prev", "-")) => prev = Some(None),
                     Some(("prev", v)) => prev = Some(Some(v.to_string())),
                     _ => {}
                 }
             }
             if let (Some(backup), Some(prev)) = (backup, prev) {
-                return InstallResult::Installed { backup, prev };
+                return InstallResult::Installed {
+                    backup,
+                    prev,
+                    started,
+                };
             }
         }
     }
@@ -362,6 +379,7 @@ mod tests {
             installed_at: 1_700_000_000,
             lease: Duration::from_millis(900_500),
             force: false,
+            start: false,
         }
     }
 
@@ -426,7 +444,7 @@ mod tests {
             .line
             .contains("wavectl 'raid-health' '/usr/local/sbin/raid health' '755' '00' 'cron' '*/5 * * * *' '#!/bin/sh"));
         assert!(
-            c.line.ends_with("}' 'r1' '901' '0'"),
+            c.line.ends_with("}' 'r1' '901' '0' '0'"),
             "{}",
             &c.line[c.line.len() - 80..]
         );
@@ -448,14 +466,16 @@ mod tests {
             parse_install(Some(0), "x\nwavectl-install ok backup=1 prev=r0\n"),
             InstallResult::Installed {
                 backup: true,
-                prev: Some("r0".into())
+                prev: Some("r0".into()),
+                started: false,
             }
         );
         assert_eq!(
-            parse_install(Some(0), "wavectl-install ok backup=0 prev=-\n"),
+            parse_install(Some(0), "wavectl-install ok backup=0 prev=- started=1\n"),
             InstallResult::Installed {
                 backup: false,
-                prev: None
+                prev: None,
+                started: true,
             }
         );
         let why = "/usr/bin/x belongs to package coreutils: pass --force to replace it";

@@ -40,10 +40,10 @@
 //! Timing: the whole probe runs under `timeout <probe_timeout>`. The custom checks run
 //! concurrently, each under `timeout -k 1s C`, with
 //! `C = probe_timeout - max(probe_timeout/4, 1s) - 1s` (at least 100 ms), so a check
-//! that hangs is reported as 124 while the probe itself still finishes in time. Every
-//! check reports: without a temporary directory each check keeps its output in memory
-//! and prints its own line; a check that leaves no exit status is reported as `-`;
-//! [`parse_probe`] marks a configured check without a line as not reported.
+//! that hangs is reported as 124 while the probe itself still finishes in time. Each
+//! check keeps its output in memory (no temporary files: no command beyond the check's
+//! own for an empty output) and prints its own line when it ends; [`parse_probe`] marks
+//! a configured check without a line as not reported.
 
 use std::time::Duration;
 

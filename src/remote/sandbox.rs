@@ -178,13 +178,14 @@ pub(super) fn params<'a>(
         installed_at: 1_700_000_000,
         lease: Duration::ZERO,
         force: false,
+        start: false,
     }
 }
 
 /// Installs; panics unless it succeeded. Returns (backup kept, previous version).
 pub(super) fn install_ok(sb: &Sandbox, p: &InstallParams) -> (bool, Option<String>) {
     match install_result(sb, p) {
-        InstallResult::Installed { backup, prev } => (backup, prev),
+        InstallResult::Installed { backup, prev, .. } => (backup, prev),
         other => panic!("install of {} at {:?}: {other:?}", p.run_id, p.install_path),
     }
 }

@@ -244,6 +244,10 @@ pub enum HostResult {
         backup: bool,
         /// The run whose confirmed version was kept for rollback (an upgrade).
         prev: Option<String>,
+        /// The same command also started the first run (`run_on_install`): no separate
+        /// start is needed. Absent in journals written before it existed: not started.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        started: bool,
     },
     Started,
     Confirmed,

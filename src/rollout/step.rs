@@ -332,13 +332,17 @@ fn on_result(s: &mut RunState, host: &str, op: Op, result: &HostResult) {
                 _ => {}
             }
         }
-        (Op::Install, HostResult::Installed { prev, .. }) => {
+        (Op::Install, HostResult::Installed { prev, started, .. }) => {
             h.state = HostState::Installed;
             renewed = true;
+            h.started |= *started;
             h.detail = match prev {
                 Some(p) => format!("installed (run {p}'s version kept for rollback)"),
                 None => "installed".into(),
             };
+            if *started {
+                h.detail.push_str("; first run started");
+            }
         }
         (
             Op::Install,
@@ -629,6 +633,8 @@ fn deploy_need(s: &RunState, h: &HostRun, wave: usize, run_on_install: bool) -> 
         HostState::Untouched | HostState::Unknown if !h.tried(s.epoch, Op::Install) => {
             Some(Op::Install)
         }
+        // The install starts the first run itself; this is for one that did not (the
+        // same run over its own confirmed install, an older journal).
         HostState::Installed if run_on_install && !h.started && !h.tried(s.epoch, Op::StartRun) => {
             Some(Op::StartRun)
         }

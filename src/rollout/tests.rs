@@ -97,6 +97,7 @@ impl World {
             Op::Install => HostResult::Installed {
                 backup: false,
                 prev: None,
+                started: false,
             },
             Op::StartRun => HostResult::Started,
             Op::Confirm => HostResult::Confirmed,
@@ -435,6 +436,7 @@ fn rolling_back_an_upgrade_removes_this_runs_version_on_every_host() {
             HostResult::Installed {
                 backup: false,
                 prev: Some("r0".into()),
+                started: false,
             },
         );
     }
@@ -447,6 +449,42 @@ fn rolling_back_an_upgrade_removes_this_runs_version_on_every_host() {
     assert_eq!(sim.ordered(Op::Remove).len(), 2);
     assert!(sim.journal.iter().any(|r| matches!(&r.event,
         Event::Result { result: HostResult::Installed { prev: Some(p), .. }, .. } if p == "r0")));
+}
+
+#[test]
+fn an_install_that_started_the_first_run_orders_no_separate_start() {
+    let mut world = World::default();
+    // a's install started its first run in the same command; b's did not.
+    world.results.insert(
+        ("a".into(), Op::Install),
+        HostResult::Installed {
+            backup: false,
+            prev: None,
+            started: true,
+        },
+    );
+    let mut sim = Sim::begin(apply_plan(&[&["a"], &["b"]]), world);
+    sim.run();
+    assert_eq!(exit_code(&sim.s), exit::OK);
+    assert_eq!(sim.ordered(Op::StartRun), vec!["b".to_string()]);
+    assert!(sim.s.host("a").is_some_and(|h| h.started));
+}
+
+#[test]
+fn a_journaled_install_without_started_reads_as_not_started() {
+    // Journals written before the install could start the first run.
+    let old = r#"{"installed":{"backup":false,"prev":null}}"#;
+    let r: HostResult = serde_json::from_str(old).unwrap();
+    assert_eq!(
+        r,
+        HostResult::Installed {
+            backup: false,
+            prev: None,
+            started: false
+        }
+    );
+    // And one that did not start it is written as before.
+    assert_eq!(serde_json::to_string(&r).unwrap(), old);
 }
 
 #[test]

@@ -1,11 +1,11 @@
 # --- install: $1 NAME, $2 INSTALL_PATH, $3 MODE (octal), $4 SHA256, $5 KIND, $6 SCHEDULE,
 # $7 WRAPPER (file text), $8 MANIFEST (compact JSON, "backup":false and "prev":null),
-# $9 RUN_ID, ${10} LEASE_SECS (0: no lease), ${11} FORCE (1: replace a packaged file).
-# The script body arrives on stdin. Prints `wavectl-install ok backup=0|1 prev=<run|->`
-# last. A refusal changes nothing: `wavectl-refused <hex reason>` and exit 73.
+# $9 RUN_ID, ${10} LEASE_SECS (0: no lease), ${11} FORCE (1: replace a packaged file),
+# ${12} START (1: start the first run once installed). The script body arrives on stdin.
+# Prints `wavectl-install ok backup=0|1 prev=<run|-> started=0|1` last. A refusal changes nothing: `wavectl-refused <hex reason>` and exit 73.
 umask 077
 wv_init "$1"
-IP=$2 MODE=$3 SHA=$4 KIND=$5 SCHED=$6 WRAPPER=$7 MAN=$8 RUN=$9 LEASE=${10} FORCE=${11}
+IP=$2 MODE=$3 SHA=$4 KIND=$5 SCHED=$6 WRAPPER=$7 MAN=$8 RUN=$9 LEASE=${10} FORCE=${11} START=${12}
 case $IP in /*) ;; *) wv_die "install path must be absolute" 65 ;; esac
 case $IP in */ | */. | */..) wv_die "install path must name a file" 65 ;; esac
 case $MODE in '' | *[!01234567]*) wv_die "invalid mode" 65 ;; esac
@@ -22,6 +22,7 @@ esac
 wv_run_ok "$RUN" || wv_die "invalid run id" 65
 wv_num "$LEASE" || wv_die "invalid lease" 65
 case $FORCE in 0 | 1) ;; *) wv_die "invalid force flag" 65 ;; esac
+case $START in 0 | 1) ;; *) wv_die "invalid start flag" 65 ;; esac
 case $MAN in "{\"name\":\"$WV_NAME\","*'"backup":false'*'"prev":null}') ;; *) wv_die "invalid manifest" 65 ;; esac
 
 # --- activation files (only an install writes them; lib.sh enables and removes them) ---
@@ -113,11 +114,11 @@ wv_checks() {
     wv_refuse "$IP belongs to package $WV_PKG: pass --force to replace it (it is kept and restored on removal)"
   fi
 }
-# wv_done: the success line.
+# wv_done PREV [STARTED]: the success line.
 wv_done() {
   _b=0
   wv_exists "$WV_DIR/backup" && _b=1
-  printf 'wavectl-install ok backup=%s prev=%s\n' "$_b" "${1:--}"
+  printf 'wavectl-install ok backup=%s prev=%s started=%s\n' "$_b" "${1:--}" "${2:-0}"
   exit 0
 }
 # wv_fail MESSAGE [CODE]: a failure before the new script is in place: what this attempt
@@ -300,4 +301,10 @@ case $KIND in
     ;;
 esac
 rm -f "$WV_TXN" || wv_die "cannot remove $WV_TXN"
+# 7. The first run (START): as `start_run` does, detached in its own session, without
+# this command's lock (fd 8) or its stdin (the script body, read to its end above).
+if [ "$START" = 1 ]; then
+  setsid "$WV_RUN" < /dev/null > /dev/null 2>&1 8>&- &
+  wv_done "$PREVRUN" 1
+fi
 wv_done "$PREVRUN"

@@ -36,6 +36,7 @@ wv_init() {
   WV_CRON=/etc/cron.d/wavectl-$1
   WV_UNIT=wavectl-$1
   WV_UNITS="$WV_UNIT.timer $WV_UNIT.service $WV_UNIT-guard.service $WV_UNIT-lease.timer $WV_UNIT-lease.service"
+  WV_NOW=
 }
 
 # wv_run_ok ID: a run id as wavectl makes them: [A-Za-z0-9][A-Za-z0-9_-]*, at most 128.
@@ -226,12 +227,15 @@ wv_lease_read() {
   WV_LEASE_UNTIL=$WV_VAL
   wv_num "$WV_LEASE_UNTIL" || WV_LEASE_UNTIL=0
 }
-# wv_lease_check: WV_LEASE_UNTIL (0: none) and WV_EXPIRED (1 if it ran out).
+# wv_lease_check: WV_LEASE_UNTIL (0: none) and WV_EXPIRED (1 if it ran out). The host
+# clock is read once per command (WV_NOW): a check again under the lock, moments later,
+# reuses it.
 wv_lease_check() {
   wv_lease_read
   WV_EXPIRED=0
-  [ "$WV_LEASE_UNTIL" -gt 0 ] && [ "$(date +%s)" -gt "$WV_LEASE_UNTIL" ] && WV_EXPIRED=1
-  :
+  [ "$WV_LEASE_UNTIL" -gt 0 ] || return 0
+  [ -n "$WV_NOW" ] || WV_NOW=$(date +%s)
+  [ "$WV_NOW" -le "$WV_LEASE_UNTIL" ] || WV_EXPIRED=1
 }
 
 # --- activation ---

@@ -10,51 +10,27 @@ wv_run_ok "$RUN" || wv_die "invalid run id" 65
 wv_num "$LEASE" || wv_die "invalid lease" 65
 shift 7
 wv_want() { case $SOURCES in *" $1 "*) return 0 ;; esac; return 1; }
-# A temporary directory for the custom checks' output, if there are any.
-T=
-[ "$#" = 0 ] || T=$(mktemp -d 2>/dev/null) || T=
-[ -n "$T" ] && trap 'rm -rf "$T"' EXIT
-
-# wv_check_line NAME RC < OUTPUT: one `check` line with the last line of OUTPUT (at
-# most its first 400 bytes; RC `-`: no result, OUTPUT says why).
-wv_check_line() {
-  wv_hexj "$(tail -n 1 | od -An -v -tx1 -N 400)"
-  wv_check_print "$1" "$2"
-}
-# wv_check_file NAME RC FILE: the same with OUTPUT in FILE (no command for an empty one).
-wv_check_file() {
+# wv_check_out NAME RC OUTPUT: one `check` line with OUTPUT's last line (at most its
+# first 400 bytes). No command runs for an empty output.
+wv_check_out() {
   WV_HEX=
-  [ ! -s "$3" ] || wv_hexj "$(tail -n 1 "$3" 2>/dev/null | od -An -v -tx1 -N 400)"
-  wv_check_print "$1" "$2"
-}
-# wv_check_print NAME RC: the line, WV_HEX the output's.
-wv_check_print() {
+  _cl=${3##*"$WV_NL"}
+  [ -z "$_cl" ] || wv_hexj "$(printf '%s' "$_cl" | od -An -v -tx1 -N 400)"
   _co=$WV_HEX
   wv_hexv "$1"
   printf 'check %s %s %s\n' "$WV_HEX" "$2" "${_co:--}"
 }
 
-# Custom checks first, all at once, each under its own timeout. With a temp dir their
-# output and exit code go to files and are reported at the end; without one each check
-# keeps its output in memory and prints its line itself when it ends (one short write).
+# Custom checks first, all at once, each under its own timeout, its output kept in
+# memory; each prints its line itself when it ends (one short write).
 k=0
-n=0
 for a; do
   k=$((k + 1))
   if [ $((k % 2)) = 1 ]; then cname=$a; continue; fi
-  n=$((n + 1))
-  if [ -n "$T" ]; then
-    (
-      timeout -k 1s "$CT" sh -c "$a" > "$T/$n.out" 2>&1 < /dev/null
-      echo "$?" > "$T/$n.rc"
-    ) &
-  else
-    (
-      o=$(timeout -k 1s "$CT" sh -c "$a" 2>&1 < /dev/null)
-      rc=$?
-      printf '%s' "$o" | wv_check_line "$cname" "$rc"
-    ) &
-  fi
+  (
+    o=$(timeout -k 1s "$CT" sh -c "$a" 2>&1 < /dev/null)
+    wv_check_out "$cname" "$?" "$o"
+  ) &
 done
 
 # The host clock, read once: the lease's renewal and the `clock` line.
@@ -195,20 +171,4 @@ fi
 printf 'running %s\n' "$(wv_running)"
 
 wait
-if [ -n "$T" ]; then
-  k=0
-  i=0
-  for a; do
-    k=$((k + 1))
-    [ $((k % 2)) = 1 ] || continue
-    i=$((i + 1))
-    wv_word "$T/$i.rc"
-    rc=$WV_VAL
-    if wv_num "$rc"; then
-      wv_check_file "$a" "$rc" "$T/$i.out"
-    else
-      printf 'no result: the check left no exit status' | wv_check_line "$a" -
-    fi
-  done
-fi
 printf 'end\n'

@@ -54,15 +54,24 @@ fi
 wv_may_run || exit 78
 RUN_ID=$WV_OWNER
 
-# Cap the logs (checked before each run).
-if [ -f "$WV_DIR/last.log" ] && [ "$(wc -c < "$WV_DIR/last.log")" -gt 262144 ]; then
-  tail -c 131072 "$WV_DIR/last.log" > "$WV_DIR/last.log.tmp" && mv -f "$WV_DIR/last.log.tmp" "$WV_DIR/last.log"
-fi
-if [ -f "$WV_DIR/runs.log" ] && [ "$(wc -l < "$WV_DIR/runs.log")" -gt 4096 ]; then
-  tail -n 2048 "$WV_DIR/runs.log" > "$WV_DIR/runs.log.tmp" && mv -f "$WV_DIR/runs.log.tmp" "$WV_DIR/runs.log"
+# Cap the logs (checked before each run, with one command: runs.log's lines and
+# last.log's bytes).
+if [ -s "$WV_DIR/runs.log" ] || [ -s "$WV_DIR/last.log" ]; then
+  : >> "$WV_DIR/runs.log"
+  : >> "$WV_DIR/last.log"
+  # `LINES BYTES PATH` for each, then the total (the paths hold no blank: wv_init).
+  # shellcheck disable=SC2046
+  set -- $(wc -l -c "$WV_DIR/runs.log" "$WV_DIR/last.log" 2> /dev/null)
+  if wv_num "${5-}" && [ "$5" -gt 262144 ]; then
+    tail -c 131072 "$WV_DIR/last.log" > "$WV_DIR/last.log.tmp" && mv -f "$WV_DIR/last.log.tmp" "$WV_DIR/last.log"
+  fi
+  if wv_num "${1-}" && [ "$1" -gt 4096 ]; then
+    tail -n 2048 "$WV_DIR/runs.log" > "$WV_DIR/runs.log.tmp" && mv -f "$WV_DIR/runs.log.tmp" "$WV_DIR/runs.log"
+  fi
 fi
 
-start=$(date +%s)
+# The clock the lease check read moments ago, if it did.
+start=${WV_NOW:-$(date +%s)}
 # GNU timeout makes itself a process-group leader: the pid file names the whole group.
 # stdout goes to last.log as it comes; stderr to stderr.run, added to last.log after the
 # run, so a failed run's stderr can be told apart.
@@ -72,7 +81,6 @@ printf '%s\n' "$pid" > "$WV_DIR/pid.$$" && mv -f "$WV_DIR/pid.$$" "$WV_DIR/pid"
 wait "$pid"
 code=$?
 end=$(date +%s)
-rm -f "$WV_DIR/pid"
 if [ -f "$WV_DIR/stderr.run" ]; then
   [ ! -s "$WV_DIR/stderr.run" ] || cat "$WV_DIR/stderr.run" >> "$WV_DIR/last.log"
   # A failed run: one `start end exit run_id <hex of its stderr's last lines>` line in
@@ -84,7 +92,8 @@ if [ -f "$WV_DIR/stderr.run" ]; then
       tail -n 32 "$WV_DIR/failed.log" > "$WV_DIR/failed.log.tmp" && mv -f "$WV_DIR/failed.log.tmp" "$WV_DIR/failed.log"
     fi
   fi
-  rm -f "$WV_DIR/stderr.run"
 fi
+# The run is over: its pid file and its stderr file go, with one command.
+rm -f "$WV_DIR/pid" "$WV_DIR/stderr.run"
 printf '%s %s %s %s\n' "$start" "$end" "$code" "$RUN_ID" >> "$WV_DIR/runs.log"
 exit "$code"
