@@ -3,10 +3,10 @@
 //! Talks to hosts; writes nothing.
 //!
 //! Logins: a host's actions ride the connection the transport keeps for it (the
-//! baseline's login serves the install, which starts the first run in the same command; the bake's serves the later
-//! probes and the confirmation). Each host gets exactly one *fresh* login after its
-//! install — its first bake probe, or its confirmation if no probe came first — as the
-//! evidence that it still takes new logins.
+//! baseline's login serves the install, which starts the first run in the same
+//! command; the bake's serves the later probes and the confirmation). Each host gets
+//! exactly one *fresh* login after its install — its first bake probe, or its
+//! confirmation if no probe came first — as the evidence that it still takes new logins.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};

@@ -2,7 +2,8 @@
 # $7 WRAPPER (file text), $8 MANIFEST (compact JSON, "backup":false and "prev":null),
 # $9 RUN_ID, ${10} LEASE_SECS (0: no lease), ${11} FORCE (1: replace a packaged file),
 # ${12} START (1: start the first run once installed). The script body arrives on stdin.
-# Prints `wavectl-install ok backup=0|1 prev=<run|-> started=0|1` last. A refusal changes nothing: `wavectl-refused <hex reason>` and exit 73.
+# Prints `wavectl-install ok backup=0|1 prev=<run|-> started=0|1` last. A refusal
+# changes nothing: `wavectl-refused <hex reason>` and exit 73.
 umask 077
 wv_init "$1"
 IP=$2 MODE=$3 SHA=$4 KIND=$5 SCHED=$6 WRAPPER=$7 MAN=$8 RUN=$9 LEASE=${10} FORCE=${11} START=${12}
