@@ -13,11 +13,12 @@
 //!    playbook (`serial` with the same list; copy the script, a cron file, one run, the
 //!    same check).
 //!
-//! It prints wall times, the ratios apply/floor, purge/floor and ansible/apply, the
-//! peak memory of wavectl together with its `ssh` processes (the high-water mark of a
-//! memory cgroup that holds wavectl and everything it starts: the forked `ssh` masters
-//! stay in it), the most `ssh` processes open at once, and whether any verdict was not
-//! healthy. It asserts nothing about time: timings on a shared machine are not
+//! It prints wall times, the ratios apply/floor, purge/floor and ansible/apply, the CPU
+//! time the whole machine spent during each command (the lab hosts share its cores:
+//! their work is in it) and how many cores that kept busy, the peak memory of wavectl
+//! together with its `ssh` processes (the high-water mark of a memory cgroup that holds
+//! wavectl and everything it starts: the forked `ssh` masters stay in it), the most
+//! `ssh` processes open at once, and whether any verdict was not healthy. It asserts nothing about time: timings on a shared machine are not
 //! pass/fail. It does fail when a wavectl command does not end as it should (a false
 //! verdict, an error of wavectl's own), since then the figures mean nothing.
 //!
@@ -135,6 +136,9 @@ impl Drop for Cgroup {
 /// What one measured command did.
 struct Measured {
     wall: Duration,
+    /// CPU time the whole machine spent while it ran (every process, the lab hosts'
+    /// too: they share the controller's cores), from `/proc/stat`.
+    cpu: Duration,
     peak_bytes: u64,
     max_ssh: usize,
     stdout: String,
@@ -176,20 +180,44 @@ fn measure(tag: &str, argv: &[String], dir: &Path) -> Measured {
             std::mem::forget(cg);
         })
     };
+    let busy_before = busy_cpu();
     let start = Instant::now();
     let child = cmd.spawn().expect("start the measured command");
     let out = wait_with_deadline(child, COMMAND_DEADLINE);
     let wall = start.elapsed();
+    let cpu = busy_cpu().saturating_sub(busy_before);
     done.store(true, Ordering::Relaxed);
     let _ = sampler.join();
     Measured {
         wall,
+        cpu,
         peak_bytes: cg.peak_bytes(),
         max_ssh: max_ssh.load(Ordering::Relaxed),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         code: out.status.code(),
     }
+}
+
+/// The machine's busy CPU time so far (user, nice, system, irq, softirq, steal: not
+/// idle or iowait), from the first line of `/proc/stat`.
+fn busy_cpu() -> Duration {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let ticks: Vec<u64> = stat
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|t| t.parse().ok())
+        .collect();
+    let busy: u64 = [0, 1, 2, 5, 6, 7]
+        .iter()
+        .filter_map(|&i| ticks.get(i))
+        .sum();
+    // SAFETY: sysconf(3) only reads a constant of the system.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    Duration::from_millis(busy * 1000 / hz)
 }
 
 fn wait_with_deadline(child: std::process::Child, deadline: Duration) -> std::process::Output {
@@ -445,15 +473,17 @@ fn main() {
     let run = |what: &str| !a.skip.contains(what);
     let mut rows: Vec<(&str, Measured)> = Vec::new();
     println!(
-        "{:<10} {:>10} {:>16} {:>14}",
-        "what", "wall", "peak memory", "most ssh open"
+        "{:<10} {:>10} {:>16} {:>14} {:>12} {:>11}",
+        "what", "wall", "peak memory", "most ssh open", "machine cpu", "cores busy"
     );
     let show = |what: &str, m: &Measured| {
         println!(
-            "{what:<10} {:>9.2}s {:>12.1} MiB {:>14}",
+            "{what:<10} {:>9.2}s {:>12.1} MiB {:>14} {:>11.1}s {:>11.2}",
             secs(m.wall),
             mib(m.peak_bytes),
-            m.max_ssh
+            m.max_ssh,
+            secs(m.cpu),
+            secs(m.cpu) / secs(m.wall).max(1e-9)
         );
         let _ = std::io::stdout().flush();
     };
@@ -543,6 +573,7 @@ fn main() {
     }
 
     let get = |w: &str| rows.iter().find(|(n, _)| *n == w).map(|(_, m)| m.wall);
+    let cpu = |w: &str| rows.iter().find(|(n, _)| *n == w).map(|(_, m)| m.cpu);
     let ratio = |x: Option<Duration>, y: Option<Duration>| match (x, y) {
         (Some(x), Some(y)) => format!("{:.2}", secs(x) / secs(y)),
         _ => "-".into(),
@@ -552,5 +583,10 @@ fn main() {
         ratio(get("apply"), get("floor")),
         ratio(get("purge"), get("floor")),
         ratio(get("ansible"), get("apply")),
+    );
+    println!(
+        "machine cpu: apply/floor {}   purge/floor {}",
+        ratio(cpu("apply"), cpu("floor")),
+        ratio(cpu("purge"), cpu("floor")),
     );
 }
