@@ -230,13 +230,10 @@ fn start_run_only_for_the_run_the_host_holds() {
     assert_eq!(o.status.code(), Some(78), "{}", text(&o.stderr));
     let o = sb.run(&start_run("t-start", "run-1"));
     assert!(text(&o.stdout).starts_with("wavectl-start ok pid="));
-    for _ in 0..50 {
-        if state_of(&sb, "t-start", "run-1").runs == 1 {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("the started run never finished");
+    assert!(
+        eventually(|| state_of(&sb, "t-start", "run-1").runs == 1),
+        "the started run never finished"
+    );
 }
 
 #[test]
@@ -254,15 +251,10 @@ fn an_install_with_start_starts_the_first_run_detached_and_without_its_lock() {
     ));
     // The install did not wait for the run.
     assert!(started.elapsed() < Duration::from_secs(25));
-    let mut running = false;
-    for _ in 0..50 {
-        if state_of(&sb, "t-istart", "run-1").running {
-            running = true;
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    assert!(running, "the first run never showed up as running");
+    assert!(
+        eventually(|| state_of(&sb, "t-istart", "run-1").running),
+        "the first run never showed up as running"
+    );
     // The run does not hold the install's state lock: a confirm gets it at once.
     assert_eq!(
         confirm_on(&sb, "t-istart", "run-1"),
@@ -300,15 +292,10 @@ fn remove_kills_a_running_copy() {
         "/var/lib/wavectl/t-kill/run >/dev/null 2>&1 & \"$1\" >/dev/null 2>&1 &",
         &[path],
     );
-    let mut running = false;
-    for _ in 0..50 {
-        if state_of(&sb, "t-kill", "run-1").running {
-            running = true;
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    assert!(running, "the wrapper never started");
+    assert!(
+        eventually(|| state_of(&sb, "t-kill", "run-1").running),
+        "the wrapper never started"
+    );
     let r = remove_on(&sb, "t-kill", None, RemoveScope::Run("run-1"));
     assert!(r.clean, "{r:?}");
     // wrapper, timeout, sh running the script, its sleep, the hand-started copy (sh + sleep).

@@ -34,13 +34,7 @@ fn count(sb: &Sandbox, pat: &str) -> usize {
 }
 
 fn wait_for(sb: &Sandbox, pat: &str, n: usize) {
-    for _ in 0..100 {
-        if count(sb, pat) >= n {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("never saw {n} of {pat}");
+    assert!(eventually(|| count(sb, pat) >= n), "never saw {n} of {pat}");
 }
 
 fn set(v: &[String]) -> BTreeSet<String> {

@@ -220,6 +220,17 @@ pub(super) fn state_of(sb: &Sandbox, name: &str, run: &str) -> HostFinding {
         .unwrap_or_else(|e| panic!("{e}: {} {}", text(&o.stdout), text(&o.stderr)))
 }
 
+/// Ask `f` every 100 ms until it holds, at most 50 times (5 s); false if it never did.
+pub(super) fn eventually(mut f: impl FnMut() -> bool) -> bool {
+    for _ in 0..50 {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
+}
+
 pub(super) fn confirm_on(sb: &Sandbox, name: &str, run: &str) -> ConfirmResult {
     let o = sb.run(&confirm(name, run));
     parse_confirm(o.status.code(), &text(&o.stdout))

@@ -268,15 +268,7 @@ fn removal_of_an_older_run_touches_nothing() {
     install_ok(&sb, &pb);
     assert_eq!(confirm_on(&sb, name, "run-b"), ConfirmResult::Confirmed);
     sb.ok("(/var/lib/wavectl/t-other/run >/dev/null 2>&1 &)", &[]);
-    let mut running = false;
-    for _ in 0..50 {
-        running = state_of(&sb, name, "run-b").running;
-        if running {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    assert!(running);
+    assert!(eventually(|| state_of(&sb, name, "run-b").running));
     let before = version_facts(&sb, name, path);
     let _ = hb;
     let r = remove_on(&sb, name, Some(path), RemoveScope::Run("run-a"));
