@@ -589,13 +589,7 @@ impl<'r> Engine<'r> {
         let (ok, detail) = match result {
             HostResult::Installed { prev, started, .. } => (
                 true,
-                format!(
-                    "installed{}{}",
-                    prev.as_ref().map_or(String::new(), |p| format!(
-                        " (run {p}'s version kept for rollback)"
-                    )),
-                    if *started { ", first run started" } else { "" }
-                ),
+                crate::rollout::step::installed_detail(prev.as_deref(), *started),
             ),
             HostResult::Started => (true, "first run started".to_string()),
             HostResult::Confirmed => (true, "confirmed".to_string()),

@@ -279,6 +279,15 @@ fn bad(s: &mut RunState, host: &str, v: &Verdict) {
     }
 }
 
+/// What a host's install did, in words (its status line and the run's output).
+pub fn installed_detail(prev: Option<&str>, started: bool) -> String {
+    let kept = prev.map_or(String::new(), |p| {
+        format!(" (run {p}'s version kept for rollback)")
+    });
+    let run = if started { ", first run started" } else { "" };
+    format!("installed{kept}{run}")
+}
+
 /// UTC, readable, from Unix seconds.
 pub fn utc(secs: u64) -> String {
     humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(secs)).to_string()
@@ -336,13 +345,7 @@ fn on_result(s: &mut RunState, host: &str, op: Op, result: &HostResult) {
             h.state = HostState::Installed;
             renewed = true;
             h.started |= *started;
-            h.detail = match prev {
-                Some(p) => format!("installed (run {p}'s version kept for rollback)"),
-                None => "installed".into(),
-            };
-            if *started {
-                h.detail.push_str("; first run started");
-            }
+            h.detail = installed_detail(prev.as_deref(), *started);
         }
         (
             Op::Install,
