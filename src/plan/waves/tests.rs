@@ -491,7 +491,10 @@ fn a_plan_of_more_than_10000_waves_is_refused() {
         err.message,
         "the plan needs more than 10000 waves for 10001 targets, at most 10000 are allowed"
     );
-    assert!(err.help.unwrap().starts_with("give waves.sizes larger waves"));
+    assert!(err
+        .help
+        .unwrap()
+        .starts_with("give waves.sizes larger waves"));
     let got = waves(&hosts(10_000), &spec(&[C(1)])).unwrap();
     assert_eq!(got.len(), super::MAX_WAVES);
     assert_eq!(got[9_999].hosts, vec!["h10000"]);

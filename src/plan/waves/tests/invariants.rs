@@ -64,10 +64,8 @@ fn greedy_scan(targets: &[Host], s: &WaveSpec) -> Vec<Vec<String>> {
     let mut remaining: Vec<usize> = (0..targets.len()).filter(|i| !first.contains(i)).collect();
     let mut out = Vec::new();
     while !remaining.is_empty() || !first.is_empty() {
-        let size = super::super::wave_size(
-            super::super::size_entry(&s.sizes, out.len()),
-            targets.len(),
-        );
+        let size =
+            super::super::wave_size(super::super::size_entry(&s.sizes, out.len()), targets.len());
         let mut members = std::mem::take(&mut first);
         let size = size.max(members.len());
         let mut counts: HashMap<(Option<&String>, usize), usize> = HashMap::new();
@@ -191,7 +189,11 @@ fn check_invariants(targets: &[Host], s: &WaveSpec) {
     let got = result.unwrap_or_else(|e| panic!("{ctx}: {e}"));
     assert_eq!(waves(targets, s).unwrap(), got, "{ctx}: deterministic");
     let hosts: Vec<Vec<String>> = got.iter().map(|w| w.hosts.clone()).collect();
-    assert_eq!(hosts, greedy_scan(targets, s), "{ctx}: the greedy scan's waves");
+    assert_eq!(
+        hosts,
+        greedy_scan(targets, s),
+        "{ctx}: the greedy scan's waves"
+    );
 
     // Every host exactly once, waves non-empty, 1-based.
     let mut seen: Vec<&str> = got
