@@ -6,7 +6,7 @@ use crate::cli::{Global, SpecArgs};
 use crate::diag::InputError;
 use crate::exec::{self, login_deadline};
 use crate::exit;
-use crate::journal::{write_durably, Journal, StateDir};
+use crate::journal::{write_durably, Access, Journal, StateDir};
 use crate::plan::file::PlanContent;
 use crate::plan::Wave;
 use crate::report::{count, Event as Shown};
@@ -33,6 +33,7 @@ pub fn apply(g: &Global, args: &SpecArgs, yes: bool) -> CmdResult {
             args.rollout.display()
         )));
     }
+    let dir = state_dir(g, Access::Write)?;
     if !ask_to_apply(
         yes,
         &loaded,
@@ -42,7 +43,6 @@ pub fn apply(g: &Global, args: &SpecArgs, yes: bool) -> CmdResult {
         eprintln!("not applied");
         return Ok(exit::ABORTED);
     }
-    let dir = state_dir(g);
     run_apply(g, &dir, &loaded, &waves, args.force, None)
 }
 
@@ -206,7 +206,7 @@ pub fn attach(intent: Intent, until_done: bool, fanout: Option<usize>) -> Event 
 
 /// Continue a run whose controller died (or a paused one), from its journal alone.
 pub fn resume(g: &Global, run: &str, yes: bool) -> CmdResult {
-    let dir = state_dir(g);
+    let dir = state_dir(g, Access::Write)?;
     let o = open_run(&dir, run)?;
     let id = o.run.clone();
     let plan = o

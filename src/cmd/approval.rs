@@ -11,7 +11,7 @@ use std::time::Duration;
 use crate::cli::{Global, SpecArgs};
 use crate::diag::InputError;
 use crate::exit;
-use crate::journal::{write_durably, AuditEntry};
+use crate::journal::{write_durably, Access, AuditEntry};
 use crate::plan::file::{self, Approval, PlanContent, PlanFile};
 use crate::report::count;
 use crate::rollout::step::{utc, MIN_RUNS_GRACE};
@@ -152,6 +152,7 @@ pub fn approve(g: &Global, plan: &Path, key: &Path, by: Option<&str>) -> CmdResu
             pf.hash
         )));
     }
+    let dir = state_dir(g, Access::Write)?;
     let by = by.map_or_else(local_user, String::from);
     let signature = ssh_keygen_sign(key, &file::signed_text(&pf.hash))?;
     pf.approvals.push(Approval {
@@ -161,7 +162,7 @@ pub fn approve(g: &Global, plan: &Path, key: &Path, by: Option<&str>) -> CmdResu
     });
     let text = serde_json::to_string_pretty(&pf).unwrap_or_default() + "\n";
     write_durably(plan, text.as_bytes())?;
-    let _ = state_dir(g).audit(&AuditEntry {
+    let _ = dir.audit(&AuditEntry {
         at: now_utc(),
         user: local_user(),
         action: "approve".into(),
@@ -323,7 +324,7 @@ pub fn apply_plan(
     allowed_signers: Option<&Path>,
 ) -> CmdResult {
     let path = &args.rollout;
-    let dir = state_dir(g);
+    let dir = state_dir(g, Access::Write)?;
     let refuse = |why: String| -> CmdResult {
         let _ = dir.audit(&AuditEntry {
             at: now_utc(),
