@@ -30,12 +30,19 @@ impl StateDir {
             (self.root.clone(), "the state directory"),
             (self.root.join("runs"), "the state directory's runs"),
             (self.root.join("locks"), "the state directory's locks"),
+            (
+                self.root.join("applied"),
+                "the state directory's applied plans",
+            ),
         ];
         for (path, what) in &parts {
             let meta = match std::fs::metadata(path) {
                 Ok(m) => m,
-                // Not there yet: nothing under it either.
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+                // Not there yet: the state directory itself, nothing under it either.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && path == &self.root => {
+                    return Ok(())
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
                 Err(e) => {
                     return Err(unusable(
                         path,

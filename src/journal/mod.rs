@@ -4,6 +4,7 @@
 //! process. Reading a journal and replaying it through `rollout::step` gives the run's
 //! state. Reads and writes files under the state directory.
 
+mod applied;
 mod audit;
 mod dir;
 mod lock;
@@ -12,6 +13,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
+pub use applied::AppliedPlan;
 pub use audit::AuditEntry;
 pub use dir::Access;
 pub use lock::{Holder, RunLock};
@@ -75,7 +77,7 @@ impl JournalError {
 }
 
 /// The state directory: `runs/<run>/journal.jsonl` (and the script an apply installs,
-/// `runs/<run>/script`), `locks/<name>.lock`.
+/// `runs/<run>/script`), `locks/<name>.lock`, `audit.jsonl`, `applied/<plan id>.json`.
 #[derive(Debug, Clone)]
 pub struct StateDir {
     pub root: PathBuf,
