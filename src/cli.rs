@@ -44,6 +44,13 @@ pub enum Command {
         /// Write the plan (everything the run will do, and its hash) to this file.
         #[arg(short = 'o', long, value_name = "PLAN")]
         output: Option<PathBuf>,
+        /// How long the written plan can be applied (1m to 30d).
+        #[arg(long, default_value = "24h", value_parser = parse_valid_for, value_name = "DURATION")]
+        valid_for: std::time::Duration,
+        /// The allowed-signers file the plan's approvals are checked against, for a spec
+        /// that names none in policy.allowed_signers (the plan's hash covers it).
+        #[arg(long, value_name = "FILE")]
+        allowed_signers: Option<PathBuf>,
     },
     /// Sign a plan's hash (`ssh-keygen -Y sign`): one approval.
     Approve {
@@ -63,7 +70,9 @@ pub enum Command {
         /// Do not ask for confirmation.
         #[arg(long)]
         yes: bool,
-        /// The allowed-signers file to check a plan's approvals against [default: the spec's policy.allowed_signers].
+        /// The allowed-signers file to check a plan's approvals against, for a spec that
+        /// names none (its bytes must be those the plan was made with) [default: the
+        /// spec's policy.allowed_signers, else the plan's].
         #[arg(long, value_name = "FILE")]
         allowed_signers: Option<PathBuf>,
     },
@@ -214,5 +223,15 @@ fn parse_login_timeout(s: &str) -> Result<std::time::Duration, String> {
         std::time::Duration::from_secs(1),
         std::time::Duration::from_secs(600),
         "the deadline of each host's login",
+    )
+}
+
+fn parse_valid_for(s: &str) -> Result<std::time::Duration, String> {
+    crate::spec::parse_duration_flag(
+        "--valid-for",
+        s,
+        std::time::Duration::from_secs(60),
+        std::time::Duration::from_secs(30 * 24 * 3600),
+        "how long the plan can be applied after it is written",
     )
 }

@@ -444,6 +444,53 @@ fn cases(pwned: &Path) -> Vec<Case> {
         },
         "ssh would read it as an option",
     ));
+    // Issue 13, case 11b: an address is a host name, an IP address or an ssh_config
+    // alias — not a URL the transport takes a user and options from, nor shell words.
+    let p = pwned.display();
+    for (bad, message, help) in [
+        (
+            format!("ssh://-oProxyCommand=touch${{IFS}}{p}"),
+            "is a URL".to_string(),
+            "the user goes in `user`",
+        ),
+        (
+            "root@h02".to_string(),
+            "contains '@'".to_string(),
+            "the user goes in `user`",
+        ),
+        (
+            format!("h02;touch${{IFS}}{p}"),
+            "contains ';'".to_string(),
+            "a host address uses letters",
+        ),
+        (
+            format!("h02`touch${{IFS}}{p}`"),
+            "contains '`'".to_string(),
+            "a host address uses letters",
+        ),
+        (
+            format!("$(touch${{IFS}}{p})"),
+            "must not start with '$'".to_string(),
+            "a host address uses letters",
+        ),
+    ] {
+        let i = edit(
+            INVENTORY,
+            "address = \"h02\"",
+            &format!("address = \"{bad}\""),
+        );
+        v.push(inv_case(
+            &format!("address {bad:?}"),
+            i,
+            |i| {
+                format!(
+                    "inventory.toml:{}: host address `{bad}` {message}",
+                    pos(i, "address = ", &format!("\"{bad}\""))
+                )
+            },
+            help,
+        ));
+    }
     let i = edit(INVENTORY, "user = \"root\"", "user = \"-oProxyCommand=x\"");
     v.push(inv_case(
         "user starting with '-'",

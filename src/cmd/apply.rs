@@ -6,7 +6,7 @@ use crate::cli::{Global, SpecArgs};
 use crate::diag::InputError;
 use crate::exec::{self, login_deadline};
 use crate::exit;
-use crate::journal::{write_durably, Journal, StateDir};
+use crate::journal::{write_durably, Access, AppliedPlan, Journal, StateDir};
 use crate::plan::file::PlanContent;
 use crate::plan::Wave;
 use crate::report::{count, Event as Shown};
@@ -33,6 +33,7 @@ pub fn apply(g: &Global, args: &SpecArgs, yes: bool) -> CmdResult {
             args.rollout.display()
         )));
     }
+    let dir = state_dir(g, Access::Write)?;
     if !ask_to_apply(
         yes,
         &loaded,
@@ -42,7 +43,6 @@ pub fn apply(g: &Global, args: &SpecArgs, yes: bool) -> CmdResult {
         eprintln!("not applied");
         return Ok(exit::ABORTED);
     }
-    let dir = state_dir(g);
     run_apply(g, &dir, &loaded, &waves, args.force, None)
 }
 
@@ -66,6 +66,13 @@ pub fn ask_to_apply(
     super::consent(false, "apply", &shown, &question)
 }
 
+/// What `apply PLAN` brings to its run: the approval the journal records, and the
+/// plan's id, claimed in the state directory as the run begins (a plan applies once).
+pub struct FromPlan {
+    pub id: String,
+    pub approved: Approved,
+}
+
 /// Start a new run of a loaded spec (also used by `demo`). Returns the exit code.
 pub fn run_apply(
     g: &Global,
@@ -73,14 +80,49 @@ pub fn run_apply(
     loaded: &Loaded,
     waves: &[Wave],
     force: bool,
-    approval: Option<Approved>,
+    from_plan: Option<FromPlan>,
 ) -> CmdResult {
     dir.ensure()?;
     let r = &loaded.rollout;
     let run = exec::new_run_id(&r.name);
     let _lock = dir.lock(&r.name, &run)?;
-    let plan = plan_of(g, content_of(loaded, waves, force), &run, approval);
-    let journal = Journal::create(dir, &run)?;
+    let claimed = match &from_plan {
+        Some(fp) => {
+            let rec = AppliedPlan {
+                plan: fp.id.clone(),
+                hash: fp.approved.hash.clone(),
+                run: run.clone(),
+                at: crate::rollout::step::utc(exec::now_ms() / 1000),
+                user: local_user(),
+            };
+            if let Some(earlier) = dir.claim_plan(&rec)? {
+                return Err(CmdError::Refused(format!(
+                    "{} was applied already, by run {} at {} ({}): a plan applies once\n  help: plan again with `wavectl plan SPEC -o PLAN` and have the new plan approved",
+                    fp.approved.plan.display(),
+                    earlier.run,
+                    earlier.at,
+                    earlier.user
+                )));
+            }
+            Some(fp.id.as_str())
+        }
+        None => None,
+    };
+    let plan = plan_of(
+        g,
+        content_of(loaded, waves, force),
+        &run,
+        from_plan.as_ref().map(|fp| fp.approved.clone()),
+    );
+    let journal = match Journal::create(dir, &run) {
+        Ok(j) => j,
+        Err(e) => {
+            if let Some(id) = claimed {
+                dir.unclaim_plan(id);
+            }
+            return Err(e.into());
+        }
+    };
     write_durably(&dir.script_path(&run), &r.script.body)?;
     let reporter = reporter(g);
     reporter.emit(Shown::RunStarted {
@@ -206,7 +248,7 @@ pub fn attach(intent: Intent, until_done: bool, fanout: Option<usize>) -> Event 
 
 /// Continue a run whose controller died (or a paused one), from its journal alone.
 pub fn resume(g: &Global, run: &str, yes: bool) -> CmdResult {
-    let dir = state_dir(g);
+    let dir = state_dir(g, Access::Write)?;
     let o = open_run(&dir, run)?;
     let id = o.run.clone();
     let plan = o

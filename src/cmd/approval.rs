@@ -1,26 +1,27 @@
-//! Change approval: `plan` (and `plan -o PLAN`), `approve PLAN` (ssh-keygen -Y sign over
-//! the plan's hash) and `apply PLAN` (re-resolve, refuse a stale plan, count distinct
-//! valid signers against `policy.approvals`). Runs `ssh-keygen`; reads and writes plan files.
+//! Change approval: `plan` (and `plan -o PLAN`, sealed with a fresh id, an expiry and
+//! the digests of the files its trust rests on), `approve PLAN` (ssh-keygen -Y sign over
+//! the plan's hash, checked against the plan's allowed signers where they can be read)
+//! and `apply PLAN` (refuse an edited, expired, applied or stale plan; count distinct
+//! valid signers, checked against the spec's trust anchor only). Reads and writes plan
+//! files.
 
-use std::collections::BTreeSet;
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::Path;
 use std::time::Duration;
 
 use crate::cli::{Global, SpecArgs};
 use crate::diag::InputError;
 use crate::exit;
-use crate::journal::{write_durably, AuditEntry};
-use crate::plan::file::{self, Approval, PlanContent, PlanFile};
+use crate::journal::{write_durably, Access, AuditEntry, StateDir};
+use crate::plan::file::{self, Approval, PlanContent, PlanFile, Trust};
 use crate::report::count;
 use crate::rollout::step::{utc, MIN_RUNS_GRACE};
 use crate::rollout::Approved;
-use crate::spec;
+use crate::spec::{self, Loaded};
 
-use super::apply::{ask_to_apply, content_of, local_user, run_apply};
+use super::apply::{ask_to_apply, content_of, local_user, run_apply, FromPlan};
 use super::load;
 use super::session::{state_dir, CmdError, CmdResult};
+use super::trust::{self, Anchor, Checked};
 
 /// A readable duration ("10m", "1h 30m").
 fn dur(d: Duration) -> String {
@@ -28,13 +29,26 @@ fn dur(d: Duration) -> String {
 }
 
 /// `plan`: the waves, each wave's bake and interval, an estimate of the whole run; with
-/// `-o`, the plan file.
-pub fn plan(g: &Global, args: &SpecArgs, output: Option<&Path>) -> CmdResult {
+/// `-o`, the plan file, valid for `valid_for`.
+pub fn plan(
+    g: &Global,
+    args: &SpecArgs,
+    output: Option<&Path>,
+    valid_for: Duration,
+    allowed_signers: Option<&Path>,
+) -> CmdResult {
     let (l, waves) = load(args)?;
     let content = content_of(&l, &waves, args.force);
+    let sealed = match output {
+        Some(_) => Some(seal(g, &l, content.clone(), valid_for, allowed_signers)?),
+        None => {
+            check_flag(&l, allowed_signers)?;
+            None
+        }
+    };
     if g.json {
-        let value = match output {
-            Some(_) => serde_json::to_value(PlanFile::new(content.clone(), now_utc())),
+        let value = match &sealed {
+            Some(pf) => serde_json::to_value(pf),
             None => serde_json::to_value(&content),
         };
         println!("{}", value.unwrap_or_default());
@@ -52,12 +66,16 @@ pub fn plan(g: &Global, args: &SpecArgs, output: Option<&Path>) -> CmdResult {
             );
         }
     }
-    if let Some(out) = output {
-        let pf = PlanFile::new(content, now_utc());
+    if let (Some(out), Some(pf)) = (output, sealed) {
         let text = serde_json::to_string_pretty(&pf).unwrap_or_default() + "\n";
         write_durably(out, text.as_bytes())?;
         if !g.json {
-            println!("plan written to {} ({})", out.display(), pf.hash);
+            println!(
+                "plan written to {} ({}), valid until {}",
+                out.display(),
+                pf.hash,
+                pf.expires
+            );
             if pf.content.approvals > 0 {
                 println!(
                     "  next: `wavectl approve {} --key KEY` by {}, then `wavectl apply {}`",
@@ -69,6 +87,91 @@ pub fn plan(g: &Global, args: &SpecArgs, output: Option<&Path>) -> CmdResult {
         }
     }
     Ok(exit::OK)
+}
+
+/// The plan file of `content`: a fresh id, valid from now for `valid_for`, with the
+/// digests of the allowed-signers file (when it needs approvals: exit 2 without one)
+/// and of the ssh_config.
+fn seal(
+    g: &Global,
+    l: &Loaded,
+    content: PlanContent,
+    valid_for: Duration,
+    flag: Option<&Path>,
+) -> Result<PlanFile, CmdError> {
+    check_flag(l, flag)?;
+    let allowed_signers = if content.approvals > 0 {
+        let anchor = anchor(l, flag, None)?.ok_or_else(|| {
+            InputError::in_file(
+                &l.rollout.spec_given,
+                format!(
+                    "rollout {} needs {} and names no allowed-signers file to check them against",
+                    content.rollout,
+                    count(content.approvals as usize, "approval")
+                ),
+            )
+            .help("set policy.allowed_signers in the spec, or pass --allowed-signers FILE to `plan` (the plan's hash covers the file)")
+        })?;
+        Some(anchor.digest)
+    } else {
+        None
+    };
+    let trust = Trust {
+        allowed_signers,
+        ssh_config: trust::ssh_config(g)?,
+    };
+    let now = crate::exec::now_ms() / 1000;
+    let id = hex::encode(rand::random::<[u8; 16]>());
+    Ok(PlanFile::new(
+        content,
+        id,
+        utc(now),
+        utc(now.saturating_add(valid_for.as_secs())),
+        trust,
+    ))
+}
+
+/// `--allowed-signers` is only for a spec that names none: the spec's trust anchor is
+/// the one approvals are checked against, never one the applier brings (exit 2).
+fn check_flag(l: &Loaded, flag: Option<&Path>) -> Result<(), InputError> {
+    match (&l.rollout.policy.allowed_signers, flag) {
+        (Some(named), Some(given)) => Err(InputError::new(format!(
+            "--allowed-signers {} is given, but the spec names its own allowed signers ({})",
+            given.display(),
+            named.display()
+        ))
+        .help(
+            "approvals are checked against the spec's policy.allowed_signers: leave out \
+             --allowed-signers (it is only for specs that name none)",
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The allowed-signers file, read: the spec's `policy.allowed_signers`, else the flag
+/// (see [`check_flag`]), else `recorded` (the plan's own). `None`: there is none.
+fn anchor(
+    l: &Loaded,
+    flag: Option<&Path>,
+    recorded: Option<&Path>,
+) -> Result<Option<Anchor>, InputError> {
+    let Some(path) = l
+        .rollout
+        .policy
+        .allowed_signers
+        .as_deref()
+        .or(flag)
+        .or(recorded)
+    else {
+        return Ok(None);
+    };
+    Anchor::read(
+        path,
+        "the allowed-signers file",
+        "approvals are checked against it: make it readable, or plan again with the file \
+         the approvers are in",
+    )
+    .map(Some)
 }
 
 /// Each wave's bake and interval, and how long the run takes at least.
@@ -136,24 +239,74 @@ pub fn read_plan(path: &Path) -> Result<Option<PlanFile>, InputError> {
         )
         .help("plan again with this wavectl"));
     }
+    if !file::valid_id(&pf.id) {
+        return Err(InputError::in_file(
+            path,
+            format!("plan id `{}` is not 32 hex digits", pf.id.escape_debug()),
+        )
+        .help("write it again with `wavectl plan SPEC -o PLAN`"));
+    }
     Ok(Some(pf))
 }
 
+/// Whether an approval's signer was checked against the plan's allowed signers here.
+enum Signer {
+    /// The principal the allowed signers name for the key.
+    Verified(String),
+    /// Not checked here (why): `apply` checks it.
+    Unverified(String),
+}
+
 /// `approve PLAN --key KEY [--by NAME]`: sign the plan's hash and add the approval.
+/// Where the plan's allowed-signers file can be read (unchanged), the signature is
+/// checked at once: a key it does not list signs nothing, and the approval is recorded
+/// under the principal it names. The audit log names only a verified signer.
 pub fn approve(g: &Global, plan: &Path, key: &Path, by: Option<&str>) -> CmdResult {
     let mut pf = read_plan(plan)?.ok_or_else(|| {
         InputError::in_file(plan, "not a plan file")
             .help("write one with `wavectl plan SPEC -o PLAN`")
     })?;
-    if !pf.intact() {
-        return Err(CmdError::Refused(format!(
-            "{}: the plan was edited after it was written (its content no longer matches {}); nothing was signed\n  help: plan again with `wavectl plan SPEC -o PLAN`",
-            plan.display(),
-            pf.hash
-        )));
+    let dir = state_dir(g, Access::Write)?;
+    if let Some(why) = unusable(&dir, &pf, plan)? {
+        return Err(CmdError::Refused(format!("{why}; nothing was signed\n  help: plan again with `wavectl plan SPEC -o PLAN` and have the new plan approved")));
     }
-    let by = by.map_or_else(local_user, String::from);
-    let signature = ssh_keygen_sign(key, &file::signed_text(&pf.hash))?;
+    let signature = trust::sign(key, &file::signed_text(&pf.hash))?;
+    let signer = match &pf.trust.allowed_signers {
+        None => Signer::Unverified("the plan needs no approval".into()),
+        Some(d) => match Anchor::read(&d.path, "the allowed-signers file", "") {
+            Err(_) => Signer::Unverified(format!("{} cannot be read here", d.path.display())),
+            Ok(a) if a.digest.sha256 != d.sha256 => {
+                return Err(CmdError::Refused(format!(
+                    "{}: the plan is stale: {}; nothing was signed\n  help: plan again with `wavectl plan SPEC -o PLAN` and have the new plan approved",
+                    plan.display(),
+                    file::trust_differences(&pf.trust, &Trust { allowed_signers: Some(a.digest), ..pf.trust.clone() }).join("; ")
+                )))
+            }
+            Ok(a) => match trust::check(&a, &signature, &pf.hash)? {
+                Checked::Valid(p) => Signer::Verified(p),
+                Checked::NotListed | Checked::Invalid(_) => {
+                    return Err(InputError::new(format!(
+                        "{} is not a key of the plan's allowed signers ({}): its approval would not count; nothing was signed",
+                        key.display(),
+                        d.path.display()
+                    ))
+                    .help("sign with your own key, the one the allowed-signers file lists for you")
+                    .into())
+                }
+            },
+        },
+    };
+    let by = match (&signer, by) {
+        (Signer::Verified(p), Some(b)) if b != p => return Err(InputError::new(format!(
+            "{} signs as {p} in the plan's allowed signers, not as {b}; nothing was signed",
+            key.display()
+        ))
+        .help("leave out --by (the allowed signers say whose key it is), or sign with your own key")
+        .into()),
+        (Signer::Verified(p), _) => p.clone(),
+        (Signer::Unverified(_), Some(b)) => b.to_string(),
+        (Signer::Unverified(_), None) => local_user(),
+    };
     pf.approvals.push(Approval {
         by: by.clone(),
         at: now_utc(),
@@ -161,7 +314,15 @@ pub fn approve(g: &Global, plan: &Path, key: &Path, by: Option<&str>) -> CmdResu
     });
     let text = serde_json::to_string_pretty(&pf).unwrap_or_default() + "\n";
     write_durably(plan, text.as_bytes())?;
-    let _ = state_dir(g).audit(&AuditEntry {
+    let (signers, detail, verified) = match &signer {
+        Signer::Verified(p) => (vec![p.clone()], String::new(), Some(p.clone())),
+        Signer::Unverified(why) => (
+            Vec::new(),
+            format!("claimed by {by}; not verified here: {why}"),
+            None,
+        ),
+    };
+    let _ = dir.audit(&AuditEntry {
         at: now_utc(),
         user: local_user(),
         action: "approve".into(),
@@ -169,7 +330,8 @@ pub fn approve(g: &Global, plan: &Path, key: &Path, by: Option<&str>) -> CmdResu
         rollout: pf.content.rollout.clone(),
         plan_hash: Some(pf.hash.clone()),
         script_sha256: Some(pf.content.deployment.sha256.clone()),
-        signers: vec![by.clone()],
+        signers,
+        detail,
         command: std::env::args().collect(),
         ..AuditEntry::default()
     });
@@ -178,6 +340,7 @@ pub fn approve(g: &Global, plan: &Path, key: &Path, by: Option<&str>) -> CmdResu
             "event": "approved",
             "at": now_utc(),
             "by": by,
+            "verified": verified,
             "plan": plan.display().to_string(),
             "hash": pf.hash,
             "signatures": pf.approvals.len(),
@@ -193,127 +356,46 @@ pub fn approve(g: &Global, plan: &Path, key: &Path, by: Option<&str>) -> CmdResu
             count(pf.approvals.len(), "signature"),
             pf.content.approvals
         );
+        if let Signer::Unverified(why) = &signer {
+            println!("  not verified here ({why}): `apply` checks every signature against the plan's allowed signers");
+        }
     }
     Ok(exit::OK)
 }
 
-fn ssh_keygen_sign(key: &Path, text: &str) -> Result<String, CmdError> {
-    let out = run_keygen(
-        &[
-            "-Y".as_ref(),
-            "sign".as_ref(),
-            "-f".as_ref(),
-            key.as_os_str(),
-            "-n".as_ref(),
-            file::NAMESPACE.as_ref(),
-        ],
-        text,
-    )?;
-    if !out.status.success() {
-        return Err(CmdError::Input(
-            InputError::new(format!(
-                "ssh-keygen could not sign with {}: {}",
-                key.display(),
-                String::from_utf8_lossy(&out.stderr).trim()
-            ))
-            .help("give the private key of an approver (`--key ~/.ssh/id_ed25519`); an agent-held key needs its public key file"),
-        ));
+/// Why a plan can no longer be signed or applied whatever its approvals: edited,
+/// expired, or applied already by a run of this state directory.
+fn unusable(dir: &StateDir, pf: &PlanFile, path: &Path) -> Result<Option<String>, CmdError> {
+    if !pf.intact() {
+        return Ok(Some(format!(
+            "{}: the plan was edited after it was written (its content no longer matches {})",
+            path.display(),
+            pf.hash
+        )));
     }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    let expires = humantime::parse_rfc3339(&pf.expires).ok();
+    if expires.is_none_or(|t| std::time::SystemTime::now() > t) {
+        return Ok(Some(format!(
+            "{} expired at {} (it was written at {})",
+            path.display(),
+            pf.expires,
+            pf.created
+        )));
+    }
+    if let Some(a) = dir.applied_plan(&pf.id)? {
+        return Ok(Some(format!(
+            "{} was applied already, by run {} at {} ({}): a plan applies once",
+            path.display(),
+            a.run,
+            a.at,
+            a.user
+        )));
+    }
+    Ok(None)
 }
 
-fn run_keygen(args: &[&std::ffi::OsStr], stdin: &str) -> Result<std::process::Output, CmdError> {
-    let mut child = Command::new("ssh-keygen")
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| CmdError::Other(format!("cannot run ssh-keygen: {e}"), exit::BAD_INPUT))?;
-    if let Some(mut i) = child.stdin.take() {
-        let _ = i.write_all(stdin.as_bytes());
-    }
-    child
-        .wait_with_output()
-        .map_err(|e| CmdError::Other(format!("ssh-keygen: {e}"), exit::BAD_INPUT))
-}
-
-/// The distinct principals whose valid signatures over the plan's hash it holds, and
-/// what was wrong with the others.
-fn verify(pf: &PlanFile, allowed: &Path) -> Result<(BTreeSet<String>, Vec<String>), CmdError> {
-    let mut signers = BTreeSet::new();
-    let mut problems = Vec::new();
-    let text = file::signed_text(&pf.hash);
-    for a in &pf.approvals {
-        let mut sig = tempfile::NamedTempFile::new().map_err(|e| {
-            CmdError::Other(
-                format!("cannot make a temporary file: {e}"),
-                exit::INCOMPLETE,
-            )
-        })?;
-        let _ = sig.write_all(a.signature.as_bytes());
-        let sig_path = sig.path().as_os_str().to_owned();
-        let found = run_keygen(
-            &[
-                "-Y".as_ref(),
-                "find-principals".as_ref(),
-                "-s".as_ref(),
-                &sig_path,
-                "-f".as_ref(),
-                allowed.as_os_str(),
-            ],
-            "",
-        )?;
-        let principals: Vec<String> = String::from_utf8_lossy(&found.stdout)
-            .lines()
-            .map(|l| l.trim().to_string())
-            .filter(|l| !l.is_empty())
-            .collect();
-        if !found.status.success() || principals.is_empty() {
-            problems.push(format!(
-                "the signature by {} is not from a key the allowed signers list",
-                a.by
-            ));
-            continue;
-        }
-        let mut ok = false;
-        for p in &principals {
-            let v = run_keygen(
-                &[
-                    "-Y".as_ref(),
-                    "verify".as_ref(),
-                    "-f".as_ref(),
-                    allowed.as_os_str(),
-                    "-I".as_ref(),
-                    p.as_ref(),
-                    "-n".as_ref(),
-                    file::NAMESPACE.as_ref(),
-                    "-s".as_ref(),
-                    &sig_path,
-                ],
-                &text,
-            )?;
-            if v.status.success() {
-                if !signers.insert(p.clone()) {
-                    problems.push(format!("{p} signed more than once (counted once)"));
-                }
-                ok = true;
-                break;
-            }
-        }
-        if !ok {
-            problems.push(format!(
-                "the signature by {} ({}) does not sign this plan's hash {}",
-                a.by,
-                principals.join(", "),
-                pf.hash
-            ));
-        }
-    }
-    Ok((signers, problems))
-}
-
-/// `apply PLAN`: the plan must be intact, still what the spec resolves to, and carry
+/// `apply PLAN`: the plan must be intact, unexpired, not applied before, still what the
+/// spec resolves to (its allowed signers and ssh_config the same bytes), and carry
 /// enough distinct valid approvals; then it runs like `apply SPEC`.
 pub fn apply_plan(
     g: &Global,
@@ -323,29 +405,26 @@ pub fn apply_plan(
     allowed_signers: Option<&Path>,
 ) -> CmdResult {
     let path = &args.rollout;
-    let dir = state_dir(g);
-    let refuse = |why: String| -> CmdResult {
+    let dir = state_dir(g, Access::Write)?;
+    let refuse = |e: CmdError| -> CmdResult {
         let _ = dir.audit(&AuditEntry {
             at: now_utc(),
             user: local_user(),
             action: "apply".into(),
             outcome: "refused".into(),
-            exit_code: Some(exit::REFUSED),
+            exit_code: Some(e.code()),
             rollout: pf.content.rollout.clone(),
             plan_hash: Some(pf.hash.clone()),
             script_sha256: Some(pf.content.deployment.sha256.clone()),
-            detail: why.clone(),
+            detail: e.to_string(),
             command: std::env::args().collect(),
             ..AuditEntry::default()
         });
-        Err(CmdError::Refused(why))
+        Err(e)
     };
-    if !pf.intact() {
-        return refuse(format!(
-            "{}: the plan was edited after it was written (its content no longer matches {})\n  help: plan again with `wavectl plan SPEC -o PLAN` and have it approved",
-            path.display(),
-            pf.hash
-        ));
+    let again = "plan again with `wavectl plan SPEC -o PLAN` and have the new plan approved";
+    if let Some(why) = unusable(&dir, &pf, path)? {
+        return refuse(CmdError::Refused(format!("{why}\n  help: {again}")));
     }
     let c = &pf.content;
     let opts = spec::LoadOptions {
@@ -357,35 +436,45 @@ pub fn apply_plan(
         .clone()
         .unwrap_or_else(|| c.inventory.clone());
     let loaded = spec::load_with(&c.spec, Some(&inventory), &opts)?;
+    if let Err(e) = check_flag(&loaded, allowed_signers) {
+        return refuse(e.into());
+    }
+    let needed = c.approvals as usize;
+    let recorded = pf.trust.allowed_signers.as_ref().map(|d| d.path.as_path());
+    let anchor = if needed > 0 {
+        anchor(&loaded, allowed_signers, recorded)?
+    } else {
+        None
+    };
     let waves = crate::plan::waves(&loaded.targets, &loaded.rollout.waves)?;
     let now = content_of(&loaded, &waves, c.deployment.force);
-    let changes = file::differences(c, &now);
+    let mut changes = file::differences(c, &now);
+    let trust_now = Trust {
+        allowed_signers: anchor.as_ref().map(|a| a.digest.clone()),
+        ssh_config: trust::ssh_config(g)?,
+    };
+    changes.extend(file::trust_differences(&pf.trust, &trust_now));
     if !changes.is_empty() {
-        return refuse(format!(
+        return refuse(CmdError::Refused(format!(
             "{} is stale: what it would do differs from what {} resolves to now:\n{}\n  help: plan again with `wavectl plan {} -o PLAN` and have the new plan approved",
             path.display(),
             c.spec.display(),
             changes.iter().map(|l| format!("  - {l}")).collect::<Vec<_>>().join("\n"),
             c.spec.display()
-        ));
+        )));
     }
-    let needed = c.approvals as usize;
-    let mut signers = BTreeSet::new();
+    let mut signers = std::collections::BTreeSet::new();
     if needed > 0 {
-        let allowed: PathBuf = match allowed_signers
-            .map(Path::to_path_buf)
-            .or(loaded.rollout.policy.allowed_signers.clone())
-        {
-            Some(a) => a,
-            None => {
-                return refuse(format!(
-                    "{} needs {} but there is no allowed-signers file to check them against\n  help: set policy.allowed_signers in the spec, or pass --allowed-signers FILE",
-                    path.display(),
-                    count(needed, "approval")
-                ))
-            }
+        // The plan records an anchor whenever it needs approvals, and its bytes are
+        // those of now (or it is stale above).
+        let Some(anchor) = anchor else {
+            return refuse(CmdError::Refused(format!(
+                "{} needs {} but names no allowed-signers file to check them against\n  help: {again}",
+                path.display(),
+                count(needed, "approval")
+            )));
         };
-        let (valid, problems) = verify(&pf, &allowed)?;
+        let (valid, problems) = trust::verify(&pf, &anchor)?;
         if valid.len() < needed {
             let mut why = format!(
                 "{} has {} of the {} it needs (policy.approvals){}",
@@ -404,9 +493,9 @@ pub fn apply_plan(
             why.push_str(&format!(
                 "\n  help: `wavectl approve {} --key KEY` by distinct approvers in {}",
                 path.display(),
-                allowed.display()
+                anchor.digest.path.display()
             ));
-            return refuse(why);
+            return refuse(CmdError::Refused(why));
         }
         signers = valid;
     }
@@ -415,10 +504,13 @@ pub fn apply_plan(
         eprintln!("not applied");
         return Ok(exit::ABORTED);
     }
-    let approval = Approved {
-        plan: std::fs::canonicalize(path).unwrap_or_else(|_| path.clone()),
-        hash: pf.hash.clone(),
-        signers: signers.into_iter().collect(),
+    let from = FromPlan {
+        id: pf.id.clone(),
+        approved: Approved {
+            plan: std::fs::canonicalize(path).unwrap_or_else(|_| path.clone()),
+            hash: pf.hash.clone(),
+            signers: signers.into_iter().collect(),
+        },
     };
-    run_apply(g, &dir, &loaded, &waves, c.deployment.force, Some(approval))
+    run_apply(g, &dir, &loaded, &waves, c.deployment.force, Some(from))
 }

@@ -63,6 +63,9 @@ on_failure = "rollback"
 "#;
 
 pub fn demo(g: &Global, hosts: usize) -> CmdResult {
+    if let Some(d) = &g.state_dir {
+        StateDir::new(d.clone()).usable(crate::journal::Access::Write)?;
+    }
     let n = hosts.clamp(6, 40);
     let names: Vec<String> = (1..=n).map(|i| format!("web-{i:02}")).collect();
     let labels = (0..n)

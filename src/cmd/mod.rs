@@ -10,6 +10,7 @@ mod report;
 mod runs;
 mod session;
 mod status;
+mod trust;
 
 use std::io::IsTerminal;
 
@@ -26,7 +27,18 @@ pub fn run(cli: Cli) -> i32 {
     let g = &cli.global;
     let result = match &cli.command {
         Command::Check(args) => check(g, args),
-        Command::Plan { spec, output } => approval::plan(g, spec, output.as_deref()),
+        Command::Plan {
+            spec,
+            output,
+            valid_for,
+            allowed_signers,
+        } => approval::plan(
+            g,
+            spec,
+            output.as_deref(),
+            *valid_for,
+            allowed_signers.as_deref(),
+        ),
         Command::Approve { plan, key, by } => approval::approve(g, plan, key, by.as_deref()),
         Command::Apply {
             spec,

@@ -11,7 +11,7 @@ use crate::diag::InputError;
 use crate::exec;
 use crate::exit;
 use crate::inventory;
-use crate::journal::{Journal, JournalError, RunLock, StateDir};
+use crate::journal::{Access, Journal, JournalError, RunLock, StateDir};
 use crate::report::Event as Shown;
 use crate::rollout::{Event, Plan, Policy, RunKind, RunState, Target};
 use crate::spec::{self, OnFailure};
@@ -42,6 +42,7 @@ pub fn purge(g: &Global, args: &PurgeArgs) -> CmdResult {
         _ => return Err(InputError::new("give either NAME or --path PATH, not both").into()),
     };
     let inv = inventory_of(args)?;
+    let dir = state_dir(g, Access::Write)?;
     let hosts = spec::select_hosts(&inv, &args.select, &args.exclude)?;
     let hosts = spec::limit_hosts(&inv, hosts, args.limit.as_deref(), "hosts to purge")?;
     let question = format!(
@@ -56,7 +57,6 @@ pub fn purge(g: &Global, args: &PurgeArgs) -> CmdResult {
         eprintln!("not purged");
         return Ok(exit::ABORTED);
     }
-    let dir = state_dir(g);
     dir.ensure()?;
     let run = exec::new_run_id(&format!("purge-{}", name.trim_start_matches("path-")));
     let _lock = take_lock(&dir, &name, &run, target.kind())?;

@@ -2,12 +2,12 @@
 
 use crate::cli::Global;
 use crate::exit;
-use crate::journal;
+use crate::journal::{self, Access};
 
 use super::session::{state_dir, CmdResult};
 
 pub fn report(g: &Global, run: &str) -> CmdResult {
-    let dir = state_dir(g);
+    let dir = state_dir(g, Access::Read)?;
     let id = dir.resolve(run)?;
     let records = journal::read(&dir.journal_path(&id))?;
     let text = crate::report::markdown::render(&records);

@@ -2,6 +2,7 @@
 
 use crate::cli::Global;
 use crate::exit;
+use crate::journal::Access;
 use crate::report::Event as Shown;
 use crate::rollout::{step::utc, summary::lease_runs_out, End, Intent, RunKind, Status};
 
@@ -10,7 +11,7 @@ use super::session::{drive, open_run, reporter, state_dir, with_runtime, CmdErro
 
 /// Return every host of a run to what it held before the run.
 pub fn rollback(g: &Global, run: &str, yes: bool) -> CmdResult {
-    let dir = state_dir(g);
+    let dir = state_dir(g, Access::Write)?;
     let o = open_run(&dir, run)?;
     let id = o.run.clone();
     let plan = o
@@ -46,7 +47,7 @@ pub fn rollback(g: &Global, run: &str, yes: bool) -> CmdResult {
 
 /// Ask the process running a run to stop and roll back (SIGINT, as the first Ctrl-C).
 pub fn abort(g: &Global, run: &str) -> CmdResult {
-    let dir = state_dir(g);
+    let dir = state_dir(g, Access::Read)?;
     let id = dir.resolve(run)?;
     let st = dir.load(&id)?;
     let Some(plan) = &st.plan else {
@@ -123,10 +124,10 @@ fn decide(id: &str, st: &crate::rollout::RunState) -> Plan {
 /// Finish what is unfinished: pending removals, unconfirmed hosts, and applies whose
 /// controller died (rolled back, as their leases would) — of one run or of every run.
 pub fn reconcile(g: &Global, run: Option<&str>, until_done: bool, yes: bool) -> CmdResult {
-    let dir = state_dir(g);
+    let dir = state_dir(g, Access::Write)?;
     let ids: Vec<String> = match run {
         Some(r) => vec![dir.resolve(r)?],
-        None => dir.runs(),
+        None => dir.runs()?,
     };
     // A damaged journal stops the command before anything is touched: what it would do
     // there cannot be known.

@@ -6,7 +6,7 @@ use crate::cli::Global;
 use crate::diag::InputError;
 use crate::exec::{Engine, Shared, Stop};
 use crate::exit;
-use crate::journal::{Journal, JournalError, RunLock, StateDir};
+use crate::journal::{Access, Journal, JournalError, RunLock, StateDir};
 use crate::report::{Event as Shown, Reporter};
 use crate::rollout::{summarize, Event, RunState};
 use crate::transport::Transport;
@@ -44,8 +44,12 @@ impl CmdError {
 
 pub type CmdResult = Result<i32, CmdError>;
 
-pub fn state_dir(g: &Global) -> StateDir {
-    StateDir::new(g.state_dir.clone().unwrap_or_else(StateDir::default_root))
+/// The state directory of `--state-dir` (or its default), once it is known to be usable
+/// as `access` says (exit 2 with what to do otherwise: never an empty list of runs).
+pub fn state_dir(g: &Global, access: Access) -> Result<StateDir, CmdError> {
+    let dir = StateDir::new(g.state_dir.clone().unwrap_or_else(StateDir::default_root));
+    dir.usable(access)?;
+    Ok(dir)
 }
 
 pub fn reporter(g: &Global) -> Reporter {

@@ -1,11 +1,13 @@
 //! `status`: the runs, or each host of one run, from the journals alone (no network). A
-//! run that has not ended and whose lock nobody holds is shown as interrupted.
+//! run that has not ended and whose lock nobody holds is shown as interrupted; a run
+//! whose journal is damaged is listed with its damage (what read of it, and why the
+//! rest does not).
 
 use serde::Serialize;
 
 use crate::cli::Global;
 use crate::exit;
-use crate::journal::StateDir;
+use crate::journal::{Access, StateDir};
 use crate::rollout::{step::utc, HostState, RunState};
 
 use super::session::{state_dir, CmdResult};
@@ -15,7 +17,8 @@ struct RunLine {
     run: String,
     rollout: String,
     kind: String,
-    /// Where the run stands (`running`, `done`, `rolled-back`, `purged`, ...).
+    /// Where the run stands (`running`, `done`, `rolled-back`, `purged`, ...), or
+    /// `damaged`: its journal does not read to its end.
     status: String,
     /// The same, for people: `interrupted (running)` when its controller is gone.
     state: String,
@@ -31,12 +34,20 @@ struct RunLine {
     done: usize,
     /// Hosts that may still hold something of the run that is not finished.
     pending: usize,
+    /// Why the journal does not read to its end (the other fields are from what did).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    damage: Option<String>,
 }
 
-fn line(dir: &StateDir, id: &str, s: &RunState) -> RunLine {
+fn line(dir: &StateDir, id: &str, s: &RunState, damage: Option<String>) -> RunLine {
     let name = s.plan.as_ref().map_or("?".to_string(), |p| p.name.clone());
     let live = dir.holder(&name).is_some_and(|h| h.run == id);
-    let interrupted = !s.is_ended() && !live;
+    let interrupted = !s.is_ended() && !live && damage.is_none();
+    let status = if damage.is_some() {
+        "damaged"
+    } else {
+        s.status_name()
+    };
     RunLine {
         run: id.to_string(),
         rollout: name,
@@ -44,13 +55,18 @@ fn line(dir: &StateDir, id: &str, s: &RunState) -> RunLine {
             .kind()
             .map_or("?".into(), |k| format!("{k:?}").to_lowercase()),
         state: if interrupted {
-            format!("interrupted ({})", s.status_name())
+            format!("interrupted ({status})")
         } else {
-            s.status_name().to_string()
+            status.to_string()
         },
-        status: s.status_name().to_string(),
+        status: status.to_string(),
         interrupted,
-        started: utc(s.started / 1000),
+        // A run whose journal is damaged before its first record has no start.
+        started: if s.started == 0 {
+            "?".to_string()
+        } else {
+            utc(s.started / 1000)
+        },
         started_ms: s.started,
         ended: s.ended.map(|e| utc(e / 1000)),
         duration: humantime::format_duration(std::time::Duration::from_secs(
@@ -65,6 +81,7 @@ fn line(dir: &StateDir, id: &str, s: &RunState) -> RunLine {
             .filter(|h| matches!(h.state, HostState::Confirmed | HostState::Clean))
             .count(),
         pending: s.hosts.iter().filter(|h| h.state.unfinished()).count(),
+        damage,
     }
 }
 
@@ -73,7 +90,7 @@ pub fn watch(g: &Global, run: Option<&str>, watch: bool) -> CmdResult {
     if !watch {
         return status(g, run);
     }
-    let dir = state_dir(g);
+    let dir = state_dir(g, Access::Read)?;
     loop {
         if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
             print!("\x1b[2J\x1b[H");
@@ -93,14 +110,12 @@ pub fn watch(g: &Global, run: Option<&str>, watch: bool) -> CmdResult {
 }
 
 pub fn status(g: &Global, run: Option<&str>) -> CmdResult {
-    let dir = state_dir(g);
+    let dir = state_dir(g, Access::Read)?;
     let Some(prefix) = run else {
         let mut lines = Vec::new();
-        for id in dir.runs() {
-            match dir.load(&id) {
-                Ok(s) => lines.push(line(&dir, &id, &s)),
-                Err(e) => eprintln!("warning: {e}"),
-            }
+        for id in dir.runs()? {
+            let (s, damage) = dir.inspect(&id);
+            lines.push(line(&dir, &id, &s, damage.map(|e| e.to_string())));
         }
         if g.json {
             for l in &lines {
@@ -127,12 +142,17 @@ pub fn status(g: &Global, run: Option<&str>) -> CmdResult {
                     l.pending
                 );
             }
+            for l in &lines {
+                if let Some(d) = &l.damage {
+                    println!("run {} is damaged: {d}", l.run);
+                }
+            }
         }
         return Ok(exit::OK);
     };
     let id = dir.resolve(prefix)?;
     let s = dir.load(&id)?;
-    let l = line(&dir, &id, &s);
+    let l = line(&dir, &id, &s, None);
     if g.json {
         #[derive(Serialize)]
         struct Full<'a> {

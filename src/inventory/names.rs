@@ -106,9 +106,25 @@ pub(crate) const LABEL_KEY: NameRule = NameRule {
     describe: "letters, digits, '_', '.', '/' and '-'",
 };
 
-/// What ssh connects to: an IP address, a DNS name or an ssh_config alias.
+/// What a host address that is not an IPv6 address may hold: a DNS name, an IPv4
+/// address or an ssh_config alias.
+const ADDRESS_NAME: NameRule = NameRule {
+    what: "host address",
+    first: |c| c.is_ascii_alphanumeric() || c == '_',
+    rest: |c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'),
+    max: 253,
+    describe: "letters, digits, '.', '_' and '-' (a host name, an IPv4 address or an \
+               ssh_config alias), or is an IPv6 address like 2001:db8::1",
+};
+
+/// What ssh connects to: a host name, an IPv4 or IPv6 address, or an ssh_config alias —
+/// and nothing else: no `ssh://` URL and no `user@` (the transport would take a user and
+/// a port from them, past the inventory's), no brackets or `:port`, nothing a shell or
+/// ssh's option parser reads (`-`, `;`, `` ` ``, `$`, quotes, spaces).
 pub(crate) fn check_address(s: &str) -> Result<(), Bad> {
     let help = "write an IP address, a DNS name or an ssh_config alias (or leave `address` out to use the host name)";
+    let apart = "write the host name or IP address alone: the user goes in `user` \
+                 (ansible_user), the port in `port` (ansible_port)";
     if s.is_empty() {
         return Err(Bad::new("host address is empty", help));
     }
@@ -134,7 +150,51 @@ pub(crate) fn check_address(s: &str) -> Result<(), Bad> {
             help,
         ));
     }
-    Ok(())
+    if s.contains("://") {
+        return Err(Bad::new(
+            format!("host address {} is a URL", shown(s)),
+            apart,
+        ));
+    }
+    if s.contains('@') {
+        return Err(Bad::new(
+            format!("host address {} contains '@'", shown(s)),
+            apart,
+        ));
+    }
+    if is_ipv6(s) {
+        return Ok(());
+    }
+    if s.starts_with('[') {
+        return Err(Bad::new(
+            format!("host address {} is in brackets", shown(s)),
+            "write an IPv6 address without brackets (2001:db8::1); the port goes in `port` (ansible_port)",
+        ));
+    }
+    if s.contains(':') {
+        return Err(Bad::new(
+            format!(
+                "host address {} contains ':' but is not an IPv6 address",
+                shown(s)
+            ),
+            apart,
+        ));
+    }
+    ADDRESS_NAME.check(s)
+}
+
+/// An IPv6 address, with an optional `%zone` (an interface name).
+fn is_ipv6(s: &str) -> bool {
+    let (addr, zone) = match s.split_once('%') {
+        Some((a, z)) => (a, Some(z)),
+        None => (s, None),
+    };
+    addr.parse::<std::net::Ipv6Addr>().is_ok()
+        && zone.is_none_or(|z| {
+            !z.is_empty()
+                && z.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        })
 }
 
 /// A label value: any string without control characters.
@@ -208,10 +268,91 @@ mod tests {
         );
     }
 
+    /// Issue 13, case 11b: `ssh://-oProxyCommand=…` (and addresses with `;`, backquotes)
+    /// passed `check`. An address is a host name, an IP address or an ssh_config alias.
+    #[test]
+    fn an_address_is_a_host_name_an_ip_address_or_an_alias() {
+        for good in [
+            "10.0.0.1",
+            "db-1.lon1.example.com",
+            "h01",
+            "my_alias",
+            "::1",
+            "2001:db8::1",
+            "::ffff:10.0.0.1",
+            "fe80::1%eth0",
+        ] {
+            assert_eq!(check_address(good), Ok(()), "{good}");
+        }
+        let bad = |s: &str| check_address(s).unwrap_err();
+        let b = bad("ssh://-oProxyCommand=touch /tmp/x");
+        assert_eq!(
+            b.message,
+            "host address `ssh://-oProxyCommand=touch /tmp/x` contains whitespace"
+        );
+        let b = bad("ssh://-oProxyCommand=sh");
+        assert_eq!(b.message, "host address `ssh://-oProxyCommand=sh` is a URL");
+        assert!(b.help.contains("the user goes in `user`"), "{}", b.help);
+        assert_eq!(
+            bad("ssh://db-1:2222").message,
+            "host address `ssh://db-1:2222` is a URL"
+        );
+        assert_eq!(
+            bad("root@db-1").message,
+            "host address `root@db-1` contains '@'"
+        );
+        assert_eq!(bad("[::1]").message, "host address `[::1]` is in brackets");
+        assert_eq!(
+            bad("db-1:2222").message,
+            "host address `db-1:2222` contains ':' but is not an IPv6 address"
+        );
+        assert_eq!(
+            bad("fe80::1%").message,
+            "host address `fe80::1%` contains ':' but is not an IPv6 address"
+        );
+        for (s, c) in [
+            ("db;id", ';'),
+            ("db`id`", '`'),
+            ("$(id)", '$'),
+            ("db$HOME", '$'),
+            ("db|x", '|'),
+            ("db&x", '&'),
+            ("db>x", '>'),
+            ("'db'", '\''),
+            ("\"db\"", '"'),
+            ("db\\x", '\\'),
+            ("db*", '*'),
+            ("db,x", ','),
+            ("db/x", '/'),
+            ("db%x", '%'),
+        ] {
+            let b = bad(s);
+            let first = s.starts_with(c);
+            let want = if first {
+                format!("host address {} must not start with {c:?}", shown(s))
+            } else {
+                format!("host address {} contains {c:?}", shown(s))
+            };
+            assert_eq!(b.message, want, "{s}");
+            assert!(
+                b.help.starts_with("a host address uses letters"),
+                "{}",
+                b.help
+            );
+        }
+        assert_eq!(
+            bad(".db").message,
+            "host address `.db` must not start with '.'"
+        );
+        assert_eq!(
+            bad(&"a".repeat(254)).message,
+            "host address is 254 characters long, at most 253 are allowed"
+        );
+    }
+
     #[test]
     fn addresses_and_ports() {
         assert!(check_address("10.0.0.1").is_ok());
-        assert!(check_address("[::1]").is_ok());
         assert_eq!(
             check_address("-oProxyCommand=sh").unwrap_err().message,
             "host address `-oProxyCommand=sh` starts with '-'"

@@ -248,3 +248,34 @@ fn group_vars_and_host_vars_directories_are_refused() {
          or give wavectl an inventory in another directory"
     );
 }
+
+/// Issue 13, case 11b: an `ansible_host` the transport would read as a URL, a user or
+/// an ssh option, or one with shell characters, is refused where it is written — on the
+/// host's line or in a group's vars.
+#[test]
+fn a_hostile_ansible_host_is_refused_with_its_place() {
+    assert_eq!(
+        err("[db]\ndb-1 ansible_host='ssh://-oProxyCommand=touch /tmp/x'\n"),
+        "T/hosts.ini:2:6: host address `ssh://-oProxyCommand=touch /tmp/x` contains whitespace\n  \
+         help: write an IP address, a DNS name or an ssh_config alias (or leave `address` out \
+         to use the host name)"
+    );
+    assert_eq!(
+        err("[db]\ndb-1 ansible_host=ssh://-oProxyCommand=sh\n"),
+        "T/hosts.ini:2:6: host address `ssh://-oProxyCommand=sh` is a URL\n  help: write the \
+         host name or IP address alone: the user goes in `user` (ansible_user), the port in \
+         `port` (ansible_port)"
+    );
+    assert_eq!(
+        err("[db]\ndb-1\n\n[db:vars]\nansible_host=root@10.0.0.1\n"),
+        "T/hosts.ini:5:1: host address `root@10.0.0.1` contains '@'\n  help: write the host \
+         name or IP address alone: the user goes in `user` (ansible_user), the port in `port` \
+         (ansible_port)"
+    );
+    assert!(
+        err("db-1 ansible_ssh_host=db`id`\n")
+            .starts_with("T/hosts.ini:1:6: host address `db`id`` contains '`'\n"),
+        "{}",
+        err("db-1 ansible_ssh_host=db`id`\n")
+    );
+}

@@ -132,3 +132,20 @@ fn yaml_errors() {
         "T/hosts.yml: the inventory has no hosts\n  help: list at least one host in a group"
     );
 }
+
+/// Issue 13, case 11b: the YAML reader refuses the same addresses, with their place.
+#[test]
+fn a_hostile_ansible_host_is_refused_with_its_place() {
+    assert_eq!(
+        err("all:\n  hosts:\n    db-1:\n      ansible_host: \"db;reboot\"\n"),
+        "T/hosts.yml:4:21: host address `db;reboot` contains ';'\n  help: a host address uses \
+         letters, digits, '.', '_' and '-' (a host name, an IPv4 address or an ssh_config \
+         alias), or is an IPv6 address like 2001:db8::1"
+    );
+    assert_eq!(
+        err("all:\n  vars:\n    ansible_host: \"$(id)\"\n  hosts:\n    db-1:\n"),
+        "T/hosts.yml:3:19: host address `$(id)` must not start with '$'\n  help: a host \
+         address uses letters, digits, '.', '_' and '-' (a host name, an IPv4 address or an \
+         ssh_config alias), or is an IPv6 address like 2001:db8::1"
+    );
+}

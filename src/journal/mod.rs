@@ -4,14 +4,18 @@
 //! process. Reading a journal and replaying it through `rollout::step` gives the run's
 //! state. Reads and writes files under the state directory.
 
+mod applied;
 mod audit;
+mod dir;
 mod lock;
 
 use std::fs::{File, OpenOptions};
 use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
+pub use applied::AppliedPlan;
 pub use audit::AuditEntry;
+pub use dir::Access;
 pub use lock::{Holder, RunLock};
 
 use crate::rollout::{replay, Record, RunState, FORMAT};
@@ -24,6 +28,13 @@ pub enum JournalError {
         what: &'static str,
         path: PathBuf,
         source: std::io::Error,
+    },
+    /// The state directory (or its `runs/`, `locks/`) exists but cannot be used.
+    #[error("{problem}\n  help: {help}")]
+    Unusable {
+        path: PathBuf,
+        problem: String,
+        help: String,
     },
     #[error("rollout `{name}` is being worked on by run {holder} (pid {pid}); wait for it to end, or `wavectl abort {holder}`")]
     Locked {
@@ -66,7 +77,7 @@ impl JournalError {
 }
 
 /// The state directory: `runs/<run>/journal.jsonl` (and the script an apply installs,
-/// `runs/<run>/script`), `locks/<name>.lock`.
+/// `runs/<run>/script`), `locks/<name>.lock`, `audit.jsonl`, `applied/<plan id>.json`.
 #[derive(Debug, Clone)]
 pub struct StateDir {
     pub root: PathBuf,
@@ -98,23 +109,38 @@ impl StateDir {
         self.run_dir(run).join("script")
     }
 
-    /// Every run id, oldest first (ids start with a UTC timestamp).
-    pub fn runs(&self) -> Vec<String> {
-        let mut ids: Vec<String> = std::fs::read_dir(self.root.join("runs"))
-            .map(|rd| {
-                rd.flatten()
-                    .filter(|e| e.path().join("journal.jsonl").exists())
-                    .filter_map(|e| e.file_name().to_str().map(String::from))
-                    .collect()
-            })
-            .unwrap_or_default();
+    /// Every run id, oldest first (ids start with a UTC timestamp): each directory of
+    /// `runs/` with a journal — or with one that cannot even be looked at, whose damage
+    /// shows when it is read. No `runs/` yet: no runs; one that cannot be read: an error.
+    pub fn runs(&self) -> Result<Vec<String>, JournalError> {
+        let dir = self.root.join("runs");
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(JournalError::io("read", &dir)(e)),
+        };
+        let mut ids = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(JournalError::io("read", &dir))?;
+            if !entry.file_type().is_ok_and(|t| t.is_dir()) {
+                continue;
+            }
+            let Some(id) = entry.file_name().to_str().map(String::from) else {
+                continue;
+            };
+            match std::fs::symlink_metadata(entry.path().join("journal.jsonl")) {
+                // A run directory without a journal: its run never began.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                _ => ids.push(id),
+            }
+        }
         ids.sort();
-        ids
+        Ok(ids)
     }
 
     /// The run an id or a unique prefix of one names.
     pub fn resolve(&self, prefix: &str) -> Result<String, JournalError> {
-        let all = self.runs();
+        let all = self.runs()?;
         if all.iter().any(|r| r == prefix) {
             return Ok(prefix.to_string());
         }
@@ -134,17 +160,28 @@ impl StateDir {
 
     /// Read one run's journal and replay it.
     pub fn load(&self, run: &str) -> Result<RunState, JournalError> {
-        let records = read(&self.journal_path(run)).map_err(|e| match e {
+        match self.inspect(run) {
+            (state, None) => Ok(state),
+            (_, Some(e)) => Err(e),
+        }
+    }
+
+    /// Read one run's journal as far as it reads and replay that: the state, and what
+    /// stopped the reading (the damage) if anything did. For listing a damaged run.
+    pub fn inspect(&self, run: &str) -> (RunState, Option<JournalError>) {
+        let (records, damage) = read_lenient(&self.journal_path(run));
+        let damage = damage.map(|e| match e {
             JournalError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
                 JournalError::NoSuchRun(run.to_string())
             }
             other => other,
-        })?;
-        Ok(replay(&records))
+        });
+        (replay(&records), damage)
     }
 
     /// Make sure the state directory can be written (before anything is touched).
     pub fn ensure(&self) -> Result<(), JournalError> {
+        self.usable(Access::Write)?;
         for d in [self.root.join("runs"), self.root.join("locks")] {
             std::fs::create_dir_all(&d).map_err(JournalError::io("create", &d))?;
         }
@@ -158,11 +195,28 @@ impl StateDir {
 /// Read a journal: every record, in order. A torn last line (a write cut short) is
 /// ignored; any other line that does not read is an error naming the file and line.
 pub fn read(path: &Path) -> Result<Vec<Record>, JournalError> {
-    let bytes = std::fs::read(path).map_err(JournalError::io("read", path))?;
+    match read_lenient(path) {
+        (records, None) => Ok(records),
+        (_, Some(e)) => Err(e),
+    }
+}
+
+/// [`read`], but keeping the records before the damage: the records that read, and
+/// the error that stopped the reading, if any.
+fn read_lenient(path: &Path) -> (Vec<Record>, Option<JournalError>) {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) => return (Vec::new(), Some(JournalError::io("read", path)(e))),
+    };
     let text = String::from_utf8_lossy(&bytes);
     let complete = text.ends_with('\n');
     let lines: Vec<&str> = text.lines().collect();
     let mut records = Vec::with_capacity(lines.len());
+    let corrupt = |line: usize, message: String| JournalError::Corrupt {
+        path: path.to_path_buf(),
+        line,
+        message,
+    };
     for (i, line) in lines.iter().enumerate() {
         let last = i + 1 == lines.len();
         if line.trim().is_empty() {
@@ -171,44 +225,32 @@ pub fn read(path: &Path) -> Result<Vec<Record>, JournalError> {
         let value: serde_json::Value = match serde_json::from_str(line) {
             Ok(v) => v,
             Err(_) if last && !complete => break,
-            Err(e) => {
-                return Err(JournalError::Corrupt {
-                    path: path.to_path_buf(),
-                    line: i + 1,
-                    message: e.to_string(),
-                })
-            }
+            Err(e) => return (records, Some(corrupt(i + 1, e.to_string()))),
         };
         match value.get("v").and_then(|v| v.as_u64()) {
             Some(v) if v == u64::from(FORMAT) => {}
             Some(found) => {
-                return Err(JournalError::Version {
+                let e = JournalError::Version {
                     path: path.to_path_buf(),
                     line: i + 1,
                     found,
-                })
+                };
+                return (records, Some(e));
             }
             None => {
-                return Err(JournalError::Corrupt {
-                    path: path.to_path_buf(),
-                    line: i + 1,
-                    message: "no format version `v`".into(),
-                })
+                return (
+                    records,
+                    Some(corrupt(i + 1, "no format version `v`".into())),
+                )
             }
         }
         match serde_json::from_value::<Record>(value) {
             Ok(r) => records.push(r),
             Err(_) if last && !complete => break,
-            Err(e) => {
-                return Err(JournalError::Corrupt {
-                    path: path.to_path_buf(),
-                    line: i + 1,
-                    message: e.to_string(),
-                })
-            }
+            Err(e) => return (records, Some(corrupt(i + 1, e.to_string()))),
         }
     }
-    Ok(records)
+    (records, None)
 }
 
 /// An open journal: the one writer of a run's records.

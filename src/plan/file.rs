@@ -1,6 +1,8 @@
 //! PURE: the plan file — everything a run will do (the normalised spec, the script's
 //! sha256, the resolved targets with address, port, user and labels, the waves and the
-//! durations) with a hash over it, the approvals signed over that hash, and what
+//! durations), sealed with what makes it this one approval: a unique id, its creation
+//! and expiry, and the files its trust rests on (the allowed-signers file, the
+//! ssh_config); a hash over all of it, the approvals signed over that hash, and what
 //! differs between a plan and what the spec resolves to now.
 
 use std::collections::BTreeMap;
@@ -12,8 +14,8 @@ use sha2::{Digest, Sha256};
 use crate::inventory::Host;
 use crate::rollout::{Deployment, Policy};
 
-/// The plan file's format version.
-pub const FORMAT: u32 = 1;
+/// The plan file's format version (2: the id, expiry and trust joined the hash).
+pub const FORMAT: u32 = 2;
 /// The `ssh-keygen -Y` namespace of approvals: a signature made for anything else
 /// (a git commit, a file) never counts as an approval.
 pub const NAMESPACE: &str = "wavectl-plan";
@@ -50,23 +52,66 @@ pub struct Approval {
     pub signature: String,
 }
 
+/// A file, by its path and the sha256 of its bytes when the plan was made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileDigest {
+    pub path: PathBuf,
+    /// Hex.
+    pub sha256: String,
+}
+
+/// The files a plan's approval rests on, as they were when it was made: the hash
+/// covers them, so a changed file makes the plan stale.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Trust {
+    /// The allowed-signers file the approvals are checked against (the spec's
+    /// `policy.allowed_signers`, or `plan --allowed-signers` for a spec naming none);
+    /// `None` when the plan needs no approval.
+    pub allowed_signers: Option<FileDigest>,
+    /// The ssh_config ssh reads for the run (`--ssh-config`, else the user's
+    /// `~/.ssh/config`), where an alias can be pointed at another host; `None`: none.
+    pub ssh_config: Option<FileDigest>,
+}
+
 /// A plan file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PlanFile {
     pub format: u32,
-    /// `sha256:<hex>` over `content`.
+    /// `sha256:<hex>` over the id, created, expires, trust and content.
     pub hash: String,
-    /// When it was written (UTC).
+    /// Unique to this plan (32 hex digits): a plan applies once.
+    pub id: String,
+    /// When it was written (UTC, RFC 3339).
     pub created: String,
+    /// After this (UTC, RFC 3339) it is not applied (`plan --valid-for`).
+    pub expires: String,
+    pub trust: Trust,
     pub content: PlanContent,
     #[serde(default)]
     pub approvals: Vec<Approval>,
 }
 
-/// `sha256:<hex>` of the content's canonical JSON (fields in a fixed order, labels
+/// What the hash covers, in this order.
+#[derive(Serialize)]
+struct Sealed<'a> {
+    id: &'a str,
+    created: &'a str,
+    expires: &'a str,
+    trust: &'a Trust,
+    content: &'a PlanContent,
+}
+
+/// `sha256:<hex>` of the sealed part's canonical JSON (fields in a fixed order, labels
 /// sorted).
-pub fn hash(content: &PlanContent) -> String {
-    let bytes = serde_json::to_vec(content).unwrap_or_default();
+pub fn hash(pf: &PlanFile) -> String {
+    let sealed = Sealed {
+        id: &pf.id,
+        created: &pf.created,
+        expires: &pf.expires,
+        trust: &pf.trust,
+        content: &pf.content,
+    };
+    let bytes = serde_json::to_vec(&sealed).unwrap_or_default();
     format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
 }
 
@@ -75,21 +120,84 @@ pub fn signed_text(hash: &str) -> String {
     format!("wavectl plan {hash}\n")
 }
 
+/// A plan id is 32 lowercase hex digits (it names a file in the state directory).
+pub fn valid_id(id: &str) -> bool {
+    id.len() == 32
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
 impl PlanFile {
-    pub fn new(content: PlanContent, created: String) -> PlanFile {
-        PlanFile {
+    /// A new plan: `id` fresh (see [`valid_id`]), the times in UTC RFC 3339.
+    pub fn new(
+        content: PlanContent,
+        id: String,
+        created: String,
+        expires: String,
+        trust: Trust,
+    ) -> PlanFile {
+        let mut pf = PlanFile {
             format: FORMAT,
-            hash: hash(&content),
+            hash: String::new(),
+            id,
             created,
+            expires,
+            trust,
             content,
             approvals: Vec::new(),
-        }
+        };
+        pf.hash = hash(&pf);
+        pf
     }
 
-    /// The content still matches the recorded hash (nobody edited it).
+    /// The sealed part still matches the recorded hash (nobody edited it).
     pub fn intact(&self) -> bool {
-        hash(&self.content) == self.hash
+        hash(self) == self.hash
     }
+}
+
+/// What differs between the files a plan's trust rests on and those of now, one line
+/// each ("the ssh_config changed: ..."). Empty: the same bytes (paths may differ).
+pub fn trust_differences(planned: &Trust, now: &Trust) -> Vec<String> {
+    let mut out = Vec::new();
+    for (what, a, b) in [
+        (
+            "the allowed-signers file",
+            &planned.allowed_signers,
+            &now.allowed_signers,
+        ),
+        ("the ssh_config", &planned.ssh_config, &now.ssh_config),
+    ] {
+        match (a, b) {
+            (Some(a), Some(b)) if a.sha256 == b.sha256 => {}
+            (Some(a), Some(b)) if a.path == b.path => out.push(format!(
+                "{what} {} changed: sha256 {} → {}",
+                a.path.display(),
+                short(&a.sha256),
+                short(&b.sha256)
+            )),
+            (Some(a), Some(b)) => out.push(format!(
+                "{what}: {} (sha256 {}) → {} (sha256 {})",
+                a.path.display(),
+                short(&a.sha256),
+                b.path.display(),
+                short(&b.sha256)
+            )),
+            (Some(a), None) => out.push(format!(
+                "{what}: {} (sha256 {}) → none",
+                a.path.display(),
+                short(&a.sha256)
+            )),
+            (None, Some(b)) => out.push(format!(
+                "{what}: none → {} (sha256 {})",
+                b.path.display(),
+                short(&b.sha256)
+            )),
+            (None, None) => {}
+        }
+    }
+    out
 }
 
 /// What differs between the planned content and what resolves now, one line each
@@ -259,21 +367,118 @@ mod tests {
         }
     }
 
+    fn digest(path: &str, sha: &str) -> Option<FileDigest> {
+        Some(FileDigest {
+            path: path.into(),
+            sha256: sha.repeat(32),
+        })
+    }
+
+    fn plan_file() -> PlanFile {
+        PlanFile::new(
+            content(),
+            "0123456789abcdef0123456789abcdef".into(),
+            "2026-01-01T00:00:00Z".into(),
+            "2026-01-02T00:00:00Z".into(),
+            Trust {
+                allowed_signers: digest("/r/approvers", "aa"),
+                ssh_config: digest("/home/ann/.ssh/config", "bb"),
+            },
+        )
+    }
+
+    /// Issue 13, case 4: the hash left out the plan's creation (an approved plan applied
+    /// again after its rollback) and the files its trust rests on. It covers the id, the
+    /// creation, the expiry, both files' digests and the content — not the approvals.
     #[test]
-    fn the_hash_covers_the_content_and_nothing_else() {
-        let c = content();
-        let mut f = PlanFile::new(c.clone(), "t".into());
+    fn the_hash_covers_id_times_trust_and_content_and_not_the_approvals() {
+        let f = plan_file();
         assert!(f.intact());
         assert!(f.hash.starts_with("sha256:") && f.hash.len() == 7 + 64);
-        assert_eq!(hash(&c), f.hash);
-        f.approvals.push(Approval {
+        let mut g = f.clone();
+        g.approvals.push(Approval {
             by: "ann".into(),
             at: "t".into(),
             signature: "sig".into(),
         });
-        assert!(f.intact(), "approvals are outside the hash");
-        f.content.policy.bake = Duration::from_secs(1);
-        assert!(!f.intact());
+        assert!(g.intact(), "approvals are outside the hash");
+        type Edit = Box<dyn Fn(&mut PlanFile)>;
+        let edits: Vec<(&str, Edit)> = vec![
+            ("id", Box::new(|f| f.id = "f".repeat(32))),
+            (
+                "created",
+                Box::new(|f| f.created = "2026-01-01T00:00:01Z".into()),
+            ),
+            (
+                "expires",
+                Box::new(|f| f.expires = "2027-01-02T00:00:00Z".into()),
+            ),
+            (
+                "allowed signers",
+                Box::new(|f| f.trust.allowed_signers = digest("/r/approvers", "cc")),
+            ),
+            (
+                "allowed signers' path",
+                Box::new(|f| f.trust.allowed_signers = digest("/tmp/mine", "aa")),
+            ),
+            ("no ssh_config", Box::new(|f| f.trust.ssh_config = None)),
+            (
+                "content",
+                Box::new(|f| f.content.policy.bake = Duration::from_secs(1)),
+            ),
+        ];
+        for (what, edit) in edits {
+            let mut g = f.clone();
+            edit(&mut g);
+            assert!(!g.intact(), "{what} is not covered");
+        }
+        // Two plans of the same content differ by their ids.
+        let mut h = f.clone();
+        h.id = "1".repeat(32);
+        assert_ne!(hash(&h), f.hash);
+    }
+
+    #[test]
+    fn plan_ids_are_32_hex_digits() {
+        assert!(valid_id("0123456789abcdef0123456789abcdef"));
+        for bad in [
+            "",
+            "../../etc/passwd",
+            &"A".repeat(32),
+            &"a".repeat(31),
+            &"g".repeat(32),
+        ] {
+            assert!(!valid_id(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn trust_differences_name_the_file_that_changed() {
+        let a = plan_file().trust;
+        assert!(trust_differences(&a, &a).is_empty());
+        let mut b = a.clone();
+        b.ssh_config = digest("/home/ann/.ssh/config", "cc");
+        b.allowed_signers = digest("/tmp/mine", "aa");
+        // The same bytes at another path: the same trust.
+        assert_eq!(
+            trust_differences(&a, &b),
+            vec![
+                "the ssh_config /home/ann/.ssh/config changed: sha256 bbbbbbbbbbbb → cccccccccccc"
+            ]
+        );
+        b.allowed_signers = digest("/tmp/mine", "dd");
+        b.ssh_config = None;
+        assert_eq!(
+            trust_differences(&a, &b),
+            vec![
+                "the allowed-signers file: /r/approvers (sha256 aaaaaaaaaaaa) → /tmp/mine (sha256 dddddddddddd)",
+                "the ssh_config: /home/ann/.ssh/config (sha256 bbbbbbbbbbbb) → none",
+            ]
+        );
+        assert_eq!(
+            trust_differences(&b, &a)[1],
+            "the ssh_config: none → /home/ann/.ssh/config (sha256 bbbbbbbbbbbb)"
+        );
     }
 
     #[test]

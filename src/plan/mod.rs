@@ -16,10 +16,15 @@
 //!   its own. A wave that cannot be filled without breaking this holds fewer hosts,
 //!   and waves are added (each added wave takes the next `sizes` entry, the last one
 //!   repeating) until every target is placed. Canaries that alone break it are an error.
+//! - **at most [`MAX_WAVES`] waves**: a plan that would need more is an error, found at
+//!   once (a group too big for `max_per_group` before planning; small sizes as the
+//!   planner passes the bound). Planning is O(n log n) in the targets.
 
 pub mod file;
 mod render;
 mod waves;
+
+pub use waves::MAX_WAVES;
 
 use crate::diag::InputError;
 use crate::inventory::Host;
@@ -35,7 +40,8 @@ pub struct Wave {
 }
 
 /// Split the targets into waves. Errors (as `InputError`, exit 2) only when the
-/// constraints cannot be met, e.g. canaries that alone break `max_per_group`.
+/// constraints cannot be met, e.g. canaries that alone break `max_per_group`, or when
+/// the plan would pass [`MAX_WAVES`].
 ///
 /// Deterministic: the same targets (in the same order) and spec give the same waves.
 /// Every target is in exactly one wave, no wave is empty, and indices run 1, 2, ….

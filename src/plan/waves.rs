@@ -1,7 +1,7 @@
 //! Splitting targets into waves: Ansible `serial` sizes, canaries pinned into wave 1,
 //! `spread_by` / `max_per_group`. Pure: no I/O. The rules are in the `plan` module docs.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use crate::diag::InputError;
 use crate::inventory::Host;
@@ -19,7 +19,18 @@ enum Group<'a> {
     Alone(usize),
 }
 
+/// The most waves a plan may have. Every wave is deployed, baked and judged in turn, so
+/// a plan past this (one big group with `max_per_group = 1`, `sizes = [1]` over a large
+/// fleet) is a mistake in the spec: refused at once rather than planned.
+pub const MAX_WAVES: usize = 10_000;
+
 /// See [`super::waves`].
+///
+/// A wave takes, in target order, every host that fits: its size not reached, and fewer
+/// than `max_per_group` of the host's group in it. So it takes the first `size` (in
+/// target order) of the candidates, each group's first `max_per_group` unplaced hosts.
+/// The candidates are kept in one ordered set and a group is refilled only when a wave
+/// takes from it: O(n log n) whatever the number of waves.
 pub(super) fn split(targets: &[Host], spec: &WaveSpec) -> Result<Vec<Wave>, InputError> {
     let spread_by = spec.spread_by.as_deref();
     // Without `spread_by` every host is its own group, so nothing can break the limit.
@@ -47,36 +58,40 @@ pub(super) fn split(targets: &[Host], spec: &WaveSpec) -> Result<Vec<Wave>, Inpu
 
     let canaries = canary_indices(targets, spec)?;
     check_canaries(targets, spec, &canaries, &groups, max_per_group)?;
+    check_group_sizes(spec, &groups, max_per_group)?;
 
     let total = targets.len();
-    let mut is_canary = vec![false; total];
+    let mut pool = Pool::new(&groups, &canaries);
+    // Wave 1's canaries take their groups' slots in it.
+    let mut pinned = vec![0; pool.queue.len()];
     for &i in &canaries {
-        is_canary[i] = true;
+        pinned[pool.group_of[i]] += 1;
     }
-    let mut remaining: Vec<usize> = (0..total).filter(|&i| !is_canary[i]).collect();
-    let mut first = canaries;
+    for (g, &p) in pinned.iter().enumerate() {
+        pool.top_up(g, max_per_group - p);
+    }
 
-    let mut waves = Vec::new();
-    while !remaining.is_empty() || !first.is_empty() {
+    let mut waves: Vec<Wave> = Vec::new();
+    let mut first = canaries;
+    let mut touched: Vec<usize> = Vec::new();
+    while !pool.candidates.is_empty() || !first.is_empty() {
+        if waves.len() == MAX_WAVES {
+            return Err(too_many_waves(spec, total));
+        }
         let size = wave_size(size_entry(&spec.sizes, waves.len()), total);
         // Wave 1 holds every canary, growing past its size if it must.
         let mut members = std::mem::take(&mut first);
-        let size = size.max(members.len());
-        let mut counts: HashMap<Group, usize> = HashMap::new();
-        for &i in &members {
-            *counts.entry(groups[i]).or_default() += 1;
+        touched.extend(members.iter().map(|&i| pool.group_of[i]));
+        for _ in members.len()..size {
+            let Some(i) = pool.take_first() else {
+                break;
+            };
+            touched.push(pool.group_of[i]);
+            members.push(i);
         }
-        let mut left = Vec::with_capacity(remaining.len());
-        for i in remaining {
-            let count = counts.entry(groups[i]).or_default();
-            if members.len() < size && *count < max_per_group {
-                *count += 1;
-                members.push(i);
-            } else {
-                left.push(i);
-            }
+        for g in touched.drain(..) {
+            pool.top_up(g, max_per_group);
         }
-        remaining = left;
         // Never empty: size >= 1 and max_per_group >= 1, so the first remaining host
         // always fits an otherwise empty wave. Checked anyway, so a bug cannot loop.
         if members.is_empty() {
@@ -90,6 +105,119 @@ pub(super) fn split(targets: &[Host], spec: &WaveSpec) -> Result<Vec<Wave>, Inpu
         });
     }
     Ok(waves)
+}
+
+/// The unplaced hosts by group, and the candidates of the next wave.
+struct Pool {
+    /// Each target's dense group id.
+    group_of: Vec<usize>,
+    /// Each group's hosts that are not canaries, in target order.
+    queue: Vec<Vec<usize>>,
+    /// How many of each group's queue are candidates or placed already.
+    next: Vec<usize>,
+    /// How many of each group's hosts are candidates now.
+    held: Vec<usize>,
+    /// Target indices that the next wave may take, smallest first.
+    candidates: BTreeSet<usize>,
+}
+
+impl Pool {
+    fn new(groups: &[Group], canaries: &[usize]) -> Pool {
+        let mut is_canary = vec![false; groups.len()];
+        for &i in canaries {
+            is_canary[i] = true;
+        }
+        let mut ids: HashMap<Group, usize> = HashMap::new();
+        let mut group_of = Vec::with_capacity(groups.len());
+        let mut queue: Vec<Vec<usize>> = Vec::new();
+        for (i, g) in groups.iter().enumerate() {
+            let id = *ids.entry(*g).or_insert_with(|| {
+                queue.push(Vec::new());
+                queue.len() - 1
+            });
+            group_of.push(id);
+            if !is_canary[i] {
+                queue[id].push(i);
+            }
+        }
+        Pool {
+            group_of,
+            next: vec![0; queue.len()],
+            held: vec![0; queue.len()],
+            queue,
+            candidates: BTreeSet::new(),
+        }
+    }
+
+    /// Make group `g`'s next unplaced hosts candidates until it has `cap` of them.
+    fn top_up(&mut self, g: usize, cap: usize) {
+        let queue = &self.queue[g];
+        while self.held[g] < cap && self.next[g] < queue.len() {
+            self.candidates.insert(queue[self.next[g]]);
+            self.next[g] += 1;
+            self.held[g] += 1;
+        }
+    }
+
+    /// The first candidate in target order, taken out.
+    fn take_first(&mut self) -> Option<usize> {
+        let i = self.candidates.pop_first()?;
+        self.held[self.group_of[i]] -= 1;
+        Some(i)
+    }
+}
+
+/// A group with more hosts than [`MAX_WAVES`] waves of `max_per_group` can hold: named,
+/// before any planning.
+fn check_group_sizes(
+    spec: &WaveSpec,
+    groups: &[Group],
+    max_per_group: usize,
+) -> Result<(), InputError> {
+    let Some(key) = spec.spread_by.as_deref() else {
+        return Ok(());
+    };
+    let mut counts: HashMap<&str, usize> = HashMap::new();
+    for g in groups {
+        if let Group::Value(v) = g {
+            *counts.entry(v).or_default() += 1;
+        }
+    }
+    // The biggest group (the first by value among equals, so the message is stable).
+    let Some((value, count)) = counts
+        .into_iter()
+        .max_by(|a, b| a.1.cmp(&b.1).then_with(|| b.0.cmp(a.0)))
+    else {
+        return Ok(());
+    };
+    let needed = count.div_ceil(max_per_group);
+    if needed <= MAX_WAVES {
+        return Ok(());
+    }
+    Err(InputError::new(format!(
+        "the plan needs at least {needed} waves, at most {MAX_WAVES} are allowed: \
+         {count} targets have {key}={value} and a wave holds at most \
+         waves.max_per_group = {max_per_group} of them"
+    ))
+    .help(format!(
+        "raise waves.max_per_group to at least {}, spread by a label with more values, \
+         or narrow the targets",
+        count.div_ceil(MAX_WAVES)
+    )))
+}
+
+/// The plan passed [`MAX_WAVES`] waves (wave sizes too small for the targets).
+fn too_many_waves(spec: &WaveSpec, total: usize) -> InputError {
+    InputError::new(format!(
+        "the plan needs more than {MAX_WAVES} waves for {total} targets, at most \
+         {MAX_WAVES} are allowed"
+    ))
+    .help(if spec.spread_by.is_some() {
+        "give waves.sizes larger waves (a percentage, like \"10%\"), or raise \
+         waves.max_per_group"
+    } else {
+        "give waves.sizes larger waves (a percentage, like \"10%\"), or narrow the targets"
+    })
 }
 
 /// The `sizes` entry for the wave at 0-based `wave`: the last entry repeats, and
@@ -119,8 +247,18 @@ fn wave_size(size: WaveSize, total: usize) -> usize {
 /// each once.
 fn canary_indices(targets: &[Host], spec: &WaveSpec) -> Result<Vec<usize>, InputError> {
     let mut indices: Vec<usize> = Vec::with_capacity(spec.canaries.len());
+    if spec.canaries.is_empty() {
+        return Ok(indices);
+    }
+    let mut seen = HashSet::new();
+    let by_name: HashMap<&str, usize> = targets
+        .iter()
+        .enumerate()
+        .rev()
+        .map(|(i, h)| (h.name.as_str(), i))
+        .collect();
     for canary in &spec.canaries {
-        let Some(i) = targets.iter().position(|h| h.name == canary.value) else {
+        let Some(&i) = by_name.get(canary.value.as_str()) else {
             let mut err = InputError::new(format!(
                 "waves.canaries names `{}`, which is not among the targets",
                 canary.value
@@ -129,7 +267,7 @@ fn canary_indices(targets: &[Host], spec: &WaveSpec) -> Result<Vec<usize>, Input
             err.pos = canary.pos;
             return Err(err);
         };
-        if !indices.contains(&i) {
+        if seen.insert(i) {
             indices.push(i);
         }
     }

@@ -125,8 +125,29 @@ where
     S: AsRef<OsStr>,
 {
     let mut command = Command::new(bin());
+    command.args(args);
+    finish(command, cwd, env, within)
+}
+
+/// [`run`] as another user: `setpriv --reuid=UID --regid=UID --clear-groups wavectl ARGS`
+/// (the test must run as root; otherwise setpriv fails and so does the test).
+pub fn run_as<I, S>(uid: u32, cwd: &Path, args: I) -> Run
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let mut command = Command::new("setpriv");
     command
-        .args(args)
+        .arg(format!("--reuid={uid}"))
+        .arg(format!("--regid={uid}"))
+        .arg("--clear-groups")
+        .arg(bin())
+        .args(args);
+    finish(command, cwd, &[], RUN_DEADLINE)
+}
+
+fn finish(mut command: Command, cwd: &Path, env: &[(&str, &str)], within: Duration) -> Run {
+    command
         .current_dir(cwd)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -414,6 +414,92 @@ fn max_per_group_zero_is_an_error_not_a_hang() {
     );
 }
 
+/// Issue 13, case 11c: `spread_by` planning was quadratic (16,000 hosts of one group
+/// took 12 s in `check`, 100,000 hosts did not finish in a minute). The result of a
+/// 100,000-host plan of 5,001 waves, exactly; its time is measured (with the release
+/// binary's `check`), not asserted here.
+#[test]
+fn spread_by_planning_of_100000_hosts_in_5001_waves() {
+    // Host i is in cluster c(i % 20); the first four are canaries.
+    let targets: Vec<Host> = (0..100_000)
+        .map(|i| Host::labelled(&format!("n{i}"), &[("cluster", &format!("c{}", i % 20))]))
+        .collect();
+    let s = with_canaries(
+        spread(spec(&[C(5), P(100)]), "cluster", 1),
+        &["n3", "n2", "n1", "n0"],
+    );
+    let got = waves(&targets, &s).unwrap();
+    // Wave 1: the canaries, then one more (its size is 5): n4, the first host of a
+    // cluster with room.
+    assert_eq!(got[0].hosts, vec!["n3", "n2", "n1", "n0", "n4"]);
+    // Wave 2 (100%, one host per cluster): n5..n19 (clusters 5..19), then the second
+    // host of clusters 0..4, n20..n24.
+    let names = |r: std::ops::RangeInclusive<usize>| -> Vec<String> {
+        r.map(|i| format!("n{i}")).collect()
+    };
+    assert_eq!(got[1].hosts, names(5..=24));
+    // Then each wave holds the next host of every cluster, until clusters 0..4 (one
+    // host ahead since wave 1) run out: the last wave holds clusters 5..19 only.
+    assert_eq!(got.len(), 5_001);
+    for w in &got[2..5_000] {
+        let mut clusters: Vec<usize> = w
+            .hosts
+            .iter()
+            .map(|n| n[1..].parse::<usize>().unwrap() % 20)
+            .collect();
+        clusters.sort_unstable();
+        assert_eq!(clusters, (0..20).collect::<Vec<_>>(), "wave {}", w.index);
+    }
+    assert_eq!(got[5_000].hosts, names(99_985..=99_999));
+    let placed: usize = got.iter().map(|w| w.hosts.len()).sum();
+    assert_eq!(placed, 100_000);
+    for (k, w) in got.iter().enumerate() {
+        assert_eq!(w.index, k + 1);
+    }
+}
+
+/// Issue 13, case 11c: a plan over `MAX_WAVES` waves is refused at once, naming the
+/// group that makes it so; one of exactly `MAX_WAVES` waves is planned.
+#[test]
+fn a_plan_of_more_than_10000_waves_is_refused() {
+    let one_group: Vec<Host> = (0..16_000)
+        .map(|i| Host::labelled(&format!("n{i}"), &[("cluster", "main")]))
+        .collect();
+    let err = waves(&one_group, &spread(spec(&[P(100)]), "cluster", 1)).unwrap_err();
+    assert_eq!(
+        err.message,
+        "the plan needs at least 16000 waves, at most 10000 are allowed: 16000 targets \
+         have cluster=main and a wave holds at most waves.max_per_group = 1 of them"
+    );
+    assert_eq!(
+        err.help.as_deref(),
+        Some(
+            "raise waves.max_per_group to at least 2, spread by a label with more values, \
+             or narrow the targets"
+        )
+    );
+    assert_eq!(
+        waves(&one_group, &spread(spec(&[P(100)]), "cluster", 2))
+            .unwrap()
+            .len(),
+        8_000
+    );
+
+    // Wave sizes too small for the fleet.
+    let err = waves(&hosts(10_001), &spec(&[C(1)])).unwrap_err();
+    assert_eq!(
+        err.message,
+        "the plan needs more than 10000 waves for 10001 targets, at most 10000 are allowed"
+    );
+    assert!(err
+        .help
+        .unwrap()
+        .starts_with("give waves.sizes larger waves"));
+    let got = waves(&hosts(10_000), &spec(&[C(1)])).unwrap();
+    assert_eq!(got.len(), super::MAX_WAVES);
+    assert_eq!(got[9_999].hosts, vec!["h10000"]);
+}
+
 #[test]
 fn huge_sizes_do_not_overflow() {
     let got = plan(&hosts(3), &spec(&[C(usize::MAX), P(u32::MAX)]));

@@ -1,5 +1,6 @@
 //! Invariants of `plan::waves` checked over many generated inputs (a plain loop, no
-//! proptest), against a direct port of Ansible's batching where it applies.
+//! proptest), against a direct port of Ansible's batching where it applies and against
+//! the greedy scan the planner replaced.
 
 use std::collections::HashMap;
 
@@ -36,6 +37,55 @@ fn ansible_batches(n: usize, sizes: &[WaveSize]) -> Vec<Vec<usize>> {
         cur = (cur + 1).min(sizes.len() - 1);
     }
     batches
+}
+
+/// The greedy scan `waves` replaced (quadratic: each wave looked at every unplaced
+/// host), as the reference its faster form must equal: each wave takes, in target
+/// order, every host its size and its group's count in it allow.
+fn greedy_scan(targets: &[Host], s: &WaveSpec) -> Vec<Vec<String>> {
+    let max = if s.spread_by.is_some() {
+        s.max_per_group
+    } else {
+        usize::MAX
+    };
+    let group = |i: usize| -> (Option<&String>, usize) {
+        match s.spread_by.as_ref().and_then(|k| targets[i].labels.get(k)) {
+            Some(v) => (Some(v), 0),
+            None => (None, i),
+        }
+    };
+    let mut first: Vec<usize> = Vec::new();
+    for c in &s.canaries {
+        let i = targets.iter().position(|h| h.name == c.value).unwrap();
+        if !first.contains(&i) {
+            first.push(i);
+        }
+    }
+    let mut remaining: Vec<usize> = (0..targets.len()).filter(|i| !first.contains(i)).collect();
+    let mut out = Vec::new();
+    while !remaining.is_empty() || !first.is_empty() {
+        let size =
+            super::super::wave_size(super::super::size_entry(&s.sizes, out.len()), targets.len());
+        let mut members = std::mem::take(&mut first);
+        let size = size.max(members.len());
+        let mut counts: HashMap<(Option<&String>, usize), usize> = HashMap::new();
+        for &i in &members {
+            *counts.entry(group(i)).or_default() += 1;
+        }
+        let mut left = Vec::new();
+        for i in remaining {
+            let count = counts.entry(group(i)).or_default();
+            if members.len() < size && *count < max {
+                *count += 1;
+                members.push(i);
+            } else {
+                left.push(i);
+            }
+        }
+        remaining = left;
+        out.push(members.iter().map(|&i| targets[i].name.clone()).collect());
+    }
+    out
 }
 
 /// Every host exactly once, waves non-empty and 1-based, canaries first in wave 1, no
@@ -138,6 +188,12 @@ fn check_invariants(targets: &[Host], s: &WaveSpec) {
     }
     let got = result.unwrap_or_else(|e| panic!("{ctx}: {e}"));
     assert_eq!(waves(targets, s).unwrap(), got, "{ctx}: deterministic");
+    let hosts: Vec<Vec<String>> = got.iter().map(|w| w.hosts.clone()).collect();
+    assert_eq!(
+        hosts,
+        greedy_scan(targets, s),
+        "{ctx}: the greedy scan's waves"
+    );
 
     // Every host exactly once, waves non-empty, 1-based.
     let mut seen: Vec<&str> = got
