@@ -44,7 +44,7 @@ pub fn plan(g: &Global, args: &SpecArgs, output: Option<&Path>) -> CmdResult {
             "{}",
             crate::plan::render(&waves, &l.targets, l.rollout.waves.spread_by.as_deref())
         );
-        println!("{}", timing(&content));
+        println!("{}", timing(&content, l.concurrency_given));
         if content.approvals > 0 {
             println!(
                 "needs {} before `apply` (policy.approvals)",
@@ -71,8 +71,9 @@ pub fn plan(g: &Global, args: &SpecArgs, output: Option<&Path>) -> CmdResult {
     Ok(exit::OK)
 }
 
-/// Each wave's bake and interval, and how long the run takes at least.
-fn timing(c: &PlanContent) -> String {
+/// Each wave's bake and interval, and how long the run takes at least. `concurrency`:
+/// `waves.concurrency` as written (a percentage is shown with what it resolves to).
+fn timing(c: &PlanContent, concurrency: spec::WaveSize) -> String {
     let d = &c.deployment;
     let p = &c.policy;
     let per_wave = p.bake
@@ -84,8 +85,15 @@ fn timing(c: &PlanContent) -> String {
     let least = per_wave * c.waves.len() as u32;
     let limit = (p.bake * 3).max(p.bake + MIN_RUNS_GRACE);
     let mut out = format!(
-        "each wave: deploy (at most {} hosts at once), then a bake of {} probing every {} (probe timeout {}){}\n",
+        "each wave: deploy (at most {} hosts at once{}), then a bake of {} probing every {} (probe timeout {}){}\n",
         p.concurrency,
+        match concurrency {
+            spec::WaveSize::Percent(pct) => format!(
+                ": waves.concurrency = \"{pct}%\" of {}",
+                count(c.hosts.len(), "target")
+            ),
+            spec::WaveSize::Count(_) => String::new(),
+        },
         dur(p.bake),
         dur(d.interval),
         dur(d.probe_timeout),

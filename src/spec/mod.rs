@@ -22,6 +22,8 @@ mod tests;
 mod tests_errors;
 #[cfg(test)]
 mod tests_limits;
+#[cfg(test)]
+mod tests_operator;
 mod values;
 mod waves;
 
@@ -121,6 +123,8 @@ pub struct WaveSpec {
     pub spread_by: Option<String>,
     /// 1 when `spread_by` is set without it; `usize::MAX` without `spread_by`.
     pub max_per_group: usize,
+    /// Hosts worked on at once: `waves.concurrency` resolved against the run's targets
+    /// (after `--limit`) by `load_with` (`Loaded::concurrency_given` keeps it as written).
     pub concurrency: usize,
     pub bake: Duration,
     pub min_runs: u32,
@@ -236,6 +240,9 @@ pub struct Loaded {
     pub targets: Vec<Host>,
     /// The `--limit` pattern the targets were narrowed by, if any.
     pub limit: Option<String>,
+    /// `waves.concurrency` as written: a count, or a percentage of the targets (which
+    /// `rollout.waves.concurrency` resolves).
+    pub concurrency_given: WaveSize,
 }
 
 /// Read and validate a spec, its script and its inventory (`inventory` overrides the
@@ -310,11 +317,13 @@ pub fn load_with(
             .canaries
             .retain(|c| targets.iter().any(|t| t.name == c.value));
     }
+    rollout.waves.concurrency = waves::concurrency_of(resolved.concurrency_given, targets.len());
     Ok(Loaded {
         rollout,
         inventory,
         targets,
         limit: opts.limit.clone(),
+        concurrency_given: resolved.concurrency_given,
     })
 }
 

@@ -62,7 +62,7 @@ pub(crate) struct RawWaves {
     pub canaries: Vec<S<String>>,
     pub spread_by: Option<S<String>>,
     pub max_per_group: Option<S<i64>>,
-    pub concurrency: Option<S<i64>>,
+    pub concurrency: Option<S<IntOrStr>>,
     pub bake: Option<S<String>>,
     pub min_runs: Option<S<i64>>,
 }
