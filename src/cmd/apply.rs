@@ -24,7 +24,7 @@ use super::session::{drive, open_run, reporter, state_dir, with_runtime, CmdErro
 pub const REMOVE_FANOUT: usize = 200;
 
 pub fn apply(g: &Global, args: &SpecArgs, yes: bool) -> CmdResult {
-    let (loaded, waves) = load(args)?;
+    let (loaded, waves) = load(g, args)?;
     if loaded.rollout.policy.approvals > 0 {
         return Err(CmdError::Refused(format!(
             "rollout {} needs {} approvals (policy.approvals), and a bare spec carries none\n  help: `wavectl plan {} -o PLAN`, then `wavectl approve PLAN --key KEY` by each approver, then `wavectl apply PLAN`",

@@ -30,7 +30,7 @@ fn dur(d: Duration) -> String {
 /// `plan`: the waves, each wave's bake and interval, an estimate of the whole run; with
 /// `-o`, the plan file.
 pub fn plan(g: &Global, args: &SpecArgs, output: Option<&Path>) -> CmdResult {
-    let (l, waves) = load(args)?;
+    let (l, waves) = load(g, args)?;
     let content = content_of(&l, &waves, args.force);
     if g.json {
         let value = match output {
@@ -356,10 +356,7 @@ pub fn apply_plan(
         ));
     }
     let c = &pf.content;
-    let opts = spec::LoadOptions {
-        force: c.deployment.force,
-        limit: c.limit.clone(),
-    };
+    let opts = super::load_options(g, c.deployment.force, c.limit.clone())?;
     let inventory = args
         .inventory
         .clone()

@@ -5,6 +5,7 @@ mod apply;
 mod approval;
 mod demo;
 mod lab;
+mod limit;
 mod purge;
 mod report;
 mod runs;
@@ -84,11 +85,11 @@ pub fn run(cli: Cli) -> i32 {
     }
 }
 
-fn load(args: &SpecArgs) -> Result<(spec::Loaded, Vec<plan::Wave>), InputError> {
-    let opts = spec::LoadOptions {
-        force: args.force,
-        limit: args.limit.clone(),
-    };
+fn load(
+    g: &crate::cli::Global,
+    args: &SpecArgs,
+) -> Result<(spec::Loaded, Vec<plan::Wave>), InputError> {
+    let opts = load_options(g, args.force, args.limit.clone())?;
     let loaded = spec::load_with(&args.rollout, args.inventory.as_deref(), &opts)?;
     let waves = plan::waves(&loaded.targets, &loaded.rollout.waves).map_err(|e| {
         if e.file.is_none() {
@@ -103,8 +104,19 @@ fn load(args: &SpecArgs) -> Result<(spec::Loaded, Vec<plan::Wave>), InputError> 
     Ok((loaded, waves))
 }
 
+/// How to load a spec for `--force` and `--limit` (its `@STATE:RUN` terms read from
+/// the runs' journals in the state directory).
+fn load_options(
+    g: &crate::cli::Global,
+    force: bool,
+    limit: Option<String>,
+) -> Result<spec::LoadOptions, InputError> {
+    let runs = limit::run_sets(&session::state_dir(g), limit.as_deref())?;
+    Ok(spec::LoadOptions { force, limit, runs })
+}
+
 fn check(g: &crate::cli::Global, args: &SpecArgs) -> CmdResult {
-    let (l, waves) = load(args)?;
+    let (l, waves) = load(g, args)?;
     let r = &l.rollout;
     if g.json {
         let c = apply::content_of(&l, &waves, args.force);

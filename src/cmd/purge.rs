@@ -43,7 +43,8 @@ pub fn purge(g: &Global, args: &PurgeArgs) -> CmdResult {
     };
     let inv = inventory_of(args)?;
     let hosts = spec::select_hosts(&inv, &args.select, &args.exclude)?;
-    let hosts = spec::limit_hosts(&inv, hosts, args.limit.as_deref(), "hosts to purge")?;
+    let runs = super::limit::run_sets(&state_dir(g), args.limit.as_deref())?;
+    let hosts = spec::limit_hosts(&inv, hosts, args.limit.as_deref(), &runs, "hosts to purge")?;
     let question = format!(
         "purge {} from {}?",
         match &target {

@@ -28,6 +28,7 @@ mod values;
 mod waves;
 
 pub(crate) use pattern::Limit;
+pub use pattern::{RunHosts, RunSet, RunSets};
 pub use select::select_hosts;
 
 /// A value from the spec with the place it came from, for errors found later
@@ -229,6 +230,9 @@ pub struct LoadOptions {
     /// `--limit PATTERN` (Ansible host patterns, see `spec::pattern`): narrows the targets the spec selects; waves are
     /// planned over what is left, and canaries it leaves out are dropped.
     pub limit: Option<String>,
+    /// The hosts of the runs its `@failed:RUN`, `@pending:RUN` and `@untouched:RUN` terms
+    /// name, read by the caller from their journals ([`limit_runs`] lists them).
+    pub runs: RunSets,
 }
 
 /// A spec with its inventory and the hosts it selects, all validated.
@@ -310,6 +314,7 @@ pub fn load_with(
             &inventory,
             targets,
             opts.limit.as_deref(),
+            &opts.runs,
             "targets of the rollout",
         )?;
         rollout
@@ -327,20 +332,34 @@ pub fn load_with(
     })
 }
 
-/// Narrow `hosts` (some of `inv`'s, in order) by a `--limit` pattern, if there is one;
-/// `what` names them in the error for a limit that leaves none ("targets of the rollout").
+/// Narrow `hosts` (some of `inv`'s, in order) by a `--limit` pattern, if there is one,
+/// its `@STATE:RUN` terms filled from `runs`; `what` names them in the error for a limit
+/// that leaves none ("targets of the rollout").
 pub fn limit_hosts(
     inv: &Inventory,
     hosts: Vec<Host>,
     limit: Option<&str>,
+    runs: &RunSets,
     what: &str,
 ) -> Result<Vec<Host>, InputError> {
     let Some(pattern) = limit else {
         return Ok(hosts);
     };
     Limit::parse(pattern)
-        .and_then(|l| l.apply(inv, hosts, what))
+        .and_then(|l| l.with_runs(runs).apply(inv, hosts, what))
         .map_err(|b| InputError::new(b.message).help(b.help))
+}
+
+/// The `@STATE:RUN` terms of a `--limit` pattern (none without one), whose hosts the
+/// caller reads from the runs' journals into [`LoadOptions::runs`]. A pattern that does
+/// not parse is an error here already.
+pub fn limit_runs(limit: Option<&str>) -> Result<Vec<(RunHosts, String)>, InputError> {
+    match limit {
+        None => Ok(Vec::new()),
+        Some(p) => Limit::parse(p)
+            .map(|l| l.runs())
+            .map_err(|b| InputError::new(b.message).help(b.help)),
+    }
 }
 
 /// Check a rollout name given on the command line (`purge NAME`).
