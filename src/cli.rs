@@ -66,6 +66,9 @@ pub enum Command {
         /// The allowed-signers file to check a plan's approvals against [default: the spec's policy.allowed_signers].
         #[arg(long, value_name = "FILE")]
         allowed_signers: Option<PathBuf>,
+        /// Write the run's metrics to this file (node_exporter's textfile format), rewritten at every event.
+        #[arg(long, value_name = "PATH")]
+        metrics_file: Option<PathBuf>,
     },
     /// A Markdown account of a run, for a change ticket.
     Report {
@@ -87,6 +90,9 @@ pub enum Command {
         /// Do not ask for confirmation (needed without a terminal).
         #[arg(long)]
         yes: bool,
+        /// Write the run's metrics to this file (node_exporter's textfile format), rewritten at every event.
+        #[arg(long, value_name = "PATH")]
+        metrics_file: Option<PathBuf>,
     },
     /// Remove the script from every host of a finished, paused or crashed run.
     Rollback {
@@ -95,6 +101,9 @@ pub enum Command {
         /// Do not ask for confirmation (needed without a terminal).
         #[arg(long)]
         yes: bool,
+        /// Write the run's metrics to this file (node_exporter's textfile format), rewritten at every event.
+        #[arg(long, value_name = "PATH")]
+        metrics_file: Option<PathBuf>,
     },
     /// Ask a running apply to stop and roll back (what the first Ctrl-C does).
     Abort {
@@ -113,6 +122,9 @@ pub enum Command {
         /// Do not ask for confirmation (needed without a terminal).
         #[arg(long)]
         yes: bool,
+        /// Write each reconciled run's metrics to this file (node_exporter's textfile format), rewritten at every event.
+        #[arg(long, value_name = "PATH")]
+        metrics_file: Option<PathBuf>,
     },
     /// A local fleet of real sshd hosts to try rollouts on (`up` runs until `down` or Ctrl-C).
     #[command(subcommand)]
@@ -205,6 +217,9 @@ pub struct PurgeArgs {
     /// Do not ask for confirmation (needed without a terminal).
     #[arg(long)]
     pub yes: bool,
+    /// Write the purge's metrics to this file (node_exporter's textfile format), rewritten at every event.
+    #[arg(long, value_name = "PATH")]
+    pub metrics_file: Option<PathBuf>,
 }
 
 fn parse_login_timeout(s: &str) -> Result<std::time::Duration, String> {

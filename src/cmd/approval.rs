@@ -329,7 +329,9 @@ pub fn apply_plan(
     pf: PlanFile,
     yes: bool,
     allowed_signers: Option<&Path>,
+    metrics: Option<&Path>,
 ) -> CmdResult {
+    let metrics = super::session::metrics_file(metrics)?;
     let path = &args.rollout;
     let dir = state_dir(g);
     let refuse = |why: String| -> CmdResult {
@@ -425,5 +427,13 @@ pub fn apply_plan(
         hash: pf.hash.clone(),
         signers: signers.into_iter().collect(),
     };
-    run_apply(g, &dir, &loaded, &waves, c.deployment.force, Some(approval))
+    run_apply(
+        g,
+        &dir,
+        &loaded,
+        &waves,
+        c.deployment.force,
+        Some(approval),
+        metrics,
+    )
 }

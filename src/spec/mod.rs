@@ -10,6 +10,7 @@ use crate::inventory::{self, Host, Inventory};
 mod duration;
 mod health;
 mod limits;
+mod notify;
 mod pattern;
 mod protected;
 mod raw;
@@ -27,6 +28,7 @@ mod tests_operator;
 mod values;
 mod waves;
 
+pub use notify::{EventKind, Notify};
 pub(crate) use pattern::Limit;
 pub use pattern::{RunHosts, RunSet, RunSets};
 pub use select::select_hosts;
@@ -59,6 +61,8 @@ pub struct Rollout {
     pub waves: WaveSpec,
     pub health: Health,
     pub policy: Policy,
+    /// `[notify]`: the hook run on the controller for events of the listed kinds.
+    pub notify: Option<Notify>,
 }
 
 #[derive(Debug, Clone)]

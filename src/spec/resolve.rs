@@ -195,6 +195,10 @@ pub(crate) fn resolve(
     }
     let health = super::health::resolve_health(src, &raw.health)?;
     let policy = resolve_policy(src, dir, &raw.policy, &health)?;
+    let notify = match &raw.notify {
+        Some(n) => Some(super::notify::resolve_notify(src, dir, n)?),
+        None => None,
+    };
 
     Ok(Resolved {
         rollout: Rollout {
@@ -209,6 +213,7 @@ pub(crate) fn resolve(
             waves,
             health,
             policy,
+            notify,
         },
         select_pos,
         spread_by_pos,
