@@ -85,8 +85,8 @@ fn timing(c: &PlanContent, concurrency: spec::WaveSize) -> String {
     let least = per_wave * c.waves.len() as u32;
     let limit = (p.bake * 3).max(p.bake + MIN_RUNS_GRACE);
     let mut out = format!(
-        "each wave: deploy (at most {} hosts at once{}), then a bake of {} probing every {} (probe timeout {}){}\n",
-        p.concurrency,
+        "each wave: deploy (at most {} at once{}), then a bake of {} probing every {} (probe timeout {}){}\n",
+        count(p.concurrency, "host"),
         match concurrency {
             spec::WaveSize::Percent(pct) => format!(
                 ": waves.concurrency = \"{pct}%\" of {}",

@@ -176,6 +176,8 @@ pub async fn drive(
         reporter,
         stop,
     } = *cx;
+    reporter.set_run(&plan.run);
+    let notifier = notifier(dir, &plan, reporter);
     if let Event::Begin { .. } = &first {
         reporter.emit(Shown::RunStarted {
             run: plan.run.clone(),
@@ -188,8 +190,6 @@ pub async fn drive(
             journal: journal.path().display().to_string(),
         });
     }
-    reporter.set_run(&plan.run);
-    let notifier = notifier(dir, &plan, reporter);
     let body = match &first {
         Event::Begin { .. } => {
             let st = RunState {

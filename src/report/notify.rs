@@ -65,8 +65,8 @@ pub struct Notifier {
     hooks: Arc<Hooks>,
     queue: Option<SyncSender<Job>>,
     thread: Option<JoinHandle<()>>,
-    /// Hooks started and not yet finished.
-    running: Arc<AtomicUsize>,
+    /// Events queued or with their hook running.
+    pending: Arc<AtomicUsize>,
 }
 
 impl Notifier {
@@ -79,16 +79,16 @@ impl Notifier {
             end_by: Mutex::new(None),
         });
         let (tx, rx) = sync_channel(QUEUE);
-        let running = Arc::new(AtomicUsize::new(0));
+        let pending = Arc::new(AtomicUsize::new(0));
         let thread = {
-            let (hooks, running) = (hooks.clone(), running.clone());
-            thread::spawn(move || drain(&hooks, rx, &running))
+            let (hooks, pending) = (hooks.clone(), pending.clone());
+            thread::spawn(move || drain(&hooks, rx, &pending))
         };
         Notifier {
             hooks,
             queue: Some(tx),
             thread: Some(thread),
-            running,
+            pending,
         }
     }
 }
@@ -104,11 +104,16 @@ impl Sink for Notifier {
                 kind,
                 json: json.to_string(),
             };
-            if let Err(TrySendError::Full(job)) = queue.try_send(job) {
-                self.hooks.notes.note(format!(
-                    "notify: the `{}` event was not sent: {QUEUE} events are already waiting for the hook",
-                    job.kind.name()
-                ));
+            match queue.try_send(job) {
+                Ok(()) => {
+                    self.pending.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(TrySendError::Full(job) | TrySendError::Disconnected(job)) => {
+                    self.hooks.notes.note(format!(
+                        "notify: the `{}` event was not sent: {QUEUE} events are already waiting for the hook",
+                        job.kind.name()
+                    ));
+                }
             }
         }
     }
@@ -121,7 +126,7 @@ impl Sink for Notifier {
         *self.hooks.end_by.lock().unwrap_or_else(|p| p.into_inner()) =
             Some(Instant::now() + timeout);
         drop(queue);
-        let waiting = self.running.load(Ordering::Relaxed);
+        let waiting = self.pending.load(Ordering::Relaxed);
         if waiting > 0 {
             self.hooks.notes.note(format!(
                 "notify: waiting for {} (at most {})",
@@ -142,8 +147,8 @@ impl Drop for Notifier {
 }
 
 /// Start a hook for each job, at most `IN_FLIGHT` at once, until the queue closes and
-/// every hook has ended.
-fn drain(hooks: &Arc<Hooks>, rx: Receiver<Job>, running: &Arc<AtomicUsize>) {
+/// every hook has ended; `pending` counts the jobs not done yet.
+fn drain(hooks: &Arc<Hooks>, rx: Receiver<Job>, pending: &Arc<AtomicUsize>) {
     let mut threads: Vec<JoinHandle<()>> = Vec::new();
     for job in rx {
         loop {
@@ -162,16 +167,16 @@ fn drain(hooks: &Arc<Hooks>, rx: Receiver<Job>, running: &Arc<AtomicUsize>) {
                         "notify: the `{}` event was not sent: the run has ended and the hooks' time is up",
                         job.kind.name()
                     ));
+                    pending.fetch_sub(1, Ordering::Relaxed);
                     continue;
                 }
             },
             None => hooks.notify.timeout,
         };
-        running.fetch_add(1, Ordering::Relaxed);
-        let (hooks, running) = (hooks.clone(), running.clone());
+        let (hooks, pending) = (hooks.clone(), pending.clone());
         threads.push(thread::spawn(move || {
             hook(&hooks, &job, deadline);
-            running.fetch_sub(1, Ordering::Relaxed);
+            pending.fetch_sub(1, Ordering::Relaxed);
         }));
     }
     for t in threads {
@@ -228,7 +233,10 @@ fn hook(hooks: &Hooks, job: &Job, deadline: Duration) {
         )),
         Ended::TimedOut | Ended::TooMuchOutput => hooks.notes.note(format!(
             "{what} timed out after {}: killed with its process group{stderr}; the run is not affected",
-            humantime::format_duration(deadline)
+            // Cut short by the run's end, a deadline is a hair under the timeout.
+            humantime::format_duration(Duration::from_secs_f64(
+                (deadline.as_secs_f64() * 10.0).round() / 10.0
+            ))
         )),
     }
 }
