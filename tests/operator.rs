@@ -373,3 +373,105 @@ fn a_rolled_back_run_its_metrics_hooks_and_a_retry_of_what_failed() {
     );
     s.assert_no_ssh_left();
 }
+
+/// One HTTP request to `listener`, answered 200: its head and its body.
+fn serve_one(listener: std::net::TcpListener) -> std::thread::JoinHandle<(String, String)> {
+    use std::io::{Read, Write};
+    std::thread::spawn(move || {
+        let (mut conn, _) = listener.accept().unwrap();
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        let head_end = loop {
+            let n = conn.read(&mut chunk).unwrap();
+            assert!(
+                n > 0,
+                "the connection closed before the request's head ended"
+            );
+            buf.extend_from_slice(&chunk[..n]);
+            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i + 4;
+            }
+        };
+        let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+        let length: usize = head
+            .lines()
+            .find_map(|l| {
+                l.to_ascii_lowercase()
+                    .strip_prefix("content-length:")
+                    .map(|v| v.trim().parse().unwrap())
+            })
+            .expect("a Content-Length");
+        while buf.len() < head_end + length {
+            let n = conn.read(&mut chunk).unwrap();
+            assert!(n > 0, "the connection closed before the body ended");
+            buf.extend_from_slice(&chunk[..n]);
+        }
+        conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+            .unwrap();
+        let body = String::from_utf8_lossy(&buf[head_end..head_end + length]).into_owned();
+        (head, body)
+    })
+}
+
+/// Run an example hook from `examples/notify/` as wavectl would: `/bin/sh -c`, the event
+/// on stdin, the run in the environment, `url_var` pointing at a local listener.
+fn example_hook(script: &str, url_var: &str, event: &str, kind: &str) -> (String, String) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let server = serve_one(listener);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples/notify")
+        .join(script);
+    let mut child = Command::new("/bin/sh")
+        .arg("-c")
+        .arg(path.to_str().unwrap())
+        .env(url_var, &url)
+        .env("no_proxy", "127.0.0.1")
+        .env("NO_PROXY", "127.0.0.1")
+        .env("WAVECTL_RUN", "20261202T144507Z-raid-health-83fa")
+        .env("WAVECTL_ROLLOUT", "raid-health")
+        .env("WAVECTL_EVENT", kind)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), event.as_bytes()).unwrap();
+    drop(child.stdin.take());
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{script}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    server.join().unwrap()
+}
+
+#[test]
+fn the_example_hooks_post_the_event_to_a_webhook() {
+    let event = r#"{"at":"2026-12-02T14:45:15.310Z","event":"summary","exit_code":1,"outcome":"rolled back: 1 host unhealthy, more than max_unhealthy = 0","run":"20261202T144507Z-raid-health-83fa","status":"rolled-back"}"#;
+    // webhook.sh: the event as it is, and its kind in a header.
+    let (head, body) = example_hook(
+        "webhook.sh",
+        "WAVECTL_WEBHOOK_URL",
+        &format!("{event}\n"),
+        "rolled-back",
+    );
+    assert!(head.starts_with("POST /hook HTTP/1.1\r\n"), "{head}");
+    assert!(
+        head.contains("Content-Type: application/json\r\n"),
+        "{head}"
+    );
+    assert!(head.contains("X-Wavectl-Event: rolled-back\r\n"), "{head}");
+    assert_eq!(body, format!("{event}\n"));
+    // slack.sh: Slack's {"text": ...}, saying what happened.
+    let (_, body) = example_hook("slack.sh", "WAVECTL_SLACK_URL", event, "rolled-back");
+    let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        json,
+        serde_json::json!({"text": "wavectl: rollout *raid-health*, run `20261202T144507Z-raid-health-83fa`: rolled-back — rolled back: 1 host unhealthy, more than max_unhealthy = 0"})
+    );
+    let verdict = r#"{"event":"verdict","host":"h02","verdict":{"health":"hung","evidence":[]}}"#;
+    let (_, body) = example_hook("slack.sh", "WAVECTL_SLACK_URL", verdict, "unhealthy");
+    assert!(body.contains(": unhealthy — h02 is hung\""), "{body}");
+}
