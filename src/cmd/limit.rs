@@ -15,8 +15,13 @@ pub fn run_sets(dir: &StateDir, limit: Option<&str>) -> Result<RunSets, InputErr
     let mut sets = RunSets::new();
     for (which, prefix) in spec::limit_runs(limit)? {
         let term = format!("@{}:{prefix}", which.name());
-        let bad =
-            |e: &dyn std::fmt::Display| InputError::new(format!("--limit {}: {e}", shown(&term)));
+        let bad = |e: &dyn std::fmt::Display| {
+            InputError::new(format!("--limit {}: {e}", shown(&term))).help(
+                "RUN is a run id or a unique prefix of one, of the runs in this state directory \
+                 (`wavectl status` lists them); @failed, @pending and @untouched name their hosts \
+                 in that state",
+            )
+        };
         let run = dir.resolve(&prefix).map_err(|e| bad(&e))?;
         let state = dir.load(&run).map_err(|e| bad(&e))?;
         if state.plan.is_none() {
@@ -113,7 +118,7 @@ mod tests {
     fn err(dir: &StateDir, limit: &str) -> String {
         run_sets(dir, Some(limit))
             .unwrap_err()
-            .to_string()
+            .message
             .replace(&dir.root.display().to_string(), "S")
     }
 
