@@ -229,8 +229,9 @@ pub async fn drive(
         Err(e) => Err(CmdError::Journal(e.source)),
     };
     if let Some(id) = notifier {
-        // Waits for the hooks in flight, at most their timeout.
-        reporter.detach(id);
+        // Waits for the hooks in flight, at most their timeout (a blocking wait: off the
+        // runtime's other tasks, the signal listener among them).
+        tokio::task::block_in_place(|| reporter.detach(id));
     }
     match &outcome {
         Ok(s) => {
