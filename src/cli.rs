@@ -75,6 +75,9 @@ pub enum Command {
         /// spec's policy.allowed_signers, else the plan's].
         #[arg(long, value_name = "FILE")]
         allowed_signers: Option<PathBuf>,
+        /// Write the run's metrics to this file (node_exporter's textfile format), rewritten at every event.
+        #[arg(long, value_name = "PATH")]
+        metrics_file: Option<PathBuf>,
     },
     /// A Markdown account of a run, for a change ticket.
     Report {
@@ -96,6 +99,9 @@ pub enum Command {
         /// Do not ask for confirmation (needed without a terminal).
         #[arg(long)]
         yes: bool,
+        /// Write the run's metrics to this file (node_exporter's textfile format), rewritten at every event.
+        #[arg(long, value_name = "PATH")]
+        metrics_file: Option<PathBuf>,
     },
     /// Remove the script from every host of a finished, paused or crashed run.
     Rollback {
@@ -104,6 +110,9 @@ pub enum Command {
         /// Do not ask for confirmation (needed without a terminal).
         #[arg(long)]
         yes: bool,
+        /// Write the run's metrics to this file (node_exporter's textfile format), rewritten at every event.
+        #[arg(long, value_name = "PATH")]
+        metrics_file: Option<PathBuf>,
     },
     /// Ask a running apply to stop and roll back (what the first Ctrl-C does).
     Abort {
@@ -122,6 +131,9 @@ pub enum Command {
         /// Do not ask for confirmation (needed without a terminal).
         #[arg(long)]
         yes: bool,
+        /// Write each reconciled run's metrics to this file (node_exporter's textfile format), rewritten at every event.
+        #[arg(long, value_name = "PATH")]
+        metrics_file: Option<PathBuf>,
     },
     /// A local fleet of real sshd hosts to try rollouts on (`up` runs until `down` or Ctrl-C).
     #[command(subcommand)]
@@ -214,6 +226,9 @@ pub struct PurgeArgs {
     /// Do not ask for confirmation (needed without a terminal).
     #[arg(long)]
     pub yes: bool,
+    /// Write the purge's metrics to this file (node_exporter's textfile format), rewritten at every event.
+    #[arg(long, value_name = "PATH")]
+    pub metrics_file: Option<PathBuf>,
 }
 
 fn parse_login_timeout(s: &str) -> Result<std::time::Duration, String> {

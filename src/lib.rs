@@ -3,6 +3,7 @@
 //! The modules follow the pipeline: spec → plan → waves → deploy/probe/verdict →
 //! rollback, with the journal, the transport and the display at the edges.
 
+pub mod child;
 pub mod cli;
 pub mod cmd;
 pub mod diag;

@@ -160,7 +160,8 @@ fn cases(pwned: &Path) -> Vec<Case> {
         |s| {
             format!(
                 "rollout.toml:{}: unknown field `colour`, expected one of `name`, `description`, \
-                 `inventory`, `script`, `activation`, `targets`, `waves`, `health`, `policy`",
+                 `inventory`, `script`, `activation`, `targets`, `waves`, `health`, `policy`, \
+                 `notify`",
                 at(s, "colour")
             )
         },
@@ -780,6 +781,44 @@ fn cases(pwned: &Path) -> Vec<Case> {
         "check the path",
     );
     c.extra = vec!["--inventory".into(), "elsewhere.toml".into()];
+    v.push(c);
+
+    // The operator's day: a percentage, a notification kind, a run named in --limit.
+    let s = edit(SPEC, "concurrency = 10", "concurrency = \"0%\"");
+    v.push(spec_case(
+        "a concurrency percentage of 0",
+        s,
+        |s| {
+            format!(
+                "rollout.toml:{}: `waves.concurrency` `0%` is not a count or a percentage from \
+                 \"1%\" to \"100%\"",
+                at(s, "\"0%\"")
+            )
+        },
+        "or a percentage of the run's targets like \"25%\"",
+    ));
+    let s = format!("{SPEC}[notify]\ncommand = \"true\"\nevents = [\"paused\", \"pasued\"]\n");
+    v.push(spec_case(
+        "an unknown notification kind",
+        s,
+        |s| {
+            format!(
+                "rollout.toml:{}: unknown event kind `pasued`",
+                at(s, "\"pasued\"")
+            )
+        },
+        "the kinds are: started, wave, unhealthy,",
+    ));
+    let mut c = case(
+        "--limit names a run there is not",
+        SPEC.to_string(),
+        INVENTORY.to_string(),
+        "--limit `@failed:1999`: no run `1999` in the state directory; `wavectl status` lists \
+         the runs"
+            .to_string(),
+        "RUN is a run id or a unique prefix of one",
+    );
+    c.extra = vec!["--limit".into(), "h01:@failed:1999".into()];
     v.push(c);
     v
 }

@@ -9,6 +9,7 @@ use crate::exit;
 use crate::journal::{write_durably, Access, AppliedPlan, Journal, StateDir};
 use crate::plan::file::PlanContent;
 use crate::plan::Wave;
+use crate::report::metrics::MetricsFile;
 use crate::report::{count, Event as Shown};
 use crate::rollout::signals;
 use crate::rollout::{
@@ -18,13 +19,16 @@ use crate::rollout::{
 use crate::spec::Loaded;
 
 use super::load;
-use super::session::{drive, open_run, reporter, state_dir, with_runtime, CmdError, CmdResult, Cx};
+use super::session::{
+    drive, metrics_file, open_run, reporter_with, state_dir, with_runtime, CmdError, CmdResult, Cx,
+};
 
 /// Hosts removed at once in a rollback.
 pub const REMOVE_FANOUT: usize = 200;
 
-pub fn apply(g: &Global, args: &SpecArgs, yes: bool) -> CmdResult {
-    let (loaded, waves) = load(args)?;
+pub fn apply(g: &Global, args: &SpecArgs, yes: bool, metrics: Option<&Path>) -> CmdResult {
+    let (loaded, waves) = load(g, args)?;
+    let metrics = metrics_file(metrics)?;
     if loaded.rollout.policy.approvals > 0 {
         return Err(CmdError::Refused(format!(
             "rollout {} needs {} approvals (policy.approvals), and a bare spec carries none\n  help: `wavectl plan {} -o PLAN`, then `wavectl approve PLAN --key KEY` by each approver, then `wavectl apply PLAN`",
@@ -43,7 +47,7 @@ pub fn apply(g: &Global, args: &SpecArgs, yes: bool) -> CmdResult {
         eprintln!("not applied");
         return Ok(exit::ABORTED);
     }
-    run_apply(g, &dir, &loaded, &waves, args.force, None)
+    run_apply(g, &dir, &loaded, &waves, args.force, None, metrics)
 }
 
 /// Show the waves and ask whether to apply `what` (the rollout, or a plan) to the
@@ -73,7 +77,8 @@ pub struct FromPlan {
     pub approved: Approved,
 }
 
-/// Start a new run of a loaded spec (also used by `demo`). Returns the exit code.
+/// Start a new run of a loaded spec (also used by `demo`), writing `metrics` if given.
+/// Returns the exit code.
 pub fn run_apply(
     g: &Global,
     dir: &StateDir,
@@ -81,6 +86,7 @@ pub fn run_apply(
     waves: &[Wave],
     force: bool,
     from_plan: Option<FromPlan>,
+    metrics: Option<MetricsFile>,
 ) -> CmdResult {
     dir.ensure()?;
     let r = &loaded.rollout;
@@ -124,14 +130,11 @@ pub fn run_apply(
         }
     };
     write_durably(&dir.script_path(&run), &r.script.body)?;
-    let reporter = reporter(g);
-    reporter.emit(Shown::RunStarted {
-        run: run.clone(),
-        rollout: r.name.clone(),
-        hosts: loaded.targets.len(),
-        waves: waves.len(),
-        journal: journal.path().display().to_string(),
-    });
+    if let Some(n) = &r.notify {
+        let text = serde_json::to_vec_pretty(n).unwrap_or_default();
+        write_durably(&dir.notify_path(&run), &text)?;
+    }
+    let reporter = reporter_with(g, metrics);
     with_runtime(|stop| async move {
         let first = Event::Begin {
             plan: Box::new(plan.clone()),
@@ -247,7 +250,8 @@ pub fn attach(intent: Intent, until_done: bool, fanout: Option<usize>) -> Event 
 }
 
 /// Continue a run whose controller died (or a paused one), from its journal alone.
-pub fn resume(g: &Global, run: &str, yes: bool) -> CmdResult {
+pub fn resume(g: &Global, run: &str, yes: bool, metrics: Option<&Path>) -> CmdResult {
+    let metrics = metrics_file(metrics)?;
     let dir = state_dir(g, Access::Write)?;
     let o = open_run(&dir, run)?;
     let id = o.run.clone();
@@ -282,7 +286,7 @@ pub fn resume(g: &Global, run: &str, yes: bool) -> CmdResult {
         eprintln!("not resumed");
         return Ok(exit::ABORTED);
     }
-    let reporter = reporter(g);
+    let reporter = reporter_with(g, metrics);
     reporter.emit(Shown::Note {
         message: format!(
             "resuming run {id} ({}) of rollout {}",

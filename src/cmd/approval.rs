@@ -37,7 +37,7 @@ pub fn plan(
     valid_for: Duration,
     allowed_signers: Option<&Path>,
 ) -> CmdResult {
-    let (l, waves) = load(args)?;
+    let (l, waves) = load(g, args)?;
     let content = content_of(&l, &waves, args.force);
     let sealed = match output {
         Some(_) => Some(seal(g, &l, content.clone(), valid_for, allowed_signers)?),
@@ -58,7 +58,7 @@ pub fn plan(
             "{}",
             crate::plan::render(&waves, &l.targets, l.rollout.waves.spread_by.as_deref())
         );
-        println!("{}", timing(&content));
+        println!("{}", timing(&content, l.concurrency_given));
         if content.approvals > 0 {
             println!(
                 "needs {} before `apply` (policy.approvals)",
@@ -174,8 +174,9 @@ fn anchor(
     .map(Some)
 }
 
-/// Each wave's bake and interval, and how long the run takes at least.
-fn timing(c: &PlanContent) -> String {
+/// Each wave's bake and interval, and how long the run takes at least. `concurrency`:
+/// `waves.concurrency` as written (a percentage is shown with what it resolves to).
+fn timing(c: &PlanContent, concurrency: spec::WaveSize) -> String {
     let d = &c.deployment;
     let p = &c.policy;
     let per_wave = p.bake
@@ -187,8 +188,15 @@ fn timing(c: &PlanContent) -> String {
     let least = per_wave * c.waves.len() as u32;
     let limit = (p.bake * 3).max(p.bake + MIN_RUNS_GRACE);
     let mut out = format!(
-        "each wave: deploy (at most {} hosts at once), then a bake of {} probing every {} (probe timeout {}){}\n",
-        p.concurrency,
+        "each wave: deploy (at most {} at once{}), then a bake of {} probing every {} (probe timeout {}){}\n",
+        count(p.concurrency, "host"),
+        match concurrency {
+            spec::WaveSize::Percent(pct) => format!(
+                ": waves.concurrency = \"{pct}%\" of {}",
+                count(c.hosts.len(), "target")
+            ),
+            spec::WaveSize::Count(_) => String::new(),
+        },
         dur(p.bake),
         dur(d.interval),
         dur(d.probe_timeout),
@@ -403,7 +411,9 @@ pub fn apply_plan(
     pf: PlanFile,
     yes: bool,
     allowed_signers: Option<&Path>,
+    metrics: Option<&Path>,
 ) -> CmdResult {
+    let metrics = super::session::metrics_file(metrics)?;
     let path = &args.rollout;
     let dir = state_dir(g, Access::Write)?;
     let refuse = |e: CmdError| -> CmdResult {
@@ -427,10 +437,7 @@ pub fn apply_plan(
         return refuse(CmdError::Refused(format!("{why}\n  help: {again}")));
     }
     let c = &pf.content;
-    let opts = spec::LoadOptions {
-        force: c.deployment.force,
-        limit: c.limit.clone(),
-    };
+    let opts = super::load_options(g, c.deployment.force, c.limit.clone())?;
     let inventory = args
         .inventory
         .clone()
@@ -512,5 +519,13 @@ pub fn apply_plan(
             signers: signers.into_iter().collect(),
         },
     };
-    run_apply(g, &dir, &loaded, &waves, c.deployment.force, Some(from))
+    run_apply(
+        g,
+        &dir,
+        &loaded,
+        &waves,
+        c.deployment.force,
+        Some(from),
+        metrics,
+    )
 }

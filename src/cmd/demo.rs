@@ -125,7 +125,7 @@ fn run_demo(g: &Global, fleet: &Fleet) -> CmdResult {
         json: g.json,
         verbose: g.verbose,
     };
-    let code = super::apply::run_apply(&g, &state, &loaded, &waves, false, None)?;
+    let code = super::apply::run_apply(&g, &state, &loaded, &waves, false, None, None)?;
     println!("\nwhat the hosts hold now (read from each host's own filesystem):");
     let mut all_clean = true;
     for h in fleet.hosts() {

@@ -5,6 +5,7 @@ mod apply;
 mod approval;
 mod demo;
 mod lab;
+mod limit;
 mod purge;
 mod report;
 mod runs;
@@ -44,21 +45,44 @@ pub fn run(cli: Cli) -> i32 {
             spec,
             yes,
             allowed_signers,
+            metrics_file,
         } => match approval::read_plan(&spec.rollout) {
-            Ok(Some(pf)) => approval::apply_plan(g, spec, pf, *yes, allowed_signers.as_deref()),
-            Ok(None) => apply::apply(g, spec, *yes),
+            Ok(Some(pf)) => approval::apply_plan(
+                g,
+                spec,
+                pf,
+                *yes,
+                allowed_signers.as_deref(),
+                metrics_file.as_deref(),
+            ),
+            Ok(None) => apply::apply(g, spec, *yes, metrics_file.as_deref()),
             Err(e) => Err(e.into()),
         },
         Command::Report { run } => report::report(g, run),
         Command::Status { run, watch } => status::watch(g, run.as_deref(), *watch),
-        Command::Resume { run, yes } => apply::resume(g, run, *yes),
-        Command::Rollback { run, yes } => runs::rollback(g, run, *yes),
+        Command::Resume {
+            run,
+            yes,
+            metrics_file,
+        } => apply::resume(g, run, *yes, metrics_file.as_deref()),
+        Command::Rollback {
+            run,
+            yes,
+            metrics_file,
+        } => runs::rollback(g, run, *yes, metrics_file.as_deref()),
         Command::Abort { run } => runs::abort(g, run),
         Command::Reconcile {
             run,
             until_done,
             yes,
-        } => runs::reconcile(g, run.as_deref(), *until_done, *yes),
+            metrics_file,
+        } => runs::reconcile(
+            g,
+            run.as_deref(),
+            *until_done,
+            *yes,
+            metrics_file.as_deref(),
+        ),
         Command::Purge(args) => purge::purge(g, args),
         Command::Demo { hosts } => demo::demo(g, *hosts),
         Command::Lab(crate::cli::LabCommand::Up { hosts, dir, kind }) => lab::up(*hosts, dir, kind),
@@ -96,11 +120,11 @@ pub fn run(cli: Cli) -> i32 {
     }
 }
 
-fn load(args: &SpecArgs) -> Result<(spec::Loaded, Vec<plan::Wave>), InputError> {
-    let opts = spec::LoadOptions {
-        force: args.force,
-        limit: args.limit.clone(),
-    };
+fn load(
+    g: &crate::cli::Global,
+    args: &SpecArgs,
+) -> Result<(spec::Loaded, Vec<plan::Wave>), InputError> {
+    let opts = load_options(g, args.force, args.limit.clone())?;
     let loaded = spec::load_with(&args.rollout, args.inventory.as_deref(), &opts)?;
     let waves = plan::waves(&loaded.targets, &loaded.rollout.waves).map_err(|e| {
         if e.file.is_none() {
@@ -115,8 +139,19 @@ fn load(args: &SpecArgs) -> Result<(spec::Loaded, Vec<plan::Wave>), InputError> 
     Ok((loaded, waves))
 }
 
+/// How to load a spec for `--force` and `--limit` (its `@STATE:RUN` terms read from
+/// the runs' journals in the state directory).
+fn load_options(
+    g: &crate::cli::Global,
+    force: bool,
+    limit: Option<String>,
+) -> Result<spec::LoadOptions, InputError> {
+    let runs = limit::run_sets(&session::unchecked_state_dir(g), limit.as_deref())?;
+    Ok(spec::LoadOptions { force, limit, runs })
+}
+
 fn check(g: &crate::cli::Global, args: &SpecArgs) -> CmdResult {
-    let (l, waves) = load(args)?;
+    let (l, waves) = load(g, args)?;
     let r = &l.rollout;
     if g.json {
         let c = apply::content_of(&l, &waves, args.force);

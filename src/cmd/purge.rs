@@ -12,17 +12,17 @@ use crate::exec;
 use crate::exit;
 use crate::inventory;
 use crate::journal::{Access, Journal, JournalError, RunLock, StateDir};
-use crate::report::Event as Shown;
 use crate::rollout::{Event, Plan, Policy, RunKind, RunState, Target};
 use crate::spec::{self, OnFailure};
 
 use super::apply::local_user;
-use super::session::{drive, reporter, state_dir, with_runtime, CmdError, CmdResult, Cx};
+use super::session::{drive, state_dir, with_runtime, CmdError, CmdResult, Cx};
 
 /// How long a purge waits for a running apply of the same rollout to roll back and go.
 const WAIT_FOR_APPLY: Duration = Duration::from_secs(15 * 60);
 
 pub fn purge(g: &Global, args: &PurgeArgs) -> CmdResult {
+    let metrics = super::session::metrics_file(args.metrics_file.as_deref())?;
     let (target, name) = match (&args.name, &args.path) {
         (Some(name), None) => {
             spec::check_name_arg(name)?;
@@ -44,7 +44,8 @@ pub fn purge(g: &Global, args: &PurgeArgs) -> CmdResult {
     let inv = inventory_of(args)?;
     let dir = state_dir(g, Access::Write)?;
     let hosts = spec::select_hosts(&inv, &args.select, &args.exclude)?;
-    let hosts = spec::limit_hosts(&inv, hosts, args.limit.as_deref(), "hosts to purge")?;
+    let runs = super::limit::run_sets(&dir, args.limit.as_deref())?;
+    let hosts = spec::limit_hosts(&inv, hosts, args.limit.as_deref(), &runs, "hosts to purge")?;
     let question = format!(
         "purge {} from {}?",
         match &target {
@@ -88,14 +89,7 @@ pub fn purge(g: &Global, args: &PurgeArgs) -> CmdResult {
         command: std::env::args().collect(),
     };
     let journal = Journal::create(&dir, &run)?;
-    let reporter = reporter(g);
-    reporter.emit(Shown::RunStarted {
-        run: run.clone(),
-        rollout: name.clone(),
-        hosts: hosts.len(),
-        waves: 0,
-        journal: journal.path().display().to_string(),
-    });
+    let reporter = super::session::reporter_with(g, metrics);
     with_runtime(|stop| async move {
         let first = Event::Begin {
             plan: Box::new(plan.clone()),

@@ -1,5 +1,7 @@
 //! Commands on a journaled run: `rollback`, `abort`, `reconcile`.
 
+use std::path::Path;
+
 use crate::cli::Global;
 use crate::exit;
 use crate::journal::Access;
@@ -7,10 +9,13 @@ use crate::report::Event as Shown;
 use crate::rollout::{step::utc, summary::lease_runs_out, End, Intent, RunKind, Status};
 
 use super::apply::attach;
-use super::session::{drive, open_run, reporter, state_dir, with_runtime, CmdError, CmdResult, Cx};
+use super::session::{
+    drive, metrics_file, open_run, reporter_with, state_dir, with_runtime, CmdError, CmdResult, Cx,
+};
 
 /// Return every host of a run to what it held before the run.
-pub fn rollback(g: &Global, run: &str, yes: bool) -> CmdResult {
+pub fn rollback(g: &Global, run: &str, yes: bool, metrics: Option<&Path>) -> CmdResult {
+    let metrics = metrics_file(metrics)?;
     let dir = state_dir(g, Access::Write)?;
     let o = open_run(&dir, run)?;
     let id = o.run.clone();
@@ -34,7 +39,7 @@ pub fn rollback(g: &Global, run: &str, yes: bool) -> CmdResult {
         eprintln!("not rolled back");
         return Ok(exit::ABORTED);
     }
-    let reporter = reporter(g);
+    let reporter = reporter_with(g, metrics);
     super::session::take_up(
         g,
         &dir,
@@ -123,7 +128,14 @@ fn decide(id: &str, st: &crate::rollout::RunState) -> Plan {
 
 /// Finish what is unfinished: pending removals, unconfirmed hosts, and applies whose
 /// controller died (rolled back, as their leases would) — of one run or of every run.
-pub fn reconcile(g: &Global, run: Option<&str>, until_done: bool, yes: bool) -> CmdResult {
+pub fn reconcile(
+    g: &Global,
+    run: Option<&str>,
+    until_done: bool,
+    yes: bool,
+    metrics: Option<&Path>,
+) -> CmdResult {
+    let metrics = metrics_file(metrics)?;
     let dir = state_dir(g, Access::Write)?;
     let ids: Vec<String> = match run {
         Some(r) => vec![dir.resolve(r)?],
@@ -151,7 +163,7 @@ pub fn reconcile(g: &Global, run: Option<&str>, until_done: bool, yes: bool) -> 
             return Ok(exit::ABORTED);
         }
     }
-    let reporter = reporter(g);
+    let reporter = reporter_with(g, metrics);
     with_runtime(|stop| async move {
         let mut worst = exit::OK;
         let mut worked = false;

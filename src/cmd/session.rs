@@ -7,6 +7,7 @@ use crate::diag::InputError;
 use crate::exec::{Engine, Shared, Stop};
 use crate::exit;
 use crate::journal::{Access, Journal, JournalError, RunLock, StateDir};
+use crate::report::metrics::MetricsFile;
 use crate::report::{Event as Shown, Reporter};
 use crate::rollout::{summarize, Event, RunState};
 use crate::transport::Transport;
@@ -47,13 +48,35 @@ pub type CmdResult = Result<i32, CmdError>;
 /// The state directory of `--state-dir` (or its default), once it is known to be usable
 /// as `access` says (exit 2 with what to do otherwise: never an empty list of runs).
 pub fn state_dir(g: &Global, access: Access) -> Result<StateDir, CmdError> {
-    let dir = StateDir::new(g.state_dir.clone().unwrap_or_else(StateDir::default_root));
+    let dir = unchecked_state_dir(g);
     dir.usable(access)?;
     Ok(dir)
 }
 
+/// The state directory named by `--state-dir` (or the default), not looked at yet: for
+/// code that checks it only when it needs it (`--limit @STATE:RUN`).
+pub fn unchecked_state_dir(g: &Global) -> StateDir {
+    StateDir::new(g.state_dir.clone().unwrap_or_else(StateDir::default_root))
+}
+
 pub fn reporter(g: &Global) -> Reporter {
     Reporter::new(g.json, g.verbose)
+}
+
+/// The reporter of a command that works on runs, writing `--metrics-file` if given
+/// (checked before anything is done: `metrics_file` opens it).
+pub fn reporter_with(g: &Global, metrics: Option<MetricsFile>) -> Reporter {
+    let r = reporter(g);
+    if let Some(m) = metrics {
+        let notes = r.notes();
+        r.attach(Box::new(m.with_notes(notes)));
+    }
+    r
+}
+
+/// `--metrics-file PATH`, checked: its directory takes a new file (exit 2 if not).
+pub fn metrics_file(path: Option<&std::path::Path>) -> Result<Option<MetricsFile>, CmdError> {
+    Ok(path.map(MetricsFile::open).transpose()?)
 }
 
 /// Run async work on a fresh runtime, with SIGINT/SIGTERM turned into a stop request.
@@ -163,6 +186,20 @@ pub async fn drive(
         reporter,
         stop,
     } = *cx;
+    reporter.set_run(&plan.run);
+    let notifier = notifier(dir, &plan, reporter);
+    if let Event::Begin { .. } = &first {
+        reporter.emit(Shown::RunStarted {
+            run: plan.run.clone(),
+            rollout: plan.name.clone(),
+            hosts: plan.hosts.len(),
+            waves: match plan.kind() {
+                crate::rollout::RunKind::Apply => plan.waves.len(),
+                _ => 0,
+            },
+            journal: journal.path().display().to_string(),
+        });
+    }
     let body = match &first {
         Event::Begin { .. } => {
             let st = RunState {
@@ -201,6 +238,11 @@ pub async fn drive(
         Err(e) if e.touched => Err(CmdError::Lost(e.source)),
         Err(e) => Err(CmdError::Journal(e.source)),
     };
+    if let Some(id) = notifier {
+        // Waits for the hooks in flight, at most their timeout (a blocking wait: off the
+        // runtime's other tasks, the signal listener among them).
+        tokio::task::block_in_place(|| reporter.detach(id));
+    }
     match &outcome {
         Ok(s) => {
             let pending: Vec<String> = s
@@ -233,6 +275,45 @@ pub async fn drive(
         ),
     }
     outcome
+}
+
+/// The run's notification hook (its spec's `[notify]`, kept beside its journal), fed
+/// the run's events until the run ends. One that cannot be read is said, not fatal.
+fn notifier(
+    dir: &StateDir,
+    plan: &crate::rollout::Plan,
+    reporter: &Reporter,
+) -> Option<crate::report::SinkId> {
+    let path = dir.notify_path(&plan.run);
+    let text = match std::fs::read(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+        Err(e) => {
+            reporter.emit(Shown::Note {
+                message: format!(
+                    "warning: no notifications: cannot read {}: {e}",
+                    path.display()
+                ),
+            });
+            return None;
+        }
+    };
+    match serde_json::from_slice::<crate::spec::Notify>(&text) {
+        Ok(n) => Some(
+            reporter.attach(Box::new(crate::report::notify::Notifier::new(
+                n,
+                &plan.run,
+                &plan.name,
+                reporter.notes(),
+            ))),
+        ),
+        Err(e) => {
+            reporter.emit(Shown::Note {
+                message: format!("warning: no notifications: {}: {e}", path.display()),
+            });
+            None
+        }
+    }
 }
 
 /// What a run's first event makes of this command, for the audit log.

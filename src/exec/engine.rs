@@ -276,6 +276,7 @@ impl<'r> Engine<'r> {
                 self.start(a, rec.at);
             }
         }
+        self.reporter.state(&self.state);
         Ok(())
     }
 

@@ -1,5 +1,6 @@
-//! Inventory: TOML, or an Ansible inventory (INI or YAML) → hosts with labels, ports,
-//! users and `become`. Reads one file, no network.
+//! Inventory: TOML, or an Ansible inventory (INI, YAML, or a dynamic inventory program)
+//! → hosts with labels, ports, users and `become`. Reads one file (or runs one program
+//! on the controller), no network.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -8,6 +9,7 @@ use crate::diag::InputError;
 use crate::spec::source::SourceFile;
 
 mod ansible;
+mod dynamic;
 mod ini;
 pub(crate) mod names;
 mod ranges;
@@ -85,10 +87,15 @@ impl Inventory {
     }
 }
 
-/// Read and validate an inventory file: TOML when its name ends in `.toml`, an Ansible
-/// YAML inventory for `.yml`, `.yaml` (and `.json`, which YAML reads), else an Ansible
-/// INI inventory.
+/// Read and validate an inventory file: TOML when its name ends in `.toml`, else an
+/// Ansible dynamic inventory when it is executable (run with `--list`), an Ansible YAML
+/// inventory for `.yml`, `.yaml` (and `.json`, which YAML reads), else an Ansible INI
+/// inventory.
 pub fn load(path: &Path) -> Result<Inventory, InputError> {
+    if dynamic::is_program(path) {
+        ansible::refuse_vars_dirs(path)?;
+        return dynamic::load(path);
+    }
     let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
     let src = SourceFile::read(path, "inventory")?;
     match ext {
@@ -108,6 +115,8 @@ pub fn load(path: &Path) -> Result<Inventory, InputError> {
 mod tests;
 #[cfg(test)]
 mod tests_ansible;
+#[cfg(test)]
+mod tests_dynamic;
 #[cfg(test)]
 mod tests_ini;
 #[cfg(test)]

@@ -77,7 +77,8 @@ impl JournalError {
 }
 
 /// The state directory: `runs/<run>/journal.jsonl` (and the script an apply installs,
-/// `runs/<run>/script`), `locks/<name>.lock`, `audit.jsonl`, `applied/<plan id>.json`.
+/// `runs/<run>/script`, and its spec's `[notify]`, `runs/<run>/notify.json`),
+/// `locks/<name>.lock`, `audit.jsonl`, `applied/<plan id>.json`.
 #[derive(Debug, Clone)]
 pub struct StateDir {
     pub root: PathBuf,
@@ -107,6 +108,12 @@ impl StateDir {
     /// Where an apply keeps the bytes of the script it installs.
     pub fn script_path(&self, run: &str) -> PathBuf {
         self.run_dir(run).join("script")
+    }
+
+    /// Where an apply keeps its spec's `[notify]` (JSON), for every command that takes
+    /// the run up again.
+    pub fn notify_path(&self, run: &str) -> PathBuf {
+        self.run_dir(run).join("notify.json")
     }
 
     /// Every run id, oldest first (ids start with a UTC timestamp): each directory of

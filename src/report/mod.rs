@@ -1,8 +1,15 @@
 //! Events → display. The driver never prints: it emits [`Event`]s, and a reporter turns
-//! them into progress bars and plain lines (human) or one JSON object per line (`--json`).
+//! them into progress bars and plain lines (human) or one JSON object per line (`--json`),
+//! and feeds them to its sinks: the metrics file and the notification hooks.
 
 mod human;
 pub mod markdown;
+pub mod metrics;
+pub mod notify;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Instant, SystemTime};
 
 use serde::Serialize;
 
@@ -96,51 +103,172 @@ pub enum Event {
 
 pub use crate::rollout::Summary;
 
-/// Where events go.
-pub enum Reporter {
+/// Where events go: the display (human or `--json`), then every sink attached (the
+/// metrics file, a notification hook), each given the event's JSON as `--json` prints it.
+pub struct Reporter {
+    out: Arc<Output>,
+    sinks: Mutex<Vec<(u64, Box<dyn Sink>)>>,
+    next_sink: AtomicU64,
+}
+
+/// Something events are fed to besides the display. Called on the engine's path: a sink
+/// that does slow work (runs a program) hands it to a thread of its own.
+pub trait Sink: Send {
+    /// An event, and its JSON form (the line `--json` prints for it).
+    fn event(&mut self, _event: &Event, _json: &serde_json::Value) {}
+    /// Where a run stands now: after every record the engine journaled.
+    fn state(&mut self, _state: &crate::rollout::RunState) {}
+    /// The run ends (or the command): finish what is in flight, within the sink's bound.
+    fn finish(&mut self) {}
+}
+
+/// A sink attached with [`Reporter::attach`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SinkId(u64);
+
+/// The display, shared with sinks that speak from threads of their own ([`Notes`]).
+struct Output {
+    display: Display,
+    /// When the reporter was made (`elapsed_ms`).
+    start: Instant,
+    /// The run events belong to, once known (`run`).
+    run: Mutex<Option<String>>,
+}
+
+enum Display {
     Human(Human),
     /// JSON lines; each event carries its type (`event`), the time (`at`, UTC), the run
     /// id (`run`, once known) and `elapsed_ms` since the reporter was made.
-    Json(std::time::Instant, std::sync::Mutex<Option<String>>),
+    Json,
+}
+
+impl Output {
+    /// The event as `--json` prints it.
+    fn json(&self, event: &Event) -> serde_json::Value {
+        let mut run = self.run.lock().unwrap_or_else(|p| p.into_inner());
+        match event {
+            Event::RunStarted { run: r, .. } => *run = Some(r.clone()),
+            Event::Summary(s) if !s.run.is_empty() => *run = Some(s.run.clone()),
+            _ => {}
+        }
+        let mut value = serde_json::to_value(event).unwrap_or_default();
+        if let Some(obj) = value.as_object_mut() {
+            obj.insert(
+                "at".into(),
+                humantime::format_rfc3339_millis(SystemTime::now())
+                    .to_string()
+                    .into(),
+            );
+            if let Some(r) = run.as_ref() {
+                obj.entry("run").or_insert_with(|| r.clone().into());
+            }
+            obj.insert(
+                "elapsed_ms".into(),
+                (self.start.elapsed().as_millis() as u64).into(),
+            );
+        }
+        value
+    }
+
+    fn show(&self, event: &Event, json: Option<&serde_json::Value>) {
+        match &self.display {
+            Display::Json => match json {
+                Some(v) => println!("{v}"),
+                None => println!("{}", self.json(event)),
+            },
+            Display::Human(h) => h.show(event),
+        }
+    }
+}
+
+/// Lets a sink say something (a note) from a thread of its own.
+#[derive(Clone)]
+pub struct Notes(Arc<Output>);
+
+impl Notes {
+    pub fn note(&self, message: String) {
+        self.0.show(&Event::Note { message }, None);
+    }
 }
 
 impl Reporter {
     pub fn new(json: bool, verbose: bool) -> Reporter {
-        if json {
-            Reporter::Json(std::time::Instant::now(), std::sync::Mutex::new(None))
+        let display = if json {
+            Display::Json
         } else {
-            Reporter::Human(Human::new(verbose))
+            Display::Human(Human::new(verbose))
+        };
+        Reporter {
+            out: Arc::new(Output {
+                display,
+                start: Instant::now(),
+                run: Mutex::new(None),
+            }),
+            sinks: Mutex::new(Vec::new()),
+            next_sink: AtomicU64::new(0),
         }
     }
 
     pub fn emit(&self, event: Event) {
-        match self {
-            Reporter::Json(start, run) => {
-                let mut run = run.lock().unwrap_or_else(|p| p.into_inner());
-                match &event {
-                    Event::RunStarted { run: r, .. } => *run = Some(r.clone()),
-                    Event::Summary(s) if !s.run.is_empty() => *run = Some(s.run.clone()),
-                    _ => {}
-                }
-                if let Ok(mut value) = serde_json::to_value(&event) {
-                    if let Some(obj) = value.as_object_mut() {
-                        let now = std::time::SystemTime::now();
-                        obj.insert(
-                            "at".into(),
-                            humantime::format_rfc3339_millis(now).to_string().into(),
-                        );
-                        if let Some(r) = run.as_ref() {
-                            obj.entry("run").or_insert_with(|| r.clone().into());
-                        }
-                        obj.insert(
-                            "elapsed_ms".into(),
-                            (start.elapsed().as_millis() as u64).into(),
-                        );
-                    }
-                    println!("{value}");
-                }
+        let mut sinks = self.sinks.lock().unwrap_or_else(|p| p.into_inner());
+        let json = (matches!(self.out.display, Display::Json) || !sinks.is_empty())
+            .then(|| self.out.json(&event));
+        self.out.show(&event, json.as_ref());
+        if let Some(json) = &json {
+            for (_, s) in sinks.iter_mut() {
+                s.event(&event, json);
             }
-            Reporter::Human(h) => h.show(&event),
+        }
+    }
+
+    /// Where the run stands now (the engine calls this after every journaled record).
+    pub fn state(&self, state: &crate::rollout::RunState) {
+        let mut sinks = self.sinks.lock().unwrap_or_else(|p| p.into_inner());
+        for (_, s) in sinks.iter_mut() {
+            s.state(state);
+        }
+    }
+
+    /// The run events belong to from now on (for a run taken up again, whose
+    /// `run_started` was long ago).
+    pub fn set_run(&self, run: &str) {
+        *self.out.run.lock().unwrap_or_else(|p| p.into_inner()) = Some(run.to_string());
+    }
+
+    /// Feed events to `sink` from now on, until [`detach`](Self::detach).
+    pub fn attach(&self, sink: Box<dyn Sink>) -> SinkId {
+        let id = self.next_sink.fetch_add(1, Ordering::Relaxed);
+        self.sinks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((id, sink));
+        SinkId(id)
+    }
+
+    /// Stop feeding a sink, and let it finish (within its own bound).
+    pub fn detach(&self, id: SinkId) {
+        let sink = {
+            let mut sinks = self.sinks.lock().unwrap_or_else(|p| p.into_inner());
+            let at = sinks.iter().position(|(i, _)| *i == id.0);
+            at.map(|at| sinks.remove(at).1)
+        };
+        if let Some(mut s) = sink {
+            s.finish();
+        }
+    }
+
+    /// For sinks that speak from threads of their own.
+    pub fn notes(&self) -> Notes {
+        Notes(self.out.clone())
+    }
+}
+
+impl Drop for Reporter {
+    /// Every sink still attached finishes when the command is done with the reporter.
+    fn drop(&mut self) {
+        let sinks = std::mem::take(&mut *self.sinks.lock().unwrap_or_else(|p| p.into_inner()));
+        for (_, mut s) in sinks {
+            s.finish();
         }
     }
 }

@@ -10,6 +10,7 @@ use crate::inventory::{self, Host, Inventory};
 mod duration;
 mod health;
 mod limits;
+mod notify;
 mod pattern;
 mod protected;
 mod raw;
@@ -22,10 +23,14 @@ mod tests;
 mod tests_errors;
 #[cfg(test)]
 mod tests_limits;
+#[cfg(test)]
+mod tests_operator;
 mod values;
 mod waves;
 
+pub use notify::{EventKind, Notify};
 pub(crate) use pattern::Limit;
+pub use pattern::{RunHosts, RunSet, RunSets};
 pub use select::select_hosts;
 
 /// A value from the spec with the place it came from, for errors found later
@@ -56,6 +61,8 @@ pub struct Rollout {
     pub waves: WaveSpec,
     pub health: Health,
     pub policy: Policy,
+    /// `[notify]`: the hook run on the controller for events of the listed kinds.
+    pub notify: Option<Notify>,
 }
 
 #[derive(Debug, Clone)]
@@ -121,6 +128,8 @@ pub struct WaveSpec {
     pub spread_by: Option<String>,
     /// 1 when `spread_by` is set without it; `usize::MAX` without `spread_by`.
     pub max_per_group: usize,
+    /// Hosts worked on at once: `waves.concurrency` resolved against the run's targets
+    /// (after `--limit`) by `load_with` (`Loaded::concurrency_given` keeps it as written).
     pub concurrency: usize,
     pub bake: Duration,
     pub min_runs: u32,
@@ -225,6 +234,9 @@ pub struct LoadOptions {
     /// `--limit PATTERN` (Ansible host patterns, see `spec::pattern`): narrows the targets the spec selects; waves are
     /// planned over what is left, and canaries it leaves out are dropped.
     pub limit: Option<String>,
+    /// The hosts of the runs its `@failed:RUN`, `@pending:RUN` and `@untouched:RUN` terms
+    /// name, read by the caller from their journals ([`limit_runs`] lists them).
+    pub runs: RunSets,
 }
 
 /// A spec with its inventory and the hosts it selects, all validated.
@@ -236,6 +248,9 @@ pub struct Loaded {
     pub targets: Vec<Host>,
     /// The `--limit` pattern the targets were narrowed by, if any.
     pub limit: Option<String>,
+    /// `waves.concurrency` as written: a count, or a percentage of the targets (which
+    /// `rollout.waves.concurrency` resolves).
+    pub concurrency_given: WaveSize,
 }
 
 /// Read and validate a spec, its script and its inventory (`inventory` overrides the
@@ -303,6 +318,7 @@ pub fn load_with(
             &inventory,
             targets,
             opts.limit.as_deref(),
+            &opts.runs,
             "targets of the rollout",
         )?;
         rollout
@@ -310,28 +326,44 @@ pub fn load_with(
             .canaries
             .retain(|c| targets.iter().any(|t| t.name == c.value));
     }
+    rollout.waves.concurrency = waves::concurrency_of(resolved.concurrency_given, targets.len());
     Ok(Loaded {
         rollout,
         inventory,
         targets,
         limit: opts.limit.clone(),
+        concurrency_given: resolved.concurrency_given,
     })
 }
 
-/// Narrow `hosts` (some of `inv`'s, in order) by a `--limit` pattern, if there is one;
-/// `what` names them in the error for a limit that leaves none ("targets of the rollout").
+/// Narrow `hosts` (some of `inv`'s, in order) by a `--limit` pattern, if there is one,
+/// its `@STATE:RUN` terms filled from `runs`; `what` names them in the error for a limit
+/// that leaves none ("targets of the rollout").
 pub fn limit_hosts(
     inv: &Inventory,
     hosts: Vec<Host>,
     limit: Option<&str>,
+    runs: &RunSets,
     what: &str,
 ) -> Result<Vec<Host>, InputError> {
     let Some(pattern) = limit else {
         return Ok(hosts);
     };
     Limit::parse(pattern)
-        .and_then(|l| l.apply(inv, hosts, what))
+        .and_then(|l| l.with_runs(runs).apply(inv, hosts, what))
         .map_err(|b| InputError::new(b.message).help(b.help))
+}
+
+/// The `@STATE:RUN` terms of a `--limit` pattern (none without one), whose hosts the
+/// caller reads from the runs' journals into [`LoadOptions::runs`]. A pattern that does
+/// not parse is an error here already.
+pub fn limit_runs(limit: Option<&str>) -> Result<Vec<(RunHosts, String)>, InputError> {
+    match limit {
+        None => Ok(Vec::new()),
+        Some(p) => Limit::parse(p)
+            .map(|l| l.runs())
+            .map_err(|b| InputError::new(b.message).help(b.help)),
+    }
 }
 
 /// Check a rollout name given on the command line (`purge NAME`).

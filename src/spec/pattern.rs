@@ -10,7 +10,10 @@
 //! - a glob (`*`, `?`, `[abc]`, `[!abc]`; case-sensitive, `*` also matches `.`): the hosts
 //!   whose name matches, and the hosts of every group whose name matches;
 //! - `key=value`: the hosts with that label (as `--select`; `group=NAME` matches any of
-//!   the host's groups).
+//!   the host's groups);
+//! - `@failed:RUN`, `@pending:RUN`, `@untouched:RUN`: the hosts of an earlier run in that
+//!   state ([`RunHosts`]). The caller reads the run's journal and hands the hosts in
+//!   ([`RunSets`]); this module stays pure.
 //!
 //! `!TERM` excludes, `&TERM` intersects. As in Ansible, the plain terms are united first,
 //! then each `&` term narrows the result, then each `!` term removes from it; with no
@@ -22,7 +25,7 @@
 //! least one of the hosts the command would act on. Not supported, each with its own
 //! error: `~regex` terms, subscripts (`web[0]`, `web[1:3]`) and `@file`.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::Selector;
 use crate::inventory::{shown, Bad, Host, Inventory};
@@ -36,6 +39,48 @@ pub struct Limit {
     text: String,
     terms: Vec<Term>,
 }
+
+/// Which hosts of an earlier run a `@STATE:RUN` term names (read off the run's journal,
+/// replayed; the caller decides which host states each means).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum RunHosts {
+    /// `@failed:RUN`
+    Failed,
+    /// `@pending:RUN`
+    Pending,
+    /// `@untouched:RUN`
+    Untouched,
+}
+
+impl RunHosts {
+    pub const ALL: [RunHosts; 3] = [RunHosts::Failed, RunHosts::Pending, RunHosts::Untouched];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            RunHosts::Failed => "failed",
+            RunHosts::Pending => "pending",
+            RunHosts::Untouched => "untouched",
+        }
+    }
+
+    /// `@failed`, `@pending` or `@untouched` (the term before its `:RUN`).
+    fn of_prefix(text: &str) -> Option<RunHosts> {
+        let name = text.strip_prefix('@')?;
+        RunHosts::ALL.into_iter().find(|w| w.name() == name)
+    }
+}
+
+/// The hosts of one run in one state, as the caller read them from its journal.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunSet {
+    /// The run's whole id (the term may give a prefix).
+    pub run: String,
+    /// Its hosts in that state, in the run's order.
+    pub hosts: Vec<String>,
+}
+
+/// For each `@STATE:RUN` term of a pattern, keyed by the state and RUN as written.
+pub type RunSets = BTreeMap<(RunHosts, String), RunSet>;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Op {
@@ -59,6 +104,12 @@ enum What {
     Name(String),
     Glob(glob::Pattern),
     Label(Selector),
+    /// `@STATE:RUN`: filled from [`RunSets`] before matching.
+    Run {
+        which: RunHosts,
+        run: String,
+        set: Option<RunSet>,
+    },
 }
 
 const GLOB: glob::MatchOptions = glob::MatchOptions {
@@ -72,15 +123,6 @@ impl Limit {
     pub(crate) fn parse(pattern: &str) -> Result<Limit, Bad> {
         let bad = |what: String| Bad::new(format!("bad --limit {}: {what}", shown(pattern)), HELP);
         let trimmed = pattern.trim();
-        if trimmed.starts_with('@') {
-            return Err(Bad::new(
-                format!(
-                    "bad --limit {}: @FILE (a retry file) is not supported",
-                    shown(pattern)
-                ),
-                "list the hosts in the pattern itself: --limit host1,host2",
-            ));
-        }
         let mut terms = Vec::new();
         for raw in split(trimmed) {
             let raw = raw.trim();
@@ -121,6 +163,44 @@ impl Limit {
                     shown(raw)
                 )));
             }
+            if text.starts_with('@') {
+                let Some((which, run)) = text
+                    .split_once(':')
+                    .and_then(|(w, run)| Some((RunHosts::of_prefix(w)?, run)))
+                else {
+                    return Err(Bad::new(
+                        format!(
+                            "bad --limit {}: the term {} is an @FILE (a retry file), which wavectl does not read",
+                            shown(pattern),
+                            shown(raw)
+                        ),
+                        "list the hosts in the pattern itself (--limit host1,host2), or name an earlier run's hosts by their state there: @failed:RUN, @pending:RUN or @untouched:RUN",
+                    ));
+                };
+                if run.is_empty() {
+                    return Err(Bad::new(
+                        format!(
+                            "bad --limit {}: the term {} names no run",
+                            shown(pattern),
+                            shown(raw)
+                        ),
+                        format!(
+                            "write @{}:RUN with a run id or a unique prefix of one (`wavectl status` lists the runs)",
+                            which.name()
+                        ),
+                    ));
+                }
+                terms.push(Term {
+                    op,
+                    text: text.to_string(),
+                    what: What::Run {
+                        which,
+                        run: run.to_string(),
+                        set: None,
+                    },
+                });
+                continue;
+            }
             let what = if text == "all" || text == "*" {
                 What::All
             } else if text.contains('=') {
@@ -152,6 +232,27 @@ impl Limit {
         })
     }
 
+    /// The `@STATE:RUN` terms, for the caller to read those runs' journals.
+    pub fn runs(&self) -> Vec<(RunHosts, String)> {
+        self.terms
+            .iter()
+            .filter_map(|t| match &t.what {
+                What::Run { which, run, .. } => Some((*which, run.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Fill each `@STATE:RUN` term's hosts from `sets` (what [`runs`](Self::runs) asked for).
+    pub fn with_runs(mut self, sets: &RunSets) -> Limit {
+        for t in &mut self.terms {
+            if let What::Run { which, run, set } = &mut t.what {
+                *set = sets.get(&(*which, run.clone())).cloned();
+            }
+        }
+        self
+    }
+
     /// The hosts of `candidates` the pattern keeps, in their order. Every term must
     /// match some host of `inv`, and at least one candidate must be kept; `what` names the
     /// candidates in that error ("targets of the rollout").
@@ -162,7 +263,9 @@ impl Limit {
         what: &str,
     ) -> Result<Vec<Host>, Bad> {
         for t in &self.terms {
-            if !inv.hosts.iter().any(|h| t.matches(inv, h)) {
+            if let What::Run { which, run, set } = &t.what {
+                self.check_run(inv, t, *which, run, set.as_ref())?;
+            } else if !inv.hosts.iter().any(|h| t.matches(inv, h)) {
                 return Err(self.no_match(inv, t));
             }
         }
@@ -199,6 +302,46 @@ impl Limit {
             ));
         }
         Ok(kept)
+    }
+
+    /// A `@STATE:RUN` term must name some host, and some of them must be in `inv`.
+    fn check_run(
+        &self,
+        inv: &Inventory,
+        t: &Term,
+        which: RunHosts,
+        run: &str,
+        set: Option<&RunSet>,
+    ) -> Result<(), Bad> {
+        let head = format!("--limit {}: the term `{}`", shown(&self.text), t.text);
+        let Some(set) = set else {
+            return Err(Bad::new(
+                format!("{head}: the hosts of run `{run}` were not read"),
+                "this is a bug in wavectl: please report it",
+            ));
+        };
+        if set.hosts.is_empty() {
+            return Err(Bad::new(
+                format!("{head}: run {} has no {} hosts", set.run, which.name()),
+                format!(
+                    "`wavectl status {}` shows the state of each of its hosts",
+                    set.run
+                ),
+            ));
+        }
+        if !inv.hosts.iter().any(|h| t.matches(inv, h)) {
+            return Err(Bad::new(
+                format!(
+                    "{head}: none of the {} hosts of run {} ({}) is in {}",
+                    which.name(),
+                    set.run,
+                    list(set.hosts.iter().map(String::as_str)),
+                    inv.path.display()
+                ),
+                "use the inventory that run used, or --inventory INV",
+            ));
+        }
+        Ok(())
     }
 
     fn no_match(&self, inv: &Inventory, t: &Term) -> Bad {
@@ -252,6 +395,7 @@ impl Term {
             What::Glob(g) => {
                 g.matches_with(&h.name, GLOB) || groups_of(h).any(|grp| g.matches_with(grp, GLOB))
             }
+            What::Run { set, .. } => set.as_ref().is_some_and(|s| s.hosts.contains(&h.name)),
             What::Name(n) if inv.get(n).is_some() => h.name == *n,
             What::Name(n) if n == "ungrouped" => groups_of(h).next().is_none(),
             What::Name(n) => groups_of(h).any(|g| g == n),
@@ -268,7 +412,8 @@ fn groups_of(h: &Host) -> impl Iterator<Item = &str> {
         .filter(|g| !g.is_empty())
 }
 
-/// Ansible's split: on ',' if there is one, else on ':' outside `[...]`.
+/// Ansible's split: on ',' if there is one, else on ':' outside `[...]` — but never on
+/// the ':' of a `@STATE:RUN` term.
 fn split(s: &str) -> Vec<&str> {
     if s.contains(',') {
         return s.split(',').collect();
@@ -280,8 +425,11 @@ fn split(s: &str) -> Vec<&str> {
             '[' => depth += 1,
             ']' => depth -= 1,
             ':' if depth <= 0 => {
-                out.push(&s[start..i]);
-                start = i + 1;
+                let so_far = s[start..i].trim().trim_start_matches(['!', '&']).trim();
+                if RunHosts::of_prefix(so_far).is_none() {
+                    out.push(&s[start..i]);
+                    start = i + 1;
+                }
             }
             _ => {}
         }
@@ -322,219 +470,4 @@ fn list<'a>(items: impl IntoIterator<Item = &'a str>) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::path::PathBuf;
-
-    /// Groups as an Ansible inventory gives them; `db` is also a host name.
-    fn inv() -> Inventory {
-        Inventory {
-            path: PathBuf::from("hosts.yml"),
-            hosts: vec![
-                Host::labelled("web1.lon", &[("group", "prod,web"), ("dc", "lon")]),
-                Host::labelled("web2.lon", &[("group", "prod,web"), ("dc", "lon")]),
-                Host::labelled("web3.ams", &[("group", "staging,web"), ("dc", "ams")]),
-                Host::labelled("db1.lon", &[("group", "dbservers,prod"), ("dc", "lon")]),
-                Host::labelled("db", &[("group", "web")]),
-                Host::labelled("bastion", &[("dc", "lon")]),
-            ],
-        }
-    }
-
-    fn limit(pattern: &str) -> Result<Vec<String>, String> {
-        let inv = inv();
-        let all = inv.hosts.clone();
-        Limit::parse(pattern)
-            .and_then(|l| l.apply(&inv, all, "hosts"))
-            .map(|hs| hs.into_iter().map(|h| h.name).collect())
-            .map_err(|b| format!("{}\n  help: {}", b.message, b.help))
-    }
-
-    fn ok(pattern: &str) -> Vec<String> {
-        limit(pattern).unwrap_or_else(|e| panic!("{pattern}: {e}"))
-    }
-
-    #[test]
-    fn names_groups_globs_and_labels() {
-        assert_eq!(ok("web1.lon"), ["web1.lon"]);
-        assert_eq!(ok("staging"), ["web3.ams"]);
-        assert_eq!(ok("web"), ["web1.lon", "web2.lon", "web3.ams", "db"]);
-        assert_eq!(ok("ungrouped"), ["bastion"]);
-        // A host name wins over a group of the same name.
-        assert_eq!(ok("db"), ["db"]);
-        assert_eq!(ok("all").len(), 6);
-        assert_eq!(ok("*").len(), 6);
-        // A glob matches host names and group names.
-        assert_eq!(ok("*.lon"), ["web1.lon", "web2.lon", "db1.lon"]);
-        assert_eq!(ok("db*"), ["db1.lon", "db"]);
-        assert_eq!(ok("web[12].*"), ["web1.lon", "web2.lon"]);
-        assert_eq!(ok("web?.[!l]*"), ["web3.ams"]);
-        assert_eq!(ok("stag*"), ["web3.ams"]);
-        assert_eq!(ok("dc=lon"), ["web1.lon", "web2.lon", "db1.lon", "bastion"]);
-        assert_eq!(ok("group=prod"), ["web1.lon", "web2.lon", "db1.lon"]);
-        // Case matters, as in Ansible.
-        assert!(limit("WEB1.lon").is_err());
-    }
-
-    #[test]
-    fn unions_intersections_exclusions() {
-        assert_eq!(ok("staging:dbservers"), ["web3.ams", "db1.lon"]);
-        assert_eq!(ok("staging,dbservers"), ["web3.ams", "db1.lon"]);
-        assert_eq!(ok(" staging , , dbservers "), ["web3.ams", "db1.lon"]);
-        assert_eq!(ok("web:&prod"), ["web1.lon", "web2.lon"]);
-        assert_eq!(ok("web:!prod"), ["web3.ams", "db"]);
-        assert_eq!(ok("web,&prod,!web2.lon"), ["web1.lon"]);
-        // Order does not matter: unions, then intersections, then exclusions.
-        assert_eq!(ok("!web2.lon:&prod:web"), ["web1.lon"]);
-        // Only exclusions or intersections: they start from all.
-        assert_eq!(ok("!web"), ["db1.lon", "bastion"]);
-        assert_eq!(
-            ok("&dc=lon"),
-            ["web1.lon", "web2.lon", "db1.lon", "bastion"]
-        );
-        assert_eq!(ok("*.lon:!dc=ams:&group=web"), ["web1.lon", "web2.lon"]);
-        // A ':' inside brackets does not separate.
-        assert_eq!(ok("web[1:3].*"), ["web1.lon", "web3.ams"]);
-    }
-
-    #[test]
-    fn narrows_only_the_candidates() {
-        let inv = inv();
-        let candidates: Vec<Host> = inv.hosts[2..].to_vec();
-        let l = Limit::parse("prod").unwrap();
-        let got: Vec<String> = l
-            .apply(&inv, candidates.clone(), "targets of the rollout")
-            .unwrap()
-            .into_iter()
-            .map(|h| h.name)
-            .collect();
-        assert_eq!(got, ["db1.lon"]);
-        let e = Limit::parse("web1.lon,web2.lon")
-            .unwrap()
-            .apply(&inv, candidates, "targets of the rollout")
-            .unwrap_err();
-        assert_eq!(
-            e.message,
-            "--limit `web1.lon,web2.lon` leaves none of the 4 targets of the rollout"
-        );
-        assert_eq!(
-            e.help,
-            "in the inventory it matches web1.lon, web2.lon; a limit only narrows the hosts the command would act on"
-        );
-    }
-
-    #[test]
-    fn errors() {
-        let cases = [
-            (
-                "wbe*",
-                "--limit `wbe*`: the term `wbe*` matches no host or group in hosts.yml\n  \
-                 help: hosts: web1.lon, web2.lon, web3.ams, db1.lon, db, bastion; groups: dbservers, prod, staging, web",
-            ),
-            (
-                "web:!web9",
-                "--limit `web:!web9`: the term `web9` matches no host or group in hosts.yml\n  \
-                 help: hosts: web1.lon, web2.lon, web3.ams, db1.lon, db, bastion; groups: dbservers, prod, staging, web",
-            ),
-            (
-                "dc=par",
-                "--limit `dc=par`: the term `dc=par` matches no host or group in hosts.yml\n  \
-                 help: `dc` values in use: ams, lon",
-            ),
-            (
-                "rack=1",
-                "--limit `rack=1`: the term `rack=1` matches no host or group in hosts.yml\n  \
-                 help: no host has a `rack` label",
-            ),
-            (
-                "staging:&dbservers",
-                "--limit `staging:&dbservers` leaves none of the 6 hosts\n  \
-                 help: its terms match hosts, but no host is left after its '&' and '!' terms; loosen them",
-            ),
-            ("", &format!("--limit is empty\n  help: {HELP}")),
-            (" , , ", &format!("--limit is empty\n  help: {HELP}")),
-            (
-                "web,!",
-                &format!("bad --limit `web,!`: the term `!` names nothing\n  help: {HELP}"),
-            ),
-            (
-                "~web.*",
-                "bad --limit `~web.*`: the term `~web.*` is a regular expression, which wavectl does not support\n  \
-                 help: use a glob instead, e.g. web* or db-[0-9]*",
-            ),
-            (
-                "web[0]",
-                "bad --limit `web[0]`: the term `web[0]` is a subscript (a group's hosts by position), which wavectl does not support\n  \
-                 help: name the hosts (web1,web2) or use a glob (web[12]*)",
-            ),
-            (
-                "web[1:]",
-                "bad --limit `web[1:]`: the term `web[1:]` is a subscript (a group's hosts by position), which wavectl does not support\n  \
-                 help: name the hosts (web1,web2) or use a glob (web[12]*)",
-            ),
-            (
-                "@retry",
-                "bad --limit `@retry`: @FILE (a retry file) is not supported\n  \
-                 help: list the hosts in the pattern itself: --limit host1,host2",
-            ),
-            (
-                "web[",
-                &format!("bad --limit `web[`: the glob `web[` does not parse: invalid range pattern\n  help: {HELP}"),
-            ),
-            (
-                "=db",
-                "bad --limit `=db`: selector `=db` has no key\n  help: write a label selector like \"role=db\"",
-            ),
-            (
-                "web\tdb",
-                &format!("bad --limit `web\\tdb`: the term `web\\tdb` contains whitespace or a control character\n  help: {HELP}"),
-            ),
-        ];
-        for (pattern, expected) in cases {
-            assert_eq!(limit(pattern).unwrap_err(), expected, "{pattern:?}");
-        }
-    }
-
-    #[test]
-    fn subscripts_are_told_from_globs() {
-        for s in ["w[0]", "w[-1]", "w[1:3]", "w[1-3]", "w[2:]"] {
-            assert!(is_subscript(s), "{s}");
-        }
-        for s in ["w[12]x", "w[a-c]", "w[!1]", "[1]", "w[1:x]", "w"] {
-            assert!(!is_subscript(s), "{s}");
-        }
-    }
-
-    #[test]
-    fn load_with_narrows_targets_and_drops_canaries_left_out() {
-        use crate::spec::tests::{Fixture, BASE, INV};
-        let f = Fixture::new(
-            &format!("{BASE}[targets]\nselect = [\"role=db\"]\n[waves]\ncanaries = [\"db-2\"]\n"),
-            INV,
-        );
-        let with = |limit: &str| {
-            let opts = crate::spec::LoadOptions {
-                force: false,
-                limit: Some(limit.to_string()),
-            };
-            crate::spec::load_with(&f.spec(), None, &opts)
-        };
-        let names = |l: &crate::spec::Loaded| -> Vec<String> {
-            l.targets.iter().map(|h| h.name.clone()).collect()
-        };
-        let all = f.load().unwrap();
-        assert_eq!(names(&all), ["db-1", "db-2"]);
-        assert_eq!(all.rollout.waves.canaries.len(), 1);
-        let l = with("db-*:!db-2").unwrap();
-        assert_eq!(names(&l), ["db-1"]);
-        assert!(l.rollout.waves.canaries.is_empty());
-        let l = with("cluster=b").unwrap();
-        assert_eq!(names(&l), ["db-2"]);
-        assert_eq!(l.rollout.waves.canaries[0].value, "db-2");
-        assert_eq!(
-            f.err_of(with("web-1")),
-            "--limit `web-1` leaves none of the 2 targets of the rollout\n  help: in the inventory \
-             it matches web-1; a limit only narrows the hosts the command would act on"
-        );
-    }
-}
+mod tests;

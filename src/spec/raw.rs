@@ -27,6 +27,7 @@ pub(crate) struct RawSpec {
     pub health: RawHealth,
     #[serde(default)]
     pub policy: RawPolicy,
+    pub notify: Option<S<RawNotify>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -62,7 +63,7 @@ pub(crate) struct RawWaves {
     pub canaries: Vec<S<String>>,
     pub spread_by: Option<S<String>>,
     pub max_per_group: Option<S<i64>>,
-    pub concurrency: Option<S<i64>>,
+    pub concurrency: Option<S<IntOrStr>>,
     pub bake: Option<S<String>>,
     pub min_runs: Option<S<i64>>,
 }
@@ -100,6 +101,14 @@ pub(crate) struct RawPolicy {
     pub approvals: Option<S<i64>>,
     pub allowed_signers: Option<S<String>>,
     pub lease: Option<S<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawNotify {
+    pub command: Option<S<String>>,
+    pub events: Option<S<Vec<S<String>>>>,
+    pub timeout: Option<S<String>>,
 }
 
 /// A value that may be written as an integer or a string (`waves.sizes`, `mode`).

@@ -49,6 +49,8 @@ pub(crate) struct Resolved {
     /// The inventory path as the user gave it (or the spec's directory joined with it),
     /// to read it and name it in messages; the rollout holds it absolute.
     pub inventory_given: PathBuf,
+    /// `waves.concurrency` as written, resolved against the targets by `load_with`.
+    pub concurrency_given: super::WaveSize,
 }
 
 /// `path` made absolute once, so it means the same file from any working directory:
@@ -175,6 +177,7 @@ pub(crate) fn resolve(
 
     let (targets, select_pos) = super::waves::resolve_targets(src, &raw.targets)?;
     let (waves, spread_by_pos) = super::waves::resolve_waves(src, &raw.waves)?;
+    let concurrency_given = super::waves::concurrency(src, raw.waves.concurrency.as_ref())?;
     if waves.min_runs > 0 && activation.kind == ActivationKind::None && !activation.run_on_install {
         let e = InputError::in_file(
             &src.path,
@@ -192,6 +195,10 @@ pub(crate) fn resolve(
     }
     let health = super::health::resolve_health(src, &raw.health)?;
     let policy = resolve_policy(src, dir, &raw.policy, &health)?;
+    let notify = match &raw.notify {
+        Some(n) => Some(super::notify::resolve_notify(src, dir, n)?),
+        None => None,
+    };
 
     Ok(Resolved {
         rollout: Rollout {
@@ -206,6 +213,7 @@ pub(crate) fn resolve(
             waves,
             health,
             policy,
+            notify,
         },
         select_pos,
         spread_by_pos,
@@ -214,6 +222,7 @@ pub(crate) fn resolve(
             _ => None,
         },
         inventory_given: inventory_path,
+        concurrency_given,
     })
 }
 

@@ -467,7 +467,8 @@ fn force_allows_a_protected_install_path_and_nothing_else() {
         LoadOptions::default(),
         LoadOptions {
             force: false,
-            limit: None
+            limit: None,
+            runs: Default::default()
         }
     );
     assert!(f.load().is_err());

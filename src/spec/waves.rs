@@ -112,12 +112,6 @@ pub(crate) fn resolve_waves(
             usize::try_from(n).unwrap_or(usize::MAX)
         }
     };
-    let concurrency = int(
-        src,
-        raw.concurrency.as_ref(),
-        &limits::CONCURRENCY,
-        default::CONCURRENCY,
-    )?;
     let bake = duration(src, raw.bake.as_ref(), &limits::BAKE, default::BAKE)?;
     let min_runs = int(
         src,
@@ -130,11 +124,63 @@ pub(crate) fn resolve_waves(
         canaries,
         spread_by,
         max_per_group,
-        concurrency: usize::try_from(concurrency).unwrap_or(usize::MAX),
+        // `waves.concurrency` may be a percentage of the targets: `resolve` reads it
+        // (`concurrency`), `load_with` resolves it once the targets are known.
+        concurrency: 0,
         bake,
         min_runs: u32::try_from(min_runs).unwrap_or(u32::MAX),
     };
     Ok((spec, raw.spread_by.as_ref().map(|s| src.pos(s.span()))))
+}
+
+/// `waves.concurrency`: a count in `limits::CONCURRENCY`'s range, or "N%" of the run's
+/// targets with 1 ≤ N ≤ 100.
+pub(crate) fn concurrency(
+    src: &SourceFile,
+    v: Option<&S<IntOrStr>>,
+) -> Result<WaveSize, InputError> {
+    let Some(v) = v else {
+        return Ok(WaveSize::Count(default::CONCURRENCY as usize));
+    };
+    match v.get_ref() {
+        IntOrStr::Int(n) => {
+            let n = int(
+                src,
+                Some(&S::new(v.span(), *n)),
+                &limits::CONCURRENCY,
+                default::CONCURRENCY,
+            )?;
+            Ok(WaveSize::Count(usize::try_from(n).unwrap_or(usize::MAX)))
+        }
+        IntOrStr::Str(s) => match wave_size(v.get_ref()) {
+            Ok(WaveSize::Percent(p)) => Ok(WaveSize::Percent(p)),
+            _ => Err(src.err(
+                v.span(),
+                format!(
+                    "`waves.concurrency` {} is not a count or a percentage from \"1%\" to \"100%\"",
+                    shown(s)
+                ),
+                format!(
+                    "{}; write a number from {} to {}, or a percentage of the run's targets like \"25%\"",
+                    limits::CONCURRENCY.what,
+                    limits::CONCURRENCY.min,
+                    limits::CONCURRENCY.max
+                ),
+            )),
+        },
+    }
+}
+
+/// The hosts worked on at once for `targets` targets: a percentage is rounded down but at
+/// least 1 (as a wave size is), and at most `limits::CONCURRENCY`'s maximum.
+pub(crate) fn concurrency_of(given: WaveSize, targets: usize) -> usize {
+    let max = usize::try_from(limits::CONCURRENCY.max).unwrap_or(usize::MAX);
+    match given {
+        WaveSize::Count(n) => n,
+        WaveSize::Percent(p) => (u128::from(p) * targets as u128 / 100)
+            .min(max as u128)
+            .max(1) as usize,
+    }
 }
 
 /// One entry of `waves.sizes`: an integer in 1..=WAVE_SIZE_MAX, or "N%" with 1 ≤ N ≤ 100.
