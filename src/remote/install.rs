@@ -29,7 +29,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    command, secs, sh_quote, unhex, with_lib, RemoteCommand, PKG_SH, PROCS_SH, REMOVAL_SH,
+    command, compact, secs, sh_quote, unhex, with_lib, RemoteCommand, PKG_SH, PROCS_SH, REMOVAL_SH,
     STATE_DIR,
 };
 use crate::spec::ActivationKind;
@@ -187,17 +187,23 @@ pub fn manifest_json(p: &InstallParams) -> String {
     serde_json::to_string(&m).expect("a manifest always serializes")
 }
 
-/// The wrapper file `/var/lib/wavectl/NAME/run`: a header of `sh_quote`d assignments
-/// (NAME, INSTALL_PATH, TIMEOUT), then `lib.sh` and `wrapper.sh`, both constant.
+/// The line that ends the wrapper's library part: the install takes the library from
+/// the wrapper it carries (everything before this line) instead of a second copy.
+pub(super) const LIB_END: &str = ": wavectl-lib-end\n";
+
+/// The wrapper file `/var/lib/wavectl/NAME/run`: `lib.sh`, `procs.sh` and `removal.sh`
+/// (constant), the [`LIB_END`] line, then the `sh_quote`d assignments (NAME,
+/// INSTALL_PATH, TIMEOUT) and `wrapper.sh` (constant).
 pub fn wrapper_text(name: &str, install_path: &str, script_timeout: Duration) -> String {
-    let header = format!(
+    format!(
         "#!/bin/sh\n# wavectl wrapper: written by wavectl install, removed by rollback or purge\n\
-         NAME={}\nINSTALL_PATH={}\nTIMEOUT={}\n",
+         {}{LIB_END}NAME={}\nINSTALL_PATH={}\nTIMEOUT={}\n{}",
+        with_lib(&[PROCS_SH, REMOVAL_SH]),
         sh_quote(name),
         sh_quote(install_path),
         sh_quote(&secs(script_timeout)),
-    );
-    header + &with_lib(&[PROCS_SH, REMOVAL_SH, WRAPPER_SH])
+        compact(WRAPPER_SH),
+    )
 }
 
 /// Install the script (stdin), its wrapper, manifest and activation on a host; see the
@@ -211,9 +217,11 @@ pub fn install(p: &InstallParams) -> RemoteCommand {
     let wrapper = wrapper_text(p.name, p.install_path, p.script_timeout);
     let man = manifest_json(p);
     let lease = lease_secs(p.lease).to_string();
+    let protected = crate::spec::protected_host_list();
+    // No library here: install.sh takes it from the wrapper it carries (see LIB_END).
     command(
         "install",
-        &with_lib(&[PKG_SH, INSTALL_SH]),
+        &(compact(PKG_SH) + &compact(INSTALL_SH)),
         &[
             p.name,
             p.install_path,
@@ -227,6 +235,7 @@ pub fn install(p: &InstallParams) -> RemoteCommand {
             &lease,
             if p.force { "1" } else { "0" },
             if p.start { "1" } else { "0" },
+            &protected,
         ],
         INSTALL_TIMEOUT,
         Duration::from_secs(5),
@@ -430,9 +439,17 @@ mod tests {
     fn wrapper_header_is_quoted() {
         let w = wrapper_text("n", "/opt/it's $(x)", Duration::from_secs(3));
         assert!(w.starts_with(
-            "#!/bin/sh\n# wavectl wrapper: written by wavectl install, removed by rollback or purge\n\
-             NAME='n'\nINSTALL_PATH='/opt/it'\\''s $(x)'\nTIMEOUT='3s'\n"
+            "#!/bin/sh\n# wavectl wrapper: written by wavectl install, removed by rollback or purge\n"
         ));
+        let (lib, rest) = w.split_once(&format!("\n{LIB_END}")).unwrap();
+        assert!(rest.starts_with("NAME='n'\nINSTALL_PATH='/opt/it'\\''s $(x)'\nTIMEOUT='3s'\n"));
+        // The install evaluates what comes before the first LIB_END: constant text only.
+        assert_eq!(
+            format!("{lib}\n"),
+            "#!/bin/sh\n# wavectl wrapper: written by wavectl install, removed by rollback or purge\n"
+                .to_string()
+                + &with_lib(&[PROCS_SH, REMOVAL_SH])
+        );
     }
 
     #[test]
@@ -443,11 +460,11 @@ mod tests {
         assert!(c
             .line
             .contains("wavectl 'raid-health' '/usr/local/sbin/raid health' '755' '00' 'cron' '*/5 * * * *' '#!/bin/sh"));
-        assert!(
-            c.line.ends_with("}' 'r1' '901' '0' '0'"),
-            "{}",
-            &c.line[c.line.len() - 80..]
+        let tail = format!(
+            "}}' 'r1' '901' '0' '0' {}",
+            sh_quote(&crate::spec::protected_host_list())
         );
+        assert!(c.line.ends_with(&tail), "{}", &c.line[c.line.len() - 80..]);
     }
 
     #[test]

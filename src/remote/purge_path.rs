@@ -75,7 +75,12 @@ pub fn purge_path(path: &str, kill_timeout: Duration, force: bool) -> RemoteComm
     command(
         "purge path",
         &with_lib(&[PKG_SH, PROCS_SH, PURGE_PATH_SH]),
-        &[path, &wait, if force { "1" } else { "0" }],
+        &[
+            path,
+            &wait,
+            if force { "1" } else { "0" },
+            &crate::spec::protected_host_list(),
+        ],
         kill_timeout + PURGE_PATH_MARGIN,
         Duration::from_secs(5),
         None,
@@ -111,12 +116,16 @@ pub(super) fn scripts() -> Vec<(&'static str, &'static str)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::remote::sh_quote;
 
     #[test]
     fn builds_the_line() {
         let c = purge_path("/opt/a b/it's", Duration::from_millis(1500), false);
         assert!(
-            c.line.ends_with(" wavectl '/opt/a b/it'\\''s' '2' '0'"),
+            c.line.ends_with(&format!(
+                " wavectl '/opt/a b/it'\\''s' '2' '0' {}",
+                sh_quote(&crate::spec::protected_host_list())
+            )),
             "{}",
             c.line
         );

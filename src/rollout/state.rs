@@ -28,6 +28,9 @@ pub enum HostState {
     Pending,
     /// The lease ran out and the host reverted itself: it holds nothing of this run.
     Reverted,
+    /// It holds nothing of this run, but the rollout stays on it under a newer run (the
+    /// detail names it): not clean.
+    Superseded,
 }
 
 impl HostState {
@@ -173,6 +176,9 @@ pub enum End {
     },
     /// Every host that may have held the script is clean.
     Clean { why: Why },
+    /// Every host that may have held this run's install is rid of it, but some keep the
+    /// rollout under a newer run (hosts in state `superseded`): not clean.
+    Superseded { why: Why },
     /// Some hosts may still hold it.
     Pending { why: Why },
 }
@@ -355,6 +361,7 @@ impl RunState {
                     _ => "rolled-back",
                 },
                 End::Pending { .. } => "incomplete",
+                End::Superseded { .. } => "superseded",
             },
         }
     }

@@ -26,6 +26,7 @@ mod values;
 mod waves;
 
 pub(crate) use pattern::Limit;
+pub(crate) use protected::host_list as protected_host_list;
 pub use select::select_hosts;
 
 /// A value from the spec with the place it came from, for errors found later
