@@ -85,6 +85,8 @@ pub mod state;
 #[cfg(test)]
 mod host_tests;
 #[cfg(test)]
+mod ownership_tests;
+#[cfg(test)]
 mod purge_path_tests;
 #[cfg(test)]
 mod sandbox;

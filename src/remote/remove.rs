@@ -2,7 +2,7 @@
 //! Pure; no I/O. The host side is `wv_remove_run` / `wv_remove_full` in
 //! `scripts/removal.sh`.
 //!
-//! A removal takes NAME's state lock first (waiting up to 20 s): one that cannot have it
+//! A removal takes NAME's state lock first (waiting up to the kill wait): one that cannot have it
 //! changes nothing, says so (a `problem`) and reports `clean 0`, so the host stays
 //! pending. A purge (`All` with a fence) first leaves its run id as NAME's fence
 //! (`/var/lib/wavectl/.fences/NAME`, never moved back to an older purge's): an install
@@ -105,9 +105,9 @@ pub enum RemoveScope<'a> {
 }
 
 /// Removes NAME from a host, within `scope`. `install_path`: from the spec; `None`
-/// reads it from the host's state (purge has no spec). `kill_timeout`: how long to keep
-/// killing and waiting for processes to go (whole seconds, rounded up). Remote timeout
-/// = `kill_timeout + REMOVE_MARGIN`.
+/// reads it from the host's state (purge has no spec). `kill_timeout`: how long to wait
+/// for NAME's state lock, then how long to keep killing and waiting for processes to go
+/// (whole seconds, rounded up). Remote timeout = `2 × kill_timeout + REMOVE_MARGIN`.
 pub fn remove(
     name: &str,
     install_path: Option<&str>,
@@ -123,7 +123,7 @@ pub fn remove(
         "remove",
         &with_lib(&[PROCS_SH, REMOVAL_SH, REMOVE_SH]),
         &[name, install_path.unwrap_or(""), &wait, scope, fence],
-        kill_timeout + REMOVE_MARGIN,
+        kill_timeout * 2 + REMOVE_MARGIN,
         Duration::from_secs(5),
         None,
     )
@@ -177,7 +177,7 @@ mod tests {
             "{}",
             c.line
         );
-        assert_eq!(c.timeout, Duration::from_millis(41_500));
+        assert_eq!(c.timeout, Duration::from_millis(43_000));
         let c = remove("x", None, RemoveScope::All(None), Duration::from_secs(10));
         assert!(c.line.ends_with(" wavectl 'x' '' '10' '*all*' ''"));
         let c = remove(

@@ -1,5 +1,5 @@
 # --- remove: $1 NAME, $2 INSTALL_PATH (empty: read it from the host), $3 seconds to
-# wait for killed processes, $4 SCOPE: a run id (undo that run's install, and only if
+# wait for NAME's state lock, then for killed processes, $4 SCOPE: a run id (undo that run's install, and only if
 # the host holds it) or `*all*` (purge: every version, the pre-wavectl original back),
 # $5 FENCE (with `*all*`: the purge's run id, left first as NAME's fence; may be empty).
 # Report lines (values hex) end with `clean 0|1` and `wavectl-remove done`.
@@ -19,7 +19,7 @@ if [ "$4" = '*all*' ] && [ -n "${5-}" ]; then
 fi
 # Never without the lock (against an install, another removal, the guard): a removal
 # that cannot have it in time changes nothing, and the host stays pending.
-if ! wv_lock 20; then
+if ! wv_lock "$3"; then
   wv_problem "$WV_DIR/state.lock is held here (an install, a removal or the guard is under way): nothing was removed; the host stays pending until a reconcile finds it free"
   printf 'killed 0\nrestored 0\nclean 0\nwavectl-remove done\n'
   exit 0
