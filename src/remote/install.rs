@@ -192,15 +192,14 @@ pub fn manifest_json(p: &InstallParams) -> String {
 pub(super) const LIB_END: &str = ": wavectl-lib-end\n";
 
 /// The wrapper file `/var/lib/wavectl/NAME/run`: `lib.sh`, `procs.sh` and `removal.sh`
-/// (constant), the [`LIB_END`] line, then the `sh_quote`d assignments (NAME,
-/// INSTALL_PATH, TIMEOUT) and `wrapper.sh` (constant).
-pub fn wrapper_text(name: &str, install_path: &str, script_timeout: Duration) -> String {
+/// (constant), the [`LIB_END`] line, then the `sh_quote`d assignments (NAME, TIMEOUT)
+/// and `wrapper.sh` (constant), which reads the install path from NAME's state.
+pub fn wrapper_text(name: &str, script_timeout: Duration) -> String {
     format!(
         "#!/bin/sh\n# wavectl wrapper: written by wavectl install, removed by rollback or purge\n\
-         {}{LIB_END}NAME={}\nINSTALL_PATH={}\nTIMEOUT={}\n{}",
+         {}{LIB_END}NAME={}\nTIMEOUT={}\n{}",
         with_lib(&[PROCS_SH, REMOVAL_SH]),
         sh_quote(name),
-        sh_quote(install_path),
         sh_quote(&secs(script_timeout)),
         compact(WRAPPER_SH),
     )
@@ -214,7 +213,7 @@ pub fn install(p: &InstallParams) -> RemoteCommand {
         ActivationKind::None => "",
         _ => p.schedule,
     };
-    let wrapper = wrapper_text(p.name, p.install_path, p.script_timeout);
+    let wrapper = wrapper_text(p.name, p.script_timeout);
     let man = manifest_json(p);
     let lease = lease_secs(p.lease).to_string();
     let protected = crate::spec::protected_host_list();
@@ -437,12 +436,12 @@ mod tests {
 
     #[test]
     fn wrapper_header_is_quoted() {
-        let w = wrapper_text("n", "/opt/it's $(x)", Duration::from_secs(3));
+        let w = wrapper_text("it's $(x)", Duration::from_secs(3));
         assert!(w.starts_with(
             "#!/bin/sh\n# wavectl wrapper: written by wavectl install, removed by rollback or purge\n"
         ));
         let (lib, rest) = w.split_once(&format!("\n{LIB_END}")).unwrap();
-        assert!(rest.starts_with("NAME='n'\nINSTALL_PATH='/opt/it'\\''s $(x)'\nTIMEOUT='3s'\n"));
+        assert!(rest.starts_with("NAME='it'\\''s $(x)'\nTIMEOUT='3s'\n"));
         // The install evaluates what comes before the first LIB_END: constant text only.
         assert_eq!(
             format!("{lib}\n"),

@@ -426,6 +426,48 @@ mod tests {
         }
     }
 
+    /// `shellcheck -s sh` finds nothing in any host script (`scripts/.shellcheckrc` says
+    /// what the fragments, joined before they run, may leave to each other).
+    #[test]
+    fn host_scripts_are_shellcheck_clean() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/remote/scripts");
+        let mut files: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "sh"))
+            .collect();
+        files.sort();
+        assert!(files.len() >= 10, "{files:?}");
+        let out = std::process::Command::new("shellcheck")
+            .args(["-s", "sh"])
+            .args(&files)
+            .output()
+            .expect("run shellcheck (apt-get install -y shellcheck)");
+        assert!(
+            out.status.success(),
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// The install takes the library from the wrapper it carries, up to the first
+    /// [`install::LIB_END`] line: no library text may hold one.
+    #[test]
+    fn no_library_text_holds_the_wrappers_marker() {
+        for (name, script) in [
+            ("lib.sh", LIB_SH),
+            ("procs.sh", PROCS_SH),
+            ("removal.sh", REMOVAL_SH),
+        ] {
+            assert!(
+                !compact(script).contains(install::LIB_END.trim_end()),
+                "{name}"
+            );
+        }
+    }
+
     #[test]
     fn compacted_scripts_parse() {
         for shell in ["sh", "dash", "bash"] {

@@ -55,7 +55,7 @@ wv_write_units() {
   _U=$WV_UNITDIR/$WV_UNIT
   _ul=
   # The first line names the run that wrote it (a removal of that run finds it so).
-  _uh="# wavectl $WV_NAME run $RUN$WV_NL[Unit]$WV_NL"
+  _uh="# wavectl $WV_NAME run $RUN${WV_NL}[Unit]$WV_NL"
   if [ -n "$1" ]; then
     printf '%sDescription=wavectl: %s\n\n[Service]\nType=oneshot\nExecStart=%s\n' "$_uh" "$WV_NAME" "$WV_RUN" > "$_U.service.tmp" &&
       printf '%sDescription=wavectl timer: %s\n\n[Timer]\nOnCalendar=%s\n\n[Install]\nWantedBy=timers.target\n' "$_uh" "$WV_NAME" "$1" > "$_U.timer.tmp" || return 1

@@ -331,7 +331,7 @@ wv_guard() {
     *) mkdir -p "$WV_ROOT/.reverted" && wv_put "$WV_REV" "$WV_GR $WV_LEASE_UNTIL $_now 0$WV_NL" ;;
   esac
   # The removal's report, its hex values decoded for the log.
-  _gout=$(wv_remove_run "$WV_GR" "$INSTALL_PATH" 10 2>&1; printf 'clean %s\n' "$WV_CLEAN")
+  _gout=$(wv_remove_run "$WV_GR" "" 10 2>&1; printf 'clean %s\n' "$WV_CLEAN")
   case $_gout in *"clean 1") WV_CLEAN=1 ;; *) WV_CLEAN=0 ;; esac
   printf '%s\n' "$_gout" | awk '
     BEGIN { for (i = 0; i < 256; i++) h[sprintf("%02x", i)] = sprintf("%c", i) }

@@ -1,6 +1,6 @@
 # --- wrapper: `run` = one supervised run of the script; `run guard` = the lease guard
-# (every minute); `run guard boot` = the boot guard. NAME, INSTALL_PATH and TIMEOUT are
-# set (quoted by wavectl) at the top of this file.
+# (every minute); `run guard boot` = the boot guard. NAME and TIMEOUT are set (quoted by
+# wavectl) before this part; the install path is NAME's state (install_path).
 # Exit: the script's code (124 = its timeout); 78 = refused, the script not run (not
 # installed, revoked, an install under way or cut short, or in probation: a reboot
 # since install or an expired lease); 0 = skipped because a run is in progress.
@@ -53,6 +53,9 @@ if command -v flock > /dev/null 2>&1 && ! flock -n 9; then
 fi
 wv_may_run || exit 78
 RUN_ID=$WV_OWNER
+wv_read_file "$WV_DIR/install_path"
+INSTALL_PATH=$WV_VAL
+[ -n "$INSTALL_PATH" ] || exit 78
 
 # Cap the logs (checked before each run, with one command: runs.log's lines and
 # last.log's bytes).
@@ -80,6 +83,8 @@ fi
 wv_spawn() {
   if [ "$1" = scope ]; then
     : > "$WV_DIR/scope.wait"
+    # The inner script is constant: its $0 and $@ are the marker and the run.
+    # shellcheck disable=SC2016
     systemd-run --scope --quiet --collect --unit="wavectl-${WV_NAME}_$$" -- \
       /bin/sh -c 'rm -f "$0" && exec "$@"' "$WV_DIR/scope.wait" timeout -k 10s "$TIMEOUT" "$INSTALL_PATH" \
       >> "$WV_DIR/last.log" 2> "$WV_DIR/stderr.run" < /dev/null 9>&- &
