@@ -352,6 +352,7 @@ fn a_user_racing_on_the_temporary_name_cannot_make_root_write_their_file() {
     };
     let before = victim();
     let (r, _) = apply(&w, NAME, &[]);
+    assert_eq!(victim(), before, "root wrote or chmodded the user's file");
     assert_eq!(r.code, Some(2), "{}", show(&r));
     assert!(
         r.stdout
@@ -359,7 +360,6 @@ fn a_user_racing_on_the_temporary_name_cannot_make_root_write_their_file() {
         "{}",
         show(&r)
     );
-    assert_eq!(victim(), before, "root wrote or chmodded the user's file");
     assert!(!h.path(STATE).exists() && !h.path(install).exists());
     // Forced: installed, and the user's file still untouched.
     let (r, _) = apply(&w, NAME, &["--force"]);
@@ -610,6 +610,7 @@ fn detached_children_die_with_their_run() {
     );
     let (r, _) = apply(&w, NAME, &[]);
     assert_eq!(r.code, Some(0), "{}", show(&r));
+    let mut cgroups = Vec::new();
     for (h, cgroup) in [
         (w.fleet.host("h01"), format!("/wavectl-{NAME}/run")),
         (w.fleet.host("h02"), format!("/wavectl-{NAME}_")),
@@ -622,7 +623,7 @@ fn detached_children_die_with_their_run() {
             h.name()
         );
         let lines = exec_ok(h, &format!("cat /proc/{}/cgroup", child[0]));
-        assert!(lines.contains(&cgroup), "{}: {lines}", h.name());
+        cgroups.push((h.name().to_string(), cgroup, lines));
     }
     let r = w.wavectl(&["purge", NAME, "--inventory", "inventory.toml", "--yes"]);
     assert_eq!(r.code, Some(0), "{}", show(&r));
@@ -633,5 +634,9 @@ fn detached_children_die_with_their_run() {
             h.name()
         );
         assert_no_wavectl_files(h, NAME, INSTALL);
+    }
+    // How: the child was in the run's cgroup directory (h01), in its scope (h02).
+    for (host, cgroup, lines) in cgroups {
+        assert!(lines.contains(&cgroup), "{host}: {lines}");
     }
 }
