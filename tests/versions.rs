@@ -130,7 +130,8 @@ fn rolling_back_an_older_run_leaves_the_newer_install_alone_and_drops_its_versio
     let r = w.wavectl(&["rollback", "--yes", &run_a]);
     assert_eq!(r.code, Some(4), "{}\n{}", r.stdout, r.stderr);
     assert!(
-        r.stdout.contains(&format!("holds run {run_b}'s newer install")),
+        r.stdout
+            .contains(&format!("holds run {run_b}'s newer install")),
         "{}",
         r.stdout
     );

@@ -3,16 +3,24 @@
 //!
 //! Install on the host (`scripts/install.sh`), in order:
 //!
-//! 1. Checks; a refusal changes nothing, prints `wavectl-refused <hex reason>` and exits
+//! 1. Checks, first without a lock, then under the host-wide lock and NAME's state lock
+//!    (NAME's state directory is made only once they pass); a refusal changes nothing
+//!    (no state directory left behind), prints `wavectl-refused <hex reason>` and exits
 //!    73: `install_path` is a directory (or not a file); another rollout's state records
 //!    the same `install_path`; NAME holds another run's unconfirmed (probation) install,
 //!    an unfinished removal (revoked) or a cut-short install (`txn`); NAME is confirmed
-//!    at another `install_path`; the file at `install_path` is not NAME's and belongs to
-//!    an installed package (`dpkg-query -S`, `rpm -qf`) and `force` is off.
-//! 2. `txn` (the run id) first; the install path, the sha256, the lease.
+//!    at another `install_path`; a purge of NAME left a fence here no earlier than this
+//!    run began; and unless `force`: the file at `install_path` is not NAME's and
+//!    belongs to an installed package (`dpkg-query -S`, `rpm -qf`), `install_path` is a
+//!    symlink to (or lies in a directory that resolves into) a protected path, or a
+//!    directory above it (or one a link on the way leads through) is not root's or is
+//!    writable by group or others.
+//! 2. `txn` (the run id) first; the install path (the claim: the host-wide lock is let
+//!    go after it), the sha256, the lease.
 //! 3. First install of NAME: `created_dirs` and `backup` (or `backup.none`), once.
-//! 4. The script to `<install_path>.wavectl-new`, sha256-checked (exit 66), chmod. A
-//!    failure up to here undoes what this attempt started.
+//! 4. The script into a private directory made beside `install_path` (`mktemp -d`),
+//!    sha256-checked (exit 66), chmod. A failure up to here undoes what this attempt
+//!    started.
 //! 5. Upgrade (a confirmed install of another run): that version kept whole in `prev/`
 //!    (built in `prev.new/`, renamed when complete); then an empty `runs.log`.
 //! 6. `mv -fT` into place; the wrapper, `boot_id`, the manifest (`probation`, `backup`
@@ -192,7 +200,7 @@ pub fn manifest_json(p: &InstallParams) -> String {
 pub(super) const LIB_END: &str = ": wavectl-lib-end\n";
 
 /// The wrapper file `/var/lib/wavectl/NAME/run`: `lib.sh`, `procs.sh` and `removal.sh`
-/// (constant), the [`LIB_END`] line, then the `sh_quote`d assignments (NAME, TIMEOUT)
+/// (constant), the `LIB_END` line, then the `sh_quote`d assignments (NAME, TIMEOUT)
 /// and `wrapper.sh` (constant), which reads the install path from NAME's state.
 pub fn wrapper_text(name: &str, script_timeout: Duration) -> String {
     format!(

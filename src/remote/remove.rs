@@ -41,10 +41,15 @@
 //!
 //! A full removal, in order, never stopping at an error: mark the manifest `revoked`;
 //! remove the cron file and the five systemd units (disable, delete, daemon-reload when
-//! systemd runs); SIGKILL the pid file's process group and every process whose argv\[0\]
-//! or argv\[1\] is the wrapper or the install path (never the removal itself, its
-//! parents or its subshells; never copies of a pre-wavectl original still in place),
-//! repeating until two passes find nothing or the wait is over; restore the backup
+//! systemd runs); SIGKILL what is NAME's (`scripts/procs.sh`): every process in NAME's
+//! cgroups (each run's scope or cgroup directory, detached children included), the pid
+//! file's `timeout` and its process group while boot id, pid and start time match (a
+//! record of another boot is discarded unread), every process whose script argument or
+//! executable is the wrapper or the install path (never what a symlink there leads to;
+//! never copies of a pre-wavectl original still in place), and their descendants; each
+//! stopped and checked again before it is killed, never the removal itself, its parents
+//! or its subshells; repeating until two passes find nothing or the wait is over; then
+//! NAME's empty cgroup directories go; restore the backup
 //! (exact copy: bytes, mode, owner, timestamps, xattrs; a symlink as the link) or
 //! without one delete the file at install_path only if its sha256 is one wavectl
 //! installed under NAME (a changed file is kept and noted, not a failure); delete

@@ -994,7 +994,10 @@ fn rolling_back_a_superseded_run_is_never_clean() {
     let sum = summarize(&sim.s);
     assert_eq!(sum.superseded.len(), 1, "{sum:?}");
     assert!(sum.superseded[0].1.contains("newer run r2"), "{sum:?}");
-    assert!(sum.outcome.contains("keep the rollout under a newer run"), "{sum:?}");
+    assert!(
+        sum.outcome.contains("keep the rollout under a newer run"),
+        "{sum:?}"
+    );
     assert!(!sum.meaning.contains("clean"), "{sum:?}");
     // Again: the same end, nothing ordered on the superseded host.
     let removes = sim.ordered(Op::Remove).len();
