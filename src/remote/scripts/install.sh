@@ -202,7 +202,7 @@ else
   wv_checks
   NEWDIR=1
   { wv_realdir "$WV_ROOT" || mkdir -m 0700 "$WV_ROOT"; } && mkdir -m 0700 "$WV_DIR" || wv_die "cannot create $WV_DIR"
-  wv_lock 0 || wv_busy "$WV_NAME is busy here ($WV_DIR/state.lock is held)"
+  wv_lock 20 || wv_busy "$WV_NAME is busy here ($WV_DIR/state.lock is held)"
   # A purge that came meanwhile left its fence before it looked for this directory.
   ! wv_fenced "$RUN" ||
     wv_refuse "$WV_NAME was purged here by run $WV_FENCE, which began after run $RUN: this run may not install it again (start a new run)"
