@@ -202,10 +202,14 @@ fn install_paths_under_directories_others_may_write_need_force(shell: Shell) {
         sb.ok("ls -A /opt/wv/user /opt/wv/user/sub /opt/wv/group", &[]),
         "/opt/wv/group:\n\n/opt/wv/user:\nsub\n\n/opt/wv/user/sub:\n"
     );
-    // A user loops on the old fixed temporary name: forced, the install never uses it.
-    sb.ok("touch /opt/wv/victim && chmod 0600 /opt/wv/victim", &[]);
+    // A user loops on the old fixed temporary names (the install's, the restore's):
+    // forced, neither an install nor the restore of the original uses them.
     sb.ok(
-        "(setpriv --reuid=1000 --regid=1000 --clear-groups sh -c 'while :; do ln -sf /opt/wv/victim /opt/wv/user/tool.wavectl-new 2>/dev/null; done' </dev/null >/dev/null 2>&1 &)",
+        "touch /opt/wv/victim && chmod 0600 /opt/wv/victim && printf orig > /opt/wv/user/tool",
+        &[],
+    );
+    sb.ok(
+        "(setpriv --reuid=1000 --regid=1000 --clear-groups sh -c 'while :; do ln -sf /opt/wv/victim /opt/wv/user/tool.wavectl-new; ln -sf /opt/wv/victim /opt/wv/user/tool.wavectl-restore; done 2>/dev/null' </dev/null >/dev/null 2>&1 &)",
         &[],
     );
     assert!(eventually(|| sb
@@ -216,7 +220,9 @@ fn install_paths_under_directories_others_may_write_need_force(shell: Shell) {
     for _ in 0..3 {
         install_ok(&sb, &p);
         assert_eq!(sb.ok("cat /opt/wv/user/tool", &[]), "x");
-        assert!(remove_on(&sb, "t-parents", None, RemoveScope::All(None)).clean);
+        let r = remove_on(&sb, "t-parents", None, RemoveScope::All(None));
+        assert!(r.clean && r.restored, "{r:?}");
+        assert_eq!(sb.ok("cat /opt/wv/user/tool", &[]), "orig");
     }
     sb.ok("pkill -u 1000 || true", &[]);
     assert_eq!(
