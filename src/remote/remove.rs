@@ -34,7 +34,8 @@
 //!     `restored-version <hex run id>`.
 //!   - `txn` is R but the manifest is still the previous version and no snapshot was
 //!     completed (an install cut short before it changed anything): `prev.new/`,
-//!     `<install_path>.wavectl-new`, the lease and `txn` go; nothing else is touched.
+//!     the private directories beside `install_path` (`.wavectl-NAME.*`), the lease
+//!     and `txn` go (`removed` notes it); nothing else is touched.
 //!   - otherwise a full removal (below).
 //! - `All` (purge): a full removal of every version, `prev/` and
 //!   `/var/lib/wavectl/.reverted/NAME` included.
@@ -52,8 +53,9 @@
 //! NAME's empty cgroup directories go; restore the backup
 //! (exact copy: bytes, mode, owner, timestamps, xattrs; a symlink as the link) or
 //! without one delete the file at install_path only if its sha256 is one wavectl
-//! installed under NAME (a changed file is kept and noted, not a failure); delete
-//! `<install_path>.wavectl-new`; remove the directories the first install created
+//! installed under NAME (a changed file is kept and noted, not a failure); delete the
+//! private directories an install or restore of NAME left beside it (`.wavectl-NAME.*`,
+//! real directories only); remove the directories the first install created
 //! (innermost first, only if empty; a non-empty one is noted); verify; and only if all
 //! went well delete `/var/lib/wavectl/NAME` — otherwise it stays (state revoked, backup
 //! kept) so a retry can finish.
