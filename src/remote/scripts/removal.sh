@@ -317,7 +317,12 @@ wv_guard() {
   wv_facts
   wv_guard_pick "$1" || return 0
   # Never without the lock: whoever holds it (an install, a removal) decides.
-  if [ "$1" = boot ]; then wv_lock 30 || return 0; else wv_lock 0 || return 0; fi
+  _gw=0
+  [ "$1" != boot ] || _gw=30
+  if ! wv_lock "$_gw"; then
+    logger -t wavectl "guard: $WV_NAME's state lock is held: run $WV_GR not reverted now" 2>/dev/null
+    return 0
+  fi
   wv_facts
   wv_guard_pick "$1" || return 0
   _glog=/var/log/wavectl-guard.log

@@ -1,7 +1,8 @@
 # --- remove: $1 NAME, $2 INSTALL_PATH (empty: read it from the host), $3 seconds to
-# wait for NAME's state lock, then for killed processes, $4 SCOPE: a run id (undo that run's install, and only if
-# the host holds it) or `*all*` (purge: every version, the pre-wavectl original back),
-# $5 FENCE (with `*all*`: the purge's run id, left first as NAME's fence; may be empty).
+# wait for NAME's state lock, then for killed processes, $4 SCOPE: a run id (undo that
+# run's install, and only if the host holds it) or `*all*` (purge: every version, the
+# pre-wavectl original back), $5 FENCE (with `*all*`: the purge's run id, left first as
+# NAME's fence; may be empty).
 # Report lines (values hex) end with `clean 0|1` and `wavectl-remove done`.
 umask 077
 wv_init "$1"
