@@ -88,7 +88,7 @@ fn held(h: &LabHost, body: &str) -> Held {
     let state_dir = h.path(&format!("/var/lib/wavectl/{NAME}")).exists();
     let cron = h.path(&format!("/etc/cron.d/wavectl-{NAME}")).exists();
     let file = std::fs::read_to_string(h.path(INSTALL)).ok();
-    let temp = h.path(&format!("{INSTALL}.wavectl-new")).exists();
+    let temp = !temp_dirs(h, NAME, INSTALL).is_empty();
     let manifest =
         std::fs::read_to_string(h.path(&format!("/var/lib/wavectl/{NAME}/manifest.json")))
             .unwrap_or_default();

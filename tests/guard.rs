@@ -148,12 +148,12 @@ fn a_simulated_boot_removes_a_script_in_probation_and_keeps_a_confirmed_one() {
     for p in [
         DIR,
         CRON,
-        "/usr/local/sbin/raid-health.wavectl-new",
         "/etc/systemd/system/wavectl-raid-health.service",
         "/etc/systemd/system/wavectl-raid-health.timer",
     ] {
         assert!(!a.path(p).exists(), "h01 still holds {p}");
     }
+    assert_eq!(temp_dirs(a, "raid-health", INSTALL), Vec::<String>::new());
     assert_eq!(
         std::fs::read_to_string(a.path(INSTALL)).unwrap(),
         original,

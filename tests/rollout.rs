@@ -215,8 +215,9 @@ fn failed_check_in_wave_two_rolls_back_every_host_and_restores_originals() {
 
 #[test]
 fn a_canary_that_hangs_its_host_is_hung_pending_then_cleaned_after_thaw() {
-    // The script freezes its own host (its freezer cgroup) when run.
-    let script = "#!/bin/sh\ncg=$(awk -F: '$2 ~ /freezer/ {print $3}' /proc/self/cgroup)\necho FROZEN > /sys/fs/cgroup/freezer$cg/freezer.state\n";
+    // The script freezes its own host when run: the host's freezer cgroup, pid 1's (the
+    // run itself is in a cgroup of its own below it).
+    let script = "#!/bin/sh\ncg=$(awk -F: '$2 ~ /freezer/ {print $3}' /proc/1/cgroup)\necho FROZEN > /sys/fs/cgroup/freezer$cg/freezer.state\n";
     let mut spec = spec("sizes = [1, \"100%\"]\ncanaries = [\"h02\"]", "");
     spec = spec.replace("bake = \"1s\"", "bake = \"20s\"");
     let s = Workdir::new(fleet(4), script, &spec);

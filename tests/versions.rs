@@ -1,7 +1,8 @@
 //! Versions on real hosts: an upgrade A→B that fails its bake brings A back whole on every
 //! host (bytes, mode, wrapper, activation, confirmed manifest, run history); purge removes
 //! every version and restores the pre-wavectl original; removals act only on the install
-//! they were sent for; two rollouts cannot share an install path.
+//! they were sent for (an older run's drops its version: it never comes back); two
+//! rollouts cannot share an install path.
 
 mod common;
 
@@ -119,16 +120,18 @@ fn a_failed_upgrade_brings_version_a_back_whole_and_purge_restores_the_original(
 }
 
 #[test]
-fn rolling_back_an_older_run_leaves_the_newer_install_alone() {
+fn rolling_back_an_older_run_leaves_the_newer_install_alone_and_drops_its_version() {
     let w = Workdir::new(fleet(2), A, &spec(NAME, INSTALL, "0755", "*/5 * * * *"));
     let run_a = apply(&w, A, &spec(NAME, INSTALL, "0755", "*/5 * * * *"), 0);
     let good_b = B.replace("h03", "nohost");
     let run_b = apply(&w, &good_b, &spec(NAME, INSTALL, "0755", "*/5 * * * *"), 0);
-    // Rolling back A now: every host holds B, which is not A's install.
+    // Rolling back A now: every host holds B, which is not A's install; A's version,
+    // kept for B's rollback, is dropped, and the rollout stays under B: not clean.
     let r = w.wavectl(&["rollback", "--yes", &run_a]);
-    assert_eq!(r.code, Some(0), "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(r.code, Some(4), "{}\n{}", r.stdout, r.stderr);
     assert!(
-        r.stdout.contains(&format!("holds run {run_b}'s install")),
+        r.stdout
+            .contains(&format!("holds run {run_b}'s newer install")),
         "{}",
         r.stdout
     );
@@ -141,11 +144,12 @@ fn rolling_back_an_older_run_leaves_the_newer_install_alone() {
             "{m}"
         );
     }
-    // Rolling back B brings A back.
+    // Rolling back B does not bring A back: A was rolled back.
     let r = w.wavectl(&["rollback", "--yes", &run_b]);
     assert_eq!(r.code, Some(0), "{}\n{}", r.stdout, r.stderr);
     for h in w.fleet.hosts() {
-        assert_eq!(std::fs::read_to_string(h.path(INSTALL)).unwrap(), A);
+        assert!(!h.path(INSTALL).exists(), "{}: A came back", h.name());
+        assert_no_wavectl_files(h, NAME, INSTALL);
     }
 }
 

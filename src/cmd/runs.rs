@@ -110,7 +110,8 @@ fn decide(id: &str, st: &crate::rollout::RunState) -> Plan {
     match &st.status {
         Status::New => Plan::Skip,
         Status::Ended { end } => match end {
-            End::Done | End::Clean { .. } => Plan::Skip,
+            // Nothing is pending on a superseded host: the newer run's rollback decides.
+            End::Done | End::Clean { .. } | End::Superseded { .. } => Plan::Skip,
             End::Paused { .. } => Plan::Note(format!(
                 "run {id} is paused: `wavectl resume {id}` or `wavectl rollback {id}`{}",
                 lease_runs_out(st).map_or(String::new(), |t| format!(

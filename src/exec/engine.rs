@@ -595,6 +595,11 @@ impl<'r> Engine<'r> {
             HostResult::Started => (true, "first run started".to_string()),
             HostResult::Confirmed => (true, "confirmed".to_string()),
             HostResult::Removed { detail } => (true, detail.clone()),
+            // Not clean: the rollout stays on the host.
+            HostResult::Superseded { by, detail } => (
+                false,
+                format!("the rollout stays here under newer run {by}: {detail}"),
+            ),
             HostResult::Settled(f) => (true, format!("{f:?}")),
             HostResult::Failed { verdict, .. } => (
                 false,

@@ -282,7 +282,13 @@ async fn remove(sh: &Shared, host: &Host) -> HostResult {
             RemoveScope::Run(&sh.plan.run),
             KILL_TIMEOUT,
         ),
-        Target::Purge => remote::remove(&sh.plan.name, None, RemoveScope::All, KILL_TIMEOUT),
+        // The purge's run id is its fence: a run that began before it installs no more.
+        Target::Purge => remote::remove(
+            &sh.plan.name,
+            None,
+            RemoveScope::All(Some(&sh.plan.run)),
+            KILL_TIMEOUT,
+        ),
         Target::PurgePath { path, force } => remote::purge_path(path, KILL_TIMEOUT, *force),
     };
     let conn = match login(sh, host, Login::Reuse).await {
@@ -305,11 +311,16 @@ async fn remove(sh: &Shared, host: &Host) -> HostResult {
         Ok(o) => o,
         Err(e) => return broken(&e),
     };
-    let (clean, mut detail) = match &sh.plan.target {
-        Target::PurgePath { .. } => describe_purge_path(&out.stdout),
+    let (clean, mut detail, superseded) = match &sh.plan.target {
+        Target::PurgePath { .. } => {
+            let (clean, detail) = describe_purge_path(&out.stdout);
+            (clean, detail, None)
+        }
         _ => describe_removal(&out.stdout),
     };
-    if clean {
+    if let (true, Some(by)) = (clean, superseded) {
+        HostResult::Superseded { by, detail }
+    } else if clean {
         HostResult::Removed { detail }
     } else {
         if !out.success() {
@@ -322,13 +333,20 @@ async fn remove(sh: &Shared, host: &Host) -> HostResult {
     }
 }
 
-fn describe_removal(stdout: &str) -> (bool, String) {
+/// Whether the removal checked out, what it found and did, and the newer run the
+/// rollout stays under (if this run's version was superseded there).
+fn describe_removal(stdout: &str) -> (bool, String, Option<String>) {
     let r = remote::parse_remove(stdout);
     let mut parts = Vec::new();
     if let Some((run, state)) = &r.other {
         parts.push(format!("holds run {run}'s install ({state}): left alone"));
     }
-    if r.found.is_empty() && r.other.is_none() {
+    if let Some(run) = &r.superseded {
+        parts.push(format!(
+            "holds run {run}'s newer install: left alone (this run's version dropped from the host's history)"
+        ));
+    }
+    if r.found.is_empty() && r.other.is_none() && r.superseded.is_none() {
         parts.push("nothing of wavectl's found".to_string());
     } else if !r.found.is_empty() {
         parts.push(format!("found {}", r.found.join(", ")));
@@ -348,7 +366,7 @@ fn describe_removal(stdout: &str) -> (bool, String) {
     if !r.detail.is_empty() {
         parts.push(r.detail.clone());
     }
-    (r.clean, parts.join("; "))
+    (r.clean, parts.join("; "), r.superseded)
 }
 
 fn describe_purge_path(stdout: &str) -> (bool, String) {

@@ -97,6 +97,8 @@ use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 pub use cgroup::cleanup_stale;
+#[cfg(test)]
+pub(crate) use cgroup::remove as remove_cgroup;
 use host::Boot;
 pub use host::LabHost;
 pub use users::{Sudo, HOME_PARENT};

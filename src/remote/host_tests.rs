@@ -10,9 +10,9 @@ use crate::spec::{ActivationKind, Check};
 
 const SLEEPER: &[u8] = b"#!/bin/sh\necho started\nsleep 300\n";
 
-#[test]
-fn install_run_confirm_remove_restores_the_original() {
-    let Some(sb) = Sandbox::new() else { return };
+both_shells!(install_run_confirm_remove_restores_the_original);
+fn install_run_confirm_remove_restores_the_original(shell: Shell) {
+    let sb = Sandbox::new(shell);
     let path = "/opt/wv/bin/tool";
     sb.ok(
         "mkdir -p /opt/wv/bin && printf 'original\\0\\377\\n' > \"$1\" && chmod 0640 \"$1\"",
@@ -106,14 +106,14 @@ fn install_run_confirm_remove_restores_the_original() {
         r.clean && r.found.is_empty() && r.killed == 0 && !r.restored && r.other.is_none(),
         "{r:?}"
     );
-    let r = remove_on(&sb, "t-basic", None, RemoveScope::All);
+    let r = remove_on(&sb, "t-basic", None, RemoveScope::All(None));
     assert!(r.clean && r.found.is_empty(), "{r:?}");
     assert_eq!(file_facts(&sb, path), before);
 }
 
-#[test]
-fn wrapper_records_timeouts_and_refuses_when_revoked() {
-    let Some(sb) = Sandbox::new() else { return };
+both_shells!(wrapper_records_timeouts_and_refuses_when_revoked);
+fn wrapper_records_timeouts_and_refuses_when_revoked(shell: Shell) {
+    let sb = Sandbox::new(shell);
     let path = "/opt/wv/slow";
     let h = sha(SLEEPER);
     let p = params("t-slow", path, SLEEPER, &h, Duration::from_secs(1));
@@ -173,9 +173,9 @@ fn wrapper_records_timeouts_and_refuses_when_revoked() {
     ));
 }
 
-#[test]
-fn the_wrapper_caps_its_logs_before_a_run() {
-    let Some(sb) = Sandbox::new() else { return };
+both_shells!(the_wrapper_caps_its_logs_before_a_run);
+fn the_wrapper_caps_its_logs_before_a_run(shell: Shell) {
+    let sb = Sandbox::new(shell);
     let body = b"#!/bin/sh\necho once\n";
     let h = sha(body);
     install_ok(
@@ -217,9 +217,9 @@ fn the_wrapper_caps_its_logs_before_a_run() {
     assert!(last.trim_end().ends_with(" 0 run-1"), "{last}");
 }
 
-#[test]
-fn start_run_only_for_the_run_the_host_holds() {
-    let Some(sb) = Sandbox::new() else { return };
+both_shells!(start_run_only_for_the_run_the_host_holds);
+fn start_run_only_for_the_run_the_host_holds(shell: Shell) {
+    let sb = Sandbox::new(shell);
     let body = b"#!/bin/sh\nexit 0\n";
     let h = sha(body);
     install_ok(
@@ -236,9 +236,9 @@ fn start_run_only_for_the_run_the_host_holds() {
     );
 }
 
-#[test]
-fn an_install_with_start_starts_the_first_run_detached_and_without_its_lock() {
-    let Some(sb) = Sandbox::new() else { return };
+both_shells!(an_install_with_start_starts_the_first_run_detached_and_without_its_lock);
+fn an_install_with_start_starts_the_first_run_detached_and_without_its_lock(shell: Shell) {
+    let sb = Sandbox::new(shell);
     // A run that lasts longer than confirm waits for the state lock (10 s).
     let body = b"#!/bin/sh\nsleep 30\n";
     let h = sha(body);
@@ -278,9 +278,9 @@ fn an_install_with_start_starts_the_first_run_detached_and_without_its_lock() {
     assert!(!r.running && r.runs == 0, "{r:?}");
 }
 
-#[test]
-fn remove_kills_a_running_copy() {
-    let Some(sb) = Sandbox::new() else { return };
+both_shells!(remove_kills_a_running_copy);
+fn remove_kills_a_running_copy(shell: Shell) {
+    let sb = Sandbox::new(shell);
     let path = "/opt/wv/sleeper";
     let h = sha(SLEEPER);
     install_ok(
@@ -307,9 +307,9 @@ fn remove_kills_a_running_copy() {
     assert_eq!(state_files(&sb, "t-kill"), "");
 }
 
-#[test]
-fn boot_guard_reverts_probation_and_keeps_confirmed() {
-    let Some(sb) = Sandbox::new() else { return };
+both_shells!(boot_guard_reverts_probation_and_keeps_confirmed);
+fn boot_guard_reverts_probation_and_keeps_confirmed(shell: Shell) {
+    let sb = Sandbox::new(shell);
     sb.ok("printf 'mine\\n' > /opt/wv/a", &[]);
     let body = b"#!/bin/sh\nexit 0\n";
     let h = sha(body);
@@ -365,9 +365,9 @@ fn boot_guard_reverts_probation_and_keeps_confirmed() {
     assert!(!sb.exists("/var/lib/wavectl/.reverted/t-guard-b"));
 }
 
-#[test]
-fn probe_reports_checks_and_injects_nothing() {
-    let Some(sb) = Sandbox::new() else { return };
+both_shells!(probe_reports_checks_and_injects_nothing);
+fn probe_reports_checks_and_injects_nothing(shell: Shell) {
+    let sb = Sandbox::new(shell);
     let marker = sb.outside("pwned");
     let m = marker.to_str().unwrap();
     let hostile_name = format!("n'; touch {m}; echo '$(touch {m})\nx");
@@ -441,14 +441,24 @@ fn probe_reports_checks_and_injects_nothing() {
     assert!(!marker.exists());
 }
 
-#[test]
-fn a_check_whose_result_is_lost_is_not_reported() {
-    let Some(sb) = Sandbox::new() else { return };
+both_shells!(a_check_whose_result_is_lost_is_not_reported);
+fn a_check_whose_result_is_lost_is_not_reported(shell: Shell) {
+    let sb = Sandbox::new(shell);
     // The check kills the subshell that would write its exit status.
     let checks = vec![
         Check {
             name: "lost".into(),
-            command: "kill -9 $(ps -o ppid= -p $PPID)".into(),
+            // Up from the check to the child of the probe's own shell (the subshells
+            // share its command line; how many there are depends on the shell).
+            command: r#"c=$PPID
+while p=$(ps -o ppid= -p "$c" | tr -d ' ') && [ "${p:-0}" -gt 1 ]; do
+  if cmp -s "/proc/$p/cmdline" "/proc/$c/cmdline"; then
+    pp=$(ps -o ppid= -p "$p" | tr -d ' ')
+    cmp -s "/proc/$pp/cmdline" "/proc/$p/cmdline" || { kill -9 "$c"; break; }
+  fi
+  c=$p
+done"#
+                .into(),
         },
         Check {
             name: "fine".into(),
@@ -483,9 +493,9 @@ fn a_check_whose_result_is_lost_is_not_reported() {
     );
 }
 
-#[test]
-fn hostile_install_path_injects_nothing() {
-    let Some(sb) = Sandbox::new() else { return };
+both_shells!(hostile_install_path_injects_nothing);
+fn hostile_install_path_injects_nothing(shell: Shell) {
+    let sb = Sandbox::new(shell);
     let marker = sb.outside("pwned");
     let m = marker.to_str().unwrap();
     let path =
@@ -549,7 +559,7 @@ fn hostile_install_path_injects_nothing() {
             &under_bash(remove(
                 "t-hostile",
                 None,
-                RemoveScope::All,
+                RemoveScope::All(None),
                 Duration::from_secs(5),
             )),
         )
@@ -562,9 +572,9 @@ fn hostile_install_path_injects_nothing() {
     assert!(!marker.exists());
 }
 
-#[test]
-fn hostile_created_directories_are_removed_again() {
-    let Some(sb) = Sandbox::new() else { return };
+both_shells!(hostile_created_directories_are_removed_again);
+fn hostile_created_directories_are_removed_again(shell: Shell) {
+    let sb = Sandbox::new(shell);
     let marker = sb.outside("pwned");
     let m = marker.to_str().unwrap();
     // The marker's own slashes make more directories below: `top` is the outermost.
@@ -590,9 +600,9 @@ fn hostile_created_directories_are_removed_again() {
     assert!(!marker.exists());
 }
 
-#[test]
-fn bad_hash_installs_nothing_and_systemd_units_are_written_and_removed() {
-    let Some(sb) = Sandbox::new() else { return };
+both_shells!(bad_hash_installs_nothing_and_systemd_units_are_written_and_removed);
+fn bad_hash_installs_nothing_and_systemd_units_are_written_and_removed(shell: Shell) {
+    let sb = Sandbox::new(shell);
     let body = b"#!/bin/sh\nexit 0\n";
     let h = sha(b"something else");
     let o = sb.run(&install(&params(
@@ -664,7 +674,7 @@ fn bad_hash_installs_nothing_and_systemd_units_are_written_and_removed() {
         ),
         "{cron}"
     );
-    assert!(remove_on(&sb, "t-unit", None, RemoveScope::All).clean);
+    assert!(remove_on(&sb, "t-unit", None, RemoveScope::All(None)).clean);
     assert_eq!(state_files(&sb, "t-unit"), "");
 }
 

@@ -3,16 +3,24 @@
 //!
 //! Install on the host (`scripts/install.sh`), in order:
 //!
-//! 1. Checks; a refusal changes nothing, prints `wavectl-refused <hex reason>` and exits
+//! 1. Checks, first without a lock, then under the host-wide lock and NAME's state lock
+//!    (NAME's state directory is made only once they pass); a refusal changes nothing
+//!    (no state directory left behind), prints `wavectl-refused <hex reason>` and exits
 //!    73: `install_path` is a directory (or not a file); another rollout's state records
 //!    the same `install_path`; NAME holds another run's unconfirmed (probation) install,
 //!    an unfinished removal (revoked) or a cut-short install (`txn`); NAME is confirmed
-//!    at another `install_path`; the file at `install_path` is not NAME's and belongs to
-//!    an installed package (`dpkg-query -S`, `rpm -qf`) and `force` is off.
-//! 2. `txn` (the run id) first; the install path, the sha256, the lease.
+//!    at another `install_path`; a purge of NAME left a fence here no earlier than this
+//!    run began; and unless `force`: the file at `install_path` is not NAME's and
+//!    belongs to an installed package (`dpkg-query -S`, `rpm -qf`), `install_path` is a
+//!    symlink to (or lies in a directory that resolves into) a protected path, or a
+//!    directory above it (or one a link on the way leads through) is not root's or is
+//!    writable by group or others.
+//! 2. `txn` (the run id) first; the install path (the claim: the host-wide lock is let
+//!    go after it), the sha256, the lease.
 //! 3. First install of NAME: `created_dirs` and `backup` (or `backup.none`), once.
-//! 4. The script to `<install_path>.wavectl-new`, sha256-checked (exit 66), chmod. A
-//!    failure up to here undoes what this attempt started.
+//! 4. The script into a private directory made beside `install_path` (`mktemp -d`),
+//!    sha256-checked (exit 66), chmod. A failure up to here undoes what this attempt
+//!    started.
 //! 5. Upgrade (a confirmed install of another run): that version kept whole in `prev/`
 //!    (built in `prev.new/`, renamed when complete); then an empty `runs.log`.
 //! 6. `mv -fT` into place; the wrapper, `boot_id`, the manifest (`probation`, `backup`
@@ -29,7 +37,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    command, secs, sh_quote, unhex, with_lib, RemoteCommand, PKG_SH, PROCS_SH, REMOVAL_SH,
+    command, compact, secs, sh_quote, unhex, with_lib, RemoteCommand, PKG_SH, PROCS_SH, REMOVAL_SH,
     STATE_DIR,
 };
 use crate::spec::ActivationKind;
@@ -187,17 +195,22 @@ pub fn manifest_json(p: &InstallParams) -> String {
     serde_json::to_string(&m).expect("a manifest always serializes")
 }
 
-/// The wrapper file `/var/lib/wavectl/NAME/run`: a header of `sh_quote`d assignments
-/// (NAME, INSTALL_PATH, TIMEOUT), then `lib.sh` and `wrapper.sh`, both constant.
-pub fn wrapper_text(name: &str, install_path: &str, script_timeout: Duration) -> String {
-    let header = format!(
+/// The line that ends the wrapper's library part: the install takes the library from
+/// the wrapper it carries (everything before this line) instead of a second copy.
+pub(super) const LIB_END: &str = ": wavectl-lib-end\n";
+
+/// The wrapper file `/var/lib/wavectl/NAME/run`: `lib.sh`, `procs.sh` and `removal.sh`
+/// (constant), the `LIB_END` line, then the `sh_quote`d assignments (NAME, TIMEOUT)
+/// and `wrapper.sh` (constant), which reads the install path from NAME's state.
+pub fn wrapper_text(name: &str, script_timeout: Duration) -> String {
+    format!(
         "#!/bin/sh\n# wavectl wrapper: written by wavectl install, removed by rollback or purge\n\
-         NAME={}\nINSTALL_PATH={}\nTIMEOUT={}\n",
+         {}{LIB_END}NAME={}\nTIMEOUT={}\n{}",
+        with_lib(&[PROCS_SH, REMOVAL_SH]),
         sh_quote(name),
-        sh_quote(install_path),
         sh_quote(&secs(script_timeout)),
-    );
-    header + &with_lib(&[PROCS_SH, REMOVAL_SH, WRAPPER_SH])
+        compact(WRAPPER_SH),
+    )
 }
 
 /// Install the script (stdin), its wrapper, manifest and activation on a host; see the
@@ -208,12 +221,14 @@ pub fn install(p: &InstallParams) -> RemoteCommand {
         ActivationKind::None => "",
         _ => p.schedule,
     };
-    let wrapper = wrapper_text(p.name, p.install_path, p.script_timeout);
+    let wrapper = wrapper_text(p.name, p.script_timeout);
     let man = manifest_json(p);
     let lease = lease_secs(p.lease).to_string();
+    let protected = crate::spec::protected_host_list();
+    // No library here: install.sh takes it from the wrapper it carries (see LIB_END).
     command(
         "install",
-        &with_lib(&[PKG_SH, INSTALL_SH]),
+        &(compact(PKG_SH) + &compact(INSTALL_SH)),
         &[
             p.name,
             p.install_path,
@@ -227,6 +242,7 @@ pub fn install(p: &InstallParams) -> RemoteCommand {
             &lease,
             if p.force { "1" } else { "0" },
             if p.start { "1" } else { "0" },
+            &protected,
         ],
         INSTALL_TIMEOUT,
         Duration::from_secs(5),
@@ -428,11 +444,19 @@ mod tests {
 
     #[test]
     fn wrapper_header_is_quoted() {
-        let w = wrapper_text("n", "/opt/it's $(x)", Duration::from_secs(3));
+        let w = wrapper_text("it's $(x)", Duration::from_secs(3));
         assert!(w.starts_with(
-            "#!/bin/sh\n# wavectl wrapper: written by wavectl install, removed by rollback or purge\n\
-             NAME='n'\nINSTALL_PATH='/opt/it'\\''s $(x)'\nTIMEOUT='3s'\n"
+            "#!/bin/sh\n# wavectl wrapper: written by wavectl install, removed by rollback or purge\n"
         ));
+        let (lib, rest) = w.split_once(&format!("\n{LIB_END}")).unwrap();
+        assert!(rest.starts_with("NAME='it'\\''s $(x)'\nTIMEOUT='3s'\n"));
+        // The install evaluates what comes before the first LIB_END: constant text only.
+        assert_eq!(
+            format!("{lib}\n"),
+            "#!/bin/sh\n# wavectl wrapper: written by wavectl install, removed by rollback or purge\n"
+                .to_string()
+                + &with_lib(&[PROCS_SH, REMOVAL_SH])
+        );
     }
 
     #[test]
@@ -443,11 +467,11 @@ mod tests {
         assert!(c
             .line
             .contains("wavectl 'raid-health' '/usr/local/sbin/raid health' '755' '00' 'cron' '*/5 * * * *' '#!/bin/sh"));
-        assert!(
-            c.line.ends_with("}' 'r1' '901' '0' '0'"),
-            "{}",
-            &c.line[c.line.len() - 80..]
+        let tail = format!(
+            "}}' 'r1' '901' '0' '0' {}",
+            sh_quote(&crate::spec::protected_host_list())
         );
+        assert!(c.line.ends_with(&tail), "{}", &c.line[c.line.len() - 80..]);
     }
 
     #[test]

@@ -15,16 +15,19 @@
 //! The scripts (`scripts/*.sh`, embedded with `include_str!`) are constant POSIX sh;
 //! every dynamic value reaches them as a positional argument quoted by
 //! [`quote::sh_quote`], so no user value is ever spliced into script text.
-//! `scripts/lib.sh` (paths, the manifest, locks, the lease, enabling and removing the
-//! activation files — `install.sh` writes them —, exact copies) is concatenated in
-//! front of every script; `procs.sh` (finding and killing
-//! what runs a path) and `removal.sh` (removal and the guard) in front of `remove.sh`
-//! and into the wrapper; `pkg.sh` (package ownership) for install and purge --path;
-//! `report.sh` for probe and read_state.
+//! `scripts/lib.sh` (paths, the manifest, locks, the lease, fences, enabling and removing
+//! the activation files — `install.sh` writes them —, exact copies) is concatenated in
+//! front of every script; `procs.sh` (the runs' cgroups, and finding and killing what is
+//! ours: by cgroup, by pid + start time + boot id, by what runs a path) and `removal.sh`
+//! (removal and the guard) in front of `remove.sh` and into the wrapper; `pkg.sh` (what
+//! a path is: package ownership, where a link leads, who may write its directories) for
+//! install and purge --path; `report.sh` for probe and read_state. The install carries
+//! the library once, as the first part of the wrapper it writes, and evaluates it from
+//! there (`install::LIB_END`).
 //!
 //! Comment lines and blank lines are dropped when a script is embedded (`compact`), so
 //! the source files stay commented while the command lines stay short (the install,
-//! which carries the wrapper, is ~40 KB; a test keeps every line under 48 KiB, another
+//! which carries the wrapper, is ~42 KB; a test keeps every line under 48 KiB, another
 //! checks that no dropped line sits inside a string).
 //!
 //! Versions: a run installed over another run's *confirmed* install is an upgrade; the
@@ -40,7 +43,7 @@
 //!
 //! | path | what |
 //! |---|---|
-//! | `install_path` | the script (written as `<install_path>.wavectl-new`, sha256-checked, renamed with `mv -fT`: a symlink there is replaced, never followed) |
+//! | `install_path` | the script (written in a private directory made beside it, `.wavectl-NAME.XXXXXXXX` by `mktemp -d`, sha256-checked, renamed with `mv -fT`: a symlink there is replaced, never followed) |
 //! | `/var/lib/wavectl/NAME/manifest.json` | [`Manifest`], compact JSON: name, sha256, run_id, installed_at, state (`probation` → `confirmed`; `revoked` while removed), backup, install_path, activation, lease_secs, prev |
 //! | `/var/lib/wavectl/NAME/txn` | the run id of an install in progress: written first, removed last (a cut-short install leaves it) |
 //! | `/var/lib/wavectl/NAME/lease` | unix seconds (host clock) until which the probation lease runs; renewed by probes of the same run, removed at confirm |
@@ -55,11 +58,15 @@
 //! | `/var/lib/wavectl/NAME/runs.log` | one line per run of this version: `<start_unix> <end_unix> <exit_code> <run_id>` (old 3-field lines are run `-`) |
 //! | `/var/lib/wavectl/NAME/last.log` | the script's output, appended, capped at ~256 KiB (each run's stdout, then its stderr) |
 //! | `/var/lib/wavectl/NAME/failed.log` | one line per failed run: `<start> <end> <exit> <run_id> <hex of its stderr's last lines>`, the last 64 kept (the probe's `runerr`) |
-//! | `/var/lib/wavectl/NAME/pid` | pid (= process group) of the running `timeout` |
+//! | `/var/lib/wavectl/NAME/pid` | `<boot id> <pid> <start time>` of the running `timeout` (pid = its process group; start time = `/proc/PID/stat` field 22): signalled only while all three match; a record of another boot is discarded unread |
+//! | `wavectl-NAME_<pid>.scope` / `<pid 1's cgroup>/wavectl-NAME/run<pid>` | the run's cgroup: a transient systemd scope (`systemd-run --scope`) where systemd runs, else a cgroup directory under pid 1's own cgroup in the freezer hierarchy (v1) or the unified one (v2); a removal kills every process in NAME's (each stopped and checked once stopped), then removes the empty directories |
+//! | `/var/lib/wavectl/NAME/removed` | `<run id> <run id or ->` per run undone here: what the host held again (`-`: the run's version was dropped under a newer run) |
+//! | `/var/lib/wavectl/.fences/NAME` | the run id of the latest purge of NAME to reach the host (never moved back); an install by a run that began no later refuses |
+//! | `/run/wavectl.lock` | the host-wide `flock` under which an install checks and claims its `install_path` (else `/var/lib/wavectl/.lock`) |
 //! | `/var/lib/wavectl/NAME/lock` | `flock` against overlapping runs |
 //! | `/var/lib/wavectl/NAME/state.lock` | `flock` between install, removal, confirm, lease renewal and the guard |
 //! | `/var/lib/wavectl/.reverted/NAME` | the guard reverted a run: `<run_id> <lease_until> <reverted_at> <clean 0\|1>` |
-//! | `/etc/cron.d/wavectl-NAME` | cron: the schedule line, `* * * * * root <run> guard`, `@reboot root <run> guard boot` (activation `none`: the two guard lines only) |
+//! | `/etc/cron.d/wavectl-NAME` | cron: a first line naming the run that wrote it, the schedule line, `* * * * * root <run> guard`, `@reboot root <run> guard boot` (activation `none`: the two guard lines only); units start with the same line |
 //! | `/etc/systemd/system/wavectl-NAME{.service,.timer}` | systemd-timer activation: the script |
 //! | `/etc/systemd/system/wavectl-NAME-guard.service` | `run guard boot`, WantedBy=multi-user.target, Before= the timer |
 //! | `/etc/systemd/system/wavectl-NAME-lease.{service,timer}` | `run guard`, OnCalendar=minutely (activation `none` on a host without `/etc/cron.d`: these and the boot guard only) |
@@ -69,7 +76,7 @@
 //! Exit codes of the host scripts: 0 ok; 65 invalid argument (and `purge --path`
 //! refusals, reported as `problem` lines); 66 sha256 mismatch (install); 73 install
 //! refused, nothing changed (`wavectl-refused <hex reason>` on stdout); 75 NAME's state
-//! lock is busy (install, confirm); 78 refused by the wrapper, `run_once`, `start_run`
+//! lock or the host-wide lock is busy (install, confirm); 78 refused by the wrapper, `run_once`, `start_run`
 //! or `confirm` (confirm also prints `wavectl-refused <hex reason>`). A script that
 //! stops on an error prints `wavectl-error <hex message>` on stdout (and the message on
 //! stderr). The install reads its stdin (the script body) to the end even when it
@@ -84,6 +91,8 @@ pub mod state;
 
 #[cfg(test)]
 mod host_tests;
+#[cfg(test)]
+mod ownership_tests;
 #[cfg(test)]
 mod purge_path_tests;
 #[cfg(test)]
@@ -420,6 +429,48 @@ mod tests {
             assert!(
                 !open.last().copied().unwrap_or(false),
                 "{name}: ends in a string"
+            );
+        }
+    }
+
+    /// `shellcheck -s sh` finds nothing in any host script (`scripts/.shellcheckrc` says
+    /// what the fragments, joined before they run, may leave to each other).
+    #[test]
+    fn host_scripts_are_shellcheck_clean() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/remote/scripts");
+        let mut files: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "sh"))
+            .collect();
+        files.sort();
+        assert!(files.len() >= 10, "{files:?}");
+        let out = std::process::Command::new("shellcheck")
+            .args(["-s", "sh"])
+            .args(&files)
+            .output()
+            .expect("run shellcheck (apt-get install -y shellcheck)");
+        assert!(
+            out.status.success(),
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// The install takes the library from the wrapper it carries, up to the first
+    /// [`install::LIB_END`] line: no library text may hold one.
+    #[test]
+    fn no_library_text_holds_the_wrappers_marker() {
+        for (name, script) in [
+            ("lib.sh", LIB_SH),
+            ("procs.sh", PROCS_SH),
+            ("removal.sh", REMOVAL_SH),
+        ] {
+            assert!(
+                !compact(script).contains(install::LIB_END.trim_end()),
+                "{name}"
             );
         }
     }

@@ -6,7 +6,9 @@
 //! non-file, not under `/proc`, `/sys`, `/dev` or `/var/lib/wavectl/purged`, and —
 //! unless `force` — not a file that belongs to an installed package (`dpkg-query -S`,
 //! also with its directory resolved and across the /usr merge; `rpm -qf` where dpkg is
-//! absent); a refusal is a `problem` line naming the reason, exit 65):
+//! absent), and not a symlink to (or a path through a directory that resolves into) a
+//! protected path; a refusal is a `problem` line naming the reason, exit 65). Nothing is
+//! followed through a symlink:
 //!
 //! 1. What schedules PATH is disabled first. A line *calls* PATH when PATH occurs in it
 //!    as a whole word (before it: line start, blank, quote, backtick or `;|&(`; after
@@ -15,16 +17,21 @@
 //!    lines in `/etc/crontab`, `/etc/cron.d/*`, `/var/spool/cron/crontabs/*`,
 //!    `/var/spool/cron/*` and the scripts in `/etc/cron.{hourly,daily,weekly,monthly}/`
 //!    are commented out as `#wavectl-purged# <line>`, every other byte kept, written
-//!    to a temp file beside the original (made by `cp -p`: same mode and owner) and
-//!    renamed over it; a run-parts entry that is PATH or a symlink to it is removed.
+//!    in a private directory made beside the original (by `cp -p`: same mode and owner)
+//!    and renamed over it (a cron file that is a symlink is replaced by the edited file,
+//!    what it led to kept as it was); a run-parts entry that is PATH or a symlink to it
+//!    is removed.
 //!    Services in `/etc/systemd/system`, `/lib/systemd/system`,
 //!    `/usr/lib/systemd/system` whose `ExecStart*=` runs PATH: `systemctl disable
 //!    --now` (and a `.timer` of the same name) when systemd runs; a unit in `/etc` is
 //!    moved out (with that timer and its `.wants` links), a vendor unit is masked
 //!    (never edited; only noted when systemd does not run).
-//! 2. Every process whose argv\[0\], or argv\[1\] (argv\[2\] after an option: `sh -e PATH`),
-//!    is PATH is SIGKILLed with its descendants (lib.sh `wv_kill_procs`), repeating
-//!    until none is left or the wait is over; never the purge itself or its parents.
+//! 2. Every process whose script argument — argv\[1\], or argv\[2\] after an option
+//!    (`sh -e PATH`) — is PATH, or (PATH a regular file) whose executable or an open file
+//!    is that very file, is SIGKILLed with its descendants (`procs.sh` `wv_kill_procs`:
+//!    each stopped and checked again first), repeating until none is left or the wait is
+//!    over; never a process that runs what a link at PATH leads to, never the purge
+//!    itself or its parents.
 //! 3. PATH (a symlink: the link, not its target) is removed.
 //! 4. Verify: PATH gone, nothing runs it, no scanned cron file or `/etc` unit calls it.
 //!
@@ -75,7 +82,12 @@ pub fn purge_path(path: &str, kill_timeout: Duration, force: bool) -> RemoteComm
     command(
         "purge path",
         &with_lib(&[PKG_SH, PROCS_SH, PURGE_PATH_SH]),
-        &[path, &wait, if force { "1" } else { "0" }],
+        &[
+            path,
+            &wait,
+            if force { "1" } else { "0" },
+            &crate::spec::protected_host_list(),
+        ],
         kill_timeout + PURGE_PATH_MARGIN,
         Duration::from_secs(5),
         None,
@@ -111,12 +123,16 @@ pub(super) fn scripts() -> Vec<(&'static str, &'static str)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::remote::sh_quote;
 
     #[test]
     fn builds_the_line() {
         let c = purge_path("/opt/a b/it's", Duration::from_millis(1500), false);
         assert!(
-            c.line.ends_with(" wavectl '/opt/a b/it'\\''s' '2' '0'"),
+            c.line.ends_with(&format!(
+                " wavectl '/opt/a b/it'\\''s' '2' '0' {}",
+                sh_quote(&crate::spec::protected_host_list())
+            )),
             "{}",
             c.line
         );

@@ -45,9 +45,9 @@ fn strs(v: &[&str]) -> BTreeSet<String> {
     v.iter().map(|s| s.to_string()).collect()
 }
 
-#[test]
-fn purge_path_disables_kills_keeps_copies_and_removes() {
-    let Some(sb) = Sandbox::new() else { return };
+both_shells!(purge_path_disables_kills_keeps_copies_and_removes);
+fn purge_path_disables_kills_keeps_copies_and_removes(shell: Shell) {
+    let sb = Sandbox::new(shell);
     let body = "#!/bin/sh\nsleep 300 &\nsleep 301\n";
     put(&sb, SCRIPT, body, "0755");
     put(&sb, OLD, "#!/bin/sh\nsleep 302\n", "0755");
@@ -247,9 +247,9 @@ fn under_bash(mut c: RemoteCommand) -> RemoteCommand {
     c
 }
 
-#[test]
-fn purge_path_with_a_hostile_path_injects_nothing() {
-    let Some(sb) = Sandbox::new() else { return };
+both_shells!(purge_path_with_a_hostile_path_injects_nothing);
+fn purge_path_with_a_hostile_path_injects_nothing(shell: Shell) {
+    let sb = Sandbox::new(shell);
     let marker = sb.outside("pwned");
     let m = marker.to_str().unwrap();
     let path = format!("/opt/wv/my tool 'it' \"q\" $(touch {m}) `touch {m}` ;&|x");
@@ -291,9 +291,9 @@ fn purge_path_with_a_hostile_path_injects_nothing() {
     assert!(!marker.exists());
 }
 
-#[test]
-fn purge_path_refuses_what_is_not_a_plain_script_path() {
-    let Some(sb) = Sandbox::new() else { return };
+both_shells!(purge_path_refuses_what_is_not_a_plain_script_path);
+fn purge_path_refuses_what_is_not_a_plain_script_path(shell: Shell) {
+    let sb = Sandbox::new(shell);
     put(&sb, "/opt/wv/keep", "x", "0644");
     for p in [
         "",

@@ -1,6 +1,8 @@
 //! Test harness: a throwaway mount + pid namespace (overlays over /etc, /var, /opt,
 //! /usr; tmpfs /run) in which the generated commands run for real without touching this
-//! machine. Needs root and `unshare`/`nsenter`; tests skip (with a message) otherwise.
+//! machine, with `sh` being dash or bash ([`Shell`]: every sandbox test runs under both,
+//! see [`both_shells`]), and cgroups of its own ([`Cgroups`]). Needs root, `unshare` and
+//! `nsenter`; a test that cannot have its sandbox fails, saying why.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
@@ -10,23 +12,96 @@ use std::time::Duration;
 use super::*;
 use crate::spec::ActivationKind;
 
-/// One namespace: its pid 1 (as seen from here) and a scratch dir visible both sides.
+/// What `sh` (and `/bin/sh`, so every `#!/bin/sh`) is in the sandbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Shell {
+    /// Debian's /bin/sh.
+    Dash,
+    /// bash, as `sh` (POSIX mode), as on hosts whose /bin/sh is bash.
+    Bash,
+}
+
+/// `both_shells!(test_fn)`: `test_fn(Shell)` as two tests, `test_fn::dash` and
+/// `test_fn::bash`.
+macro_rules! both_shells {
+    ($name:ident) => {
+        mod $name {
+            #[test]
+            fn dash() {
+                super::$name(super::Shell::Dash);
+            }
+            #[test]
+            fn bash() {
+                super::$name(super::Shell::Bash);
+            }
+        }
+    };
+}
+pub(super) use both_shells;
+
+/// Which cgroup hierarchies the sandbox sees (the wrapper gives each run a cgroup of its
+/// own under pid 1's cgroup in the first one it finds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Cgroups {
+    /// This machine's: the freezer hierarchy (cgroup v1) first.
+    V1,
+    /// The freezer hierarchy unmounted: the unified one (cgroup v2).
+    V2,
+    /// No cgroup hierarchy mounted: runs are known by pid + start time + boot id.
+    None,
+}
+
+/// Where the sandboxes' own cgroups go, in each hierarchy that exists here.
+const CGROUP_PARENTS: [&str; 2] = [
+    "/sys/fs/cgroup/freezer/wavectl-sandbox",
+    "/sys/fs/cgroup/unified/wavectl-sandbox",
+];
+
+/// One namespace: its pid 1 (as seen from here), a scratch dir visible both sides, and
+/// the cgroups its pid 1 was put in.
 pub(super) struct Sandbox {
     dir: tempfile::TempDir,
     child: Child,
     pid1: u32,
+    cgroups: Vec<PathBuf>,
 }
 
 impl Sandbox {
-    pub(super) fn new() -> Option<Sandbox> {
-        if unsafe { libc::geteuid() } != 0 {
-            eprintln!("skipped: sandbox tests need root");
-            return None;
-        }
+    /// A sandbox with this machine's cgroups.
+    pub(super) fn new(shell: Shell) -> Sandbox {
+        Sandbox::with(shell, Cgroups::V1)
+    }
+
+    pub(super) fn with(shell: Shell, cg: Cgroups) -> Sandbox {
+        assert!(
+            unsafe { libc::geteuid() } == 0,
+            "the sandbox tests need root (they mount overlays in a namespace of their own)"
+        );
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path().to_str().unwrap().to_string();
+        // Its pid 1's cgroups: one per hierarchy here, inside this process's own.
+        let id = dir
+            .path()
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        let cgroups: Vec<PathBuf> = CGROUP_PARENTS
+            .iter()
+            .filter(|p| {
+                std::path::Path::new(p)
+                    .parent()
+                    .unwrap()
+                    .join("cgroup.procs")
+                    .exists()
+            })
+            .map(|p| PathBuf::from(p).join(&id))
+            .collect();
+        for cg in &cgroups {
+            std::fs::create_dir_all(cg).unwrap_or_else(|e| panic!("{}: {e}", cg.display()));
+        }
         let setup = r#"set -e
-d=$1
+d=$1 shell=$2 cg=$3
 mkdir -p "$d/t"
 mount -t tmpfs none "$d/t"
 for x in etc var opt usr; do
@@ -35,10 +110,24 @@ for x in etc var opt usr; do
 done
 mount -t tmpfs none /run
 mkdir -p /opt/wv /etc/cron.d /var/log
+[ "$shell" = dash ] || ln -sfn "$shell" /usr/bin/sh
+case $cg in
+  v2) umount /sys/fs/cgroup/freezer ;;
+  none) for m in /sys/fs/cgroup/*; do ! mountpoint -q "$m" || umount "$m"; done ;;
+esac
 echo ready
 exec sleep 3600"#;
-        let mut child = Command::new("unshare")
+        // The launcher joins the sandbox's cgroups, then makes the namespaces.
+        let join = r#"for f in "$@"; do [ "$f" = -- ] && break; echo $$ > "$f/cgroup.procs" || exit; done
+while [ "$1" != -- ]; do shift; done; shift; exec "$@""#;
+        let mut child = Command::new("sh")
+            .arg("-c")
+            .arg(join)
+            .arg("join")
+            .args(&cgroups)
+            .arg("--")
             .args([
+                "unshare",
                 "-m",
                 "-p",
                 "--fork",
@@ -49,10 +138,19 @@ exec sleep 3600"#;
                 "sb",
             ])
             .arg(&d)
+            .arg(match shell {
+                Shell::Dash => "dash",
+                Shell::Bash => "bash",
+            })
+            .arg(match cg {
+                Cgroups::V1 => "v1",
+                Cgroups::V2 => "v2",
+                Cgroups::None => "none",
+            })
             .stdout(Stdio::piped())
             .stdin(Stdio::null())
             .spawn()
-            .ok()?;
+            .expect("run unshare for the sandbox");
         let mut line = String::new();
         BufReader::new(child.stdout.take().unwrap())
             .read_line(&mut line)
@@ -60,18 +158,45 @@ exec sleep 3600"#;
         if line.trim() != "ready" {
             let _ = child.kill();
             let _ = child.wait();
-            eprintln!("skipped: cannot set up a mount namespace");
-            return None;
+            panic!("cannot set up the sandbox's mount namespace (see its stderr above)");
         }
         let id = child.id();
         let kids = std::fs::read_to_string(format!("/proc/{id}/task/{id}/children")).unwrap();
         let pid1 = kids.split_whitespace().next().unwrap().parse().unwrap();
-        Some(Sandbox { dir, child, pid1 })
+        let sb = Sandbox {
+            dir,
+            child,
+            pid1,
+            cgroups,
+        };
+        let want = match shell {
+            Shell::Dash => "dash",
+            Shell::Bash => "bash",
+        };
+        assert_eq!(
+            sb.ok("readlink -f /bin/sh", &[]).trim(),
+            format!("/usr/bin/{want}")
+        );
+        sb
     }
 
     /// A path in the scratch dir, visible inside and outside the namespace.
     pub(super) fn outside(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
+    }
+
+    /// The sandbox's own cgroup in the freezer hierarchy (v1), if this machine has one.
+    pub(super) fn freezer_cgroup(&self) -> Option<&PathBuf> {
+        self.cgroups
+            .iter()
+            .find(|c| c.starts_with("/sys/fs/cgroup/freezer"))
+    }
+
+    /// The sandbox's own cgroup in the unified hierarchy (v2), if this machine has one.
+    pub(super) fn unified_cgroup(&self) -> Option<&PathBuf> {
+        self.cgroups
+            .iter()
+            .find(|c| c.starts_with("/sys/fs/cgroup/unified"))
     }
 
     fn nsenter(&self, shell: &str) -> Command {
@@ -146,6 +271,11 @@ impl Drop for Sandbox {
         // Killing pid 1 of the namespace kills every process in it.
         unsafe { libc::kill(self.pid1 as i32, libc::SIGKILL) };
         let _ = self.child.wait();
+        for cg in &self.cgroups {
+            if let Err(e) = crate::lab::remove_cgroup(cg, Duration::from_secs(5)) {
+                eprintln!("sandbox: {e}");
+            }
+        }
     }
 }
 

@@ -69,9 +69,9 @@ fn b_params<'a>(name: &'a str, path: &'a str, h: &'a str) -> InstallParams<'a> {
     p
 }
 
-#[test]
-fn upgrade_then_rollback_brings_the_previous_version_back_whole() {
-    let Some(sb) = Sandbox::new() else { return };
+both_shells!(upgrade_then_rollback_brings_the_previous_version_back_whole);
+fn upgrade_then_rollback_brings_the_previous_version_back_whole(shell: Shell) {
+    let sb = Sandbox::new(shell);
     let (name, path) = ("t-up", "/opt/wv/up/tool");
     sb.ok("mkdir -p /opt/wv/up && printf 'orig' > \"$1\"", &[path]);
     let (ha, hb) = (sha(A), sha(B));
@@ -149,9 +149,14 @@ fn upgrade_then_rollback_brings_the_previous_version_back_whole() {
     assert_eq!(r.restored_version.as_deref(), Some("run-a"), "{r:?}");
     assert!(!r.restored, "{r:?}");
     assert_eq!(version_facts(&sb, name, path), a_facts);
+    // `removed` remembers that run-b was undone here, and what came back.
     assert_eq!(
         ls(&sb, name),
-        "backup\nboot_id\ninstall_path\nlast.log\nlock\nmanifest.json\nrun\nruns.log\nsha256s\nstate.lock\n"
+        "backup\nboot_id\ninstall_path\nlast.log\nlock\nmanifest.json\nremoved\nrun\nruns.log\nsha256s\nstate.lock\n"
+    );
+    assert_eq!(
+        sb.ok("cat /var/lib/wavectl/t-up/removed", &[]),
+        "run-b run-a\n"
     );
     let f = state_of(&sb, name, "run-a");
     assert_eq!(f.manifest.unwrap().state, "confirmed");
@@ -176,9 +181,9 @@ fn upgrade_then_rollback_brings_the_previous_version_back_whole() {
     assert_eq!(state_files(&sb, name), "");
 }
 
-#[test]
-fn systemd_timer_versions_come_back_with_their_units() {
-    let Some(sb) = Sandbox::new() else { return };
+both_shells!(systemd_timer_versions_come_back_with_their_units);
+fn systemd_timer_versions_come_back_with_their_units(shell: Shell) {
+    let sb = Sandbox::new(shell);
     let (name, path) = ("t-upu", "/opt/wv/upu");
     let (ha, hb) = (sha(A), sha(B));
     let mut pa = params(name, path, A, &ha, Duration::from_secs(5));
@@ -207,9 +212,9 @@ fn systemd_timer_versions_come_back_with_their_units() {
     assert!(!sb.exists("/etc/cron.d/wavectl-t-upu"));
 }
 
-#[test]
-fn purge_after_an_upgrade_restores_the_pre_wavectl_original() {
-    let Some(sb) = Sandbox::new() else { return };
+both_shells!(purge_after_an_upgrade_restores_the_pre_wavectl_original);
+fn purge_after_an_upgrade_restores_the_pre_wavectl_original(shell: Shell) {
+    let sb = Sandbox::new(shell);
     let (name, path) = ("t-purge", "/opt/wv/pg");
     sb.ok(
         "printf 'orig\\n' > \"$1\" && chown 1234:5678 \"$1\" && chmod 0604 \"$1\" && \
@@ -247,16 +252,19 @@ fn purge_after_an_upgrade_restores_the_pre_wavectl_original() {
         p
     });
     assert!(sb.exists("/var/lib/wavectl/t-purge/prev/complete"));
-    let r = remove_on(&sb, name, None, RemoveScope::All);
+    let r = remove_on(&sb, name, None, RemoveScope::All(None));
     assert!(r.clean && r.restored, "{r:?}");
     assert_eq!(file_facts(&sb, path), before);
     assert_eq!(state_files(&sb, name), "");
     assert!(!sb.exists("/var/lib/wavectl/.reverted/t-purge"));
 }
 
-#[test]
-fn removal_of_an_older_run_touches_nothing() {
-    let Some(sb) = Sandbox::new() else { return };
+both_shells!(removal_of_an_older_run_drops_its_version_and_touches_nothing_else);
+/// Case 3 of issue 13 on the host: run-a's version, kept for run-b's rollback, is
+/// dropped by run-a's removal (the rollout stays under run-b: superseded); run-b's own
+/// removal then takes the host back to before run-a, never to run-a's version.
+fn removal_of_an_older_run_drops_its_version_and_touches_nothing_else(shell: Shell) {
+    let sb = Sandbox::new(shell);
     let (name, path) = ("t-other", "/opt/wv/other");
     let (ha, hb) = (sha(A), sha(B));
     confirmed_a(&sb, name, path, &ha);
@@ -271,23 +279,55 @@ fn removal_of_an_older_run_touches_nothing() {
     assert!(eventually(|| state_of(&sb, name, "run-b").running));
     let before = version_facts(&sb, name, path);
     let _ = hb;
+    assert!(sb.exists("/var/lib/wavectl/t-other/prev/complete"));
     let r = remove_on(&sb, name, Some(path), RemoveScope::Run("run-a"));
-    assert_eq!(r.other, Some(("run-b".into(), "confirmed".into())), "{r:?}");
+    assert_eq!(r.superseded.as_deref(), Some("run-b"), "{r:?}");
+    assert_eq!(r.removed, vec!["/var/lib/wavectl/t-other/prev"], "{r:?}");
+    assert!(r.clean && r.killed == 0 && r.other.is_none(), "{r:?}");
+    assert!(state_of(&sb, name, "run-b").running);
+    // run-b's script, wrapper, run log and activation untouched; its manifest no longer
+    // names a previous version.
+    let but_manifest = |facts: String| {
+        let m = facts
+            .find("/var/lib/wavectl/t-other/manifest.json")
+            .unwrap();
+        let r = facts.find("/var/lib/wavectl/t-other/runs.log").unwrap();
+        format!("{}{}", &facts[..m], &facts[r..])
+    };
+    assert_eq!(
+        but_manifest(version_facts(&sb, name, path)),
+        but_manifest(before.clone())
+    );
+    let m: Manifest =
+        serde_json::from_str(&sb.ok("cat /var/lib/wavectl/t-other/manifest.json", &[])).unwrap();
+    assert_eq!(
+        (m.run_id.as_str(), m.state.as_str(), m.prev),
+        ("run-b", "confirmed", None)
+    );
+    assert!(!sb.exists("/var/lib/wavectl/t-other/prev"));
+    assert_eq!(state_of(&sb, name, "run-b").prev, None);
+    // Again (the answer lost), and a run id nobody installed here: superseded, nothing more.
+    for run in ["run-a", "run-z"] {
+        let r = remove_on(&sb, name, None, RemoveScope::Run(run));
+        assert_eq!(r.superseded.as_deref(), Some("run-b"), "{r:?}");
+        assert!(
+            r.clean && r.found.is_empty() && r.removed.is_empty(),
+            "{r:?}"
+        );
+    }
+    // run-b's rollback: no version of run-a comes back; the host is as before run-a.
+    let r = remove_on(&sb, name, Some(path), RemoveScope::Run("run-b"));
     assert!(
-        r.clean && r.killed == 0 && r.found.is_empty() && r.removed.is_empty(),
+        r.clean && r.restored_version.is_none() && r.killed >= 1,
         "{r:?}"
     );
-    assert!(state_of(&sb, name, "run-b").running);
-    assert_eq!(version_facts(&sb, name, path), before);
-    // A run id nobody installed here: the same.
-    let r = remove_on(&sb, name, None, RemoveScope::Run("run-z"));
-    assert_eq!(r.other, Some(("run-b".into(), "confirmed".into())), "{r:?}");
-    assert!(sb.exists("/var/lib/wavectl/t-other/prev/complete"));
+    assert!(!sb.exists(path) && !sb.exists("/var/lib/wavectl/t-other"));
+    assert_eq!(state_files(&sb, name), "");
 }
 
-#[test]
-fn install_refusals_change_nothing() {
-    let Some(sb) = Sandbox::new() else { return };
+both_shells!(install_refusals_change_nothing);
+fn install_refusals_change_nothing(shell: Shell) {
+    let sb = Sandbox::new(shell);
     let h = sha(A);
     let refused = |p: &InstallParams| match install_result(&sb, p) {
         InstallResult::Refused(r) => r,
@@ -362,9 +402,9 @@ fn install_refusals_change_nothing() {
     assert!(r.contains("run run-9's install was cut short"), "{r}");
 }
 
-#[test]
-fn a_packaged_file_needs_force() {
-    let Some(sb) = Sandbox::new() else { return };
+both_shells!(a_packaged_file_needs_force);
+fn a_packaged_file_needs_force(shell: Shell) {
+    let sb = Sandbox::new(shell);
     if !sb.sh("dpkg-query -S /usr/bin/tac", &[]).status.success() {
         eprintln!("skipped: no dpkg-owned /usr/bin/tac here");
         return;
@@ -400,7 +440,7 @@ fn a_packaged_file_needs_force() {
     let mut p2 = params("t-pkg", "/usr/bin/tac", B, &hb, Duration::from_secs(5));
     p2.run_id = "run-2";
     assert_eq!(install_ok(&sb, &p2), (true, Some("run-1".into())));
-    let r = remove_on(&sb, "t-pkg", None, RemoveScope::All);
+    let r = remove_on(&sb, "t-pkg", None, RemoveScope::All(None));
     assert!(r.clean && r.restored, "{r:?}");
     assert_eq!(file_facts(&sb, "/usr/bin/tac"), before);
 
@@ -419,9 +459,9 @@ fn a_packaged_file_needs_force() {
     assert!(!sb.exists("/usr/bin/tac"));
 }
 
-#[test]
-fn expired_lease_the_wrapper_refuses_and_the_guard_reverts_to_the_previous_version() {
-    let Some(sb) = Sandbox::new() else { return };
+both_shells!(expired_lease_the_wrapper_refuses_and_the_guard_reverts_to_the_previous_version);
+fn expired_lease_the_wrapper_refuses_and_the_guard_reverts_to_the_previous_version(shell: Shell) {
+    let sb = Sandbox::new(shell);
     let (name, path) = ("t-lease", "/opt/wv/lease");
     let (ha, hb) = (sha(A), sha(B));
     confirmed_a(&sb, name, path, &ha);
@@ -490,9 +530,9 @@ fn expired_lease_the_wrapper_refuses_and_the_guard_reverts_to_the_previous_versi
     assert_eq!(version_facts(&sb, name, path), a_facts);
 }
 
-#[test]
-fn expired_lease_without_a_previous_version_reverts_to_nothing() {
-    let Some(sb) = Sandbox::new() else { return };
+both_shells!(expired_lease_without_a_previous_version_reverts_to_nothing);
+fn expired_lease_without_a_previous_version_reverts_to_nothing(shell: Shell) {
+    let sb = Sandbox::new(shell);
     let (name, path) = ("t-lease0", "/opt/wv/l0/new/tool");
     let h = sha(A);
     let mut p = params(name, path, A, &h, Duration::from_secs(5));
@@ -508,9 +548,9 @@ fn expired_lease_without_a_previous_version_reverts_to_nothing() {
     assert_eq!(f.reverted.unwrap().lease_until, 1000);
 }
 
-#[test]
-fn boot_guard_brings_the_previous_version_back() {
-    let Some(sb) = Sandbox::new() else { return };
+both_shells!(boot_guard_brings_the_previous_version_back);
+fn boot_guard_brings_the_previous_version_back(shell: Shell) {
+    let sb = Sandbox::new(shell);
     let (name, path) = ("t-boot", "/opt/wv/boot");
     let (ha, hb) = (sha(A), sha(B));
     confirmed_a(&sb, name, path, &ha);
@@ -523,9 +563,9 @@ fn boot_guard_brings_the_previous_version_back() {
     assert_eq!(rv.lease_until.to_string(), lease.trim());
 }
 
-#[test]
-fn symlink_install_path_replaces_the_link_and_gets_it_back() {
-    let Some(sb) = Sandbox::new() else { return };
+both_shells!(symlink_install_path_replaces_the_link_and_gets_it_back);
+fn symlink_install_path_replaces_the_link_and_gets_it_back(shell: Shell) {
+    let sb = Sandbox::new(shell);
     let (name, path) = ("t-link", "/opt/wv/link");
     sb.ok(
         "mkdir -p /opt/wv/realdir && echo keep > /opt/wv/realdir/f && ln -s realdir /opt/wv/link",
@@ -548,9 +588,9 @@ fn symlink_install_path_replaces_the_link_and_gets_it_back() {
     assert_eq!(sb.ok(dir, &[]), dir_before);
 }
 
-#[test]
-fn a_first_install_killed_part_way_is_removed_without_a_trace() {
-    let Some(sb) = Sandbox::new() else { return };
+both_shells!(a_first_install_killed_part_way_is_removed_without_a_trace);
+fn a_first_install_killed_part_way_is_removed_without_a_trace(shell: Shell) {
+    let sb = Sandbox::new(shell);
     let (name, path) = ("t-cut", "/opt/wv/cut/deeper/tool");
     let h = sha(A);
     let mut c = install(&params(name, path, A, &h, Duration::from_secs(5)));
@@ -561,7 +601,14 @@ fn a_first_install_killed_part_way_is_removed_without_a_trace() {
     let o = sb.run_held(&c, &A[..5]);
     assert_eq!(o.status.code(), Some(124), "{}", text(&o.stderr));
     assert_eq!(sb.ok("cat /var/lib/wavectl/t-cut/txn", &[]), "run-1\n");
-    assert!(sb.exists("/opt/wv/cut/deeper/tool.wavectl-new"));
+    // The script went into a private directory beside its place.
+    assert_eq!(
+        sb.ok(
+            "ls -A /opt/wv/cut/deeper | sed 's/\\.[A-Za-z0-9]*$/.X/'",
+            &[]
+        ),
+        ".wavectl-t-cut.X\n"
+    );
     let f = state_of(&sb, name, "run-1");
     assert_eq!((f.manifest, f.txn.as_deref()), (None, Some("run-1")));
     // Another run is refused meanwhile; the wrapper does not exist yet.
@@ -576,15 +623,17 @@ fn a_first_install_killed_part_way_is_removed_without_a_trace() {
         Some(("run-1".into(), "installing".into())),
         "{r:?}"
     );
+    // Not clean: another run's install is unfinished here.
+    assert!(!r.clean && r.detail.contains("unfinished"), "{r:?}");
     let r = remove_on(&sb, name, None, RemoveScope::Run("run-1"));
     assert!(r.clean, "{r:?}");
     assert!(!sb.exists("/opt/wv/cut"), "{r:?}");
     assert_eq!(state_files(&sb, name), "");
 }
 
-#[test]
-fn an_upgrade_cut_short_is_undone_by_its_removal() {
-    let Some(sb) = Sandbox::new() else { return };
+both_shells!(an_upgrade_cut_short_is_undone_by_its_removal);
+fn an_upgrade_cut_short_is_undone_by_its_removal(shell: Shell) {
+    let sb = Sandbox::new(shell);
     let (name, path) = ("t-cutup", "/opt/wv/cutup");
     let (ha, hb) = (sha(A), sha(B));
     confirmed_a(&sb, name, path, &ha);
@@ -614,7 +663,15 @@ fn an_upgrade_cut_short_is_undone_by_its_removal() {
         "{r:?}"
     );
     assert_eq!(version_facts(&sb, name, path), a_facts);
-    assert_eq!(ls(&sb, name), ls_a);
+    // Only `removed` more: run-b was undone, run-a holds the host again.
+    assert_eq!(
+        ls(&sb, name),
+        ls_a.replacen("manifest.json\n", "manifest.json\nremoved\n", 1)
+    );
+    // A retry whose answer was lost: the host holds what run-b's undoing left, clean.
+    let r = remove_on(&sb, name, Some(path), RemoveScope::Run("run-b"));
+    assert_eq!(r.other, Some(("run-a".into(), "confirmed".into())), "{r:?}");
+    assert!(r.clean && r.superseded.is_none(), "{r:?}");
 
     // 3. Failed after the rename (the wrapper cannot be written): B's script is in
     //    place under A's manifest; the wrapper refuses; B's removal brings A back whole.
@@ -671,9 +728,9 @@ fn an_upgrade_cut_short_is_undone_by_its_removal() {
     assert_eq!(version_facts(&sb, name, path), a_facts);
 }
 
-#[test]
-fn hostile_paths_survive_a_guard_revert() {
-    let Some(sb) = Sandbox::new() else { return };
+both_shells!(hostile_paths_survive_a_guard_revert);
+fn hostile_paths_survive_a_guard_revert(shell: Shell) {
+    let sb = Sandbox::new(shell);
     let marker = sb.outside("pwned");
     let m = marker.to_str().unwrap();
     let path = format!("/opt/wv/a 'b' $(touch {m})\n/`touch {m}`");
@@ -693,18 +750,18 @@ fn hostile_paths_survive_a_guard_revert() {
         &[],
     );
     assert_eq!(version_facts(&sb, name, &path), a_facts);
-    let r = remove_on(&sb, name, None, RemoveScope::All);
+    let r = remove_on(&sb, name, None, RemoveScope::All(None));
     assert!(r.clean, "{r:?}");
     assert!(!sb.exists(&path) && !sb.exists(&format!("/opt/wv/a 'b' $(touch {m})\n")));
     assert!(!marker.exists());
 }
 
+both_shells!(cron_runs_the_boot_guard_and_the_lease_guard);
 /// The guards through a real scheduler: Debian's cron started in the sandbox (a fresh
 /// /run, so it is cron's first start: its `@reboot` lines run, which is a boot), then
 /// the minutely lease guard.
-#[test]
-fn cron_runs_the_boot_guard_and_the_lease_guard() {
-    let Some(sb) = Sandbox::new() else { return };
+fn cron_runs_the_boot_guard_and_the_lease_guard(shell: Shell) {
+    let sb = Sandbox::new(shell);
     if !sb.sh("command -v cron", &[]).status.success() {
         eprintln!("skipped: no cron here");
         return;

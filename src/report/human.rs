@@ -225,6 +225,9 @@ impl Human {
                 for (host, why) in &s.unconfirmed {
                     out.push_str(&format!("  UNCONFIRMED: {host}: {why}\n"));
                 }
+                for (host, why) in &s.superseded {
+                    out.push_str(&format!("  SUPERSEDED:  {host}: {why}\n"));
+                }
                 for (host, why) in &s.pending {
                     out.push_str(&format!("  PENDING:     {host}: {why}\n"));
                 }

@@ -13,31 +13,6 @@ use crate::rollout::{exit_code, HostState, RunState};
 
 use super::{Notes, Sink};
 
-/// Every host state, in the order the file lists them (`status RUN` names them so).
-const STATES: [HostState; 8] = [
-    HostState::Untouched,
-    HostState::Unknown,
-    HostState::Installed,
-    HostState::Confirmed,
-    HostState::Partial,
-    HostState::Clean,
-    HostState::Pending,
-    HostState::Reverted,
-];
-
-fn state_name(s: HostState) -> &'static str {
-    match s {
-        HostState::Untouched => "untouched",
-        HostState::Unknown => "unknown",
-        HostState::Installed => "installed",
-        HostState::Confirmed => "confirmed",
-        HostState::Partial => "partial",
-        HostState::Clean => "clean",
-        HostState::Pending => "pending",
-        HostState::Reverted => "reverted",
-    }
-}
-
 /// What the file says about one run, read off its state.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Snapshot {
@@ -47,7 +22,7 @@ pub struct Snapshot {
     pub kind: &'static str,
     /// `status`'s word for where it stands (`running`, `paused`, `done`…).
     pub status: &'static str,
-    pub hosts: [(HostState, usize); 8],
+    pub hosts: [(HostState, usize); HostState::ALL.len()],
     /// Hosts judged unhealthy, by the signal of each piece of evidence of their first
     /// bad verdict (the one that counted against `max_unhealthy`).
     pub verdicts: BTreeMap<String, usize>,
@@ -78,7 +53,7 @@ impl Snapshot {
                 crate::rollout::RunKind::PurgePath => "purge-path",
             },
             status: s.status_name(),
-            hosts: STATES.map(|st| (st, s.hosts.iter().filter(|h| h.state == st).count())),
+            hosts: HostState::ALL.map(|st| (st, s.hosts.iter().filter(|h| h.state == st).count())),
             verdicts,
             start: s.started as f64 / 1000.0,
             end: s
@@ -115,7 +90,7 @@ pub fn render(runs: &[Snapshot]) -> String {
         &mut runs.iter().flat_map(|r| {
             r.hosts
                 .iter()
-                .map(move |(st, n)| format!("{{{},state=\"{}\"}} {n}", id(r), state_name(*st)))
+                .map(move |(st, n)| format!("{{{},state=\"{}\"}} {n}", id(r), HostState::as_str(*st)))
         }),
     );
     family(
@@ -262,7 +237,7 @@ mod tests {
     use super::*;
 
     fn snap(run: &str, end: Option<(f64, i32)>) -> Snapshot {
-        let mut hosts = STATES.map(|s| (s, 0));
+        let mut hosts = HostState::ALL.map(|s| (s, 0));
         hosts[5].1 = 3;
         hosts[0].1 = 1;
         Snapshot {

@@ -44,7 +44,9 @@ impl Phase {
     }
 }
 
-/// Something that happened during a run, in the order it happened.
+/// Something that happened during a run, in the order it happened. (The summary, its
+/// largest variant, comes once per run: its size does not matter.)
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {

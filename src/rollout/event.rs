@@ -256,6 +256,14 @@ pub enum HostResult {
         /// What was found and done.
         detail: String,
     },
+    /// The run's install is not on the host, but the rollout stays there under a newer
+    /// run, `by` (the run's version, if it was kept for that run's rollback, was dropped
+    /// from the host's history: no later rollback brings it back).
+    Superseded {
+        by: String,
+        /// What was found and done.
+        detail: String,
+    },
     Settled(Finding),
     /// The action failed. `touched`: it may have changed the host (false: no login,
     /// nothing happened there).

@@ -28,9 +28,40 @@ pub enum HostState {
     Pending,
     /// The lease ran out and the host reverted itself: it holds nothing of this run.
     Reverted,
+    /// It holds nothing of this run, but the rollout stays on it under a newer run (the
+    /// detail names it): not clean.
+    Superseded,
 }
 
 impl HostState {
+    /// Every state, in the order `status` and the metrics list them.
+    pub const ALL: [HostState; 9] = [
+        HostState::Untouched,
+        HostState::Unknown,
+        HostState::Installed,
+        HostState::Confirmed,
+        HostState::Partial,
+        HostState::Clean,
+        HostState::Pending,
+        HostState::Reverted,
+        HostState::Superseded,
+    ];
+
+    /// Its name, as the journal and `status` spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HostState::Untouched => "untouched",
+            HostState::Unknown => "unknown",
+            HostState::Installed => "installed",
+            HostState::Confirmed => "confirmed",
+            HostState::Partial => "partial",
+            HostState::Clean => "clean",
+            HostState::Pending => "pending",
+            HostState::Reverted => "reverted",
+            HostState::Superseded => "superseded",
+        }
+    }
+
     /// The host may hold some of this run's files (a rollback must visit it).
     pub fn may_hold(self) -> bool {
         matches!(
@@ -173,6 +204,9 @@ pub enum End {
     },
     /// Every host that may have held the script is clean.
     Clean { why: Why },
+    /// Every host that may have held this run's install is rid of it, but some keep the
+    /// rollout under a newer run (hosts in state `superseded`): not clean.
+    Superseded { why: Why },
     /// Some hosts may still hold it.
     Pending { why: Why },
 }
@@ -355,6 +389,7 @@ impl RunState {
                     _ => "rolled-back",
                 },
                 End::Pending { .. } => "incomplete",
+                End::Superseded { .. } => "superseded",
             },
         }
     }

@@ -390,6 +390,10 @@ fn on_result(s: &mut RunState, host: &str, op: Op, result: &HostResult) {
             h.state = HostState::Clean;
             h.detail = detail.clone();
         }
+        (Op::Remove, HostResult::Superseded { by, detail }) => {
+            h.state = HostState::Superseded;
+            h.detail = format!("the rollout stays here under newer run {by}: {detail}");
+        }
         (Op::Remove, HostResult::Failed { verdict: v, .. }) => {
             if h.state.may_hold() {
                 h.state = HostState::Pending;
@@ -845,7 +849,12 @@ fn advance_once(s: &mut RunState, out: &mut Vec<Action>) -> bool {
                 h.lost = None;
             }
             let left = s.hosts.iter().any(|h| h.state.may_hold());
-            s.status = if !left {
+            let superseded = s.hosts.iter().any(|h| h.state == HostState::Superseded);
+            s.status = if !left && superseded {
+                Status::Ended {
+                    end: End::Superseded { why },
+                }
+            } else if !left {
                 Status::Ended {
                     end: End::Clean { why },
                 }

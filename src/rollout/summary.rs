@@ -27,6 +27,10 @@ pub struct Summary {
     pub pending: Vec<(String, String)>,
     /// Hosts installed but not confirmed (they revert when their lease runs out).
     pub unconfirmed: Vec<(String, String)>,
+    /// Hosts rid of this run's install that keep the rollout under a newer run, with
+    /// which (not clean).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub superseded: Vec<(String, String)>,
     /// What was found and done on each cleaned host.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub details: Vec<(String, String)>,
@@ -37,7 +41,9 @@ pub fn exit_code(s: &RunState) -> i32 {
     match s.end() {
         None => exit::INCOMPLETE,
         Some(End::Done) => exit::OK,
-        Some(End::Unconfirmed) | Some(End::Pending { .. }) => exit::INCOMPLETE,
+        Some(End::Unconfirmed) | Some(End::Pending { .. }) | Some(End::Superseded { .. }) => {
+            exit::INCOMPLETE
+        }
         Some(End::Paused { .. }) => exit::ROLLED_BACK,
         Some(End::Clean { why }) => match why {
             Why::Unhealthy | Why::Pause | Why::Inconclusive { .. } => exit::ROLLED_BACK,
@@ -91,6 +97,7 @@ pub fn summarize(s: &RunState) -> Summary {
         exit_code: code,
         meaning: match (code, s.end()) {
             (exit::OK, Some(End::Clean { .. })) => "done: every host is clean".to_string(),
+            (_, Some(End::Superseded { .. })) => "incomplete: the rollout stays on some hosts under a newer run (roll that run back, or purge the rollout, to remove it)".to_string(),
             (_, Some(End::Clean { why: Why::Refused { .. } })) if !s.hosts.iter().any(|h| h.state == HostState::Clean) => {
                 exit::meaning(code).to_string()
             }
@@ -113,6 +120,7 @@ pub fn summarize(s: &RunState) -> Summary {
             HostState::Untouched => out.untouched.push(name),
             HostState::Installed => out.unconfirmed.push((name, h.detail.clone())),
             HostState::Reverted => {}
+            HostState::Superseded => out.superseded.push((name, h.detail.clone())),
             HostState::Unknown | HostState::Partial | HostState::Pending => {
                 let why = if h.detail.is_empty() {
                     "not visited".to_string()
@@ -158,6 +166,15 @@ pub fn summarize(s: &RunState) -> Summary {
                 (Some(RunKind::Apply), _) => format!("rolled back: {}", why_sentence(s, why)),
                 (_, _) => format!("purged: every host is clean ({})", count(s.hosts.len(), "host")),
             },
+            End::Superseded { why } => format!(
+                "{} no longer holds this run's install, but {} keep the rollout under a newer run: `wavectl rollback` that run (or `wavectl purge {}`) to remove it",
+                match kind {
+                    Some(RunKind::Apply) => format!("rolled back ({}): every host", why_sentence(s, why)),
+                    _ => "every host".to_string(),
+                },
+                count(out.superseded.len(), "host"),
+                s.plan.as_ref().map_or("NAME", |p| p.name.as_str()),
+            ),
             End::Pending { why } => format!(
                 "{}; {pending} still pending (may still hold the script): `wavectl reconcile {run}` once they answer",
                 match kind {

@@ -968,3 +968,41 @@ fn a_bad_host_beyond_the_budget_in_the_same_round_rolls_back_rather_than_pauses(
     assert_eq!(sim.state("b"), HostState::Clean);
     assert_eq!(sim.s.unhealthy.len(), 1);
 }
+
+/// Case 3 of issue 13: a rollback of a run whose version the hosts no longer hold as
+/// current (a newer run upgraded over it) ends `superseded`, exit 4, naming the newer
+/// run — never clean — and nothing is left for reconcile to retry.
+#[test]
+fn rolling_back_a_superseded_run_is_never_clean() {
+    let mut sim = Sim::begin(apply_plan(&[&["a", "b"]]), World::default());
+    sim.run();
+    assert_eq!(exit_code(&sim.s), exit::OK);
+    sim.world.results.insert(
+        ("a".into(), Op::Remove),
+        HostResult::Superseded {
+            by: "r2".into(),
+            detail: "holds run r2's newer install".into(),
+        },
+    );
+    sim.submit(Event::Attach(attach(Intent::Rollback)));
+    sim.run();
+    assert_eq!(sim.state("a"), HostState::Superseded);
+    assert_eq!(sim.state("b"), HostState::Clean);
+    assert!(!HostState::Superseded.may_hold() && !HostState::Superseded.unfinished());
+    assert_eq!(sim.s.status_name(), "superseded");
+    assert_eq!(exit_code(&sim.s), exit::INCOMPLETE);
+    let sum = summarize(&sim.s);
+    assert_eq!(sum.superseded.len(), 1, "{sum:?}");
+    assert!(sum.superseded[0].1.contains("newer run r2"), "{sum:?}");
+    assert!(
+        sum.outcome.contains("keep the rollout under a newer run"),
+        "{sum:?}"
+    );
+    assert!(!sum.meaning.contains("clean"), "{sum:?}");
+    // Again: the same end, nothing ordered on the superseded host.
+    let removes = sim.ordered(Op::Remove).len();
+    sim.submit(Event::Attach(attach(Intent::Rollback)));
+    sim.run();
+    assert_eq!(sim.ordered(Op::Remove).len(), removes);
+    assert_eq!(sim.s.status_name(), "superseded");
+}

@@ -31,6 +31,7 @@ mod waves;
 pub use notify::{EventKind, Notify};
 pub(crate) use pattern::Limit;
 pub use pattern::{RunHosts, RunSet, RunSets};
+pub(crate) use protected::host_list as protected_host_list;
 pub use select::select_hosts;
 
 /// A value from the spec with the place it came from, for errors found later

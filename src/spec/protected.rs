@@ -189,9 +189,43 @@ pub(crate) fn check(path: &str) -> Option<Protected> {
     None
 }
 
+/// The list as the host side reads it (`wv_protected` in `src/remote/scripts/pkg.sh`),
+/// to check where a symlink at a path really leads: one kind per line, `d` the tool
+/// directories, `t` the tools, `f` the single files, `r` the trees.
+pub(crate) fn host_list() -> String {
+    let line = |kind: &str, items: &mut dyn Iterator<Item = &str>| {
+        let words: Vec<&str> = items.collect();
+        format!("{kind} {}\n", words.join(" "))
+    };
+    line("d", &mut TOOL_DIRS.iter().copied())
+        + &line("t", &mut HOST_TOOLS.iter().copied())
+        + &line("f", &mut FILES.iter().map(|f| f.0))
+        + &line("r", &mut TREES.iter().map(|t| t.0))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_host_list_holds_every_entry_once() {
+        let list = host_list();
+        let lines: Vec<&str> = list.lines().collect();
+        assert_eq!(lines.len(), 4, "{list}");
+        assert!(lines[0].starts_with("d /bin /usr/bin "), "{list}");
+        assert_eq!(lines[1].split(' ').count(), HOST_TOOLS.len() + 1);
+        assert!(lines[2].contains(" /usr/sbin/sshd "), "{list}");
+        assert!(lines[3].ends_with(" /lib/modules"), "{list}");
+        // Words are split on blanks on the host: none may hold one.
+        for entry in HOST_TOOLS
+            .iter()
+            .chain(TOOL_DIRS)
+            .chain(FILES.iter().map(|f| &f.0))
+            .chain(TREES.iter().map(|t| &t.0))
+        {
+            assert!(!entry.contains(char::is_whitespace), "{entry:?}");
+        }
+    }
 
     fn what(path: &str) -> Option<String> {
         check(path).map(|p| p.what)

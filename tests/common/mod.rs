@@ -294,14 +294,31 @@ pub fn assert_no_wavectl_units(h: &LabHost, name: &str) {
 }
 
 /// None of the files wavectl writes for rollout `name` (script at `install`) is on the
-/// host: its state dir, its cron file, a half-written new script. The script itself is
-/// not checked.
+/// host: its state dir, its cron file, a half-written new script (in a private
+/// directory beside `install`). The script itself is not checked.
 pub fn assert_no_wavectl_files(h: &LabHost, name: &str, install: &str) {
     for p in [
         format!("/var/lib/wavectl/{name}"),
         format!("/etc/cron.d/wavectl-{name}"),
-        format!("{install}.wavectl-new"),
     ] {
         assert!(!h.path(&p).exists(), "{} still holds {p}", h.name());
     }
+    let temps = temp_dirs(h, name, install);
+    assert!(temps.is_empty(), "{} still holds {temps:?}", h.name());
+}
+
+/// The private directories (`.wavectl-NAME.XXXXXXXX`) an install or restore of rollout
+/// `name` made beside `install` and left there.
+pub fn temp_dirs(h: &LabHost, name: &str, install: &str) -> Vec<String> {
+    let dir = Path::new(install).parent().unwrap_or(Path::new("/"));
+    let prefix = format!(".wavectl-{name}.");
+    std::fs::read_dir(h.path(dir.to_str().unwrap()))
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with(&prefix))
+                .collect()
+        })
+        .unwrap_or_default()
 }

@@ -1,12 +1,21 @@
 # --- install: $1 NAME, $2 INSTALL_PATH, $3 MODE (octal), $4 SHA256, $5 KIND, $6 SCHEDULE,
 # $7 WRAPPER (file text), $8 MANIFEST (compact JSON, "backup":false and "prev":null),
-# $9 RUN_ID, ${10} LEASE_SECS (0: no lease), ${11} FORCE (1: replace a packaged file),
-# ${12} START (1: start the first run once installed). The script body arrives on stdin.
+# $9 RUN_ID, ${10} LEASE_SECS (0: no lease), ${11} FORCE (1: replace a packaged file,
+# a path that leads to a protected one, or one under directories others may write),
+# ${12} START (1: start the first run once installed), ${13} PROTECTED (the controller's
+# list, see wv_protected). The script body arrives on stdin.
 # Prints `wavectl-install ok backup=0|1 prev=<run|-> started=0|1` last. A refusal
-# changes nothing: `wavectl-refused <hex reason>` and exit 73.
+# changes nothing (and leaves no state directory behind): `wavectl-refused <hex
+# reason>` and exit 73.
+# The shared library is not sent twice: it is the wrapper's ($7) first part, up to the
+# marker line `wavectl-lib-end` (constant text; the wrapper's quoted values follow it).
+_m='
+: wavectl-lib-end'
+eval "${7%%"$_m"*}"
 umask 077
 wv_init "$1"
 IP=$2 MODE=$3 SHA=$4 KIND=$5 SCHED=$6 WRAPPER=$7 MAN=$8 RUN=$9 LEASE=${10} FORCE=${11} START=${12}
+PROT=${13}
 case $IP in /*) ;; *) wv_die "install path must be absolute" 65 ;; esac
 case $IP in */ | */. | */..) wv_die "install path must name a file" 65 ;; esac
 case $MODE in '' | *[!01234567]*) wv_die "invalid mode" 65 ;; esac
@@ -33,7 +42,7 @@ wv_write_cron() {
   _ct=/etc/cron.d/.$WV_UNIT.tmp
   [ -d /etc/cron.d ] || (umask 022 && mkdir -p /etc/cron.d) || return 1
   {
-    printf '# wavectl %s: written by wavectl, removed by its rollback or purge; do not edit\n' "$WV_NAME" &&
+    printf '# wavectl %s run %s: written by wavectl, removed by its rollback or purge; do not edit\n' "$WV_NAME" "$RUN" &&
       printf 'SHELL=/bin/sh\nPATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n' &&
       { [ -z "$1" ] || printf '%s root %s\n' "$1" "$WV_RUN"; } &&
       printf '* * * * * root %s guard\n@reboot root %s guard boot\n' "$WV_RUN" "$WV_RUN"
@@ -45,14 +54,16 @@ wv_write_units() {
   [ -d "$WV_UNITDIR" ] || (umask 022 && mkdir -p "$WV_UNITDIR") || return 1
   _U=$WV_UNITDIR/$WV_UNIT
   _ul=
+  # The first line names the run that wrote it (a removal of that run finds it so).
+  _uh="# wavectl $WV_NAME run $RUN${WV_NL}[Unit]$WV_NL"
   if [ -n "$1" ]; then
-    printf '[Unit]\nDescription=wavectl: %s\n\n[Service]\nType=oneshot\nExecStart=%s\n' "$WV_NAME" "$WV_RUN" > "$_U.service.tmp" &&
-      printf '[Unit]\nDescription=wavectl timer: %s\n\n[Timer]\nOnCalendar=%s\n\n[Install]\nWantedBy=timers.target\n' "$WV_NAME" "$1" > "$_U.timer.tmp" || return 1
+    printf '%sDescription=wavectl: %s\n\n[Service]\nType=oneshot\nExecStart=%s\n' "$_uh" "$WV_NAME" "$WV_RUN" > "$_U.service.tmp" &&
+      printf '%sDescription=wavectl timer: %s\n\n[Timer]\nOnCalendar=%s\n\n[Install]\nWantedBy=timers.target\n' "$_uh" "$WV_NAME" "$1" > "$_U.timer.tmp" || return 1
     _ul=". .timer"
   fi
-  printf '[Unit]\nDescription=wavectl boot guard: %s\nBefore=%s.timer\n\n[Service]\nType=oneshot\nExecStart=%s guard boot\n\n[Install]\nWantedBy=multi-user.target\n' "$WV_NAME" "$WV_UNIT" "$WV_RUN" > "$_U-guard.service.tmp" &&
-    printf '[Unit]\nDescription=wavectl lease guard: %s\n\n[Service]\nType=oneshot\nExecStart=%s guard\n' "$WV_NAME" "$WV_RUN" > "$_U-lease.service.tmp" &&
-    printf '[Unit]\nDescription=wavectl lease guard timer: %s\n\n[Timer]\nOnCalendar=minutely\nAccuracySec=5s\n\n[Install]\nWantedBy=timers.target\n' "$WV_NAME" > "$_U-lease.timer.tmp" || return 1
+  printf '%sDescription=wavectl boot guard: %s\nBefore=%s.timer\n\n[Service]\nType=oneshot\nExecStart=%s guard boot\n\n[Install]\nWantedBy=multi-user.target\n' "$_uh" "$WV_NAME" "$WV_UNIT" "$WV_RUN" > "$_U-guard.service.tmp" &&
+    printf '%sDescription=wavectl lease guard: %s\n\n[Service]\nType=oneshot\nExecStart=%s guard\n' "$_uh" "$WV_NAME" "$WV_RUN" > "$_U-lease.service.tmp" &&
+    printf '%sDescription=wavectl lease guard timer: %s\n\n[Timer]\nOnCalendar=minutely\nAccuracySec=5s\n\n[Install]\nWantedBy=timers.target\n' "$_uh" "$WV_NAME" > "$_U-lease.timer.tmp" || return 1
   # Timers last: nothing starts a service before it is in place.
   for _s in -guard.service -lease.service -lease.timer $_ul; do
     [ "$_s" = . ] && _s=.service
@@ -64,13 +75,16 @@ wv_write_units() {
 wv_drain() { cat > /dev/null 2>&1; }
 wv_refuse() {
   wv_drain
+  # A state directory this install made for NAME goes again: the host stays untouched.
+  [ -z "$NEWDIR" ] || rm -rf "$WV_DIR"
   wv_hexv "$1"
   printf 'wavectl-refused %s\n' "$WV_HEX"
   printf 'wavectl: refused: %s\n' "$1" >&2
   exit 73
 }
-# wv_checks [pkg]: every refusal, before anything is changed (pkg: also ask the
-# package manager, which is slow).
+# wv_checks [pkg]: every refusal, before anything is changed (pkg: also what only root
+# can change: the directories above install_path, where it leads, and the package
+# manager, which is slow).
 wv_checks() {
   if [ -d "$IP" ] && [ ! -L "$IP" ]; then
     wv_refuse "$IP is a directory: install_path must name a file (a symlink there is replaced, not followed)"
@@ -78,6 +92,14 @@ wv_checks() {
   if wv_exists "$IP" && [ ! -f "$IP" ] && [ ! -L "$IP" ]; then
     wv_refuse "$IP is not a regular file: choose another install_path"
   fi
+  if [ "${1-}" = pkg ] && [ "$FORCE" != 1 ]; then
+    wv_parents_ok "$IP" ||
+      wv_refuse "$WV_BAD (above install_path $IP) is not owned by root or is writable by group or others: another user could change what root writes there; fix its owner and mode, choose another install_path, or pass --force"
+    ! wv_leads_to_protected "$IP" "$PROT" ||
+      wv_refuse "install_path $IP leads to $WV_VAL, a path wavectl protects (what the host needs to stay reachable, bootable and cleanable): choose another install_path, or pass --force"
+  fi
+  ! wv_fenced "$RUN" ||
+    wv_refuse "$WV_NAME was purged here by run $WV_FENCE, which began after run $RUN: this run may not install it again (start a new run)"
   for _od in "$WV_ROOT"/*/; do
     _o=${_od%/}
     _o=${_o##*/}
@@ -125,7 +147,7 @@ wv_done() {
 # wv_fail MESSAGE [CODE]: a failure before the new script is in place: what this attempt
 # started is undone (nothing of the version in place was changed), then wv_die.
 wv_fail() {
-  rm -f "$TMP"
+  [ -z "$TMPD" ] || rm -rf "$TMPD"
   if [ -z "$TXN_BEFORE" ]; then
     rm -rf "$WV_PREV.new"
     if [ -n "$NEWDIR" ]; then
@@ -161,18 +183,31 @@ wv_snapshot() {
   rm -rf "$WV_PREV" && mv "$_N" "$WV_PREV"
 }
 
-TMP=
+TMPD=
 TXN_BEFORE=x
 NEWDIR=
-wv_checks pkg
-[ -d "$WV_DIR" ] || NEWDIR=1
-{ [ -d "$WV_DIR" ] || mkdir -p "$WV_DIR"; } && chmod 0700 "$WV_ROOT" "$WV_DIR" || wv_die "cannot create $WV_DIR"
-if ! wv_lock 20; then
+wv_busy() {
   wv_drain
   [ -z "$NEWDIR" ] || rm -rf "$WV_DIR"
-  wv_die "$WV_NAME is busy here (an install, removal or guard holds $WV_DIR/state.lock)" 75
+  wv_die "$1" 75
+}
+# Every refusal first without a lock (the package manager is slow), then again under the
+# host lock (who owns install_path is decided across rollouts) and NAME's state lock.
+wv_checks pkg
+wv_host_lock 20 || wv_busy "the host is busy (another install holds the host-wide wavectl lock)"
+if wv_realdir "$WV_DIR"; then
+  wv_lock 20 || wv_busy "$WV_NAME is busy here (an install, removal or guard holds $WV_DIR/state.lock)"
+  wv_checks
+else
+  wv_checks
+  NEWDIR=1
+  { wv_realdir "$WV_ROOT" || mkdir -m 0700 "$WV_ROOT"; } && mkdir -m 0700 "$WV_DIR" || wv_die "cannot create $WV_DIR"
+  wv_lock 20 || wv_busy "$WV_NAME is busy here ($WV_DIR/state.lock is held)"
+  # A purge that came meanwhile left its fence before it looked for this directory.
+  ! wv_fenced "$RUN" ||
+    wv_refuse "$WV_NAME was purged here by run $WV_FENCE, which began after run $RUN: this run may not install it again (start a new run)"
 fi
-wv_checks
+chmod 0700 "$WV_ROOT" "$WV_DIR" || wv_die "cannot set the mode of $WV_DIR"
 # The same run again (a controller that lost the outcome): already confirmed, done.
 if [ "$WV_ST" = confirmed ] && [ "$WV_OWNER" = "$RUN" ] && [ -z "$WV_TX" ]; then
   wv_drain
@@ -189,6 +224,8 @@ TXN_BEFORE=$WV_TX
 # (Not rewritten when it already holds IP: wv_checks read it.)
 { [ -n "$OURS" ] && [ ! -L "$WV_DIR/install_path" ]; } || wv_put "$WV_DIR/install_path" "$IP" ||
   wv_fail "cannot write $WV_DIR/install_path"
+# install_path is claimed: other rollouts' installs see it from now on.
+wv_host_unlock
 wv_has_line "$WV_DIR/sha256s" "$SHA" || printf '%s\n' "$SHA" >> "$WV_DIR/sha256s" ||
   wv_fail "cannot write $WV_DIR/sha256s"
 if [ "$LEASE" -gt 0 ]; then
@@ -212,11 +249,12 @@ if [ ! -f "$WV_MANIFEST" ] && ! wv_exists "$WV_DIR/backup" && [ ! -e "$WV_DIR/ba
   fi
 fi
 
-# 3. The script beside its place, checked.
+# 3. The script beside its place, in a private directory made for it, checked.
 PARENT=${IP%/*}
-TMP=$IP.wavectl-new
 [ -d "${PARENT:-/}" ] || (umask 022 && mkdir -p "${PARENT:-/}") || wv_fail "cannot create the directory of the install path"
-! wv_exists "$TMP" || rm -f "$TMP"
+wv_tmpdir "$PARENT" || wv_fail "cannot create a private directory beside the install path"
+TMPD=$WV_TMPD
+TMP=$TMPD/script
 cat > "$TMP" || wv_fail "cannot write the script to a temporary file"
 GOT=$(wv_sha "$TMP")
 [ "$GOT" = "$SHA" ] || wv_fail "sha256 mismatch: expected $SHA, got ${GOT:-nothing}; nothing installed" 66
@@ -234,7 +272,8 @@ fi
 
 # 5. In place; from here on a failure leaves txn for a removal or a resumed install.
 mv -fT "$TMP" "$IP" || wv_fail "cannot put the script in place"
-TMP=
+rmdir "$TMPD"
+TMPD=
 TXN_BEFORE=$RUN
 { printf '%s' "$WRAPPER" > "$WV_RUN.tmp" && chmod 0755 "$WV_RUN.tmp" && mv -f "$WV_RUN.tmp" "$WV_RUN"; } ||
   wv_die "cannot write the wrapper $WV_RUN"

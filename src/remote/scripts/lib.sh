@@ -88,6 +88,30 @@ wv_problem() { WV_CLEAN=0; wv_out problem "$1"; }
 
 wv_exists() { [ -e "$1" ] || [ -L "$1" ]; }
 wv_systemd() { [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; }
+# wv_realdir DIR: DIR itself, not a symlink to one.
+wv_realdir() { [ -d "$1" ] && [ ! -L "$1" ]; }
+
+# wv_boot: the kernel's boot id into WV_BOOT (empty if it cannot be read).
+wv_boot() { WV_BOOT=; { IFS= read -r WV_BOOT < /proc/sys/kernel/random/boot_id; } 2>/dev/null; :; }
+# wv_pstat PID: what /proc/PID/stat says after the command name, read by the shell:
+# WV_PSTATE, WV_PPID, WV_PGRP and WV_PSTART (field 22: its start, in clock ticks since
+# boot; with the pid and the boot id it names one process). Fails if PID is gone.
+wv_pstat() {
+  # The whole file: the command name (any 15 bytes a process chose, a newline or ") "
+  # among them) ends at the last ") ".
+  _ps=
+  _pl=
+  { while IFS= read -r _pl; do _ps=$_ps$_pl$WV_NL; _pl=; done < "/proc/$1/stat"; } 2>/dev/null
+  _ps=$_ps$_pl
+  _ps=${_ps##*) }
+  # Numbers and a state letter: split on blanks, no pattern can match.
+  # shellcheck disable=SC2086
+  set -- $_ps
+  [ "$#" -ge 20 ] || return 1
+  WV_PSTATE=$1 WV_PPID=$2 WV_PGRP=$3
+  shift 19
+  WV_PSTART=$1
+}
 
 # wv_read_file FILE: its exact bytes (no trailing-newline loss) into WV_VAL; read by
 # the shell (a path, a small file of ours: no NUL byte).
@@ -118,7 +142,8 @@ wv_has_line() {
 # wv_sha FILE: its sha256 in hex (nothing if unreadable).
 wv_sha() { _h=$(sha256sum < "$1" 2>/dev/null) || return 1; printf '%s' "${_h%% *}"; }
 
-# wv_put FILE TEXT: TEXT written to FILE.tmp, renamed over FILE.
+# wv_put FILE TEXT: TEXT written to FILE.tmp, renamed over FILE (FILE in a directory
+# only root may write: NAME's state directory, /etc/cron.d).
 wv_put() { printf '%s' "$2" > "$1.tmp" && mv -f "$1.tmp" "$1" || { rm -f "$1.tmp"; return 1; }; }
 
 # --- the manifest ---
@@ -213,12 +238,49 @@ wv_facts() {
 
 # wv_lock SECS: an exclusive lock on NAME's state (fd 8) against a concurrent install,
 # removal, confirm, probe renewal or guard; 0 = do not wait. Fails if not had in time;
-# succeeds without a lock where flock or the state directory is missing.
+# succeeds without a lock where flock or the state directory is missing (nothing of
+# NAME's state to guard). Whoever also takes the host lock takes it first.
 wv_lock() {
-  [ -d "$WV_DIR" ] && command -v flock >/dev/null 2>&1 || return 0
+  wv_realdir "$WV_DIR" && command -v flock >/dev/null 2>&1 || return 0
   # `command`: a failed redirection of `exec` must not end the shell.
-  command exec 8>> "$WV_DIR/state.lock" || return 0
+  command exec 8>> "$WV_DIR/state.lock" || return 1
   if [ "$1" = 0 ]; then flock -n 8; else flock -w "$1" 8; fi
+}
+# wv_host_lock SECS: the host-wide lock (fd 7) under which decisions that span rollouts
+# are taken (who owns an install_path): /run/wavectl.lock (/run is a tmpfs: nothing is
+# left behind), else /var/lib/wavectl/.lock. Fails if not had in time.
+wv_host_lock() {
+  command -v flock >/dev/null 2>&1 || return 0
+  { command exec 7>> /run/wavectl.lock; } 2>/dev/null ||
+    { { [ -d "$WV_ROOT" ] || mkdir -m 0700 "$WV_ROOT"; } && command exec 7>> "$WV_ROOT/.lock"; } || return 1
+  flock -w "$1" 7
+}
+wv_host_unlock() { exec 7>&-; }
+
+# --- purge fences ---
+# A purge of NAME leaves /var/lib/wavectl/.fences/NAME (the purge's run id); a run that
+# began before it may not install NAME here any more. Run ids begin with their start
+# time, `YYYYMMDDTHHMMSSZ-`.
+# wv_stamp RUN: that start as a number (YYYYMMDDHHMMSS) into WV_VAL; fails if RUN has none.
+wv_stamp() {
+  WV_VAL=${1%%-*}
+  case $WV_VAL in
+    [0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9]T[0-9][0-9][0-9][0-9][0-9][0-9]Z) ;;
+    *) WV_VAL=; return 1 ;;
+  esac
+  WV_VAL=${WV_VAL%Z}
+  WV_VAL=${WV_VAL%T*}${WV_VAL#*T}
+}
+# wv_fenced RUN: NAME's fence is from a purge that began no earlier than RUN (or RUN's
+# start is unknown): RUN may not install NAME. The purge's run id into WV_FENCE.
+wv_fenced() {
+  wv_word "$WV_ROOT/.fences/$WV_NAME"
+  WV_FENCE=$WV_VAL
+  [ -n "$WV_FENCE" ] || return 1
+  wv_stamp "$WV_FENCE" || return 0
+  _fs=$WV_VAL
+  wv_stamp "$1" || return 0
+  [ "$WV_VAL" -le "$_fs" ]
 }
 
 # wv_lease_read: WV_LEASE_UNTIL (0: none).
@@ -298,15 +360,32 @@ wv_same() {
     [ "$(stat -c '%a %u %g %Y' "$1")" = "$(stat -c '%a %u %g %Y' "$2")" ] &&
     [ "$(wv_xattrs "$1")" = "$(wv_xattrs "$2")" ]
 }
-# wv_copy SRC DST: an exact copy of SRC (a symlink: the link) put at DST: written beside
-# it with `cp -a --preserve=all`, renamed over DST (over a symlink DST: the link itself,
-# never into its target), verified.
+# wv_tmpdir DIR: a new private directory in DIR (mktemp -d: a name nobody could know,
+# made exclusively, mode 0700) into WV_TMPD; `.wavectl-NAME.XXXXXXXX`, which a removal
+# of NAME knows as its own leftover.
+wv_tmpdir() {
+  WV_TMPD=$(mktemp -d "$1/.wavectl-${WV_NAME:-path}.XXXXXXXX" 2>/dev/null) && [ -n "$WV_TMPD" ]
+}
+# wv_copy SRC DST: an exact copy of SRC (a symlink: the link) put at DST: written with
+# `cp -a --preserve=all` into a private directory made beside DST (never through an
+# existing name), renamed over DST (over a symlink DST: the link itself, never into its
+# target), verified.
 wv_copy() {
-  rm -f "$2.wavectl-restore"
-  cp -a --preserve=all "$1" "$2.wavectl-restore" 2>/dev/null && mv -fT "$2.wavectl-restore" "$2" &&
-    wv_same "$1" "$2" && return 0
-  rm -f "$2.wavectl-restore"
+  wv_tmpdir "${2%/*}" || return 1
+  if cp -a --preserve=all "$1" "$WV_TMPD/f" 2>/dev/null && mv -fT "$WV_TMPD/f" "$2" &&
+    rmdir "$WV_TMPD" && wv_same "$1" "$2"; then
+    return 0
+  fi
+  rm -rf "$WV_TMPD"
   return 1
+}
+# wv_rm_tmps PATH: the private directories NAME's installs and restores left beside
+# PATH when they were cut short (real directories only, never through a link).
+wv_rm_tmps() {
+  for _t in "${1%/*}/.wavectl-$WV_NAME."*; do
+    wv_realdir "$_t" || continue
+    if rm -rf "$_t"; then wv_out removed "$_t"; else wv_problem "cannot remove $_t"; fi
+  done
 }
 
 # --- created directories ---

@@ -1,8 +1,11 @@
 # --- purge --path: $1 PATH (absolute, a script wavectl never installed), $2 seconds to
-# wait for killed processes, $3 FORCE (1: even a file that belongs to a package). Disables what schedules PATH (cron lines commented out,
-# systemd units disabled and moved out of /etc or masked), kills what runs it, keeps
-# a copy of every file it changes (and of the script) under
-# /var/lib/wavectl/purged/<UTC time>/<original path>, removes PATH, verifies.
+# wait for killed processes, $3 FORCE (1: even a file that belongs to a package, or a
+# link that leads to a protected path), $4 PROTECTED (the controller's list, see
+# wv_protected). Disables what schedules PATH (cron lines commented out, systemd units
+# disabled and moved out of /etc or masked), kills what runs it (its script argument or
+# executable *is* PATH: never what a link at PATH leads to), keeps a copy of every file
+# it changes (and of the script) under /var/lib/wavectl/purged/<UTC time>/<original
+# path>, removes PATH (a link: the link), verifies. Nothing is followed through a link.
 # Report lines (values hex): found, changed, saved, note, problem; `killed N`,
 # `removed 0|1`, `clean 0|1`, then `wavectl-purge-path done`.
 umask 077
@@ -28,12 +31,15 @@ case $WV_P in
 esac
 # No control characters (tr drops them; a trailing newline shows as a difference too).
 [ "$(printf '%s' "$WV_P" | tr -d '\001-\037\177')" = "$WV_P" ] || wv_pp_refuse "control characters"
-[ -d "$WV_P" ] && wv_pp_refuse "a directory"
+wv_realdir "$WV_P" && wv_pp_refuse "a directory"
 if wv_exists "$WV_P" && [ ! -f "$WV_P" ] && [ ! -L "$WV_P" ]; then
   wv_pp_refuse "not a regular file"
 fi
 if [ "${3-0}" != 1 ] && wv_exists "$WV_P" && wv_pkg_owner "$WV_P"; then
   wv_pp_refuse "it belongs to package $WV_PKG; pass --force to purge it anyway"
+fi
+if [ "${3-0}" != 1 ] && wv_leads_to_protected "$WV_P" "${4-}"; then
+  wv_pp_refuse "it leads to $WV_VAL, a path wavectl protects; pass --force to purge it anyway"
 fi
 
 # wv_pp_awk MODE FILE: with MODE
@@ -103,22 +109,21 @@ wv_pp_found() {
   printf '%s\n' "$2" | while IFS= read -r _fl; do wv_out found "$1:$_fl"; done
 }
 
-# wv_pp_edit FILE: comment out its lines that call PATH (a symlink: its target is
-# edited), after keeping an exact copy; written to a temp file beside it (created by
-# cp -p: same mode and owner) and renamed over it.
+# wv_pp_edit FILE: comment out its lines that call PATH, after keeping an exact copy;
+# written in a private directory made beside it (by cp -p: the mode and owner of what it
+# reads) and renamed over it. A symlink is replaced by the edited file, never written
+# through: what it leads to stays as it is.
 wv_pp_edit() {
   _ef=$1
-  [ -L "$_ef" ] && _ef=$(readlink -f "$_ef")
   if ! wv_pp_save "$_ef"; then
     wv_problem "cannot keep a copy of $_ef: left unchanged"
     return 1
   fi
-  _et=${_ef%/*}/.wavectl-purge.$$.tmp
-  rm -f "$_et"
-  if cp -p "$_ef" "$_et" && wv_pp_awk edit "$_ef" > "$_et" && mv -f "$_et" "$_ef"; then
+  if wv_tmpdir "${_ef%/*}" && cp -p "$_ef" "$WV_TMPD/f" && wv_pp_awk edit "$_ef" > "$WV_TMPD/f" &&
+    mv -fT "$WV_TMPD/f" "$_ef" && rmdir "$WV_TMPD"; then
     wv_out changed "$_ef"
   else
-    rm -f "$_et"
+    [ -z "$WV_TMPD" ] || rm -rf "$WV_TMPD"
     wv_problem "cannot rewrite $_ef"
   fi
 }
@@ -135,15 +140,18 @@ wv_pp_remove() {
 # wv_pp_cron_scan MODE: every cron file (crontab, cron.d, user crontabs) and every
 # script in /etc/cron.{hourly,daily,weekly,monthly} that calls PATH. MODE fix: report,
 # copy and comment out (a run-parts entry that is PATH or a symlink to it is moved
-# out instead); MODE check: a problem for each one still calling it.
+# out instead: a link to PATH itself, or, PATH being a file, one that leads to that
+# file); MODE check: a problem for each one still calling it.
 wv_pp_cron_scan() {
-  _real=$(readlink -f "$WV_P" 2>/dev/null) || _real=$WV_P
+  _real=
+  [ -L "$WV_P" ] || _real=$(readlink -f -- "$WV_P" 2>/dev/null) || _real=$WV_P
   for _cf in /etc/crontab /etc/cron.d/* /var/spool/cron/crontabs/* /var/spool/cron/* \
     /etc/cron.hourly/* /etc/cron.daily/* /etc/cron.weekly/* /etc/cron.monthly/*; do
     wv_exists "$_cf" || continue
     case $_cf in
       /etc/cron.hourly/* | /etc/cron.daily/* | /etc/cron.weekly/* | /etc/cron.monthly/*)
-        if [ "$_cf" = "$WV_P" ] || { [ -L "$_cf" ] && [ "$(readlink -f "$_cf")" = "$_real" ]; }; then
+        if [ "$_cf" = "$WV_P" ] || { [ -L "$_cf" ] && { [ "$(readlink -- "$_cf")" = "$WV_P" ] ||
+          { [ -n "$_real" ] && [ "$(readlink -f -- "$_cf")" = "$_real" ]; }; }; }; then
           if [ "$1" = check ]; then
             wv_problem "$_cf is still there"
           else
@@ -252,10 +260,11 @@ wv_pp_units fix
 wv_ancestors
 wv_match_procs "$WV_P" ""
 for _p in $WV_HITS; do
+  _p=${_p#*:}
   _cl=$(tr '\0' ' ' < "/proc/$_p/cmdline" 2>/dev/null)
   wv_out found "process $_p: ${_cl% }"
 done
-wv_kill_procs "" "$WV_P" "" "$2"
+wv_kill_procs 0 "" "$WV_P" "" "$2"
 printf 'killed %s\n' "$WV_KILLED"
 [ -z "$WV_LEFT" ] || wv_problem "still running after SIGKILL:$WV_LEFT"
 
@@ -272,7 +281,9 @@ printf 'removed %s\n' "$WV_PP_REMOVED"
 # 4. Verify.
 wv_exists "$WV_P" && wv_problem "$WV_P is still there"
 wv_match_procs "$WV_P" ""
-[ -z "$WV_HITS" ] || wv_problem "still running it:$WV_HITS"
+_left=
+for _p in $WV_HITS; do _left="$_left ${_p#*:}"; done
+[ -z "$_left" ] || wv_problem "still running it:$_left"
 wv_pp_cron_scan check
 wv_pp_units check
 printf 'clean %s\n' "$WV_CLEAN"

@@ -42,7 +42,6 @@ wv_remove_full() {
   if [ -d "$WV_DIR" ]; then _ours=1; wv_out found "$WV_DIR"; fi
   for _u in $WV_UNITS; do wv_exists "$WV_UNITDIR/$_u" && wv_out found "$WV_UNITDIR/$_u"; done
   wv_exists "$WV_CRON" && wv_out found "$WV_CRON"
-  [ -n "$_ip" ] && wv_exists "$_ip.wavectl-new" && wv_out found "$_ip.wavectl-new"
   if [ -f "$WV_MANIFEST" ]; then
     wv_set_state revoked || wv_problem "cannot mark the manifest revoked"
   fi
@@ -68,9 +67,7 @@ wv_remove_full() {
     fi
   fi
   printf 'restored %s\n' "$WV_RESTORED"
-  if [ -n "$_ip" ] && wv_exists "$_ip.wavectl-new"; then
-    if rm -f "$_ip.wavectl-new"; then wv_out removed "$_ip.wavectl-new"; else wv_problem "cannot remove $_ip.wavectl-new"; fi
-  fi
+  [ -z "$_ip" ] || wv_rm_tmps "$_ip"
   [ -n "$_ours" ] && [ -n "$_ip" ] && ! wv_exists "$_ip" && wv_rm_created_dirs "$_ip"
   # Verify what must be gone.
   wv_exists "$WV_CRON" && wv_problem "$WV_CRON is still there"
@@ -125,9 +122,7 @@ wv_restore_prev() {
   else
     wv_problem "cannot restore run $_pr's script to $2 exactly"
   fi
-  if [ -n "$2" ] && wv_exists "$2.wavectl-new"; then
-    if rm -f "$2.wavectl-new"; then wv_out removed "$2.wavectl-new"; else wv_problem "cannot remove $2.wavectl-new"; fi
-  fi
+  [ -z "$2" ] || wv_rm_tmps "$2"
   for _f in run runs.log; do
     if [ -f "$_P/$_f" ]; then
       wv_copy "$_P/$_f" "$WV_DIR/$_f" || wv_problem "cannot restore run $_pr's $_f"
@@ -146,8 +141,10 @@ wv_restore_prev() {
       wv_problem "cannot restore $WV_UNITDIR/$_u"
   done
   [ -z "$_pu" ] || wv_enable_units || wv_problem "cannot enable run $_pr's systemd units"
-  # Its manifest (confirmed) last, and only over a complete restore.
+  # Its manifest (confirmed) last, and only over a complete restore; a retry that finds it
+  # in place learns from `removed` that this was RUN's undoing.
   if [ "$WV_CLEAN" = 1 ]; then
+    wv_removed_note "$1" "$_pr"
     if wv_copy "$_P/manifest.json" "$WV_MANIFEST"; then
       wv_out restored-version "$_pr"
       rm -f "$WV_LEASE"
@@ -169,9 +166,8 @@ wv_restore_prev() {
 wv_abort_txn() {
   wv_out found "$WV_TXN"
   rm -rf "$WV_PREV.new"
-  if [ -n "$1" ] && wv_exists "$1.wavectl-new"; then
-    if rm -f "$1.wavectl-new"; then wv_out removed "$1.wavectl-new"; else wv_problem "cannot remove $1.wavectl-new"; fi
-  fi
+  [ -z "$1" ] || wv_rm_tmps "$1"
+  wv_removed_note "$WV_TX" "$WV_OWNER"
   [ "$WV_ST" = probation ] || rm -f "$WV_LEASE"
   rm -f "$WV_TXN"
   for _f in "$WV_PREV.new" "$WV_TXN"; do wv_exists "$_f" && wv_problem "cannot remove $_f"; done
@@ -179,10 +175,83 @@ wv_abort_txn() {
   printf 'killed 0\nrestored 0\n'
 }
 
+# --- the host's history of NAME's versions ---
+# wv_removed_note RUN HOLDS: RUN's install was undone here and the host holds run HOLDS's
+# version again (-: RUN's version was dropped, nothing came back): one line in
+# `removed`, so a retry knows.
+wv_removed_note() { printf '%s %s\n' "$1" "${2:--}" >> "$WV_DIR/removed" 2>/dev/null; }
+# wv_removed_as RUN: what the host held again once RUN was undone (a run id or -), into
+# WV_VAL; fails if RUN was never undone here.
+wv_removed_as() {
+  WV_VAL=
+  _ra=
+  { while read -r _ra _rb; do [ "$_ra" != "$1" ] || WV_VAL=$_rb; done < "$WV_DIR/removed"; } 2>/dev/null
+  [ -n "$WV_VAL" ]
+}
+# wv_superseded RUN: RUN's version is not the host's current one: NAME stays here under
+# the newer run (WV_OWNER); if RUN's version is the one kept for that run's rollback
+# (prev/), it is dropped from the host's history first, so no later rollback brings it
+# back. Reports `superseded <hex run id>`.
+wv_superseded() {
+  if [ "$WV_PREVFOR" = "$WV_OWNER" ]; then
+    wv_mf run_id "$WV_PREVDIR/manifest.json"
+    if [ "$WV_VAL" = "$1" ]; then
+      wv_out found "$WV_PREVDIR"
+      rm -rf "$WV_PREV" "$WV_PREV.new"
+      if wv_exists "$WV_PREV" || wv_exists "$WV_PREV.new"; then
+        wv_problem "cannot remove $WV_PREVDIR"
+      else
+        wv_out removed "$WV_PREVDIR"
+        # Nothing came back: a retry finds NAME under the newer run, superseded again.
+        wv_removed_note "$1" -
+        # The newer run's manifest no longer names a previous version.
+        wv_mf_load
+        case $WV_MFS$WV_MFA in
+          1*',"prev":{'*) wv_put "$WV_MANIFEST" "${WV_MFA%%,\"prev\":*},\"prev\":null}$WV_NL" ;;
+          0*) sed 's/,"prev":{.*}}$/,"prev":null}/' "$WV_MANIFEST" > "$WV_MANIFEST.tmp" &&
+            mv -f "$WV_MANIFEST.tmp" "$WV_MANIFEST" ;;
+        esac || wv_problem "cannot rewrite $WV_MANIFEST"
+      fi
+    fi
+  fi
+  wv_hexv "$WV_OWNER"
+  printf 'superseded %s\n' "$WV_HEX"
+}
+# wv_act_run FILE: the run whose install wrote the activation file FILE (its first line
+# names it), into WV_VAL; empty if none.
+wv_act_run() {
+  wv_word "$1"
+  case $WV_VAL in
+    "# wavectl $WV_NAME run "*)
+      WV_VAL=${WV_VAL#"# wavectl $WV_NAME run "}
+      WV_VAL=${WV_VAL%%:*}
+      ;;
+    *) WV_VAL= ;;
+  esac
+}
+# wv_drop_act_of RUN: NAME's activation files that RUN's install wrote go (a removal of
+# RUN where no install of any run is left: its state directory went under it).
+wv_drop_act_of() {
+  if [ -f "$WV_CRON" ] && [ ! -L "$WV_CRON" ]; then
+    wv_act_run "$WV_CRON"
+    [ "$WV_VAL" != "$1" ] || { wv_out found "$WV_CRON"; wv_drop_cron; }
+  fi
+  _ao=
+  for _u in $WV_UNITS; do
+    [ -f "$WV_UNITDIR/$_u" ] && [ ! -L "$WV_UNITDIR/$_u" ] || continue
+    wv_act_run "$WV_UNITDIR/$_u"
+    [ "$WV_VAL" != "$1" ] || _ao=1
+  done
+  [ -z "$_ao" ] || wv_drop_units
+}
+
 # wv_remove_run RUN INSTALL_PATH WAIT_SECS: undo RUN's install, and only RUN's. The host
-# is RUN's if txn names RUN, or (no txn) the manifest does; otherwise nothing is touched
-# and `other <hex run id> <state>` says what holds it. RUN's install over an earlier
-# confirmed version brings that version back whole (prev/); otherwise everything goes.
+# is RUN's if txn names RUN, or (no txn) the manifest does. RUN's install over an
+# earlier confirmed version brings that version back whole (prev/); otherwise
+# everything goes. Otherwise nothing of the install in place is touched: the host holds
+# again what it held before RUN (`other <hex run id> <state>`: RUN was undone here
+# before), or NAME stays under a newer run (wv_superseded), or another run's install is
+# unfinished (a problem); with no install at all, the activation files RUN wrote go.
 wv_remove_run() {
   wv_facts
   _rip=$2
@@ -192,13 +261,20 @@ wv_remove_run() {
   fi
   _own=${WV_TX:-$WV_OWNER}
   if [ "$_own" != "$1" ]; then
-    if [ -n "$_own" ]; then
-      _ost=${WV_ST:-none}
-      [ -z "$WV_TX" ] || _ost=installing
-      wv_hexv "$_own"
-      printf 'other %s %s\n' "$WV_HEX" "$_ost"
-    elif [ -d "$WV_DIR" ]; then
-      wv_out note "$WV_DIR holds no run's install: left alone"
+    if [ -n "$WV_TX" ]; then
+      wv_hexv "$WV_TX"
+      printf 'other %s installing\n' "$WV_HEX"
+      wv_problem "run $WV_TX's install is unfinished here: resume or roll back run $WV_TX (or purge $WV_NAME) first"
+    elif [ -n "$WV_OWNER" ]; then
+      if wv_removed_as "$1" && [ "$WV_VAL" = "$WV_OWNER" ]; then
+        wv_hexv "$WV_OWNER"
+        printf 'other %s %s\n' "$WV_HEX" "${WV_ST:-none}"
+      else
+        wv_superseded "$1"
+      fi
+    else
+      wv_drop_act_of "$1"
+      [ ! -d "$WV_DIR" ] || wv_out note "$WV_DIR holds no run's install: left alone"
     fi
     printf 'killed 0\nrestored 0\n'
   elif [ "$WV_PREVFOR" = "$1" ]; then
@@ -240,7 +316,13 @@ wv_guard() {
   [ -d "$WV_DIR" ] || return 0
   wv_facts
   wv_guard_pick "$1" || return 0
-  if [ "$1" = boot ]; then wv_lock 30; else wv_lock 0 || return 0; fi
+  # Never without the lock: whoever holds it (an install, a removal) decides.
+  _gw=0
+  [ "$1" != boot ] || _gw=30
+  if ! wv_lock "$_gw"; then
+    logger -t wavectl "guard: $WV_NAME's state lock is held: run $WV_GR not reverted now" 2>/dev/null
+    return 0
+  fi
   wv_facts
   wv_guard_pick "$1" || return 0
   _glog=/var/log/wavectl-guard.log
@@ -254,7 +336,7 @@ wv_guard() {
     *) mkdir -p "$WV_ROOT/.reverted" && wv_put "$WV_REV" "$WV_GR $WV_LEASE_UNTIL $_now 0$WV_NL" ;;
   esac
   # The removal's report, its hex values decoded for the log.
-  _gout=$(wv_remove_run "$WV_GR" "$INSTALL_PATH" 10 2>&1; printf 'clean %s\n' "$WV_CLEAN")
+  _gout=$(wv_remove_run "$WV_GR" "" 10 2>&1; printf 'clean %s\n' "$WV_CLEAN")
   case $_gout in *"clean 1") WV_CLEAN=1 ;; *) WV_CLEAN=0 ;; esac
   printf '%s\n' "$_gout" | awk '
     BEGIN { for (i = 0; i < 256; i++) h[sprintf("%02x", i)] = sprintf("%c", i) }

@@ -34,12 +34,15 @@ wv_runs() {
       print "run " $1 " " $2 " " $3
     }' "$WV_DIR/runs.log"
 }
-# wv_running: 1 if the wrapper's pid file names a live `timeout`, else 0.
+# wv_running: 1 if the wrapper's record (`BOOT PID START`) names a process of this boot
+# that started when it says (the run's `timeout`), else 0.
 wv_running() {
   _rn=0
-  if [ -f "$WV_DIR/pid" ] && { IFS= read -r _rp < "$WV_DIR/pid"; } 2>/dev/null && wv_num "$_rp"; then
-    _a0=$(tr '\0' '\n' 2>/dev/null < "/proc/$_rp/cmdline" | head -n 1)
-    case $_a0 in timeout | */timeout) _rn=1 ;; esac
+  _rb=
+  if [ -f "$WV_DIR/pid" ] && { read -r _rb _rp _rs _ < "$WV_DIR/pid"; } 2>/dev/null && wv_num "$_rp"; then
+    wv_boot
+    [ -z "$WV_BOOT" ] || [ "$_rb" != "$WV_BOOT" ] || ! wv_pstat "$_rp" ||
+      [ "$WV_PSTART" != "$_rs" ] || [ "$WV_PSTATE" = Z ] || _rn=1
   fi
   printf '%s' "$_rn"
 }

@@ -1,6 +1,6 @@
 # --- wrapper: `run` = one supervised run of the script; `run guard` = the lease guard
-# (every minute); `run guard boot` = the boot guard. NAME, INSTALL_PATH and TIMEOUT are
-# set (quoted by wavectl) at the top of this file.
+# (every minute); `run guard boot` = the boot guard. NAME and TIMEOUT are set (quoted by
+# wavectl) before this part; the install path is NAME's state (install_path).
 # Exit: the script's code (124 = its timeout); 78 = refused, the script not run (not
 # installed, revoked, an install under way or cut short, or in probation: a reboot
 # since install or an expired lease); 0 = skipped because a run is in progress.
@@ -53,6 +53,9 @@ if command -v flock > /dev/null 2>&1 && ! flock -n 9; then
 fi
 wv_may_run || exit 78
 RUN_ID=$WV_OWNER
+wv_read_file "$WV_DIR/install_path"
+INSTALL_PATH=$WV_VAL
+[ -n "$INSTALL_PATH" ] || exit 78
 
 # Cap the logs (checked before each run, with one command: runs.log's lines and
 # last.log's bytes).
@@ -70,16 +73,53 @@ if [ -s "$WV_DIR/runs.log" ] || [ -s "$WV_DIR/last.log" ]; then
   fi
 fi
 
+# wv_spawn MODE: start the run (GNU timeout, which makes itself a process-group leader,
+# running the script) in a cgroup of its own — MODE scope: a transient systemd scope
+# `wavectl-NAME_<$$>.scope` (systemd-run execs the run itself once the scope holds it;
+# until then the marker file `scope.wait` stays); MODE dir: the cgroup directory WV_CG
+# (if any) — and record it as `BOOT PID START` in the pid file; then wait for it (its
+# exit code into `code`). stdout goes to last.log as it comes; stderr to stderr.run,
+# added to last.log after the run, so a failed run's stderr can be told apart.
+wv_spawn() {
+  if [ "$1" = scope ]; then
+    : > "$WV_DIR/scope.wait"
+    # The inner script is constant: its $0 and $@ are the marker and the run.
+    # shellcheck disable=SC2016
+    systemd-run --scope --quiet --collect --unit="wavectl-${WV_NAME}_$$" -- \
+      /bin/sh -c 'rm -f "$0" && exec "$@"' "$WV_DIR/scope.wait" timeout -k 10s "$TIMEOUT" "$INSTALL_PATH" \
+      >> "$WV_DIR/last.log" 2> "$WV_DIR/stderr.run" < /dev/null 9>&- &
+  else
+    (
+      [ -z "$WV_CG" ] || { printf '0\n' > "$WV_CG/cgroup.procs"; } 2>/dev/null
+      exec timeout -k 10s "$TIMEOUT" "$INSTALL_PATH"
+    ) >> "$WV_DIR/last.log" 2> "$WV_DIR/stderr.run" < /dev/null 9>&- &
+  fi
+  pid=$!
+  # Until the wait below the process is there (a zombie at least): its start time reads.
+  wv_pstat "$pid" && printf '%s %s %s\n' "$WV_BOOT" "$pid" "$WV_PSTART" > "$WV_DIR/pid.$$" &&
+    mv -f "$WV_DIR/pid.$$" "$WV_DIR/pid"
+  wait "$pid"
+  code=$?
+}
+
 # The clock the lease check read moments ago, if it did.
 start=${WV_NOW:-$(date +%s)}
-# GNU timeout makes itself a process-group leader: the pid file names the whole group.
-# stdout goes to last.log as it comes; stderr to stderr.run, added to last.log after the
-# run, so a failed run's stderr can be told apart.
-timeout -k 10s "$TIMEOUT" "$INSTALL_PATH" >> "$WV_DIR/last.log" 2> "$WV_DIR/stderr.run" < /dev/null 9>&- &
-pid=$!
-printf '%s\n' "$pid" > "$WV_DIR/pid.$$" && mv -f "$WV_DIR/pid.$$" "$WV_DIR/pid"
-wait "$pid"
-code=$?
+wv_boot
+WV_CG=
+if wv_systemd && command -v systemd-run > /dev/null 2>&1; then
+  wv_spawn scope
+  if [ -e "$WV_DIR/scope.wait" ]; then
+    # systemd-run could not make the scope: the script never started. It runs without
+    # one (on a systemd host no cgroup directory is made: systemd owns the hierarchy).
+    rm -f "$WV_DIR/scope.wait"
+    wv_may_run || exit 78
+    wv_spawn dir
+  fi
+else
+  wv_cg_make
+  wv_spawn dir
+  [ -z "$WV_CG" ] || rmdir "$WV_CG" "${WV_CG%/*}" 2> /dev/null
+fi
 end=$(date +%s)
 if [ -f "$WV_DIR/stderr.run" ]; then
   [ ! -s "$WV_DIR/stderr.run" ] || cat "$WV_DIR/stderr.run" >> "$WV_DIR/last.log"
