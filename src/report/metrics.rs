@@ -83,14 +83,18 @@ pub fn render(runs: &[Snapshot]) -> String {
             }
         };
     let id = |r: &Snapshot| format!("run=\"{}\",rollout=\"{}\"", esc(&r.run), esc(&r.rollout));
+    let states: Vec<&str> = HostState::ALL.iter().map(|s| s.as_str()).collect();
     family(
         "wavectl_hosts",
         "gauge",
-        "Hosts of a wavectl run in each state (untouched, unknown, installed, confirmed, partial, clean, pending, reverted).",
+        &format!(
+            "Hosts of a wavectl run in each state ({}).",
+            states.join(", ")
+        ),
         &mut runs.iter().flat_map(|r| {
-            r.hosts
-                .iter()
-                .map(move |(st, n)| format!("{{{},state=\"{}\"}} {n}", id(r), HostState::as_str(*st)))
+            r.hosts.iter().map(move |(st, n)| {
+                format!("{{{},state=\"{}\"}} {n}", id(r), HostState::as_str(*st))
+            })
         }),
     );
     family(
@@ -260,7 +264,7 @@ mod tests {
     fn the_text_format_with_help_type_and_escaped_labels() {
         let text = render(&[snap("r1", Some((1764680010.5, 1))), snap("r2", None)]);
         let expected = [
-            "# HELP wavectl_hosts Hosts of a wavectl run in each state (untouched, unknown, installed, confirmed, partial, clean, pending, reverted).",
+            "# HELP wavectl_hosts Hosts of a wavectl run in each state (untouched, unknown, installed, confirmed, partial, clean, pending, reverted, superseded).",
             "# TYPE wavectl_hosts gauge",
             "wavectl_hosts{run=\"r1\",rollout=\"raid \\\"x\\\"\",state=\"untouched\"} 1",
             "wavectl_hosts{run=\"r1\",rollout=\"raid \\\"x\\\"\",state=\"clean\"} 3",
@@ -277,9 +281,9 @@ mod tests {
                 "missing {line:?} in\n{text}"
             );
         }
-        // A run that has not ended has no end and no exit code; 8 states per run.
+        // A run that has not ended has no end and no exit code; 9 states per run.
         assert!(!text.contains("wavectl_run_exit_code{run=\"r2\""));
-        assert_eq!(text.matches("wavectl_hosts{").count(), 16);
+        assert_eq!(text.matches("wavectl_hosts{").count(), 18);
     }
 
     #[test]
