@@ -6,7 +6,9 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Now, and a wait until then. The engine and everything it calls in `exec/` read time
-/// only through one (the transport keeps its own deadlines).
+/// only through one (the transport keeps its own deadlines). Two kinds of time: the wall
+/// clock's (what records carry and the machine's wake-ups name), and a monotonic one for
+/// spans (a bake's rounds), which a wall clock set back cannot stretch.
 pub trait Clock: Send + Sync {
     /// Unix milliseconds now.
     fn now_ms(&self) -> u64;
@@ -14,9 +16,19 @@ pub trait Clock: Send + Sync {
     /// A sleep that ends when [`now_ms`](Clock::now_ms) reaches `at` (at once if it has).
     fn sleep_until(&self, at: u64) -> tokio::time::Sleep;
 
+    /// Monotonic now (tokio's: paused with it in tests).
+    fn instant(&self) -> tokio::time::Instant {
+        tokio::time::Instant::now()
+    }
+
+    /// A sleep until a monotonic `at` (at once if it has passed).
+    fn sleep_until_instant(&self, at: tokio::time::Instant) -> tokio::time::Sleep {
+        tokio::time::sleep_until(at)
+    }
+
     /// A sleep of `d` from now.
     fn sleep(&self, d: Duration) -> tokio::time::Sleep {
-        self.sleep_until(self.now_ms().saturating_add(millis(d)))
+        self.sleep_until_instant(self.instant() + d)
     }
 }
 
@@ -63,7 +75,7 @@ impl TestClock {
 impl Clock for TestClock {
     fn now_ms(&self) -> u64 {
         self.start_ms
-            .saturating_add(millis(tokio::time::Instant::now() - self.start))
+            .saturating_add(millis(self.instant() - self.start))
     }
 
     fn sleep_until(&self, at: u64) -> tokio::time::Sleep {

@@ -88,9 +88,10 @@ pub struct Engine<'r> {
     running: HashMap<Id, (String, Op)>,
     baseline: Option<JoinHandle<Baseline>>,
     round: Option<JoinHandle<(usize, Outcomes)>>,
-    /// When the next probe round of a bake is due, and when the last one began (clock ms).
-    next_round: Option<u64>,
-    round_started: u64,
+    /// When the next probe round of a bake is due, and when the last one began (the
+    /// clock's monotonic time).
+    next_round: Option<tokio::time::Instant>,
+    round_started: tokio::time::Instant,
     /// A bake's probe rounds are going on.
     baking: bool,
     wake: Option<u64>,
@@ -114,7 +115,7 @@ impl<'r> Engine<'r> {
         seams: Seams<'r>,
     ) -> Engine<'r> {
         let health = watch_of(&shared);
-        let round_started = seams.clock.now_ms();
+        let round_started = seams.clock.instant();
         Engine {
             state,
             submitted: 0,
@@ -226,7 +227,7 @@ impl<'r> Engine<'r> {
                     self.submit(Event::Round { wave, verdicts }).await?;
                     self.say_held();
                     if let Some(d) = self.shared.plan.deployment() {
-                        self.next_round = Some(self.round_started + millis(d.interval));
+                        self.next_round = Some(self.round_started + d.interval);
                     }
                 }
                 Woken::RoundDue => self.start_round(),
@@ -254,7 +255,7 @@ impl<'r> Engine<'r> {
         let stop_armed = !*stop_sent;
         let ops_armed = !ops.is_empty();
         let round_due = match next_round {
-            Some(at) if round.is_none() => Some(clock.sleep_until(*at)),
+            Some(at) if round.is_none() => Some(clock.sleep_until_instant(*at)),
             _ => None,
         };
         let tick = wake.map(|w| clock.sleep_until(w));
@@ -375,7 +376,7 @@ impl<'r> Engine<'r> {
         if self.state.probing().is_some() {
             self.baking = true;
             if self.round.is_none() && self.next_round.is_none() {
-                self.next_round = Some(self.clock.now_ms());
+                self.next_round = Some(self.clock.instant());
             }
         } else if self.baking {
             self.baking = false;
@@ -414,7 +415,7 @@ impl<'r> Engine<'r> {
                 Login::Reuse
             }
         });
-        self.round_started = self.clock.now_ms();
+        self.round_started = self.clock.instant();
         self.round = Some(tokio::spawn(async move {
             (wave, probe::round(shared, all, opts).await)
         }));
@@ -837,10 +838,6 @@ async fn sleep_opt(sleep: Option<tokio::time::Sleep>) {
         Some(s) => s.await,
         None => std::future::pending().await,
     }
-}
-
-fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 #[cfg(test)]
