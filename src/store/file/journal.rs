@@ -73,6 +73,17 @@ pub(super) fn read_lenient(path: &Path) -> (Vec<Record>, Option<StoreError>) {
     (records, None)
 }
 
+/// The lease is this store's, and its lock file still the one held.
+pub(super) fn held(lease: &Lease, run: &str) -> Result<(), StoreError> {
+    match lease.guard::<FileLock>() {
+        Some(lock) => lock.still_held(run),
+        None => Err(StoreError::Fenced {
+            run: run.to_string(),
+            why: "its lease is not one of this state directory".to_string(),
+        }),
+    }
+}
+
 /// The one writer of a run's journal, holding its rollout's lock.
 pub(super) struct FileWriter {
     run: String,
@@ -89,6 +100,7 @@ impl FileWriter {
         dir: &Path,
         path: PathBuf,
     ) -> Result<FileWriter, StoreError> {
+        held(&lease, run)?;
         std::fs::create_dir_all(dir).map_err(StoreError::io("create", dir))?;
         let file = OpenOptions::new()
             .create_new(true)
@@ -111,6 +123,7 @@ impl FileWriter {
         run: &str,
         path: PathBuf,
     ) -> Result<(FileWriter, Vec<Record>), StoreError> {
+        held(&lease, run)?;
         if !path.exists() {
             return Err(StoreError::NoSuchRun(run.to_string()));
         }
@@ -141,9 +154,7 @@ impl FileWriter {
     /// One write and one fsync for all of `records`, after checking the lock is still
     /// the one this writer holds.
     fn append_now(&mut self, records: &[Record]) -> Result<(), StoreError> {
-        if let Some(lock) = self.lease.guard::<FileLock>() {
-            lock.still_held(&self.run)?;
-        }
+        held(&self.lease, &self.run)?;
         let mut buf = Vec::new();
         for r in records {
             serde_json::to_writer(&mut buf, r).map_err(|e| StoreError::Io {

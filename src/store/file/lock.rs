@@ -65,7 +65,7 @@ impl FileStore {
         match file.try_lock() {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => {
-                let holder = self.holder_now(name).unwrap_or_else(|| unknown_holder("?"));
+                let holder = self.holder_now(name).unwrap_or_else(unknown_holder);
                 return Err(StoreError::Locked {
                     rollout: name.to_string(),
                     holder,
@@ -110,13 +110,14 @@ impl FileStore {
             }
             std::thread::sleep(Duration::from_millis(10));
         }
-        Some(unknown_holder("?"))
+        Some(unknown_holder())
     }
 }
 
-fn unknown_holder(run: &str) -> Holder {
+/// A live holder whose lock file does not say who it is.
+fn unknown_holder() -> Holder {
     Holder {
-        run: run.to_string(),
+        run: "?".to_string(),
         host: local_host(),
         user: "?".to_string(),
         pid: 0,
