@@ -1,7 +1,8 @@
 //! wavectl: a staged script rollout controller.
 //!
 //! The modules follow the pipeline: spec → plan → waves → deploy/probe/verdict →
-//! rollback, with the journal, the transport and the display at the edges.
+//! rollback, with the store (journals, locks, stop requests), the transport and the
+//! display at the edges.
 
 pub mod child;
 pub mod cli;
@@ -19,7 +20,7 @@ pub mod remote;
 pub mod transport;
 
 pub mod exec;
-pub mod journal;
 pub mod report;
+pub mod store;
 
 pub mod lab;

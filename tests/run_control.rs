@@ -248,12 +248,31 @@ fn a_second_apply_of_the_same_rollout_is_refused_with_exit_2() {
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect();
     assert_eq!(runs, vec![run1.clone()], "runs in the state dir");
+    // `status` names the controller that drives run 1: this machine, its pid.
+    let st = s.wavectl(&["status", &run1, "--json"]);
+    let st: serde_json::Value = serde_json::from_str(st.stdout.trim()).unwrap();
+    assert_eq!(st["driver"]["pid"], first.pid(), "{st}");
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    assert_eq!(st["driver"]["host"], host.trim(), "{st}");
 
     wait_deployed(&s);
     let ab = s.wavectl(&["abort", &run1]);
     assert_eq!(ab.code, Some(0), "{}", show(&ab));
     let (code, _, stdout, stderr) = first.wait(Duration::from_secs(25));
     assert_eq!(code, Some(3), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    // The abort reached it as a stop request through the state directory, not a signal.
+    let journal = std::fs::read_to_string(s.journal(&run1)).unwrap();
+    let stop: Vec<serde_json::Value> = journal
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|r| r["type"] == "stop")
+        .collect();
+    assert_eq!(stop.len(), 1, "{journal}");
+    assert!(
+        stop[0]["by"].as_str().unwrap().starts_with("abort by "),
+        "{}",
+        stop[0]
+    );
     s.assert_all_clean();
     s.assert_no_ssh_left_soon();
     // The lock died with its process: abort now says run 1 is not running.
@@ -532,6 +551,14 @@ fn purge_during_an_apply_stops_it_first_and_removes_once() {
     let purged: serde_json::Value = serde_json::from_str(purged.stdout.trim()).unwrap();
     assert_eq!(applied["status"], "aborted", "{applied}");
     assert_eq!(purged["status"], "purged", "{purged}");
+    // The purge asked through the state directory: the apply's stop names it.
+    let journal = std::fs::read_to_string(s.journal(&apply_run)).unwrap();
+    assert!(
+        journal
+            .lines()
+            .any(|l| l.contains("\"type\":\"stop\"") && l.contains("\"by\":\"purge by ")),
+        "{journal}"
+    );
     let apply_ended = journal_times(&s.journal(&apply_run)).1;
     let purge_began = journal_times(&s.journal(&purge_run)).0;
     assert!(

@@ -1,33 +1,33 @@
 //! `apply` (a new run from a spec) and `resume` (a run whose controller died or paused).
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::cli::{Global, SpecArgs};
 use crate::diag::InputError;
-use crate::exec::{self, login_deadline};
+use crate::exec::{self, login_deadline, wall_ms};
 use crate::exit;
-use crate::journal::{write_durably, Access, AppliedPlan, Journal, StateDir};
 use crate::plan::file::PlanContent;
 use crate::plan::Wave;
 use crate::report::metrics::MetricsFile;
 use crate::report::{count, Event as Shown};
 use crate::rollout::signals;
 use crate::rollout::{
-    Approved, Attach, Deployment, End, Event, Intent, Plan, Policy, RunKind, RunState, Status,
-    Target,
+    Approved, Attach, Deployment, End, Event, Intent, Plan, Policy, RunKind, Status, Target,
 };
 use crate::spec::Loaded;
+use crate::store::{local_user, Access, AppliedPlan, Artefact, Holder, Store};
 
 use super::load;
 use super::session::{
-    drive, metrics_file, open_run, reporter_with, state_dir, with_runtime, CmdError, CmdResult, Cx,
+    metrics_file, open_run, reporter_with, run_one, store, CmdError, CmdResult, Opened,
 };
 
 /// Hosts removed at once in a rollback.
 pub const REMOVE_FANOUT: usize = 200;
 
-pub fn apply(g: &Global, args: &SpecArgs, yes: bool, metrics: Option<&Path>) -> CmdResult {
-    let (loaded, waves) = load(g, args)?;
+pub async fn apply(g: &Global, args: &SpecArgs, yes: bool, metrics: Option<&Path>) -> CmdResult {
+    let (loaded, waves) = load(g, args).await?;
     let metrics = metrics_file(metrics)?;
     if loaded.rollout.policy.approvals > 0 {
         return Err(CmdError::Refused(format!(
@@ -37,7 +37,7 @@ pub fn apply(g: &Global, args: &SpecArgs, yes: bool, metrics: Option<&Path>) -> 
             args.rollout.display()
         )));
     }
-    let dir = state_dir(g, Access::Write)?;
+    let store = store(g, Access::Write).await?;
     if !ask_to_apply(
         yes,
         &loaded,
@@ -47,7 +47,7 @@ pub fn apply(g: &Global, args: &SpecArgs, yes: bool, metrics: Option<&Path>) -> 
         eprintln!("not applied");
         return Ok(exit::ABORTED);
     }
-    run_apply(g, &dir, &loaded, &waves, args.force, None, metrics)
+    run_apply(g, &store, &loaded, &waves, args.force, None, metrics).await
 }
 
 /// Show the waves and ask whether to apply `what` (the rollout, or a plan) to the
@@ -71,7 +71,7 @@ pub fn ask_to_apply(
 }
 
 /// What `apply PLAN` brings to its run: the approval the journal records, and the
-/// plan's id, claimed in the state directory as the run begins (a plan applies once).
+/// plan's id, claimed in the store as the run begins (a plan applies once).
 pub struct FromPlan {
     pub id: String,
     pub approved: Approved,
@@ -79,29 +79,29 @@ pub struct FromPlan {
 
 /// Start a new run of a loaded spec (also used by `demo`), writing `metrics` if given.
 /// Returns the exit code.
-pub fn run_apply(
+pub async fn run_apply(
     g: &Global,
-    dir: &StateDir,
+    store: &Arc<dyn Store>,
     loaded: &Loaded,
     waves: &[Wave],
     force: bool,
     from_plan: Option<FromPlan>,
     metrics: Option<MetricsFile>,
 ) -> CmdResult {
-    dir.ensure()?;
+    store.prepare().await?;
     let r = &loaded.rollout;
     let run = exec::new_run_id(&r.name);
-    let _lock = dir.lock(&r.name, &run)?;
+    let lease = store.lock(&r.name, &Holder::this_process(&run)).await?;
     let claimed = match &from_plan {
         Some(fp) => {
             let rec = AppliedPlan {
                 plan: fp.id.clone(),
                 hash: fp.approved.hash.clone(),
                 run: run.clone(),
-                at: crate::rollout::step::utc(exec::now_ms() / 1000),
+                at: crate::rollout::step::utc(wall_ms() / 1000),
                 user: local_user(),
             };
-            if let Some(earlier) = dir.claim_plan(&rec)? {
+            if let Some(earlier) = store.claim_plan(&rec).await? {
                 return Err(CmdError::Refused(format!(
                     "{} was applied already, by run {} at {} ({}): a plan applies once\n  help: plan again with `wavectl plan SPEC -o PLAN` and have the new plan approved",
                     fp.approved.plan.display(),
@@ -120,42 +120,28 @@ pub fn run_apply(
         &run,
         from_plan.as_ref().map(|fp| fp.approved.clone()),
     );
-    let journal = match Journal::create(dir, &run) {
-        Ok(j) => j,
+    let notify = r
+        .notify
+        .as_ref()
+        .map(|n| serde_json::to_vec_pretty(n).unwrap_or_default());
+    let mut artefacts: Vec<(Artefact, &[u8])> = vec![(Artefact::Script, &r.script.body)];
+    if let Some(n) = &notify {
+        artefacts.push((Artefact::Notify, n));
+    }
+    let o = match Opened::begin(&**store, lease, &run, &artefacts).await {
+        Ok(o) => o,
         Err(e) => {
             if let Some(id) = claimed {
-                dir.unclaim_plan(id);
+                if !store.runs().await.is_ok_and(|all| all.contains(&run)) {
+                    let _ = store.unclaim_plan(id).await;
+                }
             }
-            return Err(e.into());
+            return Err(e);
         }
     };
-    write_durably(&dir.script_path(&run), &r.script.body)?;
-    if let Some(n) = &r.notify {
-        let text = serde_json::to_vec_pretty(n).unwrap_or_default();
-        write_durably(&dir.notify_path(&run), &text)?;
-    }
     let reporter = reporter_with(g, metrics);
-    with_runtime(|stop| async move {
-        let first = Event::Begin {
-            plan: Box::new(plan.clone()),
-            pid: std::process::id(),
-            until_done: false,
-        };
-        let state = drive(
-            &Cx {
-                g,
-                dir,
-                reporter: &reporter,
-                stop: &stop,
-            },
-            RunState::new(),
-            journal,
-            first,
-            plan,
-        )
-        .await?;
-        Ok(crate::rollout::exit_code(&state))
-    })
+    let first = begin(&plan, false);
+    run_one(g, store, &reporter, o, first, plan).await
 }
 
 fn absolute(p: &Path) -> PathBuf {
@@ -164,17 +150,6 @@ fn absolute(p: &Path) -> PathBuf {
             .map(|d| d.join(p))
             .unwrap_or_else(|_| p.to_path_buf())
     })
-}
-
-/// The local user running this command.
-pub fn local_user() -> String {
-    std::env::var("SUDO_USER")
-        .or_else(|_| std::env::var("USER"))
-        .or_else(|_| std::env::var("LOGNAME"))
-        .unwrap_or_else(|_| {
-            // SAFETY: getuid(2) cannot fail and touches no memory.
-            format!("uid {}", unsafe { libc::getuid() })
-        })
 }
 
 /// Everything a run of this spec will do: what `plan -o` writes and `apply PLAN` checks.
@@ -237,6 +212,15 @@ fn plan_of(g: &Global, c: PlanContent, run: &str, approval: Option<Approved>) ->
     }
 }
 
+/// The Begin of a new run.
+pub fn begin(plan: &Plan, until_done: bool) -> Event {
+    Event::Begin {
+        plan: Box::new(plan.clone()),
+        pid: std::process::id(),
+        until_done,
+    }
+}
+
 /// The Attach of a command that takes a run up.
 pub fn attach(intent: Intent, until_done: bool, fanout: Option<usize>) -> Event {
     Event::Attach(Attach {
@@ -250,10 +234,10 @@ pub fn attach(intent: Intent, until_done: bool, fanout: Option<usize>) -> Event 
 }
 
 /// Continue a run whose controller died (or a paused one), from its journal alone.
-pub fn resume(g: &Global, run: &str, yes: bool, metrics: Option<&Path>) -> CmdResult {
+pub async fn resume(g: &Global, run: &str, yes: bool, metrics: Option<&Path>) -> CmdResult {
     let metrics = metrics_file(metrics)?;
-    let dir = state_dir(g, Access::Write)?;
-    let o = open_run(&dir, run)?;
+    let store = store(g, Access::Write).await?;
+    let o = open_run(&*store, run).await?;
     let id = o.run.clone();
     let plan = o
         .state
@@ -294,12 +278,6 @@ pub fn resume(g: &Global, run: &str, yes: bool, metrics: Option<&Path>) -> CmdRe
             plan.name
         ),
     });
-    super::session::take_up(
-        g,
-        &dir,
-        &reporter,
-        o,
-        plan,
-        attach(Intent::Resume, false, None),
-    )
+    let first = attach(Intent::Resume, false, None);
+    run_one(g, &store, &reporter, o, first, plan).await
 }

@@ -10,17 +10,18 @@ use std::time::Duration;
 
 use crate::cli::{Global, SpecArgs};
 use crate::diag::InputError;
+use crate::exec::wall_ms;
 use crate::exit;
-use crate::journal::{write_durably, Access, AuditEntry, StateDir};
 use crate::plan::file::{self, Approval, PlanContent, PlanFile, Trust};
 use crate::report::count;
 use crate::rollout::step::{utc, MIN_RUNS_GRACE};
 use crate::rollout::Approved;
 use crate::spec::{self, Loaded};
+use crate::store::{local_user, write_durably, Access, AuditEntry, Store};
 
-use super::apply::{ask_to_apply, content_of, local_user, run_apply, FromPlan};
+use super::apply::{ask_to_apply, content_of, run_apply, FromPlan};
 use super::load;
-use super::session::{state_dir, CmdError, CmdResult};
+use super::session::{store, CmdError, CmdResult};
 use super::trust::{self, Anchor, Checked};
 
 /// A readable duration ("10m", "1h 30m").
@@ -30,14 +31,14 @@ fn dur(d: Duration) -> String {
 
 /// `plan`: the waves, each wave's bake and interval, an estimate of the whole run; with
 /// `-o`, the plan file, valid for `valid_for`.
-pub fn plan(
+pub async fn plan(
     g: &Global,
     args: &SpecArgs,
     output: Option<&Path>,
     valid_for: Duration,
     allowed_signers: Option<&Path>,
 ) -> CmdResult {
-    let (l, waves) = load(g, args)?;
+    let (l, waves) = load(g, args).await?;
     let content = content_of(&l, &waves, args.force);
     let sealed = match output {
         Some(_) => Some(seal(g, &l, content.clone(), valid_for, allowed_signers)?),
@@ -120,7 +121,7 @@ fn seal(
         allowed_signers,
         ssh_config: trust::ssh_config(g)?,
     };
-    let now = crate::exec::now_ms() / 1000;
+    let now = wall_ms() / 1000;
     let id = hex::encode(rand::random::<[u8; 16]>());
     Ok(PlanFile::new(
         content,
@@ -220,7 +221,7 @@ fn timing(c: &PlanContent, concurrency: spec::WaveSize) -> String {
 }
 
 fn now_utc() -> String {
-    utc(crate::exec::now_ms() / 1000)
+    utc(wall_ms() / 1000)
 }
 
 /// Read a plan file; `None` if the file is not one (a spec, say).
@@ -269,13 +270,13 @@ enum Signer {
 /// Where the plan's allowed-signers file can be read (unchanged), the signature is
 /// checked at once: a key it does not list signs nothing, and the approval is recorded
 /// under the principal it names. The audit log names only a verified signer.
-pub fn approve(g: &Global, plan: &Path, key: &Path, by: Option<&str>) -> CmdResult {
+pub async fn approve(g: &Global, plan: &Path, key: &Path, by: Option<&str>) -> CmdResult {
     let mut pf = read_plan(plan)?.ok_or_else(|| {
         InputError::in_file(plan, "not a plan file")
             .help("write one with `wavectl plan SPEC -o PLAN`")
     })?;
-    let dir = state_dir(g, Access::Write)?;
-    if let Some(why) = unusable(&dir, &pf, plan)? {
+    let store = store(g, Access::Write).await?;
+    if let Some(why) = unusable(&*store, &pf, plan).await? {
         return Err(CmdError::Refused(format!("{why}; nothing was signed\n  help: plan again with `wavectl plan SPEC -o PLAN` and have the new plan approved")));
     }
     let signature = trust::sign(key, &file::signed_text(&pf.hash))?;
@@ -330,7 +331,7 @@ pub fn approve(g: &Global, plan: &Path, key: &Path, by: Option<&str>) -> CmdResu
             None,
         ),
     };
-    let _ = dir.audit(&AuditEntry {
+    let entry = AuditEntry {
         at: now_utc(),
         user: local_user(),
         action: "approve".into(),
@@ -342,7 +343,8 @@ pub fn approve(g: &Global, plan: &Path, key: &Path, by: Option<&str>) -> CmdResu
         detail,
         command: std::env::args().collect(),
         ..AuditEntry::default()
-    });
+    };
+    let _ = store.audit(&entry).await;
     if g.json {
         let line = serde_json::json!({
             "event": "approved",
@@ -373,7 +375,11 @@ pub fn approve(g: &Global, plan: &Path, key: &Path, by: Option<&str>) -> CmdResu
 
 /// Why a plan can no longer be signed or applied whatever its approvals: edited,
 /// expired, or applied already by a run of this state directory.
-fn unusable(dir: &StateDir, pf: &PlanFile, path: &Path) -> Result<Option<String>, CmdError> {
+async fn unusable(
+    store: &dyn Store,
+    pf: &PlanFile,
+    path: &Path,
+) -> Result<Option<String>, CmdError> {
     if !pf.intact() {
         return Ok(Some(format!(
             "{}: the plan was edited after it was written (its content no longer matches {})",
@@ -390,7 +396,7 @@ fn unusable(dir: &StateDir, pf: &PlanFile, path: &Path) -> Result<Option<String>
             pf.created
         )));
     }
-    if let Some(a) = dir.applied_plan(&pf.id)? {
+    if let Some(a) = store.applied_plan(&pf.id).await? {
         return Ok(Some(format!(
             "{} was applied already, by run {} at {} ({}): a plan applies once",
             path.display(),
@@ -405,7 +411,7 @@ fn unusable(dir: &StateDir, pf: &PlanFile, path: &Path) -> Result<Option<String>
 /// `apply PLAN`: the plan must be intact, unexpired, not applied before, still what the
 /// spec resolves to (its allowed signers and ssh_config the same bytes), and carry
 /// enough distinct valid approvals; then it runs like `apply SPEC`.
-pub fn apply_plan(
+pub async fn apply_plan(
     g: &Global,
     args: &SpecArgs,
     pf: PlanFile,
@@ -415,9 +421,9 @@ pub fn apply_plan(
 ) -> CmdResult {
     let metrics = super::session::metrics_file(metrics)?;
     let path = &args.rollout;
-    let dir = state_dir(g, Access::Write)?;
-    let refuse = |e: CmdError| -> CmdResult {
-        let _ = dir.audit(&AuditEntry {
+    let store = store(g, Access::Write).await?;
+    let refuse = async |e: CmdError| -> CmdResult {
+        let entry = AuditEntry {
             at: now_utc(),
             user: local_user(),
             action: "apply".into(),
@@ -429,22 +435,23 @@ pub fn apply_plan(
             detail: e.to_string(),
             command: std::env::args().collect(),
             ..AuditEntry::default()
-        });
+        };
+        let _ = store.audit(&entry).await;
         Err(e)
     };
     let again = "plan again with `wavectl plan SPEC -o PLAN` and have the new plan approved";
-    if let Some(why) = unusable(&dir, &pf, path)? {
-        return refuse(CmdError::Refused(format!("{why}\n  help: {again}")));
+    if let Some(why) = unusable(&*store, &pf, path).await? {
+        return refuse(CmdError::Refused(format!("{why}\n  help: {again}"))).await;
     }
     let c = &pf.content;
-    let opts = super::load_options(g, c.deployment.force, c.limit.clone())?;
+    let opts = super::load_options(g, c.deployment.force, c.limit.clone()).await?;
     let inventory = args
         .inventory
         .clone()
         .unwrap_or_else(|| c.inventory.clone());
     let loaded = spec::load_with(&c.spec, Some(&inventory), &opts)?;
     if let Err(e) = check_flag(&loaded, allowed_signers) {
-        return refuse(e.into());
+        return refuse(e.into()).await;
     }
     let needed = c.approvals as usize;
     let recorded = pf.trust.allowed_signers.as_ref().map(|d| d.path.as_path());
@@ -468,7 +475,7 @@ pub fn apply_plan(
             c.spec.display(),
             changes.iter().map(|l| format!("  - {l}")).collect::<Vec<_>>().join("\n"),
             c.spec.display()
-        )));
+        ))).await;
     }
     let mut signers = std::collections::BTreeSet::new();
     if needed > 0 {
@@ -479,7 +486,7 @@ pub fn apply_plan(
                 "{} needs {} but names no allowed-signers file to check them against\n  help: {again}",
                 path.display(),
                 count(needed, "approval")
-            )));
+            ))).await;
         };
         let (valid, problems) = trust::verify(&pf, &anchor)?;
         if valid.len() < needed {
@@ -502,7 +509,7 @@ pub fn apply_plan(
                 path.display(),
                 anchor.digest.path.display()
             ));
-            return refuse(CmdError::Refused(why));
+            return refuse(CmdError::Refused(why)).await;
         }
         signers = valid;
     }
@@ -521,11 +528,12 @@ pub fn apply_plan(
     };
     run_apply(
         g,
-        &dir,
+        &store,
         &loaded,
         &waves,
         c.deployment.force,
         Some(from),
         metrics,
     )
+    .await
 }

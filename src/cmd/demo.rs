@@ -6,11 +6,11 @@ use std::path::Path;
 
 use crate::cli::Global;
 use crate::exit;
-use crate::journal::StateDir;
 use crate::lab::{Fleet, FleetOptions};
+use crate::store::Access;
 use crate::{plan, spec};
 
-use super::session::CmdResult;
+use super::session::{store, CmdResult};
 
 /// The host on which the demo script breaks the app.
 const BAD_HOST: &str = "web-05";
@@ -62,9 +62,9 @@ max_unhealthy = 0
 on_failure = "rollback"
 "#;
 
-pub fn demo(g: &Global, hosts: usize) -> CmdResult {
-    if let Some(d) = &g.state_dir {
-        StateDir::new(d.clone()).usable(crate::journal::Access::Write)?;
+pub async fn demo(g: &Global, hosts: usize) -> CmdResult {
+    if g.state_dir.is_some() {
+        store(g, Access::Write).await?;
     }
     let n = hosts.clamp(6, 40);
     let names: Vec<String> = (1..=n).map(|i| format!("web-{i:02}")).collect();
@@ -88,14 +88,14 @@ pub fn demo(g: &Global, hosts: usize) -> CmdResult {
             ))
         }
     };
-    let code = run_demo(g, &fleet);
+    let code = run_demo(g, &fleet).await;
     if let Err(e) = fleet.stop() {
         eprintln!("warning: lab clean-up: {e}");
     }
     code
 }
 
-fn run_demo(g: &Global, fleet: &Fleet) -> CmdResult {
+async fn run_demo(g: &Global, fleet: &Fleet) -> CmdResult {
     let dir = fleet.dir();
     prepare(fleet, dir).map_err(|e| {
         super::CmdError::Other(format!("cannot prepare the demo: {e}"), exit::INCOMPLETE)
@@ -115,17 +115,14 @@ fn run_demo(g: &Global, fleet: &Fleet) -> CmdResult {
         )
     );
     println!();
-    let state = g
-        .state_dir
-        .clone()
-        .map_or_else(|| StateDir::new(dir.join("state")), StateDir::new);
     let g = Global {
         ssh_config: Some(fleet.ssh_config().to_path_buf()),
-        state_dir: Some(state.root.clone()),
+        state_dir: Some(g.state_dir.clone().unwrap_or_else(|| dir.join("state"))),
         json: g.json,
         verbose: g.verbose,
     };
-    let code = super::apply::run_apply(&g, &state, &loaded, &waves, false, None, None)?;
+    let state = store(&g, Access::Write).await?;
+    let code = super::apply::run_apply(&g, &state, &loaded, &waves, false, None, None).await?;
     println!("\nwhat the hosts hold now (read from each host's own filesystem):");
     let mut all_clean = true;
     for h in fleet.hosts() {

@@ -41,7 +41,7 @@ fn pid_file(dir: &Path) -> std::path::PathBuf {
     dir.join("lab.pid")
 }
 
-pub fn up(hosts: u16, dir: &Path, kind: &str) -> CmdResult {
+pub async fn up(hosts: u16, dir: &Path, kind: &str) -> CmdResult {
     let kind = match kind {
         "sshd" => HostKind::Sshd,
         "cron" => HostKind::Cron,
@@ -92,21 +92,13 @@ pub fn up(hosts: u16, dir: &Path, kind: &str) -> CmdResult {
         fleet.dir().display()
     );
     // Run until asked to stop.
-    let waited = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .and_then(|rt| {
-            rt.block_on(async {
-                use tokio::signal::unix::{signal, SignalKind};
-                let mut int = signal(SignalKind::interrupt())?;
-                let mut term = signal(SignalKind::terminate())?;
-                tokio::select! {
-                    _ = int.recv() => {},
-                    _ = term.recv() => {},
-                }
-                Ok::<(), std::io::Error>(())
-            })
-        });
+    let waited = match crate::exec::Signals::listen() {
+        Ok(mut signals) => {
+            signals.next().await;
+            Ok(())
+        }
+        Err(e) => Err(e),
+    };
     if let Err(e) = waited {
         eprintln!("warning: cannot wait for a signal ({e}); stopping the fleet");
     }

@@ -4,18 +4,20 @@
 
 use crate::diag::InputError;
 use crate::inventory::shown;
-use crate::journal::StateDir;
 use crate::rollout::{HostState, RunState};
 use crate::spec::{self, RunHosts, RunSet, RunSets};
+use crate::store::{Access, Store};
 
 /// The hosts of every `@STATE:RUN` term of `limit`, read from the runs' journals in
-/// `dir`. An unknown run, a prefix naming several, or a damaged journal is an error
+/// the store. An unknown run, a prefix naming several, or a damaged journal is an error
 /// (exit 2), as for every command that names a run.
-pub fn run_sets(dir: &StateDir, limit: Option<&str>) -> Result<RunSets, InputError> {
+pub async fn run_sets(store: &dyn Store, limit: Option<&str>) -> Result<RunSets, InputError> {
     let mut sets = RunSets::new();
     let terms = spec::limit_runs(limit)?;
     if !terms.is_empty() {
-        dir.usable(crate::journal::Access::Read)
+        store
+            .check(Access::Read)
+            .await
             .map_err(|e| InputError::new(e.to_string()))?;
     }
     for (which, prefix) in terms {
@@ -27,8 +29,8 @@ pub fn run_sets(dir: &StateDir, limit: Option<&str>) -> Result<RunSets, InputErr
                  in that state",
             )
         };
-        let run = dir.resolve(&prefix).map_err(|e| bad(&e))?;
-        let state = dir.load(&run).map_err(|e| bad(&e))?;
+        let run = store.resolve(&prefix).await.map_err(|e| bad(&e))?;
+        let state = store.load(&run).await.map_err(|e| bad(&e))?;
         if state.plan.is_none() {
             return Err(bad(&format!("the journal of run {run} has no beginning")));
         }
@@ -70,6 +72,7 @@ mod tests {
     use super::*;
     use crate::rollout::verdict::{Evidence, Health, Verdict};
     use crate::rollout::{HostRun, Record};
+    use crate::store::FileStore;
 
     fn host(name: &str, state: HostState) -> HostRun {
         HostRun {
@@ -115,51 +118,56 @@ mod tests {
         assert_eq!(hosts_in(&s, RunHosts::Untouched), ["untouched"]);
     }
 
-    fn journal(dir: &StateDir, run: &str, text: &str) {
-        std::fs::create_dir_all(dir.run_dir(run)).unwrap();
-        std::fs::write(dir.journal_path(run), text).unwrap();
+    fn journal(root: &std::path::Path, run: &str, text: &str) {
+        let dir = root.join("runs").join(run);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("journal.jsonl"), text).unwrap();
     }
 
-    fn err(dir: &StateDir, limit: &str) -> String {
-        run_sets(dir, Some(limit))
+    async fn err(store: &dyn Store, root: &std::path::Path, limit: &str) -> String {
+        run_sets(store, Some(limit))
+            .await
             .unwrap_err()
             .message
-            .replace(&dir.root.display().to_string(), "S")
+            .replace(&root.display().to_string(), "S")
     }
 
-    #[test]
-    fn unknown_ambiguous_and_damaged_runs_are_errors() {
+    #[tokio::test]
+    async fn unknown_ambiguous_and_damaged_runs_are_errors() {
         let tmp = tempfile::tempdir().unwrap();
-        let dir = StateDir::new(tmp.path().to_path_buf());
+        let root = tmp.path();
+        let store = FileStore::new(root.to_path_buf());
+        let store: &dyn Store = &store;
         let tick = serde_json::to_string(&Record::new(1, crate::rollout::Event::Tick)).unwrap();
-        journal(&dir, "20260101T000000Z-a-0001", &format!("{tick}\n"));
-        journal(&dir, "20260101T000000Z-a-0002", &format!("{tick}\n"));
+        journal(root, "20260101T000000Z-a-0001", &format!("{tick}\n"));
+        journal(root, "20260101T000000Z-a-0002", &format!("{tick}\n"));
         journal(
-            &dir,
+            root,
             "20260202T000000Z-b-0001",
             &format!("{tick}\n{{\"v\":1,\"at\":2,\"type\":\"nonsense\"}}\n{tick}\n"),
         );
         assert_eq!(
-            err(&dir, "web:@failed:2027"),
+            err(store, root, "web:@failed:2027").await,
             "--limit `@failed:2027`: no run `2027` in the state directory; `wavectl status` lists the runs"
         );
         assert_eq!(
-            err(&dir, "@pending:20260101"),
+            err(store, root, "@pending:20260101").await,
             "--limit `@pending:20260101`: `20260101` names more than one run \
              (20260101T000000Z-a-0001, 20260101T000000Z-a-0002); give more of the id"
         );
-        assert!(err(&dir, "@untouched:20260202").starts_with(
+        assert!(err(store, root, "@untouched:20260202").await.starts_with(
             "--limit `@untouched:20260202`: S/runs/20260202T000000Z-b-0001/journal.jsonl:2: \
              unreadable journal record"
         ));
         assert_eq!(
-            err(&dir, "@failed:20260101T000000Z-a-0001"),
+            err(store, root, "@failed:20260101T000000Z-a-0001").await,
             "--limit `@failed:20260101T000000Z-a-0001`: the journal of run \
              20260101T000000Z-a-0001 has no beginning"
         );
         // No run term, no journal read: a plain limit needs no state directory.
-        let none = StateDir::new(tmp.path().join("absent"));
-        assert!(run_sets(&none, Some("web:!db")).unwrap().is_empty());
-        assert!(run_sets(&none, None).unwrap().is_empty());
+        let none = FileStore::new(root.join("absent"));
+        let none: &dyn Store = &none;
+        assert!(run_sets(none, Some("web:!db")).await.unwrap().is_empty());
+        assert!(run_sets(none, None).await.unwrap().is_empty());
     }
 }

@@ -1,5 +1,6 @@
 //! The commands: each returns its exit code or a [`CmdError`], which is printed once
-//! here and mapped to its exit code.
+//! here and mapped to its exit code. Every command runs on one async runtime (the store
+//! and the engine are async); only the commands that drive runs listen for signals.
 
 mod apply;
 mod approval;
@@ -25,67 +26,96 @@ use session::CmdResult;
 
 /// Run one command; returns the process exit code.
 pub fn run(cli: Cli) -> i32 {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return exit::INCOMPLETE;
+        }
+    };
+    let code = rt.block_on(dispatch(&cli));
+    // What a command left running (the host actions a second signal cut off) ends with
+    // the process, now: not waited for.
+    rt.shutdown_background();
+    code
+}
+
+async fn dispatch(cli: &Cli) -> i32 {
     let g = &cli.global;
     let result = match &cli.command {
-        Command::Check(args) => check(g, args),
+        Command::Check(args) => check(g, args).await,
         Command::Plan {
             spec,
             output,
             valid_for,
             allowed_signers,
-        } => approval::plan(
-            g,
-            spec,
-            output.as_deref(),
-            *valid_for,
-            allowed_signers.as_deref(),
-        ),
-        Command::Approve { plan, key, by } => approval::approve(g, plan, key, by.as_deref()),
+        } => {
+            approval::plan(
+                g,
+                spec,
+                output.as_deref(),
+                *valid_for,
+                allowed_signers.as_deref(),
+            )
+            .await
+        }
+        Command::Approve { plan, key, by } => approval::approve(g, plan, key, by.as_deref()).await,
         Command::Apply {
             spec,
             yes,
             allowed_signers,
             metrics_file,
         } => match approval::read_plan(&spec.rollout) {
-            Ok(Some(pf)) => approval::apply_plan(
-                g,
-                spec,
-                pf,
-                *yes,
-                allowed_signers.as_deref(),
-                metrics_file.as_deref(),
-            ),
-            Ok(None) => apply::apply(g, spec, *yes, metrics_file.as_deref()),
+            Ok(Some(pf)) => {
+                approval::apply_plan(
+                    g,
+                    spec,
+                    pf,
+                    *yes,
+                    allowed_signers.as_deref(),
+                    metrics_file.as_deref(),
+                )
+                .await
+            }
+            Ok(None) => apply::apply(g, spec, *yes, metrics_file.as_deref()).await,
             Err(e) => Err(e.into()),
         },
-        Command::Report { run } => report::report(g, run),
-        Command::Status { run, watch } => status::watch(g, run.as_deref(), *watch),
+        Command::Report { run } => report::report(g, run).await,
+        Command::Status { run, watch } => status::watch(g, run.as_deref(), *watch).await,
         Command::Resume {
             run,
             yes,
             metrics_file,
-        } => apply::resume(g, run, *yes, metrics_file.as_deref()),
+        } => apply::resume(g, run, *yes, metrics_file.as_deref()).await,
         Command::Rollback {
             run,
             yes,
             metrics_file,
-        } => runs::rollback(g, run, *yes, metrics_file.as_deref()),
-        Command::Abort { run } => runs::abort(g, run),
+        } => runs::rollback(g, run, *yes, metrics_file.as_deref()).await,
+        Command::Abort { run } => runs::abort(g, run).await,
         Command::Reconcile {
             run,
             until_done,
             yes,
             metrics_file,
-        } => runs::reconcile(
-            g,
-            run.as_deref(),
-            *until_done,
-            *yes,
-            metrics_file.as_deref(),
-        ),
-        Command::Purge(args) => purge::purge(g, args),
-        Command::Demo { hosts } => demo::demo(g, *hosts),
-        Command::Lab(crate::cli::LabCommand::Up { hosts, dir, kind }) => lab::up(*hosts, dir, kind),
+        } => {
+            runs::reconcile(
+                g,
+                run.as_deref(),
+                *until_done,
+                *yes,
+                metrics_file.as_deref(),
+            )
+            .await
+        }
+        Command::Purge(args) => purge::purge(g, args).await,
+        Command::Demo { hosts } => demo::demo(g, *hosts).await,
+        Command::Lab(crate::cli::LabCommand::Up { hosts, dir, kind }) => {
+            lab::up(*hosts, dir, kind).await
+        }
         Command::Lab(crate::cli::LabCommand::Down { dir }) => lab::down(dir),
         Command::Completions { shell } => {
             let mut cmd = <crate::cli::Cli as clap::CommandFactory>::command();
@@ -108,7 +138,7 @@ pub fn run(cli: Cli) -> i32 {
             if g.json {
                 let line = serde_json::json!({
                     "event": "error",
-                    "at": crate::rollout::step::utc(crate::exec::now_ms() / 1000),
+                    "at": crate::rollout::step::utc(crate::exec::wall_ms() / 1000),
                     "message": e.to_string(),
                     "exit_code": e.code(),
                 });
@@ -120,11 +150,11 @@ pub fn run(cli: Cli) -> i32 {
     }
 }
 
-fn load(
+async fn load(
     g: &crate::cli::Global,
     args: &SpecArgs,
-) -> Result<(spec::Loaded, Vec<plan::Wave>), InputError> {
-    let opts = load_options(g, args.force, args.limit.clone())?;
+) -> Result<(spec::Loaded, Vec<plan::Wave>), CmdError> {
+    let opts = load_options(g, args.force, args.limit.clone()).await?;
     let loaded = spec::load_with(&args.rollout, args.inventory.as_deref(), &opts)?;
     let waves = plan::waves(&loaded.targets, &loaded.rollout.waves).map_err(|e| {
         if e.file.is_none() {
@@ -140,18 +170,19 @@ fn load(
 }
 
 /// How to load a spec for `--force` and `--limit` (its `@STATE:RUN` terms read from
-/// the runs' journals in the state directory).
-fn load_options(
+/// the runs' journals in the store).
+async fn load_options(
     g: &crate::cli::Global,
     force: bool,
     limit: Option<String>,
-) -> Result<spec::LoadOptions, InputError> {
-    let runs = limit::run_sets(&session::unchecked_state_dir(g), limit.as_deref())?;
+) -> Result<spec::LoadOptions, CmdError> {
+    let store = session::open_store(g).await?;
+    let runs = limit::run_sets(&*store, limit.as_deref()).await?;
     Ok(spec::LoadOptions { force, limit, runs })
 }
 
-fn check(g: &crate::cli::Global, args: &SpecArgs) -> CmdResult {
-    let (l, waves) = load(g, args)?;
+async fn check(g: &crate::cli::Global, args: &SpecArgs) -> CmdResult {
+    let (l, waves) = load(g, args).await?;
     let r = &l.rollout;
     if g.json {
         let c = apply::content_of(&l, &waves, args.force);

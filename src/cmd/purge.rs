@@ -11,17 +11,17 @@ use crate::diag::InputError;
 use crate::exec;
 use crate::exit;
 use crate::inventory;
-use crate::journal::{Access, Journal, JournalError, RunLock, StateDir};
-use crate::rollout::{Event, Plan, Policy, RunKind, RunState, Target};
+use crate::rollout::{Plan, Policy, RunKind, StopRequest, Target};
 use crate::spec::{self, OnFailure};
+use crate::store::{local_host, local_user, Access, Holder, Lease, Store, StoreError};
 
-use super::apply::local_user;
-use super::session::{drive, state_dir, with_runtime, CmdError, CmdResult, Cx};
+use super::apply::begin;
+use super::session::{run_one, store, CmdError, CmdResult, Opened};
 
 /// How long a purge waits for a running apply of the same rollout to roll back and go.
 const WAIT_FOR_APPLY: Duration = Duration::from_secs(15 * 60);
 
-pub fn purge(g: &Global, args: &PurgeArgs) -> CmdResult {
+pub async fn purge(g: &Global, args: &PurgeArgs) -> CmdResult {
     let metrics = super::session::metrics_file(args.metrics_file.as_deref())?;
     let (target, name) = match (&args.name, &args.path) {
         (Some(name), None) => {
@@ -42,9 +42,9 @@ pub fn purge(g: &Global, args: &PurgeArgs) -> CmdResult {
         _ => return Err(InputError::new("give either NAME or --path PATH, not both").into()),
     };
     let inv = inventory_of(args)?;
-    let dir = state_dir(g, Access::Write)?;
+    let store = store(g, Access::Write).await?;
     let hosts = spec::select_hosts(&inv, &args.select, &args.exclude)?;
-    let runs = super::limit::run_sets(&dir, args.limit.as_deref())?;
+    let runs = super::limit::run_sets(&*store, args.limit.as_deref()).await?;
     let hosts = spec::limit_hosts(&inv, hosts, args.limit.as_deref(), &runs, "hosts to purge")?;
     let question = format!(
         "purge {} from {}?",
@@ -58,9 +58,9 @@ pub fn purge(g: &Global, args: &PurgeArgs) -> CmdResult {
         eprintln!("not purged");
         return Ok(exit::ABORTED);
     }
-    dir.ensure()?;
+    store.prepare().await?;
     let run = exec::new_run_id(&format!("purge-{}", name.trim_start_matches("path-")));
-    let _lock = take_lock(&dir, &name, &run, target.kind())?;
+    let lease = take_lock(&*store, &name, &run, target.kind()).await?;
     let plan = Plan {
         run: run.clone(),
         name: name.clone(),
@@ -88,72 +88,75 @@ pub fn purge(g: &Global, args: &PurgeArgs) -> CmdResult {
         approval: None,
         command: std::env::args().collect(),
     };
-    let journal = Journal::create(&dir, &run)?;
+    let o = Opened::begin(&*store, lease, &run, &[]).await?;
     let reporter = super::session::reporter_with(g, metrics);
-    with_runtime(|stop| async move {
-        let first = Event::Begin {
-            plan: Box::new(plan.clone()),
-            pid: std::process::id(),
-            until_done: args.until_done,
-        };
-        let state = drive(
-            &Cx {
-                g,
-                dir: &dir,
-                reporter: &reporter,
-                stop: &stop,
-            },
-            RunState::new(),
-            journal,
-            first,
-            plan,
-        )
-        .await?;
-        Ok(crate::rollout::exit_code(&state))
-    })
+    let first = begin(&plan, args.until_done);
+    run_one(g, &store, &reporter, o, first, plan).await
 }
 
-/// Take the rollout's lock. A running apply of it is asked to stop (it rolls back) and
-/// waited for; any other holder (another purge, a rollback) refuses this purge.
-fn take_lock(dir: &StateDir, name: &str, run: &str, kind: RunKind) -> Result<RunLock, CmdError> {
-    match dir.lock(name, run) {
-        Err(JournalError::Locked { holder, pid, .. }) => {
-            let holder_kind = dir.load(&holder).ok().and_then(|s| s.kind());
-            if kind != RunKind::Purge || holder_kind != Some(RunKind::Apply) || pid == 0 {
-                return Err(CmdError::Other(
-                    format!(
-                        "{} is being worked on by run {holder} (pid {pid}){}; a second removal would race it\n  help: wait for it to end (`wavectl status {holder}`), then run this again",
-                        if kind == RunKind::Purge { format!("rollout {name}") } else { "this path".into() },
-                        holder_kind.map_or(String::new(), |k| format!(", a {k:?}").to_lowercase()),
-                    ),
-                    exit::BAD_INPUT,
-                ));
-            }
-            // SAFETY: kill(2) on the pid the lock's live holder recorded; no memory involved.
-            unsafe {
-                libc::kill(pid as libc::pid_t, libc::SIGINT);
-            }
-            eprintln!("run {holder} of {name} is in progress (pid {pid}): asked it to stop and roll back; waiting for it to release the rollout (at most {}s)", WAIT_FOR_APPLY.as_secs());
-            dir.lock_waiting(name, run, WAIT_FOR_APPLY, |h, waited| {
-                if waited.as_secs() > 0 {
-                    eprintln!(
-                        "still waiting for run {} (pid {}) to finish its rollback ({}s)",
-                        h.run,
-                        h.pid,
-                        waited.as_secs()
-                    );
-                }
-            })
-            .map_err(|e| match e {
-                JournalError::Locked { holder, pid, .. } => CmdError::Other(
-                    format!("run {holder} (pid {pid}) still holds rollout {name} after {}s; nothing was purged\n  help: see `wavectl status {holder}`; purge again once it has ended", WAIT_FOR_APPLY.as_secs()),
-                    exit::INCOMPLETE,
-                ),
-                other => other.into(),
-            })
-        }
-        other => Ok(other?),
+/// Take the rollout's lock. A running apply of it is asked to stop (it rolls back),
+/// through the store, and waited for; any other holder (another purge, a rollback)
+/// refuses this purge.
+async fn take_lock(
+    store: &dyn Store,
+    name: &str,
+    run: &str,
+    kind: RunKind,
+) -> Result<Lease, CmdError> {
+    let me = Holder::this_process(run);
+    let holder = match store.lock(name, &me).await {
+        Err(StoreError::Locked { holder, .. }) => holder,
+        other => return Ok(other?),
+    };
+    let holder_kind = store.load(&holder.run).await.ok().and_then(|s| s.kind());
+    if kind != RunKind::Purge || holder_kind != Some(RunKind::Apply) {
+        return Err(CmdError::Other(
+            format!(
+                "{} is being worked on by run {} ({}){}; a second removal would race it\n  help: wait for it to end (`wavectl status {}`), then run this again",
+                if kind == RunKind::Purge { format!("rollout {name}") } else { "this path".into() },
+                holder.run,
+                holder.who(),
+                holder_kind.map_or(String::new(), |k| format!(", a {k:?}").to_lowercase()),
+                holder.run,
+            ),
+            exit::BAD_INPUT,
+        ));
     }
+    let req = StopRequest {
+        by: format!("purge by {}@{}", local_user(), local_host()),
+    };
+    store.request_stop(&holder.run, &req).await?;
+    eprintln!(
+        "run {} of {name} is in progress ({}): asked it to stop and roll back; waiting for it to release the rollout (at most {}s)",
+        holder.run,
+        holder.who(),
+        WAIT_FOR_APPLY.as_secs()
+    );
+    store
+        .lock_waiting(name, &me, WAIT_FOR_APPLY, |h, waited| {
+            if waited.as_secs() > 0 {
+                eprintln!(
+                    "still waiting for run {} ({}) to finish its rollback ({}s)",
+                    h.run,
+                    h.who(),
+                    waited.as_secs()
+                );
+            }
+        })
+        .await
+        .map_err(|e| match e {
+            StoreError::Locked { holder, .. } => CmdError::Other(
+                format!(
+                    "run {} ({}) still holds rollout {name} after {}s; nothing was purged\n  help: see `wavectl status {}`; purge again once it has ended",
+                    holder.run,
+                    holder.who(),
+                    WAIT_FOR_APPLY.as_secs(),
+                    holder.run
+                ),
+                exit::INCOMPLETE,
+            ),
+            other => other.into(),
+        })
 }
 
 /// `--inventory`, else the inventory of `rollouts/NAME.toml` (the whole inventory: the

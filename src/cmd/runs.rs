@@ -3,21 +3,24 @@
 use std::path::Path;
 
 use crate::cli::Global;
+use crate::exec::wall_ms;
 use crate::exit;
-use crate::journal::Access;
 use crate::report::Event as Shown;
-use crate::rollout::{step::utc, summary::lease_runs_out, End, Intent, RunKind, Status};
+use crate::rollout::{
+    step::utc, summary::lease_runs_out, End, Intent, RunKind, Status, StopRequest,
+};
+use crate::store::{local_host, local_user, Access};
 
 use super::apply::attach;
 use super::session::{
-    drive, metrics_file, open_run, reporter_with, state_dir, with_runtime, CmdError, CmdResult, Cx,
+    metrics_file, open_run, reporter_with, run_one, store, CmdError, CmdResult, Cx,
 };
 
 /// Return every host of a run to what it held before the run.
-pub fn rollback(g: &Global, run: &str, yes: bool, metrics: Option<&Path>) -> CmdResult {
+pub async fn rollback(g: &Global, run: &str, yes: bool, metrics: Option<&Path>) -> CmdResult {
     let metrics = metrics_file(metrics)?;
-    let dir = state_dir(g, Access::Write)?;
-    let o = open_run(&dir, run)?;
+    let store = store(g, Access::Write).await?;
+    let o = open_run(&*store, run).await?;
     let id = o.run.clone();
     let plan = o
         .state
@@ -40,53 +43,46 @@ pub fn rollback(g: &Global, run: &str, yes: bool, metrics: Option<&Path>) -> Cmd
         return Ok(exit::ABORTED);
     }
     let reporter = reporter_with(g, metrics);
-    super::session::take_up(
-        g,
-        &dir,
-        &reporter,
-        o,
-        plan,
-        attach(Intent::Rollback, false, None),
-    )
+    let first = attach(Intent::Rollback, false, None);
+    run_one(g, &store, &reporter, o, first, plan).await
 }
 
-/// Ask the process running a run to stop and roll back (SIGINT, as the first Ctrl-C).
-pub fn abort(g: &Global, run: &str) -> CmdResult {
-    let dir = state_dir(g, Access::Read)?;
-    let id = dir.resolve(run)?;
-    let st = dir.load(&id)?;
+/// Ask the controller driving a run to stop (an apply then rolls back), wherever it
+/// runs: a stop request in the store, which it sees within a second and handles as a
+/// first Ctrl-C. Nothing is signalled.
+pub async fn abort(g: &Global, run: &str) -> CmdResult {
+    let store = store(g, Access::Read).await?;
+    let id = store.resolve(run).await?;
+    let st = store.load(&id).await?;
     let Some(plan) = &st.plan else {
         return Err(CmdError::Other(
             format!("run {id} never began"),
             exit::BAD_INPUT,
         ));
     };
-    match dir.holder(&plan.name) {
-        Some(h) if h.run == id && h.pid > 0 => {
-            // SAFETY: kill(2) on the pid the lock's live holder recorded; no memory involved.
-            let r = unsafe { libc::kill(h.pid as libc::pid_t, libc::SIGINT) };
-            if r == 0 {
-                if g.json {
-                    let line = serde_json::json!({
-                        "event": "abort_sent",
-                        "at": crate::rollout::step::utc(crate::exec::now_ms() / 1000),
-                        "run": id,
-                        "pid": h.pid,
-                    });
-                    println!("{line}");
-                } else {
-                    println!(
-                        "asked run {id} (pid {}) to stop: the actions in flight finish, then it rolls back",
-                        h.pid
-                    );
-                }
-                Ok(exit::OK)
+    match store.holder(&plan.name).await? {
+        Some(h) if h.run == id => {
+            let req = StopRequest {
+                by: format!("abort by {}@{}", local_user(), local_host()),
+            };
+            store.request_stop(&id, &req).await?;
+            if g.json {
+                let line = serde_json::json!({
+                    "event": "abort_sent",
+                    "at": utc(wall_ms() / 1000),
+                    "run": id,
+                    "pid": h.pid,
+                    "host": h.host,
+                    "user": h.user,
+                });
+                println!("{line}");
             } else {
-                Err(CmdError::Other(
-                    format!("cannot signal pid {}: {}", h.pid, std::io::Error::last_os_error()),
-                    exit::INCOMPLETE,
-                ))
+                println!(
+                    "asked run {id} ({}) to stop: the actions in flight finish, then it rolls back",
+                    h.who()
+                );
             }
+            Ok(exit::OK)
         }
         _ => Err(CmdError::Other(
             format!(
@@ -129,7 +125,7 @@ fn decide(id: &str, st: &crate::rollout::RunState) -> Plan {
 
 /// Finish what is unfinished: pending removals, unconfirmed hosts, and applies whose
 /// controller died (rolled back, as their leases would) — of one run or of every run.
-pub fn reconcile(
+pub async fn reconcile(
     g: &Global,
     run: Option<&str>,
     until_done: bool,
@@ -137,17 +133,17 @@ pub fn reconcile(
     metrics: Option<&Path>,
 ) -> CmdResult {
     let metrics = metrics_file(metrics)?;
-    let dir = state_dir(g, Access::Write)?;
+    let store = store(g, Access::Write).await?;
     let ids: Vec<String> = match run {
-        Some(r) => vec![dir.resolve(r)?],
-        None => dir.runs()?,
+        Some(r) => vec![store.resolve(r).await?],
+        None => store.runs().await?,
     };
     // A damaged journal stops the command before anything is touched: what it would do
     // there cannot be known.
     let mut todo = 0;
     let mut hosts = 0;
     for id in &ids {
-        let st = dir.load(id)?;
+        let st = store.load(id).await?;
         if matches!(decide(id, &st), Plan::Take(_)) {
             todo += 1;
             hosts += st.may_hold().count();
@@ -165,94 +161,82 @@ pub fn reconcile(
         }
     }
     let reporter = reporter_with(g, metrics);
-    with_runtime(|stop| async move {
-        let mut worst = exit::OK;
-        let mut worked = false;
-        for id in ids {
-            if stop.requested() {
-                reporter.emit(Shown::Note {
-                    message: format!("stopped: run {id} and the runs after it were not reconciled"),
-                });
-                worst = worst.max(exit::INCOMPLETE);
-                break;
-            }
-            let st = match dir.load(&id) {
-                Ok(s) => s,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    worst = worst.max(exit::INCOMPLETE);
-                    continue;
-                }
-            };
-            let intent = match decide(&id, &st) {
-                Plan::Skip => continue,
-                Plan::Note(n) => {
-                    reporter.emit(Shown::Note { message: n });
-                    continue;
-                }
-                Plan::Take(i) => i,
-            };
-            let Some(name) = st.plan.as_ref().map(|p| p.name.clone()) else {
-                continue;
-            };
-            if let Some(h) = dir.holder(&name) {
-                reporter.emit(Shown::Note {
-                    message: format!(
-                        "skipping run {id}: rollout {name} is being worked on by run {} (pid {})",
-                        h.run, h.pid
-                    ),
-                });
+    let cx = Cx::new(g, &store, &reporter)?;
+    let mut worst = exit::OK;
+    let mut worked = false;
+    for id in ids {
+        if cx.stopped() {
+            reporter.emit(Shown::Note {
+                message: format!("stopped: run {id} and the runs after it were not reconciled"),
+            });
+            worst = worst.max(exit::INCOMPLETE);
+            break;
+        }
+        let st = match store.load(&id).await {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("error: {e}");
                 worst = worst.max(exit::INCOMPLETE);
                 continue;
             }
-            let o = match open_run(&dir, &id) {
-                Ok(o) => o,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    worst = worst.max(e.code().max(exit::INCOMPLETE));
-                    continue;
-                }
-            };
-            worked = true;
-            let Some(plan) = o.state.plan.clone() else {
+        };
+        let intent = match decide(&id, &st) {
+            Plan::Skip => continue,
+            Plan::Note(n) => {
+                reporter.emit(Shown::Note { message: n });
                 continue;
-            };
-            if intent == Intent::Orphaned {
-                reporter.emit(Shown::Note {
-                    message: format!(
-                        "run {id} ({}) was interrupted and its controller is gone: rolling it back, as its hosts' leases would",
-                        o.state.status_name()
-                    ),
-                });
             }
-            let _lock = o.lock;
-            let state = drive(
-                &Cx {
-                    g,
-                    dir: &dir,
-                    reporter: &reporter,
-                    stop: &stop,
-                },
-                o.state,
-                o.journal,
-                attach(intent, until_done, None),
-                plan,
-            )
-            .await;
-            let code = match state {
-                Ok(s) if s.may_hold().any(|h| h.state.unfinished()) => exit::INCOMPLETE,
-                Ok(s) if matches!(s.end(), Some(End::Unconfirmed)) => exit::INCOMPLETE,
-                Ok(_) => exit::OK,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    e.code().max(exit::INCOMPLETE)
-                }
-            };
-            worst = worst.max(code);
+            Plan::Take(i) => i,
+        };
+        let Some(name) = st.plan.as_ref().map(|p| p.name.clone()) else {
+            continue;
+        };
+        if let Some(h) = store.holder(&name).await? {
+            reporter.emit(Shown::Note {
+                message: format!(
+                    "skipping run {id}: rollout {name} is being worked on by run {} ({})",
+                    h.run,
+                    h.who()
+                ),
+            });
+            worst = worst.max(exit::INCOMPLETE);
+            continue;
         }
-        if !worked && worst == exit::OK {
-            println!("nothing to reconcile: every run has ended and no host is pending");
+        let o = match open_run(&*store, &id).await {
+            Ok(o) => o,
+            Err(e) => {
+                eprintln!("error: {e}");
+                worst = worst.max(e.code().max(exit::INCOMPLETE));
+                continue;
+            }
+        };
+        worked = true;
+        let Some(plan) = o.state.plan.clone() else {
+            continue;
+        };
+        if intent == Intent::Orphaned {
+            reporter.emit(Shown::Note {
+                message: format!(
+                    "run {id} ({}) was interrupted and its controller is gone: rolling it back, as its hosts' leases would",
+                    o.state.status_name()
+                ),
+            });
         }
-        Ok(worst)
-    })
+        let state = cx.drive(o, attach(intent, until_done, None), plan).await;
+        let code = match state {
+            Ok(s) if s.may_hold().any(|h| h.state.unfinished()) => exit::INCOMPLETE,
+            Ok(s) if matches!(s.end(), Some(End::Unconfirmed)) => exit::INCOMPLETE,
+            Ok(_) => exit::OK,
+            Err(e @ CmdError::Interrupted(_)) => return Err(e),
+            Err(e) => {
+                eprintln!("error: {e}");
+                e.code().max(exit::INCOMPLETE)
+            }
+        };
+        worst = worst.max(code);
+    }
+    if !worked && worst == exit::OK {
+        println!("nothing to reconcile: every run has ended and no host is pending");
+    }
+    Ok(worst)
 }

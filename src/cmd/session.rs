@@ -1,15 +1,23 @@
-//! What the commands that work on hosts share: one error type mapped to an exit code,
-//! the runtime with the stop request, opening a journaled run (lock, then journal), and
-//! running the engine to the end of a run with its summary shown.
+//! What the commands that work on runs share: one error type mapped to an exit code,
+//! the store the flags name, opening a run (its rollout's lease, then its journal), and
+//! driving a run to its end ([`Cx`]) — the one place where an OS signal becomes the
+//! run's stop request, and a signal after a stop request ends the command at once.
+
+use std::sync::{Arc, OnceLock};
+
+use tokio_util::sync::CancellationToken;
 
 use crate::cli::Global;
 use crate::diag::InputError;
-use crate::exec::{Engine, Shared, Stop};
+use crate::exec::{wall_ms, Engine, Seams, Shared, Signals, Stop, SystemClock};
 use crate::exit;
-use crate::journal::{Access, Journal, JournalError, RunLock, StateDir};
 use crate::report::metrics::MetricsFile;
 use crate::report::{Event as Shown, Reporter};
-use crate::rollout::{summarize, Event, RunState};
+use crate::rollout::{summarize, Event, Plan, RunState};
+use crate::store::{
+    self, Access, Artefact, AuditEntry, FileStore, Holder, JournalWriter, Lease, Location, Store,
+    StoreError,
+};
 use crate::transport::Transport;
 
 /// Why a command failed, with the exit code it means. Printed once, by `cmd::run`.
@@ -18,15 +26,19 @@ pub enum CmdError {
     /// Bad input: nothing was touched on any host (exit 2).
     #[error("{0}")]
     Input(#[from] InputError),
-    /// The state directory, a lock or a journal (exit 2: nothing was touched).
+    /// The store, a lock or a journal (exit 2: nothing was touched; exit 4 if the
+    /// store is out of reach or the run was lost).
     #[error("{0}")]
-    Journal(#[from] JournalError),
-    /// The journal stopped taking records in the middle of a run (exit 4).
-    #[error("{0}\n  help: the run stopped where it was, and hosts may hold the script: make the state directory writable, then `wavectl reconcile` (or `wavectl purge NAME`, which asks the hosts themselves)")]
-    Lost(JournalError),
+    Store(#[from] StoreError),
+    /// The store stopped taking the run's records in the middle of it (exit 4).
+    #[error("{err}\n  help: {help}", err = .0, help = lost_help(.0))]
+    Lost(StoreError),
     /// Refused: approvals, a stale plan (exit 5).
     #[error("{0}")]
     Refused(String),
+    /// A signal after a stop request: the command ended at once (exit 3).
+    #[error("second interrupt ({0}): exiting now; the journal is intact (`wavectl status`, then `wavectl resume RUN`, `rollback RUN` or `reconcile`)")]
+    Interrupted(&'static str),
     /// Anything else, with its exit code.
     #[error("{0}")]
     Other(String, i32),
@@ -35,28 +47,38 @@ pub enum CmdError {
 impl CmdError {
     pub fn code(&self) -> i32 {
         match self {
-            CmdError::Input(_) | CmdError::Journal(_) => exit::BAD_INPUT,
+            CmdError::Store(e) if e.is_lost() => exit::INCOMPLETE,
+            CmdError::Input(_) | CmdError::Store(_) => exit::BAD_INPUT,
             CmdError::Lost(_) => exit::INCOMPLETE,
             CmdError::Refused(_) => exit::REFUSED,
+            CmdError::Interrupted(_) => exit::ABORTED,
             CmdError::Other(_, c) => *c,
         }
     }
 }
 
-pub type CmdResult = Result<i32, CmdError>;
-
-/// The state directory of `--state-dir` (or its default), once it is known to be usable
-/// as `access` says (exit 2 with what to do otherwise: never an empty list of runs).
-pub fn state_dir(g: &Global, access: Access) -> Result<StateDir, CmdError> {
-    let dir = unchecked_state_dir(g);
-    dir.usable(access)?;
-    Ok(dir)
+fn lost_help(e: &StoreError) -> &'static str {
+    match e {
+        StoreError::Fenced { .. } => "this controller stopped touching hosts at once: the run is another controller's now (`wavectl status` says whose)",
+        _ => "the run stopped where it was, and hosts may hold the script: make the state directory writable, then `wavectl reconcile` (or `wavectl purge NAME`, which asks the hosts themselves)",
+    }
 }
 
-/// The state directory named by `--state-dir` (or the default), not looked at yet: for
+pub type CmdResult = Result<i32, CmdError>;
+
+/// The store the flags name (`--state-dir`, or its default), not looked at yet: for
 /// code that checks it only when it needs it (`--limit @STATE:RUN`).
-pub fn unchecked_state_dir(g: &Global) -> StateDir {
-    StateDir::new(g.state_dir.clone().unwrap_or_else(StateDir::default_root))
+pub async fn open_store(g: &Global) -> Result<Arc<dyn Store>, CmdError> {
+    let root = g.state_dir.clone().unwrap_or_else(FileStore::default_root);
+    Ok(store::open(Location::Dir(root)).await?)
+}
+
+/// The store the flags name, once it is known to be usable as `access` says (exit 2
+/// with what to do otherwise: never an empty list of runs).
+pub async fn store(g: &Global, access: Access) -> Result<Arc<dyn Store>, CmdError> {
+    let s = open_store(g).await?;
+    s.check(access).await?;
+    Ok(s)
 }
 
 pub fn reporter(g: &Global) -> Reporter {
@@ -79,84 +101,72 @@ pub fn metrics_file(path: Option<&std::path::Path>) -> Result<Option<MetricsFile
     Ok(path.map(MetricsFile::open).transpose()?)
 }
 
-/// Run async work on a fresh runtime, with SIGINT/SIGTERM turned into a stop request.
-pub fn with_runtime<F, Fut>(work: F) -> CmdResult
-where
-    F: FnOnce(Stop) -> Fut,
-    Fut: std::future::Future<Output = CmdResult>,
-{
-    // The `ssh` masters of controllers that died go first, whatever this command does.
-    crate::transport::clean_stale_control_dirs();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| {
-            CmdError::Other(
-                format!("cannot start the async runtime: {e}"),
-                exit::INCOMPLETE,
-            )
-        })?;
-    rt.block_on(async {
-        let stop = Stop::listen().map_err(|e| {
-            CmdError::Other(format!("cannot listen for signals: {e}"), exit::INCOMPLETE)
-        })?;
-        work(stop).await
-    })
-}
-
-/// A journaled run opened for more work: its state (replayed), its lock, its journal.
+/// A run ready to be driven: its state so far and its journal's writer (which holds the
+/// rollout's lease until it is dropped).
 pub struct Opened {
     pub run: String,
     pub state: RunState,
-    pub journal: Journal,
-    pub lock: RunLock,
+    pub journal: Box<dyn JournalWriter>,
 }
 
-/// Find a run by id or unique prefix, take its rollout's lock, open its journal.
-pub fn open_run(dir: &StateDir, prefix: &str) -> Result<Opened, CmdError> {
-    let run = dir.resolve(prefix)?;
-    let peek = dir.load(&run)?;
+impl Opened {
+    /// Begin a new run under `lease`: its journal, then the artefacts it keeps.
+    pub async fn begin(
+        store: &dyn Store,
+        lease: Lease,
+        run: &str,
+        artefacts: &[(Artefact, &[u8])],
+    ) -> Result<Opened, CmdError> {
+        let journal = store.create(lease, run).await?;
+        for (what, bytes) in artefacts {
+            store.put(run, *what, bytes).await?;
+        }
+        Ok(Opened {
+            run: run.to_string(),
+            state: RunState::new(),
+            journal,
+        })
+    }
+}
+
+/// Find a run by id or unique prefix, take its rollout's lease, open its journal.
+pub async fn open_run(store: &dyn Store, prefix: &str) -> Result<Opened, CmdError> {
+    let run = store.resolve(prefix).await?;
+    let peek = store.load(&run).await?;
     let Some(plan) = &peek.plan else {
         return Err(CmdError::Other(
             format!("the journal of run {run} has no beginning: the run never started"),
             exit::BAD_INPUT,
         ));
     };
-    let lock = dir.lock(&plan.name, &run)?;
-    // Read again under the lock: nobody writes it now.
-    let (journal, records) = Journal::open(dir, &run)?;
+    let lease = store.lock(&plan.name, &Holder::this_process(&run)).await?;
+    // Read again under the lease: nobody writes it now.
+    let (journal, records) = store.open(lease, &run).await?;
     Ok(Opened {
         run,
         state: crate::rollout::replay(&records),
         journal,
-        lock,
     })
 }
 
-/// The bytes of the script an apply installs, kept beside its journal; checked.
-pub fn script_of(dir: &StateDir, state: &RunState) -> Result<Option<Vec<u8>>, CmdError> {
-    let Some(plan) = &state.plan else {
-        return Ok(None);
-    };
+/// The bytes of the script an apply installs, kept with its journal; checked.
+async fn script_of(store: &dyn Store, plan: &Plan) -> Result<Option<Vec<u8>>, CmdError> {
     let Some(d) = plan.deployment() else {
         return Ok(None);
     };
-    let path = dir.script_path(&plan.run);
-    let body = std::fs::read(&path).map_err(|source| {
-        CmdError::Journal(JournalError::Io {
-            what: "read the script kept at",
-            path: path.clone(),
-            source,
-        })
-    })?;
+    let at = store.artefact_location(&plan.run, Artefact::Script);
+    let Some(body) = store.get(&plan.run, Artefact::Script).await? else {
+        return Err(CmdError::Other(
+            format!("cannot read the script kept at {at}: it is not there"),
+            exit::BAD_INPUT,
+        ));
+    };
     let got = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&body));
     if got != d.sha256 {
         return Err(CmdError::Other(
             format!(
-                "{}: sha256 {got}, but run {} installs {}: the kept script changed",
-                path.display(),
-                plan.run,
-                d.sha256
+                "{at}: sha256 {got}, but run {} installs {}: the kept script changed",
+                plan.run, d.sha256
             ),
             exit::BAD_INPUT,
         ));
@@ -164,136 +174,204 @@ pub fn script_of(dir: &StateDir, state: &RunState) -> Result<Option<Vec<u8>>, Cm
     Ok(Some(body))
 }
 
-/// What a command that runs the engine brings to it.
+/// The context of a command that drives runs: its store and reporter, the runs' stop
+/// request, and the signals it listens to from its creation to its end.
 pub struct Cx<'a> {
     pub g: &'a Global,
-    pub dir: &'a StateDir,
+    pub store: &'a Arc<dyn Store>,
     pub reporter: &'a Reporter,
-    pub stop: &'a Stop,
+    stop: Stop,
+    /// Cancelled by a signal that came after a stop request, whose name it keeps.
+    exit_now: CancellationToken,
+    exit_by: Arc<OnceLock<&'static str>>,
+    listener: tokio::task::JoinHandle<()>,
 }
 
-/// Run the engine from `first` to the run's end; show the summary. Returns the state.
-pub async fn drive(
-    cx: &Cx<'_>,
-    state: RunState,
-    journal: Journal,
-    first: Event,
-    plan: crate::rollout::Plan,
-) -> Result<RunState, CmdError> {
-    let Cx {
-        g,
-        dir,
-        reporter,
-        stop,
-    } = *cx;
-    reporter.set_run(&plan.run);
-    let notifier = notifier(dir, &plan, reporter);
-    if let Event::Begin { .. } = &first {
-        reporter.emit(Shown::RunStarted {
-            run: plan.run.clone(),
-            rollout: plan.name.clone(),
-            hosts: plan.hosts.len(),
-            waves: match plan.kind() {
-                crate::rollout::RunKind::Apply => plan.waves.len(),
-                _ => 0,
+impl<'a> Cx<'a> {
+    /// Listen for SIGINT and SIGTERM from now on (the first is the runs' stop request;
+    /// one after a stop request ends the command at once).
+    pub fn new(
+        g: &'a Global,
+        store: &'a Arc<dyn Store>,
+        reporter: &'a Reporter,
+    ) -> Result<Cx<'a>, CmdError> {
+        // The `ssh` masters of controllers that died go first, whatever this command does.
+        crate::transport::clean_stale_control_dirs();
+        let signals = Signals::listen().map_err(|e| {
+            CmdError::Other(format!("cannot listen for signals: {e}"), exit::INCOMPLETE)
+        })?;
+        let stop = Stop::new();
+        let exit_now = CancellationToken::new();
+        let exit_by = Arc::new(OnceLock::new());
+        let listener = tokio::spawn(interrupts(
+            signals,
+            stop.clone(),
+            exit_now.clone(),
+            exit_by.clone(),
+        ));
+        Ok(Cx {
+            g,
+            store,
+            reporter,
+            stop,
+            exit_now,
+            exit_by,
+            listener,
+        })
+    }
+
+    /// A stop was requested (no further run should be taken up).
+    pub fn stopped(&self) -> bool {
+        self.stop.requested()
+    }
+
+    /// Drive an opened run from `first` to its end, its summary shown and the audit log
+    /// told; the state it ended in.
+    pub async fn drive(&self, o: Opened, first: Event, plan: Plan) -> Result<RunState, CmdError> {
+        let Opened {
+            state, mut journal, ..
+        } = o;
+        let (g, store, reporter) = (self.g, self.store, self.reporter);
+        reporter.set_run(&plan.run);
+        let notifier = notifier(&**store, &plan, reporter).await;
+        if let Event::Begin { .. } = &first {
+            reporter.emit(Shown::RunStarted {
+                run: plan.run.clone(),
+                rollout: plan.name.clone(),
+                hosts: plan.hosts.len(),
+                waves: match plan.kind() {
+                    crate::rollout::RunKind::Apply => plan.waves.len(),
+                    _ => 0,
+                },
+                journal: store.journal_location(&plan.run),
+            });
+        }
+        let body = script_of(&**store, &plan).await?;
+        let ssh_config = g.ssh_config.clone().or_else(|| plan.ssh_config.clone());
+        let transport = Transport::new(ssh_config).map_err(|e| {
+            CmdError::Other(
+                format!("cannot create the ssh control directory under /tmp: {e}"),
+                exit::BAD_INPUT,
+            )
+        })?;
+        let action = action_of(&first, &plan);
+        audit(&**store, &plan, &action, "started", None, String::new()).await;
+        let engine = Engine::new(
+            state,
+            Shared::new(transport, plan.clone(), body),
+            reporter,
+            Seams {
+                journal: &mut *journal,
+                store: store.clone(),
+                clock: Arc::new(SystemClock),
+                stop: self.stop.clone(),
             },
-            journal: journal.path().display().to_string(),
-        });
-    }
-    let body = match &first {
-        Event::Begin { .. } => {
-            let st = RunState {
-                plan: Some(plan.clone()),
-                ..RunState::new()
-            };
-            script_of(dir, &st)?
+        );
+        let (state, result) = tokio::select! {
+            biased;
+            () = self.exit_now.cancelled() => {
+                // Whatever the engine had in flight is dropped with it; its `ssh` go too.
+                crate::transport::reap_all();
+                let by = self.exit_by.get().copied().unwrap_or("SIGINT");
+                return Err(CmdError::Interrupted(by));
+            }
+            r = engine.run(first) => r,
+        };
+        let outcome = match result {
+            Ok(()) => {
+                reporter.emit(Shown::Summary(summarize(&state)));
+                Ok(state)
+            }
+            Err(e) if e.touched || e.source.is_lost() => Err(CmdError::Lost(e.source)),
+            Err(e) => Err(CmdError::Store(e.source)),
+        };
+        if let Some(id) = notifier {
+            // Waits for the hooks in flight, at most their timeout (a blocking wait: off the
+            // runtime's other tasks, the signal listener among them).
+            tokio::task::block_in_place(|| reporter.detach(id));
         }
-        _ => script_of(dir, &state)?,
-    };
-    let ssh_config = g.ssh_config.clone().or_else(|| plan.ssh_config.clone());
-    let transport = Transport::new(ssh_config).map_err(|e| {
-        CmdError::Other(
-            format!("cannot create the ssh control directory under /tmp: {e}"),
-            exit::BAD_INPUT,
-        )
-    })?;
-    let plan_copy = plan.clone();
-    let shared = Shared::new(transport, plan, body);
-    let engine = Engine::new(
-        state,
-        journal,
-        shared,
-        reporter,
-        stop.token.clone(),
-        stop.by.clone(),
-    );
-    let action = action_of(&first, &plan_copy);
-    audit(dir, &plan_copy, &action, "started", None, String::new());
-    let (state, result) = engine.run(first).await;
-    let outcome = match result {
-        Ok(()) => {
-            reporter.emit(Shown::Summary(summarize(&state)));
-            Ok(state)
-        }
-        Err(e) if e.touched => Err(CmdError::Lost(e.source)),
-        Err(e) => Err(CmdError::Journal(e.source)),
-    };
-    if let Some(id) = notifier {
-        // Waits for the hooks in flight, at most their timeout (a blocking wait: off the
-        // runtime's other tasks, the signal listener among them).
-        tokio::task::block_in_place(|| reporter.detach(id));
+        let (outcome_name, code, detail) = match &outcome {
+            Ok(s) => {
+                let pending: Vec<String> = s
+                    .hosts
+                    .iter()
+                    .filter(|h| h.state.unfinished())
+                    .map(|h| h.host.clone())
+                    .collect();
+                let detail = if pending.is_empty() {
+                    String::new()
+                } else {
+                    format!("pending: {}", pending.join(", "))
+                };
+                (s.status_name(), crate::rollout::exit_code(s), detail)
+            }
+            Err(e) => ("failed", e.code(), e.to_string()),
+        };
+        audit(&**store, &plan, &action, outcome_name, Some(code), detail).await;
+        // The lease goes with the journal's writer, after the audit line.
+        drop(journal);
+        outcome
     }
-    match &outcome {
-        Ok(s) => {
-            let pending: Vec<String> = s
-                .hosts
-                .iter()
-                .filter(|h| h.state.unfinished())
-                .map(|h| h.host.clone())
-                .collect();
-            let detail = if pending.is_empty() {
-                String::new()
-            } else {
-                format!("pending: {}", pending.join(", "))
-            };
-            audit(
-                dir,
-                &plan_copy,
-                &action,
-                s.status_name(),
-                Some(crate::rollout::exit_code(s)),
-                detail,
-            );
-        }
-        Err(e) => audit(
-            dir,
-            &plan_copy,
-            &action,
-            "failed",
-            Some(e.code()),
-            e.to_string(),
-        ),
+
+    /// [`drive`](Self::drive), and the exit code the run's end means.
+    pub async fn run_to_end(&self, o: Opened, first: Event, plan: Plan) -> CmdResult {
+        let state = self.drive(o, first, plan).await?;
+        Ok(crate::rollout::exit_code(&state))
     }
-    outcome
 }
 
-/// The run's notification hook (its spec's `[notify]`, kept beside its journal), fed
-/// the run's events until the run ends. One that cannot be read is said, not fatal.
-fn notifier(
-    dir: &StateDir,
-    plan: &crate::rollout::Plan,
+impl Drop for Cx<'_> {
+    fn drop(&mut self) {
+        self.listener.abort();
+    }
+}
+
+/// What the signals mean: the first is the stop request; one that comes after a stop
+/// was requested (by a signal or through the store) exits at once, leaving the journal.
+async fn interrupts(
+    mut signals: Signals,
+    stop: Stop,
+    exit_now: CancellationToken,
+    exit_by: Arc<OnceLock<&'static str>>,
+) {
+    loop {
+        let name = signals.next().await;
+        if !stop.request(name) {
+            let _ = exit_by.set(name);
+            exit_now.cancel();
+            return;
+        }
+    }
+}
+
+/// Drive one opened run from `first` to its end; its exit code.
+pub async fn run_one(
+    g: &Global,
+    store: &Arc<dyn Store>,
+    reporter: &Reporter,
+    o: Opened,
+    first: Event,
+    plan: Plan,
+) -> CmdResult {
+    Cx::new(g, store, reporter)?
+        .run_to_end(o, first, plan)
+        .await
+}
+
+/// The run's notification hook (its spec's `[notify]`, kept with its journal), fed the
+/// run's events until the run ends. One that cannot be read is said, not fatal.
+async fn notifier(
+    store: &dyn Store,
+    plan: &Plan,
     reporter: &Reporter,
 ) -> Option<crate::report::SinkId> {
-    let path = dir.notify_path(&plan.run);
-    let text = match std::fs::read(&path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+    let at = store.artefact_location(&plan.run, Artefact::Notify);
+    let text = match store.get(&plan.run, Artefact::Notify).await {
+        Ok(Some(t)) => t,
+        Ok(None) => return None,
         Err(e) => {
             reporter.emit(Shown::Note {
-                message: format!(
-                    "warning: no notifications: cannot read {}: {e}",
-                    path.display()
-                ),
+                message: format!("warning: no notifications: {e}"),
             });
             return None;
         }
@@ -309,7 +387,7 @@ fn notifier(
         ),
         Err(e) => {
             reporter.emit(Shown::Note {
-                message: format!("warning: no notifications: {}: {e}", path.display()),
+                message: format!("warning: no notifications: {at}: {e}"),
             });
             None
         }
@@ -317,7 +395,7 @@ fn notifier(
 }
 
 /// What a run's first event makes of this command, for the audit log.
-fn action_of(first: &Event, plan: &crate::rollout::Plan) -> String {
+fn action_of(first: &Event, plan: &Plan) -> String {
     use crate::rollout::{Intent, RunKind};
     match first {
         Event::Attach(a) => match a.intent {
@@ -336,17 +414,17 @@ fn action_of(first: &Event, plan: &crate::rollout::Plan) -> String {
 
 /// One line in the audit log (a log that cannot be written is said, not fatal: the
 /// journal is the record the engine depends on).
-fn audit(
-    dir: &StateDir,
-    plan: &crate::rollout::Plan,
+async fn audit(
+    store: &dyn Store,
+    plan: &Plan,
     action: &str,
     outcome: &str,
     exit_code: Option<i32>,
     detail: String,
 ) {
-    let entry = crate::journal::AuditEntry {
-        at: crate::rollout::step::utc(crate::exec::now_ms() / 1000),
-        user: super::apply::local_user(),
+    let entry = AuditEntry {
+        at: crate::rollout::step::utc(wall_ms() / 1000),
+        user: store::local_user(),
         action: action.to_string(),
         outcome: outcome.to_string(),
         exit_code,
@@ -362,29 +440,7 @@ fn audit(
         detail,
         command: std::env::args().collect(),
     };
-    if let Err(e) = dir.audit(&entry) {
+    if let Err(e) = store.audit(&entry).await {
         eprintln!("warning: the audit log: {e}");
     }
-}
-
-/// Take an opened run up (resume, rollback) with `first`, to its end; its exit code.
-pub fn take_up(
-    g: &Global,
-    dir: &StateDir,
-    reporter: &Reporter,
-    o: Opened,
-    plan: crate::rollout::Plan,
-    first: Event,
-) -> CmdResult {
-    let _lock = o.lock;
-    with_runtime(|stop| async move {
-        let cx = Cx {
-            g,
-            dir,
-            reporter,
-            stop: &stop,
-        };
-        let state = drive(&cx, o.state, o.journal, first, plan).await?;
-        Ok(crate::rollout::exit_code(&state))
-    })
 }

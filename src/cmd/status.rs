@@ -7,10 +7,10 @@ use serde::Serialize;
 
 use crate::cli::Global;
 use crate::exit;
-use crate::journal::{Access, StateDir};
 use crate::rollout::{step::utc, HostState, RunState};
+use crate::store::{Access, Holder, Store};
 
-use super::session::{state_dir, CmdResult};
+use super::session::{store, CmdResult};
 
 #[derive(Serialize)]
 struct RunLine {
@@ -24,6 +24,9 @@ struct RunLine {
     state: String,
     /// The run has not ended and no live process works on it.
     interrupted: bool,
+    /// The controller driving the run now, if one does: its host, user and pid.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    driver: Option<Driver>,
     started: String,
     started_ms: u64,
     ended: Option<String>,
@@ -39,9 +42,28 @@ struct RunLine {
     damage: Option<String>,
 }
 
-fn line(dir: &StateDir, id: &str, s: &RunState, damage: Option<String>) -> RunLine {
+/// Who drives a run.
+#[derive(Serialize)]
+struct Driver {
+    host: String,
+    user: String,
+    pid: u32,
+}
+
+/// The controller driving run `id` of rollout `name` now, if one does.
+async fn driver(store: &dyn Store, name: &str, id: &str) -> Option<Holder> {
+    store
+        .holder(name)
+        .await
+        .ok()
+        .flatten()
+        .filter(|h| h.run == id)
+}
+
+async fn line(store: &dyn Store, id: &str, s: &RunState, damage: Option<String>) -> RunLine {
     let name = s.plan.as_ref().map_or("?".to_string(), |p| p.name.clone());
-    let live = dir.holder(&name).is_some_and(|h| h.run == id);
+    let holder = driver(store, &name, id).await;
+    let live = holder.is_some();
     let interrupted = !s.is_ended() && !live && damage.is_none();
     let status = if damage.is_some() {
         "damaged"
@@ -61,6 +83,11 @@ fn line(dir: &StateDir, id: &str, s: &RunState, damage: Option<String>) -> RunLi
         },
         status: status.to_string(),
         interrupted,
+        driver: holder.map(|h| Driver {
+            host: h.host,
+            user: h.user,
+            pid: h.pid,
+        }),
         // A run whose journal is damaged before its first record has no start.
         started: if s.started == 0 {
             "?".to_string()
@@ -86,43 +113,42 @@ fn line(dir: &StateDir, id: &str, s: &RunState, damage: Option<String>) -> RunLi
 }
 
 /// `status`, once or (`--watch`) every 2 seconds.
-pub fn watch(g: &Global, run: Option<&str>, watch: bool) -> CmdResult {
+pub async fn watch(g: &Global, run: Option<&str>, watch: bool) -> CmdResult {
+    let store = store(g, Access::Read).await?;
     if !watch {
-        return status(g, run);
+        return status(g, &*store, run).await;
     }
-    let dir = state_dir(g, Access::Read)?;
     loop {
         if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
             print!("\x1b[2J\x1b[H");
         }
-        status(g, run)?;
+        status(g, &*store, run).await?;
         if let Some(prefix) = run {
-            let id = dir.resolve(prefix)?;
-            let s = dir.load(&id)?;
+            let id = store.resolve(prefix).await?;
+            let s = store.load(&id).await?;
             let name = s.plan.as_ref().map_or(String::new(), |p| p.name.clone());
-            let live = dir.holder(&name).is_some_and(|h| h.run == id);
+            let live = driver(&*store, &name, &id).await.is_some();
             if s.is_ended() && !live {
                 return Ok(exit::OK);
             }
         }
-        std::thread::sleep(std::time::Duration::from_secs(2));
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
     }
 }
 
-pub fn status(g: &Global, run: Option<&str>) -> CmdResult {
-    let dir = state_dir(g, Access::Read)?;
+async fn status(g: &Global, store: &dyn Store, run: Option<&str>) -> CmdResult {
     let Some(prefix) = run else {
         let mut lines = Vec::new();
-        for id in dir.runs()? {
-            let (s, damage) = dir.inspect(&id);
-            lines.push(line(&dir, &id, &s, damage.map(|e| e.to_string())));
+        for id in store.runs().await? {
+            let (s, damage) = store.inspect(&id).await;
+            lines.push(line(store, &id, &s, damage.map(|e| e.to_string())).await);
         }
         if g.json {
             for l in &lines {
                 println!("{}", serde_json::to_string(l).unwrap_or_default());
             }
         } else if lines.is_empty() {
-            println!("no runs in {}", dir.root.display());
+            println!("no runs in {}", store.describe());
         } else {
             println!(
                 "{:<48} {:<20} {:<24} {:<21} {:<10} {:<10} {:>5} {:>5} {:>7}",
@@ -150,9 +176,9 @@ pub fn status(g: &Global, run: Option<&str>) -> CmdResult {
         }
         return Ok(exit::OK);
     };
-    let id = dir.resolve(prefix)?;
-    let s = dir.load(&id)?;
-    let l = line(&dir, &id, &s, None);
+    let id = store.resolve(prefix).await?;
+    let s = store.load(&id).await?;
+    let l = line(store, &id, &s, None).await;
     if g.json {
         #[derive(Serialize)]
         struct Full<'a> {

@@ -1,17 +1,16 @@
 //! The dispatcher: feeds a run's events to the state machine and carries out what it
-//! orders. Every event is journaled (fsync'd) before the actions it leads to start, so
-//! an action's intent is on disk before the host is touched; host actions run
+//! orders. Every event is journaled in the store before the actions it leads to start,
+//! so an action's intent is durable before the host is touched; host actions run
 //! concurrently within the machine's limits; probe rounds run while a wave bakes; the
-//! operator's stop request (one cancellation token) is an event like any other.
+//! operator's stop request (a signal, or a request in the store, which it watches) is
+//! an event like any other. Reads time only through its [`Clock`].
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use tokio::task::{Id, JoinHandle, JoinSet};
-use tokio_util::sync::CancellationToken;
 
-use crate::journal::{Journal, JournalError};
 use crate::report::{Event as Shown, Phase, Reporter};
 use crate::rollout::probe::ProbeReport;
 use crate::rollout::verdict::{Evidence, Health, Outcome, Verdict, Watch};
@@ -20,15 +19,12 @@ use crate::rollout::{
     Stage, Status, StopRequest,
 };
 
+use crate::store::{BoxFuture, JournalWriter, Store, StoreError};
+
+use super::clock::Clock;
 use super::ops::{self, Login, Shared};
 use super::probe;
-
-/// Unix milliseconds now.
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
+use super::stop::Stop;
 
 /// A probe round's outcomes, by host.
 type Outcomes = Vec<(String, Outcome)>;
@@ -39,24 +35,45 @@ type Baseline = (usize, Vec<String>, Vec<Outcomes>);
 /// The last verdict event sent for a host (sent again only when something changed).
 type Sent = (Verdict, u32, Option<Lost>);
 
-/// The journal failed in the middle of a run.
+/// The store failed in the middle of a run (it refused or lost a record).
 #[derive(Debug)]
 pub struct Stopped {
-    pub source: JournalError,
-    /// Records after the first were written: hosts may have been touched.
+    pub source: StoreError,
+    /// Records were written: hosts may have been touched.
     pub touched: bool,
+}
+
+/// Carries out one host action the machine ordered: [`ops::carry_out`] (engine tests
+/// put a stand-in here until hosts have a trait of their own).
+type CarryOut = Arc<
+    dyn Fn(Arc<Shared>, crate::inventory::Host, Op, u64) -> BoxFuture<'static, HostResult>
+        + Send
+        + Sync,
+>;
+
+/// What the engine is wired to besides its hosts.
+pub struct Seams<'r> {
+    /// The run's journal: the engine is its one writer.
+    pub journal: &'r mut dyn JournalWriter,
+    /// Where the run is kept: watched for stop requests.
+    pub store: Arc<dyn Store>,
+    pub clock: Arc<dyn Clock>,
+    /// Requested by a signal (the session's) or by the store's stop request (watched
+    /// here); the engine handles both the same way.
+    pub stop: Stop,
 }
 
 pub struct Engine<'r> {
     pub state: RunState,
     /// Records written so far.
     submitted: usize,
-    journal: Journal,
+    journal: &'r mut dyn JournalWriter,
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    carry_out: CarryOut,
     shared: Arc<Shared>,
     reporter: &'r Reporter,
-    cancel: CancellationToken,
-    /// Which signal (or `abort`) asked to stop, for the record.
-    stop_by: Arc<std::sync::OnceLock<String>>,
+    stop: Stop,
     stop_sent: bool,
     /// Every watched host's baseline and readings (health's side of the rounds).
     health: Watch,
@@ -71,8 +88,10 @@ pub struct Engine<'r> {
     running: HashMap<Id, (String, Op)>,
     baseline: Option<JoinHandle<Baseline>>,
     round: Option<JoinHandle<(usize, Outcomes)>>,
-    next_round: Option<Instant>,
-    round_started: Instant,
+    /// When the next probe round of a bake is due, and when the last one began (the
+    /// clock's monotonic time).
+    next_round: Option<tokio::time::Instant>,
+    round_started: tokio::time::Instant,
     /// A bake's probe rounds are going on.
     baking: bool,
     wake: Option<u64>,
@@ -91,21 +110,24 @@ enum Woken {
 impl<'r> Engine<'r> {
     pub fn new(
         state: RunState,
-        journal: Journal,
         shared: Shared,
         reporter: &'r Reporter,
-        cancel: CancellationToken,
-        stop_by: Arc<std::sync::OnceLock<String>>,
+        seams: Seams<'r>,
     ) -> Engine<'r> {
         let health = watch_of(&shared);
+        let round_started = seams.clock.instant();
         Engine {
             state,
             submitted: 0,
-            journal,
+            journal: seams.journal,
+            store: seams.store,
+            clock: seams.clock,
+            carry_out: Arc::new(|shared, host, op, at| {
+                Box::pin(ops::carry_out(shared, host, op, at))
+            }),
             shared: Arc::new(shared),
             reporter,
-            cancel,
-            stop_by,
+            stop: seams.stop,
             stop_sent: false,
             health,
             not_available: HashSet::new(),
@@ -117,21 +139,34 @@ impl<'r> Engine<'r> {
             baseline: None,
             round: None,
             next_round: None,
-            round_started: Instant::now(),
+            round_started,
             baking: false,
             wake: None,
         }
     }
 
-    pub fn journal_path(&self) -> &std::path::Path {
-        self.journal.path()
+    /// Carry host actions out with `f` instead of over SSH (engine tests).
+    #[cfg(test)]
+    pub(crate) fn with_host_actions(mut self, f: CarryOut) -> Engine<'r> {
+        self.carry_out = f;
+        self
     }
 
-    /// Run from `first` until the run ends and nothing is in flight. On a journal error
-    /// the run stops where it is; `touched` says whether any record after `first` was
-    /// written (else nothing was done on any host).
+    /// Run from `first` until the run ends and nothing is in flight. On a store error
+    /// the run stops where it is, starting nothing more; `touched` says whether any
+    /// record was written (else nothing was done on any host).
     pub async fn run(mut self, first: Event) -> (RunState, Result<(), Stopped>) {
+        // A stop request in the store is this run's stop, as a first signal is.
+        let watcher = {
+            let (store, stop) = (self.store.clone(), self.stop.clone());
+            let run = self.shared.plan.run.clone();
+            tokio::spawn(async move {
+                let req = store.wait_stop(&run).await;
+                stop.request(&req.by);
+            })
+        };
         let result = self.drive(first).await;
+        watcher.abort();
         self.ops.abort_all();
         self.shared.transport.close_idle().await;
         self.shared.transport.reap();
@@ -142,8 +177,8 @@ impl<'r> Engine<'r> {
         )
     }
 
-    async fn drive(&mut self, first: Event) -> Result<(), JournalError> {
-        self.submit(first)?;
+    async fn drive(&mut self, first: Event) -> Result<(), StoreError> {
+        self.submit(first).await?;
         loop {
             self.schedule_bake();
             let idle = self.ops.is_empty() && self.baseline.is_none() && self.round.is_none();
@@ -164,8 +199,8 @@ impl<'r> Engine<'r> {
             match woken {
                 Woken::Stop => {
                     self.stop_sent = true;
-                    let by = self.stop_by.get().cloned().unwrap_or_else(|| "stop".into());
-                    self.submit(Event::Stop(StopRequest { by }))?;
+                    let by = self.stop.by().unwrap_or_else(|| "stop".into());
+                    self.submit(Event::Stop(StopRequest { by })).await?;
                 }
                 Woken::Op(id, result) => {
                     // Group commit: every result already in joins this one's write.
@@ -177,19 +212,19 @@ impl<'r> Engine<'r> {
                         };
                         events.extend(self.op_event(id, r));
                     }
-                    self.submit_all(events)?;
+                    self.submit_all(events).await?;
                 }
                 Woken::Baseline(r) => {
                     self.baseline = None;
                     let (wave, hosts, outcomes) = r.unwrap_or_default();
                     self.take_baseline(&hosts, outcomes, wave);
-                    self.submit(Event::BaselineDone { wave })?;
+                    self.submit(Event::BaselineDone { wave }).await?;
                 }
                 Woken::Round(r) => {
                     self.round = None;
                     let (wave, outcomes) = r.unwrap_or_default();
                     let verdicts = self.judge(outcomes);
-                    self.submit(Event::Round { wave, verdicts })?;
+                    self.submit(Event::Round { wave, verdicts }).await?;
                     self.say_held();
                     if let Some(d) = self.shared.plan.deployment() {
                         self.next_round = Some(self.round_started + d.interval);
@@ -198,7 +233,7 @@ impl<'r> Engine<'r> {
                 Woken::RoundDue => self.start_round(),
                 Woken::Tick => {
                     self.wake = None;
-                    self.submit(Event::Tick)?;
+                    self.submit(Event::Tick).await?;
                 }
             }
         }
@@ -207,34 +242,34 @@ impl<'r> Engine<'r> {
     /// Wait for the next thing to happen.
     async fn wait(&mut self) -> Woken {
         let Engine {
-            cancel,
+            stop,
             stop_sent,
             ops,
             baseline,
             round,
             next_round,
             wake,
+            clock,
             ..
         } = self;
         let stop_armed = !*stop_sent;
         let ops_armed = !ops.is_empty();
-        let round_due = round.is_none() && next_round.is_some();
-        let due = next_round.unwrap_or_else(Instant::now);
-        let tick_at = wake.map(|w| {
-            let left = w.saturating_sub(now_ms());
-            tokio::time::Instant::now() + Duration::from_millis(left)
-        });
+        let round_due = match next_round {
+            Some(at) if round.is_none() => Some(clock.sleep_until_instant(*at)),
+            _ => None,
+        };
+        let tick = wake.map(|w| clock.sleep_until(w));
         tokio::select! {
             biased;
-            _ = cancel.cancelled(), if stop_armed => Woken::Stop,
+            _ = stop.wait(), if stop_armed => Woken::Stop,
             Some(j) = ops.join_next_with_id(), if ops_armed => match j {
                 Ok((id, r)) => Woken::Op(id, Ok(r)),
                 Err(e) => Woken::Op(e.id(), Err(e.to_string())),
             },
             r = join_opt(baseline) => Woken::Baseline(r),
             r = join_opt(round) => Woken::Round(r),
-            _ = tokio::time::sleep_until(due.into()), if round_due => Woken::RoundDue,
-            _ = sleep_opt(tick_at) => Woken::Tick,
+            _ = sleep_opt(round_due) => Woken::RoundDue,
+            _ = sleep_opt(tick) => Woken::Tick,
         }
     }
 
@@ -253,20 +288,20 @@ impl<'r> Engine<'r> {
     }
 
     /// Journal one event, fold it, carry out what it calls for.
-    fn submit(&mut self, event: Event) -> Result<(), JournalError> {
-        self.submit_all(vec![event])
+    async fn submit(&mut self, event: Event) -> Result<(), StoreError> {
+        self.submit_all(vec![event]).await
     }
 
-    /// Journal events with one write and one fsync (group commit), then fold each in
-    /// order and carry out what it calls for: no action starts before the record that
-    /// ordered it is on disk.
-    fn submit_all(&mut self, events: Vec<Event>) -> Result<(), JournalError> {
+    /// Journal events in one append (group commit: one write and one fsync, or one
+    /// transaction), then fold each in order and carry out what it calls for: no action
+    /// starts before the record that ordered it is durable.
+    async fn submit_all(&mut self, events: Vec<Event>) -> Result<(), StoreError> {
         if events.is_empty() {
             return Ok(());
         }
-        let at = now_ms();
+        let at = self.clock.now_ms();
         let recs: Vec<Record> = events.into_iter().map(|e| Record::new(at, e)).collect();
-        self.journal.append(&recs)?;
+        self.journal.append(&recs).await?;
         self.submitted += recs.len();
         for rec in &recs {
             let before = self.state.status.clone();
@@ -287,7 +322,7 @@ impl<'r> Engine<'r> {
                     return;
                 };
                 let shared = self.shared.clone();
-                let handle = self.ops.spawn(ops::carry_out(shared, h, op, at));
+                let handle = self.ops.spawn((self.carry_out)(shared, h, op, at));
                 self.running.insert(handle.id(), (host, op));
             }
             Action::Baseline {
@@ -298,6 +333,7 @@ impl<'r> Engine<'r> {
                 // Their logins are kept: the wave's deploy rides them.
                 let all = self.hosts(hosts.iter().chain(controls.iter()), |_| Login::Reuse);
                 let shared = self.shared.clone();
+                let clock = self.clock.clone();
                 // A short window, not one sample: `baseline_samples` rounds over one
                 // connection per host, at most 5 s apart.
                 let (samples, gap) = shared.plan.deployment().map_or((1, Duration::ZERO), |d| {
@@ -308,7 +344,7 @@ impl<'r> Engine<'r> {
                     let mut out = Vec::new();
                     for i in 0..samples {
                         if i > 0 {
-                            tokio::time::sleep(gap).await;
+                            clock.sleep(gap).await;
                         }
                         let opts = probe::RoundOpts::default();
                         out.push(probe::round(shared.clone(), all.clone(), opts).await);
@@ -340,7 +376,7 @@ impl<'r> Engine<'r> {
         if self.state.probing().is_some() {
             self.baking = true;
             if self.round.is_none() && self.next_round.is_none() {
-                self.next_round = Some(Instant::now());
+                self.next_round = Some(self.clock.instant());
             }
         } else if self.baking {
             self.baking = false;
@@ -379,7 +415,7 @@ impl<'r> Engine<'r> {
                 Login::Reuse
             }
         });
-        self.round_started = Instant::now();
+        self.round_started = self.clock.instant();
         self.round = Some(tokio::spawn(async move {
             (wave, probe::round(shared, all, opts).await)
         }));
@@ -406,8 +442,8 @@ impl<'r> Engine<'r> {
             .plan
             .deployment()
             .map_or(0, |d| d.interval.as_millis() as u64);
-        let closing =
-            now_ms().saturating_add(interval) >= b.until && self.fresh_closed != Some(b.wave);
+        let closing = self.clock.now_ms().saturating_add(interval) >= b.until
+            && self.fresh_closed != Some(b.wave);
         if !closing {
             return HashSet::new();
         }
@@ -802,9 +838,13 @@ async fn join_opt<T: Send + 'static>(h: &mut Option<JoinHandle<T>>) -> Result<T,
     }
 }
 
-async fn sleep_opt(at: Option<tokio::time::Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
+async fn sleep_opt(sleep: Option<tokio::time::Sleep>) {
+    match sleep {
+        Some(s) => s.await,
         None => std::future::pending().await,
     }
 }
+
+#[cfg(test)]
+#[path = "engine_tests.rs"]
+mod tests;

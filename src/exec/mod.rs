@@ -1,17 +1,19 @@
 //! The async driver: carries out what the run's state machine orders (deploy, probe,
-//! confirm, remove, settle) over the transport, journals every event before its actions
-//! start, enforces deadlines, and turns the operator's signals into a stop request. The
-//! only module that writes the journal and talks to hosts.
+//! confirm, remove, settle) over the transport, journals every event in the store before
+//! its actions start, enforces deadlines, and turns stop requests (signals, the store's)
+//! into the run's stop. The only module that writes journals and talks to hosts.
 
+mod clock;
 mod engine;
 mod ops;
 mod probe;
-mod signals;
+mod stop;
 
-pub use engine::{now_ms, Engine, Stopped};
+pub use clock::{wall_ms, Clock, SystemClock, TestClock};
+pub use engine::{Engine, Seams, Stopped};
 pub use ops::{transport_verdict, Shared, KILL_TIMEOUT};
 pub use probe::login_deadline;
-pub use signals::Stop;
+pub use stop::{Signals, Stop};
 
 /// A new run id: `<UTC timestamp>-<name>-<4 hex>`, sortable by start time.
 pub fn new_run_id(name: &str) -> String {

@@ -332,7 +332,8 @@ pub struct Attach {
 /// Why the run was asked to stop.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StopRequest {
-    /// `SIGINT`, `SIGTERM`, or `abort`.
+    /// `SIGINT`, `SIGTERM`, or a request through the store (`abort by USER@HOST`,
+    /// `purge by USER@HOST`).
     pub by: String,
 }
 

@@ -8,24 +8,17 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
-use super::{JournalError, StateDir};
+use crate::store::{Access, StoreError};
 
-/// What the command does with the state directory.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Access {
-    /// Reads runs (`status`, `report`, `abort`).
-    Read,
-    /// Also writes journals, locks or the audit log.
-    Write,
-}
+use super::FileStore;
 
 const HELP: &str = "give --state-dir (or WAVECTL_STATE_DIR) a directory this user can read \
                     and write, or run wavectl as the user that owns it";
 
-impl StateDir {
+impl FileStore {
     /// The state directory, and its `runs/` and `locks/`, are directories this user may
     /// use as `access` says — or do not exist yet (no runs). Nothing is created.
-    pub fn usable(&self, access: Access) -> Result<(), JournalError> {
+    pub(super) fn usable(&self, access: Access) -> Result<(), StoreError> {
         let parts = [
             (self.root.clone(), "the state directory"),
             (self.root.join("runs"), "the state directory's runs"),
@@ -51,7 +44,7 @@ impl StateDir {
                 }
             };
             if !meta.is_dir() {
-                return Err(JournalError::Unusable {
+                return Err(StoreError::Unusable {
                     path: path.clone(),
                     problem: format!(
                         "{what} {} is not a directory (it is {})",
@@ -86,8 +79,8 @@ impl StateDir {
     }
 }
 
-fn unusable(path: &Path, problem: String) -> JournalError {
-    JournalError::Unusable {
+fn unusable(path: &Path, problem: String) -> StoreError {
+    StoreError::Unusable {
         path: path.to_path_buf(),
         problem,
         help: HELP.to_string(),
@@ -132,11 +125,11 @@ mod tests {
     #[test]
     fn a_missing_state_dir_is_usable_and_a_file_is_not() {
         let t = tempfile::tempdir().unwrap();
-        let s = StateDir::new(t.path().join("nowhere"));
+        let s = FileStore::new(t.path().join("nowhere"));
         assert!(s.usable(Access::Write).is_ok());
         let f = t.path().join("file");
         std::fs::write(&f, "x").unwrap();
-        let e = StateDir::new(f.clone()).usable(Access::Read).unwrap_err();
+        let e = FileStore::new(f.clone()).usable(Access::Read).unwrap_err();
         assert_eq!(
             e.to_string(),
             format!(
@@ -146,7 +139,7 @@ mod tests {
             )
         );
         // Under a file: the path cannot even be looked at.
-        let e = StateDir::new(f.join("state"))
+        let e = FileStore::new(f.join("state"))
             .usable(Access::Read)
             .unwrap_err();
         assert!(
@@ -159,7 +152,7 @@ mod tests {
         // `runs` a file in a state directory.
         std::fs::create_dir(t.path().join("s")).unwrap();
         std::fs::write(t.path().join("s/runs"), "").unwrap();
-        let e = StateDir::new(t.path().join("s"))
+        let e = FileStore::new(t.path().join("s"))
             .usable(Access::Read)
             .unwrap_err();
         assert!(
