@@ -158,7 +158,7 @@ fn set_probation(h: &LabHost, name: &str) {
     exec_ok(
         h,
         &format!(
-            "sed -i 's/\"state\":\"confirmed\"/\"state\":\"probation\"/' /var/lib/wavectl/{name}/manifest.json"
+            "sed -i 's/^state=confirmed$/state=probation/' /var/lib/wavectl/{name}/manifest"
         ),
     );
 }

@@ -21,7 +21,8 @@
 //! ours: by cgroup, by pid + start time + boot id, by what runs a path) and `removal.sh`
 //! (removal and the guard) in front of `remove.sh` and into the wrapper; `pkg.sh` (what
 //! a path is: package ownership, where a link leads, who may write its directories) for
-//! install and purge --path; `report.sh` for probe and read_state. The install carries
+//! install, `plan --probe` and purge --path; `checks.sh` (the install's refusals) for
+//! install and `plan --probe` ([`mod@preview`]); `report.sh` for probe and settle. The install carries
 //! the library once, as the first part of the wrapper it writes, and evaluates it from
 //! there (`install::LIB_END`).
 //!
@@ -44,10 +45,10 @@
 //! | path | what |
 //! |---|---|
 //! | `install_path` | the script (written in a private directory made beside it, `.wavectl-NAME.XXXXXXXX` by `mktemp -d`, sha256-checked, renamed with `mv -fT`: a symlink there is replaced, never followed) |
-//! | `/var/lib/wavectl/NAME/manifest.json` | [`Manifest`], compact JSON: name, sha256, run_id, installed_at, state (`probation` → `confirmed`; `revoked` while removed), backup, install_path, activation, lease_secs, prev |
+//! | `/var/lib/wavectl/NAME/manifest` | [`Manifest`], one `KEY=VALUE` a line ([`mod@manifest`]): name, run_id, state (`probation` → `confirmed`; `revoked` while removed), sha256, installed_at, install_path, activation, schedule, lease_secs, backup, prev_run_id, prev_sha256. A version installed by the release before this one has `manifest.json` (compact JSON) instead, read and kept as it is until an install replaces it |
 //! | `/var/lib/wavectl/NAME/txn` | the run id of an install in progress: written first, removed last (a cut-short install leaves it) |
 //! | `/var/lib/wavectl/NAME/lease` | unix seconds (host clock) until which the probation lease runs; renewed by probes of the same run, removed at confirm |
-//! | `/var/lib/wavectl/NAME/prev/` | the previous confirmed version, whole, for a rollback of the newest: `script` (exact copy), `manifest.json`, `run`, `runs.log`, `cron` or `units/`, `for` (the run it was kept for), `complete` (written last); built in `prev.new/`, renamed when complete; kept after confirm, replaced by the next upgrade |
+//! | `/var/lib/wavectl/NAME/prev/` | the previous confirmed version, whole, for a rollback of the newest: `script` (exact copy), `manifest` (or its `manifest.json`), `run`, `runs.log`, `cron` or `units/`, `for` (the run it was kept for), `complete` (written last); built in `prev.new/`, renamed when complete; kept after confirm, replaced by the next upgrade |
 //! | `/var/lib/wavectl/NAME/backup` | the pre-wavectl original at `install_path` (`cp -a --preserve=all`: mode, owner, timestamps, xattrs, a symlink as the link), decided at the first install, restored by a full removal |
 //! | `/var/lib/wavectl/NAME/backup.none` | marker: nothing was at `install_path` before wavectl |
 //! | `/var/lib/wavectl/NAME/created_dirs` | the outermost parent directory of `install_path` the first install created (raw bytes; every directory between it and `install_path` was created too); a full removal removes them again if empty |
@@ -83,16 +84,22 @@
 //! refuses, so the sender can always finish writing it.
 
 pub mod install;
+pub mod manifest;
+pub mod preview;
 pub mod probe;
 pub mod purge_path;
 pub mod quote;
 pub mod remove;
-pub mod state;
+pub mod settle;
 
 #[cfg(test)]
 mod host_tests;
 #[cfg(test)]
+mod legacy_tests;
+#[cfg(test)]
 mod ownership_tests;
+#[cfg(test)]
+mod preview_tests;
 #[cfg(test)]
 mod purge_path_tests;
 #[cfg(test)]
@@ -104,15 +111,16 @@ use std::time::Duration;
 
 pub use crate::rollout::probe::Reverted;
 pub use install::{
-    confirm, install, manifest_json, parse_confirm, parse_install, run_once, start_run,
-    wrapper_path, wrapper_text, ConfirmResult, InstallParams, InstallResult, Manifest,
-    ManifestActivation, PrevVersion,
+    confirm, install, manifest_text, parse_confirm, parse_install, run_once, start_run,
+    wrapper_path, wrapper_text, ConfirmResult, InstallParams, InstallResult,
 };
+pub use manifest::{Manifest, ManifestState, PrevVersion};
+pub use preview::{parse_preview, preview, Holds, PreviewParams, PreviewReport};
 pub use probe::{check_timeout, parse_probe, probe};
 pub use purge_path::{parse_purge_path, purge_path, PurgePathReport};
 pub use quote::{sh_join, sh_quote};
 pub use remove::{parse_remove, remove, RemovalReport, RemoveScope};
-pub use state::{parse_state, read_state, HostFinding};
+pub use settle::{parse_settle, settle, SettleReport};
 
 /// Where wavectl keeps its per-NAME state on a host.
 pub const STATE_DIR: &str = "/var/lib/wavectl";
@@ -218,9 +226,11 @@ const LIB_SH: &str = include_str!("scripts/lib.sh");
 const PROCS_SH: &str = include_str!("scripts/procs.sh");
 /// Removal (a run's, or every version) and the guard: remove and the wrapper.
 const REMOVAL_SH: &str = include_str!("scripts/removal.sh");
-/// Package ownership (dpkg/rpm), for install and purge --path.
+/// Package ownership (dpkg/rpm), for install, preview and purge --path.
 const PKG_SH: &str = include_str!("scripts/pkg.sh");
-/// What probe and read_state report of NAME's state.
+/// The install's refusals, for install and preview (needs PKG_SH).
+const CHECKS_SH: &str = include_str!("scripts/checks.sh");
+/// What probe and settle report of NAME's state.
 const REPORT_SH: &str = include_str!("scripts/report.sh");
 
 /// Whole seconds (rounded up, at least 1) for a host script's kill wait.
@@ -342,20 +352,29 @@ mod tests {
         assert_eq!(secs(Duration::ZERO), "0.001s");
     }
 
-    /// Every embedded script, as the host gets it.
-    fn all_scripts() -> Vec<(&'static str, &'static str)> {
-        let mut v = vec![
-            ("lib.sh", LIB_SH),
-            ("procs.sh", PROCS_SH),
-            ("removal.sh", REMOVAL_SH),
-            ("pkg.sh", PKG_SH),
-            ("report.sh", REPORT_SH),
-        ];
-        v.extend(install::scripts());
-        v.extend(probe::scripts());
-        v.extend(remove::scripts());
-        v.extend(state::scripts());
-        v.extend(purge_path::scripts());
+    /// Every script a host runs: its name and its parts after `lib.sh` (the install's
+    /// library arrives inside the wrapper it carries, the same text).
+    fn assemblies() -> Vec<(&'static str, Vec<&'static str>)> {
+        let mut v = Vec::new();
+        v.extend(install::assemblies());
+        v.extend(probe::assemblies());
+        v.extend(remove::assemblies());
+        v.extend(settle::assemblies());
+        v.extend(preview::assemblies());
+        v.extend(purge_path::assemblies());
+        v
+    }
+
+    /// Every fragment of every assembly, each once, with `lib.sh` first.
+    fn all_scripts() -> Vec<&'static str> {
+        let mut v = vec![LIB_SH];
+        for (_, parts) in assemblies() {
+            for p in parts {
+                if !v.contains(&p) {
+                    v.push(p);
+                }
+            }
+        }
         v
     }
 
@@ -413,7 +432,8 @@ mod tests {
 
     #[test]
     fn compaction_never_drops_a_line_inside_a_string() {
-        for (name, script) in all_scripts() {
+        for script in all_scripts() {
+            let name = script.lines().next().unwrap_or("");
             let open = open_quote_after_each_line(script);
             let lines: Vec<&str> = script.lines().collect();
             for (i, line) in lines.iter().enumerate().skip(1) {
@@ -433,22 +453,40 @@ mod tests {
         }
     }
 
-    /// `shellcheck -s sh` finds nothing in any host script (`scripts/.shellcheckrc` says
-    /// what the fragments, joined before they run, may leave to each other).
+    /// `shellcheck -s sh` finds nothing in any script a host runs, checked as it runs:
+    /// `lib.sh` and the fragments after it joined (so a name one fragment sets and another
+    /// reads is checked too). Set aside: SC2034 and SC2317 (a library variable or
+    /// function this script leaves unused) and SC2015 (`A && B || C`, meant throughout).
+    /// Every `.sh` file here is in some assembly.
     #[test]
-    fn host_scripts_are_shellcheck_clean() {
+    fn every_host_script_as_it_runs_is_shellcheck_clean() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/remote/scripts");
-        let mut files: Vec<_> = std::fs::read_dir(&dir)
-            .unwrap()
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|x| x == "sh"))
-            .collect();
-        files.sort();
-        assert!(files.len() >= 10, "{files:?}");
+        let used = all_scripts();
+        let mut files = 0;
+        for e in std::fs::read_dir(&dir).unwrap().flatten() {
+            let p = e.path();
+            if p.extension().is_some_and(|x| x == "sh") {
+                files += 1;
+                let text = std::fs::read_to_string(&p).unwrap();
+                assert!(used.contains(&text.as_str()), "{} is in no assembly", p.display());
+            }
+        }
+        assert!(files >= 14, "{files} scripts");
+        let tmp = tempfile::tempdir().unwrap();
+        let mut paths = Vec::new();
+        for (name, parts) in assemblies() {
+            let mut text = String::from("#!/bin/sh\n");
+            text.push_str(LIB_SH);
+            for p in parts {
+                text.push_str(p);
+            }
+            let path = tmp.path().join(name.replace(' ', "_") + ".sh");
+            std::fs::write(&path, text).unwrap();
+            paths.push(path);
+        }
         let out = std::process::Command::new("shellcheck")
-            .args(["-s", "sh"])
-            .args(&files)
+            .args(["--norc", "-s", "sh", "-e", "SC2034,SC2317,SC2015"])
+            .args(&paths)
             .output()
             .expect("run shellcheck (apt-get install -y shellcheck)");
         assert!(
@@ -475,19 +513,26 @@ mod tests {
         }
     }
 
-    #[test]
-    fn compacted_scripts_parse() {
-        for shell in ["sh", "dash", "bash"] {
-            if std::process::Command::new(shell)
+    /// The shells a host may run the scripts with: each must be here.
+    const SHELLS: [&str; 3] = ["sh", "dash", "bash"];
+
+    fn assert_shells_present() {
+        for shell in SHELLS {
+            let ok = std::process::Command::new(shell)
                 .arg("-c")
                 .arg("true")
                 .status()
-                .is_err()
-            {
-                continue;
-            }
-            for (name, script) in all_scripts() {
-                let text = with_lib(&[PROCS_SH, REMOVAL_SH, PKG_SH, REPORT_SH, script]);
+                .is_ok_and(|s| s.success());
+            assert!(ok, "{shell} is needed by this test (apt-get install -y dash bash)");
+        }
+    }
+
+    #[test]
+    fn compacted_scripts_parse() {
+        assert_shells_present();
+        for shell in SHELLS {
+            for (name, parts) in assemblies() {
+                let text = with_lib(&parts);
                 let o = std::process::Command::new(shell)
                     .arg("-n")
                     .arg("-c")
@@ -528,10 +573,11 @@ mod tests {
         );
     }
 
-    /// The shell's own readings (hex, the manifest's fields and state rewrite, whole
-    /// files, runs.log, sha256s) give exactly what the commands they stand in for
-    /// (od|tr, sed|head, cat, awk, grep -qx) give, in every shell here, in the C and a
-    /// UTF-8 locale, for odd input too (which the shell leaves to those commands).
+    /// The shell's own readings (hex, the manifest's fields and rewrites, whole files,
+    /// runs.log, sha256s) give exactly what the commands they stand in for (od|tr,
+    /// awk, grep -qx; for the previous release's JSON manifest, its own sed|head) give —
+    /// or, for the manifest, what its parser means — in every shell here, in the C and
+    /// a UTF-8 locale, for odd input too.
     #[test]
     fn shell_readings_match_the_commands_they_stand_in_for() {
         let dir = tempfile::tempdir().unwrap();
@@ -564,22 +610,75 @@ mod tests {
             b"{\"run_id\":\"r1\",\"state\":\"a\"}\n\n",
             b"no json at all\n",
         ];
+        let rendered = Manifest {
+            name: "n".into(),
+            run_id: "r1".into(),
+            state: ManifestState::Probation,
+            sha256: "ab".into(),
+            installed_at: 1,
+            install_path: "/x=\"y\" *".into(),
+            activation: crate::spec::ActivationKind::Cron,
+            schedule: "* * * * *".into(),
+            lease_secs: 0,
+            backup: false,
+            prev: None,
+            legacy: false,
+        }
+        .render();
+        let lines_manifests = [
+            rendered.clone(),
+            rendered.clone() + "backup=1\nprev_run_id=r0\nprev_sha256=cd\n",
+            "state=confirmed\nrun_id=r2\n# state=revoked\nrun_id=r3\nsha256=a=b\nstate=x y".into(),
+            "prev_run_id=r0\nstate=probation\nprev_sha256=\n".into(),
+            "run_id= spaced \n\nstate=*\n".into(),
+            String::new(),
+        ];
+        // What the shell must read of a manifest: the last `KEY=` line's value.
+        fn last_value(m: &str, key: &str) -> String {
+            let mut v = String::new();
+            for l in m.split('\n') {
+                if let Some(x) = l.strip_prefix(key).and_then(|r| r.strip_prefix('=')) {
+                    v = x.to_string();
+                }
+            }
+            v
+        }
+        // What wv_mf_set must write (None: it fails, the file read empty).
+        fn set_value(m: &str, pat: &str, value: &str) -> Option<String> {
+            let lines: Vec<&str> = m.strip_suffix('\n').unwrap_or(m).split('\n').collect();
+            if m.is_empty() {
+                return None;
+            }
+            let matches = |l: &str| match pat.strip_suffix('*') {
+                Some(p) => l.starts_with(p) && l.contains('='),
+                None => l.starts_with(&format!("{pat}=")),
+            };
+            let mut out = String::new();
+            let mut done = false;
+            for l in lines {
+                if matches(l) {
+                    if !done && !value.is_empty() {
+                        out.push_str(&format!("{pat}={value}\n"));
+                    }
+                    done = true;
+                } else {
+                    out.push_str(l);
+                    out.push('\n');
+                }
+            }
+            if !done && !value.is_empty() {
+                out.push_str(&format!("{pat}={value}\n"));
+            }
+            Some(out)
+        }
         let runs =
             "1 2 0 r1\n 3\t4  -1 r1\n5 6 0\n7 8 0 r2\nx 9 0 r1\n1 2 --1 r1\n1 2 0 r1 z\n\n9 9 9 r1";
         let mut long_runs = String::new();
         for i in 0..40 {
             long_runs.push_str(&format!("{i} {i} 0 r1\n"));
         }
-        let shells = ["sh", "dash", "bash"];
-        for shell in shells {
-            if std::process::Command::new(shell)
-                .arg("-c")
-                .arg("true")
-                .status()
-                .is_err()
-            {
-                continue;
-            }
+        assert_shells_present();
+        for shell in SHELLS {
             for locale in ["C", "C.UTF-8"] {
                 let run = |script: &str, args: &[&str]| -> String {
                     let text = with_lib(&[REPORT_SH]) + script;
@@ -602,33 +701,67 @@ mod tests {
                     let got = run("wv_hex \"$1\"; printf '|'; wv_out t \"$1\"", &[s]);
                     assert_eq!(got, format!("{want}|t {want}\n"), "{shell} {locale}: {s:?}");
                 }
+                let d = dir.path().join("m");
+                std::fs::create_dir_all(&d).unwrap();
+                let dp = d.to_str().unwrap();
+                let json = d.join("manifest.json");
                 for m in manifests {
-                    std::fs::write(&f, m).unwrap();
+                    std::fs::write(&json, m).unwrap();
                     for key in ["run_id", "state", "sha256"] {
                         let sed = run(
                             "sed -n 's/,\"prev\":.*//; s/.*\"'\"$1\"'\":\"\\([^\"\\\\]*\\)\".*/\\1/p' \"$2\" | head -n 1",
-                            &[key, fp],
+                            &[key, json.to_str().unwrap()],
                         );
                         let got = run(
-                            "wv_mf \"$1\" \"$2\"; printf '%s\\n' \"$WV_VAL\"",
-                            &[key, fp],
+                            "wv_mf_read \"$2\"; case $1 in run_id) v=$WV_MFR ;; state) v=$WV_MFS ;; *) v=$WV_MFH ;; esac; printf '%s %s\\n' \"$WV_MFJ\" \"$v\"",
+                            &[key, dp],
                         );
                         assert_eq!(
                             got.trim_end(),
-                            sed.trim_end(),
+                            format!("1 {}", sed.trim_end()).trim_end(),
                             "{shell} {locale} {key}: {m:?}"
                         );
                     }
                     let sed = run(
                         "sed 's/\"state\":\"[a-z]*\"/\"state\":\"revoked\"/' \"$1\"",
-                        &[fp],
+                        &[json.to_str().unwrap()],
                     );
-                    let got = run("WV_MANIFEST=$1; wv_set_state revoked && cat \"$1\"", &[fp]);
+                    let got = run("WV_DIR=$1; wv_set_state revoked && cat \"$1/manifest.json\"", &[dp]);
                     assert_eq!(got, sed, "{shell} {locale}: {m:?}");
                     std::fs::write(&f, m).unwrap();
                     let got = run("wv_read_file \"$1\"; printf '%s|' \"$WV_VAL\"", &[fp]);
                     assert_eq!(got, format!("{}|", String::from_utf8_lossy(m)), "{shell}");
                 }
+                std::fs::remove_file(&json).unwrap();
+                // The manifest of this release: the last line of a key counts; a
+                // manifest.json beside it is not read.
+                std::fs::write(&json, manifests[1]).unwrap();
+                let file = d.join("manifest");
+                for m in &lines_manifests {
+                    std::fs::write(&file, m).unwrap();
+                    let got = run(
+                        "wv_mf_read \"$1\"; printf '%s|%s|%s|%s' \"$WV_MFJ\" \"$WV_MFR\" \"$WV_MFS\" \"$WV_MFH\"",
+                        &[dp],
+                    );
+                    let want = format!(
+                        "|{}|{}|{}",
+                        last_value(m, "run_id"),
+                        last_value(m, "state"),
+                        last_value(m, "sha256")
+                    );
+                    assert_eq!(got, want, "{shell} {locale}: {m:?}");
+                    for (key, value) in [("state", "revoked"), ("prev_*", ""), ("new_key", "v")] {
+                        std::fs::write(&file, m).unwrap();
+                        let got = run(
+                            "wv_mf_set \"$1/manifest\" \"$2\" \"$3\" && cat \"$1/manifest\"",
+                            &[dp, key, value],
+                        );
+                        let want = set_value(m, key, value).unwrap_or_default();
+                        assert_eq!(got, want, "{shell} {locale} {key}={value}: {m:?}");
+                    }
+                }
+                std::fs::remove_file(&file).unwrap();
+                std::fs::remove_file(&json).unwrap();
                 for log in [runs, &long_runs] {
                     let d = dir.path().join("d");
                     std::fs::create_dir_all(&d).unwrap();

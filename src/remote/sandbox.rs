@@ -344,9 +344,9 @@ pub(super) fn remove_on(
     r
 }
 
-pub(super) fn state_of(sb: &Sandbox, name: &str, run: &str) -> HostFinding {
-    let o = sb.run(&read_state(name, run));
-    parse_state(&text(&o.stdout))
+pub(super) fn state_of(sb: &Sandbox, name: &str, run: &str) -> SettleReport {
+    let o = sb.run(&settle(name, run));
+    parse_settle(&text(&o.stdout))
         .unwrap_or_else(|e| panic!("{e}: {} {}", text(&o.stdout), text(&o.stderr)))
 }
 

@@ -20,7 +20,7 @@ fn version_facts(sb: &Sandbox, name: &str, path: &str) -> String {
     let mut s = file_facts(sb, path);
     for f in [
         format!("{d}/run"),
-        format!("{d}/manifest.json"),
+        format!("{d}/manifest"),
         format!("{d}/runs.log"),
         format!("/etc/cron.d/wavectl-{name}"),
     ] {
@@ -94,7 +94,7 @@ fn upgrade_then_rollback_brings_the_previous_version_back_whole(shell: Shell) {
     assert_eq!(sb.ok("cat /var/lib/wavectl/t-up/runs.log", &[]), "");
     let f = state_of(&sb, name, "run-b");
     let m = f.manifest.unwrap();
-    assert_eq!((m.state.as_str(), m.lease_secs), ("probation", 600));
+    assert_eq!((m.state, m.lease_secs), (ManifestState::Probation, 600));
     assert_eq!(
         m.prev,
         Some(PrevVersion {
@@ -152,14 +152,14 @@ fn upgrade_then_rollback_brings_the_previous_version_back_whole(shell: Shell) {
     // `removed` remembers that run-b was undone here, and what came back.
     assert_eq!(
         ls(&sb, name),
-        "backup\nboot_id\ninstall_path\nlast.log\nlock\nmanifest.json\nremoved\nrun\nruns.log\nsha256s\nstate.lock\n"
+        "backup\nboot_id\ninstall_path\nlast.log\nlock\nmanifest\nremoved\nrun\nruns.log\nsha256s\nstate.lock\n"
     );
     assert_eq!(
         sb.ok("cat /var/lib/wavectl/t-up/removed", &[]),
         "run-b run-a\n"
     );
     let f = state_of(&sb, name, "run-a");
-    assert_eq!(f.manifest.unwrap().state, "confirmed");
+    assert_eq!(f.manifest.unwrap().state, ManifestState::Confirmed);
     assert_eq!((f.runs, f.prev, f.txn), (1, None, None));
     // A runs again.
     assert!(sb
@@ -289,7 +289,7 @@ fn removal_of_an_older_run_drops_its_version_and_touches_nothing_else(shell: She
     // names a previous version.
     let but_manifest = |facts: String| {
         let m = facts
-            .find("/var/lib/wavectl/t-other/manifest.json")
+            .find("/var/lib/wavectl/t-other/manifest\n")
             .unwrap();
         let r = facts.find("/var/lib/wavectl/t-other/runs.log").unwrap();
         format!("{}{}", &facts[..m], &facts[r..])
@@ -298,11 +298,10 @@ fn removal_of_an_older_run_drops_its_version_and_touches_nothing_else(shell: She
         but_manifest(version_facts(&sb, name, path)),
         but_manifest(before.clone())
     );
-    let m: Manifest =
-        serde_json::from_str(&sb.ok("cat /var/lib/wavectl/t-other/manifest.json", &[])).unwrap();
+    let m = Manifest::parse(&sb.ok("cat /var/lib/wavectl/t-other/manifest", &[])).unwrap();
     assert_eq!(
-        (m.run_id.as_str(), m.state.as_str(), m.prev),
-        ("run-b", "confirmed", None)
+        (m.run_id.as_str(), m.state, m.prev),
+        ("run-b", ManifestState::Confirmed, None)
     );
     assert!(!sb.exists("/var/lib/wavectl/t-other/prev"));
     assert_eq!(state_of(&sb, name, "run-b").prev, None);
@@ -362,13 +361,13 @@ fn install_refusals_change_nothing(shell: Shell) {
         "{r}"
     );
     assert_eq!(version_facts(&sb, "t-own-a", "/opt/wv/x"), before);
-    sb.ok("sed -i 's/\"state\":\"probation\"/\"state\":\"revoked\"/' /var/lib/wavectl/t-own-a/manifest.json", &[]);
+    sb.ok("sed -i 's/^state=probation$/state=revoked/' /var/lib/wavectl/t-own-a/manifest", &[]);
     let r = refused(&p2);
     assert!(
         r.contains("removal is unfinished") && r.contains("reconcile"),
         "{r}"
     );
-    sb.ok("sed -i 's/\"state\":\"revoked\"/\"state\":\"probation\"/' /var/lib/wavectl/t-own-a/manifest.json", &[]);
+    sb.ok("sed -i 's/^state=revoked$/state=probation/' /var/lib/wavectl/t-own-a/manifest", &[]);
 
     // Confirmed at another install path.
     assert_eq!(
@@ -666,7 +665,7 @@ fn an_upgrade_cut_short_is_undone_by_its_removal(shell: Shell) {
     // Only `removed` more: run-b was undone, run-a holds the host again.
     assert_eq!(
         ls(&sb, name),
-        ls_a.replacen("manifest.json\n", "manifest.json\nremoved\n", 1)
+        ls_a.replacen("manifest\n", "manifest\nremoved\n", 1)
     );
     // A retry whose answer was lost: the host holds what run-b's undoing left, clean.
     let r = remove_on(&sb, name, Some(path), RemoveScope::Run("run-b"));
@@ -717,7 +716,7 @@ fn an_upgrade_cut_short_is_undone_by_its_removal(shell: Shell) {
     //    and no prev/ (the install died between removing the old prev/ and renaming).
     sb.ok(
         "d=/var/lib/wavectl/t-cutup && echo run-b > $d/txn && mkdir $d/prev.new && \
-         cp -a --preserve=all \"$1\" $d/prev.new/script && cp -p $d/manifest.json $d/run $d/runs.log $d/prev.new/ && \
+         cp -a --preserve=all \"$1\" $d/prev.new/script && cp -p $d/manifest $d/run $d/runs.log $d/prev.new/ && \
          cp -p /etc/cron.d/wavectl-t-cutup $d/prev.new/cron && echo run-b > $d/prev.new/for && touch $d/prev.new/complete && \
          printf 'half-written' > \"$1\"",
         &[path],
@@ -789,7 +788,7 @@ fn cron_runs_the_boot_guard_and_the_lease_guard(shell: Shell) {
     // (Its scheduled runs may come and add to its runs.log: not compared.)
     let keep_facts = |sb: &Sandbox| {
         file_facts(sb, "/opt/wv/keep")
-            + &file_facts(sb, "/var/lib/wavectl/t-cron-keep/manifest.json")
+            + &file_facts(sb, "/var/lib/wavectl/t-cron-keep/manifest")
             + &file_facts(sb, "/etc/cron.d/wavectl-t-cron-keep")
     };
     let keep = keep_facts(&sb);
