@@ -157,9 +157,7 @@ fn recorded_pid(h: &LabHost, name: &str) -> u32 {
 fn set_probation(h: &LabHost, name: &str) {
     exec_ok(
         h,
-        &format!(
-            "sed -i 's/^state=confirmed$/state=probation/' /var/lib/wavectl/{name}/manifest"
-        ),
+        &format!("sed -i 's/^state=confirmed$/state=probation/' /var/lib/wavectl/{name}/manifest"),
     );
 }
 

@@ -141,7 +141,10 @@ fn wrapper_records_timeouts_and_refuses_when_revoked(shell: Shell) {
     );
     assert!(!r.running);
 
-    sb.ok("sed -i 's/^state=probation$/state=revoked/' /var/lib/wavectl/t-slow/manifest", &[]);
+    sb.ok(
+        "sed -i 's/^state=probation$/state=revoked/' /var/lib/wavectl/t-slow/manifest",
+        &[],
+    );
     let o = sb.run(&run_once("t-slow", Duration::from_secs(1)));
     assert_eq!(o.status.code(), Some(78));
     assert!(text(&o.stderr).contains("revoked"), "{}", text(&o.stderr));
@@ -358,7 +361,10 @@ fn boot_guard_reverts_probation_and_keeps_confirmed(shell: Shell) {
     assert!(sb.exists("/opt/wv/b"));
 
     // A removal left unfinished (revoked) is finished at boot; no revert is recorded.
-    sb.ok("sed -i 's/^state=confirmed$/state=revoked/' /var/lib/wavectl/t-guard-b/manifest", &[]);
+    sb.ok(
+        "sed -i 's/^state=confirmed$/state=revoked/' /var/lib/wavectl/t-guard-b/manifest",
+        &[],
+    );
     sb.ok("/var/lib/wavectl/t-guard-b/run guard boot", &[]);
     assert_eq!(state_files(&sb, "t-guard-b"), "");
     assert!(!sb.exists("/opt/wv/b"));

@@ -360,7 +360,10 @@ mod tests {
     fn the_manifest_sent_is_in_probation_without_what_the_host_adds() {
         let t = manifest_text(&params());
         let m = Manifest::parse(&t).unwrap();
-        assert_eq!((m.state, m.activation), (ManifestState::Probation, ActivationKind::Cron));
+        assert_eq!(
+            (m.state, m.activation),
+            (ManifestState::Probation, ActivationKind::Cron)
+        );
         assert_eq!((m.lease_secs, m.backup, m.prev), (901, false, None));
         assert_eq!(m.install_path, "/usr/local/sbin/raid health");
         assert!(!t.contains("\nbackup=") && !t.contains("\nprev_"), "{t}");

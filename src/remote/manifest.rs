@@ -36,7 +36,8 @@ use serde::{Deserialize, Serialize};
 use crate::spec::ActivationKind;
 
 /// The file's first line.
-pub const HEADER: &str = "# wavectl manifest: one KEY=VALUE a line, written by wavectl; do not edit";
+pub const HEADER: &str =
+    "# wavectl manifest: one KEY=VALUE a line, written by wavectl; do not edit";
 
 /// Where an install stands on the host. The words are the host's (`as_str`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -175,7 +176,11 @@ impl Manifest {
             }
         }
         m.state = state.ok_or("manifest has no state")?;
-        for (key, v) in [("name", &m.name), ("run_id", &m.run_id), ("sha256", &m.sha256)] {
+        for (key, v) in [
+            ("name", &m.name),
+            ("run_id", &m.run_id),
+            ("sha256", &m.sha256),
+        ] {
             if v.is_empty() {
                 return Err(format!("manifest has no {key}"));
             }
@@ -314,7 +319,9 @@ mod tests {
     fn renders_one_field_a_line_and_parses_back() {
         let m = sample();
         let t = m.render();
-        assert!(t.starts_with(&format!("{HEADER}\nname=raid-health\nrun_id=r1\nstate=probation\n")));
+        assert!(t.starts_with(&format!(
+            "{HEADER}\nname=raid-health\nrun_id=r1\nstate=probation\n"
+        )));
         assert!(t.contains("\nactivation=systemd-timer\n"), "{t}");
         assert!(t.ends_with("\nlease_secs=901\n"), "{t}");
         assert_eq!(Manifest::parse(&t).unwrap(), m);
@@ -340,7 +347,10 @@ mod tests {
         let t = m.render();
         assert_eq!(t.lines().filter(|l| l.starts_with("state=")).count(), 1);
         assert_eq!(t.lines().filter(|l| l.starts_with("run_id=")).count(), 1);
-        assert!(t.contains("install_path=/opt/x\\nstate=confirmed\\\\n\\r\\t\\x01é\n"), "{t}");
+        assert!(
+            t.contains("install_path=/opt/x\\nstate=confirmed\\\\n\\r\\t\\x01é\n"),
+            "{t}"
+        );
         assert_eq!(Manifest::parse(&t).unwrap(), m);
     }
 
@@ -359,8 +369,14 @@ mod tests {
     fn the_previous_releases_json_is_read() {
         let old = r#"{"name":"x","sha256":"00","run_id":"B","installed_at":1,"state":"probation","backup":true,"install_path":"/x\n\"y\"","activation":{"kind":"systemd-timer","schedule":"daily"},"lease_secs":60,"prev":{"run_id":"A","sha256":"11"}}"#;
         let m = Manifest::from_json(old).unwrap();
-        assert_eq!((m.run_id.as_str(), m.state, m.lease_secs), ("B", ManifestState::Probation, 60));
-        assert_eq!((m.install_path.as_str(), m.activation), ("/x\n\"y\"", ActivationKind::SystemdTimer));
+        assert_eq!(
+            (m.run_id.as_str(), m.state, m.lease_secs),
+            ("B", ManifestState::Probation, 60)
+        );
+        assert_eq!(
+            (m.install_path.as_str(), m.activation),
+            ("/x\n\"y\"", ActivationKind::SystemdTimer)
+        );
         assert_eq!(m.prev.unwrap().run_id, "A");
         assert!(m.legacy && m.backup);
         // Older still: no lease, no prev.

@@ -468,7 +468,11 @@ mod tests {
             if p.extension().is_some_and(|x| x == "sh") {
                 files += 1;
                 let text = std::fs::read_to_string(&p).unwrap();
-                assert!(used.contains(&text.as_str()), "{} is in no assembly", p.display());
+                assert!(
+                    used.contains(&text.as_str()),
+                    "{} is in no assembly",
+                    p.display()
+                );
             }
         }
         assert!(files >= 14, "{files} scripts");
@@ -523,7 +527,10 @@ mod tests {
                 .arg("true")
                 .status()
                 .is_ok_and(|s| s.success());
-            assert!(ok, "{shell} is needed by this test (apt-get install -y dash bash)");
+            assert!(
+                ok,
+                "{shell} is needed by this test (apt-get install -y dash bash)"
+            );
         }
     }
 
@@ -726,7 +733,10 @@ mod tests {
                         "sed 's/\"state\":\"[a-z]*\"/\"state\":\"revoked\"/' \"$1\"",
                         &[json.to_str().unwrap()],
                     );
-                    let got = run("WV_DIR=$1; wv_set_state revoked && cat \"$1/manifest.json\"", &[dp]);
+                    let got = run(
+                        "WV_DIR=$1; wv_set_state revoked && cat \"$1/manifest.json\"",
+                        &[dp],
+                    );
                     assert_eq!(got, sed, "{shell} {locale}: {m:?}");
                     std::fs::write(&f, m).unwrap();
                     let got = run("wv_read_file \"$1\"; printf '%s|' \"$WV_VAL\"", &[fp]);

@@ -14,9 +14,7 @@
 use std::time::Duration;
 
 use super::install::SMALL_TIMEOUT;
-use super::{
-    command, unhex, with_lib, Manifest, ManifestState, RemoteCommand, CHECKS_SH, PKG_SH,
-};
+use super::{command, unhex, with_lib, Manifest, ManifestState, RemoteCommand, CHECKS_SH, PKG_SH};
 
 const PREVIEW_SH: &str = include_str!("scripts/preview.sh");
 /// The script after the library: the install's checks, read-only.
@@ -150,7 +148,13 @@ pub fn parse_preview(stdout: &str) -> Result<PreviewReport, String> {
     let (mut done, mut seen_path, mut seen_manifest) = (false, false, false);
     for (i, line) in stdout.lines().enumerate() {
         let bad = |what: &str| format!("preview output line {}: {what}: {line:?}", i + 1);
-        let text = |h: &str| if h == "-" { Ok(String::new()) } else { unhex(h) };
+        let text = |h: &str| {
+            if h == "-" {
+                Ok(String::new())
+            } else {
+                unhex(h)
+            }
+        };
         let w: Vec<&str> = line.split_ascii_whitespace().collect();
         match w.as_slice() {
             ["path", kind] => {
@@ -188,11 +192,8 @@ pub fn parse_preview(stdout: &str) -> Result<PreviewReport, String> {
             ["txn", t] => r.txn = Some(t.to_string()),
             ["refused", h] => r.refused = Some(text(h).map_err(|e| bad(&e))?),
             ["wavectl-preview", "done"] => done = true,
-            [
-                "path" | "sha256" | "link" | "owner" | "mode" | "package" | "manifest"
-                | "manifest-json" | "txn" | "refused",
-                ..,
-            ] => return Err(bad("malformed")),
+            ["path" | "sha256" | "link" | "owner" | "mode" | "package" | "manifest"
+            | "manifest-json" | "txn" | "refused", ..] => return Err(bad("malformed")),
             _ => {}
         }
     }
@@ -234,13 +235,25 @@ mod tests {
 
     #[test]
     fn what_a_host_holds() {
-        let file = |h: &str| format!("path file\nsha256 {h}\nowner {}\nmode 755\n", hex::encode("root:root"));
+        let file = |h: &str| {
+            format!(
+                "path file\nsha256 {h}\nowner {}\nmode 755\n",
+                hex::encode("root:root")
+            )
+        };
         let r = parse_preview("path absent\nmanifest none\nwavectl-preview done\n").unwrap();
         assert_eq!(r.holds("ab"), Holds::Nothing);
         let r = parse_preview(&(file("ab") + "manifest none\nwavectl-preview done\n")).unwrap();
         assert_eq!(r.holds("ab"), Holds::SameScript);
-        assert_eq!((r.owner.as_deref(), r.mode.as_deref()), (Some("root:root"), Some("755")));
-        let out = file("cd") + &format!("package {}\nmanifest none\nwavectl-preview done\n", hex::encode("coreutils\n"));
+        assert_eq!(
+            (r.owner.as_deref(), r.mode.as_deref()),
+            (Some("root:root"), Some("755"))
+        );
+        let out = file("cd")
+            + &format!(
+                "package {}\nmanifest none\nwavectl-preview done\n",
+                hex::encode("coreutils\n")
+            );
         let r = parse_preview(&out).unwrap();
         assert_eq!(r.holds("ab"), Holds::Foreign);
         assert_eq!(r.package.as_deref(), Some("coreutils"));
@@ -263,7 +276,10 @@ mod tests {
         let r = parse_preview(&out).unwrap();
         assert_eq!(r.at_path, AtPath::Link("/etc/passwd".into()));
         assert_eq!(r.txn.as_deref(), Some("R2"));
-        assert_eq!(r.holds("ab"), Holds::Refused("run R2's install was cut short here".into()));
+        assert_eq!(
+            r.holds("ab"),
+            Holds::Refused("run R2's install was cut short here".into())
+        );
     }
 
     #[test]
@@ -271,9 +287,15 @@ mod tests {
         assert!(parse_preview("path absent\nmanifest none\n").is_err());
         assert!(parse_preview("manifest none\nwavectl-preview done\n").is_err());
         assert!(parse_preview("path odd\nmanifest none\nwavectl-preview done\n").is_err());
-        assert!(parse_preview("path absent\nsha256 ab\nmanifest none\nwavectl-preview done\n").is_err());
+        assert!(
+            parse_preview("path absent\nsha256 ab\nmanifest none\nwavectl-preview done\n").is_err()
+        );
         assert!(parse_preview("path absent\nmanifest zz\nwavectl-preview done\n").is_err());
-        assert!(parse_preview("path absent\nmanifest none\nrefused\nwavectl-preview done\n").is_err());
-        assert!(parse_preview("path absent\nmanifest none\nnew-tag x\nwavectl-preview done\n").is_ok());
+        assert!(
+            parse_preview("path absent\nmanifest none\nrefused\nwavectl-preview done\n").is_err()
+        );
+        assert!(
+            parse_preview("path absent\nmanifest none\nnew-tag x\nwavectl-preview done\n").is_ok()
+        );
     }
 }

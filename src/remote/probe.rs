@@ -47,8 +47,8 @@
 
 use std::time::Duration;
 
-use super::{command, secs, unhex, with_lib, RemoteCommand, REPORT_SH};
 use super::ManifestState;
+use super::{command, secs, unhex, with_lib, RemoteCommand, REPORT_SH};
 use crate::rollout::probe::{
     CheckResult, KernelRead, Pressure, ProbeReport, ProbeSource, RunRecord, UnitsRead,
 };

@@ -130,7 +130,10 @@ mod tests {
         let f = parse_settle(&out).unwrap();
         let m = f.manifest.unwrap();
         assert_eq!((m.run_id.as_str(), m.lease_secs), ("B", 60));
-        assert_eq!((m.state, m.activation, m.legacy), (ManifestState::Probation, ActivationKind::Cron, false));
+        assert_eq!(
+            (m.state, m.activation, m.legacy),
+            (ManifestState::Probation, ActivationKind::Cron, false)
+        );
         assert_eq!(m.prev.unwrap().run_id, "A");
         assert_eq!(f.txn.as_deref(), Some("B"));
         assert_eq!(
@@ -148,9 +151,15 @@ mod tests {
     #[test]
     fn parses_the_previous_releases_manifest() {
         let j = r#"{"name":"x","sha256":"00","run_id":"B","installed_at":1,"state":"confirmed","backup":true,"install_path":"/x","activation":{"kind":"systemd-timer","schedule":"daily"},"lease_secs":60,"prev":null}"#;
-        let out = format!("manifest-json {}\nruns 0\nrunning 0\nwavectl-settle done\n", hex::encode(j));
+        let out = format!(
+            "manifest-json {}\nruns 0\nrunning 0\nwavectl-settle done\n",
+            hex::encode(j)
+        );
         let m = parse_settle(&out).unwrap().manifest.unwrap();
-        assert_eq!((m.run_id.as_str(), m.state, m.legacy), ("B", ManifestState::Confirmed, true));
+        assert_eq!(
+            (m.run_id.as_str(), m.state, m.legacy),
+            ("B", ManifestState::Confirmed, true)
+        );
         assert_eq!(m.activation, ActivationKind::SystemdTimer);
     }
 

@@ -288,9 +288,7 @@ fn removal_of_an_older_run_drops_its_version_and_touches_nothing_else(shell: She
     // run-b's script, wrapper, run log and activation untouched; its manifest no longer
     // names a previous version.
     let but_manifest = |facts: String| {
-        let m = facts
-            .find("/var/lib/wavectl/t-other/manifest\n")
-            .unwrap();
+        let m = facts.find("/var/lib/wavectl/t-other/manifest\n").unwrap();
         let r = facts.find("/var/lib/wavectl/t-other/runs.log").unwrap();
         format!("{}{}", &facts[..m], &facts[r..])
     };
@@ -361,13 +359,19 @@ fn install_refusals_change_nothing(shell: Shell) {
         "{r}"
     );
     assert_eq!(version_facts(&sb, "t-own-a", "/opt/wv/x"), before);
-    sb.ok("sed -i 's/^state=probation$/state=revoked/' /var/lib/wavectl/t-own-a/manifest", &[]);
+    sb.ok(
+        "sed -i 's/^state=probation$/state=revoked/' /var/lib/wavectl/t-own-a/manifest",
+        &[],
+    );
     let r = refused(&p2);
     assert!(
         r.contains("removal is unfinished") && r.contains("reconcile"),
         "{r}"
     );
-    sb.ok("sed -i 's/^state=revoked$/state=probation/' /var/lib/wavectl/t-own-a/manifest", &[]);
+    sb.ok(
+        "sed -i 's/^state=revoked$/state=probation/' /var/lib/wavectl/t-own-a/manifest",
+        &[],
+    );
 
     // Confirmed at another install path.
     assert_eq!(
@@ -846,4 +850,30 @@ fn cron_runs_the_boot_guard_and_the_lease_guard(shell: Shell) {
         "{log}"
     );
     assert_eq!(keep_facts(&sb), keep);
+}
+
+/// The process scan of a rollback reuses a scratch name (`_ps` in `wv_pstat`) that the
+/// restore of the previous version kept that version's sha256 in: a rollback that found
+/// a copy running compared the restored script with nothing and noted it as changed.
+both_shells!(a_rollback_that_kills_a_running_copy_still_knows_the_previous_sha256);
+fn a_rollback_that_kills_a_running_copy_still_knows_the_previous_sha256(shell: Shell) {
+    let sb = Sandbox::new(shell);
+    let (name, path) = ("t-killrb", "/opt/wv/killrb");
+    let ha = sha(A);
+    confirmed_a(&sb, name, path, &ha);
+    let slow = b"#!/bin/sh\nsleep 300\n";
+    let hs = sha(slow);
+    let mut pb = params(name, path, slow, &hs, Duration::from_secs(600));
+    pb.run_id = "run-b";
+    install_ok(&sb, &pb);
+    assert!(sb.run(&start_run(name, "run-b")).status.success());
+    assert!(
+        eventually(|| state_of(&sb, name, "run-b").running),
+        "run-b's copy never showed up as running"
+    );
+    let r = remove_on(&sb, name, Some(path), RemoveScope::Run("run-b"));
+    assert!(r.killed >= 1, "{r:?}");
+    assert_eq!(r.restored_version.as_deref(), Some("run-a"), "{r:?}");
+    assert!(r.clean, "{r:?}");
+    assert!(!r.detail.contains("is not the"), "{r:?}");
 }

@@ -505,7 +505,11 @@ mod tests {
         assert!(!needs_controls(&[Script]));
         assert_eq!(
             sources(&[Pressure, Kernel, Load]),
-            [ProbeSource::Kernel, ProbeSource::Load, ProbeSource::Pressure]
+            [
+                ProbeSource::Kernel,
+                ProbeSource::Load,
+                ProbeSource::Pressure
+            ]
         );
         assert!(needs_baseline(&[Oom]));
     }

@@ -334,10 +334,7 @@ fn resolve_activation(src: &SourceFile, raw: &S<RawActivation>) -> Result<Activa
             };
             return Err(src.err(
                 raw.span(),
-                format!(
-                    "missing `activation.schedule` for kind `{}`",
-                    kind.as_str()
-                ),
+                format!("missing `activation.schedule` for kind `{}`", kind.as_str()),
                 format!("add a line like {example}"),
             ));
         }

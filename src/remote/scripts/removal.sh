@@ -90,7 +90,7 @@ wv_restore_prev() {
   _P=$WV_PREVDIR
   wv_mf_read "$_P"
   _pr=$WV_MFR
-  _ps=$WV_MFH
+  _psha=$WV_MFH
   # prev's manifest, in its own format (the wrapper kept with it reads that one).
   _pm=${WV_MFF##*/}
   wv_out found "$WV_DIR"
@@ -115,8 +115,8 @@ wv_restore_prev() {
     wv_rm_ours "$2"
   elif wv_copy "$_P/script" "$2"; then
     _h=$(wv_sha "$2")
-    [ "$_h" = "$_ps" ] ||
-      wv_out note "restored $2 as it stood before run $1; its sha256 $_h is not the $_ps run $_pr installed (changed on the host since?)"
+    [ "$_h" = "$_psha" ] ||
+      wv_out note "restored $2 as it stood before run $1; its sha256 $_h is not the $_psha run $_pr installed (changed on the host since?)"
   else
     wv_problem "cannot restore run $_pr's script to $2 exactly"
   fi
