@@ -6,6 +6,7 @@ mod approval;
 mod demo;
 mod lab;
 mod limit;
+mod preview;
 mod purge;
 mod report;
 mod runs;
@@ -33,13 +34,21 @@ pub fn run(cli: Cli) -> i32 {
             output,
             valid_for,
             allowed_signers,
+            probe,
         } => approval::plan(
             g,
             spec,
             output.as_deref(),
             *valid_for,
             allowed_signers.as_deref(),
-        ),
+        )
+        .and_then(|code| {
+            if *probe {
+                preview::probe(g, spec)
+            } else {
+                Ok(code)
+            }
+        }),
         Command::Approve { plan, key, by } => approval::approve(g, plan, key, by.as_deref()),
         Command::Apply {
             spec,

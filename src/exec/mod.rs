@@ -5,6 +5,7 @@
 
 mod engine;
 mod ops;
+pub mod preview;
 mod probe;
 mod signals;
 

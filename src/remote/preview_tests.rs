@@ -170,10 +170,10 @@ fn a_preview_tells_what_each_host_holds_and_changes_nothing(shell: Shell) {
     assert_eq!(tree(&sb), before, "a preview changed something");
 }
 
+both_shells!(the_preview_refuses_exactly_what_the_install_refuses);
 /// The preview's refusals are the install's: for each situation the install refuses
 /// with the very reason the preview gave (and a preview that saw none, the install
 /// takes).
-both_shells!(the_preview_refuses_exactly_what_the_install_refuses);
 fn the_preview_refuses_exactly_what_the_install_refuses(shell: Shell) {
     let sb = Sandbox::new(shell);
     let ha = sha(A);
@@ -212,9 +212,9 @@ fn the_preview_refuses_exactly_what_the_install_refuses(shell: Shell) {
     }
 }
 
+both_shells!(a_preview_waits_for_no_lock);
 /// An install that holds the host lock and NAME's state lock (as one under way does)
 /// does not hold a preview up: it takes neither.
-both_shells!(a_preview_waits_for_no_lock);
 fn a_preview_waits_for_no_lock(shell: Shell) {
     let sb = Sandbox::new(shell);
     let ha = sha(A);

@@ -852,10 +852,10 @@ fn cron_runs_the_boot_guard_and_the_lease_guard(shell: Shell) {
     assert_eq!(keep_facts(&sb), keep);
 }
 
+both_shells!(a_rollback_that_kills_a_running_copy_still_knows_the_previous_sha256);
 /// The process scan of a rollback reuses a scratch name (`_ps` in `wv_pstat`) that the
 /// restore of the previous version kept that version's sha256 in: a rollback that found
 /// a copy running compared the restored script with nothing and noted it as changed.
-both_shells!(a_rollback_that_kills_a_running_copy_still_knows_the_previous_sha256);
 fn a_rollback_that_kills_a_running_copy_still_knows_the_previous_sha256(shell: Shell) {
     let sb = Sandbox::new(shell);
     let (name, path) = ("t-killrb", "/opt/wv/killrb");
