@@ -1,5 +1,5 @@
 //! `plan --probe`: ask every target what it holds at the install path
-//! ([`remote::preview`]: the install's own checks, read-only), at most [`FANOUT`] hosts
+//! ([`mod@remote::preview`]: the install's own checks, read-only), at most [`FANOUT`] hosts
 //! at once, through the transport (its admission bounds the logins and commands under
 //! way). Changes nothing on any host, journals nothing; each host is reported as it
 //! answers. A stop request starts no further host.

@@ -3,7 +3,7 @@
 //!
 //! Install on the host (`scripts/install.sh`), in order:
 //!
-//! 1. Checks (`scripts/checks.sh`, which `plan --probe` runs too: [`super::preview`]),
+//! 1. Checks (`scripts/checks.sh`, which `plan --probe` runs too: [`mod@super::preview`]),
 //!    first without a lock, then under the host-wide lock and NAME's state lock
 //!    (NAME's state directory is made only once they pass); a refusal changes nothing
 //!    (no state directory left behind), prints `wavectl-refused <hex reason>` and exits

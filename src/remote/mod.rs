@@ -22,9 +22,14 @@
 //! (removal and the guard) in front of `remove.sh` and into the wrapper; `pkg.sh` (what
 //! a path is: package ownership, where a link leads, who may write its directories) for
 //! install, `plan --probe` and purge --path; `checks.sh` (the install's refusals) for
-//! install and `plan --probe` ([`mod@preview`]); `report.sh` for probe and settle. The install carries
-//! the library once, as the first part of the wrapper it writes, and evaluates it from
-//! there (`install::LIB_END`).
+//! install and `plan --probe` ([`mod@preview`]); `report.sh` for probe and settle. The
+//! install carries the library once, as the first part of the wrapper it writes, and
+//! evaluates it from there (`install::LIB_END`).
+//!
+//! "Asking a host what it holds" is *settle* ([`settle()`], answered by a
+//! [`SettleReport`]; the engine's `Op::Settle` decides a `Finding` from it); what a
+//! probe reads is a `ProbeReport`, what a removal did a [`RemovalReport`], what `plan
+//! --probe` saw a [`PreviewReport`].
 //!
 //! Comment lines and blank lines are dropped when a script is embedded (`compact`), so
 //! the source files stay commented while the command lines stay short (the install,
@@ -81,7 +86,8 @@
 //! or `confirm` (confirm also prints `wavectl-refused <hex reason>`). A script that
 //! stops on an error prints `wavectl-error <hex message>` on stdout (and the message on
 //! stderr). The install reads its stdin (the script body) to the end even when it
-//! refuses, so the sender can always finish writing it.
+//! refuses, so the sender can always finish writing it. The preview exits 0 whatever it
+//! finds (a refusal it foresees is a `refused` line), 65 on an invalid argument.
 
 pub mod install;
 pub mod manifest;
