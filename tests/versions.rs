@@ -73,7 +73,7 @@ fn a_failed_upgrade_brings_version_a_back_whole_and_purge_restores_the_original(
     for (h, s) in w.fleet.hosts().iter().zip(&before) {
         assert_eq!(s.0, A.as_bytes(), "{}", h.name());
         assert!(
-            s.3.contains("\"state\":\"confirmed\"") && s.3.contains(&run_a),
+            s.3.contains("\nstate=confirmed\n") && s.3.contains(&run_a),
             "{}: {}",
             h.name(),
             s.3

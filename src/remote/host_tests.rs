@@ -714,6 +714,13 @@ fn command_lines_fit_in_one_exec_argument() {
         probe("n", "r", &checks, Duration::from_secs(5), Duration::ZERO),
         purge_path(&path, Duration::from_secs(1), false),
         settle("n", "r"),
+        preview(&PreviewParams {
+            name: "n",
+            install_path: &path,
+            sha256: &h,
+            run_id: "r",
+            force: false,
+        }),
         confirm("n", "r"),
         start_run("n", "r"),
     ];

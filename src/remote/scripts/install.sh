@@ -258,7 +258,8 @@ if [ "$WV_PREVFOR" = "$RUN" ]; then
 fi
 wv_put "$WV_MANIFEST" "$MAN" || wv_die "cannot write the manifest"
 # The previous release's manifest.json, if this replaced such a version, is kept in prev/.
-rm -f "$WV_DIR/manifest.json" || wv_die "cannot remove $WV_DIR/manifest.json"
+[ ! -e "$WV_DIR/manifest.json" ] || rm -f "$WV_DIR/manifest.json" ||
+  wv_die "cannot remove $WV_DIR/manifest.json"
 
 # 6. Activation last: nothing runs the script before everything above is in place.
 case $KIND in
