@@ -230,7 +230,7 @@ wv_mf_set() {
   wv_put "$1" "$_mo"
 }
 # wv_set_state NEW (a word of ours): NAME's manifest's state, rewritten atomically in the
-# manifest's own format. Fails if there is none.
+# manifest's own format. Fails if there is none (WV_MFF then empty) or it cannot.
 wv_set_state() {
   wv_mf_read "$WV_DIR"
   [ -n "$WV_MFF" ] || return 1
@@ -242,10 +242,10 @@ wv_set_state() {
   fi
 }
 # wv_facts: what NAME's state says: WV_OWNER (manifest run id), WV_ST (state), WV_MFF
-# and the rest of wv_mf_read, WV_TX (txn: the run whose install is in progress or was cut short), WV_PREVDIR and
-# WV_PREVFOR (a complete snapshot of the previous version, and the run it was made for:
-# prev/, or prev.new/ when an install was cut short between removing the older prev/
-# and renaming the new one).
+# and the rest of wv_mf_read, WV_TX (txn: the run whose install is in progress or was
+# cut short), WV_PREVDIR and WV_PREVFOR (a complete snapshot of the previous version,
+# and the run it was made for: prev/, or prev.new/ when an install was cut short
+# between removing the older prev/ and renaming the new one).
 wv_facts() {
   wv_mf_read "$WV_DIR"
   WV_OWNER=$WV_MFR

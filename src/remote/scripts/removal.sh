@@ -42,8 +42,8 @@ wv_remove_full() {
   if [ -d "$WV_DIR" ]; then _ours=1; wv_out found "$WV_DIR"; fi
   for _u in $WV_UNITS; do wv_exists "$WV_UNITDIR/$_u" && wv_out found "$WV_UNITDIR/$_u"; done
   wv_exists "$WV_CRON" && wv_out found "$WV_CRON"
-  wv_mf_read "$WV_DIR"
-  [ -z "$WV_MFF" ] || wv_set_state revoked || wv_problem "cannot mark the manifest revoked"
+  # (No manifest at all is nothing to mark.)
+  wv_set_state revoked || [ -z "$WV_MFF" ] || wv_problem "cannot mark the manifest revoked"
   wv_drop_cron
   wv_drop_units
   # Copies of the install path are ours to kill, unless the pre-wavectl original still
@@ -97,8 +97,7 @@ wv_restore_prev() {
   wv_exists "$WV_CRON" && wv_out found "$WV_CRON"
   for _u in $WV_UNITS; do wv_exists "$WV_UNITDIR/$_u" && wv_out found "$WV_UNITDIR/$_u"; done
   # Revoked first (the wrapper refuses), whoever's manifest it is: prev's comes back last.
-  wv_mf_read "$WV_DIR"
-  [ -z "$WV_MFF" ] || wv_set_state revoked || wv_problem "cannot mark the manifest revoked"
+  wv_set_state revoked || [ -z "$WV_MFF" ] || wv_problem "cannot mark the manifest revoked"
   wv_drop_cron
   wv_drop_units
   if [ "$WV_OWNER" = "$1" ]; then
