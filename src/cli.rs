@@ -51,6 +51,10 @@ pub enum Command {
         /// that names none in policy.allowed_signers (the plan's hash covers it).
         #[arg(long, value_name = "FILE")]
         allowed_signers: Option<PathBuf>,
+        /// Also log in to every target and report what each holds at install_path, and
+        /// whether an install would be refused there; changes nothing on any host.
+        #[arg(long)]
+        probe: bool,
     },
     /// Sign a plan's hash (`ssh-keygen -Y sign`): one approval.
     Approve {

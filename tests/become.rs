@@ -87,12 +87,14 @@ fn become_host_rolls_out_rolls_back_and_is_purged_through_sudo() {
         assert_eq!(meta.mode() & 0o7777, 0o750, "{}", h.name());
         let state = std::fs::metadata(h.path(STATE)).unwrap();
         assert_eq!(state.uid(), 0, "{}: state dir not root's", h.name());
-        let manifest: serde_json::Value = serde_json::from_slice(
-            &std::fs::read(h.path(&format!("{STATE}/manifest.json"))).unwrap(),
-        )
-        .unwrap();
-        assert_eq!(manifest["state"], "confirmed", "{}: {manifest}", h.name());
-        assert_eq!(manifest["run_id"], run.as_str());
+        let m = manifest(h, NAME).unwrap();
+        assert_eq!(
+            m.state,
+            wavectl::remote::ManifestState::Confirmed,
+            "{}: {m:?}",
+            h.name()
+        );
+        assert_eq!(m.run_id, run);
         // The first run went through the wrapper, as root.
         let runs = std::fs::read_to_string(h.path(&format!("{STATE}/runs.log"))).unwrap();
         assert_eq!(

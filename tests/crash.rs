@@ -89,16 +89,12 @@ fn held(h: &LabHost, body: &str) -> Held {
     let cron = h.path(&format!("/etc/cron.d/wavectl-{NAME}")).exists();
     let file = std::fs::read_to_string(h.path(INSTALL)).ok();
     let temp = !temp_dirs(h, NAME, INSTALL).is_empty();
-    let manifest =
-        std::fs::read_to_string(h.path(&format!("/var/lib/wavectl/{NAME}/manifest.json")))
-            .unwrap_or_default();
+    let confirmed =
+        manifest(h, NAME).is_some_and(|m| m.state == wavectl::remote::ManifestState::Confirmed);
     let original = (h.name() == "h02").then_some(ORIGINAL);
     let run = running(h, INSTALL);
     let files = state_dir || cron || temp || (file.is_some() && file.as_deref() != original);
-    let full = state_dir
-        && cron
-        && file.as_deref() == Some(body)
-        && manifest.contains("\"state\":\"confirmed\"");
+    let full = state_dir && cron && file.as_deref() == Some(body) && confirmed;
     Held {
         files,
         full,

@@ -5,6 +5,7 @@
 mod common;
 
 use wavectl::lab::LabHost;
+use wavectl::remote::ManifestState::{self, Confirmed, Probation, Revoked};
 
 use common::*;
 
@@ -12,7 +13,7 @@ const NAME: &str = "raid-health";
 const INSTALL: &str = "/usr/local/sbin/raid-health";
 const DIR: &str = "/var/lib/wavectl/raid-health";
 const WRAPPER: &str = "/var/lib/wavectl/raid-health/run";
-const MANIFEST: &str = "/var/lib/wavectl/raid-health/manifest.json";
+const MANIFEST: &str = "/var/lib/wavectl/raid-health/manifest";
 const RUNS_LOG: &str = "/var/lib/wavectl/raid-health/runs.log";
 const CRON: &str = "/etc/cron.d/wavectl-raid-health";
 /// Every run of the script appends one line here (on the host).
@@ -57,16 +58,15 @@ fn script() -> String {
     format!("#!/bin/sh\necho ran >> {SIDE_EFFECT}\necho raid ok\n")
 }
 
-fn manifest_state(h: &LabHost) -> String {
-    let m: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(h.path(MANIFEST)).unwrap()).unwrap();
-    m["state"].as_str().unwrap_or_default().to_string()
+fn manifest_state(h: &LabHost) -> ManifestState {
+    manifest(h, "raid-health").unwrap().state
 }
 
-fn set_manifest_state(h: &LabHost, from: &str, to: &str) {
+/// The manifest's state changed by hand (one line: `state=...`).
+fn set_manifest_state(h: &LabHost, from: ManifestState, to: ManifestState) {
     exec_ok(
         h,
-        &format!("sed -i 's/\"state\":\"{from}\"/\"state\":\"{to}\"/' {MANIFEST}"),
+        &format!("sed -i 's/^state={from}$/state={to}/' {MANIFEST}"),
     );
     assert_eq!(manifest_state(h), to, "{}: manifest not edited", h.name());
 }
@@ -102,7 +102,7 @@ fn apply_confirmed(s: &Workdir) {
         r.stderr
     );
     for h in s.fleet.hosts() {
-        assert_eq!(manifest_state(h), "confirmed", "{}", h.name());
+        assert_eq!(manifest_state(h), Confirmed, "{}", h.name());
         assert!(h.path(INSTALL).exists(), "{}", h.name());
         assert!(h.path(WRAPPER).exists(), "{}", h.name());
         assert!(h.path(CRON).exists(), "{}", h.name());
@@ -125,7 +125,7 @@ fn a_simulated_boot_removes_a_script_in_probation_and_keeps_a_confirmed_one() {
     assert!(a.path(&format!("{DIR}/backup")).exists(), "h01: no backup");
 
     // A was power-cycled before it was confirmed.
-    set_manifest_state(a, "confirmed", "probation");
+    set_manifest_state(a, Confirmed, Probation);
     let b_before: Vec<(String, Vec<u8>)> = [INSTALL, WRAPPER, CRON, MANIFEST]
         .iter()
         .map(|p| (p.to_string(), std::fs::read(b.path(p)).unwrap()))
@@ -171,7 +171,7 @@ fn a_simulated_boot_removes_a_script_in_probation_and_keeps_a_confirmed_one() {
         let now = std::fs::read(b.path(p)).unwrap_or_else(|e| panic!("h02 lost {p}: {e}"));
         assert_eq!(&now, before, "h02: {p} changed");
     }
-    assert_eq!(manifest_state(b), "confirmed");
+    assert_eq!(manifest_state(b), Confirmed);
     assert!(
         !b.path("/var/log/wavectl-guard.log").exists()
             || !std::fs::read_to_string(b.path("/var/log/wavectl-guard.log"))
@@ -186,7 +186,7 @@ fn a_boot_of_a_host_with_no_prior_file_leaves_no_script() {
     let s = Workdir::new(fleet(1), &script(), &spec());
     let a = s.fleet.host("h01");
     apply_confirmed(&s);
-    set_manifest_state(a, "confirmed", "probation");
+    set_manifest_state(a, Confirmed, Probation);
     let cmd = reboot_command(a);
     exec_ok(a, &cmd);
     for p in [DIR, CRON, INSTALL] {
@@ -211,7 +211,7 @@ fn a_revoked_manifest_makes_the_wrapper_refuse_to_run_the_script() {
     assert_eq!(ran_mid.lines().count(), 2, "{ran_mid:?}");
     assert_eq!(runs_mid.lines().count(), 2, "{runs_mid:?}");
 
-    set_manifest_state(h, "confirmed", "revoked");
+    set_manifest_state(h, Confirmed, Revoked);
     let out = h.exec(WRAPPER).unwrap();
     assert_eq!(
         out.status.code(),
@@ -243,7 +243,7 @@ fn a_probation_script_is_not_run_after_a_reboot_and_a_revoked_one_is_removed_at_
     let (a, b) = (s.fleet.host("h01"), s.fleet.host("h02"));
 
     // A: in probation, and the boot id recorded at install is not this boot's.
-    set_manifest_state(a, "confirmed", "probation");
+    set_manifest_state(a, Confirmed, Probation);
     assert!(
         a.path(&format!("{DIR}/boot_id")).exists(),
         "h01: no boot_id"
@@ -276,7 +276,7 @@ fn a_probation_script_is_not_run_after_a_reboot_and_a_revoked_one_is_removed_at_
     assert_eq!(std::fs::read_to_string(a.path(RUNS_LOG)).unwrap(), runs_mid);
 
     // B: revoked (a removal that died half-way); the boot guard finishes it.
-    set_manifest_state(b, "confirmed", "revoked");
+    set_manifest_state(b, Confirmed, Revoked);
     let cmd = reboot_command(b);
     exec_ok(b, &cmd);
     for p in [DIR, CRON, INSTALL] {

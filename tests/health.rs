@@ -151,7 +151,7 @@ fn the_probe_reads_every_source_and_says_what_a_host_lacks() {
 
 const NAME: &str = "raidcheck";
 const INSTALL: &str = "/usr/local/sbin/raidcheck";
-const MANIFEST: &str = "/var/lib/wavectl/raidcheck/manifest.json";
+const MANIFEST: &str = "/var/lib/wavectl/raidcheck/manifest";
 const RUNS: &str = "/var/lib/wavectl/raidcheck/runs.log";
 
 /// A spec: waves `sizes`, built-ins `builtin`; `more` replaces lines by key (`bake`,
@@ -560,8 +560,12 @@ fn a_fleet_wide_kernel_line_pauses_the_run_instead_of_rolling_back() {
     // Nothing was rolled back: the wave's hosts wait in probation for the operator.
     assert!(!events.iter().any(|e| e["event"] == "rollback_started"));
     for h in ["h01", "h02"] {
-        let m = std::fs::read_to_string(w.fleet.host(h).path(MANIFEST)).unwrap();
-        assert!(m.contains("\"state\":\"probation\""), "{h}: {m}");
+        let m = manifest(w.fleet.host(h), "raidcheck").unwrap();
+        assert_eq!(
+            m.state,
+            wavectl::remote::ManifestState::Probation,
+            "{h}: {m:?}"
+        );
     }
     let run = run_id(&events);
     let st = w.wavectl(&["status", &run]);
@@ -614,8 +618,8 @@ fn a_script_that_never_runs_holds_the_bake_and_says_so() {
     );
     // Held: wave 2 is not touched, h01 is not confirmed.
     let h01 = w.fleet.host("h01");
-    let m = std::fs::read_to_string(h01.path(MANIFEST)).unwrap();
-    assert!(m.contains("\"state\":\"probation\""), "{m}");
+    let m = manifest(h01, "raidcheck").unwrap();
+    assert_eq!(m.state, wavectl::remote::ManifestState::Probation, "{m:?}");
     assert!(!w.fleet.host("h02").path("/var/lib/wavectl").exists());
     // Rounds go on while it is held.
     let ticks =

@@ -77,13 +77,13 @@ fn killed_during_the_bake_then_reverted(w: &Workdir, marker: &str) {
     let original = seed_original(w.fleet.host("h02"), INSTALL, ORIGINAL);
     let mut child = spawn_apply(w);
     let cron = marker.to_string();
-    let manifest = format!("/var/lib/wavectl/{NAME}/manifest.json");
+    let manifest_path = format!("/var/lib/wavectl/{NAME}/manifest");
     assert!(
         eventually(Duration::from_secs(30), || w
             .fleet
             .hosts()
             .iter()
-            .all(|h| h.path(&cron).exists() && h.path(&manifest).exists())),
+            .all(|h| h.path(&cron).exists() && h.path(&manifest_path).exists())),
         "the hosts were never deployed"
     );
     // The bake runs (probes renew the lease); then the controller dies outright.
@@ -91,8 +91,13 @@ fn killed_during_the_bake_then_reverted(w: &Workdir, marker: &str) {
     child.kill().unwrap();
     child.wait().unwrap();
     for h in w.fleet.hosts() {
-        let m = std::fs::read_to_string(h.path(&manifest)).unwrap();
-        assert!(m.contains("\"state\":\"probation\""), "{}: {m}", h.name());
+        let m = manifest(h, NAME).unwrap();
+        assert_eq!(
+            m.state,
+            wavectl::remote::ManifestState::Probation,
+            "{}: {m:?}",
+            h.name()
+        );
     }
 
     // Nobody renews the lease: 15 s, then the next minute's guard reverts each host.
@@ -171,18 +176,17 @@ fn a_real_reboot_in_probation_reverts_at_boot_under_a_timer_and_under_cron() {
         h.wait_running().expect("systemd is running");
         let original = seed_original(h, INSTALL, ORIGINAL);
         let mut child = spawn_apply(&w);
-        let manifest = format!("/var/lib/wavectl/{NAME}/manifest.json");
+        let manifest_path = format!("/var/lib/wavectl/{NAME}/manifest");
         assert!(
-            eventually(Duration::from_secs(30), || std::fs::read_to_string(
-                h.path(&manifest)
-            )
-            .is_ok_and(|m| m.contains("\"state\":\"probation\""))),
+            eventually(Duration::from_secs(30), || manifest(h, NAME).is_some_and(
+                |m| m.state == wavectl::remote::ManifestState::Probation
+            )),
             "case {i}: never deployed"
         );
         child.kill().unwrap();
         child.wait().unwrap();
         assert!(
-            h.path(&manifest).exists(),
+            h.path(&manifest_path).exists(),
             "case {i}: reverted before the boot"
         );
 

@@ -122,12 +122,14 @@ fn happy_path_three_waves_confirms_every_host() {
                 .any(|l| l.starts_with("@reboot root /var/lib/wavectl/raid-health/run guard")),
             "{cron}"
         );
-        let manifest: serde_json::Value = serde_json::from_slice(
-            &std::fs::read(h.path("/var/lib/wavectl/raid-health/manifest.json")).unwrap(),
-        )
-        .unwrap();
-        assert_eq!(manifest["state"], "confirmed", "{}: {manifest}", h.name());
-        assert_eq!(manifest["sha256"], want.as_str());
+        let m = manifest(h, "raid-health").unwrap();
+        assert_eq!(
+            m.state,
+            wavectl::remote::ManifestState::Confirmed,
+            "{}: {m:?}",
+            h.name()
+        );
+        assert_eq!(m.sha256, want);
         let runs =
             std::fs::read_to_string(h.path("/var/lib/wavectl/raid-health/runs.log")).unwrap();
         assert_eq!(runs.lines().count(), 1, "{}: {runs}", h.name());

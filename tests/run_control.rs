@@ -490,11 +490,13 @@ fn a_killed_apply_with_a_torn_journal_line_resumes_to_the_end() {
     let r = s.wavectl(&["resume", "--yes", &run_id]);
     assert_eq!(r.code, Some(0), "{}", show(&r));
     for h in s.fleet.hosts() {
-        let m: serde_json::Value = serde_json::from_slice(
-            &std::fs::read(h.path("/var/lib/wavectl/raid-health/manifest.json")).unwrap(),
-        )
-        .unwrap();
-        assert_eq!(m["state"], "confirmed", "{}: {m}", h.name());
+        let m = manifest(h, "raid-health").unwrap();
+        assert_eq!(
+            m.state,
+            wavectl::remote::ManifestState::Confirmed,
+            "{}: {m:?}",
+            h.name()
+        );
         assert!(h.path(CRON).exists(), "{}", h.name());
     }
     s.assert_no_ssh_left_soon();

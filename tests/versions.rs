@@ -58,7 +58,7 @@ fn snapshot(h: &LabHost) -> (Vec<u8>, u32, String, String, String, String) {
         std::fs::read(h.path(INSTALL)).unwrap_or_default(),
         file_mode(&h.path(INSTALL)),
         read(&format!("/etc/cron.d/wavectl-{NAME}")),
-        read(&format!("/var/lib/wavectl/{NAME}/manifest.json")),
+        read(&format!("/var/lib/wavectl/{NAME}/manifest")),
         read(&format!("/var/lib/wavectl/{NAME}/run")),
         read(&format!("/var/lib/wavectl/{NAME}/runs.log")),
     )
@@ -73,7 +73,7 @@ fn a_failed_upgrade_brings_version_a_back_whole_and_purge_restores_the_original(
     for (h, s) in w.fleet.hosts().iter().zip(&before) {
         assert_eq!(s.0, A.as_bytes(), "{}", h.name());
         assert!(
-            s.3.contains("\"state\":\"confirmed\"") && s.3.contains(&run_a),
+            s.3.contains("\nstate=confirmed\n") && s.3.contains(&run_a),
             "{}: {}",
             h.name(),
             s.3
@@ -137,11 +137,11 @@ fn rolling_back_an_older_run_leaves_the_newer_install_alone_and_drops_its_versio
     );
     for h in w.fleet.hosts() {
         assert_eq!(std::fs::read_to_string(h.path(INSTALL)).unwrap(), good_b);
-        let m = std::fs::read_to_string(h.path(&format!("/var/lib/wavectl/{NAME}/manifest.json")))
-            .unwrap();
-        assert!(
-            m.contains(&run_b) && m.contains("\"state\":\"confirmed\""),
-            "{m}"
+        let m = manifest(h, NAME).unwrap();
+        assert_eq!(
+            (&m.run_id, m.state),
+            (&run_b, wavectl::remote::ManifestState::Confirmed),
+            "{m:?}"
         );
     }
     // Rolling back B does not bring A back: A was rolled back.

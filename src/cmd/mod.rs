@@ -7,6 +7,7 @@ mod approval;
 mod demo;
 mod lab;
 mod limit;
+mod preview;
 mod purge;
 mod report;
 mod runs;
@@ -52,15 +53,20 @@ async fn dispatch(cli: &Cli) -> i32 {
             output,
             valid_for,
             allowed_signers,
+            probe,
         } => {
-            approval::plan(
+            let code = approval::plan(
                 g,
                 spec,
                 output.as_deref(),
                 *valid_for,
                 allowed_signers.as_deref(),
             )
-            .await
+            .await;
+            match code {
+                Ok(_) if *probe => preview::probe(g, spec).await,
+                other => other,
+            }
         }
         Command::Approve { plan, key, by } => approval::approve(g, plan, key, by.as_deref()).await,
         Command::Apply {

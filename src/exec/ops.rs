@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::inventory::Host;
-use crate::remote::{self, InstallResult, RemoveScope};
+use crate::remote::{self, InstallResult, ManifestState, RemoveScope};
 use crate::rollout::verdict::{Evidence, Health, Verdict};
 use crate::rollout::{Finding, HostResult, Op, Plan, Refusal, Target};
 use crate::transport::{Conn, Output, Transport, TransportError};
@@ -397,10 +397,10 @@ fn describe_purge_path(stdout: &str) -> (bool, String) {
 /// What the host holds of this run.
 async fn ask(conn: &Conn, sh: &Shared) -> Result<Finding, HostResult> {
     let out = conn
-        .run(&remote::read_state(&sh.plan.name, &sh.plan.run))
+        .run(&remote::settle(&sh.plan.name, &sh.plan.run))
         .await
         .map_err(|e| broken(&e))?;
-    let f = remote::parse_state(&out.stdout).map_err(|e| HostResult::Failed {
+    let f = remote::parse_settle(&out.stdout).map_err(|e| HostResult::Failed {
         verdict: Verdict::bad(Health::Degraded, Evidence::new("settle").raw(e)),
         touched: false,
     })?;
@@ -413,8 +413,8 @@ async fn ask(conn: &Conn, sh: &Shared) -> Result<Finding, HostResult> {
         });
     }
     match &f.manifest {
-        Some(m) if &m.run_id == run && m.state != "revoked" => Ok(Finding::Ours {
-            confirmed: m.state == "confirmed",
+        Some(m) if &m.run_id == run && m.state != ManifestState::Revoked => Ok(Finding::Ours {
+            confirmed: m.state == ManifestState::Confirmed,
             runs: f.runs,
             running: f.running,
         }),

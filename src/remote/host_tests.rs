@@ -25,7 +25,7 @@ fn install_run_confirm_remove_restores_the_original(shell: Shell) {
     assert_eq!(install_ok(&sb, &p), (true, None));
     let f = state_of(&sb, "t-basic", "run-1");
     let m = f.manifest.unwrap();
-    assert_eq!((m.state.as_str(), m.backup), ("probation", true));
+    assert_eq!((m.state, m.backup), (ManifestState::Probation, true));
     assert_eq!(
         (m.run_id.as_str(), m.lease_secs, m.prev),
         ("run-1", 0, None)
@@ -88,7 +88,7 @@ fn install_run_confirm_remove_restores_the_original(shell: Shell) {
         &[],
     )
     .unwrap();
-    assert_eq!(r.manifest_state.as_deref(), Some("confirmed"));
+    assert_eq!(r.manifest_state, Some(ManifestState::Confirmed));
     assert_eq!(r.owner.as_deref(), Some("run-1"));
     assert_eq!(r.runs.len(), 1);
 
@@ -141,7 +141,10 @@ fn wrapper_records_timeouts_and_refuses_when_revoked(shell: Shell) {
     );
     assert!(!r.running);
 
-    sb.ok("sed -i 's/\"state\":\"probation\"/\"state\":\"revoked\"/' /var/lib/wavectl/t-slow/manifest.json", &[]);
+    sb.ok(
+        "sed -i 's/^state=probation$/state=revoked/' /var/lib/wavectl/t-slow/manifest",
+        &[],
+    );
     let o = sb.run(&run_once("t-slow", Duration::from_secs(1)));
     assert_eq!(o.status.code(), Some(78));
     assert!(text(&o.stderr).contains("revoked"), "{}", text(&o.stderr));
@@ -160,7 +163,7 @@ fn wrapper_records_timeouts_and_refuses_when_revoked(shell: Shell) {
         Some(78)
     );
     // Missing manifest: refused too.
-    sb.ok("rm /var/lib/wavectl/t-slow/manifest.json", &[]);
+    sb.ok("rm /var/lib/wavectl/t-slow/manifest", &[]);
     assert_eq!(
         sb.run(&run_once("t-slow", Duration::from_secs(1)))
             .status
@@ -334,7 +337,7 @@ fn boot_guard_reverts_probation_and_keeps_confirmed(shell: Shell) {
 
     // The periodic guard leaves an unexpired lease alone.
     sb.ok("/var/lib/wavectl/t-guard-a/run guard", &[]);
-    assert!(sb.exists("/var/lib/wavectl/t-guard-a/manifest.json"));
+    assert!(sb.exists("/var/lib/wavectl/t-guard-a/manifest"));
     sb.ok(
         "/var/lib/wavectl/t-guard-a/run guard boot && /var/lib/wavectl/t-guard-b/run guard boot",
         &[],
@@ -353,12 +356,15 @@ fn boot_guard_reverts_probation_and_keeps_confirmed(shell: Shell) {
     let f = state_of(&sb, "t-guard-a", "run-1");
     assert_eq!(f.manifest, None);
     assert!(f.reverted.as_ref().is_some_and(|r| r.clean), "{f:?}");
-    assert!(sb.exists("/var/lib/wavectl/t-guard-b/manifest.json"));
+    assert!(sb.exists("/var/lib/wavectl/t-guard-b/manifest"));
     assert!(sb.exists("/etc/cron.d/wavectl-t-guard-b"));
     assert!(sb.exists("/opt/wv/b"));
 
     // A removal left unfinished (revoked) is finished at boot; no revert is recorded.
-    sb.ok("sed -i 's/\"state\":\"confirmed\"/\"state\":\"revoked\"/' /var/lib/wavectl/t-guard-b/manifest.json", &[]);
+    sb.ok(
+        "sed -i 's/^state=confirmed$/state=revoked/' /var/lib/wavectl/t-guard-b/manifest",
+        &[],
+    );
     sb.ok("/var/lib/wavectl/t-guard-b/run guard boot", &[]);
     assert_eq!(state_files(&sb, "t-guard-b"), "");
     assert!(!sb.exists("/opt/wv/b"));
@@ -434,7 +440,7 @@ fn probe_reports_checks_and_injects_nothing(shell: Shell) {
             .map(|c| (c.name.as_str(), c.exit, c.output.as_str(), c.reported))
             .collect();
         assert_eq!(got, want);
-        assert_eq!(r.manifest_state.as_deref(), Some("probation"));
+        assert_eq!(r.manifest_state, Some(ManifestState::Probation));
         assert_eq!(r.runs.len(), 1);
         assert!(r.load1.is_ok() && r.procs_blocked.is_ok());
     }
@@ -707,7 +713,14 @@ fn command_lines_fit_in_one_exec_argument() {
         ),
         probe("n", "r", &checks, Duration::from_secs(5), Duration::ZERO),
         purge_path(&path, Duration::from_secs(1), false),
-        read_state("n", "r"),
+        settle("n", "r"),
+        preview(&PreviewParams {
+            name: "n",
+            install_path: &path,
+            sha256: &h,
+            run_id: "r",
+            force: false,
+        }),
         confirm("n", "r"),
         start_run("n", "r"),
     ];

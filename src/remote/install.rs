@@ -3,7 +3,8 @@
 //!
 //! Install on the host (`scripts/install.sh`), in order:
 //!
-//! 1. Checks, first without a lock, then under the host-wide lock and NAME's state lock
+//! 1. Checks (`scripts/checks.sh`, which `plan --probe` runs too: [`mod@super::preview`]),
+//!    first without a lock, then under the host-wide lock and NAME's state lock
 //!    (NAME's state directory is made only once they pass); a refusal changes nothing
 //!    (no state directory left behind), prints `wavectl-refused <hex reason>` and exits
 //!    73: `install_path` is a directory (or not a file); another rollout's state records
@@ -34,11 +35,9 @@
 
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
-
 use super::{
-    command, compact, secs, sh_quote, unhex, with_lib, RemoteCommand, PKG_SH, PROCS_SH, REMOVAL_SH,
-    STATE_DIR,
+    command, compact, secs, sh_quote, unhex, with_lib, Manifest, ManifestState, RemoteCommand,
+    CHECKS_SH, PKG_SH, PROCS_SH, REMOVAL_SH, STATE_DIR,
 };
 use crate::spec::ActivationKind;
 
@@ -47,6 +46,10 @@ const WRAPPER_SH: &str = include_str!("scripts/wrapper.sh");
 const RUN_ONCE_SH: &str = include_str!("scripts/run_once.sh");
 const START_RUN_SH: &str = include_str!("scripts/start_run.sh");
 const CONFIRM_SH: &str = include_str!("scripts/confirm.sh");
+/// The install's script; the library comes first, evaluated from the wrapper it carries.
+const INSTALL_PARTS: &[&str] = &[PKG_SH, CHECKS_SH, INSTALL_SH];
+/// The wrapper's library parts, after `lib.sh`.
+const WRAPPER_LIB: &[&str] = &[PROCS_SH, REMOVAL_SH];
 
 /// Remote timeout of an install (write, hash, back up or snapshot, rename, activate).
 pub const INSTALL_TIMEOUT: Duration = Duration::from_secs(60);
@@ -91,43 +94,6 @@ pub struct InstallParams<'a> {
     pub start: bool,
 }
 
-/// The host's own record of what wavectl installed: `/var/lib/wavectl/NAME/manifest.json`,
-/// compact JSON. `state` is `probation`, `confirmed` or `revoked`. The field order is
-/// part of the protocol: the host reads the top-level fields by cutting the JSON at
-/// `,"prev":`, so `prev` stays last.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Manifest {
-    pub name: String,
-    pub sha256: String,
-    pub run_id: String,
-    pub installed_at: u64,
-    pub state: String,
-    /// A backup of the pre-wavectl file exists (`/var/lib/wavectl/NAME/backup`).
-    pub backup: bool,
-    pub install_path: String,
-    pub activation: ManifestActivation,
-    /// The probation lease this install was given, in seconds (0 = none).
-    #[serde(default)]
-    pub lease_secs: u64,
-    /// The confirmed version this install replaced, kept in `prev/` for its rollback.
-    #[serde(default)]
-    pub prev: Option<PrevVersion>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ManifestActivation {
-    /// `cron`, `systemd-timer` or `none`.
-    pub kind: String,
-    pub schedule: String,
-}
-
-/// The previous confirmed version of a rollout on a host (`prev/manifest.json`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PrevVersion {
-    pub run_id: String,
-    pub sha256: String,
-}
-
 /// How an install ended, from its exit code and stdout.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum InstallResult {
@@ -155,44 +121,32 @@ pub enum ConfirmResult {
     Failed(String),
 }
 
-fn kind_str(k: ActivationKind) -> &'static str {
-    match k {
-        ActivationKind::Cron => "cron",
-        ActivationKind::SystemdTimer => "systemd-timer",
-        ActivationKind::None => "none",
-    }
-}
-
 /// The lease in whole seconds, rounded up (0 stays 0).
 fn lease_secs(d: Duration) -> u64 {
     d.as_secs().saturating_add(u64::from(d.subsec_nanos() > 0))
 }
 
-/// The manifest JSON `install` sends: state `probation`, `"backup":false` and
-/// `"prev":null`, which the host patches (exact compact-JSON substrings: inside a
-/// string serde_json escapes every `"`, so they can only be the real keys).
-pub fn manifest_json(p: &InstallParams) -> String {
-    let kind = kind_str(p.activation);
-    let m = Manifest {
+/// The manifest `install` sends (see [`Manifest`]): state `probation`; the host adds
+/// `backup` and the `prev_*` lines.
+pub fn manifest_text(p: &InstallParams) -> String {
+    Manifest {
         name: p.name.to_string(),
-        sha256: p.sha256.to_string(),
         run_id: p.run_id.to_string(),
+        state: ManifestState::Probation,
+        sha256: p.sha256.to_string(),
         installed_at: p.installed_at,
-        state: "probation".into(),
-        backup: false,
         install_path: p.install_path.to_string(),
-        activation: ManifestActivation {
-            kind: kind.into(),
-            schedule: if kind == "none" {
-                String::new()
-            } else {
-                p.schedule.to_string()
-            },
+        activation: p.activation,
+        schedule: match p.activation {
+            ActivationKind::None => String::new(),
+            _ => p.schedule.to_string(),
         },
         lease_secs: lease_secs(p.lease),
+        backup: false,
         prev: None,
-    };
-    serde_json::to_string(&m).expect("a manifest always serializes")
+        legacy: false,
+    }
+    .render()
 }
 
 /// The line that ends the wrapper's library part: the install takes the library from
@@ -206,7 +160,7 @@ pub fn wrapper_text(name: &str, script_timeout: Duration) -> String {
     format!(
         "#!/bin/sh\n# wavectl wrapper: written by wavectl install, removed by rollback or purge\n\
          {}{LIB_END}NAME={}\nTIMEOUT={}\n{}",
-        with_lib(&[PROCS_SH, REMOVAL_SH]),
+        with_lib(WRAPPER_LIB),
         sh_quote(name),
         sh_quote(&secs(script_timeout)),
         compact(WRAPPER_SH),
@@ -222,19 +176,19 @@ pub fn install(p: &InstallParams) -> RemoteCommand {
         _ => p.schedule,
     };
     let wrapper = wrapper_text(p.name, p.script_timeout);
-    let man = manifest_json(p);
+    let man = manifest_text(p);
     let lease = lease_secs(p.lease).to_string();
     let protected = crate::spec::protected_host_list();
     // No library here: install.sh takes it from the wrapper it carries (see LIB_END).
     command(
         "install",
-        &(compact(PKG_SH) + &compact(INSTALL_SH)),
+        &INSTALL_PARTS.iter().map(|p| compact(p)).collect::<String>(),
         &[
             p.name,
             p.install_path,
             &mode,
             p.sha256,
-            kind_str(p.activation),
+            p.activation.as_str(),
             schedule,
             &wrapper,
             &man,
@@ -367,13 +321,16 @@ pub fn wrapper_path(name: &str) -> String {
 
 /// Every embedded script of this module, for the checks in the tests.
 #[cfg(test)]
-pub(super) fn scripts() -> Vec<(&'static str, &'static str)> {
+pub(super) fn assemblies() -> Vec<(&'static str, Vec<&'static str>)> {
+    let mut wrapper = WRAPPER_LIB.to_vec();
+    // What wrapper_text puts between the library and wrapper.sh.
+    wrapper.extend([LIB_END, "NAME='x'\nTIMEOUT='1s'\n", WRAPPER_SH]);
     vec![
-        ("install.sh", INSTALL_SH),
-        ("wrapper.sh", WRAPPER_SH),
-        ("run_once.sh", RUN_ONCE_SH),
-        ("start_run.sh", START_RUN_SH),
-        ("confirm.sh", CONFIRM_SH),
+        ("install", INSTALL_PARTS.to_vec()),
+        ("wrapper", wrapper),
+        ("run once", vec![RUN_ONCE_SH]),
+        ("start run", vec![START_RUN_SH]),
+        ("confirm", vec![CONFIRM_SH]),
     ]
 }
 
@@ -400,46 +357,19 @@ mod tests {
     }
 
     #[test]
-    fn manifest_is_compact_json_with_the_keys_the_host_patches() {
-        let j = manifest_json(&params());
-        assert!(j.contains("\"state\":\"probation\""), "{j}");
-        assert!(j.contains("\"backup\":false"), "{j}");
-        assert!(j.ends_with(",\"lease_secs\":901,\"prev\":null}"), "{j}");
-        assert!(j.starts_with("{\"name\":\"raid-health\","), "{j}");
-        let m: Manifest = serde_json::from_str(&j).unwrap();
-        assert_eq!(m.activation.kind, "cron");
-        assert_eq!(m.install_path, "/usr/local/sbin/raid health");
-        // What the host writes after patching parses too.
-        let patched = j.replace("\"backup\":false", "\"backup\":true").replace(
-            "\"prev\":null}",
-            "\"prev\":{\"run_id\":\"r0\",\"sha256\":\"ab\"}}",
-        );
-        let m: Manifest = serde_json::from_str(&patched).unwrap();
-        assert!(m.backup);
+    fn the_manifest_sent_is_in_probation_without_what_the_host_adds() {
+        let t = manifest_text(&params());
+        let m = Manifest::parse(&t).unwrap();
         assert_eq!(
-            m.prev,
-            Some(PrevVersion {
-                run_id: "r0".into(),
-                sha256: "ab".into()
-            })
+            (m.state, m.activation),
+            (ManifestState::Probation, ActivationKind::Cron)
         );
-    }
-
-    #[test]
-    fn hostile_strings_cannot_fake_the_patched_keys() {
+        assert_eq!((m.lease_secs, m.backup, m.prev), (901, false, None));
+        assert_eq!(m.install_path, "/usr/local/sbin/raid health");
+        assert!(!t.contains("\nbackup=") && !t.contains("\nprev_"), "{t}");
         let mut p = params();
-        p.install_path = "/opt/\"backup\":false,\"prev\":null}\"state\":\"confirmed\"";
-        let j = manifest_json(&p);
-        assert_eq!(j.matches("\"backup\":false").count(), 1, "{j}");
-        assert_eq!(j.matches("\"prev\":null").count(), 1, "{j}");
-        assert_eq!(j.matches("\"state\":\"").count(), 1, "{j}");
-    }
-
-    #[test]
-    fn old_manifests_still_parse() {
-        let old = r#"{"name":"x","sha256":"00","run_id":"r","installed_at":1,"state":"confirmed","backup":false,"install_path":"/x","activation":{"kind":"none","schedule":""}}"#;
-        let m: Manifest = serde_json::from_str(old).unwrap();
-        assert_eq!((m.lease_secs, m.prev), (0, None));
+        p.activation = ActivationKind::None;
+        assert_eq!(Manifest::parse(&manifest_text(&p)).unwrap().schedule, "");
     }
 
     #[test]
@@ -468,7 +398,7 @@ mod tests {
             .line
             .contains("wavectl 'raid-health' '/usr/local/sbin/raid health' '755' '00' 'cron' '*/5 * * * *' '#!/bin/sh"));
         let tail = format!(
-            "}}' 'r1' '901' '0' '0' {}",
+            "\nlease_secs=901\n' 'r1' '901' '0' '0' {}",
             sh_quote(&crate::spec::protected_host_list())
         );
         assert!(c.line.ends_with(&tail), "{}", &c.line[c.line.len() - 80..]);

@@ -21,9 +21,15 @@
 //! ours: by cgroup, by pid + start time + boot id, by what runs a path) and `removal.sh`
 //! (removal and the guard) in front of `remove.sh` and into the wrapper; `pkg.sh` (what
 //! a path is: package ownership, where a link leads, who may write its directories) for
-//! install and purge --path; `report.sh` for probe and read_state. The install carries
-//! the library once, as the first part of the wrapper it writes, and evaluates it from
-//! there (`install::LIB_END`).
+//! install, `plan --probe` and purge --path; `checks.sh` (the install's refusals) for
+//! install and `plan --probe` ([`mod@preview`]); `report.sh` for probe and settle. The
+//! install carries the library once, as the first part of the wrapper it writes, and
+//! evaluates it from there (`install::LIB_END`).
+//!
+//! "Asking a host what it holds" is *settle* ([`settle()`], answered by a
+//! [`SettleReport`]; the engine's `Op::Settle` decides a `Finding` from it); what a
+//! probe reads is a `ProbeReport`, what a removal did a [`RemovalReport`], what `plan
+//! --probe` saw a [`PreviewReport`].
 //!
 //! Comment lines and blank lines are dropped when a script is embedded (`compact`), so
 //! the source files stay commented while the command lines stay short (the install,
@@ -44,10 +50,10 @@
 //! | path | what |
 //! |---|---|
 //! | `install_path` | the script (written in a private directory made beside it, `.wavectl-NAME.XXXXXXXX` by `mktemp -d`, sha256-checked, renamed with `mv -fT`: a symlink there is replaced, never followed) |
-//! | `/var/lib/wavectl/NAME/manifest.json` | [`Manifest`], compact JSON: name, sha256, run_id, installed_at, state (`probation` → `confirmed`; `revoked` while removed), backup, install_path, activation, lease_secs, prev |
+//! | `/var/lib/wavectl/NAME/manifest` | [`Manifest`], one `KEY=VALUE` a line ([`mod@manifest`]): name, run_id, state (`probation` → `confirmed`; `revoked` while removed), sha256, installed_at, install_path, activation, schedule, lease_secs, backup, prev_run_id, prev_sha256. A version installed by the release before this one has `manifest.json` (compact JSON) instead, read and kept as it is until an install replaces it |
 //! | `/var/lib/wavectl/NAME/txn` | the run id of an install in progress: written first, removed last (a cut-short install leaves it) |
 //! | `/var/lib/wavectl/NAME/lease` | unix seconds (host clock) until which the probation lease runs; renewed by probes of the same run, removed at confirm |
-//! | `/var/lib/wavectl/NAME/prev/` | the previous confirmed version, whole, for a rollback of the newest: `script` (exact copy), `manifest.json`, `run`, `runs.log`, `cron` or `units/`, `for` (the run it was kept for), `complete` (written last); built in `prev.new/`, renamed when complete; kept after confirm, replaced by the next upgrade |
+//! | `/var/lib/wavectl/NAME/prev/` | the previous confirmed version, whole, for a rollback of the newest: `script` (exact copy), `manifest` (or its `manifest.json`), `run`, `runs.log`, `cron` or `units/`, `for` (the run it was kept for), `complete` (written last); built in `prev.new/`, renamed when complete; kept after confirm, replaced by the next upgrade |
 //! | `/var/lib/wavectl/NAME/backup` | the pre-wavectl original at `install_path` (`cp -a --preserve=all`: mode, owner, timestamps, xattrs, a symlink as the link), decided at the first install, restored by a full removal |
 //! | `/var/lib/wavectl/NAME/backup.none` | marker: nothing was at `install_path` before wavectl |
 //! | `/var/lib/wavectl/NAME/created_dirs` | the outermost parent directory of `install_path` the first install created (raw bytes; every directory between it and `install_path` was created too); a full removal removes them again if empty |
@@ -80,23 +86,32 @@
 //! or `confirm` (confirm also prints `wavectl-refused <hex reason>`). A script that
 //! stops on an error prints `wavectl-error <hex message>` on stdout (and the message on
 //! stderr). The install reads its stdin (the script body) to the end even when it
-//! refuses, so the sender can always finish writing it.
+//! refuses, so the sender can always finish writing it. The preview exits 0 whatever it
+//! finds (a refusal it foresees is a `refused` line), 65 on an invalid argument.
 
 pub mod install;
+pub mod manifest;
+pub mod preview;
 pub mod probe;
 pub mod purge_path;
 pub mod quote;
 pub mod remove;
-pub mod state;
+pub mod settle;
 
 #[cfg(test)]
 mod host_tests;
 #[cfg(test)]
+mod legacy_tests;
+#[cfg(test)]
 mod ownership_tests;
+#[cfg(test)]
+mod preview_tests;
 #[cfg(test)]
 mod purge_path_tests;
 #[cfg(test)]
 mod sandbox;
+#[cfg(test)]
+mod script_tests;
 #[cfg(test)]
 mod version_tests;
 
@@ -104,15 +119,16 @@ use std::time::Duration;
 
 pub use crate::rollout::probe::Reverted;
 pub use install::{
-    confirm, install, manifest_json, parse_confirm, parse_install, run_once, start_run,
-    wrapper_path, wrapper_text, ConfirmResult, InstallParams, InstallResult, Manifest,
-    ManifestActivation, PrevVersion,
+    confirm, install, manifest_text, parse_confirm, parse_install, run_once, start_run,
+    wrapper_path, wrapper_text, ConfirmResult, InstallParams, InstallResult,
 };
+pub use manifest::{Manifest, ManifestState, PrevVersion};
+pub use preview::{parse_preview, preview, Holds, PreviewParams, PreviewReport};
 pub use probe::{check_timeout, parse_probe, probe};
 pub use purge_path::{parse_purge_path, purge_path, PurgePathReport};
 pub use quote::{sh_join, sh_quote};
 pub use remove::{parse_remove, remove, RemovalReport, RemoveScope};
-pub use state::{parse_state, read_state, HostFinding};
+pub use settle::{parse_settle, settle, SettleReport};
 
 /// Where wavectl keeps its per-NAME state on a host.
 pub const STATE_DIR: &str = "/var/lib/wavectl";
@@ -218,9 +234,11 @@ const LIB_SH: &str = include_str!("scripts/lib.sh");
 const PROCS_SH: &str = include_str!("scripts/procs.sh");
 /// Removal (a run's, or every version) and the guard: remove and the wrapper.
 const REMOVAL_SH: &str = include_str!("scripts/removal.sh");
-/// Package ownership (dpkg/rpm), for install and purge --path.
+/// Package ownership (dpkg/rpm), for install, preview and purge --path.
 const PKG_SH: &str = include_str!("scripts/pkg.sh");
-/// What probe and read_state report of NAME's state.
+/// The install's refusals, for install and preview (needs PKG_SH).
+const CHECKS_SH: &str = include_str!("scripts/checks.sh");
+/// What probe and settle report of NAME's state.
 const REPORT_SH: &str = include_str!("scripts/report.sh");
 
 /// Whole seconds (rounded up, at least 1) for a host script's kill wait.
@@ -327,328 +345,4 @@ fn with_lib(parts: &[&str]) -> String {
         s.push_str(&compact(p));
     }
     s
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn formats_seconds_for_gnu_timeout() {
-        assert_eq!(secs(Duration::from_secs(120)), "120s");
-        assert_eq!(secs(Duration::from_millis(2500)), "2.5s");
-        assert_eq!(secs(Duration::from_millis(1250)), "1.25s");
-        assert_eq!(secs(Duration::from_millis(7)), "0.007s");
-        assert_eq!(secs(Duration::ZERO), "0.001s");
-    }
-
-    /// Every embedded script, as the host gets it.
-    fn all_scripts() -> Vec<(&'static str, &'static str)> {
-        let mut v = vec![
-            ("lib.sh", LIB_SH),
-            ("procs.sh", PROCS_SH),
-            ("removal.sh", REMOVAL_SH),
-            ("pkg.sh", PKG_SH),
-            ("report.sh", REPORT_SH),
-        ];
-        v.extend(install::scripts());
-        v.extend(probe::scripts());
-        v.extend(remove::scripts());
-        v.extend(state::scripts());
-        v.extend(purge_path::scripts());
-        v
-    }
-
-    /// Whether a shell text is inside a quoted string at the end of each line.
-    fn open_quote_after_each_line(script: &str) -> Vec<bool> {
-        let mut q = Quotes::default();
-        script
-            .lines()
-            .map(|line| {
-                q.feed(line);
-                q.open()
-            })
-            .collect()
-    }
-
-    /// The `become` line, run by a real shell through a real sudo (the tests run as
-    /// root), hands every hostile argument to the script byte for byte.
-    #[test]
-    fn become_line_round_trips_through_sudo() {
-        let dir = tempfile::tempdir().unwrap();
-        let marker = dir.path().join("pwned");
-        let m = marker.display();
-        let args = [
-            "it's".to_string(),
-            format!("$(touch {m})"),
-            format!("`touch {m}`; touch {m}"),
-            "-n".into(),
-            "--".into(),
-            "a\nb\n".into(),
-            String::new(),
-        ];
-        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-        let c = command(
-            "x",
-            "printf '%s\\0' \"$@\"",
-            &refs,
-            Duration::from_secs(5),
-            Duration::from_secs(1),
-            None,
-        );
-        let out = std::process::Command::new("sh")
-            .arg("-c")
-            .arg(c.line_as(true).as_ref())
-            .output()
-            .expect("run sh");
-        assert!(
-            out.status.success(),
-            "{} (needs sudo: apt-get install sudo, and root)",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let expected: String = args.iter().map(|a| format!("{a}\0")).collect();
-        assert_eq!(String::from_utf8(out.stdout).unwrap(), expected);
-        assert!(!marker.exists());
-    }
-
-    #[test]
-    fn compaction_never_drops_a_line_inside_a_string() {
-        for (name, script) in all_scripts() {
-            let open = open_quote_after_each_line(script);
-            let lines: Vec<&str> = script.lines().collect();
-            for (i, line) in lines.iter().enumerate().skip(1) {
-                let t = line.trim_start();
-                if t.is_empty() || t.starts_with('#') {
-                    assert!(
-                        !open[i - 1],
-                        "{name}:{}: dropped inside a string: {line:?}",
-                        i + 1
-                    );
-                }
-            }
-            assert!(
-                !open.last().copied().unwrap_or(false),
-                "{name}: ends in a string"
-            );
-        }
-    }
-
-    /// `shellcheck -s sh` finds nothing in any host script (`scripts/.shellcheckrc` says
-    /// what the fragments, joined before they run, may leave to each other).
-    #[test]
-    fn host_scripts_are_shellcheck_clean() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/remote/scripts");
-        let mut files: Vec<_> = std::fs::read_dir(&dir)
-            .unwrap()
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|x| x == "sh"))
-            .collect();
-        files.sort();
-        assert!(files.len() >= 10, "{files:?}");
-        let out = std::process::Command::new("shellcheck")
-            .args(["-s", "sh"])
-            .args(&files)
-            .output()
-            .expect("run shellcheck (apt-get install -y shellcheck)");
-        assert!(
-            out.status.success(),
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-
-    /// The install takes the library from the wrapper it carries, up to the first
-    /// [`install::LIB_END`] line: no library text may hold one.
-    #[test]
-    fn no_library_text_holds_the_wrappers_marker() {
-        for (name, script) in [
-            ("lib.sh", LIB_SH),
-            ("procs.sh", PROCS_SH),
-            ("removal.sh", REMOVAL_SH),
-        ] {
-            assert!(
-                !compact(script).contains(install::LIB_END.trim_end()),
-                "{name}"
-            );
-        }
-    }
-
-    #[test]
-    fn compacted_scripts_parse() {
-        for shell in ["sh", "dash", "bash"] {
-            if std::process::Command::new(shell)
-                .arg("-c")
-                .arg("true")
-                .status()
-                .is_err()
-            {
-                continue;
-            }
-            for (name, script) in all_scripts() {
-                let text = with_lib(&[PROCS_SH, REMOVAL_SH, PKG_SH, REPORT_SH, script]);
-                let o = std::process::Command::new(shell)
-                    .arg("-n")
-                    .arg("-c")
-                    .arg(&text)
-                    .output()
-                    .unwrap();
-                assert!(
-                    o.status.success(),
-                    "{shell} {name}: {}",
-                    String::from_utf8_lossy(&o.stderr)
-                );
-            }
-        }
-    }
-
-    #[test]
-    fn command_line_has_the_fixed_shape() {
-        let c = command(
-            "x",
-            "echo \"$1\"",
-            &["a'b", "$(x)"],
-            Duration::from_secs(5),
-            Duration::from_secs(2),
-            None,
-        );
-        assert_eq!(
-            c.line,
-            "timeout -k 2s 5s sh -c 'echo \"$1\"' wavectl 'a'\\''b' '$(x)'"
-        );
-        assert_eq!(c.line_as(false), c.line);
-        assert_eq!(
-            c.line_as(true),
-            "sudo -n -- timeout -k 2s 5s sh -c 'echo \"$1\"' wavectl 'a'\\''b' '$(x)'"
-        );
-        assert_eq!(
-            become_check(Duration::from_secs(5)).line_as(true),
-            "sudo -n -- timeout -k 1s 5s sh -c 'exit 0' wavectl"
-        );
-    }
-
-    /// The shell's own readings (hex, the manifest's fields and state rewrite, whole
-    /// files, runs.log, sha256s) give exactly what the commands they stand in for
-    /// (od|tr, sed|head, cat, awk, grep -qx) give, in every shell here, in the C and a
-    /// UTF-8 locale, for odd input too (which the shell leaves to those commands).
-    #[test]
-    fn shell_readings_match_the_commands_they_stand_in_for() {
-        let dir = tempfile::tempdir().unwrap();
-        let f = dir.path().join("f");
-        let fp = f.to_str().unwrap();
-        let long = "x/".repeat(300);
-        let ascii: String = (0x20u8..0x7f).map(char::from).collect();
-        let strings = [
-            "",
-            "plain",
-            "/var/lib/wavectl/x y: kept (changed since?)",
-            &ascii,
-            "tab\there",
-            "nl\n",
-            "x\n\n",
-            "\u{e9}t\u{e9}",
-            "a'b\"c\\d$(x)`y`",
-            &long,
-            "\u{1}",
-            "*",
-            "[!a]",
-        ];
-        let manifests: &[&[u8]] = &[
-            b"",
-            b"{\"name\":\"n\",\"run_id\":\"r1\",\"state\":\"probation\",\"sha256\":\"ab\",\"prev\":{\"run_id\":\"r0\",\"state\":\"confirmed\"}}\n",
-            b"{\"run_id\":\"r1\",\"state\":\"confirmed\",\"prev\":null}",
-            b"{\"run_id\":\"r1\",\"x\":\"\\\"run_id\\\":\\\"no\\\"\",\"run_id\":\"r\\\\2\",\"state\":\"Odd\",\"state\":\"b\"}\n",
-            b"{\"state\":\"\",\"run_id\":\"unterminated}\n",
-            b"{\"run_id\":\"r1\"}\n{\"run_id\":\"r2\",\"state\":\"x\"}\n",
-            b"{\"run_id\":\"r1\",\"state\":\"a\"}\n\n",
-            b"no json at all\n",
-        ];
-        let runs =
-            "1 2 0 r1\n 3\t4  -1 r1\n5 6 0\n7 8 0 r2\nx 9 0 r1\n1 2 --1 r1\n1 2 0 r1 z\n\n9 9 9 r1";
-        let mut long_runs = String::new();
-        for i in 0..40 {
-            long_runs.push_str(&format!("{i} {i} 0 r1\n"));
-        }
-        let shells = ["sh", "dash", "bash"];
-        for shell in shells {
-            if std::process::Command::new(shell)
-                .arg("-c")
-                .arg("true")
-                .status()
-                .is_err()
-            {
-                continue;
-            }
-            for locale in ["C", "C.UTF-8"] {
-                let run = |script: &str, args: &[&str]| -> String {
-                    let text = with_lib(&[REPORT_SH]) + script;
-                    let o = std::process::Command::new(shell)
-                        .env("LC_ALL", locale)
-                        .arg("-c")
-                        .arg(&text)
-                        .arg("wavectl")
-                        .args(args)
-                        .output()
-                        .unwrap();
-                    String::from_utf8_lossy(&o.stdout).into_owned()
-                };
-                for s in strings {
-                    let want = if s.is_empty() {
-                        "-".to_string()
-                    } else {
-                        hex::encode(s)
-                    };
-                    let got = run("wv_hex \"$1\"; printf '|'; wv_out t \"$1\"", &[s]);
-                    assert_eq!(got, format!("{want}|t {want}\n"), "{shell} {locale}: {s:?}");
-                }
-                for m in manifests {
-                    std::fs::write(&f, m).unwrap();
-                    for key in ["run_id", "state", "sha256"] {
-                        let sed = run(
-                            "sed -n 's/,\"prev\":.*//; s/.*\"'\"$1\"'\":\"\\([^\"\\\\]*\\)\".*/\\1/p' \"$2\" | head -n 1",
-                            &[key, fp],
-                        );
-                        let got = run(
-                            "wv_mf \"$1\" \"$2\"; printf '%s\\n' \"$WV_VAL\"",
-                            &[key, fp],
-                        );
-                        assert_eq!(
-                            got.trim_end(),
-                            sed.trim_end(),
-                            "{shell} {locale} {key}: {m:?}"
-                        );
-                    }
-                    let sed = run(
-                        "sed 's/\"state\":\"[a-z]*\"/\"state\":\"revoked\"/' \"$1\"",
-                        &[fp],
-                    );
-                    let got = run("WV_MANIFEST=$1; wv_set_state revoked && cat \"$1\"", &[fp]);
-                    assert_eq!(got, sed, "{shell} {locale}: {m:?}");
-                    std::fs::write(&f, m).unwrap();
-                    let got = run("wv_read_file \"$1\"; printf '%s|' \"$WV_VAL\"", &[fp]);
-                    assert_eq!(got, format!("{}|", String::from_utf8_lossy(m)), "{shell}");
-                }
-                for log in [runs, &long_runs] {
-                    let d = dir.path().join("d");
-                    std::fs::create_dir_all(&d).unwrap();
-                    std::fs::write(d.join("runs.log"), log).unwrap();
-                    let dp = d.to_str().unwrap();
-                    let awk = run(
-                        "WVR=r1 awk 'NF == 3 { $4 = \"-\" } (NF == 3 || NF == 4) && $4 == ENVIRON[\"WVR\"] && $1 ~ /^[0-9]+$/ && $2 ~ /^[0-9]+$/ && $3 ~ /^-?[0-9]+$/ { print \"run \" $1 \" \" $2 \" \" $3 }' \"$1/runs.log\"",
-                        &[dp],
-                    );
-                    assert_eq!(run("WV_DIR=$1; wv_runs r1", &[dp]), awk, "{shell} {locale}");
-                    for line in ["1 2 0 r1", "39 39 0 r1", "r1", ""] {
-                        let grep = run("grep -qx \"$2\" \"$1/runs.log\" && echo yes", &[dp, line]);
-                        let got = run(
-                            "wv_has_line \"$1/runs.log\" \"$2\" && echo yes",
-                            &[dp, line],
-                        );
-                        assert_eq!(got, grep, "{shell} {locale}: {line:?}");
-                    }
-                }
-            }
-        }
-    }
 }

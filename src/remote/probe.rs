@@ -47,12 +47,17 @@
 
 use std::time::Duration;
 
+use super::ManifestState;
 use super::{command, secs, unhex, with_lib, RemoteCommand, REPORT_SH};
-use crate::rollout::probe::{CheckResult, KernelRead, Pressure, ProbeReport, RunRecord, UnitsRead};
+use crate::rollout::probe::{
+    CheckResult, KernelRead, Pressure, ProbeReport, ProbeSource, RunRecord, UnitsRead,
+};
 use crate::rollout::signals;
 use crate::spec::Check;
 
 const PROBE_SH: &str = include_str!("scripts/probe.sh");
+/// The probe's script after the library.
+const PARTS: &[&str] = &[REPORT_SH, PROBE_SH];
 
 /// Each custom check's own timeout within a probe of `probe_timeout`.
 pub fn check_timeout(probe_timeout: Duration) -> Duration {
@@ -66,8 +71,8 @@ pub fn check_timeout(probe_timeout: Duration) -> Duration {
 /// kernel log was last seen.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ask {
-    /// Sources to read (`load`, `blocked`, `oom`, `pressure`, `kernel`, `units`).
-    pub sources: Vec<&'static str>,
+    /// Sources to read.
+    pub sources: Vec<ProbeSource>,
     /// The kernel log's cursor from an earlier probe; None: take one.
     pub kernel_cursor: Option<String>,
 }
@@ -76,7 +81,7 @@ impl Ask {
     /// Every source, no cursor.
     pub fn everything() -> Ask {
         Ask {
-            sources: signals::ALL_SOURCES.to_vec(),
+            sources: ProbeSource::ALL.to_vec(),
             kernel_cursor: None,
         }
     }
@@ -117,7 +122,12 @@ pub fn probe_with(
         .as_secs()
         .saturating_add(u64::from(lease.subsec_nanos() > 0))
         .to_string();
-    let sources = ask.sources.join(" ");
+    let sources = ask
+        .sources
+        .iter()
+        .map(|s| s.as_str())
+        .collect::<Vec<_>>()
+        .join(" ");
     let cursor = ask.kernel_cursor.as_deref().unwrap_or("-");
     let patterns = signals::kernel_patterns().join("\n");
     let mut args: Vec<&str> = vec![name, run_id, &lease, &ct, &sources, cursor, &patterns];
@@ -127,7 +137,7 @@ pub fn probe_with(
     }
     command(
         "probe",
-        &with_lib(&[REPORT_SH, PROBE_SH]),
+        &with_lib(PARTS),
         &args,
         probe_timeout,
         Duration::from_secs(1),
@@ -196,14 +206,15 @@ pub fn parse_probe(stdout: &str, checks: &[Check]) -> Result<ProbeReport, String
             }
             ("na", [source, why]) => {
                 let why = unhex_field(why).map_err(|e| bad(&e))?;
-                match *source {
-                    "load" => r.load1 = Err(why),
-                    "blocked" => r.procs_blocked = Err(why),
-                    "oom" => r.oom_kill = Err(why),
-                    "pressure" => r.pressure = Err(why),
-                    "kernel" => r.kernel = Err(why),
-                    "units" => r.units = Err(why),
-                    _ => {}
+                match ProbeSource::parse(source) {
+                    Some(ProbeSource::Load) => r.load1 = Err(why),
+                    Some(ProbeSource::Blocked) => r.procs_blocked = Err(why),
+                    Some(ProbeSource::Oom) => r.oom_kill = Err(why),
+                    Some(ProbeSource::Pressure) => r.pressure = Err(why),
+                    Some(ProbeSource::Kernel) => r.kernel = Err(why),
+                    Some(ProbeSource::Units) => r.units = Err(why),
+                    // A source a newer host script reads.
+                    None => {}
                 }
             }
             ("run", [s, e, x]) => r.runs.push(RunRecord {
@@ -220,7 +231,10 @@ pub fn parse_probe(stdout: &str, checks: &[Check]) -> Result<ProbeReport, String
             )),
             ("running", [v]) => r.running = *v == "1",
             ("state", ["none"]) => r.manifest_state = None,
-            ("state", [s]) => r.manifest_state = Some(s.to_string()),
+            ("state", [s]) => {
+                r.manifest_state =
+                    Some(ManifestState::parse(s).ok_or_else(|| bad("unknown manifest state"))?)
+            }
             ("owner", ["-"]) => r.owner = None,
             ("owner", [o]) => r.owner = Some(o.to_string()),
             ("lease", [v]) => {
@@ -228,7 +242,7 @@ pub fn parse_probe(stdout: &str, checks: &[Check]) -> Result<ProbeReport, String
                 r.lease_until = (v > 0).then_some(v);
             }
             ("reverted", w) => {
-                r.reverted = Some(super::state::parse_reverted(w).ok_or_else(|| bad("malformed"))?)
+                r.reverted = Some(super::settle::parse_reverted(w).ok_or_else(|| bad("malformed"))?)
             }
             ("check", [n, x, o]) => {
                 let output = unhex_field(o)
@@ -302,8 +316,8 @@ fn unhex_field(v: &str) -> Result<String, String> {
 }
 
 #[cfg(test)]
-pub(super) fn scripts() -> Vec<(&'static str, &'static str)> {
-    vec![("probe.sh", PROBE_SH)]
+pub(super) fn assemblies() -> Vec<(&'static str, Vec<&'static str>)> {
+    vec![("probe", PARTS.to_vec())]
 }
 
 #[cfg(test)]
@@ -348,7 +362,7 @@ mod tests {
             command: "pg_isready -q && echo '$(x)'".into(),
         }];
         let ask = Ask {
-            sources: vec!["kernel", "load"],
+            sources: vec![ProbeSource::Kernel, ProbeSource::Load],
             kernel_cursor: Some("b00t:12.500000".into()),
         };
         let c = probe_with(
@@ -434,7 +448,7 @@ mod tests {
             Some("raid: controller not found\nend")
         );
         assert!(r.running);
-        assert_eq!(r.manifest_state.as_deref(), Some("probation"));
+        assert_eq!(r.manifest_state, Some(ManifestState::Probation));
         assert_eq!(r.owner.as_deref(), Some("r-2"));
         assert_eq!(r.lease_until, Some(1_700_000_900));
         let rv = r.reverted.unwrap();
@@ -511,5 +525,7 @@ mod tests {
         assert!(parse_probe("kline zz\nend\n", &[]).is_err());
         assert!(parse_probe("restarts x.service many\nend\n", &[]).is_err());
         assert!(parse_probe("future-tag whatever\nend\n", &[]).is_ok());
+        assert!(parse_probe("state Confirmed\nend\n", &[]).is_err());
+        assert!(parse_probe(&format!("na future {}\nend\n", hx(b"x")), &[]).is_ok());
     }
 }

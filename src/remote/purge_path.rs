@@ -49,6 +49,8 @@ use std::time::Duration;
 use super::{command, parse_cleanup, wait_secs, with_lib, RemoteCommand, PKG_SH, PROCS_SH};
 
 const PURGE_PATH_SH: &str = include_str!("scripts/purge_path.sh");
+/// The script after the library.
+const PARTS: &[&str] = &[PKG_SH, PROCS_SH, PURGE_PATH_SH];
 
 /// Time for scanning, systemctl and file work on top of the kill wait.
 pub const PURGE_PATH_MARGIN: Duration = Duration::from_secs(60);
@@ -81,7 +83,7 @@ pub fn purge_path(path: &str, kill_timeout: Duration, force: bool) -> RemoteComm
     let wait = wait_secs(kill_timeout);
     command(
         "purge path",
-        &with_lib(&[PKG_SH, PROCS_SH, PURGE_PATH_SH]),
+        &with_lib(PARTS),
         &[
             path,
             &wait,
@@ -116,8 +118,8 @@ pub fn parse_purge_path(stdout: &str) -> PurgePathReport {
 }
 
 #[cfg(test)]
-pub(super) fn scripts() -> Vec<(&'static str, &'static str)> {
-    vec![("purge_path.sh", PURGE_PATH_SH)]
+pub(super) fn assemblies() -> Vec<(&'static str, Vec<&'static str>)> {
+    vec![("purge --path", PARTS.to_vec())]
 }
 
 #[cfg(test)]

@@ -72,6 +72,8 @@ use super::{
 };
 
 const REMOVE_SH: &str = include_str!("scripts/remove.sh");
+/// The removal's script after the library.
+const PARTS: &[&str] = &[PROCS_SH, REMOVAL_SH, REMOVE_SH];
 
 /// Time for systemctl and file work on top of the kill wait.
 pub const REMOVE_MARGIN: Duration = Duration::from_secs(40);
@@ -128,7 +130,7 @@ pub fn remove(
     };
     command(
         "remove",
-        &with_lib(&[PROCS_SH, REMOVAL_SH, REMOVE_SH]),
+        &with_lib(PARTS),
         &[name, install_path.unwrap_or(""), &wait, scope, fence],
         kill_timeout * 2 + REMOVE_MARGIN,
         Duration::from_secs(5),
@@ -163,8 +165,8 @@ pub fn parse_remove(stdout: &str) -> RemovalReport {
 }
 
 #[cfg(test)]
-pub(super) fn scripts() -> Vec<(&'static str, &'static str)> {
-    vec![("remove.sh", REMOVE_SH)]
+pub(super) fn assemblies() -> Vec<(&'static str, Vec<&'static str>)> {
+    vec![("remove", PARTS.to_vec())]
 }
 
 #[cfg(test)]

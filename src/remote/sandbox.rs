@@ -344,9 +344,9 @@ pub(super) fn remove_on(
     r
 }
 
-pub(super) fn state_of(sb: &Sandbox, name: &str, run: &str) -> HostFinding {
-    let o = sb.run(&read_state(name, run));
-    parse_state(&text(&o.stdout))
+pub(super) fn state_of(sb: &Sandbox, name: &str, run: &str) -> SettleReport {
+    let o = sb.run(&settle(name, run));
+    parse_settle(&text(&o.stdout))
         .unwrap_or_else(|e| panic!("{e}: {} {}", text(&o.stdout), text(&o.stderr)))
 }
 
@@ -380,9 +380,10 @@ if command -v getfattr >/dev/null; then getfattr -h -d -m - -e hex --absolute-na
     )
 }
 
-/// Whether the filesystems of the sandbox keep a user xattr (at /opt and under
-/// /var/lib/wavectl), and a file capability; with a message when not.
-pub(super) fn xattrs_work(sb: &Sandbox) -> (bool, bool) {
+/// Checks that the filesystems of the sandbox keep a user xattr (at /opt and under
+/// /var/lib/wavectl) and a file capability, which the exact-restore tests set: a test
+/// that cannot check them fails, saying what is missing.
+pub(super) fn assert_xattrs_work(sb: &Sandbox) {
     let user = sb
         .sh(
             "command -v setfattr >/dev/null && mkdir -p /var/lib/wavectl &&              for d in /opt /var/lib/wavectl; do touch $d/.xa && setfattr -n user.t -v 1 $d/.xa || exit 1; rm -f $d/.xa; done",
@@ -397,13 +398,15 @@ pub(super) fn xattrs_work(sb: &Sandbox) -> (bool, bool) {
         )
         .status
         .success();
-    if !user {
-        eprintln!("note: user xattrs unsupported here (or no setfattr): not checked");
-    }
-    if !cap {
-        eprintln!("note: file capabilities unsupported here (or no setcap): not checked");
-    }
-    (user, cap)
+    assert!(
+        user,
+        "user xattrs do not work in the sandbox: apt-get install -y attr (setfattr), on a \
+         kernel whose tmpfs and overlayfs keep user xattrs"
+    );
+    assert!(
+        cap,
+        "file capabilities do not work in the sandbox: apt-get install -y libcap2-bin (setcap)"
+    );
 }
 
 pub(super) fn state_files(sb: &Sandbox, name: &str) -> String {

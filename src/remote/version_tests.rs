@@ -20,7 +20,7 @@ fn version_facts(sb: &Sandbox, name: &str, path: &str) -> String {
     let mut s = file_facts(sb, path);
     for f in [
         format!("{d}/run"),
-        format!("{d}/manifest.json"),
+        format!("{d}/manifest"),
         format!("{d}/runs.log"),
         format!("/etc/cron.d/wavectl-{name}"),
     ] {
@@ -51,13 +51,9 @@ fn confirmed_a<'a>(sb: &Sandbox, name: &'a str, path: &'a str, h: &'a str) -> In
         "chmod 0750 \"$1\" && touch -d '2001-02-03 04:05:06' \"$1\"",
         &[path],
     );
-    let (user, cap) = xattrs_work(sb);
-    if user {
-        sb.ok("setfattr -n user.wv -v kept \"$1\"", &[path]);
-    }
-    if cap {
-        sb.ok("setcap cap_net_raw+ep \"$1\"", &[path]);
-    }
+    assert_xattrs_work(sb);
+    sb.ok("setfattr -n user.wv -v kept \"$1\"", &[path]);
+    sb.ok("setcap cap_net_raw+ep \"$1\"", &[path]);
     p
 }
 
@@ -94,7 +90,7 @@ fn upgrade_then_rollback_brings_the_previous_version_back_whole(shell: Shell) {
     assert_eq!(sb.ok("cat /var/lib/wavectl/t-up/runs.log", &[]), "");
     let f = state_of(&sb, name, "run-b");
     let m = f.manifest.unwrap();
-    assert_eq!((m.state.as_str(), m.lease_secs), ("probation", 600));
+    assert_eq!((m.state, m.lease_secs), (ManifestState::Probation, 600));
     assert_eq!(
         m.prev,
         Some(PrevVersion {
@@ -152,14 +148,14 @@ fn upgrade_then_rollback_brings_the_previous_version_back_whole(shell: Shell) {
     // `removed` remembers that run-b was undone here, and what came back.
     assert_eq!(
         ls(&sb, name),
-        "backup\nboot_id\ninstall_path\nlast.log\nlock\nmanifest.json\nremoved\nrun\nruns.log\nsha256s\nstate.lock\n"
+        "backup\nboot_id\ninstall_path\nlast.log\nlock\nmanifest\nremoved\nrun\nruns.log\nsha256s\nstate.lock\n"
     );
     assert_eq!(
         sb.ok("cat /var/lib/wavectl/t-up/removed", &[]),
         "run-b run-a\n"
     );
     let f = state_of(&sb, name, "run-a");
-    assert_eq!(f.manifest.unwrap().state, "confirmed");
+    assert_eq!(f.manifest.unwrap().state, ManifestState::Confirmed);
     assert_eq!((f.runs, f.prev, f.txn), (1, None, None));
     // A runs again.
     assert!(sb
@@ -221,20 +217,12 @@ fn purge_after_an_upgrade_restores_the_pre_wavectl_original(shell: Shell) {
          touch -d '1999-12-31 23:59:59' \"$1\"",
         &[path],
     );
-    let (user, cap) = xattrs_work(&sb);
-    if user {
-        sb.ok("setfattr -n user.origin -v vendor \"$1\"", &[path]);
-    }
-    if cap {
-        sb.ok("setcap cap_net_raw+ep \"$1\"", &[path]);
-    }
+    assert_xattrs_work(&sb);
+    sb.ok("setfattr -n user.origin -v vendor \"$1\"", &[path]);
+    sb.ok("setcap cap_net_raw+ep \"$1\"", &[path]);
     let before = file_facts(&sb, path);
-    if user {
-        assert!(before.contains("user.origin="), "{before}");
-    }
-    if cap {
-        assert!(before.contains("security.capability="), "{before}");
-    }
+    assert!(before.contains("user.origin="), "{before}");
+    assert!(before.contains("security.capability="), "{before}");
     let (ha, hb) = (sha(A), sha(B));
     confirmed_a(&sb, name, path, &ha);
     let mut pb = b_params(name, path, &hb);
@@ -288,9 +276,7 @@ fn removal_of_an_older_run_drops_its_version_and_touches_nothing_else(shell: She
     // run-b's script, wrapper, run log and activation untouched; its manifest no longer
     // names a previous version.
     let but_manifest = |facts: String| {
-        let m = facts
-            .find("/var/lib/wavectl/t-other/manifest.json")
-            .unwrap();
+        let m = facts.find("/var/lib/wavectl/t-other/manifest\n").unwrap();
         let r = facts.find("/var/lib/wavectl/t-other/runs.log").unwrap();
         format!("{}{}", &facts[..m], &facts[r..])
     };
@@ -298,11 +284,10 @@ fn removal_of_an_older_run_drops_its_version_and_touches_nothing_else(shell: She
         but_manifest(version_facts(&sb, name, path)),
         but_manifest(before.clone())
     );
-    let m: Manifest =
-        serde_json::from_str(&sb.ok("cat /var/lib/wavectl/t-other/manifest.json", &[])).unwrap();
+    let m = Manifest::parse(&sb.ok("cat /var/lib/wavectl/t-other/manifest", &[])).unwrap();
     assert_eq!(
-        (m.run_id.as_str(), m.state.as_str(), m.prev),
-        ("run-b", "confirmed", None)
+        (m.run_id.as_str(), m.state, m.prev),
+        ("run-b", ManifestState::Confirmed, None)
     );
     assert!(!sb.exists("/var/lib/wavectl/t-other/prev"));
     assert_eq!(state_of(&sb, name, "run-b").prev, None);
@@ -362,13 +347,19 @@ fn install_refusals_change_nothing(shell: Shell) {
         "{r}"
     );
     assert_eq!(version_facts(&sb, "t-own-a", "/opt/wv/x"), before);
-    sb.ok("sed -i 's/\"state\":\"probation\"/\"state\":\"revoked\"/' /var/lib/wavectl/t-own-a/manifest.json", &[]);
+    sb.ok(
+        "sed -i 's/^state=probation$/state=revoked/' /var/lib/wavectl/t-own-a/manifest",
+        &[],
+    );
     let r = refused(&p2);
     assert!(
         r.contains("removal is unfinished") && r.contains("reconcile"),
         "{r}"
     );
-    sb.ok("sed -i 's/\"state\":\"revoked\"/\"state\":\"probation\"/' /var/lib/wavectl/t-own-a/manifest.json", &[]);
+    sb.ok(
+        "sed -i 's/^state=revoked$/state=probation/' /var/lib/wavectl/t-own-a/manifest",
+        &[],
+    );
 
     // Confirmed at another install path.
     assert_eq!(
@@ -405,10 +396,10 @@ fn install_refusals_change_nothing(shell: Shell) {
 both_shells!(a_packaged_file_needs_force);
 fn a_packaged_file_needs_force(shell: Shell) {
     let sb = Sandbox::new(shell);
-    if !sb.sh("dpkg-query -S /usr/bin/tac", &[]).status.success() {
-        eprintln!("skipped: no dpkg-owned /usr/bin/tac here");
-        return;
-    }
+    assert!(
+        sb.sh("dpkg-query -S /usr/bin/tac", &[]).status.success(),
+        "this test needs a Debian host whose /usr/bin/tac belongs to a package (coreutils)"
+    );
     let h = sha(A);
     let before = file_facts(&sb, "/usr/bin/tac");
     // The path itself, and through the /usr merge (/bin -> usr/bin) when it exists.
@@ -666,7 +657,7 @@ fn an_upgrade_cut_short_is_undone_by_its_removal(shell: Shell) {
     // Only `removed` more: run-b was undone, run-a holds the host again.
     assert_eq!(
         ls(&sb, name),
-        ls_a.replacen("manifest.json\n", "manifest.json\nremoved\n", 1)
+        ls_a.replacen("manifest\n", "manifest\nremoved\n", 1)
     );
     // A retry whose answer was lost: the host holds what run-b's undoing left, clean.
     let r = remove_on(&sb, name, Some(path), RemoveScope::Run("run-b"));
@@ -717,7 +708,7 @@ fn an_upgrade_cut_short_is_undone_by_its_removal(shell: Shell) {
     //    and no prev/ (the install died between removing the old prev/ and renaming).
     sb.ok(
         "d=/var/lib/wavectl/t-cutup && echo run-b > $d/txn && mkdir $d/prev.new && \
-         cp -a --preserve=all \"$1\" $d/prev.new/script && cp -p $d/manifest.json $d/run $d/runs.log $d/prev.new/ && \
+         cp -a --preserve=all \"$1\" $d/prev.new/script && cp -p $d/manifest $d/run $d/runs.log $d/prev.new/ && \
          cp -p /etc/cron.d/wavectl-t-cutup $d/prev.new/cron && echo run-b > $d/prev.new/for && touch $d/prev.new/complete && \
          printf 'half-written' > \"$1\"",
         &[path],
@@ -762,10 +753,10 @@ both_shells!(cron_runs_the_boot_guard_and_the_lease_guard);
 /// the minutely lease guard.
 fn cron_runs_the_boot_guard_and_the_lease_guard(shell: Shell) {
     let sb = Sandbox::new(shell);
-    if !sb.sh("command -v cron", &[]).status.success() {
-        eprintln!("skipped: no cron here");
-        return;
-    }
+    assert!(
+        sb.sh("command -v cron", &[]).status.success(),
+        "this test needs Debian's cron: apt-get install -y cron"
+    );
     let (ha, hb) = (sha(A), sha(B));
     // At "boot": run-b is in probation over a confirmed run-a, with a long lease.
     let (name, path) = ("t-cron", "/opt/wv/cron");
@@ -789,7 +780,7 @@ fn cron_runs_the_boot_guard_and_the_lease_guard(shell: Shell) {
     // (Its scheduled runs may come and add to its runs.log: not compared.)
     let keep_facts = |sb: &Sandbox| {
         file_facts(sb, "/opt/wv/keep")
-            + &file_facts(sb, "/var/lib/wavectl/t-cron-keep/manifest.json")
+            + &file_facts(sb, "/var/lib/wavectl/t-cron-keep/manifest")
             + &file_facts(sb, "/etc/cron.d/wavectl-t-cron-keep")
     };
     let keep = keep_facts(&sb);
@@ -847,4 +838,30 @@ fn cron_runs_the_boot_guard_and_the_lease_guard(shell: Shell) {
         "{log}"
     );
     assert_eq!(keep_facts(&sb), keep);
+}
+
+both_shells!(a_rollback_that_kills_a_running_copy_still_knows_the_previous_sha256);
+/// The process scan of a rollback reuses a scratch name (`_ps` in `wv_pstat`) that the
+/// restore of the previous version kept that version's sha256 in: a rollback that found
+/// a copy running compared the restored script with nothing and noted it as changed.
+fn a_rollback_that_kills_a_running_copy_still_knows_the_previous_sha256(shell: Shell) {
+    let sb = Sandbox::new(shell);
+    let (name, path) = ("t-killrb", "/opt/wv/killrb");
+    let ha = sha(A);
+    confirmed_a(&sb, name, path, &ha);
+    let slow = b"#!/bin/sh\nsleep 300\n";
+    let hs = sha(slow);
+    let mut pb = params(name, path, slow, &hs, Duration::from_secs(600));
+    pb.run_id = "run-b";
+    install_ok(&sb, &pb);
+    assert!(sb.run(&start_run(name, "run-b")).status.success());
+    assert!(
+        eventually(|| state_of(&sb, name, "run-b").running),
+        "run-b's copy never showed up as running"
+    );
+    let r = remove_on(&sb, name, Some(path), RemoveScope::Run("run-b"));
+    assert!(r.killed >= 1, "{r:?}");
+    assert_eq!(r.restored_version.as_deref(), Some("run-a"), "{r:?}");
+    assert!(r.clean, "{r:?}");
+    assert!(!r.detail.contains("is not the"), "{r:?}");
 }

@@ -7,7 +7,7 @@ use std::sync::Mutex;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use super::{count, Event, Phase};
+use super::{count, Event, Holding, Phase};
 use crate::rollout::verdict::Health;
 
 /// What a phase did so far, for its closing line.
@@ -189,6 +189,19 @@ impl Human {
                 ));
             }
             Event::Note { message } => self.line(message),
+            Event::HostHolds(h) => self.line(&holding(h)),
+            Event::ProbeDone {
+                hosts,
+                holds,
+                exit_code,
+            } => {
+                let parts: Vec<String> = holds.iter().map(|(k, n)| format!("{k} {n}")).collect();
+                self.line(&format!(
+                    "probed {}: {} (exit {exit_code})",
+                    count(*hosts, "host"),
+                    parts.join(", ")
+                ));
+            }
             Event::Summary(s) => {
                 if let Ok(mut bars) = self.bars.lock() {
                     for (_, b) in bars.drain() {
@@ -259,4 +272,50 @@ impl Human {
             }
         }
     }
+}
+
+/// One target of `plan --probe`, in a line: what it holds at the install path.
+fn holding(h: &Holding) -> String {
+    let short = |s: &str| s.chars().take(12).collect::<String>();
+    // What is at the path, as far as the preview saw it.
+    let mut what = Vec::new();
+    if let Some(s) = &h.sha256 {
+        what.push(format!("sha256 {}…", short(s)));
+    }
+    if let Some(l) = &h.link {
+        what.push(format!("a symlink to {l}"));
+    }
+    if let (Some(o), Some(m)) = (&h.owner, &h.mode) {
+        what.push(format!("{o} {m}"));
+    }
+    if let Some(p) = &h.package {
+        what.push(format!("package {p}"));
+    }
+    let what = what.join(", ");
+    let text = match h.holds {
+        "nothing" => format!("nothing at {}", h.install_path),
+        "version" => format!(
+            "run {}'s version ({}), {}",
+            h.run.as_deref().unwrap_or("?"),
+            h.state.unwrap_or("?"),
+            if h.same == Some(true) {
+                "the same script".to_string()
+            } else {
+                format!("another script: {what}")
+            }
+        ),
+        "same-script" => format!("the same script already, not installed by wavectl: {what}"),
+        "foreign" => format!("a file wavectl did not install: {what}"),
+        "refused" if what.is_empty() => format!(
+            "an install would be refused: {}",
+            h.reason.as_deref().unwrap_or("")
+        ),
+        "refused" => format!(
+            "an install would be refused: {} ({what})",
+            h.reason.as_deref().unwrap_or("")
+        ),
+        "not-asked" => format!("not asked: {}", h.reason.as_deref().unwrap_or("")),
+        other => format!("{other}: {}", h.reason.as_deref().unwrap_or("")),
+    };
+    format!("{}: {text}", h.host)
 }

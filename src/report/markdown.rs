@@ -132,7 +132,7 @@ pub fn render(records: &[Record]) -> String {
             );
             let _ = writeln!(
                 out,
-                "| activation | {:?} `{}`; run on install: {} |",
+                "| activation | {} `{}`; run on install: {} |",
                 d.activation, d.schedule, d.run_on_install
             );
             let _ = writeln!(

@@ -101,9 +101,56 @@ pub enum Event {
         message: String,
     },
     Summary(Summary),
+    /// `plan --probe`: what one target holds at the install path.
+    HostHolds(Holding),
+    /// `plan --probe` ended: how many targets hold what (`holds`: word → hosts).
+    ProbeDone {
+        hosts: usize,
+        holds: std::collections::BTreeMap<&'static str, usize>,
+        exit_code: i32,
+    },
 }
 
 pub use crate::rollout::Summary;
+
+/// What one target holds at the install path (`plan --probe`); the fields that do not
+/// apply are left out of the JSON.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Holding {
+    pub host: String,
+    /// `nothing`, `version` (this rollout's), `same-script` (the spec's bytes, not
+    /// installed by wavectl), `foreign` (a file wavectl did not install), `refused` (an
+    /// install would be refused: `reason`), `not-asked` (no login: `reason`) or `failed`
+    /// (the preview did not answer as it should: `reason`).
+    pub holds: &'static str,
+    pub install_path: String,
+    /// This rollout's version: the run that installed it, its state, and whether it is
+    /// the spec's script.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub same: Option<bool>,
+    /// What is at the path: a file's sha256, or a symlink's target.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub link: Option<String>,
+    /// `user:group` and the mode (octal) of what is at the path.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
+    /// The installed packages that own it (dpkg, or rpm).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub package: Option<String>,
+    /// An install of this rollout under way or cut short (its run).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub txn: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
 
 /// Where events go: the display (human or `--json`), then every sink attached (the
 /// metrics file, a notification hook), each given the event's JSON as `--json` prints it.

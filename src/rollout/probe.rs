@@ -61,6 +61,52 @@ pub struct Reverted {
 /// available there). `Default` is "not read" (the probe was not asked for it).
 pub type Source<T> = Result<T, String>;
 
+/// A source a probe can read for the built-in signals (the probe reads only those its
+/// signals need). The words are the host's (`as_str`: the probe's argument and its `na`
+/// lines).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ProbeSource {
+    /// `/proc/loadavg` and the online CPUs.
+    Load,
+    /// `/proc/stat` procs_blocked.
+    Blocked,
+    /// `/proc/vmstat` oom_kill.
+    Oom,
+    /// `/proc/pressure/*`.
+    Pressure,
+    /// The kernel log after a cursor.
+    Kernel,
+    /// systemd's failed units and restarts.
+    Units,
+}
+
+impl ProbeSource {
+    pub const ALL: [ProbeSource; 6] = [
+        ProbeSource::Load,
+        ProbeSource::Blocked,
+        ProbeSource::Oom,
+        ProbeSource::Pressure,
+        ProbeSource::Kernel,
+        ProbeSource::Units,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProbeSource::Load => "load",
+            ProbeSource::Blocked => "blocked",
+            ProbeSource::Oom => "oom",
+            ProbeSource::Pressure => "pressure",
+            ProbeSource::Kernel => "kernel",
+            ProbeSource::Units => "units",
+        }
+    }
+
+    /// The source a host's word names; None for anything else.
+    pub fn parse(word: &str) -> Option<ProbeSource> {
+        Self::ALL.into_iter().find(|s| s.as_str() == word)
+    }
+}
+
 /// Alert lines of the kernel log after a cursor.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct KernelRead {
@@ -118,8 +164,8 @@ pub struct ProbeReport {
     pub pressure: Source<Pressure>,
     pub kernel: Source<KernelRead>,
     pub units: Source<UnitsRead>,
-    /// The manifest's state (`probation`, `confirmed`, `revoked`), if there is one.
-    pub manifest_state: Option<String>,
+    /// The manifest's state, if there is one.
+    pub manifest_state: Option<crate::remote::ManifestState>,
     /// The run id the host's manifest names (None: no manifest).
     #[serde(default)]
     pub owner: Option<String>,

@@ -23,7 +23,7 @@
 
 use std::collections::BTreeSet;
 
-use super::probe::{ProbeReport, Source};
+use super::probe::{ProbeReport, ProbeSource, Source};
 use crate::spec::{Builtin, Thresholds};
 
 /// How a signal is judged.
@@ -51,7 +51,7 @@ pub struct Signal {
     /// What the probe reads for it, in words (the README says the same).
     pub reads: &'static str,
     /// The probe source it needs (`remote::probe`), if any.
-    pub source: Option<&'static str>,
+    pub source: Option<ProbeSource>,
     /// Judged against a reading taken before the wave.
     pub baseline: bool,
     /// Judged against the untouched control hosts over the same window.
@@ -101,7 +101,7 @@ pub const SIGNALS: &[Signal] = &[
         builtin: Builtin::Kernel,
         name: "kernel",
         reads: "`dmesg`: alert lines after a cursor taken before the wave",
-        source: Some("kernel"),
+        source: Some(ProbeSource::Kernel),
         baseline: true,
         controls: true,
         judge: Judge::Events(kernel_lines),
@@ -110,7 +110,7 @@ pub const SIGNALS: &[Signal] = &[
         builtin: Builtin::Units,
         name: "units",
         reads: "`systemctl --failed`, and `NRestarts` of every loaded service",
-        source: Some("units"),
+        source: Some(ProbeSource::Units),
         baseline: true,
         controls: true,
         judge: Judge::Events(units_changes),
@@ -119,7 +119,7 @@ pub const SIGNALS: &[Signal] = &[
         builtin: Builtin::Oom,
         name: "oom",
         reads: "`oom_kill` in /proc/vmstat",
-        source: Some("oom"),
+        source: Some(ProbeSource::Oom),
         baseline: true,
         controls: true,
         judge: Judge::Events(oom_kills),
@@ -128,7 +128,7 @@ pub const SIGNALS: &[Signal] = &[
         builtin: Builtin::Blocked,
         name: "blocked",
         reads: "`procs_blocked` in /proc/stat",
-        source: Some("blocked"),
+        source: Some(ProbeSource::Blocked),
         baseline: true,
         controls: true,
         judge: Judge::Level {
@@ -141,7 +141,7 @@ pub const SIGNALS: &[Signal] = &[
         builtin: Builtin::Load,
         name: "load",
         reads: "/proc/loadavg (1-minute) over the online CPUs",
-        source: Some("load"),
+        source: Some(ProbeSource::Load),
         baseline: true,
         controls: true,
         judge: Judge::Level {
@@ -157,7 +157,7 @@ pub const SIGNALS: &[Signal] = &[
         builtin: Builtin::Pressure,
         name: "pressure.cpu",
         reads: "/proc/pressure/cpu: the `some` total, as a share of the time between probes",
-        source: Some("pressure"),
+        source: Some(ProbeSource::Pressure),
         baseline: true,
         controls: true,
         judge: Judge::Level {
@@ -170,7 +170,7 @@ pub const SIGNALS: &[Signal] = &[
         builtin: Builtin::Pressure,
         name: "pressure.memory",
         reads: "/proc/pressure/memory: the `some` total, as a share of the time between probes",
-        source: Some("pressure"),
+        source: Some(ProbeSource::Pressure),
         baseline: true,
         controls: true,
         judge: Judge::Level {
@@ -183,7 +183,7 @@ pub const SIGNALS: &[Signal] = &[
         builtin: Builtin::Pressure,
         name: "pressure.io",
         reads: "/proc/pressure/io: the `some` total, as a share of the time between probes",
-        source: Some("pressure"),
+        source: Some(ProbeSource::Pressure),
         baseline: true,
         controls: true,
         judge: Judge::Level {
@@ -194,9 +194,6 @@ pub const SIGNALS: &[Signal] = &[
     },
 ];
 
-/// Every source a probe can read.
-pub const ALL_SOURCES: &[&str] = &["load", "blocked", "oom", "pressure", "kernel", "units"];
-
 /// The entries of these built-ins.
 pub fn enabled(builtins: &[Builtin]) -> Vec<&'static Signal> {
     SIGNALS
@@ -206,8 +203,8 @@ pub fn enabled(builtins: &[Builtin]) -> Vec<&'static Signal> {
 }
 
 /// The probe sources these built-ins need, each once.
-pub fn sources(builtins: &[Builtin]) -> Vec<&'static str> {
-    let mut out: Vec<&'static str> = Vec::new();
+pub fn sources(builtins: &[Builtin]) -> Vec<ProbeSource> {
+    let mut out: Vec<ProbeSource> = Vec::new();
     for s in enabled(builtins) {
         if let Some(src) = s.source {
             if !out.contains(&src) {
@@ -493,23 +490,26 @@ mod tests {
         }
         let names: BTreeSet<&str> = SIGNALS.iter().map(|s| s.name).collect();
         assert_eq!(names.len(), SIGNALS.len());
-        for s in SIGNALS {
-            if let Some(src) = s.source {
-                assert!(ALL_SOURCES.contains(&src), "{}", s.name);
-            }
+        // Every source is read for some signal.
+        for src in ProbeSource::ALL {
+            assert!(SIGNALS.iter().any(|s| s.source == Some(src)), "{src:?}");
         }
     }
 
     #[test]
     fn what_the_builtins_need() {
         use Builtin::*;
-        assert_eq!(sources(&[Reachable, Script]), Vec::<&str>::new());
+        assert_eq!(sources(&[Reachable, Script]), Vec::<ProbeSource>::new());
         assert!(!needs_baseline(&[Reachable, Script]));
         assert!(needs_controls(&[Reachable]));
         assert!(!needs_controls(&[Script]));
         assert_eq!(
             sources(&[Pressure, Kernel, Load]),
-            ["kernel", "load", "pressure"]
+            [
+                ProbeSource::Kernel,
+                ProbeSource::Load,
+                ProbeSource::Pressure
+            ]
         );
         assert!(needs_baseline(&[Oom]));
     }

@@ -91,6 +91,35 @@ pub enum ActivationKind {
     None,
 }
 
+impl ActivationKind {
+    pub const ALL: [ActivationKind; 3] = [
+        ActivationKind::Cron,
+        ActivationKind::SystemdTimer,
+        ActivationKind::None,
+    ];
+
+    /// Its one spelling: in the spec, on the host (the install's argument, the
+    /// manifest), in reports (serde's kebab-case is the same words: a test checks).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActivationKind::Cron => "cron",
+            ActivationKind::SystemdTimer => "systemd-timer",
+            ActivationKind::None => "none",
+        }
+    }
+
+    /// The kind a word names (as [`as_str`](Self::as_str) spells it).
+    pub fn parse(word: &str) -> Option<ActivationKind> {
+        Self::ALL.into_iter().find(|k| k.as_str() == word)
+    }
+}
+
+impl std::fmt::Display for ActivationKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Activation {
     pub kind: ActivationKind,

@@ -334,10 +334,7 @@ fn resolve_activation(src: &SourceFile, raw: &S<RawActivation>) -> Result<Activa
             };
             return Err(src.err(
                 raw.span(),
-                format!(
-                    "missing `activation.schedule` for kind `{}`",
-                    kind_name(kind)
-                ),
+                format!("missing `activation.schedule` for kind `{}`", kind.as_str()),
                 format!("add a line like {example}"),
             ));
         }
@@ -355,14 +352,6 @@ fn resolve_activation(src: &SourceFile, raw: &S<RawActivation>) -> Result<Activa
         schedule,
         run_on_install: a.run_on_install.unwrap_or(default::RUN_ON_INSTALL),
     })
-}
-
-fn kind_name(kind: ActivationKind) -> &'static str {
-    match kind {
-        ActivationKind::Cron => "cron",
-        ActivationKind::SystemdTimer => "systemd-timer",
-        ActivationKind::None => "none",
-    }
 }
 
 fn resolve_policy(

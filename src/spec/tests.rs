@@ -362,3 +362,14 @@ fn bad_names() {
          digits, '_', '.' and '-', starts with a letter or digit, at most 63 characters"
     );
 }
+
+/// The spec's words (serde, kebab-case) are `as_str`'s: one spelling of each kind.
+#[test]
+fn activation_kinds_have_one_spelling() {
+    for k in ActivationKind::ALL {
+        assert_eq!(serde_json::to_value(k).unwrap(), k.as_str());
+        assert_eq!(ActivationKind::parse(k.as_str()), Some(k));
+        assert_eq!(k.to_string(), k.as_str());
+    }
+    assert_eq!(ActivationKind::parse("SystemdTimer"), None);
+}

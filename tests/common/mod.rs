@@ -322,3 +322,14 @@ pub fn temp_dirs(h: &LabHost, name: &str, install: &str) -> Vec<String> {
         })
         .unwrap_or_default()
 }
+
+/// NAME's manifest on a host (`/var/lib/wavectl/NAME/manifest`), parsed; None if there
+/// is none.
+pub fn manifest(h: &LabHost, name: &str) -> Option<wavectl::remote::Manifest> {
+    let text =
+        std::fs::read_to_string(h.path(&format!("/var/lib/wavectl/{name}/manifest"))).ok()?;
+    Some(
+        wavectl::remote::Manifest::parse(&text)
+            .unwrap_or_else(|e| panic!("{}: {e}: {text}", h.name())),
+    )
+}

@@ -21,8 +21,8 @@ if [ "$WV_OWNER" = "$RUN" ]; then
     *) wv_refuse "run $RUN's install is being removed here (state ${WV_ST:-unreadable})" ;;
   esac
   rm -f "$WV_LEASE" || wv_die "cannot remove $WV_LEASE"
-  wv_state
-  [ "$WV_VAL" = confirmed ] || wv_die "manifest state is $WV_VAL after confirm"
+  wv_mf_read "$WV_DIR"
+  [ "$WV_MFS" = confirmed ] || wv_die "manifest state is $WV_MFS after confirm"
   printf 'wavectl-confirm ok\n'
   exit 0
 fi

@@ -1,5 +1,6 @@
 # --- install: $1 NAME, $2 INSTALL_PATH, $3 MODE (octal), $4 SHA256, $5 KIND, $6 SCHEDULE,
-# $7 WRAPPER (file text), $8 MANIFEST (compact JSON, "backup":false and "prev":null),
+# $7 WRAPPER (file text), $8 MANIFEST (KEY=VALUE lines, state=probation; the host adds
+# backup and prev_*),
 # $9 RUN_ID, ${10} LEASE_SECS (0: no lease), ${11} FORCE (1: replace a packaged file,
 # a path that leads to a protected one, or one under directories others may write),
 # ${12} START (1: start the first run once installed), ${13} PROTECTED (the controller's
@@ -33,7 +34,13 @@ wv_run_ok "$RUN" || wv_die "invalid run id" 65
 wv_num "$LEASE" || wv_die "invalid lease" 65
 case $FORCE in 0 | 1) ;; *) wv_die "invalid force flag" 65 ;; esac
 case $START in 0 | 1) ;; *) wv_die "invalid start flag" 65 ;; esac
-case $MAN in "{\"name\":\"$WV_NAME\","*'"backup":false'*'"prev":null}') ;; *) wv_die "invalid manifest" 65 ;; esac
+# The manifest names NAME and RUN in probation, ends its last line, and leaves backup and
+# prev_* to the host.
+for _l in "name=$WV_NAME" "run_id=$RUN" "state=probation"; do
+  case $MAN in *"$WV_NL$_l$WV_NL"*) ;; *) wv_die "invalid manifest" 65 ;; esac
+done
+case $MAN in *"${WV_NL}backup="* | *"${WV_NL}prev_"*) wv_die "invalid manifest" 65 ;; esac
+case $MAN in *"$WV_NL") ;; *) wv_die "invalid manifest" 65 ;; esac
 
 # --- activation files (only an install writes them; lib.sh enables and removes them) ---
 # wv_write_cron SCHEDULE: /etc/cron.d/wavectl-NAME with the schedule line (none if
@@ -82,61 +89,6 @@ wv_refuse() {
   printf 'wavectl: refused: %s\n' "$1" >&2
   exit 73
 }
-# wv_checks [pkg]: every refusal, before anything is changed (pkg: also what only root
-# can change: the directories above install_path, where it leads, and the package
-# manager, which is slow).
-wv_checks() {
-  if [ -d "$IP" ] && [ ! -L "$IP" ]; then
-    wv_refuse "$IP is a directory: install_path must name a file (a symlink there is replaced, not followed)"
-  fi
-  if wv_exists "$IP" && [ ! -f "$IP" ] && [ ! -L "$IP" ]; then
-    wv_refuse "$IP is not a regular file: choose another install_path"
-  fi
-  if [ "${1-}" = pkg ] && [ "$FORCE" != 1 ]; then
-    wv_parents_ok "$IP" ||
-      wv_refuse "$WV_BAD (above install_path $IP) is not owned by root or is writable by group or others: another user could change what root writes there; fix its owner and mode, choose another install_path, or pass --force"
-    ! wv_leads_to_protected "$IP" "$PROT" ||
-      wv_refuse "install_path $IP leads to $WV_VAL, a path wavectl protects (what the host needs to stay reachable, bootable and cleanable): choose another install_path, or pass --force"
-  fi
-  ! wv_fenced "$RUN" ||
-    wv_refuse "$WV_NAME was purged here by run $WV_FENCE, which began after run $RUN: this run may not install it again (start a new run)"
-  for _od in "$WV_ROOT"/*/; do
-    _o=${_od%/}
-    _o=${_o##*/}
-    [ "$_o" != "$WV_NAME" ] && [ -f "${_od}install_path" ] || continue
-    wv_read_file "${_od}install_path"
-    [ "$WV_VAL" != "$IP" ] ||
-      wv_refuse "install_path $IP is owned by rollout $_o here: purge $_o first, or choose another install_path"
-  done
-  wv_facts
-  case $WV_TX in
-    '' | "$RUN") ;;
-    *) wv_refuse "run $WV_TX's install was cut short here: resume or roll back run $WV_TX (or purge $WV_NAME) first" ;;
-  esac
-  if [ -f "$WV_MANIFEST" ]; then
-    case $WV_ST in
-      probation)
-        [ "$WV_OWNER" = "$RUN" ] ||
-          wv_refuse "run $WV_OWNER's install is unconfirmed (probation) here: resume, roll back or purge it first"
-        ;;
-      revoked) wv_refuse "run $WV_OWNER's removal is unfinished here (revoked): reconcile first, or purge $WV_NAME" ;;
-      confirmed) ;;
-      *) wv_refuse "$WV_MANIFEST is unreadable: purge $WV_NAME first" ;;
-    esac
-  fi
-  OURS=
-  if [ -f "$WV_DIR/install_path" ]; then
-    wv_read_file "$WV_DIR/install_path"
-    if [ "$WV_VAL" = "$IP" ]; then
-      OURS=1
-    elif [ -f "$WV_MANIFEST" ]; then
-      wv_refuse "$WV_NAME is installed at $WV_VAL here: purge $WV_NAME first, or keep install_path"
-    fi
-  fi
-  if [ "${1-}" = pkg ] && [ -z "$OURS" ] && [ "$FORCE" != 1 ] && wv_exists "$IP" && wv_pkg_owner "$IP"; then
-    wv_refuse "$IP belongs to package $WV_PKG: pass --force to replace it (it is kept and restored on removal)"
-  fi
-}
 # wv_done PREV [STARTED]: the success line.
 wv_done() {
   _b=0
@@ -170,7 +122,10 @@ wv_snapshot() {
   else
     : > "$_N/script.none" || return 1
   fi
-  wv_copy "$WV_MANIFEST" "$_N/manifest.json" || return 1
+  # In its own format (manifest, or the previous release's manifest.json): the wrapper
+  # kept with it reads that one.
+  wv_mf_read "$WV_DIR"
+  [ -n "$WV_MFF" ] && wv_copy "$WV_MFF" "$_N/${WV_MFF##*/}" || return 1
   for _f in run runs.log; do
     [ ! -f "$WV_DIR/$_f" ] || wv_copy "$WV_DIR/$_f" "$_N/$_f" || return 1
   done
@@ -191,15 +146,16 @@ wv_busy() {
   [ -z "$NEWDIR" ] || rm -rf "$WV_DIR"
   wv_die "$1" 75
 }
-# Every refusal first without a lock (the package manager is slow), then again under the
-# host lock (who owns install_path is decided across rollouts) and NAME's state lock.
-wv_checks pkg
+# Every refusal (checks.sh) first without a lock (the package manager is slow), then
+# again under the host lock (who owns install_path is decided across rollouts) and
+# NAME's state lock.
+wv_checks pkg || wv_refuse "$WV_WHY"
 wv_host_lock 20 || wv_busy "the host is busy (another install holds the host-wide wavectl lock)"
 if wv_realdir "$WV_DIR"; then
   wv_lock 20 || wv_busy "$WV_NAME is busy here (an install, removal or guard holds $WV_DIR/state.lock)"
-  wv_checks
+  wv_checks || wv_refuse "$WV_WHY"
 else
-  wv_checks
+  wv_checks || wv_refuse "$WV_WHY"
   NEWDIR=1
   { wv_realdir "$WV_ROOT" || mkdir -m 0700 "$WV_ROOT"; } && mkdir -m 0700 "$WV_DIR" || wv_die "cannot create $WV_DIR"
   wv_lock 20 || wv_busy "$WV_NAME is busy here ($WV_DIR/state.lock is held)"
@@ -211,10 +167,9 @@ chmod 0700 "$WV_ROOT" "$WV_DIR" || wv_die "cannot set the mode of $WV_DIR"
 # The same run again (a controller that lost the outcome): already confirmed, done.
 if [ "$WV_ST" = confirmed ] && [ "$WV_OWNER" = "$RUN" ] && [ -z "$WV_TX" ]; then
   wv_drain
-  wv_mf sha256
-  [ "$WV_VAL" = "$SHA" ] || wv_die "run $RUN is installed here with another script" 65
+  [ "$WV_MFH" = "$SHA" ] || wv_die "run $RUN is installed here with another script" 65
   _p=
-  [ "$WV_PREVFOR" != "$RUN" ] || { wv_mf run_id "$WV_PREVDIR/manifest.json"; _p=$WV_VAL; }
+  [ "$WV_PREVFOR" != "$RUN" ] || { wv_mf_read "$WV_PREVDIR"; _p=$WV_MFR; }
   wv_done "$_p"
 fi
 
@@ -236,7 +191,8 @@ fi
 
 # 2. First install of NAME: the pre-wavectl original (or its absence) and the
 # directories this install creates, decided once.
-if [ ! -f "$WV_MANIFEST" ] && ! wv_exists "$WV_DIR/backup" && [ ! -e "$WV_DIR/backup.none" ]; then
+if [ ! -f "$WV_MANIFEST" ] && [ ! -f "$WV_DIR/manifest.json" ] && ! wv_exists "$WV_DIR/backup" &&
+  [ ! -e "$WV_DIR/backup.none" ]; then
   _d=${IP%/*}
   _top=
   while [ -n "$_d" ] && ! wv_exists "$_d"; do _top=$_d _d=${_d%/*}; done
@@ -284,36 +240,26 @@ if { IFS= read -r _b < /proc/sys/kernel/random/boot_id; } 2>/dev/null; then
 else
   rm -f "$WV_DIR/boot_id"
 fi
+# The manifest (MAN, checked above) with what only the host knows: whether a backup of
+# the pre-wavectl original is kept, and the version kept for this run's rollback.
 PREVRUN=
-# MAN (checked above to hold "backup":false and end in "prev":null}) is edited by the
-# shell when it is one line, as compact JSON is; by sed otherwise.
-MAN1=1
-case $MAN in *"$WV_NL"*) MAN1= ;; esac
-if wv_exists "$WV_DIR/backup"; then
-  if [ -n "$MAN1" ]; then
-    MAN=${MAN%%'"backup":false'*}'"backup":true'${MAN#*'"backup":false'}
-  else
-    MAN=$(printf '%s' "$MAN" | sed 's/"backup":false/"backup":true/')
-  fi
-fi
+_b=0
+wv_exists "$WV_DIR/backup" && _b=1
+MAN=${MAN}backup=$_b$WV_NL
 wv_facts
 if [ "$WV_PREVFOR" = "$RUN" ]; then
-  wv_mf_load "$WV_PREV/manifest.json"
-  wv_mf_get run_id
-  _pr=$WV_VAL
-  wv_mf_get sha256
-  _ps=$WV_VAL
+  wv_mf_read "$WV_PREV"
+  _ps=$WV_MFH
   case $_ps in *[!0123456789abcdef]*) _ps= ;; esac
-  if wv_run_ok "$_pr"; then
-    PREVRUN=$_pr
-    if [ -n "$MAN1" ]; then
-      MAN=${MAN%'"prev":null}'}'"prev":{"run_id":"'$_pr'","sha256":"'$_ps'"}}'
-    else
-      MAN=$(printf '%s' "$MAN" | sed 's/"prev":null}$/"prev":{"run_id":"'"$_pr"'","sha256":"'"$_ps"'"}}/')
-    fi
+  if wv_run_ok "$WV_MFR"; then
+    PREVRUN=$WV_MFR
+    MAN=${MAN}prev_run_id=$PREVRUN${WV_NL}prev_sha256=$_ps$WV_NL
   fi
 fi
-wv_put "$WV_MANIFEST" "$MAN$WV_NL" || wv_die "cannot write the manifest"
+wv_put "$WV_MANIFEST" "$MAN" || wv_die "cannot write the manifest"
+# The previous release's manifest.json, if this replaced such a version, is kept in prev/.
+[ ! -e "$WV_DIR/manifest.json" ] || rm -f "$WV_DIR/manifest.json" ||
+  wv_die "cannot remove $WV_DIR/manifest.json"
 
 # 6. Activation last: nothing runs the script before everything above is in place.
 case $KIND in

@@ -27,7 +27,7 @@ wv_init() {
   [ "${#1}" -le 63 ] || wv_die "invalid name" 65
   WV_NAME=$1
   WV_DIR=$WV_ROOT/$1
-  WV_MANIFEST=$WV_DIR/manifest.json
+  WV_MANIFEST=$WV_DIR/manifest
   WV_RUN=$WV_DIR/run
   WV_TXN=$WV_DIR/txn
   WV_LEASE=$WV_DIR/lease
@@ -147,83 +147,110 @@ wv_sha() { _h=$(sha256sum < "$1" 2>/dev/null) || return 1; printf '%s' "${_h%% *
 wv_put() { printf '%s' "$2" > "$1.tmp" && mv -f "$1.tmp" "$1" || { rm -f "$1.tmp"; return 1; }; }
 
 # --- the manifest ---
-# Compact JSON written by serde_json: inside a JSON string every '"' is escaped, so
-# '"KEY":"' can only be the real key. The nested "prev" object (always the last key)
-# is cut off first, so a key names the top level.
-# The manifest is read by the shell (no fork) when it is what wavectl writes, one line
-# ending in a newline; anything else is left to the sed commands that define the result.
-# wv_mf_load [FILE]: a manifest (default: NAME's) read once: WV_MFF its path, WV_MFA its
-# line, WV_MFL that line without "prev"; WV_MFS 1 (one line), 0 (something else: ask
-# sed), - (no file).
-wv_mf_load() {
-  WV_MFF=${1:-$WV_MANIFEST}
-  WV_MFA=
-  WV_MFS=-
-  [ -f "$WV_MFF" ] || return 0
-  WV_MFS=0
-  _x=
-  { { IFS= read -r WV_MFA && ! IFS= read -r _x && [ -z "$_x" ] && WV_MFS=1; } < "$WV_MFF"; } 2>/dev/null
-  WV_MFL=${WV_MFA%%,\"prev\":*}
-}
-# wv_mf_get KEY: a top-level string field of the loaded manifest into WV_VAL (empty if
-# none): the last '"KEY":"' whose value has no '\', as the sed expression picks it.
-wv_mf_get() {
-  WV_VAL=
-  case $WV_MFS in
-    -) return 0 ;;
-    1)
-      case $WV_MFL in *"\"$1\":\""*) ;; *) return 0 ;; esac
-      _v=${WV_MFL##*"\"$1\":\""}
-      case $_v in
-        *\"*)
-          _v=${_v%%\"*}
-          case $_v in *\\*) ;; *) WV_VAL=$_v; return 0 ;; esac
-          ;;
-      esac
-      ;;
-  esac
-  WV_VAL=$(sed -n 's/,"prev":.*//; s/.*"'"$1"'":"\([^"\\]*\)".*/\1/p' "$WV_MFF" 2>/dev/null | head -n 1)
-}
-# wv_mf KEY [FILE]: a top-level string field of a manifest (default: NAME's) into WV_VAL.
-wv_mf() { wv_mf_load "${2-}"; wv_mf_get "$1"; }
-# wv_state: NAME's manifest state into WV_VAL.
-wv_state() { wv_mf state; }
-# wv_set_state NEW (a constant of ours): atomic rewrite.
-wv_set_state() {
-  [ -f "$WV_MANIFEST" ] || return 1
-  wv_mf_load
-  if [ "$WV_MFS" = 1 ]; then
-    case $WV_MFA in
-      *'"state":"'*)
-        _pre=${WV_MFA%%'"state":"'*}
-        _rest=${WV_MFA#*'"state":"'}
-        _post=${_rest#*\"}
-        _v=${_rest%%\"*}
-        case $_v in
-          *[!abcdefghijklmnopqrstuvwxyz]*) ;;
-          *)
-            [ "$_post" = "$_rest" ] ||
-              { wv_put "$WV_MANIFEST" "$_pre\"state\":\"$1\"$_post$WV_NL"; return; }
-            ;;
+# /var/lib/wavectl/NAME/manifest: one KEY=VALUE a line, `#` lines aside, keys in any
+# order, unknown keys ignored (src/remote/manifest.rs renders and parses it). The shell
+# reads run_id, state and sha256, and rewrites state, backup and prev_*; no value it
+# reads or writes holds a newline or a backslash.
+# The previous release wrote manifest.json (compact JSON, one line, the nested "prev"
+# object last). A version of that release is read here (wv_mf_json) and keeps its
+# format, with the wrapper that reads it, until an install replaces it (a rollback
+# brings it back as it was).
+# wv_mf_read DIR: the manifest of a state directory (NAME's, or a prev/ snapshot), read
+# once: WV_MFF its file ('' none; `manifest` wins over a `manifest.json` left beside it),
+# WV_MFJ 1 if that is JSON, WV_MFR run_id, WV_MFS state, WV_MFH sha256.
+wv_mf_read() {
+  WV_MFR=
+  WV_MFS=
+  WV_MFH=
+  WV_MFJ=
+  WV_MFF=$1/manifest
+  if [ -f "$WV_MFF" ]; then
+    _k=
+    { while IFS= read -r _k || [ -n "$_k" ]; do
+        case $_k in
+          run_id=*) WV_MFR=${_k#run_id=} ;;
+          state=*) WV_MFS=${_k#state=} ;;
+          sha256=*) WV_MFH=${_k#sha256=} ;;
         esac
-        ;;
-    esac
+        _k=
+      done < "$WV_MFF"; } 2>/dev/null
+  elif [ -f "$1/manifest.json" ]; then
+    WV_MFF=$1/manifest.json
+    WV_MFJ=1
+    wv_mf_json
+  else
+    WV_MFF=
   fi
-  sed 's/"state":"[a-z]*"/"state":"'"$1"'"/' "$WV_MANIFEST" > "$WV_MANIFEST.tmp" &&
-    mv -f "$WV_MANIFEST.tmp" "$WV_MANIFEST"
 }
-# wv_facts: what NAME's state says: WV_OWNER (manifest run id), WV_ST (state),
-# WV_TX (txn: the run whose install is in progress or was cut short), WV_PREVDIR and
-# WV_PREVFOR (a complete snapshot of the previous version, and the run it was made for:
-# prev/, or prev.new/ when an install was cut short between removing the older prev/
-# and renaming the new one).
+# wv_mf_json: the top-level run_id, state and sha256 of the JSON manifest WV_MFF, as the
+# previous release read them: "prev" cut off, the first line that has '"KEY":"', there
+# the last such key whose value has no '\' (inside a JSON string every '"' is escaped:
+# it can only be the real key). One sed.
+wv_mf_json() {
+  _j=$(sed -n 's/,"prev":.*//;h;s/.*"run_id":"\([^"\\]*\)".*/r\1/p;g;s/.*"state":"\([^"\\]*\)".*/s\1/p;g;s/.*"sha256":"\([^"\\]*\)".*/h\1/p' "$WV_MFF" 2>/dev/null)
+  _jk=
+  _ifs=$IFS
+  IFS=$WV_NL
+  set -f
+  for _l in $_j; do
+    # The first line of each key only.
+    _jt=${_l%"${_l#?}"}
+    case $_jk in *"$_jt"*) continue ;; esac
+    _jk=$_jk$_jt
+    case $_jt in
+      r) WV_MFR=${_l#r} ;;
+      s) WV_MFS=${_l#s} ;;
+      h) WV_MFH=${_l#h} ;;
+    esac
+  done
+  set +f
+  IFS=$_ifs
+}
+# wv_mf_set FILE KEY VALUE: the manifest FILE rewritten atomically with every line of a
+# key matching the pattern KEY (a constant of ours) replaced by KEY=VALUE where the first
+# stood (VALUE empty: removed); KEY=VALUE added last if none did. Fails, changing
+# nothing, if FILE reads empty.
+wv_mf_set() {
+  _mo=
+  _mk=
+  _md=
+  { while IFS= read -r _mk || [ -n "$_mk" ]; do
+      # shellcheck disable=SC2254
+      case $_mk in
+        $2=*)
+          [ -n "$_md" ] || [ -z "$3" ] || _mo=$_mo$2=$3$WV_NL
+          _md=1
+          ;;
+        *) _mo=$_mo$_mk$WV_NL ;;
+      esac
+      _mk=
+    done < "$1"; } 2>/dev/null
+  [ -n "$_mo" ] || return 1
+  [ -n "$_md" ] || [ -z "$3" ] || _mo=$_mo$2=$3$WV_NL
+  wv_put "$1" "$_mo"
+}
+# wv_set_state NEW (a word of ours): NAME's manifest's state, rewritten atomically in the
+# manifest's own format. Fails if there is none (WV_MFF then empty) or it cannot.
+wv_set_state() {
+  wv_mf_read "$WV_DIR"
+  [ -n "$WV_MFF" ] || return 1
+  if [ -n "$WV_MFJ" ]; then
+    sed 's/"state":"[a-z]*"/"state":"'"$1"'"/' "$WV_MFF" > "$WV_MFF.tmp" &&
+      mv -f "$WV_MFF.tmp" "$WV_MFF"
+  else
+    wv_mf_set "$WV_MFF" state "$1"
+  fi
+}
+# wv_facts: what NAME's state says: WV_OWNER (manifest run id), WV_ST (state), WV_MFF
+# and the rest of wv_mf_read, WV_TX (txn: the run whose install is in progress or was
+# cut short), WV_PREVDIR and WV_PREVFOR (a complete snapshot of the previous version,
+# and the run it was made for: prev/, or prev.new/ when an install was cut short
+# between removing the older prev/ and renaming the new one).
 wv_facts() {
-  wv_mf_load
-  wv_mf_get run_id
-  WV_OWNER=$WV_VAL
+  wv_mf_read "$WV_DIR"
+  WV_OWNER=$WV_MFR
   wv_run_ok "$WV_OWNER" || WV_OWNER=
-  wv_mf_get state
-  WV_ST=$WV_VAL
+  WV_ST=$WV_MFS
   wv_word "$WV_TXN"
   WV_TX=$WV_VAL
   [ -z "$WV_TX" ] || wv_run_ok "$WV_TX" || WV_TX=invalid

@@ -158,8 +158,7 @@ fi
 
 wv_facts
 printf 'owner %s\n' "${WV_OWNER:--}"
-wv_state
-printf 'state %s\n' "${WV_VAL:-none}"
+printf 'state %s\n' "${WV_ST:-none}"
 wv_lease_read
 printf 'lease %s\n' "$WV_LEASE_UNTIL"
 wv_reverted "$RUN"

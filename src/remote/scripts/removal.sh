@@ -42,9 +42,8 @@ wv_remove_full() {
   if [ -d "$WV_DIR" ]; then _ours=1; wv_out found "$WV_DIR"; fi
   for _u in $WV_UNITS; do wv_exists "$WV_UNITDIR/$_u" && wv_out found "$WV_UNITDIR/$_u"; done
   wv_exists "$WV_CRON" && wv_out found "$WV_CRON"
-  if [ -f "$WV_MANIFEST" ]; then
-    wv_set_state revoked || wv_problem "cannot mark the manifest revoked"
-  fi
+  # (No manifest at all is nothing to mark.)
+  wv_set_state revoked || [ -z "$WV_MFF" ] || wv_problem "cannot mark the manifest revoked"
   wv_drop_cron
   wv_drop_units
   # Copies of the install path are ours to kill, unless the pre-wavectl original still
@@ -89,18 +88,16 @@ wv_remove_full() {
 # version it replaced, whole, from $WV_PREVDIR (complete, made for RUN).
 wv_restore_prev() {
   _P=$WV_PREVDIR
-  wv_mf_load "$_P/manifest.json"
-  wv_mf_get run_id
-  _pr=$WV_VAL
-  wv_mf_get sha256
-  _ps=$WV_VAL
+  wv_mf_read "$_P"
+  _pr=$WV_MFR
+  _psha=$WV_MFH
+  # prev's manifest, in its own format (the wrapper kept with it reads that one).
+  _pm=${WV_MFF##*/}
   wv_out found "$WV_DIR"
   wv_exists "$WV_CRON" && wv_out found "$WV_CRON"
   for _u in $WV_UNITS; do wv_exists "$WV_UNITDIR/$_u" && wv_out found "$WV_UNITDIR/$_u"; done
   # Revoked first (the wrapper refuses), whoever's manifest it is: prev's comes back last.
-  if [ -f "$WV_MANIFEST" ]; then
-    wv_set_state revoked || wv_problem "cannot mark the manifest revoked"
-  fi
+  wv_set_state revoked || [ -z "$WV_MFF" ] || wv_problem "cannot mark the manifest revoked"
   wv_drop_cron
   wv_drop_units
   if [ "$WV_OWNER" = "$1" ]; then
@@ -117,8 +114,8 @@ wv_restore_prev() {
     wv_rm_ours "$2"
   elif wv_copy "$_P/script" "$2"; then
     _h=$(wv_sha "$2")
-    [ "$_h" = "$_ps" ] ||
-      wv_out note "restored $2 as it stood before run $1; its sha256 $_h is not the $_ps run $_pr installed (changed on the host since?)"
+    [ "$_h" = "$_psha" ] ||
+      wv_out note "restored $2 as it stood before run $1; its sha256 $_h is not the $_psha run $_pr installed (changed on the host since?)"
   else
     wv_problem "cannot restore run $_pr's script to $2 exactly"
   fi
@@ -145,7 +142,11 @@ wv_restore_prev() {
   # in place learns from `removed` that this was RUN's undoing.
   if [ "$WV_CLEAN" = 1 ]; then
     wv_removed_note "$1" "$_pr"
-    if wv_copy "$_P/manifest.json" "$WV_MANIFEST"; then
+    # Then the other format's file goes (a manifest.json restored: the newer run's
+    # manifest; the other way round, a manifest.json nothing reads any more).
+    _po=manifest.json
+    [ "$_pm" = manifest ] || _po=manifest
+    if [ -n "$_pm" ] && wv_copy "$_P/$_pm" "$WV_DIR/$_pm" && rm -f "$WV_DIR/$_po"; then
       wv_out restored-version "$_pr"
       rm -f "$WV_LEASE"
       rm -rf "$WV_PREV" "$WV_PREV.new"
@@ -194,8 +195,8 @@ wv_removed_as() {
 # back. Reports `superseded <hex run id>`.
 wv_superseded() {
   if [ "$WV_PREVFOR" = "$WV_OWNER" ]; then
-    wv_mf run_id "$WV_PREVDIR/manifest.json"
-    if [ "$WV_VAL" = "$1" ]; then
+    wv_mf_read "$WV_PREVDIR"
+    if [ "$WV_MFR" = "$1" ]; then
       wv_out found "$WV_PREVDIR"
       rm -rf "$WV_PREV" "$WV_PREV.new"
       if wv_exists "$WV_PREV" || wv_exists "$WV_PREV.new"; then
@@ -205,12 +206,12 @@ wv_superseded() {
         # Nothing came back: a retry finds NAME under the newer run, superseded again.
         wv_removed_note "$1" -
         # The newer run's manifest no longer names a previous version.
-        wv_mf_load
-        case $WV_MFS$WV_MFA in
-          1*',"prev":{'*) wv_put "$WV_MANIFEST" "${WV_MFA%%,\"prev\":*},\"prev\":null}$WV_NL" ;;
-          0*) sed 's/,"prev":{.*}}$/,"prev":null}/' "$WV_MANIFEST" > "$WV_MANIFEST.tmp" &&
-            mv -f "$WV_MANIFEST.tmp" "$WV_MANIFEST" ;;
-        esac || wv_problem "cannot rewrite $WV_MANIFEST"
+        wv_mf_read "$WV_DIR"
+        if [ -n "$WV_MFJ" ]; then
+          sed 's/,"prev":{.*}}$/,"prev":null}/' "$WV_MFF" > "$WV_MFF.tmp" && mv -f "$WV_MFF.tmp" "$WV_MFF"
+        elif [ -n "$WV_MFF" ]; then
+          wv_mf_set "$WV_MFF" 'prev_*' ''
+        fi || wv_problem "cannot rewrite $WV_MFF"
       fi
     fi
   fi
