@@ -188,6 +188,10 @@ pub fn content_of(loaded: &Loaded, waves: &[Wave], force: bool) -> PlanContent {
             login_timeout: login_deadline(h.probe_timeout),
             baseline: signals::needs_baseline(&h.builtin),
             controls: signals::needs_controls(&h.builtin),
+            gates: r.gates.as_ref().map(|g| crate::rollout::Gates {
+                after: g.after.clone(),
+                timeout: g.timeout,
+            }),
         },
         approvals: r.policy.approvals,
         hosts: loaded.targets.clone(),

@@ -15,8 +15,8 @@ use crate::report::{Event as Shown, Phase, Reporter};
 use crate::rollout::probe::ProbeReport;
 use crate::rollout::verdict::{Evidence, Health, Outcome, Verdict, Watch};
 use crate::rollout::{
-    step, Action, Event, HostResult, HostState, HostVerdict, Lost, Op, Record, RunKind, RunState,
-    Stage, Status, StopRequest,
+    freeze_of, step, Action, Event, HostResult, HostState, HostVerdict, Lost, Op, Record, RunKind,
+    RunState, Stage, Status, StopRequest,
 };
 
 use crate::store::{BoxFuture, JournalWriter, Store, StoreError};
@@ -94,6 +94,8 @@ pub struct Engine<'r> {
     round_started: tokio::time::Instant,
     /// A bake's probe rounds are going on.
     baking: bool,
+    /// When the store is next asked for a freeze or a promote (while hosts are probed).
+    next_poll: Option<tokio::time::Instant>,
     wake: Option<u64>,
 }
 
@@ -104,6 +106,7 @@ enum Woken {
     Baseline(Result<Baseline, String>),
     Round(Result<(usize, Outcomes), String>),
     RoundDue,
+    Poll,
     Tick,
 }
 
@@ -141,6 +144,7 @@ impl<'r> Engine<'r> {
             next_round: None,
             round_started,
             baking: false,
+            next_poll: None,
             wake: None,
         }
     }
@@ -181,6 +185,7 @@ impl<'r> Engine<'r> {
         self.submit(first).await?;
         loop {
             self.schedule_bake();
+            self.schedule_poll();
             let idle = self.ops.is_empty() && self.baseline.is_none() && self.round.is_none();
             if self.state.is_ended() && idle {
                 return Ok(());
@@ -222,6 +227,9 @@ impl<'r> Engine<'r> {
                 }
                 Woken::Round(r) => {
                     self.round = None;
+                    // The round may end the bake: what it goes on to sees the store's
+                    // freezes as they are now.
+                    self.poll_holds().await?;
                     let (wave, outcomes) = r.unwrap_or_default();
                     let verdicts = self.judge(outcomes);
                     self.submit(Event::Round { wave, verdicts }).await?;
@@ -231,6 +239,10 @@ impl<'r> Engine<'r> {
                     }
                 }
                 Woken::RoundDue => self.start_round(),
+                Woken::Poll => {
+                    self.next_poll = None;
+                    self.poll_holds().await?;
+                }
                 Woken::Tick => {
                     self.wake = None;
                     self.submit(Event::Tick).await?;
@@ -248,10 +260,12 @@ impl<'r> Engine<'r> {
             baseline,
             round,
             next_round,
+            next_poll,
             wake,
             clock,
             ..
         } = self;
+        let poll_due = next_poll.map(|at| clock.sleep_until_instant(at));
         let stop_armed = !*stop_sent;
         let ops_armed = !ops.is_empty();
         let round_due = match next_round {
@@ -270,6 +284,7 @@ impl<'r> Engine<'r> {
             r = join_opt(round) => Woken::Round(r),
             _ = sleep_opt(round_due) => Woken::RoundDue,
             _ = sleep_opt(tick) => Woken::Tick,
+            _ = sleep_opt(poll_due) => Woken::Poll,
         }
     }
 
@@ -708,6 +723,7 @@ impl<'r> Engine<'r> {
             }),
             _ => {}
         }
+        self.show_hold(before, rec);
         if before == after {
             return;
         }
@@ -722,12 +738,14 @@ impl<'r> Engine<'r> {
         }
         let phase_of = |s: &Status| -> Option<(usize, Phase)> {
             match s {
-                Status::Running { stage } => Some(match stage {
-                    Stage::Baseline { wave } => (*wave, Phase::Baseline),
-                    Stage::Deploy { wave } => (*wave, Phase::Deploy),
-                    Stage::Bake(b) => (b.wave, Phase::Bake),
-                    Stage::Confirm => (0, Phase::Confirm),
-                }),
+                Status::Running { stage } => match stage {
+                    Stage::Baseline { wave } => Some((*wave, Phase::Baseline)),
+                    Stage::Deploy { wave } => Some((*wave, Phase::Deploy)),
+                    Stage::Bake(b) => Some((b.wave, Phase::Bake)),
+                    Stage::Confirm => Some((0, Phase::Confirm)),
+                    // Waiting between waves: no phase (the hold says what it waits for).
+                    Stage::Gate { .. } | Stage::Frozen { .. } => None,
+                },
                 Status::Removing { .. } | Status::Backoff { .. } => Some((
                     0,
                     if self.state.kind() == Some(RunKind::Apply) {
@@ -804,6 +822,128 @@ impl<'r> Engine<'r> {
         });
     }
 }
+
+impl Engine<'_> {
+    /// Look in the store for what a waiting (or soon waiting) apply waits for: a freeze of
+    /// its rollout, appearing or lifted, and a promote of the gate it waits at. What is
+    /// new is journaled like any event; a store that does not answer is asked next time.
+    async fn poll_holds(&mut self) -> Result<(), StoreError> {
+        if self.state.kind() != Some(RunKind::Apply)
+            || !matches!(self.state.status, Status::Running { .. })
+        {
+            return Ok(());
+        }
+        let mut events = Vec::new();
+        if let Ok(all) = self.store.freezes().await {
+            let now = self.clock.now_ms();
+            let f = freeze_of(&all, &self.shared.plan.name, now).cloned();
+            if f != self.state.frozen {
+                events.push(Event::Freeze { freeze: f });
+            }
+        }
+        if let Some((wave, ..)) = self.state.gate() {
+            if let Ok(Some(p)) = self.store.promotion(&self.shared.plan.run).await {
+                if p.wave == wave {
+                    events.push(Event::Promote(p));
+                }
+            }
+        }
+        self.submit_all(events).await
+    }
+
+    /// Ask the store again every [`HOLD_POLL`] while hosts are probed (a bake, a gate, a
+    /// freeze): the wave boundaries come at the end of those.
+    fn schedule_poll(&mut self) {
+        if self.state.probing().is_some() {
+            if self.next_poll.is_none() {
+                self.next_poll = Some(self.clock.instant() + HOLD_POLL);
+            }
+        } else {
+            self.next_poll = None;
+        }
+    }
+
+    /// Say what the run waits for when it starts waiting at a gate or a freeze, and when
+    /// it goes on.
+    fn show_hold(&self, before: &Status, rec: &Record) {
+        let after = &self.state.status;
+        let run = &self.shared.plan.run;
+        let name = &self.shared.plan.name;
+        if let Event::Freeze { freeze: Some(f) } = &rec.event {
+            if !matches!(
+                after,
+                Status::Running {
+                    stage: Stage::Frozen { .. }
+                }
+            ) && matches!(after, Status::Running { .. })
+            {
+                self.reporter.emit(Shown::Note {
+                    message: format!(
+                        "{} is {}: no new wave starts; the run waits at the next wave boundary (`wavectl unfreeze {name}` lets it go on)",
+                        f.scope(),
+                        f.describe()
+                    ),
+                });
+            }
+        }
+        if before == after {
+            return;
+        }
+        let waiting = |s: &Status| match s {
+            Status::Running {
+                stage: Stage::Gate { wave, .. },
+            } => Some((*wave, true)),
+            Status::Running {
+                stage: Stage::Frozen { wave },
+            } => Some((*wave, false)),
+            _ => None,
+        };
+        match (waiting(before), waiting(after)) {
+            (_, Some((wave, true))) => {
+                let until = self.state.gate().map_or(0, |g| g.2);
+                self.reporter.emit(Shown::Gated {
+                    wave,
+                    promote: format!("wavectl promote {run}"),
+                    until: crate::rollout::step::utc(until / 1000),
+                });
+            }
+            (_, Some((wave, false))) => {
+                if let Some(f) = self.state.freeze() {
+                    self.reporter.emit(Shown::Frozen {
+                        wave,
+                        rollout: name.clone(),
+                        by: f.by.clone(),
+                        reason: f.reason.clone(),
+                        until: f
+                            .until
+                            .map(|u| crate::rollout::step::utc(u.div_ceil(1000))),
+                        unfreeze: format!(
+                            "wavectl unfreeze {}",
+                            f.rollout.as_deref().unwrap_or("--all")
+                        ),
+                    });
+                }
+            }
+            (Some((wave, true)), None) => {
+                if let Event::Promote(p) = &rec.event {
+                    self.reporter.emit(Shown::Promoted {
+                        wave,
+                        by: p.by.clone(),
+                    });
+                }
+            }
+            (Some((wave, false)), None) => {
+                if matches!(after, Status::Running { .. }) {
+                    self.reporter.emit(Shown::Thawed { wave });
+                }
+            }
+            (None, None) => {}
+        }
+    }
+}
+
+/// How often a probing run asks the store for a freeze or a promote.
+const HOLD_POLL: Duration = Duration::from_secs(1);
 
 /// The health watch a run's deployment asks for.
 fn watch_of(shared: &Shared) -> Watch {

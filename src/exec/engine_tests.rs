@@ -56,6 +56,7 @@ fn purge_plan(hosts: &[&str], fanout: usize) -> Plan {
             login_timeout: Duration::from_secs(5),
             baseline: false,
             controls: false,
+            gates: None,
         },
         spec: None,
         inventory: None,

@@ -16,8 +16,9 @@ pub mod verdict;
 mod tests;
 
 pub use event::{
-    Approved, Attach, Deployment, Event, Finding, HostResult, HostVerdict, Intent, Lost, Op, Plan,
-    Policy, Record, Refusal, RunKind, StopRequest, Target, FORMAT,
+    freeze_of, Approved, Attach, Deployment, Event, Finding, Freeze, Gates, HostResult,
+    HostVerdict, Intent, Lost, Op, Plan, Policy, Promotion, Record, Refusal, RunKind,
+    StopRequest, Target, FORMAT,
 };
 pub use state::{End, HostRun, HostState, RunState, Stage, Status, Why};
 pub use step::{replay, step, Action};

@@ -57,6 +57,12 @@ pub fn step(s: &mut RunState, rec: &Record) -> Vec<Action> {
             }
         }
         Event::Tick => {}
+        Event::Promote(p) => {
+            if s.gate().is_some_and(|(wave, ..)| wave == p.wave) {
+                past_boundary(s, p.wave, &mut out);
+            }
+        }
+        Event::Freeze { freeze } => s.frozen = freeze.clone(),
         Event::BaselineDone { wave } => {
             if s.status
                 == (Status::Running {
@@ -228,6 +234,9 @@ fn resumed(stage: Stage) -> Status {
             Stage::Baseline { wave } => Stage::Baseline { wave },
             Stage::Deploy { wave } => Stage::Deploy { wave },
             Stage::Bake(b) => Stage::Deploy { wave: b.wave },
+            // Still waiting for its promote (the gate's deadline stands) or its thaw.
+            gate @ Stage::Gate { .. } => gate,
+            frozen @ Stage::Frozen { .. } => frozen,
             Stage::Confirm => Stage::Confirm,
         },
     }
@@ -266,6 +275,26 @@ fn enter_wave(s: &mut RunState, wave: usize, out: &mut Vec<Action>) {
         s.status = Status::Running {
             stage: Stage::Deploy { wave },
         };
+    }
+}
+
+/// Go on after `wave` passed its bake (and its gate, if it has one): the next wave, or,
+/// after the last, the confirmation. A new wave does not start while the rollout is
+/// frozen: the run waits at the boundary (probing) until the freeze is lifted or runs out.
+fn past_boundary(s: &mut RunState, wave: usize, out: &mut Vec<Action>) {
+    let waves = s.plan.as_ref().map_or(0, |p| p.waves.len());
+    if wave >= waves {
+        s.status = Status::Running {
+            stage: Stage::Confirm,
+        };
+        s.epoch += 1;
+    } else if s.freeze().is_some() {
+        s.status = Status::Running {
+            stage: Stage::Frozen { wave },
+        };
+        s.epoch += 1;
+    } else {
+        enter_wave(s, wave + 1, out);
     }
 }
 
@@ -769,13 +798,18 @@ fn advance_once(s: &mut RunState, out: &mut Vec<Action>) -> bool {
                         .map(|h| h.host.clone())
                         .collect();
                     if s.now >= b.until && short.is_empty() {
-                        if b.wave >= plan.waves.len() {
-                            s.status = Status::Running {
-                                stage: Stage::Confirm,
-                            };
-                            s.epoch += 1;
-                        } else {
-                            enter_wave(s, b.wave + 1, out);
+                        match policy.gates.as_ref().filter(|g| g.after.contains(&b.wave)) {
+                            Some(g) => {
+                                s.status = Status::Running {
+                                    stage: Stage::Gate {
+                                        wave: b.wave,
+                                        since: s.now,
+                                        until: s.now.saturating_add(g.timeout.as_millis() as u64),
+                                    },
+                                };
+                                s.epoch += 1;
+                            }
+                            None => past_boundary(s, b.wave, out),
                         }
                         return true;
                     }
@@ -801,6 +835,32 @@ fn advance_once(s: &mut RunState, out: &mut Vec<Action>) -> bool {
                         return true;
                     }
                     false
+                }
+                Stage::Gate { wave, since, until } => {
+                    start_needed(s, out, common_need);
+                    if s.now >= until {
+                        s.status = Status::Stopping {
+                            why: Why::GateTimeout {
+                                wave,
+                                timeout: until - since,
+                            },
+                            stage: Some(stage),
+                        };
+                        return true;
+                    }
+                    out.push(Action::WakeAt(until));
+                    false
+                }
+                Stage::Frozen { wave } => {
+                    start_needed(s, out, common_need);
+                    if let Some(f) = s.freeze() {
+                        if let Some(until) = f.until {
+                            out.push(Action::WakeAt(until));
+                        }
+                        return false;
+                    }
+                    past_boundary(s, wave, out);
+                    true
                 }
                 Stage::Confirm => {
                     let more = start_needed(s, out, confirm_need);

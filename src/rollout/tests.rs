@@ -57,6 +57,7 @@ fn plan(waves: &[&[&str]], target: Target) -> Plan {
             login_timeout: Duration::from_secs(2),
             baseline: false,
             controls: false,
+            gates: None,
         },
         spec: None,
         inventory: None,

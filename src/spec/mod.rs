@@ -10,6 +10,7 @@ use crate::inventory::{self, Host, Inventory};
 mod duration;
 mod health;
 mod limits;
+mod gates;
 mod notify;
 mod pattern;
 mod protected;
@@ -28,6 +29,7 @@ mod tests_operator;
 mod values;
 mod waves;
 
+pub use gates::Gates;
 pub use notify::{EventKind, Notify};
 pub(crate) use pattern::Limit;
 pub use pattern::{RunHosts, RunSet, RunSets};
@@ -64,6 +66,8 @@ pub struct Rollout {
     pub policy: Policy,
     /// `[notify]`: the hook run on the controller for events of the listed kinds.
     pub notify: Option<Notify>,
+    /// `[gates]`: the waves after whose bake the run waits for `wavectl promote`.
+    pub gates: Option<Gates>,
 }
 
 #[derive(Debug, Clone)]
