@@ -38,6 +38,7 @@ pub async fn apply(g: &Global, args: &SpecArgs, yes: bool, metrics: Option<&Path
         )));
     }
     let store = store(g, Access::Write).await?;
+    super::hold::refuse_if_frozen(&*store, &loaded.rollout.name).await?;
     if !ask_to_apply(
         yes,
         &loaded,
@@ -90,6 +91,7 @@ pub async fn run_apply(
 ) -> CmdResult {
     store.prepare().await?;
     let r = &loaded.rollout;
+    super::hold::refuse_if_frozen(&**store, &r.name).await?;
     let run = exec::new_run_id(&r.name);
     let lease = store.lock(&r.name, &Holder::this_process(&run)).await?;
     let claimed = match &from_plan {

@@ -914,9 +914,7 @@ impl Engine<'_> {
                         rollout: name.clone(),
                         by: f.by.clone(),
                         reason: f.reason.clone(),
-                        until: f
-                            .until
-                            .map(|u| crate::rollout::step::utc(u.div_ceil(1000))),
+                        until: f.until.map(|u| crate::rollout::step::utc(u.div_ceil(1000))),
                         unfreeze: format!(
                             "wavectl unfreeze {}",
                             f.rollout.as_deref().unwrap_or("--all")

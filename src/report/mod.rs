@@ -108,7 +108,10 @@ pub enum Event {
         until: String,
     },
     /// The run was let go on past the gate after `wave`.
-    Promoted { wave: usize, by: String },
+    Promoted {
+        wave: usize,
+        by: String,
+    },
     /// The rollout is frozen: the run starts no new wave (it waits after `wave`, probing)
     /// until `unfreeze` or `until` (UTC; none: until unfrozen).
     Frozen {
@@ -121,7 +124,9 @@ pub enum Event {
         unfreeze: String,
     },
     /// The freeze is lifted (or ran out): the run goes on after `wave`.
-    Thawed { wave: usize },
+    Thawed {
+        wave: usize,
+    },
     Summary(Summary),
     /// `plan --probe`: what one target holds at the install path.
     HostHolds(Holding),

@@ -447,7 +447,9 @@ pub enum Event {
     Promote(Promotion),
     /// The freeze that holds the run's rollout changed, as the run saw it in the store
     /// (`None`: lifted). A frozen run starts no new wave.
-    Freeze { freeze: Option<Freeze> },
+    Freeze {
+        freeze: Option<Freeze>,
+    },
 }
 
 /// `Duration` as whole milliseconds in the journal.

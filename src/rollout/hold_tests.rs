@@ -124,7 +124,11 @@ fn a_gate_holds_the_next_wave_until_promote_then_the_run_goes_on() {
     // While it waits, wave 1's hosts are still probed (their leases renewed), and the
     // machine asks to be woken at the deadline.
     assert_eq!(sim.s.probing().unwrap().1, ["a"]);
-    assert!(sim.queue.contains(&Action::WakeAt(until)), "{:?}", sim.queue);
+    assert!(
+        sim.queue.contains(&Action::WakeAt(until)),
+        "{:?}",
+        sim.queue
+    );
     // A promote for another wave does nothing.
     sim.submit(Event::Promote(Promotion {
         wave: 2,
@@ -246,7 +250,10 @@ fn a_freeze_that_runs_out_lets_the_run_go_on() {
         .iter()
         .find(|r| matches!(&r.event, Event::Result { host, .. } if host == "b"))
         .unwrap();
-    assert!(first_b.at >= until, "wave 2 began before the freeze ran out");
+    assert!(
+        first_b.at >= until,
+        "wave 2 began before the freeze ran out"
+    );
 }
 
 #[test]

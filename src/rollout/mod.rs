@@ -17,8 +17,8 @@ mod tests;
 
 pub use event::{
     freeze_of, Approved, Attach, Deployment, Event, Finding, Freeze, Gates, HostResult,
-    HostVerdict, Intent, Lost, Op, Plan, Policy, Promotion, Record, Refusal, RunKind,
-    StopRequest, Target, FORMAT,
+    HostVerdict, Intent, Lost, Op, Plan, Policy, Promotion, Record, Refusal, RunKind, StopRequest,
+    Target, FORMAT,
 };
 pub use state::{End, HostRun, HostState, RunState, Stage, Status, Why};
 pub use step::{replay, step, Action};

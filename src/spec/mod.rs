@@ -8,9 +8,9 @@ use crate::diag::{InputError, Pos};
 use crate::inventory::{self, Host, Inventory};
 
 mod duration;
+mod gates;
 mod health;
 mod limits;
-mod gates;
 mod notify;
 mod pattern;
 mod protected;

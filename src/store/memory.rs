@@ -442,10 +442,7 @@ impl Store for MemStore {
                 .filter(|k| rollout.is_none() || k.as_deref() == rollout)
                 .cloned()
                 .collect();
-            Ok(keys
-                .iter()
-                .filter_map(|k| mem.freezes.remove(k))
-                .collect())
+            Ok(keys.iter().filter_map(|k| mem.freezes.remove(k)).collect())
         })
     }
 

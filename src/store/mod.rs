@@ -279,8 +279,11 @@ pub trait Store: Send + Sync {
     fn freezes(&self) -> BoxFuture<'_, Result<Vec<Freeze>, StoreError>>;
 
     /// Let `run` go on past the gate it waits at (the run journals it when it sees it).
-    fn promote<'a>(&'a self, run: &'a str, p: &'a Promotion)
-        -> BoxFuture<'a, Result<(), StoreError>>;
+    fn promote<'a>(
+        &'a self,
+        run: &'a str,
+        p: &'a Promotion,
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
 
     /// The latest promote of `run`, if there is one.
     fn promotion<'a>(
