@@ -20,8 +20,6 @@ pub(super) struct Hold {
     /// Installs ordered when the promote, and the thaw, came.
     pub installs_at_promote: Option<usize>,
     pub installs_at_thaw: Option<usize>,
-    /// Probe rounds while waiting at a gate.
-    pub gate_rounds: usize,
 }
 
 impl Sim {
