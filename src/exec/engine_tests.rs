@@ -406,3 +406,152 @@ async fn a_purge_killed_after_any_record_is_finished_by_reconcile() {
         assert_eq!(replay(&crashed.records(RUN)), state, "after record {k}");
     }
 }
+
+/// An apply of `a` then `b`, with a gate after wave 1.
+fn gated_apply() -> Plan {
+    let mut p = purge_plan(&["a", "b"], 10);
+    p.run = RUN.into();
+    p.target = Target::Apply(crate::rollout::Deployment {
+        install_path: "/usr/local/sbin/app".into(),
+        mode: 0o755,
+        sha256: "00".repeat(32),
+        script_timeout: Duration::from_secs(10),
+        activation: crate::spec::ActivationKind::Cron,
+        schedule: "*/5 * * * *".into(),
+        run_on_install: false,
+        interval: Duration::from_secs(1),
+        probe_timeout: Duration::from_secs(1),
+        builtins: vec![],
+        thresholds: Default::default(),
+        checks: vec![],
+        lease: Duration::from_secs(600),
+        force: false,
+    });
+    p.waves = vec![vec!["a".into()], vec!["b".into()]];
+    p.policy.concurrency = 1;
+    p.policy.gates = Some(crate::rollout::Gates {
+        after: vec![1],
+        timeout: Duration::from_secs(3600),
+    });
+    p
+}
+
+/// The run of `plan` as its journal so far leaves it, with `stage` forced (wave 1 done).
+fn at_stage(plan: &Plan, stage: crate::rollout::Stage) -> RunState {
+    let mut s = replay(&[Record::new(T0, begin(plan, false))]);
+    s.hosts[0].state = HostState::Installed;
+    s.hosts[0].op = None;
+    s.status = crate::rollout::Status::Running { stage };
+    s
+}
+
+fn engine<'r>(
+    state: RunState,
+    plan: &Plan,
+    store: &MemStore,
+    journal: &'r mut dyn JournalWriter,
+    reporter: &'r Reporter,
+    fleet: &Fleet,
+) -> Engine<'r> {
+    Engine::new(
+        state,
+        Shared::new(Transport::new(None).unwrap(), plan.clone(), None),
+        reporter,
+        Seams {
+            journal,
+            store: Arc::new(store.clone()),
+            clock: Arc::new(TestClock::starting_at(T0 + 1_000)),
+            stop: Stop::new(),
+        },
+    )
+    .with_host_actions(fleet.carry_out())
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_run_at_a_gate_goes_on_when_a_promote_is_in_the_store() {
+    let store = MemStore::new();
+    let plan = gated_apply();
+    let fleet = Fleet::new(&[("a", 1), ("b", 1)]);
+    let mut w = new_run(&store, &plan).await;
+    let reporter = Reporter::new(true, false);
+    let gate = crate::rollout::Stage::Gate {
+        wave: 1,
+        since: T0,
+        until: T0 + 3_600_000,
+    };
+    let mut e = engine(
+        at_stage(&plan, gate),
+        &plan,
+        &store,
+        &mut *w,
+        &reporter,
+        &fleet,
+    );
+    // Nothing in the store: it still waits, probing wave 1's host.
+    e.poll_holds().await.unwrap();
+    assert_eq!(e.state.status_name(), "gated");
+    assert_eq!(e.state.probing().unwrap().1, ["a"]);
+    assert!(store.records(RUN).is_empty());
+    // A promote of another wave is not this gate's.
+    let s: &dyn Store = &store;
+    let other = crate::rollout::Promotion {
+        wave: 2,
+        by: "promote by bob@bastion-2".into(),
+    };
+    s.promote(RUN, &other).await.unwrap();
+    e.poll_holds().await.unwrap();
+    assert_eq!(e.state.status_name(), "gated");
+    let p = crate::rollout::Promotion {
+        wave: 1,
+        by: "promote by bob@bastion-2".into(),
+    };
+    s.promote(RUN, &p).await.unwrap();
+    e.poll_holds().await.unwrap();
+    // Journaled, and wave 2 began: b's install is ordered.
+    let records = store.records(RUN);
+    assert!(matches!(&records[..], [Record { event: Event::Promote(got), .. }] if *got == p));
+    assert_eq!(e.state.host("b").unwrap().op, Some(Op::Install));
+    assert_eq!(e.state.status_name(), "running");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_freeze_in_the_store_holds_the_next_wave_until_it_is_lifted() {
+    let store = MemStore::new();
+    let plan = gated_apply();
+    let fleet = Fleet::new(&[("a", 1), ("b", 1)]);
+    let mut w = new_run(&store, &plan).await;
+    let reporter = Reporter::new(true, false);
+    let frozen = crate::rollout::Stage::Frozen { wave: 1 };
+    let mut state = at_stage(&plan, frozen);
+    let f = crate::rollout::Freeze {
+        rollout: Some("app".into()),
+        by: "bob@bastion-2".into(),
+        reason: "incident 42".into(),
+        at: T0,
+        until: None,
+    };
+    state.frozen = Some(f.clone());
+    let mut e = engine(state, &plan, &store, &mut *w, &reporter, &fleet);
+    let s: &dyn Store = &store;
+    s.freeze(&f).await.unwrap();
+    // The same freeze as the run knows: nothing new, it still waits.
+    e.poll_holds().await.unwrap();
+    assert!(store.records(RUN).is_empty());
+    assert_eq!(e.state.status_name(), "frozen");
+    assert_eq!(e.state.probing().unwrap().1, ["a"]);
+    // Another rollout's freeze does not hold it; lifting its own lets it go on.
+    let mut other = f.clone();
+    other.rollout = Some("db".into());
+    s.freeze(&other).await.unwrap();
+    assert_eq!(s.unfreeze(Some("app")).await.unwrap(), [f]);
+    e.poll_holds().await.unwrap();
+    let records = store.records(RUN);
+    assert!(matches!(
+        &records[..],
+        [Record {
+            event: Event::Freeze { freeze: None },
+            ..
+        }]
+    ));
+    assert_eq!(e.state.host("b").unwrap().op, Some(Op::Install));
+}
