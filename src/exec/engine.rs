@@ -321,7 +321,9 @@ impl<'r> Engine<'r> {
         for rec in &recs {
             let before = self.state.status.clone();
             let actions = step(&mut self.state, rec);
+            self.show_hold(&before, rec, false);
             self.show_transition(&before, rec);
+            self.show_hold(&before, rec, true);
             for a in actions {
                 self.start(a, rec.at);
             }
@@ -723,7 +725,6 @@ impl<'r> Engine<'r> {
             }),
             _ => {}
         }
-        self.show_hold(before, rec);
         if before == after {
             return;
         }
@@ -863,13 +864,13 @@ impl Engine<'_> {
         }
     }
 
-    /// Say what the run waits for when it starts waiting at a gate or a freeze, and when
-    /// it goes on.
-    fn show_hold(&self, before: &Status, rec: &Record) {
+    /// Say what the run waits for when it starts waiting at a gate or a freeze
+    /// (`entering`: after the phase changes are shown), and when it goes on (before them).
+    fn show_hold(&self, before: &Status, rec: &Record, entering: bool) {
         let after = &self.state.status;
         let run = &self.shared.plan.run;
         let name = &self.shared.plan.name;
-        if let Event::Freeze { freeze: Some(f) } = &rec.event {
+        if let (Event::Freeze { freeze: Some(f) }, false) = (&rec.event, entering) {
             if !matches!(
                 after,
                 Status::Running {
@@ -879,9 +880,10 @@ impl Engine<'_> {
             {
                 self.reporter.emit(Shown::Note {
                     message: format!(
-                        "{} is {}: no new wave starts; the run waits at the next wave boundary (`wavectl unfreeze {name}` lets it go on)",
+                        "{} is {}: no new wave starts; the run waits at the next wave boundary (`wavectl unfreeze {}` lets it go on)",
                         f.scope(),
-                        f.describe()
+                        f.describe(),
+                        f.rollout.as_deref().unwrap_or("--all")
                     ),
                 });
             }
@@ -899,6 +901,8 @@ impl Engine<'_> {
             _ => None,
         };
         match (waiting(before), waiting(after)) {
+            (_, Some(_)) | (None, None) if !entering => {}
+            (Some(_), None) if entering => {}
             (_, Some((wave, true))) => {
                 let until = self.state.gate().map_or(0, |g| g.2);
                 self.reporter.emit(Shown::Gated {
