@@ -27,8 +27,8 @@ pub(crate) struct RawSpec {
     pub health: RawHealth,
     #[serde(default)]
     pub policy: RawPolicy,
-    pub notify: Option<S<RawNotify>>,
     pub gates: Option<S<RawGates>>,
+    pub notify: Option<S<RawNotify>>,
 }
 
 #[derive(Debug, Deserialize)]
