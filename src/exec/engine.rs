@@ -19,10 +19,11 @@ use crate::rollout::{
     Stage, Status, StopRequest,
 };
 
-use crate::store::{BoxFuture, JournalWriter, Store, StoreError};
+use crate::rollout::Plan;
+use crate::store::{JournalWriter, Store, StoreError};
 
 use super::clock::Clock;
-use super::ops::{self, Login, Shared};
+use super::host::{Host, ProbeAsk};
 use super::probe;
 use super::stop::Stop;
 
@@ -43,16 +44,10 @@ pub struct Stopped {
     pub touched: bool,
 }
 
-/// Carries out one host action the machine ordered: [`ops::carry_out`] (engine tests
-/// put a stand-in here until hosts have a trait of their own).
-type CarryOut = Arc<
-    dyn Fn(Arc<Shared>, crate::inventory::Host, Op, u64) -> BoxFuture<'static, HostResult>
-        + Send
-        + Sync,
->;
-
-/// What the engine is wired to besides its hosts.
+/// What the engine is wired to: its hosts, its journal and store, its clock, its stop.
 pub struct Seams<'r> {
+    /// The run's hosts: every host action and probe goes through them.
+    pub hosts: Arc<dyn Host>,
     /// The run's journal: the engine is its one writer.
     pub journal: &'r mut dyn JournalWriter,
     /// Where the run is kept: watched for stop requests.
@@ -70,8 +65,9 @@ pub struct Engine<'r> {
     journal: &'r mut dyn JournalWriter,
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
-    carry_out: CarryOut,
-    shared: Arc<Shared>,
+    hosts: Arc<dyn Host>,
+    /// What the run is (its first record's).
+    plan: Plan,
     reporter: &'r Reporter,
     stop: Stop,
     stop_sent: bool,
@@ -110,11 +106,11 @@ enum Woken {
 impl<'r> Engine<'r> {
     pub fn new(
         state: RunState,
-        shared: Shared,
+        plan: Plan,
         reporter: &'r Reporter,
         seams: Seams<'r>,
     ) -> Engine<'r> {
-        let health = watch_of(&shared);
+        let health = watch_of(&plan);
         let round_started = seams.clock.instant();
         Engine {
             state,
@@ -122,10 +118,8 @@ impl<'r> Engine<'r> {
             journal: seams.journal,
             store: seams.store,
             clock: seams.clock,
-            carry_out: Arc::new(|shared, host, op, at| {
-                Box::pin(ops::carry_out(shared, host, op, at))
-            }),
-            shared: Arc::new(shared),
+            hosts: seams.hosts,
+            plan,
             reporter,
             stop: seams.stop,
             stop_sent: false,
@@ -145,13 +139,6 @@ impl<'r> Engine<'r> {
         }
     }
 
-    /// Carry host actions out with `f` instead of over SSH (engine tests).
-    #[cfg(test)]
-    pub(crate) fn with_host_actions(mut self, f: CarryOut) -> Engine<'r> {
-        self.carry_out = f;
-        self
-    }
-
     /// Run from `first` until the run ends and nothing is in flight. On a store error
     /// the run stops where it is, starting nothing more; `touched` says whether any
     /// record was written (else nothing was done on any host).
@@ -159,7 +146,7 @@ impl<'r> Engine<'r> {
         // A stop request in the store is this run's stop, as a first signal is.
         let watcher = {
             let (store, stop) = (self.store.clone(), self.stop.clone());
-            let run = self.shared.plan.run.clone();
+            let run = self.plan.run.clone();
             tokio::spawn(async move {
                 let req = store.wait_stop(&run).await;
                 stop.request(&req.by);
@@ -168,8 +155,7 @@ impl<'r> Engine<'r> {
         let result = self.drive(first).await;
         watcher.abort();
         self.ops.abort_all();
-        self.shared.transport.close_idle().await;
-        self.shared.transport.reap();
+        self.hosts.close().await;
         let touched = self.submitted > 0;
         (
             self.state,
@@ -226,7 +212,7 @@ impl<'r> Engine<'r> {
                     let verdicts = self.judge(outcomes);
                     self.submit(Event::Round { wave, verdicts }).await?;
                     self.say_held();
-                    if let Some(d) = self.shared.plan.deployment() {
+                    if let Some(d) = self.plan.deployment() {
                         self.next_round = Some(self.round_started + d.interval);
                     }
                 }
@@ -318,11 +304,13 @@ impl<'r> Engine<'r> {
     fn start(&mut self, action: Action, at: u64) {
         match action {
             Action::Host { host, op } => {
-                let Some(h) = self.shared.plan.host(&host).cloned() else {
+                let Some(h) = self.plan.host(&host).cloned() else {
                     return;
                 };
-                let shared = self.shared.clone();
-                let handle = self.ops.spawn((self.carry_out)(shared, h, op, at));
+                let hosts = self.hosts.clone();
+                let handle = self
+                    .ops
+                    .spawn(async move { hosts.carry_out(&h, op, at).await });
                 self.running.insert(handle.id(), (host, op));
             }
             Action::Baseline {
@@ -331,12 +319,13 @@ impl<'r> Engine<'r> {
                 controls,
             } => {
                 // Their logins are kept: the wave's deploy rides them.
-                let all = self.hosts(hosts.iter().chain(controls.iter()), |_| Login::Reuse);
-                let shared = self.shared.clone();
-                let clock = self.clock.clone();
+                let all =
+                    self.targets(hosts.iter().chain(controls.iter()), |_| ProbeAsk::default());
+                let (on, clock) = (self.hosts.clone(), self.clock.clone());
+                let concurrency = self.plan.policy.concurrency;
                 // A short window, not one sample: `baseline_samples` rounds over one
                 // connection per host, at most 5 s apart.
-                let (samples, gap) = shared.plan.deployment().map_or((1, Duration::ZERO), |d| {
+                let (samples, gap) = self.plan.deployment().map_or((1, Duration::ZERO), |d| {
                     let n = d.thresholds.baseline_samples.max(1);
                     (n, d.interval.min(Duration::from_secs(5)))
                 });
@@ -346,8 +335,7 @@ impl<'r> Engine<'r> {
                         if i > 0 {
                             clock.sleep(gap).await;
                         }
-                        let opts = probe::RoundOpts::default();
-                        out.push(probe::round(shared.clone(), all.clone(), opts).await);
+                        out.push(probe::round(on.clone(), all.clone(), concurrency).await);
                     }
                     (wave, hosts, out)
                 }));
@@ -356,17 +344,17 @@ impl<'r> Engine<'r> {
         }
     }
 
-    /// The plan's hosts of these names, each with the login its probe uses.
-    fn hosts<'a>(
+    /// The plan's hosts of these names, each with what its probe is asked.
+    fn targets<'a>(
         &self,
         names: impl Iterator<Item = &'a String>,
-        how: impl Fn(&str) -> Login,
-    ) -> Vec<(crate::inventory::Host, Login)> {
+        ask: impl Fn(&str) -> ProbeAsk,
+    ) -> Vec<(crate::inventory::Host, ProbeAsk)> {
         names
-            .filter_map(|n| self.shared.plan.host(n).cloned())
+            .filter_map(|n| self.plan.host(n).cloned())
             .map(|h| {
-                let l = how(&h.name);
-                (h, l)
+                let a = ask(&h.name);
+                (h, a)
             })
             .collect()
     }
@@ -399,25 +387,15 @@ impl<'r> Engine<'r> {
             .chain(controls.iter())
             .map(|h| h.to_string())
             .collect();
-        let opts = probe::RoundOpts {
-            cursors: names
-                .iter()
-                .filter_map(|h| Some((h.clone(), self.health.cursor(h)?)))
-                .collect(),
-            fresh: self.fresh_login(wave, &names),
-        };
-        // A host's first probe after its install comes over a new login.
-        let shared = self.shared.clone();
-        let all = self.hosts(names.iter(), |h| {
-            if shared.owes_fresh_login(h) {
-                Login::Fresh
-            } else {
-                Login::Reuse
-            }
+        let fresh = self.fresh_login(wave, &names);
+        let all = self.targets(names.iter(), |h| ProbeAsk {
+            cursor: self.health.cursor(h),
+            fresh: fresh.contains(h),
         });
+        let (on, concurrency) = (self.hosts.clone(), self.plan.policy.concurrency);
         self.round_started = self.clock.instant();
         self.round = Some(tokio::spawn(async move {
-            (wave, probe::round(shared, all, opts).await)
+            (wave, probe::round(on, all, concurrency).await)
         }));
     }
 
@@ -438,7 +416,6 @@ impl<'r> Engine<'r> {
             return names.iter().cloned().collect();
         }
         let interval = self
-            .shared
             .plan
             .deployment()
             .map_or(0, |d| d.interval.as_millis() as u64);
@@ -493,7 +470,7 @@ impl<'r> Engine<'r> {
 
     /// Turn a round's outcomes into verdicts (only where something changed).
     fn judge(&mut self, outcomes: Outcomes) -> Vec<HostVerdict> {
-        let run = self.shared.plan.run.clone();
+        let run = self.plan.run.clone();
         let judged: Vec<String> = outcomes
             .iter()
             .map(|(h, _)| h)
@@ -565,7 +542,7 @@ impl<'r> Engine<'r> {
         else {
             return;
         };
-        let min_runs = self.shared.plan.policy.min_runs;
+        let min_runs = self.plan.policy.min_runs;
         if self.state.now < b.until || self.held == Some(b.wave) {
             return;
         }
@@ -747,7 +724,7 @@ impl<'r> Engine<'r> {
             self.reporter.emit(Shown::PhaseDone { wave, phase });
         }
         let Some((wave, phase)) = new else { return };
-        let waves = self.shared.plan.waves.len();
+        let waves = self.plan.waves.len();
         let wave_hosts = |w: usize| -> Vec<String> {
             self.state
                 .hosts
@@ -806,8 +783,8 @@ impl<'r> Engine<'r> {
 }
 
 /// The health watch a run's deployment asks for.
-fn watch_of(shared: &Shared) -> Watch {
-    match shared.plan.deployment() {
+fn watch_of(plan: &Plan) -> Watch {
+    match plan.deployment() {
         Some(d) => Watch::new(&d.builtins, &d.thresholds),
         None => Watch::new(&[], &Default::default()),
     }
