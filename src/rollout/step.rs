@@ -697,10 +697,17 @@ fn advance(s: &mut RunState, out: &mut Vec<Action>) {
 
 /// One decision; true if the status changed (so look again).
 fn advance_once(s: &mut RunState, out: &mut Vec<Action>) -> bool {
-    let Some(plan) = s.plan.clone() else {
+    // What it needs of the plan (not the plan: a clone per event costs a run of many
+    // hosts O(hosts) per event).
+    let Some(plan) = s.plan.as_ref() else {
         return false;
     };
-    let policy = &plan.policy;
+    let (policy, run_on_install, waves) = (
+        plan.policy.clone(),
+        plan.deployment().is_some_and(|d| d.run_on_install),
+        plan.waves.len(),
+    );
+    let policy = &policy;
     match s.status.clone() {
         Status::New | Status::Ended { .. } => false,
         Status::Running { stage } => {
@@ -716,7 +723,6 @@ fn advance_once(s: &mut RunState, out: &mut Vec<Action>) -> bool {
                 };
                 return true;
             }
-            let run_on_install = plan.deployment().is_some_and(|d| d.run_on_install);
             match stage {
                 Stage::Baseline { .. } => {
                     start_needed(s, out, common_need);
@@ -769,7 +775,7 @@ fn advance_once(s: &mut RunState, out: &mut Vec<Action>) -> bool {
                         .map(|h| h.host.clone())
                         .collect();
                     if s.now >= b.until && short.is_empty() {
-                        if b.wave >= plan.waves.len() {
+                        if b.wave >= waves {
                             s.status = Status::Running {
                                 stage: Stage::Confirm,
                             };
