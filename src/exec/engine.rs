@@ -1,7 +1,7 @@
 //! The dispatcher: feeds a run's events to the state machine and carries out what it
 //! orders. Every event is journaled in the store before the actions it leads to start,
 //! so an action's intent is durable before the host is touched; host actions run
-//! concurrently within the machine's limits; probe rounds run while a wave bakes; the
+//! concurrently within the machine's limits; probe rounds run when it orders them; the
 //! operator's stop request (a signal, or a request in the store, which it watches) is
 //! an event like any other. Reads time only through its [`Clock`].
 
@@ -83,13 +83,8 @@ pub struct Engine<'r> {
     ops: JoinSet<HostResult>,
     running: HashMap<Id, (String, Op)>,
     baseline: Option<JoinHandle<Baseline>>,
+    /// The probe round the machine ordered, in flight.
     round: Option<JoinHandle<(usize, Outcomes)>>,
-    /// When the next probe round of a bake is due, and when the last one began (the
-    /// clock's monotonic time).
-    next_round: Option<tokio::time::Instant>,
-    round_started: tokio::time::Instant,
-    /// A bake's probe rounds are going on.
-    baking: bool,
     wake: Option<u64>,
 }
 
@@ -99,7 +94,6 @@ enum Woken {
     Op(Id, Result<HostResult, String>),
     Baseline(Result<Baseline, String>),
     Round(Result<(usize, Outcomes), String>),
-    RoundDue,
     Tick,
 }
 
@@ -111,7 +105,6 @@ impl<'r> Engine<'r> {
         seams: Seams<'r>,
     ) -> Engine<'r> {
         let health = watch_of(&plan);
-        let round_started = seams.clock.instant();
         Engine {
             state,
             submitted: 0,
@@ -132,9 +125,6 @@ impl<'r> Engine<'r> {
             running: HashMap::new(),
             baseline: None,
             round: None,
-            next_round: None,
-            round_started,
-            baking: false,
             wake: None,
         }
     }
@@ -166,12 +156,11 @@ impl<'r> Engine<'r> {
     async fn drive(&mut self, first: Event) -> Result<(), StoreError> {
         self.submit(first).await?;
         loop {
-            self.schedule_bake();
             let idle = self.ops.is_empty() && self.baseline.is_none() && self.round.is_none();
             if self.state.is_ended() && idle {
                 return Ok(());
             }
-            if idle && self.next_round.is_none() && self.wake.is_none() && !self.state.is_ended() {
+            if idle && self.wake.is_none() && !self.state.is_ended() {
                 // Nothing can happen any more: a decision is missing. Say so rather than hang.
                 self.reporter.emit(Shown::Note {
                     message: format!(
@@ -212,11 +201,7 @@ impl<'r> Engine<'r> {
                     let verdicts = self.judge(outcomes);
                     self.submit(Event::Round { wave, verdicts }).await?;
                     self.say_held();
-                    if let Some(d) = self.plan.deployment() {
-                        self.next_round = Some(self.round_started + d.interval);
-                    }
                 }
-                Woken::RoundDue => self.start_round(),
                 Woken::Tick => {
                     self.wake = None;
                     self.submit(Event::Tick).await?;
@@ -233,17 +218,12 @@ impl<'r> Engine<'r> {
             ops,
             baseline,
             round,
-            next_round,
             wake,
             clock,
             ..
         } = self;
         let stop_armed = !*stop_sent;
         let ops_armed = !ops.is_empty();
-        let round_due = match next_round {
-            Some(at) if round.is_none() => Some(clock.sleep_until_instant(*at)),
-            _ => None,
-        };
         let tick = wake.map(|w| clock.sleep_until(w));
         tokio::select! {
             biased;
@@ -254,7 +234,6 @@ impl<'r> Engine<'r> {
             },
             r = join_opt(baseline) => Woken::Baseline(r),
             r = join_opt(round) => Woken::Round(r),
-            _ = sleep_opt(round_due) => Woken::RoundDue,
             _ = sleep_opt(tick) => Woken::Tick,
         }
     }
@@ -340,6 +319,18 @@ impl<'r> Engine<'r> {
                     (wave, hosts, out)
                 }));
             }
+            Action::Probe {
+                wave,
+                hosts,
+                controls,
+            } => self.start_round(wave, hosts, controls),
+            Action::EndProbe => {
+                // The bake's connections stay kept: later waves' probes and the
+                // confirmation ride them.
+                if let Some(r) = self.round.take() {
+                    r.abort();
+                }
+            }
             Action::WakeAt(t) => self.wake = Some(self.wake.map_or(t, |w| w.min(t))),
         }
     }
@@ -359,41 +350,18 @@ impl<'r> Engine<'r> {
             .collect()
     }
 
-    /// Keep probe rounds going while a wave bakes, and stop them when it does not.
-    fn schedule_bake(&mut self) {
-        if self.state.probing().is_some() {
-            self.baking = true;
-            if self.round.is_none() && self.next_round.is_none() {
-                self.next_round = Some(self.clock.instant());
-            }
-        } else if self.baking {
-            self.baking = false;
-            self.next_round = None;
-            if let Some(r) = self.round.take() {
-                r.abort();
-            }
-            // The bake's connections stay kept: later waves' probes and the
-            // confirmation ride them.
-        }
-    }
-
-    fn start_round(&mut self) {
-        self.next_round = None;
-        let Some((wave, hosts, controls)) = self.state.probing() else {
-            return;
-        };
-        let names: Vec<String> = hosts
-            .iter()
-            .chain(controls.iter())
-            .map(|h| h.to_string())
-            .collect();
+    /// Start the probe round the machine ordered.
+    fn start_round(&mut self, wave: usize, hosts: Vec<String>, controls: Vec<String>) {
+        let names: Vec<String> = hosts.into_iter().chain(controls).collect();
         let fresh = self.fresh_login(wave, &names);
         let all = self.targets(names.iter(), |h| ProbeAsk {
             cursor: self.health.cursor(h),
             fresh: fresh.contains(h),
         });
         let (on, concurrency) = (self.hosts.clone(), self.plan.policy.concurrency);
-        self.round_started = self.clock.instant();
+        if let Some(r) = self.round.take() {
+            r.abort();
+        }
         self.round = Some(tokio::spawn(async move {
             (wave, probe::round(on, all, concurrency).await)
         }));
