@@ -127,6 +127,10 @@ pub struct Bake {
     /// ordered.
     #[serde(default)]
     pub next_round: u64,
+    /// When the last round reported (Unix ms): the bake is judged over (its end, the
+    /// `min_runs` limit) on a round's report, never on a wake-up between rounds.
+    #[serde(default)]
+    pub reported: u64,
 }
 
 /// Where an apply stands.

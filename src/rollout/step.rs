@@ -93,6 +93,7 @@ pub fn step(s: &mut RunState, rec: &Record) -> Vec<Action> {
                 if b.wave == *wave {
                     b.rounds += 1;
                     b.probing = false;
+                    b.reported = s.now;
                 }
             }
         }
@@ -805,6 +806,7 @@ fn advance_once(s: &mut RunState, out: &mut Vec<Action>) -> bool {
                             rounds: 0,
                             probing: false,
                             next_round: s.now,
+                            reported: 0,
                         }),
                     };
                     s.epoch += 1;
@@ -827,7 +829,7 @@ fn advance_once(s: &mut RunState, out: &mut Vec<Action>) -> bool {
                         })
                         .map(|h| h.host.clone())
                         .collect();
-                    if s.now >= b.until && short.is_empty() {
+                    if b.reported >= b.until && short.is_empty() {
                         if b.wave >= waves {
                             s.status = Status::Running {
                                 stage: Stage::Confirm,
@@ -838,7 +840,7 @@ fn advance_once(s: &mut RunState, out: &mut Vec<Action>) -> bool {
                         }
                         return true;
                     }
-                    if s.now >= b.limit {
+                    if b.reported >= b.limit {
                         for host in short {
                             let runs = s.host(&host).map_or(0, |h| h.runs);
                             let v = Verdict::bad(

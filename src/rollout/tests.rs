@@ -1158,3 +1158,57 @@ fn a_resumed_bake_orders_a_round_again_though_its_controller_died_with_one_in_fl
     sim.run();
     assert_eq!(sim.s.end(), Some(&End::Done));
 }
+
+#[test]
+fn a_bake_ends_on_a_rounds_report_never_on_a_wake_up_between_rounds() {
+    // A bake shorter than the interval (as in the lab): a custom check's second strike
+    // comes with the round after the bake's end, and must still count.
+    let mut p = apply_plan(&[&["a"], &["b"]]);
+    p.policy.bake = Duration::from_millis(INTERVAL / 2);
+    let mut sim = Sim::begin(p, World::default());
+    until_probe(&mut sim);
+    sim.queue.clear();
+    sim.now += 100;
+    sim.submit(Event::Round {
+        wave: 1,
+        verdicts: vec![HostVerdict {
+            host: "a".into(),
+            verdict: Verdict::healthy(),
+            runs: 1,
+            lost: None,
+        }],
+    });
+    // The wake-up for the next round comes after the bake's end: the bake goes on, and
+    // that round is ordered.
+    sim.now += INTERVAL;
+    sim.submit(Event::Tick);
+    assert!(
+        matches!(
+            sim.s.status,
+            Status::Running {
+                stage: Stage::Bake(state::Bake { wave: 1, .. })
+            }
+        ),
+        "{:?}",
+        sim.s.status
+    );
+    assert_eq!(probes(&sim.queue), 1, "{:?}", sim.queue);
+    assert!(sim.ordered(Op::Install).iter().all(|h| h == "a"));
+    // Its report decides: here a bad host, so the rollback, and b never gets it.
+    sim.queue.clear();
+    sim.submit(Event::Round {
+        wave: 1,
+        verdicts: vec![HostVerdict {
+            host: "a".into(),
+            verdict: bad(Health::Degraded, "check app failed twice"),
+            runs: 1,
+            lost: None,
+        }],
+    });
+    assert!(
+        matches!(sim.s.status, Status::Removing { .. }),
+        "{:?}",
+        sim.s.status
+    );
+    assert_eq!(sim.ordered(Op::Install), ["a"]);
+}
