@@ -727,6 +727,5 @@ fn command_lines_fit_in_one_exec_argument() {
     for c in lines {
         // The install carries the wrapper (the library a second time): ~40 KB.
         assert!(c.line.len() < 48 * 1024, "{}: {}", c.what, c.line.len());
-        eprintln!("{}: {}", c.what, c.line.len());
     }
 }

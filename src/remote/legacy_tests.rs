@@ -310,9 +310,11 @@ fn read_upgraded_rolled_back_and_purged(rel: &Release, shell: Shell) {
     assert_eq!(run_code(&sb, name), Some(11));
     let m = state_of(&sb, name, "run-a").manifest.unwrap();
     assert_eq!((m.format, m.state), (rel.format, ManifestState::Confirmed));
-    // Its own guard (a probation lease it does not have) leaves it be.
+    // Its own guard (run by its cron file) leaves it be: confirmed, no lease.
     sb.ok(&format!("{dir}/run guard"), &[]);
-    assert_eq!(version_facts(&sb, name, path), a_facts);
+    let m = state_of(&sb, name, "run-a").manifest.unwrap();
+    assert_eq!((m.run_id.as_str(), m.state), ("run-a", ManifestState::Confirmed));
+    assert_eq!(run_code(&sb, name), Some(11));
 
     // An upgrade again, confirmed this time (A stays in prev/ for it), then purge:
     // every version goes, the original comes back.
