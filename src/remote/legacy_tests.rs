@@ -313,7 +313,10 @@ fn read_upgraded_rolled_back_and_purged(rel: &Release, shell: Shell) {
     // Its own guard (run by its cron file) leaves it be: confirmed, no lease.
     sb.ok(&format!("{dir}/run guard"), &[]);
     let m = state_of(&sb, name, "run-a").manifest.unwrap();
-    assert_eq!((m.run_id.as_str(), m.state), ("run-a", ManifestState::Confirmed));
+    assert_eq!(
+        (m.run_id.as_str(), m.state),
+        ("run-a", ManifestState::Confirmed)
+    );
     assert_eq!(run_code(&sb, name), Some(11));
 
     // An upgrade again, confirmed this time (A stays in prev/ for it), then purge:
