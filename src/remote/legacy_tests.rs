@@ -453,3 +453,43 @@ fn of_two_manifests_the_newer_form_counts(shell: Shell) {
     assert!(!sb.exists(path) && !sb.exists(dir));
     assert_eq!(state_files(&sb, name), "");
 }
+
+// This release's guard (its wrapper, as an install of this release cut short after
+// writing it would leave) over an earlier release's install in probation: it reads that
+// manifest and reverts the install at boot, exactly as a rollback would.
+both_shells!(this_releases_boot_guard_reverts_an_earlier_probation_install);
+fn this_releases_boot_guard_reverts_an_earlier_probation_install(shell: Shell) {
+    let sb = Sandbox::new(shell);
+    let ha = sha(A);
+    for (rel, name) in [(&KEY_VALUE, "t-legacy-gk"), (&COMPACT_JSON, "t-legacy-gc")] {
+        let path = format!("/opt/wv/{name}");
+        let dir = format!("/var/lib/wavectl/{name}");
+        sb.ok("printf 'original' > \"$1\"", &[&path]);
+        let original = file_facts(&sb, &path);
+        old_install_ok(rel, &sb, &p(name, &path, "run-a", A, &ha), false);
+        assert!(sb.exists(&format!("{dir}/{}", rel.file)));
+        sb.ok(
+            "printf '%s' \"$2\" > \"$1/run\"",
+            &[&dir, &wrapper_text(name, Duration::from_secs(5))],
+        );
+        let f = state_of(&sb, name, "run-a");
+        assert_eq!(
+            f.manifest.map(|m| (m.state, m.format)),
+            Some((ManifestState::Probation, rel.format))
+        );
+        sb.ok(&format!("{dir}/run guard boot"), &[]);
+        let log = sb.ok("cat /var/log/wavectl-guard.log", &[]);
+        assert!(
+            log.contains(&format!(
+                "{name} run run-a in probation at boot; reverting it"
+            )) && log.contains(&format!("{name} run run-a reverted, clean=1")),
+            "{log}"
+        );
+        assert_eq!(file_facts(&sb, &path), original, "{name}");
+        assert!(!sb.exists(&dir), "{name}");
+        assert_eq!(state_files(&sb, name), "", "{name}");
+        let f = state_of(&sb, name, "run-a");
+        assert_eq!(f.manifest, None);
+        assert!(f.reverted.as_ref().is_some_and(|r| r.clean), "{f:?}");
+    }
+}
