@@ -725,7 +725,7 @@ fn command_lines_fit_in_one_exec_argument() {
         start_run("n", "r"),
     ];
     for c in lines {
-        // The install carries the wrapper (the library a second time): ~40 KB.
+        // The install carries the wrapper (the library a second time): ~47 KB.
         assert!(c.line.len() < 48 * 1024, "{}: {}", c.what, c.line.len());
     }
 }

@@ -33,7 +33,7 @@
 //!
 //! Comment lines and blank lines are dropped when a script is embedded (`compact`), so
 //! the source files stay commented while the command lines stay short (the install,
-//! which carries the wrapper, is ~42 KB; a test keeps every line under 48 KiB, another
+//! which carries the wrapper, is ~47 KB; a test keeps every line under 48 KiB, another
 //! checks that no dropped line sits inside a string).
 //!
 //! Versions: a run installed over another run's *confirmed* install is an upgrade; the
