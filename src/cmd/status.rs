@@ -55,7 +55,7 @@ fn waiting(id: &str, s: &RunState) -> Option<String> {
         ));
     }
     if let crate::rollout::Status::Running {
-        stage: crate::rollout::Stage::Frozen { wave },
+        stage: crate::rollout::Stage::Frozen { wave, .. },
     } = s.status
     {
         return Some(match s.freeze() {

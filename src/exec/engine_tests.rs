@@ -1,26 +1,26 @@
-//! The engine against the in-memory store, a clock on paused tokio time and a stand-in
-//! for host actions: purges whose hosts do not answer, retried on the clock; a stop
-//! request through the store; a controller that lost its run; a crash after every
-//! record, then reconcile. No network, no real time.
+//! The engine against fake hosts (`fake_host`), the in-memory store and a clock on
+//! paused tokio time, in milliseconds: a 1,000-host four-wave run; a hang in wave 2 and
+//! its rollback; a lease that ran out while the controller was gone; a controller
+//! killed after every record of an apply (resumed) and of a purge (reconciled); purges
+//! whose hosts do not answer, retried on the clock; a stop request through the store; a
+//! controller that lost its run. No network, no real time.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::inventory::{Host, HostKeyCheck};
 use crate::report::Reporter;
-use crate::rollout::verdict::{Evidence, Health, Verdict};
+use crate::rollout::verdict::Health;
 use crate::rollout::{
-    exit_code, replay, Attach, Event, HostResult, HostState, Intent, Op, Plan, Policy, Record,
+    exit_code, replay, Attach, Deployment, Event, HostState, Intent, Op, Plan, Policy, Record,
     RunState, StopRequest, Target,
 };
-use crate::spec::OnFailure;
-use crate::store::{Holder, JournalWriter, MemStore, Store, StoreError};
-use crate::transport::Transport;
+use crate::spec::{ActivationKind, Builtin, OnFailure};
+use crate::store::{BoxFuture, Holder, JournalWriter, Lease, MemStore, Store, StoreError};
 
-use super::{CarryOut, Engine, Seams, Stopped};
+use super::{Engine, Seams, Stopped};
 use crate::exec::clock::{Clock, TestClock};
-use crate::exec::ops::Shared;
+use crate::exec::fake_host::{Behaviour, FakeHosts};
 use crate::exec::stop::Stop;
 
 const T0: u64 = 1_800_000_000_000;
@@ -67,104 +67,42 @@ fn purge_plan(hosts: &[&str], fanout: usize) -> Plan {
     }
 }
 
-fn unreachable() -> HostResult {
-    HostResult::Failed {
-        verdict: Verdict::bad(
-            Health::Unreachable,
-            Evidence::new("ssh").raw("connect to host 192.0.2.1 port 22: Connection refused"),
-        ),
-        touched: false,
-    }
-}
-
-/// Fake hosts that each hold the rollout until a removal reaches them: a host answers
-/// from its `answers_from`-th removal on (1: at once; 0: never). Every call is kept
-/// with the record time it was ordered at.
-#[derive(Clone, Default)]
-struct Fleet {
-    answers_from: HashMap<String, u32>,
-    calls: Arc<Mutex<Vec<(String, Op, u64)>>>,
-    holds: Arc<Mutex<HashMap<String, bool>>>,
-}
-
-impl Fleet {
-    fn new(hosts: &[(&str, u32)]) -> Fleet {
-        Fleet {
-            answers_from: hosts.iter().map(|(h, n)| (h.to_string(), *n)).collect(),
-            holds: Arc::new(Mutex::new(
-                hosts.iter().map(|(h, _)| (h.to_string(), true)).collect(),
-            )),
-            ..Fleet::default()
-        }
-    }
-
-    fn carry_out(&self) -> CarryOut {
-        let fleet = self.clone();
-        Arc::new(move |_shared, host, op, at| {
-            let fleet = fleet.clone();
-            Box::pin(async move {
-                let tries = {
-                    let mut calls = fleet.calls.lock().unwrap();
-                    calls.push((host.name.clone(), op, at));
-                    calls.iter().filter(|c| c.0 == host.name).count() as u32
-                };
-                let from = fleet.answers_from[&host.name];
-                // A removal takes a moment on the host.
-                tokio::time::sleep(Duration::from_millis(300)).await;
-                if op != Op::Remove || from == 0 || tries < from {
-                    return unreachable();
-                }
-                fleet.holds.lock().unwrap().insert(host.name.clone(), false);
-                HostResult::Removed {
-                    detail: "found manifest; removed".into(),
-                }
-            })
-        })
-    }
-
-    fn calls(&self) -> Vec<(String, Op, u64)> {
-        self.calls.lock().unwrap().clone()
-    }
-
-    fn holding(&self) -> Vec<String> {
-        let mut h: Vec<String> = self
-            .holds
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|(_, v)| **v)
-            .map(|(k, _)| k.clone())
-            .collect();
-        h.sort();
-        h
-    }
-}
-
-/// Drive one engine to its end with the fake fleet.
+/// Drive one engine to its end on these hosts.
 async fn drive(
     store: &MemStore,
     journal: &mut dyn JournalWriter,
     state: RunState,
     plan: &Plan,
-    fleet: &Fleet,
+    hosts: &FakeHosts,
     clock: Arc<dyn Clock>,
     first: Event,
 ) -> (RunState, Result<(), Stopped>) {
     let reporter = Reporter::new(true, false);
-    let transport = Transport::new(None).unwrap();
     let engine = Engine::new(
         state,
-        Shared::new(transport, plan.clone(), None),
+        plan.clone(),
         &reporter,
         Seams {
+            hosts: Arc::new(hosts.for_run(plan, clock.clone())),
             journal,
             store: Arc::new(store.clone()),
             clock,
             stop: Stop::new(),
         },
-    )
-    .with_host_actions(fleet.carry_out());
+    );
     engine.run(first).await
+}
+
+/// Purge hosts that each hold an earlier run's install; each refuses its first `n`
+/// calls (`u32::MAX`: every one).
+fn purge_fleet(plan: &Plan, clock: Arc<dyn Clock>, hosts: &[(&str, u32)]) -> FakeHosts {
+    let fleet = FakeHosts::new(plan, clock);
+    for (h, n) in hosts {
+        fleet
+            .holding(h, "20270101T000000Z-app-0000")
+            .behave(h, Behaviour::UnreachableFor(*n));
+    }
+    fleet
 }
 
 fn begin(plan: &Plan, until_done: bool) -> Event {
@@ -202,10 +140,10 @@ fn ticks(records: &[Record]) -> Vec<u64> {
 async fn a_purge_retries_unreachable_hosts_on_the_clock_until_they_answer() {
     let store = MemStore::new();
     let plan = purge_plan(&["h1", "h2", "h3"], 10);
-    // h1 answers at once, h2 from its 3rd try, h3 from its 4th.
-    let fleet = Fleet::new(&[("h1", 1), ("h2", 3), ("h3", 4)]);
-    let mut w = new_run(&store, &plan).await;
     let clock = Arc::new(TestClock::starting_at(T0));
+    // h1 answers at once, h2 from its 3rd try, h3 from its 4th.
+    let fleet = purge_fleet(&plan, clock.clone(), &[("h1", 0), ("h2", 2), ("h3", 3)]);
+    let mut w = new_run(&store, &plan).await;
     let (state, r) = drive(
         &store,
         &mut *w,
@@ -219,17 +157,12 @@ async fn a_purge_retries_unreachable_hosts_on_the_clock_until_they_answer() {
     r.unwrap();
     assert_eq!(exit_code(&state), crate::exit::OK, "{:?}", state.status);
     assert!(state.hosts.iter().all(|h| h.state == HostState::Clean));
-    assert!(fleet.holding().is_empty());
+    assert!(fleet.holders().is_empty());
     // Three passes after the first, each after the backoff (1 s, 2 s, 4 s) that followed
     // the removals of the pass before (0.3 s each): on the clock, not in real time.
     let records = store.records(RUN);
     assert_eq!(ticks(&records), [1_300, 3_600, 7_900]);
-    let tries: Vec<u64> = fleet
-        .calls()
-        .iter()
-        .filter(|c| c.0 == "h3")
-        .map(|c| c.2 - T0)
-        .collect();
+    let tries: Vec<u64> = fleet.calls("h3", "remove").iter().map(|t| t - T0).collect();
     assert_eq!(tries, [0, 1_300, 3_600, 7_900]);
     // What the journal says is what the engine held.
     assert_eq!(replay(&records), state);
@@ -240,10 +173,10 @@ async fn a_purge_retries_unreachable_hosts_on_the_clock_until_they_answer() {
 async fn a_stop_request_in_the_store_stops_a_purge_as_a_first_ctrl_c_would() {
     let store = MemStore::new();
     let plan = purge_plan(&["h1", "h2"], 10);
-    // h2 never answers: the purge would retry for ever.
-    let fleet = Fleet::new(&[("h1", 1), ("h2", 0)]);
-    let mut w = new_run(&store, &plan).await;
     let clock = Arc::new(TestClock::starting_at(T0));
+    // h2 never answers: the purge would retry for ever.
+    let fleet = purge_fleet(&plan, clock.clone(), &[("h1", 0), ("h2", u32::MAX)]);
+    let mut w = new_run(&store, &plan).await;
     // Another machine's `abort`, 10 s into the run.
     let asker = {
         let (store, clock) = (store.clone(), clock.clone());
@@ -277,7 +210,7 @@ async fn a_stop_request_in_the_store_stops_a_purge_as_a_first_ctrl_c_would() {
     asker.await.unwrap();
     // A removal command stopped: the rest pending (exit 4), h2 still holding.
     assert_eq!(exit_code(&state), crate::exit::INCOMPLETE);
-    assert_eq!(fleet.holding(), ["h2"]);
+    assert_eq!(fleet.holders(), ["h2"]);
     let records = store.records(RUN);
     let stop = records
         .iter()
@@ -285,12 +218,12 @@ async fn a_stop_request_in_the_store_stops_a_purge_as_a_first_ctrl_c_would() {
         .expect("a stop record naming who asked");
     assert_eq!(records[stop].at - T0, 10_000);
     // No host action was ordered after it.
-    let after = fleet
-        .calls()
+    let after: Vec<u64> = ["h1", "h2"]
         .iter()
-        .filter(|c| c.2 >= records[stop].at)
-        .count();
-    assert_eq!(after, 0, "{:?}", fleet.calls());
+        .flat_map(|h| fleet.calls(h, "remove"))
+        .filter(|t| *t >= records[stop].at)
+        .collect();
+    assert!(after.is_empty(), "{after:?}");
     assert!(ticks(&records[stop..]).is_empty());
 }
 
@@ -299,9 +232,9 @@ async fn a_controller_that_lost_its_run_starts_nothing_more() {
     let store = MemStore::new();
     // One host at a time: h2 and h3 wait for h1's removal to be journaled.
     let plan = purge_plan(&["h1", "h2", "h3"], 1);
-    let fleet = Fleet::new(&[("h1", 1), ("h2", 1), ("h3", 1)]);
-    let mut w = new_run(&store, &plan).await;
     let clock = Arc::new(TestClock::starting_at(T0));
+    let fleet = purge_fleet(&plan, clock.clone(), &[("h1", 0), ("h2", 0), ("h3", 0)]);
+    let mut w = new_run(&store, &plan).await;
     // While h1 is being removed, a standby takes the run over.
     let taker = {
         let (store, clock) = (store.clone(), clock.clone());
@@ -330,8 +263,9 @@ async fn a_controller_that_lost_its_run_starts_nothing_more() {
     );
     assert!(e.source.is_lost());
     // h1's result was refused; nothing else was started.
-    let hosts: Vec<String> = fleet.calls().into_iter().map(|c| c.0).collect();
-    assert_eq!(hosts, ["h1"]);
+    assert_eq!(fleet.calls("h1", "remove").len(), 1);
+    assert!(fleet.calls("h2", "remove").is_empty());
+    assert!(fleet.calls("h3", "remove").is_empty());
     assert_eq!(
         store.records(RUN).len(),
         1,
@@ -339,60 +273,127 @@ async fn a_controller_that_lost_its_run_starts_nothing_more() {
     );
 }
 
+/// A journal writer that dies with its controller after `left` more records: the rest
+/// of the append that reaches the limit is lost, and so is every later one.
+struct Crashing {
+    inner: Box<dyn JournalWriter>,
+    left: usize,
+}
+
+impl JournalWriter for Crashing {
+    fn run(&self) -> &str {
+        self.inner.run()
+    }
+
+    fn lease(&self) -> &Lease {
+        self.inner.lease()
+    }
+
+    fn append<'a>(&'a mut self, records: &'a [Record]) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            let n = records.len().min(self.left);
+            if n > 0 {
+                self.inner.append(&records[..n]).await?;
+                self.left -= n;
+            }
+            if n < records.len() {
+                return Err(StoreError::Unreachable {
+                    store: "memory".into(),
+                    why: "the controller died".into(),
+                });
+            }
+            Ok(())
+        })
+    }
+}
+
+fn attach(intent: Intent, until_done: bool) -> Event {
+    Event::Attach(Attach {
+        pid: 2,
+        intent,
+        until_done,
+        fanout: None,
+        user: "ann".into(),
+        command: vec!["wavectl".into(), "reconcile".into()],
+    })
+}
+
+/// Whether every host the fake fleet says holds the run's install is one the run's
+/// state says may hold it, and every other host of the run is one it calls clean of it.
+fn nothing_unreported(state: &RunState, fleet: &FakeHosts, run: &str) -> Result<(), String> {
+    let sides = fleet.snapshot();
+    for h in &state.hosts {
+        let holds = sides[&h.host].holds.as_ref().is_some_and(|i| {
+            i.run == run || !matches!(state.kind(), Some(crate::rollout::RunKind::Apply))
+        });
+        if holds && !h.state.may_hold() {
+            return Err(format!(
+                "{} holds the script, the run says {:?}",
+                h.host, h.state
+            ));
+        }
+    }
+    Ok(())
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_purge_killed_after_any_record_is_finished_by_reconcile() {
     let plan = purge_plan(&["h1", "h2", "h3"], 2);
-    let hosts = [("h1", 1), ("h2", 2), ("h3", 1)];
+    let hosts = [("h1", 0), ("h2", 1), ("h3", 0)];
     // The whole run once, for its records.
     let store = MemStore::new();
     let mut w = new_run(&store, &plan).await;
+    let clock = Arc::new(TestClock::starting_at(T0));
     let (state, r) = drive(
         &store,
         &mut *w,
         RunState::new(),
         &plan,
-        &Fleet::new(&hosts),
-        Arc::new(TestClock::starting_at(T0)),
+        &purge_fleet(&plan, clock.clone(), &hosts),
+        clock,
         begin(&plan, true),
     )
     .await;
     r.unwrap();
     assert_eq!(exit_code(&state), crate::exit::OK);
     drop(w);
-    let all = store.records(RUN);
-    assert!(all.len() >= 6, "{all:#?}");
-    for k in 1..all.len() {
-        // The controller died after its k-th record; every host acted on so far is as
-        // that run left it (the fleet replays the calls the first k records ordered).
+    let all = store.records(RUN).len();
+    assert!(all >= 6, "{all}");
+    for k in 1..all {
+        // The controller died after its k-th record: the hosts are as that run left them.
+        let store = MemStore::new();
+        let clock = Arc::new(TestClock::starting_at(T0));
+        let fleet = purge_fleet(&plan, clock.clone(), &hosts);
+        let mut w = Crashing {
+            inner: new_run(&store, &plan).await,
+            left: k,
+        };
+        let (_, r) = drive(
+            &store,
+            &mut w,
+            RunState::new(),
+            &plan,
+            &fleet,
+            clock,
+            begin(&plan, true),
+        )
+        .await;
+        assert!(r.is_err(), "after record {k}: the run did not die");
+        drop(w);
         let crashed = store.after_crash();
-        crashed.truncate(RUN, k);
-        let fleet = Fleet::new(&hosts);
-        let seen = replay(&all[..k]);
-        for h in &seen.hosts {
-            if h.state == HostState::Clean {
-                fleet.holds.lock().unwrap().insert(h.host.clone(), false);
-            }
-        }
         let s: &dyn Store = &crashed;
         let lease = s.lock("app", &holder("bastion-1")).await.unwrap();
         let (mut w, records) = s.open(lease, RUN).await.unwrap();
         assert_eq!(records.len(), k);
-        let attach = Event::Attach(Attach {
-            pid: 2,
-            intent: Intent::Reconcile,
-            until_done: true,
-            fanout: None,
-            user: "ann".into(),
-            command: vec!["wavectl".into(), "reconcile".into()],
-        });
+        let later = Arc::new(TestClock::starting_at(T0 + 60_000));
         let (state, r) = drive(
             &crashed,
             &mut *w,
             replay(&records),
             &plan,
             &fleet,
-            Arc::new(TestClock::starting_at(T0 + 60_000)),
-            attach,
+            later,
+            attach(Intent::Reconcile, true),
         )
         .await;
         r.unwrap();
@@ -402,156 +403,581 @@ async fn a_purge_killed_after_any_record_is_finished_by_reconcile() {
             "after record {k}: {:?}",
             state.hosts
         );
-        assert!(fleet.holding().is_empty(), "after record {k}");
+        assert!(fleet.holders().is_empty(), "after record {k}");
         assert_eq!(replay(&crashed.records(RUN)), state, "after record {k}");
     }
 }
 
-/// An apply of `a` then `b`, with a gate after wave 1.
-fn gated_apply() -> Plan {
-    let mut p = purge_plan(&["a", "b"], 10);
-    p.run = RUN.into();
-    p.target = Target::Apply(crate::rollout::Deployment {
-        install_path: "/usr/local/sbin/app".into(),
+// --- applies ---
+
+const APPLY: &str = "20270115T080000Z-raid-health-0001";
+
+fn deployment() -> Deployment {
+    Deployment {
+        install_path: "/usr/local/sbin/raid-health".into(),
         mode: 0o755,
         sha256: "00".repeat(32),
         script_timeout: Duration::from_secs(10),
-        activation: crate::spec::ActivationKind::Cron,
+        activation: ActivationKind::Cron,
         schedule: "*/5 * * * *".into(),
-        run_on_install: false,
-        interval: Duration::from_secs(1),
-        probe_timeout: Duration::from_secs(1),
-        builtins: vec![],
+        run_on_install: true,
+        interval: Duration::from_secs(15),
+        probe_timeout: Duration::from_secs(10),
+        builtins: vec![Builtin::Reachable, Builtin::Script],
         thresholds: Default::default(),
         checks: vec![],
-        lease: Duration::from_secs(600),
+        lease: Duration::from_secs(15 * 60),
         force: false,
-    });
-    p.waves = vec![vec!["a".into()], vec!["b".into()]];
-    p.policy.concurrency = 1;
-    p.policy.gates = Some(crate::rollout::Gates {
-        after: vec![1],
-        timeout: Duration::from_secs(3600),
-    });
-    p
+    }
 }
 
-/// The run of `plan` as its journal so far leaves it, with `stage` forced (wave 1 done).
-fn at_stage(plan: &Plan, stage: crate::rollout::Stage) -> RunState {
-    let mut s = replay(&[Record::new(T0, begin(plan, false))]);
-    s.hosts[0].state = HostState::Installed;
-    s.hosts[0].op = None;
-    s.status = crate::rollout::Status::Running { stage };
-    s
-}
-
-fn engine<'r>(
-    state: RunState,
-    plan: &Plan,
-    store: &MemStore,
-    journal: &'r mut dyn JournalWriter,
-    reporter: &'r Reporter,
-    fleet: &Fleet,
-) -> Engine<'r> {
-    Engine::new(
-        state,
-        Shared::new(Transport::new(None).unwrap(), plan.clone(), None),
-        reporter,
-        Seams {
-            journal,
-            store: Arc::new(store.clone()),
-            clock: Arc::new(TestClock::starting_at(T0 + 1_000)),
-            stop: Stop::new(),
+/// An apply of `n` hosts `h0001`.. in waves of these sizes (the last one repeating).
+fn apply_plan(n: usize, sizes: &[usize], concurrency: usize) -> Plan {
+    let hosts: Vec<Host> = (1..=n).map(|i| host(&format!("h{i:04}"))).collect();
+    let mut waves: Vec<Vec<String>> = Vec::new();
+    let mut names = hosts.iter().map(|h| h.name.clone());
+    for i in 0.. {
+        let size = sizes[i.min(sizes.len() - 1)];
+        let wave: Vec<String> = names.by_ref().take(size).collect();
+        if wave.is_empty() {
+            break;
+        }
+        waves.push(wave);
+    }
+    Plan {
+        run: APPLY.into(),
+        name: "raid-health".into(),
+        target: Target::Apply(deployment()),
+        waves,
+        hosts,
+        policy: Policy {
+            max_unhealthy: 0,
+            on_failure: OnFailure::Rollback,
+            bake: Duration::from_secs(60),
+            min_runs: 1,
+            concurrency,
+            fanout: concurrency,
+            login_timeout: Duration::from_secs(5),
+            baseline: true,
+            controls: true,
+            gates: None,
         },
+        spec: None,
+        inventory: None,
+        ssh_config: None,
+        user: "ann".into(),
+        approval: None,
+        command: vec!["wavectl".into(), "apply".into()],
+    }
+}
+
+/// Begin an apply on `fleet` and drive it to its end.
+async fn apply(
+    store: &MemStore,
+    plan: &Plan,
+    fleet: &FakeHosts,
+    clock: Arc<dyn Clock>,
+) -> RunState {
+    let mut w = new_run(store, plan).await;
+    let (state, r) = drive(
+        store,
+        &mut *w,
+        RunState::new(),
+        plan,
+        fleet,
+        clock,
+        begin(plan, false),
     )
-    .with_host_actions(fleet.carry_out())
+    .await;
+    r.unwrap();
+    state
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_run_at_a_gate_goes_on_when_a_promote_is_in_the_store() {
+async fn a_thousand_hosts_in_four_waves_end_confirmed() {
+    // 1, 10%, 50%, then the rest.
+    let plan = apply_plan(1000, &[1, 100, 500, 399], 50);
+    assert_eq!(plan.waves.len(), 4);
     let store = MemStore::new();
-    let plan = gated_apply();
-    let fleet = Fleet::new(&[("a", 1), ("b", 1)]);
-    let mut w = new_run(&store, &plan).await;
-    let reporter = Reporter::new(true, false);
-    let gate = crate::rollout::Stage::Gate {
-        wave: 1,
-        since: T0,
-        until: T0 + 3_600_000,
+    let clock = Arc::new(TestClock::starting_at(T0));
+    let fleet = FakeHosts::new(&plan, clock.clone());
+    let state = apply(&store, &plan, &fleet, clock.clone()).await;
+    assert_eq!(exit_code(&state), crate::exit::OK, "{:?}", state.status);
+    assert!(
+        state.hosts.iter().all(|h| h.state == HostState::Confirmed),
+        "{:?}",
+        state.hosts.iter().find(|h| h.state != HostState::Confirmed)
+    );
+    let sides = fleet.snapshot();
+    assert!(sides.values().all(|s| s
+        .holds
+        .as_ref()
+        .is_some_and(|i| i.run == APPLY && i.confirmed)));
+    // Each wave baked (a minute at least) before the next was installed.
+    let first_install = |w: usize| {
+        plan.waves[w]
+            .iter()
+            .flat_map(|h| fleet.calls(h, "install"))
+            .min()
+            .unwrap()
     };
-    let mut e = engine(
-        at_stage(&plan, gate),
+    let last_install = |w: usize| {
+        plan.waves[w]
+            .iter()
+            .flat_map(|h| fleet.calls(h, "install"))
+            .max()
+            .unwrap()
+    };
+    for w in 1..4 {
+        assert!(
+            first_install(w) >= last_install(w - 1) + 60_000,
+            "wave {} began {} ms after wave {} was installed",
+            w + 1,
+            first_install(w) - last_install(w - 1),
+            w
+        );
+    }
+    assert_eq!(replay(&store.records(APPLY)), state);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_hang_in_wave_two_rolls_back_every_host_that_got_the_script() {
+    let plan = apply_plan(30, &[1, 4, 25], 10);
+    let store = MemStore::new();
+    let clock = Arc::new(TestClock::starting_at(T0));
+    let fleet = FakeHosts::new(&plan, clock.clone());
+    // The second host of wave 2 hangs as soon as the script runs there.
+    let hung = plan.waves[1][1].clone();
+    fleet.behave(&hung, Behaviour::HangsOnRun);
+    let state = apply(&store, &plan, &fleet, clock.clone()).await;
+    // Rolled back, the hung host still pending (it cannot be cleaned while it hangs).
+    assert_eq!(
+        exit_code(&state),
+        crate::exit::INCOMPLETE,
+        "{:?}",
+        state.status
+    );
+    let h = state.host(&hung).unwrap();
+    assert_eq!(h.state, HostState::Pending, "{h:?}");
+    let v = h.verdict.as_ref().expect("a verdict on the hung host");
+    assert_eq!(v.health, Health::Hung, "{v:?}");
+    // Every other host that got it: removed, and clean of it on the host.
+    let got: Vec<&String> = plan.waves[..2].iter().flatten().collect();
+    for name in &got {
+        assert!(!fleet.calls(name, "install").is_empty());
+        assert!(
+            !fleet.calls(name, "remove").is_empty(),
+            "{name} not rolled back"
+        );
+        if **name != hung {
+            assert_eq!(state.host(name).unwrap().state, HostState::Clean, "{name}");
+        }
+    }
+    assert_eq!(fleet.holders(), std::slice::from_ref(&hung));
+    // Wave 3 was never touched.
+    for name in &plan.waves[2] {
+        assert!(fleet.calls(name, "install").is_empty(), "{name} got it");
+        assert_eq!(state.host(name).unwrap().state, HostState::Untouched);
+    }
+    nothing_unreported(&state, &fleet, APPLY).unwrap();
+    assert_eq!(replay(&store.records(APPLY)), state);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_host_whose_lease_ran_out_while_the_controller_was_gone_is_unhealthy_with_its_evidence() {
+    let plan = apply_plan(3, &[1, 2], 10);
+    let store = MemStore::new();
+    let clock = Arc::new(TestClock::starting_at(T0));
+    let fleet = FakeHosts::new(&plan, clock.clone());
+    // The controller dies in wave 1's bake: after the canary's install and a round.
+    let mut w = Crashing {
+        inner: new_run(&store, &plan).await,
+        left: usize::MAX,
+    };
+    let all = {
+        let probe = MemStore::new();
+        let probe_clock = Arc::new(TestClock::starting_at(T0));
+        let probe_fleet = FakeHosts::new(&plan, probe_clock.clone());
+        apply(&probe, &plan, &probe_fleet, probe_clock).await;
+        probe.records(APPLY)
+    };
+    let in_bake = all
+        .iter()
+        .position(|r| matches!(r.event, Event::Round { wave: 1, .. }))
+        .expect("a round of wave 1");
+    w.left = in_bake + 1;
+    let (_, r) = drive(
+        &store,
+        &mut w,
+        RunState::new(),
         &plan,
+        &fleet,
+        clock.clone(),
+        begin(&plan, false),
+    )
+    .await;
+    assert!(r.is_err());
+    drop(w);
+    let canary = plan.waves[0][0].clone();
+    let installed = fleet.calls(&canary, "install")[0];
+    // Nobody resumes for 20 minutes: the canary's 15-minute lease runs out and its
+    // guard reverts it.
+    clock.sleep(Duration::from_secs(20 * 60)).await;
+    assert!(fleet.holders().is_empty());
+    let reverted = fleet.snapshot()[&canary]
+        .reverted
+        .clone()
+        .expect("reverted");
+    assert!(reverted.lease_until >= (installed + 15 * 60_000) / 1000);
+    let crashed = store.after_crash();
+    let s: &dyn Store = &crashed;
+    let lease = s.lock(&plan.name, &holder("bastion-1")).await.unwrap();
+    let (mut w, records) = s.open(lease, APPLY).await.unwrap();
+    let (state, r) = drive(
+        &crashed,
+        &mut *w,
+        replay(&records),
+        &plan,
+        &fleet,
+        clock.clone(),
+        attach(Intent::Resume, false),
+    )
+    .await;
+    r.unwrap();
+    let h = state.host(&canary).unwrap();
+    assert_eq!(h.state, HostState::Reverted, "{h:?}");
+    let v = h.verdict.as_ref().expect("a verdict");
+    assert!(v.health.is_bad(), "{v:?}");
+    let said = v
+        .evidence
+        .iter()
+        .map(|e| e.to_string())
+        .collect::<Vec<_>>()
+        .join("; ");
+    let expected = format!(
+        "lease expired at {}",
+        crate::rollout::step::utc(reverted.lease_until)
+    );
+    assert!(said.contains(&expected), "{said}");
+    // The run rolled back (the budget is 0): the rest never got it.
+    assert_eq!(
+        exit_code(&state),
+        crate::exit::ROLLED_BACK,
+        "{:?}",
+        state.status
+    );
+    assert!(fleet.holders().is_empty());
+    for name in &plan.waves[1] {
+        assert!(fleet.calls(name, "install").is_empty());
+    }
+    nothing_unreported(&state, &fleet, APPLY).unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_apply_killed_after_any_record_is_finished_by_resume() {
+    let plan = apply_plan(6, &[1, 2, 3], 3);
+    // The whole run once, for its records.
+    let all = {
+        let store = MemStore::new();
+        let clock = Arc::new(TestClock::starting_at(T0));
+        let state = apply(&store, &plan, &FakeHosts::new(&plan, clock.clone()), clock).await;
+        assert_eq!(exit_code(&state), crate::exit::OK);
+        store.records(APPLY).len()
+    };
+    assert!(all >= 20, "{all}");
+    // Crashes with an action in flight whose result was lost: its host settled on resume.
+    let mut settled = 0;
+    for k in 1..all {
+        // The controller died after its k-th record: the hosts are as that run left them
+        // (an action whose result was not recorded did happen).
+        let store = MemStore::new();
+        let clock = Arc::new(TestClock::starting_at(T0));
+        let fleet = FakeHosts::new(&plan, clock.clone());
+        let mut w = Crashing {
+            inner: new_run(&store, &plan).await,
+            left: k,
+        };
+        let (_, r) = drive(
+            &store,
+            &mut w,
+            RunState::new(),
+            &plan,
+            &fleet,
+            clock.clone(),
+            begin(&plan, false),
+        )
+        .await;
+        assert!(r.is_err(), "after record {k}: the run did not die");
+        drop(w);
+        // A minute later (well within the leases), `resume`.
+        clock.sleep(Duration::from_secs(60)).await;
+        let crashed = store.after_crash();
+        let s: &dyn Store = &crashed;
+        let lease = s.lock(&plan.name, &holder("bastion-1")).await.unwrap();
+        let (mut w, records) = s.open(lease, APPLY).await.unwrap();
+        assert_eq!(records.len(), k);
+        let (state, r) = drive(
+            &crashed,
+            &mut *w,
+            replay(&records),
+            &plan,
+            &fleet,
+            clock.clone(),
+            attach(Intent::Resume, false),
+        )
+        .await;
+        r.unwrap();
+        assert_eq!(
+            exit_code(&state),
+            crate::exit::OK,
+            "after record {k}: {:?}",
+            state.status
+        );
+        assert!(
+            state.hosts.iter().all(|h| h.state == HostState::Confirmed),
+            "after record {k}: {:?}",
+            state.hosts
+        );
+        let sides = fleet.snapshot();
+        assert!(
+            sides
+                .values()
+                .all(|s| s.holds.as_ref().is_some_and(|i| i.confirmed)),
+            "after record {k}: {sides:?}"
+        );
+        nothing_unreported(&state, &fleet, APPLY).unwrap();
+        let after = crashed.records(APPLY);
+        assert_eq!(replay(&after), state, "after record {k}");
+        settled += after[k..]
+            .iter()
+            .filter(|r| matches!(r.event, Event::Result { op: Op::Settle, .. }))
+            .count();
+    }
+    assert!(settled > 0, "no crash left an action's result unknown");
+    eprintln!("{settled} hosts settled over {} crashes", all - 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_canary_whose_script_runs_fail_rolls_the_run_back_with_the_evidence() {
+    let plan = apply_plan(5, &[1, 4], 10);
+    let store = MemStore::new();
+    let clock = Arc::new(TestClock::starting_at(T0));
+    let fleet = FakeHosts::new(&plan, clock.clone());
+    let canary = plan.waves[0][0].clone();
+    fleet.behave(&canary, Behaviour::FailingHealth);
+    let state = apply(&store, &plan, &fleet, clock).await;
+    assert_eq!(
+        exit_code(&state),
+        crate::exit::ROLLED_BACK,
+        "{:?}",
+        state.status
+    );
+    let h = state.host(&canary).unwrap();
+    assert_eq!(h.state, HostState::Clean, "{h:?}");
+    let v = h.verdict.as_ref().expect("a verdict");
+    assert_eq!(v.health, Health::Degraded, "{v:?}");
+    let said = v
+        .evidence
+        .iter()
+        .map(|e| e.to_string())
+        .collect::<Vec<_>>()
+        .join("; ");
+    assert!(said.contains("killed by its timeout"), "{said}");
+    assert!(fleet.holders().is_empty());
+    for name in &plan.waves[1] {
+        assert!(fleet.calls(name, "install").is_empty(), "{name} got it");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_purge_leaves_unreachable_hosts_pending_and_reconcile_finishes_them() {
+    let plan = purge_plan(&["h1", "h2", "h3", "h4"], 10);
+    let store = MemStore::new();
+    let clock = Arc::new(TestClock::starting_at(T0));
+    let fleet = purge_fleet(
+        &plan,
+        clock.clone(),
+        &[("h1", 0), ("h2", 0), ("h3", 0), ("h4", 0)],
+    );
+    fleet
+        .behave("h2", Behaviour::Unreachable)
+        .behave("h4", Behaviour::Unreachable);
+    let mut w = new_run(&store, &plan).await;
+    // Without --until-done: one pass, the unreachable hosts left pending (exit 4).
+    let (state, r) = drive(
         &store,
         &mut *w,
-        &reporter,
+        RunState::new(),
+        &plan,
         &fleet,
+        clock.clone(),
+        begin(&plan, false),
+    )
+    .await;
+    r.unwrap();
+    drop(w);
+    assert_eq!(
+        exit_code(&state),
+        crate::exit::INCOMPLETE,
+        "{:?}",
+        state.status
     );
-    // Nothing in the store: it still waits, probing wave 1's host.
-    e.poll_holds().await.unwrap();
-    assert_eq!(e.state.status_name(), "gated");
-    assert_eq!(e.state.probing().unwrap().1, ["a"]);
-    assert!(store.records(RUN).is_empty());
-    // A promote of another wave is not this gate's.
+    let pending: Vec<&str> = state
+        .hosts
+        .iter()
+        .filter(|h| h.state == HostState::Pending)
+        .map(|h| h.host.as_str())
+        .collect();
+    assert_eq!(pending, ["h2", "h4"]);
+    assert_eq!(fleet.holders(), ["h2", "h4"]);
+    nothing_unreported(&state, &fleet, RUN).unwrap();
+    // They answer again; `reconcile` finishes the removals, and only those.
+    fleet
+        .behave("h2", Behaviour::Healthy)
+        .behave("h4", Behaviour::Healthy);
+    clock.sleep(Duration::from_secs(600)).await;
     let s: &dyn Store = &store;
-    let other = crate::rollout::Promotion {
-        wave: 2,
-        by: "promote by bob@bastion-2".into(),
+    let lease = s.lock("app", &holder("bastion-1")).await.unwrap();
+    let (mut w, records) = s.open(lease, RUN).await.unwrap();
+    let (state, r) = drive(
+        &store,
+        &mut *w,
+        replay(&records),
+        &plan,
+        &fleet,
+        clock,
+        attach(Intent::Reconcile, false),
+    )
+    .await;
+    r.unwrap();
+    assert_eq!(exit_code(&state), crate::exit::OK, "{:?}", state.status);
+    assert!(state.hosts.iter().all(|h| h.state == HostState::Clean));
+    assert!(fleet.holders().is_empty());
+    assert_eq!(fleet.calls("h1", "remove").len(), 1);
+    assert_eq!(fleet.calls("h3", "remove").len(), 1);
+    assert_eq!(fleet.calls("h2", "remove").len(), 2);
+    assert_eq!(replay(&store.records(RUN)), state);
+}
+
+/// An apply of three hosts (h0001, then h0002 and h0003) with a gate after wave 1.
+fn gated_apply(timeout: Duration) -> Plan {
+    let mut plan = apply_plan(3, &[1, 2], 10);
+    plan.policy.gates = Some(crate::rollout::Gates {
+        after: vec![1],
+        timeout,
+    });
+    plan
+}
+
+/// When wave 2 (h0002, h0003) was first installed, ms after T0.
+fn wave_two_began(fleet: &FakeHosts) -> u64 {
+    ["h0002", "h0003"]
+        .iter()
+        .flat_map(|h| fleet.calls(h, "install"))
+        .min()
+        .unwrap()
+        - T0
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_run_waits_at_its_gate_probing_until_a_promote_in_the_store() {
+    let plan = gated_apply(Duration::from_secs(3600));
+    let store = MemStore::new();
+    let clock = Arc::new(TestClock::starting_at(T0));
+    let fleet = FakeHosts::new(&plan, clock.clone());
+    // Another machine's `promote`, ten minutes in (the bake is a minute); wave 2 then
+    // begins with its baseline (samples a few seconds apart).
+    let promoter = {
+        let (store, clock) = (store.clone(), clock.clone());
+        tokio::spawn(async move {
+            clock.sleep(Duration::from_secs(600)).await;
+            let p = crate::rollout::Promotion {
+                wave: 1,
+                by: "promote by bob@bastion-2".into(),
+            };
+            (&store as &dyn Store).promote(APPLY, &p).await.unwrap();
+        })
     };
-    s.promote(RUN, &other).await.unwrap();
-    e.poll_holds().await.unwrap();
-    assert_eq!(e.state.status_name(), "gated");
-    let p = crate::rollout::Promotion {
-        wave: 1,
-        by: "promote by bob@bastion-2".into(),
-    };
-    s.promote(RUN, &p).await.unwrap();
-    e.poll_holds().await.unwrap();
-    // Journaled, and wave 2 began: b's install is ordered.
-    let records = store.records(RUN);
-    assert!(matches!(&records[..], [Record { event: Event::Promote(got), .. }] if *got == p));
-    assert_eq!(e.state.host("b").unwrap().op, Some(Op::Install));
-    assert_eq!(e.state.status_name(), "running");
+    let state = apply(&store, &plan, &fleet, clock.clone()).await;
+    promoter.await.unwrap();
+    assert_eq!(exit_code(&state), crate::exit::OK, "{:?}", state.status);
+    assert!(state.hosts.iter().all(|h| h.state == HostState::Confirmed));
+    let began = wave_two_began(&fleet);
+    assert!(
+        (600_000..630_000).contains(&began),
+        "wave 2 began at {began} ms"
+    );
+    // It probed wave 1 all along (every interval), and the promote is in the journal.
+    let records = store.records(APPLY);
+    let rounds = records
+        .iter()
+        .filter(|r| matches!(r.event, Event::Round { wave: 1, .. }) && r.at - T0 > 120_000)
+        .count();
+    assert!(rounds >= 25, "{rounds} rounds while gated");
+    assert!(records
+        .iter()
+        .any(|r| matches!(&r.event, Event::Promote(p) if p.wave == 1)));
+    assert_eq!(replay(&records), state);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_gate_nobody_promotes_rolls_the_run_back_at_its_timeout() {
+    let plan = gated_apply(Duration::from_secs(300));
+    let store = MemStore::new();
+    let clock = Arc::new(TestClock::starting_at(T0));
+    let fleet = FakeHosts::new(&plan, clock.clone());
+    let state = apply(&store, &plan, &fleet, clock.clone()).await;
+    assert_eq!(exit_code(&state), crate::exit::ROLLED_BACK);
+    assert!(matches!(
+        state.end(),
+        Some(crate::rollout::End::Clean {
+            why: crate::rollout::Why::GateTimeout { wave: 1, .. }
+        })
+    ));
+    assert!(fleet.calls("h0002", "install").is_empty());
+    assert_eq!(state.host("h0001").unwrap().state, HostState::Clean);
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_freeze_in_the_store_holds_the_next_wave_until_it_is_lifted() {
+    let plan = apply_plan(3, &[1, 2], 10);
     let store = MemStore::new();
-    let plan = gated_apply();
-    let fleet = Fleet::new(&[("a", 1), ("b", 1)]);
-    let mut w = new_run(&store, &plan).await;
-    let reporter = Reporter::new(true, false);
-    let frozen = crate::rollout::Stage::Frozen { wave: 1 };
-    let mut state = at_stage(&plan, frozen);
-    let f = crate::rollout::Freeze {
-        rollout: Some("app".into()),
-        by: "bob@bastion-2".into(),
-        reason: "incident 42".into(),
-        at: T0,
-        until: None,
+    let clock = Arc::new(TestClock::starting_at(T0));
+    let fleet = FakeHosts::new(&plan, clock.clone());
+    // Frozen 30 s in (wave 1 bakes), lifted 20 minutes in.
+    let operator = {
+        let (store, clock) = (store.clone(), clock.clone());
+        tokio::spawn(async move {
+            let s: &dyn Store = &store;
+            clock.sleep(Duration::from_secs(30)).await;
+            let f = crate::rollout::Freeze {
+                rollout: None,
+                by: "bob@bastion-2".into(),
+                reason: "incident 42".into(),
+                at: clock.now_ms(),
+                until: None,
+            };
+            s.freeze(&f).await.unwrap();
+            clock.sleep(Duration::from_secs(20 * 60 - 30)).await;
+            assert_eq!(s.unfreeze(None).await.unwrap(), [f]);
+        })
     };
-    state.frozen = Some(f.clone());
-    let mut e = engine(state, &plan, &store, &mut *w, &reporter, &fleet);
-    let s: &dyn Store = &store;
-    s.freeze(&f).await.unwrap();
-    // The same freeze as the run knows: nothing new, it still waits.
-    e.poll_holds().await.unwrap();
-    assert!(store.records(RUN).is_empty());
-    assert_eq!(e.state.status_name(), "frozen");
-    assert_eq!(e.state.probing().unwrap().1, ["a"]);
-    // Another rollout's freeze does not hold it; lifting its own lets it go on.
-    let mut other = f.clone();
-    other.rollout = Some("db".into());
-    s.freeze(&other).await.unwrap();
-    assert_eq!(s.unfreeze(Some("app")).await.unwrap(), [f]);
-    e.poll_holds().await.unwrap();
-    let records = store.records(RUN);
-    assert!(matches!(
-        &records[..],
-        [Record {
-            event: Event::Freeze { freeze: None },
-            ..
-        }]
-    ));
-    assert_eq!(e.state.host("b").unwrap().op, Some(Op::Install));
+    let state = apply(&store, &plan, &fleet, clock.clone()).await;
+    operator.await.unwrap();
+    assert_eq!(exit_code(&state), crate::exit::OK, "{:?}", state.status);
+    let began = wave_two_began(&fleet);
+    assert!(
+        (1_200_000..1_230_000).contains(&began),
+        "wave 2 began at {began} ms"
+    );
+    let records = store.records(APPLY);
+    let freezes: Vec<bool> = records
+        .iter()
+        .filter_map(|r| match &r.event {
+            Event::Freeze { freeze } => Some(freeze.is_some()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(freezes, [true, false]);
+    assert_eq!(replay(&records), state);
 }

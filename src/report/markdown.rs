@@ -48,7 +48,7 @@ fn milestone(before: &Status, after: &Status, s: &RunState) -> Option<String> {
                 "wave {wave}: passed its bake; waiting at the gate for `wavectl promote` (until {})",
                 crate::rollout::step::utc(until / 1000)
             ),
-            Stage::Frozen { wave } => format!(
+            Stage::Frozen { wave, .. } => format!(
                 "wave {wave}: passed; the next wave waits while the rollout is frozen ({})",
                 s.freeze().map_or("freeze lifted".to_string(), |f| f.describe())
             ),

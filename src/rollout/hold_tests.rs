@@ -78,36 +78,25 @@ fn freeze(until: Option<u64>) -> Freeze {
     }
 }
 
-/// Step the run until it waits at a gate (answering actions, probing healthy hosts).
+/// Step the run until it waits at a gate (answering actions, healthy probe rounds).
 fn until_gated(sim: &mut Sim) {
     for _ in 0..1_000 {
         if sim.s.gate().is_some() {
             return;
         }
-        if let Some(a) = sim.queue.pop_front() {
-            match a {
-                Action::Host { host, op } => {
-                    let result = sim.world.result(&host, op);
-                    sim.submit(Event::Result { host, op, result });
-                }
-                Action::Baseline { wave, .. } => sim.submit(Event::BaselineDone { wave }),
-                Action::WakeAt(_) => {}
+        match sim.queue.pop_front().expect("nothing ordered") {
+            Action::Host { host, op } => {
+                let result = sim.world.result(&host, op);
+                sim.submit(Event::Result { host, op, result });
             }
-            continue;
+            Action::Baseline { wave, .. } => sim.submit(Event::BaselineDone { wave }),
+            Action::Probe { wave, hosts, .. } => sim.round(wave, hosts),
+            Action::EndProbe => {}
+            Action::WakeAt(t) => {
+                sim.now = sim.now.max(t);
+                sim.submit(Event::Tick);
+            }
         }
-        let (wave, hosts, _) = sim.s.probing().expect("probing");
-        let verdicts = hosts
-            .iter()
-            .filter(|h| sim.s.host(h).unwrap().runs == 0)
-            .map(|h| HostVerdict {
-                host: h.to_string(),
-                verdict: Verdict::healthy(),
-                runs: 1,
-                lost: None,
-            })
-            .collect();
-        sim.submit(Event::Round { wave, verdicts });
-        sim.now += INTERVAL;
     }
     panic!("never gated: {:?}", sim.s.status);
 }

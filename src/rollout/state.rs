@@ -120,6 +120,17 @@ pub struct Bake {
     pub limit: u64,
     /// Probe rounds done.
     pub rounds: u32,
+    /// A probe round was ordered and has not reported.
+    #[serde(default)]
+    pub probing: bool,
+    /// When the next probe round is due (Unix ms): an interval after the last one was
+    /// ordered.
+    #[serde(default)]
+    pub next_round: u64,
+    /// When the last round reported (Unix ms): the bake is judged over (its end, the
+    /// `min_runs` limit) on a round's report, never on a wake-up between rounds.
+    #[serde(default)]
+    pub reported: u64,
 }
 
 /// Where an apply stands.
@@ -140,11 +151,15 @@ pub enum Stage {
         wave: usize,
         since: u64,
         until: u64,
+        /// The wave's bake, whose probe rounds go on while it waits.
+        bake: Bake,
     },
     /// The wave passed (and any gate): the next one waits while the rollout is frozen;
     /// the hosts so far are still probed.
     Frozen {
         wave: usize,
+        /// The wave's bake, whose probe rounds go on while it waits.
+        bake: Bake,
     },
     /// Every wave passed: confirming the healthy hosts.
     Confirm,
@@ -321,11 +336,33 @@ impl RunState {
         self.frozen.as_ref().filter(|f| f.covers(name, self.now))
     }
 
+    /// The bake whose probe rounds are going on: a wave's bake, or the bake of the wave a
+    /// run waits after (at a gate or a freeze).
+    pub fn bake(&self) -> Option<&Bake> {
+        match &self.status {
+            Status::Running {
+                stage: Stage::Bake(b) | Stage::Gate { bake: b, .. } | Stage::Frozen { bake: b, .. },
+            } => Some(b),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn bake_mut(&mut self) -> Option<&mut Bake> {
+        match &mut self.status {
+            Status::Running {
+                stage: Stage::Bake(b) | Stage::Gate { bake: b, .. } | Stage::Frozen { bake: b, .. },
+            } => Some(b),
+            _ => None,
+        }
+    }
+
     /// Waiting at a gate: the wave, since when and until when (Unix ms).
     pub fn gate(&self) -> Option<(usize, u64, u64)> {
         match self.status {
             Status::Running {
-                stage: Stage::Gate { wave, since, until },
+                stage: Stage::Gate {
+                    wave, since, until, ..
+                },
             } => Some((wave, since, until)),
             _ => None,
         }
@@ -378,6 +415,11 @@ impl RunState {
         self.hosts.iter().filter(|h| h.state.may_hold())
     }
 
+    /// A probe round the machine ordered has not reported.
+    pub fn round_in_flight(&self) -> bool {
+        self.bake().is_some_and(|b| b.probing)
+    }
+
     /// During a bake: the wave, the hosts to probe (every installed host so far, not
     /// busy), and the controls.
     pub fn probing(&self) -> Option<(usize, Vec<&str>, Vec<&str>)> {
@@ -387,7 +429,7 @@ impl RunState {
                 stage: Stage::Bake(b),
             } => b.wave,
             Status::Running {
-                stage: Stage::Gate { wave, .. } | Stage::Frozen { wave },
+                stage: Stage::Gate { wave, .. } | Stage::Frozen { wave, .. },
             } => wave,
             _ => return None,
         };

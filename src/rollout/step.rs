@@ -22,6 +22,15 @@ pub enum Action {
         hosts: Vec<String>,
         controls: Vec<String>,
     },
+    /// Probe these hosts (the installed hosts of the bake so far) and the controls once,
+    /// then report `Round`.
+    Probe {
+        wave: usize,
+        hosts: Vec<String>,
+        controls: Vec<String>,
+    },
+    /// The bake is over: drop the probe round in flight (it reports nothing).
+    EndProbe,
     /// Send a `Tick` at this time (Unix ms).
     WakeAt(u64),
 }
@@ -38,6 +47,7 @@ pub const MIN_RUNS_GRACE: Duration = Duration::from_secs(15 * 60);
 pub fn step(s: &mut RunState, rec: &Record) -> Vec<Action> {
     let mut out = Vec::new();
     s.now = s.now.max(rec.at);
+    let was_probing = s.round_in_flight();
     match &rec.event {
         Event::Begin {
             plan,
@@ -58,8 +68,13 @@ pub fn step(s: &mut RunState, rec: &Record) -> Vec<Action> {
         }
         Event::Tick => {}
         Event::Promote(p) => {
-            if s.gate().is_some_and(|(wave, ..)| wave == p.wave) {
-                past_boundary(s, p.wave, &mut out);
+            if let Status::Running {
+                stage: Stage::Gate { wave, bake, .. },
+            } = s.status
+            {
+                if wave == p.wave {
+                    past_boundary(s, bake, &mut out);
+                }
             }
         }
         Event::Freeze { freeze } => s.frozen = freeze.clone(),
@@ -82,17 +97,20 @@ pub fn step(s: &mut RunState, rec: &Record) -> Vec<Action> {
             }
             inconclusive(s, verdicts);
             s.renewed = s.now;
-            if let Status::Running {
-                stage: Stage::Bake(b),
-            } = &mut s.status
-            {
+            let now = s.now;
+            if let Some(b) = s.bake_mut() {
                 if b.wave == *wave {
                     b.rounds += 1;
+                    b.probing = false;
+                    b.reported = now;
                 }
             }
         }
     }
     advance(s, &mut out);
+    if was_probing && !s.round_in_flight() && !matches!(rec.event, Event::Round { .. }) {
+        out.push(Action::EndProbe);
+    }
     if s.is_ended() && s.ended.is_none() {
         s.ended = Some(s.now);
     }
@@ -234,9 +252,31 @@ fn resumed(stage: Stage) -> Status {
             Stage::Baseline { wave } => Stage::Baseline { wave },
             Stage::Deploy { wave } => Stage::Deploy { wave },
             Stage::Bake(b) => Stage::Deploy { wave: b.wave },
-            // Still waiting for its promote (the gate's deadline stands) or its thaw.
-            gate @ Stage::Gate { .. } => gate,
-            frozen @ Stage::Frozen { .. } => frozen,
+            // Still waiting for its promote (the gate's deadline stands) or its thaw; its
+            // probe rounds start again (the one in flight died with its controller).
+            Stage::Gate {
+                wave,
+                since,
+                until,
+                bake,
+            } => Stage::Gate {
+                wave,
+                since,
+                until,
+                bake: Bake {
+                    probing: false,
+                    next_round: 0,
+                    ..bake
+                },
+            },
+            Stage::Frozen { wave, bake } => Stage::Frozen {
+                wave,
+                bake: Bake {
+                    probing: false,
+                    next_round: 0,
+                    ..bake
+                },
+            },
             Stage::Confirm => Stage::Confirm,
         },
     }
@@ -281,7 +321,8 @@ fn enter_wave(s: &mut RunState, wave: usize, out: &mut Vec<Action>) {
 /// Go on after `wave` passed its bake (and its gate, if it has one): the next wave, or,
 /// after the last, the confirmation. A new wave does not start while the rollout is
 /// frozen: the run waits at the boundary (probing) until the freeze is lifted or runs out.
-fn past_boundary(s: &mut RunState, wave: usize, out: &mut Vec<Action>) {
+fn past_boundary(s: &mut RunState, bake: Bake, out: &mut Vec<Action>) {
+    let wave = bake.wave;
     let waves = s.plan.as_ref().map_or(0, |p| p.waves.len());
     if wave >= waves {
         s.status = Status::Running {
@@ -290,7 +331,7 @@ fn past_boundary(s: &mut RunState, wave: usize, out: &mut Vec<Action>) {
         s.epoch += 1;
     } else if s.freeze().is_some() {
         s.status = Status::Running {
-            stage: Stage::Frozen { wave },
+            stage: Stage::Frozen { wave, bake },
         };
         s.epoch += 1;
     } else {
@@ -715,6 +756,40 @@ fn start_needed(
     any
 }
 
+/// Order the bake's next probe round if none is in flight and it is due (every installed
+/// host so far, not busy, and the controls), and a wake-up when the one after it is due
+/// (or, not yet due, a wake-up for it): a round that takes longer than
+/// the interval is followed at once by the next.
+fn probe_round(s: &mut RunState, mut b: Bake, interval: u64, out: &mut Vec<Action>) {
+    if b.probing {
+        return;
+    }
+    if s.now < b.next_round {
+        // Asked again at every event while it waits: a wake-up is never lost to an
+        // earlier one.
+        out.push(Action::WakeAt(b.next_round));
+        return;
+    }
+    let Some((wave, hosts, controls)) = s.probing() else {
+        return;
+    };
+    let (hosts, controls) = (
+        hosts.into_iter().map(str::to_string).collect(),
+        controls.into_iter().map(str::to_string).collect(),
+    );
+    b.probing = true;
+    b.next_round = s.now.saturating_add(interval.max(1));
+    if let Some(cur) = s.bake_mut() {
+        *cur = b;
+    }
+    out.push(Action::Probe {
+        wave,
+        hosts,
+        controls,
+    });
+    out.push(Action::WakeAt(b.next_round));
+}
+
 /// Apply every decision the state calls for, until nothing changes.
 fn advance(s: &mut RunState, out: &mut Vec<Action>) {
     for _ in 0..64 {
@@ -726,10 +801,18 @@ fn advance(s: &mut RunState, out: &mut Vec<Action>) {
 
 /// One decision; true if the status changed (so look again).
 fn advance_once(s: &mut RunState, out: &mut Vec<Action>) -> bool {
-    let Some(plan) = s.plan.clone() else {
+    // What it needs of the plan (not the plan: a clone per event costs a run of many
+    // hosts O(hosts) per event).
+    let Some(plan) = s.plan.as_ref() else {
         return false;
     };
-    let policy = &plan.policy;
+    let (policy, run_on_install, interval) = (
+        plan.policy.clone(),
+        plan.deployment().is_some_and(|d| d.run_on_install),
+        plan.deployment()
+            .map_or(0, |d| d.interval.as_millis() as u64),
+    );
+    let policy = &policy;
     match s.status.clone() {
         Status::New | Status::Ended { .. } => false,
         Status::Running { stage } => {
@@ -745,7 +828,6 @@ fn advance_once(s: &mut RunState, out: &mut Vec<Action>) -> bool {
                 };
                 return true;
             }
-            let run_on_install = plan.deployment().is_some_and(|d| d.run_on_install);
             match stage {
                 Stage::Baseline { .. } => {
                     start_needed(s, out, common_need);
@@ -776,6 +858,9 @@ fn advance_once(s: &mut RunState, out: &mut Vec<Action>) -> bool {
                             until: s.now.saturating_add(bake),
                             limit: s.now.saturating_add(limit),
                             rounds: 0,
+                            probing: false,
+                            next_round: s.now,
+                            reported: 0,
                         }),
                     };
                     s.epoch += 1;
@@ -784,6 +869,7 @@ fn advance_once(s: &mut RunState, out: &mut Vec<Action>) -> bool {
                 Stage::Bake(b) => {
                     start_needed(s, out, common_need);
                     if b.rounds == 0 {
+                        probe_round(s, b, interval, out);
                         return false;
                     }
                     let short: Vec<String> = s
@@ -797,7 +883,7 @@ fn advance_once(s: &mut RunState, out: &mut Vec<Action>) -> bool {
                         })
                         .map(|h| h.host.clone())
                         .collect();
-                    if s.now >= b.until && short.is_empty() {
+                    if b.reported >= b.until && short.is_empty() {
                         match policy.gates.as_ref().filter(|g| g.after.contains(&b.wave)) {
                             Some(g) => {
                                 s.status = Status::Running {
@@ -805,15 +891,16 @@ fn advance_once(s: &mut RunState, out: &mut Vec<Action>) -> bool {
                                         wave: b.wave,
                                         since: s.now,
                                         until: s.now.saturating_add(g.timeout.as_millis() as u64),
+                                        bake: b,
                                     },
                                 };
                                 s.epoch += 1;
                             }
-                            None => past_boundary(s, b.wave, out),
+                            None => past_boundary(s, b, out),
                         }
                         return true;
                     }
-                    if s.now >= b.limit {
+                    if b.reported >= b.limit {
                         for host in short {
                             let runs = s.host(&host).map_or(0, |h| h.runs);
                             let v = Verdict::bad(
@@ -834,9 +921,15 @@ fn advance_once(s: &mut RunState, out: &mut Vec<Action>) -> bool {
                         }
                         return true;
                     }
+                    probe_round(s, b, interval, out);
                     false
                 }
-                Stage::Gate { wave, since, until } => {
+                Stage::Gate {
+                    wave,
+                    since,
+                    until,
+                    bake,
+                } => {
                     start_needed(s, out, common_need);
                     if s.now >= until {
                         s.status = Status::Stopping {
@@ -849,17 +942,19 @@ fn advance_once(s: &mut RunState, out: &mut Vec<Action>) -> bool {
                         return true;
                     }
                     out.push(Action::WakeAt(until));
+                    probe_round(s, bake, interval, out);
                     false
                 }
-                Stage::Frozen { wave } => {
+                Stage::Frozen { bake, .. } => {
                     start_needed(s, out, common_need);
                     if let Some(f) = s.freeze() {
                         if let Some(until) = f.until {
                             out.push(Action::WakeAt(until));
                         }
+                        probe_round(s, bake, interval, out);
                         return false;
                     }
-                    past_boundary(s, wave, out);
+                    past_boundary(s, bake, out);
                     true
                 }
                 Stage::Confirm => {
