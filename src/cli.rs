@@ -19,6 +19,16 @@ pub struct Cli {
 
 #[derive(Debug, Args)]
 pub struct Global {
+    /// A PostgreSQL database shared by every controller (postgres://USER@HOST/DB, or a
+    /// libpq conninfo; the password from PGPASSWORD or ~/.pgpass) instead of --state-dir.
+    #[arg(
+        long,
+        global = true,
+        env = "WAVECTL_STORE",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub store: Option<String>,
     /// Where run journals and locks live.
     #[arg(long, global = true, env = "WAVECTL_STATE_DIR", value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
@@ -139,6 +149,15 @@ pub enum Command {
         #[arg(long, value_name = "PATH")]
         metrics_file: Option<PathBuf>,
     },
+    /// The shared store (--store): create or upgrade its schema; copy a state directory in.
+    #[command(subcommand)]
+    Store(StoreCommand),
+    /// The audit log: who did what to which rollout, and how it ended.
+    Audit {
+        /// Only entries since then: a duration back from now (24h, 7d) or a UTC time.
+        #[arg(long, value_name = "DUR|TIME")]
+        since: Option<String>,
+    },
     /// A local fleet of real sshd hosts to try rollouts on (`up` runs until `down` or Ctrl-C).
     #[command(subcommand)]
     Lab(LabCommand),
@@ -155,6 +174,15 @@ pub enum Command {
         #[arg(long, default_value_t = 8)]
         hosts: usize,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StoreCommand {
+    /// Create or upgrade the shared store's schema (versioned migrations).
+    Init,
+    /// Copy the runs and audit log of a state directory (--state-dir, or the default)
+    /// into the store named by --store; what is there already is not copied again.
+    Import,
 }
 
 #[derive(Debug, Subcommand)]

@@ -12,6 +12,7 @@ mod purge;
 mod report;
 mod runs;
 mod session;
+mod shared;
 mod status;
 mod trust;
 
@@ -118,6 +119,9 @@ async fn dispatch(cli: &Cli) -> i32 {
             .await
         }
         Command::Purge(args) => purge::purge(g, args).await,
+        Command::Store(crate::cli::StoreCommand::Init) => shared::init(g).await,
+        Command::Store(crate::cli::StoreCommand::Import) => shared::import(g).await,
+        Command::Audit { since } => shared::audit(g, since.as_deref()).await,
         Command::Demo { hosts } => demo::demo(g, *hosts).await,
         Command::Lab(crate::cli::LabCommand::Up { hosts, dir, kind }) => {
             lab::up(*hosts, dir, kind).await

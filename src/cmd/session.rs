@@ -69,8 +69,11 @@ pub type CmdResult = Result<i32, CmdError>;
 /// The store the flags name (`--state-dir`, or its default), not looked at yet: for
 /// code that checks it only when it needs it (`--limit @STATE:RUN`).
 pub async fn open_store(g: &Global) -> Result<Arc<dyn Store>, CmdError> {
-    let root = g.state_dir.clone().unwrap_or_else(FileStore::default_root);
-    Ok(store::open(Location::Dir(root)).await?)
+    let at = match g.store.as_deref().filter(|s| !s.trim().is_empty()) {
+        Some(url) => Location::Postgres(url.to_string()),
+        None => Location::Dir(g.state_dir.clone().unwrap_or_else(FileStore::default_root)),
+    };
+    Ok(store::open(at).await?)
 }
 
 /// The store the flags name, once it is known to be usable as `access` says (exit 2

@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 use sha2::{Digest, Sha256};
 use wavectl::lab::{Fleet, FleetOptions, LabHost};
 
+pub mod pg;
+
 /// The deadline of [`run`] unless a test passes its own to [`run_within`].
 pub const RUN_DEADLINE: Duration = Duration::from_secs(120);
 
