@@ -441,7 +441,7 @@ async fn audit(
             .map(|a| a.signers.clone())
             .unwrap_or_default(),
         detail,
-        command: std::env::args().collect(),
+        command: store::command_line(),
     };
     if let Err(e) = store.audit(&entry).await {
         eprintln!("warning: the audit log: {e}");

@@ -349,14 +349,15 @@ pub async fn open(at: Location) -> Result<Arc<dyn Store>, StoreError> {
     }
 }
 
-/// The local user running this command (`SUDO_USER` when run through sudo).
+/// The local user running this command (`SUDO_USER` when run through sudo; else
+/// `USER`, `LOGNAME`, or the name of the uid).
 pub fn local_user() -> String {
     std::env::var("SUDO_USER")
         .or_else(|_| std::env::var("USER"))
         .or_else(|_| std::env::var("LOGNAME"))
         .unwrap_or_else(|_| {
             // SAFETY: getuid(2) cannot fail and touches no memory.
-            format!("uid {}", unsafe { libc::getuid() })
+            file::user_name(unsafe { libc::getuid() })
         })
 }
 
@@ -374,4 +375,10 @@ pub fn local_host() -> String {
         Ok(h) if !h.is_empty() => h.to_string(),
         _ => "?".to_string(),
     }
+}
+
+/// This command's line for the audit log, with any password in it hidden ([`redact`]:
+/// a `--store` URL or conninfo given on the command line).
+pub fn command_line() -> Vec<String> {
+    std::env::args().map(|a| redact(&a)).collect()
 }
