@@ -5,7 +5,7 @@
 mod common;
 
 use std::io::{BufRead, BufReader, Read};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -491,11 +491,17 @@ fn store_import_copies_a_state_directorys_runs_once() {
     let b = Bastion::new(&w, &url);
     initialised(&b);
     let state = w.state();
+    // The state directory of the machine the runs were made on.
     let import = |b: &Bastion| {
-        let mut args = vec!["--state-dir", state.to_str().unwrap()];
-        args.extend(["store", "import"]);
-        // The bastion's own --state-dir comes first: this one is the later, and wins.
-        b.wavectl(&args)
+        let args = wavectl_args(
+            w.fleet.ssh_config(),
+            &state,
+            &["--store", &b.url, "store", "import"],
+        );
+        let r = run(w.path(), args, &b.env());
+        assert_secret_kept(&r.stdout);
+        assert_secret_kept(&r.stderr);
+        r
     };
     let first = import(&b);
     assert_eq!(first.code, Some(0), "{}", show(&first));
@@ -519,5 +525,4 @@ fn store_import_copies_a_state_directorys_runs_once() {
     assert!(n >= 2, "audit entries: {n}");
     import(&b);
     assert_eq!(audit(&b), n, "a second import added audit entries");
-    let _ = Path::new(".");
 }
