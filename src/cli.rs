@@ -142,6 +142,13 @@ pub enum Command {
         /// Keep retrying, with backoff, until every host is clean.
         #[arg(long)]
         until_done: bool,
+        /// Stand by: take over any unfinished run whose controller has held no lock for
+        /// --grace, finish it as reconcile would, and go on watching (until Ctrl-C).
+        #[arg(long, conflicts_with = "run")]
+        watch: bool,
+        /// With --watch: how long a run's controller must have held no lock.
+        #[arg(long, default_value = "30s", value_parser = parse_grace, value_name = "DURATION", requires = "watch")]
+        grace: std::time::Duration,
         /// Do not ask for confirmation (needed without a terminal).
         #[arg(long)]
         yes: bool,
@@ -270,6 +277,16 @@ fn parse_login_timeout(s: &str) -> Result<std::time::Duration, String> {
         std::time::Duration::from_secs(1),
         std::time::Duration::from_secs(600),
         "the deadline of each host's login",
+    )
+}
+
+fn parse_grace(s: &str) -> Result<std::time::Duration, String> {
+    crate::spec::parse_duration_flag(
+        "--grace",
+        s,
+        std::time::Duration::from_secs(1),
+        std::time::Duration::from_secs(24 * 3600),
+        "how long a run's controller must have held no lock before a standby takes it over",
     )
 }
 

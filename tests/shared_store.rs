@@ -526,3 +526,59 @@ fn store_import_copies_a_state_directorys_runs_once() {
     import(&b);
     assert_eq!(audit(&b), n, "a second import added audit entries");
 }
+
+/// A is SIGKILLed mid-bake; two standbys (`reconcile --watch`, on B and C) are running:
+/// exactly one takes the run over after the grace, rolls it back, and audits it; every
+/// host is clean; A's records and the standby's form one journal.
+#[test]
+fn a_standby_takes_over_a_run_whose_controller_died() {
+    let c = pg::shared();
+    let url = c.database();
+    let w = setup(2, "60s");
+    let a = Bastion::new(&w, &url);
+    let b = Bastion::new(&w, &url);
+    let c2 = Bastion::new(&w, &url);
+    initialised(&a);
+    let standby_b = b.spawn(&["reconcile", "--watch", "--grace", "2s"]);
+    let standby_c = c2.spawn(&["reconcile", "--watch", "--grace", "2s"]);
+    let mut apply = a.spawn(&["apply", "rollout.toml", "--yes"]);
+    let run = apply.run_id();
+    wait_deployed(&w);
+    // While A lives, no standby takes its run.
+    thread::sleep(Duration::from_secs(3));
+    assert_eq!(status_json(&b, &run)["status"], "running");
+    apply.child.kill().unwrap();
+    apply.child.wait().unwrap();
+    assert!(
+        eventually(Duration::from_secs(60), || {
+            status_json(&b, &run)["state"] == "rolled-back"
+        }),
+        "no standby rolled run {run} back: {}",
+        status_json(&b, &run)
+    );
+    for s in [standby_b, standby_c] {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(s.child.id() as i32, libc::SIGTERM) };
+        let (code, stdout, stderr) = s.wait(Duration::from_secs(30));
+        assert_eq!(code, Some(0), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    }
+    assert_all_clean(&w);
+    assert_journal_clean(&status_json(&a, &run));
+    let rows = journal_rows(c, &url, &run);
+    let epochs: std::collections::BTreeSet<i64> = rows.iter().map(|(e, _)| *e).collect();
+    assert_eq!(epochs.len(), 2, "A's epoch and one standby's: {rows:?}");
+    let first_b = rows.iter().position(|(e, _)| *e != rows[0].0).unwrap();
+    assert!(
+        rows[first_b..].iter().all(|(e, _)| *e != rows[0].0),
+        "{rows:?}"
+    );
+    let audit = a.wavectl(&["--json", "audit"]);
+    let takeovers: Vec<serde_json::Value> = audit
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|e| e["action"] == "takeover")
+        .collect();
+    assert_eq!(takeovers.len(), 1, "{}", audit.stdout);
+    assert_eq!(takeovers[0]["run"], run.as_str());
+}

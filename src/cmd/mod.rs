@@ -104,10 +104,17 @@ async fn dispatch(cli: &Cli) -> i32 {
         } => runs::rollback(g, run, *yes, metrics_file.as_deref()).await,
         Command::Abort { run } => runs::abort(g, run).await,
         Command::Reconcile {
+            watch: true,
+            grace,
+            metrics_file,
+            ..
+        } => runs::watch(g, *grace, metrics_file.as_deref()).await,
+        Command::Reconcile {
             run,
             until_done,
             yes,
             metrics_file,
+            ..
         } => {
             runs::reconcile(
                 g,

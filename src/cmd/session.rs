@@ -256,6 +256,11 @@ impl<'a> Cx<'a> {
         self.stop.requested()
     }
 
+    /// Resolves once a stop is requested.
+    pub async fn stop_requested(&self) {
+        self.stop.wait().await
+    }
+
     /// Drive an opened run from `first` to its end, its summary shown and the audit log
     /// told; the state it ended in.
     pub async fn drive(&self, o: Opened, first: Event, plan: Plan) -> Result<RunState, CmdError> {
