@@ -349,8 +349,17 @@ fn a_second_bastion_sees_refuses_aborts_and_purges_the_first_ones_run() {
     let list = b.wavectl(&["status"]);
     assert_eq!(list.code, Some(0), "{}", show(&list));
     assert!(list.stdout.contains(&run1), "{}", list.stdout);
-    let st = status_json(&b, &run1);
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    assert!(
+        list.stdout.contains(&format!(
+            "run {run1} is driven by root@{} (pid {})",
+            host.trim(),
+            apply.child.id()
+        )),
+        "{}",
+        list.stdout
+    );
+    let st = status_json(&b, &run1);
     assert_eq!(st["driver"]["host"], host.trim(), "{st}");
     assert_eq!(st["driver"]["user"], "root", "{st}");
     assert_eq!(st["driver"]["pid"], apply.child.id(), "{st}");
@@ -421,7 +430,8 @@ fn a_controller_whose_connection_is_killed_loses_the_run_to_another() {
     // The backend holding the rollout's advisory lock is A's.
     let killed = c.sql(
         pg::db_of(&url),
-        "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND granted",
+        "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND granted \
+         AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
     );
     assert_eq!(killed, "t", "A's lock connection");
     let r = b.wavectl(&["reconcile", "--yes", &run]);

@@ -1,17 +1,33 @@
 //! A real PostgreSQL for the shared-store tests: `initdb` and `pg_ctl` from
-//! /usr/lib/postgresql/15/bin run as the `postgres` user in a temporary directory, on a
+//! /usr/lib/postgresql/VERSION/bin (the newest installed; 15 on these machines) run as the `postgres` user in a temporary directory, on a
 //! loopback port. One cluster is shared by the tests of a binary ([`shared`]), each test
 //! with a database of its own ([`Cluster::database`]); a test that stops PostgreSQL
 //! starts its own ([`Cluster::start`]). A watchdog stops a cluster and removes its
 //! directory when the test process ends, however it ends. A machine without PostgreSQL
-//! 15 fails the test, saying what to install.
+//! fails the test, saying what to install.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
-const BIN: &str = "/usr/lib/postgresql/15/bin";
+/// The newest installed PostgreSQL's programs.
+fn bin_dir() -> PathBuf {
+    let mut found: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let v = e.file_name().to_str()?.parse().ok()?;
+            let bin = e.path().join("bin");
+            bin.join("initdb").exists().then_some((v, bin))
+        })
+        .collect();
+    found.sort();
+    found.pop().map(|(_, b)| b).unwrap_or_else(|| {
+        panic!("no /usr/lib/postgresql/*/bin/initdb: the shared-store tests need PostgreSQL (apt-get install postgresql)")
+    })
+}
 
 /// The password every test connects with (trust auth: it is not checked, but it is
 /// in every URL, so a test can look for it in what wavectl prints).
@@ -32,7 +48,7 @@ pub fn shared() -> &'static Cluster {
 fn as_postgres(program: &str, args: &[&str]) -> std::process::Output {
     let out = Command::new("runuser")
         .args(["-u", "postgres", "--"])
-        .arg(Path::new(BIN).join(program))
+        .arg(bin_dir().join(program))
         .args(args)
         .stdin(Stdio::null())
         .output()
@@ -54,10 +70,7 @@ fn free_port() -> u16 {
 impl Cluster {
     /// A new cluster of its own, up and taking connections.
     pub fn start() -> Cluster {
-        assert!(
-            Path::new(BIN).join("initdb").exists(),
-            "{BIN}/initdb is missing: the shared-store tests need PostgreSQL 15 (apt-get install postgresql)"
-        );
+        bin_dir();
         let dir = tempfile::Builder::new()
             .prefix("wavectl-pg-")
             .tempdir()
@@ -125,9 +138,10 @@ impl Cluster {
     fn watch(&self) {
         let script = format!(
             "while kill -0 {pid} 2>/dev/null; do sleep 1; done; \
-             runuser -u postgres -- {BIN}/pg_ctl -D {data} -m immediate stop >/dev/null 2>&1; \
+             runuser -u postgres -- {bin}/pg_ctl -D {data} -m immediate stop >/dev/null 2>&1; \
              rm -rf {dir}",
             pid = std::process::id(),
+            bin = bin_dir().display(),
             data = self.data(),
             dir = self.dir.display()
         );

@@ -195,6 +195,7 @@ impl PgStore {
             "SELECT l.run, l.host, l.username, l.pid FROM wavectl_leases l \
              WHERE l.rollout = $1 AND EXISTS (SELECT 1 FROM pg_locks k \
                WHERE k.locktype = 'advisory' AND k.granted AND k.objsubid = 2 \
+               AND k.database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
                AND k.classid = ($2::int4)::oid AND k.objid = (hashtext($1))::oid)",
         )
         .bind(rollout)
