@@ -220,13 +220,16 @@ fn assert_whole_or_clean(w: &Workdir, vendor: bool, body: &str, label: &str) {
 
 fn journal_lines(w: &Workdir) -> usize {
     if let Some(url) = &w.store {
-        return common::pg::shared()
-            .sql(
-                common::pg::db_of(url),
-                "SELECT count(*) FROM wavectl_journal",
-            )
-            .parse()
-            .unwrap();
+        thread_local! {
+            static COUNTERS: std::cell::RefCell<std::collections::HashMap<String, common::pg::Counter>> =
+                Default::default();
+        }
+        return COUNTERS.with(|c| {
+            c.borrow_mut()
+                .entry(url.clone())
+                .or_insert_with(|| common::pg::Counter::connect(url))
+                .count("SELECT count(*) FROM wavectl_journal")
+        });
     }
     let Ok(rd) = std::fs::read_dir(w.state().join("runs")) else {
         return 0;
@@ -384,21 +387,23 @@ setsid {VENDOR} </dev/null >/dev/null 2>&1 &"
 /// Every kill point of `cmd`, with the runs in a state directory and again with them in
 /// PostgreSQL (the same assertions), two scenarios at a time: the machine has two cores.
 fn command_at_many_points(cmd: &'static str) {
-    let mut killed = 0;
+    let mut killed = [0, 0];
     let mut failures = Vec::new();
     let n = points(cmd).len();
+    // PostgreSQL at half the points (pairs of them: both fail_on cases), to keep the
+    // suite's time down: the store is below the engine, and the points are alike.
     let all: Vec<(usize, bool)> = (0..n)
         .map(|i| (i, false))
-        .chain((0..n).map(|i| (i, true)))
+        .chain((0..n).filter(|i| (i / 2) % 2 == 0).map(|i| (i, true)))
         .collect();
     for pair in all.chunks(2) {
         let handles: Vec<_> = pair
             .iter()
-            .map(|&(i, shared)| thread::spawn(move || scenario(cmd, i, shared)))
+            .map(|&(i, shared)| (shared, thread::spawn(move || scenario(cmd, i, shared))))
             .collect();
-        for h in handles {
+        for (shared, h) in handles {
             match h.join() {
-                Ok(Ok(k)) => killed += usize::from(k),
+                Ok(Ok(k)) => killed[usize::from(shared)] += usize::from(k),
                 Ok(Err(e)) => failures.push(e),
                 Err(p) => std::panic::resume_unwind(p),
             }
@@ -406,8 +411,10 @@ fn command_at_many_points(cmd: &'static str) {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     assert!(
-        killed >= 20,
-        "{cmd}: killed at only {killed} points (of both stores)"
+        killed[0] >= 10 && killed[1] >= 5,
+        "{cmd}: killed at only {} points with a state directory, {} with PostgreSQL",
+        killed[0],
+        killed[1]
     );
 }
 

@@ -376,6 +376,10 @@ fn a_second_bastion_sees_refuses_aborts_and_purges_the_first_ones_run() {
     assert_all_clean(&w);
     let st = status_json(&b, &run1);
     assert_eq!(st["status"], "aborted", "{st}");
+    // B's report of A's run, for the change ticket.
+    let report = b.wavectl(&["report", &run1]);
+    assert_eq!(report.code, Some(0), "{}", show(&report));
+    assert!(report.stdout.contains(&run1), "{}", report.stdout);
     let stops: Vec<_> = journal_rows(c, &url, &run1)
         .into_iter()
         .filter(|(_, t)| t == "stop")

@@ -200,3 +200,33 @@ pub fn db_of(url: &str) -> &str {
     let tail = url.rsplit('/').next().unwrap();
     tail.split('?').next().unwrap()
 }
+
+/// One connection kept open to count rows fast (a test that polls a count every
+/// millisecond would spend its machine on starting `psql`).
+pub struct Counter {
+    rt: tokio::runtime::Runtime,
+    conn: sqlx::PgConnection,
+}
+
+impl Counter {
+    pub fn connect(url: &str) -> Counter {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let conn = rt.block_on(async {
+            use sqlx::Connection;
+            sqlx::PgConnection::connect(url).await.unwrap()
+        });
+        Counter { rt, conn }
+    }
+
+    /// The single number `sql` selects.
+    pub fn count(&mut self, sql: &str) -> usize {
+        let n: i64 = self
+            .rt
+            .block_on(sqlx::query_scalar(sql).fetch_one(&mut self.conn))
+            .unwrap();
+        n as usize
+    }
+}
