@@ -145,13 +145,15 @@ impl Cluster {
             data = self.data(),
             dir = self.dir.display()
         );
-        Command::new("setsid")
-            .args(["sh", "-c", &script])
+        // `setsid -f`: the watchdog forks off and outlives this process; setsid returns.
+        let started = Command::new("setsid")
+            .args(["-f", "sh", "-c", &script])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
-            .spawn()
+            .status()
             .unwrap();
+        assert!(started.success(), "setsid -f sh (the cluster's watchdog)");
     }
 
     /// SQL as the superuser, on database `db`; its output (unaligned, tuples only).
