@@ -37,6 +37,9 @@ pub use conninfo::{parse_options, redact};
 /// the run (exit 4): the contract's 30 s.
 pub const PATIENCE: Duration = Duration::from_secs(30);
 
+/// How long a new connection (and the lock on it) may take.
+const CONNECT_WITHIN: Duration = Duration::from_secs(10);
+
 /// The advisory locks' first key: wavectl's (the second is the rollout's `hashtext`).
 const LOCK_CLASS: i32 = 0x7761_7665; // "wave"
 
@@ -98,7 +101,7 @@ impl PgStore {
         let opts = opts.application_name("wavectl");
         let pool = PgPoolOptions::new()
             .max_connections(4)
-            .acquire_timeout(Duration::from_secs(10))
+            .acquire_timeout(CONNECT_WITHIN)
             .connect_lazy_with(opts.clone());
         Ok(PgStore { opts, shown, pool })
     }
@@ -212,12 +215,20 @@ impl PgStore {
     }
 
     async fn lock_now(&self, rollout: &str, driver: &Holder) -> Result<Lease, StoreError> {
-        let mut conn = PgConnection::connect_with(&self.opts)
-            .await
-            .map_err(|e| self.unreachable(e))?;
-        let got = try_lock(&mut conn, rollout)
-            .await
-            .map_err(|e| self.unreachable(e))?;
+        let connect = async {
+            let mut conn = PgConnection::connect_with(&self.opts).await?;
+            let got = try_lock(&mut conn, rollout).await?;
+            Ok::<_, sqlx::Error>((conn, got))
+        };
+        let (mut conn, got) = match tokio::time::timeout(CONNECT_WITHIN, connect).await {
+            Ok(r) => r.map_err(|e| self.unreachable(e))?,
+            Err(_) => {
+                return Err(StoreError::Unreachable {
+                    store: self.shown.clone(),
+                    why: format!("no answer within {}s", CONNECT_WITHIN.as_secs()),
+                })
+            }
+        };
         if !got {
             let _ = conn.close().await;
             let holder = self.holder_now(rollout).await?.unwrap_or(Holder {
@@ -558,7 +569,7 @@ impl PgHold {
                 // Not at once: the connection went for a reason, and a takeover may be
                 // on its way (it will be seen in the epoch).
                 tokio::time::sleep(Duration::from_secs(2)).await;
-                match self.retake(rollout, run, epoch).await {
+                match bounded(deadline, self.retake(rollout, run, epoch)).await {
                     Ok(c) => *guard = Some(c),
                     Err(Try::Refused(e)) => return Err(e),
                     Err(Try::Again(e)) => {
@@ -568,7 +579,7 @@ impl PgHold {
                 }
             }
             let Some(conn) = guard.as_mut() else { continue };
-            match attempt(conn, rollout, run, epoch, work).await {
+            match bounded(deadline, attempt(conn, rollout, run, epoch, work)).await {
                 Ok(()) => return Ok(()),
                 Err(Try::Refused(e)) => return Err(e),
                 Err(Try::Again(e)) => {
@@ -614,6 +625,24 @@ impl PgHold {
             )));
         }
         Ok(conn)
+    }
+}
+
+/// `work`, given until `deadline` (at least a second): a store that does not answer
+/// (a network gone without a reset) is a lost connection, not a wait of minutes.
+async fn bounded<T>(
+    deadline: tokio::time::Instant,
+    work: impl std::future::Future<Output = Result<T, Try>>,
+) -> Result<T, Try> {
+    let left = deadline
+        .saturating_duration_since(tokio::time::Instant::now())
+        .max(Duration::from_secs(1));
+    match tokio::time::timeout(left, work).await {
+        Ok(r) => r,
+        Err(_) => Err(Try::Again(sqlx::Error::Io(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!("no answer within {}s", left.as_secs()),
+        )))),
     }
 }
 
