@@ -948,3 +948,60 @@ fn artefact_name(what: Artefact) -> &'static str {
         Artefact::Notify => "notify.json",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rollout::Event;
+
+    fn rec() -> String {
+        serde_json::to_string(&Record::new(1, Event::Tick)).unwrap()
+    }
+
+    #[test]
+    fn stored_records_read_as_the_journal_does_and_damage_names_its_row() {
+        let rows = vec![(1, rec()), (2, rec())];
+        let j = parse_records("postgres://a@db/w", "r1", &rows);
+        assert_eq!(j.records.len(), 2);
+        assert!(j.damage.is_none());
+        let rows = vec![
+            (1, rec()),
+            (7, "{\"v\":1,\"at\":3,\"type\":\"no_such\"}".into()),
+            (9, rec()),
+        ];
+        let j = parse_records("postgres://a@db/w", "r1", &rows);
+        assert_eq!(j.records.len(), 1, "nothing after the damage");
+        match j.damage {
+            Some(StoreError::Corrupt { at, .. }) => {
+                assert_eq!(at, "postgres://a@db/w run r1 record 7")
+            }
+            other => panic!("{other:?}"),
+        }
+        let j = parse_records(
+            "s",
+            "r1",
+            &[(3, "{\"v\":2,\"at\":1,\"type\":\"tick\"}".into())],
+        );
+        assert!(matches!(
+            j.damage,
+            Some(StoreError::Version { found: 2, .. })
+        ));
+    }
+
+    #[test]
+    fn only_a_connection_that_went_is_tried_again() {
+        let io = sqlx::Error::Io(std::io::Error::from(std::io::ErrorKind::ConnectionReset));
+        assert!(connection_lost(&io));
+        assert!(connection_lost(&sqlx::Error::PoolTimedOut));
+        assert!(!connection_lost(&sqlx::Error::RowNotFound));
+        assert!(!connection_lost(&sqlx::Error::ColumnNotFound("x".into())));
+    }
+
+    #[test]
+    fn the_schema_versions_are_in_order() {
+        let v: Vec<i64> = MIGRATIONS.iter().map(|m| m.0).collect();
+        assert!(v.windows(2).all(|w| w[0] < w[1]), "{v:?}");
+        assert_eq!(latest_schema(), *v.last().unwrap());
+        assert_eq!(migrator().migrations.len(), MIGRATIONS.len());
+    }
+}
