@@ -293,6 +293,32 @@ fn store_init_upgrades_once_and_a_newer_schema_is_refused() {
     assert!(again.stdout.contains("up to date"), "{}", again.stdout);
     let st = b.wavectl(&["status"]);
     assert_eq!(st.code, Some(0), "{}", show(&st));
+    // WAVECTL_STORE names it as well as --store does.
+    let by_env = run(
+        w.path(),
+        wavectl_args(w.fleet.ssh_config(), &w.state(), &["status"]),
+        &[("WAVECTL_STORE", url.as_str())],
+    );
+    assert_eq!(by_env.code, Some(0), "{}", show(&by_env));
+    assert!(
+        by_env
+            .stdout
+            .contains("no runs in postgres://postgres:***@"),
+        "{}",
+        by_env.stdout
+    );
+    // What is neither a URL nor a conninfo: exit 2, saying what is expected.
+    let bad = run(
+        w.path(),
+        wavectl_args(
+            w.fleet.ssh_config(),
+            &w.state(),
+            &["--store", "db.example", "status"],
+        ),
+        &[],
+    );
+    assert_eq!(bad.code, Some(2), "{}", show(&bad));
+    assert!(bad.stderr.contains("conninfo"), "{}", bad.stderr);
     // A schema from a newer wavectl: refused, by every command and by init.
     c.sql(
         pg::db_of(&url),
