@@ -11,7 +11,10 @@
 //! 4. **ansible**: ansible-core 2.19 (installed into a virtualenv under `target/` from
 //!    PyPI on first use; pipelining on, forks = C) running the same staged rollout as a
 //!    playbook (`serial` with the same list; copy the script, a cron file, one run, the
-//!    same check).
+//!    same check);
+//! 5. **store**: the same apply with the runs in a state directory, then in a PostgreSQL
+//!    (`--store`, a cluster the benchmark starts as the tests do), each after a purge
+//!    (not measured): the ratio of their wall times (the contract: at most 1.15).
 //!
 //! It prints wall times, the ratios apply/floor, purge/floor and ansible/apply, the CPU
 //! time the whole machine spent during each command (the lab hosts share its cores:
@@ -29,7 +32,7 @@
 //! ```
 //!
 //! Options: `--hosts N` (200), `--concurrency C` (50), `--probe-timeout D` ("5s"),
-//! `--skip LIST` (any of floor, apply, purge, ansible), `--hold` (start the fleet, print
+//! `--skip LIST` (any of floor, apply, purge, ansible, store), `--hold` (start the fleet, print
 //! how to reach it, and wait for Enter or 30 minutes: for profiling by hand). Needs
 //! root, openssh-server and cgroup v1 (memory, freezer), like the tests.
 
@@ -572,6 +575,10 @@ fn main() {
         rows.push(("ansible", m));
     }
 
+    if run("store") {
+        store_step(&fleet, d, &show);
+    }
+
     let get = |w: &str| rows.iter().find(|(n, _)| *n == w).map(|(_, m)| m.wall);
     let cpu = |w: &str| rows.iter().find(|(n, _)| *n == w).map(|(_, m)| m.cpu);
     let ratio = |x: Option<Duration>, y: Option<Duration>| match (x, y) {
@@ -588,5 +595,69 @@ fn main() {
         "machine cpu: apply/floor {}   purge/floor {}",
         ratio(cpu("apply"), cpu("floor")),
         ratio(cpu("purge"), cpu("floor")),
+    );
+}
+
+#[path = "../tests/common/pg.rs"]
+#[allow(dead_code)]
+mod pg;
+
+/// The store step: the apply with each store on the same fleet, one after the other,
+/// each from clean hosts; prints both and their ratio (PostgreSQL / state directory).
+fn store_step(fleet: &Fleet, d: &Path, show: &dyn Fn(&str, &Measured)) {
+    let cluster = pg::Cluster::start();
+    cluster.sql("postgres", "CREATE DATABASE bench");
+    let url = cluster.url("bench");
+    let purge = |state: &Path, store: Option<&str>| {
+        let mut args = vec!["purge", "bench", "--inventory", "inventory.toml", "--yes"];
+        if let Some(u) = store {
+            args.extend(["--store", u]);
+        }
+        let out = Command::new(env!("CARGO_BIN_EXE_wavectl"))
+            .args(&wavectl_argv(fleet, state, &args)[1..])
+            .current_dir(d)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "purge: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let apply = |tag: &str, state: &Path, store: Option<&str>| {
+        let mut args = vec!["apply", "bench.toml", "--yes"];
+        if let Some(u) = store {
+            args.extend(["--store", u]);
+        }
+        let m = measure(tag, &wavectl_argv(fleet, state, &args), d);
+        let bad = bad_events(&m.stdout);
+        assert!(
+            m.code == Some(0) && bad.is_empty(),
+            "{tag}: exit {:?}; bad verdicts: {bad:#?}\n{}",
+            m.code,
+            m.stderr
+        );
+        show(tag, &m);
+        m.wall
+    };
+    let init = Command::new(env!("CARGO_BIN_EXE_wavectl"))
+        .args(["--store", &url, "store", "init"])
+        .output()
+        .unwrap();
+    assert!(
+        init.status.success(),
+        "store init: {}",
+        String::from_utf8_lossy(&init.stderr)
+    );
+    let file_state = d.join("state-file");
+    purge(&file_state, None);
+    let file = apply("apply-dir", &file_state, None);
+    purge(&file_state, None);
+    let pg_state = d.join("state-pg");
+    let shared = apply("apply-pg", &pg_state, Some(&url));
+    purge(&pg_state, Some(&url));
+    println!(
+        "store: PostgreSQL/state directory {:.2} (contract: at most 1.15)",
+        secs(shared) / secs(file).max(1e-9)
     );
 }

@@ -19,6 +19,16 @@ pub struct Cli {
 
 #[derive(Debug, Args)]
 pub struct Global {
+    /// A PostgreSQL database shared by every controller (postgres://USER@HOST/DB, or a
+    /// libpq conninfo; the password from PGPASSWORD or ~/.pgpass) instead of --state-dir.
+    #[arg(
+        long,
+        global = true,
+        env = "WAVECTL_STORE",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub store: Option<String>,
     /// Where run journals and locks live.
     #[arg(long, global = true, env = "WAVECTL_STATE_DIR", value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
@@ -150,12 +160,28 @@ pub enum Command {
         /// Keep retrying, with backoff, until every host is clean.
         #[arg(long)]
         until_done: bool,
+        /// Stand by: take over any unfinished run whose controller has held no lock for
+        /// --grace, finish it as reconcile would, and go on watching (until Ctrl-C).
+        #[arg(long, conflicts_with = "run")]
+        watch: bool,
+        /// With --watch: how long a run's controller must have held no lock.
+        #[arg(long, default_value = "30s", value_parser = parse_grace, value_name = "DURATION", requires = "watch")]
+        grace: std::time::Duration,
         /// Do not ask for confirmation (needed without a terminal).
         #[arg(long)]
         yes: bool,
         /// Write each reconciled run's metrics to this file (node_exporter's textfile format), rewritten at every event.
         #[arg(long, value_name = "PATH")]
         metrics_file: Option<PathBuf>,
+    },
+    /// The shared store (--store): create or upgrade its schema; copy a state directory in.
+    #[command(subcommand)]
+    Store(StoreCommand),
+    /// The audit log: who did what to which rollout, and how it ended.
+    Audit {
+        /// Only entries since then: a duration back from now (24h, 7d) or a UTC time.
+        #[arg(long, value_name = "DUR|TIME")]
+        since: Option<String>,
     },
     /// A local fleet of real sshd hosts to try rollouts on (`up` runs until `down` or Ctrl-C).
     #[command(subcommand)]
@@ -173,6 +199,15 @@ pub enum Command {
         #[arg(long, default_value_t = 8)]
         hosts: usize,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StoreCommand {
+    /// Create or upgrade the shared store's schema (versioned migrations).
+    Init,
+    /// Copy the runs and audit log of a state directory (--state-dir, or the default)
+    /// into the store named by --store; what is there already is not copied again.
+    Import,
 }
 
 #[derive(Debug, Subcommand)]
@@ -277,6 +312,16 @@ fn parse_login_timeout(s: &str) -> Result<std::time::Duration, String> {
         std::time::Duration::from_secs(1),
         std::time::Duration::from_secs(600),
         "the deadline of each host's login",
+    )
+}
+
+fn parse_grace(s: &str) -> Result<std::time::Duration, String> {
+    crate::spec::parse_duration_flag(
+        "--grace",
+        s,
+        std::time::Duration::from_secs(1),
+        std::time::Duration::from_secs(24 * 3600),
+        "how long a run's controller must have held no lock before a standby takes it over",
     )
 }
 

@@ -2,7 +2,8 @@
 //! (`apply`, `purge`, `purge --path`, `rollback RUN`, `reconcile`), then `reconcile`
 //! with no arguments: every host ends either fully installed, as the journal says, or
 //! clean; and at no moment did any journal call a host clean (or untouched) while it
-//! held a wavectl file or ran a copy of the script.
+//! held a wavectl file or ran a copy of the script. Every scenario runs with the runs in
+//! a state directory, and again in PostgreSQL (`--store`, one database each).
 
 mod common;
 
@@ -218,6 +219,18 @@ fn assert_whole_or_clean(w: &Workdir, vendor: bool, body: &str, label: &str) {
 }
 
 fn journal_lines(w: &Workdir) -> usize {
+    if let Some(url) = &w.store {
+        thread_local! {
+            static COUNTERS: std::cell::RefCell<std::collections::HashMap<String, common::pg::Counter>> =
+                Default::default();
+        }
+        return COUNTERS.with(|c| {
+            c.borrow_mut()
+                .entry(url.clone())
+                .or_insert_with(|| common::pg::Counter::connect(url))
+                .count("SELECT count(*) FROM wavectl_journal")
+        });
+    }
     let Ok(rd) = std::fs::read_dir(w.state().join("runs")) else {
         return 0;
     };
@@ -272,8 +285,13 @@ fn ok(w: &Workdir, args: &[&str], codes: &[i32]) -> Run {
 }
 
 /// A fresh work dir on 3 hosts; h02 has an original file at the install path.
-fn case(fail_on: &str) -> Workdir {
-    let w = Workdir::new(fleet(3), &script(fail_on), &spec(fail_on));
+fn case(fail_on: &str, shared: bool) -> Workdir {
+    let mut w = Workdir::new(fleet(3), &script(fail_on), &spec(fail_on));
+    if shared {
+        let url = common::pg::shared().database();
+        w.store = Some(url);
+        ok(&w, &["store", "init"], &[0]);
+    }
     seed_original(w.fleet.host("h02"), INSTALL, ORIGINAL);
     w
 }
@@ -282,11 +300,12 @@ fn latest_run(w: &Workdir) -> String {
     journals(w).last().map(|(id, _)| id.clone()).unwrap()
 }
 
-/// One scenario: set up, kill `cmd` at `point`, check, `reconcile`, check.
-fn scenario(cmd: &str, i: usize) -> Result<bool, String> {
+/// One scenario: set up, kill `cmd` at `point`, check, `reconcile`, check; the runs
+/// in a state directory, or (`shared`) in a PostgreSQL database of their own.
+fn scenario(cmd: &str, i: usize, shared: bool) -> Result<bool, String> {
     let point = points(cmd)[i];
     let fail_on = if i.is_multiple_of(2) { "none" } else { "h03" };
-    let w = case(fail_on);
+    let w = case(fail_on, shared);
     let body = script(fail_on);
     let mut vendor = false;
     let killed = match cmd {
@@ -342,7 +361,14 @@ setsid {VENDOR} </dev/null >/dev/null 2>&1 &"
         }
         other => unreachable!("{other}"),
     };
-    let label = format!("{cmd} killed at {point:?} (fail_on {fail_on})");
+    let label = format!(
+        "{cmd} killed at {point:?} (fail_on {fail_on}, {})",
+        if shared {
+            "PostgreSQL store"
+        } else {
+            "state directory"
+        }
+    );
     assert_no_false_clean(&w, vendor, &body, &label);
     ok(&w, &["reconcile", "--yes"], &[0]);
     assert_no_false_clean(&w, vendor, &body, &label);
@@ -358,25 +384,38 @@ setsid {VENDOR} </dev/null >/dev/null 2>&1 &"
     Ok(killed)
 }
 
+/// Every kill point of `cmd`, with the runs in a state directory and again with them in
+/// PostgreSQL (the same assertions), two scenarios at a time: the machine has two cores.
 fn command_at_many_points(cmd: &'static str) {
-    let mut killed = 0;
+    let mut killed = [0, 0];
     let mut failures = Vec::new();
-    // Two at a time: the machine has two cores.
-    for pair in (0..points(cmd).len()).collect::<Vec<_>>().chunks(2) {
+    let n = points(cmd).len();
+    // PostgreSQL at half the points (pairs of them: both fail_on cases), to keep the
+    // suite's time down: the store is below the engine, and the points are alike.
+    let all: Vec<(usize, bool)> = (0..n)
+        .map(|i| (i, false))
+        .chain((0..n).filter(|i| (i / 2) % 2 == 0).map(|i| (i, true)))
+        .collect();
+    for pair in all.chunks(2) {
         let handles: Vec<_> = pair
             .iter()
-            .map(|&i| thread::spawn(move || scenario(cmd, i)))
+            .map(|&(i, shared)| (shared, thread::spawn(move || scenario(cmd, i, shared))))
             .collect();
-        for h in handles {
+        for (shared, h) in handles {
             match h.join() {
-                Ok(Ok(k)) => killed += usize::from(k),
+                Ok(Ok(k)) => killed[usize::from(shared)] += usize::from(k),
                 Ok(Err(e)) => failures.push(e),
                 Err(p) => std::panic::resume_unwind(p),
             }
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
-    assert!(killed >= 10, "{cmd}: killed at only {killed} points");
+    assert!(
+        killed[0] >= 10 && killed[1] >= 5,
+        "{cmd}: killed at only {} points with a state directory, {} with PostgreSQL",
+        killed[0],
+        killed[1]
+    );
 }
 
 #[test]

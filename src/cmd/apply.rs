@@ -214,7 +214,7 @@ fn plan_of(g: &Global, c: PlanContent, run: &str, approval: Option<Approved>) ->
         ssh_config: g.ssh_config.as_deref().map(absolute),
         user: local_user(),
         approval,
-        command: std::env::args().collect(),
+        command: crate::store::command_line(),
     }
 }
 
@@ -235,7 +235,7 @@ pub fn attach(intent: Intent, until_done: bool, fanout: Option<usize>) -> Event 
         until_done,
         fanout,
         user: local_user(),
-        command: std::env::args().collect(),
+        command: crate::store::command_line(),
     })
 }
 

@@ -345,7 +345,7 @@ pub async fn approve(g: &Global, plan: &Path, key: &Path, by: Option<&str>) -> C
         script_sha256: Some(pf.content.deployment.sha256.clone()),
         signers,
         detail,
-        command: std::env::args().collect(),
+        command: crate::store::command_line(),
         ..AuditEntry::default()
     };
     let _ = store.audit(&entry).await;
@@ -437,7 +437,7 @@ pub async fn apply_plan(
             plan_hash: Some(pf.hash.clone()),
             script_sha256: Some(pf.content.deployment.sha256.clone()),
             detail: e.to_string(),
-            command: std::env::args().collect(),
+            command: crate::store::command_line(),
             ..AuditEntry::default()
         };
         let _ = store.audit(&entry).await;

@@ -116,6 +116,7 @@ async fn run_demo(g: &Global, fleet: &Fleet) -> CmdResult {
     );
     println!();
     let g = Global {
+        store: None,
         ssh_config: Some(fleet.ssh_config().to_path_buf()),
         state_dir: Some(g.state_dir.clone().unwrap_or_else(|| dir.join("state"))),
         json: g.json,

@@ -13,6 +13,7 @@ mod purge;
 mod report;
 mod runs;
 mod session;
+mod shared;
 mod status;
 mod trust;
 
@@ -107,10 +108,17 @@ async fn dispatch(cli: &Cli) -> i32 {
         Command::Freeze(args) => hold::freeze(g, args).await,
         Command::Unfreeze { name, all: _ } => hold::unfreeze(g, name.as_deref()).await,
         Command::Reconcile {
+            watch: true,
+            grace,
+            metrics_file,
+            ..
+        } => runs::watch(g, *grace, metrics_file.as_deref()).await,
+        Command::Reconcile {
             run,
             until_done,
             yes,
             metrics_file,
+            ..
         } => {
             runs::reconcile(
                 g,
@@ -122,6 +130,9 @@ async fn dispatch(cli: &Cli) -> i32 {
             .await
         }
         Command::Purge(args) => purge::purge(g, args).await,
+        Command::Store(crate::cli::StoreCommand::Init) => shared::init(g).await,
+        Command::Store(crate::cli::StoreCommand::Import) => shared::import(g).await,
+        Command::Audit { since } => shared::audit(g, since.as_deref()).await,
         Command::Demo { hosts } => demo::demo(g, *hosts).await,
         Command::Lab(crate::cli::LabCommand::Up { hosts, dir, kind }) => {
             lab::up(*hosts, dir, kind).await

@@ -87,7 +87,7 @@ pub async fn purge(g: &Global, args: &PurgeArgs) -> CmdResult {
             .map(|p| std::fs::canonicalize(p).unwrap_or(p.clone())),
         user: local_user(),
         approval: None,
-        command: std::env::args().collect(),
+        command: crate::store::command_line(),
     };
     let o = Opened::begin(&*store, lease, &run, &[]).await?;
     let reporter = super::session::reporter_with(g, metrics);

@@ -1,4 +1,5 @@
-//! Commands on a journaled run: `rollback`, `abort`, `reconcile`.
+//! Commands on a journaled run: `rollback`, `abort`, `reconcile` (and its standby,
+//! `reconcile --watch`).
 
 use std::path::Path;
 
@@ -239,4 +240,135 @@ pub async fn reconcile(
         println!("nothing to reconcile: every run has ended and no host is pending");
     }
     Ok(worst)
+}
+
+/// How often the standby looks at the store's runs.
+const WATCH_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// `reconcile --watch`: a standby. A run that reconcile would take up, whose rollout's
+/// lock nobody has held for `grace`, is taken over (its lease: a new epoch, so its old
+/// controller's records are refused from then on), audited as a takeover, and finished
+/// as `reconcile RUN` would. Safe beside another standby: the lock lets one take a run,
+/// and the run is looked at again under it. Until Ctrl-C (or SIGTERM).
+pub async fn watch(g: &Global, grace: std::time::Duration, metrics: Option<&Path>) -> CmdResult {
+    use std::collections::{HashMap, HashSet};
+    use tokio::time::Instant;
+    let metrics = metrics_file(metrics)?;
+    let store = store(g, Access::Write).await?;
+    let reporter = reporter_with(g, metrics);
+    let cx = Cx::new(g, &store, &reporter)?;
+    reporter.emit(Shown::Note {
+        message: format!(
+            "standing by on {}: taking over unfinished runs whose controller has held no lock for {}",
+            store.describe(),
+            humantime::format_duration(grace)
+        ),
+    });
+    let mut free_since: HashMap<String, Instant> = HashMap::new();
+    // Runs that have ended for good: not read again.
+    let mut done: HashSet<String> = HashSet::new();
+    let mut worst = exit::OK;
+    loop {
+        if cx.stopped() {
+            return Ok(worst);
+        }
+        let ids = match store.runs().await {
+            Ok(ids) => ids,
+            Err(e) => {
+                eprintln!("warning: {e}");
+                Vec::new()
+            }
+        };
+        for id in ids {
+            if cx.stopped() {
+                break;
+            }
+            if done.contains(&id) {
+                continue;
+            }
+            let Ok(st) = store.load(&id).await else {
+                continue;
+            };
+            let (Plan::Take(_), Some(name)) =
+                (decide(&id, &st), st.plan.as_ref().map(|p| p.name.clone()))
+            else {
+                free_since.remove(&id);
+                if matches!(
+                    st.end(),
+                    Some(End::Done | End::Clean { .. } | End::Superseded { .. })
+                ) {
+                    done.insert(id);
+                }
+                continue;
+            };
+            if !matches!(store.holder(&name).await, Ok(None)) {
+                free_since.remove(&id);
+                continue;
+            }
+            let since = *free_since.entry(id.clone()).or_insert_with(Instant::now);
+            if since.elapsed() < grace {
+                continue;
+            }
+            let o = match open_run(&*store, &id).await {
+                Ok(o) => o,
+                // Another standby (or an operator) took it first.
+                Err(CmdError::Store(crate::store::StoreError::Locked { .. })) => continue,
+                Err(e) => {
+                    eprintln!("warning: run {id}: {e}");
+                    continue;
+                }
+            };
+            free_since.remove(&id);
+            // Looked at again under the lease: another standby may have finished it.
+            let Plan::Take(intent) = decide(&id, &o.state) else {
+                continue;
+            };
+            let Some(plan) = o.state.plan.clone() else {
+                continue;
+            };
+            let message = format!(
+                "taking over run {id} ({}): its controller has held no lock for {}; {}",
+                o.state.status_name(),
+                humantime::format_duration(std::time::Duration::from_secs(
+                    since.elapsed().as_secs()
+                )),
+                if intent == Intent::Orphaned {
+                    "rolling it back, as its hosts' leases would"
+                } else {
+                    "finishing its pending removals"
+                }
+            );
+            reporter.emit(Shown::Note {
+                message: message.clone(),
+            });
+            let entry = crate::store::AuditEntry {
+                at: utc(wall_ms() / 1000),
+                user: local_user(),
+                action: "takeover".into(),
+                outcome: "started".into(),
+                rollout: plan.name.clone(),
+                run: Some(id.clone()),
+                detail: format!("standby on {}: {message}", local_host()),
+                command: crate::store::command_line(),
+                ..Default::default()
+            };
+            if let Err(e) = store.audit(&entry).await {
+                eprintln!("warning: the audit log: {e}");
+            }
+            let code = match cx.drive(o, attach(intent, false, None), plan).await {
+                Ok(s) if s.may_hold().any(|h| h.state.unfinished()) => exit::INCOMPLETE,
+                Ok(_) => exit::OK,
+                Err(e @ CmdError::Interrupted(_)) => return Err(e),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    e.code().max(exit::INCOMPLETE)
+                }
+            };
+            worst = worst.max(code);
+        }
+        tokio::select! {
+            () = tokio::time::sleep(WATCH_EVERY) => {}
+            () = cx.stop_requested() => {}
+        }
+    }
 }

@@ -30,9 +30,10 @@ pub enum CmdError {
     /// store is out of reach or the run was lost).
     #[error("{0}")]
     Store(#[from] StoreError),
-    /// The store stopped taking the run's records in the middle of it (exit 4).
-    #[error("{err}\n  help: {help}", err = .0, help = lost_help(.0))]
-    Lost(StoreError),
+    /// The store stopped taking the run's records in the middle of it (exit 4); when
+    /// the probation hosts' leases run out (Unix ms), if any host is in probation.
+    #[error("{err}{leases}\n  help: {help}", err = .0, leases = leases_note(*.1), help = lost_help(.0))]
+    Lost(StoreError, Option<u64>),
     /// Refused: approvals, a stale plan (exit 5).
     #[error("{0}")]
     Refused(String),
@@ -49,7 +50,7 @@ impl CmdError {
         match self {
             CmdError::Store(e) if e.is_lost() => exit::INCOMPLETE,
             CmdError::Input(_) | CmdError::Store(_) => exit::BAD_INPUT,
-            CmdError::Lost(_) => exit::INCOMPLETE,
+            CmdError::Lost(..) => exit::INCOMPLETE,
             CmdError::Refused(_) => exit::REFUSED,
             CmdError::Interrupted(_) => exit::ABORTED,
             CmdError::Other(_, c) => *c,
@@ -60,7 +61,34 @@ impl CmdError {
 fn lost_help(e: &StoreError) -> &'static str {
     match e {
         StoreError::Fenced { .. } => "this controller stopped touching hosts at once: the run is another controller's now (`wavectl status` says whose)",
+        StoreError::Unreachable { .. } => "the run stopped where it was, starting no host action since: once the store is back, `wavectl reconcile` finishes it (or `wavectl purge NAME`, which asks the hosts themselves)",
         _ => "the run stopped where it was, and hosts may hold the script: make the state directory writable, then `wavectl reconcile` (or `wavectl purge NAME`, which asks the hosts themselves)",
+    }
+}
+
+/// When the leases of a run that stopped part-way run out, at the latest: its probation
+/// hosts' (renewed at the last probe) and those of an install in flight (begun by now).
+fn leases_run_out(s: &RunState) -> Option<u64> {
+    use crate::rollout::HostState;
+    let lease = s.plan.as_ref()?.deployment()?.lease.as_millis() as u64;
+    let in_flight = s.hosts.iter().any(|h| h.state == HostState::Unknown);
+    let installed = s.hosts.iter().any(|h| h.state == HostState::Installed);
+    let from = match (installed, in_flight) {
+        (_, true) => wall_ms(),
+        (true, false) => s.renewed,
+        (false, false) => return None,
+    };
+    Some(from.saturating_add(lease))
+}
+
+/// "; the probation hosts' leases run out at T, then they revert themselves".
+fn leases_note(until: Option<u64>) -> String {
+    match until {
+        Some(ms) => format!(
+            "\n  the probation hosts' leases run out by {} (unless the run is resumed before), and then they revert themselves",
+            crate::rollout::step::utc(ms / 1000)
+        ),
+        None => String::new(),
     }
 }
 
@@ -69,8 +97,11 @@ pub type CmdResult = Result<i32, CmdError>;
 /// The store the flags name (`--state-dir`, or its default), not looked at yet: for
 /// code that checks it only when it needs it (`--limit @STATE:RUN`).
 pub async fn open_store(g: &Global) -> Result<Arc<dyn Store>, CmdError> {
-    let root = g.state_dir.clone().unwrap_or_else(FileStore::default_root);
-    Ok(store::open(Location::Dir(root)).await?)
+    let at = match g.store.as_deref().filter(|s| !s.trim().is_empty()) {
+        Some(url) => Location::Postgres(url.to_string()),
+        None => Location::Dir(g.state_dir.clone().unwrap_or_else(FileStore::default_root)),
+    };
+    Ok(store::open(at).await?)
 }
 
 /// The store the flags name, once it is known to be usable as `access` says (exit 2
@@ -225,6 +256,11 @@ impl<'a> Cx<'a> {
         self.stop.requested()
     }
 
+    /// Resolves once a stop is requested.
+    pub async fn stop_requested(&self) {
+        self.stop.wait().await
+    }
+
     /// Drive an opened run from `first` to its end, its summary shown and the audit log
     /// told; the state it ended in.
     pub async fn drive(&self, o: Opened, first: Event, plan: Plan) -> Result<RunState, CmdError> {
@@ -283,7 +319,9 @@ impl<'a> Cx<'a> {
                 reporter.emit(Shown::Summary(summarize(&state)));
                 Ok(state)
             }
-            Err(e) if e.touched || e.source.is_lost() => Err(CmdError::Lost(e.source)),
+            Err(e) if e.touched || e.source.is_lost() => {
+                Err(CmdError::Lost(e.source, leases_run_out(&state)))
+            }
             Err(e) => Err(CmdError::Store(e.source)),
         };
         if let Some(id) = notifier {
@@ -439,7 +477,7 @@ async fn audit(
             .map(|a| a.signers.clone())
             .unwrap_or_default(),
         detail,
-        command: std::env::args().collect(),
+        command: store::command_line(),
     };
     if let Err(e) = store.audit(&entry).await {
         eprintln!("warning: the audit log: {e}");

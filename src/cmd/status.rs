@@ -236,6 +236,14 @@ async fn status(g: &Global, store: &dyn Store, run: Option<&str>) -> CmdResult {
                 );
             }
             for l in &lines {
+                if let Some(d) = &l.driver {
+                    println!(
+                        "run {} is driven by {}@{} (pid {})",
+                        l.run, d.user, d.host, d.pid
+                    );
+                }
+            }
+            for l in &lines {
                 if let Some(d) = &l.damage {
                     println!("run {} is damaged: {d}", l.run);
                 }

@@ -2,11 +2,12 @@
 //! (one writer at a time, fenced by its lease), the lock that lets one controller work
 //! on a rollout, stop requests, the audit log, a run's artefacts and the applied-plan
 //! claims. [`FileStore`] is the state directory; [`MemStore`] is the in-memory fake for
-//! engine and unit tests; a shared database goes behind the same trait.
+//! engine and unit tests; [`PgStore`] is a PostgreSQL database shared by a team.
 
 mod error;
 mod file;
 mod memory;
+mod pg;
 mod records;
 
 use std::any::Any;
@@ -17,6 +18,7 @@ use std::time::Duration;
 pub use error::StoreError;
 pub use file::{write_durably, FileStore};
 pub use memory::MemStore;
+pub use pg::{latest_schema, redact, PgStore, PATIENCE};
 pub use records::{AppliedPlan, AuditEntry};
 
 use crate::rollout::{replay, Freeze, Promotion, Record, RunState, StopRequest};
@@ -363,6 +365,8 @@ impl dyn Store + '_ {
 pub enum Location {
     /// A state directory (`--state-dir`, `WAVECTL_STATE_DIR`, or the default).
     Dir(PathBuf),
+    /// A PostgreSQL database (`--store`, `WAVECTL_STORE`): a URL or a conninfo.
+    Postgres(String),
 }
 
 /// The store at `at`. Nothing is read or created yet: [`Store::check`] and
@@ -370,17 +374,19 @@ pub enum Location {
 pub async fn open(at: Location) -> Result<Arc<dyn Store>, StoreError> {
     match at {
         Location::Dir(root) => Ok(Arc::new(FileStore::new(root))),
+        Location::Postgres(url) => Ok(Arc::new(PgStore::new(&url)?)),
     }
 }
 
-/// The local user running this command (`SUDO_USER` when run through sudo).
+/// The local user running this command (`SUDO_USER` when run through sudo; else
+/// `USER`, `LOGNAME`, or the name of the uid).
 pub fn local_user() -> String {
     std::env::var("SUDO_USER")
         .or_else(|_| std::env::var("USER"))
         .or_else(|_| std::env::var("LOGNAME"))
         .unwrap_or_else(|_| {
             // SAFETY: getuid(2) cannot fail and touches no memory.
-            format!("uid {}", unsafe { libc::getuid() })
+            file::user_name(unsafe { libc::getuid() })
         })
 }
 
@@ -398,4 +404,10 @@ pub fn local_host() -> String {
         Ok(h) if !h.is_empty() => h.to_string(),
         _ => "?".to_string(),
     }
+}
+
+/// This command's line for the audit log, with any password in it hidden ([`redact`]:
+/// a `--store` URL or conninfo given on the command line).
+pub fn command_line() -> Vec<String> {
+    std::env::args().map(|a| redact(&a)).collect()
 }

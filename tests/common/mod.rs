@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 use sha2::{Digest, Sha256};
 use wavectl::lab::{Fleet, FleetOptions, LabHost};
 
+pub mod pg;
+
 /// The deadline of [`run`] unless a test passes its own to [`run_within`].
 pub const RUN_DEADLINE: Duration = Duration::from_secs(120);
 
@@ -60,6 +62,8 @@ pub fn wavectl_args(ssh_config: &Path, state_dir: &Path, args: &[&str]) -> Vec<S
 pub struct Workdir {
     pub dir: tempfile::TempDir,
     pub fleet: Fleet,
+    /// `--store URL` for every command here (a PostgreSQL of tests/common/pg.rs), if set.
+    pub store: Option<String>,
 }
 
 impl Workdir {
@@ -70,7 +74,11 @@ impl Workdir {
             .unwrap();
         std::fs::write(dir.path().join("script.sh"), script).unwrap();
         std::fs::write(dir.path().join("rollout.toml"), spec).unwrap();
-        Workdir { dir, fleet }
+        Workdir {
+            dir,
+            fleet,
+            store: None,
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -82,9 +90,17 @@ impl Workdir {
         self.dir.path().join("state")
     }
 
-    /// `--ssh-config .. --state-dir .. ARGS`, see [`wavectl_args`].
+    /// `--ssh-config .. --state-dir .. [--store URL] ARGS`, see [`wavectl_args`].
     pub fn args(&self, args: &[&str]) -> Vec<String> {
-        wavectl_args(self.fleet.ssh_config(), &self.state(), args)
+        match &self.store {
+            None => wavectl_args(self.fleet.ssh_config(), &self.state(), args),
+            Some(url) => {
+                let mut all =
+                    wavectl_args(self.fleet.ssh_config(), &self.state(), &["--store", url]);
+                all.extend(args.iter().map(|a| a.to_string()));
+                all
+            }
+        }
     }
 
     /// `wavectl --ssh-config .. --state-dir .. ARGS`, in the work dir, to its end.

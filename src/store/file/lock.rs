@@ -132,7 +132,7 @@ fn user_of(pid: u32) -> String {
     }
 }
 
-pub(super) fn user_name(uid: u32) -> String {
+pub(crate) fn user_name(uid: u32) -> String {
     let mut buf = vec![0u8; 4096];
     // SAFETY: an all-zero `passwd` is a valid value of a plain C struct.
     let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };

@@ -23,6 +23,7 @@ use super::{
 };
 
 use journal::FileWriter;
+pub(crate) use lock::user_name;
 
 /// The state directory.
 #[derive(Debug, Clone)]
