@@ -284,7 +284,7 @@ fn store_init_upgrades_once_and_a_newer_schema_is_refused() {
     let first = b.wavectl(&["store", "init"]);
     assert_eq!(first.code, Some(0), "{}", show(&first));
     assert!(
-        first.stdout.contains("schema version 0 → 1"),
+        first.stdout.contains("schema version 0 → 2"),
         "{}",
         first.stdout
     );
@@ -621,4 +621,35 @@ fn a_standby_takes_over_a_run_whose_controller_died() {
         .collect();
     assert_eq!(takeovers.len(), 1, "{}", audit.stdout);
     assert_eq!(takeovers[0]["run"], run.as_str());
+}
+
+/// Holds are team-wide: a freeze made from one bastion refuses the other's apply
+/// (exit 5, naming the reason, nothing touched) and shows in its `status`; lifting it
+/// from that other bastion lets the apply go.
+#[test]
+fn a_freeze_from_one_bastion_holds_the_other() {
+    let c = pg::shared();
+    let url = c.database();
+    let w = setup(1, "1s");
+    let a = Bastion::new(&w, &url);
+    let b = Bastion::new(&w, &url);
+    initialised(&a);
+    let f = b.wavectl(&["freeze", NAME, "--reason", "incident 42"]);
+    assert_eq!(f.code, Some(0), "{}", show(&f));
+    let st = a.wavectl(&["status"]);
+    assert_eq!(st.code, Some(0), "{}", show(&st));
+    assert!(st.stdout.contains("incident 42"), "{}", st.stdout);
+    let refused = a.wavectl(&["apply", "rollout.toml", "--yes"]);
+    assert_eq!(refused.code, Some(5), "{}", show(&refused));
+    assert!(refused.stderr.contains("incident 42"), "{}", refused.stderr);
+    assert!(
+        !w.fleet.host("h01").path(CRON).exists(),
+        "a frozen apply touched h01"
+    );
+    let u = a.wavectl(&["unfreeze", NAME]);
+    assert_eq!(u.code, Some(0), "{}", show(&u));
+    let st = b.wavectl(&["status"]);
+    assert!(!st.stdout.contains("incident 42"), "{}", st.stdout);
+    let ok = a.wavectl(&["apply", "rollout.toml", "--yes"]);
+    assert_eq!(ok.code, Some(0), "{}", show(&ok));
 }
