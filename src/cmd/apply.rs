@@ -26,7 +26,13 @@ use super::session::{
 /// Hosts removed at once in a rollback.
 pub const REMOVE_FANOUT: usize = 200;
 
-pub async fn apply(g: &Global, args: &SpecArgs, yes: bool, metrics: Option<&Path>) -> CmdResult {
+pub async fn apply(
+    g: &Global,
+    args: &SpecArgs,
+    yes: bool,
+    skip_unreachable: bool,
+    metrics: Option<&Path>,
+) -> CmdResult {
     let (loaded, waves) = load(g, args).await?;
     let metrics = metrics_file(metrics)?;
     if loaded.rollout.policy.approvals > 0 {
@@ -47,7 +53,20 @@ pub async fn apply(g: &Global, args: &SpecArgs, yes: bool, metrics: Option<&Path
         eprintln!("not applied");
         return Ok(exit::ABORTED);
     }
-    run_apply(g, &store, &loaded, &waves, args.force, None, metrics).await
+    let how = HowToRun {
+        force: args.force,
+        skip_unreachable,
+    };
+    run_apply(g, &store, &loaded, &waves, how, None, metrics).await
+}
+
+/// The flags of an apply that shape its run.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct HowToRun {
+    /// `--force`: replace a file a package owns.
+    pub force: bool,
+    /// `--skip-unreachable`: leave out the targets offline before the run.
+    pub skip_unreachable: bool,
 }
 
 /// Show the waves and ask whether to apply `what` (the rollout, or a plan) to the
@@ -84,11 +103,17 @@ pub async fn run_apply(
     store: &Arc<dyn Store>,
     loaded: &Loaded,
     waves: &[Wave],
-    force: bool,
+    how: HowToRun,
     from_plan: Option<FromPlan>,
     metrics: Option<MetricsFile>,
 ) -> CmdResult {
     store.prepare().await?;
+    let reporter = reporter_with(g, metrics);
+    // Before any change: is every target there? (Skipped ones leave the plan.)
+    let passed =
+        super::preflight::preflight(g, loaded, waves, how.skip_unreachable, &reporter).await?;
+    let (loaded, waves) = (&passed.loaded, passed.waves.as_slice());
+    let force = how.force;
     let r = &loaded.rollout;
     let run = exec::new_run_id(&r.name);
     let lease = store.lock(&r.name, &Holder::this_process(&run)).await?;
@@ -114,12 +139,14 @@ pub async fn run_apply(
         }
         None => None,
     };
-    let plan = plan_of(
+    let mut plan = plan_of(
         g,
         content_of(loaded, waves, force),
         &run,
         from_plan.as_ref().map(|fp| fp.approved.clone()),
     );
+    plan.groups = super::preflight::groups(loaded, &loaded.targets);
+    plan.preflight = Some(passed.found.clone());
     let notify = r
         .notify
         .as_ref()
@@ -139,7 +166,6 @@ pub async fn run_apply(
             return Err(e);
         }
     };
-    let reporter = reporter_with(g, metrics);
     let first = begin(&plan, false);
     run_one(g, store, &reporter, o, first, plan).await
 }
@@ -209,6 +235,8 @@ fn plan_of(g: &Global, c: PlanContent, run: &str, approval: Option<Approved>) ->
         user: local_user(),
         approval,
         command: std::env::args().collect(),
+        preflight: None,
+        groups: None,
     }
 }
 

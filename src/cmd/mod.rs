@@ -7,6 +7,7 @@ mod approval;
 mod demo;
 mod lab;
 mod limit;
+mod preflight;
 mod preview;
 mod purge;
 mod report;
@@ -72,6 +73,7 @@ async fn dispatch(cli: &Cli) -> i32 {
         Command::Apply {
             spec,
             yes,
+            skip_unreachable,
             allowed_signers,
             metrics_file,
         } => match approval::read_plan(&spec.rollout) {
@@ -81,12 +83,15 @@ async fn dispatch(cli: &Cli) -> i32 {
                     spec,
                     pf,
                     *yes,
+                    *skip_unreachable,
                     allowed_signers.as_deref(),
                     metrics_file.as_deref(),
                 )
                 .await
             }
-            Ok(None) => apply::apply(g, spec, *yes, metrics_file.as_deref()).await,
+            Ok(None) => {
+                apply::apply(g, spec, *yes, *skip_unreachable, metrics_file.as_deref()).await
+            }
             Err(e) => Err(e.into()),
         },
         Command::Report { run } => report::report(g, run).await,

@@ -87,6 +87,8 @@ pub async fn purge(g: &Global, args: &PurgeArgs) -> CmdResult {
         user: local_user(),
         approval: None,
         command: std::env::args().collect(),
+        preflight: None,
+        groups: None,
     };
     let o = Opened::begin(&*store, lease, &run, &[]).await?;
     let reporter = super::session::reporter_with(g, metrics);

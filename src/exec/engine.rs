@@ -16,7 +16,7 @@ use crate::rollout::probe::ProbeReport;
 use crate::rollout::verdict::{Evidence, Health, Outcome, Verdict, Watch};
 use crate::rollout::{
     step, Action, Event, HostResult, HostState, HostVerdict, Lost, Op, Record, RunKind, RunState,
-    Stage, Status, StopRequest,
+    Sample, Seen, Stage, Status, StopRequest,
 };
 
 use crate::store::{BoxFuture, JournalWriter, Store, StoreError};
@@ -29,8 +29,9 @@ use super::stop::Stop;
 /// A probe round's outcomes, by host.
 type Outcomes = Vec<(String, Outcome)>;
 
-/// A baseline's samples: the wave, its hosts, and each round of the window.
-type Baseline = (usize, Vec<String>, Vec<Outcomes>);
+/// A baseline's samples: the wave, its hosts (and controls), the other hosts of its
+/// groups, and each round of the window.
+type Baseline = (usize, Vec<String>, Vec<String>, Vec<Outcomes>);
 
 /// The last verdict event sent for a host (sent again only when something changed).
 type Sent = (Verdict, u32, Option<Lost>);
@@ -216,9 +217,10 @@ impl<'r> Engine<'r> {
                 }
                 Woken::Baseline(r) => {
                     self.baseline = None;
-                    let (wave, hosts, outcomes) = r.unwrap_or_default();
+                    let (wave, hosts, group, outcomes) = r.unwrap_or_default();
+                    let group = group_samples(&group, outcomes.last());
                     self.take_baseline(&hosts, outcomes, wave);
-                    self.submit(Event::BaselineDone { wave }).await?;
+                    self.submit(Event::BaselineDone { wave, group }).await?;
                 }
                 Woken::Round(r) => {
                     self.round = None;
@@ -329,17 +331,37 @@ impl<'r> Engine<'r> {
                 wave,
                 hosts,
                 controls,
+                group,
             } => {
-                // Their logins are kept: the wave's deploy rides them.
-                let all = self.hosts(hosts.iter().chain(controls.iter()), |_| Login::Reuse);
+                // Their logins are kept: the wave's deploy rides them. The other hosts
+                // of the wave's groups are probed beside them (read-only: nothing of
+                // this run is on them, so no lease is renewed there).
+                let mut names: Vec<String> = hosts.iter().chain(controls.iter()).cloned().collect();
+                names.extend(
+                    group
+                        .iter()
+                        .filter(|g| !names.contains(g))
+                        .cloned()
+                        .collect::<Vec<_>>(),
+                );
+                let all: Vec<_> = names
+                    .iter()
+                    .filter_map(|n| self.shared.plan.member(n).cloned())
+                    .map(|h| (h, Login::Reuse))
+                    .collect();
+                let sampled: Vec<String> = hosts.iter().chain(controls.iter()).cloned().collect();
                 let shared = self.shared.clone();
                 let clock = self.clock.clone();
                 // A short window, not one sample: `baseline_samples` rounds over one
-                // connection per host, at most 5 s apart.
-                let (samples, gap) = shared.plan.deployment().map_or((1, Duration::ZERO), |d| {
-                    let n = d.thresholds.baseline_samples.max(1);
-                    (n, d.interval.min(Duration::from_secs(5)))
-                });
+                // connection per host, at most 5 s apart (one, when only the groups
+                // are sampled).
+                let (samples, gap) = match shared.plan.deployment() {
+                    Some(d) if !sampled.is_empty() => (
+                        d.thresholds.baseline_samples.max(1),
+                        d.interval.min(Duration::from_secs(5)),
+                    ),
+                    _ => (1, Duration::ZERO),
+                };
                 self.baseline = Some(tokio::spawn(async move {
                     let mut out = Vec::new();
                     for i in 0..samples {
@@ -349,7 +371,7 @@ impl<'r> Engine<'r> {
                         let opts = probe::RoundOpts::default();
                         out.push(probe::round(shared.clone(), all.clone(), opts).await);
                     }
-                    (wave, hosts, out)
+                    (wave, sampled, group, out)
                 }));
             }
             Action::WakeAt(t) => self.wake = Some(self.wake.map_or(t, |w| w.min(t))),
@@ -460,11 +482,15 @@ impl<'r> Engine<'r> {
             .collect()
     }
 
-    fn take_baseline(&mut self, wave_hosts: &[String], samples: Vec<Outcomes>, wave: usize) {
+    /// Keep the baseline of `sampled` (the wave's hosts and controls).
+    fn take_baseline(&mut self, sampled: &[String], samples: Vec<Outcomes>, wave: usize) {
         let mut reports: HashMap<String, Vec<ProbeReport>> = HashMap::new();
         let mut names: Vec<String> = Vec::new();
         for round in samples {
             for (host, o) in round {
+                if !sampled.contains(&host) {
+                    continue;
+                }
                 if !names.contains(&host) {
                     names.push(host.clone());
                 }
@@ -478,7 +504,7 @@ impl<'r> Engine<'r> {
             let ok = !got.is_empty();
             // The controls' baselines too: they are compared over the same window.
             self.health.set_baseline(&host, got);
-            if !wave_hosts.contains(&host) {
+            if !self.state.host(&host).is_some_and(|h| h.wave == wave) {
                 continue;
             }
             self.reporter.emit(Shown::HostStep {
@@ -811,6 +837,39 @@ fn watch_of(shared: &Shared) -> Watch {
         Some(d) => Watch::new(&d.builtins, &d.thresholds),
         None => Watch::new(&[], &Default::default()),
     }
+}
+
+/// What each host of a wave's groups showed in the baseline's last round: whether it
+/// answered, and which of the spec's health checks failed there.
+fn group_samples(group: &[String], last: Option<&Outcomes>) -> Vec<Sample> {
+    group
+        .iter()
+        .map(|host| {
+            let seen = match last.and_then(|r| r.iter().find(|(h, _)| h == host)) {
+                None => Seen::NoAnswer {
+                    reason: "not probed".into(),
+                },
+                Some((_, Outcome::Report(r))) => Seen::Answered {
+                    failing: r
+                        .checks
+                        .iter()
+                        .filter(|c| c.exit != 0 || !c.reported)
+                        .map(|c| format!("check {}: exit {}: {}", c.name, c.exit, c.output.trim()))
+                        .collect(),
+                },
+                Some((_, Outcome::Missed { what, after })) => Seen::NoAnswer {
+                    reason: format!("{what} missed its deadline of {after:?}"),
+                },
+                Some((_, Outcome::Failed { message })) => Seen::NoAnswer {
+                    reason: message.clone(),
+                },
+            };
+            Sample {
+                host: host.clone(),
+                seen,
+            }
+        })
+        .collect()
 }
 
 /// What a probe report says of this run's install: gone (reverted, or replaced).

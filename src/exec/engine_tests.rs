@@ -63,6 +63,8 @@ fn purge_plan(hosts: &[&str], fanout: usize) -> Plan {
         user: "ann".into(),
         approval: None,
         command: vec!["wavectl".into(), "purge".into()],
+        preflight: None,
+        groups: None,
     }
 }
 

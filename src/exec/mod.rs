@@ -6,6 +6,7 @@
 mod clock;
 mod engine;
 mod ops;
+pub mod preflight;
 pub mod preview;
 mod probe;
 mod stop;

@@ -13,11 +13,14 @@ pub mod summary;
 pub mod verdict;
 
 #[cfg(test)]
+mod group_tests;
+#[cfg(test)]
 mod tests;
 
 pub use event::{
-    Approved, Attach, Deployment, Event, Finding, HostResult, HostVerdict, Intent, Lost, Op, Plan,
-    Policy, Record, Refusal, RunKind, StopRequest, Target, FORMAT,
+    Approved, Attach, Deployment, Event, Finding, Groups, HostResult, HostVerdict, Intent, Lost,
+    Offline, Op, Plan, Policy, Preflight, Record, Refusal, RunKind, Sample, Seen, StopRequest,
+    Target, FORMAT,
 };
 pub use state::{End, HostRun, HostState, RunState, Stage, Status, Why};
 pub use step::{replay, step, Action};

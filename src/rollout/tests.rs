@@ -64,6 +64,8 @@ fn plan(waves: &[&[&str]], target: Target) -> Plan {
         user: "root".into(),
         approval: None,
         command: vec![],
+        preflight: None,
+        groups: None,
     }
 }
 
@@ -198,7 +200,10 @@ impl Sim {
                         let result = self.world.result(&host, op);
                         self.submit(Event::Result { host, op, result });
                     }
-                    Action::Baseline { wave, .. } => self.submit(Event::BaselineDone { wave }),
+                    Action::Baseline { wave, .. } => self.submit(Event::BaselineDone {
+                        wave,
+                        group: vec![],
+                    }),
                     Action::WakeAt(t) => {
                         self.now = self.now.max(t);
                         self.submit(Event::Tick);
@@ -765,7 +770,10 @@ fn replaying_any_prefix_of_the_journal_gives_the_live_state() {
                         };
                         Event::Result { host, op, result }
                     }
-                    Action::Baseline { wave, .. } => Event::BaselineDone { wave },
+                    Action::Baseline { wave, .. } => Event::BaselineDone {
+                        wave,
+                        group: vec![],
+                    },
                     Action::WakeAt(t) => {
                         now = now.max(t);
                         Event::Tick
