@@ -504,7 +504,7 @@ impl<'r> Engine<'r> {
             let ok = !got.is_empty();
             // The controls' baselines too: they are compared over the same window.
             self.health.set_baseline(&host, got);
-            if !self.state.host(&host).is_some_and(|h| h.wave == wave) {
+            if self.state.host(&host).is_none_or(|h| h.wave != wave) {
                 continue;
             }
             self.reporter.emit(Shown::HostStep {

@@ -192,6 +192,28 @@ pub fn render(records: &[Record]) -> String {
             let _ = writeln!(out, "| {} | {} |", i + 1, w.join(", "));
         }
     }
+    if let Some(pf) = &plan.preflight {
+        let _ = writeln!(
+            out,
+            "\n## Preflight\n\nBefore any change: {} checked (SSH banner), {} logged in ({}).",
+            crate::report::count(pf.checked, "target"),
+            pf.logins.len(),
+            if pf.logins.is_empty() {
+                "-".to_string()
+            } else {
+                pf.logins.join(", ")
+            }
+        );
+        if !pf.skipped.is_empty() {
+            let _ = writeln!(
+                out,
+                "\nSkipped, offline before the run (`--skip-unreachable`; never touched):\n\n| host | what the preflight saw |\n|---|---|"
+            );
+            for o in &pf.skipped {
+                let _ = writeln!(out, "| {} | {} |", o.host, o.reason);
+            }
+        }
+    }
     let _ = writeln!(out, "\n## What happened\n");
     for (t, what) in &timeline {
         let _ = writeln!(out, "- {} — {}", at(*t), what);
