@@ -224,7 +224,7 @@ fn an_unhealthy_group_member_outside_the_rollout_holds_the_wave() {
     assert_eq!(sum["status"], "paused", "{sum}");
     let outcome = sum["outcome"].as_str().unwrap();
     assert!(
-        outcome.starts_with("paused before wave 1, which does not start while a host of group pg-main is not healthy: db-2 is unhealthy: check flag: exit 1"),
+        outcome.starts_with("paused before wave 1, which does not start while a host of group pg-main is not healthy: db-2 is unhealthy: check flag: exit 1;"),
         "{outcome}"
     );
     let run = sum["run"].as_str().unwrap().to_string();

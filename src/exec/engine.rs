@@ -219,6 +219,7 @@ impl<'r> Engine<'r> {
                     self.baseline = None;
                     let (wave, hosts, group, outcomes) = r.unwrap_or_default();
                     let group = group_samples(&group, outcomes.last());
+                    self.say_group(wave, &group);
                     self.take_baseline(&hosts, outcomes, wave);
                     self.submit(Event::BaselineDone { wave, group }).await?;
                 }
@@ -616,6 +617,42 @@ impl<'r> Engine<'r> {
         });
     }
 
+    /// Say what the other hosts of the wave's groups showed before it.
+    fn say_group(&self, wave: usize, samples: &[Sample]) {
+        if samples.is_empty() {
+            return;
+        }
+        let label = self
+            .shared
+            .plan
+            .groups
+            .as_ref()
+            .map_or("", |g| g.label.as_str());
+        let each: Vec<String> = samples
+            .iter()
+            .map(|s| {
+                let group = self
+                    .shared
+                    .plan
+                    .member(&s.host)
+                    .and_then(|h| h.labels.get(label))
+                    .map_or("?", String::as_str);
+                let seen = match &s.seen {
+                    Seen::Answered { failing } if failing.is_empty() => "healthy".to_string(),
+                    Seen::Answered { failing } => format!("unhealthy ({})", failing.join("; ")),
+                    Seen::NoAnswer { reason } => format!("unreachable ({reason})"),
+                };
+                format!("{} ({label}={group}) {seen}", s.host)
+            })
+            .collect();
+        self.reporter.emit(Shown::Note {
+            message: format!(
+                "wave {wave}: its groups' other hosts, sampled before it: {}",
+                each.join(", ")
+            ),
+        });
+    }
+
     /// Say once per host and signal that its source is not available there.
     fn say_not_available(&mut self, host: &str, v: &Verdict) {
         for e in &v.not_available {
@@ -854,7 +891,10 @@ fn group_samples(group: &[String], last: Option<&Outcomes>) -> Vec<Sample> {
                         .checks
                         .iter()
                         .filter(|c| c.exit != 0 || !c.reported)
-                        .map(|c| format!("check {}: exit {}: {}", c.name, c.exit, c.output.trim()))
+                        .map(|c| match c.output.trim() {
+                            "" => format!("check {}: exit {}", c.name, c.exit),
+                            out => format!("check {}: exit {}: {out}", c.name, c.exit),
+                        })
                         .collect(),
                 },
                 Some((_, Outcome::Missed { what, after })) => Seen::NoAnswer {

@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 
 use crate::rollout::step::utc;
-use crate::rollout::{step, summarize, Event, Record, RunState, Stage, Status, Target};
+use crate::rollout::{step, summarize, End, Event, Record, RunState, Stage, Status, Target};
 
 fn at(ms: u64) -> String {
     utc(ms / 1000)
@@ -63,6 +63,12 @@ fn milestone(before: &Status, after: &Status, s: &RunState) -> Option<String> {
             )
         }
         Status::Backoff { .. } => "some hosts still pending: retrying".to_string(),
+        Status::Ended {
+            end: End::Paused { why, .. },
+        } => format!(
+            "ended: paused: {}",
+            crate::rollout::summary::why_sentence(s, why)
+        ),
         Status::Ended { .. } => format!("ended: {}", s.status_name()),
         Status::New => return None,
     })
