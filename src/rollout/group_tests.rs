@@ -254,6 +254,10 @@ fn an_unhealthy_member_pauses_the_run_before_the_wave_naming_group_and_host() {
             reason: "unreachable: cannot connect: Connection refused".into(),
         }
     );
+    assert_eq!(
+        serde_json::to_string(&r.s.status).unwrap(),
+        r#"{"status":"ended","end":{"end":"paused","stage":{"stage":"baseline","wave":1},"why":{"why":"group","group":"pg-main","host":"db-standby","reason":"unreachable: cannot connect: Connection refused"}}}"#
+    );
     assert_eq!(exit_code(&r.s), exit::ROLLED_BACK);
     assert_eq!(r.s.status_name(), "paused");
     let sum = summarize(&r.s);
