@@ -115,6 +115,8 @@ fn a_target_down_before_the_run_refuses_it_unless_skip_unreachable_leaves_it_out
     assert_eq!(pf["skipped"], false);
     assert_eq!(pf["offline"][0]["host"], "h02", "{pf}");
     assert!(all.iter().all(|v| v["event"] != "run_started"), "{all:?}");
+    // The first line names the run (as every --json run's first line does).
+    assert!(all[0]["run"].is_string(), "{:?}", all[0]);
     let after: Vec<_> = f.hosts().iter().map(upper_facts).collect();
     assert_eq!(before, after, "a host changed in a refused run");
     let st = w.wavectl(&["status"]);
@@ -135,7 +137,9 @@ fn a_target_down_before_the_run_refuses_it_unless_skip_unreachable_leaves_it_out
     assert_eq!(pf["offline"][0]["host"], "h02", "{pf}");
     // The first wave's host was logged in to.
     assert_eq!(pf["logins"], 1, "{pf}");
+    assert_eq!(all[0]["event"], "preflight");
     let started = event(&all, "run_started");
+    assert_eq!(all[0]["run"], started["run"], "{all:?}");
     assert_eq!(started["hosts"], 2, "{started}");
     let sum = event(&all, "summary");
     assert_eq!(sum["skipped"][0][0], "h02", "{sum}");

@@ -109,14 +109,13 @@ pub async fn run_apply(
 ) -> CmdResult {
     store.prepare().await?;
     let reporter = reporter_with(g, metrics);
-    // Before any change: is every target there? (Skipped ones leave the plan.)
-    let passed =
-        super::preflight::preflight(g, loaded, waves, how.skip_unreachable, &reporter).await?;
-    let (loaded, waves) = (&passed.loaded, passed.waves.as_slice());
     let force = how.force;
-    let r = &loaded.rollout;
-    let run = exec::new_run_id(&r.name);
-    let lease = store.lock(&r.name, &Holder::this_process(&run)).await?;
+    let run = exec::new_run_id(&loaded.rollout.name);
+    // The preflight's events carry the run's id (the one it would have had, if refused).
+    reporter.set_run(&run);
+    let lease = store
+        .lock(&loaded.rollout.name, &Holder::this_process(&run))
+        .await?;
     let claimed = match &from_plan {
         Some(fp) => {
             let rec = AppliedPlan {
@@ -139,6 +138,36 @@ pub async fn run_apply(
         }
         None => None,
     };
+    // A claim this run does not use is given back (the plan was not applied).
+    let unclaim = async |run: &str| {
+        if let Some(id) = claimed {
+            if !store
+                .runs()
+                .await
+                .is_ok_and(|all| all.iter().any(|r| r == run))
+            {
+                let _ = store.unclaim_plan(id).await;
+            }
+        }
+    };
+    // Before any change: is every target there? (Skipped ones leave the plan.)
+    let passed = match super::preflight::preflight(
+        g,
+        loaded,
+        waves,
+        how.skip_unreachable,
+        &reporter,
+    )
+    .await
+    {
+        Ok(p) => p,
+        Err(e) => {
+            unclaim(&run).await;
+            return Err(e);
+        }
+    };
+    let (loaded, waves) = (&passed.loaded, passed.waves.as_slice());
+    let r = &loaded.rollout;
     let mut plan = plan_of(
         g,
         content_of(loaded, waves, force),
@@ -158,11 +187,7 @@ pub async fn run_apply(
     let o = match Opened::begin(&**store, lease, &run, &artefacts).await {
         Ok(o) => o,
         Err(e) => {
-            if let Some(id) = claimed {
-                if !store.runs().await.is_ok_and(|all| all.contains(&run)) {
-                    let _ = store.unclaim_plan(id).await;
-                }
-            }
+            unclaim(&run).await;
             return Err(e);
         }
     };

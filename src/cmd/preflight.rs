@@ -184,7 +184,9 @@ fn refusal(refused: &[(String, String, String)]) -> String {
         count(refused.len(), "target")
     );
     for (host, reason, help) in refused {
-        out.push_str(&format!("\n  {host}: {reason}\n    help: {help}"));
+        out.push_str(&format!(
+            "\n  host {host} refused us: {reason}\n    help: {help}"
+        ));
     }
     out
 }
