@@ -78,16 +78,28 @@ async fn banner_of(
     }
 }
 
+/// A login; one that missed its deadline is tried once more (a miss can be the
+/// handshake's, on a busy controller) and only a second miss makes the host offline.
 async fn login(transport: &Transport, host: &Host, deadline: Duration) -> Answer {
-    match transport.connect(host, deadline).await {
-        Ok(conn) => {
-            conn.close().await;
-            Answer::Answered("login".into())
-        }
-        Err(TransportError::Refused { message, help, .. }) => Answer::Refused {
-            reason: message,
-            help,
-        },
-        Err(e) => Answer::Offline(e.to_string()),
+    let mut missed: Option<String> = None;
+    loop {
+        return match transport.connect(host, deadline).await {
+            Ok(conn) => {
+                conn.close().await;
+                Answer::Answered("login".into())
+            }
+            Err(TransportError::Refused { message, help, .. }) => Answer::Refused {
+                reason: message,
+                help,
+            },
+            Err(e) if e.is_deadline() && missed.is_none() => {
+                missed = Some(e.to_string());
+                continue;
+            }
+            Err(e) => Answer::Offline(match missed {
+                Some(first) => format!("{e} (and before that: {first})"),
+                None => e.to_string(),
+            }),
+        };
     }
 }
