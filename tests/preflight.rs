@@ -121,6 +121,19 @@ fn a_target_down_before_the_run_refuses_it_unless_skip_unreachable_leaves_it_out
     assert_eq!(before, after, "a host changed in a refused run");
     let st = w.wavectl(&["status"]);
     assert!(st.stdout.starts_with("no runs"), "{}", st.stdout);
+    // The audit log keeps the refusal.
+    let audit = std::fs::read_to_string(w.state().join("audit.jsonl")).unwrap();
+    let last: Value = serde_json::from_str(audit.lines().last().unwrap()).unwrap();
+    assert_eq!(
+        (&last["action"], &last["outcome"], &last["exit_code"]),
+        (
+            &Value::from("apply"),
+            &Value::from("refused"),
+            &Value::from(4)
+        ),
+        "{last}"
+    );
+    assert!(last["detail"].as_str().unwrap().contains("h02: "), "{last}");
 
     // Skipped: the others get it, h02 is reported and never touched.
     let r = w.wavectl(&[

@@ -16,7 +16,7 @@ use crate::rollout::{
     Approved, Attach, Deployment, End, Event, Intent, Plan, Policy, RunKind, Status, Target,
 };
 use crate::spec::Loaded;
-use crate::store::{local_user, Access, AppliedPlan, Artefact, Holder, Store};
+use crate::store::{local_user, Access, AppliedPlan, Artefact, AuditEntry, Holder, Store};
 
 use super::load;
 use super::session::{
@@ -163,6 +163,23 @@ pub async fn run_apply(
         Ok(p) => p,
         Err(e) => {
             unclaim(&run).await;
+            // No run began; the audit log keeps the refusal.
+            let entry = AuditEntry {
+                at: crate::rollout::step::utc(wall_ms() / 1000),
+                user: local_user(),
+                action: "apply".into(),
+                outcome: "refused".into(),
+                exit_code: Some(e.code()),
+                rollout: loaded.rollout.name.clone(),
+                plan_hash: from_plan.as_ref().map(|fp| fp.approved.hash.clone()),
+                script_sha256: Some(loaded.rollout.script.sha256.clone()),
+                detail: e.to_string(),
+                command: std::env::args().collect(),
+                ..AuditEntry::default()
+            };
+            if let Err(err) = store.audit(&entry).await {
+                eprintln!("warning: the audit log: {err}");
+            }
             return Err(e);
         }
     };
