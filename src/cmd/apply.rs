@@ -20,7 +20,7 @@ use crate::store::{local_user, Access, AppliedPlan, Artefact, AuditEntry, Holder
 
 use super::load;
 use super::session::{
-    metrics_file, open_run, reporter_with, run_one, store, CmdError, CmdResult, Opened,
+    metrics_file, open_run, reporter_with, run_one, store, CmdError, CmdResult, Cx, Opened,
 };
 
 /// Hosts removed at once in a rollback.
@@ -209,7 +209,9 @@ pub async fn run_apply(
         }
     };
     let first = begin(&plan, false);
-    run_one(g, store, &reporter, o, first, plan).await
+    // The preflight's logins serve the run's first actions.
+    let cx = Cx::new(g, store, &reporter)?.with_transport(passed.transport);
+    cx.run_to_end(o, first, plan).await
 }
 
 fn absolute(p: &Path) -> PathBuf {

@@ -23,6 +23,8 @@ pub struct Passed {
     pub loaded: Loaded,
     pub waves: Vec<Wave>,
     pub found: Preflight,
+    /// The transport the logins were made with, their connections kept: the run's.
+    pub transport: Option<Transport>,
 }
 
 /// Check the targets; refuse (exit 4) if any is offline and `skip` is not given.
@@ -55,6 +57,7 @@ pub async fn preflight(
             logins: Vec::new(),
             skipped: Vec::new(),
         },
+        transport: None,
     };
     loop {
         if !refused.is_empty() {
@@ -92,7 +95,7 @@ pub async fn preflight(
             break;
         }
     }
-    transport.close_idle().await;
+    now.transport = Some(transport);
     now.found = Preflight {
         checked,
         logins: logins.clone(),
@@ -152,6 +155,7 @@ fn without(loaded: &Loaded, offline: &[Offline]) -> Result<Passed, CmdError> {
             logins: Vec::new(),
             skipped: Vec::new(),
         },
+        transport: None,
     })
 }
 

@@ -1,7 +1,9 @@
 //! The preflight of an apply, before any change: does each target answer? An SSH banner
 //! for every target (a TCP connect and one line read: cheap, bounded fan-out), then a
 //! login for the first wave's hosts (`cmd::apply` decides which, and what an answer
-//! means for the run). Talks to hosts; changes nothing on them and writes nothing.
+//! means for the run), kept in the transport for the run's first actions there (so the
+//! preflight costs those hosts no login of its own). Talks to hosts; changes nothing on
+//! them and writes nothing.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -85,7 +87,8 @@ async fn login(transport: &Transport, host: &Host, deadline: Duration) -> Answer
     loop {
         return match transport.connect(host, deadline).await {
             Ok(conn) => {
-                conn.close().await;
+                // Kept: the run's first action on the host rides it.
+                transport.keep(conn).await;
                 Answer::Answered("login".into())
             }
             Err(TransportError::Refused { message, help, .. }) => Answer::Refused {
