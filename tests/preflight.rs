@@ -150,9 +150,11 @@ fn a_target_down_before_the_run_refuses_it_unless_skip_unreachable_leaves_it_out
     assert_eq!(pf["offline"][0]["host"], "h02", "{pf}");
     // The first wave's host was logged in to.
     assert_eq!(pf["logins"], 1, "{pf}");
-    assert_eq!(all[0]["event"], "preflight");
+    // Right after the run began (its first line), from the journal.
+    assert_eq!(all[0]["event"], "run_started");
+    assert_eq!(all[1]["event"], "preflight");
     let started = event(&all, "run_started");
-    assert_eq!(all[0]["run"], started["run"], "{all:?}");
+    assert_eq!(all[1]["run"], started["run"], "{all:?}");
     assert_eq!(started["hosts"], 2, "{started}");
     let sum = event(&all, "summary");
     assert_eq!(sum["skipped"][0][0], "h02", "{sum}");

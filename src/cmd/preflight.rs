@@ -3,6 +3,8 @@
 //! run refuses to start (exit 4, naming them) unless `--skip-unreachable`, which leaves
 //! them out and plans the waves without them (their first wave's hosts are then logged
 //! in to in turn). A host that refuses us (host key, credentials, sudo) stops it (exit 2).
+//! A refused run's `preflight` event is its first and only line; a run's comes right
+//! after its `run_started`, from what its `begin` record keeps.
 
 use crate::cli::Global;
 use crate::exec::login_deadline;
@@ -96,17 +98,12 @@ pub async fn preflight(
         }
     }
     now.transport = Some(transport);
+    // Said once the run has begun, from its journal (`session::Cx::drive`).
     now.found = Preflight {
         checked,
-        logins: logins.clone(),
-        skipped: offline.clone(),
+        logins,
+        skipped: offline,
     };
-    reporter.emit(Shown::Preflight {
-        checked,
-        logins: logins.len(),
-        offline,
-        skipped: skip,
-    });
     Ok(now)
 }
 

@@ -255,6 +255,14 @@ impl<'a> Cx<'a> {
                 },
                 journal: store.journal_location(&plan.run),
             });
+            if let Some(p) = &plan.preflight {
+                reporter.emit(Shown::Preflight {
+                    checked: p.checked,
+                    logins: p.logins.len(),
+                    offline: p.skipped.clone(),
+                    skipped: true,
+                });
+            }
         }
         let body = script_of(&**store, &plan).await?;
         let ssh_config = g.ssh_config.clone().or_else(|| plan.ssh_config.clone());
