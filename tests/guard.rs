@@ -13,7 +13,7 @@ const NAME: &str = "raid-health";
 const INSTALL: &str = "/usr/local/sbin/raid-health";
 const DIR: &str = "/var/lib/wavectl/raid-health";
 const WRAPPER: &str = "/var/lib/wavectl/raid-health/run";
-const MANIFEST: &str = "/var/lib/wavectl/raid-health/manifest";
+const MANIFEST: &str = "/var/lib/wavectl/raid-health/manifest.json";
 const RUNS_LOG: &str = "/var/lib/wavectl/raid-health/runs.log";
 const CRON: &str = "/etc/cron.d/wavectl-raid-health";
 /// Every run of the script appends one line here (on the host).
@@ -62,11 +62,11 @@ fn manifest_state(h: &LabHost) -> ManifestState {
     manifest(h, "raid-health").unwrap().state
 }
 
-/// The manifest's state changed by hand (one line: `state=...`).
+/// The manifest's state changed by hand (one line: `"state": "...",`).
 fn set_manifest_state(h: &LabHost, from: ManifestState, to: ManifestState) {
     exec_ok(
         h,
-        &format!("sed -i 's/^state={from}$/state={to}/' {MANIFEST}"),
+        &format!("sed -i 's/^\"state\": \"{from}\",$/\"state\": \"{to}\",/' {MANIFEST}"),
     );
     assert_eq!(manifest_state(h), to, "{}: manifest not edited", h.name());
 }

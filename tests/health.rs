@@ -151,7 +151,7 @@ fn the_probe_reads_every_source_and_says_what_a_host_lacks() {
 
 const NAME: &str = "raidcheck";
 const INSTALL: &str = "/usr/local/sbin/raidcheck";
-const MANIFEST: &str = "/var/lib/wavectl/raidcheck/manifest";
+const MANIFEST: &str = "/var/lib/wavectl/raidcheck/manifest.json";
 const RUNS: &str = "/var/lib/wavectl/raidcheck/runs.log";
 
 /// A spec: waves `sizes`, built-ins `builtin`; `more` replaces lines by key (`bake`,

@@ -77,7 +77,7 @@ fn killed_during_the_bake_then_reverted(w: &Workdir, marker: &str) {
     let original = seed_original(w.fleet.host("h02"), INSTALL, ORIGINAL);
     let mut child = spawn_apply(w);
     let cron = marker.to_string();
-    let manifest_path = format!("/var/lib/wavectl/{NAME}/manifest");
+    let manifest_path = format!("/var/lib/wavectl/{NAME}/manifest.json");
     assert!(
         eventually(Duration::from_secs(30), || w
             .fleet
@@ -176,7 +176,7 @@ fn a_real_reboot_in_probation_reverts_at_boot_under_a_timer_and_under_cron() {
         h.wait_running().expect("systemd is running");
         let original = seed_original(h, INSTALL, ORIGINAL);
         let mut child = spawn_apply(&w);
-        let manifest_path = format!("/var/lib/wavectl/{NAME}/manifest");
+        let manifest_path = format!("/var/lib/wavectl/{NAME}/manifest.json");
         assert!(
             eventually(Duration::from_secs(30), || manifest(h, NAME).is_some_and(
                 |m| m.state == wavectl::remote::ManifestState::Probation

@@ -157,7 +157,7 @@ fn recorded_pid(h: &LabHost, name: &str) -> u32 {
 fn set_probation(h: &LabHost, name: &str) {
     exec_ok(
         h,
-        &format!("sed -i 's/^state=confirmed$/state=probation/' /var/lib/wavectl/{name}/manifest"),
+        &format!("sed -i 's/^\"state\": \"confirmed\",$/\"state\": \"probation\",/' /var/lib/wavectl/{name}/manifest.json"),
     );
 }
 
@@ -504,7 +504,7 @@ fn a_removal_without_its_lock_changes_nothing() {
     assert_eq!(r.code, Some(4), "{}", show(&r));
     assert!(r.stdout.contains("state.lock is held here"), "{}", show(&r));
     assert!(h.path(INSTALL).exists() && h.path(CRON).exists());
-    assert!(h.path(&format!("{STATE}/manifest")).exists());
+    assert!(h.path(&format!("{STATE}/manifest.json")).exists());
     exec_ok(h, "pkill -xf 'sleep 1701'");
     let r = elsewhere(&["reconcile", "--yes"]);
     assert_eq!(r.code, Some(0), "{}", show(&r));
@@ -552,7 +552,7 @@ fn a_purge_from_another_bastion_fences_a_running_apply() {
     let apply = apply_in_background(&w, NAME);
     assert!(
         eventually(Duration::from_secs(30), || h1
-            .path(&format!("{STATE}/manifest"))
+            .path(&format!("{STATE}/manifest.json"))
             .exists()),
         "wave 1 never installed"
     );

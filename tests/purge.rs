@@ -35,7 +35,8 @@ impl Apply for Workdir {
         for h in self.fleet.hosts() {
             assert!(
                 h.path("/etc/cron.d/wavectl-raid-health").exists()
-                    && h.path("/var/lib/wavectl/raid-health/manifest").exists()
+                    && h.path("/var/lib/wavectl/raid-health/manifest.json")
+                        .exists()
                     && h.path(INSTALL).exists(),
                 "{}: not installed",
                 h.name()
@@ -189,7 +190,8 @@ fn purge_name_over_30_hosts_with_3_frozen_then_reconcile() {
         let lh = s.fleet.host(h);
         assert!(lh.is_frozen().unwrap());
         assert!(
-            lh.path("/var/lib/wavectl/raid-health/manifest").exists(),
+            lh.path("/var/lib/wavectl/raid-health/manifest.json")
+                .exists(),
             "{h}: cleaned while frozen?"
         );
     }

@@ -58,7 +58,7 @@ fn snapshot(h: &LabHost) -> (Vec<u8>, u32, String, String, String, String) {
         std::fs::read(h.path(INSTALL)).unwrap_or_default(),
         file_mode(&h.path(INSTALL)),
         read(&format!("/etc/cron.d/wavectl-{NAME}")),
-        read(&format!("/var/lib/wavectl/{NAME}/manifest")),
+        read(&format!("/var/lib/wavectl/{NAME}/manifest.json")),
         read(&format!("/var/lib/wavectl/{NAME}/run")),
         read(&format!("/var/lib/wavectl/{NAME}/runs.log")),
     )
@@ -72,11 +72,45 @@ fn a_failed_upgrade_brings_version_a_back_whole_and_purge_restores_the_original(
     let before: Vec<_> = w.fleet.hosts().iter().map(snapshot).collect();
     for (h, s) in w.fleet.hosts().iter().zip(&before) {
         assert_eq!(s.0, A.as_bytes(), "{}", h.name());
-        assert!(
-            s.3.contains("\nstate=confirmed\n") && s.3.contains(&run_a),
+        // The manifest a real install wrote: ordinary JSON to anyone (serde_json here),
+        // one field a line to the host's shell.
+        let m: serde_json::Value = serde_json::from_str(&s.3)
+            .unwrap_or_else(|e| panic!("{}: manifest.json is not JSON ({e}): {}", h.name(), s.3));
+        assert_eq!(
+            (
+                m["name"].as_str(),
+                m["run_id"].as_str(),
+                m["state"].as_str()
+            ),
+            (Some(NAME), Some(run_a.as_str()), Some("confirmed")),
             "{}: {}",
             h.name(),
             s.3
+        );
+        assert_eq!(m["backup"], h.name() == "h02", "{}: {}", h.name(), s.3);
+        assert_eq!(m["sha256"].as_str().map(str::len), Some(64), "{}", s.3);
+        assert!(m["installed_at"].is_u64(), "{}", s.3);
+        let lines: Vec<&str> = s.3.lines().collect();
+        assert_eq!((lines[0], lines[lines.len() - 1]), ("{", "}"), "{}", s.3);
+        assert_eq!(
+            lines.len() - 2,
+            m.as_object().unwrap().len(),
+            "one field a line: {}",
+            s.3
+        );
+        assert!(lines.contains(&"\"state\": \"confirmed\","), "{}", s.3);
+        // And jq, as an outside tool would (.ci/run installs it).
+        let jq = std::process::Command::new("jq")
+            .args(["-r", ".state + \" \" + .run_id"])
+            .arg(h.path(&format!("/var/lib/wavectl/{NAME}/manifest.json")))
+            .output()
+            .expect("jq (apt-get install jq) must be installed for this test");
+        assert_eq!(
+            String::from_utf8_lossy(&jq.stdout),
+            format!("confirmed {run_a}\n"),
+            "{}: jq: {}",
+            h.name(),
+            String::from_utf8_lossy(&jq.stderr)
         );
         assert!(!s.5.is_empty(), "{}: A has run", h.name());
     }

@@ -45,7 +45,7 @@ pub async fn run_sets(store: &dyn Store, limit: Option<&str>) -> Result<RunSets,
     Ok(sets)
 }
 
-/// The hosts of a run in a `@STATE` (README "Retry what failed"), in the run's order:
+/// The hosts of a run in a `@STATE` (docs/COMMANDS.md "Retry what failed"), in the run's order:
 /// - `failed`: judged unhealthy by the run (any bad verdict: degraded, hung,
 ///   unreachable, a failed install, an expired lease — the summary's "unhealthy"), or a
 ///   removal of the run did not finish there (`pending`);

@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cli::Global;
 use crate::diag::InputError;
-use crate::exec::{wall_ms, Engine, Seams, Shared, Signals, Stop, SystemClock};
+use crate::exec::{wall_ms, Engine, Seams, Signals, Ssh, Stop, SystemClock};
 use crate::exit;
 use crate::report::metrics::MetricsFile;
 use crate::report::{Event as Shown, Reporter};
@@ -284,9 +284,10 @@ impl<'a> Cx<'a> {
         audit(&**store, &plan, &action, "started", None, String::new()).await;
         let engine = Engine::new(
             state,
-            Shared::new(transport, plan.clone(), body),
+            plan.clone(),
             reporter,
             Seams {
+                hosts: Arc::new(Ssh::new(transport, plan.clone(), body)),
                 journal: &mut *journal,
                 store: store.clone(),
                 clock: Arc::new(SystemClock),

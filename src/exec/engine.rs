@@ -1,7 +1,7 @@
 //! The dispatcher: feeds a run's events to the state machine and carries out what it
 //! orders. Every event is journaled in the store before the actions it leads to start,
 //! so an action's intent is durable before the host is touched; host actions run
-//! concurrently within the machine's limits; probe rounds run while a wave bakes; the
+//! concurrently within the machine's limits; probe rounds run when it orders them; the
 //! operator's stop request (a signal, or a request in the store, which it watches) is
 //! an event like any other. Reads time only through its [`Clock`].
 
@@ -19,10 +19,11 @@ use crate::rollout::{
     Sample, Seen, Stage, Status, StopRequest,
 };
 
-use crate::store::{BoxFuture, JournalWriter, Store, StoreError};
+use crate::rollout::Plan;
+use crate::store::{JournalWriter, Store, StoreError};
 
 use super::clock::Clock;
-use super::ops::{self, Login, Shared};
+use super::host::{Host, ProbeAsk};
 use super::probe;
 use super::stop::Stop;
 
@@ -44,16 +45,10 @@ pub struct Stopped {
     pub touched: bool,
 }
 
-/// Carries out one host action the machine ordered: [`ops::carry_out`] (engine tests
-/// put a stand-in here until hosts have a trait of their own).
-type CarryOut = Arc<
-    dyn Fn(Arc<Shared>, crate::inventory::Host, Op, u64) -> BoxFuture<'static, HostResult>
-        + Send
-        + Sync,
->;
-
-/// What the engine is wired to besides its hosts.
+/// What the engine is wired to: its hosts, its journal and store, its clock, its stop.
 pub struct Seams<'r> {
+    /// The run's hosts: every host action and probe goes through them.
+    pub hosts: Arc<dyn Host>,
     /// The run's journal: the engine is its one writer.
     pub journal: &'r mut dyn JournalWriter,
     /// Where the run is kept: watched for stop requests.
@@ -71,8 +66,9 @@ pub struct Engine<'r> {
     journal: &'r mut dyn JournalWriter,
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
-    carry_out: CarryOut,
-    shared: Arc<Shared>,
+    hosts: Arc<dyn Host>,
+    /// What the run is (its first record's).
+    plan: Plan,
     reporter: &'r Reporter,
     stop: Stop,
     stop_sent: bool,
@@ -88,13 +84,8 @@ pub struct Engine<'r> {
     ops: JoinSet<HostResult>,
     running: HashMap<Id, (String, Op)>,
     baseline: Option<JoinHandle<Baseline>>,
+    /// The probe round the machine ordered, in flight.
     round: Option<JoinHandle<(usize, Outcomes)>>,
-    /// When the next probe round of a bake is due, and when the last one began (the
-    /// clock's monotonic time).
-    next_round: Option<tokio::time::Instant>,
-    round_started: tokio::time::Instant,
-    /// A bake's probe rounds are going on.
-    baking: bool,
     wake: Option<u64>,
 }
 
@@ -104,29 +95,25 @@ enum Woken {
     Op(Id, Result<HostResult, String>),
     Baseline(Result<Baseline, String>),
     Round(Result<(usize, Outcomes), String>),
-    RoundDue,
     Tick,
 }
 
 impl<'r> Engine<'r> {
     pub fn new(
         state: RunState,
-        shared: Shared,
+        plan: Plan,
         reporter: &'r Reporter,
         seams: Seams<'r>,
     ) -> Engine<'r> {
-        let health = watch_of(&shared);
-        let round_started = seams.clock.instant();
+        let health = watch_of(&plan);
         Engine {
             state,
             submitted: 0,
             journal: seams.journal,
             store: seams.store,
             clock: seams.clock,
-            carry_out: Arc::new(|shared, host, op, at| {
-                Box::pin(ops::carry_out(shared, host, op, at))
-            }),
-            shared: Arc::new(shared),
+            hosts: seams.hosts,
+            plan,
             reporter,
             stop: seams.stop,
             stop_sent: false,
@@ -139,18 +126,8 @@ impl<'r> Engine<'r> {
             running: HashMap::new(),
             baseline: None,
             round: None,
-            next_round: None,
-            round_started,
-            baking: false,
             wake: None,
         }
-    }
-
-    /// Carry host actions out with `f` instead of over SSH (engine tests).
-    #[cfg(test)]
-    pub(crate) fn with_host_actions(mut self, f: CarryOut) -> Engine<'r> {
-        self.carry_out = f;
-        self
     }
 
     /// Run from `first` until the run ends and nothing is in flight. On a store error
@@ -160,7 +137,7 @@ impl<'r> Engine<'r> {
         // A stop request in the store is this run's stop, as a first signal is.
         let watcher = {
             let (store, stop) = (self.store.clone(), self.stop.clone());
-            let run = self.shared.plan.run.clone();
+            let run = self.plan.run.clone();
             tokio::spawn(async move {
                 let req = store.wait_stop(&run).await;
                 stop.request(&req.by);
@@ -169,8 +146,7 @@ impl<'r> Engine<'r> {
         let result = self.drive(first).await;
         watcher.abort();
         self.ops.abort_all();
-        self.shared.transport.close_idle().await;
-        self.shared.transport.reap();
+        self.hosts.close().await;
         let touched = self.submitted > 0;
         (
             self.state,
@@ -181,12 +157,11 @@ impl<'r> Engine<'r> {
     async fn drive(&mut self, first: Event) -> Result<(), StoreError> {
         self.submit(first).await?;
         loop {
-            self.schedule_bake();
             let idle = self.ops.is_empty() && self.baseline.is_none() && self.round.is_none();
             if self.state.is_ended() && idle {
                 return Ok(());
             }
-            if idle && self.next_round.is_none() && self.wake.is_none() && !self.state.is_ended() {
+            if idle && self.wake.is_none() && !self.state.is_ended() {
                 // Nothing can happen any more: a decision is missing. Say so rather than hang.
                 self.reporter.emit(Shown::Note {
                     message: format!(
@@ -229,11 +204,7 @@ impl<'r> Engine<'r> {
                     let verdicts = self.judge(outcomes);
                     self.submit(Event::Round { wave, verdicts }).await?;
                     self.say_held();
-                    if let Some(d) = self.shared.plan.deployment() {
-                        self.next_round = Some(self.round_started + d.interval);
-                    }
                 }
-                Woken::RoundDue => self.start_round(),
                 Woken::Tick => {
                     self.wake = None;
                     self.submit(Event::Tick).await?;
@@ -250,17 +221,12 @@ impl<'r> Engine<'r> {
             ops,
             baseline,
             round,
-            next_round,
             wake,
             clock,
             ..
         } = self;
         let stop_armed = !*stop_sent;
         let ops_armed = !ops.is_empty();
-        let round_due = match next_round {
-            Some(at) if round.is_none() => Some(clock.sleep_until_instant(*at)),
-            _ => None,
-        };
         let tick = wake.map(|w| clock.sleep_until(w));
         tokio::select! {
             biased;
@@ -271,7 +237,6 @@ impl<'r> Engine<'r> {
             },
             r = join_opt(baseline) => Woken::Baseline(r),
             r = join_opt(round) => Woken::Round(r),
-            _ = sleep_opt(round_due) => Woken::RoundDue,
             _ = sleep_opt(tick) => Woken::Tick,
         }
     }
@@ -321,11 +286,13 @@ impl<'r> Engine<'r> {
     fn start(&mut self, action: Action, at: u64) {
         match action {
             Action::Host { host, op } => {
-                let Some(h) = self.shared.plan.host(&host).cloned() else {
+                let Some(h) = self.plan.host(&host).cloned() else {
                     return;
                 };
-                let shared = self.shared.clone();
-                let handle = self.ops.spawn((self.carry_out)(shared, h, op, at));
+                let hosts = self.hosts.clone();
+                let handle = self
+                    .ops
+                    .spawn(async move { hosts.carry_out(&h, op, at).await });
                 self.running.insert(handle.id(), (host, op));
             }
             Action::Baseline {
@@ -337,26 +304,21 @@ impl<'r> Engine<'r> {
                 // Their logins are kept: the wave's deploy rides them. The other hosts
                 // of the wave's groups are probed beside them (read-only: nothing of
                 // this run is on them, so no lease is renewed there).
-                let mut names: Vec<String> = hosts.iter().chain(controls.iter()).cloned().collect();
-                names.extend(
+                let sampled: Vec<String> = hosts.iter().chain(controls.iter()).cloned().collect();
+                let mut all = self.targets(sampled.iter(), |_| ProbeAsk::default());
+                all.extend(
                     group
                         .iter()
-                        .filter(|g| !names.contains(g))
-                        .cloned()
-                        .collect::<Vec<_>>(),
+                        .filter(|g| !sampled.contains(g))
+                        .filter_map(|n| self.plan.member(n).cloned())
+                        .map(|h| (h, ProbeAsk::default())),
                 );
-                let all: Vec<_> = names
-                    .iter()
-                    .filter_map(|n| self.shared.plan.member(n).cloned())
-                    .map(|h| (h, Login::Reuse))
-                    .collect();
-                let sampled: Vec<String> = hosts.iter().chain(controls.iter()).cloned().collect();
-                let shared = self.shared.clone();
-                let clock = self.clock.clone();
+                let (on, clock) = (self.hosts.clone(), self.clock.clone());
+                let concurrency = self.plan.policy.concurrency;
                 // A short window, not one sample: `baseline_samples` rounds over one
                 // connection per host, at most 5 s apart (one, when only the groups
                 // are sampled).
-                let (samples, gap) = match shared.plan.deployment() {
+                let (samples, gap) = match self.plan.deployment() {
                     Some(d) if !sampled.is_empty() => (
                         d.thresholds.baseline_samples.max(1),
                         d.interval.min(Duration::from_secs(5)),
@@ -369,78 +331,56 @@ impl<'r> Engine<'r> {
                         if i > 0 {
                             clock.sleep(gap).await;
                         }
-                        let opts = probe::RoundOpts::default();
-                        out.push(probe::round(shared.clone(), all.clone(), opts).await);
+                        out.push(probe::round(on.clone(), all.clone(), concurrency).await);
                     }
                     (wave, sampled, group, out)
                 }));
+            }
+            Action::Probe {
+                wave,
+                hosts,
+                controls,
+            } => self.start_round(wave, hosts, controls),
+            Action::EndProbe => {
+                // The bake's connections stay kept: later waves' probes and the
+                // confirmation ride them.
+                if let Some(r) = self.round.take() {
+                    r.abort();
+                }
             }
             Action::WakeAt(t) => self.wake = Some(self.wake.map_or(t, |w| w.min(t))),
         }
     }
 
-    /// The plan's hosts of these names, each with the login its probe uses.
-    fn hosts<'a>(
+    /// The plan's hosts of these names, each with what its probe is asked.
+    fn targets<'a>(
         &self,
         names: impl Iterator<Item = &'a String>,
-        how: impl Fn(&str) -> Login,
-    ) -> Vec<(crate::inventory::Host, Login)> {
+        ask: impl Fn(&str) -> ProbeAsk,
+    ) -> Vec<(crate::inventory::Host, ProbeAsk)> {
         names
-            .filter_map(|n| self.shared.plan.host(n).cloned())
+            .filter_map(|n| self.plan.host(n).cloned())
             .map(|h| {
-                let l = how(&h.name);
-                (h, l)
+                let a = ask(&h.name);
+                (h, a)
             })
             .collect()
     }
 
-    /// Keep probe rounds going while a wave bakes, and stop them when it does not.
-    fn schedule_bake(&mut self) {
-        if self.state.probing().is_some() {
-            self.baking = true;
-            if self.round.is_none() && self.next_round.is_none() {
-                self.next_round = Some(self.clock.instant());
-            }
-        } else if self.baking {
-            self.baking = false;
-            self.next_round = None;
-            if let Some(r) = self.round.take() {
-                r.abort();
-            }
-            // The bake's connections stay kept: later waves' probes and the
-            // confirmation ride them.
-        }
-    }
-
-    fn start_round(&mut self) {
-        self.next_round = None;
-        let Some((wave, hosts, controls)) = self.state.probing() else {
-            return;
-        };
-        let names: Vec<String> = hosts
-            .iter()
-            .chain(controls.iter())
-            .map(|h| h.to_string())
-            .collect();
-        let opts = probe::RoundOpts {
-            cursors: names
-                .iter()
-                .filter_map(|h| Some((h.clone(), self.health.cursor(h)?)))
-                .collect(),
-            fresh: self.fresh_login(wave, &names),
-        };
-        // A host's first probe after its install comes over a new login.
-        let shared = self.shared.clone();
-        let all = self.hosts(names.iter(), |h| {
-            if shared.owes_fresh_login(h) {
-                Login::Fresh
-            } else {
-                Login::Reuse
-            }
+    /// Start the probe round the machine ordered.
+    fn start_round(&mut self, wave: usize, hosts: Vec<String>, controls: Vec<String>) {
+        let names: Vec<String> = hosts.into_iter().chain(controls).collect();
+        let fresh = self.fresh_login(wave, &names);
+        let all = self.targets(names.iter(), |h| ProbeAsk {
+            cursor: self.health.cursor(h),
+            fresh: fresh.contains(h),
         });
-        self.round_started = self.clock.instant();
+        let (on, concurrency) = (self.hosts.clone(), self.plan.policy.concurrency);
+        if let Some(r) = self.round.take() {
+            r.abort();
+        }
         self.round = Some(tokio::spawn(async move {
-            (wave, probe::round(shared, all, opts).await)
+            (wave, probe::round(on, all, concurrency).await)
         }));
     }
 
@@ -461,7 +401,6 @@ impl<'r> Engine<'r> {
             return names.iter().cloned().collect();
         }
         let interval = self
-            .shared
             .plan
             .deployment()
             .map_or(0, |d| d.interval.as_millis() as u64);
@@ -520,7 +459,7 @@ impl<'r> Engine<'r> {
 
     /// Turn a round's outcomes into verdicts (only where something changed).
     fn judge(&mut self, outcomes: Outcomes) -> Vec<HostVerdict> {
-        let run = self.shared.plan.run.clone();
+        let run = self.plan.run.clone();
         let judged: Vec<String> = outcomes
             .iter()
             .map(|(h, _)| h)
@@ -592,7 +531,7 @@ impl<'r> Engine<'r> {
         else {
             return;
         };
-        let min_runs = self.shared.plan.policy.min_runs;
+        let min_runs = self.plan.policy.min_runs;
         if self.state.now < b.until || self.held == Some(b.wave) {
             return;
         }
@@ -622,17 +561,11 @@ impl<'r> Engine<'r> {
         if samples.is_empty() {
             return;
         }
-        let label = self
-            .shared
-            .plan
-            .groups
-            .as_ref()
-            .map_or("", |g| g.label.as_str());
+        let label = self.plan.groups.as_ref().map_or("", |g| g.label.as_str());
         let each: Vec<String> = samples
             .iter()
             .map(|s| {
                 let group = self
-                    .shared
                     .plan
                     .member(&s.host)
                     .and_then(|h| h.labels.get(label))
@@ -810,7 +743,7 @@ impl<'r> Engine<'r> {
             self.reporter.emit(Shown::PhaseDone { wave, phase });
         }
         let Some((wave, phase)) = new else { return };
-        let waves = self.shared.plan.waves.len();
+        let waves = self.plan.waves.len();
         let wave_hosts = |w: usize| -> Vec<String> {
             self.state
                 .hosts
@@ -869,8 +802,8 @@ impl<'r> Engine<'r> {
 }
 
 /// The health watch a run's deployment asks for.
-fn watch_of(shared: &Shared) -> Watch {
-    match shared.plan.deployment() {
+fn watch_of(plan: &Plan) -> Watch {
+    match plan.deployment() {
         Some(d) => Watch::new(&d.builtins, &d.thresholds),
         None => Watch::new(&[], &Default::default()),
     }

@@ -1,26 +1,26 @@
-//! The engine against the in-memory store, a clock on paused tokio time and a stand-in
-//! for host actions: purges whose hosts do not answer, retried on the clock; a stop
-//! request through the store; a controller that lost its run; a crash after every
-//! record, then reconcile. No network, no real time.
+//! The engine against fake hosts (`fake_host`), the in-memory store and a clock on
+//! paused tokio time, in milliseconds: a 1,000-host four-wave run; a hang in wave 2 and
+//! its rollback; a lease that ran out while the controller was gone; a controller
+//! killed after every record of an apply (resumed) and of a purge (reconciled); purges
+//! whose hosts do not answer, retried on the clock; a stop request through the store; a
+//! controller that lost its run. No network, no real time.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::inventory::{Host, HostKeyCheck};
 use crate::report::Reporter;
-use crate::rollout::verdict::{Evidence, Health, Verdict};
+use crate::rollout::verdict::Health;
 use crate::rollout::{
-    exit_code, replay, Attach, Event, HostResult, HostState, Intent, Op, Plan, Policy, Record,
+    exit_code, replay, Attach, Deployment, Event, HostState, Intent, Op, Plan, Policy, Record,
     RunState, StopRequest, Target,
 };
-use crate::spec::OnFailure;
-use crate::store::{Holder, JournalWriter, MemStore, Store, StoreError};
-use crate::transport::Transport;
+use crate::spec::{ActivationKind, Builtin, OnFailure};
+use crate::store::{BoxFuture, Holder, JournalWriter, Lease, MemStore, Store, StoreError};
 
-use super::{CarryOut, Engine, Seams, Stopped};
+use super::{Engine, Seams, Stopped};
 use crate::exec::clock::{Clock, TestClock};
-use crate::exec::ops::Shared;
+use crate::exec::fake_host::{Behaviour, FakeHosts};
 use crate::exec::stop::Stop;
 
 const T0: u64 = 1_800_000_000_000;
@@ -68,104 +68,42 @@ fn purge_plan(hosts: &[&str], fanout: usize) -> Plan {
     }
 }
 
-fn unreachable() -> HostResult {
-    HostResult::Failed {
-        verdict: Verdict::bad(
-            Health::Unreachable,
-            Evidence::new("ssh").raw("connect to host 192.0.2.1 port 22: Connection refused"),
-        ),
-        touched: false,
-    }
-}
-
-/// Fake hosts that each hold the rollout until a removal reaches them: a host answers
-/// from its `answers_from`-th removal on (1: at once; 0: never). Every call is kept
-/// with the record time it was ordered at.
-#[derive(Clone, Default)]
-struct Fleet {
-    answers_from: HashMap<String, u32>,
-    calls: Arc<Mutex<Vec<(String, Op, u64)>>>,
-    holds: Arc<Mutex<HashMap<String, bool>>>,
-}
-
-impl Fleet {
-    fn new(hosts: &[(&str, u32)]) -> Fleet {
-        Fleet {
-            answers_from: hosts.iter().map(|(h, n)| (h.to_string(), *n)).collect(),
-            holds: Arc::new(Mutex::new(
-                hosts.iter().map(|(h, _)| (h.to_string(), true)).collect(),
-            )),
-            ..Fleet::default()
-        }
-    }
-
-    fn carry_out(&self) -> CarryOut {
-        let fleet = self.clone();
-        Arc::new(move |_shared, host, op, at| {
-            let fleet = fleet.clone();
-            Box::pin(async move {
-                let tries = {
-                    let mut calls = fleet.calls.lock().unwrap();
-                    calls.push((host.name.clone(), op, at));
-                    calls.iter().filter(|c| c.0 == host.name).count() as u32
-                };
-                let from = fleet.answers_from[&host.name];
-                // A removal takes a moment on the host.
-                tokio::time::sleep(Duration::from_millis(300)).await;
-                if op != Op::Remove || from == 0 || tries < from {
-                    return unreachable();
-                }
-                fleet.holds.lock().unwrap().insert(host.name.clone(), false);
-                HostResult::Removed {
-                    detail: "found manifest; removed".into(),
-                }
-            })
-        })
-    }
-
-    fn calls(&self) -> Vec<(String, Op, u64)> {
-        self.calls.lock().unwrap().clone()
-    }
-
-    fn holding(&self) -> Vec<String> {
-        let mut h: Vec<String> = self
-            .holds
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|(_, v)| **v)
-            .map(|(k, _)| k.clone())
-            .collect();
-        h.sort();
-        h
-    }
-}
-
-/// Drive one engine to its end with the fake fleet.
+/// Drive one engine to its end on these hosts.
 async fn drive(
     store: &MemStore,
     journal: &mut dyn JournalWriter,
     state: RunState,
     plan: &Plan,
-    fleet: &Fleet,
+    hosts: &FakeHosts,
     clock: Arc<dyn Clock>,
     first: Event,
 ) -> (RunState, Result<(), Stopped>) {
     let reporter = Reporter::new(true, false);
-    let transport = Transport::new(None).unwrap();
     let engine = Engine::new(
         state,
-        Shared::new(transport, plan.clone(), None),
+        plan.clone(),
         &reporter,
         Seams {
+            hosts: Arc::new(hosts.for_run(plan, clock.clone())),
             journal,
             store: Arc::new(store.clone()),
             clock,
             stop: Stop::new(),
         },
-    )
-    .with_host_actions(fleet.carry_out());
+    );
     engine.run(first).await
+}
+
+/// Purge hosts that each hold an earlier run's install; each refuses its first `n`
+/// calls (`u32::MAX`: every one).
+fn purge_fleet(plan: &Plan, clock: Arc<dyn Clock>, hosts: &[(&str, u32)]) -> FakeHosts {
+    let fleet = FakeHosts::new(plan, clock);
+    for (h, n) in hosts {
+        fleet
+            .holding(h, "20270101T000000Z-app-0000")
+            .behave(h, Behaviour::UnreachableFor(*n));
+    }
+    fleet
 }
 
 fn begin(plan: &Plan, until_done: bool) -> Event {
@@ -203,10 +141,10 @@ fn ticks(records: &[Record]) -> Vec<u64> {
 async fn a_purge_retries_unreachable_hosts_on_the_clock_until_they_answer() {
     let store = MemStore::new();
     let plan = purge_plan(&["h1", "h2", "h3"], 10);
-    // h1 answers at once, h2 from its 3rd try, h3 from its 4th.
-    let fleet = Fleet::new(&[("h1", 1), ("h2", 3), ("h3", 4)]);
-    let mut w = new_run(&store, &plan).await;
     let clock = Arc::new(TestClock::starting_at(T0));
+    // h1 answers at once, h2 from its 3rd try, h3 from its 4th.
+    let fleet = purge_fleet(&plan, clock.clone(), &[("h1", 0), ("h2", 2), ("h3", 3)]);
+    let mut w = new_run(&store, &plan).await;
     let (state, r) = drive(
         &store,
         &mut *w,
@@ -220,17 +158,12 @@ async fn a_purge_retries_unreachable_hosts_on_the_clock_until_they_answer() {
     r.unwrap();
     assert_eq!(exit_code(&state), crate::exit::OK, "{:?}", state.status);
     assert!(state.hosts.iter().all(|h| h.state == HostState::Clean));
-    assert!(fleet.holding().is_empty());
+    assert!(fleet.holders().is_empty());
     // Three passes after the first, each after the backoff (1 s, 2 s, 4 s) that followed
     // the removals of the pass before (0.3 s each): on the clock, not in real time.
     let records = store.records(RUN);
     assert_eq!(ticks(&records), [1_300, 3_600, 7_900]);
-    let tries: Vec<u64> = fleet
-        .calls()
-        .iter()
-        .filter(|c| c.0 == "h3")
-        .map(|c| c.2 - T0)
-        .collect();
+    let tries: Vec<u64> = fleet.calls("h3", "remove").iter().map(|t| t - T0).collect();
     assert_eq!(tries, [0, 1_300, 3_600, 7_900]);
     // What the journal says is what the engine held.
     assert_eq!(replay(&records), state);
@@ -241,10 +174,10 @@ async fn a_purge_retries_unreachable_hosts_on_the_clock_until_they_answer() {
 async fn a_stop_request_in_the_store_stops_a_purge_as_a_first_ctrl_c_would() {
     let store = MemStore::new();
     let plan = purge_plan(&["h1", "h2"], 10);
-    // h2 never answers: the purge would retry for ever.
-    let fleet = Fleet::new(&[("h1", 1), ("h2", 0)]);
-    let mut w = new_run(&store, &plan).await;
     let clock = Arc::new(TestClock::starting_at(T0));
+    // h2 never answers: the purge would retry for ever.
+    let fleet = purge_fleet(&plan, clock.clone(), &[("h1", 0), ("h2", u32::MAX)]);
+    let mut w = new_run(&store, &plan).await;
     // Another machine's `abort`, 10 s into the run.
     let asker = {
         let (store, clock) = (store.clone(), clock.clone());
@@ -278,7 +211,7 @@ async fn a_stop_request_in_the_store_stops_a_purge_as_a_first_ctrl_c_would() {
     asker.await.unwrap();
     // A removal command stopped: the rest pending (exit 4), h2 still holding.
     assert_eq!(exit_code(&state), crate::exit::INCOMPLETE);
-    assert_eq!(fleet.holding(), ["h2"]);
+    assert_eq!(fleet.holders(), ["h2"]);
     let records = store.records(RUN);
     let stop = records
         .iter()
@@ -286,12 +219,12 @@ async fn a_stop_request_in_the_store_stops_a_purge_as_a_first_ctrl_c_would() {
         .expect("a stop record naming who asked");
     assert_eq!(records[stop].at - T0, 10_000);
     // No host action was ordered after it.
-    let after = fleet
-        .calls()
+    let after: Vec<u64> = ["h1", "h2"]
         .iter()
-        .filter(|c| c.2 >= records[stop].at)
-        .count();
-    assert_eq!(after, 0, "{:?}", fleet.calls());
+        .flat_map(|h| fleet.calls(h, "remove"))
+        .filter(|t| *t >= records[stop].at)
+        .collect();
+    assert!(after.is_empty(), "{after:?}");
     assert!(ticks(&records[stop..]).is_empty());
 }
 
@@ -300,9 +233,9 @@ async fn a_controller_that_lost_its_run_starts_nothing_more() {
     let store = MemStore::new();
     // One host at a time: h2 and h3 wait for h1's removal to be journaled.
     let plan = purge_plan(&["h1", "h2", "h3"], 1);
-    let fleet = Fleet::new(&[("h1", 1), ("h2", 1), ("h3", 1)]);
-    let mut w = new_run(&store, &plan).await;
     let clock = Arc::new(TestClock::starting_at(T0));
+    let fleet = purge_fleet(&plan, clock.clone(), &[("h1", 0), ("h2", 0), ("h3", 0)]);
+    let mut w = new_run(&store, &plan).await;
     // While h1 is being removed, a standby takes the run over.
     let taker = {
         let (store, clock) = (store.clone(), clock.clone());
@@ -331,8 +264,9 @@ async fn a_controller_that_lost_its_run_starts_nothing_more() {
     );
     assert!(e.source.is_lost());
     // h1's result was refused; nothing else was started.
-    let hosts: Vec<String> = fleet.calls().into_iter().map(|c| c.0).collect();
-    assert_eq!(hosts, ["h1"]);
+    assert_eq!(fleet.calls("h1", "remove").len(), 1);
+    assert!(fleet.calls("h2", "remove").is_empty());
+    assert!(fleet.calls("h3", "remove").is_empty());
     assert_eq!(
         store.records(RUN).len(),
         1,
@@ -340,60 +274,127 @@ async fn a_controller_that_lost_its_run_starts_nothing_more() {
     );
 }
 
+/// A journal writer that dies with its controller after `left` more records: the rest
+/// of the append that reaches the limit is lost, and so is every later one.
+struct Crashing {
+    inner: Box<dyn JournalWriter>,
+    left: usize,
+}
+
+impl JournalWriter for Crashing {
+    fn run(&self) -> &str {
+        self.inner.run()
+    }
+
+    fn lease(&self) -> &Lease {
+        self.inner.lease()
+    }
+
+    fn append<'a>(&'a mut self, records: &'a [Record]) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            let n = records.len().min(self.left);
+            if n > 0 {
+                self.inner.append(&records[..n]).await?;
+                self.left -= n;
+            }
+            if n < records.len() {
+                return Err(StoreError::Unreachable {
+                    store: "memory".into(),
+                    why: "the controller died".into(),
+                });
+            }
+            Ok(())
+        })
+    }
+}
+
+fn attach(intent: Intent, until_done: bool) -> Event {
+    Event::Attach(Attach {
+        pid: 2,
+        intent,
+        until_done,
+        fanout: None,
+        user: "ann".into(),
+        command: vec!["wavectl".into(), "reconcile".into()],
+    })
+}
+
+/// Whether every host the fake fleet says holds the run's install is one the run's
+/// state says may hold it, and every other host of the run is one it calls clean of it.
+fn nothing_unreported(state: &RunState, fleet: &FakeHosts, run: &str) -> Result<(), String> {
+    let sides = fleet.snapshot();
+    for h in &state.hosts {
+        let holds = sides[&h.host].holds.as_ref().is_some_and(|i| {
+            i.run == run || !matches!(state.kind(), Some(crate::rollout::RunKind::Apply))
+        });
+        if holds && !h.state.may_hold() {
+            return Err(format!(
+                "{} holds the script, the run says {:?}",
+                h.host, h.state
+            ));
+        }
+    }
+    Ok(())
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_purge_killed_after_any_record_is_finished_by_reconcile() {
     let plan = purge_plan(&["h1", "h2", "h3"], 2);
-    let hosts = [("h1", 1), ("h2", 2), ("h3", 1)];
+    let hosts = [("h1", 0), ("h2", 1), ("h3", 0)];
     // The whole run once, for its records.
     let store = MemStore::new();
     let mut w = new_run(&store, &plan).await;
+    let clock = Arc::new(TestClock::starting_at(T0));
     let (state, r) = drive(
         &store,
         &mut *w,
         RunState::new(),
         &plan,
-        &Fleet::new(&hosts),
-        Arc::new(TestClock::starting_at(T0)),
+        &purge_fleet(&plan, clock.clone(), &hosts),
+        clock,
         begin(&plan, true),
     )
     .await;
     r.unwrap();
     assert_eq!(exit_code(&state), crate::exit::OK);
     drop(w);
-    let all = store.records(RUN);
-    assert!(all.len() >= 6, "{all:#?}");
-    for k in 1..all.len() {
-        // The controller died after its k-th record; every host acted on so far is as
-        // that run left it (the fleet replays the calls the first k records ordered).
+    let all = store.records(RUN).len();
+    assert!(all >= 6, "{all}");
+    for k in 1..all {
+        // The controller died after its k-th record: the hosts are as that run left them.
+        let store = MemStore::new();
+        let clock = Arc::new(TestClock::starting_at(T0));
+        let fleet = purge_fleet(&plan, clock.clone(), &hosts);
+        let mut w = Crashing {
+            inner: new_run(&store, &plan).await,
+            left: k,
+        };
+        let (_, r) = drive(
+            &store,
+            &mut w,
+            RunState::new(),
+            &plan,
+            &fleet,
+            clock,
+            begin(&plan, true),
+        )
+        .await;
+        assert!(r.is_err(), "after record {k}: the run did not die");
+        drop(w);
         let crashed = store.after_crash();
-        crashed.truncate(RUN, k);
-        let fleet = Fleet::new(&hosts);
-        let seen = replay(&all[..k]);
-        for h in &seen.hosts {
-            if h.state == HostState::Clean {
-                fleet.holds.lock().unwrap().insert(h.host.clone(), false);
-            }
-        }
         let s: &dyn Store = &crashed;
         let lease = s.lock("app", &holder("bastion-1")).await.unwrap();
         let (mut w, records) = s.open(lease, RUN).await.unwrap();
         assert_eq!(records.len(), k);
-        let attach = Event::Attach(Attach {
-            pid: 2,
-            intent: Intent::Reconcile,
-            until_done: true,
-            fanout: None,
-            user: "ann".into(),
-            command: vec!["wavectl".into(), "reconcile".into()],
-        });
+        let later = Arc::new(TestClock::starting_at(T0 + 60_000));
         let (state, r) = drive(
             &crashed,
             &mut *w,
             replay(&records),
             &plan,
             &fleet,
-            Arc::new(TestClock::starting_at(T0 + 60_000)),
-            attach,
+            later,
+            attach(Intent::Reconcile, true),
         )
         .await;
         r.unwrap();
@@ -403,7 +404,459 @@ async fn a_purge_killed_after_any_record_is_finished_by_reconcile() {
             "after record {k}: {:?}",
             state.hosts
         );
-        assert!(fleet.holding().is_empty(), "after record {k}");
+        assert!(fleet.holders().is_empty(), "after record {k}");
         assert_eq!(replay(&crashed.records(RUN)), state, "after record {k}");
     }
+}
+
+// --- applies ---
+
+const APPLY: &str = "20270115T080000Z-raid-health-0001";
+
+fn deployment() -> Deployment {
+    Deployment {
+        install_path: "/usr/local/sbin/raid-health".into(),
+        mode: 0o755,
+        sha256: "00".repeat(32),
+        script_timeout: Duration::from_secs(10),
+        activation: ActivationKind::Cron,
+        schedule: "*/5 * * * *".into(),
+        run_on_install: true,
+        interval: Duration::from_secs(15),
+        probe_timeout: Duration::from_secs(10),
+        builtins: vec![Builtin::Reachable, Builtin::Script],
+        thresholds: Default::default(),
+        checks: vec![],
+        lease: Duration::from_secs(15 * 60),
+        force: false,
+    }
+}
+
+/// An apply of `n` hosts `h0001`.. in waves of these sizes (the last one repeating).
+fn apply_plan(n: usize, sizes: &[usize], concurrency: usize) -> Plan {
+    let hosts: Vec<Host> = (1..=n).map(|i| host(&format!("h{i:04}"))).collect();
+    let mut waves: Vec<Vec<String>> = Vec::new();
+    let mut names = hosts.iter().map(|h| h.name.clone());
+    for i in 0.. {
+        let size = sizes[i.min(sizes.len() - 1)];
+        let wave: Vec<String> = names.by_ref().take(size).collect();
+        if wave.is_empty() {
+            break;
+        }
+        waves.push(wave);
+    }
+    Plan {
+        run: APPLY.into(),
+        name: "raid-health".into(),
+        target: Target::Apply(deployment()),
+        waves,
+        hosts,
+        policy: Policy {
+            max_unhealthy: 0,
+            on_failure: OnFailure::Rollback,
+            bake: Duration::from_secs(60),
+            min_runs: 1,
+            concurrency,
+            fanout: concurrency,
+            login_timeout: Duration::from_secs(5),
+            baseline: true,
+            controls: true,
+        },
+        spec: None,
+        inventory: None,
+        ssh_config: None,
+        user: "ann".into(),
+        approval: None,
+        command: vec!["wavectl".into(), "apply".into()],
+        preflight: None,
+        groups: None,
+    }
+}
+
+/// Begin an apply on `fleet` and drive it to its end.
+async fn apply(
+    store: &MemStore,
+    plan: &Plan,
+    fleet: &FakeHosts,
+    clock: Arc<dyn Clock>,
+) -> RunState {
+    let mut w = new_run(store, plan).await;
+    let (state, r) = drive(
+        store,
+        &mut *w,
+        RunState::new(),
+        plan,
+        fleet,
+        clock,
+        begin(plan, false),
+    )
+    .await;
+    r.unwrap();
+    state
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_thousand_hosts_in_four_waves_end_confirmed() {
+    // 1, 10%, 50%, then the rest.
+    let plan = apply_plan(1000, &[1, 100, 500, 399], 50);
+    assert_eq!(plan.waves.len(), 4);
+    let store = MemStore::new();
+    let clock = Arc::new(TestClock::starting_at(T0));
+    let fleet = FakeHosts::new(&plan, clock.clone());
+    let state = apply(&store, &plan, &fleet, clock.clone()).await;
+    assert_eq!(exit_code(&state), crate::exit::OK, "{:?}", state.status);
+    assert!(
+        state.hosts.iter().all(|h| h.state == HostState::Confirmed),
+        "{:?}",
+        state.hosts.iter().find(|h| h.state != HostState::Confirmed)
+    );
+    let sides = fleet.snapshot();
+    assert!(sides.values().all(|s| s
+        .holds
+        .as_ref()
+        .is_some_and(|i| i.run == APPLY && i.confirmed)));
+    // Each wave baked (a minute at least) before the next was installed.
+    let first_install = |w: usize| {
+        plan.waves[w]
+            .iter()
+            .flat_map(|h| fleet.calls(h, "install"))
+            .min()
+            .unwrap()
+    };
+    let last_install = |w: usize| {
+        plan.waves[w]
+            .iter()
+            .flat_map(|h| fleet.calls(h, "install"))
+            .max()
+            .unwrap()
+    };
+    for w in 1..4 {
+        assert!(
+            first_install(w) >= last_install(w - 1) + 60_000,
+            "wave {} began {} ms after wave {} was installed",
+            w + 1,
+            first_install(w) - last_install(w - 1),
+            w
+        );
+    }
+    assert_eq!(replay(&store.records(APPLY)), state);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_hang_in_wave_two_rolls_back_every_host_that_got_the_script() {
+    let plan = apply_plan(30, &[1, 4, 25], 10);
+    let store = MemStore::new();
+    let clock = Arc::new(TestClock::starting_at(T0));
+    let fleet = FakeHosts::new(&plan, clock.clone());
+    // The second host of wave 2 hangs as soon as the script runs there.
+    let hung = plan.waves[1][1].clone();
+    fleet.behave(&hung, Behaviour::HangsOnRun);
+    let state = apply(&store, &plan, &fleet, clock.clone()).await;
+    // Rolled back, the hung host still pending (it cannot be cleaned while it hangs).
+    assert_eq!(
+        exit_code(&state),
+        crate::exit::INCOMPLETE,
+        "{:?}",
+        state.status
+    );
+    let h = state.host(&hung).unwrap();
+    assert_eq!(h.state, HostState::Pending, "{h:?}");
+    let v = h.verdict.as_ref().expect("a verdict on the hung host");
+    assert_eq!(v.health, Health::Hung, "{v:?}");
+    // Every other host that got it: removed, and clean of it on the host.
+    let got: Vec<&String> = plan.waves[..2].iter().flatten().collect();
+    for name in &got {
+        assert!(!fleet.calls(name, "install").is_empty());
+        assert!(
+            !fleet.calls(name, "remove").is_empty(),
+            "{name} not rolled back"
+        );
+        if **name != hung {
+            assert_eq!(state.host(name).unwrap().state, HostState::Clean, "{name}");
+        }
+    }
+    assert_eq!(fleet.holders(), std::slice::from_ref(&hung));
+    // Wave 3 was never touched.
+    for name in &plan.waves[2] {
+        assert!(fleet.calls(name, "install").is_empty(), "{name} got it");
+        assert_eq!(state.host(name).unwrap().state, HostState::Untouched);
+    }
+    nothing_unreported(&state, &fleet, APPLY).unwrap();
+    assert_eq!(replay(&store.records(APPLY)), state);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_host_whose_lease_ran_out_while_the_controller_was_gone_is_unhealthy_with_its_evidence() {
+    let plan = apply_plan(3, &[1, 2], 10);
+    let store = MemStore::new();
+    let clock = Arc::new(TestClock::starting_at(T0));
+    let fleet = FakeHosts::new(&plan, clock.clone());
+    // The controller dies in wave 1's bake: after the canary's install and a round.
+    let mut w = Crashing {
+        inner: new_run(&store, &plan).await,
+        left: usize::MAX,
+    };
+    let all = {
+        let probe = MemStore::new();
+        let probe_clock = Arc::new(TestClock::starting_at(T0));
+        let probe_fleet = FakeHosts::new(&plan, probe_clock.clone());
+        apply(&probe, &plan, &probe_fleet, probe_clock).await;
+        probe.records(APPLY)
+    };
+    let in_bake = all
+        .iter()
+        .position(|r| matches!(r.event, Event::Round { wave: 1, .. }))
+        .expect("a round of wave 1");
+    w.left = in_bake + 1;
+    let (_, r) = drive(
+        &store,
+        &mut w,
+        RunState::new(),
+        &plan,
+        &fleet,
+        clock.clone(),
+        begin(&plan, false),
+    )
+    .await;
+    assert!(r.is_err());
+    drop(w);
+    let canary = plan.waves[0][0].clone();
+    let installed = fleet.calls(&canary, "install")[0];
+    // Nobody resumes for 20 minutes: the canary's 15-minute lease runs out and its
+    // guard reverts it.
+    clock.sleep(Duration::from_secs(20 * 60)).await;
+    assert!(fleet.holders().is_empty());
+    let reverted = fleet.snapshot()[&canary]
+        .reverted
+        .clone()
+        .expect("reverted");
+    assert!(reverted.lease_until >= (installed + 15 * 60_000) / 1000);
+    let crashed = store.after_crash();
+    let s: &dyn Store = &crashed;
+    let lease = s.lock(&plan.name, &holder("bastion-1")).await.unwrap();
+    let (mut w, records) = s.open(lease, APPLY).await.unwrap();
+    let (state, r) = drive(
+        &crashed,
+        &mut *w,
+        replay(&records),
+        &plan,
+        &fleet,
+        clock.clone(),
+        attach(Intent::Resume, false),
+    )
+    .await;
+    r.unwrap();
+    let h = state.host(&canary).unwrap();
+    assert_eq!(h.state, HostState::Reverted, "{h:?}");
+    let v = h.verdict.as_ref().expect("a verdict");
+    assert!(v.health.is_bad(), "{v:?}");
+    let said = v
+        .evidence
+        .iter()
+        .map(|e| e.to_string())
+        .collect::<Vec<_>>()
+        .join("; ");
+    let expected = format!(
+        "lease expired at {}",
+        crate::rollout::step::utc(reverted.lease_until)
+    );
+    assert!(said.contains(&expected), "{said}");
+    // The run rolled back (the budget is 0): the rest never got it.
+    assert_eq!(
+        exit_code(&state),
+        crate::exit::ROLLED_BACK,
+        "{:?}",
+        state.status
+    );
+    assert!(fleet.holders().is_empty());
+    for name in &plan.waves[1] {
+        assert!(fleet.calls(name, "install").is_empty());
+    }
+    nothing_unreported(&state, &fleet, APPLY).unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_apply_killed_after_any_record_is_finished_by_resume() {
+    let plan = apply_plan(6, &[1, 2, 3], 3);
+    // The whole run once, for its records.
+    let all = {
+        let store = MemStore::new();
+        let clock = Arc::new(TestClock::starting_at(T0));
+        let state = apply(&store, &plan, &FakeHosts::new(&plan, clock.clone()), clock).await;
+        assert_eq!(exit_code(&state), crate::exit::OK);
+        store.records(APPLY).len()
+    };
+    assert!(all >= 20, "{all}");
+    // Crashes with an action in flight whose result was lost: its host settled on resume.
+    let mut settled = 0;
+    for k in 1..all {
+        // The controller died after its k-th record: the hosts are as that run left them
+        // (an action whose result was not recorded did happen).
+        let store = MemStore::new();
+        let clock = Arc::new(TestClock::starting_at(T0));
+        let fleet = FakeHosts::new(&plan, clock.clone());
+        let mut w = Crashing {
+            inner: new_run(&store, &plan).await,
+            left: k,
+        };
+        let (_, r) = drive(
+            &store,
+            &mut w,
+            RunState::new(),
+            &plan,
+            &fleet,
+            clock.clone(),
+            begin(&plan, false),
+        )
+        .await;
+        assert!(r.is_err(), "after record {k}: the run did not die");
+        drop(w);
+        // A minute later (well within the leases), `resume`.
+        clock.sleep(Duration::from_secs(60)).await;
+        let crashed = store.after_crash();
+        let s: &dyn Store = &crashed;
+        let lease = s.lock(&plan.name, &holder("bastion-1")).await.unwrap();
+        let (mut w, records) = s.open(lease, APPLY).await.unwrap();
+        assert_eq!(records.len(), k);
+        let (state, r) = drive(
+            &crashed,
+            &mut *w,
+            replay(&records),
+            &plan,
+            &fleet,
+            clock.clone(),
+            attach(Intent::Resume, false),
+        )
+        .await;
+        r.unwrap();
+        assert_eq!(
+            exit_code(&state),
+            crate::exit::OK,
+            "after record {k}: {:?}",
+            state.status
+        );
+        assert!(
+            state.hosts.iter().all(|h| h.state == HostState::Confirmed),
+            "after record {k}: {:?}",
+            state.hosts
+        );
+        let sides = fleet.snapshot();
+        assert!(
+            sides
+                .values()
+                .all(|s| s.holds.as_ref().is_some_and(|i| i.confirmed)),
+            "after record {k}: {sides:?}"
+        );
+        nothing_unreported(&state, &fleet, APPLY).unwrap();
+        let after = crashed.records(APPLY);
+        assert_eq!(replay(&after), state, "after record {k}");
+        settled += after[k..]
+            .iter()
+            .filter(|r| matches!(r.event, Event::Result { op: Op::Settle, .. }))
+            .count();
+    }
+    assert!(settled > 0, "no crash left an action's result unknown");
+    eprintln!("{settled} hosts settled over {} crashes", all - 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_canary_whose_script_runs_fail_rolls_the_run_back_with_the_evidence() {
+    let plan = apply_plan(5, &[1, 4], 10);
+    let store = MemStore::new();
+    let clock = Arc::new(TestClock::starting_at(T0));
+    let fleet = FakeHosts::new(&plan, clock.clone());
+    let canary = plan.waves[0][0].clone();
+    fleet.behave(&canary, Behaviour::FailingHealth);
+    let state = apply(&store, &plan, &fleet, clock).await;
+    assert_eq!(
+        exit_code(&state),
+        crate::exit::ROLLED_BACK,
+        "{:?}",
+        state.status
+    );
+    let h = state.host(&canary).unwrap();
+    assert_eq!(h.state, HostState::Clean, "{h:?}");
+    let v = h.verdict.as_ref().expect("a verdict");
+    assert_eq!(v.health, Health::Degraded, "{v:?}");
+    let said = v
+        .evidence
+        .iter()
+        .map(|e| e.to_string())
+        .collect::<Vec<_>>()
+        .join("; ");
+    assert!(said.contains("killed by its timeout"), "{said}");
+    assert!(fleet.holders().is_empty());
+    for name in &plan.waves[1] {
+        assert!(fleet.calls(name, "install").is_empty(), "{name} got it");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_purge_leaves_unreachable_hosts_pending_and_reconcile_finishes_them() {
+    let plan = purge_plan(&["h1", "h2", "h3", "h4"], 10);
+    let store = MemStore::new();
+    let clock = Arc::new(TestClock::starting_at(T0));
+    let fleet = purge_fleet(
+        &plan,
+        clock.clone(),
+        &[("h1", 0), ("h2", 0), ("h3", 0), ("h4", 0)],
+    );
+    fleet
+        .behave("h2", Behaviour::Unreachable)
+        .behave("h4", Behaviour::Unreachable);
+    let mut w = new_run(&store, &plan).await;
+    // Without --until-done: one pass, the unreachable hosts left pending (exit 4).
+    let (state, r) = drive(
+        &store,
+        &mut *w,
+        RunState::new(),
+        &plan,
+        &fleet,
+        clock.clone(),
+        begin(&plan, false),
+    )
+    .await;
+    r.unwrap();
+    drop(w);
+    assert_eq!(
+        exit_code(&state),
+        crate::exit::INCOMPLETE,
+        "{:?}",
+        state.status
+    );
+    let pending: Vec<&str> = state
+        .hosts
+        .iter()
+        .filter(|h| h.state == HostState::Pending)
+        .map(|h| h.host.as_str())
+        .collect();
+    assert_eq!(pending, ["h2", "h4"]);
+    assert_eq!(fleet.holders(), ["h2", "h4"]);
+    nothing_unreported(&state, &fleet, RUN).unwrap();
+    // They answer again; `reconcile` finishes the removals, and only those.
+    fleet
+        .behave("h2", Behaviour::Healthy)
+        .behave("h4", Behaviour::Healthy);
+    clock.sleep(Duration::from_secs(600)).await;
+    let s: &dyn Store = &store;
+    let lease = s.lock("app", &holder("bastion-1")).await.unwrap();
+    let (mut w, records) = s.open(lease, RUN).await.unwrap();
+    let (state, r) = drive(
+        &store,
+        &mut *w,
+        replay(&records),
+        &plan,
+        &fleet,
+        clock,
+        attach(Intent::Reconcile, false),
+    )
+    .await;
+    r.unwrap();
+    assert_eq!(exit_code(&state), crate::exit::OK, "{:?}", state.status);
+    assert!(state.hosts.iter().all(|h| h.state == HostState::Clean));
+    assert!(fleet.holders().is_empty());
+    assert_eq!(fleet.calls("h1", "remove").len(), 1);
+    assert_eq!(fleet.calls("h3", "remove").len(), 1);
+    assert_eq!(fleet.calls("h2", "remove").len(), 2);
+    assert_eq!(replay(&store.records(RUN)), state);
 }

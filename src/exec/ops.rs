@@ -1,6 +1,6 @@
-//! Carrying out one host action the state machine ordered (install, first run, confirm,
-//! remove, settle) over the transport, and turning what happened into a [`HostResult`].
-//! Talks to hosts; writes nothing.
+//! The real [`Host`]: carrying out one host action the state machine ordered (install,
+//! first run, confirm, remove, settle) over the transport, and turning what happened
+//! into a [`HostResult`]; its probes are `probe`'s. Talks to hosts; writes nothing.
 //!
 //! Logins: a host's actions ride the connection the transport keeps for it (the
 //! baseline's login serves the install, which starts the first run in the same
@@ -9,20 +9,23 @@
 //! confirmation if no probe came first — as the evidence that it still takes new logins.
 
 use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use crate::inventory::Host;
 use crate::remote::{self, InstallResult, ManifestState, RemoveScope};
-use crate::rollout::verdict::{Evidence, Health, Verdict};
-use crate::rollout::{Finding, HostResult, Op, Plan, Refusal, Target};
+use crate::rollout::verdict::{Evidence, Health, Outcome, Verdict};
+use crate::rollout::{Finding, HostResult, Plan, Refusal, Target};
+use crate::store::BoxFuture;
 use crate::transport::{Conn, Output, Transport, TransportError};
+
+use super::host::ProbeAsk;
 
 /// How long a removal keeps killing running copies before it reports failure.
 pub const KILL_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// What every host action of a run shares.
-pub struct Shared {
+/// The hosts of a run over SSH: what every host action of the run shares.
+pub struct Ssh {
     /// Also keeps the run's connections between actions (bounded: see `transport`).
     pub transport: Transport,
     pub plan: Plan,
@@ -32,9 +35,9 @@ pub struct Shared {
     unproven: Mutex<HashSet<String>>,
 }
 
-impl Shared {
-    pub fn new(transport: Transport, plan: Plan, body: Option<Vec<u8>>) -> Shared {
-        Shared {
+impl Ssh {
+    pub fn new(transport: Transport, plan: Plan, body: Option<Vec<u8>>) -> Ssh {
+        Ssh {
             transport,
             plan,
             body,
@@ -70,20 +73,41 @@ pub enum Login {
     Fresh,
 }
 
-/// Carry out `op` on `host`.
-pub async fn carry_out(shared: Arc<Shared>, host: Host, op: Op, now: u64) -> HostResult {
-    let sh = &*shared;
-    match op {
-        Op::Install => install(sh, &host, now).await,
-        Op::StartRun => start_run(sh, &host).await,
-        Op::Confirm => confirm(sh, &host).await,
-        Op::Remove => remove(sh, &host).await,
-        Op::Settle => settle(sh, &host).await,
+impl super::host::Host for Ssh {
+    fn install<'a>(&'a self, host: &'a Host, at: u64) -> BoxFuture<'a, HostResult> {
+        Box::pin(install(self, host, at))
+    }
+
+    fn start_run<'a>(&'a self, host: &'a Host) -> BoxFuture<'a, HostResult> {
+        Box::pin(start_run(self, host))
+    }
+
+    fn confirm<'a>(&'a self, host: &'a Host) -> BoxFuture<'a, HostResult> {
+        Box::pin(confirm(self, host))
+    }
+
+    fn remove<'a>(&'a self, host: &'a Host) -> BoxFuture<'a, HostResult> {
+        Box::pin(remove(self, host))
+    }
+
+    fn settle<'a>(&'a self, host: &'a Host) -> BoxFuture<'a, HostResult> {
+        Box::pin(settle(self, host))
+    }
+
+    fn probe<'a>(&'a self, host: &'a Host, ask: &'a ProbeAsk) -> BoxFuture<'a, Outcome> {
+        Box::pin(super::probe::probe_host(self, host, ask))
+    }
+
+    fn close(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async {
+            self.transport.close_idle().await;
+            self.transport.reap();
+        })
     }
 }
 
 /// A connection for the host's action, reused or new (see [`Login`]).
-async fn login(sh: &Shared, host: &Host, how: Login) -> Result<Conn, HostResult> {
+async fn login(sh: &Ssh, host: &Host, how: Login) -> Result<Conn, HostResult> {
     if how == Login::Reuse {
         if let Some(c) = sh.transport.reuse(&host.name).await {
             return Ok(c);
@@ -99,7 +123,7 @@ async fn login(sh: &Shared, host: &Host, how: Login) -> Result<Conn, HostResult>
 }
 
 /// Done with a connection: kept for the host's next action, or closed.
-async fn release(sh: &Shared, conn: Conn, keep: bool) {
+async fn release(sh: &Ssh, conn: Conn, keep: bool) {
     if keep {
         sh.transport.keep(conn).await;
     } else {
@@ -157,7 +181,7 @@ fn failed_on_host(signal: &str, what: &str, out: &Output) -> HostResult {
     }
 }
 
-async fn install(sh: &Shared, host: &Host, now: u64) -> HostResult {
+async fn install(sh: &Ssh, host: &Host, now: u64) -> HostResult {
     let (Target::Apply(d), Some(body)) = (&sh.plan.target, &sh.body) else {
         return internal("install ordered in a run that installs nothing");
     };
@@ -221,7 +245,7 @@ async fn install(sh: &Shared, host: &Host, now: u64) -> HostResult {
     result
 }
 
-async fn start_run(sh: &Shared, host: &Host) -> HostResult {
+async fn start_run(sh: &Ssh, host: &Host) -> HostResult {
     let conn = match login(sh, host, Login::Reuse).await {
         Ok(c) => c,
         Err(r) => return r,
@@ -239,7 +263,7 @@ async fn start_run(sh: &Shared, host: &Host) -> HostResult {
 
 /// Confirm over the bake's connection, or over a fresh one if the host has not taken a
 /// fresh login since its install (the evidence that it still takes new logins).
-async fn confirm(sh: &Shared, host: &Host) -> HostResult {
+async fn confirm(sh: &Ssh, host: &Host) -> HostResult {
     let how = if sh.owes_fresh_login(&host.name) {
         Login::Fresh
     } else {
@@ -274,7 +298,7 @@ async fn confirm(sh: &Shared, host: &Host) -> HostResult {
     result
 }
 
-async fn remove(sh: &Shared, host: &Host) -> HostResult {
+async fn remove(sh: &Ssh, host: &Host) -> HostResult {
     let cmd = match &sh.plan.target {
         Target::Apply(d) => remote::remove(
             &sh.plan.name,
@@ -395,7 +419,7 @@ fn describe_purge_path(stdout: &str) -> (bool, String) {
 }
 
 /// What the host holds of this run.
-async fn ask(conn: &Conn, sh: &Shared) -> Result<Finding, HostResult> {
+async fn ask(conn: &Conn, sh: &Ssh) -> Result<Finding, HostResult> {
     let out = conn
         .run(&remote::settle(&sh.plan.name, &sh.plan.run))
         .await
@@ -426,7 +450,7 @@ async fn ask(conn: &Conn, sh: &Shared) -> Result<Finding, HostResult> {
     }
 }
 
-async fn settle(sh: &Shared, host: &Host) -> HostResult {
+async fn settle(sh: &Ssh, host: &Host) -> HostResult {
     let conn = match login(sh, host, Login::Reuse).await {
         Ok(c) => c,
         Err(r) => return r,

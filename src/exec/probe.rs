@@ -9,7 +9,6 @@
 //! round began: a round of many hosts on a busy controller condemns no host for the
 //! time it waited its turn.
 
-use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,61 +22,53 @@ use crate::rollout::verdict::Outcome;
 use crate::rollout::Deployment;
 use crate::transport::TransportError;
 
-use super::ops::{Login, Shared};
+use super::host::ProbeAsk;
+use super::ops::{Login, Ssh};
 
-/// How a round probes (which sources, where each kernel log stood, a fresh login beside
-/// the kept connection).
-#[derive(Debug, Clone, Default)]
-pub struct RoundOpts {
-    /// Each host's kernel log cursor (none: the probe takes one).
-    pub cursors: HashMap<String, String>,
-    /// Hosts that also log in afresh beside a kept connection: a host can keep old
-    /// sessions alive while new logins hang.
-    pub fresh: HashSet<String>,
-}
-
-/// Probe every host once, at most `concurrency` at once; each host with the login its
-/// `Login` says (a host's first probe after its install comes over a new one).
+/// Probe every host once, each with what its probe is asked, at most `concurrency` at
+/// once.
 pub async fn round(
-    shared: Arc<Shared>,
-    hosts: Vec<(Host, Login)>,
-    opts: RoundOpts,
+    hosts: Arc<dyn super::host::Host>,
+    targets: Vec<(Host, ProbeAsk)>,
+    concurrency: usize,
 ) -> Vec<(String, Outcome)> {
-    let Some(d) = shared.plan.deployment().cloned() else {
-        return Vec::new();
-    };
-    let limit = Arc::new(Semaphore::new(shared.plan.policy.concurrency.max(1)));
-    let opts = Arc::new(opts);
-    let probes = hosts.into_iter().map(|(host, how)| {
-        let (shared, limit, d, opts) = (shared.clone(), limit.clone(), d.clone(), opts.clone());
+    let limit = Arc::new(Semaphore::new(concurrency.max(1)));
+    let probes = targets.into_iter().map(|(host, ask)| {
+        let (hosts, limit) = (hosts.clone(), limit.clone());
         async move {
             let _permit = limit.acquire().await;
-            let o = probe_host(&shared, &d, &host, how, &opts).await;
+            let o = hosts.probe(&host, &ask).await;
             (host.name, o)
         }
     });
     join_all(probes).await
 }
 
-/// One probe of one host, and for a host in `opts.fresh` a fresh login beside the kept
-/// connection: a host whose new logins hang (or are refused) while an old session still
-/// answers is judged on the fresh login (which is then kept instead).
-async fn probe_host(
-    shared: &Shared,
-    d: &Deployment,
-    host: &Host,
-    how: Login,
-    opts: &RoundOpts,
-) -> Outcome {
+/// One probe of one host over SSH: over the connection the transport keeps for it, or a
+/// new login for its first probe after its install (see `ops`); with `ask.fresh`, a fresh
+/// login beside the kept connection too: a host whose new logins hang (or are refused)
+/// while an old session still answers is judged on the fresh login (which is then kept
+/// instead).
+pub(super) async fn probe_host(shared: &Ssh, host: &Host, ask: &ProbeAsk) -> Outcome {
+    let Some(d) = shared.plan.deployment() else {
+        return Outcome::Failed {
+            message: "probe ordered in a run that installs nothing".into(),
+        };
+    };
+    let how = if shared.owes_fresh_login(&host.name) {
+        Login::Fresh
+    } else {
+        Login::Reuse
+    };
     let kept = match how {
         Login::Reuse => shared.transport.reuse(&host.name).await,
         Login::Fresh => None,
     };
-    if !(opts.fresh.contains(&host.name) && kept.is_some()) {
-        return probe_over(shared, d, host, opts, kept).await;
+    if !(ask.fresh && kept.is_some()) {
+        return probe_over(shared, d, host, ask, kept).await;
     }
     let (outcome, login) = tokio::join!(
-        probe_over(shared, d, host, opts, kept),
+        probe_over(shared, d, host, ask, kept),
         shared
             .transport
             .connect(host, login_deadline(d.probe_timeout))
@@ -116,10 +107,10 @@ async fn probe_host(
 /// host that stopped answering — so a fresh login decides: a silent host is then
 /// `hung`, one that refuses `unreachable`.
 async fn probe_over(
-    shared: &Shared,
+    shared: &Ssh,
     d: &Deployment,
     host: &Host,
-    opts: &RoundOpts,
+    ask: &ProbeAsk,
     mut kept: Option<crate::transport::Conn>,
 ) -> Outcome {
     loop {
@@ -141,7 +132,7 @@ async fn probe_over(
         let left = d.probe_timeout;
         let ask = remote::probe::Ask {
             sources: signals::sources(&d.builtins),
-            kernel_cursor: opts.cursors.get(&host.name).cloned(),
+            kernel_cursor: ask.cursor.clone(),
         };
         let cmd = remote::probe::probe_with(
             &shared.plan.name,

@@ -142,7 +142,7 @@ fn wrapper_records_timeouts_and_refuses_when_revoked(shell: Shell) {
     assert!(!r.running);
 
     sb.ok(
-        "sed -i 's/^state=probation$/state=revoked/' /var/lib/wavectl/t-slow/manifest",
+        "sed -i 's/^\"state\": \"probation\",$/\"state\": \"revoked\",/' /var/lib/wavectl/t-slow/manifest.json",
         &[],
     );
     let o = sb.run(&run_once("t-slow", Duration::from_secs(1)));
@@ -163,7 +163,7 @@ fn wrapper_records_timeouts_and_refuses_when_revoked(shell: Shell) {
         Some(78)
     );
     // Missing manifest: refused too.
-    sb.ok("rm /var/lib/wavectl/t-slow/manifest", &[]);
+    sb.ok("rm /var/lib/wavectl/t-slow/manifest.json", &[]);
     assert_eq!(
         sb.run(&run_once("t-slow", Duration::from_secs(1)))
             .status
@@ -337,7 +337,7 @@ fn boot_guard_reverts_probation_and_keeps_confirmed(shell: Shell) {
 
     // The periodic guard leaves an unexpired lease alone.
     sb.ok("/var/lib/wavectl/t-guard-a/run guard", &[]);
-    assert!(sb.exists("/var/lib/wavectl/t-guard-a/manifest"));
+    assert!(sb.exists("/var/lib/wavectl/t-guard-a/manifest.json"));
     sb.ok(
         "/var/lib/wavectl/t-guard-a/run guard boot && /var/lib/wavectl/t-guard-b/run guard boot",
         &[],
@@ -356,13 +356,13 @@ fn boot_guard_reverts_probation_and_keeps_confirmed(shell: Shell) {
     let f = state_of(&sb, "t-guard-a", "run-1");
     assert_eq!(f.manifest, None);
     assert!(f.reverted.as_ref().is_some_and(|r| r.clean), "{f:?}");
-    assert!(sb.exists("/var/lib/wavectl/t-guard-b/manifest"));
+    assert!(sb.exists("/var/lib/wavectl/t-guard-b/manifest.json"));
     assert!(sb.exists("/etc/cron.d/wavectl-t-guard-b"));
     assert!(sb.exists("/opt/wv/b"));
 
     // A removal left unfinished (revoked) is finished at boot; no revert is recorded.
     sb.ok(
-        "sed -i 's/^state=confirmed$/state=revoked/' /var/lib/wavectl/t-guard-b/manifest",
+        "sed -i 's/^\"state\": \"confirmed\",$/\"state\": \"revoked\",/' /var/lib/wavectl/t-guard-b/manifest.json",
         &[],
     );
     sb.ok("/var/lib/wavectl/t-guard-b/run guard boot", &[]);
@@ -725,7 +725,7 @@ fn command_lines_fit_in_one_exec_argument() {
         start_run("n", "r"),
     ];
     for c in lines {
-        // The install carries the wrapper (the library a second time): ~40 KB.
+        // The install carries the wrapper (the library a second time): ~47 KB.
         assert!(c.line.len() < 48 * 1024, "{}: {}", c.what, c.line.len());
     }
 }

@@ -24,8 +24,9 @@
 //!    started.
 //! 5. Upgrade (a confirmed install of another run): that version kept whole in `prev/`
 //!    (built in `prev.new/`, renamed when complete); then an empty `runs.log`.
-//! 6. `mv -fT` into place; the wrapper, `boot_id`, the manifest (`probation`, `backup`
-//!    and `prev` patched in on the host), the activation last; `txn` removed; with
+//! 6. `mv -fT` into place; the wrapper, `boot_id`, the manifest `manifest.json`
+//!    (`probation`; `backup` and `prev_*` set on the host; an earlier release's
+//!    `manifest` removed after it), the activation last; `txn` removed; with
 //!    `start`, the first run started through the wrapper (detached, as `start_run`
 //!    does); prints `wavectl-install ok backup=0|1 prev=<run id or -> started=0|1`.
 //!
@@ -36,8 +37,8 @@
 use std::time::Duration;
 
 use super::{
-    command, compact, secs, sh_quote, unhex, with_lib, Manifest, ManifestState, RemoteCommand,
-    CHECKS_SH, PKG_SH, PROCS_SH, REMOVAL_SH, STATE_DIR,
+    command, compact, secs, sh_quote, unhex, with_lib, Manifest, ManifestFormat, ManifestState,
+    RemoteCommand, CHECKS_SH, PKG_SH, PROCS_SH, REMOVAL_SH, STATE_DIR,
 };
 use crate::spec::ActivationKind;
 
@@ -126,9 +127,10 @@ fn lease_secs(d: Duration) -> u64 {
     d.as_secs().saturating_add(u64::from(d.subsec_nanos() > 0))
 }
 
-/// The manifest `install` sends (see [`Manifest`]): state `probation`; the host adds
-/// `backup` and the `prev_*` lines.
-pub fn manifest_text(p: &InstallParams) -> String {
+/// The manifest `install` sends (see [`Manifest`]): state `probation`, `backup` false and
+/// `prev_*` null (the host sets those). An error names a value the manifest cannot hold
+/// (see [`Manifest::render`]).
+pub fn manifest_text(p: &InstallParams) -> Result<String, String> {
     Manifest {
         name: p.name.to_string(),
         run_id: p.run_id.to_string(),
@@ -144,7 +146,7 @@ pub fn manifest_text(p: &InstallParams) -> String {
         lease_secs: lease_secs(p.lease),
         backup: false,
         prev: None,
-        legacy: false,
+        format: ManifestFormat::Json,
     }
     .render()
 }
@@ -176,7 +178,9 @@ pub fn install(p: &InstallParams) -> RemoteCommand {
         _ => p.schedule,
     };
     let wrapper = wrapper_text(p.name, p.script_timeout);
-    let man = manifest_text(p);
+    // A value the manifest cannot hold (never from a checked spec and a run id of ours)
+    // sends none: the host refuses that (exit 65) before it touches anything.
+    let man = manifest_text(p).unwrap_or_default();
     let lease = lease_secs(p.lease).to_string();
     let protected = crate::spec::protected_host_list();
     // No library here: install.sh takes it from the wrapper it carries (see LIB_END).
@@ -358,18 +362,31 @@ mod tests {
 
     #[test]
     fn the_manifest_sent_is_in_probation_without_what_the_host_adds() {
-        let t = manifest_text(&params());
-        let m = Manifest::parse(&t).unwrap();
+        let t = manifest_text(&params()).unwrap();
+        let m = Manifest::read(&t).unwrap();
         assert_eq!(
             (m.state, m.activation),
             (ManifestState::Probation, ActivationKind::Cron)
         );
         assert_eq!((m.lease_secs, m.backup, m.prev), (901, false, None));
         assert_eq!(m.install_path, "/usr/local/sbin/raid health");
-        assert!(!t.contains("\nbackup=") && !t.contains("\nprev_"), "{t}");
+        assert!(
+            t.contains("\n\"backup\": false,\n\"prev_run_id\": null,\n\"prev_sha256\": null,\n"),
+            "{t}"
+        );
         let mut p = params();
         p.activation = ActivationKind::None;
-        assert_eq!(Manifest::parse(&manifest_text(&p)).unwrap().schedule, "");
+        assert_eq!(
+            Manifest::read(&manifest_text(&p).unwrap())
+                .unwrap()
+                .schedule,
+            ""
+        );
+        // A run id the host could not read unescaped: no manifest, so the host refuses.
+        p.run_id = "r\"1";
+        assert!(manifest_text(&p).is_err());
+        let c = install(&p);
+        assert!(c.line.contains(" '' 'r\"1' "), "{}", c.line);
     }
 
     #[test]
@@ -398,7 +415,7 @@ mod tests {
             .line
             .contains("wavectl 'raid-health' '/usr/local/sbin/raid health' '755' '00' 'cron' '*/5 * * * *' '#!/bin/sh"));
         let tail = format!(
-            "\nlease_secs=901\n' 'r1' '901' '0' '0' {}",
+            "\n\"lease_secs\": 901\n}}\n' 'r1' '901' '0' '0' {}",
             sh_quote(&crate::spec::protected_host_list())
         );
         assert!(c.line.ends_with(&tail), "{}", &c.line[c.line.len() - 80..]);

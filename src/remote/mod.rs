@@ -33,7 +33,7 @@
 //!
 //! Comment lines and blank lines are dropped when a script is embedded (`compact`), so
 //! the source files stay commented while the command lines stay short (the install,
-//! which carries the wrapper, is ~42 KB; a test keeps every line under 48 KiB, another
+//! which carries the wrapper, is ~47 KB; a test keeps every line under 48 KiB, another
 //! checks that no dropped line sits inside a string).
 //!
 //! Versions: a run installed over another run's *confirmed* install is an upgrade; the
@@ -50,10 +50,10 @@
 //! | path | what |
 //! |---|---|
 //! | `install_path` | the script (written in a private directory made beside it, `.wavectl-NAME.XXXXXXXX` by `mktemp -d`, sha256-checked, renamed with `mv -fT`: a symlink there is replaced, never followed) |
-//! | `/var/lib/wavectl/NAME/manifest` | [`Manifest`], one `KEY=VALUE` a line ([`mod@manifest`]): name, run_id, state (`probation` → `confirmed`; `revoked` while removed), sha256, installed_at, install_path, activation, schedule, lease_secs, backup, prev_run_id, prev_sha256. A version installed by the release before this one has `manifest.json` (compact JSON) instead, read and kept as it is until an install replaces it |
+//! | `/var/lib/wavectl/NAME/manifest.json` | [`Manifest`], JSON with one top-level field a line ([`mod@manifest`]): name, sha256, run_id, installed_at, state (`probation` → `confirmed`; `revoked` while removed), backup, prev_run_id, prev_sha256, install_path, activation, schedule, lease_secs. A version installed by an earlier release has that release's form instead (`manifest`, `KEY=VALUE` lines; or a compact one-line `manifest.json`), read and kept as it is until an install replaces it |
 //! | `/var/lib/wavectl/NAME/txn` | the run id of an install in progress: written first, removed last (a cut-short install leaves it) |
 //! | `/var/lib/wavectl/NAME/lease` | unix seconds (host clock) until which the probation lease runs; renewed by probes of the same run, removed at confirm |
-//! | `/var/lib/wavectl/NAME/prev/` | the previous confirmed version, whole, for a rollback of the newest: `script` (exact copy), `manifest` (or its `manifest.json`), `run`, `runs.log`, `cron` or `units/`, `for` (the run it was kept for), `complete` (written last); built in `prev.new/`, renamed when complete; kept after confirm, replaced by the next upgrade |
+//! | `/var/lib/wavectl/NAME/prev/` | the previous confirmed version, whole, for a rollback of the newest: `script` (exact copy), `manifest.json` (or an earlier release's `manifest`), `run`, `runs.log`, `cron` or `units/`, `for` (the run it was kept for), `complete` (written last); built in `prev.new/`, renamed when complete; kept after confirm, replaced by the next upgrade |
 //! | `/var/lib/wavectl/NAME/backup` | the pre-wavectl original at `install_path` (`cp -a --preserve=all`: mode, owner, timestamps, xattrs, a symlink as the link), decided at the first install, restored by a full removal |
 //! | `/var/lib/wavectl/NAME/backup.none` | marker: nothing was at `install_path` before wavectl |
 //! | `/var/lib/wavectl/NAME/created_dirs` | the outermost parent directory of `install_path` the first install created (raw bytes; every directory between it and `install_path` was created too); a full removal removes them again if empty |
@@ -122,7 +122,7 @@ pub use install::{
     confirm, install, manifest_text, parse_confirm, parse_install, run_once, start_run,
     wrapper_path, wrapper_text, ConfirmResult, InstallParams, InstallResult,
 };
-pub use manifest::{Manifest, ManifestState, PrevVersion};
+pub use manifest::{Manifest, ManifestFormat, ManifestState, PrevVersion};
 pub use preview::{parse_preview, preview, Holds, PreviewParams, PreviewReport};
 pub use probe::{check_timeout, parse_probe, probe};
 pub use purge_path::{parse_purge_path, purge_path, PurgePathReport};

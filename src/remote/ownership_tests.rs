@@ -141,7 +141,7 @@ fn without_cgroups_a_run_is_known_by_pid_start_time_and_boot_id(shell: Shell) {
     forge("00000000-0000-0000-0000-000000000000", &start);
     assert!(!state_of(&sb, name, "run-1").running);
     sb.ok(
-        "sed -i 's/^state=[a-z]*$/state=probation/' /var/lib/wavectl/t-pid/manifest && /var/lib/wavectl/t-pid/run guard boot",
+        "sed -i 's/^\"state\": \"[a-z]*\",$/\"state\": \"probation\",/' /var/lib/wavectl/t-pid/manifest.json && /var/lib/wavectl/t-pid/run guard boot",
         &[],
     );
     assert!(alive(&sb, v), "the boot guard killed an unrelated process");

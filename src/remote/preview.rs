@@ -7,8 +7,8 @@
 //! nothing, not even NAME's state directory or a lock file. Output lines (free-form
 //! values hex): `path absent|file|link|other`; `sha256 <digest>` (a file); `link <hex
 //! target>`; `owner <hex user:group>`; `mode <octal>`; `package <hex names>` (dpkg or
-//! rpm, asked where the file is not NAME's); `manifest <hex>`, `manifest-json <hex>`
-//! (the previous release's) or `manifest none`; `txn <run>` (an install under way or cut
+//! rpm, asked where the file is not NAME's); `manifest <hex>` (in
+//! whichever release's form: [`Manifest::read`]) or `manifest none`; `txn <run>` (an install under way or cut
 //! short); `refused <hex reason>`; then `wavectl-preview done`.
 
 use std::time::Duration;
@@ -179,21 +179,17 @@ pub fn parse_preview(stdout: &str) -> Result<PreviewReport, String> {
             ["mode", m] => r.mode = Some(m.to_string()),
             ["package", h] => r.package = Some(text(h).map_err(|e| bad(&e))?.trim().to_string()),
             ["manifest", "none"] => seen_manifest = true,
-            [tag @ ("manifest" | "manifest-json"), h] => {
+            ["manifest", h] => {
                 seen_manifest = true;
                 let t = unhex(h).map_err(|e| bad(&e))?;
-                let m = if *tag == "manifest" {
-                    Manifest::parse(&t)
-                } else {
-                    Manifest::from_json(&t)
-                };
+                let m = Manifest::read(&t);
                 r.manifest = Some(m.map_err(|e| bad(&format!("unreadable manifest ({e})")))?);
             }
             ["txn", t] => r.txn = Some(t.to_string()),
             ["refused", h] => r.refused = Some(text(h).map_err(|e| bad(&e))?),
             ["wavectl-preview", "done"] => done = true,
-            ["path" | "sha256" | "link" | "owner" | "mode" | "package" | "manifest"
-            | "manifest-json" | "txn" | "refused", ..] => return Err(bad("malformed")),
+            ["path" | "sha256" | "link" | "owner" | "mode" | "package" | "manifest" | "txn"
+            | "refused", ..] => return Err(bad("malformed")),
             _ => {}
         }
     }

@@ -62,7 +62,7 @@ fn a_preview_tells_what_each_host_holds_and_changes_nothing(shell: Shell) {
     pr.run_id = "run-r";
     install_ok(&sb, &pr);
     sb.ok(
-        "sed -i 's/^state=probation$/state=revoked/' /var/lib/wavectl/p-rev/manifest",
+        "sed -i 's/^\"state\": \"probation\",$/\"state\": \"revoked\",/' /var/lib/wavectl/p-rev/manifest.json",
         &[],
     );
     let mut pc = params("p-cut", "/opt/wv/cut", A, &ha, Duration::from_secs(5));

@@ -278,7 +278,7 @@ fn shell_readings_match_the_commands_they_stand_in_for() {
         b"{\"run_id\":\"r1\",\"state\":\"a\"}\n\n",
         b"no json at all\n",
     ];
-    let rendered = Manifest {
+    let mut m = Manifest {
         name: "n".into(),
         run_id: "r1".into(),
         state: ManifestState::Probation,
@@ -290,9 +290,67 @@ fn shell_readings_match_the_commands_they_stand_in_for() {
         lease_secs: 0,
         backup: false,
         prev: None,
-        legacy: false,
+        format: ManifestFormat::KeyValue,
+    };
+    let rendered = super::manifest::render_key_value(&m);
+    // This release's manifest.json: the Rust renderer's, hostile values and all, then
+    // odd ones.
+    m.install_path = "/x\n\"state\": \"confirmed\",\n\"run_id\": \"r9\"\\".into();
+    m.schedule = "\"sha256\": \"ff\"".into();
+    let json_new = m.render().unwrap();
+    m.backup = true;
+    m.state = ManifestState::Confirmed;
+    m.prev = Some(PrevVersion {
+        run_id: "r0".into(),
+        sha256: "cd".into(),
+    });
+    let json_held = m.render().unwrap();
+    let json_manifests = [
+        json_new.clone(),
+        json_held.clone(),
+        "{\n\"state\": \"confirmed\",\n\"run_id\": \"r2\",\n\"run_id\": \"r\\\"3\",\n\"sha256\": \"a\\\\b\",\n\"state\": \"x y\",\n\"prev_run_id\": \"p\",\n\"sha256\": \"a\"b\",\n\"x\": \"\\\"state\\\": \\\"z\\\"\"\n}\n".into(),
+        "{\n\"run_id\": 5,\n\"state\": \"\",\n  \"sha256\": \"ab\",\n\"prev_sha256\": null\n".into(),
+        "{\n\"run_id\": \"r1\"".into(),
+        "{".into(),
+    ];
+    // What the shell must read of it: the last line that begins `"KEY": "` whose
+    // value is a plain string (no `"` or `\\` in it).
+    fn json_value(m: &str, key: &str) -> String {
+        let mut v = String::new();
+        for l in m.split('\n') {
+            let Some(x) = l.strip_prefix(&format!("\"{key}\": \"")) else {
+                continue;
+            };
+            let x = x.strip_suffix(',').unwrap_or(x);
+            if let Some(x) = x.strip_suffix('"') {
+                if !x.contains(['"', '\\']) {
+                    v = x.to_string();
+                }
+            }
+        }
+        v
     }
-    .render();
+    // What wv_mfj_set must write (None: it fails, nothing matched).
+    fn json_set(m: &str, pat: &str, value: &str) -> Option<String> {
+        let mut out = String::new();
+        let mut done = false;
+        for l in m.strip_suffix('\n').unwrap_or(m).split('\n') {
+            let matched = match pat.strip_suffix('*') {
+                Some(p) => l.starts_with(&format!("\"{p}")) && l[p.len() + 1..].contains("\": "),
+                None => l.starts_with(&format!("\"{pat}\": ")),
+            };
+            if matched {
+                let key = &l[..l.find("\": ").unwrap()];
+                let comma = if l.ends_with(',') { "," } else { "" };
+                out.push_str(&format!("{key}\": {value}{comma}\n"));
+                done = true;
+            } else {
+                out.push_str(l);
+                out.push('\n');
+            }
+        }
+        done.then_some(out)
+    }
     let lines_manifests = [
         rendered.clone(),
         rendered.clone() + "backup=1\nprev_run_id=r0\nprev_sha256=cd\n",
@@ -430,6 +488,63 @@ fn shell_readings_match_the_commands_they_stand_in_for() {
                     let want = set_value(m, key, value).unwrap_or_default();
                     assert_eq!(got, want, "{shell} {locale} {key}={value}: {m:?}");
                 }
+            }
+            // This release's manifest.json: read before a `manifest` beside it.
+            std::fs::write(&file, &rendered).unwrap();
+            for m in &json_manifests {
+                std::fs::write(&json, m).unwrap();
+                let got = run(
+                    "wv_mf_read \"$1\"; printf '%s|%s|%s|%s|%s' \"${WV_MFF##*/}\" \"$WV_MFJ\" \"$WV_MFR\" \"$WV_MFS\" \"$WV_MFH\"",
+                    &[dp],
+                );
+                let want = format!(
+                    "manifest.json|2|{}|{}|{}",
+                    json_value(m, "run_id"),
+                    json_value(m, "state"),
+                    json_value(m, "sha256")
+                );
+                assert_eq!(got, want, "{shell} {locale}: {m:?}");
+                for (key, value) in [
+                    ("state", "\"revoked\""),
+                    ("prev_*", "null"),
+                    ("backup", "true"),
+                    ("new_key", "1"),
+                ] {
+                    std::fs::write(&json, m).unwrap();
+                    let got = run(
+                        "wv_mfj_set \"$1/manifest.json\" \"$2\" \"$3\" && cat \"$1/manifest.json\"",
+                        &[dp, key, value],
+                    );
+                    let want = json_set(m, key, value).unwrap_or_default();
+                    assert_eq!(got, want, "{shell} {locale} {key}={value}: {m:?}");
+                    assert_eq!(
+                        std::fs::read_to_string(&json).unwrap(),
+                        if want.is_empty() {
+                            m.as_str()
+                        } else {
+                            want.as_str()
+                        }
+                    );
+                }
+            }
+            // The rewrites of a real manifest stay JSON, and mean what they say.
+            for (m, prev) in [(&json_new, None), (&json_held, Some("r0"))] {
+                std::fs::write(&json, m).unwrap();
+                let got = run(
+                    "WV_DIR=$1; wv_set_state revoked && wv_mfj_set \"$1/manifest.json\" 'prev_*' null && cat \"$1/manifest.json\"",
+                    &[dp],
+                );
+                let was = Manifest::read(m).unwrap();
+                assert_eq!(was.prev.as_ref().map(|p| p.run_id.as_str()), prev);
+                let now = Manifest::read(&got).unwrap();
+                assert_eq!(now.state, ManifestState::Revoked, "{got}");
+                assert_eq!(now.prev, None, "{got}");
+                assert_eq!(
+                    (now.install_path, now.schedule),
+                    (was.install_path, was.schedule)
+                );
+                let v: serde_json::Value = serde_json::from_str(&got).unwrap();
+                assert_eq!(v["state"], "revoked");
             }
             std::fs::remove_file(&file).unwrap();
             std::fs::remove_file(&json).unwrap();

@@ -2,8 +2,8 @@
 //! engine's `settle` action) — one command that reads NAME's state (`scripts/settle.sh`)
 //! and its parser, [`parse_settle`] → [`SettleReport`]. Pure; no I/O.
 //!
-//! Output lines: `manifest <hex>` (the manifest file), `manifest-json <hex>` (the
-//! previous release's `manifest.json`) or `manifest none`; `txn <run id>` (an install
+//! Output lines: `manifest <hex>` (the manifest file, in whichever release's form:
+//! [`Manifest::read`]) or `manifest none`; `txn <run id>` (an install
 //! in progress or cut short); `reverted <run> <lease until> <reverted at> <clean 0|1>`
 //! (only when the guard's record names the asked run); `runs <n>` (runs.log lines of
 //! the asked run); `running 0|1`; `prev <run id>` (the version kept for rollback); then
@@ -60,14 +60,10 @@ pub fn parse_settle(stdout: &str) -> Result<SettleReport, String> {
         let w: Vec<&str> = line.split_ascii_whitespace().collect();
         match w.as_slice() {
             ["manifest", "none"] => seen_manifest = true,
-            [tag @ ("manifest" | "manifest-json"), h] => {
+            ["manifest", h] => {
                 seen_manifest = true;
                 let text = unhex(h).map_err(|e| bad(&e))?;
-                let m = if *tag == "manifest" {
-                    Manifest::parse(&text)
-                } else {
-                    Manifest::from_json(&text)
-                };
+                let m = Manifest::read(&text);
                 f.manifest = Some(m.map_err(|e| bad(&format!("unreadable manifest ({e})")))?);
             }
             ["txn", r] => f.txn = Some(r.to_string()),
@@ -78,9 +74,7 @@ pub fn parse_settle(stdout: &str) -> Result<SettleReport, String> {
             ["running", v] => f.running = *v == "1",
             ["prev", r] => f.prev = Some(r.to_string()),
             ["wavectl-settle", "done"] => done = true,
-            ["manifest" | "manifest-json" | "txn" | "runs" | "running" | "prev", ..] => {
-                return Err(bad("malformed"))
-            }
+            ["manifest" | "txn" | "runs" | "running" | "prev", ..] => return Err(bad("malformed")),
             _ => {}
         }
     }
@@ -111,7 +105,7 @@ pub(super) fn assemblies() -> Vec<(&'static str, Vec<&'static str>)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::remote::ManifestState;
+    use crate::remote::{ManifestFormat, ManifestState};
     use crate::spec::ActivationKind;
 
     #[test]
@@ -122,7 +116,7 @@ mod tests {
 
     #[test]
     fn parses_a_report() {
-        let m = "# c\nname=x\nrun_id=B\nstate=probation\nsha256=00\ninstalled_at=1\ninstall_path=/x\nactivation=cron\nschedule=* * * * *\nlease_secs=60\nbackup=1\nprev_run_id=A\nprev_sha256=11\n";
+        let m = "{\n\"name\": \"x\",\n\"sha256\": \"00\",\n\"run_id\": \"B\",\n\"installed_at\": 1,\n\"state\": \"probation\",\n\"backup\": true,\n\"prev_run_id\": \"A\",\n\"prev_sha256\": \"11\",\n\"install_path\": \"/x\",\n\"activation\": \"cron\",\n\"schedule\": \"* * * * *\",\n\"lease_secs\": 60\n}\n";
         let out = format!(
             "manifest {}\ntxn B\nreverted B 100 160 1\nruns 2\nrunning 1\nprev A\nwavectl-settle done\n",
             hex::encode(m)
@@ -131,8 +125,12 @@ mod tests {
         let m = f.manifest.unwrap();
         assert_eq!((m.run_id.as_str(), m.lease_secs), ("B", 60));
         assert_eq!(
-            (m.state, m.activation, m.legacy),
-            (ManifestState::Probation, ActivationKind::Cron, false)
+            (m.state, m.activation, m.format),
+            (
+                ManifestState::Probation,
+                ActivationKind::Cron,
+                ManifestFormat::Json
+            )
         );
         assert_eq!(m.prev.unwrap().run_id, "A");
         assert_eq!(f.txn.as_deref(), Some("B"));
@@ -149,18 +147,25 @@ mod tests {
     }
 
     #[test]
-    fn parses_the_previous_releases_manifest() {
+    fn parses_the_earlier_releases_manifests() {
         let j = r#"{"name":"x","sha256":"00","run_id":"B","installed_at":1,"state":"confirmed","backup":true,"install_path":"/x","activation":{"kind":"systemd-timer","schedule":"daily"},"lease_secs":60,"prev":null}"#;
-        let out = format!(
-            "manifest-json {}\nruns 0\nrunning 0\nwavectl-settle done\n",
-            hex::encode(j)
-        );
-        let m = parse_settle(&out).unwrap().manifest.unwrap();
-        assert_eq!(
-            (m.run_id.as_str(), m.state, m.legacy),
-            ("B", ManifestState::Confirmed, true)
-        );
-        assert_eq!(m.activation, ActivationKind::SystemdTimer);
+        let kv = "# c\nname=x\nrun_id=C\nstate=probation\nsha256=00\ninstalled_at=1\ninstall_path=/x\nactivation=cron\nschedule=* * * * *\nlease_secs=60\nbackup=1\nprev_run_id=A\nprev_sha256=11\n";
+        for (text, run, state, format) in [
+            (
+                j,
+                "B",
+                ManifestState::Confirmed,
+                ManifestFormat::CompactJson,
+            ),
+            (kv, "C", ManifestState::Probation, ManifestFormat::KeyValue),
+        ] {
+            let out = format!(
+                "manifest {}\nruns 0\nrunning 0\nwavectl-settle done\n",
+                hex::encode(text)
+            );
+            let m = parse_settle(&out).unwrap().manifest.unwrap();
+            assert_eq!((m.run_id.as_str(), m.state, m.format), (run, state, format));
+        }
     }
 
     #[test]
@@ -175,7 +180,7 @@ mod tests {
         ))
         .is_err());
         assert!(parse_settle(&format!(
-            "manifest-json {}\nwavectl-settle done\n",
+            "manifest {}\nwavectl-settle done\n",
             hex::encode("{")
         ))
         .is_err());

@@ -20,7 +20,7 @@ fn version_facts(sb: &Sandbox, name: &str, path: &str) -> String {
     let mut s = file_facts(sb, path);
     for f in [
         format!("{d}/run"),
-        format!("{d}/manifest"),
+        format!("{d}/manifest.json"),
         format!("{d}/runs.log"),
         format!("/etc/cron.d/wavectl-{name}"),
     ] {
@@ -148,7 +148,7 @@ fn upgrade_then_rollback_brings_the_previous_version_back_whole(shell: Shell) {
     // `removed` remembers that run-b was undone here, and what came back.
     assert_eq!(
         ls(&sb, name),
-        "backup\nboot_id\ninstall_path\nlast.log\nlock\nmanifest\nremoved\nrun\nruns.log\nsha256s\nstate.lock\n"
+        "backup\nboot_id\ninstall_path\nlast.log\nlock\nmanifest.json\nremoved\nrun\nruns.log\nsha256s\nstate.lock\n"
     );
     assert_eq!(
         sb.ok("cat /var/lib/wavectl/t-up/removed", &[]),
@@ -276,7 +276,9 @@ fn removal_of_an_older_run_drops_its_version_and_touches_nothing_else(shell: She
     // run-b's script, wrapper, run log and activation untouched; its manifest no longer
     // names a previous version.
     let but_manifest = |facts: String| {
-        let m = facts.find("/var/lib/wavectl/t-other/manifest\n").unwrap();
+        let m = facts
+            .find("/var/lib/wavectl/t-other/manifest.json\n")
+            .unwrap();
         let r = facts.find("/var/lib/wavectl/t-other/runs.log").unwrap();
         format!("{}{}", &facts[..m], &facts[r..])
     };
@@ -284,7 +286,7 @@ fn removal_of_an_older_run_drops_its_version_and_touches_nothing_else(shell: She
         but_manifest(version_facts(&sb, name, path)),
         but_manifest(before.clone())
     );
-    let m = Manifest::parse(&sb.ok("cat /var/lib/wavectl/t-other/manifest", &[])).unwrap();
+    let m = Manifest::read(&sb.ok("cat /var/lib/wavectl/t-other/manifest.json", &[])).unwrap();
     assert_eq!(
         (m.run_id.as_str(), m.state, m.prev),
         ("run-b", ManifestState::Confirmed, None)
@@ -348,7 +350,7 @@ fn install_refusals_change_nothing(shell: Shell) {
     );
     assert_eq!(version_facts(&sb, "t-own-a", "/opt/wv/x"), before);
     sb.ok(
-        "sed -i 's/^state=probation$/state=revoked/' /var/lib/wavectl/t-own-a/manifest",
+        "sed -i 's/^\"state\": \"probation\",$/\"state\": \"revoked\",/' /var/lib/wavectl/t-own-a/manifest.json",
         &[],
     );
     let r = refused(&p2);
@@ -357,7 +359,7 @@ fn install_refusals_change_nothing(shell: Shell) {
         "{r}"
     );
     sb.ok(
-        "sed -i 's/^state=revoked$/state=probation/' /var/lib/wavectl/t-own-a/manifest",
+        "sed -i 's/^\"state\": \"revoked\",$/\"state\": \"probation\",/' /var/lib/wavectl/t-own-a/manifest.json",
         &[],
     );
 
@@ -657,7 +659,7 @@ fn an_upgrade_cut_short_is_undone_by_its_removal(shell: Shell) {
     // Only `removed` more: run-b was undone, run-a holds the host again.
     assert_eq!(
         ls(&sb, name),
-        ls_a.replacen("manifest\n", "manifest\nremoved\n", 1)
+        ls_a.replacen("manifest.json\n", "manifest.json\nremoved\n", 1)
     );
     // A retry whose answer was lost: the host holds what run-b's undoing left, clean.
     let r = remove_on(&sb, name, Some(path), RemoveScope::Run("run-b"));
@@ -708,7 +710,7 @@ fn an_upgrade_cut_short_is_undone_by_its_removal(shell: Shell) {
     //    and no prev/ (the install died between removing the old prev/ and renaming).
     sb.ok(
         "d=/var/lib/wavectl/t-cutup && echo run-b > $d/txn && mkdir $d/prev.new && \
-         cp -a --preserve=all \"$1\" $d/prev.new/script && cp -p $d/manifest $d/run $d/runs.log $d/prev.new/ && \
+         cp -a --preserve=all \"$1\" $d/prev.new/script && cp -p $d/manifest.json $d/run $d/runs.log $d/prev.new/ && \
          cp -p /etc/cron.d/wavectl-t-cutup $d/prev.new/cron && echo run-b > $d/prev.new/for && touch $d/prev.new/complete && \
          printf 'half-written' > \"$1\"",
         &[path],
@@ -780,7 +782,7 @@ fn cron_runs_the_boot_guard_and_the_lease_guard(shell: Shell) {
     // (Its scheduled runs may come and add to its runs.log: not compared.)
     let keep_facts = |sb: &Sandbox| {
         file_facts(sb, "/opt/wv/keep")
-            + &file_facts(sb, "/var/lib/wavectl/t-cron-keep/manifest")
+            + &file_facts(sb, "/var/lib/wavectl/t-cron-keep/manifest.json")
             + &file_facts(sb, "/etc/cron.d/wavectl-t-cron-keep")
     };
     let keep = keep_facts(&sb);

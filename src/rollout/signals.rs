@@ -48,7 +48,7 @@ pub struct Signal {
     pub builtin: Builtin,
     /// The evidence's `signal`.
     pub name: &'static str,
-    /// What the probe reads for it, in words (the README says the same).
+    /// What the probe reads for it, in words (docs/RUNS.md says the same).
     pub reads: &'static str,
     /// The probe source it needs (`remote::probe`), if any.
     pub source: Option<ProbeSource>,

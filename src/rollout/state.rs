@@ -120,6 +120,17 @@ pub struct Bake {
     pub limit: u64,
     /// Probe rounds done.
     pub rounds: u32,
+    /// A probe round was ordered and has not reported.
+    #[serde(default)]
+    pub probing: bool,
+    /// When the next probe round is due (Unix ms): an interval after the last one was
+    /// ordered.
+    #[serde(default)]
+    pub next_round: u64,
+    /// When the last round reported (Unix ms): the bake is judged over (its end, the
+    /// `min_runs` limit) on a round's report, never on a wake-up between rounds.
+    #[serde(default)]
+    pub reported: u64,
 }
 
 /// Where an apply stands.
@@ -352,6 +363,16 @@ impl RunState {
     /// Hosts that may hold this run's files.
     pub fn may_hold(&self) -> impl Iterator<Item = &HostRun> {
         self.hosts.iter().filter(|h| h.state.may_hold())
+    }
+
+    /// A probe round the machine ordered has not reported.
+    pub fn round_in_flight(&self) -> bool {
+        matches!(
+            self.status,
+            Status::Running {
+                stage: Stage::Bake(Bake { probing: true, .. })
+            }
+        )
     }
 
     /// During a bake: the wave, the hosts to probe (every installed host so far, not

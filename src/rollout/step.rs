@@ -27,6 +27,15 @@ pub enum Action {
         controls: Vec<String>,
         group: Vec<String>,
     },
+    /// Probe these hosts (the installed hosts of the bake so far) and the controls once,
+    /// then report `Round`.
+    Probe {
+        wave: usize,
+        hosts: Vec<String>,
+        controls: Vec<String>,
+    },
+    /// The bake is over: drop the probe round in flight (it reports nothing).
+    EndProbe,
     /// Send a `Tick` at this time (Unix ms).
     WakeAt(u64),
 }
@@ -43,6 +52,7 @@ pub const MIN_RUNS_GRACE: Duration = Duration::from_secs(15 * 60);
 pub fn step(s: &mut RunState, rec: &Record) -> Vec<Action> {
     let mut out = Vec::new();
     s.now = s.now.max(rec.at);
+    let was_probing = s.round_in_flight();
     match &rec.event {
         Event::Begin {
             plan,
@@ -95,11 +105,16 @@ pub fn step(s: &mut RunState, rec: &Record) -> Vec<Action> {
             {
                 if b.wave == *wave {
                     b.rounds += 1;
+                    b.probing = false;
+                    b.reported = s.now;
                 }
             }
         }
     }
     advance(s, &mut out);
+    if was_probing && !s.round_in_flight() && !matches!(rec.event, Event::Round { .. }) {
+        out.push(Action::EndProbe);
+    }
     if s.is_ended() && s.ended.is_none() {
         s.ended = Some(s.now);
     }
@@ -762,6 +777,40 @@ fn start_needed(
     any
 }
 
+/// Order the bake's next probe round if none is in flight and it is due (every installed
+/// host so far, not busy, and the controls), and a wake-up when the one after it is due
+/// (or, not yet due, a wake-up for it): a round that takes longer than
+/// the interval is followed at once by the next.
+fn probe_round(s: &mut RunState, mut b: Bake, interval: u64, out: &mut Vec<Action>) {
+    if b.probing {
+        return;
+    }
+    if s.now < b.next_round {
+        // Asked again at every event while it waits: a wake-up is never lost to an
+        // earlier one.
+        out.push(Action::WakeAt(b.next_round));
+        return;
+    }
+    let Some((wave, hosts, controls)) = s.probing() else {
+        return;
+    };
+    let (hosts, controls) = (
+        hosts.into_iter().map(str::to_string).collect(),
+        controls.into_iter().map(str::to_string).collect(),
+    );
+    b.probing = true;
+    b.next_round = s.now.saturating_add(interval.max(1));
+    s.status = Status::Running {
+        stage: Stage::Bake(b),
+    };
+    out.push(Action::Probe {
+        wave,
+        hosts,
+        controls,
+    });
+    out.push(Action::WakeAt(b.next_round));
+}
+
 /// Apply every decision the state calls for, until nothing changes.
 fn advance(s: &mut RunState, out: &mut Vec<Action>) {
     for _ in 0..64 {
@@ -773,10 +822,19 @@ fn advance(s: &mut RunState, out: &mut Vec<Action>) {
 
 /// One decision; true if the status changed (so look again).
 fn advance_once(s: &mut RunState, out: &mut Vec<Action>) -> bool {
-    let Some(plan) = s.plan.clone() else {
+    // What it needs of the plan (not the plan: a clone per event costs a run of many
+    // hosts O(hosts) per event).
+    let Some(plan) = s.plan.as_ref() else {
         return false;
     };
-    let policy = &plan.policy;
+    let (policy, run_on_install, waves, interval) = (
+        plan.policy.clone(),
+        plan.deployment().is_some_and(|d| d.run_on_install),
+        plan.waves.len(),
+        plan.deployment()
+            .map_or(0, |d| d.interval.as_millis() as u64),
+    );
+    let policy = &policy;
     match s.status.clone() {
         Status::New | Status::Ended { .. } => false,
         Status::Running { stage } => {
@@ -792,7 +850,6 @@ fn advance_once(s: &mut RunState, out: &mut Vec<Action>) -> bool {
                 };
                 return true;
             }
-            let run_on_install = plan.deployment().is_some_and(|d| d.run_on_install);
             match stage {
                 Stage::Baseline { .. } => {
                     start_needed(s, out, common_need);
@@ -823,6 +880,9 @@ fn advance_once(s: &mut RunState, out: &mut Vec<Action>) -> bool {
                             until: s.now.saturating_add(bake),
                             limit: s.now.saturating_add(limit),
                             rounds: 0,
+                            probing: false,
+                            next_round: s.now,
+                            reported: 0,
                         }),
                     };
                     s.epoch += 1;
@@ -831,6 +891,7 @@ fn advance_once(s: &mut RunState, out: &mut Vec<Action>) -> bool {
                 Stage::Bake(b) => {
                     start_needed(s, out, common_need);
                     if b.rounds == 0 {
+                        probe_round(s, b, interval, out);
                         return false;
                     }
                     let short: Vec<String> = s
@@ -844,8 +905,8 @@ fn advance_once(s: &mut RunState, out: &mut Vec<Action>) -> bool {
                         })
                         .map(|h| h.host.clone())
                         .collect();
-                    if s.now >= b.until && short.is_empty() {
-                        if b.wave >= plan.waves.len() {
+                    if b.reported >= b.until && short.is_empty() {
+                        if b.wave >= waves {
                             s.status = Status::Running {
                                 stage: Stage::Confirm,
                             };
@@ -855,7 +916,7 @@ fn advance_once(s: &mut RunState, out: &mut Vec<Action>) -> bool {
                         }
                         return true;
                     }
-                    if s.now >= b.limit {
+                    if b.reported >= b.limit {
                         for host in short {
                             let runs = s.host(&host).map_or(0, |h| h.runs);
                             let v = Verdict::bad(
@@ -876,6 +937,7 @@ fn advance_once(s: &mut RunState, out: &mut Vec<Action>) -> bool {
                         }
                         return true;
                     }
+                    probe_round(s, b, interval, out);
                     false
                 }
                 Stage::Confirm => {

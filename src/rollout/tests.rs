@@ -204,6 +204,8 @@ impl Sim {
                         wave,
                         group: vec![],
                     }),
+                    Action::Probe { wave, hosts, .. } => self.round(wave, hosts),
+                    Action::EndProbe => {}
                     Action::WakeAt(t) => {
                         self.now = self.now.max(t);
                         self.submit(Event::Tick);
@@ -211,46 +213,45 @@ impl Sim {
                 }
                 continue;
             }
-            // Nothing ordered: a bake round, then time passes.
-            if let Some((wave, hosts, _)) = self.s.probing() {
-                let hosts: Vec<String> = hosts.iter().map(|h| h.to_string()).collect();
-                let mut verdicts = Vec::new();
-                for h in hosts {
-                    let v = self
-                        .world
-                        .verdicts
-                        .get(&h)
-                        .cloned()
-                        .unwrap_or_else(Verdict::healthy);
-                    let runs = u32::from(!self.world.never_runs.contains(&h));
-                    let lost = self.world.reverted.contains(&h).then_some(Lost::Reverted {
-                        lease_until: 1,
-                        at: 2,
-                        clean: true,
-                    });
-                    let v = if lost.is_some() {
-                        step::lease_verdict(1, 2)
-                    } else {
-                        v
-                    };
-                    let known = self.s.host(&h).unwrap();
-                    if known.verdict.as_ref() != Some(&v) || known.runs != runs || lost.is_some() {
-                        verdicts.push(HostVerdict {
-                            host: h,
-                            verdict: v,
-                            runs,
-                            lost,
-                        });
-                    }
-                }
-                self.submit(Event::Round { wave, verdicts });
-                self.now += INTERVAL;
-                continue;
-            }
+            // Nothing ordered: the machine waits for nothing it asked for.
             panic!("stuck: {:?}", self.s.status);
         }
         assert!(self.s.is_ended(), "did not end: {:?}", self.s.status);
         self.assert_replay();
+    }
+
+    /// The probe round the machine ordered: each host's verdict as the world says.
+    fn round(&mut self, wave: usize, hosts: Vec<String>) {
+        let mut verdicts = Vec::new();
+        for h in hosts {
+            let v = self
+                .world
+                .verdicts
+                .get(&h)
+                .cloned()
+                .unwrap_or_else(Verdict::healthy);
+            let runs = u32::from(!self.world.never_runs.contains(&h));
+            let lost = self.world.reverted.contains(&h).then_some(Lost::Reverted {
+                lease_until: 1,
+                at: 2,
+                clean: true,
+            });
+            let v = if lost.is_some() {
+                step::lease_verdict(1, 2)
+            } else {
+                v
+            };
+            let known = self.s.host(&h).unwrap();
+            if known.verdict.as_ref() != Some(&v) || known.runs != runs || lost.is_some() {
+                verdicts.push(HostVerdict {
+                    host: h,
+                    verdict: v,
+                    runs,
+                    lost,
+                });
+            }
+        }
+        self.submit(Event::Round { wave, verdicts });
     }
 
     fn assert_replay(&self) {
@@ -679,7 +680,9 @@ fn until_done_retries_with_backoff_and_stop_ends_it() {
                     sim.now = t;
                     sim.submit(Event::Tick);
                 }
-                Action::Baseline { .. } => unreachable!(),
+                Action::Baseline { .. } | Action::Probe { .. } | Action::EndProbe => {
+                    unreachable!()
+                }
             }
         }
     }
@@ -690,6 +693,31 @@ fn until_done_retries_with_backoff_and_stop_ends_it() {
     }));
     assert!(sim.s.is_ended());
     assert_eq!(exit_code(&sim.s), exit::INCOMPLETE);
+}
+
+/// A random round's verdicts on some of `hosts`.
+fn random_verdicts(rng: &mut rand::rngs::StdRng, hosts: Vec<String>) -> Vec<HostVerdict> {
+    let mut verdicts = Vec::new();
+    for host in hosts {
+        if rng.random_bool(0.5) {
+            continue;
+        }
+        verdicts.push(HostVerdict {
+            host,
+            verdict: if rng.random_bool(0.2) {
+                bad(Health::Degraded, "x")
+            } else {
+                Verdict::healthy()
+            },
+            runs: rng.random_range(0..3),
+            lost: rng.random_bool(0.05).then_some(Lost::Reverted {
+                lease_until: 1,
+                at: 2,
+                clean: rng.random_bool(0.7),
+            }),
+        });
+    }
+    verdicts
 }
 
 /// For random event sequences, every prefix of the journal, written and read back,
@@ -774,35 +802,24 @@ fn replaying_any_prefix_of_the_journal_gives_the_live_state() {
                         wave,
                         group: vec![],
                     },
+                    Action::Probe { wave, hosts, .. } => Event::Round {
+                        wave,
+                        verdicts: random_verdicts(&mut rng, hosts),
+                    },
+                    Action::EndProbe => Event::Tick,
                     Action::WakeAt(t) => {
                         now = now.max(t);
                         Event::Tick
                     }
                 }
             } else if roll < 75 {
+                // A round nobody ordered (a late one, or from a controller that died).
                 if let Some((wave, hs, _)) = s.probing() {
                     let hs: Vec<String> = hs.iter().map(|h| h.to_string()).collect();
-                    let mut verdicts = Vec::new();
-                    for host in hs {
-                        if rng.random_bool(0.5) {
-                            continue;
-                        }
-                        verdicts.push(HostVerdict {
-                            host,
-                            verdict: if rng.random_bool(0.2) {
-                                bad(Health::Degraded, "x")
-                            } else {
-                                Verdict::healthy()
-                            },
-                            runs: rng.random_range(0..3),
-                            lost: rng.random_bool(0.05).then_some(Lost::Reverted {
-                                lease_until: 1,
-                                at: 2,
-                                clean: rng.random_bool(0.7),
-                            }),
-                        });
+                    Event::Round {
+                        wave,
+                        verdicts: random_verdicts(&mut rng, hs),
                     }
-                    Event::Round { wave, verdicts }
                 } else {
                     Event::Tick
                 }
@@ -1013,4 +1030,196 @@ fn rolling_back_a_superseded_run_is_never_clean() {
     sim.run();
     assert_eq!(sim.ordered(Op::Remove).len(), removes);
     assert_eq!(sim.s.status_name(), "superseded");
+}
+
+// --- probe rounds, ordered by the machine ---
+
+/// Answer host actions and baselines until the machine orders a probe round; the round.
+fn until_probe(sim: &mut Sim) -> (usize, Vec<String>, Vec<String>) {
+    for _ in 0..100 {
+        match sim.queue.pop_front() {
+            Some(Action::Host { host, op }) => {
+                let result = sim.world.result(&host, op);
+                sim.submit(Event::Result { host, op, result });
+            }
+            Some(Action::Baseline { wave, .. }) => sim.submit(Event::BaselineDone {
+                wave,
+                group: vec![],
+            }),
+            Some(Action::Probe {
+                wave,
+                hosts,
+                controls,
+            }) => return (wave, hosts, controls),
+            Some(Action::WakeAt(_)) | Some(Action::EndProbe) => {}
+            None => panic!("no probe round ordered: {:?}", sim.s.status),
+        }
+    }
+    panic!("no probe round ordered: {:?}", sim.s.status)
+}
+
+fn probes(actions: &VecDeque<Action>) -> usize {
+    actions
+        .iter()
+        .filter(|a| matches!(a, Action::Probe { .. }))
+        .count()
+}
+
+#[test]
+fn a_bake_orders_its_probe_rounds_one_at_a_time_an_interval_apart() {
+    let mut p = apply_plan(&[&["a"], &["b", "c"]]);
+    p.policy.bake = Duration::from_millis(10 * INTERVAL);
+    p.policy.controls = true;
+    let mut sim = Sim::begin(p, World::default());
+    let (wave, hosts, controls) = until_probe(&mut sim);
+    let t0 = sim.s.now;
+    // The wave's installed hosts, and the untouched controls beside them.
+    assert_eq!((wave, hosts), (1, vec!["a".to_string()]));
+    assert_eq!(controls, sim.s.controls);
+    assert!(!controls.is_empty());
+    assert!(sim.s.round_in_flight());
+    // With a wake-up for when the next is due.
+    assert_eq!(
+        sim.queue.iter().collect::<Vec<_>>(),
+        [&Action::WakeAt(t0 + INTERVAL)]
+    );
+    sim.queue.clear();
+    // Due, but the round has not reported: no second one.
+    sim.now = t0 + INTERVAL;
+    sim.submit(Event::Tick);
+    assert_eq!(probes(&sim.queue), 0, "{:?}", sim.queue);
+    // It reports late: the next follows at once, due an interval after it.
+    sim.now = t0 + INTERVAL + 300;
+    sim.submit(Event::Round {
+        wave: 1,
+        verdicts: vec![],
+    });
+    let (wave, hosts, _) = until_probe(&mut sim);
+    assert_eq!((wave, hosts), (1, vec!["a".to_string()]));
+    assert_eq!(
+        sim.queue.pop_front(),
+        Some(Action::WakeAt(sim.now + INTERVAL))
+    );
+    // It reports early: nothing but the wake-up for when the next is due.
+    sim.now += 200;
+    let due = sim.now - 200 + INTERVAL;
+    sim.submit(Event::Round {
+        wave: 1,
+        verdicts: vec![],
+    });
+    assert_eq!(sim.queue.iter().collect::<Vec<_>>(), [&Action::WakeAt(due)]);
+    assert!(!sim.s.round_in_flight());
+    sim.now += INTERVAL - 200;
+    sim.submit(Event::Tick);
+    assert_eq!(probes(&sim.queue), 1, "{:?}", sim.queue);
+    // The journal alone gives the same: a resumed machine knows a round is in flight.
+    assert_eq!(replay(&sim.journal), sim.s);
+}
+
+#[test]
+fn a_stop_or_a_bad_round_ends_the_round_in_flight_and_orders_no_more() {
+    // A stop while a round is in flight.
+    let mut sim = Sim::begin(apply_plan(&[&["a"], &["b"]]), World::default());
+    until_probe(&mut sim);
+    sim.queue.clear();
+    sim.submit(Event::Stop(StopRequest {
+        by: "SIGINT".into(),
+    }));
+    assert!(sim.queue.contains(&Action::EndProbe), "{:?}", sim.queue);
+    assert_eq!(probes(&sim.queue), 0);
+    assert!(!sim.s.round_in_flight());
+    // A round that fails the host: the rollback, and no further round.
+    let mut sim = Sim::begin(apply_plan(&[&["a"], &["b"]]), World::default());
+    until_probe(&mut sim);
+    sim.queue.clear();
+    sim.submit(Event::Round {
+        wave: 1,
+        verdicts: vec![HostVerdict {
+            host: "a".into(),
+            verdict: bad(Health::Hung, "no answer"),
+            runs: 1,
+            lost: None,
+        }],
+    });
+    assert_eq!(probes(&sim.queue), 0, "{:?}", sim.queue);
+    assert!(
+        matches!(sim.s.status, Status::Removing { .. }),
+        "{:?}",
+        sim.s.status
+    );
+    assert_eq!(sim.ordered(Op::Remove), ["a"]);
+}
+
+#[test]
+fn a_resumed_bake_orders_a_round_again_though_its_controller_died_with_one_in_flight() {
+    let mut sim = Sim::begin(apply_plan(&[&["a"], &["b"]]), World::default());
+    until_probe(&mut sim);
+    assert!(sim.s.round_in_flight());
+    // The controller dies; the next one replays and resumes.
+    sim.queue.clear();
+    sim.s = replay(&sim.journal);
+    sim.now += 60_000;
+    sim.submit(Event::Attach(attach(Intent::Resume)));
+    let (wave, hosts, _) = until_probe(&mut sim);
+    assert_eq!((wave, hosts), (1, vec!["a".to_string()]));
+    sim.submit(Event::Round {
+        wave,
+        verdicts: vec![],
+    });
+    sim.run();
+    assert_eq!(sim.s.end(), Some(&End::Done));
+}
+
+#[test]
+fn a_bake_ends_on_a_rounds_report_never_on_a_wake_up_between_rounds() {
+    // A bake shorter than the interval (as in the lab): a custom check's second strike
+    // comes with the round after the bake's end, and must still count.
+    let mut p = apply_plan(&[&["a"], &["b"]]);
+    p.policy.bake = Duration::from_millis(INTERVAL / 2);
+    let mut sim = Sim::begin(p, World::default());
+    until_probe(&mut sim);
+    sim.queue.clear();
+    sim.now += 100;
+    sim.submit(Event::Round {
+        wave: 1,
+        verdicts: vec![HostVerdict {
+            host: "a".into(),
+            verdict: Verdict::healthy(),
+            runs: 1,
+            lost: None,
+        }],
+    });
+    // The wake-up for the next round comes after the bake's end: the bake goes on, and
+    // that round is ordered.
+    sim.now += INTERVAL;
+    sim.submit(Event::Tick);
+    assert!(
+        matches!(
+            sim.s.status,
+            Status::Running {
+                stage: Stage::Bake(state::Bake { wave: 1, .. })
+            }
+        ),
+        "{:?}",
+        sim.s.status
+    );
+    assert_eq!(probes(&sim.queue), 1, "{:?}", sim.queue);
+    assert!(sim.ordered(Op::Install).iter().all(|h| h == "a"));
+    // Its report decides: here a bad host, so the rollback, and b never gets it.
+    sim.queue.clear();
+    sim.submit(Event::Round {
+        wave: 1,
+        verdicts: vec![HostVerdict {
+            host: "a".into(),
+            verdict: bad(Health::Degraded, "check app failed twice"),
+            runs: 1,
+            lost: None,
+        }],
+    });
+    assert!(
+        matches!(sim.s.status, Status::Removing { .. }),
+        "{:?}",
+        sim.s.status
+    );
+    assert_eq!(sim.ordered(Op::Install), ["a"]);
 }

@@ -2,7 +2,7 @@
 //! load. Nothing a spec accepts may overflow or misbehave at run time: deadlines are
 //! `Instant + Duration` sums, counts size buffers and fan-outs, and a value a controller
 //! cannot act on (a week-long probe interval, a million-way fan-out) is a typo, not a
-//! plan. The README's spec table lists the same ranges.
+//! plan. The spec table (docs/SPEC.md) lists the same ranges.
 
 use std::time::Duration;
 
@@ -133,7 +133,7 @@ pub(crate) struct FloatKey {
 }
 
 // --- `[health]` thresholds. Each default is in `Thresholds::default()` (spec/mod.rs);
-// why it is what it is, here beside its range, and in the README's table.
+// why it is what it is, here beside its range, and in the spec table (docs/SPEC.md).
 
 /// 2..=20, default 3: a baseline is a short window, not one sample (a rate needs two,
 /// and one noisy sample must not become the reference). At most `min(interval, 5s)`

@@ -198,7 +198,7 @@ pub struct Health {
 /// How the built-in signals are judged: `[health]`'s threshold keys, with their defaults
 /// (`Thresholds::default()`, which also fills a journal written before a key existed).
 /// The ranges are in `limits.rs`, and where each default comes from is documented there
-/// and in the README's table.
+/// and in the spec table (docs/SPEC.md).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(default)]
 pub struct Thresholds {

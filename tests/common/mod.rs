@@ -323,13 +323,13 @@ pub fn temp_dirs(h: &LabHost, name: &str, install: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// NAME's manifest on a host (`/var/lib/wavectl/NAME/manifest`), parsed; None if there
+/// NAME's manifest on a host (`/var/lib/wavectl/NAME/manifest.json`), parsed; None if there
 /// is none.
 pub fn manifest(h: &LabHost, name: &str) -> Option<wavectl::remote::Manifest> {
     let text =
-        std::fs::read_to_string(h.path(&format!("/var/lib/wavectl/{name}/manifest"))).ok()?;
+        std::fs::read_to_string(h.path(&format!("/var/lib/wavectl/{name}/manifest.json"))).ok()?;
     Some(
-        wavectl::remote::Manifest::parse(&text)
+        wavectl::remote::Manifest::read(&text)
             .unwrap_or_else(|e| panic!("{}: {e}: {text}", h.name())),
     )
 }

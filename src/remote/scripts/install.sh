@@ -1,6 +1,6 @@
 # --- install: $1 NAME, $2 INSTALL_PATH, $3 MODE (octal), $4 SHA256, $5 KIND, $6 SCHEDULE,
-# $7 WRAPPER (file text), $8 MANIFEST (KEY=VALUE lines, state=probation; the host adds
-# backup and prev_*),
+# $7 WRAPPER (file text), $8 MANIFEST (manifest.json, one field a line: probation,
+# backup false and prev_* null, which the host sets),
 # $9 RUN_ID, ${10} LEASE_SECS (0: no lease), ${11} FORCE (1: replace a packaged file,
 # a path that leads to a protected one, or one under directories others may write),
 # ${12} START (1: start the first run once installed), ${13} PROTECTED (the controller's
@@ -34,13 +34,16 @@ wv_run_ok "$RUN" || wv_die "invalid run id" 65
 wv_num "$LEASE" || wv_die "invalid lease" 65
 case $FORCE in 0 | 1) ;; *) wv_die "invalid force flag" 65 ;; esac
 case $START in 0 | 1) ;; *) wv_die "invalid start flag" 65 ;; esac
-# The manifest names NAME and RUN in probation, ends its last line, and leaves backup and
-# prev_* to the host.
-for _l in "name=$WV_NAME" "run_id=$RUN" "state=probation"; do
-  case $MAN in *"$WV_NL$_l$WV_NL"*) ;; *) wv_die "invalid manifest" 65 ;; esac
+# The manifest is one field a line, names NAME and RUN in probation, and holds the lines
+# the host sets (wv_man_set).
+case $MAN in "{$WV_NL"*"$WV_NL}$WV_NL") ;; *) wv_die "invalid manifest" 65 ;; esac
+for _l in "\"name\": \"$WV_NAME\"" "\"run_id\": \"$RUN\"" '"state": "probation"' \
+  '"backup": false' '"prev_run_id": null' '"prev_sha256": null'; do
+  case $MAN in *"$WV_NL$_l,$WV_NL"*) ;; *) wv_die "invalid manifest" 65 ;; esac
 done
-case $MAN in *"${WV_NL}backup="* | *"${WV_NL}prev_"*) wv_die "invalid manifest" 65 ;; esac
-case $MAN in *"$WV_NL") ;; *) wv_die "invalid manifest" 65 ;; esac
+# wv_man_set LINE NEW: MAN with its line LINE (one of those above, comma and all)
+# replaced by NEW.
+wv_man_set() { MAN=${MAN%%"$WV_NL$1$WV_NL"*}$WV_NL$2$WV_NL${MAN#*"$WV_NL$1$WV_NL"}; }
 
 # --- activation files (only an install writes them; lib.sh enables and removes them) ---
 # wv_write_cron SCHEDULE: /etc/cron.d/wavectl-NAME with the schedule line (none if
@@ -122,8 +125,8 @@ wv_snapshot() {
   else
     : > "$_N/script.none" || return 1
   fi
-  # In its own format (manifest, or the previous release's manifest.json): the wrapper
-  # kept with it reads that one.
+  # In its own form (an earlier release's `manifest` or compact manifest.json too): the
+  # wrapper kept with it reads that one.
   wv_mf_read "$WV_DIR"
   [ -n "$WV_MFF" ] && wv_copy "$WV_MFF" "$_N/${WV_MFF##*/}" || return 1
   for _f in run runs.log; do
@@ -191,7 +194,7 @@ fi
 
 # 2. First install of NAME: the pre-wavectl original (or its absence) and the
 # directories this install creates, decided once.
-if [ ! -f "$WV_MANIFEST" ] && [ ! -f "$WV_DIR/manifest.json" ] && ! wv_exists "$WV_DIR/backup" &&
+if [ ! -f "$WV_MANIFEST" ] && [ ! -f "$WV_DIR/manifest" ] && ! wv_exists "$WV_DIR/backup" &&
   [ ! -e "$WV_DIR/backup.none" ]; then
   _d=${IP%/*}
   _top=
@@ -243,9 +246,7 @@ fi
 # The manifest (MAN, checked above) with what only the host knows: whether a backup of
 # the pre-wavectl original is kept, and the version kept for this run's rollback.
 PREVRUN=
-_b=0
-wv_exists "$WV_DIR/backup" && _b=1
-MAN=${MAN}backup=$_b$WV_NL
+! wv_exists "$WV_DIR/backup" || wv_man_set '"backup": false,' '"backup": true,'
 wv_facts
 if [ "$WV_PREVFOR" = "$RUN" ]; then
   wv_mf_read "$WV_PREV"
@@ -253,13 +254,13 @@ if [ "$WV_PREVFOR" = "$RUN" ]; then
   case $_ps in *[!0123456789abcdef]*) _ps= ;; esac
   if wv_run_ok "$WV_MFR"; then
     PREVRUN=$WV_MFR
-    MAN=${MAN}prev_run_id=$PREVRUN${WV_NL}prev_sha256=$_ps$WV_NL
+    wv_man_set '"prev_run_id": null,' "\"prev_run_id\": \"$PREVRUN\","
+    wv_man_set '"prev_sha256": null,' "\"prev_sha256\": \"$_ps\","
   fi
 fi
 wv_put "$WV_MANIFEST" "$MAN" || wv_die "cannot write the manifest"
-# The previous release's manifest.json, if this replaced such a version, is kept in prev/.
-[ ! -e "$WV_DIR/manifest.json" ] || rm -f "$WV_DIR/manifest.json" ||
-  wv_die "cannot remove $WV_DIR/manifest.json"
+# An earlier release's `manifest`, if this replaced such a version, is kept in prev/.
+[ ! -e "$WV_DIR/manifest" ] || rm -f "$WV_DIR/manifest" || wv_die "cannot remove $WV_DIR/manifest"
 
 # 6. Activation last: nothing runs the script before everything above is in place.
 case $KIND in

@@ -27,7 +27,7 @@ wv_init() {
   [ "${#1}" -le 63 ] || wv_die "invalid name" 65
   WV_NAME=$1
   WV_DIR=$WV_ROOT/$1
-  WV_MANIFEST=$WV_DIR/manifest
+  WV_MANIFEST=$WV_DIR/manifest.json
   WV_RUN=$WV_DIR/run
   WV_TXN=$WV_DIR/txn
   WV_LEASE=$WV_DIR/lease
@@ -147,24 +147,42 @@ wv_sha() { _h=$(sha256sum < "$1" 2>/dev/null) || return 1; printf '%s' "${_h%% *
 wv_put() { printf '%s' "$2" > "$1.tmp" && mv -f "$1.tmp" "$1" || { rm -f "$1.tmp"; return 1; }; }
 
 # --- the manifest ---
-# /var/lib/wavectl/NAME/manifest: one KEY=VALUE a line, `#` lines aside, keys in any
-# order, unknown keys ignored (src/remote/manifest.rs renders and parses it). The shell
-# reads run_id, state and sha256, and rewrites state, backup and prev_*; no value it
-# reads or writes holds a newline or a backslash.
-# The previous release wrote manifest.json (compact JSON, one line, the nested "prev"
-# object last). A version of that release is read here (wv_mf_json) and keeps its
-# format, with the wrapper that reads it, until an install replaces it (a rollback
-# brings it back as it was).
+# /var/lib/wavectl/NAME/manifest.json: JSON, one top-level field a line (src/remote/
+# manifest.rs renders and reads it): line 1 exactly `{`, then `"KEY": VALUE` with `,`
+# on every line but the last, then `}`. A string value is escaped on its line (a `"`
+# in it is `\"`), so a line that begins with `"KEY": ` is KEY's. The shell reads
+# run_id, state and sha256 (plain words: one with `"` or `\` in it is read as none)
+# and rewrites the values of state, backup and prev_* in place (wv_mfj_set).
+# Earlier forms, kept (each with the wrapper that reads it) until an install replaces
+# them, a rollback bringing them back as they were: `manifest`, one KEY=VALUE a line,
+# `#` lines aside, keys in any order (the release before this one); and a
+# manifest.json on one line, compact JSON, the nested "prev" object last (the one
+# before that), read by wv_mf_json.
 # wv_mf_read DIR: the manifest of a state directory (NAME's, or a prev/ snapshot), read
-# once: WV_MFF its file ('' none; `manifest` wins over a `manifest.json` left beside it),
-# WV_MFJ 1 if that is JSON, WV_MFR run_id, WV_MFS state, WV_MFH sha256.
+# once: WV_MFF its file ('' none; of two, the newer form: a one-field-a-line
+# manifest.json, else `manifest`, else a compact manifest.json), WV_MFJ its form (2
+# this release's, '' KEY=VALUE, 1 compact JSON), WV_MFR run_id, WV_MFS state, WV_MFH
+# sha256.
 wv_mf_read() {
   WV_MFR=
   WV_MFS=
   WV_MFH=
   WV_MFJ=
-  WV_MFF=$1/manifest
-  if [ -f "$WV_MFF" ]; then
+  WV_MFF=$1/manifest.json
+  _k=
+  { IFS= read -r _k < "$WV_MFF"; } 2>/dev/null
+  if [ "$_k" = "{" ]; then
+    WV_MFJ=2
+    { while IFS= read -r _k || [ -n "$_k" ]; do
+        case $_k in
+          '"run_id": "'*) wv_jstr "$_k" && WV_MFR=$WV_VAL ;;
+          '"state": "'*) wv_jstr "$_k" && WV_MFS=$WV_VAL ;;
+          '"sha256": "'*) wv_jstr "$_k" && WV_MFH=$WV_VAL ;;
+        esac
+        _k=
+      done < "$WV_MFF"; } 2>/dev/null
+  elif [ -f "$1/manifest" ]; then
+    WV_MFF=$1/manifest
     _k=
     { while IFS= read -r _k || [ -n "$_k" ]; do
         case $_k in
@@ -174,13 +192,22 @@ wv_mf_read() {
         esac
         _k=
       done < "$WV_MFF"; } 2>/dev/null
-  elif [ -f "$1/manifest.json" ]; then
-    WV_MFF=$1/manifest.json
+  elif [ -f "$WV_MFF" ]; then
     WV_MFJ=1
     wv_mf_json
   else
     WV_MFF=
   fi
+}
+# wv_jstr LINE: the plain string value of a `"KEY": "VALUE"[,]` line into WV_VAL; fails
+# (WV_VAL empty) if it has an escape or a `"` in it, or is no string.
+wv_jstr() {
+  WV_VAL=${1#*'": "'}
+  WV_VAL=${WV_VAL%,}
+  case $WV_VAL in
+    *\"?* | *\\* | *[!\"] | '') WV_VAL=; return 1 ;;
+  esac
+  WV_VAL=${WV_VAL%'"'}
 }
 # wv_mf_json: the top-level run_id, state and sha256 of the JSON manifest WV_MFF, as the
 # previous release read them: "prev" cut off, the first line that has '"KEY":"', there
@@ -206,7 +233,7 @@ wv_mf_json() {
   set +f
   IFS=$_ifs
 }
-# wv_mf_set FILE KEY VALUE: the manifest FILE rewritten atomically with every line of a
+# wv_mf_set FILE KEY VALUE: the KEY=VALUE manifest FILE rewritten atomically with every line of a
 # key matching the pattern KEY (a constant of ours) replaced by KEY=VALUE where the first
 # stood (VALUE empty: removed); KEY=VALUE added last if none did. Fails, changing
 # nothing, if FILE reads empty.
@@ -229,17 +256,41 @@ wv_mf_set() {
   [ -n "$_md" ] || [ -z "$3" ] || _mo=$_mo$2=$3$WV_NL
   wv_put "$1" "$_mo"
 }
+# wv_mfj_set FILE KEY VALUE: the manifest.json FILE (this release's form) rewritten
+# atomically with the value of every line of a key matching the pattern KEY (a constant
+# of ours) replaced by VALUE (a JSON literal of ours: `"word"`, `true`, `null`), its
+# comma kept. Fails, changing nothing, if no line matched.
+wv_mfj_set() {
+  _mo=
+  _mk=
+  _md=
+  { while IFS= read -r _mk || [ -n "$_mk" ]; do
+      # shellcheck disable=SC2254
+      case $_mk in
+        \"$2\":\ *)
+          _mt=
+          case $_mk in *,) _mt=, ;; esac
+          _mk=${_mk%%'": '*}'": '$3$_mt
+          _md=1
+          ;;
+      esac
+      _mo=$_mo$_mk$WV_NL
+      _mk=
+    done < "$1"; } 2>/dev/null
+  [ -n "$_md" ] && wv_put "$1" "$_mo"
+}
 # wv_set_state NEW (a word of ours): NAME's manifest's state, rewritten atomically in the
 # manifest's own format. Fails if there is none (WV_MFF then empty) or it cannot.
 wv_set_state() {
   wv_mf_read "$WV_DIR"
-  [ -n "$WV_MFF" ] || return 1
-  if [ -n "$WV_MFJ" ]; then
-    sed 's/"state":"[a-z]*"/"state":"'"$1"'"/' "$WV_MFF" > "$WV_MFF.tmp" &&
-      mv -f "$WV_MFF.tmp" "$WV_MFF"
-  else
-    wv_mf_set "$WV_MFF" state "$1"
-  fi
+  case $WV_MFJ in
+    2) wv_mfj_set "$WV_MFF" state '"'"$1"'"' ;;
+    1)
+      sed 's/"state":"[a-z]*"/"state":"'"$1"'"/' "$WV_MFF" > "$WV_MFF.tmp" &&
+        mv -f "$WV_MFF.tmp" "$WV_MFF"
+      ;;
+    *) [ -n "$WV_MFF" ] && wv_mf_set "$WV_MFF" state "$1" ;;
+  esac
 }
 # wv_facts: what NAME's state says: WV_OWNER (manifest run id), WV_ST (state), WV_MFF
 # and the rest of wv_mf_read, WV_TX (txn: the run whose install is in progress or was

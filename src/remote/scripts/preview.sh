@@ -6,8 +6,8 @@
 # directory, no lock file), so a running install is never held up.
 # Lines (free-form values hex): `path absent|file|link|other`; `sha256 <hex digest>` (a
 # file); `link <hex target>`; `owner <hex user:group>`, `mode <octal>`; `package <hex
-# names>` (dpkg or rpm, asked only where the file is not NAME's); `manifest <hex>`,
-# `manifest-json <hex>` or `manifest none`; `txn <run>`; `refused <hex reason>` (the
+# names>` (dpkg or rpm, asked only where the file is not NAME's); `manifest <hex>`
+# (whichever release's form) or `manifest none`; `txn <run>`; `refused <hex reason>` (the
 # install's first refusal); then `wavectl-preview done`.
 wv_init "$1"
 IP=$2 SPEC_SHA=$3 RUN=$4 FORCE=$5 PROT=$6
@@ -43,7 +43,7 @@ fi
 wv_facts
 if [ -n "$WV_MFF" ]; then
   wv_hexj "$(od -An -v -tx1 < "$WV_MFF")"
-  printf 'manifest%s %s\n' "${WV_MFJ:+-json}" "$WV_HEX"
+  printf 'manifest %s\n' "$WV_HEX"
 else
   printf 'manifest none\n'
 fi

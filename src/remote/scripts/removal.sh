@@ -91,7 +91,7 @@ wv_restore_prev() {
   wv_mf_read "$_P"
   _pr=$WV_MFR
   _psha=$WV_MFH
-  # prev's manifest, in its own format (the wrapper kept with it reads that one).
+  # prev's manifest, in its own form (the wrapper kept with it reads that one).
   _pm=${WV_MFF##*/}
   wv_out found "$WV_DIR"
   wv_exists "$WV_CRON" && wv_out found "$WV_CRON"
@@ -142,8 +142,9 @@ wv_restore_prev() {
   # in place learns from `removed` that this was RUN's undoing.
   if [ "$WV_CLEAN" = 1 ]; then
     wv_removed_note "$1" "$_pr"
-    # Then the other format's file goes (a manifest.json restored: the newer run's
-    # manifest; the other way round, a manifest.json nothing reads any more).
+    # Then the other name's file goes: prev's manifest is the host's record from then on
+    # (an earlier release's `manifest` restored: the newer run's manifest.json; a
+    # manifest.json restored: a `manifest` nothing reads any more).
     _po=manifest.json
     [ "$_pm" = manifest ] || _po=manifest
     if [ -n "$_pm" ] && wv_copy "$_P/$_pm" "$WV_DIR/$_pm" && rm -f "$WV_DIR/$_po"; then
@@ -207,11 +208,11 @@ wv_superseded() {
         wv_removed_note "$1" -
         # The newer run's manifest no longer names a previous version.
         wv_mf_read "$WV_DIR"
-        if [ -n "$WV_MFJ" ]; then
-          sed 's/,"prev":{.*}}$/,"prev":null}/' "$WV_MFF" > "$WV_MFF.tmp" && mv -f "$WV_MFF.tmp" "$WV_MFF"
-        elif [ -n "$WV_MFF" ]; then
-          wv_mf_set "$WV_MFF" 'prev_*' ''
-        fi || wv_problem "cannot rewrite $WV_MFF"
+        case $WV_MFJ in
+          2) wv_mfj_set "$WV_MFF" 'prev_*' null ;;
+          1) sed 's/,"prev":{.*}}$/,"prev":null}/' "$WV_MFF" > "$WV_MFF.tmp" && mv -f "$WV_MFF.tmp" "$WV_MFF" ;;
+          *) [ -z "$WV_MFF" ] || wv_mf_set "$WV_MFF" 'prev_*' '' ;;
+        esac || wv_problem "cannot rewrite $WV_MFF"
       fi
     fi
   fi

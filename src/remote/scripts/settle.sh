@@ -1,5 +1,5 @@
 # --- settle: $1 NAME, $2 RUN_ID. What the host holds of NAME, for resume and
-# reconcile: `manifest <hex>` (`manifest-json <hex>`: the previous release's) or
+# reconcile: `manifest <hex>` (whichever release's form) or
 # `manifest none`; `txn <run>`; `reverted <run>
 # <lease until> <at> <clean>` when the guard reverted RUN_ID; `runs <n>` (runs.log lines
 # of RUN_ID); `running 0|1`; `prev <run>` (the version kept for rollback); then
@@ -9,7 +9,7 @@ wv_run_ok "$2" || wv_die "invalid run id" 65
 wv_facts
 if [ -n "$WV_MFF" ]; then
   wv_hexj "$(od -An -v -tx1 < "$WV_MFF")"
-  printf 'manifest%s %s\n' "${WV_MFJ:+-json}" "$WV_HEX"
+  printf 'manifest %s\n' "$WV_HEX"
 else
   printf 'manifest none\n'
 fi
