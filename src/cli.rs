@@ -128,6 +128,24 @@ pub enum Command {
         /// A run id (see `wavectl status`).
         run: String,
     },
+    /// Let a run waiting at a gate (`[gates]`) go on to its next wave.
+    Promote {
+        /// A run id (see `wavectl status`), or a unique prefix of one.
+        run: String,
+    },
+    /// Refuse applies of a rollout (or of every rollout) until unfrozen (exit 5); a
+    /// running apply waits at its next wave boundary. Never blocks purge, rollback or
+    /// reconcile.
+    Freeze(FreezeArgs),
+    /// Lift the freeze of a rollout, or (--all) every freeze.
+    Unfreeze {
+        /// The rollout name.
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        name: Option<String>,
+        /// Every freeze.
+        #[arg(long)]
+        all: bool,
+    },
     /// Emergency removal from every selected host: no waves, no bake, high fan-out.
     Purge(PurgeArgs),
     /// Retry every pending removal, of one run or of all.
@@ -198,6 +216,23 @@ pub struct SpecArgs {
     /// between terms; !exclude, &intersect).
     #[arg(long, value_name = "PATTERN")]
     pub limit: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct FreezeArgs {
+    /// The rollout name to freeze.
+    #[arg(required_unless_present = "all", conflicts_with = "all")]
+    pub name: Option<String>,
+    /// Freeze every rollout.
+    #[arg(long)]
+    pub all: bool,
+    /// Why (shown to whoever is refused).
+    #[arg(long, value_name = "TEXT")]
+    pub reason: String,
+    /// Lift it by itself after this long ("2h") or at this time ("2026-12-08T06:00:00Z");
+    /// without it, the freeze holds until `wavectl unfreeze`.
+    #[arg(long, value_name = "DUR|TIME")]
+    pub until: Option<String>,
 }
 
 #[derive(Debug, Args)]

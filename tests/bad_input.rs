@@ -161,11 +161,24 @@ fn cases(pwned: &Path) -> Vec<Case> {
             format!(
                 "rollout.toml:{}: unknown field `colour`, expected one of `name`, `description`, \
                  `inventory`, `script`, `activation`, `targets`, `waves`, `health`, `policy`, \
-                 `notify`",
+                 `gates`, `notify`",
                 at(s, "colour")
             )
         },
         "remove the key or fix its spelling",
+    ));
+    // A gate after wave 0.
+    let s = format!("{SPEC}\n[gates]\nafter = [0]\n");
+    v.push(spec_case(
+        "a gate after wave 0",
+        s,
+        |s| {
+            format!(
+                "rollout.toml:{}: `gates.after` holds wave 0, which is not a wave number",
+                pos(s, "after = [", "0]")
+            )
+        },
+        "waves are numbered from 1",
     ));
     let s = edit(SPEC, "bake = \"1s\"", "bake_time = \"1s\"");
     v.push(spec_case(

@@ -44,6 +44,7 @@ pub async fn apply(
         )));
     }
     let store = store(g, Access::Write).await?;
+    super::hold::refuse_if_frozen(&*store, &loaded.rollout.name).await?;
     if !ask_to_apply(
         yes,
         &loaded,
@@ -110,6 +111,7 @@ pub async fn run_apply(
     store.prepare().await?;
     let reporter = reporter_with(g, metrics);
     let force = how.force;
+    super::hold::refuse_if_frozen(&**store, &loaded.rollout.name).await?;
     let run = exec::new_run_id(&loaded.rollout.name);
     // The preflight's events carry the run's id (the one it would have had, if refused).
     reporter.set_run(&run);
@@ -258,6 +260,10 @@ pub fn content_of(loaded: &Loaded, waves: &[Wave], force: bool) -> PlanContent {
             login_timeout: login_deadline(h.probe_timeout),
             baseline: signals::needs_baseline(&h.builtin),
             controls: signals::needs_controls(&h.builtin),
+            gates: r.gates.as_ref().map(|g| crate::rollout::Gates {
+                after: g.after.clone(),
+                timeout: g.timeout,
+            }),
         },
         approvals: r.policy.approvals,
         hosts: loaded.targets.clone(),

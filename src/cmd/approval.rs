@@ -211,6 +211,10 @@ fn timing(c: &PlanContent, concurrency: spec::WaveSize) -> String {
             String::new()
         }
     );
+    if let Some(g) = &p.gates {
+        out.push_str(&super::hold::gates_line(g, c.waves.len()));
+        out.push('\n');
+    }
     out.push_str(&format!(
         "estimate: at least {} for {} (deploys and confirmation on top); hosts in probation revert themselves if no controller renews their {} lease",
         dur(least),

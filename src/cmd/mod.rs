@@ -5,6 +5,7 @@
 mod apply;
 mod approval;
 mod demo;
+mod hold;
 mod lab;
 mod limit;
 mod preflight;
@@ -107,6 +108,9 @@ async fn dispatch(cli: &Cli) -> i32 {
             metrics_file,
         } => runs::rollback(g, run, *yes, metrics_file.as_deref()).await,
         Command::Abort { run } => runs::abort(g, run).await,
+        Command::Promote { run } => hold::promote(g, run).await,
+        Command::Freeze(args) => hold::freeze(g, args).await,
+        Command::Unfreeze { name, all: _ } => hold::unfreeze(g, name.as_deref()).await,
         Command::Reconcile {
             run,
             until_done,

@@ -77,6 +77,7 @@ pub async fn purge(g: &Global, args: &PurgeArgs) -> CmdResult {
             login_timeout: args.login_timeout,
             baseline: false,
             controls: false,
+            gates: None,
         },
         spec: None,
         inventory: Some(std::fs::canonicalize(&inv.path).unwrap_or(inv.path.clone())),

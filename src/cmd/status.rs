@@ -40,6 +40,35 @@ struct RunLine {
     /// Why the journal does not read to its end (the other fields are from what did).
     #[serde(skip_serializing_if = "Option::is_none")]
     damage: Option<String>,
+    /// What a run waiting at a gate or a freeze waits for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    waiting: Option<String>,
+}
+
+/// What a run waits for, if it waits at a gate or a freeze.
+fn waiting(id: &str, s: &RunState) -> Option<String> {
+    if let Some((wave, since, until)) = s.gate() {
+        return Some(format!(
+            "waiting for `wavectl promote {id}` after wave {wave}'s bake (since {}; it rolls back at {})",
+            utc(since / 1000),
+            utc(until / 1000)
+        ));
+    }
+    if let crate::rollout::Status::Running {
+        stage: crate::rollout::Stage::Frozen { wave, .. },
+    } = s.status
+    {
+        return Some(match s.freeze() {
+            Some(f) => format!(
+                "waiting after wave {wave}: {} is {} (`wavectl unfreeze {}`)",
+                f.scope(),
+                f.describe(),
+                f.rollout.as_deref().unwrap_or("--all")
+            ),
+            None => format!("waiting after wave {wave}: the freeze was lifted"),
+        });
+    }
+    None
 }
 
 /// Who drives a run.
@@ -108,6 +137,7 @@ async fn line(store: &dyn Store, id: &str, s: &RunState, damage: Option<String>)
             .filter(|h| matches!(h.state, HostState::Confirmed | HostState::Clean))
             .count(),
         pending: s.hosts.iter().filter(|h| h.state.unfinished()).count(),
+        waiting: if s.is_ended() { None } else { waiting(id, s) },
         damage,
     }
 }
@@ -133,6 +163,43 @@ pub async fn watch(g: &Global, run: Option<&str>, watch: bool) -> CmdResult {
             }
         }
         tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    }
+}
+
+/// The freezes that hold now: one JSON line each, or a table.
+async fn show_freezes(g: &Global, store: &dyn Store) {
+    let all = super::hold::active(store).await;
+    if all.is_empty() {
+        return;
+    }
+    if g.json {
+        for f in &all {
+            let line = serde_json::json!({
+                "frozen": f.rollout.as_deref().unwrap_or("*"),
+                "by": f.by,
+                "reason": f.reason,
+                "since": utc(f.at / 1000),
+                "until": f.until.map(|u| utc(u.div_ceil(1000))),
+            });
+            println!("{line}");
+        }
+        return;
+    }
+    println!();
+    println!(
+        "{:<20} {:<24} {:<21} {:<21} REASON",
+        "FROZEN", "BY", "SINCE", "UNTIL"
+    );
+    for f in &all {
+        println!(
+            "{:<20} {:<24} {:<21} {:<21} {}",
+            f.rollout.as_deref().unwrap_or("* (every rollout)"),
+            f.by,
+            utc(f.at / 1000),
+            f.until
+                .map_or("unfreeze".to_string(), |u| utc(u.div_ceil(1000))),
+            f.reason
+        );
     }
 }
 
@@ -172,8 +239,12 @@ async fn status(g: &Global, store: &dyn Store, run: Option<&str>) -> CmdResult {
                 if let Some(d) = &l.damage {
                     println!("run {} is damaged: {d}", l.run);
                 }
+                if let Some(w) = &l.waiting {
+                    println!("run {}: {w}", l.run);
+                }
             }
         }
+        show_freezes(g, store).await;
         return Ok(exit::OK);
     };
     let id = store.resolve(prefix).await?;
@@ -213,6 +284,9 @@ async fn status(g: &Global, store: &dyn Store, run: Option<&str>) -> CmdResult {
             .as_ref()
             .map_or(String::new(), |e| format!(", ended {e}"))
     );
+    if let Some(w) = &l.waiting {
+        println!("  {w}");
+    }
     if l.interrupted {
         println!("  its controller is gone: `wavectl resume {id}` continues it, `wavectl rollback {id}` or `wavectl reconcile` returns its hosts to what they held");
     }

@@ -15,8 +15,8 @@ use crate::report::{Event as Shown, Phase, Reporter};
 use crate::rollout::probe::ProbeReport;
 use crate::rollout::verdict::{Evidence, Health, Outcome, Verdict, Watch};
 use crate::rollout::{
-    step, Action, Event, HostResult, HostState, HostVerdict, Lost, Op, Record, RunKind, RunState,
-    Sample, Seen, Stage, Status, StopRequest,
+    freeze_of, step, Action, Event, HostResult, HostState, HostVerdict, Lost, Op, Record, RunKind,
+    RunState, Sample, Seen, Stage, Status, StopRequest,
 };
 
 use crate::rollout::Plan;
@@ -86,6 +86,8 @@ pub struct Engine<'r> {
     baseline: Option<JoinHandle<Baseline>>,
     /// The probe round the machine ordered, in flight.
     round: Option<JoinHandle<(usize, Outcomes)>>,
+    /// When the store is next asked for a freeze or a promote (while hosts are probed).
+    next_poll: Option<tokio::time::Instant>,
     wake: Option<u64>,
 }
 
@@ -95,6 +97,7 @@ enum Woken {
     Op(Id, Result<HostResult, String>),
     Baseline(Result<Baseline, String>),
     Round(Result<(usize, Outcomes), String>),
+    Poll,
     Tick,
 }
 
@@ -126,6 +129,7 @@ impl<'r> Engine<'r> {
             running: HashMap::new(),
             baseline: None,
             round: None,
+            next_poll: None,
             wake: None,
         }
     }
@@ -157,6 +161,7 @@ impl<'r> Engine<'r> {
     async fn drive(&mut self, first: Event) -> Result<(), StoreError> {
         self.submit(first).await?;
         loop {
+            self.schedule_poll();
             let idle = self.ops.is_empty() && self.baseline.is_none() && self.round.is_none();
             if self.state.is_ended() && idle {
                 return Ok(());
@@ -200,10 +205,17 @@ impl<'r> Engine<'r> {
                 }
                 Woken::Round(r) => {
                     self.round = None;
+                    // The round may end the bake: what it goes on to sees the store's
+                    // freezes as they are now.
+                    self.poll_holds().await?;
                     let (wave, outcomes) = r.unwrap_or_default();
                     let verdicts = self.judge(outcomes);
                     self.submit(Event::Round { wave, verdicts }).await?;
                     self.say_held();
+                }
+                Woken::Poll => {
+                    self.next_poll = None;
+                    self.poll_holds().await?;
                 }
                 Woken::Tick => {
                     self.wake = None;
@@ -221,10 +233,12 @@ impl<'r> Engine<'r> {
             ops,
             baseline,
             round,
+            next_poll,
             wake,
             clock,
             ..
         } = self;
+        let poll_due = next_poll.map(|at| clock.sleep_until_instant(at));
         let stop_armed = !*stop_sent;
         let ops_armed = !ops.is_empty();
         let tick = wake.map(|w| clock.sleep_until(w));
@@ -238,6 +252,7 @@ impl<'r> Engine<'r> {
             r = join_opt(baseline) => Woken::Baseline(r),
             r = join_opt(round) => Woken::Round(r),
             _ = sleep_opt(tick) => Woken::Tick,
+            _ = sleep_opt(poll_due) => Woken::Poll,
         }
     }
 
@@ -274,7 +289,9 @@ impl<'r> Engine<'r> {
         for rec in &recs {
             let before = self.state.status.clone();
             let actions = step(&mut self.state, rec);
+            self.show_hold(&before, rec, false);
             self.show_transition(&before, rec);
+            self.show_hold(&before, rec, true);
             for a in actions {
                 self.start(a, rec.at);
             }
@@ -718,12 +735,14 @@ impl<'r> Engine<'r> {
         }
         let phase_of = |s: &Status| -> Option<(usize, Phase)> {
             match s {
-                Status::Running { stage } => Some(match stage {
-                    Stage::Baseline { wave } => (*wave, Phase::Baseline),
-                    Stage::Deploy { wave } => (*wave, Phase::Deploy),
-                    Stage::Bake(b) => (b.wave, Phase::Bake),
-                    Stage::Confirm => (0, Phase::Confirm),
-                }),
+                Status::Running { stage } => match stage {
+                    Stage::Baseline { wave } => Some((*wave, Phase::Baseline)),
+                    Stage::Deploy { wave } => Some((*wave, Phase::Deploy)),
+                    Stage::Bake(b) => Some((b.wave, Phase::Bake)),
+                    Stage::Confirm => Some((0, Phase::Confirm)),
+                    // Waiting between waves: no phase (the hold says what it waits for).
+                    Stage::Gate { .. } | Stage::Frozen { .. } => None,
+                },
                 Status::Removing { .. } | Status::Backoff { .. } => Some((
                     0,
                     if self.state.kind() == Some(RunKind::Apply) {
@@ -800,6 +819,129 @@ impl<'r> Engine<'r> {
         });
     }
 }
+
+impl Engine<'_> {
+    /// Look in the store for what a waiting (or soon waiting) apply waits for: a freeze of
+    /// its rollout, appearing or lifted, and a promote of the gate it waits at. What is
+    /// new is journaled like any event; a store that does not answer is asked next time.
+    async fn poll_holds(&mut self) -> Result<(), StoreError> {
+        if self.state.kind() != Some(RunKind::Apply)
+            || !matches!(self.state.status, Status::Running { .. })
+        {
+            return Ok(());
+        }
+        let mut events = Vec::new();
+        if let Ok(all) = self.store.freezes().await {
+            let now = self.clock.now_ms();
+            let f = freeze_of(&all, &self.plan.name, now).cloned();
+            if f != self.state.frozen {
+                events.push(Event::Freeze { freeze: f });
+            }
+        }
+        if let Some((wave, ..)) = self.state.gate() {
+            if let Ok(Some(p)) = self.store.promotion(&self.plan.run).await {
+                if p.wave == wave {
+                    events.push(Event::Promote(p));
+                }
+            }
+        }
+        self.submit_all(events).await
+    }
+
+    /// Ask the store again every [`HOLD_POLL`] while hosts are probed (a bake, a gate, a
+    /// freeze): the wave boundaries come at the end of those.
+    fn schedule_poll(&mut self) {
+        if self.state.probing().is_some() {
+            if self.next_poll.is_none() {
+                self.next_poll = Some(self.clock.instant() + HOLD_POLL);
+            }
+        } else {
+            self.next_poll = None;
+        }
+    }
+
+    /// Say what the run waits for when it starts waiting at a gate or a freeze
+    /// (`entering`: after the phase changes are shown), and when it goes on (before them).
+    fn show_hold(&self, before: &Status, rec: &Record, entering: bool) {
+        let after = &self.state.status;
+        let run = &self.plan.run;
+        let name = &self.plan.name;
+        if let (Event::Freeze { freeze: Some(f) }, false) = (&rec.event, entering) {
+            if !matches!(
+                after,
+                Status::Running {
+                    stage: Stage::Frozen { .. }
+                }
+            ) && matches!(after, Status::Running { .. })
+            {
+                self.reporter.emit(Shown::Note {
+                    message: format!(
+                        "{} is {}: no new wave starts; the run waits at the next wave boundary (`wavectl unfreeze {}` lets it go on)",
+                        f.scope(),
+                        f.describe(),
+                        f.rollout.as_deref().unwrap_or("--all")
+                    ),
+                });
+            }
+        }
+        if before == after {
+            return;
+        }
+        let waiting = |s: &Status| match s {
+            Status::Running {
+                stage: Stage::Gate { wave, .. },
+            } => Some((*wave, true)),
+            Status::Running {
+                stage: Stage::Frozen { wave, .. },
+            } => Some((*wave, false)),
+            _ => None,
+        };
+        match (waiting(before), waiting(after)) {
+            (_, Some(_)) | (None, None) if !entering => {}
+            (Some(_), None) if entering => {}
+            (_, Some((wave, true))) => {
+                let until = self.state.gate().map_or(0, |g| g.2);
+                self.reporter.emit(Shown::Gated {
+                    wave,
+                    promote: format!("wavectl promote {run}"),
+                    until: crate::rollout::step::utc(until / 1000),
+                });
+            }
+            (_, Some((wave, false))) => {
+                if let Some(f) = self.state.freeze() {
+                    self.reporter.emit(Shown::Frozen {
+                        wave,
+                        rollout: name.clone(),
+                        by: f.by.clone(),
+                        reason: f.reason.clone(),
+                        until: f.until.map(|u| crate::rollout::step::utc(u.div_ceil(1000))),
+                        unfreeze: format!(
+                            "wavectl unfreeze {}",
+                            f.rollout.as_deref().unwrap_or("--all")
+                        ),
+                    });
+                }
+            }
+            (Some((wave, true)), None) => {
+                if let Event::Promote(p) = &rec.event {
+                    self.reporter.emit(Shown::Promoted {
+                        wave,
+                        by: p.by.clone(),
+                    });
+                }
+            }
+            (Some((wave, false)), None) => {
+                if matches!(after, Status::Running { .. }) {
+                    self.reporter.emit(Shown::Thawed { wave });
+                }
+            }
+            (None, None) => {}
+        }
+    }
+}
+
+/// How often a probing run asks the store for a freeze or a promote.
+const HOLD_POLL: Duration = Duration::from_secs(1);
 
 /// The health watch a run's deployment asks for.
 fn watch_of(plan: &Plan) -> Watch {

@@ -57,6 +57,7 @@ fn purge_plan(hosts: &[&str], fanout: usize) -> Plan {
             login_timeout: Duration::from_secs(5),
             baseline: false,
             controls: false,
+            gates: None,
         },
         spec: None,
         inventory: None,
@@ -462,6 +463,7 @@ fn apply_plan(n: usize, sizes: &[usize], concurrency: usize) -> Plan {
             login_timeout: Duration::from_secs(5),
             baseline: true,
             controls: true,
+            gates: None,
         },
         spec: None,
         inventory: None,
@@ -925,4 +927,127 @@ async fn a_group_member_outside_the_rollout_that_does_not_answer_holds_the_wave_
     assert!(state.hosts.iter().all(|h| h.state == HostState::Confirmed));
     assert!(fleet.calls("standby", "install").is_empty());
     assert_eq!(replay(&store.records(APPLY)), state);
+}
+
+/// An apply of three hosts (h0001, then h0002 and h0003) with a gate after wave 1.
+fn gated_apply(timeout: Duration) -> Plan {
+    let mut plan = apply_plan(3, &[1, 2], 10);
+    plan.policy.gates = Some(crate::rollout::Gates {
+        after: vec![1],
+        timeout,
+    });
+    plan
+}
+
+/// When wave 2 (h0002, h0003) was first installed, ms after T0.
+fn wave_two_began(fleet: &FakeHosts) -> u64 {
+    ["h0002", "h0003"]
+        .iter()
+        .flat_map(|h| fleet.calls(h, "install"))
+        .min()
+        .unwrap()
+        - T0
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_run_waits_at_its_gate_probing_until_a_promote_in_the_store() {
+    let plan = gated_apply(Duration::from_secs(3600));
+    let store = MemStore::new();
+    let clock = Arc::new(TestClock::starting_at(T0));
+    let fleet = FakeHosts::new(&plan, clock.clone());
+    // Another machine's `promote`, ten minutes in (the bake is a minute); wave 2 then
+    // begins with its baseline (samples a few seconds apart).
+    let promoter = {
+        let (store, clock) = (store.clone(), clock.clone());
+        tokio::spawn(async move {
+            clock.sleep(Duration::from_secs(600)).await;
+            let p = crate::rollout::Promotion {
+                wave: 1,
+                by: "promote by bob@bastion-2".into(),
+            };
+            (&store as &dyn Store).promote(APPLY, &p).await.unwrap();
+        })
+    };
+    let state = apply(&store, &plan, &fleet, clock.clone()).await;
+    promoter.await.unwrap();
+    assert_eq!(exit_code(&state), crate::exit::OK, "{:?}", state.status);
+    assert!(state.hosts.iter().all(|h| h.state == HostState::Confirmed));
+    let began = wave_two_began(&fleet);
+    assert!(
+        (600_000..630_000).contains(&began),
+        "wave 2 began at {began} ms"
+    );
+    // It probed wave 1 all along (every interval), and the promote is in the journal.
+    let records = store.records(APPLY);
+    let rounds = records
+        .iter()
+        .filter(|r| matches!(r.event, Event::Round { wave: 1, .. }) && r.at - T0 > 120_000)
+        .count();
+    assert!(rounds >= 25, "{rounds} rounds while gated");
+    assert!(records
+        .iter()
+        .any(|r| matches!(&r.event, Event::Promote(p) if p.wave == 1)));
+    assert_eq!(replay(&records), state);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_gate_nobody_promotes_rolls_the_run_back_at_its_timeout() {
+    let plan = gated_apply(Duration::from_secs(300));
+    let store = MemStore::new();
+    let clock = Arc::new(TestClock::starting_at(T0));
+    let fleet = FakeHosts::new(&plan, clock.clone());
+    let state = apply(&store, &plan, &fleet, clock.clone()).await;
+    assert_eq!(exit_code(&state), crate::exit::ROLLED_BACK);
+    assert!(matches!(
+        state.end(),
+        Some(crate::rollout::End::Clean {
+            why: crate::rollout::Why::GateTimeout { wave: 1, .. }
+        })
+    ));
+    assert!(fleet.calls("h0002", "install").is_empty());
+    assert_eq!(state.host("h0001").unwrap().state, HostState::Clean);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_freeze_in_the_store_holds_the_next_wave_until_it_is_lifted() {
+    let plan = apply_plan(3, &[1, 2], 10);
+    let store = MemStore::new();
+    let clock = Arc::new(TestClock::starting_at(T0));
+    let fleet = FakeHosts::new(&plan, clock.clone());
+    // Frozen 30 s in (wave 1 bakes), lifted 20 minutes in.
+    let operator = {
+        let (store, clock) = (store.clone(), clock.clone());
+        tokio::spawn(async move {
+            let s: &dyn Store = &store;
+            clock.sleep(Duration::from_secs(30)).await;
+            let f = crate::rollout::Freeze {
+                rollout: None,
+                by: "bob@bastion-2".into(),
+                reason: "incident 42".into(),
+                at: clock.now_ms(),
+                until: None,
+            };
+            s.freeze(&f).await.unwrap();
+            clock.sleep(Duration::from_secs(20 * 60 - 30)).await;
+            assert_eq!(s.unfreeze(None).await.unwrap(), [f]);
+        })
+    };
+    let state = apply(&store, &plan, &fleet, clock.clone()).await;
+    operator.await.unwrap();
+    assert_eq!(exit_code(&state), crate::exit::OK, "{:?}", state.status);
+    let began = wave_two_began(&fleet);
+    assert!(
+        (1_200_000..1_230_000).contains(&began),
+        "wave 2 began at {began} ms"
+    );
+    let records = store.records(APPLY);
+    let freezes: Vec<bool> = records
+        .iter()
+        .filter_map(|r| match &r.event {
+            Event::Freeze { freeze } => Some(freeze.is_some()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(freezes, [true, false]);
+    assert_eq!(replay(&records), state);
 }

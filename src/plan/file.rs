@@ -360,6 +360,7 @@ mod tests {
                 login_timeout: Duration::from_secs(10),
                 baseline: false,
                 controls: false,
+                gates: None,
             },
             approvals: 2,
             hosts: vec![host("a"), host("bb")],

@@ -218,6 +218,30 @@ impl Human {
                 }
                 self.line(&out);
             }
+            Event::Gated {
+                wave,
+                promote,
+                until,
+            } => self.line(&format!(
+                "|| wave {wave} passed its bake: waiting for `{promote}` (until {until}, then it rolls back; its hosts are still probed)"
+            )),
+            Event::Promoted { wave, by } => {
+                self.line(&format!("|| promoted past wave {wave} ({by})"))
+            }
+            Event::Frozen {
+                wave,
+                rollout,
+                by,
+                reason,
+                until,
+                unfreeze,
+            } => self.line(&format!(
+                "|| rollout {rollout} is frozen by {by}: {reason}: waiting after wave {wave} for `{unfreeze}`{} (its hosts are still probed)",
+                until.as_ref().map_or(String::new(), |u| format!(" or {u}"))
+            )),
+            Event::Thawed { wave } => {
+                self.line(&format!("|| the freeze is lifted: going on after wave {wave}"))
+            }
             Event::HostHolds(h) => self.line(&holding(h)),
             Event::ProbeDone {
                 hosts,

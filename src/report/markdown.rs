@@ -44,6 +44,14 @@ fn milestone(before: &Status, after: &Status, s: &RunState) -> Option<String> {
                 format!("wave {wave}: deploy to {}", hosts.join(", "))
             }
             Stage::Bake(b) => format!("wave {}: bake of {}", b.wave, took(b.since, b.until)),
+            Stage::Gate { wave, until, .. } => format!(
+                "wave {wave}: passed its bake; waiting at the gate for `wavectl promote` (until {})",
+                crate::rollout::step::utc(until / 1000)
+            ),
+            Stage::Frozen { wave, .. } => format!(
+                "wave {wave}: passed; the next wave waits while the rollout is frozen ({})",
+                s.freeze().map_or("freeze lifted".to_string(), |f| f.describe())
+            ),
             Stage::Confirm => "every wave passed: confirming".to_string(),
         },
         Status::Stopping { why, .. } => {

@@ -100,6 +100,33 @@ pub enum Event {
     Note {
         message: String,
     },
+    /// The run passed wave `wave`'s bake and waits at its gate: `promote` (the command
+    /// that lets it go on) until `until` (UTC), then it rolls back. Its hosts are probed.
+    Gated {
+        wave: usize,
+        promote: String,
+        until: String,
+    },
+    /// The run was let go on past the gate after `wave`.
+    Promoted {
+        wave: usize,
+        by: String,
+    },
+    /// The rollout is frozen: the run starts no new wave (it waits after `wave`, probing)
+    /// until `unfreeze` or `until` (UTC; none: until unfrozen).
+    Frozen {
+        wave: usize,
+        rollout: String,
+        by: String,
+        reason: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        until: Option<String>,
+        unfreeze: String,
+    },
+    /// The freeze is lifted (or ran out): the run goes on after `wave`.
+    Thawed {
+        wave: usize,
+    },
     Summary(Summary),
     /// `apply`'s preflight, before any change: targets checked (SSH banner), logins
     /// (the first wave's hosts), the targets that did not answer, and whether they are

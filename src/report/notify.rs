@@ -35,6 +35,7 @@ pub fn kinds_of(event: &Event) -> Vec<EventKind> {
             vec![EventKind::Unhealthy]
         }
         Event::RollbackStarted { .. } => vec![EventKind::RollingBack],
+        Event::Gated { .. } => vec![EventKind::Gated],
         Event::Summary(s) => EventKind::of_status(&s.status)
             .into_iter()
             .chain([EventKind::Ended])

@@ -119,6 +119,79 @@ pub struct Policy {
     pub baseline: bool,
     /// Probe still-untouched targets beside the wave (continuous signals need them).
     pub controls: bool,
+    /// `[gates]`: the waves after whose bake the run waits for `wavectl promote`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gates: Option<Gates>,
+}
+
+/// `[gates]`, as a run keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Gates {
+    /// Wave numbers (1-based): after each one's bake the run waits for a promote.
+    pub after: Vec<usize>,
+    /// No promote by then: the run rolls back.
+    #[serde(with = "ms")]
+    pub timeout: std::time::Duration,
+}
+
+/// A freeze: applies of `rollout` (of every rollout, when `None`) are refused, and a
+/// running one waits at its next wave boundary, until it is lifted or runs out. Kept in
+/// the store (`wavectl freeze`), and in a run's journal when the run sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Freeze {
+    /// The rollout frozen; `None`: every rollout (`--all`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<String>,
+    /// Who froze it: `user@host`.
+    pub by: String,
+    pub reason: String,
+    /// When (Unix ms).
+    pub at: u64,
+    /// When it runs out by itself (Unix ms); `None`: when it is lifted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<u64>,
+}
+
+impl Freeze {
+    /// It holds `rollout` at `now` (Unix ms).
+    pub fn covers(&self, rollout: &str, now: u64) -> bool {
+        self.rollout.as_deref().is_none_or(|r| r == rollout) && self.until.is_none_or(|u| now < u)
+    }
+
+    /// What it freezes: `rollout NAME`, or `every rollout`.
+    pub fn scope(&self) -> String {
+        match &self.rollout {
+            Some(r) => format!("rollout {r}"),
+            None => "every rollout".into(),
+        }
+    }
+
+    /// "frozen by ann@bastion-1 at T: REASON (until T)", for messages.
+    pub fn describe(&self) -> String {
+        format!(
+            "frozen by {} at {}: {} ({})",
+            self.by,
+            super::step::utc(self.at / 1000),
+            self.reason,
+            match self.until {
+                Some(u) => format!("until {}", super::step::utc(u.div_ceil(1000))),
+                None => "until `wavectl unfreeze`".into(),
+            }
+        )
+    }
+}
+
+/// The first freeze in `all` that holds `rollout` at `now`.
+pub fn freeze_of<'a>(all: &'a [Freeze], rollout: &str, now: u64) -> Option<&'a Freeze> {
+    all.iter().find(|f| f.covers(rollout, now))
+}
+
+/// `wavectl promote`: the run goes on past the gate after `wave`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Promotion {
+    pub wave: usize,
+    /// `promote by USER@HOST`.
+    pub by: String,
 }
 
 /// Everything a run is, fixed by its first record. Paths are absolute.
@@ -426,6 +499,13 @@ pub enum Event {
         wave: usize,
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         verdicts: Vec<HostVerdict>,
+    },
+    /// The operator let the run go on past the gate after `wave` (`wavectl promote`).
+    Promote(Promotion),
+    /// The freeze that holds the run's rollout changed, as the run saw it in the store
+    /// (`None`: lifted). A frozen run starts no new wave.
+    Freeze {
+        freeze: Option<Freeze>,
     },
 }
 

@@ -56,6 +56,7 @@ fn plan() -> Plan {
             login_timeout: Duration::from_secs(2),
             baseline: false,
             controls: false,
+            gates: None,
         },
         spec: None,
         inventory: None,

@@ -18,9 +18,9 @@ mod group_tests;
 mod tests;
 
 pub use event::{
-    Approved, Attach, Deployment, Event, Finding, Groups, HostResult, HostVerdict, Intent, Lost,
-    Offline, Op, Plan, Policy, Preflight, Record, Refusal, RunKind, Sample, Seen, StopRequest,
-    Target, FORMAT,
+    freeze_of, Approved, Attach, Deployment, Event, Finding, Freeze, Gates, Groups, HostResult,
+    HostVerdict, Intent, Lost, Offline, Op, Plan, Policy, Preflight, Promotion, Record, Refusal,
+    RunKind, Sample, Seen, StopRequest, Target, FORMAT,
 };
 pub use state::{End, HostRun, HostState, RunState, Stage, Status, Why};
 pub use step::{replay, step, Action};

@@ -145,6 +145,22 @@ pub enum Stage {
         wave: usize,
     },
     Bake(Bake),
+    /// The wave passed its bake and waits for `wavectl promote` until `until` (Unix ms),
+    /// then rolls back; its hosts are still probed.
+    Gate {
+        wave: usize,
+        since: u64,
+        until: u64,
+        /// The wave's bake, whose probe rounds go on while it waits.
+        bake: Bake,
+    },
+    /// The wave passed (and any gate): the next one waits while the rollout is frozen;
+    /// the hosts so far are still probed.
+    Frozen {
+        wave: usize,
+        /// The wave's bake, whose probe rounds go on while it waits.
+        bake: Bake,
+    },
     /// Every wave passed: confirming the healthy hosts.
     Confirm,
 }
@@ -183,6 +199,8 @@ pub enum Why {
     Purge,
     /// `reconcile` of an apply whose controller died.
     Orphaned,
+    /// Nobody promoted the run past the gate after `wave` within `[gates] timeout` (ms).
+    GateTimeout { wave: usize, timeout: u64 },
 }
 
 impl Why {
@@ -289,6 +307,9 @@ pub struct RunState {
     pub pid: u32,
     /// The run's end is recorded (Unix ms) once it ends.
     pub ended: Option<u64>,
+    /// The freeze holding the rollout, as the run last saw it in the store.
+    #[serde(default)]
+    pub frozen: Option<super::event::Freeze>,
 }
 
 impl Default for RunState {
@@ -315,6 +336,45 @@ impl RunState {
             renewed: 0,
             pid: 0,
             ended: None,
+            frozen: None,
+        }
+    }
+
+    /// The freeze that holds the run now (by its records' time), if one does.
+    pub fn freeze(&self) -> Option<&super::event::Freeze> {
+        let name = self.plan.as_ref().map_or("", |p| p.name.as_str());
+        self.frozen.as_ref().filter(|f| f.covers(name, self.now))
+    }
+
+    /// The bake whose probe rounds are going on: a wave's bake, or the bake of the wave a
+    /// run waits after (at a gate or a freeze).
+    pub fn bake(&self) -> Option<&Bake> {
+        match &self.status {
+            Status::Running {
+                stage: Stage::Bake(b) | Stage::Gate { bake: b, .. } | Stage::Frozen { bake: b, .. },
+            } => Some(b),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn bake_mut(&mut self) -> Option<&mut Bake> {
+        match &mut self.status {
+            Status::Running {
+                stage: Stage::Bake(b) | Stage::Gate { bake: b, .. } | Stage::Frozen { bake: b, .. },
+            } => Some(b),
+            _ => None,
+        }
+    }
+
+    /// Waiting at a gate: the wave, since when and until when (Unix ms).
+    pub fn gate(&self) -> Option<(usize, u64, u64)> {
+        match self.status {
+            Status::Running {
+                stage: Stage::Gate {
+                    wave, since, until, ..
+                },
+            } => Some((wave, since, until)),
+            _ => None,
         }
     }
 
@@ -367,31 +427,30 @@ impl RunState {
 
     /// A probe round the machine ordered has not reported.
     pub fn round_in_flight(&self) -> bool {
-        matches!(
-            self.status,
-            Status::Running {
-                stage: Stage::Bake(Bake { probing: true, .. })
-            }
-        )
+        self.bake().is_some_and(|b| b.probing)
     }
 
     /// During a bake: the wave, the hosts to probe (every installed host so far, not
     /// busy), and the controls.
     pub fn probing(&self) -> Option<(usize, Vec<&str>, Vec<&str>)> {
-        let Status::Running {
-            stage: Stage::Bake(b),
-        } = &self.status
-        else {
-            return None;
+        // A run waiting at a gate or a freeze keeps probing (so leases are renewed).
+        let wave = match self.status {
+            Status::Running {
+                stage: Stage::Bake(b),
+            } => b.wave,
+            Status::Running {
+                stage: Stage::Gate { wave, .. } | Stage::Frozen { wave, .. },
+            } => wave,
+            _ => return None,
         };
         let hosts = self
             .hosts
             .iter()
-            .filter(|h| h.state == HostState::Installed && h.op.is_none() && h.wave <= b.wave)
+            .filter(|h| h.state == HostState::Installed && h.op.is_none() && h.wave <= wave)
             .map(|h| h.host.as_str())
             .collect();
         let controls = self.controls.iter().map(String::as_str).collect();
-        Some((b.wave, hosts, controls))
+        Some((wave, hosts, controls))
     }
 
     /// A short name of where the run stands, for `status` and `--json`.
@@ -401,6 +460,12 @@ impl RunState {
             Status::Running {
                 stage: Stage::Confirm,
             } => "confirming",
+            Status::Running {
+                stage: Stage::Gate { .. },
+            } => "gated",
+            Status::Running {
+                stage: Stage::Frozen { .. },
+            } => "frozen",
             Status::Running { .. } => "running",
             Status::Stopping { .. } => "stopping",
             Status::Removing { why, .. } | Status::Backoff { why, .. } => match why {

@@ -72,6 +72,17 @@ pub fn step(s: &mut RunState, rec: &Record) -> Vec<Action> {
             }
         }
         Event::Tick => {}
+        Event::Promote(p) => {
+            if let Status::Running {
+                stage: Stage::Gate { wave, bake, .. },
+            } = s.status
+            {
+                if wave == p.wave {
+                    past_boundary(s, bake, &mut out);
+                }
+            }
+        }
+        Event::Freeze { freeze } => s.frozen = freeze.clone(),
         Event::BaselineDone { wave, group } => {
             let stage = Stage::Baseline { wave: *wave };
             if s.status == (Status::Running { stage }) {
@@ -99,14 +110,12 @@ pub fn step(s: &mut RunState, rec: &Record) -> Vec<Action> {
             }
             inconclusive(s, verdicts);
             s.renewed = s.now;
-            if let Status::Running {
-                stage: Stage::Bake(b),
-            } = &mut s.status
-            {
+            let now = s.now;
+            if let Some(b) = s.bake_mut() {
                 if b.wave == *wave {
                     b.rounds += 1;
                     b.probing = false;
-                    b.reported = s.now;
+                    b.reported = now;
                 }
             }
         }
@@ -256,6 +265,31 @@ fn resumed(stage: Stage) -> Status {
             Stage::Baseline { wave } => Stage::Baseline { wave },
             Stage::Deploy { wave } => Stage::Deploy { wave },
             Stage::Bake(b) => Stage::Deploy { wave: b.wave },
+            // Still waiting for its promote (the gate's deadline stands) or its thaw; its
+            // probe rounds start again (the one in flight died with its controller).
+            Stage::Gate {
+                wave,
+                since,
+                until,
+                bake,
+            } => Stage::Gate {
+                wave,
+                since,
+                until,
+                bake: Bake {
+                    probing: false,
+                    next_round: 0,
+                    ..bake
+                },
+            },
+            Stage::Frozen { wave, bake } => Stage::Frozen {
+                wave,
+                bake: Bake {
+                    probing: false,
+                    next_round: 0,
+                    ..bake
+                },
+            },
             Stage::Confirm => Stage::Confirm,
         },
     }
@@ -358,6 +392,27 @@ pub fn group_hold(
             };
             Some((group, host, why))
         })
+}
+
+/// Go on after `wave` passed its bake (and its gate, if it has one): the next wave, or,
+/// after the last, the confirmation. A new wave does not start while the rollout is
+/// frozen: the run waits at the boundary (probing) until the freeze is lifted or runs out.
+fn past_boundary(s: &mut RunState, bake: Bake, out: &mut Vec<Action>) {
+    let wave = bake.wave;
+    let waves = s.plan.as_ref().map_or(0, |p| p.waves.len());
+    if wave >= waves {
+        s.status = Status::Running {
+            stage: Stage::Confirm,
+        };
+        s.epoch += 1;
+    } else if s.freeze().is_some() {
+        s.status = Status::Running {
+            stage: Stage::Frozen { wave, bake },
+        };
+        s.epoch += 1;
+    } else {
+        enter_wave(s, wave + 1, out);
+    }
 }
 
 /// Note a bad verdict: the host's first one counts against the budget.
@@ -800,9 +855,9 @@ fn probe_round(s: &mut RunState, mut b: Bake, interval: u64, out: &mut Vec<Actio
     );
     b.probing = true;
     b.next_round = s.now.saturating_add(interval.max(1));
-    s.status = Status::Running {
-        stage: Stage::Bake(b),
-    };
+    if let Some(cur) = s.bake_mut() {
+        *cur = b;
+    }
     out.push(Action::Probe {
         wave,
         hosts,
@@ -827,10 +882,9 @@ fn advance_once(s: &mut RunState, out: &mut Vec<Action>) -> bool {
     let Some(plan) = s.plan.as_ref() else {
         return false;
     };
-    let (policy, run_on_install, waves, interval) = (
+    let (policy, run_on_install, interval) = (
         plan.policy.clone(),
         plan.deployment().is_some_and(|d| d.run_on_install),
-        plan.waves.len(),
         plan.deployment()
             .map_or(0, |d| d.interval.as_millis() as u64),
     );
@@ -906,13 +960,19 @@ fn advance_once(s: &mut RunState, out: &mut Vec<Action>) -> bool {
                         .map(|h| h.host.clone())
                         .collect();
                     if b.reported >= b.until && short.is_empty() {
-                        if b.wave >= waves {
-                            s.status = Status::Running {
-                                stage: Stage::Confirm,
-                            };
-                            s.epoch += 1;
-                        } else {
-                            enter_wave(s, b.wave + 1, out);
+                        match policy.gates.as_ref().filter(|g| g.after.contains(&b.wave)) {
+                            Some(g) => {
+                                s.status = Status::Running {
+                                    stage: Stage::Gate {
+                                        wave: b.wave,
+                                        since: s.now,
+                                        until: s.now.saturating_add(g.timeout.as_millis() as u64),
+                                        bake: b,
+                                    },
+                                };
+                                s.epoch += 1;
+                            }
+                            None => past_boundary(s, b, out),
                         }
                         return true;
                     }
@@ -939,6 +999,39 @@ fn advance_once(s: &mut RunState, out: &mut Vec<Action>) -> bool {
                     }
                     probe_round(s, b, interval, out);
                     false
+                }
+                Stage::Gate {
+                    wave,
+                    since,
+                    until,
+                    bake,
+                } => {
+                    start_needed(s, out, common_need);
+                    if s.now >= until {
+                        s.status = Status::Stopping {
+                            why: Why::GateTimeout {
+                                wave,
+                                timeout: until - since,
+                            },
+                            stage: Some(stage),
+                        };
+                        return true;
+                    }
+                    out.push(Action::WakeAt(until));
+                    probe_round(s, bake, interval, out);
+                    false
+                }
+                Stage::Frozen { bake, .. } => {
+                    start_needed(s, out, common_need);
+                    if let Some(f) = s.freeze() {
+                        if let Some(until) = f.until {
+                            out.push(Action::WakeAt(until));
+                        }
+                        probe_round(s, bake, interval, out);
+                        return false;
+                    }
+                    past_boundary(s, bake, out);
+                    true
                 }
                 Stage::Confirm => {
                     let more = start_needed(s, out, confirm_need);

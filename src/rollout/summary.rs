@@ -49,9 +49,11 @@ pub fn exit_code(s: &RunState) -> i32 {
         }
         Some(End::Paused { .. }) => exit::ROLLED_BACK,
         Some(End::Clean { why }) => match why {
-            Why::Unhealthy | Why::Pause | Why::Inconclusive { .. } | Why::Group { .. } => {
-                exit::ROLLED_BACK
-            }
+            Why::Unhealthy
+            | Why::Pause
+            | Why::Inconclusive { .. }
+            | Why::Group { .. }
+            | Why::GateTimeout { .. } => exit::ROLLED_BACK,
             Why::Operator { .. } => exit::ABORTED,
             Why::Refused { .. } => exit::BAD_INPUT,
             Why::Rollback | Why::Reconcile | Why::Purge | Why::Orphaned => exit::OK,
@@ -94,6 +96,10 @@ pub fn why_sentence(s: &RunState, why: &Why) -> String {
         Why::Reconcile => "`wavectl reconcile`".into(),
         Why::Purge => "purge".into(),
         Why::Orphaned => "its controller died and nobody resumed it".into(),
+        Why::GateTimeout { wave, timeout } => format!(
+            "nobody promoted it past the gate after wave {wave} within gates.timeout = {}",
+            humantime::format_duration(std::time::Duration::from_millis(*timeout))
+        ),
     }
 }
 

@@ -12,6 +12,9 @@ use crate::inventory::Host;
 use crate::rollout::verdict::{Evidence, Health, Verdict};
 use crate::spec::{ActivationKind, Builtin, OnFailure};
 
+#[path = "hold_tests.rs"]
+mod hold;
+
 const INTERVAL: u64 = 1_000;
 
 fn deployment() -> Deployment {
@@ -57,6 +60,7 @@ fn plan(waves: &[&[&str]], target: Target) -> Plan {
             login_timeout: Duration::from_secs(2),
             baseline: false,
             controls: false,
+            gates: None,
         },
         spec: None,
         inventory: None,
@@ -125,6 +129,8 @@ struct Sim {
     /// Every action the machine ordered, in order.
     log: Vec<Action>,
     stop_after_installs: Option<usize>,
+    /// What the operator does about gates and freezes (`hold_tests`).
+    hold: hold::Hold,
 }
 
 impl Sim {
@@ -137,6 +143,7 @@ impl Sim {
             world,
             log: Vec::new(),
             stop_after_installs: None,
+            hold: Default::default(),
         };
         sim.submit(Event::Begin {
             plan: Box::new(plan),
@@ -185,6 +192,9 @@ impl Sim {
         for _ in 0..10_000 {
             if self.s.is_ended() && self.queue.is_empty() {
                 break;
+            }
+            if self.hold_step() {
+                continue;
             }
             if let Some(n) = self.stop_after_installs {
                 if self.installs() >= n && !self.s.stopped {
@@ -250,6 +260,14 @@ impl Sim {
                     lost,
                 });
             }
+        }
+        if matches!(
+            self.s.status,
+            Status::Running {
+                stage: Stage::Frozen { .. }
+            }
+        ) {
+            self.hold.frozen_rounds += 1;
         }
         self.submit(Event::Round { wave, verdicts });
     }
@@ -663,6 +681,7 @@ fn until_done_retries_with_backoff_and_stop_ends_it() {
         world,
         log: vec![],
         stop_after_installs: None,
+        hold: Default::default(),
     };
     sim.submit(Event::Begin {
         plan: Box::new(p),

@@ -8,6 +8,7 @@ use crate::diag::{InputError, Pos};
 use crate::inventory::{self, Host, Inventory};
 
 mod duration;
+mod gates;
 mod health;
 mod limits;
 mod notify;
@@ -28,6 +29,7 @@ mod tests_operator;
 mod values;
 mod waves;
 
+pub use gates::Gates;
 pub use notify::{EventKind, Notify};
 pub(crate) use pattern::Limit;
 pub use pattern::{RunHosts, RunSet, RunSets};
@@ -64,6 +66,8 @@ pub struct Rollout {
     pub policy: Policy,
     /// `[notify]`: the hook run on the controller for events of the listed kinds.
     pub notify: Option<Notify>,
+    /// `[gates]`: the waves after whose bake the run waits for `wavectl promote`.
+    pub gates: Option<Gates>,
 }
 
 #[derive(Debug, Clone)]

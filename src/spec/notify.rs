@@ -26,8 +26,7 @@ pub enum EventKind {
     Unhealthy,
     /// The removal from every host that may hold the script began (`rollback_started`).
     RollingBack,
-    /// The run waits at a gate for `wavectl promote` (gates are not built yet: nothing
-    /// sends it so far).
+    /// The run waits at a gate for `wavectl promote` (`gated`).
     Gated,
     // The run ended (`summary`), by its status:
     Done,

@@ -27,6 +27,7 @@ pub(crate) struct RawSpec {
     pub health: RawHealth,
     #[serde(default)]
     pub policy: RawPolicy,
+    pub gates: Option<S<RawGates>>,
     pub notify: Option<S<RawNotify>>,
 }
 
@@ -108,6 +109,13 @@ pub(crate) struct RawPolicy {
 pub(crate) struct RawNotify {
     pub command: Option<S<String>>,
     pub events: Option<S<Vec<S<String>>>>,
+    pub timeout: Option<S<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawGates {
+    pub after: Option<S<Vec<S<i64>>>>,
     pub timeout: Option<S<String>>,
 }
 

@@ -199,6 +199,10 @@ pub(crate) fn resolve(
         Some(n) => Some(super::notify::resolve_notify(src, dir, n)?),
         None => None,
     };
+    let gates = match &raw.gates {
+        Some(g) => Some(super::gates::resolve_gates(src, g)?),
+        None => None,
+    };
 
     Ok(Resolved {
         rollout: Rollout {
@@ -214,6 +218,7 @@ pub(crate) fn resolve(
             health,
             policy,
             notify,
+            gates,
         },
         select_pos,
         spread_by_pos,

@@ -274,7 +274,7 @@ fn toml_errors() {
             "name = \"raid-health\"\nnmae = \"x\"\n"
         ),
         "T/r.toml:2:1: unknown field `nmae`, expected one of `name`, `description`, `inventory`, \
-         `script`, `activation`, `targets`, `waves`, `health`, `policy`, `notify`\n  \
+         `script`, `activation`, `targets`, `waves`, `health`, `policy`, `gates`, `notify`\n  \
          help: remove the key or fix its spelling"
     );
     assert_eq!(

@@ -166,3 +166,65 @@ fn notify_errors() {
         assert_eq!(err(extra), expected, "{extra}");
     }
 }
+
+#[test]
+fn gates_resolve_sorted_with_their_timeout() {
+    let l = ok(&format!(
+        "{BASE}[gates]\nafter = [3, 1]\ntimeout = \"30m\"\n"
+    ));
+    assert_eq!(
+        l.rollout.gates,
+        Some(Gates {
+            after: vec![1, 3],
+            timeout: Duration::from_secs(30 * 60)
+        })
+    );
+    // The default timeout is 4h; no [gates], no gates.
+    let l = ok(&format!("{BASE}[gates]\nafter = [1]\n"));
+    assert_eq!(
+        l.rollout.gates.unwrap().timeout,
+        Duration::from_secs(4 * 3600)
+    );
+    assert_eq!(ok(BASE).rollout.gates, None);
+}
+
+#[test]
+fn gates_errors() {
+    for (extra, want) in [
+        (
+            "[gates]\ntimeout = \"1h\"\n",
+            "T/r.toml:9:1: missing `gates.after`\n  help: add a line like after = [1] (the waves \
+             after whose bake the run waits for `wavectl promote RUN`), or remove [gates]",
+        ),
+        (
+            "[gates]\nafter = []\n",
+            "T/r.toml:10:9: `gates.after` is empty\n  help: list at least one wave number, like \
+             after = [1], or remove [gates]",
+        ),
+        (
+            "[gates]\nafter = [0]\n",
+            "T/r.toml:10:10: `gates.after` holds wave 0, which is not a wave number\n  help: waves \
+             are numbered from 1 (the first wave) to at most 10000",
+        ),
+        (
+            "[gates]\nafter = [1, 2, 1]\n",
+            "T/r.toml:10:16: wave 1 is listed twice in `gates.after`\n  help: remove the duplicate",
+        ),
+        (
+            "[gates]\nafter = [1]\ntimeout = \"0s\"\n",
+            "T/r.toml:11:11: `gates.timeout` must be at least 1s, not `0s`\n  help: how long a run \
+             waits at a gate for `wavectl promote` before it rolls back; write a duration from 1s \
+             to 7d",
+        ),
+        (
+            "[gates]\nafter = [1]\nwait = \"1h\"\n",
+            "T/r.toml:11:1: unknown field `wait`, expected `after` or `timeout`\n  help: remove the key or fix its spelling",
+        ),
+        (
+            "[gates]\nafter = \"1\"\n",
+            "T/r.toml:10:9: invalid type: string \"1\", expected a sequence\n  help: change the value to the expected type",
+        ),
+    ] {
+        assert_eq!(err(extra), want, "{extra}");
+    }
+}

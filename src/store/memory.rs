@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use tokio::sync::Notify;
 
-use crate::rollout::{Record, StopRequest};
+use crate::rollout::{Freeze, Promotion, Record, StopRequest};
 
 use super::{
     Access, Appending, AppliedPlan, Artefact, AuditEntry, BoxFuture, Holder, Journal,
@@ -39,6 +39,8 @@ struct Mem {
     epochs: HashMap<String, u64>,
     audit: Vec<AuditEntry>,
     applied: BTreeMap<String, AppliedPlan>,
+    /// Freezes by scope (`None`: `--all`).
+    freezes: BTreeMap<Option<String>, Freeze>,
     unreachable: bool,
 }
 
@@ -47,6 +49,7 @@ struct MemRun {
     records: Vec<Record>,
     artefacts: HashMap<Artefact, Vec<u8>>,
     stop: Option<StopRequest>,
+    promotion: Option<Promotion>,
 }
 
 /// A MemStore lease's hold: released when dropped, if it is still the rollout's.
@@ -415,6 +418,62 @@ impl Store for MemStore {
             }
             mem.applied.insert(rec.plan.clone(), rec.clone());
             Ok(None)
+        })
+    }
+
+    fn freeze<'a>(&'a self, f: &'a Freeze) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            lock(&self.shared)?
+                .freezes
+                .insert(f.rollout.clone(), f.clone());
+            Ok(())
+        })
+    }
+
+    fn unfreeze<'a>(
+        &'a self,
+        rollout: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<Vec<Freeze>, StoreError>> {
+        Box::pin(async move {
+            let mut mem = lock(&self.shared)?;
+            let keys: Vec<Option<String>> = mem
+                .freezes
+                .keys()
+                .filter(|k| rollout.is_none() || k.as_deref() == rollout)
+                .cloned()
+                .collect();
+            Ok(keys.iter().filter_map(|k| mem.freezes.remove(k)).collect())
+        })
+    }
+
+    fn freezes(&self) -> BoxFuture<'_, Result<Vec<Freeze>, StoreError>> {
+        Box::pin(async move { Ok(lock(&self.shared)?.freezes.values().cloned().collect()) })
+    }
+
+    fn promote<'a>(
+        &'a self,
+        run: &'a str,
+        p: &'a Promotion,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            lock(&self.shared)?
+                .runs
+                .get_mut(run)
+                .ok_or_else(|| StoreError::NoSuchRun(run.to_string()))?
+                .promotion = Some(p.clone());
+            Ok(())
+        })
+    }
+
+    fn promotion<'a>(
+        &'a self,
+        run: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Promotion>, StoreError>> {
+        Box::pin(async move {
+            Ok(lock(&self.shared)?
+                .runs
+                .get(run)
+                .and_then(|r| r.promotion.clone()))
         })
     }
 

@@ -19,7 +19,7 @@ pub use file::{write_durably, FileStore};
 pub use memory::MemStore;
 pub use records::{AppliedPlan, AuditEntry};
 
-use crate::rollout::{replay, Record, RunState, StopRequest};
+use crate::rollout::{replay, Freeze, Promotion, Record, RunState, StopRequest};
 
 /// A boxed future of a store call. Boxed so the trait stays object-safe: commands and
 /// the engine hold an `Arc<dyn Store>` picked at run time.
@@ -261,6 +261,35 @@ pub trait Store: Send + Sync {
 
     /// Take back the claim of a run that never began (its journal could not be made).
     fn unclaim_plan<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<(), StoreError>>;
+
+    // ---- Holds: freezes and promotions (`freeze`, `unfreeze`, `promote`). Kept in the
+    // ---- store so that they are team-wide wherever the store is shared. ----
+
+    /// Record a freeze, replacing the one of the same scope (its rollout, or `--all`).
+    fn freeze<'a>(&'a self, f: &'a Freeze) -> BoxFuture<'a, Result<(), StoreError>>;
+
+    /// Lift the freeze of `rollout`, or (`None`) every freeze: the ones lifted.
+    fn unfreeze<'a>(
+        &'a self,
+        rollout: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<Vec<Freeze>, StoreError>>;
+
+    /// Every freeze recorded and not lifted (run-out ones too: [`Freeze::covers`] says
+    /// which hold now).
+    fn freezes(&self) -> BoxFuture<'_, Result<Vec<Freeze>, StoreError>>;
+
+    /// Let `run` go on past the gate it waits at (the run journals it when it sees it).
+    fn promote<'a>(
+        &'a self,
+        run: &'a str,
+        p: &'a Promotion,
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
+
+    /// The latest promote of `run`, if there is one.
+    fn promotion<'a>(
+        &'a self,
+        run: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Promotion>, StoreError>>;
 }
 
 /// What every command does with a store, built on the trait's calls.

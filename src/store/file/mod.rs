@@ -15,7 +15,7 @@ use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use crate::rollout::StopRequest;
+use crate::rollout::{Freeze, Promotion, StopRequest};
 
 use super::{
     Access, Appending, AppliedPlan, Artefact, AuditEntry, BoxFuture, Holder, Journal,
@@ -64,6 +64,96 @@ impl FileStore {
 
     fn stop_path(&self, run: &str) -> PathBuf {
         self.run_dir(run).join("stop")
+    }
+
+    fn freeze_dir(&self) -> PathBuf {
+        self.root.join("freezes")
+    }
+
+    /// `freezes/NAME.json`, or `freezes/@all.json` (`@` is in no rollout name).
+    fn freeze_path(&self, rollout: Option<&str>) -> PathBuf {
+        self.freeze_dir()
+            .join(format!("{}.json", rollout.unwrap_or("@all")))
+    }
+
+    fn freeze_now(&self, f: &Freeze) -> Result<(), StoreError> {
+        let dir = self.freeze_dir();
+        std::fs::create_dir_all(&dir).map_err(StoreError::io("create", &dir))?;
+        let text = serde_json::to_vec(f).unwrap_or_default();
+        write_durably(&self.freeze_path(f.rollout.as_deref()), &text)
+    }
+
+    fn freezes_now(&self) -> Result<Vec<Freeze>, StoreError> {
+        let dir = self.freeze_dir();
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(StoreError::io("read", &dir)(e)),
+        };
+        let mut out = Vec::new();
+        for entry in entries {
+            let path = entry.map_err(StoreError::io("read", &dir))?.path();
+            if path.extension().is_none_or(|e| e != "json") {
+                continue;
+            }
+            let bytes = match std::fs::read(&path) {
+                Ok(b) => b,
+                // Lifted while we looked.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(StoreError::io("read", &path)(e)),
+            };
+            // Written whole (renamed into place): one that does not read is damage.
+            let f: Freeze = serde_json::from_slice(&bytes).map_err(|e| {
+                StoreError::io("read", &path)(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    e,
+                ))
+            })?;
+            out.push(f);
+        }
+        out.sort_by(|a, b| a.rollout.cmp(&b.rollout));
+        Ok(out)
+    }
+
+    fn unfreeze_now(&self, rollout: Option<&str>) -> Result<Vec<Freeze>, StoreError> {
+        let lifted: Vec<Freeze> = self
+            .freezes_now()?
+            .into_iter()
+            .filter(|f| rollout.is_none() || f.rollout.as_deref() == rollout)
+            .collect();
+        for f in &lifted {
+            let path = self.freeze_path(f.rollout.as_deref());
+            match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(StoreError::io("remove", &path)(e)),
+            }
+        }
+        sync_dir(&self.freeze_dir());
+        Ok(lifted)
+    }
+
+    fn promote_path(&self, run: &str) -> PathBuf {
+        self.run_dir(run).join("promote")
+    }
+
+    fn promote_now(&self, run: &str, p: &Promotion) -> Result<(), StoreError> {
+        if !self.run_dir(run).is_dir() {
+            return Err(StoreError::NoSuchRun(run.to_string()));
+        }
+        write_durably(
+            &self.promote_path(run),
+            &serde_json::to_vec(p).unwrap_or_default(),
+        )
+    }
+
+    fn promotion_now(&self, run: &str) -> Result<Option<Promotion>, StoreError> {
+        let path = self.promote_path(run);
+        match std::fs::read(&path) {
+            Ok(b) => Ok(serde_json::from_slice(&b).ok()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(StoreError::io("read", &path)(e)),
+        }
     }
 
     fn audit_path(&self) -> PathBuf {
@@ -308,6 +398,36 @@ impl Store for FileStore {
 
     fn unclaim_plan<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async move { self.unclaim_plan_now(id) })
+    }
+
+    fn freeze<'a>(&'a self, f: &'a Freeze) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move { self.freeze_now(f) })
+    }
+
+    fn unfreeze<'a>(
+        &'a self,
+        rollout: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<Vec<Freeze>, StoreError>> {
+        Box::pin(async move { self.unfreeze_now(rollout) })
+    }
+
+    fn freezes(&self) -> BoxFuture<'_, Result<Vec<Freeze>, StoreError>> {
+        Box::pin(async move { self.freezes_now() })
+    }
+
+    fn promote<'a>(
+        &'a self,
+        run: &'a str,
+        p: &'a Promotion,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move { self.promote_now(run, p) })
+    }
+
+    fn promotion<'a>(
+        &'a self,
+        run: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Promotion>, StoreError>> {
+        Box::pin(async move { self.promotion_now(run) })
     }
 }
 

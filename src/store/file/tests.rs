@@ -367,3 +367,50 @@ async fn an_unusable_state_dir_is_an_error_before_anything_is_created() {
     assert!(s.runs().await.unwrap().is_empty());
     assert!(!t.path().join("later").exists());
 }
+
+#[tokio::test]
+async fn freezes_are_kept_replaced_by_scope_and_lifted_and_promotes_kept_per_run() {
+    use crate::rollout::{Freeze, Promotion};
+    let (_t, s) = store();
+    let s: &dyn Store = &s;
+    assert!(s.freezes().await.unwrap().is_empty());
+    let f = |rollout: Option<&str>, reason: &str| Freeze {
+        rollout: rollout.map(String::from),
+        by: "ann@bastion-1".into(),
+        reason: reason.into(),
+        at: 1,
+        until: Some(2),
+    };
+    s.freeze(&f(Some("app"), "first")).await.unwrap();
+    s.freeze(&f(Some("app"), "second")).await.unwrap();
+    s.freeze(&f(None, "all")).await.unwrap();
+    // One per scope, the latest; `--all` sorts first.
+    assert_eq!(
+        s.freezes().await.unwrap(),
+        [f(None, "all"), f(Some("app"), "second")]
+    );
+    assert_eq!(
+        s.unfreeze(Some("app")).await.unwrap(),
+        [f(Some("app"), "second")]
+    );
+    assert!(s.unfreeze(Some("app")).await.unwrap().is_empty());
+    s.freeze(&f(Some("db"), "x")).await.unwrap();
+    // `unfreeze --all` lifts every one.
+    assert_eq!(s.unfreeze(None).await.unwrap().len(), 2);
+    assert!(s.freezes().await.unwrap().is_empty());
+
+    let p = Promotion {
+        wave: 1,
+        by: "promote by ann@bastion-1".into(),
+    };
+    assert!(matches!(
+        s.promote("r1", &p).await,
+        Err(StoreError::NoSuchRun(_))
+    ));
+    s.prepare().await.unwrap();
+    let lease = s.lock("app", &me("r1")).await.unwrap();
+    let _w = s.create(lease, "r1").await.unwrap();
+    assert_eq!(s.promotion("r1").await.unwrap(), None);
+    s.promote("r1", &p).await.unwrap();
+    assert_eq!(s.promotion("r1").await.unwrap(), Some(p));
+}

@@ -1,0 +1,301 @@
+//! `promote`, `freeze`, `unfreeze`: what an operator says to runs through the store —
+//! let a run waiting at a gate go on; refuse applies of a rollout (a running one waits at
+//! its next wave boundary) until the freeze is lifted or runs out. Each is audited. The
+//! running apply sees them in the store (see `exec::engine`).
+
+use std::time::Duration;
+
+use crate::cli::{FreezeArgs, Global};
+use crate::exec::wall_ms;
+use crate::exit;
+use crate::rollout::step::utc;
+use crate::rollout::{freeze_of, Freeze, Gates, Promotion};
+use crate::store::{local_host, local_user, Access, AuditEntry, Store};
+
+use super::session::{store, CmdError, CmdResult};
+
+/// `user@host`: who says so.
+fn who() -> String {
+    format!("{}@{}", local_user(), local_host())
+}
+
+async fn audit(
+    store: &dyn Store,
+    action: &str,
+    outcome: &str,
+    rollout: &str,
+    run: Option<&str>,
+    detail: String,
+) {
+    let entry = AuditEntry {
+        at: utc(wall_ms() / 1000),
+        user: local_user(),
+        action: action.into(),
+        outcome: outcome.into(),
+        rollout: rollout.into(),
+        run: run.map(String::from),
+        detail,
+        command: std::env::args().collect(),
+        ..AuditEntry::default()
+    };
+    if let Err(e) = store.audit(&entry).await {
+        eprintln!("warning: the audit log: {e}");
+    }
+}
+
+/// `plan`'s line on the gates.
+pub fn gates_line(g: &Gates, waves: usize) -> String {
+    let (real, beyond): (Vec<usize>, Vec<usize>) = g.after.iter().partition(|w| **w <= waves);
+    let list = real
+        .iter()
+        .map(|w| w.to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut out = if real.is_empty() {
+        "gates: none of this plan's waves".to_string()
+    } else {
+        format!(
+            "gates: after the bake of wave {list} the run waits for `wavectl promote RUN` (at most {}, then it rolls back; its hosts are still probed)",
+            humantime::format_duration(g.timeout)
+        )
+    };
+    if !beyond.is_empty() {
+        out.push_str(&format!(
+            "; gates.after names wave {} but the plan has {}",
+            beyond
+                .iter()
+                .map(|w| w.to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            crate::report::count(waves, "wave")
+        ));
+    }
+    out
+}
+
+/// `wavectl promote RUN`.
+pub async fn promote(g: &Global, run: &str) -> CmdResult {
+    let store = store(g, Access::Write).await?;
+    let id = store.resolve(run).await?;
+    let st = store.load(&id).await?;
+    let Some(plan) = &st.plan else {
+        return Err(CmdError::Other(
+            format!("run {id} never began"),
+            exit::BAD_INPUT,
+        ));
+    };
+    let Some((wave, _, until)) = st.gate() else {
+        return Err(CmdError::Other(
+            format!(
+                "run {id} is not waiting at a gate (it is {})\n  help: `wavectl status {id}` shows where it stands; a run waits at a gate after the bake of a wave its spec lists in [gates] after",
+                st.status_name()
+            ),
+            exit::BAD_INPUT,
+        ));
+    };
+    let p = Promotion {
+        wave,
+        by: format!("promote by {}", who()),
+    };
+    store.promote(&id, &p).await?;
+    audit(
+        &*store,
+        "promote",
+        "sent",
+        &plan.name,
+        Some(&id),
+        format!("past the gate after wave {wave}"),
+    )
+    .await;
+    let driver = store
+        .holder(&plan.name)
+        .await
+        .ok()
+        .flatten()
+        .filter(|h| h.run == id);
+    if g.json {
+        let line = serde_json::json!({
+            "event": "promote_sent",
+            "at": utc(wall_ms() / 1000),
+            "run": id,
+            "wave": wave,
+            "by": p.by,
+        });
+        println!("{line}");
+    } else {
+        let next = if wave >= plan.waves.len() {
+            "the confirmation".to_string()
+        } else {
+            format!("wave {}", wave + 1)
+        };
+        match driver {
+            Some(h) => println!(
+                "promoted run {id} past the gate after wave {wave}: its controller ({}) goes on to {next}",
+                h.who()
+            ),
+            None => println!(
+                "promoted run {id} past the gate after wave {wave}; its controller is gone: `wavectl resume {id}` goes on to {next} (before {}, when the gate would roll it back)",
+                utc(until / 1000)
+            ),
+        }
+    }
+    Ok(exit::OK)
+}
+
+/// `--until`: a duration from now ("2h") or a time (RFC 3339, UTC if no offset).
+fn until_of(text: &str, now: u64) -> Result<u64, CmdError> {
+    let bad = |why: String| {
+        CmdError::Input(
+            crate::diag::InputError::new(format!("bad --until {text:?}: {why}")).help(
+                "write a duration like \"2h\" or \"90m\", or a time like \"2026-12-08T06:00:00Z\"",
+            ),
+        )
+    };
+    if let Ok(d) = humantime::parse_duration(text.trim()) {
+        if d < Duration::from_secs(1) {
+            return Err(bad("it is shorter than a second".into()));
+        }
+        return Ok(now.saturating_add(u64::try_from(d.as_millis()).unwrap_or(u64::MAX)));
+    }
+    let t = humantime::parse_rfc3339_weak(text.trim())
+        .map_err(|e| bad(format!("neither a duration nor a time ({e})")))?;
+    let ms = t
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    if ms <= now {
+        return Err(bad("that time has passed".into()));
+    }
+    Ok(ms)
+}
+
+/// `wavectl freeze NAME|--all --reason TEXT [--until DUR|TIME]`.
+pub async fn freeze(g: &Global, args: &FreezeArgs) -> CmdResult {
+    if let Some(name) = &args.name {
+        crate::spec::check_name_arg(name)?;
+    }
+    if args.reason.trim().is_empty() {
+        return Err(CmdError::Input(
+            crate::diag::InputError::new("--reason is empty")
+                .help("say why, for whoever is refused: --reason \"incident 42: db failover\""),
+        ));
+    }
+    let now = wall_ms();
+    let until = args
+        .until
+        .as_deref()
+        .map(|u| until_of(u, now))
+        .transpose()?;
+    let store = store(g, Access::Write).await?;
+    store.prepare().await?;
+    let f = Freeze {
+        rollout: args.name.clone(),
+        by: who(),
+        reason: args.reason.trim().to_string(),
+        at: now,
+        until,
+    };
+    store.freeze(&f).await?;
+    let scope = f.rollout.clone().unwrap_or_else(|| "*".into());
+    audit(&*store, "freeze", "frozen", &scope, None, f.describe()).await;
+    if g.json {
+        let line = serde_json::json!({
+            "event": "frozen",
+            "at": utc(now / 1000),
+            "rollout": f.rollout,
+            "by": f.by,
+            "reason": f.reason,
+            "until": f.until.map(|u| utc(u.div_ceil(1000))),
+        });
+        println!("{line}");
+    } else {
+        println!(
+            "froze {}: `apply` is refused (exit 5) and a running apply waits at its next wave boundary, {}; purge, rollback and reconcile are not blocked",
+            f.scope(),
+            match f.until {
+                Some(u) => format!("until {}", utc(u.div_ceil(1000))),
+                None => format!(
+                    "until `wavectl unfreeze {}`",
+                    f.rollout.as_deref().unwrap_or("--all")
+                ),
+            }
+        );
+    }
+    Ok(exit::OK)
+}
+
+/// `wavectl unfreeze NAME|--all` (`None`: every freeze).
+pub async fn unfreeze(g: &Global, name: Option<&str>) -> CmdResult {
+    if let Some(name) = name {
+        crate::spec::check_name_arg(name)?;
+    }
+    let store = store(g, Access::Write).await?;
+    let lifted = store.unfreeze(name).await?;
+    if lifted.is_empty() {
+        let now = wall_ms();
+        let still = match name {
+            Some(n) => store
+                .freezes()
+                .await
+                .ok()
+                .and_then(|all| freeze_of(&all, n, now).cloned()),
+            None => None,
+        };
+        let msg = match (name, still) {
+            (Some(n), Some(f)) => format!(
+                "rollout {n} has no freeze of its own; it is held by the freeze of {}: {}\n  help: `wavectl unfreeze --all` lifts that one",
+                f.scope(),
+                f.describe()
+            ),
+            (Some(n), None) => format!("rollout {n} is not frozen"),
+            (None, _) => "nothing is frozen".to_string(),
+        };
+        return Err(CmdError::Other(msg, exit::BAD_INPUT));
+    }
+    for f in &lifted {
+        let scope = f.rollout.clone().unwrap_or_else(|| "*".into());
+        audit(&*store, "unfreeze", "lifted", &scope, None, f.describe()).await;
+        if g.json {
+            let line = serde_json::json!({
+                "event": "unfrozen",
+                "at": utc(wall_ms() / 1000),
+                "rollout": f.rollout,
+                "by": who(),
+                "was": f.describe(),
+            });
+            println!("{line}");
+        } else {
+            println!(
+                "lifted the freeze of {} (it was {})",
+                f.scope(),
+                f.describe()
+            );
+        }
+    }
+    Ok(exit::OK)
+}
+
+/// The refusal of an apply of a frozen rollout (exit 5), if a freeze holds it now.
+pub async fn refuse_if_frozen(store: &dyn Store, rollout: &str) -> Result<(), CmdError> {
+    let all = store.freezes().await?;
+    let Some(f) = freeze_of(&all, rollout, wall_ms()) else {
+        return Ok(());
+    };
+    audit(store, "apply", "refused", rollout, None, f.describe()).await;
+    Err(CmdError::Refused(format!(
+        "rollout {rollout} is {}\n  help: wait until it is lifted; `wavectl status` lists the freezes, and `wavectl unfreeze {}` lifts this one once the reason is over (purge, rollback and reconcile are not blocked)",
+        f.describe(),
+        f.rollout.as_deref().unwrap_or("--all")
+    )))
+}
+
+/// The freezes that hold now, for `status`.
+pub async fn active(store: &dyn Store) -> Vec<Freeze> {
+    let now = wall_ms();
+    store
+        .freezes()
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|f| f.until.is_none_or(|u| now < u))
+        .collect()
+}
