@@ -84,6 +84,11 @@ pub enum Command {
         /// Do not ask for confirmation.
         #[arg(long)]
         yes: bool,
+        /// Leave out the targets that do not answer the preflight (offline before the
+        /// run): plan the waves without them and report them as skipped [default: such a
+        /// target refuses the run, exit 4].
+        #[arg(long)]
+        skip_unreachable: bool,
         /// The allowed-signers file to check a plan's approvals against, for a spec that
         /// names none (its bytes must be those the plan was made with) [default: the
         /// spec's policy.allowed_signers, else the plan's].

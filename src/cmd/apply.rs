@@ -16,17 +16,23 @@ use crate::rollout::{
     Approved, Attach, Deployment, End, Event, Intent, Plan, Policy, RunKind, Status, Target,
 };
 use crate::spec::Loaded;
-use crate::store::{local_user, Access, AppliedPlan, Artefact, Holder, Store};
+use crate::store::{local_user, Access, AppliedPlan, Artefact, AuditEntry, Holder, Store};
 
 use super::load;
 use super::session::{
-    metrics_file, open_run, reporter_with, run_one, store, CmdError, CmdResult, Opened,
+    metrics_file, open_run, reporter_with, run_one, store, CmdError, CmdResult, Cx, Opened,
 };
 
 /// Hosts removed at once in a rollback.
 pub const REMOVE_FANOUT: usize = 200;
 
-pub async fn apply(g: &Global, args: &SpecArgs, yes: bool, metrics: Option<&Path>) -> CmdResult {
+pub async fn apply(
+    g: &Global,
+    args: &SpecArgs,
+    yes: bool,
+    skip_unreachable: bool,
+    metrics: Option<&Path>,
+) -> CmdResult {
     let (loaded, waves) = load(g, args).await?;
     let metrics = metrics_file(metrics)?;
     if loaded.rollout.policy.approvals > 0 {
@@ -48,7 +54,20 @@ pub async fn apply(g: &Global, args: &SpecArgs, yes: bool, metrics: Option<&Path
         eprintln!("not applied");
         return Ok(exit::ABORTED);
     }
-    run_apply(g, &store, &loaded, &waves, args.force, None, metrics).await
+    let how = HowToRun {
+        force: args.force,
+        skip_unreachable,
+    };
+    run_apply(g, &store, &loaded, &waves, how, None, metrics).await
+}
+
+/// The flags of an apply that shape its run.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct HowToRun {
+    /// `--force`: replace a file a package owns.
+    pub force: bool,
+    /// `--skip-unreachable`: leave out the targets offline before the run.
+    pub skip_unreachable: bool,
 }
 
 /// Show the waves and ask whether to apply `what` (the rollout, or a plan) to the
@@ -85,15 +104,20 @@ pub async fn run_apply(
     store: &Arc<dyn Store>,
     loaded: &Loaded,
     waves: &[Wave],
-    force: bool,
+    how: HowToRun,
     from_plan: Option<FromPlan>,
     metrics: Option<MetricsFile>,
 ) -> CmdResult {
     store.prepare().await?;
-    let r = &loaded.rollout;
-    super::hold::refuse_if_frozen(&**store, &r.name).await?;
-    let run = exec::new_run_id(&r.name);
-    let lease = store.lock(&r.name, &Holder::this_process(&run)).await?;
+    let reporter = reporter_with(g, metrics);
+    let force = how.force;
+    super::hold::refuse_if_frozen(&**store, &loaded.rollout.name).await?;
+    let run = exec::new_run_id(&loaded.rollout.name);
+    // The preflight's events carry the run's id (the one it would have had, if refused).
+    reporter.set_run(&run);
+    let lease = store
+        .lock(&loaded.rollout.name, &Holder::this_process(&run))
+        .await?;
     let claimed = match &from_plan {
         Some(fp) => {
             let rec = AppliedPlan {
@@ -116,12 +140,61 @@ pub async fn run_apply(
         }
         None => None,
     };
-    let plan = plan_of(
+    // A claim this run does not use is given back (the plan was not applied).
+    let unclaim = async |run: &str| {
+        if let Some(id) = claimed {
+            if !store
+                .runs()
+                .await
+                .is_ok_and(|all| all.iter().any(|r| r == run))
+            {
+                let _ = store.unclaim_plan(id).await;
+            }
+        }
+    };
+    // Before any change: is every target there? (Skipped ones leave the plan.)
+    let passed = match super::preflight::preflight(
+        g,
+        loaded,
+        waves,
+        how.skip_unreachable,
+        &reporter,
+    )
+    .await
+    {
+        Ok(p) => p,
+        Err(e) => {
+            unclaim(&run).await;
+            // No run began; the audit log keeps the refusal.
+            let entry = AuditEntry {
+                at: crate::rollout::step::utc(wall_ms() / 1000),
+                user: local_user(),
+                action: "apply".into(),
+                outcome: "refused".into(),
+                exit_code: Some(e.code()),
+                rollout: loaded.rollout.name.clone(),
+                plan_hash: from_plan.as_ref().map(|fp| fp.approved.hash.clone()),
+                script_sha256: Some(loaded.rollout.script.sha256.clone()),
+                detail: e.to_string(),
+                command: std::env::args().collect(),
+                ..AuditEntry::default()
+            };
+            if let Err(err) = store.audit(&entry).await {
+                eprintln!("warning: the audit log: {err}");
+            }
+            return Err(e);
+        }
+    };
+    let (loaded, waves) = (&passed.loaded, passed.waves.as_slice());
+    let r = &loaded.rollout;
+    let mut plan = plan_of(
         g,
         content_of(loaded, waves, force),
         &run,
         from_plan.as_ref().map(|fp| fp.approved.clone()),
     );
+    plan.groups = super::preflight::groups(loaded, &loaded.targets);
+    plan.preflight = Some(passed.found.clone());
     let notify = r
         .notify
         .as_ref()
@@ -133,17 +206,14 @@ pub async fn run_apply(
     let o = match Opened::begin(&**store, lease, &run, &artefacts).await {
         Ok(o) => o,
         Err(e) => {
-            if let Some(id) = claimed {
-                if !store.runs().await.is_ok_and(|all| all.contains(&run)) {
-                    let _ = store.unclaim_plan(id).await;
-                }
-            }
+            unclaim(&run).await;
             return Err(e);
         }
     };
-    let reporter = reporter_with(g, metrics);
     let first = begin(&plan, false);
-    run_one(g, store, &reporter, o, first, plan).await
+    // The preflight's logins serve the run's first actions.
+    let cx = Cx::new(g, store, &reporter)?.with_transport(passed.transport);
+    cx.run_to_end(o, first, plan).await
 }
 
 fn absolute(p: &Path) -> PathBuf {
@@ -215,6 +285,8 @@ fn plan_of(g: &Global, c: PlanContent, run: &str, approval: Option<Approved>) ->
         user: local_user(),
         approval,
         command: crate::store::command_line(),
+        preflight: None,
+        groups: None,
     }
 }
 

@@ -19,7 +19,7 @@ use crate::rollout::Approved;
 use crate::spec::{self, Loaded};
 use crate::store::{local_user, write_durably, Access, AuditEntry, Store};
 
-use super::apply::{ask_to_apply, content_of, run_apply, FromPlan};
+use super::apply::{ask_to_apply, content_of, run_apply, FromPlan, HowToRun};
 use super::load;
 use super::session::{store, CmdError, CmdResult};
 use super::trust::{self, Anchor, Checked};
@@ -420,6 +420,7 @@ pub async fn apply_plan(
     args: &SpecArgs,
     pf: PlanFile,
     yes: bool,
+    skip_unreachable: bool,
     allowed_signers: Option<&Path>,
     metrics: Option<&Path>,
 ) -> CmdResult {
@@ -535,7 +536,10 @@ pub async fn apply_plan(
         &store,
         &loaded,
         &waves,
-        c.deployment.force,
+        HowToRun {
+            force: c.deployment.force,
+            skip_unreachable,
+        },
         Some(from),
         metrics,
     )

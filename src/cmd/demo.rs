@@ -123,7 +123,16 @@ async fn run_demo(g: &Global, fleet: &Fleet) -> CmdResult {
         verbose: g.verbose,
     };
     let state = store(&g, Access::Write).await?;
-    let code = super::apply::run_apply(&g, &state, &loaded, &waves, false, None, None).await?;
+    let code = super::apply::run_apply(
+        &g,
+        &state,
+        &loaded,
+        &waves,
+        super::apply::HowToRun::default(),
+        None,
+        None,
+    )
+    .await?;
     println!("\nwhat the hosts hold now (read from each host's own filesystem):");
     let mut all_clean = true;
     for h in fleet.hosts() {

@@ -8,6 +8,7 @@ mod demo;
 mod hold;
 mod lab;
 mod limit;
+mod preflight;
 mod preview;
 mod purge;
 mod report;
@@ -74,6 +75,7 @@ async fn dispatch(cli: &Cli) -> i32 {
         Command::Apply {
             spec,
             yes,
+            skip_unreachable,
             allowed_signers,
             metrics_file,
         } => match approval::read_plan(&spec.rollout) {
@@ -83,12 +85,15 @@ async fn dispatch(cli: &Cli) -> i32 {
                     spec,
                     pf,
                     *yes,
+                    *skip_unreachable,
                     allowed_signers.as_deref(),
                     metrics_file.as_deref(),
                 )
                 .await
             }
-            Ok(None) => apply::apply(g, spec, *yes, metrics_file.as_deref()).await,
+            Ok(None) => {
+                apply::apply(g, spec, *yes, *skip_unreachable, metrics_file.as_deref()).await
+            }
             Err(e) => Err(e.into()),
         },
         Command::Report { run } => report::report(g, run).await,

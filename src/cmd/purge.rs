@@ -88,6 +88,8 @@ pub async fn purge(g: &Global, args: &PurgeArgs) -> CmdResult {
         user: local_user(),
         approval: None,
         command: crate::store::command_line(),
+        preflight: None,
+        groups: None,
     };
     let o = Opened::begin(&*store, lease, &run, &[]).await?;
     let reporter = super::session::reporter_with(g, metrics);

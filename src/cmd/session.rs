@@ -216,6 +216,9 @@ pub struct Cx<'a> {
     exit_now: CancellationToken,
     exit_by: Arc<OnceLock<&'static str>>,
     listener: tokio::task::JoinHandle<()>,
+    /// A transport made before the run began (the preflight's, its logins kept), for
+    /// the first run driven; otherwise each run makes its own.
+    transport: std::sync::Mutex<Option<Transport>>,
 }
 
 impl<'a> Cx<'a> {
@@ -248,7 +251,14 @@ impl<'a> Cx<'a> {
             exit_now,
             exit_by,
             listener,
+            transport: std::sync::Mutex::new(None),
         })
+    }
+
+    /// Drive the first run over `transport` (its kept connections serve that run).
+    pub fn with_transport(self, transport: Option<Transport>) -> Cx<'a> {
+        *self.transport.lock().unwrap_or_else(|p| p.into_inner()) = transport;
+        self
     }
 
     /// A stop was requested (no further run should be taken up).
@@ -281,15 +291,31 @@ impl<'a> Cx<'a> {
                 },
                 journal: store.journal_location(&plan.run),
             });
+            if let Some(p) = &plan.preflight {
+                reporter.emit(Shown::Preflight {
+                    checked: p.checked,
+                    logins: p.logins.len(),
+                    offline: p.skipped.clone(),
+                    skipped: true,
+                });
+            }
         }
         let body = script_of(&**store, &plan).await?;
         let ssh_config = g.ssh_config.clone().or_else(|| plan.ssh_config.clone());
-        let transport = Transport::new(ssh_config).map_err(|e| {
-            CmdError::Other(
-                format!("cannot create the ssh control directory under /tmp: {e}"),
-                exit::BAD_INPUT,
-            )
-        })?;
+        let made = self
+            .transport
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        let transport = match made {
+            Some(t) => t,
+            None => Transport::new(ssh_config).map_err(|e| {
+                CmdError::Other(
+                    format!("cannot create the ssh control directory under /tmp: {e}"),
+                    exit::BAD_INPUT,
+                )
+            })?,
+        };
         let action = action_of(&first, &plan);
         audit(&**store, &plan, &action, "started", None, String::new()).await;
         let engine = Engine::new(

@@ -266,12 +266,16 @@ async fn status(g: &Global, store: &dyn Store, run: Option<&str>) -> CmdResult {
             detail: &'a crate::rollout::Status,
             hosts: &'a [crate::rollout::HostRun],
             unhealthy: &'a [(String, crate::rollout::verdict::Verdict)],
+            /// Targets left out by the preflight (`--skip-unreachable`).
+            #[serde(skip_serializing_if = "<[_]>::is_empty")]
+            skipped: &'a [crate::rollout::Offline],
         }
         let full = Full {
             line: &l,
             detail: &s.status,
             hosts: &s.hosts,
             unhealthy: &s.unhealthy,
+            skipped: s.plan.as_ref().map_or(&[], |p| p.skipped()),
         };
         println!("{}", serde_json::to_string(&full).unwrap_or_default());
         return Ok(exit::OK);
@@ -293,6 +297,12 @@ async fn status(g: &Global, store: &dyn Store, run: Option<&str>) -> CmdResult {
     }
     if l.interrupted {
         println!("  its controller is gone: `wavectl resume {id}` continues it, `wavectl rollback {id}` or `wavectl reconcile` returns its hosts to what they held");
+    }
+    if let Some(crate::rollout::End::Paused { why, .. }) = s.end() {
+        println!(
+            "  paused: {}",
+            crate::rollout::summary::why_sentence(&s, why)
+        );
     }
     println!(
         "{:<24} {:>4}  {:<11} {:<12} EVIDENCE (or what the last action did)",
@@ -327,6 +337,12 @@ async fn status(g: &Global, store: &dyn Store, run: Option<&str>) -> CmdResult {
         println!(
             "{:<24} {:>4}  {:<11} {:<12} {}",
             h.host, h.wave, state, verdict, evidence
+        );
+    }
+    for o in s.plan.as_ref().map_or(&[][..], |p| p.skipped()) {
+        println!(
+            "{:<24} {:>4}  {:<11} {:<12} offline before the run: {}",
+            o.host, "-", "skipped", "-", o.reason
         );
     }
     Ok(exit::OK)

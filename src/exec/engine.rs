@@ -16,7 +16,7 @@ use crate::rollout::probe::ProbeReport;
 use crate::rollout::verdict::{Evidence, Health, Outcome, Verdict, Watch};
 use crate::rollout::{
     freeze_of, step, Action, Event, HostResult, HostState, HostVerdict, Lost, Op, Record, RunKind,
-    RunState, Stage, Status, StopRequest,
+    RunState, Sample, Seen, Stage, Status, StopRequest,
 };
 
 use crate::rollout::Plan;
@@ -30,8 +30,9 @@ use super::stop::Stop;
 /// A probe round's outcomes, by host.
 type Outcomes = Vec<(String, Outcome)>;
 
-/// A baseline's samples: the wave, its hosts, and each round of the window.
-type Baseline = (usize, Vec<String>, Vec<Outcomes>);
+/// A baseline's samples: the wave, its hosts (and controls), the other hosts of its
+/// groups, and each round of the window.
+type Baseline = (usize, Vec<String>, Vec<String>, Vec<Outcomes>);
 
 /// The last verdict event sent for a host (sent again only when something changed).
 type Sent = (Verdict, u32, Option<Lost>);
@@ -196,9 +197,11 @@ impl<'r> Engine<'r> {
                 }
                 Woken::Baseline(r) => {
                     self.baseline = None;
-                    let (wave, hosts, outcomes) = r.unwrap_or_default();
+                    let (wave, hosts, group, outcomes) = r.unwrap_or_default();
+                    let group = group_samples(&group, outcomes.last());
+                    self.say_group(wave, &group);
                     self.take_baseline(&hosts, outcomes, wave);
-                    self.submit(Event::BaselineDone { wave }).await?;
+                    self.submit(Event::BaselineDone { wave, group }).await?;
                 }
                 Woken::Round(r) => {
                     self.round = None;
@@ -313,18 +316,32 @@ impl<'r> Engine<'r> {
                 wave,
                 hosts,
                 controls,
+                group,
             } => {
-                // Their logins are kept: the wave's deploy rides them.
-                let all =
-                    self.targets(hosts.iter().chain(controls.iter()), |_| ProbeAsk::default());
+                // Their logins are kept: the wave's deploy rides them. The other hosts
+                // of the wave's groups are probed beside them (read-only: nothing of
+                // this run is on them, so no lease is renewed there).
+                let sampled: Vec<String> = hosts.iter().chain(controls.iter()).cloned().collect();
+                let mut all = self.targets(sampled.iter(), |_| ProbeAsk::default());
+                all.extend(
+                    group
+                        .iter()
+                        .filter(|g| !sampled.contains(g))
+                        .filter_map(|n| self.plan.member(n).cloned())
+                        .map(|h| (h, ProbeAsk::default())),
+                );
                 let (on, clock) = (self.hosts.clone(), self.clock.clone());
                 let concurrency = self.plan.policy.concurrency;
                 // A short window, not one sample: `baseline_samples` rounds over one
-                // connection per host, at most 5 s apart.
-                let (samples, gap) = self.plan.deployment().map_or((1, Duration::ZERO), |d| {
-                    let n = d.thresholds.baseline_samples.max(1);
-                    (n, d.interval.min(Duration::from_secs(5)))
-                });
+                // connection per host, at most 5 s apart (one, when only the groups
+                // are sampled).
+                let (samples, gap) = match self.plan.deployment() {
+                    Some(d) if !sampled.is_empty() => (
+                        d.thresholds.baseline_samples.max(1),
+                        d.interval.min(Duration::from_secs(5)),
+                    ),
+                    _ => (1, Duration::ZERO),
+                };
                 self.baseline = Some(tokio::spawn(async move {
                     let mut out = Vec::new();
                     for i in 0..samples {
@@ -333,7 +350,7 @@ impl<'r> Engine<'r> {
                         }
                         out.push(probe::round(on.clone(), all.clone(), concurrency).await);
                     }
-                    (wave, hosts, out)
+                    (wave, sampled, group, out)
                 }));
             }
             Action::Probe {
@@ -422,11 +439,15 @@ impl<'r> Engine<'r> {
             .collect()
     }
 
-    fn take_baseline(&mut self, wave_hosts: &[String], samples: Vec<Outcomes>, wave: usize) {
+    /// Keep the baseline of `sampled` (the wave's hosts and controls).
+    fn take_baseline(&mut self, sampled: &[String], samples: Vec<Outcomes>, wave: usize) {
         let mut reports: HashMap<String, Vec<ProbeReport>> = HashMap::new();
         let mut names: Vec<String> = Vec::new();
         for round in samples {
             for (host, o) in round {
+                if !sampled.contains(&host) {
+                    continue;
+                }
                 if !names.contains(&host) {
                     names.push(host.clone());
                 }
@@ -440,7 +461,7 @@ impl<'r> Engine<'r> {
             let ok = !got.is_empty();
             // The controls' baselines too: they are compared over the same window.
             self.health.set_baseline(&host, got);
-            if !wave_hosts.contains(&host) {
+            if self.state.host(&host).is_none_or(|h| h.wave != wave) {
                 continue;
             }
             self.reporter.emit(Shown::HostStep {
@@ -548,6 +569,36 @@ impl<'r> Engine<'r> {
                 b.wave,
                 short.join(", "),
                 crate::rollout::step::utc(b.limit / 1000)
+            ),
+        });
+    }
+
+    /// Say what the other hosts of the wave's groups showed before it.
+    fn say_group(&self, wave: usize, samples: &[Sample]) {
+        if samples.is_empty() {
+            return;
+        }
+        let label = self.plan.groups.as_ref().map_or("", |g| g.label.as_str());
+        let each: Vec<String> = samples
+            .iter()
+            .map(|s| {
+                let group = self
+                    .plan
+                    .member(&s.host)
+                    .and_then(|h| h.labels.get(label))
+                    .map_or("?", String::as_str);
+                let seen = match &s.seen {
+                    Seen::Answered { failing } if failing.is_empty() => "healthy".to_string(),
+                    Seen::Answered { failing } => format!("unhealthy ({})", failing.join("; ")),
+                    Seen::NoAnswer { reason } => format!("unreachable ({reason})"),
+                };
+                format!("{} ({label}={group}) {seen}", s.host)
+            })
+            .collect();
+        self.reporter.emit(Shown::Note {
+            message: format!(
+                "wave {wave}: its groups' other hosts, sampled before it: {}",
+                each.join(", ")
             ),
         });
     }
@@ -898,6 +949,42 @@ fn watch_of(plan: &Plan) -> Watch {
         Some(d) => Watch::new(&d.builtins, &d.thresholds),
         None => Watch::new(&[], &Default::default()),
     }
+}
+
+/// What each host of a wave's groups showed in the baseline's last round: whether it
+/// answered, and which of the spec's health checks failed there.
+fn group_samples(group: &[String], last: Option<&Outcomes>) -> Vec<Sample> {
+    group
+        .iter()
+        .map(|host| {
+            let seen = match last.and_then(|r| r.iter().find(|(h, _)| h == host)) {
+                None => Seen::NoAnswer {
+                    reason: "not probed".into(),
+                },
+                Some((_, Outcome::Report(r))) => Seen::Answered {
+                    failing: r
+                        .checks
+                        .iter()
+                        .filter(|c| c.exit != 0 || !c.reported)
+                        .map(|c| match c.output.trim() {
+                            "" => format!("check {}: exit {}", c.name, c.exit),
+                            out => format!("check {}: exit {}: {out}", c.name, c.exit),
+                        })
+                        .collect(),
+                },
+                Some((_, Outcome::Missed { what, after })) => Seen::NoAnswer {
+                    reason: format!("{what} missed its deadline of {after:?}"),
+                },
+                Some((_, Outcome::Failed { message })) => Seen::NoAnswer {
+                    reason: message.clone(),
+                },
+            };
+            Sample {
+                host: host.clone(),
+                seen,
+            }
+        })
+        .collect()
 }
 
 /// What a probe report says of this run's install: gone (reverted, or replaced).

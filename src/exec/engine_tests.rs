@@ -3,7 +3,8 @@
 //! its rollback; a lease that ran out while the controller was gone; a controller
 //! killed after every record of an apply (resumed) and of a purge (reconciled); purges
 //! whose hosts do not answer, retried on the clock; a stop request through the store; a
-//! controller that lost its run. No network, no real time.
+//! controller that lost its run; a group member outside the rollout holding a wave. No
+//! network, no real time.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -64,6 +65,8 @@ fn purge_plan(hosts: &[&str], fanout: usize) -> Plan {
         user: "ann".into(),
         approval: None,
         command: vec!["wavectl".into(), "purge".into()],
+        preflight: None,
+        groups: None,
     }
 }
 
@@ -468,6 +471,8 @@ fn apply_plan(n: usize, sizes: &[usize], concurrency: usize) -> Plan {
         user: "ann".into(),
         approval: None,
         command: vec!["wavectl".into(), "apply".into()],
+        preflight: None,
+        groups: None,
     }
 }
 
@@ -857,6 +862,71 @@ async fn a_purge_leaves_unreachable_hosts_pending_and_reconcile_finishes_them() 
     assert_eq!(fleet.calls("h3", "remove").len(), 1);
     assert_eq!(fleet.calls("h2", "remove").len(), 2);
     assert_eq!(replay(&store.records(RUN)), state);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_group_member_outside_the_rollout_that_does_not_answer_holds_the_wave_until_it_does() {
+    // Two targets in one group, one wave each; the group's standby is not a target.
+    let mut plan = apply_plan(2, &[1, 1], 2);
+    for h in &mut plan.hosts {
+        h.labels.insert("cluster".into(), "pg-main".into());
+    }
+    let mut standby = host("standby");
+    standby.labels.insert("cluster".into(), "pg-main".into());
+    plan.groups = Some(crate::rollout::Groups {
+        label: "cluster".into(),
+        others: vec![standby],
+    });
+    let store = MemStore::new();
+    let clock = Arc::new(TestClock::starting_at(T0));
+    let fleet = FakeHosts::new(&plan, clock.clone());
+    fleet.behave("standby", Behaviour::Unreachable);
+    let mut w = new_run(&store, &plan).await;
+    let (state, r) = drive(
+        &store,
+        &mut *w,
+        RunState::new(),
+        &plan,
+        &fleet,
+        clock.clone(),
+        begin(&plan, false),
+    )
+    .await;
+    r.unwrap();
+    // Paused before wave 1, naming group and host; nothing installed anywhere.
+    assert_eq!(state.status_name(), "paused", "{:?}", state.status);
+    assert_eq!(exit_code(&state), crate::exit::ROLLED_BACK);
+    let Some(crate::rollout::End::Paused { why, .. }) = state.end() else {
+        panic!("{:?}", state.status);
+    };
+    assert!(
+        matches!(why, crate::rollout::Why::Group { group, host, .. } if group == "pg-main" && host == "standby"),
+        "{why:?}"
+    );
+    assert!(fleet.holders().is_empty(), "{:?}", fleet.holders());
+    // The standby was only probed; the other target of the group was sampled too.
+    assert!(!fleet.calls("standby", "probe").is_empty());
+    assert!(fleet.calls("standby", "install").is_empty());
+    assert!(!fleet.calls(&plan.waves[1][0], "probe").is_empty());
+    assert_eq!(replay(&store.records(APPLY)), state);
+
+    // It answers again: resume samples the group again and goes on to the end.
+    fleet.behave("standby", Behaviour::Healthy);
+    let (state, r) = drive(
+        &store,
+        &mut *w,
+        state,
+        &plan,
+        &fleet,
+        clock.clone(),
+        attach(Intent::Resume, false),
+    )
+    .await;
+    r.unwrap();
+    assert_eq!(exit_code(&state), crate::exit::OK, "{:?}", state.status);
+    assert!(state.hosts.iter().all(|h| h.state == HostState::Confirmed));
+    assert!(fleet.calls("standby", "install").is_empty());
+    assert_eq!(replay(&store.records(APPLY)), state);
 }
 
 /// An apply of three hosts (h0001, then h0002 and h0003) with a gate after wave 1.

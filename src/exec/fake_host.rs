@@ -71,11 +71,14 @@ pub struct FakeHosts {
 }
 
 impl FakeHosts {
-    /// Every host of `plan` healthy and holding nothing.
+    /// Every host of `plan` (and of its targets' groups) healthy and holding nothing.
     pub fn new(plan: &Plan, clock: Arc<dyn Clock>) -> FakeHosts {
+        // The targets, and the hosts of their groups outside the rollout.
+        let others = plan.groups.iter().flat_map(|g| g.others.iter());
         let sides = plan
             .hosts
             .iter()
+            .chain(others)
             .map(|h| {
                 let side = Side {
                     behaviour: Behaviour::Healthy,

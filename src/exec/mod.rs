@@ -10,6 +10,7 @@ mod engine;
 mod fake_host;
 pub mod host;
 mod ops;
+pub mod preflight;
 pub mod preview;
 mod probe;
 mod stop;

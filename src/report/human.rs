@@ -189,6 +189,35 @@ impl Human {
                 ));
             }
             Event::Note { message } => self.line(message),
+            Event::Preflight {
+                checked,
+                logins,
+                offline,
+                skipped,
+            } => {
+                let mut out = format!(
+                    "preflight: {} of {} answered (SSH banner), {} logged in",
+                    checked - offline.len(),
+                    count(*checked, "target"),
+                    logins
+                );
+                if !offline.is_empty() {
+                    out.push_str(&format!(
+                        "; {} before the run{}",
+                        count(offline.len(), "target") + " offline",
+                        if *skipped { ", skipped" } else { "" }
+                    ));
+                }
+                for o in offline {
+                    out.push_str(&format!(
+                        "\n  {}: {}: {}",
+                        if *skipped { "SKIPPED" } else { "OFFLINE" },
+                        o.host,
+                        o.reason
+                    ));
+                }
+                self.line(&out);
+            }
             Event::Gated {
                 wave,
                 promote,
@@ -267,6 +296,11 @@ impl Human {
                 }
                 for (host, why) in &s.pending {
                     out.push_str(&format!("  PENDING:     {host}: {why}\n"));
+                }
+                for (host, why) in &s.skipped {
+                    out.push_str(&format!(
+                        "  SKIPPED:     {host}: offline before the run: {why}\n"
+                    ));
                 }
                 out.push_str(&format!("exit {}: {}", s.exit_code, s.meaning));
                 self.line(&out);

@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 
 use crate::rollout::step::utc;
-use crate::rollout::{step, summarize, Event, Record, RunState, Stage, Status, Target};
+use crate::rollout::{step, summarize, End, Event, Record, RunState, Stage, Status, Target};
 
 fn at(ms: u64) -> String {
     utc(ms / 1000)
@@ -71,6 +71,12 @@ fn milestone(before: &Status, after: &Status, s: &RunState) -> Option<String> {
             )
         }
         Status::Backoff { .. } => "some hosts still pending: retrying".to_string(),
+        Status::Ended {
+            end: End::Paused { why, .. },
+        } => format!(
+            "ended: paused: {}",
+            crate::rollout::summary::why_sentence(s, why)
+        ),
         Status::Ended { .. } => format!("ended: {}", s.status_name()),
         Status::New => return None,
     })
@@ -198,6 +204,28 @@ pub fn render(records: &[Record]) -> String {
         let _ = writeln!(out, "\n## Waves\n\n| wave | hosts |\n|---|---|");
         for (i, w) in plan.waves.iter().enumerate() {
             let _ = writeln!(out, "| {} | {} |", i + 1, w.join(", "));
+        }
+    }
+    if let Some(pf) = &plan.preflight {
+        let _ = writeln!(
+            out,
+            "\n## Preflight\n\nBefore any change: {} checked (SSH banner), {} logged in ({}).",
+            crate::report::count(pf.checked, "target"),
+            pf.logins.len(),
+            if pf.logins.is_empty() {
+                "-".to_string()
+            } else {
+                pf.logins.join(", ")
+            }
+        );
+        if !pf.skipped.is_empty() {
+            let _ = writeln!(
+                out,
+                "\nSkipped, offline before the run (`--skip-unreachable`; never touched):\n\n| host | what the preflight saw |\n|---|---|"
+            );
+            for o in &pf.skipped {
+                let _ = writeln!(out, "| {} | {} |", o.host, o.reason);
+            }
         }
     }
     let _ = writeln!(out, "\n## What happened\n");

@@ -128,6 +128,15 @@ pub enum Event {
         wave: usize,
     },
     Summary(Summary),
+    /// `apply`'s preflight, before any change: targets checked (SSH banner), logins
+    /// (the first wave's hosts), the targets that did not answer, and whether they are
+    /// skipped (`--skip-unreachable`) or refuse the run.
+    Preflight {
+        checked: usize,
+        logins: usize,
+        offline: Vec<crate::rollout::Offline>,
+        skipped: bool,
+    },
     /// `plan --probe`: what one target holds at the install path.
     HostHolds(Holding),
     /// `plan --probe` ended: how many targets hold what (`holds`: word → hosts).

@@ -216,6 +216,44 @@ pub struct Plan {
     pub approval: Option<Approved>,
     /// The command line that started it.
     pub command: Vec<String>,
+    /// What the preflight found before the run began (absent: no preflight, as in a
+    /// purge or a journal written before it existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preflight: Option<Preflight>,
+    /// The redundancy groups (`spread_by`) the targets belong to, with the inventory
+    /// hosts of those groups that are not targets: sampled before each wave that
+    /// touches their group, never acted on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub groups: Option<Groups>,
+}
+
+/// The preflight of an apply: every target's SSH banner, then a login to the first
+/// wave's hosts, before any change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Preflight {
+    /// Targets checked (those of the spec, the skipped ones included).
+    pub checked: usize,
+    /// Hosts that answered a login (the first wave's).
+    pub logins: Vec<String>,
+    /// Targets offline before the run, left out by `--skip-unreachable`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<Offline>,
+}
+
+/// A target that did not answer the preflight, and what was seen.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Offline {
+    pub host: String,
+    pub reason: String,
+}
+
+/// The redundancy groups of a run: the `spread_by` label, and the inventory hosts that
+/// share a group with a target without being one (the standby outside the rollout).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Groups {
+    pub label: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub others: Vec<Host>,
 }
 
 impl Plan {
@@ -232,6 +270,22 @@ impl Plan {
 
     pub fn host(&self, name: &str) -> Option<&Host> {
         self.hosts.iter().find(|h| h.name == name)
+    }
+
+    /// A target, or an inventory host of a target's group (only ever sampled).
+    pub fn member(&self, name: &str) -> Option<&Host> {
+        self.host(name).or_else(|| {
+            self.groups
+                .as_ref()
+                .and_then(|g| g.others.iter().find(|h| h.name == name))
+        })
+    }
+
+    /// The targets left out by the preflight.
+    pub fn skipped(&self) -> &[Offline] {
+        self.preflight
+            .as_ref()
+            .map_or(&[], |p| p.skipped.as_slice())
     }
 }
 
@@ -426,9 +480,12 @@ pub enum Event {
     Stop(StopRequest),
     /// Time passed (a wake-up the machine asked for).
     Tick,
-    /// The wave's hosts (and controls) were sampled before deploy.
+    /// The wave's hosts (and controls) were sampled before deploy, and the other hosts
+    /// of the redundancy groups it touches (`group`: what each showed).
     BaselineDone {
         wave: usize,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        group: Vec<Sample>,
     },
     /// A host action finished.
     Result {
@@ -449,6 +506,28 @@ pub enum Event {
     /// (`None`: lifted). A frozen run starts no new wave.
     Freeze {
         freeze: Option<Freeze>,
+    },
+}
+
+/// What one host of a wave's redundancy groups showed before the wave (a read-only probe).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sample {
+    pub host: String,
+    #[serde(flatten)]
+    pub seen: Seen,
+}
+
+/// A group member's probe: it answered (and these health checks failed), or it did not.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "seen", rename_all = "kebab-case")]
+pub enum Seen {
+    Answered {
+        /// The spec's health checks that failed there, each `NAME: exit N: OUTPUT`.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        failing: Vec<String>,
+    },
+    NoAnswer {
+        reason: String,
     },
 }
 

@@ -89,7 +89,10 @@ fn until_gated(sim: &mut Sim) {
                 let result = sim.world.result(&host, op);
                 sim.submit(Event::Result { host, op, result });
             }
-            Action::Baseline { wave, .. } => sim.submit(Event::BaselineDone { wave }),
+            Action::Baseline { wave, .. } => sim.submit(Event::BaselineDone {
+                wave,
+                group: vec![],
+            }),
             Action::Probe { wave, hosts, .. } => sim.round(wave, hosts),
             Action::EndProbe => {}
             Action::WakeAt(t) => {

@@ -13,12 +13,14 @@ pub mod summary;
 pub mod verdict;
 
 #[cfg(test)]
+mod group_tests;
+#[cfg(test)]
 mod tests;
 
 pub use event::{
-    freeze_of, Approved, Attach, Deployment, Event, Finding, Freeze, Gates, HostResult,
-    HostVerdict, Intent, Lost, Op, Plan, Policy, Promotion, Record, Refusal, RunKind, StopRequest,
-    Target, FORMAT,
+    freeze_of, Approved, Attach, Deployment, Event, Finding, Freeze, Gates, Groups, HostResult,
+    HostVerdict, Intent, Lost, Offline, Op, Plan, Policy, Preflight, Promotion, Record, Refusal,
+    RunKind, Sample, Seen, StopRequest, Target, FORMAT,
 };
 pub use state::{End, HostRun, HostState, RunState, Stage, Status, Why};
 pub use step::{replay, step, Action};

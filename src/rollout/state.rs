@@ -176,6 +176,13 @@ pub enum Why {
     /// A verdict was inconclusive (the control hosts moved as much as `host`, or failed
     /// with it): the run pauses for the operator, whatever `on_failure` says.
     Inconclusive { host: String, reason: String },
+    /// A host of a redundancy group the next wave touches is unhealthy or unreachable:
+    /// the wave does not start; the run pauses for the operator.
+    Group {
+        group: String,
+        host: String,
+        reason: String,
+    },
     /// The operator stopped the run (signal or `abort`).
     Operator { by: String },
     /// A host refused us for our own reasons.
@@ -208,7 +215,10 @@ impl Why {
 
     /// The run stops and waits for the operator (`resume` or `rollback`).
     pub fn is_pause(&self) -> bool {
-        matches!(self, Why::Pause | Why::Inconclusive { .. })
+        matches!(
+            self,
+            Why::Pause | Why::Inconclusive { .. } | Why::Group { .. }
+        )
     }
 }
 

@@ -2,10 +2,12 @@
 //! arrives in the records. The driver journals a record, then steps, then carries out
 //! the actions; replaying a journal is folding its records through this same function.
 
+use std::collections::BTreeSet;
 use std::time::{Duration, UNIX_EPOCH};
 
 use super::event::{
     Attach, Event, Finding, HostResult, HostVerdict, Intent, Lost, Op, Plan, Record, RunKind,
+    Sample, Seen,
 };
 use super::state::{Bake, End, HostRun, HostState, RunState, Stage, Status, Why};
 use super::verdict::{Evidence, Health, Verdict};
@@ -16,11 +18,14 @@ use crate::spec::OnFailure;
 pub enum Action {
     /// Carry out `op` on `host` and report its [`HostResult`].
     Host { host: String, op: Op },
-    /// Sample the wave's hosts and the controls, then report `BaselineDone`.
+    /// Sample the wave's hosts and the controls, and once the other hosts of the
+    /// redundancy groups the wave touches (`group`, read-only), then report
+    /// `BaselineDone` with what each of `group` showed.
     Baseline {
         wave: usize,
         hosts: Vec<String>,
         controls: Vec<String>,
+        group: Vec<String>,
     },
     /// Probe these hosts (the installed hosts of the bake so far) and the controls once,
     /// then report `Round`.
@@ -78,14 +83,22 @@ pub fn step(s: &mut RunState, rec: &Record) -> Vec<Action> {
             }
         }
         Event::Freeze { freeze } => s.frozen = freeze.clone(),
-        Event::BaselineDone { wave } => {
-            if s.status
-                == (Status::Running {
-                    stage: Stage::Baseline { wave: *wave },
-                })
-            {
-                s.status = Status::Running {
-                    stage: Stage::Deploy { wave: *wave },
+        Event::BaselineDone { wave, group } => {
+            let stage = Stage::Baseline { wave: *wave };
+            if s.status == (Status::Running { stage }) {
+                let held = s.plan.as_ref().and_then(|p| group_hold(p, *wave, group));
+                s.status = match held {
+                    Some((group, host, reason)) => Status::Stopping {
+                        why: Why::Group {
+                            group,
+                            host,
+                            reason,
+                        },
+                        stage: Some(stage),
+                    },
+                    None => Status::Running {
+                        stage: Stage::Deploy { wave: *wave },
+                    },
                 };
                 s.epoch += 1;
             }
@@ -297,7 +310,12 @@ fn enter_wave(s: &mut RunState, wave: usize, out: &mut Vec<Action>) {
     };
     s.controls = controls;
     s.epoch += 1;
-    if plan.policy.baseline {
+    let group: Vec<String> = group_members(plan, wave)
+        .into_iter()
+        .map(|(_, h)| h)
+        .collect();
+    if plan.policy.baseline || !group.is_empty() {
+        let baseline = plan.policy.baseline;
         s.status = Status::Running {
             stage: Stage::Baseline { wave },
         };
@@ -306,16 +324,74 @@ fn enter_wave(s: &mut RunState, wave: usize, out: &mut Vec<Action>) {
             hosts: s
                 .hosts
                 .iter()
-                .filter(|h| h.wave == wave)
+                .filter(|h| baseline && h.wave == wave)
                 .map(|h| h.host.clone())
                 .collect(),
-            controls: s.controls.clone(),
+            controls: if baseline {
+                s.controls.clone()
+            } else {
+                Vec::new()
+            },
+            group,
         });
     } else {
         s.status = Status::Running {
             stage: Stage::Deploy { wave },
         };
     }
+}
+
+/// The other hosts of the redundancy groups (`spread_by`) that wave `wave` touches, each
+/// with its group: targets of other waves and inventory hosts that are not targets (the
+/// standby outside the rollout), in plan order. Sampled before the wave; the wave does
+/// not start while one of them is unhealthy or unreachable ([`group_hold`]).
+pub fn group_members(plan: &Plan, wave: usize) -> Vec<(String, String)> {
+    let Some(groups) = &plan.groups else {
+        return Vec::new();
+    };
+    let Some(names) = wave.checked_sub(1).and_then(|i| plan.waves.get(i)) else {
+        return Vec::new();
+    };
+    let touched: BTreeSet<&str> = names
+        .iter()
+        .filter_map(|n| plan.host(n))
+        .filter_map(|h| h.labels.get(&groups.label))
+        .map(String::as_str)
+        .collect();
+    let mut seen = BTreeSet::new();
+    plan.hosts
+        .iter()
+        .chain(groups.others.iter())
+        .filter(|h| !names.contains(&h.name))
+        .filter_map(|h| {
+            let g = h.labels.get(&groups.label)?;
+            (touched.contains(g.as_str()) && seen.insert(h.name.clone()))
+                .then(|| (g.clone(), h.name.clone()))
+        })
+        .collect()
+}
+
+/// Whether wave `wave` is held by its groups: the first of [`group_members`] that did
+/// not answer its sample, or whose health checks failed (a member with no sample counts
+/// as not answering), as (group, host, why).
+pub fn group_hold(
+    plan: &Plan,
+    wave: usize,
+    samples: &[Sample],
+) -> Option<(String, String, String)> {
+    group_members(plan, wave)
+        .into_iter()
+        .find_map(|(group, host)| {
+            let why = match samples.iter().find(|s| s.host == host).map(|s| &s.seen) {
+                None => "unreachable: not sampled".to_string(),
+                Some(Seen::NoAnswer { reason }) => format!("unreachable: {reason}"),
+                Some(Seen::Answered { failing }) if !failing.is_empty() => {
+                    format!("unhealthy: {}", failing.join("; "))
+                }
+                Some(Seen::Answered { .. }) => return None,
+            };
+            Some((group, host, why))
+        })
 }
 
 /// Go on after `wave` passed its bake (and its gate, if it has one): the next wave, or,

@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use super::event::RunKind;
-use super::state::{End, HostState, RunState, Status, Why};
+use super::state::{End, HostState, RunState, Stage, Status, Why};
 use super::step::utc;
 use super::verdict::Verdict;
 use crate::exit;
@@ -31,6 +31,9 @@ pub struct Summary {
     /// which (not clean).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub superseded: Vec<(String, String)>,
+    /// Targets left out by the preflight (`--skip-unreachable`), with what it saw.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<(String, String)>,
     /// What was found and done on each cleaned host.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub details: Vec<(String, String)>,
@@ -46,9 +49,11 @@ pub fn exit_code(s: &RunState) -> i32 {
         }
         Some(End::Paused { .. }) => exit::ROLLED_BACK,
         Some(End::Clean { why }) => match why {
-            Why::Unhealthy | Why::Pause | Why::Inconclusive { .. } | Why::GateTimeout { .. } => {
-                exit::ROLLED_BACK
-            }
+            Why::Unhealthy
+            | Why::Pause
+            | Why::Inconclusive { .. }
+            | Why::Group { .. }
+            | Why::GateTimeout { .. } => exit::ROLLED_BACK,
             Why::Operator { .. } => exit::ABORTED,
             Why::Refused { .. } => exit::BAD_INPUT,
             Why::Rollback | Why::Reconcile | Why::Purge | Why::Orphaned => exit::OK,
@@ -78,6 +83,11 @@ pub fn why_sentence(s: &RunState, why: &Why) -> String {
         Why::Inconclusive { host, reason } => format!(
             "inconclusive verdict on {host}, not counted against it (look, then decide): {reason}"
         ),
+        Why::Group {
+            group,
+            host,
+            reason,
+        } => format!("a host of group {group} is not healthy: {host} is {reason}"),
         Why::Operator { by } => format!("stopped by the operator ({by})"),
         Why::Refused { host, reason, help } => {
             format!("host {host} refused us: {reason} (to fix: {help})")
@@ -113,6 +123,12 @@ pub fn summarize(s: &RunState) -> Summary {
             _ => exit::meaning(code).to_string(),
         },
         unhealthy: s.unhealthy.clone(),
+        skipped: s.plan.as_ref().map_or_else(Vec::new, |p| {
+            p.skipped()
+                .iter()
+                .map(|o| (o.host.clone(), o.reason.clone()))
+                .collect()
+        }),
         ..Summary::default()
     };
     for h in &s.hosts {
@@ -144,6 +160,10 @@ pub fn summarize(s: &RunState) -> Summary {
     let pending = count(out.pending.len(), "host");
     out.outcome = match &s.status {
         Status::Ended { end } => match end {
+            End::Done if out.clean.is_empty() && !out.skipped.is_empty() => format!(
+                "every host healthy and confirmed; {} offline before the run skipped (never touched)",
+                count(out.skipped.len(), "target")
+            ),
             End::Done if out.clean.is_empty() => "every host healthy and confirmed".into(),
             End::Done => format!(
                 "healthy and confirmed; {} the budget tolerated rolled back",
@@ -153,13 +173,22 @@ pub fn summarize(s: &RunState) -> Summary {
                 "healthy, but {} could not be confirmed or cleaned: `wavectl reconcile {run}` retries",
                 count(out.unconfirmed.len() + out.pending.len(), "host")
             ),
-            End::Paused { why, .. } => {
+            End::Paused { why, stage } => {
                 let when = lease_runs_out(s).map_or(String::new(), |t| {
                     format!(
                         "; their leases run out from {} and then they revert themselves",
                         utc(t / 1000)
                     )
                 });
+                if let (Why::Group { .. }, Stage::Baseline { wave }) = (why, stage) {
+                    return Summary {
+                        outcome: format!(
+                            "paused before wave {wave}, which does not start while {}; hosts left as they are{when}. `wavectl resume {run}` samples the group again and goes on once it is healthy, `wavectl rollback {run}` rolls back",
+                            why_sentence(s, why)
+                        ),
+                        ..out
+                    };
+                }
                 format!(
                     "paused: {}; hosts left as they are{when}. `wavectl resume {run}` goes on (accepting them), `wavectl rollback {run}` rolls back",
                     why_sentence(s, why)

@@ -68,6 +68,8 @@ fn plan(waves: &[&[&str]], target: Target) -> Plan {
         user: "root".into(),
         approval: None,
         command: vec![],
+        preflight: None,
+        groups: None,
     }
 }
 
@@ -208,7 +210,10 @@ impl Sim {
                         let result = self.world.result(&host, op);
                         self.submit(Event::Result { host, op, result });
                     }
-                    Action::Baseline { wave, .. } => self.submit(Event::BaselineDone { wave }),
+                    Action::Baseline { wave, .. } => self.submit(Event::BaselineDone {
+                        wave,
+                        group: vec![],
+                    }),
                     Action::Probe { wave, hosts, .. } => self.round(wave, hosts),
                     Action::EndProbe => {}
                     Action::WakeAt(t) => {
@@ -812,7 +817,10 @@ fn replaying_any_prefix_of_the_journal_gives_the_live_state() {
                         };
                         Event::Result { host, op, result }
                     }
-                    Action::Baseline { wave, .. } => Event::BaselineDone { wave },
+                    Action::Baseline { wave, .. } => Event::BaselineDone {
+                        wave,
+                        group: vec![],
+                    },
                     Action::Probe { wave, hosts, .. } => Event::Round {
                         wave,
                         verdicts: random_verdicts(&mut rng, hosts),
@@ -1053,7 +1061,10 @@ fn until_probe(sim: &mut Sim) -> (usize, Vec<String>, Vec<String>) {
                 let result = sim.world.result(&host, op);
                 sim.submit(Event::Result { host, op, result });
             }
-            Some(Action::Baseline { wave, .. }) => sim.submit(Event::BaselineDone { wave }),
+            Some(Action::Baseline { wave, .. }) => sim.submit(Event::BaselineDone {
+                wave,
+                group: vec![],
+            }),
             Some(Action::Probe {
                 wave,
                 hosts,

@@ -25,6 +25,7 @@
 //! that changes something. One round trip more per login, on `become` hosts only.
 
 pub mod admit;
+pub mod banner;
 mod reap;
 
 use openssh::Stdio;
