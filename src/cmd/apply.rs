@@ -176,7 +176,7 @@ pub async fn run_apply(
                 plan_hash: from_plan.as_ref().map(|fp| fp.approved.hash.clone()),
                 script_sha256: Some(loaded.rollout.script.sha256.clone()),
                 detail: e.to_string(),
-                command: std::env::args().collect(),
+                command: crate::store::command_line(),
                 ..AuditEntry::default()
             };
             if let Err(err) = store.audit(&entry).await {

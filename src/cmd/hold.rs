@@ -35,7 +35,7 @@ async fn audit(
         rollout: rollout.into(),
         run: run.map(String::from),
         detail,
-        command: std::env::args().collect(),
+        command: crate::store::command_line(),
         ..AuditEntry::default()
     };
     if let Err(e) = store.audit(&entry).await {
