@@ -16,7 +16,7 @@ use crate::inventory::Host;
 use crate::remote::{self, InstallResult, ManifestState, RemoveScope};
 use crate::rollout::verdict::{Evidence, Health, Verdict};
 use crate::rollout::{Finding, HostResult, Op, Plan, Refusal, Target};
-use crate::transport::{Conn, Output, Transport, TransportError};
+use crate::transport::{Conn, Output, Stage, Transport, TransportError};
 
 /// How long a removal keeps killing running copies before it reports failure.
 pub const KILL_TIMEOUT: Duration = Duration::from_secs(10);
@@ -131,7 +131,16 @@ fn broken(e: &TransportError) -> HostResult {
 
 /// What a transport failure says of a host's health.
 pub fn transport_verdict(e: &TransportError, answered_before: bool) -> Verdict {
-    let health = if e.is_deadline() && answered_before {
+    let health = if matches!(
+        e,
+        TransportError::ConnectTimeout {
+            stage: Stage::NoBanner,
+            ..
+        }
+    ) {
+        // Connected, no SSH banner: its sshd does not run.
+        Health::Hung
+    } else if e.is_deadline() && answered_before {
         Health::Hung
     } else if e.is_deadline() || matches!(e, TransportError::Connect { .. }) {
         Health::Unreachable
