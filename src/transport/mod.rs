@@ -116,6 +116,9 @@ impl Stage {
     }
 }
 
+/// The line a one-shot command prints first: the login is done.
+const LOGGED_IN: &str = "wavectl-logged-in";
+
 /// A login that did not end in a connection.
 enum Fail {
     Error(TransportError),
@@ -264,7 +267,7 @@ impl Transport {
         reap::clean_stale_control_dirs();
         let control_dir = tempfile::Builder::new()
             .prefix(&reap::control_dir_prefix())
-            .tempdir_in("/tmp")?;
+            .tempdir_in(reap::control_parent())?;
         reap::register(control_dir.path());
         Ok(Transport {
             ssh_config,
@@ -362,37 +365,17 @@ impl Transport {
         })?;
         let log = dir.join("log");
         let ctl = dir.join("m");
-        let mut cmd = tokio::process::Command::new("ssh");
+        let mut cmd = self.ssh(host, &log, deadline);
         cmd.stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
-            .kill_on_drop(true)
-            .arg("-E")
-            .arg(&log)
             .arg("-S")
             .arg(&ctl)
             .args(["-M", "-f", "-N", "-o"])
             // A master orphaned by a killed controller goes away by itself.
             .arg(format!("ControlPersist={MASTER_IDLE}s"))
-            .args(["-o", "BatchMode=yes", "-o"])
-            .arg(match host.host_key_check {
-                HostKeyCheck::Strict => "StrictHostKeyChecking=yes",
-                HostKeyCheck::AcceptNew => "StrictHostKeyChecking=accept-new",
-            })
-            // Our deadline fires first; ssh's own is a backstop.
-            .arg("-o")
-            .arg(format!("ConnectTimeout={}", deadline.as_secs() + 2))
-            .args(["-o", "ServerAliveInterval=2", "-o", "LogLevel=DEBUG1"]);
-        if let Some(cfg) = &self.ssh_config {
-            cmd.arg("-F").arg(cfg);
-        }
-        if let Some(user) = &host.user {
-            cmd.arg("-l").arg(user);
-        }
-        if let Some(port) = host.port {
-            cmd.arg("-p").arg(port.to_string());
-        }
-        cmd.arg("--").arg(&host.address);
+            .arg("--")
+            .arg(&host.address);
         let slot = if retry {
             self.logins.admit_when_idle().await
         } else {
@@ -466,6 +449,209 @@ impl Transport {
                     evidence,
                 }))
             }
+        }
+    }
+
+    /// `ssh` to `host` with the run's settings, its log (`LogLevel=DEBUG1`, the evidence
+    /// of how far a login got) in `log`; the caller adds the rest and the destination.
+    fn ssh(&self, host: &Host, log: &Path, deadline: Duration) -> tokio::process::Command {
+        let mut cmd = tokio::process::Command::new("ssh");
+        cmd.kill_on_drop(true)
+            .arg("-E")
+            .arg(log)
+            .args(["-o", "BatchMode=yes", "-o"])
+            .arg(match host.host_key_check {
+                HostKeyCheck::Strict => "StrictHostKeyChecking=yes",
+                HostKeyCheck::AcceptNew => "StrictHostKeyChecking=accept-new",
+            })
+            // Our deadline fires first; ssh's own is a backstop.
+            .arg("-o")
+            .arg(format!("ConnectTimeout={}", deadline.as_secs() + 2))
+            .args(["-o", "ServerAliveInterval=2", "-o", "LogLevel=DEBUG1"]);
+        if let Some(cfg) = &self.ssh_config {
+            cmd.arg("-F").arg(cfg);
+        }
+        if let Some(user) = &host.user {
+            cmd.arg("-l").arg(user);
+        }
+        if let Some(port) = host.port {
+            cmd.arg("-p").arg(port.to_string());
+        }
+        cmd
+    }
+
+    /// Run one command on `host` over a login of its own: one plain `ssh HOST CMD`, no
+    /// master, no mux session (the cheapest way to a host for a single command: a purge's
+    /// removal). The login has `login_deadline` from its admission, judged and retried
+    /// as [`connect`](Self::connect)'s; the command, once the login is done (it prints a
+    /// marker first), `cmd.timeout + LOCAL_GRACE`. Not for `become` hosts (their login
+    /// includes a sudo check: use [`connect`](Self::connect)).
+    pub async fn run_once(
+        &self,
+        host: &Host,
+        login_deadline: Duration,
+        cmd: &RemoteCommand,
+    ) -> Result<Output, TransportError> {
+        let _slot = self.open_slot().await;
+        let first = match self.once(host, login_deadline, cmd, false).await {
+            Err(Fail::Retry { after, evidence }) => (after, evidence),
+            Ok(out) => return Ok(out),
+            Err(Fail::Error(e)) => return Err(e),
+        };
+        match self.once(host, login_deadline, cmd, true).await {
+            Ok(out) => Ok(out),
+            Err(Fail::Error(e)) => Err(e),
+            Err(Fail::Retry { after, evidence }) => Err(TransportError::ConnectTimeout {
+                host: host.name.clone(),
+                after,
+                stage: Stage::Handshake,
+                evidence: format!(
+                    "first login: {} after {:.1?}; second login (once no other login waited): {evidence}",
+                    first.1, first.0
+                ),
+            }),
+        }
+    }
+
+    async fn once(
+        &self,
+        host: &Host,
+        deadline: Duration,
+        cmd: &RemoteCommand,
+        retry: bool,
+    ) -> Result<Output, Fail> {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        let log = self.control_dir.path().join(format!("{n}.log"));
+        let mut ssh = self.ssh(host, &log, deadline);
+        ssh.stdin(if cmd.stdin.is_some() {
+            std::process::Stdio::piped()
+        } else {
+            std::process::Stdio::null()
+        })
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .args(["-T", "--"])
+        .arg(&host.address)
+        .arg(format!("echo {LOGGED_IN}; {}", cmd.line));
+        let slot = if retry {
+            self.logins.admit_when_idle().await
+        } else {
+            self.logins.admit().await
+        };
+        let started = Instant::now();
+        let failed = |message: String| {
+            Fail::Error(TransportError::Failed {
+                host: host.name.clone(),
+                what: cmd.what.to_string(),
+                message,
+            })
+        };
+        let mut child = match ssh.spawn() {
+            Ok(c) => c,
+            Err(e) => {
+                self.logins.end(slot, admit::Ended::Host, deadline);
+                return Err(failed(format!("cannot start ssh: {e}")));
+            }
+        };
+        let (stdin, stdout, stderr) =
+            (child.stdin.take(), child.stdout.take(), child.stderr.take());
+        let (Some(stdout), Some(stderr)) = (stdout, stderr) else {
+            return Err(failed("ssh without pipes".into()));
+        };
+        let mut stdout = tokio::io::BufReader::new(stdout);
+        // The login: until the marker line (or ssh's end).
+        let mut first = String::new();
+        let login = tokio::time::timeout(deadline, {
+            use tokio::io::AsyncBufReadExt;
+            stdout.read_line(&mut first)
+        })
+        .await;
+        let took = started.elapsed();
+        let logged_in = first.trim_end() == LOGGED_IN;
+        if logged_in {
+            self.logins.end(slot, admit::Ended::Done(took), deadline);
+        } else {
+            let _ = child.start_kill();
+            let _ = child.wait().await;
+            let seen = std::fs::read_to_string(&log).unwrap_or_default();
+            let _ = std::fs::remove_file(&log);
+            if login.is_ok() {
+                // ssh ended without logging in: a refusal, an error.
+                self.logins.end(slot, admit::Ended::Host, deadline);
+                let message = ssh_log_errors(&seen);
+                return Err(Fail::Error(match refusal_help(&message) {
+                    Some(help) => TransportError::Refused {
+                        host: host.name.clone(),
+                        message,
+                        help: help.to_string(),
+                    },
+                    None => TransportError::Connect {
+                        host: host.name.clone(),
+                        message,
+                    },
+                }));
+            }
+            let stage = Stage::of(&seen);
+            let evidence = stage.evidence(&seen);
+            if stage == Stage::Handshake {
+                self.logins.end(slot, admit::Ended::Slow, deadline);
+                return Err(Fail::Retry {
+                    after: took,
+                    evidence: if retry {
+                        format!("{evidence} after {took:.1?}")
+                    } else {
+                        evidence
+                    },
+                });
+            }
+            self.logins.end(slot, admit::Ended::Host, deadline);
+            return Err(Fail::Error(TransportError::ConnectTimeout {
+                host: host.name.clone(),
+                after: took,
+                stage,
+                evidence,
+            }));
+        }
+        // The command, within its own deadline from now.
+        let run_started = Instant::now();
+        let work = async {
+            use tokio::io::AsyncReadExt;
+            if let (Some(bytes), Some(mut stdin)) = (&cmd.stdin, stdin) {
+                stdin
+                    .write_all(bytes)
+                    .await
+                    .map_err(|e| failed(format!("sending input: {e}")))?;
+                stdin
+                    .shutdown()
+                    .await
+                    .map_err(|e| failed(format!("sending input: {e}")))?;
+            }
+            let mut out = Vec::new();
+            let mut err = Vec::new();
+            let mut stderr = stderr;
+            let (o, e) = tokio::join!(stdout.read_to_end(&mut out), stderr.read_to_end(&mut err));
+            o.and(e)
+                .map_err(|e| failed(format!("reading output: {e}")))?;
+            let status = child
+                .wait()
+                .await
+                .map_err(|e| failed(format!("waiting for ssh: {e}")))?;
+            Ok::<_, Fail>(Output {
+                code: status.code(),
+                stdout: String::from_utf8_lossy(&out).into_owned(),
+                stderr: String::from_utf8_lossy(&err).into_owned(),
+                elapsed: run_started.elapsed(),
+            })
+        };
+        let r = tokio::time::timeout(cmd.timeout + LOCAL_GRACE, work).await;
+        let _ = std::fs::remove_file(&log);
+        match r {
+            Ok(r) => r,
+            Err(_) => Err(Fail::Error(TransportError::Deadline {
+                host: host.name.clone(),
+                what: cmd.what.to_string(),
+                after: run_started.elapsed(),
+            })),
         }
     }
 
