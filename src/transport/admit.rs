@@ -198,12 +198,13 @@ impl Logins {
                     Ended::Host => None,
                 };
                 match took {
-                    Some(r) if r > SLOW => {
-                        if epoch == s.epoch {
-                            s.bound = (s.bound * 2.0 / 3.0).max(1.0);
-                            s.epoch += 1;
-                        }
+                    // Once per window: a handshake admitted before the last cut
+                    // does not cut again.
+                    Some(r) if r > SLOW && epoch == s.epoch => {
+                        s.bound = (s.bound * 2.0 / 3.0).max(1.0);
+                        s.epoch += 1;
                     }
+                    Some(r) if r > SLOW => {}
                     Some(r) if r < FAST => {
                         s.bound = (s.bound + 1.0 / s.bound).min(MAX_LOGINS as f64);
                     }
