@@ -559,15 +559,25 @@ impl Transport {
             return Err(failed("ssh without pipes".into()));
         };
         let mut stdout = tokio::io::BufReader::new(stdout);
-        // The login: until the marker line (or ssh's end).
-        let mut first = String::new();
-        let login = tokio::time::timeout(deadline, {
+        // The login: until the marker line (or ssh's end). A login shell may print
+        // something first: skipped.
+        let mut logged_in = false;
+        let login = tokio::time::timeout(deadline, async {
             use tokio::io::AsyncBufReadExt;
-            stdout.read_line(&mut first)
+            let mut line = String::new();
+            loop {
+                line.clear();
+                if stdout.read_line(&mut line).await? == 0 {
+                    return Ok::<_, std::io::Error>(());
+                }
+                if line.trim_end() == LOGGED_IN {
+                    logged_in = true;
+                    return Ok(());
+                }
+            }
         })
         .await;
         let took = started.elapsed();
-        let logged_in = first.trim_end() == LOGGED_IN;
         if logged_in {
             self.logins.end(slot, admit::Ended::Done(took), deadline);
         } else {
