@@ -1,10 +1,12 @@
-//! Benchmark: wavectl at fleet scale against a floor measured in the same run.
+//! Benchmark: what wavectl itself spends at fleet scale, against a floor measured in the
+//! same run.
 //!
-//! One run brings up N lab hosts (real `sshd`s, see `src/lab`) and measures, one after
-//! another on the same fleet and with the same ssh configuration (the fleet's
-//! `ssh_config`) and concurrency C:
+//! One run brings up N lab hosts (real `sshd`s, see `src/lab`, with OpenSSH's default key
+//! exchange unless `--kex` names another) and measures, one after another on the same
+//! fleet and with the same ssh configuration (the fleet's `ssh_config`) and concurrency C:
 //!
-//! 1. **floor**: `ssh HOST true` to every host, `xargs -P C` — one login per host;
+//! 1. **floor** (twice, `--floors N`): `ssh HOST true` to every host, `xargs -P C` — one
+//!    login per host;
 //! 2. **apply**: `wavectl apply` of a 4-wave rollout (`sizes = [1, "10%", "50%",
 //!    "100%"]`, bake 0, `run_on_install`, one custom check, concurrency C);
 //! 3. **purge**: `wavectl purge NAME --concurrency C`;
@@ -16,25 +18,33 @@
 //!    (`--store`, a cluster the benchmark starts as the tests do), each after a purge
 //!    (not measured): the ratio of their wall times (the contract: at most 1.15).
 //!
-//! It prints wall times, the ratios apply/floor, purge/floor and ansible/apply, the CPU
-//! time the whole machine spent during each command (the lab hosts share its cores:
-//! their work is in it) and how many cores that kept busy, the peak memory of wavectl
-//! together with its `ssh` processes (the high-water mark of a memory cgroup that holds
-//! wavectl and everything it starts: the forked `ssh` masters stay in it), the most
-//! `ssh` processes open at once, and whether any verdict was not healthy. It asserts nothing about time: timings on a shared machine are not
-//! pass/fail. It does fail when a wavectl command does not end as it should (a false
-//! verdict, an error of wavectl's own), since then the figures mean nothing.
+//! Each command runs in a CPU accounting cgroup of its own (cpuacct on cgroup v1,
+//! `cpu.stat` on v2) and a memory cgroup: wavectl and every `ssh` it starts (forked
+//! masters too) in one, the floor's `xargs` and its `ssh`es in another; the lab hosts'
+//! `sshd`s are in the hosts' own cgroups, so **controller cpu** is the controller's own
+//! work, apart from the hosts' (they share this machine's cores). It prints per row the
+//! wall time, controller CPU, peak memory of the command with its `ssh` processes, the
+//! most `ssh` processes open at once, the CPU the whole machine spent and the 1-minute
+//! load average at its end; then the ratios of controller CPU apply/floor and
+//! purge/floor (against the floors' mean) and of wall times. It asserts nothing about
+//! time: timings on a shared machine are not pass/fail. It does fail when a wavectl
+//! command does not end as it should (a verdict that is not healthy, a host left
+//! pending, an error of wavectl's own), since then the figures mean nothing.
 //!
 //! ```text
 //! cargo bench --bench fanout                                   # 200 hosts, C = 50, all four
-//! cargo bench --bench fanout -- --hosts 1000 --skip apply,ansible
-//! cargo bench --bench fanout -- --hosts 200 --concurrency 200 --probe-timeout 2s --skip purge,ansible
+//! cargo bench --bench fanout -- --hosts 1000 --concurrency 200 --skip floor,apply,ansible
+//! cargo bench --bench fanout -- --concurrency 200 --probe-timeout 2s --skip purge,ansible --hogs 2
+//! cargo bench --bench fanout -- --kex curve25519-sha256        # a cheaper key exchange
 //! ```
 //!
 //! Options: `--hosts N` (200), `--concurrency C` (50), `--probe-timeout D` ("5s"),
-//! `--skip LIST` (any of floor, apply, purge, ansible, store), `--hold` (start the fleet, print
-//! how to reach it, and wait for Enter or 30 minutes: for profiling by hand). Needs
-//! root, openssh-server and cgroup v1 (memory, freezer), like the tests.
+//! `--skip LIST` (any of floor, apply, purge, ansible, store), `--kex ALG` (the only key
+//! exchange the client offers; default: OpenSSH's), `--hogs N` (N CPU hogs `sh -c
+//! 'while :; do :; done'` beside the measured commands), `--floors N` (2), `--hold`
+//! (start the fleet, print how to reach it, and wait for Enter or 30 minutes: for
+//! profiling by hand). Needs root, openssh-server and cgroups (v1 memory, freezer and
+//! cpuacct, or v2), like the tests.
 
 use std::collections::HashSet;
 use std::io::{BufRead, Write};
@@ -57,6 +67,12 @@ struct Args {
     probe_timeout: String,
     skip: HashSet<String>,
     hold: bool,
+    /// The only key exchange the client offers (else OpenSSH's default).
+    kex: Option<String>,
+    /// CPU hogs (`sh -c 'while :; do :; done'`) running beside the measured commands.
+    hogs: usize,
+    /// How many times the floor is measured.
+    floors: usize,
 }
 
 fn args() -> Args {
@@ -66,6 +82,9 @@ fn args() -> Args {
         probe_timeout: "5s".into(),
         skip: HashSet::new(),
         hold: false,
+        kex: None,
+        hogs: 0,
+        floors: 2,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -80,6 +99,9 @@ fn args() -> Args {
                 .skip
                 .extend(value("--skip").split(',').map(|s| s.trim().to_string())),
             "--hold" => a.hold = true,
+            "--kex" => a.kex = Some(value("--kex")),
+            "--hogs" => a.hogs = value("--hogs").parse().expect("--hogs N"),
+            "--floors" => a.floors = value("--floors").parse().expect("--floors N"),
             // cargo bench passes `--bench`; ignore what is not ours.
             _ => {}
         }
@@ -136,12 +158,69 @@ impl Drop for Cgroup {
     }
 }
 
+/// A CPU accounting cgroup for one measured command: cpuacct on cgroup v1 (this
+/// machine: a hybrid with the v1 controllers mounted), `cpu.stat` on a pure v2 machine.
+/// Everything the command starts stays in it, so its usage is the command's own CPU and
+/// that of every `ssh` it started (the lab hosts' `sshd`s are in the hosts' cgroups).
+struct CpuCgroup {
+    path: PathBuf,
+    v2: bool,
+}
+
+impl CpuCgroup {
+    fn new(tag: &str) -> CpuCgroup {
+        let (root, v2) = if Path::new("/sys/fs/cgroup/cpuacct/cpuacct.usage").exists() {
+            ("/sys/fs/cgroup/cpuacct", false)
+        } else if Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+            ("/sys/fs/cgroup", true)
+        } else {
+            panic!("no cpuacct (cgroup v1) nor cgroup v2 hierarchy under /sys/fs/cgroup");
+        };
+        let path = PathBuf::from(format!("{root}/wavectl-bench-{}-{tag}", std::process::id()));
+        std::fs::create_dir_all(&path).expect("create a cpu accounting cgroup (root)");
+        CpuCgroup { path, v2 }
+    }
+
+    /// CPU time (user + system) of every process that ran in it.
+    fn usage(&self) -> Duration {
+        if self.v2 {
+            let stat = std::fs::read_to_string(self.path.join("cpu.stat")).unwrap_or_default();
+            let us = stat
+                .lines()
+                .find_map(|l| l.strip_prefix("usage_usec "))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0);
+            Duration::from_micros(us)
+        } else {
+            let ns = std::fs::read_to_string(self.path.join("cpuacct.usage"))
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+                .unwrap_or(0);
+            Duration::from_nanos(ns)
+        }
+    }
+}
+
+impl Drop for CpuCgroup {
+    fn drop(&mut self) {
+        // Emptied by the memory cgroup's drop (same processes), then removed.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::fs::remove_dir(&self.path).is_err() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
 /// What one measured command did.
 struct Measured {
     wall: Duration,
     /// CPU time the whole machine spent while it ran (every process, the lab hosts'
     /// too: they share the controller's cores), from `/proc/stat`.
     cpu: Duration,
+    /// CPU time of the command and every process it started (its cpu cgroup).
+    own_cpu: Duration,
+    /// The 1-minute load average when it ended.
+    load: String,
     peak_bytes: u64,
     max_ssh: usize,
     stdout: String,
@@ -149,14 +228,17 @@ struct Measured {
     code: Option<i32>,
 }
 
-/// Run `argv` in a fresh memory cgroup, sampling how many `ssh` processes it holds.
+/// Run `argv` in a fresh memory cgroup and cpu cgroup, sampling how many `ssh`
+/// processes it holds.
 fn measure(tag: &str, argv: &[String], dir: &Path) -> Measured {
+    let cpu_cg = CpuCgroup::new(tag);
     let cg = Cgroup::new(tag);
     let procs = cg.path.join("cgroup.procs");
     let mut cmd = Command::new("sh");
     cmd.arg("-c")
-        .arg("echo $$ > \"$0\" && exec \"$@\"")
+        .arg("echo $$ > \"$0\" && echo $$ > \"$1\" && shift && exec \"$@\"")
         .arg(&procs)
+        .arg(cpu_cg.path.join("cgroup.procs"))
         .args(argv)
         .current_dir(dir)
         .stdin(Stdio::null())
@@ -191,10 +273,23 @@ fn measure(tag: &str, argv: &[String], dir: &Path) -> Measured {
     let cpu = busy_cpu().saturating_sub(busy_before);
     done.store(true, Ordering::Relaxed);
     let _ = sampler.join();
+    let peak_bytes = cg.peak_bytes();
+    let own_cpu = cpu_cg.usage();
+    let load = std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .next()
+        .unwrap_or("?")
+        .to_string();
+    // Kill what is left (nothing, normally) before the cpu cgroup goes.
+    drop(cg);
+    drop(cpu_cg);
     Measured {
         wall,
         cpu,
-        peak_bytes: cg.peak_bytes(),
+        own_cpu,
+        load,
+        peak_bytes,
         max_ssh: max_ssh.load(Ordering::Relaxed),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
@@ -432,9 +527,42 @@ fn machine() -> String {
     )
 }
 
+/// The key exchange ssh negotiates with the fleet's first host (from `ssh -v`).
+fn negotiated_kex(fleet: &Fleet) -> String {
+    let out = Command::new("ssh")
+        .arg("-F")
+        .arg(fleet.ssh_config())
+        .args(["-v", "-o", "LogLevel=DEBUG1"])
+        .arg(fleet.hosts()[0].name())
+        .arg("true")
+        .output();
+    out.ok()
+        .and_then(|o| {
+            String::from_utf8_lossy(&o.stderr)
+                .lines()
+                .find_map(|l| l.split("kex: algorithm: ").nth(1).map(str::to_string))
+        })
+        .unwrap_or_else(|| "?".into())
+}
+
+/// CPU hogs beside the measured commands, killed when dropped.
+struct Hogs(Vec<std::process::Child>);
+
+impl Drop for Hogs {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
 fn main() {
     let a = args();
-    let fleet = Fleet::start(FleetOptions::numbered(a.hosts)).expect("lab fleet");
+    let mut fleet = Fleet::start(FleetOptions::numbered(a.hosts)).expect("lab fleet");
+    if let Some(kex) = &a.kex {
+        fleet.set_kex(kex).expect("--kex");
+    }
     let dir = tempfile::Builder::new()
         .prefix("wvb-")
         .tempdir_in("/tmp")
@@ -467,26 +595,49 @@ fn main() {
     }
 
     println!(
-        "{} lab hosts, concurrency {}; {}",
+        "{} lab hosts, concurrency {}, probe_timeout {}, key exchange {} (negotiated: {}), {} CPU hogs beside; {}",
         a.hosts,
         a.concurrency,
+        a.probe_timeout,
+        a.kex.as_deref().unwrap_or("OpenSSH's default"),
+        negotiated_kex(&fleet),
+        a.hogs,
         machine()
+    );
+    let _hogs = Hogs(
+        (0..a.hogs)
+            .map(|_| {
+                Command::new("sh")
+                    .args(["-c", "while :; do :; done"])
+                    .spawn()
+                    .expect("start a CPU hog")
+            })
+            .collect(),
     );
     let _ = std::io::stdout().flush();
     let run = |what: &str| !a.skip.contains(what);
-    let mut rows: Vec<(&str, Measured)> = Vec::new();
+    let mut rows: Vec<(String, Measured)> = Vec::new();
     println!(
-        "{:<10} {:>10} {:>16} {:>14} {:>12} {:>11}",
-        "what", "wall", "peak memory", "most ssh open", "machine cpu", "cores busy"
+        "{:<8} {:>9} {:>15} {:>12} {:>10} {:>12} {:>10} {:>6}",
+        "what",
+        "wall",
+        "controller cpu",
+        "peak memory",
+        "most ssh",
+        "machine cpu",
+        "cores busy",
+        "load1"
     );
     let show = |what: &str, m: &Measured| {
         println!(
-            "{what:<10} {:>9.2}s {:>12.1} MiB {:>14} {:>11.1}s {:>11.2}",
+            "{what:<8} {:>8.2}s {:>14.2}s {:>8.1} MiB {:>10} {:>11.1}s {:>10.2} {:>6}",
             secs(m.wall),
+            secs(m.own_cpu),
             mib(m.peak_bytes),
             m.max_ssh,
             secs(m.cpu),
-            secs(m.cpu) / secs(m.wall).max(1e-9)
+            secs(m.cpu) / secs(m.wall).max(1e-9),
+            m.load,
         );
         let _ = std::io::stdout().flush();
     };
@@ -510,10 +661,13 @@ fn main() {
         .iter()
         .map(|s| s.to_string())
         .collect();
-        let m = measure("floor", &argv, d);
-        assert_eq!(m.code, Some(0), "floor: {}", m.stderr);
-        show("floor", &m);
-        rows.push(("floor", m));
+        for i in 1..=a.floors.max(1) {
+            let m = measure(&format!("floor{i}"), &argv, d);
+            assert_eq!(m.code, Some(0), "floor: {}", m.stderr);
+            let name = format!("floor{i}");
+            show(&name, &m);
+            rows.push((name, m));
+        }
     }
     if run("apply") {
         let m = measure(
@@ -522,14 +676,15 @@ fn main() {
             d,
         );
         let bad = bad_events(&m.stdout);
+        show("apply", &m);
         assert!(
             m.code == Some(0) && bad.is_empty(),
-            "apply exit {:?}; bad verdicts: {bad:#?}\n{}",
+            "apply exit {:?}; {} bad verdicts: {bad:#?}\n{}",
             m.code,
+            bad.len(),
             m.stderr
         );
-        show("apply", &m);
-        rows.push(("apply", m));
+        rows.push(("apply".into(), m));
     }
     if run("purge") {
         let c = a.concurrency.to_string();
@@ -551,14 +706,15 @@ fn main() {
             d,
         );
         let bad = bad_events(&m.stdout);
+        show("purge", &m);
         assert!(
             m.code == Some(0) && bad.is_empty(),
-            "purge exit {:?}; failed hosts: {bad:#?}\n{}",
+            "purge exit {:?}; {} failed hosts: {bad:#?}\n{}",
             m.code,
+            bad.len(),
             m.stderr
         );
-        show("purge", &m);
-        rows.push(("purge", m));
+        rows.push(("purge".into(), m));
     }
     if run("ansible") {
         let bin = ansible_playbook();
@@ -572,29 +728,38 @@ fn main() {
         let m = measure("ansible", &argv, d);
         assert_eq!(m.code, Some(0), "ansible: {}\n{}", m.stderr, m.stdout);
         show("ansible", &m);
-        rows.push(("ansible", m));
+        rows.push(("ansible".into(), m));
     }
 
     if run("store") {
         store_step(&fleet, d, &show);
     }
 
-    let get = |w: &str| rows.iter().find(|(n, _)| *n == w).map(|(_, m)| m.wall);
-    let cpu = |w: &str| rows.iter().find(|(n, _)| *n == w).map(|(_, m)| m.cpu);
+    let pick = |w: &str, f: fn(&Measured) -> Duration| {
+        let v: Vec<Duration> = rows
+            .iter()
+            .filter(|(n, _)| n == w || (w == "floor" && n.starts_with("floor")))
+            .map(|(_, m)| f(m))
+            .collect();
+        (!v.is_empty()).then(|| v.iter().sum::<Duration>() / v.len() as u32)
+    };
     let ratio = |x: Option<Duration>, y: Option<Duration>| match (x, y) {
-        (Some(x), Some(y)) => format!("{:.2}", secs(x) / secs(y)),
+        (Some(x), Some(y)) => format!("{:.2}", secs(x) / secs(y).max(1e-9)),
         _ => "-".into(),
     };
+    let wall = |w: &str| pick(w, |m| m.wall);
+    let own = |w: &str| pick(w, |m| m.own_cpu);
     println!(
-        "apply/floor {}   purge/floor {}   ansible/apply {}",
-        ratio(get("apply"), get("floor")),
-        ratio(get("purge"), get("floor")),
-        ratio(get("ansible"), get("apply")),
+        "controller cpu (floor: the mean of {} runs): apply/floor {}   purge/floor {}",
+        a.floors.max(1),
+        ratio(own("apply"), own("floor")),
+        ratio(own("purge"), own("floor")),
     );
     println!(
-        "machine cpu: apply/floor {}   purge/floor {}",
-        ratio(cpu("apply"), cpu("floor")),
-        ratio(cpu("purge"), cpu("floor")),
+        "wall: apply/floor {}   purge/floor {}   ansible/apply {}",
+        ratio(wall("apply"), wall("floor")),
+        ratio(wall("purge"), wall("floor")),
+        ratio(wall("ansible"), wall("apply")),
     );
 }
 

@@ -229,6 +229,10 @@ pub enum LabCommand {
         /// Host kind: sshd (fast), cron (runs Debian's cron) or systemd (boots systemd).
         #[arg(long, default_value = "sshd")]
         kind: String,
+        /// The only key exchange the fleet's ssh_config offers (e.g. curve25519-sha256,
+        /// cheaper); without it, OpenSSH's defaults, as real fleets negotiate.
+        #[arg(long, value_name = "ALG")]
+        kex: Option<String>,
     },
     /// Stop the lab fleet `lab up` started in DIR.
     Down {

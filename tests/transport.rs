@@ -4,12 +4,15 @@
 mod common;
 
 use std::collections::BTreeMap;
+use std::io::Write;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::future::join_all;
 use wavectl::inventory::{Host, HostKeyCheck};
 use wavectl::remote::RemoteCommand;
-use wavectl::transport::{Transport, TransportError};
+use wavectl::transport::{Stage, Transport, TransportError};
 
 use common::*;
 
@@ -106,8 +109,15 @@ fn a_hung_host_misses_the_login_and_command_deadlines_and_no_ssh_is_left() {
         // A new login to the hung host: no banner, the login deadline fires.
         let started = Instant::now();
         let r = t.connect(&host("h01"), Duration::from_secs(2)).await;
+        // Judged on the evidence: connected (the kernel still accepts), no banner.
         assert!(
-            matches!(r, Err(TransportError::ConnectTimeout { .. })),
+            matches!(
+                r,
+                Err(TransportError::ConnectTimeout {
+                    stage: Stage::NoBanner,
+                    ..
+                })
+            ),
             "{:?}",
             r.as_ref().err()
         );
@@ -166,4 +176,79 @@ fn open_connections_stay_under_the_bound_and_kept_ones_are_reused_or_closed_olde
     });
     let left = ssh_processes(&dir);
     assert!(left.is_empty(), "ssh left behind: {left:?}");
+}
+
+/// A TCP server on 127.0.0.1 that accepts, counts, optionally sends `banner`, then says
+/// nothing more (holding every connection open).
+fn stalling_server(banner: Option<&'static str>) -> (u16, Arc<AtomicUsize>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = accepted.clone();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for mut stream in listener.incoming().flatten() {
+            count.fetch_add(1, Ordering::SeqCst);
+            if let Some(b) = banner {
+                let _ = stream.write_all(b.as_bytes());
+            }
+            held.push(stream);
+        }
+    });
+    (port, accepted)
+}
+
+#[test]
+fn a_missed_login_is_judged_on_evidence_and_only_a_stalled_handshake_is_retried() {
+    // No lab: two servers that stall, one before its banner, one after it.
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("ssh_config");
+    std::fs::write(
+        &cfg,
+        "Host *\n  User root\n  UserKnownHostsFile /dev/null\n",
+    )
+    .unwrap();
+    let (silent, silent_n) = stalling_server(None);
+    let (stalled, stalled_n) = stalling_server(Some("SSH-2.0-OpenSSH_9.2p1 stall\r\n"));
+    let at = |name: &str, port: u16| Host {
+        address: "127.0.0.1".into(),
+        port: Some(port),
+        ..host(name)
+    };
+    rt().block_on(async {
+        let t = Transport::new(Some(cfg)).unwrap();
+        let deadline = Duration::from_secs(2);
+        // Connected, no banner: the host's (hung), at once, one login.
+        match t.connect(&at("silent", silent), deadline).await {
+            Err(TransportError::ConnectTimeout {
+                stage, evidence, ..
+            }) => {
+                assert_eq!(stage, Stage::NoBanner, "{evidence}");
+                assert!(evidence.contains("no SSH banner"), "{evidence}");
+            }
+            other => panic!("{:?}", other.err()),
+        }
+        assert_eq!(
+            silent_n.load(Ordering::SeqCst),
+            1,
+            "no retry without a banner"
+        );
+        // A banner, then nothing: the controller's side first; a second, fresh login,
+        // and the evidence names both.
+        match t.connect(&at("stalled", stalled), deadline).await {
+            Err(TransportError::ConnectTimeout {
+                stage, evidence, ..
+            }) => {
+                assert_eq!(stage, Stage::Handshake, "{evidence}");
+                assert!(
+                    evidence.contains("first login") && evidence.contains("second login"),
+                    "{evidence}"
+                );
+                assert!(evidence.contains("OpenSSH_9.2p1 stall"), "{evidence}");
+            }
+            other => panic!("{:?}", other.err()),
+        }
+        assert_eq!(stalled_n.load(Ordering::SeqCst), 2, "one retry");
+        t.reap();
+    });
 }

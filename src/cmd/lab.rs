@@ -41,7 +41,7 @@ fn pid_file(dir: &Path) -> std::path::PathBuf {
     dir.join("lab.pid")
 }
 
-pub async fn up(hosts: u16, dir: &Path, kind: &str) -> CmdResult {
+pub async fn up(hosts: u16, dir: &Path, kind: &str, kex: Option<&str>) -> CmdResult {
     let kind = match kind {
         "sshd" => HostKind::Sshd,
         "cron" => HostKind::Cron,
@@ -73,6 +73,14 @@ pub async fn up(hosts: u16, dir: &Path, kind: &str) -> CmdResult {
         Fleet::start_kind(FleetOptions::numbered(usize::from(hosts)), kind).map_err(|e| {
             CmdError::Other(format!("cannot start the lab fleet: {e}"), exit::BAD_INPUT)
         })?;
+    if let Some(kex) = kex {
+        fleet.set_kex(kex).map_err(|e| {
+            CmdError::Input(
+                crate::diag::InputError::new(format!("--kex: {e}"))
+                    .help("e.g. --kex curve25519-sha256; `ssh -Q kex` lists what this ssh knows"),
+            )
+        })?;
+    }
     let run = || -> std::io::Result<()> {
         fleet.write_inventory(&dir.join("inventory.toml"))?;
         std::fs::copy(fleet.ssh_config(), dir.join("ssh_config"))?;
@@ -87,8 +95,10 @@ pub async fn up(hosts: u16, dir: &Path, kind: &str) -> CmdResult {
          try:\n  export WAVECTL_SSH_CONFIG={d}/ssh_config WAVECTL_STATE_DIR={d}/state\n  \
          wavectl plan {d}/example.toml\n  wavectl apply {d}/example.toml --yes\n  \
          ssh -F {d}/ssh_config h01\n\
+         key exchange: {}\n\
          stop it with `wavectl lab down --dir {d}` or Ctrl-C",
         kind.as_str(),
+        kex.unwrap_or("OpenSSH's default"),
         fleet.dir().display()
     );
     // Run until asked to stop.

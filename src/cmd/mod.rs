@@ -139,9 +139,12 @@ async fn dispatch(cli: &Cli) -> i32 {
         Command::Store(crate::cli::StoreCommand::Import) => shared::import(g).await,
         Command::Audit { since } => shared::audit(g, since.as_deref()).await,
         Command::Demo { hosts } => demo::demo(g, *hosts).await,
-        Command::Lab(crate::cli::LabCommand::Up { hosts, dir, kind }) => {
-            lab::up(*hosts, dir, kind).await
-        }
+        Command::Lab(crate::cli::LabCommand::Up {
+            hosts,
+            dir,
+            kind,
+            kex,
+        }) => lab::up(*hosts, dir, kind, kex.as_deref()).await,
         Command::Lab(crate::cli::LabCommand::Down { dir }) => lab::down(dir),
         Command::Completions { shell } => {
             let mut cmd = <crate::cli::Cli as clap::CommandFactory>::command();

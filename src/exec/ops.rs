@@ -17,7 +17,7 @@ use crate::remote::{self, InstallResult, ManifestState, RemoveScope};
 use crate::rollout::verdict::{Evidence, Health, Outcome, Verdict};
 use crate::rollout::{Finding, HostResult, Plan, Refusal, Target};
 use crate::store::BoxFuture;
-use crate::transport::{Conn, Output, Transport, TransportError};
+use crate::transport::{Conn, Output, Stage, Transport, TransportError};
 
 use super::host::ProbeAsk;
 
@@ -155,7 +155,16 @@ fn broken(e: &TransportError) -> HostResult {
 
 /// What a transport failure says of a host's health.
 pub fn transport_verdict(e: &TransportError, answered_before: bool) -> Verdict {
-    let health = if e.is_deadline() && answered_before {
+    let health = if matches!(
+        e,
+        TransportError::ConnectTimeout {
+            stage: Stage::NoBanner,
+            ..
+        }
+    ) {
+        // Connected, no SSH banner: its sshd does not run.
+        Health::Hung
+    } else if e.is_deadline() && answered_before {
         Health::Hung
     } else if e.is_deadline() || matches!(e, TransportError::Connect { .. }) {
         Health::Unreachable
@@ -315,25 +324,36 @@ async fn remove(sh: &Ssh, host: &Host) -> HostResult {
         ),
         Target::PurgePath { path, force } => remote::purge_path(path, KILL_TIMEOUT, *force),
     };
-    let conn = match login(sh, host, Login::Reuse).await {
-        Ok(c) => c,
-        Err(HostResult::Refused(r)) => {
-            // A removal cannot stop for this: the host stays pending, with why.
-            return HostResult::Failed {
-                verdict: Verdict::bad(
-                    Health::Unreachable,
-                    Evidence::new("ssh").raw(format!("{} (to fix: {})", r.reason, r.help)),
-                ),
-                touched: false,
-            };
+    let kept = sh.transport.reuse(&host.name).await;
+    let out = if kept.is_none()
+        && !host.become_root
+        && matches!(sh.plan.target, Target::Purge | Target::PurgePath { .. })
+    {
+        // A purge's one command: one plain `ssh HOST CMD`, no master to set up and close.
+        match sh.transport.run_once(host, sh.login_timeout(), &cmd).await {
+            Ok(o) => o,
+            Err(e @ TransportError::Refused { .. }) => {
+                return removal_not_reached(not_reached(&e));
+            }
+            Err(e @ (TransportError::Connect { .. } | TransportError::ConnectTimeout { .. })) => {
+                return not_reached(&e)
+            }
+            Err(e) => return broken(&e),
         }
-        Err(r) => return r,
-    };
-    let out = conn.run(&cmd).await;
-    conn.close().await;
-    let out = match out {
-        Ok(o) => o,
-        Err(e) => return broken(&e),
+    } else {
+        let conn = match kept {
+            Some(c) => c,
+            None => match login(sh, host, Login::Fresh).await {
+                Ok(c) => c,
+                Err(r) => return removal_not_reached(r),
+            },
+        };
+        let out = conn.run(&cmd).await;
+        conn.close().await;
+        match out {
+            Ok(o) => o,
+            Err(e) => return broken(&e),
+        }
     };
     let (clean, mut detail, superseded) = match &sh.plan.target {
         Target::PurgePath { .. } => {
@@ -354,6 +374,21 @@ async fn remove(sh: &Ssh, host: &Host) -> HostResult {
             verdict: Verdict::bad(Health::Degraded, Evidence::new("removal").raw(detail)),
             touched: true,
         }
+    }
+}
+
+/// A removal whose login failed: a refusal of ours cannot stop it, the host stays
+/// pending, with why.
+fn removal_not_reached(r: HostResult) -> HostResult {
+    match r {
+        HostResult::Refused(r) => HostResult::Failed {
+            verdict: Verdict::bad(
+                Health::Unreachable,
+                Evidence::new("ssh").raw(format!("{} (to fix: {})", r.reason, r.help)),
+            ),
+            touched: false,
+        },
+        r => r,
     }
 }
 

@@ -180,8 +180,10 @@ pub fn login_deadline(probe_timeout: Duration) -> Duration {
 
 fn transport_outcome(e: &TransportError) -> Outcome {
     match e {
-        TransportError::ConnectTimeout { after, .. } => Outcome::Missed {
-            what: "login".into(),
+        TransportError::ConnectTimeout {
+            after, evidence, ..
+        } => Outcome::Missed {
+            what: format!("login ({evidence})"),
             after: *after,
         },
         TransportError::Deadline { what, after, .. } => Outcome::Missed {

@@ -15,10 +15,6 @@ pub(crate) const AUTHORIZED_KEYS: &str = "/root/.ssh/authorized_keys";
 /// The directories each host sees through its own copy-on-write overlay.
 pub(crate) const OVERLAID: [&str; 5] = ["etc", "var", "usr", "opt", "root"];
 
-/// The one key exchange both sides use: the default post-quantum one costs ~50 ms
-/// of CPU per login on these machines.
-pub(crate) const KEX: &str = "curve25519-sha256";
-
 /// A plain `.bashrc` for root: the machine's own runs pyenv (~100 ms a login).
 pub(crate) const BASHRC: &str = "# wavectl lab host: a plain .bashrc\n";
 
@@ -209,8 +205,9 @@ pub(crate) const MASKED: &[&str] = &[
     // Port 22 of the shared network namespace: ssh.service runs the lab's sshd instead.
     "ssh.socket",
 ];
-/// sshd's config for one host. MaxSessions and MaxStartups keep their defaults
-/// (10 and 10:30:100), as on real servers.
+/// sshd's config for one host. MaxSessions, MaxStartups and the key exchange keep
+/// OpenSSH's defaults (10, 10:30:100, the post-quantum `sntrup761x25519-sha512` first),
+/// as on real servers.
 pub(crate) fn sshd_config(name: &str, port: u16) -> String {
     format!(
         "# wavectl lab host {name}\n\
@@ -222,16 +219,22 @@ pub(crate) fn sshd_config(name: &str, port: u16) -> String {
          KbdInteractiveAuthentication no\n\
          AuthorizedKeysFile .ssh/authorized_keys\n\
          UsePAM no\n\
-         KexAlgorithms {KEX}\n\
          PrintMotd no\n\
          PidFile none\n\
          Subsystem sftp /usr/lib/openssh/sftp-server\n"
     )
 }
 
-/// One `Host` block of the fleet's ssh_config: the host's name is the alias.
-pub(crate) fn ssh_config_block(name: &str, port: u16, key: &Path, known_hosts: &Path) -> String {
-    format!(
+/// One `Host` block of the fleet's ssh_config: the host's name is the alias. `kex`, if
+/// given, is the only key exchange the client offers (else OpenSSH's default list).
+pub(crate) fn ssh_config_block(
+    name: &str,
+    port: u16,
+    key: &Path,
+    known_hosts: &Path,
+    kex: Option<&str>,
+) -> String {
+    let mut block = format!(
         "Host {name}\n\
          \x20 HostName 127.0.0.1\n\
          \x20 Port {port}\n\
@@ -242,12 +245,15 @@ pub(crate) fn ssh_config_block(name: &str, port: u16, key: &Path, known_hosts: &
          \x20 GlobalKnownHostsFile /dev/null\n\
          \x20 HostKeyAlias {name}\n\
          \x20 StrictHostKeyChecking yes\n\
-         \x20 KexAlgorithms {KEX}\n\
          \x20 BatchMode yes\n\
          \x20 LogLevel ERROR\n",
         key = key.display(),
         known = known_hosts.display(),
-    )
+    );
+    if let Some(kex) = kex {
+        let _ = writeln!(block, "  KexAlgorithms {kex}");
+    }
+    block
 }
 
 /// One known_hosts line: the host's public key (`ssh-ed25519 AAAA... comment`) under its alias.

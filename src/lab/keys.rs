@@ -115,6 +115,7 @@ impl Fleet {
                 host.port(),
                 &client_key,
                 &known_hosts,
+                self.kex.as_deref(),
             ));
         }
         fs::write(&known_hosts, known).map_err(|source| LabError::Io {

@@ -1,20 +1,24 @@
-//! SSH to the hosts over the system `ssh` (openssh crate, native-mux): a deadline on
-//! connect and login, a local backstop deadline on every command, at most
+//! SSH to the hosts over the system `ssh` (our own `ssh -M -f` master per host, its
+//! commands through the openssh crate's native mux): a deadline on connect and login, a local backstop deadline on every command, at most
 //! [`MAX_COMMANDS_PER_HOST`] commands at once per connection, and no `ssh` process left
 //! behind. The only module that starts `ssh`.
 //!
 //! Bounds, whatever the size of the fleet:
 //! - at most [`MAX_OPEN`] connections (each one `ssh` master process) open at once: a
 //!   login that would pass it first closes the connection idle longest, else waits;
-//! - at most [`admit::login_bound`] logins in their handshake and
-//!   [`admit::command_bound`] commands starting at once (admission, apart from the
-//!   run's `concurrency`); a login's or command's deadline starts at its admission,
+//! - logins in their handshake at once: as many as the controller's CPU finishes well
+//!   within the deadline ([`admit::Logins`], adapted to measured handshake times), and
+//!   at most [`admit::command_bound`] commands starting at once (admission, apart from
+//!   the run's `concurrency`); a login's or command's deadline starts at its admission,
 //!   so a controller busy with its own fan-out never condemns a healthy host;
+//! - a login that misses its deadline is judged by how far ssh's own log (`LogLevel=DEBUG1`)
+//!   got ([`Stage`]): no TCP answer or no banner is the host's; a banner with the
+//!   handshake unfinished is retried once when no other login waits (see [`Transport::connect`]);
 //! - connections are kept between the actions of a run ([`Transport::keep`],
 //!   [`Transport::reuse`]), one per host, and closed when they are needed elsewhere.
 //!
-//! Closing a connection kills its master by the pid the master gave when asked (one
-//! `/proc/PID` read); the full `/proc` scan ([`reap`]) is left for a login that failed
+//! Closing a connection SIGKILLs its master by the pid the master gave when asked (one
+//! `/proc/PID` read, no `-O exit` round trip); the full `/proc` scan ([`reap`]) is left for a login that failed
 //! or timed out (its `ssh -M` may have forked already) and for the end of a run.
 //!
 //! A host with `become` (a non-root login) gets every command as
@@ -35,14 +39,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use openssh::{ControlPersist, KnownHosts, Session, SessionBuilder};
+use openssh::Session;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::inventory::{Host, HostKeyCheck};
 use crate::remote::RemoteCommand;
 
-use admit::Gate;
+use admit::{Gate, Logins};
 pub use reap::{clean_stale_control_dirs, reap_all, ssh_processes_using};
 
 /// sshd's default MaxSessions is 10: never more commands than that at once on one connection.
@@ -54,26 +58,110 @@ pub const MAX_OPEN: usize = 256;
 
 /// A master connection with no command for this long exits by itself (a controller
 /// killed with SIGKILL cannot close its masters).
-const MASTER_IDLE: std::num::NonZeroUsize = match std::num::NonZeroUsize::new(300) {
-    Some(n) => n,
-    None => unreachable!(),
-};
+const MASTER_IDLE: u32 = 300;
 
 /// How often a session the server refused (its slots momentarily full) is retried.
 const SESSION_RETRIES: u32 = 20;
 
-/// How long a closed master may take to exit by itself before it is killed.
-const CLOSE_GRACE: Duration = Duration::from_millis(500);
-
 /// Extra local time given to a command beyond its remote `timeout -k`, before we give up on it.
 pub const LOCAL_GRACE: Duration = Duration::from_secs(3);
+
+/// How far a login that missed its deadline got, from ssh's own log: the evidence of
+/// whose side the miss is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// No TCP answer: the host (or the way to it) is down.
+    NoTcp,
+    /// Connected, but no SSH banner: the host's sshd does not run (a frozen host).
+    NoBanner,
+    /// The banner came, the key exchange or authentication did not finish: the host
+    /// answers; a busy controller is the likelier cause (retried once before it counts).
+    Handshake,
+}
+
+impl Stage {
+    /// Read from a `LogLevel=DEBUG1` ssh log.
+    pub fn of(log: &str) -> Stage {
+        if log.contains("Remote protocol version") {
+            Stage::Handshake
+        } else if log.contains("Connection established") {
+            Stage::NoBanner
+        } else {
+            Stage::NoTcp
+        }
+    }
+
+    /// What the log says, in words, with its last line.
+    fn evidence(self, log: &str) -> String {
+        let last = log
+            .lines()
+            .map(str::trim)
+            .rfind(|l| !l.is_empty())
+            .map(|l| l.strip_prefix("debug1: ").unwrap_or(l))
+            .unwrap_or("nothing");
+        let what = match self {
+            Stage::NoTcp => "no TCP answer",
+            Stage::NoBanner => "connected, no SSH banner",
+            Stage::Handshake => {
+                let banner = log
+                    .lines()
+                    .find_map(|l| l.split("remote software version ").nth(1))
+                    .unwrap_or("?");
+                return format!(
+                    "banner received ({}), key exchange or authentication unfinished (ssh's last word: {last})",
+                    banner.trim()
+                );
+            }
+        };
+        format!("{what} (ssh's last word: {last})")
+    }
+}
+
+/// The line a one-shot command prints first: the login is done.
+const LOGGED_IN: &str = "wavectl-logged-in";
+
+/// A login that did not end in a connection.
+enum Fail {
+    Error(TransportError),
+    /// Missed its deadline with the host's banner in hand.
+    Retry {
+        after: Duration,
+        evidence: String,
+    },
+}
+
+/// A master that logged in.
+struct Master {
+    session: Session,
+    master: Option<u32>,
+    dir: PathBuf,
+}
+
+/// The error lines of an ssh log (not its debug lines), on one line.
+fn ssh_log_errors(log: &str) -> String {
+    let lines: Vec<&str> = log
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("debug"))
+        .collect();
+    if lines.is_empty() {
+        "ssh failed without a word".into()
+    } else {
+        lines.join("; ")
+    }
+}
 
 /// Why talking to a host failed. `Deadline` and `ConnectTimeout` mean the host did not
 /// answer in time (a hang); the others mean it answered with a refusal or an error.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum TransportError {
-    #[error("{host}: no login within {after:?} (connect deadline)")]
-    ConnectTimeout { host: String, after: Duration },
+    #[error("{host}: no login within {after:.1?} (connect deadline): {evidence}")]
+    ConnectTimeout {
+        host: String,
+        after: Duration,
+        stage: Stage,
+        evidence: String,
+    },
     #[error("{host}: cannot connect: {message}")]
     Connect { host: String, message: String },
     /// The host refused us for a reason of ours, not of its health: its host key is
@@ -164,7 +252,7 @@ pub struct Transport {
     limit: usize,
     /// Logins waiting for an open slot (a connection then is closed, not kept).
     waiting: AtomicUsize,
-    logins: Arc<Gate>,
+    logins: Logins,
     commands: Arc<Gate>,
     idle: Mutex<Idle>,
 }
@@ -180,7 +268,7 @@ impl Transport {
         reap::clean_stale_control_dirs();
         let control_dir = tempfile::Builder::new()
             .prefix(&reap::control_dir_prefix())
-            .tempdir_in("/tmp")?;
+            .tempdir_in(reap::control_parent())?;
         reap::register(control_dir.path());
         Ok(Transport {
             ssh_config,
@@ -189,7 +277,10 @@ impl Transport {
             open: Arc::new(Semaphore::new(open.max(1))),
             limit: open.max(1),
             waiting: AtomicUsize::new(0),
-            logins: Arc::new(Gate::new(admit::login_bound())),
+            logins: {
+                let (start, fixed) = admit::login_start();
+                Logins::new(start, fixed)
+            },
             commands: Arc::new(Gate::new(admit::command_bound())),
             idle: Mutex::new(Idle::default()),
         })
@@ -232,64 +323,96 @@ impl Transport {
     }
 
     /// Open a master connection, with `deadline` for TCP, banner, key exchange *and*
-    /// login, counted from the moment the login is admitted.
+    /// login, counted from the moment the login is admitted (see [`admit::Logins`]).
+    ///
+    /// A login that misses its deadline is judged by what ssh's own log saw of the host
+    /// ([`Stage`]): no TCP answer, or connected but no SSH banner, is the host's
+    /// (`ConnectTimeout` at once: a frozen host is judged within its deadline); a banner
+    /// with the key exchange or authentication unfinished is the controller's side (its
+    /// CPU): the login is retried once, afresh, when no other login waits for admission,
+    /// and only a second miss is an error, whose evidence names both.
     pub async fn connect(&self, host: &Host, deadline: Duration) -> Result<Conn, TransportError> {
         let slot = self.open_slot().await;
+        let first = match self.attempt(host, deadline, false).await {
+            Ok(m) => return self.finish(host, deadline, m, slot).await,
+            Err(Fail::Error(e)) => return Err(e),
+            Err(Fail::Retry { after, evidence }) => (after, evidence),
+        };
+        match self.attempt(host, deadline, true).await {
+            Ok(m) => self.finish(host, deadline, m, slot).await,
+            Err(Fail::Error(e)) => Err(e),
+            Err(Fail::Retry { after, evidence }) => Err(TransportError::ConnectTimeout {
+                host: host.name.clone(),
+                after,
+                stage: Stage::Handshake,
+                evidence: format!(
+                    "first login: {} after {:.1?}; second login (once no other login waited): {evidence}",
+                    first.1, first.0
+                ),
+            }),
+        }
+    }
+
+    /// One login: start `ssh -M -f` (with `LogLevel=DEBUG1` into its log, the evidence of
+    /// how far it got) once admitted, and wait for it within `deadline`.
+    async fn attempt(&self, host: &Host, deadline: Duration, retry: bool) -> Result<Master, Fail> {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
         let dir = self.control_dir.path().join(n.to_string());
-        std::fs::create_dir(&dir).map_err(|e| TransportError::Connect {
-            host: host.name.clone(),
-            message: format!("cannot create control directory {}: {e}", dir.display()),
+        std::fs::create_dir(&dir).map_err(|e| {
+            Fail::Error(TransportError::Connect {
+                host: host.name.clone(),
+                message: format!("cannot create control directory {}: {e}", dir.display()),
+            })
         })?;
-        let mut b = SessionBuilder::default();
-        b.control_directory(&dir)
-            .connect_timeout(deadline.max(Duration::from_secs(1)))
-            .server_alive_interval(Duration::from_secs(2))
+        let log = dir.join("log");
+        let ctl = dir.join("m");
+        let mut cmd = self.ssh(host, &log, deadline);
+        cmd.stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .arg("-S")
+            .arg(&ctl)
+            .args(["-M", "-f", "-N", "-o"])
             // A master orphaned by a killed controller goes away by itself.
-            .control_persist(ControlPersist::IdleFor(MASTER_IDLE))
-            .known_hosts_check(match host.host_key_check {
-                HostKeyCheck::Strict => KnownHosts::Strict,
-                HostKeyCheck::AcceptNew => KnownHosts::Add,
-            });
-        if let Some(cfg) = &self.ssh_config {
-            b.config_file(cfg);
-        }
-        if let Some(user) = &host.user {
-            b.user(user.clone());
-        }
-        if let Some(port) = host.port {
-            b.port(port);
-        }
-        let login = async {
-            let session = b.connect_mux(&host.address).await?;
+            .arg(format!("ControlPersist={MASTER_IDLE}s"))
+            .arg("--")
+            .arg(&host.address);
+        let slot = if retry {
+            self.logins.admit_when_idle().await
+        } else {
+            self.logins.admit().await
+        };
+        let started = Instant::now();
+        let ran = tokio::time::timeout(deadline, async {
+            let status = cmd.status().await?;
+            if !status.success() {
+                return Ok(Err(()));
+            }
+            let session = Session::resume_mux(ctl.clone().into_boxed_path(), None);
             // The master's pid, so that closing it needs no search.
             let pid = master_pid(&session).await;
-            Ok::<_, openssh::Error>((session, pid))
-        };
-        match self.logins.run(deadline, login).await {
-            Ok(Ok((session, master))) => {
-                let conn = Conn {
-                    host: host.name.clone(),
-                    session: Some(session),
-                    limit: Semaphore::new(MAX_COMMANDS_PER_HOST),
-                    dir,
-                    become_root: host.become_root,
+            Ok::<_, std::io::Error>(Ok((session, pid)))
+        })
+        .await;
+        let took = started.elapsed();
+        let seen = std::fs::read_to_string(&log).unwrap_or_default();
+        match ran {
+            Ok(Ok(Ok((session, master)))) => {
+                self.logins.end(slot, admit::Ended::Done(took), deadline);
+                Ok(Master {
+                    session,
                     master,
-                    commands: self.commands.clone(),
-                    _slot: slot,
-                };
-                if host.become_root {
-                    if let Err(e) = conn.check_become(host, deadline).await {
-                        conn.close().await;
-                        return Err(e);
-                    }
-                }
-                Ok(conn)
+                    dir,
+                })
             }
-            Ok(Err(e)) => {
+            Ok(Ok(Err(()))) | Ok(Err(_)) => {
+                self.logins.end(slot, admit::Ended::Host, deadline);
                 forget_dir(dir).await;
-                let message = ssh_error(&e);
-                Err(match refusal_help(&message) {
+                let message = match &ran {
+                    Ok(Err(e)) => format!("cannot start ssh: {e}"),
+                    _ => ssh_log_errors(&seen),
+                };
+                Err(Fail::Error(match refusal_help(&message) {
                     Some(help) => TransportError::Refused {
                         host: host.name.clone(),
                         message,
@@ -299,17 +422,275 @@ impl Transport {
                         host: host.name.clone(),
                         message,
                     },
-                })
+                }))
             }
-            Err(missed) => {
-                // The dropped connect future may leave its `ssh -M` behind: kill it now.
+            Err(_) => {
+                // The dropped `ssh` may have forked its master already: kill it now.
                 forget_dir(dir).await;
-                Err(TransportError::ConnectTimeout {
+                let stage = Stage::of(&seen);
+                let evidence = stage.evidence(&seen);
+                if stage == Stage::Handshake {
+                    self.logins.end(slot, admit::Ended::Slow, deadline);
+                    if !retry {
+                        return Err(Fail::Retry {
+                            after: took,
+                            evidence,
+                        });
+                    }
+                    return Err(Fail::Retry {
+                        after: took,
+                        evidence: format!("{evidence} after {took:.1?}"),
+                    });
+                }
+                self.logins.end(slot, admit::Ended::Host, deadline);
+                Err(Fail::Error(TransportError::ConnectTimeout {
                     host: host.name.clone(),
-                    after: missed.after,
-                })
+                    after: took,
+                    stage,
+                    evidence,
+                }))
             }
         }
+    }
+
+    /// `ssh` to `host` with the run's settings, its log (`LogLevel=DEBUG1`, the evidence
+    /// of how far a login got) in `log`; the caller adds the rest and the destination.
+    fn ssh(&self, host: &Host, log: &Path, deadline: Duration) -> tokio::process::Command {
+        let mut cmd = tokio::process::Command::new("ssh");
+        cmd.kill_on_drop(true)
+            .arg("-E")
+            .arg(log)
+            .args(["-o", "BatchMode=yes", "-o"])
+            .arg(match host.host_key_check {
+                HostKeyCheck::Strict => "StrictHostKeyChecking=yes",
+                HostKeyCheck::AcceptNew => "StrictHostKeyChecking=accept-new",
+            })
+            // Our deadline fires first; ssh's own is a backstop.
+            .arg("-o")
+            .arg(format!("ConnectTimeout={}", deadline.as_secs() + 2))
+            .args(["-o", "ServerAliveInterval=2", "-o", "LogLevel=DEBUG1"]);
+        if let Some(cfg) = &self.ssh_config {
+            cmd.arg("-F").arg(cfg);
+        }
+        if let Some(user) = &host.user {
+            cmd.arg("-l").arg(user);
+        }
+        if let Some(port) = host.port {
+            cmd.arg("-p").arg(port.to_string());
+        }
+        cmd
+    }
+
+    /// Run one command on `host` over a login of its own: one plain `ssh HOST CMD`, no
+    /// master, no mux session (the cheapest way to a host for a single command: a purge's
+    /// removal). The login has `login_deadline` from its admission, judged and retried
+    /// as [`connect`](Self::connect)'s; the command, once the login is done (it prints a
+    /// marker first), `cmd.timeout + LOCAL_GRACE`. Not for `become` hosts (their login
+    /// includes a sudo check: use [`connect`](Self::connect)).
+    pub async fn run_once(
+        &self,
+        host: &Host,
+        login_deadline: Duration,
+        cmd: &RemoteCommand,
+    ) -> Result<Output, TransportError> {
+        let _slot = self.open_slot().await;
+        let first = match self.once(host, login_deadline, cmd, false).await {
+            Err(Fail::Retry { after, evidence }) => (after, evidence),
+            Ok(out) => return Ok(out),
+            Err(Fail::Error(e)) => return Err(e),
+        };
+        match self.once(host, login_deadline, cmd, true).await {
+            Ok(out) => Ok(out),
+            Err(Fail::Error(e)) => Err(e),
+            Err(Fail::Retry { after, evidence }) => Err(TransportError::ConnectTimeout {
+                host: host.name.clone(),
+                after,
+                stage: Stage::Handshake,
+                evidence: format!(
+                    "first login: {} after {:.1?}; second login (once no other login waited): {evidence}",
+                    first.1, first.0
+                ),
+            }),
+        }
+    }
+
+    async fn once(
+        &self,
+        host: &Host,
+        deadline: Duration,
+        cmd: &RemoteCommand,
+        retry: bool,
+    ) -> Result<Output, Fail> {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        let log = self.control_dir.path().join(format!("{n}.log"));
+        let mut ssh = self.ssh(host, &log, deadline);
+        ssh.stdin(if cmd.stdin.is_some() {
+            std::process::Stdio::piped()
+        } else {
+            std::process::Stdio::null()
+        })
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .args(["-T", "--"])
+        .arg(&host.address)
+        .arg(format!("echo {LOGGED_IN}; {}", cmd.line));
+        let slot = if retry {
+            self.logins.admit_when_idle().await
+        } else {
+            self.logins.admit().await
+        };
+        let started = Instant::now();
+        let failed = |message: String| {
+            Fail::Error(TransportError::Failed {
+                host: host.name.clone(),
+                what: cmd.what.to_string(),
+                message,
+            })
+        };
+        let mut child = match ssh.spawn() {
+            Ok(c) => c,
+            Err(e) => {
+                self.logins.end(slot, admit::Ended::Host, deadline);
+                return Err(failed(format!("cannot start ssh: {e}")));
+            }
+        };
+        let (stdin, stdout, stderr) =
+            (child.stdin.take(), child.stdout.take(), child.stderr.take());
+        let (Some(stdout), Some(stderr)) = (stdout, stderr) else {
+            return Err(failed("ssh without pipes".into()));
+        };
+        let mut stdout = tokio::io::BufReader::new(stdout);
+        // The login: until the marker line (or ssh's end). A login shell may print
+        // something first: skipped.
+        let mut logged_in = false;
+        let login = tokio::time::timeout(deadline, async {
+            use tokio::io::AsyncBufReadExt;
+            let mut line = String::new();
+            loop {
+                line.clear();
+                if stdout.read_line(&mut line).await? == 0 {
+                    return Ok::<_, std::io::Error>(());
+                }
+                if line.trim_end() == LOGGED_IN {
+                    logged_in = true;
+                    return Ok(());
+                }
+            }
+        })
+        .await;
+        let took = started.elapsed();
+        if logged_in {
+            self.logins.end(slot, admit::Ended::Done(took), deadline);
+        } else {
+            let _ = child.start_kill();
+            let _ = child.wait().await;
+            let seen = std::fs::read_to_string(&log).unwrap_or_default();
+            let _ = std::fs::remove_file(&log);
+            if login.is_ok() {
+                // ssh ended without logging in: a refusal, an error.
+                self.logins.end(slot, admit::Ended::Host, deadline);
+                let message = ssh_log_errors(&seen);
+                return Err(Fail::Error(match refusal_help(&message) {
+                    Some(help) => TransportError::Refused {
+                        host: host.name.clone(),
+                        message,
+                        help: help.to_string(),
+                    },
+                    None => TransportError::Connect {
+                        host: host.name.clone(),
+                        message,
+                    },
+                }));
+            }
+            let stage = Stage::of(&seen);
+            let evidence = stage.evidence(&seen);
+            if stage == Stage::Handshake {
+                self.logins.end(slot, admit::Ended::Slow, deadline);
+                return Err(Fail::Retry {
+                    after: took,
+                    evidence: if retry {
+                        format!("{evidence} after {took:.1?}")
+                    } else {
+                        evidence
+                    },
+                });
+            }
+            self.logins.end(slot, admit::Ended::Host, deadline);
+            return Err(Fail::Error(TransportError::ConnectTimeout {
+                host: host.name.clone(),
+                after: took,
+                stage,
+                evidence,
+            }));
+        }
+        // The command, within its own deadline from now.
+        let run_started = Instant::now();
+        let work = async {
+            use tokio::io::AsyncReadExt;
+            if let (Some(bytes), Some(mut stdin)) = (&cmd.stdin, stdin) {
+                stdin
+                    .write_all(bytes)
+                    .await
+                    .map_err(|e| failed(format!("sending input: {e}")))?;
+                stdin
+                    .shutdown()
+                    .await
+                    .map_err(|e| failed(format!("sending input: {e}")))?;
+            }
+            let mut out = Vec::new();
+            let mut err = Vec::new();
+            let mut stderr = stderr;
+            let (o, e) = tokio::join!(stdout.read_to_end(&mut out), stderr.read_to_end(&mut err));
+            o.and(e)
+                .map_err(|e| failed(format!("reading output: {e}")))?;
+            let status = child
+                .wait()
+                .await
+                .map_err(|e| failed(format!("waiting for ssh: {e}")))?;
+            Ok::<_, Fail>(Output {
+                code: status.code(),
+                stdout: String::from_utf8_lossy(&out).into_owned(),
+                stderr: String::from_utf8_lossy(&err).into_owned(),
+                elapsed: run_started.elapsed(),
+            })
+        };
+        let r = tokio::time::timeout(cmd.timeout + LOCAL_GRACE, work).await;
+        let _ = std::fs::remove_file(&log);
+        match r {
+            Ok(r) => r,
+            Err(_) => Err(Fail::Error(TransportError::Deadline {
+                host: host.name.clone(),
+                what: cmd.what.to_string(),
+                after: run_started.elapsed(),
+            })),
+        }
+    }
+
+    /// A master is up: the connection, and on a `become` host its sudo check.
+    async fn finish(
+        &self,
+        host: &Host,
+        deadline: Duration,
+        m: Master,
+        slot: OwnedSemaphorePermit,
+    ) -> Result<Conn, TransportError> {
+        let conn = Conn {
+            host: host.name.clone(),
+            session: Some(m.session),
+            limit: Semaphore::new(MAX_COMMANDS_PER_HOST),
+            dir: m.dir,
+            become_root: host.become_root,
+            master: m.master,
+            commands: self.commands.clone(),
+            _slot: slot,
+        };
+        if host.become_root {
+            if let Err(e) = conn.check_become(host, deadline).await {
+                conn.close().await;
+                return Err(e);
+            }
+        }
+        Ok(conn)
     }
 
     /// Keep a connection for the host's next action. While logins wait for an open
@@ -422,6 +803,8 @@ impl Conn {
             Err(e) if e.is_deadline() => Err(TransportError::ConnectTimeout {
                 host: host.name.clone(),
                 after: left,
+                stage: Stage::Handshake,
+                evidence: format!("logged in, but `sudo -n` did not answer: {e}"),
             }),
             Err(TransportError::Failed { message, .. }) => Err(TransportError::Connect {
                 host: host.name.clone(),
@@ -532,21 +915,24 @@ impl Conn {
         }
     }
 
-    /// Close the session (always call this); a master that does not go away in time is killed.
+    /// Close the connection (always call this): its master is killed by the pid it gave
+    /// (no `-O exit` round trip: nothing of ours runs on it any more, and the host's sshd
+    /// sees the connection end at once); a master whose pid is unknown is searched for.
     pub async fn close(mut self) {
-        if let Some(session) = self.session.take() {
-            let _ = tokio::time::timeout(Duration::from_secs(3), session.close()).await;
-        }
+        drop(self.session.take());
+        let dir = std::mem::take(&mut self.dir);
         match self.master {
             Some(pid) => {
-                let until = Instant::now() + CLOSE_GRACE;
-                while reap::is_master(pid, &self.dir) && Instant::now() < until {
-                    tokio::time::sleep(Duration::from_millis(10)).await;
+                if reap::kill_master(pid, &dir) {
+                    // Gone in a moment (SIGKILL is not waited for by anyone else).
+                    let until = Instant::now() + Duration::from_millis(500);
+                    while reap::is_master(pid, &dir) && Instant::now() < until {
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
                 }
-                reap::kill_master(pid, &self.dir);
-                let _ = std::fs::remove_dir_all(&self.dir);
+                let _ = std::fs::remove_dir_all(&dir);
             }
-            None => forget_dir(std::mem::take(&mut self.dir)).await,
+            None => forget_dir(dir).await,
         }
     }
 }
@@ -554,8 +940,7 @@ impl Conn {
 impl Drop for Conn {
     fn drop(&mut self) {
         if self.session.is_some() {
-            // Not closed by `close()` (a task was cancelled): openssh's own Drop asks the
-            // master to exit; make sure it did.
+            // Not closed by `close()` (a task was cancelled): kill its master.
             drop(self.session.take());
             match self.master {
                 Some(pid) => {
@@ -613,4 +998,34 @@ fn ssh_error(e: &openssh::Error) -> String {
         .filter(|l| !l.is_empty())
         .collect::<Vec<_>>()
         .join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BANNER: &str = "debug1: Connecting to h01 [127.0.0.1] port 2222.\ndebug1: Connection established.\ndebug1: Local version string SSH-2.0-OpenSSH_9.2p1 Debian-2\n";
+
+    #[test]
+    fn a_missed_login_is_judged_by_how_far_ssh_got() {
+        assert_eq!(
+            Stage::of("debug1: Connecting to h01 [127.0.0.1] port 2222.\n"),
+            Stage::NoTcp
+        );
+        assert_eq!(Stage::of(BANNER), Stage::NoBanner);
+        let kex = format!(
+            "{BANNER}debug1: Remote protocol version 2.0, remote software version OpenSSH_9.2p1 Debian-2\ndebug1: SSH2_MSG_KEXINIT sent\n"
+        );
+        assert_eq!(Stage::of(&kex), Stage::Handshake);
+        let ev = Stage::Handshake.evidence(&kex);
+        assert!(ev.contains("OpenSSH_9.2p1 Debian-2"), "{ev}");
+        assert!(ev.contains("SSH2_MSG_KEXINIT sent"), "{ev}");
+        assert!(Stage::NoBanner
+            .evidence(BANNER)
+            .starts_with("connected, no SSH banner"));
+        assert_eq!(
+            ssh_log_errors(&format!("{BANNER}Permission denied (publickey).\n")),
+            "Permission denied (publickey)."
+        );
+    }
 }

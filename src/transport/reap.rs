@@ -127,6 +127,24 @@ pub fn reap_all() -> usize {
     dirs.iter().map(|d| kill_ssh_using(d)).sum()
 }
 
+/// Where control directories go: `/dev/shm` (a tmpfs: the sockets and the masters' logs
+/// never touch a disk) where it can be written, else `/tmp`.
+pub fn control_parent() -> &'static Path {
+    static PARENT: std::sync::OnceLock<&'static Path> = std::sync::OnceLock::new();
+    PARENT.get_or_init(|| {
+        let shm = Path::new("/dev/shm");
+        let writable = tempfile::Builder::new()
+            .prefix("wctl-probe-")
+            .tempdir_in(shm)
+            .is_ok();
+        if writable {
+            shm
+        } else {
+            Path::new("/tmp")
+        }
+    })
+}
+
 /// `wctl-<pid>-`: the control directory names the controller that owns it.
 pub fn control_dir_prefix() -> String {
     format!("wctl-{}-", std::process::id())
@@ -135,7 +153,13 @@ pub fn control_dir_prefix() -> String {
 /// Control directories left by controllers that died (SIGKILL, power cut): kill their
 /// `ssh` processes and remove them.
 pub fn clean_stale_control_dirs() {
-    let Ok(entries) = std::fs::read_dir("/tmp") else {
+    for parent in ["/tmp", "/dev/shm"] {
+        clean_stale_in(Path::new(parent));
+    }
+}
+
+fn clean_stale_in(parent: &Path) {
+    let Ok(entries) = std::fs::read_dir(parent) else {
         return;
     };
     for entry in entries.flatten() {
