@@ -951,8 +951,8 @@ impl Store for PgStore {
     fn freeze<'a>(&'a self, f: &'a Freeze) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
             sqlx::query(
-                "INSERT INTO wavectl_freezes (scope, freeze) VALUES ($1, $2) \
-                 ON CONFLICT (scope) DO UPDATE SET freeze = EXCLUDED.freeze",
+                "INSERT INTO wavectl_freezes (scope, body) VALUES ($1, $2) \
+                 ON CONFLICT (scope) DO UPDATE SET body = EXCLUDED.body",
             )
             .bind(freeze_scope(f.rollout.as_deref()))
             .bind(serde_json::to_string(f).unwrap_or_default())
@@ -971,7 +971,7 @@ impl Store for PgStore {
             // `None` lifts every freeze; a rollout's name lifts that rollout's only.
             let rows: Vec<(String, String)> = sqlx::query_as(
                 "DELETE FROM wavectl_freezes WHERE $1::text IS NULL OR scope = $1 \
-                 RETURNING scope, freeze",
+                 RETURNING scope, body",
             )
             .bind(rollout)
             .fetch_all(&self.pool)
@@ -986,7 +986,7 @@ impl Store for PgStore {
     fn freezes(&self) -> BoxFuture<'_, Result<Vec<Freeze>, StoreError>> {
         Box::pin(async move {
             let rows: Vec<(String, String)> =
-                sqlx::query_as("SELECT scope, freeze FROM wavectl_freezes ORDER BY scope")
+                sqlx::query_as("SELECT scope, body FROM wavectl_freezes ORDER BY scope")
                     .fetch_all(&self.pool)
                     .await
                     .map_err(|e| self.unreachable(e))?;
