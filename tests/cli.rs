@@ -135,6 +135,14 @@ fn lab_up_keeps_a_fleet_until_lab_down() {
     let status = up.wait().unwrap();
     assert!(status.success());
     assert!(!lab.join("lab.pid").exists());
+    // What `lab up` said: where the hosts are and which key exchange they use.
+    let mut said = String::new();
+    std::io::Read::read_to_string(&mut up.stdout.take().unwrap(), &mut said).unwrap();
+    assert!(
+        said.contains("lab fleet up: 2 sshd hosts (h01..h02) in /"),
+        "{said}"
+    );
+    assert!(said.contains("key exchange: OpenSSH's default"), "{said}");
     let ssh = Command::new("ssh")
         .args([
             "-F",

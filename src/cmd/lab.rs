@@ -98,8 +98,8 @@ pub async fn up(hosts: u16, dir: &Path, kind: &str, kex: Option<&str>) -> CmdRes
          key exchange: {}\n\
          stop it with `wavectl lab down --dir {d}` or Ctrl-C",
         kind.as_str(),
+        fleet.dir().display(),
         kex.unwrap_or("OpenSSH's default"),
-        fleet.dir().display()
     );
     // Run until asked to stop.
     let waited = match crate::exec::Signals::listen() {
