@@ -9,6 +9,7 @@ pub mod cli;
 pub mod cmd;
 pub mod diag;
 pub mod exit;
+pub mod out;
 
 pub mod inventory;
 pub mod spec;

@@ -157,3 +157,23 @@ fn lab_up_keeps_a_fleet_until_lab_down() {
         .unwrap();
     assert!(!ssh.status.success(), "the hosts are gone");
 }
+
+/// Output into a pipe whose reader went away (`wavectl status | head`) is dropped, not a
+/// panic (exit 101): the command ends as it would have.
+#[test]
+fn a_closed_stdout_is_not_a_panic() {
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut child = Command::new(bin())
+        .args(["check", "rollouts/raid-health.toml"])
+        .current_dir(repo)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

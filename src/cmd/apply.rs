@@ -330,7 +330,7 @@ pub async fn resume(g: &Global, run: &str, yes: bool, metrics: Option<&Path>) ->
     }
     match &o.state.status {
         Status::Ended { end } if !matches!(end, End::Paused { .. }) => {
-            println!(
+            crate::outln!(
                 "run {id} has ended ({}); nothing to resume",
                 o.state.status_name()
             );

@@ -52,16 +52,16 @@ pub async fn plan(
             Some(pf) => serde_json::to_value(pf),
             None => serde_json::to_value(&content),
         };
-        println!("{}", value.unwrap_or_default());
+        crate::outln!("{}", value.unwrap_or_default());
     } else {
-        println!("rollout {}: {}", l.rollout.name, l.rollout.description);
-        print!(
+        crate::outln!("rollout {}: {}", l.rollout.name, l.rollout.description);
+        crate::out!(
             "{}",
             crate::plan::render(&waves, &l.targets, l.rollout.waves.spread_by.as_deref())
         );
-        println!("{}", timing(&content, l.concurrency_given));
+        crate::outln!("{}", timing(&content, l.concurrency_given));
         if content.approvals > 0 {
-            println!(
+            crate::outln!(
                 "needs {} before `apply` (policy.approvals)",
                 count(content.approvals as usize, "approval")
             );
@@ -71,14 +71,14 @@ pub async fn plan(
         let text = serde_json::to_string_pretty(&pf).unwrap_or_default() + "\n";
         write_durably(out, text.as_bytes())?;
         if !g.json {
-            println!(
+            crate::outln!(
                 "plan written to {} ({}), valid until {}",
                 out.display(),
                 pf.hash,
                 pf.expires
             );
             if pf.content.approvals > 0 {
-                println!(
+                crate::outln!(
                     "  next: `wavectl approve {} --key KEY` by {}, then `wavectl apply {}`",
                     out.display(),
                     count(pf.content.approvals as usize, "approver"),
@@ -360,9 +360,9 @@ pub async fn approve(g: &Global, plan: &Path, key: &Path, by: Option<&str>) -> C
             "signatures": pf.approvals.len(),
             "needed": pf.content.approvals,
         });
-        println!("{line}");
+        crate::outln!("{line}");
     } else {
-        println!(
+        crate::outln!(
             "{} approved {} ({}); it holds {} of the {} needed",
             by,
             plan.display(),
@@ -371,7 +371,7 @@ pub async fn approve(g: &Global, plan: &Path, key: &Path, by: Option<&str>) -> C
             pf.content.approvals
         );
         if let Signer::Unverified(why) = &signer {
-            println!("  not verified here ({why}): `apply` checks every signature against the plan's allowed signers");
+            crate::outln!("  not verified here ({why}): `apply` checks every signature against the plan's allowed signers");
         }
     }
     Ok(exit::OK)

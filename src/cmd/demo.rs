@@ -76,7 +76,7 @@ pub async fn demo(g: &Global, hosts: usize) -> CmdResult {
             ])
         })
         .collect();
-    println!(
+    crate::outln!(
         "starting a lab fleet of {n} real sshd hosts (namespaces, overlays, freezer cgroups)..."
     );
     let mut fleet = match Fleet::start(FleetOptions { names, labels }) {
@@ -103,10 +103,10 @@ async fn run_demo(g: &Global, fleet: &Fleet) -> CmdResult {
     let spec_path = dir.join("raid-health.toml");
     let loaded = spec::load(&spec_path, None)?;
     let waves = plan::waves(&loaded.targets, &loaded.rollout.waves)?;
-    println!("the spec ({}):\n", spec_path.display());
-    println!("{SPEC}");
-    println!("the script, which breaks the app on {BAD_HOST}:\n\n{SCRIPT}");
-    print!(
+    crate::outln!("the spec ({}):\n", spec_path.display());
+    crate::outln!("{SPEC}");
+    crate::outln!("the script, which breaks the app on {BAD_HOST}:\n\n{SCRIPT}");
+    crate::out!(
         "{}",
         plan::render(
             &waves,
@@ -114,7 +114,7 @@ async fn run_demo(g: &Global, fleet: &Fleet) -> CmdResult {
             loaded.rollout.waves.spread_by.as_deref()
         )
     );
-    println!();
+    crate::outln!();
     let g = Global {
         store: None,
         ssh_config: Some(fleet.ssh_config().to_path_buf()),
@@ -133,7 +133,7 @@ async fn run_demo(g: &Global, fleet: &Fleet) -> CmdResult {
         None,
     )
     .await?;
-    println!("\nwhat the hosts hold now (read from each host's own filesystem):");
+    crate::outln!("\nwhat the hosts hold now (read from each host's own filesystem):");
     let mut all_clean = true;
     for h in fleet.hosts() {
         let script = std::fs::read_to_string(h.path(INSTALL_PATH)).ok();
@@ -155,15 +155,15 @@ async fn run_demo(g: &Global, fleet: &Fleet) -> CmdResult {
         } else {
             format!("LEFT: {}", leftovers.join(", "))
         };
-        println!("  {:<8} {:<24} {rest}", h.name(), script);
+        crate::outln!("  {:<8} {:<24} {rest}", h.name(), script);
     }
     if code == exit::ROLLED_BACK && all_clean {
-        println!(
+        crate::outln!(
             "\nexit 0: demo done: {BAD_HOST} went bad, the run rolled back (its exit {code}, as it should), and every host is back as it was."
         );
         Ok(exit::OK)
     } else {
-        println!("\nexit 4: the demo did not end as expected (the run's exit {code}, every host clean: {all_clean})");
+        crate::outln!("\nexit 4: the demo did not end as expected (the run's exit {code}, every host clean: {all_clean})");
         Ok(exit::INCOMPLETE)
     }
 }

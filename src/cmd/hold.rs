@@ -121,7 +121,7 @@ pub async fn promote(g: &Global, run: &str) -> CmdResult {
             "wave": wave,
             "by": p.by,
         });
-        println!("{line}");
+        crate::outln!("{line}");
     } else {
         let next = if wave >= plan.waves.len() {
             "the confirmation".to_string()
@@ -129,11 +129,11 @@ pub async fn promote(g: &Global, run: &str) -> CmdResult {
             format!("wave {}", wave + 1)
         };
         match driver {
-            Some(h) => println!(
+            Some(h) => crate::outln!(
                 "promoted run {id} past the gate after wave {wave}: its controller ({}) goes on to {next}",
                 h.who()
             ),
-            None => println!(
+            None => crate::outln!(
                 "promoted run {id} past the gate after wave {wave}; its controller is gone: `wavectl resume {id}` goes on to {next} (before {}, when the gate would roll it back)",
                 utc(until / 1000)
             ),
@@ -206,9 +206,9 @@ pub async fn freeze(g: &Global, args: &FreezeArgs) -> CmdResult {
             "reason": f.reason,
             "until": f.until.map(|u| utc(u.div_ceil(1000))),
         });
-        println!("{line}");
+        crate::outln!("{line}");
     } else {
-        println!(
+        crate::outln!(
             "froze {}: `apply` is refused (exit 5) and a running apply waits at its next wave boundary, {}; purge, rollback and reconcile are not blocked",
             f.scope(),
             match f.until {
@@ -262,9 +262,9 @@ pub async fn unfreeze(g: &Global, name: Option<&str>) -> CmdResult {
                 "by": who(),
                 "was": f.describe(),
             });
-            println!("{line}");
+            crate::outln!("{line}");
         } else {
-            println!(
+            crate::outln!(
                 "lifted the freeze of {} (it was {})",
                 f.scope(),
                 f.describe()

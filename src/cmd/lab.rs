@@ -90,7 +90,7 @@ pub async fn up(hosts: u16, dir: &Path, kind: &str, kex: Option<&str>) -> CmdRes
     };
     run().map_err(io)?;
     let d = dir.display();
-    println!(
+    crate::outln!(
         "lab fleet up: {hosts} {} hosts (h01..h{hosts:02}) in {}\n\
          try:\n  export WAVECTL_SSH_CONFIG={d}/ssh_config WAVECTL_STATE_DIR={d}/state\n  \
          wavectl plan {d}/example.toml\n  wavectl apply {d}/example.toml --yes\n  \
@@ -116,7 +116,7 @@ pub async fn up(hosts: u16, dir: &Path, kind: &str, kex: Option<&str>) -> CmdRes
     fleet
         .stop()
         .map_err(|e| CmdError::Other(format!("lab clean-up: {e}"), exit::INCOMPLETE))?;
-    println!("lab fleet down");
+    crate::outln!("lab fleet down");
     Ok(exit::OK)
 }
 
@@ -161,6 +161,6 @@ pub fn down(dir: &Path) -> CmdResult {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    println!("lab fleet from {} stopped", dir.display());
+    crate::outln!("lab fleet from {} stopped", dir.display());
     Ok(exit::OK)
 }

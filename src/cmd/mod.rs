@@ -171,7 +171,7 @@ async fn dispatch(cli: &Cli) -> i32 {
                     "message": e.to_string(),
                     "exit_code": e.code(),
                 });
-                println!("{line}");
+                crate::outln!("{line}");
             }
             eprintln!("error: {e}");
             e.code()
@@ -215,10 +215,10 @@ async fn check(g: &crate::cli::Global, args: &SpecArgs) -> CmdResult {
     let r = &l.rollout;
     if g.json {
         let c = apply::content_of(&l, &waves, args.force);
-        println!("{}", serde_json::to_string(&c).unwrap_or_default());
+        crate::outln!("{}", serde_json::to_string(&c).unwrap_or_default());
         return Ok(exit::OK);
     }
-    println!(
+    crate::outln!(
         "ok: rollout {} — {} targets in {} waves; script {} ({} bytes, sha256 {}) → {}",
         r.name,
         l.targets.len(),
@@ -229,7 +229,7 @@ async fn check(g: &crate::cli::Global, args: &SpecArgs) -> CmdResult {
         r.script.install_path
     );
     if r.policy.approvals > 0 {
-        println!(
+        crate::outln!(
             "note: policy.approvals = {}: `apply` takes only an approved plan: `wavectl plan {} -o PLAN`, `wavectl approve PLAN --key KEY` by each approver, then `wavectl apply PLAN`",
             r.policy.approvals,
             args.rollout.display()

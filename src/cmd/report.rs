@@ -22,9 +22,9 @@ pub async fn report(g: &Global, run: &str) -> CmdResult {
             "run": id,
             "markdown": text,
         });
-        println!("{line}");
+        crate::outln!("{line}");
     } else {
-        print!("{text}");
+        crate::out!("{text}");
     }
     Ok(exit::OK)
 }

@@ -76,9 +76,9 @@ pub async fn abort(g: &Global, run: &str) -> CmdResult {
                     "host": h.host,
                     "user": h.user,
                 });
-                println!("{line}");
+                crate::outln!("{line}");
             } else {
-                println!(
+                crate::outln!(
                     "asked run {id} ({}) to stop: the actions in flight finish, then it rolls back",
                     h.who()
                 );
@@ -237,7 +237,7 @@ pub async fn reconcile(
         worst = worst.max(code);
     }
     if !worked && worst == exit::OK {
-        println!("nothing to reconcile: every run has ended and no host is pending");
+        crate::outln!("nothing to reconcile: every run has ended and no host is pending");
     }
     Ok(worst)
 }

@@ -16,15 +16,15 @@ pub async fn init(g: &Global) -> CmdResult {
     let Some(url) = g.store.as_deref() else {
         let s = session::open_store(g).await?;
         s.prepare().await?;
-        println!("state directory {} ready (a state directory needs no schema; --store names a shared one)", s.describe());
+        crate::outln!("state directory {} ready (a state directory needs no schema; --store names a shared one)", s.describe());
         return Ok(exit::OK);
     };
     let pg = PgStore::new(url)?;
     let (before, now) = pg.init().await?;
     if before == now {
-        println!("store {}: schema version {now}, up to date", pg.describe());
+        crate::outln!("store {}: schema version {now}, up to date", pg.describe());
     } else {
-        println!("store {}: schema version {before} → {now}", pg.describe());
+        crate::outln!("store {}: schema version {before} → {now}", pg.describe());
     }
     Ok(exit::OK)
 }
@@ -84,7 +84,7 @@ pub async fn import(g: &Global) -> CmdResult {
     for e in &entries {
         to.audit(e).await?;
     }
-    println!(
+    crate::outln!(
         "imported {copied} run(s) into {} ({skipped} already there); {} audit entries offered (each kept once)",
         to.describe(),
         entries.len()
@@ -110,7 +110,7 @@ pub async fn audit(g: &Global, since: Option<&str>) -> CmdResult {
             continue;
         }
         if g.json {
-            println!("{}", serde_json::to_string(&e).unwrap_or_default());
+            crate::outln!("{}", serde_json::to_string(&e).unwrap_or_default());
             continue;
         }
         let mut line = format!("{} {} {} {}", e.at, e.user, e.action, e.rollout);
@@ -124,7 +124,7 @@ pub async fn audit(g: &Global, since: Option<&str>) -> CmdResult {
         if !e.detail.is_empty() {
             line.push_str(&format!(" — {}", e.detail));
         }
-        println!("{line}");
+        crate::outln!("{line}");
     }
     Ok(exit::OK)
 }

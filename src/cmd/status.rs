@@ -150,7 +150,7 @@ pub async fn watch(g: &Global, run: Option<&str>, watch: bool) -> CmdResult {
     }
     loop {
         if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
-            print!("\x1b[2J\x1b[H");
+            crate::out!("\x1b[2J\x1b[H");
         }
         status(g, &*store, run).await?;
         if let Some(prefix) = run {
@@ -181,17 +181,20 @@ async fn show_freezes(g: &Global, store: &dyn Store) {
                 "since": utc(f.at / 1000),
                 "until": f.until.map(|u| utc(u.div_ceil(1000))),
             });
-            println!("{line}");
+            crate::outln!("{line}");
         }
         return;
     }
-    println!();
-    println!(
+    crate::outln!();
+    crate::outln!(
         "{:<20} {:<24} {:<21} {:<21} REASON",
-        "FROZEN", "BY", "SINCE", "UNTIL"
+        "FROZEN",
+        "BY",
+        "SINCE",
+        "UNTIL"
     );
     for f in &all {
-        println!(
+        crate::outln!(
             "{:<20} {:<24} {:<21} {:<21} {}",
             f.rollout.as_deref().unwrap_or("* (every rollout)"),
             f.by,
@@ -212,17 +215,25 @@ async fn status(g: &Global, store: &dyn Store, run: Option<&str>) -> CmdResult {
         }
         if g.json {
             for l in &lines {
-                println!("{}", serde_json::to_string(l).unwrap_or_default());
+                crate::outln!("{}", serde_json::to_string(l).unwrap_or_default());
             }
         } else if lines.is_empty() {
-            println!("no runs in {}", store.describe());
+            crate::outln!("no runs in {}", store.describe());
         } else {
-            println!(
+            crate::outln!(
                 "{:<48} {:<20} {:<24} {:<21} {:<10} {:<10} {:>5} {:>5} {:>7}",
-                "RUN", "ROLLOUT", "STATE", "STARTED", "TOOK", "BY", "HOSTS", "DONE", "PENDING"
+                "RUN",
+                "ROLLOUT",
+                "STATE",
+                "STARTED",
+                "TOOK",
+                "BY",
+                "HOSTS",
+                "DONE",
+                "PENDING"
             );
             for l in &lines {
-                println!(
+                crate::outln!(
                     "{:<48} {:<20} {:<24} {:<21} {:<10} {:<10} {:>5} {:>5} {:>7}",
                     l.run,
                     l.rollout,
@@ -237,18 +248,21 @@ async fn status(g: &Global, store: &dyn Store, run: Option<&str>) -> CmdResult {
             }
             for l in &lines {
                 if let Some(d) = &l.driver {
-                    println!(
+                    crate::outln!(
                         "run {} is driven by {}@{} (pid {})",
-                        l.run, d.user, d.host, d.pid
+                        l.run,
+                        d.user,
+                        d.host,
+                        d.pid
                     );
                 }
             }
             for l in &lines {
                 if let Some(d) = &l.damage {
-                    println!("run {} is damaged: {d}", l.run);
+                    crate::outln!("run {} is damaged: {d}", l.run);
                 }
                 if let Some(w) = &l.waiting {
-                    println!("run {}: {w}", l.run);
+                    crate::outln!("run {}: {w}", l.run);
                 }
             }
         }
@@ -277,10 +291,10 @@ async fn status(g: &Global, store: &dyn Store, run: Option<&str>) -> CmdResult {
             unhealthy: &s.unhealthy,
             skipped: s.plan.as_ref().map_or(&[], |p| p.skipped()),
         };
-        println!("{}", serde_json::to_string(&full).unwrap_or_default());
+        crate::outln!("{}", serde_json::to_string(&full).unwrap_or_default());
         return Ok(exit::OK);
     }
-    println!(
+    crate::outln!(
         "run {}: {} of {}, {}, started {} by {}{}",
         l.run,
         l.kind,
@@ -293,20 +307,23 @@ async fn status(g: &Global, store: &dyn Store, run: Option<&str>) -> CmdResult {
             .map_or(String::new(), |e| format!(", ended {e}"))
     );
     if let Some(w) = &l.waiting {
-        println!("  {w}");
+        crate::outln!("  {w}");
     }
     if l.interrupted {
-        println!("  its controller is gone: `wavectl resume {id}` continues it, `wavectl rollback {id}` or `wavectl reconcile` returns its hosts to what they held");
+        crate::outln!("  its controller is gone: `wavectl resume {id}` continues it, `wavectl rollback {id}` or `wavectl reconcile` returns its hosts to what they held");
     }
     if let Some(crate::rollout::End::Paused { why, .. }) = s.end() {
-        println!(
+        crate::outln!(
             "  paused: {}",
             crate::rollout::summary::why_sentence(&s, why)
         );
     }
-    println!(
+    crate::outln!(
         "{:<24} {:>4}  {:<11} {:<12} EVIDENCE (or what the last action did)",
-        "HOST", "WAVE", "STATE", "VERDICT"
+        "HOST",
+        "WAVE",
+        "STATE",
+        "VERDICT"
     );
     for h in &s.hosts {
         let state = serde_json::to_value(h.state)
@@ -334,15 +351,23 @@ async fn status(g: &Global, store: &dyn Store, run: Option<&str>) -> CmdResult {
         } else {
             evidence
         };
-        println!(
+        crate::outln!(
             "{:<24} {:>4}  {:<11} {:<12} {}",
-            h.host, h.wave, state, verdict, evidence
+            h.host,
+            h.wave,
+            state,
+            verdict,
+            evidence
         );
     }
     for o in s.plan.as_ref().map_or(&[][..], |p| p.skipped()) {
-        println!(
+        crate::outln!(
             "{:<24} {:>4}  {:<11} {:<12} offline before the run: {}",
-            o.host, "-", "skipped", "-", o.reason
+            o.host,
+            "-",
+            "skipped",
+            "-",
+            o.reason
         );
     }
     Ok(exit::OK)

@@ -49,7 +49,7 @@ impl Human {
         if self.tty {
             let _ = self.multi.println(text);
         } else {
-            println!("{text}");
+            crate::outln!("{text}");
         }
     }
 
@@ -103,7 +103,7 @@ impl Human {
                     bars.insert((*wave, *phase), bar);
                 }
                 if !self.tty && self.verbose {
-                    println!("-- wave {wave} {}", phase.name());
+                    crate::outln!("-- wave {wave} {}", phase.name());
                 }
             }
             Event::HostStep {

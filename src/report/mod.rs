@@ -258,8 +258,8 @@ impl Output {
     fn show(&self, event: &Event, json: Option<&serde_json::Value>) {
         match &self.display {
             Display::Json => match json {
-                Some(v) => println!("{v}"),
-                None => println!("{}", self.json(event)),
+                Some(v) => crate::outln!("{v}"),
+                None => crate::outln!("{}", self.json(event)),
             },
             Display::Human(h) => h.show(event),
         }
