@@ -130,6 +130,34 @@ enum Fail {
     },
 }
 
+/// A login tried by `attempt(retry)`: a miss on the controller's side (`Fail::Retry`:
+/// banner in hand, handshake unfinished) is tried once more, afresh (`retry`: once no
+/// other login waits); only a second miss is an error, and its evidence names both.
+async fn retried_once<T, F, Fut>(host: &Host, mut attempt: F) -> Result<T, TransportError>
+where
+    F: FnMut(bool) -> Fut,
+    Fut: std::future::Future<Output = Result<T, Fail>>,
+{
+    let first = match attempt(false).await {
+        Ok(v) => return Ok(v),
+        Err(Fail::Error(e)) => return Err(e),
+        Err(Fail::Retry { after, evidence }) => (after, evidence),
+    };
+    match attempt(true).await {
+        Ok(v) => Ok(v),
+        Err(Fail::Error(e)) => Err(e),
+        Err(Fail::Retry { after, evidence }) => Err(TransportError::ConnectTimeout {
+            host: host.name.clone(),
+            after,
+            stage: Stage::Handshake,
+            evidence: format!(
+                "first login: {} after {:.1?}; second login (once no other login waited): {evidence}",
+                first.1, first.0
+            ),
+        }),
+    }
+}
+
 /// A master that logged in.
 struct Master {
     session: Session,
@@ -333,24 +361,8 @@ impl Transport {
     /// and only a second miss is an error, whose evidence names both.
     pub async fn connect(&self, host: &Host, deadline: Duration) -> Result<Conn, TransportError> {
         let slot = self.open_slot().await;
-        let first = match self.attempt(host, deadline, false).await {
-            Ok(m) => return self.finish(host, deadline, m, slot).await,
-            Err(Fail::Error(e)) => return Err(e),
-            Err(Fail::Retry { after, evidence }) => (after, evidence),
-        };
-        match self.attempt(host, deadline, true).await {
-            Ok(m) => self.finish(host, deadline, m, slot).await,
-            Err(Fail::Error(e)) => Err(e),
-            Err(Fail::Retry { after, evidence }) => Err(TransportError::ConnectTimeout {
-                host: host.name.clone(),
-                after,
-                stage: Stage::Handshake,
-                evidence: format!(
-                    "first login: {} after {:.1?}; second login (once no other login waited): {evidence}",
-                    first.1, first.0
-                ),
-            }),
-        }
+        let m = retried_once(host, |retry| self.attempt(host, deadline, retry)).await?;
+        self.finish(host, deadline, m, slot).await
     }
 
     /// One login: start `ssh -M -f` (with `LogLevel=DEBUG1` into its log, the evidence of
@@ -494,24 +506,7 @@ impl Transport {
         cmd: &RemoteCommand,
     ) -> Result<Output, TransportError> {
         let _slot = self.open_slot().await;
-        let first = match self.once(host, login_deadline, cmd, false).await {
-            Err(Fail::Retry { after, evidence }) => (after, evidence),
-            Ok(out) => return Ok(out),
-            Err(Fail::Error(e)) => return Err(e),
-        };
-        match self.once(host, login_deadline, cmd, true).await {
-            Ok(out) => Ok(out),
-            Err(Fail::Error(e)) => Err(e),
-            Err(Fail::Retry { after, evidence }) => Err(TransportError::ConnectTimeout {
-                host: host.name.clone(),
-                after,
-                stage: Stage::Handshake,
-                evidence: format!(
-                    "first login: {} after {:.1?}; second login (once no other login waited): {evidence}",
-                    first.1, first.0
-                ),
-            }),
-        }
+        retried_once(host, |retry| self.once(host, login_deadline, cmd, retry)).await
     }
 
     async fn once(
