@@ -20,7 +20,7 @@ use crate::store::{local_user, Access, AppliedPlan, Artefact, AuditEntry, Holder
 
 use super::load;
 use super::session::{
-    metrics_file, open_run, reporter_with, run_one, store, CmdError, CmdResult, Cx, Opened,
+    began, metrics_file, open_run, reporter_with, run_one, store, CmdError, CmdResult, Cx, Opened,
 };
 
 /// Hosts removed at once in a rollback.
@@ -317,11 +317,7 @@ pub async fn resume(g: &Global, run: &str, yes: bool, metrics: Option<&Path>) ->
     let store = store(g, Access::Write).await?;
     let o = open_run(&*store, run).await?;
     let id = o.run.clone();
-    let plan = o
-        .state
-        .plan
-        .clone()
-        .ok_or_else(|| CmdError::Other(format!("run {id} never began"), exit::BAD_INPUT))?;
+    let plan = began(&id, &o.state)?.clone();
     if plan.kind() != RunKind::Apply {
         return Err(CmdError::Other(
             format!("run {id} is a purge: there is nothing to resume\n  help: `wavectl reconcile {id}` finishes its pending hosts"),

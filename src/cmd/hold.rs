@@ -12,7 +12,7 @@ use crate::rollout::step::utc;
 use crate::rollout::{freeze_of, Freeze, Gates, Promotion};
 use crate::store::{local_host, local_user, Access, AuditEntry, Store};
 
-use super::session::{store, CmdError, CmdResult};
+use super::session::{began, store, CmdError, CmdResult};
 
 /// `user@host`: who says so.
 fn who() -> String {
@@ -78,12 +78,7 @@ pub async fn promote(g: &Global, run: &str) -> CmdResult {
     let store = store(g, Access::Write).await?;
     let id = store.resolve(run).await?;
     let st = store.load(&id).await?;
-    let Some(plan) = &st.plan else {
-        return Err(CmdError::Other(
-            format!("run {id} never began"),
-            exit::BAD_INPUT,
-        ));
-    };
+    let plan = began(&id, &st)?;
     let Some((wave, _, until)) = st.gate() else {
         return Err(CmdError::Other(
             format!(

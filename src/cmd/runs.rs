@@ -14,7 +14,7 @@ use crate::store::{local_host, local_user, Access};
 
 use super::apply::attach;
 use super::session::{
-    metrics_file, open_run, reporter_with, run_one, store, CmdError, CmdResult, Cx,
+    began, metrics_file, open_run, reporter_with, run_one, store, CmdError, CmdResult, Cx,
 };
 
 /// Return every host of a run to what it held before the run.
@@ -23,11 +23,7 @@ pub async fn rollback(g: &Global, run: &str, yes: bool, metrics: Option<&Path>) 
     let store = store(g, Access::Write).await?;
     let o = open_run(&*store, run).await?;
     let id = o.run.clone();
-    let plan = o
-        .state
-        .plan
-        .clone()
-        .ok_or_else(|| CmdError::Other(format!("run {id} never began"), exit::BAD_INPUT))?;
+    let plan = began(&id, &o.state)?.clone();
     if plan.kind() != RunKind::Apply {
         return Err(CmdError::Other(
             format!("run {id} is a purge, which cannot be undone\n  help: `wavectl reconcile {id}` finishes its pending hosts"),
@@ -55,12 +51,7 @@ pub async fn abort(g: &Global, run: &str) -> CmdResult {
     let store = store(g, Access::Read).await?;
     let id = store.resolve(run).await?;
     let st = store.load(&id).await?;
-    let Some(plan) = &st.plan else {
-        return Err(CmdError::Other(
-            format!("run {id} never began"),
-            exit::BAD_INPUT,
-        ));
-    };
+    let plan = began(&id, &st)?;
     match store.holder(&plan.name).await? {
         Some(h) if h.run == id => {
             let req = StopRequest {

@@ -160,6 +160,14 @@ impl Opened {
     }
 }
 
+/// The plan of run `id`, whose state `st` was read from its journal: a run whose journal
+/// holds no beginning is exit 2.
+pub fn began<'s>(id: &str, st: &'s RunState) -> Result<&'s Plan, CmdError> {
+    st.plan
+        .as_ref()
+        .ok_or_else(|| CmdError::Other(format!("run {id} never began"), exit::BAD_INPUT))
+}
+
 /// Find a run by id or unique prefix, take its rollout's lease, open its journal.
 pub async fn open_run(store: &dyn Store, prefix: &str) -> Result<Opened, CmdError> {
     let run = store.resolve(prefix).await?;
