@@ -215,22 +215,28 @@ pub async fn reconcile(
             });
         }
         let state = cx.drive(o, attach(intent, until_done, None), plan).await;
-        let code = match state {
-            Ok(s) if s.may_hold().any(|h| h.state.unfinished()) => exit::INCOMPLETE,
-            Ok(s) if matches!(s.end(), Some(End::Unconfirmed)) => exit::INCOMPLETE,
-            Ok(_) => exit::OK,
-            Err(e @ CmdError::Interrupted(_)) => return Err(e),
-            Err(e) => {
-                eprintln!("error: {e}");
-                e.code().max(exit::INCOMPLETE)
-            }
-        };
-        worst = worst.max(code);
+        worst = worst.max(reconciled(state)?);
     }
     if !worked && worst == exit::OK {
         crate::outln!("nothing to reconcile: every run has ended and no host is pending");
     }
     Ok(worst)
+}
+
+/// The exit code of one run that reconcile (or the standby) drove: 4 while a host may
+/// still hold something unfinished or the run ended unconfirmed; an error is said and
+/// counts as at least 4; a second signal (`Interrupted`) ends the command.
+fn reconciled(state: Result<crate::rollout::RunState, CmdError>) -> Result<i32, CmdError> {
+    Ok(match state {
+        Ok(s) if s.may_hold().any(|h| h.state.unfinished()) => exit::INCOMPLETE,
+        Ok(s) if matches!(s.end(), Some(End::Unconfirmed)) => exit::INCOMPLETE,
+        Ok(_) => exit::OK,
+        Err(e @ CmdError::Interrupted(_)) => return Err(e),
+        Err(e) => {
+            eprintln!("error: {e}");
+            e.code().max(exit::INCOMPLETE)
+        }
+    })
 }
 
 /// How often the standby looks at the store's runs.
@@ -346,16 +352,8 @@ pub async fn watch(g: &Global, grace: std::time::Duration, metrics: Option<&Path
             if let Err(e) = store.audit(&entry).await {
                 eprintln!("warning: the audit log: {e}");
             }
-            let code = match cx.drive(o, attach(intent, false, None), plan).await {
-                Ok(s) if s.may_hold().any(|h| h.state.unfinished()) => exit::INCOMPLETE,
-                Ok(_) => exit::OK,
-                Err(e @ CmdError::Interrupted(_)) => return Err(e),
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    e.code().max(exit::INCOMPLETE)
-                }
-            };
-            worst = worst.max(code);
+            let state = cx.drive(o, attach(intent, false, None), plan).await;
+            worst = worst.max(reconciled(state)?);
         }
         tokio::select! {
             () = tokio::time::sleep(WATCH_EVERY) => {}
