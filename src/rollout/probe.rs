@@ -178,6 +178,20 @@ pub struct ProbeReport {
     pub lease_until: Option<u64>,
 }
 
+impl ProbeReport {
+    /// The host lacks `source` (its `na` line): `why`, in the field that source fills.
+    pub fn not_available(&mut self, source: ProbeSource, why: String) {
+        match source {
+            ProbeSource::Load => self.load1 = Err(why),
+            ProbeSource::Blocked => self.procs_blocked = Err(why),
+            ProbeSource::Oom => self.oom_kill = Err(why),
+            ProbeSource::Pressure => self.pressure = Err(why),
+            ProbeSource::Kernel => self.kernel = Err(why),
+            ProbeSource::Units => self.units = Err(why),
+        }
+    }
+}
+
 impl Default for ProbeReport {
     fn default() -> Self {
         ProbeReport {

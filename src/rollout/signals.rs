@@ -506,10 +506,7 @@ mod tests {
 
     #[test]
     fn every_builtin_has_an_entry_and_names_are_unique() {
-        use Builtin::*;
-        for b in [
-            Reachable, Script, Kernel, Units, Oom, Blocked, Load, Pressure,
-        ] {
+        for b in Builtin::ALL {
             assert!(SIGNALS.iter().any(|s| s.builtin == b), "{b:?}");
         }
         let names: BTreeSet<&str> = SIGNALS.iter().map(|s| s.name).collect();

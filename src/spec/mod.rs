@@ -182,6 +182,35 @@ pub enum Builtin {
     Pressure,
 }
 
+impl Builtin {
+    /// Every built-in signal (`rollout/signals.rs` has an entry for each: a test checks).
+    pub const ALL: [Builtin; 8] = [
+        Builtin::Reachable,
+        Builtin::Script,
+        Builtin::Kernel,
+        Builtin::Units,
+        Builtin::Oom,
+        Builtin::Blocked,
+        Builtin::Load,
+        Builtin::Pressure,
+    ];
+
+    /// Its one spelling, in the spec and in messages (serde's kebab-case is the same
+    /// words: a test checks).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Builtin::Reachable => "reachable",
+            Builtin::Script => "script",
+            Builtin::Kernel => "kernel",
+            Builtin::Units => "units",
+            Builtin::Oom => "oom",
+            Builtin::Blocked => "blocked",
+            Builtin::Load => "load",
+            Builtin::Pressure => "pressure",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Check {
     /// `[A-Za-z0-9][A-Za-z0-9_.-]*`
