@@ -7,6 +7,7 @@ use std::time::Duration;
 use crate::diag::{InputError, Pos};
 use crate::inventory::{self, Host, Inventory};
 
+mod activation;
 mod duration;
 mod gates;
 mod health;
@@ -29,6 +30,7 @@ mod tests_operator;
 mod values;
 mod waves;
 
+pub use activation::ActivationKind;
 pub use gates::Gates;
 pub use notify::{EventKind, Notify};
 pub(crate) use pattern::Limit;
@@ -85,43 +87,6 @@ pub struct Script {
     pub mode: u32,
     /// Every run of the script on a host is killed after this.
     pub timeout: Duration,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ActivationKind {
-    Cron,
-    SystemdTimer,
-    None,
-}
-
-impl ActivationKind {
-    pub const ALL: [ActivationKind; 3] = [
-        ActivationKind::Cron,
-        ActivationKind::SystemdTimer,
-        ActivationKind::None,
-    ];
-
-    /// Its one spelling: in the spec, on the host (the install's argument, the
-    /// manifest), in reports (serde's kebab-case is the same words: a test checks).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ActivationKind::Cron => "cron",
-            ActivationKind::SystemdTimer => "systemd-timer",
-            ActivationKind::None => "none",
-        }
-    }
-
-    /// The kind a word names (as [`as_str`](Self::as_str) spells it).
-    pub fn parse(word: &str) -> Option<ActivationKind> {
-        Self::ALL.into_iter().find(|k| k.as_str() == word)
-    }
-}
-
-impl std::fmt::Display for ActivationKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
 }
 
 #[derive(Debug, Clone)]
