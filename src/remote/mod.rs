@@ -232,6 +232,9 @@ fn unhex(field: &str) -> Result<String, String> {
 const LIB_SH: &str = include_str!("scripts/lib.sh");
 /// Finding and killing what runs a path: removal, purge --path, the wrapper's guard.
 const PROCS_SH: &str = include_str!("scripts/procs.sh");
+/// Each activation kind's files on a host (write, remove, keep in prev/, restore): the
+/// install, remove and the wrapper.
+const ACTIVATION_SH: &str = include_str!("scripts/activation.sh");
 /// Removal (a run's, or every version) and the guard: remove and the wrapper.
 const REMOVAL_SH: &str = include_str!("scripts/removal.sh");
 /// Package ownership (dpkg/rpm), for install, preview and purge --path.

@@ -68,12 +68,13 @@
 use std::time::Duration;
 
 use super::{
-    command, parse_cleanup, unhex, wait_secs, with_lib, RemoteCommand, PROCS_SH, REMOVAL_SH,
+    command, parse_cleanup, unhex, wait_secs, with_lib, RemoteCommand, ACTIVATION_SH, PROCS_SH,
+    REMOVAL_SH,
 };
 
 const REMOVE_SH: &str = include_str!("scripts/remove.sh");
 /// The removal's script after the library.
-const PARTS: &[&str] = &[PROCS_SH, REMOVAL_SH, REMOVE_SH];
+const PARTS: &[&str] = &[PROCS_SH, ACTIVATION_SH, REMOVAL_SH, REMOVE_SH];
 
 /// Time for systemctl and file work on top of the kill wait.
 pub const REMOVE_MARGIN: Duration = Duration::from_secs(40);

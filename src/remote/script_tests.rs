@@ -169,6 +169,7 @@ fn no_library_text_holds_the_wrappers_marker() {
     for (name, script) in [
         ("lib.sh", LIB_SH),
         ("procs.sh", PROCS_SH),
+        ("activation.sh", ACTIVATION_SH),
         ("removal.sh", REMOVAL_SH),
     ] {
         assert!(
