@@ -89,10 +89,10 @@
 //! refuses, so the sender can always finish writing it. The preview exits 0 whatever it
 //! finds (a refusal it foresees is a `refused` line), 65 on an invalid argument.
 
+pub mod host_probe;
 pub mod install;
 pub mod manifest;
 pub mod preview;
-pub mod probe;
 pub mod purge_path;
 pub mod quote;
 pub mod remove;
@@ -118,13 +118,13 @@ mod version_tests;
 use std::time::Duration;
 
 pub use crate::rollout::probe::Reverted;
+pub use host_probe::{check_timeout, parse_probe, probe};
 pub use install::{
     confirm, install, manifest_text, parse_confirm, parse_install, run_once, start_run,
     wrapper_path, wrapper_text, ConfirmResult, InstallParams, InstallResult,
 };
 pub use manifest::{Manifest, ManifestFormat, ManifestState, PrevVersion};
 pub use preview::{parse_preview, preview, Holds, PreviewParams, PreviewReport};
-pub use probe::{check_timeout, parse_probe, probe};
 pub use purge_path::{parse_purge_path, purge_path, PurgePathReport};
 pub use quote::{sh_join, sh_quote};
 pub use remove::{parse_remove, remove, RemovalReport, RemoveScope};

@@ -18,7 +18,7 @@ fn formats_seconds_for_gnu_timeout() {
 fn assemblies() -> Vec<(&'static str, Vec<&'static str>)> {
     let mut v = Vec::new();
     v.extend(install::assemblies());
-    v.extend(probe::assemblies());
+    v.extend(host_probe::assemblies());
     v.extend(remove::assemblies());
     v.extend(settle::assemblies());
     v.extend(preview::assemblies());

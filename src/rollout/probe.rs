@@ -1,6 +1,6 @@
-//! What one probe of one host reported, as plain values (parsed by `remote::probe`).
-//! A source the host lacks is `Err(why)` in a [`Source`]: not available there, which
-//! is neither healthy nor a failure.
+//! What one probe of one host reported, as plain values (parsed by
+//! `remote::host_probe`). A source the host lacks is `Err(why)` in a [`Source`]: not
+//! available there, which is neither healthy nor a failure.
 
 use std::collections::BTreeMap;
 

@@ -1,6 +1,6 @@
 //! PURE: the built-in health signals as data. One entry per signal says what the probe
 //! reads for it, whether it needs a baseline and control hosts, and how it is judged;
-//! `verdict.rs` applies the entries, `remote::probe` reads the sources they name, and
+//! `verdict.rs` applies the entries, `remote::host_probe` reads the sources they name, and
 //! `policy.baseline`/`policy.controls` follow from them. A new signal is one entry here
 //! (and its source in the probe, if it reads a new one).
 //!
@@ -58,7 +58,7 @@ pub struct Signal {
     pub name: &'static str,
     /// What the probe reads for it, in words (docs/RUNS.md says the same).
     pub reads: &'static str,
-    /// The probe source it needs (`remote::probe`), if any.
+    /// The probe source it needs (`remote::host_probe`), if any.
     pub source: Option<ProbeSource>,
     /// Judged against a reading taken before the wave.
     pub baseline: bool,

@@ -1,4 +1,5 @@
-//! The health probe: one remote command that reads what the built-in signals need,
+//! The host side of a health probe (`exec/probe.rs` carries probes out, `rollout`
+//! judges what they read): one remote command that reads what the built-in signals need,
 //! renews the probation lease and runs the custom checks, and the parser of its
 //! tagged-line output. Pure; no I/O.
 //!
