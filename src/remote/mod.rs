@@ -224,7 +224,7 @@ fn unhex(field: &str) -> Result<String, String> {
         .map_err(|e| format!("bad hex field {field:?}: {e}"))
 }
 
-/// The shared shell library (paths, manifest, locks, lease, activation, exact copies),
+/// The shared shell library (paths, manifest, locks, lease, exact copies),
 /// in front of every script and in the wrapper.
 const LIB_SH: &str = include_str!("scripts/lib.sh");
 /// Finding and killing what runs a path: removal, purge --path, the wrapper's guard.

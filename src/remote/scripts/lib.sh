@@ -1,8 +1,8 @@
 # --- wavectl shared library (constant POSIX sh; every value arrives as an argument) ---
-# In front of every remote script and embedded in the on-host wrapper (procs.sh and
-# removal.sh follow it where needed). Sets no umask and exports nothing, so the
-# wrapper's script sees the caller's environment. Comment lines are dropped when
-# embedded: never start a line inside a multi-line string with '#'.
+# In front of every remote script and embedded in the on-host wrapper (procs.sh,
+# activation.sh and removal.sh follow it where needed). Sets no umask and exports
+# nothing, so the wrapper's script sees the caller's environment. Comment lines are
+# dropped when embedded: never start a line inside a multi-line string with '#'.
 set -u
 PATH=${PATH:-/usr/bin:/bin}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 WV_ROOT=/var/lib/wavectl
