@@ -349,31 +349,18 @@ pub async fn approve(g: &Global, plan: &Path, key: &Path, by: Option<&str>) -> C
         ..AuditEntry::default()
     };
     let _ = store.audit(&entry).await;
-    if g.json {
-        let line = serde_json::json!({
-            "event": "approved",
-            "at": now_utc(),
-            "by": by,
-            "verified": verified,
-            "plan": plan.display().to_string(),
-            "hash": pf.hash,
-            "signatures": pf.approvals.len(),
-            "needed": pf.content.approvals,
-        });
-        crate::outln!("{line}");
-    } else {
-        crate::outln!(
-            "{} approved {} ({}); it holds {} of the {} needed",
-            by,
-            plan.display(),
-            pf.hash,
-            count(pf.approvals.len(), "signature"),
-            pf.content.approvals
-        );
-        if let Signer::Unverified(why) = &signer {
-            crate::outln!("  not verified here ({why}): `apply` checks every signature against the plan's allowed signers");
-        }
-    }
+    super::session::reporter(g).emit(crate::report::Event::Approved {
+        by,
+        verified,
+        plan: plan.display().to_string(),
+        hash: pf.hash.clone(),
+        signatures: pf.approvals.len(),
+        needed: pf.content.approvals,
+        unverified: match signer {
+            Signer::Unverified(why) => Some(why),
+            Signer::Verified(_) => None,
+        },
+    });
     Ok(exit::OK)
 }
 

@@ -48,6 +48,7 @@ pub fn run(cli: Cli) -> i32 {
 }
 
 async fn dispatch(cli: &Cli) -> i32 {
+    let start = std::time::Instant::now();
     let g = &cli.global;
     let result = match &cli.command {
         Command::Check(args) => check(g, args).await,
@@ -164,16 +165,12 @@ async fn dispatch(cli: &Cli) -> i32 {
     match result {
         Ok(code) => code,
         Err(e) => {
-            if g.json {
-                let line = serde_json::json!({
-                    "event": "error",
-                    "at": crate::rollout::step::utc(crate::exec::wall_ms() / 1000),
-                    "message": e.to_string(),
-                    "exit_code": e.code(),
-                });
-                crate::outln!("{line}");
-            }
-            eprintln!("error: {e}");
+            crate::report::Reporter::since(g.json, g.verbose, start).emit(
+                crate::report::Event::Error {
+                    message: e.to_string(),
+                    exit_code: e.code(),
+                },
+            );
             e.code()
         }
     }

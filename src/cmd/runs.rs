@@ -14,7 +14,7 @@ use crate::store::{local_host, local_user, Access};
 
 use super::apply::attach;
 use super::session::{
-    began, metrics_file, open_run, reporter_with, run_one, store, CmdError, CmdResult, Cx,
+    began, metrics_file, open_run, reporter, reporter_with, run_one, store, CmdError, CmdResult, Cx,
 };
 
 /// Return every host of a run to what it held before the run.
@@ -58,22 +58,13 @@ pub async fn abort(g: &Global, run: &str) -> CmdResult {
                 by: format!("abort by {}@{}", local_user(), local_host()),
             };
             store.request_stop(&id, &req).await?;
-            if g.json {
-                let line = serde_json::json!({
-                    "event": "abort_sent",
-                    "at": utc(wall_ms() / 1000),
-                    "run": id,
-                    "pid": h.pid,
-                    "host": h.host,
-                    "user": h.user,
-                });
-                crate::outln!("{line}");
-            } else {
-                crate::outln!(
-                    "asked run {id} ({}) to stop: the actions in flight finish, then it rolls back",
-                    h.who()
-                );
-            }
+            reporter(g).emit(Shown::AbortSent {
+                run: id,
+                pid: h.pid,
+                who: h.who(),
+                host: h.host,
+                user: h.user,
+            });
             Ok(exit::OK)
         }
         _ => Err(CmdError::Other(
