@@ -6,6 +6,7 @@ mod human;
 pub mod markdown;
 pub mod metrics;
 pub mod notify;
+pub mod transition;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
