@@ -14,7 +14,7 @@ use crate::store::{local_host, local_user, Access, AuditEntry, Store};
 
 use crate::report::Event;
 
-use super::session::{began, reporter, store, CmdError, CmdResult};
+use super::session::{began, reporter, store, CmdError, CmdResult, Failure};
 
 /// `user@host`: who says so.
 fn who() -> String {
@@ -82,12 +82,12 @@ pub async fn promote(g: &Global, run: &str) -> CmdResult {
     let st = store.load(&id).await?;
     let plan = began(&id, &st)?;
     let Some((wave, _, until)) = st.gate() else {
-        return Err(CmdError::Other(
-            format!(
-                "run {id} is not waiting at a gate (it is {})\n  help: `wavectl status {id}` shows where it stands; a run waits at a gate after the bake of a wave its spec lists in [gates] after",
+        return Err(CmdError::State(
+            Failure::new(format!(
+                "run {id} is not waiting at a gate (it is {})",
                 st.status_name()
-            ),
-            exit::BAD_INPUT,
+            ))
+            .help(format!("`wavectl status {id}` shows where it stands; a run waits at a gate after the bake of a wave its spec lists in [gates] after")),
         ));
     };
     let p = Promotion {
@@ -208,16 +208,17 @@ pub async fn unfreeze(g: &Global, name: Option<&str>) -> CmdResult {
                 .and_then(|all| freeze_of(&all, n, now).cloned()),
             None => None,
         };
-        let msg = match (name, still) {
-            (Some(n), Some(f)) => format!(
-                "rollout {n} has no freeze of its own; it is held by the freeze of {}: {}\n  help: `wavectl unfreeze --all` lifts that one",
+        let failure = match (name, still) {
+            (Some(n), Some(f)) => Failure::new(format!(
+                "rollout {n} has no freeze of its own; it is held by the freeze of {}: {}",
                 f.scope(),
                 f.describe()
-            ),
-            (Some(n), None) => format!("rollout {n} is not frozen"),
-            (None, _) => "nothing is frozen".to_string(),
+            ))
+            .help("`wavectl unfreeze --all` lifts that one"),
+            (Some(n), None) => Failure::new(format!("rollout {n} is not frozen")),
+            (None, _) => Failure::new("nothing is frozen"),
         };
-        return Err(CmdError::Other(msg, exit::BAD_INPUT));
+        return Err(CmdError::State(failure));
     }
     let reporter = reporter(g);
     for f in &lifted {
@@ -240,11 +241,12 @@ pub async fn refuse_if_frozen(store: &dyn Store, rollout: &str) -> Result<(), Cm
         return Ok(());
     };
     audit(store, "apply", "refused", rollout, None, f.describe()).await;
-    Err(CmdError::Refused(format!(
-        "rollout {rollout} is {}\n  help: wait until it is lifted; `wavectl status` lists the freezes, and `wavectl unfreeze {}` lifts this one once the reason is over (purge, rollback and reconcile are not blocked)",
-        f.describe(),
-        f.rollout.as_deref().unwrap_or("--all")
-    )))
+    Err(CmdError::Refused(
+        Failure::new(format!("rollout {rollout} is {}", f.describe())).help(format!(
+            "wait until it is lifted; `wavectl status` lists the freezes, and `wavectl unfreeze {}` lifts this one once the reason is over (purge, rollback and reconcile are not blocked)",
+            f.rollout.as_deref().unwrap_or("--all")
+        )),
+    ))
 }
 
 /// The freezes that hold now, for `status`.

@@ -5,6 +5,7 @@
 mod apply;
 mod approval;
 mod demo;
+mod error;
 mod hold;
 mod lab;
 mod limit;
@@ -25,7 +26,7 @@ use crate::diag::InputError;
 use crate::exit;
 use crate::{plan, spec};
 
-pub use session::CmdError;
+pub use error::{CmdError, Failure};
 use session::CmdResult;
 
 /// Run one command; returns the process exit code.
@@ -158,7 +159,7 @@ async fn dispatch(cli: &Cli) -> i32 {
                 .render(&mut std::io::stdout())
                 .map(|()| exit::OK)
                 .map_err(|e| {
-                    CmdError::Other(format!("cannot write the man page: {e}"), exit::INCOMPLETE)
+                    CmdError::System(Failure::new(format!("cannot write the man page: {e}")))
                 })
         }
     };
@@ -169,6 +170,7 @@ async fn dispatch(cli: &Cli) -> i32 {
                 crate::report::Event::Error {
                     message: e.to_string(),
                     exit_code: e.code(),
+                    help: e.help(),
                 },
             );
             e.code()

@@ -16,7 +16,7 @@ use crate::spec::{self, OnFailure};
 use crate::store::{local_host, local_user, Access, Holder, Lease, Store, StoreError};
 
 use super::apply::begin;
-use super::session::{run_one, store, CmdError, CmdResult, Opened};
+use super::session::{run_one, store, CmdError, CmdResult, Failure, Opened};
 
 /// How long a purge waits for a running apply of the same rollout to roll back and go.
 const WAIT_FOR_APPLY: Duration = Duration::from_secs(15 * 60);
@@ -113,16 +113,22 @@ async fn take_lock(
     };
     let holder_kind = store.load(&holder.run).await.ok().and_then(|s| s.kind());
     if kind != RunKind::Purge || holder_kind != Some(RunKind::Apply) {
-        return Err(CmdError::Other(
-            format!(
-                "{} is being worked on by run {} ({}){}; a second removal would race it\n  help: wait for it to end (`wavectl status {}`), then run this again",
-                if kind == RunKind::Purge { format!("rollout {name}") } else { "this path".into() },
+        return Err(CmdError::State(
+            Failure::new(format!(
+                "{} is being worked on by run {} ({}){}; a second removal would race it",
+                if kind == RunKind::Purge {
+                    format!("rollout {name}")
+                } else {
+                    "this path".into()
+                },
                 holder.run,
                 holder.who(),
                 holder_kind.map_or(String::new(), |k| format!(", a {k:?}").to_lowercase()),
-                holder.run,
-            ),
-            exit::BAD_INPUT,
+            ))
+            .help(format!(
+                "wait for it to end (`wavectl status {}`), then run this again",
+                holder.run
+            )),
         ));
     }
     let req = StopRequest {
@@ -148,15 +154,17 @@ async fn take_lock(
         })
         .await
         .map_err(|e| match e {
-            StoreError::Locked { holder, .. } => CmdError::Other(
-                format!(
-                    "run {} ({}) still holds rollout {name} after {}s; nothing was purged\n  help: see `wavectl status {}`; purge again once it has ended",
+            StoreError::Locked { holder, .. } => CmdError::Offline(
+                Failure::new(format!(
+                    "run {} ({}) still holds rollout {name} after {}s; nothing was purged",
                     holder.run,
                     holder.who(),
                     WAIT_FOR_APPLY.as_secs(),
+                ))
+                .help(format!(
+                    "see `wavectl status {}`; purge again once it has ended",
                     holder.run
-                ),
-                exit::INCOMPLETE,
+                )),
             ),
             other => other.into(),
         })

@@ -14,7 +14,8 @@ use crate::store::{local_host, local_user, Access};
 
 use super::apply::attach;
 use super::session::{
-    began, metrics_file, open_run, reporter, reporter_with, run_one, store, CmdError, CmdResult, Cx,
+    began, metrics_file, open_run, reporter, reporter_with, run_one, store, CmdError, CmdResult,
+    Cx, Failure,
 };
 
 /// Return every host of a run to what it held before the run.
@@ -25,9 +26,10 @@ pub async fn rollback(g: &Global, run: &str, yes: bool, metrics: Option<&Path>) 
     let id = o.run.clone();
     let plan = began(&id, &o.state)?.clone();
     if plan.kind() != RunKind::Apply {
-        return Err(CmdError::Other(
-            format!("run {id} is a purge, which cannot be undone\n  help: `wavectl reconcile {id}` finishes its pending hosts"),
-            exit::BAD_INPUT,
+        return Err(CmdError::State(
+            Failure::new(format!("run {id} is a purge, which cannot be undone")).help(format!(
+                "`wavectl reconcile {id}` finishes its pending hosts"
+            )),
         ));
     }
     let question = format!(
@@ -67,12 +69,12 @@ pub async fn abort(g: &Global, run: &str) -> CmdResult {
             });
             Ok(exit::OK)
         }
-        _ => Err(CmdError::Other(
-            format!(
-                "run {id} is not running (it is {}; its controller is gone)\n  help: `wavectl rollback {id}` returns its hosts to what they held; `wavectl resume {id}` continues it",
+        _ => Err(CmdError::State(
+            Failure::new(format!(
+                "run {id} is not running (it is {}; its controller is gone)",
                 st.status_name()
-            ),
-            exit::BAD_INPUT,
+            ))
+            .help(format!("`wavectl rollback {id}` returns its hosts to what they held; `wavectl resume {id}` continues it")),
         )),
     }
 }

@@ -209,10 +209,13 @@ pub enum Event {
         run: String,
         markdown: String,
     },
-    /// The command failed: `message` (what, and how to fix it) and its exit code.
+    /// The command failed: `message` (what, and how to go on) and its exit code;
+    /// `help` repeats how to go on on its own, when the error says.
     Error {
         message: String,
         exit_code: i32,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        help: Option<String>,
     },
 }
 
