@@ -185,7 +185,7 @@ fn transition(plan: &Plan, before: &Status, state: &RunState, rec: &Record, out:
         if !matches!(before, Status::Backoff { .. }) {
             let hosts: Vec<String> = state.may_hold().map(|h| h.host.clone()).collect();
             out.push(Shown::RollbackStarted {
-                reason: crate::rollout::summary::why_sentence(&state, why),
+                reason: crate::rollout::summary::why_sentence(state, why),
                 hosts,
             });
         }
