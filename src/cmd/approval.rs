@@ -30,7 +30,7 @@ pub const PLAN_AGAIN: &str =
 
 /// A readable duration ("10m", "1h 30m").
 fn dur(d: Duration) -> String {
-    humantime::format_duration(Duration::from_secs(d.as_secs())).to_string()
+    crate::units::duration(Duration::from_secs(d.as_secs()))
 }
 
 /// `plan`: the waves, each wave's bake and interval, an estimate of the whole run; with

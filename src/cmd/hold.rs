@@ -58,7 +58,7 @@ pub fn gates_line(g: &Gates, waves: usize) -> String {
     } else {
         format!(
             "gates: after the bake of wave {list} the run waits for `wavectl promote RUN` (at most {}, then it rolls back; its hosts are still probed)",
-            humantime::format_duration(g.timeout)
+            crate::units::duration(g.timeout)
         )
     };
     if !beyond.is_empty() {

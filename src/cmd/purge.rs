@@ -14,6 +14,7 @@ use crate::inventory;
 use crate::rollout::{Plan, Policy, RunKind, StopRequest, Target};
 use crate::spec::{self, OnFailure};
 use crate::store::{local_host, local_user, Access, Holder, Lease, Store, StoreError};
+use crate::units;
 
 use super::apply::begin;
 use super::session::{run_one, store, CmdError, CmdResult, Failure, Opened};
@@ -136,19 +137,19 @@ async fn take_lock(
     };
     store.request_stop(&holder.run, &req).await?;
     eprintln!(
-        "run {} of {name} is in progress ({}): asked it to stop and roll back; waiting for it to release the rollout (at most {}s)",
+        "run {} of {name} is in progress ({}): asked it to stop and roll back; waiting for it to release the rollout (at most {})",
         holder.run,
         holder.who(),
-        WAIT_FOR_APPLY.as_secs()
+        units::duration(WAIT_FOR_APPLY)
     );
     store
         .lock_waiting(name, &me, WAIT_FOR_APPLY, |h, waited| {
             if waited.as_secs() > 0 {
                 eprintln!(
-                    "still waiting for run {} ({}) to finish its rollback ({}s)",
+                    "still waiting for run {} ({}) to finish its rollback ({})",
                     h.run,
                     h.who(),
-                    waited.as_secs()
+                    units::duration(Duration::from_secs(waited.as_secs()))
                 );
             }
         })
@@ -156,10 +157,10 @@ async fn take_lock(
         .map_err(|e| match e {
             StoreError::Locked { holder, .. } => CmdError::Offline(
                 Failure::new(format!(
-                    "run {} ({}) still holds rollout {name} after {}s; nothing was purged",
+                    "run {} ({}) still holds rollout {name} after {}; nothing was purged",
                     holder.run,
                     holder.who(),
-                    WAIT_FOR_APPLY.as_secs(),
+                    units::duration(WAIT_FOR_APPLY),
                 ))
                 .help(format!(
                     "see `wavectl status {}`; purge again once it has ended",

@@ -251,7 +251,7 @@ pub async fn watch(g: &Global, grace: std::time::Duration, metrics: Option<&Path
         message: format!(
             "standing by on {}: taking over unfinished runs whose controller has held no lock for {}",
             store.describe(),
-            humantime::format_duration(grace)
+            crate::units::duration(grace)
         ),
     });
     let mut free_since: HashMap<String, Instant> = HashMap::new();
@@ -319,9 +319,7 @@ pub async fn watch(g: &Global, grace: std::time::Duration, metrics: Option<&Path
             let message = format!(
                 "taking over run {id} ({}): its controller has held no lock for {}; {}",
                 o.state.status_name(),
-                humantime::format_duration(std::time::Duration::from_secs(
-                    since.elapsed().as_secs()
-                )),
+                crate::units::duration(std::time::Duration::from_secs(since.elapsed().as_secs())),
                 if intent == Intent::Orphaned {
                     "rolling it back, as its hosts' leases would"
                 } else {

@@ -136,10 +136,9 @@ async fn line(store: &dyn Store, id: &str, s: &RunState, damage: Option<String>)
         },
         started_ms: s.started,
         ended: s.ended.map(|e| utc(e / 1000)),
-        duration: humantime::format_duration(std::time::Duration::from_secs(
-            s.ended.unwrap_or(s.now).saturating_sub(s.started) / 1000,
-        ))
-        .to_string(),
+        duration: crate::units::duration_ms(
+            s.ended.unwrap_or(s.now).saturating_sub(s.started) / 1000 * 1000,
+        ),
         user: s.plan.as_ref().map_or(String::new(), |p| p.user.clone()),
         hosts: s.hosts.len(),
         done: s

@@ -163,7 +163,7 @@ impl Human {
                     .and_then(|mut t| t.remove(&(*wave, *phase)))
                     .unwrap_or_default();
                 let took =
-                    elapsed.map_or(String::new(), |d| format!(" in {:.1}s", d.as_secs_f64()));
+                    elapsed.map_or(String::new(), |d| format!(" in {}", crate::units::duration(d)));
                 let text = match phase {
                     Phase::Bake => {
                         format!("   {:<8} {} probe rounds{took}", phase.name(), tally.rounds)

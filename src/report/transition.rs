@@ -126,9 +126,9 @@ fn transition(plan: &Plan, before: &Status, state: &RunState, rec: &Record, out:
     if let Status::Backoff { until, .. } = after {
         out.push(Shown::Note {
             message: format!(
-                "{} still pending; retrying in {}s (Ctrl-C to stop)",
+                "{} still pending; retrying in {} (Ctrl-C to stop)",
                 crate::report::count(state.may_hold().count(), "host"),
-                until.saturating_sub(state.now).div_ceil(1000)
+                crate::units::duration_ms(until.saturating_sub(state.now).div_ceil(1000) * 1000)
             ),
         });
     }
