@@ -12,7 +12,7 @@ pub fn duration(d: Duration) -> String {
         format!("{}ms", d.as_millis())
     } else if d < Duration::from_secs(60) {
         let tenths = (d.as_millis() + 50) / 100;
-        if tenths % 10 == 0 {
+        if tenths.is_multiple_of(10) {
             format!("{}s", tenths / 10)
         } else {
             format!("{}.{}s", tenths / 10, tenths % 10)
