@@ -160,8 +160,7 @@ pub async fn reconcile(
         let st = match store.load(&id).await {
             Ok(s) => s,
             Err(e) => {
-                eprintln!("error: {e}");
-                worst = worst.max(exit::INCOMPLETE);
+                worst = worst.max(said(&reporter, e.into(), exit::INCOMPLETE));
                 continue;
             }
         };
@@ -190,8 +189,8 @@ pub async fn reconcile(
         let o = match open_run(&*store, &id).await {
             Ok(o) => o,
             Err(e) => {
-                eprintln!("error: {e}");
-                worst = worst.max(e.code().max(exit::INCOMPLETE));
+                let code = e.code().max(exit::INCOMPLETE);
+                worst = worst.max(said(&reporter, e, code));
                 continue;
             }
         };
@@ -208,7 +207,7 @@ pub async fn reconcile(
             });
         }
         let state = cx.drive(o, attach(intent, until_done, None), plan).await;
-        worst = worst.max(reconciled(state)?);
+        worst = worst.max(reconciled(&reporter, state)?);
     }
     if !worked && worst == exit::OK {
         crate::outln!("nothing to reconcile: every run has ended and no host is pending");
@@ -219,17 +218,31 @@ pub async fn reconcile(
 /// The exit code of one run that reconcile (or the standby) drove: 4 while a host may
 /// still hold something unfinished or the run ended unconfirmed; an error is said and
 /// counts as at least 4; a second signal (`Interrupted`) ends the command.
-fn reconciled(state: Result<crate::rollout::RunState, CmdError>) -> Result<i32, CmdError> {
+fn reconciled(
+    reporter: &crate::report::Reporter,
+    state: Result<crate::rollout::RunState, CmdError>,
+) -> Result<i32, CmdError> {
     Ok(match state {
         Ok(s) if s.may_hold().any(|h| h.state.unfinished()) => exit::INCOMPLETE,
         Ok(s) if matches!(s.end(), Some(End::Unconfirmed)) => exit::INCOMPLETE,
         Ok(_) => exit::OK,
         Err(e @ CmdError::Interrupted(_)) => return Err(e),
         Err(e) => {
-            eprintln!("error: {e}");
-            e.code().max(exit::INCOMPLETE)
+            let code = e.code().max(exit::INCOMPLETE);
+            said(reporter, e, code)
         }
     })
+}
+
+/// Say the error of one run that reconcile (or the standby) goes on past, as an `error`
+/// event with the exit code it counts for; that code.
+fn said(reporter: &crate::report::Reporter, e: CmdError, code: i32) -> i32 {
+    reporter.emit(Shown::Error {
+        message: e.to_string(),
+        exit_code: code,
+        help: e.help(),
+    });
+    code
 }
 
 /// How often the standby looks at the store's runs.
@@ -344,7 +357,7 @@ pub async fn watch(g: &Global, grace: std::time::Duration, metrics: Option<&Path
                 eprintln!("warning: the audit log: {e}");
             }
             let state = cx.drive(o, attach(intent, false, None), plan).await;
-            worst = worst.max(reconciled(state)?);
+            worst = worst.max(reconciled(&reporter, state)?);
         }
         tokio::select! {
             () = tokio::time::sleep(WATCH_EVERY) => {}
