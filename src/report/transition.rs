@@ -303,3 +303,109 @@ fn hold(
         (None, None) => {}
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::inventory::Host;
+    use crate::rollout::{step, Policy, Target};
+    use crate::spec::OnFailure;
+
+    fn purge(hosts: &[&str]) -> Plan {
+        Plan {
+            run: "r1".into(),
+            name: "app".into(),
+            target: Target::Purge,
+            hosts: hosts.iter().map(|h| Host::named(h)).collect(),
+            waves: vec![hosts.iter().map(|h| h.to_string()).collect()],
+            policy: Policy {
+                max_unhealthy: 0,
+                on_failure: OnFailure::Rollback,
+                bake: Duration::ZERO,
+                min_runs: 0,
+                concurrency: 2,
+                fanout: 2,
+                login_timeout: Duration::from_secs(5),
+                baseline: false,
+                controls: false,
+                gates: None,
+            },
+            spec: None,
+            inventory: None,
+            ssh_config: None,
+            user: "ann".into(),
+            approval: None,
+            command: vec![],
+            preflight: None,
+            groups: None,
+        }
+    }
+
+    /// Each record folded, and what it shows, as `event phase host` words.
+    fn story(plan: &Plan, events: Vec<Event>) -> Vec<String> {
+        let mut state = RunState::new();
+        let mut out = Vec::new();
+        for (i, e) in events.into_iter().enumerate() {
+            let rec = Record::new(1_000 * i as u64, e);
+            // As the engine does: a host's step is shown as its result comes, before
+            // the result is journaled and folded.
+            let mut shown: Vec<Shown> = match &rec.event {
+                Event::Result { host, op, result } => {
+                    host_step(&state, host, *op, result).into_iter().collect()
+                }
+                _ => Vec::new(),
+            };
+            let before = state.status.clone();
+            step(&mut state, &rec);
+            shown.extend(self::shown(plan, &before, &state, &rec));
+            for s in shown {
+                let v = serde_json::to_value(&s).unwrap();
+                let word = |k: &str| v[k].as_str().map(|s| format!(" {s}")).unwrap_or_default();
+                out.push(format!(
+                    "{}{}{}",
+                    word("event").trim(),
+                    word("phase"),
+                    word("host")
+                ));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn a_purge_shows_its_rollback_its_phase_each_host_and_the_phase_end() {
+        let plan = purge(&["h1", "h2"]);
+        let removed = |h: &str| Event::Result {
+            host: h.into(),
+            op: Op::Remove,
+            result: HostResult::Removed {
+                detail: "removed".into(),
+            },
+        };
+        let shown = story(
+            &plan,
+            vec![
+                Event::Begin {
+                    plan: Box::new(plan.clone()),
+                    pid: 1,
+                    until_done: false,
+                },
+                removed("h1"),
+                removed("h2"),
+            ],
+        );
+        assert_eq!(
+            shown,
+            [
+                "rollback_started",
+                "phase_started purge",
+                "host_step purge h1",
+                "host_step purge h2",
+                "phase_done purge",
+            ],
+            "{shown:?}"
+        );
+    }
+}
