@@ -2,7 +2,8 @@
 //! plain TCP connection, no key exchange and no login. Where ssh would reach the host
 //! (`HostName`, `Port`) comes from `ssh -G` with the run's ssh_config, so aliases work as
 //! they do for a login; a host reached through a proxy (`ProxyJump`, `ProxyCommand`) has
-//! no banner to read from here, and says so (the caller logs in instead).
+//! no banner to read from here, and says so (the caller logs in instead). Also what a
+//! fresh connection hears beside a login that stalls ([`listen`]).
 
 use std::path::Path;
 use std::time::Duration;
@@ -71,42 +72,72 @@ fn parse_config(text: &str) -> Result<(String, u16), BannerError> {
         .ok_or_else(|| BannerError::Indirect("`ssh -G` names no hostname".into()))
 }
 
-/// Read the host's SSH banner within `deadline` (from the TCP connect on): the
-/// identification line, or why there is none.
-pub async fn read(addr: &str, port: u16, deadline: Duration) -> Result<String, BannerError> {
+/// What a fresh TCP connection to a host's SSH port heard within its deadline.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Heard {
+    /// The identification line: the host's sshd answers.
+    Banner(String),
+    /// No TCP connection (refused, unreachable, or no answer in time).
+    NoTcp(String),
+    /// Connected, and nothing more until the deadline: the host's sshd does not run.
+    Silent(String),
+    /// Connected, then something else than a banner (closed, or garbage): the host's
+    /// sshd runs enough to say no.
+    Other(String),
+}
+
+/// Listen for the host's SSH banner within `deadline` (from the TCP connect on).
+pub async fn listen(addr: &str, port: u16, deadline: Duration) -> Heard {
+    let started = tokio::time::Instant::now();
+    let stream = match tokio::time::timeout(deadline, TcpStream::connect((addr, port))).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => return Heard::NoTcp(format!("cannot connect to {addr}:{port}: {e}")),
+        Err(_) => {
+            return Heard::NoTcp(format!(
+                "no TCP answer from {addr}:{port} within {deadline:?}"
+            ))
+        }
+    };
+    let mut s = stream;
     let work = async {
-        let mut s = TcpStream::connect((addr, port))
-            .await
-            .map_err(|e| format!("cannot connect to {addr}:{port}: {e}"))?;
         // Lines before the identification are allowed (RFC 4253 4.2); 4 KiB is plenty.
         let mut buf = Vec::with_capacity(256);
         let mut chunk = [0u8; 256];
         loop {
-            let n = s
-                .read(&mut chunk)
-                .await
-                .map_err(|e| format!("{addr}:{port}: {e}"))?;
+            let n = match s.read(&mut chunk).await {
+                Ok(n) => n,
+                Err(e) => return Heard::Other(format!("{addr}:{port}: {e}")),
+            };
             if n == 0 {
-                return Err(format!(
+                return Heard::Other(format!(
                     "{addr}:{port} closed the connection without an SSH banner"
                 ));
             }
             buf.extend_from_slice(&chunk[..n]);
             if let Some(line) = banner_line(&buf) {
-                return Ok(line);
+                return Heard::Banner(line);
             }
             if buf.len() > 4096 {
-                return Err(format!(
+                return Heard::Other(format!(
                     "{addr}:{port} sent no SSH banner in its first 4 KiB"
                 ));
             }
         }
     };
-    match tokio::time::timeout(deadline, work).await {
-        Ok(r) => r.map_err(BannerError::NoBanner),
-        Err(_) => Err(BannerError::NoBanner(format!(
-            "no SSH banner from {addr}:{port} within {deadline:?}"
-        ))),
+    match tokio::time::timeout_at(started + deadline, work).await {
+        Ok(h) => h,
+        Err(_) => Heard::Silent(format!(
+            "connected to {addr}:{port}, no SSH banner within {deadline:?}"
+        )),
+    }
+}
+
+/// Read the host's SSH banner within `deadline` (from the TCP connect on): the
+/// identification line, or why there is none.
+pub async fn read(addr: &str, port: u16, deadline: Duration) -> Result<String, BannerError> {
+    match listen(addr, port, deadline).await {
+        Heard::Banner(line) => Ok(line),
+        Heard::NoTcp(m) | Heard::Silent(m) | Heard::Other(m) => Err(BannerError::NoBanner(m)),
     }
 }
 
@@ -156,5 +187,22 @@ mod tests {
             .port();
         let e = read("127.0.0.1", port, Duration::from_secs(5)).await;
         assert!(matches!(e, Err(BannerError::NoBanner(m)) if m.contains("cannot connect")));
+        assert!(matches!(
+            listen("127.0.0.1", port, Duration::from_secs(5)).await,
+            Heard::NoTcp(_)
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_port_that_accepts_and_says_nothing_is_silent() {
+        // The kernel accepts for a listener that never reads (a frozen sshd).
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let h = listen("127.0.0.1", port, Duration::from_millis(300)).await;
+        assert!(
+            matches!(&h, Heard::Silent(m) if m.contains("no SSH banner")),
+            "{h:?}"
+        );
+        drop(l);
     }
 }

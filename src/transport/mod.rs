@@ -13,7 +13,9 @@
 //!   so a controller busy with its own fan-out never condemns a healthy host;
 //! - a login that misses its deadline is judged by how far ssh's own log (`LogLevel=DEBUG1`)
 //!   got ([`Stage`]): no TCP answer or no banner is the host's; a banner with the
-//!   handshake unfinished is retried once when no other login waits (see [`Transport::connect`]);
+//!   handshake unfinished is the host's too when a fresh connection beside the login
+//!   hears no banner (`stalled_handshake`), else retried once when no other login waits
+//!   (see [`Transport::connect`]);
 //! - connections are kept between the actions of a run ([`Transport::keep`],
 //!   [`Transport::reuse`]), one per host, and closed when they are needed elsewhere.
 //!
@@ -47,6 +49,7 @@ use crate::inventory::{Host, HostKeyCheck};
 use crate::remote::RemoteCommand;
 
 use admit::{Gate, Logins};
+use banner::Heard;
 pub use reap::{clean_stale_control_dirs, reap_all, ssh_processes_using};
 
 /// sshd's default MaxSessions is 10: never more commands than that at once on one connection.
@@ -114,6 +117,52 @@ impl Stage {
             }
         };
         format!("{what} (ssh's last word: {last})")
+    }
+}
+
+/// Whose side a login that missed its deadline with the banner in hand is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Side {
+    /// The host stopped answering: a verdict now, at the stage a fresh connection saw.
+    Host(Stage),
+    /// The host's sshd still answers: the controller's (its CPU) is the likelier cause,
+    /// and the login is retried once.
+    Controller,
+}
+
+/// A handshake stalled after the banner: the host's side when a fresh connection made
+/// meanwhile got no banner (connected and silent: a frozen or hung host, `NoBanner`) or no
+/// TCP answer (`NoTcp`); the controller's when it got the banner, something else, or
+/// nothing could be asked (a proxy between, the login was a retry).
+fn stalled_handshake(heard: Option<&Heard>) -> Side {
+    match heard {
+        Some(Heard::Silent(_)) => Side::Host(Stage::NoBanner),
+        Some(Heard::NoTcp(_)) => Side::Host(Stage::NoTcp),
+        Some(Heard::Banner(_) | Heard::Other(_)) | None => Side::Controller,
+    }
+}
+
+/// What a fresh connection heard, in words.
+fn heard_words(h: &Heard) -> &str {
+    match h {
+        Heard::Banner(line) => line,
+        Heard::NoTcp(m) | Heard::Silent(m) | Heard::Other(m) => m,
+    }
+}
+
+/// The fresh look beside a login ([`Transport::watch`]); aborted when dropped.
+struct Watch(tokio::task::JoinHandle<Option<Heard>>);
+
+impl Watch {
+    /// What it heard (it ends by itself at most half a login deadline after the login's).
+    async fn heard(mut self) -> Option<Heard> {
+        (&mut self.0).await.ok().flatten()
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -356,9 +405,11 @@ impl Transport {
     /// A login that misses its deadline is judged by what ssh's own log saw of the host
     /// ([`Stage`]): no TCP answer, or connected but no SSH banner, is the host's
     /// (`ConnectTimeout` at once: a frozen host is judged within its deadline); a banner
-    /// with the key exchange or authentication unfinished is the controller's side (its
-    /// CPU): the login is retried once, afresh, when no other login waits for admission,
-    /// and only a second miss is an error, whose evidence names both.
+    /// with the key exchange or authentication unfinished is the host's as well when a
+    /// fresh connection made meanwhile heard no banner (it stopped answering:
+    /// `stalled_handshake`), else the controller's side (its CPU): the login is retried
+    /// once, afresh, when no other login waits for admission, and only a second miss is
+    /// an error, whose evidence names both.
     pub async fn connect(&self, host: &Host, deadline: Duration) -> Result<Conn, TransportError> {
         let slot = self.open_slot().await;
         let m = retried_once(host, |retry| self.attempt(host, deadline, retry)).await?;
@@ -395,6 +446,7 @@ impl Transport {
             self.logins.admit().await
         };
         let started = Instant::now();
+        let watch = (!retry).then(|| self.watch(host, deadline));
         let ran = tokio::time::timeout(deadline, async {
             let status = cmd.status().await?;
             if !status.success() {
@@ -439,28 +491,89 @@ impl Transport {
             Err(_) => {
                 // The dropped `ssh` may have forked its master already: kill it now.
                 forget_dir(dir).await;
-                let stage = Stage::of(&seen);
-                let evidence = stage.evidence(&seen);
-                if stage == Stage::Handshake {
-                    self.logins.end(slot, admit::Ended::Slow, deadline);
-                    if !retry {
-                        return Err(Fail::Retry {
-                            after: took,
-                            evidence,
-                        });
-                    }
-                    return Err(Fail::Retry {
-                        after: took,
-                        evidence: format!("{evidence} after {took:.1?}"),
-                    });
-                }
+                Err(self
+                    .missed(host, slot, deadline, took, &seen, watch, retry)
+                    .await)
+            }
+        }
+    }
+
+    /// A fresh look at `host` beside its login: from half the login's deadline on (so
+    /// only for a login not done by then), one plain TCP connection to its SSH port,
+    /// listening for the banner for the other half. What it heard decides whose side a
+    /// handshake that stalls after the banner is on (`stalled_handshake`).
+    fn watch(&self, host: &Host, deadline: Duration) -> Watch {
+        let (host, cfg) = (host.clone(), self.ssh_config.clone());
+        let half = deadline / 2;
+        Watch(tokio::spawn(async move {
+            tokio::time::sleep(half).await;
+            let (addr, port) = tokio::time::timeout(half, banner::resolve(&host, cfg.as_deref()))
+                .await
+                .ok()?
+                .ok()?;
+            Some(banner::listen(&addr, port, half).await)
+        }))
+    }
+
+    /// A login missed its `deadline` after `took`, with ssh's log `seen`: a verdict on
+    /// the host, or (a banner in hand, the handshake unfinished, and the host's sshd still
+    /// answering a fresh connection) a retry.
+    #[allow(clippy::too_many_arguments)]
+    async fn missed(
+        &self,
+        host: &Host,
+        slot: admit::Slot<'_>,
+        deadline: Duration,
+        took: Duration,
+        seen: &str,
+        watch: Option<Watch>,
+        retry: bool,
+    ) -> Fail {
+        let stage = Stage::of(seen);
+        let evidence = stage.evidence(seen);
+        if stage != Stage::Handshake {
+            self.logins.end(slot, admit::Ended::Host, deadline);
+            return Fail::Error(TransportError::ConnectTimeout {
+                host: host.name.clone(),
+                after: took,
+                stage,
+                evidence,
+            });
+        }
+        let heard = match watch {
+            Some(w) => w.heard().await,
+            None => None,
+        };
+        match stalled_handshake(heard.as_ref()) {
+            Side::Host(stage) => {
                 self.logins.end(slot, admit::Ended::Host, deadline);
-                Err(Fail::Error(TransportError::ConnectTimeout {
+                let said = heard.as_ref().map_or("", heard_words);
+                Fail::Error(TransportError::ConnectTimeout {
                     host: host.name.clone(),
                     after: took,
                     stage,
+                    evidence: format!(
+                        "{evidence}; meanwhile a fresh connection from {:.1?} on: {said} (the host stopped answering)",
+                        deadline / 2
+                    ),
+                })
+            }
+            Side::Controller => {
+                self.logins.end(slot, admit::Ended::Slow, deadline);
+                let mut evidence = evidence;
+                if let Some(h) = &heard {
+                    evidence.push_str(&format!(
+                        "; meanwhile a fresh connection: {}",
+                        heard_words(h)
+                    ));
+                }
+                if retry {
+                    evidence.push_str(&format!(" after {took:.1?}"));
+                }
+                Fail::Retry {
+                    after: took,
                     evidence,
-                }))
+                }
             }
         }
     }
@@ -535,6 +648,7 @@ impl Transport {
             self.logins.admit().await
         };
         let started = Instant::now();
+        let watch = (!retry).then(|| self.watch(host, deadline));
         let failed = |message: String| {
             Fail::Error(TransportError::Failed {
                 host: host.name.clone(),
@@ -597,27 +711,11 @@ impl Transport {
                     },
                 }));
             }
-            let stage = Stage::of(&seen);
-            let evidence = stage.evidence(&seen);
-            if stage == Stage::Handshake {
-                self.logins.end(slot, admit::Ended::Slow, deadline);
-                return Err(Fail::Retry {
-                    after: took,
-                    evidence: if retry {
-                        format!("{evidence} after {took:.1?}")
-                    } else {
-                        evidence
-                    },
-                });
-            }
-            self.logins.end(slot, admit::Ended::Host, deadline);
-            return Err(Fail::Error(TransportError::ConnectTimeout {
-                host: host.name.clone(),
-                after: took,
-                stage,
-                evidence,
-            }));
+            return Err(self
+                .missed(host, slot, deadline, took, &seen, watch, retry)
+                .await);
         }
+        drop(watch);
         // The command, within its own deadline from now.
         let run_started = Instant::now();
         let work = async {
@@ -1022,5 +1120,23 @@ mod tests {
             ssh_log_errors(&format!("{BANNER}Permission denied (publickey).\n")),
             "Permission denied (publickey)."
         );
+    }
+
+    #[test]
+    fn a_handshake_stalled_after_the_banner_is_the_hosts_when_a_fresh_connection_hears_nothing() {
+        let silent = Heard::Silent("connected to 127.0.0.1:2222, no SSH banner within 2.5s".into());
+        assert_eq!(
+            stalled_handshake(Some(&silent)),
+            Side::Host(Stage::NoBanner)
+        );
+        let refused = Heard::NoTcp("cannot connect to 127.0.0.1:2222: refused".into());
+        assert_eq!(stalled_handshake(Some(&refused)), Side::Host(Stage::NoTcp));
+        // The host's sshd still answers: the controller's side, retried.
+        let banner = Heard::Banner("SSH-2.0-OpenSSH_9.2p1".into());
+        assert_eq!(stalled_handshake(Some(&banner)), Side::Controller);
+        let closed = Heard::Other("closed the connection without an SSH banner".into());
+        assert_eq!(stalled_handshake(Some(&closed)), Side::Controller);
+        // Nothing could be asked (a proxy between; a retry): no evidence against the host.
+        assert_eq!(stalled_handshake(None), Side::Controller);
     }
 }
