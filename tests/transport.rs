@@ -232,8 +232,8 @@ fn a_missed_login_is_judged_on_evidence_and_only_a_stalled_handshake_is_retried(
         }
         assert_eq!(
             silent_n.load(Ordering::SeqCst),
-            2,
-            "the login and the fresh look beside it, no retry without a banner"
+            1,
+            "no retry, and no fresh look, without a banner"
         );
         // A banner, then nothing: the controller's side first; a second, fresh login,
         // and the evidence names both.

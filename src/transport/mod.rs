@@ -142,6 +142,20 @@ fn stalled_handshake(heard: Option<&Heard>) -> Side {
     }
 }
 
+/// Where ssh connected, from its log (`Connecting to NAME [ADDR] port PORT.`); `None`
+/// through a proxy (no such line).
+fn connected_to(log: &str) -> Option<(String, u16)> {
+    let line = log.lines().find_map(|l| l.split("Connecting to ").nth(1))?;
+    let (_, rest) = line.split_once('[')?;
+    let (addr, rest) = rest.split_once(']')?;
+    let port = rest
+        .trim()
+        .strip_prefix("port ")?
+        .trim_end_matches('.')
+        .trim();
+    Some((addr.to_string(), port.parse().ok()?))
+}
+
 /// What a fresh connection heard, in words.
 fn heard_words(h: &Heard) -> &str {
     match h {
@@ -446,7 +460,7 @@ impl Transport {
             self.logins.admit().await
         };
         let started = Instant::now();
-        let watch = (!retry).then(|| self.watch(host, deadline));
+        let watch = (!retry).then(|| self.watch(&log, deadline));
         let ran = tokio::time::timeout(deadline, async {
             let status = cmd.status().await?;
             if !status.success() {
@@ -498,19 +512,22 @@ impl Transport {
         }
     }
 
-    /// A fresh look at `host` beside its login: from half the login's deadline on (so
-    /// only for a login not done by then), one plain TCP connection to its SSH port,
-    /// listening for the banner for the other half. What it heard decides whose side a
-    /// handshake that stalls after the banner is on (`stalled_handshake`).
-    fn watch(&self, host: &Host, deadline: Duration) -> Watch {
-        let (host, cfg) = (host.clone(), self.ssh_config.clone());
+    /// A fresh look at a host beside its login, whose ssh logs into `log`: at half the
+    /// login's deadline, if the login is not done and ssh's log shows the host's banner
+    /// (a handshake under way), one plain TCP connection to where ssh connected (its log
+    /// says: no `ssh -G`, nothing started), listening for the banner for the other half.
+    /// What it heard decides whose side a handshake that stalls after the banner is on
+    /// (`stalled_handshake`).
+    fn watch(&self, log: &Path, deadline: Duration) -> Watch {
+        let log = log.to_path_buf();
         let half = deadline / 2;
         Watch(tokio::spawn(async move {
             tokio::time::sleep(half).await;
-            let (addr, port) = tokio::time::timeout(half, banner::resolve(&host, cfg.as_deref()))
-                .await
-                .ok()?
-                .ok()?;
+            let seen = std::fs::read_to_string(&log).ok()?;
+            if Stage::of(&seen) != Stage::Handshake {
+                return None;
+            }
+            let (addr, port) = connected_to(&seen)?;
             Some(banner::listen(&addr, port, half).await)
         }))
     }
@@ -648,7 +665,7 @@ impl Transport {
             self.logins.admit().await
         };
         let started = Instant::now();
-        let watch = (!retry).then(|| self.watch(host, deadline));
+        let watch = (!retry).then(|| self.watch(&log, deadline));
         let failed = |message: String| {
             Fail::Error(TransportError::Failed {
                 host: host.name.clone(),
@@ -1138,5 +1155,18 @@ mod tests {
         assert_eq!(stalled_handshake(Some(&closed)), Side::Controller);
         // Nothing could be asked (a proxy between; a retry): no evidence against the host.
         assert_eq!(stalled_handshake(None), Side::Controller);
+    }
+
+    #[test]
+    fn the_fresh_look_goes_where_ssh_connected() {
+        assert_eq!(connected_to(BANNER), Some(("127.0.0.1".to_string(), 2222)));
+        assert_eq!(
+            connected_to("debug1: Connecting to db1 [::1] port 22.\n"),
+            Some(("::1".to_string(), 22))
+        );
+        assert_eq!(
+            connected_to("debug1: Executing proxy command: exec ssh -W db1:22 bastion\n"),
+            None
+        );
     }
 }
