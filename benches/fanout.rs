@@ -25,8 +25,11 @@
 //! work, apart from the hosts' (they share this machine's cores). It prints per row the
 //! wall time, controller CPU, peak memory of the command with its `ssh` processes, the
 //! most `ssh` processes open at once, the CPU the whole machine spent and the 1-minute
-//! load average at its end; then the ratios of controller CPU apply/floor and
-//! purge/floor (against the floors' mean) and of wall times. It asserts nothing about
+//! load average at its end, and below it that CPU by kind of process (wavectl, the
+//! `ssh -M` logins and the masters they fork, one-command `ssh -T`, `ssh -G`, ...:
+//! `/proc/PID/schedstat` sampled every 20 ms; "unsampled" is the rest, mostly the last
+//! moments of short-lived processes); then the ratios of controller CPU apply/floor,
+//! purge/floor (against the floors' mean) and ansible/apply, and of wall times. It asserts nothing about
 //! time: timings on a shared machine are not pass/fail. It does fail when a wavectl
 //! command does not end as it should (a verdict that is not healthy, a host left
 //! pending, an error of wavectl's own), since then the figures mean nothing.
@@ -314,10 +317,30 @@ impl Seen {
         let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
             return false;
         };
-        let ns: u64 = std::fs::read_to_string(format!("/proc/{pid}/schedstat"))
-            .ok()
-            .and_then(|s| s.split_whitespace().next()?.parse().ok())
-            .unwrap_or(0);
+        // schedstat is the main thread's only: the command's own process (wavectl's
+        // tokio workers) is counted by its threads.
+        let top_now = self.top.unwrap_or(pid);
+        let ns: u64 = if pid == top_now {
+            std::fs::read_dir(format!("/proc/{pid}/task"))
+                .map(|d| {
+                    d.flatten()
+                        .filter_map(|t| {
+                            std::fs::read_to_string(t.path().join("schedstat"))
+                                .ok()?
+                                .split_whitespace()
+                                .next()?
+                                .parse::<u64>()
+                                .ok()
+                        })
+                        .sum()
+                })
+                .unwrap_or(0)
+        } else {
+            std::fs::read_to_string(format!("/proc/{pid}/schedstat"))
+                .ok()
+                .and_then(|s| s.split_whitespace().next()?.parse().ok())
+                .unwrap_or(0)
+        };
         // comm is in parentheses and may hold spaces: the fields after its last ')'.
         let Some((head, rest)) = stat.rsplit_once(')') else {
             return false;
@@ -340,7 +363,7 @@ impl Seen {
             entry.1 = if is_ssh {
                 let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
                 let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
-                let has = |a: &str| args.iter().any(|x| *x == a.as_bytes());
+                let has = |a: &str| args.contains(&a.as_bytes());
                 if has("-M") {
                     // `ssh -M -f` logs in, then forks the master and exits.
                     if ppid == top {
@@ -378,7 +401,7 @@ impl Seen {
             .into_iter()
             .map(|(k, (ns, n))| (k.to_string(), Duration::from_nanos(ns), n))
             .collect();
-        v.sort_by(|a, b| b.1.cmp(&a.1));
+        v.sort_by_key(|k| std::cmp::Reverse(k.1));
         v
     }
 }
@@ -847,10 +870,11 @@ fn main() {
     let wall = |w: &str| pick(w, |m| m.wall);
     let own = |w: &str| pick(w, |m| m.own_cpu);
     println!(
-        "controller cpu (floor: the mean of {} runs): apply/floor {}   purge/floor {}",
+        "controller cpu (floor: the mean of {} runs): apply/floor {}   purge/floor {}   ansible/apply {}",
         a.floors.max(1),
         ratio(own("apply"), own("floor")),
         ratio(own("purge"), own("floor")),
+        ratio(own("ansible"), own("apply")),
     );
     println!(
         "wall: apply/floor {}   purge/floor {}   ansible/apply {}",
