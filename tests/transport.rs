@@ -162,6 +162,22 @@ fn open_connections_stay_under_the_bound_and_kept_ones_are_reused_or_closed_olde
         // h01 and h02 were closed to make room (oldest first); h03 and h04 are kept.
         assert!(t.reuse("h01").await.is_none());
         assert!(t.reuse("h02").await.is_none());
+        // A kept connection whose master is gone is not reused (h03's: the third login).
+        let all = ssh_processes(t.control_dir().to_str().unwrap());
+        let (pid, _) = all
+            .iter()
+            .find(|(_, cmd)| cmd.contains(" -M ") && cmd.contains("/2/m "))
+            .cloned()
+            .unwrap_or_else(|| panic!("h03's master among {all:?}"));
+        std::process::Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status()
+            .unwrap();
+        let until = Instant::now() + Duration::from_secs(10);
+        while std::path::Path::new(&format!("/proc/{pid}")).exists() && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(t.reuse("h03").await.is_none(), "a dead master was reused");
         let c = t.reuse("h04").await.expect("h04's connection was kept");
         let out = c
             .run(&cmd("hostname", Duration::from_secs(10)))

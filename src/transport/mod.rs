@@ -924,9 +924,14 @@ impl Conn {
         }
     }
 
-    /// Whether the master still answers on its control socket.
+    /// Whether the master is still there: its process, by the pid it gave (one `/proc`
+    /// read, no round trip on its socket: a master whose host stopped answering exits by
+    /// itself, `ServerAliveInterval`), else whether it answers on its control socket.
     async fn alive(&self) -> bool {
         let Some(s) = &self.session else { return false };
+        if let Some(pid) = self.master {
+            return reap::is_master(pid, &self.dir);
+        }
         tokio::time::timeout(Duration::from_secs(2), s.check())
             .await
             .is_ok_and(|r| r.is_ok())
