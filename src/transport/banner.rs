@@ -214,8 +214,10 @@ fn parse_config(text: &str) -> Result<(String, u16), BannerError> {
 pub enum Heard {
     /// The identification line: the host's sshd answers.
     Banner(String),
-    /// No TCP connection (refused, unreachable, or no answer in time).
+    /// No TCP connection: refused, or the way to the host is gone (an error at once).
     NoTcp(String),
+    /// No TCP answer within the deadline (a packet lost on the way looks the same).
+    NoAnswer(String),
     /// Connected, and nothing more until the deadline: the host's sshd does not run.
     Silent(String),
     /// Connected, then something else than a banner (closed, or garbage): the host's
@@ -230,7 +232,7 @@ pub async fn listen(addr: &str, port: u16, deadline: Duration) -> Heard {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => return Heard::NoTcp(format!("cannot connect to {addr}:{port}: {e}")),
         Err(_) => {
-            return Heard::NoTcp(format!(
+            return Heard::NoAnswer(format!(
                 "no TCP answer from {addr}:{port} within {deadline:?}"
             ))
         }
@@ -274,7 +276,9 @@ pub async fn listen(addr: &str, port: u16, deadline: Duration) -> Heard {
 pub async fn read(addr: &str, port: u16, deadline: Duration) -> Result<String, BannerError> {
     match listen(addr, port, deadline).await {
         Heard::Banner(line) => Ok(line),
-        Heard::NoTcp(m) | Heard::Silent(m) | Heard::Other(m) => Err(BannerError::NoBanner(m)),
+        Heard::NoTcp(m) | Heard::NoAnswer(m) | Heard::Silent(m) | Heard::Other(m) => {
+            Err(BannerError::NoBanner(m))
+        }
     }
 }
 

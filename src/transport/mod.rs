@@ -131,14 +131,15 @@ enum Side {
 }
 
 /// A handshake stalled after the banner: the host's side when a fresh connection made
-/// meanwhile got no banner (connected and silent: a frozen or hung host, `NoBanner`) or no
-/// TCP answer (`NoTcp`); the controller's when it got the banner, something else, or
-/// nothing could be asked (a proxy between, the login was a retry).
+/// meanwhile got no banner (connected and silent: a frozen or hung host, `NoBanner`) or was
+/// refused (`NoTcp`: its sshd is gone); the controller's when it got the banner, something
+/// else, no TCP answer in time (a lost packet looks the same), or nothing could be asked
+/// (a proxy between, the login was a retry).
 fn stalled_handshake(heard: Option<&Heard>) -> Side {
     match heard {
         Some(Heard::Silent(_)) => Side::Host(Stage::NoBanner),
         Some(Heard::NoTcp(_)) => Side::Host(Stage::NoTcp),
-        Some(Heard::Banner(_) | Heard::Other(_)) | None => Side::Controller,
+        Some(Heard::Banner(_) | Heard::NoAnswer(_) | Heard::Other(_)) | None => Side::Controller,
     }
 }
 
@@ -160,7 +161,7 @@ fn connected_to(log: &str) -> Option<(String, u16)> {
 fn heard_words(h: &Heard) -> &str {
     match h {
         Heard::Banner(line) => line,
-        Heard::NoTcp(m) | Heard::Silent(m) | Heard::Other(m) => m,
+        Heard::NoTcp(m) | Heard::NoAnswer(m) | Heard::Silent(m) | Heard::Other(m) => m,
     }
 }
 
@@ -1158,6 +1159,9 @@ mod tests {
         assert_eq!(stalled_handshake(Some(&banner)), Side::Controller);
         let closed = Heard::Other("closed the connection without an SSH banner".into());
         assert_eq!(stalled_handshake(Some(&closed)), Side::Controller);
+        // No TCP answer in time: a lost packet looks the same, no evidence against the host.
+        let lost = Heard::NoAnswer("no TCP answer from 10.0.0.1:22 within 2.5s".into());
+        assert_eq!(stalled_handshake(Some(&lost)), Side::Controller);
         // Nothing could be asked (a proxy between; a retry): no evidence against the host.
         assert_eq!(stalled_handshake(None), Side::Controller);
     }
