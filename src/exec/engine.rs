@@ -108,7 +108,9 @@ impl<'r> Engine<'r> {
         reporter: &'r Reporter,
         seams: Seams<'r>,
     ) -> Engine<'r> {
-        let health = watch_of(&plan);
+        let mut health = watch_of(&plan);
+        // A resumed run goes on counting where the journal left its hosts' watch.
+        health.restore(&state.watch);
         Engine {
             state,
             submitted: 0,
@@ -201,7 +203,9 @@ impl<'r> Engine<'r> {
                     let group = group_samples(&group, outcomes.last());
                     self.say_group(wave, &group);
                     self.take_baseline(&hosts, outcomes, wave);
-                    self.submit(Event::BaselineDone { wave, group }).await?;
+                    let watch = self.health.changes(&self.state.watch);
+                    self.submit(Event::BaselineDone { wave, group, watch })
+                        .await?;
                 }
                 Woken::Round(r) => {
                     self.round = None;
@@ -210,7 +214,13 @@ impl<'r> Engine<'r> {
                     self.poll_holds().await?;
                     let (wave, outcomes) = r.unwrap_or_default();
                     let verdicts = self.judge(outcomes);
-                    self.submit(Event::Round { wave, verdicts }).await?;
+                    let watch = self.health.changes(&self.state.watch);
+                    self.submit(Event::Round {
+                        wave,
+                        verdicts,
+                        watch,
+                    })
+                    .await?;
                     self.say_held();
                 }
                 Woken::Poll => {
@@ -678,7 +688,7 @@ impl<'r> Engine<'r> {
     fn show_transition(&self, before: &Status, rec: &Record) {
         let after = &self.state.status;
         match &rec.event {
-            Event::Round { wave, verdicts } => {
+            Event::Round { wave, verdicts, .. } => {
                 for v in verdicts {
                     let wave = self.state.host(&v.host).map_or(0, |h| h.wave);
                     self.reporter.emit(Shown::Verdict {

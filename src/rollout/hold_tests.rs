@@ -91,6 +91,7 @@ fn until_gated(sim: &mut Sim) {
             }
             Action::Baseline { wave, .. } => sim.submit(Event::BaselineDone {
                 wave,
+                watch: vec![],
                 group: vec![],
             }),
             Action::Probe { wave, hosts, .. } => sim.round(wave, hosts),

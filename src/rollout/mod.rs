@@ -11,6 +11,7 @@ pub mod state;
 pub mod step;
 pub mod summary;
 pub mod verdict;
+pub mod watched;
 
 #[cfg(test)]
 mod group_tests;

@@ -2,10 +2,13 @@
 //! stands — as the state machine (`step.rs`) leaves it after each event. `status`,
 //! `resume`, `rollback` and `reconcile` read exactly this, rebuilt by replaying the journal.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use super::event::{Op, Plan, RunKind};
 use super::verdict::Verdict;
+use super::watched::HostWatch;
 
 /// What this run may have left on one host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -310,6 +313,10 @@ pub struct RunState {
     /// The freeze holding the rollout, as the run last saw it in the store.
     #[serde(default)]
     pub frozen: Option<super::event::Freeze>,
+    /// What the health watch remembers of each probed host (baselines, streaks), as the
+    /// rounds journaled it: a resumed run's watch starts from it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub watch: BTreeMap<String, HostWatch>,
 }
 
 impl Default for RunState {
@@ -337,6 +344,7 @@ impl RunState {
             pid: 0,
             ended: None,
             frozen: None,
+            watch: BTreeMap::new(),
         }
     }
 

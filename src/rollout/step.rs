@@ -83,7 +83,8 @@ pub fn step(s: &mut RunState, rec: &Record) -> Vec<Action> {
             }
         }
         Event::Freeze { freeze } => s.frozen = freeze.clone(),
-        Event::BaselineDone { wave, group } => {
+        Event::BaselineDone { wave, group, watch } => {
+            super::watched::fold(&mut s.watch, watch);
             let stage = Stage::Baseline { wave: *wave };
             if s.status == (Status::Running { stage }) {
                 let held = s.plan.as_ref().and_then(|p| group_hold(p, *wave, group));
@@ -104,7 +105,12 @@ pub fn step(s: &mut RunState, rec: &Record) -> Vec<Action> {
             }
         }
         Event::Result { host, op, result } => on_result(s, host, *op, result),
-        Event::Round { wave, verdicts } => {
+        Event::Round {
+            wave,
+            verdicts,
+            watch,
+        } => {
+            super::watched::fold(&mut s.watch, watch);
             for v in verdicts {
                 on_verdict(s, &v.host, &v.verdict, v.runs, v.lost.as_ref());
             }

@@ -212,6 +212,7 @@ impl Sim {
                     }
                     Action::Baseline { wave, .. } => self.submit(Event::BaselineDone {
                         wave,
+                        watch: vec![],
                         group: vec![],
                     }),
                     Action::Probe { wave, hosts, .. } => self.round(wave, hosts),
@@ -269,7 +270,11 @@ impl Sim {
         ) {
             self.hold.frozen_rounds += 1;
         }
-        self.submit(Event::Round { wave, verdicts });
+        self.submit(Event::Round {
+            wave,
+            verdicts,
+            watch: vec![],
+        });
     }
 
     fn assert_replay(&self) {
@@ -594,6 +599,7 @@ fn a_killed_controller_is_resumed_by_asking_the_hosts_it_had_in_flight() {
         } else if let Some((wave, ..)) = sim.s.probing() {
             sim.submit(Event::Round {
                 wave,
+                watch: vec![],
                 verdicts: vec![HostVerdict {
                     host: "a".into(),
                     verdict: Verdict::healthy(),
@@ -819,10 +825,12 @@ fn replaying_any_prefix_of_the_journal_gives_the_live_state() {
                     }
                     Action::Baseline { wave, .. } => Event::BaselineDone {
                         wave,
+                        watch: vec![],
                         group: vec![],
                     },
                     Action::Probe { wave, hosts, .. } => Event::Round {
                         wave,
+                        watch: vec![],
                         verdicts: random_verdicts(&mut rng, hosts),
                     },
                     Action::EndProbe => Event::Tick,
@@ -837,6 +845,7 @@ fn replaying_any_prefix_of_the_journal_gives_the_live_state() {
                     let hs: Vec<String> = hs.iter().map(|h| h.to_string()).collect();
                     Event::Round {
                         wave,
+                        watch: vec![],
                         verdicts: random_verdicts(&mut rng, hs),
                     }
                 } else {
@@ -905,6 +914,7 @@ fn a_host_whose_own_revert_did_not_check_out_is_still_removed() {
     let (wave, ..) = sim.s.probing().unwrap();
     sim.submit(Event::Round {
         wave,
+        watch: vec![],
         verdicts: vec![HostVerdict {
             host: "a".into(),
             verdict: step::lease_verdict(1, 2),
@@ -1063,6 +1073,7 @@ fn until_probe(sim: &mut Sim) -> (usize, Vec<String>, Vec<String>) {
             }
             Some(Action::Baseline { wave, .. }) => sim.submit(Event::BaselineDone {
                 wave,
+                watch: vec![],
                 group: vec![],
             }),
             Some(Action::Probe {
@@ -1111,6 +1122,7 @@ fn a_bake_orders_its_probe_rounds_one_at_a_time_an_interval_apart() {
     sim.now = t0 + INTERVAL + 300;
     sim.submit(Event::Round {
         wave: 1,
+        watch: vec![],
         verdicts: vec![],
     });
     let (wave, hosts, _) = until_probe(&mut sim);
@@ -1124,6 +1136,7 @@ fn a_bake_orders_its_probe_rounds_one_at_a_time_an_interval_apart() {
     let due = sim.now - 200 + INTERVAL;
     sim.submit(Event::Round {
         wave: 1,
+        watch: vec![],
         verdicts: vec![],
     });
     assert_eq!(sim.queue.iter().collect::<Vec<_>>(), [&Action::WakeAt(due)]);
@@ -1153,6 +1166,7 @@ fn a_stop_or_a_bad_round_ends_the_round_in_flight_and_orders_no_more() {
     sim.queue.clear();
     sim.submit(Event::Round {
         wave: 1,
+        watch: vec![],
         verdicts: vec![HostVerdict {
             host: "a".into(),
             verdict: bad(Health::Hung, "no answer"),
@@ -1183,6 +1197,7 @@ fn a_resumed_bake_orders_a_round_again_though_its_controller_died_with_one_in_fl
     assert_eq!((wave, hosts), (1, vec!["a".to_string()]));
     sim.submit(Event::Round {
         wave,
+        watch: vec![],
         verdicts: vec![],
     });
     sim.run();
@@ -1201,6 +1216,7 @@ fn a_bake_ends_on_a_rounds_report_never_on_a_wake_up_between_rounds() {
     sim.now += 100;
     sim.submit(Event::Round {
         wave: 1,
+        watch: vec![],
         verdicts: vec![HostVerdict {
             host: "a".into(),
             verdict: Verdict::healthy(),
@@ -1228,6 +1244,7 @@ fn a_bake_ends_on_a_rounds_report_never_on_a_wake_up_between_rounds() {
     sim.queue.clear();
     sim.submit(Event::Round {
         wave: 1,
+        watch: vec![],
         verdicts: vec![HostVerdict {
             host: "a".into(),
             verdict: bad(Health::Degraded, "check app failed twice"),

@@ -21,7 +21,7 @@
 //! (see `step.rs`) and says why. A source a host lacks is reported as not available
 //! there — neither healthy nor a failure.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
@@ -30,6 +30,7 @@ use serde::{Deserialize, Serialize};
 use super::probe::ProbeReport;
 use super::signals::{self, Found, Judge, Signal};
 use super::step::utc;
+use super::watched::{for_rates, HostWatch, Streak, Watched};
 use crate::spec::{Builtin, Thresholds};
 
 /// A host's health.
@@ -192,29 +193,6 @@ pub enum Outcome {
 /// A custom check must fail this many probes in a row to fail a host.
 pub const CHECK_STRIKES: u32 = 2;
 
-/// Consecutive probes a level was out of line: at all, and against the controls too.
-#[derive(Debug, Clone, Copy, Default)]
-struct Streak {
-    high: u32,
-    against: u32,
-}
-
-/// One host's side of the watch: its baseline window, its last reading, its streaks.
-#[derive(Debug, Clone, Default)]
-struct HostWatch {
-    /// The host answered a login and a command at least once in this run.
-    answered_before: bool,
-    /// The samples taken before its wave (or, after a resume, its first probes).
-    baseline: Vec<ProbeReport>,
-    /// Its latest report (the previous sample of the next rate).
-    last: Option<ProbeReport>,
-    streaks: BTreeMap<&'static str, Streak>,
-    check_fails: BTreeMap<String, u32>,
-    /// Critical events held back one probe because every control was read before the
-    /// event happened (signal, key): a control cannot have shown it yet.
-    held: BTreeSet<(&'static str, String)>,
-}
-
 /// A level's reading: (value, baseline mean); `Ok(None)`: no value this probe;
 /// `Err`: not available on the host.
 type LevelRead = Result<Option<(f64, f64)>, String>;
@@ -263,23 +241,23 @@ impl Watch {
 
     /// The host answered a login and a command (its install, say).
     pub fn answered(&mut self, host: &str) {
-        self.host(host).answered_before = true;
+        self.host(host).counts.answered_before = true;
     }
 
     /// The host's readings before its wave (the baseline window, oldest first). A host
     /// that gave none makes its baseline from its first probes instead.
     pub fn set_baseline(&mut self, host: &str, samples: Vec<ProbeReport>) {
         let w = self.host(host);
-        w.streaks.clear();
+        w.counts.streaks.clear();
         if samples.is_empty() {
             // An older baseline (from when it was a control) is stale: its first
             // probes make a new one.
             w.baseline.clear();
-            w.last = None;
+            w.counts.last = None;
             return;
         }
-        w.answered_before = true;
-        w.last = samples.last().cloned();
+        w.counts.answered_before = true;
+        w.counts.last = samples.last().map(for_rates);
         w.baseline = samples;
     }
 
@@ -292,6 +270,17 @@ impl Watch {
             .rev()
             .find_map(|b| b.kernel.as_ref().ok().map(|k| k.cursor.clone()))
             .filter(|c| !c.is_empty())
+    }
+
+    /// Take up what the journal kept of each host's watch (a resumed run goes on
+    /// counting where the last controller stopped).
+    pub fn restore(&mut self, known: &BTreeMap<String, HostWatch>) {
+        self.hosts = known.clone();
+    }
+
+    /// What changed since `known` (what the journal has), to journal with the round.
+    pub fn changes(&self, known: &BTreeMap<String, HostWatch>) -> Vec<Watched> {
+        super::watched::changes(&self.hosts, known)
     }
 
     fn needs_baseline(&self) -> bool {
@@ -322,7 +311,10 @@ impl Watch {
         let mut prior = 0;
         let mut failed = Vec::new();
         for (host, outcome) in outcomes.iter().filter(|(h, _)| names.contains(h)) {
-            let answered = self.hosts.get(host).is_some_and(|w| w.answered_before);
+            let answered = self
+                .hosts
+                .get(host)
+                .is_some_and(|w| w.counts.answered_before);
             prior += usize::from(answered);
             let report = match outcome {
                 Outcome::Report(r) => r,
@@ -380,8 +372,8 @@ impl Watch {
         let signals = self.signals.clone();
         let th = self.th.clone();
         let w = self.host(host);
-        w.answered_before = true;
-        let prev = w.last.replace(report.clone());
+        w.counts.answered_before = true;
+        let prev = w.counts.last.replace(for_rates(report));
         let making = needs_baseline && w.baseline.len() < 2;
         if making {
             w.baseline.push(report.clone());
@@ -422,7 +414,7 @@ impl Watch {
         let report = match outcome {
             Outcome::Report(r) => r,
             Outcome::Missed { what, after } => {
-                let answered = self.host(host).answered_before;
+                let answered = self.host(host).counts.answered_before;
                 let ev = Evidence::new("reachable").raw(if answered {
                     format!("{} (it answered before)", missed_text(what, *after))
                 } else {
@@ -449,7 +441,7 @@ impl Watch {
         let th = self.th.clone();
         let reading = self.read(host, report);
         let w = self.host(host);
-        bad.extend(check_evidence(&mut w.check_fails, report));
+        bad.extend(check_evidence(&mut w.counts.check_fails, report));
         let Some(reading) = reading else {
             return verdict(bad, unsure, not_available);
         };
@@ -502,7 +494,7 @@ impl Watch {
                             .filter(|h| !also.contains(h))
                             .any(|h| c.clocks.get(h).is_some_and(|&seen| seen <= at))
                     });
-                if too_early && w.held.insert((s.name, f.key.clone())) {
+                if too_early && w.counts.held.insert((s.name.to_string(), f.key.clone())) {
                     continue;
                 }
                 if also.is_empty() {
@@ -525,7 +517,7 @@ impl Watch {
             let Judge::Level { floor, unit, .. } = &s.judge else {
                 continue;
             };
-            let streak = w.streaks.entry(s.name).or_default();
+            let streak = w.counts.streaks.entry(s.name.to_string()).or_default();
             let (v, b) = match level {
                 Err(why) => {
                     not_available.push(na(s.name, why));
