@@ -78,8 +78,6 @@ pub struct Engine<'r> {
     not_available: HashSet<(String, String)>,
     /// The wave whose bake was said to be held for `min_runs`.
     held: Option<usize>,
-    /// The wave whose closing round logged in afresh.
-    fresh_closed: Option<usize>,
     sent: HashMap<String, Sent>,
     ops: JoinSet<HostResult>,
     running: HashMap<Id, (String, Op)>,
@@ -125,7 +123,6 @@ impl<'r> Engine<'r> {
             health,
             not_available: HashSet::new(),
             held: None,
-            fresh_closed: None,
             sent: HashMap::new(),
             ops: JoinSet::new(),
             running: HashMap::new(),
@@ -312,14 +309,14 @@ impl<'r> Engine<'r> {
 
     fn start(&mut self, action: Action, at: u64) {
         match action {
-            Action::Host { host, op } => {
+            Action::Host { host, op, fresh } => {
                 let Some(h) = self.plan.host(&host).cloned() else {
                     return;
                 };
                 let hosts = self.hosts.clone();
                 let handle = self
                     .ops
-                    .spawn(async move { hosts.carry_out(&h, op, at).await });
+                    .spawn(async move { hosts.carry_out(&h, op, at, fresh).await });
                 self.running.insert(handle.id(), (host, op));
             }
             Action::Baseline {
@@ -367,7 +364,8 @@ impl<'r> Engine<'r> {
                 wave,
                 hosts,
                 controls,
-            } => self.start_round(wave, hosts, controls),
+                fresh,
+            } => self.start_round(wave, hosts, controls, &fresh),
             Action::EndProbe => {
                 // The bake's connections stay kept: later waves' probes and the
                 // confirmation ride them.
@@ -395,12 +393,17 @@ impl<'r> Engine<'r> {
     }
 
     /// Start the probe round the machine ordered.
-    fn start_round(&mut self, wave: usize, hosts: Vec<String>, controls: Vec<String>) {
+    fn start_round(
+        &mut self,
+        wave: usize,
+        hosts: Vec<String>,
+        controls: Vec<String>,
+        fresh: &[String],
+    ) {
         let names: Vec<String> = hosts.into_iter().chain(controls).collect();
-        let fresh = self.fresh_login(wave, &names);
         let all = self.targets(names.iter(), |h| ProbeAsk {
             cursor: self.health.cursor(h),
-            fresh: fresh.contains(h),
+            fresh: fresh.iter().any(|f| f == h),
         });
         let (on, concurrency) = (self.hosts.clone(), self.plan.policy.concurrency);
         if let Some(r) = self.round.take() {
@@ -409,44 +412,6 @@ impl<'r> Engine<'r> {
         self.round = Some(tokio::spawn(async move {
             (wave, probe::round(on, all, concurrency).await)
         }));
-    }
-
-    /// Which hosts of this round also log in afresh beside the kept connections. A
-    /// wave's hosts log in afresh in their first round after the install anyway (their
-    /// pool is new); beside that, the wave's own hosts once more in the round that may
-    /// close a bake longer than one round, and every host every 20th round — so a host
-    /// that keeps old sessions alive while new logins hang is seen before its wave
-    /// passes, without a new login per host per wave across the whole run.
-    fn fresh_login(&mut self, wave: usize, names: &[String]) -> HashSet<String> {
-        let Status::Running {
-            stage: Stage::Bake(b),
-        } = &self.state.status
-        else {
-            return HashSet::new();
-        };
-        if b.rounds > 0 && b.rounds.is_multiple_of(20) {
-            return names.iter().cloned().collect();
-        }
-        let interval = self
-            .plan
-            .deployment()
-            .map_or(0, |d| d.interval.as_millis() as u64);
-        let closing = self.clock.now_ms().saturating_add(interval) >= b.until
-            && self.fresh_closed != Some(b.wave);
-        if !closing {
-            return HashSet::new();
-        }
-        self.fresh_closed = Some(b.wave);
-        if b.rounds == 0 {
-            // The first round is the one after the install: its logins are new.
-            return HashSet::new();
-        }
-        self.state
-            .hosts
-            .iter()
-            .filter(|h| h.wave == wave)
-            .map(|h| h.host.clone())
-            .collect()
     }
 
     /// Keep the baseline of `sampled` (the wave's hosts and controls).

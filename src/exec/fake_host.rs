@@ -357,7 +357,7 @@ impl Host for FakeHosts {
         ))
     }
 
-    fn confirm<'a>(&'a self, host: &'a inventory::Host) -> BoxFuture<'a, HostResult> {
+    fn confirm<'a>(&'a self, host: &'a inventory::Host, _fresh: bool) -> BoxFuture<'a, HostResult> {
         let run = self.plan.run.clone();
         Box::pin(self.call(
             &host.name,

@@ -125,6 +125,7 @@ fn installs(actions: &[Action]) -> Vec<String> {
             Action::Host {
                 host,
                 op: Op::Install,
+                ..
             } => Some(host.clone()),
             _ => None,
         })

@@ -109,6 +109,11 @@ pub struct HostRun {
     pub epoch: u32,
     /// The actions tried on this host in that epoch (each is tried once per epoch).
     pub tried: Vec<Op>,
+    /// Its next probe (or its confirmation) must log in afresh: it was installed and has
+    /// not answered over a fresh login since — the evidence that it still takes new
+    /// logins, not only the session kept from its install.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub fresh_owed: bool,
 }
 
 /// A wave's bake.
@@ -134,6 +139,10 @@ pub struct Bake {
     /// `min_runs` limit) on a round's report, never on a wake-up between rounds.
     #[serde(default)]
     pub reported: u64,
+    /// The round that may close the bake was ordered with the wave's hosts logging in
+    /// afresh (once per bake).
+    #[serde(default)]
+    pub fresh_closed: bool,
 }
 
 /// Where an apply stands.

@@ -16,8 +16,9 @@ use crate::spec::OnFailure;
 /// What the machine asks the driver to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
-    /// Carry out `op` on `host` and report its [`HostResult`].
-    Host { host: String, op: Op },
+    /// Carry out `op` on `host` and report its [`HostResult`]; `fresh`: over a new
+    /// login, not the connection kept for the host (a confirmation the host owes one).
+    Host { host: String, op: Op, fresh: bool },
     /// Sample the wave's hosts and the controls, and once the other hosts of the
     /// redundancy groups the wave touches (`group`, read-only), then report
     /// `BaselineDone` with what each of `group` showed.
@@ -28,11 +29,13 @@ pub enum Action {
         group: Vec<String>,
     },
     /// Probe these hosts (the installed hosts of the bake so far) and the controls once,
-    /// then report `Round`.
+    /// then report `Round`. Those of `fresh` are judged over a new login (beside any
+    /// connection kept for them): see [`fresh_logins`].
     Probe {
         wave: usize,
         hosts: Vec<String>,
         controls: Vec<String>,
+        fresh: Vec<String>,
     },
     /// The bake is over: drop the probe round in flight (it reports nothing).
     EndProbe,
@@ -173,6 +176,7 @@ fn begin(s: &mut RunState, plan: &Plan, pid: u32, until_done: bool, out: &mut Ve
                 detail: String::new(),
                 epoch: 0,
                 tried: Vec::new(),
+                fresh_owed: false,
             });
         }
     }
@@ -495,6 +499,8 @@ fn on_result(s: &mut RunState, host: &str, op: Op, result: &HostResult) {
         }
         (Op::Install, HostResult::Installed { prev, started, .. }) => {
             h.state = HostState::Installed;
+            // From now on its next probe or confirmation logs in afresh.
+            h.fresh_owed = true;
             renewed = true;
             h.started |= *started;
             h.detail = installed_detail(prev.as_deref(), *started);
@@ -661,6 +667,10 @@ fn on_verdict(s: &mut RunState, host: &str, v: &Verdict, runs: u32, lost: Option
     }
     h.verdict = Some(v.clone());
     h.runs = runs;
+    if answered(v) {
+        // Its probe got through (over a fresh login, if it owed one).
+        h.fresh_owed = false;
+    }
     match lost {
         Some(Lost::Reverted { clean, .. }) => h.state = reverted_state(*clean),
         Some(Lost::Replaced { .. }) => h.state = HostState::Clean,
@@ -718,6 +728,7 @@ fn order(s: &mut RunState, i: usize, op: Op, out: &mut Vec<Action>) {
     out.push(Action::Host {
         host: h.host.clone(),
         op,
+        fresh: op == Op::Confirm && h.fresh_owed,
     });
 }
 
@@ -855,10 +866,11 @@ fn probe_round(s: &mut RunState, mut b: Bake, interval: u64, out: &mut Vec<Actio
     let Some((wave, hosts, controls)) = s.probing() else {
         return;
     };
-    let (hosts, controls) = (
+    let (hosts, controls): (Vec<String>, Vec<String>) = (
         hosts.into_iter().map(str::to_string).collect(),
         controls.into_iter().map(str::to_string).collect(),
     );
+    let fresh = fresh_logins(s, &mut b, interval, &hosts, &controls);
     b.probing = true;
     b.next_round = s.now.saturating_add(interval.max(1));
     if let Some(cur) = s.bake_mut() {
@@ -868,8 +880,53 @@ fn probe_round(s: &mut RunState, mut b: Bake, interval: u64, out: &mut Vec<Actio
         wave,
         hosts,
         controls,
+        fresh,
     });
     out.push(Action::WakeAt(b.next_round));
+}
+
+/// Which hosts of a round log in afresh beside the kept connections: each host that owes
+/// one since its install; beside that, the wave's own hosts once more in the round that
+/// may close a bake longer than one round, and every host every 20th round of a bake —
+/// so a host that keeps old sessions alive while new logins hang is seen before its wave
+/// passes, without a new login per host per wave across the whole run.
+pub fn fresh_logins(
+    s: &RunState,
+    b: &mut Bake,
+    interval: u64,
+    hosts: &[String],
+    controls: &[String],
+) -> Vec<String> {
+    let all = || hosts.iter().chain(controls);
+    let baking = matches!(
+        s.status,
+        Status::Running {
+            stage: Stage::Bake(_)
+        }
+    );
+    if baking && b.rounds > 0 && b.rounds.is_multiple_of(20) {
+        return all().cloned().collect();
+    }
+    // The round that may close the bake (the first round is the one after the install:
+    // its hosts owe a fresh login anyway).
+    let closing = baking && s.now.saturating_add(interval) >= b.until && !b.fresh_closed;
+    if closing {
+        b.fresh_closed = true;
+    }
+    all()
+        .filter(|n| {
+            s.host(n).is_some_and(|h| {
+                (h.state == HostState::Installed && h.fresh_owed)
+                    || (closing && b.rounds > 0 && h.wave == b.wave)
+            })
+        })
+        .cloned()
+        .collect()
+}
+
+/// The host answered its probe (its verdict is not about reaching it).
+fn answered(v: &Verdict) -> bool {
+    !v.evidence.iter().any(|e| e.signal == "reachable")
 }
 
 /// Apply every decision the state calls for, until nothing changes.
@@ -943,6 +1000,7 @@ fn advance_once(s: &mut RunState, out: &mut Vec<Action>) -> bool {
                             probing: false,
                             next_round: s.now,
                             reported: 0,
+                            fresh_closed: false,
                         }),
                     };
                     s.epoch += 1;

@@ -15,6 +15,9 @@ use crate::spec::{ActivationKind, Builtin, OnFailure};
 #[path = "hold_tests.rs"]
 mod hold;
 
+#[path = "fresh_tests.rs"]
+mod fresh;
+
 const INTERVAL: u64 = 1_000;
 
 fn deployment() -> Deployment {
@@ -181,7 +184,7 @@ impl Sim {
         self.log
             .iter()
             .filter_map(|a| match a {
-                Action::Host { host, op: o } if *o == op => Some(host.clone()),
+                Action::Host { host, op: o, .. } if *o == op => Some(host.clone()),
                 _ => None,
             })
             .collect()
@@ -206,7 +209,7 @@ impl Sim {
             }
             if let Some(a) = self.queue.pop_front() {
                 match a {
-                    Action::Host { host, op } => {
+                    Action::Host { host, op, .. } => {
                         let result = self.world.result(&host, op);
                         self.submit(Event::Result { host, op, result });
                     }
@@ -310,7 +313,7 @@ fn happy_path_confirms_every_host_wave_by_wave() {
         .log
         .iter()
         .filter_map(|a| match a {
-            Action::Host { host, op } => Some(format!("{} {host}", op.name())),
+            Action::Host { host, op, .. } => Some(format!("{} {host}", op.name())),
             _ => None,
         })
         .collect();
@@ -593,7 +596,7 @@ fn a_killed_controller_is_resumed_by_asking_the_hosts_it_had_in_flight() {
         if sim.ordered(Op::Install).len() == 3 {
             break;
         }
-        if let Some(Action::Host { host, op }) = sim.queue.pop_front() {
+        if let Some(Action::Host { host, op, .. }) = sim.queue.pop_front() {
             let result = sim.world.result(&host, op);
             sim.submit(Event::Result { host, op, result });
         } else if let Some((wave, ..)) = sim.s.probing() {
@@ -697,7 +700,7 @@ fn until_done_retries_with_backoff_and_stop_ends_it() {
     for _ in 0..20 {
         if let Some(a) = sim.queue.pop_front() {
             match a {
-                Action::Host { host, op } => {
+                Action::Host { host, op, .. } => {
                     let result = sim.world.result(&host, op);
                     sim.submit(Event::Result { host, op, result });
                 }
@@ -795,7 +798,7 @@ fn replaying_any_prefix_of_the_journal_gives_the_live_state() {
             let event = if roll < 55 && !outstanding.is_empty() {
                 let i = rng.random_range(0..outstanding.len());
                 match outstanding.swap_remove(i) {
-                    Action::Host { host, op } => {
+                    Action::Host { host, op, .. } => {
                         let result = match (op, rng.random_range(0..10)) {
                             (_, 0) => HostResult::Failed {
                                 verdict: bad(Health::Unreachable, "refused"),
@@ -907,7 +910,7 @@ fn a_record_carries_the_format_version_and_readable_tags() {
 #[test]
 fn a_host_whose_own_revert_did_not_check_out_is_still_removed() {
     let mut sim = Sim::begin(apply_plan(&[&["a"], &["b"]]), World::default());
-    while let Some(Action::Host { host, op }) = sim.queue.pop_front() {
+    while let Some(Action::Host { host, op, .. }) = sim.queue.pop_front() {
         let result = sim.world.result(&host, op);
         sim.submit(Event::Result { host, op, result });
     }
@@ -1067,7 +1070,7 @@ fn rolling_back_a_superseded_run_is_never_clean() {
 fn until_probe(sim: &mut Sim) -> (usize, Vec<String>, Vec<String>) {
     for _ in 0..100 {
         match sim.queue.pop_front() {
-            Some(Action::Host { host, op }) => {
+            Some(Action::Host { host, op, .. }) => {
                 let result = sim.world.result(&host, op);
                 sim.submit(Event::Result { host, op, result });
             }
@@ -1080,6 +1083,7 @@ fn until_probe(sim: &mut Sim) -> (usize, Vec<String>, Vec<String>) {
                 wave,
                 hosts,
                 controls,
+                ..
             }) => return (wave, hosts, controls),
             Some(Action::WakeAt(_)) | Some(Action::EndProbe) => {}
             None => panic!("no probe round ordered: {:?}", sim.s.status),
