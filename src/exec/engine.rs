@@ -471,7 +471,7 @@ impl<'r> Engine<'r> {
         let mut by_host: HashMap<String, Verdict> = verdicts.into_iter().collect();
         let mut events = Vec::new();
         for (host, outcome) in outcomes {
-            let Some(mut verdict) = by_host.remove(&host) else {
+            let Some(verdict) = by_host.remove(&host) else {
                 continue;
             };
             self.say_not_available(&host, &verdict);
@@ -479,27 +479,10 @@ impl<'r> Engine<'r> {
             let (runs, lost) = match &outcome {
                 Outcome::Report(r) => (
                     u32::try_from(r.runs.len()).unwrap_or(u32::MAX),
-                    lost(r, &run),
+                    crate::rollout::found::lost(r, &run),
                 ),
                 _ => (prev_runs, None),
             };
-            match &lost {
-                Some(Lost::Reverted {
-                    lease_until, at, ..
-                }) => verdict = crate::rollout::step::lease_verdict(*lease_until, *at),
-                Some(Lost::Replaced { owner }) => {
-                    verdict = Verdict::bad(
-                        Health::Degraded,
-                        Evidence::new("install").raw(match owner {
-                            Some(o) => {
-                                format!("this run's install is gone: the host holds run {o}'s")
-                            }
-                            None => "this run's install is gone from the host".to_string(),
-                        }),
-                    )
-                }
-                None => {}
-            }
             let now = (verdict.clone(), runs, lost.clone());
             if self.sent.get(&host) != Some(&now) {
                 self.sent.insert(host.clone(), now);
@@ -656,10 +639,15 @@ impl<'r> Engine<'r> {
             Event::Round { wave, verdicts, .. } => {
                 for v in verdicts {
                     let wave = self.state.host(&v.host).map_or(0, |h| h.wave);
+                    // A host whose install is gone is judged on that (as `step` does).
+                    let verdict = v.lost.as_ref().map_or_else(
+                        || v.verdict.clone(),
+                        crate::rollout::found::lost_verdict,
+                    );
                     self.reporter.emit(Shown::Verdict {
                         wave,
                         host: v.host.clone(),
-                        verdict: v.verdict.clone(),
+                        verdict,
                     });
                 }
                 if let Status::Running {
@@ -960,23 +948,6 @@ fn group_samples(group: &[String], last: Option<&Outcomes>) -> Vec<Sample> {
             }
         })
         .collect()
-}
-
-/// What a probe report says of this run's install: gone (reverted, or replaced).
-fn lost(r: &ProbeReport, run: &str) -> Option<Lost> {
-    if let Some(rv) = r.reverted.as_ref().filter(|rv| rv.run_id == run) {
-        return Some(Lost::Reverted {
-            lease_until: rv.lease_until,
-            at: rv.at,
-            clean: rv.clean,
-        });
-    }
-    match &r.owner {
-        Some(o) if o == run => None,
-        other => Some(Lost::Replaced {
-            owner: other.clone(),
-        }),
-    }
 }
 
 /// Await a task if there is one; never resolves otherwise.

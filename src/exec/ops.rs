@@ -11,7 +11,7 @@
 use std::time::Duration;
 
 use crate::inventory::Host;
-use crate::remote::{self, InstallResult, ManifestState, RemoveScope};
+use crate::remote::{self, InstallResult, RemoveScope};
 use crate::rollout::verdict::{Evidence, Health, Outcome, Verdict};
 use crate::rollout::{Finding, HostResult, Plan, Refusal, Target};
 use crate::store::BoxFuture;
@@ -436,26 +436,7 @@ async fn ask(conn: &Conn, sh: &Ssh) -> Result<Finding, HostResult> {
         verdict: Verdict::bad(Health::Degraded, Evidence::new("settle").raw(e)),
         touched: false,
     })?;
-    let run = &sh.plan.run;
-    if let Some(r) = f.reverted.filter(|r| &r.run_id == run) {
-        return Ok(Finding::Reverted {
-            lease_until: r.lease_until,
-            at: r.at,
-            clean: r.clean,
-        });
-    }
-    match &f.manifest {
-        Some(m) if &m.run_id == run && m.state != ManifestState::Revoked => Ok(Finding::Ours {
-            confirmed: m.state == ManifestState::Confirmed,
-            runs: f.runs,
-            running: f.running,
-        }),
-        Some(m) if &m.run_id == run => Ok(Finding::Partial),
-        _ if f.txn.as_deref() == Some(run.as_str()) => Ok(Finding::Partial),
-        m => Ok(Finding::Absent {
-            other: m.as_ref().map(|m| m.run_id.clone()),
-        }),
-    }
+    Ok(crate::rollout::found::finding(&f, &sh.plan.run))
 }
 
 async fn settle(sh: &Ssh, host: &Host) -> HostResult {

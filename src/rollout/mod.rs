@@ -5,6 +5,7 @@
 //! become verdicts here too. No network, files or clock.
 
 pub mod event;
+pub mod found;
 pub mod probe;
 pub mod signals;
 pub mod state;

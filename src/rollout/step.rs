@@ -665,6 +665,9 @@ fn on_verdict(s: &mut RunState, host: &str, v: &Verdict, runs: u32, lost: Option
     if h.state != HostState::Installed {
         return;
     }
+    // A host whose install is gone is judged on that, whatever its probe showed.
+    let gone = lost.map(super::found::lost_verdict);
+    let v = gone.as_ref().unwrap_or(v);
     h.verdict = Some(v.clone());
     h.runs = runs;
     if answered(v) {

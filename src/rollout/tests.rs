@@ -1263,3 +1263,48 @@ fn a_bake_ends_on_a_rounds_report_never_on_a_wake_up_between_rounds() {
     );
     assert_eq!(sim.ordered(Op::Install), ["a"]);
 }
+
+#[test]
+fn a_host_whose_install_is_gone_is_judged_on_that_whatever_its_probe_showed() {
+    // The driver reports what the probe showed (healthy) and that the install is gone;
+    // the machine decides the verdict and the host's state.
+    for (lost, state, said) in [
+        (
+            Lost::Reverted {
+                lease_until: 1,
+                at: 2,
+                clean: true,
+            },
+            HostState::Reverted,
+            "lease expired at",
+        ),
+        (
+            Lost::Replaced {
+                owner: Some("r2".into()),
+            },
+            HostState::Clean,
+            "install is gone: the host holds run r2's",
+        ),
+    ] {
+        let mut sim = Sim::begin(apply_plan(&[&["a"], &["b"]]), World::default());
+        let (wave, ..) = until_probe(&mut sim);
+        sim.submit(Event::Round {
+            wave,
+            watch: vec![],
+            verdicts: vec![HostVerdict {
+                host: "a".into(),
+                verdict: Verdict::healthy(),
+                runs: 1,
+                lost: Some(lost.clone()),
+            }],
+        });
+        let h = sim.s.host("a").unwrap();
+        assert_eq!(h.state, state, "{lost:?}");
+        let v = h.verdict.as_ref().unwrap();
+        assert_eq!(v.health, Health::Degraded, "{lost:?}");
+        assert!(v.evidence[0].to_string().contains(said), "{v:?}");
+        assert!(sim.s.is_unhealthy("a"));
+        sim.run();
+        assert_eq!(exit_code(&sim.s), exit::ROLLED_BACK);
+    }
+}
