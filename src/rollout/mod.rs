@@ -7,6 +7,7 @@
 pub mod event;
 pub mod found;
 pub mod probe;
+pub mod reconcile;
 pub mod signals;
 pub mod state;
 pub mod step;

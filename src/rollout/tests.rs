@@ -18,6 +18,9 @@ mod hold;
 #[path = "fresh_tests.rs"]
 mod fresh;
 
+#[path = "reconcile_tests.rs"]
+mod reconcile;
+
 const INTERVAL: u64 = 1_000;
 
 fn deployment() -> Deployment {
