@@ -12,7 +12,7 @@ use std::time::Duration;
 use tokio::task::{Id, JoinHandle, JoinSet};
 
 use crate::report::{Event as Shown, Phase, Reporter};
-use crate::rollout::probe::ProbeReport;
+use crate::rollout::probe_report::ProbeReport;
 use crate::rollout::verdict::{Evidence, Health, Outcome, Verdict, Watch};
 use crate::rollout::{
     freeze_of, step, Action, Event, HostResult, HostState, HostVerdict, Lost, Op, Record, RunKind,

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use crate::inventory;
-use crate::rollout::probe::{ProbeReport, Reverted, RunRecord};
+use crate::rollout::probe_report::{ProbeReport, Reverted, RunRecord};
 use crate::rollout::verdict::{Evidence, Health, Outcome, Verdict};
 use crate::rollout::{Finding, HostResult, Plan, Target};
 use crate::store::BoxFuture;

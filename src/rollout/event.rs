@@ -1,6 +1,6 @@
 //! PURE: what a run is (its [`Plan`], fixed when it begins) and what can happen to it
 //! ([`Event`]). The journal is the list of these events, each in a [`Record`]; the state
-//! machine in `step.rs` folds them.
+//! machine in `step/` folds them.
 
 use std::path::PathBuf;
 

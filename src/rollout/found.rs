@@ -4,7 +4,7 @@
 //! host whose install is gone. exec/ hands over the host's raw reports; these decide.
 
 use super::event::{Finding, Lost};
-use super::probe::ProbeReport;
+use super::probe_report::ProbeReport;
 use super::step::lease_verdict;
 use super::verdict::{Evidence, Health, Verdict};
 use crate::remote::{ManifestState, SettleReport};
@@ -69,7 +69,7 @@ pub fn finding(f: &SettleReport, run: &str) -> Finding {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rollout::probe::Reverted;
+    use crate::rollout::probe_report::Reverted;
 
     const RUN: &str = "r1";
 

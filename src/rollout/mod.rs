@@ -6,7 +6,7 @@
 
 pub mod event;
 pub mod found;
-pub mod probe;
+pub mod probe_report;
 pub mod reconcile;
 pub mod signals;
 pub mod state;

@@ -1,5 +1,5 @@
 //! PURE: the state of a run — per host, per wave, the failure budget and where the run
-//! stands — as the state machine (`step.rs`) leaves it after each event. `status`,
+//! stands — as the state machine (`step/`) leaves it after each event. `status`,
 //! `resume`, `rollback` and `reconcile` read exactly this, rebuilt by replaying the journal.
 
 use std::collections::BTreeMap;

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use super::probe::ProbeReport;
+use super::probe_report::ProbeReport;
 
 /// Consecutive probes a level was out of line: at all, and against the controls too.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -124,7 +124,7 @@ mod tests {
             uptime: Some(100.0),
             cpus: Some(2),
             load1: Ok(load),
-            runs: vec![crate::rollout::probe::RunRecord {
+            runs: vec![crate::rollout::probe_report::RunRecord {
                 start: 1,
                 end: 2,
                 exit: 0,
