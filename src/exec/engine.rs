@@ -364,8 +364,9 @@ impl<'r> Engine<'r> {
                 wave,
                 hosts,
                 controls,
+                owed,
                 fresh,
-            } => self.start_round(wave, hosts, controls, &fresh),
+            } => self.start_round(wave, hosts, controls, (&owed, &fresh)),
             Action::EndProbe => {
                 // The bake's connections stay kept: later waves' probes and the
                 // confirmation ride them.
@@ -398,11 +399,12 @@ impl<'r> Engine<'r> {
         wave: usize,
         hosts: Vec<String>,
         controls: Vec<String>,
-        fresh: &[String],
+        (owed, fresh): (&[String], &[String]),
     ) {
         let names: Vec<String> = hosts.into_iter().chain(controls).collect();
         let all = self.targets(names.iter(), |h| ProbeAsk {
             cursor: self.health.cursor(h),
+            new_login: owed.iter().any(|f| f == h),
             fresh: fresh.iter().any(|f| f == h),
         });
         let (on, concurrency) = (self.hosts.clone(), self.plan.policy.concurrency);

@@ -21,8 +21,12 @@ pub use super::ops::Ssh;
 pub struct ProbeAsk {
     /// Where the host's kernel log stood at its last probe (none: the probe takes one).
     pub cursor: Option<String>,
-    /// Judge it over a new login (beside the connection kept for it, if one is): a host
-    /// can keep old sessions alive while new logins hang. The machine says when.
+    /// Probe it over a new login only, not the connection kept for it (it owes one since
+    /// its install). The machine says when.
+    pub new_login: bool,
+    /// Also log in afresh beside the connection kept for it, and judge it on the new
+    /// login: a host can keep old sessions alive while new logins hang. The machine says
+    /// when.
     pub fresh: bool,
 }
 

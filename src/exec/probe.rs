@@ -44,8 +44,9 @@ pub async fn round(
     join_all(probes).await
 }
 
-/// One probe of one host over SSH: over the connection the transport keeps for it (or a
-/// new login); with `ask.fresh` (the machine's call: `Action::Probe::fresh`), a fresh
+/// One probe of one host over SSH: over the connection the transport keeps for it, or a
+/// new login (with `ask.new_login`, the machine's call for a host that owes one since its
+/// install: `Action::Probe::owed`); with `ask.fresh` (`Action::Probe::fresh`), a fresh
 /// login beside the kept connection too: a host whose new logins hang (or are refused)
 /// while an old session still answers is judged on the fresh login (which is then kept
 /// instead).
@@ -55,7 +56,11 @@ pub(super) async fn probe_host(shared: &Ssh, host: &Host, ask: &ProbeAsk) -> Out
             message: "probe ordered in a run that installs nothing".into(),
         };
     };
-    let kept = shared.transport.reuse(&host.name).await;
+    let kept = if ask.new_login {
+        None
+    } else {
+        shared.transport.reuse(&host.name).await
+    };
     if !(ask.fresh && kept.is_some()) {
         return probe_over(shared, d, host, ask, kept).await;
     }

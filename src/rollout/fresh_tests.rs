@@ -1,19 +1,20 @@
-//! When a probe or a confirmation logs in afresh: the machine's call (`Action::Probe::
-//! fresh`, `Action::Host::fresh`), so the driver only carries it out.
+//! When a probe or a confirmation logs in afresh: the machine's call (`Action::Probe`'s
+//! `owed` and `fresh`, `Action::Host::fresh`), so the driver only carries it out.
 
 use super::*;
 
-/// Every probe round of `wave` the machine ordered, as (hosts, fresh).
-fn rounds_of(sim: &Sim, wave: usize) -> Vec<(Vec<String>, Vec<String>)> {
+/// Every probe round of `wave` the machine ordered, as (hosts, owed, fresh).
+fn rounds_of(sim: &Sim, wave: usize) -> Vec<(Vec<String>, Vec<String>, Vec<String>)> {
     sim.log
         .iter()
         .filter_map(|a| match a {
             Action::Probe {
                 wave: w,
                 hosts,
+                owed,
                 fresh,
                 ..
-            } if *w == wave => Some((hosts.clone(), fresh.clone())),
+            } if *w == wave => Some((hosts.clone(), owed.clone(), fresh.clone())),
             _ => None,
         })
         .collect()
@@ -30,16 +31,27 @@ fn a_host_logs_in_afresh_in_its_first_round_after_install_and_in_the_closing_one
     let mut sim = Sim::begin(p, World::default());
     sim.run();
     assert_eq!(exit_code(&sim.s), exit::OK, "{:?}", sim.s.status);
-    let fresh: Vec<Vec<String>> = rounds_of(&sim, 1).into_iter().map(|r| r.1).collect();
-    // Its first round (it owes a fresh login since its install), then none, then the
-    // round that may close the bake (its wave's hosts once more), then none.
+    let rounds: Vec<(Vec<String>, Vec<String>)> =
+        rounds_of(&sim, 1).into_iter().map(|r| (r.1, r.2)).collect();
+    let (none, a) = (names(&[]), names(&["a"]));
+    // Its first round over a new login only (it owes one since its install), then none,
+    // then the round that may close the bake (its wave's hosts afresh beside the kept
+    // connection), then none.
     assert_eq!(
-        fresh[..4],
-        [names(&["a"]), names(&[]), names(&[]), names(&["a"])],
-        "{fresh:?}"
+        rounds[..4],
+        [
+            (a.clone(), none.clone()),
+            (none.clone(), none.clone()),
+            (none.clone(), none.clone()),
+            (none.clone(), a.clone())
+        ],
+        "{rounds:?}"
     );
-    assert!(fresh[4..].iter().all(Vec::is_empty), "{fresh:?}");
-    // Wave 2's first round: its own hosts (a answered long ago).
+    assert!(
+        rounds[4..].iter().all(|r| r.0.is_empty() && r.1.is_empty()),
+        "{rounds:?}"
+    );
+    // Wave 2's first round: its own hosts owe it (a answered long ago).
     assert_eq!(rounds_of(&sim, 2)[0].1, names(&["b", "c"]));
     // Every host answered over a fresh login before its confirmation: none owed one.
     let confirms: Vec<bool> = sim
@@ -94,10 +106,17 @@ fn a_host_that_did_not_answer_its_fresh_login_still_owes_it() {
     assert_eq!(sim.s.host("a").map(|h| h.fresh_owed), Some(true));
     assert_eq!(sim.s.host("b").map(|h| h.fresh_owed), Some(false));
     let next = sim.queue.iter().find_map(|a| match a {
-        Action::Probe { hosts, fresh, .. } => Some((hosts.clone(), fresh.clone())),
+        Action::Probe {
+            hosts, owed, fresh, ..
+        } => Some((hosts.clone(), owed.clone(), fresh.clone())),
         _ => None,
     });
-    assert_eq!(next, Some((names(&["b"]), names(&[]))), "{:?}", sim.queue);
+    assert_eq!(
+        next,
+        Some((names(&["b"]), names(&[]), names(&[]))),
+        "{:?}",
+        sim.queue
+    );
 }
 
 #[test]
@@ -151,9 +170,9 @@ fn every_twentieth_round_of_a_bake_logs_every_host_in_afresh() {
     sim.run();
     let rounds = rounds_of(&sim, 1);
     // The wave's host and the control.
-    assert_eq!(rounds[20].1, names(&["a", "b"]), "{rounds:?}");
+    assert_eq!(rounds[20].2, names(&["a", "b"]), "{rounds:?}");
     assert!(
-        rounds[19].1.is_empty() && rounds[21].1.is_empty(),
+        rounds[19].2.is_empty() && rounds[21].2.is_empty(),
         "{rounds:?}"
     );
 }

@@ -24,7 +24,7 @@ pub(super) fn probe_round(s: &mut RunState, mut b: Bake, interval: u64, out: &mu
         hosts.into_iter().map(str::to_string).collect(),
         controls.into_iter().map(str::to_string).collect(),
     );
-    let fresh = fresh_logins(s, &mut b, interval, &hosts, &controls);
+    let (owed, fresh) = fresh_logins(s, &mut b, interval, &hosts, &controls);
     b.probing = true;
     b.next_round = s.now.saturating_add(interval.max(1));
     if let Some(cur) = s.bake_mut() {
@@ -34,24 +34,36 @@ pub(super) fn probe_round(s: &mut RunState, mut b: Bake, interval: u64, out: &mu
         wave,
         hosts,
         controls,
+        owed,
         fresh,
     });
     out.push(Action::WakeAt(b.next_round));
 }
 
-/// Which hosts of a round log in afresh beside the kept connections: each host that owes
-/// one since its install; beside that, the wave's own hosts once more in the round that
-/// may close a bake longer than one round, and every host every 20th round of a bake —
-/// so a host that keeps old sessions alive while new logins hang is seen before its wave
-/// passes, without a new login per host per wave across the whole run.
+/// Which hosts of a round log in afresh: (those probed over a new login only — each host
+/// that owes one since its install —, those that log in afresh beside the kept
+/// connection — the wave's own hosts once more in the round that may close a bake longer
+/// than one round, and every host every 20th round of a bake), so a host that keeps old
+/// sessions alive while new logins hang is seen before its wave passes, without a new
+/// login per host per wave across the whole run.
 pub fn fresh_logins(
     s: &RunState,
     b: &mut Bake,
     interval: u64,
     hosts: &[String],
     controls: &[String],
-) -> Vec<String> {
-    let all = || hosts.iter().chain(controls);
+) -> (Vec<String>, Vec<String>) {
+    let owes = |n: &String| {
+        s.host(n)
+            .is_some_and(|h| h.state == HostState::Installed && h.fresh_owed)
+    };
+    let owed: Vec<String> = hosts
+        .iter()
+        .chain(controls)
+        .filter(|n| owes(n))
+        .cloned()
+        .collect();
+    let all = || hosts.iter().chain(controls).filter(|n| !owes(n));
     let baking = matches!(
         s.status,
         Status::Running {
@@ -59,7 +71,7 @@ pub fn fresh_logins(
         }
     );
     if baking && b.rounds > 0 && b.rounds.is_multiple_of(20) {
-        return all().cloned().collect();
+        return (owed, all().cloned().collect());
     }
     // The round that may close the bake (the first round is the one after the install:
     // its hosts owe a fresh login anyway).
@@ -67,15 +79,14 @@ pub fn fresh_logins(
     if closing {
         b.fresh_closed = true;
     }
-    all()
+    let beside = all()
         .filter(|n| {
-            s.host(n).is_some_and(|h| {
-                (h.state == HostState::Installed && h.fresh_owed)
-                    || (closing && b.rounds > 0 && h.wave == b.wave)
-            })
+            s.host(n)
+                .is_some_and(|h| closing && b.rounds > 0 && h.wave == b.wave)
         })
         .cloned()
-        .collect()
+        .collect();
+    (owed, beside)
 }
 
 /// The host answered its probe (its verdict is not about reaching it).

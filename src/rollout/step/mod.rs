@@ -50,12 +50,14 @@ pub enum Action {
         group: Vec<String>,
     },
     /// Probe these hosts (the installed hosts of the bake so far) and the controls once,
-    /// then report `Round`. Those of `fresh` are judged over a new login (beside any
-    /// connection kept for them): see [`fresh_logins`].
+    /// then report `Round`. Those of `owed` are probed over a new login only (they owe
+    /// one since their install); those of `fresh` log in afresh beside the connection
+    /// kept for them and are judged on the new login: see [`fresh_logins`].
     Probe {
         wave: usize,
         hosts: Vec<String>,
         controls: Vec<String>,
+        owed: Vec<String>,
         fresh: Vec<String>,
     },
     /// The bake is over: drop the probe round in flight (it reports nothing).
