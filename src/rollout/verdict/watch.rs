@@ -60,6 +60,8 @@ impl Watch {
     /// The host's readings before its wave (the baseline window, oldest first). A host
     /// that gave none makes its baseline from its first probes instead.
     pub fn set_baseline(&mut self, host: &str, samples: Vec<ProbeReport>) {
+        let levels = self.has_levels();
+        let keep = self.needs_baseline();
         let w = self.host(host);
         w.counts.streaks.clear();
         if samples.is_empty() {
@@ -70,8 +72,9 @@ impl Watch {
             return;
         }
         w.counts.answered_before = true;
-        w.counts.last = samples.last().map(for_rates);
-        w.baseline = samples;
+        w.counts.last = samples.last().filter(|_| levels).map(for_rates);
+        // Kept (and journaled) only where a signal is judged against it.
+        w.baseline = if keep { samples } else { Vec::new() };
     }
 
     /// The kernel log's cursor to probe `host` with: where its log stood at its
@@ -94,6 +97,13 @@ impl Watch {
     /// What changed since `known` (what the journal has), to journal with the round.
     pub fn changes(&self, known: &BTreeMap<String, HostWatch>) -> Vec<Watched> {
         crate::rollout::watched::changes(&self.hosts, known)
+    }
+
+    /// Some signal is a level, whose rate reads the previous sample.
+    fn has_levels(&self) -> bool {
+        self.signals
+            .iter()
+            .any(|s| matches!(s.judge, Judge::Level { .. }))
     }
 
     fn needs_baseline(&self) -> bool {
@@ -182,11 +192,18 @@ impl Watch {
     /// None while the host is still making its baseline (after a resume).
     fn read(&mut self, host: &str, report: &ProbeReport) -> Option<Reading> {
         let needs_baseline = self.needs_baseline();
+        let levels = self.has_levels();
         let signals = self.signals.clone();
         let th = self.th.clone();
         let w = self.host(host);
         w.counts.answered_before = true;
-        let prev = w.counts.last.replace(for_rates(report));
+        // Only a level's rate reads the previous sample: without one, none is kept (nor
+        // journaled with every round).
+        let prev = if levels {
+            w.counts.last.replace(for_rates(report))
+        } else {
+            None
+        };
         let making = needs_baseline && w.baseline.len() < 2;
         if making {
             w.baseline.push(report.clone());
