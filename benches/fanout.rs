@@ -25,8 +25,11 @@
 //! work, apart from the hosts' (they share this machine's cores). It prints per row the
 //! wall time, controller CPU, peak memory of the command with its `ssh` processes, the
 //! most `ssh` processes open at once, the CPU the whole machine spent and the 1-minute
-//! load average at its end; then the ratios of controller CPU apply/floor and
-//! purge/floor (against the floors' mean) and of wall times. It asserts nothing about
+//! load average at its end, and below it that CPU by kind of process (wavectl, the
+//! `ssh -M` logins and the masters they fork, one-command `ssh -T`, `ssh -G`, ...:
+//! `/proc/PID/schedstat` sampled every 20 ms; "unsampled" is the rest, mostly the last
+//! moments of short-lived processes); then the ratios of controller CPU apply/floor,
+//! purge/floor (against the floors' mean) and ansible/apply, and of wall times. It asserts nothing about
 //! time: timings on a shared machine are not pass/fail. It does fail when a wavectl
 //! command does not end as it should (a verdict that is not healthy, a host left
 //! pending, an error of wavectl's own), since then the figures mean nothing.
@@ -223,6 +226,10 @@ struct Measured {
     load: String,
     peak_bytes: u64,
     max_ssh: usize,
+    /// CPU time by kind of process, sampled from `/proc/PID/stat` every 20 ms (a
+    /// process's last moments before it exits are missed: the rest of `own_cpu` is
+    /// "unsampled").
+    by_kind: Vec<(String, Duration, usize)>,
     stdout: String,
     stderr: String,
     code: Option<i32>,
@@ -250,19 +257,15 @@ fn measure(tag: &str, argv: &[String], dir: &Path) -> Measured {
         let (done, max_ssh, path) = (done.clone(), max_ssh.clone(), cg.path.clone());
         std::thread::spawn(move || {
             let cg = Cgroup { path };
+            let mut seen = Seen::default();
             while !done.load(Ordering::Relaxed) {
-                let n = cg
-                    .pids()
-                    .iter()
-                    .filter(|p| {
-                        std::fs::read_to_string(format!("/proc/{p}/comm"))
-                            .is_ok_and(|c| c.trim() == "ssh")
-                    })
-                    .count();
+                let pids = cg.pids();
+                let n = pids.iter().filter(|&&p| seen.sample(p)).count();
                 max_ssh.fetch_max(n, Ordering::Relaxed);
-                std::thread::sleep(Duration::from_millis(50));
+                std::thread::sleep(Duration::from_millis(20));
             }
             std::mem::forget(cg);
+            seen.by_kind()
         })
     };
     let busy_before = busy_cpu();
@@ -272,7 +275,7 @@ fn measure(tag: &str, argv: &[String], dir: &Path) -> Measured {
     let wall = start.elapsed();
     let cpu = busy_cpu().saturating_sub(busy_before);
     done.store(true, Ordering::Relaxed);
-    let _ = sampler.join();
+    let by_kind = sampler.join().unwrap_or_default();
     let peak_bytes = cg.peak_bytes();
     let own_cpu = cpu_cg.usage();
     let load = std::fs::read_to_string("/proc/loadavg")
@@ -291,9 +294,115 @@ fn measure(tag: &str, argv: &[String], dir: &Path) -> Measured {
         load,
         peak_bytes,
         max_ssh: max_ssh.load(Ordering::Relaxed),
+        by_kind,
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         code: out.status.code(),
+    }
+}
+
+/// The processes of a measured command seen so far: CPU time (from
+/// `/proc/PID/schedstat`, in ns) by process (pid and start time) and its kind.
+#[derive(Default)]
+struct Seen {
+    /// (pid, start time) → (comm when classified, kind, CPU ns).
+    procs: std::collections::HashMap<(i32, u64), (String, String, u64)>,
+    /// The command's own process (the first one seen: wavectl, xargs, ansible).
+    top: Option<i32>,
+}
+
+impl Seen {
+    /// Sample one process; whether it is an `ssh`.
+    fn sample(&mut self, pid: i32) -> bool {
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            return false;
+        };
+        // schedstat is the main thread's only: the command's own process (wavectl's
+        // tokio workers) is counted by its threads.
+        let top_now = self.top.unwrap_or(pid);
+        let ns: u64 = if pid == top_now {
+            std::fs::read_dir(format!("/proc/{pid}/task"))
+                .map(|d| {
+                    d.flatten()
+                        .filter_map(|t| {
+                            std::fs::read_to_string(t.path().join("schedstat"))
+                                .ok()?
+                                .split_whitespace()
+                                .next()?
+                                .parse::<u64>()
+                                .ok()
+                        })
+                        .sum()
+                })
+                .unwrap_or(0)
+        } else {
+            std::fs::read_to_string(format!("/proc/{pid}/schedstat"))
+                .ok()
+                .and_then(|s| s.split_whitespace().next()?.parse().ok())
+                .unwrap_or(0)
+        };
+        // comm is in parentheses and may hold spaces: the fields after its last ')'.
+        let Some((head, rest)) = stat.rsplit_once(')') else {
+            return false;
+        };
+        let comm = head.split_once('(').map_or("?", |(_, c)| c).to_string();
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        // After ')': state(0) ppid(1) ... starttime(19).
+        let num = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        let (ppid, start) = (num(1) as i32, num(19));
+        let top = *self.top.get_or_insert(pid);
+        let is_ssh = comm == "ssh";
+        let entry = self
+            .procs
+            .entry((pid, start))
+            .or_insert_with(|| (String::new(), String::new(), 0));
+        // Classified again when it execs (a fork of wavectl becomes an `ssh`) or when a
+        // login forks its master.
+        if entry.0 != comm || entry.1 == "ssh -M (login)" {
+            entry.0 = comm.clone();
+            entry.1 = if is_ssh {
+                let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+                let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
+                let has = |a: &str| args.contains(&a.as_bytes());
+                if has("-M") {
+                    // `ssh -M -f` logs in, then forks the master and exits.
+                    if ppid == top {
+                        "ssh -M (login)"
+                    } else {
+                        "ssh -M (master)"
+                    }
+                } else if has("-G") {
+                    "ssh -G"
+                } else if has("-T") {
+                    "ssh -T (one command)"
+                } else {
+                    "ssh"
+                }
+                .to_string()
+            } else if pid == top {
+                format!("{comm} (the command)")
+            } else {
+                comm.clone()
+            };
+        }
+        entry.2 = entry.2.max(ns);
+        is_ssh
+    }
+
+    /// CPU time and how many processes, by kind, most first.
+    fn by_kind(&self) -> Vec<(String, Duration, usize)> {
+        let mut m: std::collections::BTreeMap<&str, (u64, usize)> = Default::default();
+        for (_, kind, ns) in self.procs.values() {
+            let e = m.entry(kind).or_default();
+            e.0 += ns;
+            e.1 += 1;
+        }
+        let mut v: Vec<(String, Duration, usize)> = m
+            .into_iter()
+            .map(|(k, (ns, n))| (k.to_string(), Duration::from_nanos(ns), n))
+            .collect();
+        v.sort_by_key(|k| std::cmp::Reverse(k.1));
+        v
     }
 }
 
@@ -639,6 +748,17 @@ fn main() {
             secs(m.cpu) / secs(m.wall).max(1e-9),
             m.load,
         );
+        let sampled: Duration = m.by_kind.iter().map(|k| k.1).sum();
+        let parts: Vec<String> = m
+            .by_kind
+            .iter()
+            .map(|(k, t, n)| format!("{k} {:.2}s ×{n}", secs(*t)))
+            .chain(std::iter::once(format!(
+                "unsampled {:.2}s",
+                secs(m.own_cpu.saturating_sub(sampled))
+            )))
+            .collect();
+        println!("         cpu by process: {}", parts.join(", "));
         let _ = std::io::stdout().flush();
     };
 
@@ -750,10 +870,11 @@ fn main() {
     let wall = |w: &str| pick(w, |m| m.wall);
     let own = |w: &str| pick(w, |m| m.own_cpu);
     println!(
-        "controller cpu (floor: the mean of {} runs): apply/floor {}   purge/floor {}",
+        "controller cpu (floor: the mean of {} runs): apply/floor {}   purge/floor {}   ansible/apply {}",
         a.floors.max(1),
         ratio(own("apply"), own("floor")),
         ratio(own("purge"), own("floor")),
+        ratio(own("ansible"), own("apply")),
     );
     println!(
         "wall: apply/floor {}   purge/floor {}   ansible/apply {}",

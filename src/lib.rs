@@ -10,6 +10,7 @@ pub mod cmd;
 pub mod diag;
 pub mod exit;
 pub mod out;
+pub mod units;
 
 pub mod inventory;
 pub mod spec;

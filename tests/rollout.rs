@@ -245,14 +245,12 @@ fn a_canary_that_hangs_its_host_is_hung_pending_then_cleaned_after_thaw() {
         .find(|e| e["event"] == "verdict" && e["host"] == "h02" && e["verdict"]["health"] == "hung")
         .expect("a hung verdict for h02");
     // probe_timeout + 2 × interval, from the moment the install (and the run) started —
-    // or, when the host froze in the middle of the fresh login's handshake (banner seen,
-    // key exchange unfinished), one retry of that login once no other login waits
-    // (docs/TRANSPORT.md): seen once at 10.1 s. A bound, not a speed check.
+    // also when the host froze in the middle of the fresh login's handshake (banner
+    // seen, key exchange unfinished): a fresh connection beside that login heard no
+    // banner, so the host is judged at the login's deadline, without a retry
+    // (docs/TRANSPORT.md). A bound, not a speed check.
     let waited = hung["elapsed_ms"].as_u64().unwrap() - deployed["elapsed_ms"].as_u64().unwrap();
-    assert!(
-        waited <= 2000 + 2 * 2000 + 10_000,
-        "hung verdict after {waited} ms"
-    );
+    assert!(waited <= 2000 + 2 * 2000, "hung verdict after {waited} ms");
     let summary = events.iter().find(|e| e["event"] == "summary").unwrap();
     assert_eq!(summary["pending"][0][0], "h02", "{summary}");
     assert_eq!(summary["pending"].as_array().unwrap().len(), 1, "{summary}");

@@ -637,10 +637,14 @@ fn a_corrupt_middle_journal_line_stops_every_command_naming_file_and_line() {
     let apply = s.spawn_apply();
     let run_id = apply.run_id();
     wait_deployed(&s);
-    thread::sleep(Duration::from_millis(500));
+    // A middle line needs three: wait for the third record (the bake's first round, late
+    // on a busy machine), not for a fixed time.
+    let journal = s.journal(&run_id);
+    assert!(eventually(Duration::from_secs(60), || {
+        std::fs::read_to_string(&journal).is_ok_and(|t| t.lines().count() >= 3)
+    }));
     apply.signal(libc::SIGKILL);
     apply.wait(Duration::from_secs(5));
-    let journal = s.journal(&run_id);
     let text = std::fs::read_to_string(&journal).unwrap();
     let mut lines: Vec<&str> = text.lines().collect();
     assert!(lines.len() >= 3, "{text}");

@@ -162,6 +162,22 @@ fn open_connections_stay_under_the_bound_and_kept_ones_are_reused_or_closed_olde
         // h01 and h02 were closed to make room (oldest first); h03 and h04 are kept.
         assert!(t.reuse("h01").await.is_none());
         assert!(t.reuse("h02").await.is_none());
+        // A kept connection whose master is gone is not reused (h03's: the third login).
+        let all = ssh_processes(t.control_dir().to_str().unwrap());
+        let (pid, _) = all
+            .iter()
+            .find(|(_, cmd)| cmd.contains(" -M ") && cmd.contains("/2/m "))
+            .cloned()
+            .unwrap_or_else(|| panic!("h03's master among {all:?}"));
+        std::process::Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status()
+            .unwrap();
+        let until = Instant::now() + Duration::from_secs(10);
+        while std::path::Path::new(&format!("/proc/{pid}")).exists() && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(t.reuse("h03").await.is_none(), "a dead master was reused");
         let c = t.reuse("h04").await.expect("h04's connection was kept");
         let out = c
             .run(&cmd("hostname", Duration::from_secs(10)))
@@ -178,9 +194,9 @@ fn open_connections_stay_under_the_bound_and_kept_ones_are_reused_or_closed_olde
     assert!(left.is_empty(), "ssh left behind: {left:?}");
 }
 
-/// A TCP server on 127.0.0.1 that accepts, counts, optionally sends `banner`, then says
-/// nothing more (holding every connection open).
-fn stalling_server(banner: Option<&'static str>) -> (u16, Arc<AtomicUsize>) {
+/// A TCP server on 127.0.0.1 that accepts, counts, sends `banner` on its first
+/// `banners` connections, then says nothing more (holding every connection open).
+fn stalling_server(banner: Option<&'static str>, banners: usize) -> (u16, Arc<AtomicUsize>) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let accepted = Arc::new(AtomicUsize::new(0));
@@ -188,8 +204,8 @@ fn stalling_server(banner: Option<&'static str>) -> (u16, Arc<AtomicUsize>) {
     std::thread::spawn(move || {
         let mut held = Vec::new();
         for mut stream in listener.incoming().flatten() {
-            count.fetch_add(1, Ordering::SeqCst);
-            if let Some(b) = banner {
+            let n = count.fetch_add(1, Ordering::SeqCst);
+            if let Some(b) = banner.filter(|_| n < banners) {
                 let _ = stream.write_all(b.as_bytes());
             }
             held.push(stream);
@@ -208,8 +224,10 @@ fn a_missed_login_is_judged_on_evidence_and_only_a_stalled_handshake_is_retried(
         "Host *\n  User root\n  UserKnownHostsFile /dev/null\n",
     )
     .unwrap();
-    let (silent, silent_n) = stalling_server(None);
-    let (stalled, stalled_n) = stalling_server(Some("SSH-2.0-OpenSSH_9.2p1 stall\r\n"));
+    let (silent, silent_n) = stalling_server(None, 0);
+    let (stalled, stalled_n) = stalling_server(Some("SSH-2.0-OpenSSH_9.2p1 stall\r\n"), usize::MAX);
+    // Its banner once, then silence: a host that froze in the middle of a handshake.
+    let (froze, froze_n) = stalling_server(Some("SSH-2.0-OpenSSH_9.2p1 froze\r\n"), 1);
     let at = |name: &str, port: u16| Host {
         address: "127.0.0.1".into(),
         port: Some(port),
@@ -231,7 +249,7 @@ fn a_missed_login_is_judged_on_evidence_and_only_a_stalled_handshake_is_retried(
         assert_eq!(
             silent_n.load(Ordering::SeqCst),
             1,
-            "no retry without a banner"
+            "no retry, and no fresh look, without a banner"
         );
         // A banner, then nothing: the controller's side first; a second, fresh login,
         // and the evidence names both.
@@ -248,7 +266,29 @@ fn a_missed_login_is_judged_on_evidence_and_only_a_stalled_handshake_is_retried(
             }
             other => panic!("{:?}", other.err()),
         }
-        assert_eq!(stalled_n.load(Ordering::SeqCst), 2, "one retry");
+        // The login, the fresh look beside it (which heard the banner), the retry.
+        assert_eq!(stalled_n.load(Ordering::SeqCst), 3, "one retry");
+        // A banner, then nothing, and a fresh connection meanwhile hears no banner: the
+        // host stopped answering — hung at once, no retry.
+        match t.connect(&at("froze", froze), deadline).await {
+            Err(TransportError::ConnectTimeout {
+                stage, evidence, ..
+            }) => {
+                assert_eq!(stage, Stage::NoBanner, "{evidence}");
+                assert!(evidence.contains("OpenSSH_9.2p1 froze"), "{evidence}");
+                assert!(
+                    evidence.contains("fresh connection") && evidence.contains("no SSH banner"),
+                    "{evidence}"
+                );
+                assert!(!evidence.contains("second login"), "{evidence}");
+            }
+            other => panic!("{:?}", other.err()),
+        }
+        assert_eq!(
+            froze_n.load(Ordering::SeqCst),
+            2,
+            "the login and the fresh look"
+        );
         t.reap();
     });
 }

@@ -20,7 +20,8 @@ use crate::store::{local_user, Access, AppliedPlan, Artefact, AuditEntry, Holder
 
 use super::load;
 use super::session::{
-    began, metrics_file, open_run, reporter_with, run_one, store, CmdError, CmdResult, Cx, Opened,
+    began, metrics_file, open_run, reporter_with, run_one, store, CmdError, CmdResult, Cx, Failure,
+    Opened,
 };
 
 /// Hosts removed at once in a rollback.
@@ -36,12 +37,16 @@ pub async fn apply(
     let (loaded, waves) = load(g, args).await?;
     let metrics = metrics_file(metrics)?;
     if loaded.rollout.policy.approvals > 0 {
-        return Err(CmdError::Refused(format!(
-            "rollout {} needs {} approvals (policy.approvals), and a bare spec carries none\n  help: `wavectl plan {} -o PLAN`, then `wavectl approve PLAN --key KEY` by each approver, then `wavectl apply PLAN`",
-            loaded.rollout.name,
-            loaded.rollout.policy.approvals,
-            args.rollout.display()
-        )));
+        return Err(CmdError::Refused(
+            Failure::new(format!(
+                "rollout {} needs {} approvals (policy.approvals), and a bare spec carries none",
+                loaded.rollout.name, loaded.rollout.policy.approvals,
+            ))
+            .help(format!(
+                "`wavectl plan {} -o PLAN`, then `wavectl approve PLAN --key KEY` by each approver, then `wavectl apply PLAN`",
+                args.rollout.display()
+            )),
+        ));
     }
     let store = store(g, Access::Write).await?;
     super::hold::refuse_if_frozen(&*store, &loaded.rollout.name).await?;
@@ -128,13 +133,16 @@ pub async fn run_apply(
                 user: local_user(),
             };
             if let Some(earlier) = store.claim_plan(&rec).await? {
-                return Err(CmdError::Refused(format!(
-                    "{} was applied already, by run {} at {} ({}): a plan applies once\n  help: plan again with `wavectl plan SPEC -o PLAN` and have the new plan approved",
-                    fp.approved.plan.display(),
-                    earlier.run,
-                    earlier.at,
-                    earlier.user
-                )));
+                return Err(CmdError::Refused(
+                    Failure::new(format!(
+                        "{} was applied already, by run {} at {} ({}): a plan applies once",
+                        fp.approved.plan.display(),
+                        earlier.run,
+                        earlier.at,
+                        earlier.user
+                    ))
+                    .help(super::approval::PLAN_AGAIN),
+                ));
             }
             Some(fp.id.as_str())
         }
@@ -319,9 +327,10 @@ pub async fn resume(g: &Global, run: &str, yes: bool, metrics: Option<&Path>) ->
     let id = o.run.clone();
     let plan = began(&id, &o.state)?.clone();
     if plan.kind() != RunKind::Apply {
-        return Err(CmdError::Other(
-            format!("run {id} is a purge: there is nothing to resume\n  help: `wavectl reconcile {id}` finishes its pending hosts"),
-            exit::BAD_INPUT,
+        return Err(CmdError::State(
+            Failure::new(format!("run {id} is a purge: there is nothing to resume")).help(format!(
+                "`wavectl reconcile {id}` finishes its pending hosts"
+            )),
         ));
     }
     match &o.state.status {

@@ -21,12 +21,16 @@ use crate::store::{local_user, write_durably, Access, AuditEntry, Store};
 
 use super::apply::{ask_to_apply, content_of, run_apply, FromPlan, HowToRun};
 use super::load;
-use super::session::{store, CmdError, CmdResult};
+use super::session::{store, CmdError, CmdResult, Failure};
 use super::trust::{self, Anchor, Checked};
+
+/// How to go on from a plan that can no longer be signed or applied.
+pub const PLAN_AGAIN: &str =
+    "plan again with `wavectl plan SPEC -o PLAN` and have the new plan approved";
 
 /// A readable duration ("10m", "1h 30m").
 fn dur(d: Duration) -> String {
-    humantime::format_duration(Duration::from_secs(d.as_secs())).to_string()
+    crate::units::duration(Duration::from_secs(d.as_secs()))
 }
 
 /// `plan`: the waves, each wave's bake and interval, an estimate of the whole run; with
@@ -281,7 +285,9 @@ pub async fn approve(g: &Global, plan: &Path, key: &Path, by: Option<&str>) -> C
     })?;
     let store = store(g, Access::Write).await?;
     if let Some(why) = unusable(&*store, &pf, plan).await? {
-        return Err(CmdError::Refused(format!("{why}; nothing was signed\n  help: plan again with `wavectl plan SPEC -o PLAN` and have the new plan approved")));
+        return Err(CmdError::Refused(
+            Failure::new(format!("{why}; nothing was signed")).help(PLAN_AGAIN),
+        ));
     }
     let signature = trust::sign(key, &file::signed_text(&pf.hash))?;
     let signer = match &pf.trust.allowed_signers {
@@ -289,11 +295,14 @@ pub async fn approve(g: &Global, plan: &Path, key: &Path, by: Option<&str>) -> C
         Some(d) => match Anchor::read(&d.path, "the allowed-signers file", "") {
             Err(_) => Signer::Unverified(format!("{} cannot be read here", d.path.display())),
             Ok(a) if a.digest.sha256 != d.sha256 => {
-                return Err(CmdError::Refused(format!(
-                    "{}: the plan is stale: {}; nothing was signed\n  help: plan again with `wavectl plan SPEC -o PLAN` and have the new plan approved",
-                    plan.display(),
-                    file::trust_differences(&pf.trust, &Trust { allowed_signers: Some(a.digest), ..pf.trust.clone() }).join("; ")
-                )))
+                return Err(CmdError::Refused(
+                    Failure::new(format!(
+                        "{}: the plan is stale: {}; nothing was signed",
+                        plan.display(),
+                        file::trust_differences(&pf.trust, &Trust { allowed_signers: Some(a.digest), ..pf.trust.clone() }).join("; ")
+                    ))
+                    .help(PLAN_AGAIN),
+                ))
             }
             Ok(a) => match trust::check(&a, &signature, &pf.hash)? {
                 Checked::Valid(p) => Signer::Verified(p),
@@ -349,31 +358,18 @@ pub async fn approve(g: &Global, plan: &Path, key: &Path, by: Option<&str>) -> C
         ..AuditEntry::default()
     };
     let _ = store.audit(&entry).await;
-    if g.json {
-        let line = serde_json::json!({
-            "event": "approved",
-            "at": now_utc(),
-            "by": by,
-            "verified": verified,
-            "plan": plan.display().to_string(),
-            "hash": pf.hash,
-            "signatures": pf.approvals.len(),
-            "needed": pf.content.approvals,
-        });
-        crate::outln!("{line}");
-    } else {
-        crate::outln!(
-            "{} approved {} ({}); it holds {} of the {} needed",
-            by,
-            plan.display(),
-            pf.hash,
-            count(pf.approvals.len(), "signature"),
-            pf.content.approvals
-        );
-        if let Signer::Unverified(why) = &signer {
-            crate::outln!("  not verified here ({why}): `apply` checks every signature against the plan's allowed signers");
-        }
-    }
+    super::session::reporter(g).emit(crate::report::Event::Approved {
+        by,
+        verified,
+        plan: plan.display().to_string(),
+        hash: pf.hash.clone(),
+        signatures: pf.approvals.len(),
+        needed: pf.content.approvals,
+        unverified: match signer {
+            Signer::Unverified(why) => Some(why),
+            Signer::Verified(_) => None,
+        },
+    });
     Ok(exit::OK)
 }
 
@@ -444,9 +440,8 @@ pub async fn apply_plan(
         let _ = store.audit(&entry).await;
         Err(e)
     };
-    let again = "plan again with `wavectl plan SPEC -o PLAN` and have the new plan approved";
     if let Some(why) = unusable(&*store, &pf, path).await? {
-        return refuse(CmdError::Refused(format!("{why}\n  help: {again}"))).await;
+        return refuse(CmdError::Refused(Failure::new(why).help(PLAN_AGAIN))).await;
     }
     let c = &pf.content;
     let opts = super::load_options(g, c.deployment.force, c.limit.clone()).await?;
@@ -474,24 +469,38 @@ pub async fn apply_plan(
     };
     changes.extend(file::trust_differences(&pf.trust, &trust_now));
     if !changes.is_empty() {
-        return refuse(CmdError::Refused(format!(
-            "{} is stale: what it would do differs from what {} resolves to now:\n{}\n  help: plan again with `wavectl plan {} -o PLAN` and have the new plan approved",
-            path.display(),
-            c.spec.display(),
-            changes.iter().map(|l| format!("  - {l}")).collect::<Vec<_>>().join("\n"),
-            c.spec.display()
-        ))).await;
+        return refuse(CmdError::Refused(
+            Failure::new(format!(
+                "{} is stale: what it would do differs from what {} resolves to now:\n{}",
+                path.display(),
+                c.spec.display(),
+                changes
+                    .iter()
+                    .map(|l| format!("  - {l}"))
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            ))
+            .help(format!(
+                "plan again with `wavectl plan {} -o PLAN` and have the new plan approved",
+                c.spec.display()
+            )),
+        ))
+        .await;
     }
     let mut signers = std::collections::BTreeSet::new();
     if needed > 0 {
         // The plan records an anchor whenever it needs approvals, and its bytes are
         // those of now (or it is stale above).
         let Some(anchor) = anchor else {
-            return refuse(CmdError::Refused(format!(
-                "{} needs {} but names no allowed-signers file to check them against\n  help: {again}",
-                path.display(),
-                count(needed, "approval")
-            ))).await;
+            return refuse(CmdError::Refused(
+                Failure::new(format!(
+                    "{} needs {} but names no allowed-signers file to check them against",
+                    path.display(),
+                    count(needed, "approval")
+                ))
+                .help(PLAN_AGAIN),
+            ))
+            .await;
         };
         let (valid, problems) = trust::verify(&pf, &anchor)?;
         if valid.len() < needed {
@@ -509,12 +518,12 @@ pub async fn apply_plan(
             for p in &problems {
                 why.push_str(&format!("\n  - {p}"));
             }
-            why.push_str(&format!(
-                "\n  help: `wavectl approve {} --key KEY` by distinct approvers in {}",
+            let help = format!(
+                "`wavectl approve {} --key KEY` by distinct approvers in {}",
                 path.display(),
                 anchor.digest.path.display()
-            ));
-            return refuse(CmdError::Refused(why)).await;
+            );
+            return refuse(CmdError::Refused(Failure::new(why).help(help))).await;
         }
         signers = valid;
     }

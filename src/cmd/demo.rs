@@ -11,6 +11,7 @@ use crate::store::Access;
 use crate::{plan, spec};
 
 use super::session::{store, CmdResult};
+use super::Failure;
 
 /// The host on which the demo script breaks the app.
 const BAD_HOST: &str = "web-05";
@@ -82,10 +83,9 @@ pub async fn demo(g: &Global, hosts: usize) -> CmdResult {
     let mut fleet = match Fleet::start(FleetOptions { names, labels }) {
         Ok(f) => f,
         Err(e) => {
-            return Err(super::CmdError::Other(
-                format!("cannot start the lab fleet: {e}"),
-                exit::BAD_INPUT,
-            ))
+            return Err(super::CmdError::Setup(Failure::new(format!(
+                "cannot start the lab fleet: {e}"
+            ))))
         }
     };
     let code = run_demo(g, &fleet).await;
@@ -98,7 +98,7 @@ pub async fn demo(g: &Global, hosts: usize) -> CmdResult {
 async fn run_demo(g: &Global, fleet: &Fleet) -> CmdResult {
     let dir = fleet.dir();
     prepare(fleet, dir).map_err(|e| {
-        super::CmdError::Other(format!("cannot prepare the demo: {e}"), exit::INCOMPLETE)
+        super::CmdError::System(Failure::new(format!("cannot prepare the demo: {e}")))
     })?;
     let spec_path = dir.join("raid-health.toml");
     let loaded = spec::load(&spec_path, None)?;

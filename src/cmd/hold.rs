@@ -12,7 +12,9 @@ use crate::rollout::step::utc;
 use crate::rollout::{freeze_of, Freeze, Gates, Promotion};
 use crate::store::{local_host, local_user, Access, AuditEntry, Store};
 
-use super::session::{began, store, CmdError, CmdResult};
+use crate::report::Event;
+
+use super::session::{began, reporter, store, CmdError, CmdResult, Failure};
 
 /// `user@host`: who says so.
 fn who() -> String {
@@ -56,7 +58,7 @@ pub fn gates_line(g: &Gates, waves: usize) -> String {
     } else {
         format!(
             "gates: after the bake of wave {list} the run waits for `wavectl promote RUN` (at most {}, then it rolls back; its hosts are still probed)",
-            humantime::format_duration(g.timeout)
+            crate::units::duration(g.timeout)
         )
     };
     if !beyond.is_empty() {
@@ -80,12 +82,12 @@ pub async fn promote(g: &Global, run: &str) -> CmdResult {
     let st = store.load(&id).await?;
     let plan = began(&id, &st)?;
     let Some((wave, _, until)) = st.gate() else {
-        return Err(CmdError::Other(
-            format!(
-                "run {id} is not waiting at a gate (it is {})\n  help: `wavectl status {id}` shows where it stands; a run waits at a gate after the bake of a wave its spec lists in [gates] after",
+        return Err(CmdError::State(
+            Failure::new(format!(
+                "run {id} is not waiting at a gate (it is {})",
                 st.status_name()
-            ),
-            exit::BAD_INPUT,
+            ))
+            .help(format!("`wavectl status {id}` shows where it stands; a run waits at a gate after the bake of a wave its spec lists in [gates] after")),
         ));
     };
     let p = Promotion {
@@ -108,32 +110,19 @@ pub async fn promote(g: &Global, run: &str) -> CmdResult {
         .ok()
         .flatten()
         .filter(|h| h.run == id);
-    if g.json {
-        let line = serde_json::json!({
-            "event": "promote_sent",
-            "at": utc(wall_ms() / 1000),
-            "run": id,
-            "wave": wave,
-            "by": p.by,
-        });
-        crate::outln!("{line}");
+    let next = if wave >= plan.waves.len() {
+        "the confirmation".to_string()
     } else {
-        let next = if wave >= plan.waves.len() {
-            "the confirmation".to_string()
-        } else {
-            format!("wave {}", wave + 1)
-        };
-        match driver {
-            Some(h) => crate::outln!(
-                "promoted run {id} past the gate after wave {wave}: its controller ({}) goes on to {next}",
-                h.who()
-            ),
-            None => crate::outln!(
-                "promoted run {id} past the gate after wave {wave}; its controller is gone: `wavectl resume {id}` goes on to {next} (before {}, when the gate would roll it back)",
-                utc(until / 1000)
-            ),
-        }
-    }
+        format!("wave {}", wave + 1)
+    };
+    reporter(g).emit(Event::PromoteSent {
+        run: id,
+        wave,
+        by: p.by,
+        next,
+        driver: driver.map(|h| h.who()),
+        deadline: utc(until / 1000),
+    });
     Ok(exit::OK)
 }
 
@@ -192,29 +181,13 @@ pub async fn freeze(g: &Global, args: &FreezeArgs) -> CmdResult {
     store.freeze(&f).await?;
     let scope = f.rollout.clone().unwrap_or_else(|| "*".into());
     audit(&*store, "freeze", "frozen", &scope, None, f.describe()).await;
-    if g.json {
-        let line = serde_json::json!({
-            "event": "frozen",
-            "at": utc(now / 1000),
-            "rollout": f.rollout,
-            "by": f.by,
-            "reason": f.reason,
-            "until": f.until.map(|u| utc(u.div_ceil(1000))),
-        });
-        crate::outln!("{line}");
-    } else {
-        crate::outln!(
-            "froze {}: `apply` is refused (exit 5) and a running apply waits at its next wave boundary, {}; purge, rollback and reconcile are not blocked",
-            f.scope(),
-            match f.until {
-                Some(u) => format!("until {}", utc(u.div_ceil(1000))),
-                None => format!(
-                    "until `wavectl unfreeze {}`",
-                    f.rollout.as_deref().unwrap_or("--all")
-                ),
-            }
-        );
-    }
+    reporter(g).emit(Event::FreezeSet {
+        scope: f.scope(),
+        rollout: f.rollout,
+        by: f.by,
+        reason: f.reason,
+        until: f.until.map(|u| utc(u.div_ceil(1000))),
+    });
     Ok(exit::OK)
 }
 
@@ -235,36 +208,28 @@ pub async fn unfreeze(g: &Global, name: Option<&str>) -> CmdResult {
                 .and_then(|all| freeze_of(&all, n, now).cloned()),
             None => None,
         };
-        let msg = match (name, still) {
-            (Some(n), Some(f)) => format!(
-                "rollout {n} has no freeze of its own; it is held by the freeze of {}: {}\n  help: `wavectl unfreeze --all` lifts that one",
+        let failure = match (name, still) {
+            (Some(n), Some(f)) => Failure::new(format!(
+                "rollout {n} has no freeze of its own; it is held by the freeze of {}: {}",
                 f.scope(),
                 f.describe()
-            ),
-            (Some(n), None) => format!("rollout {n} is not frozen"),
-            (None, _) => "nothing is frozen".to_string(),
+            ))
+            .help("`wavectl unfreeze --all` lifts that one"),
+            (Some(n), None) => Failure::new(format!("rollout {n} is not frozen")),
+            (None, _) => Failure::new("nothing is frozen"),
         };
-        return Err(CmdError::Other(msg, exit::BAD_INPUT));
+        return Err(CmdError::State(failure));
     }
+    let reporter = reporter(g);
     for f in &lifted {
         let scope = f.rollout.clone().unwrap_or_else(|| "*".into());
         audit(&*store, "unfreeze", "lifted", &scope, None, f.describe()).await;
-        if g.json {
-            let line = serde_json::json!({
-                "event": "unfrozen",
-                "at": utc(wall_ms() / 1000),
-                "rollout": f.rollout,
-                "by": who(),
-                "was": f.describe(),
-            });
-            crate::outln!("{line}");
-        } else {
-            crate::outln!(
-                "lifted the freeze of {} (it was {})",
-                f.scope(),
-                f.describe()
-            );
-        }
+        reporter.emit(Event::Unfrozen {
+            rollout: f.rollout.clone(),
+            by: who(),
+            was: f.describe(),
+            scope: f.scope(),
+        });
     }
     Ok(exit::OK)
 }
@@ -276,11 +241,12 @@ pub async fn refuse_if_frozen(store: &dyn Store, rollout: &str) -> Result<(), Cm
         return Ok(());
     };
     audit(store, "apply", "refused", rollout, None, f.describe()).await;
-    Err(CmdError::Refused(format!(
-        "rollout {rollout} is {}\n  help: wait until it is lifted; `wavectl status` lists the freezes, and `wavectl unfreeze {}` lifts this one once the reason is over (purge, rollback and reconcile are not blocked)",
-        f.describe(),
-        f.rollout.as_deref().unwrap_or("--all")
-    )))
+    Err(CmdError::Refused(
+        Failure::new(format!("rollout {rollout} is {}", f.describe())).help(format!(
+            "wait until it is lifted; `wavectl status` lists the freezes, and `wavectl unfreeze {}` lifts this one once the reason is over (purge, rollback and reconcile are not blocked)",
+            f.rollout.as_deref().unwrap_or("--all")
+        )),
+    ))
 }
 
 /// The freezes that hold now, for `status`.

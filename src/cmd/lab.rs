@@ -9,6 +9,7 @@ use crate::exit;
 use crate::lab::{Fleet, FleetOptions, HostKind};
 
 use super::session::{CmdError, CmdResult};
+use super::Failure;
 
 const EXAMPLE_SCRIPT: &str = "#!/bin/sh\n# An example maintenance script: say hello to the host's log.\nlogger -t example \"hello from $(hostname)\" 2>/dev/null\necho \"hello from $(hostname)\"\n";
 
@@ -55,24 +56,18 @@ pub async fn up(hosts: u16, dir: &Path, kind: &str, kex: Option<&str>) -> CmdRes
     };
     if let Ok(pid) = std::fs::read_to_string(pid_file(dir)) {
         if pid.trim().parse().is_ok_and(alive) {
-            return Err(CmdError::Other(
-                format!(
-                    "a lab fleet already runs from {} (pid {}); `wavectl lab down --dir {}` first",
-                    dir.display(),
-                    pid.trim(),
-                    dir.display()
-                ),
-                exit::BAD_INPUT,
-            ));
+            return Err(CmdError::Setup(Failure::new(format!(
+                "a lab fleet already runs from {} (pid {}); `wavectl lab down --dir {}` first",
+                dir.display(),
+                pid.trim(),
+                dir.display()
+            ))));
         }
     }
-    let io =
-        |e: std::io::Error| CmdError::Other(format!("{}: {e}", dir.display()), exit::BAD_INPUT);
+    let io = |e: std::io::Error| CmdError::Setup(Failure::new(format!("{}: {e}", dir.display())));
     std::fs::create_dir_all(dir).map_err(io)?;
-    let mut fleet =
-        Fleet::start_kind(FleetOptions::numbered(usize::from(hosts)), kind).map_err(|e| {
-            CmdError::Other(format!("cannot start the lab fleet: {e}"), exit::BAD_INPUT)
-        })?;
+    let mut fleet = Fleet::start_kind(FleetOptions::numbered(usize::from(hosts)), kind)
+        .map_err(|e| CmdError::Setup(Failure::new(format!("cannot start the lab fleet: {e}"))))?;
     if let Some(kex) = kex {
         fleet.set_kex(kex).map_err(|e| {
             CmdError::Input(
@@ -115,7 +110,7 @@ pub async fn up(hosts: u16, dir: &Path, kind: &str, kex: Option<&str>) -> CmdRes
     let _ = std::fs::remove_file(pid_file(dir));
     fleet
         .stop()
-        .map_err(|e| CmdError::Other(format!("lab clean-up: {e}"), exit::INCOMPLETE))?;
+        .map_err(|e| CmdError::System(Failure::new(format!("lab clean-up: {e}"))))?;
     crate::outln!("lab fleet down");
     Ok(exit::OK)
 }
@@ -132,32 +127,30 @@ fn alive(pid: i32) -> bool {
 
 pub fn down(dir: &Path) -> CmdResult {
     let text = std::fs::read_to_string(pid_file(dir)).map_err(|_| {
-        CmdError::Other(
-            format!("no lab fleet runs from {} (no lab.pid)", dir.display()),
-            exit::BAD_INPUT,
-        )
+        CmdError::Setup(Failure::new(format!(
+            "no lab fleet runs from {} (no lab.pid)",
+            dir.display()
+        )))
     })?;
     let pid: i32 = text.trim().parse().map_err(|_| {
-        CmdError::Other(
-            format!("{}: not a pid", pid_file(dir).display()),
-            exit::BAD_INPUT,
-        )
+        CmdError::Setup(Failure::new(format!(
+            "{}: not a pid",
+            pid_file(dir).display()
+        )))
     })?;
     // SAFETY: kill(2) on the pid `lab up` recorded; no memory involved.
     if unsafe { libc::kill(pid, libc::SIGTERM) } != 0 {
         let _ = std::fs::remove_file(pid_file(dir));
-        return Err(CmdError::Other(
-            format!("the lab fleet's process {pid} is gone; removed its lab.pid"),
-            exit::BAD_INPUT,
-        ));
+        return Err(CmdError::Setup(Failure::new(format!(
+            "the lab fleet's process {pid} is gone; removed its lab.pid"
+        ))));
     }
     let start = Instant::now();
     while alive(pid) {
         if start.elapsed() > Duration::from_secs(60) {
-            return Err(CmdError::Other(
-                format!("the lab fleet (pid {pid}) did not stop within 60s"),
-                exit::INCOMPLETE,
-            ));
+            return Err(CmdError::System(Failure::new(format!(
+                "the lab fleet (pid {pid}) did not stop within 60s"
+            ))));
         }
         std::thread::sleep(Duration::from_millis(100));
     }

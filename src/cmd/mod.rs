@@ -5,6 +5,7 @@
 mod apply;
 mod approval;
 mod demo;
+mod error;
 mod hold;
 mod lab;
 mod limit;
@@ -25,7 +26,7 @@ use crate::diag::InputError;
 use crate::exit;
 use crate::{plan, spec};
 
-pub use session::CmdError;
+pub use error::{CmdError, Failure};
 use session::CmdResult;
 
 /// Run one command; returns the process exit code.
@@ -48,6 +49,7 @@ pub fn run(cli: Cli) -> i32 {
 }
 
 async fn dispatch(cli: &Cli) -> i32 {
+    let start = std::time::Instant::now();
     let g = &cli.global;
     let result = match &cli.command {
         Command::Check(args) => check(g, args).await,
@@ -157,23 +159,20 @@ async fn dispatch(cli: &Cli) -> i32 {
                 .render(&mut std::io::stdout())
                 .map(|()| exit::OK)
                 .map_err(|e| {
-                    CmdError::Other(format!("cannot write the man page: {e}"), exit::INCOMPLETE)
+                    CmdError::System(Failure::new(format!("cannot write the man page: {e}")))
                 })
         }
     };
     match result {
         Ok(code) => code,
         Err(e) => {
-            if g.json {
-                let line = serde_json::json!({
-                    "event": "error",
-                    "at": crate::rollout::step::utc(crate::exec::wall_ms() / 1000),
-                    "message": e.to_string(),
-                    "exit_code": e.code(),
-                });
-                crate::outln!("{line}");
-            }
-            eprintln!("error: {e}");
+            crate::report::Reporter::since(g.json, g.verbose, start).emit(
+                crate::report::Event::Error {
+                    message: e.to_string(),
+                    exit_code: e.code(),
+                    help: e.help(),
+                },
+            );
             e.code()
         }
     }

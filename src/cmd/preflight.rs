@@ -9,7 +9,6 @@
 use crate::cli::Global;
 use crate::exec::login_deadline;
 use crate::exec::preflight::{check, Answer, Check};
-use crate::exit;
 use crate::inventory::Host;
 use crate::plan::Wave;
 use crate::report::{count, Event as Shown, Reporter};
@@ -18,6 +17,7 @@ use crate::spec::Loaded;
 use crate::transport::Transport;
 
 use super::session::CmdError;
+use super::Failure;
 
 /// What the preflight leaves the run: its targets and waves (without the skipped
 /// hosts), and what it found, for the journal.
@@ -38,10 +38,9 @@ pub async fn preflight(
     reporter: &Reporter,
 ) -> Result<Passed, CmdError> {
     let transport = Transport::new(g.ssh_config.clone()).map_err(|e| {
-        CmdError::Other(
-            format!("cannot create the ssh control directory under /tmp: {e}"),
-            exit::BAD_INPUT,
-        )
+        CmdError::Setup(Failure::new(format!(
+            "cannot create the ssh control directory under /tmp: {e}"
+        )))
     })?;
     let deadline = login_deadline(loaded.rollout.health.probe_timeout);
     let cfg = g.ssh_config.as_deref();
@@ -63,7 +62,7 @@ pub async fn preflight(
     };
     loop {
         if !refused.is_empty() {
-            return Err(CmdError::Other(refusal(&refused), exit::BAD_INPUT));
+            return Err(CmdError::State(Failure::new(refusal(&refused))));
         }
         if !offline.is_empty() {
             let shown = Shown::Preflight {
@@ -74,7 +73,7 @@ pub async fn preflight(
             };
             if !skip {
                 reporter.emit(shown);
-                return Err(CmdError::Other(offline_message(&offline), exit::INCOMPLETE));
+                return Err(CmdError::Offline(offline_failure(&offline)));
             }
             now = without(loaded, &offline)?;
         }
@@ -135,13 +134,10 @@ fn without(loaded: &Loaded, offline: &[Offline]) -> Result<Passed, CmdError> {
     l.targets.retain(|h| !gone(&h.name));
     l.rollout.waves.canaries.retain(|c| !gone(&c.value));
     if l.targets.is_empty() {
-        return Err(CmdError::Other(
-            format!(
-                "every target is offline before the run; nothing was changed on any host:\n{}",
-                list(offline)
-            ),
-            exit::INCOMPLETE,
-        ));
+        return Err(CmdError::Offline(Failure::new(format!(
+            "every target is offline before the run; nothing was changed on any host:\n{}",
+            list(offline)
+        ))));
     }
     let waves = crate::plan::waves(&l.targets, &l.rollout.waves)?;
     Ok(Passed {
@@ -165,18 +161,19 @@ fn list(offline: &[Offline]) -> String {
 }
 
 /// The refusal of a run with offline targets.
-pub fn offline_message(offline: &[Offline]) -> String {
-    format!(
-        "{} offline before the run; the run did not start and nothing was changed on any host:\n{}\n  help: bring {} back and apply again, or add `--skip-unreachable` to leave {} out (reported as skipped)",
-        if offline.len() == 1 {
-            "1 target is".to_string()
-        } else {
-            format!("{} targets are", offline.len())
-        },
+fn offline_failure(offline: &[Offline]) -> Failure {
+    let (n, them) = if offline.len() == 1 {
+        ("1 target is".to_string(), "it")
+    } else {
+        (format!("{} targets are", offline.len()), "them")
+    };
+    Failure::new(format!(
+        "{n} offline before the run; the run did not start and nothing was changed on any host:\n{}",
         list(offline),
-        if offline.len() == 1 { "it" } else { "them" },
-        if offline.len() == 1 { "it" } else { "them" },
-    )
+    ))
+    .help(format!(
+        "bring {them} back and apply again, or add `--skip-unreachable` to leave {them} out (reported as skipped)"
+    ))
 }
 
 fn refusal(refused: &[(String, String, String)]) -> String {

@@ -13,6 +13,7 @@ use crate::transport::Transport;
 
 use super::load;
 use super::session::{reporter, CmdError, CmdResult};
+use super::Failure;
 
 pub async fn probe(g: &Global, args: &SpecArgs) -> CmdResult {
     let (l, _) = load(g, args).await?;
@@ -30,9 +31,8 @@ pub async fn probe(g: &Global, args: &SpecArgs) -> CmdResult {
     let shown = reporter(g);
     // A signal stops the asking: no further host is asked; those in flight finish.
     let stop = Stop::new();
-    let mut signals = Signals::listen().map_err(|e| {
-        CmdError::Other(format!("cannot listen for signals: {e}"), exit::INCOMPLETE)
-    })?;
+    let mut signals = Signals::listen()
+        .map_err(|e| CmdError::System(Failure::new(format!("cannot listen for signals: {e}"))))?;
     let listener = {
         let stop = stop.clone();
         tokio::spawn(async move {
@@ -42,10 +42,9 @@ pub async fn probe(g: &Global, args: &SpecArgs) -> CmdResult {
     };
     let result = async {
         let transport = Transport::new(g.ssh_config.clone()).map_err(|e| {
-            CmdError::Other(
-                format!("cannot create the ssh control directory under /tmp: {e}"),
-                exit::BAD_INPUT,
-            )
+            CmdError::Setup(Failure::new(format!(
+                "cannot create the ssh control directory under /tmp: {e}"
+            )))
         })?;
         let mut holds: BTreeMap<&'static str, usize> = BTreeMap::new();
         let mut unanswered = 0;

@@ -14,9 +14,10 @@ use crate::inventory;
 use crate::rollout::{Plan, Policy, RunKind, StopRequest, Target};
 use crate::spec::{self, OnFailure};
 use crate::store::{local_host, local_user, Access, Holder, Lease, Store, StoreError};
+use crate::units;
 
 use super::apply::begin;
-use super::session::{run_one, store, CmdError, CmdResult, Opened};
+use super::session::{run_one, store, CmdError, CmdResult, Failure, Opened};
 
 /// How long a purge waits for a running apply of the same rollout to roll back and go.
 const WAIT_FOR_APPLY: Duration = Duration::from_secs(15 * 60);
@@ -113,16 +114,22 @@ async fn take_lock(
     };
     let holder_kind = store.load(&holder.run).await.ok().and_then(|s| s.kind());
     if kind != RunKind::Purge || holder_kind != Some(RunKind::Apply) {
-        return Err(CmdError::Other(
-            format!(
-                "{} is being worked on by run {} ({}){}; a second removal would race it\n  help: wait for it to end (`wavectl status {}`), then run this again",
-                if kind == RunKind::Purge { format!("rollout {name}") } else { "this path".into() },
+        return Err(CmdError::State(
+            Failure::new(format!(
+                "{} is being worked on by run {} ({}){}; a second removal would race it",
+                if kind == RunKind::Purge {
+                    format!("rollout {name}")
+                } else {
+                    "this path".into()
+                },
                 holder.run,
                 holder.who(),
                 holder_kind.map_or(String::new(), |k| format!(", a {k:?}").to_lowercase()),
-                holder.run,
-            ),
-            exit::BAD_INPUT,
+            ))
+            .help(format!(
+                "wait for it to end (`wavectl status {}`), then run this again",
+                holder.run
+            )),
         ));
     }
     let req = StopRequest {
@@ -130,33 +137,35 @@ async fn take_lock(
     };
     store.request_stop(&holder.run, &req).await?;
     eprintln!(
-        "run {} of {name} is in progress ({}): asked it to stop and roll back; waiting for it to release the rollout (at most {}s)",
+        "run {} of {name} is in progress ({}): asked it to stop and roll back; waiting for it to release the rollout (at most {})",
         holder.run,
         holder.who(),
-        WAIT_FOR_APPLY.as_secs()
+        units::duration(WAIT_FOR_APPLY)
     );
     store
         .lock_waiting(name, &me, WAIT_FOR_APPLY, |h, waited| {
             if waited.as_secs() > 0 {
                 eprintln!(
-                    "still waiting for run {} ({}) to finish its rollback ({}s)",
+                    "still waiting for run {} ({}) to finish its rollback ({})",
                     h.run,
                     h.who(),
-                    waited.as_secs()
+                    units::duration(Duration::from_secs(waited.as_secs()))
                 );
             }
         })
         .await
         .map_err(|e| match e {
-            StoreError::Locked { holder, .. } => CmdError::Other(
-                format!(
-                    "run {} ({}) still holds rollout {name} after {}s; nothing was purged\n  help: see `wavectl status {}`; purge again once it has ended",
+            StoreError::Locked { holder, .. } => CmdError::Offline(
+                Failure::new(format!(
+                    "run {} ({}) still holds rollout {name} after {}; nothing was purged",
                     holder.run,
                     holder.who(),
-                    WAIT_FOR_APPLY.as_secs(),
+                    units::duration(WAIT_FOR_APPLY),
+                ))
+                .help(format!(
+                    "see `wavectl status {}`; purge again once it has ended",
                     holder.run
-                ),
-                exit::INCOMPLETE,
+                )),
             ),
             other => other.into(),
         })

@@ -1,11 +1,11 @@
 //! `report RUN`: the run's Markdown account (see `report::markdown`), from its journal.
 
 use crate::cli::Global;
-use crate::exec::wall_ms;
 use crate::exit;
+use crate::report::Event;
 use crate::store::Access;
 
-use super::session::{store, CmdResult};
+use super::session::{reporter, store, CmdResult};
 
 pub async fn report(g: &Global, run: &str) -> CmdResult {
     let store = store(g, Access::Read).await?;
@@ -14,17 +14,7 @@ pub async fn report(g: &Global, run: &str) -> CmdResult {
     if let Some(damage) = journal.damage {
         return Err(damage.into());
     }
-    let text = crate::report::markdown::render(&journal.records);
-    if g.json {
-        let line = serde_json::json!({
-            "event": "report",
-            "at": crate::rollout::step::utc(wall_ms() / 1000),
-            "run": id,
-            "markdown": text,
-        });
-        crate::outln!("{line}");
-    } else {
-        crate::out!("{text}");
-    }
+    let markdown = crate::report::markdown::render(&journal.records);
+    reporter(g).emit(Event::Report { run: id, markdown });
     Ok(exit::OK)
 }

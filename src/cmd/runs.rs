@@ -13,7 +13,8 @@ use crate::store::{local_host, local_user, Access};
 
 use super::apply::attach;
 use super::session::{
-    began, metrics_file, open_run, reporter_with, run_one, store, CmdError, CmdResult, Cx,
+    began, metrics_file, open_run, reporter, reporter_with, run_one, store, CmdError, CmdResult,
+    Cx, Failure,
 };
 
 /// Return every host of a run to what it held before the run.
@@ -24,9 +25,10 @@ pub async fn rollback(g: &Global, run: &str, yes: bool, metrics: Option<&Path>) 
     let id = o.run.clone();
     let plan = began(&id, &o.state)?.clone();
     if plan.kind() != RunKind::Apply {
-        return Err(CmdError::Other(
-            format!("run {id} is a purge, which cannot be undone\n  help: `wavectl reconcile {id}` finishes its pending hosts"),
-            exit::BAD_INPUT,
+        return Err(CmdError::State(
+            Failure::new(format!("run {id} is a purge, which cannot be undone")).help(format!(
+                "`wavectl reconcile {id}` finishes its pending hosts"
+            )),
         ));
     }
     let question = format!(
@@ -57,30 +59,21 @@ pub async fn abort(g: &Global, run: &str) -> CmdResult {
                 by: format!("abort by {}@{}", local_user(), local_host()),
             };
             store.request_stop(&id, &req).await?;
-            if g.json {
-                let line = serde_json::json!({
-                    "event": "abort_sent",
-                    "at": utc(wall_ms() / 1000),
-                    "run": id,
-                    "pid": h.pid,
-                    "host": h.host,
-                    "user": h.user,
-                });
-                crate::outln!("{line}");
-            } else {
-                crate::outln!(
-                    "asked run {id} ({}) to stop: the actions in flight finish, then it rolls back",
-                    h.who()
-                );
-            }
+            reporter(g).emit(Shown::AbortSent {
+                run: id,
+                pid: h.pid,
+                who: h.who(),
+                host: h.host,
+                user: h.user,
+            });
             Ok(exit::OK)
         }
-        _ => Err(CmdError::Other(
-            format!(
-                "run {id} is not running (it is {}; its controller is gone)\n  help: `wavectl rollback {id}` returns its hosts to what they held; `wavectl resume {id}` continues it",
+        _ => Err(CmdError::State(
+            Failure::new(format!(
+                "run {id} is not running (it is {}; its controller is gone)",
                 st.status_name()
-            ),
-            exit::BAD_INPUT,
+            ))
+            .help(format!("`wavectl rollback {id}` returns its hosts to what they held; `wavectl resume {id}` continues it")),
         )),
     }
 }
@@ -137,8 +130,7 @@ pub async fn reconcile(
         let st = match store.load(&id).await {
             Ok(s) => s,
             Err(e) => {
-                eprintln!("error: {e}");
-                worst = worst.max(exit::INCOMPLETE);
+                worst = worst.max(said(&reporter, e.into(), exit::INCOMPLETE));
                 continue;
             }
         };
@@ -167,8 +159,8 @@ pub async fn reconcile(
         let o = match open_run(&*store, &id).await {
             Ok(o) => o,
             Err(e) => {
-                eprintln!("error: {e}");
-                worst = worst.max(e.code().max(exit::INCOMPLETE));
+                let code = e.code().max(exit::INCOMPLETE);
+                worst = worst.max(said(&reporter, e, code));
                 continue;
             }
         };
@@ -185,7 +177,7 @@ pub async fn reconcile(
             });
         }
         let state = cx.drive(o, attach(intent, until_done, None), plan).await;
-        worst = worst.max(reconciled(state)?);
+        worst = worst.max(reconciled(&reporter, state)?);
     }
     if !worked && worst == exit::OK {
         crate::outln!("nothing to reconcile: every run has ended and no host is pending");
@@ -196,17 +188,31 @@ pub async fn reconcile(
 /// The exit code of one run that reconcile (or the standby) drove: 4 while a host may
 /// still hold something unfinished or the run ended unconfirmed; an error is said and
 /// counts as at least 4; a second signal (`Interrupted`) ends the command.
-fn reconciled(state: Result<crate::rollout::RunState, CmdError>) -> Result<i32, CmdError> {
+fn reconciled(
+    reporter: &crate::report::Reporter,
+    state: Result<crate::rollout::RunState, CmdError>,
+) -> Result<i32, CmdError> {
     Ok(match state {
         Ok(s) if s.may_hold().any(|h| h.state.unfinished()) => exit::INCOMPLETE,
         Ok(s) if matches!(s.end(), Some(End::Unconfirmed)) => exit::INCOMPLETE,
         Ok(_) => exit::OK,
         Err(e @ CmdError::Interrupted(_)) => return Err(e),
         Err(e) => {
-            eprintln!("error: {e}");
-            e.code().max(exit::INCOMPLETE)
+            let code = e.code().max(exit::INCOMPLETE);
+            said(reporter, e, code)
         }
     })
+}
+
+/// Say the error of one run that reconcile (or the standby) goes on past, as an `error`
+/// event with the exit code it counts for; that code.
+fn said(reporter: &crate::report::Reporter, e: CmdError, code: i32) -> i32 {
+    reporter.emit(Shown::Error {
+        message: e.to_string(),
+        exit_code: code,
+        help: e.help(),
+    });
+    code
 }
 
 /// How often the standby looks at the store's runs.
@@ -228,7 +234,7 @@ pub async fn watch(g: &Global, grace: std::time::Duration, metrics: Option<&Path
         message: format!(
             "standing by on {}: taking over unfinished runs whose controller has held no lock for {}",
             store.describe(),
-            humantime::format_duration(grace)
+            crate::units::duration(grace)
         ),
     });
     let mut free_since: HashMap<String, Instant> = HashMap::new();
@@ -296,9 +302,7 @@ pub async fn watch(g: &Global, grace: std::time::Duration, metrics: Option<&Path
             let message = format!(
                 "taking over run {id} ({}): its controller has held no lock for {}; {}",
                 o.state.status_name(),
-                humantime::format_duration(std::time::Duration::from_secs(
-                    since.elapsed().as_secs()
-                )),
+                crate::units::duration(std::time::Duration::from_secs(since.elapsed().as_secs())),
                 if intent == Intent::Orphaned {
                     "rolling it back, as its hosts' leases would"
                 } else {
@@ -323,7 +327,7 @@ pub async fn watch(g: &Global, grace: std::time::Duration, metrics: Option<&Path
                 eprintln!("warning: the audit log: {e}");
             }
             let state = cx.drive(o, attach(intent, false, None), plan).await;
-            worst = worst.max(reconciled(state)?);
+            worst = worst.max(reconciled(&reporter, state)?);
         }
         tokio::select! {
             () = tokio::time::sleep(WATCH_EVERY) => {}

@@ -1,4 +1,4 @@
-//! What the commands that work on runs share: one error type mapped to an exit code,
+//! What the commands that work on runs share: their errors (`cmd::error`, re-exported),
 //! the store the flags name, opening a run (its rollout's lease, then its journal), and
 //! driving a run to its end ([`Cx`]) — the one place where an OS signal becomes the
 //! run's stop request, and a signal after a stop request ends the command at once.
@@ -8,91 +8,17 @@ use std::sync::{Arc, OnceLock};
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::Global;
-use crate::diag::InputError;
 use crate::exec::{wall_ms, Engine, Seams, Signals, Ssh, Stop, SystemClock};
-use crate::exit;
 use crate::report::metrics::MetricsFile;
 use crate::report::{Event as Shown, Reporter};
 use crate::rollout::{summarize, Event, Plan, RunState};
 use crate::store::{
     self, Access, Artefact, AuditEntry, FileStore, Holder, JournalWriter, Lease, Location, Store,
-    StoreError,
 };
 use crate::transport::Transport;
 
-/// Why a command failed, with the exit code it means. Printed once, by `cmd::run`.
-#[derive(Debug, thiserror::Error)]
-pub enum CmdError {
-    /// Bad input: nothing was touched on any host (exit 2).
-    #[error("{0}")]
-    Input(#[from] InputError),
-    /// The store, a lock or a journal (exit 2: nothing was touched; exit 4 if the
-    /// store is out of reach or the run was lost).
-    #[error("{0}")]
-    Store(#[from] StoreError),
-    /// The store stopped taking the run's records in the middle of it (exit 4); when
-    /// the probation hosts' leases run out (Unix ms), if any host is in probation.
-    #[error("{err}{leases}\n  help: {help}", err = .0, leases = leases_note(*.1), help = lost_help(.0))]
-    Lost(StoreError, Option<u64>),
-    /// Refused: approvals, a stale plan (exit 5).
-    #[error("{0}")]
-    Refused(String),
-    /// A signal after a stop request: the command ended at once (exit 3).
-    #[error("second interrupt ({0}): exiting now; the journal is intact (`wavectl status`, then `wavectl resume RUN`, `rollback RUN` or `reconcile`)")]
-    Interrupted(&'static str),
-    /// Anything else, with its exit code.
-    #[error("{0}")]
-    Other(String, i32),
-}
-
-impl CmdError {
-    pub fn code(&self) -> i32 {
-        match self {
-            CmdError::Store(e) if e.is_lost() => exit::INCOMPLETE,
-            CmdError::Input(_) | CmdError::Store(_) => exit::BAD_INPUT,
-            CmdError::Lost(..) => exit::INCOMPLETE,
-            CmdError::Refused(_) => exit::REFUSED,
-            CmdError::Interrupted(_) => exit::ABORTED,
-            CmdError::Other(_, c) => *c,
-        }
-    }
-}
-
-fn lost_help(e: &StoreError) -> &'static str {
-    match e {
-        StoreError::Fenced { .. } => "this controller stopped touching hosts at once: the run is another controller's now (`wavectl status` says whose)",
-        StoreError::Unreachable { .. } => "the run stopped where it was, starting no host action since: once the store is back, `wavectl reconcile` finishes it (or `wavectl purge NAME`, which asks the hosts themselves)",
-        _ => "the run stopped where it was, and hosts may hold the script: make the state directory writable, then `wavectl reconcile` (or `wavectl purge NAME`, which asks the hosts themselves)",
-    }
-}
-
-/// When the leases of a run that stopped part-way run out, at the latest: its probation
-/// hosts' (renewed at the last probe) and those of an install in flight (begun by now).
-fn leases_run_out(s: &RunState) -> Option<u64> {
-    use crate::rollout::HostState;
-    let lease = s.plan.as_ref()?.deployment()?.lease.as_millis() as u64;
-    let in_flight = s.hosts.iter().any(|h| h.state == HostState::Unknown);
-    let installed = s.hosts.iter().any(|h| h.state == HostState::Installed);
-    let from = match (installed, in_flight) {
-        (_, true) => wall_ms(),
-        (true, false) => s.renewed,
-        (false, false) => return None,
-    };
-    Some(from.saturating_add(lease))
-}
-
-/// "; the probation hosts' leases run out at T, then they revert themselves".
-fn leases_note(until: Option<u64>) -> String {
-    match until {
-        Some(ms) => format!(
-            "\n  the probation hosts' leases run out by {} (unless the run is resumed before), and then they revert themselves",
-            crate::rollout::step::utc(ms / 1000)
-        ),
-        None => String::new(),
-    }
-}
-
-pub type CmdResult = Result<i32, CmdError>;
+use super::error::leases_run_out;
+pub use super::error::{CmdError, CmdResult, Failure};
 
 /// The store the flags name (`--state-dir`, or its default), not looked at yet: for
 /// code that checks it only when it needs it (`--limit @STATE:RUN`).
@@ -165,7 +91,7 @@ impl Opened {
 pub fn began<'s>(id: &str, st: &'s RunState) -> Result<&'s Plan, CmdError> {
     st.plan
         .as_ref()
-        .ok_or_else(|| CmdError::Other(format!("run {id} never began"), exit::BAD_INPUT))
+        .ok_or_else(|| CmdError::State(Failure::new(format!("run {id} never began"))))
 }
 
 /// Find a run by id or unique prefix, take its rollout's lease, open its journal.
@@ -173,10 +99,9 @@ pub async fn open_run(store: &dyn Store, prefix: &str) -> Result<Opened, CmdErro
     let run = store.resolve(prefix).await?;
     let peek = store.load(&run).await?;
     let Some(plan) = &peek.plan else {
-        return Err(CmdError::Other(
-            format!("the journal of run {run} has no beginning: the run never started"),
-            exit::BAD_INPUT,
-        ));
+        return Err(CmdError::State(Failure::new(format!(
+            "the journal of run {run} has no beginning: the run never started"
+        ))));
     };
     let lease = store.lock(&plan.name, &Holder::this_process(&run)).await?;
     // Read again under the lease: nobody writes it now.
@@ -195,20 +120,16 @@ async fn script_of(store: &dyn Store, plan: &Plan) -> Result<Option<Vec<u8>>, Cm
     };
     let at = store.artefact_location(&plan.run, Artefact::Script);
     let Some(body) = store.get(&plan.run, Artefact::Script).await? else {
-        return Err(CmdError::Other(
-            format!("cannot read the script kept at {at}: it is not there"),
-            exit::BAD_INPUT,
-        ));
+        return Err(CmdError::State(Failure::new(format!(
+            "cannot read the script kept at {at}: it is not there"
+        ))));
     };
     let got = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&body));
     if got != d.sha256 {
-        return Err(CmdError::Other(
-            format!(
-                "{at}: sha256 {got}, but run {} installs {}: the kept script changed",
-                plan.run, d.sha256
-            ),
-            exit::BAD_INPUT,
-        ));
+        return Err(CmdError::State(Failure::new(format!(
+            "{at}: sha256 {got}, but run {} installs {}: the kept script changed",
+            plan.run, d.sha256
+        ))));
     }
     Ok(Some(body))
 }
@@ -240,7 +161,7 @@ impl<'a> Cx<'a> {
         // The `ssh` masters of controllers that died go first, whatever this command does.
         crate::transport::clean_stale_control_dirs();
         let signals = Signals::listen().map_err(|e| {
-            CmdError::Other(format!("cannot listen for signals: {e}"), exit::INCOMPLETE)
+            CmdError::System(Failure::new(format!("cannot listen for signals: {e}")))
         })?;
         let stop = Stop::new();
         let exit_now = CancellationToken::new();
@@ -318,10 +239,9 @@ impl<'a> Cx<'a> {
         let transport = match made {
             Some(t) => t,
             None => Transport::new(ssh_config).map_err(|e| {
-                CmdError::Other(
-                    format!("cannot create the ssh control directory under /tmp: {e}"),
-                    exit::BAD_INPUT,
-                )
+                CmdError::Setup(Failure::new(format!(
+                    "cannot create the ssh control directory under /tmp: {e}"
+                )))
             })?,
         };
         let action = action_of(&first, &plan);

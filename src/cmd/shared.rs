@@ -5,6 +5,7 @@
 use std::time::{Duration, SystemTime};
 
 use crate::cli::Global;
+use crate::diag::InputError;
 use crate::exit;
 use crate::store::{self, Access, Artefact, FileStore, Holder, Location, PgStore, Store};
 
@@ -34,9 +35,9 @@ pub async fn init(g: &Global) -> CmdResult {
 /// (the store keeps one of each). Running it again copies nothing twice.
 pub async fn import(g: &Global) -> CmdResult {
     if g.store.is_none() {
-        return Err(CmdError::Other(
-            "store import copies a state directory into the shared store: name it with --store URL (or WAVECTL_STORE)".into(),
-            exit::BAD_INPUT,
+        return Err(CmdError::Input(
+            InputError::new("store import copies a state directory into the shared store")
+                .help("name it with --store URL (or WAVECTL_STORE)"),
         ));
     }
     let root = g.state_dir.clone().unwrap_or_else(FileStore::default_root);
@@ -98,10 +99,7 @@ pub async fn audit(g: &Global, since: Option<&str>) -> CmdResult {
     let from = match since {
         None => None,
         Some(s) => Some(since_time(s).ok_or_else(|| {
-            CmdError::Other(
-                format!("--since `{s}`: neither a duration (90m, 24h, 7d) nor a UTC time (2026-12-07T18:00:00Z)"),
-                exit::BAD_INPUT,
-            )
+            CmdError::Input(InputError::new(format!("--since `{s}`: neither a duration (90m, 24h, 7d) nor a UTC time (2026-12-07T18:00:00Z)")))
         })?),
     };
     let store = session::store(g, Access::Read).await?;

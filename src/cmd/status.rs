@@ -72,6 +72,17 @@ fn waiting(id: &str, s: &RunState) -> Option<String> {
 }
 
 /// Who drives a run.
+/// `status --json`'s line for a freeze that holds (a listing, like [`RunLine`], not an
+/// event): `frozen` is the rollout, or `*` for every rollout.
+#[derive(Serialize)]
+struct FreezeLine<'a> {
+    frozen: &'a str,
+    by: &'a str,
+    reason: &'a str,
+    since: String,
+    until: Option<String>,
+}
+
 #[derive(Serialize)]
 struct Driver {
     host: String,
@@ -125,10 +136,9 @@ async fn line(store: &dyn Store, id: &str, s: &RunState, damage: Option<String>)
         },
         started_ms: s.started,
         ended: s.ended.map(|e| utc(e / 1000)),
-        duration: humantime::format_duration(std::time::Duration::from_secs(
-            s.ended.unwrap_or(s.now).saturating_sub(s.started) / 1000,
-        ))
-        .to_string(),
+        duration: crate::units::duration_ms(
+            s.ended.unwrap_or(s.now).saturating_sub(s.started) / 1000 * 1000,
+        ),
         user: s.plan.as_ref().map_or(String::new(), |p| p.user.clone()),
         hosts: s.hosts.len(),
         done: s
@@ -174,14 +184,14 @@ async fn show_freezes(g: &Global, store: &dyn Store) {
     }
     if g.json {
         for f in &all {
-            let line = serde_json::json!({
-                "frozen": f.rollout.as_deref().unwrap_or("*"),
-                "by": f.by,
-                "reason": f.reason,
-                "since": utc(f.at / 1000),
-                "until": f.until.map(|u| utc(u.div_ceil(1000))),
-            });
-            crate::outln!("{line}");
+            let line = FreezeLine {
+                frozen: f.rollout.as_deref().unwrap_or("*"),
+                by: &f.by,
+                reason: &f.reason,
+                since: utc(f.at / 1000),
+                until: f.until.map(|u| utc(u.div_ceil(1000))),
+            };
+            crate::outln!("{}", serde_json::to_string(&line).unwrap_or_default());
         }
         return;
     }

@@ -13,10 +13,10 @@ use sha2::{Digest, Sha256};
 
 use crate::cli::Global;
 use crate::diag::InputError;
-use crate::exit;
 use crate::plan::file::{self, FileDigest, PlanFile};
 
 use super::session::CmdError;
+use super::Failure;
 
 /// A file a plan's trust rests on, read once: its digest and the very bytes digested
 /// (signatures are checked against a private copy of these, never the file again).
@@ -110,13 +110,13 @@ fn run_keygen(args: &[&OsStr], stdin: &str) -> Result<std::process::Output, CmdE
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| CmdError::Other(format!("cannot run ssh-keygen: {e}"), exit::BAD_INPUT))?;
+        .map_err(|e| CmdError::Setup(Failure::new(format!("cannot run ssh-keygen: {e}"))))?;
     if let Some(mut i) = child.stdin.take() {
         let _ = i.write_all(stdin.as_bytes());
     }
     child
         .wait_with_output()
-        .map_err(|e| CmdError::Other(format!("ssh-keygen: {e}"), exit::BAD_INPUT))
+        .map_err(|e| CmdError::Setup(Failure::new(format!("ssh-keygen: {e}"))))
 }
 
 /// What the allowed signers say of one signature over a plan's hash.
@@ -189,16 +189,10 @@ impl Signers {
 
 fn temp_with(bytes: &[u8]) -> Result<tempfile::NamedTempFile, CmdError> {
     let mut f = tempfile::NamedTempFile::new().map_err(|e| {
-        CmdError::Other(
-            format!("cannot make a temporary file: {e}"),
-            exit::INCOMPLETE,
-        )
+        CmdError::System(Failure::new(format!("cannot make a temporary file: {e}")))
     })?;
     f.write_all(bytes).map_err(|e| {
-        CmdError::Other(
-            format!("cannot write a temporary file: {e}"),
-            exit::INCOMPLETE,
-        )
+        CmdError::System(Failure::new(format!("cannot write a temporary file: {e}")))
     })?;
     Ok(f)
 }

@@ -273,7 +273,9 @@ impl<'r> Engine<'r> {
             ),
             touched: op != Op::Settle,
         });
-        self.show_result(&host, op, &result);
+        if let Some(shown) = crate::report::transition::host_step(&self.state, &host, op, &result) {
+            self.reporter.emit(shown);
+        }
         Some(Event::Result { host, op, result })
     }
 
@@ -296,9 +298,9 @@ impl<'r> Engine<'r> {
         for rec in &recs {
             let before = self.state.status.clone();
             let actions = step(&mut self.state, rec);
-            self.show_hold(&before, rec, false);
-            self.show_transition(&before, rec);
-            self.show_hold(&before, rec, true);
+            for shown in crate::report::transition::shown(&self.plan, &before, &self.state, rec) {
+                self.reporter.emit(shown);
+            }
             for a in actions {
                 self.start(a, rec.at);
             }
@@ -580,209 +582,6 @@ impl<'r> Engine<'r> {
             }
         }
     }
-
-    fn phase_of(&self, op: Op) -> Phase {
-        match (op, self.state.kind()) {
-            (Op::Install | Op::StartRun, _) => Phase::Deploy,
-            (Op::Confirm, _) => Phase::Confirm,
-            (Op::Settle, _) => Phase::Settle,
-            (Op::Remove, Some(RunKind::Apply)) => Phase::Rollback,
-            (Op::Remove, _) => Phase::Purge,
-        }
-    }
-
-    fn show_result(&self, host: &str, op: Op, result: &HostResult) {
-        if op == Op::StartRun && matches!(result, HostResult::Started) {
-            // Part of the host's deploy, which was counted at its install.
-            return;
-        }
-        let (ok, detail) = match result {
-            HostResult::Installed { prev, started, .. } => (
-                true,
-                crate::rollout::step::installed_detail(prev.as_deref(), *started),
-            ),
-            HostResult::Started => (true, "first run started".to_string()),
-            HostResult::Confirmed => (true, "confirmed".to_string()),
-            HostResult::Removed { detail } => (true, detail.clone()),
-            // Not clean: the rollout stays on the host.
-            HostResult::Superseded { by, detail } => (
-                false,
-                format!("the rollout stays here under newer run {by}: {detail}"),
-            ),
-            HostResult::Settled(f) => (true, format!("{f:?}")),
-            HostResult::Failed { verdict, .. } => (
-                false,
-                verdict
-                    .evidence
-                    .first()
-                    .map(|e| e.to_string())
-                    .unwrap_or_default(),
-            ),
-            HostResult::Refused(r) => (false, format!("refused: {}", r.reason)),
-        };
-        // Deploys belong to their wave; the other phases to the run.
-        let wave = match op {
-            Op::Install | Op::StartRun => self.state.host(host).map_or(0, |h| h.wave),
-            _ => 0,
-        };
-        self.reporter.emit(Shown::HostStep {
-            wave,
-            phase: self.phase_of(op),
-            host: host.to_string(),
-            ok,
-            detail,
-        });
-    }
-
-    /// Show where the run went: waves, phases, verdicts, the rollback.
-    fn show_transition(&self, before: &Status, rec: &Record) {
-        let after = &self.state.status;
-        match &rec.event {
-            Event::Round { wave, verdicts, .. } => {
-                for v in verdicts {
-                    let wave = self.state.host(&v.host).map_or(0, |h| h.wave);
-                    // A host whose install is gone is judged on that (as `step` does).
-                    let verdict = v.lost.as_ref().map_or_else(
-                        || v.verdict.clone(),
-                        crate::rollout::found::lost_verdict,
-                    );
-                    self.reporter.emit(Shown::Verdict {
-                        wave,
-                        host: v.host.clone(),
-                        verdict,
-                    });
-                }
-                if let Status::Running {
-                    stage: Stage::Bake(b),
-                } = after
-                {
-                    self.reporter.emit(Shown::BakeTick {
-                        wave: *wave,
-                        elapsed: (self.state.now.saturating_sub(b.since)) / 1000,
-                        bake: (b.until - b.since) / 1000,
-                        round: b.rounds,
-                    });
-                }
-            }
-            Event::Stop(r) => self.reporter.emit(Shown::Note {
-                message: if matches!(after, Status::Removing { .. }) {
-                    format!(
-                        "{}: already rolling back; it goes on (again to exit at once)",
-                        r.by
-                    )
-                } else {
-                    format!(
-                        "{}: no new host action starts; the ones in flight finish, then {} (again to exit at once, leaving the journal)",
-                        r.by,
-                        if self.state.kind() == Some(RunKind::Apply)
-                            && matches!(after, Status::Stopping { .. })
-                        {
-                            "every host that got the script is rolled back"
-                        } else {
-                            "the command ends with the rest pending"
-                        }
-                    )
-                },
-            }),
-            _ => {}
-        }
-        if before == after {
-            return;
-        }
-        if let Status::Backoff { until, .. } = after {
-            self.reporter.emit(Shown::Note {
-                message: format!(
-                    "{} still pending; retrying in {}s (Ctrl-C to stop)",
-                    crate::report::count(self.state.may_hold().count(), "host"),
-                    until.saturating_sub(self.state.now).div_ceil(1000)
-                ),
-            });
-        }
-        let phase_of = |s: &Status| -> Option<(usize, Phase)> {
-            match s {
-                Status::Running { stage } => match stage {
-                    Stage::Baseline { wave } => Some((*wave, Phase::Baseline)),
-                    Stage::Deploy { wave } => Some((*wave, Phase::Deploy)),
-                    Stage::Bake(b) => Some((b.wave, Phase::Bake)),
-                    Stage::Confirm => Some((0, Phase::Confirm)),
-                    // Waiting between waves: no phase (the hold says what it waits for).
-                    Stage::Gate { .. } | Stage::Frozen { .. } => None,
-                },
-                Status::Removing { .. } | Status::Backoff { .. } => Some((
-                    0,
-                    if self.state.kind() == Some(RunKind::Apply) {
-                        Phase::Rollback
-                    } else {
-                        Phase::Purge
-                    },
-                )),
-                _ => None,
-            }
-        };
-        let (old, new) = (phase_of(before), phase_of(after));
-        if old == new {
-            return;
-        }
-        if let Some((wave, phase)) = old {
-            self.reporter.emit(Shown::PhaseDone { wave, phase });
-        }
-        let Some((wave, phase)) = new else { return };
-        let waves = self.plan.waves.len();
-        let wave_hosts = |w: usize| -> Vec<String> {
-            self.state
-                .hosts
-                .iter()
-                .filter(|h| h.wave == w)
-                .map(|h| h.host.clone())
-                .collect()
-        };
-        let entered_wave = match old {
-            Some((w, _)) => w != wave && wave > 0,
-            None => wave > 0,
-        };
-        if entered_wave {
-            self.reporter.emit(Shown::WaveStarted {
-                wave,
-                waves,
-                hosts: wave_hosts(wave),
-            });
-        }
-        if let Status::Removing { why, .. } = after {
-            if !matches!(before, Status::Backoff { .. }) {
-                let hosts: Vec<String> = self.state.may_hold().map(|h| h.host.clone()).collect();
-                self.reporter.emit(Shown::RollbackStarted {
-                    reason: crate::rollout::summary::why_sentence(&self.state, why),
-                    hosts,
-                });
-            }
-        }
-        let (hosts, seconds) = match after {
-            Status::Running {
-                stage: Stage::Bake(b),
-            } => (
-                self.state.probing().map_or(0, |p| p.1.len()),
-                Some((b.until - b.since) / 1000),
-            ),
-            Status::Running {
-                stage: Stage::Confirm,
-            } => (
-                self.state
-                    .hosts
-                    .iter()
-                    .filter(|h| h.state == HostState::Installed)
-                    .count(),
-                None,
-            ),
-            Status::Removing { .. } => (self.state.may_hold().count(), None),
-            _ => (wave_hosts(wave).len(), None),
-        };
-        self.reporter.emit(Shown::PhaseStarted {
-            wave,
-            phase,
-            hosts,
-            seconds,
-        });
-    }
 }
 
 impl Engine<'_> {
@@ -822,85 +621,6 @@ impl Engine<'_> {
             }
         } else {
             self.next_poll = None;
-        }
-    }
-
-    /// Say what the run waits for when it starts waiting at a gate or a freeze
-    /// (`entering`: after the phase changes are shown), and when it goes on (before them).
-    fn show_hold(&self, before: &Status, rec: &Record, entering: bool) {
-        let after = &self.state.status;
-        let run = &self.plan.run;
-        let name = &self.plan.name;
-        if let (Event::Freeze { freeze: Some(f) }, false) = (&rec.event, entering) {
-            if !matches!(
-                after,
-                Status::Running {
-                    stage: Stage::Frozen { .. }
-                }
-            ) && matches!(after, Status::Running { .. })
-            {
-                self.reporter.emit(Shown::Note {
-                    message: format!(
-                        "{} is {}: no new wave starts; the run waits at the next wave boundary (`wavectl unfreeze {}` lets it go on)",
-                        f.scope(),
-                        f.describe(),
-                        f.rollout.as_deref().unwrap_or("--all")
-                    ),
-                });
-            }
-        }
-        if before == after {
-            return;
-        }
-        let waiting = |s: &Status| match s {
-            Status::Running {
-                stage: Stage::Gate { wave, .. },
-            } => Some((*wave, true)),
-            Status::Running {
-                stage: Stage::Frozen { wave, .. },
-            } => Some((*wave, false)),
-            _ => None,
-        };
-        match (waiting(before), waiting(after)) {
-            (_, Some(_)) | (None, None) if !entering => {}
-            (Some(_), None) if entering => {}
-            (_, Some((wave, true))) => {
-                let until = self.state.gate().map_or(0, |g| g.2);
-                self.reporter.emit(Shown::Gated {
-                    wave,
-                    promote: format!("wavectl promote {run}"),
-                    until: crate::rollout::step::utc(until / 1000),
-                });
-            }
-            (_, Some((wave, false))) => {
-                if let Some(f) = self.state.freeze() {
-                    self.reporter.emit(Shown::Frozen {
-                        wave,
-                        rollout: name.clone(),
-                        by: f.by.clone(),
-                        reason: f.reason.clone(),
-                        until: f.until.map(|u| crate::rollout::step::utc(u.div_ceil(1000))),
-                        unfreeze: format!(
-                            "wavectl unfreeze {}",
-                            f.rollout.as_deref().unwrap_or("--all")
-                        ),
-                    });
-                }
-            }
-            (Some((wave, true)), None) => {
-                if let Event::Promote(p) = &rec.event {
-                    self.reporter.emit(Shown::Promoted {
-                        wave,
-                        by: p.by.clone(),
-                    });
-                }
-            }
-            (Some((wave, false)), None) => {
-                if matches!(after, Status::Running { .. }) {
-                    self.reporter.emit(Shown::Thawed { wave });
-                }
-            }
-            (None, None) => {}
         }
     }
 }

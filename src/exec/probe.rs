@@ -123,11 +123,11 @@ async fn probe_over(
             },
         };
         let left = d.probe_timeout;
-        let ask = remote::probe::Ask {
+        let ask = remote::host_probe::Ask {
             sources: signals::sources(&d.builtins),
             kernel_cursor: ask.cursor.clone(),
         };
-        let cmd = remote::probe::probe_with(
+        let cmd = remote::host_probe::probe_with(
             &shared.plan.name,
             &shared.plan.run,
             &d.checks,

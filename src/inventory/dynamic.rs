@@ -96,7 +96,7 @@ pub(crate) fn load_within(
             return Err(fail(
                 format!(
                     "the inventory program {list} did not finish within {}: killed{stderr}",
-                    humantime::format_duration(deadline)
+                    crate::units::duration(deadline)
                 ),
                 "make it answer faster (cache what it fetches), or write its output to a file once and give wavectl that file (`.json`)",
             ))

@@ -38,7 +38,7 @@ use std::time::Duration;
 
 use super::{
     command, compact, secs, sh_quote, unhex, with_lib, Manifest, ManifestFormat, ManifestState,
-    RemoteCommand, CHECKS_SH, PKG_SH, PROCS_SH, REMOVAL_SH, STATE_DIR,
+    RemoteCommand, ACTIVATION_SH, CHECKS_SH, PKG_SH, PROCS_SH, REMOVAL_SH, STATE_DIR,
 };
 use crate::spec::ActivationKind;
 
@@ -50,7 +50,7 @@ const CONFIRM_SH: &str = include_str!("scripts/confirm.sh");
 /// The install's script; the library comes first, evaluated from the wrapper it carries.
 const INSTALL_PARTS: &[&str] = &[PKG_SH, CHECKS_SH, INSTALL_SH];
 /// The wrapper's library parts, after `lib.sh`.
-const WRAPPER_LIB: &[&str] = &[PROCS_SH, REMOVAL_SH];
+const WRAPPER_LIB: &[&str] = &[PROCS_SH, ACTIVATION_SH, REMOVAL_SH];
 
 /// Remote timeout of an install (write, hash, back up or snapshot, rename, activate).
 pub const INSTALL_TIMEOUT: Duration = Duration::from_secs(60);
@@ -402,7 +402,7 @@ mod tests {
             format!("{lib}\n"),
             "#!/bin/sh\n# wavectl wrapper: written by wavectl install, removed by rollback or purge\n"
                 .to_string()
-                + &with_lib(&[PROCS_SH, REMOVAL_SH])
+                + &with_lib(&[PROCS_SH, ACTIVATION_SH, REMOVAL_SH])
         );
     }
 

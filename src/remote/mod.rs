@@ -53,7 +53,7 @@
 //! | `/var/lib/wavectl/NAME/manifest.json` | [`Manifest`], JSON with one top-level field a line ([`mod@manifest`]): name, sha256, run_id, installed_at, state (`probation` → `confirmed`; `revoked` while removed), backup, prev_run_id, prev_sha256, install_path, activation, schedule, lease_secs. A version installed by an earlier release has that release's form instead (`manifest`, `KEY=VALUE` lines; or a compact one-line `manifest.json`), read and kept as it is until an install replaces it |
 //! | `/var/lib/wavectl/NAME/txn` | the run id of an install in progress: written first, removed last (a cut-short install leaves it) |
 //! | `/var/lib/wavectl/NAME/lease` | unix seconds (host clock) until which the probation lease runs; renewed by probes of the same run, removed at confirm |
-//! | `/var/lib/wavectl/NAME/prev/` | the previous confirmed version, whole, for a rollback of the newest: `script` (exact copy), `manifest.json` (or an earlier release's `manifest`), `run`, `runs.log`, `cron` or `units/`, `for` (the run it was kept for), `complete` (written last); built in `prev.new/`, renamed when complete; kept after confirm, replaced by the next upgrade |
+//! | `/var/lib/wavectl/NAME/prev/` | the previous confirmed version, whole, for a rollback of the newest: `script` (exact copy), `manifest.json` (or an earlier release's `manifest`), `run`, `runs.log`, the activation files (`cron` or `units/`), `for` (the run it was kept for), `complete` (written last); built in `prev.new/`, renamed when complete; kept after confirm, replaced by the next upgrade |
 //! | `/var/lib/wavectl/NAME/backup` | the pre-wavectl original at `install_path` (`cp -a --preserve=all`: mode, owner, timestamps, xattrs, a symlink as the link), decided at the first install, restored by a full removal |
 //! | `/var/lib/wavectl/NAME/backup.none` | marker: nothing was at `install_path` before wavectl |
 //! | `/var/lib/wavectl/NAME/created_dirs` | the outermost parent directory of `install_path` the first install created (raw bytes; every directory between it and `install_path` was created too); a full removal removes them again if empty |
@@ -72,10 +72,7 @@
 //! | `/var/lib/wavectl/NAME/lock` | `flock` against overlapping runs |
 //! | `/var/lib/wavectl/NAME/state.lock` | `flock` between install, removal, confirm, lease renewal and the guard |
 //! | `/var/lib/wavectl/.reverted/NAME` | the guard reverted a run: `<run_id> <lease_until> <reverted_at> <clean 0\|1>` |
-//! | `/etc/cron.d/wavectl-NAME` | cron: a first line naming the run that wrote it, the schedule line, `* * * * * root <run> guard`, `@reboot root <run> guard boot` (activation `none`: the two guard lines only); units start with the same line |
-//! | `/etc/systemd/system/wavectl-NAME{.service,.timer}` | systemd-timer activation: the script |
-//! | `/etc/systemd/system/wavectl-NAME-guard.service` | `run guard boot`, WantedBy=multi-user.target, Before= the timer |
-//! | `/etc/systemd/system/wavectl-NAME-lease.{service,timer}` | `run guard`, OnCalendar=minutely (activation `none` on a host without `/etc/cron.d`: these and the boot guard only) |
+//! | activation files | each kind's, written, removed, kept in `prev/` and restored by `scripts/activation.sh` (which lists them; docs/HOSTS.md too): they run the script on its schedule, the lease guard every minute (`run guard`) and the boot guard (`run guard boot`); activation `none` writes the guards only; each file's first line names the run that wrote it |
 //! | `/var/log/wavectl-guard.log` | what the guards did (also sent to syslog via `logger -t wavectl`) |
 //! | `/var/lib/wavectl/purged/<UTC time>/<original path>` | copies of what `purge --path` changed or removed |
 //!
@@ -89,10 +86,10 @@
 //! refuses, so the sender can always finish writing it. The preview exits 0 whatever it
 //! finds (a refusal it foresees is a `refused` line), 65 on an invalid argument.
 
+pub mod host_probe;
 pub mod install;
 pub mod manifest;
 pub mod preview;
-pub mod probe;
 pub mod purge_path;
 pub mod quote;
 pub mod remove;
@@ -118,13 +115,13 @@ mod version_tests;
 use std::time::Duration;
 
 pub use crate::rollout::probe_report::Reverted;
+pub use host_probe::{check_timeout, parse_probe, probe};
 pub use install::{
     confirm, install, manifest_text, parse_confirm, parse_install, run_once, start_run,
     wrapper_path, wrapper_text, ConfirmResult, InstallParams, InstallResult,
 };
 pub use manifest::{Manifest, ManifestFormat, ManifestState, PrevVersion};
 pub use preview::{parse_preview, preview, Holds, PreviewParams, PreviewReport};
-pub use probe::{check_timeout, parse_probe, probe};
 pub use purge_path::{parse_purge_path, purge_path, PurgePathReport};
 pub use quote::{sh_join, sh_quote};
 pub use remove::{parse_remove, remove, RemovalReport, RemoveScope};
@@ -227,11 +224,14 @@ fn unhex(field: &str) -> Result<String, String> {
         .map_err(|e| format!("bad hex field {field:?}: {e}"))
 }
 
-/// The shared shell library (paths, manifest, locks, lease, activation, exact copies),
+/// The shared shell library (paths, manifest, locks, lease, exact copies),
 /// in front of every script and in the wrapper.
 const LIB_SH: &str = include_str!("scripts/lib.sh");
 /// Finding and killing what runs a path: removal, purge --path, the wrapper's guard.
 const PROCS_SH: &str = include_str!("scripts/procs.sh");
+/// Each activation kind's files on a host (write, remove, keep in prev/, restore): the
+/// install, remove and the wrapper.
+const ACTIVATION_SH: &str = include_str!("scripts/activation.sh");
 /// Removal (a run's, or every version) and the guard: remove and the wrapper.
 const REMOVAL_SH: &str = include_str!("scripts/removal.sh");
 /// Package ownership (dpkg/rpm), for install, preview and purge --path.

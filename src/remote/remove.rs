@@ -21,7 +21,7 @@
 //!     if R's version is the one kept for that run's rollback (`prev/`), it is dropped
 //!     first (and that run's manifest says `"prev":null`), so no later rollback brings
 //!     R's version back;
-//!   - no run's install at all: the cron file or units whose first line names R
+//!   - no run's install at all: the activation files whose first line names R
 //!     (`# wavectl NAME run R`) go — R wrote them, its state directory went under it.
 //!
 //!   When R's:
@@ -29,7 +29,7 @@
 //!     The manifest is marked `revoked` (R's wrapper refuses), R's activation dropped,
 //!     running copies killed (if the manifest was R's), then prev's script (exact copy,
 //!     tmp + `mv -fT`; its sha256 compared with prev's manifest), wrapper, runs.log,
-//!     cron file or units (daemon-reload, timers enabled when systemd runs), and prev's
+//!     activation files (enabled again where the scheduler needs it), and prev's
 //!     manifest (`confirmed`) last; lease, `prev/` and `txn` removed;
 //!     `restored-version <hex run id>`.
 //!   - `txn` is R but the manifest is still the previous version and no snapshot was
@@ -68,12 +68,13 @@
 use std::time::Duration;
 
 use super::{
-    command, parse_cleanup, unhex, wait_secs, with_lib, RemoteCommand, PROCS_SH, REMOVAL_SH,
+    command, parse_cleanup, unhex, wait_secs, with_lib, RemoteCommand, ACTIVATION_SH, PROCS_SH,
+    REMOVAL_SH,
 };
 
 const REMOVE_SH: &str = include_str!("scripts/remove.sh");
 /// The removal's script after the library.
-const PARTS: &[&str] = &[PROCS_SH, REMOVAL_SH, REMOVE_SH];
+const PARTS: &[&str] = &[PROCS_SH, ACTIVATION_SH, REMOVAL_SH, REMOVE_SH];
 
 /// Time for systemctl and file work on top of the kill wait.
 pub const REMOVE_MARGIN: Duration = Duration::from_secs(40);

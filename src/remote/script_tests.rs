@@ -18,7 +18,7 @@ fn formats_seconds_for_gnu_timeout() {
 fn assemblies() -> Vec<(&'static str, Vec<&'static str>)> {
     let mut v = Vec::new();
     v.extend(install::assemblies());
-    v.extend(probe::assemblies());
+    v.extend(host_probe::assemblies());
     v.extend(remove::assemblies());
     v.extend(settle::assemblies());
     v.extend(preview::assemblies());
@@ -169,6 +169,7 @@ fn no_library_text_holds_the_wrappers_marker() {
     for (name, script) in [
         ("lib.sh", LIB_SH),
         ("procs.sh", PROCS_SH),
+        ("activation.sh", ACTIVATION_SH),
         ("removal.sh", REMOVAL_SH),
     ] {
         assert!(

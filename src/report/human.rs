@@ -163,7 +163,7 @@ impl Human {
                     .and_then(|mut t| t.remove(&(*wave, *phase)))
                     .unwrap_or_default();
                 let took =
-                    elapsed.map_or(String::new(), |d| format!(" in {:.1}s", d.as_secs_f64()));
+                    elapsed.map_or(String::new(), |d| format!(" in {}", crate::units::duration(d)));
                 let text = match phase {
                     Phase::Bake => {
                         format!("   {:<8} {} probe rounds{took}", phase.name(), tally.rounds)
@@ -255,6 +255,61 @@ impl Human {
                     parts.join(", ")
                 ));
             }
+            Event::PromoteSent {
+                run,
+                wave,
+                next,
+                driver,
+                deadline,
+                ..
+            } => match driver {
+                Some(who) => crate::outln!(
+                    "promoted run {run} past the gate after wave {wave}: its controller ({who}) goes on to {next}"
+                ),
+                None => crate::outln!(
+                    "promoted run {run} past the gate after wave {wave}; its controller is gone: `wavectl resume {run}` goes on to {next} (before {deadline}, when the gate would roll it back)"
+                ),
+            },
+            Event::FreezeSet {
+                rollout,
+                until,
+                scope,
+                ..
+            } => crate::outln!(
+                "froze {scope}: `apply` is refused (exit 5) and a running apply waits at its next wave boundary, {}; purge, rollback and reconcile are not blocked",
+                match until {
+                    Some(u) => format!("until {u}"),
+                    None => format!(
+                        "until `wavectl unfreeze {}`",
+                        rollout.as_deref().unwrap_or("--all")
+                    ),
+                }
+            ),
+            Event::Unfrozen { was, scope, .. } => {
+                crate::outln!("lifted the freeze of {scope} (it was {was})")
+            }
+            Event::AbortSent { run, who, .. } => crate::outln!(
+                "asked run {run} ({who}) to stop: the actions in flight finish, then it rolls back"
+            ),
+            Event::Approved {
+                by,
+                plan,
+                hash,
+                signatures,
+                needed,
+                unverified,
+                ..
+            } => {
+                crate::outln!(
+                    "{by} approved {plan} ({hash}); it holds {} of the {needed} needed",
+                    count(*signatures, "signature")
+                );
+                if let Some(why) = unverified {
+                    crate::outln!("  not verified here ({why}): `apply` checks every signature against the plan's allowed signers");
+                }
+            }
+            Event::Report { markdown, .. } => crate::out!("{markdown}"),
+            Event::Error { message, .. } => eprintln!("error: {message}"),
             Event::Summary(s) => {
                 if let Ok(mut bars) = self.bars.lock() {
                     for (_, b) in bars.drain() {

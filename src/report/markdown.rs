@@ -12,10 +12,7 @@ fn at(ms: u64) -> String {
 }
 
 fn took(from: u64, to: u64) -> String {
-    humantime::format_duration(std::time::Duration::from_secs(
-        to.saturating_sub(from) / 1000,
-    ))
-    .to_string()
+    crate::units::duration_ms(to.saturating_sub(from) / 1000 * 1000)
 }
 
 /// What changed in the run's status, with when: the timeline.
@@ -152,8 +149,8 @@ pub fn render(records: &[Record]) -> String {
             let _ = writeln!(
                 out,
                 "| health | every {} (probe timeout {}), built-ins {:?}, checks {} |",
-                humantime::format_duration(d.interval),
-                humantime::format_duration(d.probe_timeout),
+                crate::units::duration(d.interval),
+                crate::units::duration(d.probe_timeout),
                 d.builtins,
                 d.checks
                     .iter()
@@ -161,7 +158,7 @@ pub fn render(records: &[Record]) -> String {
                     .collect::<Vec<_>>()
                     .join(", ")
             );
-            let _ = writeln!(out, "| lease | {} |", humantime::format_duration(d.lease));
+            let _ = writeln!(out, "| lease | {} |", crate::units::duration(d.lease));
         }
         Target::Purge => {
             let _ = writeln!(out, "| removes | every version of `{}` |", plan.name);
@@ -176,7 +173,7 @@ pub fn render(records: &[Record]) -> String {
         "| policy | max_unhealthy {}, on_failure {:?}, bake {}, min_runs {}, concurrency {} |",
         p.max_unhealthy,
         p.on_failure,
-        humantime::format_duration(p.bake),
+        crate::units::duration(p.bake),
         p.min_runs,
         p.concurrency
     );

@@ -6,6 +6,7 @@ mod human;
 pub mod markdown;
 pub mod metrics;
 pub mod notify;
+pub mod transition;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -145,6 +146,77 @@ pub enum Event {
         holds: std::collections::BTreeMap<&'static str, usize>,
         exit_code: i32,
     },
+    // A command's answer, on a run or the store, rather than a run's progress. Fields
+    // marked `skip` are for the human line only; the JSON is the contract (docs/EVENTS.md).
+    /// `promote` left its go-ahead for run `run` past the gate after `wave`.
+    PromoteSent {
+        run: String,
+        wave: usize,
+        by: String,
+        /// What the run goes on to (`wave 3`, `the confirmation`).
+        #[serde(skip)]
+        next: String,
+        /// Its controller (`user@host pid N`), if one drives it now.
+        #[serde(skip)]
+        driver: Option<String>,
+        /// When the gate would roll it back (UTC).
+        #[serde(skip)]
+        deadline: String,
+    },
+    /// `freeze` set a freeze (`rollout`: none for every rollout).
+    #[serde(rename = "frozen")]
+    FreezeSet {
+        rollout: Option<String>,
+        by: String,
+        reason: String,
+        until: Option<String>,
+        /// `rollout NAME` or `every rollout`.
+        #[serde(skip)]
+        scope: String,
+    },
+    /// `unfreeze` lifted a freeze (`was`: what it was).
+    Unfrozen {
+        rollout: Option<String>,
+        by: String,
+        was: String,
+        #[serde(skip)]
+        scope: String,
+    },
+    /// `abort` left a stop request for run `run`; its controller is `pid` on `host`.
+    AbortSent {
+        run: String,
+        pid: u32,
+        host: String,
+        user: String,
+        /// The controller, for people (`user@host pid N`).
+        #[serde(skip)]
+        who: String,
+    },
+    /// `approve` signed `plan`: `verified` is the principal the plan's allowed signers
+    /// name for the key (none: they could not be read here, `unverified` says why).
+    Approved {
+        by: String,
+        verified: Option<String>,
+        plan: String,
+        hash: String,
+        signatures: usize,
+        needed: u32,
+        #[serde(skip)]
+        unverified: Option<String>,
+    },
+    /// `report RUN`: the run's Markdown account.
+    Report {
+        run: String,
+        markdown: String,
+    },
+    /// The command failed: `message` (what, and how to go on) and its exit code;
+    /// `help` repeats how to go on on its own, when the error says.
+    Error {
+        message: String,
+        exit_code: i32,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        help: Option<String>,
+    },
 }
 
 pub use crate::rollout::Summary;
@@ -257,10 +329,16 @@ impl Output {
 
     fn show(&self, event: &Event, json: Option<&serde_json::Value>) {
         match &self.display {
-            Display::Json => match json {
-                Some(v) => crate::outln!("{v}"),
-                None => crate::outln!("{}", self.json(event)),
-            },
+            Display::Json => {
+                match json {
+                    Some(v) => crate::outln!("{v}"),
+                    None => crate::outln!("{}", self.json(event)),
+                }
+                // What failed is said to people too, on stderr, whatever the display.
+                if let Event::Error { message, .. } = event {
+                    eprintln!("error: {message}");
+                }
+            }
             Display::Human(h) => h.show(event),
         }
     }
@@ -278,6 +356,11 @@ impl Notes {
 
 impl Reporter {
     pub fn new(json: bool, verbose: bool) -> Reporter {
+        Reporter::since(json, verbose, Instant::now())
+    }
+
+    /// A reporter whose `elapsed_ms` counts from `start` (when the command began).
+    pub fn since(json: bool, verbose: bool, start: Instant) -> Reporter {
         let display = if json {
             Display::Json
         } else {
@@ -286,7 +369,7 @@ impl Reporter {
         Reporter {
             out: Arc::new(Output {
                 display,
-                start: Instant::now(),
+                start,
                 run: Mutex::new(None),
             }),
             sinks: Mutex::new(Vec::new()),

@@ -132,7 +132,7 @@ impl Sink for Notifier {
             self.hooks.notes.note(format!(
                 "notify: waiting for {} (at most {})",
                 crate::report::count(waiting, "notification hook"),
-                humantime::format_duration(timeout)
+                crate::units::duration(timeout)
             ));
         }
         if let Some(t) = self.thread.take() {
@@ -234,10 +234,8 @@ fn hook(hooks: &Hooks, job: &Job, deadline: Duration) {
         )),
         Ended::TimedOut | Ended::TooMuchOutput => hooks.notes.note(format!(
             "{what} timed out after {}: killed with its process group{stderr}; the run is not affected",
-            // Cut short by the run's end, a deadline is a hair under the timeout.
-            humantime::format_duration(Duration::from_secs_f64(
-                (deadline.as_secs_f64() * 10.0).round() / 10.0
-            ))
+            // Cut short by the run's end, a deadline is a hair under the timeout: tenths.
+            crate::units::duration(deadline)
         )),
     }
 }

@@ -1,6 +1,6 @@
-//! What one probe of one host reported, as plain values (parsed by `remote::probe`).
-//! A source the host lacks is `Err(why)` in a [`Source`]: not available there, which
-//! is neither healthy nor a failure.
+//! What one probe of one host reported, as plain values (parsed by
+//! `remote::host_probe`). A source the host lacks is `Err(why)` in a [`Source`]: not
+//! available there, which is neither healthy nor a failure.
 
 use std::collections::BTreeMap;
 
@@ -176,6 +176,20 @@ pub struct ProbeReport {
     /// renewal (None: no lease file).
     #[serde(default)]
     pub lease_until: Option<u64>,
+}
+
+impl ProbeReport {
+    /// The host lacks `source` (its `na` line): `why`, in the field that source fills.
+    pub fn not_available(&mut self, source: ProbeSource, why: String) {
+        match source {
+            ProbeSource::Load => self.load1 = Err(why),
+            ProbeSource::Blocked => self.procs_blocked = Err(why),
+            ProbeSource::Oom => self.oom_kill = Err(why),
+            ProbeSource::Pressure => self.pressure = Err(why),
+            ProbeSource::Kernel => self.kernel = Err(why),
+            ProbeSource::Units => self.units = Err(why),
+        }
+    }
 }
 
 impl Default for ProbeReport {

@@ -1,6 +1,6 @@
 //! PURE: the built-in health signals as data. One entry per signal says what the probe
 //! reads for it, whether it needs a baseline and control hosts, and how it is judged;
-//! `verdict.rs` applies the entries, `remote::probe` reads the sources they name, and
+//! `verdict.rs` applies the entries, `remote::host_probe` reads the sources they name, and
 //! `policy.baseline`/`policy.controls` follow from them. A new signal is one entry here
 //! (and its source in the probe, if it reads a new one).
 //!
@@ -32,7 +32,15 @@ pub enum Judge {
     /// `unreachable`, a refused connection `unreachable`; see `verdict.rs`.
     Outcome,
     /// What happened on the host after its baseline: each [`Found`] fails it at once.
-    Events(fn(&[ProbeReport], &ProbeReport, &Thresholds) -> Source<Vec<Found>>),
+    Events {
+        found: fn(&[ProbeReport], &ProbeReport, &Thresholds) -> Source<Vec<Found>>,
+        /// Only the latest event is evidence (a script's last failed run, not every one).
+        latest_only: bool,
+        /// Each event carries the host's time of its own (a kernel line's stamp, unlike a
+        /// counter read at the probe): one newer than a control's reading cannot show
+        /// there yet, so it waits (once) for the controls' next probe.
+        stamped: bool,
+    },
     /// A value per probe, from the previous sample and this one (`Ok(None)`: none yet).
     Level {
         value: fn(&ProbeReport, &ProbeReport) -> Source<Option<f64>>,
@@ -50,7 +58,7 @@ pub struct Signal {
     pub name: &'static str,
     /// What the probe reads for it, in words (docs/RUNS.md says the same).
     pub reads: &'static str,
-    /// The probe source it needs (`remote::probe`), if any.
+    /// The probe source it needs (`remote::host_probe`), if any.
     pub source: Option<ProbeSource>,
     /// Judged against a reading taken before the wave.
     pub baseline: bool,
@@ -95,7 +103,11 @@ pub const SIGNALS: &[Signal] = &[
         source: None,
         baseline: false,
         controls: false,
-        judge: Judge::Events(script_runs),
+        judge: Judge::Events {
+            found: script_runs,
+            latest_only: true,
+            stamped: false,
+        },
     },
     Signal {
         builtin: Builtin::Kernel,
@@ -104,7 +116,11 @@ pub const SIGNALS: &[Signal] = &[
         source: Some(ProbeSource::Kernel),
         baseline: true,
         controls: true,
-        judge: Judge::Events(kernel_lines),
+        judge: Judge::Events {
+            found: kernel_lines,
+            latest_only: false,
+            stamped: true,
+        },
     },
     Signal {
         builtin: Builtin::Units,
@@ -113,7 +129,11 @@ pub const SIGNALS: &[Signal] = &[
         source: Some(ProbeSource::Units),
         baseline: true,
         controls: true,
-        judge: Judge::Events(units_changes),
+        judge: Judge::Events {
+            found: units_changes,
+            latest_only: false,
+            stamped: false,
+        },
     },
     Signal {
         builtin: Builtin::Oom,
@@ -122,7 +142,11 @@ pub const SIGNALS: &[Signal] = &[
         source: Some(ProbeSource::Oom),
         baseline: true,
         controls: true,
-        judge: Judge::Events(oom_kills),
+        judge: Judge::Events {
+            found: oom_kills,
+            latest_only: false,
+            stamped: false,
+        },
     },
     Signal {
         builtin: Builtin::Blocked,
@@ -482,10 +506,7 @@ mod tests {
 
     #[test]
     fn every_builtin_has_an_entry_and_names_are_unique() {
-        use Builtin::*;
-        for b in [
-            Reachable, Script, Kernel, Units, Oom, Blocked, Load, Pressure,
-        ] {
+        for b in Builtin::ALL {
             assert!(SIGNALS.iter().any(|s| s.builtin == b), "{b:?}");
         }
         let names: BTreeSet<&str> = SIGNALS.iter().map(|s| s.name).collect();

@@ -98,7 +98,7 @@ pub fn why_sentence(s: &RunState, why: &Why) -> String {
         Why::Orphaned => "its controller died and nobody resumed it".into(),
         Why::GateTimeout { wave, timeout } => format!(
             "nobody promoted it past the gate after wave {wave} within gates.timeout = {}",
-            humantime::format_duration(std::time::Duration::from_millis(*timeout))
+            crate::units::duration_ms(*timeout)
         ),
     }
 }

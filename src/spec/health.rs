@@ -50,7 +50,7 @@ pub(crate) fn resolve_health(src: &SourceFile, raw: &RawHealth) -> Result<Health
                 if builtin.contains(b.get_ref()) {
                     return Err(src.err(
                         b.span(),
-                        format!("builtin `{}` is listed twice", builtin_name(*b.get_ref())),
+                        format!("builtin `{}` is listed twice", b.get_ref().as_str()),
                         "remove the duplicate",
                     ));
                 }
@@ -176,17 +176,4 @@ fn float(
         ));
     }
     Ok(n)
-}
-
-pub(crate) fn builtin_name(b: Builtin) -> &'static str {
-    match b {
-        Builtin::Reachable => "reachable",
-        Builtin::Script => "script",
-        Builtin::Kernel => "kernel",
-        Builtin::Units => "units",
-        Builtin::Oom => "oom",
-        Builtin::Blocked => "blocked",
-        Builtin::Load => "load",
-        Builtin::Pressure => "pressure",
-    }
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 use crate::diag::{InputError, Pos};
 use crate::inventory::{self, Host, Inventory};
 
+mod activation;
 mod duration;
 mod gates;
 mod health;
@@ -29,6 +30,7 @@ mod tests_operator;
 mod values;
 mod waves;
 
+pub use activation::ActivationKind;
 pub use gates::Gates;
 pub use notify::{EventKind, Notify};
 pub(crate) use pattern::Limit;
@@ -87,43 +89,6 @@ pub struct Script {
     pub timeout: Duration,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ActivationKind {
-    Cron,
-    SystemdTimer,
-    None,
-}
-
-impl ActivationKind {
-    pub const ALL: [ActivationKind; 3] = [
-        ActivationKind::Cron,
-        ActivationKind::SystemdTimer,
-        ActivationKind::None,
-    ];
-
-    /// Its one spelling: in the spec, on the host (the install's argument, the
-    /// manifest), in reports (serde's kebab-case is the same words: a test checks).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ActivationKind::Cron => "cron",
-            ActivationKind::SystemdTimer => "systemd-timer",
-            ActivationKind::None => "none",
-        }
-    }
-
-    /// The kind a word names (as [`as_str`](Self::as_str) spells it).
-    pub fn parse(word: &str) -> Option<ActivationKind> {
-        Self::ALL.into_iter().find(|k| k.as_str() == word)
-    }
-}
-
-impl std::fmt::Display for ActivationKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
 #[derive(Debug, Clone)]
 pub struct Activation {
     pub kind: ActivationKind,
@@ -180,6 +145,35 @@ pub enum Builtin {
     Blocked,
     Load,
     Pressure,
+}
+
+impl Builtin {
+    /// Every built-in signal (`rollout/signals.rs` has an entry for each: a test checks).
+    pub const ALL: [Builtin; 8] = [
+        Builtin::Reachable,
+        Builtin::Script,
+        Builtin::Kernel,
+        Builtin::Units,
+        Builtin::Oom,
+        Builtin::Blocked,
+        Builtin::Load,
+        Builtin::Pressure,
+    ];
+
+    /// Its one spelling, in the spec and in messages (serde's kebab-case is the same
+    /// words: a test checks).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Builtin::Reachable => "reachable",
+            Builtin::Script => "script",
+            Builtin::Kernel => "kernel",
+            Builtin::Units => "units",
+            Builtin::Oom => "oom",
+            Builtin::Blocked => "blocked",
+            Builtin::Load => "load",
+            Builtin::Pressure => "pressure",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

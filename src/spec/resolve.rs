@@ -7,12 +7,13 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
+use super::activation::{one_of, resolve_activation};
 use super::duration::{self, show};
 use super::limits::{self, DurationKey, IntKey};
-use super::raw::{RawActivation, RawPolicy, RawScript, RawSpec, S};
+use super::raw::{RawPolicy, RawScript, RawSpec, S};
 use super::source::{lower_io, SourceFile};
-use super::values::{check_cron, check_install_path, check_on_calendar, parse_mode, ROLLOUT_NAME};
-use super::{Activation, ActivationKind, Health, LoadOptions, OnFailure, Policy, Rollout, Script};
+use super::values::{check_install_path, parse_mode, ROLLOUT_NAME};
+use super::{ActivationKind, Health, LoadOptions, OnFailure, Policy, Rollout, Script};
 use crate::diag::{InputError, Pos};
 use crate::inventory::{shown, Bad};
 
@@ -170,7 +171,10 @@ pub(crate) fn resolve(
     let activation = raw.activation.as_ref().ok_or_else(|| {
         src.err_file(
             "missing [activation] table",
-            "add an [activation] table with kind = \"cron\", \"systemd-timer\" or \"none\"",
+            format!(
+                "add an [activation] table with kind = {}",
+                one_of(ActivationKind::ALL)
+            ),
         )
     })?;
     let activation = resolve_activation(src, activation)?;
@@ -311,51 +315,6 @@ fn read_script(path: &Path) -> Result<Vec<u8>, String> {
     std::fs::read(path).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => format!("script `{}` not found", path.display()),
         _ => format!("cannot read script `{}`: {}", path.display(), lower_io(&e)),
-    })
-}
-
-fn resolve_activation(src: &SourceFile, raw: &S<RawActivation>) -> Result<Activation, InputError> {
-    let a = raw.get_ref();
-    let kind = a.kind.ok_or_else(|| {
-        src.err(
-            raw.span(),
-            "missing `activation.kind`",
-            "add a line like kind = \"cron\" (or \"systemd-timer\", or \"none\")",
-        )
-    })?;
-    let schedule = match (kind, &a.schedule) {
-        (ActivationKind::None, None) => String::new(),
-        (ActivationKind::None, Some(s)) => {
-            return Err(src.err(
-                s.span(),
-                "activation kind `none` takes no schedule",
-                "remove `schedule`, or set kind = \"cron\" or \"systemd-timer\"",
-            ))
-        }
-        (kind, None) => {
-            let example = match kind {
-                ActivationKind::Cron => "schedule = \"*/5 * * * *\"",
-                _ => "schedule = \"*:0/5\"",
-            };
-            return Err(src.err(
-                raw.span(),
-                format!("missing `activation.schedule` for kind `{}`", kind.as_str()),
-                format!("add a line like {example}"),
-            ));
-        }
-        (ActivationKind::Cron, Some(s)) => {
-            check_cron(s.get_ref()).map_err(at(src, s.span()))?;
-            s.get_ref().trim().to_string()
-        }
-        (ActivationKind::SystemdTimer, Some(s)) => {
-            check_on_calendar(s.get_ref()).map_err(at(src, s.span()))?;
-            s.get_ref().trim().to_string()
-        }
-    };
-    Ok(Activation {
-        kind,
-        schedule,
-        run_on_install: a.run_on_install.unwrap_or(default::RUN_ON_INSTALL),
     })
 }
 

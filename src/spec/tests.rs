@@ -373,3 +373,13 @@ fn activation_kinds_have_one_spelling() {
     }
     assert_eq!(ActivationKind::parse("SystemdTimer"), None);
 }
+
+/// The spec's words for the built-in signals (serde, kebab-case) are `as_str`'s.
+#[test]
+fn builtins_have_one_spelling() {
+    for b in Builtin::ALL {
+        assert_eq!(serde_json::to_value(b).unwrap(), b.as_str());
+        let back: Builtin = serde_json::from_value(b.as_str().into()).unwrap();
+        assert_eq!(back, b);
+    }
+}

@@ -1,4 +1,5 @@
-//! Rules for single spec values: names, the install path, the file mode, schedules.
+//! Rules for single spec values: names, the install path, the file mode (schedules:
+//! `activation.rs`).
 //! Pure checks returning a message and a hint; `resolve` adds the file and position.
 
 use super::raw::IntOrStr;
@@ -125,105 +126,6 @@ pub(crate) fn parse_mode(v: &IntOrStr) -> Result<u32, Bad> {
     Ok(mode)
 }
 
-const CRON_KEYWORDS: &[&str] = &[
-    "@hourly",
-    "@daily",
-    "@weekly",
-    "@monthly",
-    "@yearly",
-    "@annually",
-    "@midnight",
-];
-const CRON_HELP: &str = "write five fields (minute hour day-of-month month day-of-week) like \
-                         \"*/5 * * * *\", or one of @hourly @daily @weekly @monthly @yearly \
-                         @annually @midnight";
-
-/// A cron schedule: five fields of `[0-9*/,-A-Za-z]`, or an @keyword other than @reboot.
-pub(crate) fn check_cron(s: &str) -> Result<(), Bad> {
-    if s.trim().is_empty() {
-        return Err(Bad::new("cron schedule is empty", CRON_HELP));
-    }
-    if let Some(c) = s.chars().find(|c| c.is_control() && *c != '\t') {
-        return Err(Bad::new(
-            format!(
-                "cron schedule {} contains the control character {c:?}",
-                shown(s)
-            ),
-            format!("a schedule is one line; {CRON_HELP}"),
-        ));
-    }
-    if s.contains('%') {
-        return Err(Bad::new(
-            format!("cron schedule {} contains '%'", shown(s)),
-            format!("cron turns '%' into a newline; {CRON_HELP}"),
-        ));
-    }
-    let s = s.trim();
-    if s.starts_with('@') {
-        if s == "@reboot" {
-            return Err(Bad::new(
-                "cron schedule `@reboot` is not allowed",
-                format!("a script run only at boot never runs during a bake; {CRON_HELP}"),
-            ));
-        }
-        if !CRON_KEYWORDS.contains(&s) {
-            return Err(Bad::new(
-                format!("unknown cron schedule {}", shown(s)),
-                CRON_HELP,
-            ));
-        }
-        return Ok(());
-    }
-    let fields: Vec<&str> = s.split_whitespace().collect();
-    if fields.len() != 5 {
-        return Err(Bad::new(
-            format!(
-                "cron schedule {} has {} fields, expected 5",
-                shown(s),
-                fields.len()
-            ),
-            CRON_HELP,
-        ));
-    }
-    let ok = |c: char| c.is_ascii_alphanumeric() || "*/,-".contains(c);
-    for f in fields {
-        if let Some(c) = f.chars().find(|c| !ok(*c)) {
-            return Err(Bad::new(
-                format!("cron schedule field {} contains {c:?}", shown(f)),
-                CRON_HELP,
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// A systemd `OnCalendar=` value: one line of printable ASCII, no '%' or '\'.
-pub(crate) fn check_on_calendar(s: &str) -> Result<(), Bad> {
-    let help = "write a systemd OnCalendar value like \"*:0/5\" or \"daily\" (see systemd.time(7))";
-    if s.trim().is_empty() {
-        return Err(Bad::new("systemd-timer schedule is empty", help));
-    }
-    if let Some(c) = s.chars().find(|c| c.is_control()) {
-        return Err(Bad::new(
-            format!(
-                "systemd-timer schedule {} contains the control character {c:?}",
-                shown(s)
-            ),
-            format!("a schedule is one line; {help}"),
-        ));
-    }
-    if let Some(c) = s
-        .chars()
-        .find(|c| !(c.is_ascii_graphic() || *c == ' ') || "%\\".contains(*c))
-    {
-        return Err(Bad::new(
-            format!("systemd-timer schedule {} contains {c:?}", shown(s)),
-            format!("unit files give '%' and '\\' special meanings; {help}"),
-        ));
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -318,59 +220,6 @@ mod tests {
         assert_eq!(
             msg(parse_mode(&IntOrStr::Int(493))),
             "mode is the integer 493, not an octal string"
-        );
-    }
-
-    #[test]
-    fn cron_schedules() {
-        for ok in [
-            "*/5 * * * *",
-            "0 3 * * mon-fri",
-            "1,31 0-5 1 jan *",
-            "@daily",
-            " @hourly ",
-        ] {
-            assert!(check_cron(ok).is_ok(), "{ok:?}");
-        }
-        let cases = [
-            ("", "cron schedule is empty"),
-            (
-                "* * * * *\nroot rm -rf /",
-                "cron schedule `* * * * *\\nroot rm -rf /` contains the control character '\\n'",
-            ),
-            ("* * * * * %", "cron schedule `* * * * * %` contains '%'"),
-            ("@reboot", "cron schedule `@reboot` is not allowed"),
-            ("@often", "unknown cron schedule `@often`"),
-            (
-                "* * * *",
-                "cron schedule `* * * *` has 4 fields, expected 5",
-            ),
-            (
-                "* * * * * root",
-                "cron schedule `* * * * * root` has 6 fields, expected 5",
-            ),
-            ("* * * * $(x)", "cron schedule field `$(x)` contains '$'"),
-        ];
-        for (sched, want) in cases {
-            assert_eq!(msg(check_cron(sched)), want, "{sched:?}");
-        }
-    }
-
-    #[test]
-    fn systemd_schedules() {
-        assert!(check_on_calendar("*:0/5").is_ok());
-        assert!(check_on_calendar("Mon..Fri 03:00").is_ok());
-        assert_eq!(
-            msg(check_on_calendar(" ")),
-            "systemd-timer schedule is empty"
-        );
-        assert_eq!(
-            msg(check_on_calendar("daily\nExecStart=x")),
-            "systemd-timer schedule `daily\\nExecStart=x` contains the control character '\\n'"
-        );
-        assert_eq!(
-            msg(check_on_calendar("%H")),
-            "systemd-timer schedule `%H` contains '%'"
         );
     }
 }

@@ -13,7 +13,9 @@
 //!   so a controller busy with its own fan-out never condemns a healthy host;
 //! - a login that misses its deadline is judged by how far ssh's own log (`LogLevel=DEBUG1`)
 //!   got ([`Stage`]): no TCP answer or no banner is the host's; a banner with the
-//!   handshake unfinished is retried once when no other login waits (see [`Transport::connect`]);
+//!   handshake unfinished is the host's too when a fresh connection beside the login
+//!   hears no banner (`stalled_handshake`), else retried once when no other login waits
+//!   (see [`Transport::connect`]);
 //! - connections are kept between the actions of a run ([`Transport::keep`],
 //!   [`Transport::reuse`]), one per host, and closed when they are needed elsewhere.
 //!
@@ -47,6 +49,7 @@ use crate::inventory::{Host, HostKeyCheck};
 use crate::remote::RemoteCommand;
 
 use admit::{Gate, Logins};
+use banner::Heard;
 pub use reap::{clean_stale_control_dirs, reap_all, ssh_processes_using};
 
 /// sshd's default MaxSessions is 10: never more commands than that at once on one connection.
@@ -114,6 +117,67 @@ impl Stage {
             }
         };
         format!("{what} (ssh's last word: {last})")
+    }
+}
+
+/// Whose side a login that missed its deadline with the banner in hand is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Side {
+    /// The host stopped answering: a verdict now, at the stage a fresh connection saw.
+    Host(Stage),
+    /// The host's sshd still answers: the controller's (its CPU) is the likelier cause,
+    /// and the login is retried once.
+    Controller,
+}
+
+/// A handshake stalled after the banner: the host's side when a fresh connection made
+/// meanwhile got no banner (connected and silent: a frozen or hung host, `NoBanner`) or was
+/// refused (`NoTcp`: its sshd is gone); the controller's when it got the banner, something
+/// else, no TCP answer in time (a lost packet looks the same), or nothing could be asked
+/// (a proxy between, the login was a retry).
+fn stalled_handshake(heard: Option<&Heard>) -> Side {
+    match heard {
+        Some(Heard::Silent(_)) => Side::Host(Stage::NoBanner),
+        Some(Heard::NoTcp(_)) => Side::Host(Stage::NoTcp),
+        Some(Heard::Banner(_) | Heard::NoAnswer(_) | Heard::Other(_)) | None => Side::Controller,
+    }
+}
+
+/// Where ssh connected, from its log (`Connecting to NAME [ADDR] port PORT.`); `None`
+/// through a proxy (no such line).
+fn connected_to(log: &str) -> Option<(String, u16)> {
+    let line = log.lines().find_map(|l| l.split("Connecting to ").nth(1))?;
+    let (_, rest) = line.split_once('[')?;
+    let (addr, rest) = rest.split_once(']')?;
+    let port = rest
+        .trim()
+        .strip_prefix("port ")?
+        .trim_end_matches('.')
+        .trim();
+    Some((addr.to_string(), port.parse().ok()?))
+}
+
+/// What a fresh connection heard, in words.
+fn heard_words(h: &Heard) -> &str {
+    match h {
+        Heard::Banner(line) => line,
+        Heard::NoTcp(m) | Heard::NoAnswer(m) | Heard::Silent(m) | Heard::Other(m) => m,
+    }
+}
+
+/// The fresh look beside a login ([`Transport::watch`]); aborted when dropped.
+struct Watch(tokio::task::JoinHandle<Option<Heard>>);
+
+impl Watch {
+    /// What it heard (it ends by itself at most half a login deadline after the login's).
+    async fn heard(mut self) -> Option<Heard> {
+        (&mut self.0).await.ok().flatten()
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -356,9 +420,11 @@ impl Transport {
     /// A login that misses its deadline is judged by what ssh's own log saw of the host
     /// ([`Stage`]): no TCP answer, or connected but no SSH banner, is the host's
     /// (`ConnectTimeout` at once: a frozen host is judged within its deadline); a banner
-    /// with the key exchange or authentication unfinished is the controller's side (its
-    /// CPU): the login is retried once, afresh, when no other login waits for admission,
-    /// and only a second miss is an error, whose evidence names both.
+    /// with the key exchange or authentication unfinished is the host's as well when a
+    /// fresh connection made meanwhile heard no banner (it stopped answering:
+    /// `stalled_handshake`), else the controller's side (its CPU): the login is retried
+    /// once, afresh, when no other login waits for admission, and only a second miss is
+    /// an error, whose evidence names both.
     pub async fn connect(&self, host: &Host, deadline: Duration) -> Result<Conn, TransportError> {
         let slot = self.open_slot().await;
         let m = retried_once(host, |retry| self.attempt(host, deadline, retry)).await?;
@@ -395,6 +461,7 @@ impl Transport {
             self.logins.admit().await
         };
         let started = Instant::now();
+        let watch = (!retry).then(|| self.watch(&log, deadline));
         let ran = tokio::time::timeout(deadline, async {
             let status = cmd.status().await?;
             if !status.success() {
@@ -439,28 +506,92 @@ impl Transport {
             Err(_) => {
                 // The dropped `ssh` may have forked its master already: kill it now.
                 forget_dir(dir).await;
-                let stage = Stage::of(&seen);
-                let evidence = stage.evidence(&seen);
-                if stage == Stage::Handshake {
-                    self.logins.end(slot, admit::Ended::Slow, deadline);
-                    if !retry {
-                        return Err(Fail::Retry {
-                            after: took,
-                            evidence,
-                        });
-                    }
-                    return Err(Fail::Retry {
-                        after: took,
-                        evidence: format!("{evidence} after {took:.1?}"),
-                    });
-                }
+                Err(self
+                    .missed(host, slot, deadline, took, &seen, watch, retry)
+                    .await)
+            }
+        }
+    }
+
+    /// A fresh look at a host beside its login, whose ssh logs into `log`: at half the
+    /// login's deadline, if the login is not done and ssh's log shows the host's banner
+    /// (a handshake under way), one plain TCP connection to where ssh connected (its log
+    /// says: no `ssh -G`, nothing started), listening for the banner for the other half.
+    /// What it heard decides whose side a handshake that stalls after the banner is on
+    /// (`stalled_handshake`).
+    fn watch(&self, log: &Path, deadline: Duration) -> Watch {
+        let log = log.to_path_buf();
+        let half = deadline / 2;
+        Watch(tokio::spawn(async move {
+            tokio::time::sleep(half).await;
+            let seen = std::fs::read_to_string(&log).ok()?;
+            if Stage::of(&seen) != Stage::Handshake {
+                return None;
+            }
+            let (addr, port) = connected_to(&seen)?;
+            Some(banner::listen(&addr, port, half).await)
+        }))
+    }
+
+    /// A login missed its `deadline` after `took`, with ssh's log `seen`: a verdict on
+    /// the host, or (a banner in hand, the handshake unfinished, and the host's sshd still
+    /// answering a fresh connection) a retry.
+    #[allow(clippy::too_many_arguments)]
+    async fn missed(
+        &self,
+        host: &Host,
+        slot: admit::Slot<'_>,
+        deadline: Duration,
+        took: Duration,
+        seen: &str,
+        watch: Option<Watch>,
+        retry: bool,
+    ) -> Fail {
+        let stage = Stage::of(seen);
+        let evidence = stage.evidence(seen);
+        if stage != Stage::Handshake {
+            self.logins.end(slot, admit::Ended::Host, deadline);
+            return Fail::Error(TransportError::ConnectTimeout {
+                host: host.name.clone(),
+                after: took,
+                stage,
+                evidence,
+            });
+        }
+        let heard = match watch {
+            Some(w) => w.heard().await,
+            None => None,
+        };
+        match stalled_handshake(heard.as_ref()) {
+            Side::Host(stage) => {
                 self.logins.end(slot, admit::Ended::Host, deadline);
-                Err(Fail::Error(TransportError::ConnectTimeout {
+                let said = heard.as_ref().map_or("", heard_words);
+                Fail::Error(TransportError::ConnectTimeout {
                     host: host.name.clone(),
                     after: took,
                     stage,
+                    evidence: format!(
+                        "{evidence}; meanwhile a fresh connection from {:.1?} on: {said} (the host stopped answering)",
+                        deadline / 2
+                    ),
+                })
+            }
+            Side::Controller => {
+                self.logins.end(slot, admit::Ended::Slow, deadline);
+                let mut evidence = evidence;
+                if let Some(h) = &heard {
+                    evidence.push_str(&format!(
+                        "; meanwhile a fresh connection: {}",
+                        heard_words(h)
+                    ));
+                }
+                if retry {
+                    evidence.push_str(&format!(" after {took:.1?}"));
+                }
+                Fail::Retry {
+                    after: took,
                     evidence,
-                }))
+                }
             }
         }
     }
@@ -535,6 +666,7 @@ impl Transport {
             self.logins.admit().await
         };
         let started = Instant::now();
+        let watch = (!retry).then(|| self.watch(&log, deadline));
         let failed = |message: String| {
             Fail::Error(TransportError::Failed {
                 host: host.name.clone(),
@@ -597,27 +729,11 @@ impl Transport {
                     },
                 }));
             }
-            let stage = Stage::of(&seen);
-            let evidence = stage.evidence(&seen);
-            if stage == Stage::Handshake {
-                self.logins.end(slot, admit::Ended::Slow, deadline);
-                return Err(Fail::Retry {
-                    after: took,
-                    evidence: if retry {
-                        format!("{evidence} after {took:.1?}")
-                    } else {
-                        evidence
-                    },
-                });
-            }
-            self.logins.end(slot, admit::Ended::Host, deadline);
-            return Err(Fail::Error(TransportError::ConnectTimeout {
-                host: host.name.clone(),
-                after: took,
-                stage,
-                evidence,
-            }));
+            return Err(self
+                .missed(host, slot, deadline, took, &seen, watch, retry)
+                .await);
         }
+        drop(watch);
         // The command, within its own deadline from now.
         let run_started = Instant::now();
         let work = async {
@@ -809,9 +925,14 @@ impl Conn {
         }
     }
 
-    /// Whether the master still answers on its control socket.
+    /// Whether the master is still there: its process, by the pid it gave (one `/proc`
+    /// read, no round trip on its socket: a master whose host stopped answering exits by
+    /// itself, `ServerAliveInterval`), else whether it answers on its control socket.
     async fn alive(&self) -> bool {
         let Some(s) = &self.session else { return false };
+        if let Some(pid) = self.master {
+            return reap::is_master(pid, &self.dir);
+        }
         tokio::time::timeout(Duration::from_secs(2), s.check())
             .await
             .is_ok_and(|r| r.is_ok())
@@ -1021,6 +1142,40 @@ mod tests {
         assert_eq!(
             ssh_log_errors(&format!("{BANNER}Permission denied (publickey).\n")),
             "Permission denied (publickey)."
+        );
+    }
+
+    #[test]
+    fn a_handshake_stalled_after_the_banner_is_the_hosts_when_a_fresh_connection_hears_nothing() {
+        let silent = Heard::Silent("connected to 127.0.0.1:2222, no SSH banner within 2.5s".into());
+        assert_eq!(
+            stalled_handshake(Some(&silent)),
+            Side::Host(Stage::NoBanner)
+        );
+        let refused = Heard::NoTcp("cannot connect to 127.0.0.1:2222: refused".into());
+        assert_eq!(stalled_handshake(Some(&refused)), Side::Host(Stage::NoTcp));
+        // The host's sshd still answers: the controller's side, retried.
+        let banner = Heard::Banner("SSH-2.0-OpenSSH_9.2p1".into());
+        assert_eq!(stalled_handshake(Some(&banner)), Side::Controller);
+        let closed = Heard::Other("closed the connection without an SSH banner".into());
+        assert_eq!(stalled_handshake(Some(&closed)), Side::Controller);
+        // No TCP answer in time: a lost packet looks the same, no evidence against the host.
+        let lost = Heard::NoAnswer("no TCP answer from 10.0.0.1:22 within 2.5s".into());
+        assert_eq!(stalled_handshake(Some(&lost)), Side::Controller);
+        // Nothing could be asked (a proxy between; a retry): no evidence against the host.
+        assert_eq!(stalled_handshake(None), Side::Controller);
+    }
+
+    #[test]
+    fn the_fresh_look_goes_where_ssh_connected() {
+        assert_eq!(connected_to(BANNER), Some(("127.0.0.1".to_string(), 2222)));
+        assert_eq!(
+            connected_to("debug1: Connecting to db1 [::1] port 22.\n"),
+            Some(("::1".to_string(), 22))
+        );
+        assert_eq!(
+            connected_to("debug1: Executing proxy command: exec ssh -W db1:22 bastion\n"),
+            None
         );
     }
 }

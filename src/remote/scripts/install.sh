@@ -22,14 +22,7 @@ case $IP in */ | */. | */..) wv_die "install path must name a file" 65 ;; esac
 case $MODE in '' | *[!01234567]*) wv_die "invalid mode" 65 ;; esac
 case $SHA in '' | *[!0123456789abcdef]*) wv_die "invalid sha256" 65 ;; esac
 [ "${#SHA}" -eq 64 ] || wv_die "invalid sha256" 65
-case $KIND in
-  cron | systemd-timer)
-    case $SCHED in '' | *[[:cntrl:]]*) wv_die "invalid schedule" 65 ;; esac
-    [ "$KIND" = systemd-timer ] || case $SCHED in *%*) wv_die "invalid schedule: % in a cron line" 65 ;; esac
-    ;;
-  none) ;;
-  *) wv_die "invalid activation kind" 65 ;;
-esac
+wv_act_check "$KIND" "$SCHED"
 wv_run_ok "$RUN" || wv_die "invalid run id" 65
 wv_num "$LEASE" || wv_die "invalid lease" 65
 case $FORCE in 0 | 1) ;; *) wv_die "invalid force flag" 65 ;; esac
@@ -45,41 +38,6 @@ done
 # replaced by NEW.
 wv_man_set() { MAN=${MAN%%"$WV_NL$1$WV_NL"*}$WV_NL$2$WV_NL${MAN#*"$WV_NL$1$WV_NL"}; }
 
-# --- activation files (only an install writes them; lib.sh enables and removes them) ---
-# wv_write_cron SCHEDULE: /etc/cron.d/wavectl-NAME with the schedule line (none if
-# SCHEDULE is empty), the lease guard every minute and the boot guard.
-wv_write_cron() {
-  _ct=/etc/cron.d/.$WV_UNIT.tmp
-  [ -d /etc/cron.d ] || (umask 022 && mkdir -p /etc/cron.d) || return 1
-  {
-    printf '# wavectl %s run %s: written by wavectl, removed by its rollback or purge; do not edit\n' "$WV_NAME" "$RUN" &&
-      printf 'SHELL=/bin/sh\nPATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n' &&
-      { [ -z "$1" ] || printf '%s root %s\n' "$1" "$WV_RUN"; } &&
-      printf '* * * * * root %s guard\n@reboot root %s guard boot\n' "$WV_RUN" "$WV_RUN"
-  } > "$_ct" && chmod 0644 "$_ct" && mv -f "$_ct" "$WV_CRON" || { rm -f "$_ct"; return 1; }
-}
-# wv_write_units SCHEDULE: the boot guard service, the lease guard service and its
-# minutely timer, and (SCHEDULE not empty) the script's service and timer.
-wv_write_units() {
-  [ -d "$WV_UNITDIR" ] || (umask 022 && mkdir -p "$WV_UNITDIR") || return 1
-  _U=$WV_UNITDIR/$WV_UNIT
-  _ul=
-  # The first line names the run that wrote it (a removal of that run finds it so).
-  _uh="# wavectl $WV_NAME run $RUN${WV_NL}[Unit]$WV_NL"
-  if [ -n "$1" ]; then
-    printf '%sDescription=wavectl: %s\n\n[Service]\nType=oneshot\nExecStart=%s\n' "$_uh" "$WV_NAME" "$WV_RUN" > "$_U.service.tmp" &&
-      printf '%sDescription=wavectl timer: %s\n\n[Timer]\nOnCalendar=%s\n\n[Install]\nWantedBy=timers.target\n' "$_uh" "$WV_NAME" "$1" > "$_U.timer.tmp" || return 1
-    _ul=". .timer"
-  fi
-  printf '%sDescription=wavectl boot guard: %s\nBefore=%s.timer\n\n[Service]\nType=oneshot\nExecStart=%s guard boot\n\n[Install]\nWantedBy=multi-user.target\n' "$_uh" "$WV_NAME" "$WV_UNIT" "$WV_RUN" > "$_U-guard.service.tmp" &&
-    printf '%sDescription=wavectl lease guard: %s\n\n[Service]\nType=oneshot\nExecStart=%s guard\n' "$_uh" "$WV_NAME" "$WV_RUN" > "$_U-lease.service.tmp" &&
-    printf '%sDescription=wavectl lease guard timer: %s\n\n[Timer]\nOnCalendar=minutely\nAccuracySec=5s\n\n[Install]\nWantedBy=timers.target\n' "$_uh" "$WV_NAME" > "$_U-lease.timer.tmp" || return 1
-  # Timers last: nothing starts a service before it is in place.
-  for _s in -guard.service -lease.service -lease.timer $_ul; do
-    [ "$_s" = . ] && _s=.service
-    chmod 0644 "$_U$_s.tmp" && mv -f "$_U$_s.tmp" "$_U$_s" || { rm -f "$_U$_s.tmp"; return 1; }
-  done
-}
 # wv_drain: read the script body to its end, unused, before an exit that does not need
 # it (the controller can then always finish sending it and read the answer).
 wv_drain() { cat > /dev/null 2>&1; }
@@ -132,11 +90,7 @@ wv_snapshot() {
   for _f in run runs.log; do
     [ ! -f "$WV_DIR/$_f" ] || wv_copy "$WV_DIR/$_f" "$_N/$_f" || return 1
   done
-  [ ! -f "$WV_CRON" ] || wv_copy "$WV_CRON" "$_N/cron" || return 1
-  for _u in $WV_UNITS; do
-    [ -f "$WV_UNITDIR/$_u" ] || continue
-    mkdir -p "$_N/units" && wv_copy "$WV_UNITDIR/$_u" "$_N/units/$_u" || return 1
-  done
+  wv_act_save "$_N" || return 1
   printf '%s\n' "$RUN" > "$_N/for" && : > "$_N/complete" || return 1
   rm -rf "$WV_PREV" && mv "$_N" "$WV_PREV"
 }
@@ -263,30 +217,7 @@ wv_put "$WV_MANIFEST" "$MAN" || wv_die "cannot write the manifest"
 [ ! -e "$WV_DIR/manifest" ] || rm -f "$WV_DIR/manifest" || wv_die "cannot remove $WV_DIR/manifest"
 
 # 6. Activation last: nothing runs the script before everything above is in place.
-case $KIND in
-  cron)
-    wv_drop_units > /dev/null
-    wv_write_cron "$SCHED" || wv_die "cannot write $WV_CRON"
-    ;;
-  systemd-timer)
-    wv_drop_cron > /dev/null
-    wv_write_units "$SCHED" || wv_die "cannot write the systemd units"
-    wv_enable_units || wv_die "cannot enable $WV_UNIT.timer"
-    ;;
-  none)
-    # No schedule: the lease and boot guards only (cron where /etc/cron.d exists, else
-    # systemd units; with neither there is no on-host guard).
-    wv_drop_units > /dev/null
-    wv_drop_cron > /dev/null
-    if [ -d /etc/cron.d ]; then
-      wv_write_cron "" || wv_die "cannot write $WV_CRON"
-    elif wv_systemd; then
-      wv_write_units "" && wv_enable_units || wv_die "cannot write the guard's systemd units"
-    else
-      printf 'wavectl: neither /etc/cron.d nor systemd here: no on-host lease guard\n' >&2
-    fi
-    ;;
-esac
+wv_act_install "$KIND" "$SCHED" "$RUN"
 rm -f "$WV_TXN" || wv_die "cannot remove $WV_TXN"
 # 7. The first run (START): as `start_run` does, detached in its own session, without
 # this command's lock (fd 8) or its stdin (the script body, read to its end above).

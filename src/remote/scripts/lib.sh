@@ -1,8 +1,8 @@
 # --- wavectl shared library (constant POSIX sh; every value arrives as an argument) ---
-# In front of every remote script and embedded in the on-host wrapper (procs.sh and
-# removal.sh follow it where needed). Sets no umask and exports nothing, so the
-# wrapper's script sees the caller's environment. Comment lines are dropped when
-# embedded: never start a line inside a multi-line string with '#'.
+# In front of every remote script and embedded in the on-host wrapper (procs.sh,
+# activation.sh and removal.sh follow it where needed). Sets no umask and exports
+# nothing, so the wrapper's script sees the caller's environment. Comment lines are
+# dropped when embedded: never start a line inside a multi-line string with '#'.
 set -u
 PATH=${PATH:-/usr/bin:/bin}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 WV_ROOT=/var/lib/wavectl
@@ -33,9 +33,6 @@ wv_init() {
   WV_LEASE=$WV_DIR/lease
   WV_PREV=$WV_DIR/prev
   WV_REV=$WV_ROOT/.reverted/$1
-  WV_CRON=/etc/cron.d/wavectl-$1
-  WV_UNIT=wavectl-$1
-  WV_UNITS="$WV_UNIT.timer $WV_UNIT.service $WV_UNIT-guard.service $WV_UNIT-lease.timer $WV_UNIT-lease.service"
   WV_NOW=
 }
 
@@ -376,49 +373,6 @@ wv_lease_check() {
   [ "$WV_LEASE_UNTIL" -gt 0 ] || return 0
   [ -n "$WV_NOW" ] || WV_NOW=$(date +%s)
   [ "$WV_NOW" -le "$WV_LEASE_UNTIL" ] || WV_EXPIRED=1
-}
-
-# --- activation ---
-wv_drop_cron() {
-  ! wv_exists "/etc/cron.d/.$WV_UNIT.tmp" || rm -f "/etc/cron.d/.$WV_UNIT.tmp"
-  wv_exists "$WV_CRON" || return 0
-  if rm -f "$WV_CRON"; then wv_out removed "$WV_CRON"; else wv_problem "cannot remove $WV_CRON"; fi
-}
-# wv_drop_units: stop, disable and delete all five units of NAME.
-wv_drop_units() {
-  _any=
-  for _u in $WV_UNITS; do wv_exists "$WV_UNITDIR/$_u" && _any=1; done
-  [ -n "$_any" ] || return 0
-  if wv_systemd; then
-    # --no-block, and never the guard's own services: a guard runs inside one of them.
-    systemctl --no-block stop "$WV_UNIT.timer" "$WV_UNIT-lease.timer" "$WV_UNIT.service" >/dev/null 2>&1
-    systemctl disable "$WV_UNIT.timer" "$WV_UNIT-lease.timer" "$WV_UNIT-guard.service" >/dev/null 2>&1
-  fi
-  for _u in $WV_UNITS; do
-    rm -f "$WV_UNITDIR/$_u.tmp" "$WV_UNITDIR"/*.wants/"$_u"
-    wv_exists "$WV_UNITDIR/$_u" || continue
-    if rm -f "$WV_UNITDIR/$_u"; then
-      wv_out removed "$WV_UNITDIR/$_u"
-    else
-      wv_problem "cannot remove $WV_UNITDIR/$_u"
-    fi
-  done
-  if wv_systemd; then
-    systemctl daemon-reload >/dev/null 2>&1 || wv_problem "systemctl daemon-reload failed"
-    systemctl reset-failed "$WV_UNIT.service" >/dev/null 2>&1
-  fi
-}
-# wv_enable_units: when systemd runs, reload it and enable what NAME's unit files hold.
-wv_enable_units() {
-  wv_systemd || return 0
-  systemctl daemon-reload >/dev/null 2>&1 || return 1
-  if [ -f "$WV_UNITDIR/$WV_UNIT-guard.service" ]; then
-    systemctl enable "$WV_UNIT-guard.service" >/dev/null 2>&1 || return 1
-  fi
-  for _t in "$WV_UNIT.timer" "$WV_UNIT-lease.timer"; do
-    [ -f "$WV_UNITDIR/$_t" ] || continue
-    systemctl enable --now "$_t" >/dev/null 2>&1 || return 1
-  done
 }
 
 # --- exact copies ---

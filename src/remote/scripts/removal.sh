@@ -1,4 +1,5 @@
-# --- removal and the guard (remove, and the wrapper's guard); needs procs.sh ---
+# --- removal and the guard (remove, and the wrapper's guard); needs procs.sh and
+# activation.sh ---
 # wv_rm_ours PATH: delete PATH only if it is a version wavectl installed under NAME (its
 # sha256 is in sha256s); a file someone changed since is kept and noted.
 wv_rm_ours() {
@@ -40,12 +41,10 @@ wv_remove_full() {
   fi
   _ours=
   if [ -d "$WV_DIR" ]; then _ours=1; wv_out found "$WV_DIR"; fi
-  for _u in $WV_UNITS; do wv_exists "$WV_UNITDIR/$_u" && wv_out found "$WV_UNITDIR/$_u"; done
-  wv_exists "$WV_CRON" && wv_out found "$WV_CRON"
+  wv_act_found
   # (No manifest at all is nothing to mark.)
   wv_set_state revoked || [ -z "$WV_MFF" ] || wv_problem "cannot mark the manifest revoked"
-  wv_drop_cron
-  wv_drop_units
+  wv_act_drop
   # Copies of the install path are ours to kill, unless the pre-wavectl original still
   # stands there (an install cut short before its rename).
   _kip=
@@ -69,8 +68,7 @@ wv_remove_full() {
   [ -z "$_ip" ] || wv_rm_tmps "$_ip"
   [ -n "$_ours" ] && [ -n "$_ip" ] && ! wv_exists "$_ip" && wv_rm_created_dirs "$_ip"
   # Verify what must be gone.
-  wv_exists "$WV_CRON" && wv_problem "$WV_CRON is still there"
-  for _u in $WV_UNITS; do wv_exists "$WV_UNITDIR/$_u" && wv_problem "$WV_UNITDIR/$_u is still there"; done
+  wv_act_left
   if [ "$3" = all ] && wv_exists "$WV_REV"; then
     if rm -f "$WV_REV"; then wv_out removed "$WV_REV"; else wv_problem "cannot remove $WV_REV"; fi
   fi
@@ -94,12 +92,10 @@ wv_restore_prev() {
   # prev's manifest, in its own form (the wrapper kept with it reads that one).
   _pm=${WV_MFF##*/}
   wv_out found "$WV_DIR"
-  wv_exists "$WV_CRON" && wv_out found "$WV_CRON"
-  for _u in $WV_UNITS; do wv_exists "$WV_UNITDIR/$_u" && wv_out found "$WV_UNITDIR/$_u"; done
+  wv_act_found
   # Revoked first (the wrapper refuses), whoever's manifest it is: prev's comes back last.
   wv_set_state revoked || [ -z "$WV_MFF" ] || wv_problem "cannot mark the manifest revoked"
-  wv_drop_cron
-  wv_drop_units
+  wv_act_drop
   if [ "$WV_OWNER" = "$1" ]; then
     wv_kill_all "$2" "$3"
     printf 'killed %s\n' "$WV_KILLED"
@@ -127,17 +123,7 @@ wv_restore_prev() {
       wv_problem "cannot remove $WV_DIR/$_f"
     fi
   done
-  if [ -f "$_P/cron" ]; then
-    (umask 022 && mkdir -p /etc/cron.d) && wv_copy "$_P/cron" "$WV_CRON" || wv_problem "cannot restore $WV_CRON"
-  fi
-  _pu=
-  for _u in $WV_UNITS; do
-    [ -f "$_P/units/$_u" ] || continue
-    _pu=1
-    (umask 022 && mkdir -p "$WV_UNITDIR") && wv_copy "$_P/units/$_u" "$WV_UNITDIR/$_u" ||
-      wv_problem "cannot restore $WV_UNITDIR/$_u"
-  done
-  [ -z "$_pu" ] || wv_enable_units || wv_problem "cannot enable run $_pr's systemd units"
+  wv_act_restore "$_P" "$_pr"
   # Its manifest (confirmed) last, and only over a complete restore; a retry that finds it
   # in place learns from `removed` that this was RUN's undoing.
   if [ "$WV_CLEAN" = 1 ]; then
@@ -219,34 +205,6 @@ wv_superseded() {
   wv_hexv "$WV_OWNER"
   printf 'superseded %s\n' "$WV_HEX"
 }
-# wv_act_run FILE: the run whose install wrote the activation file FILE (its first line
-# names it), into WV_VAL; empty if none.
-wv_act_run() {
-  wv_word "$1"
-  case $WV_VAL in
-    "# wavectl $WV_NAME run "*)
-      WV_VAL=${WV_VAL#"# wavectl $WV_NAME run "}
-      WV_VAL=${WV_VAL%%:*}
-      ;;
-    *) WV_VAL= ;;
-  esac
-}
-# wv_drop_act_of RUN: NAME's activation files that RUN's install wrote go (a removal of
-# RUN where no install of any run is left: its state directory went under it).
-wv_drop_act_of() {
-  if [ -f "$WV_CRON" ] && [ ! -L "$WV_CRON" ]; then
-    wv_act_run "$WV_CRON"
-    [ "$WV_VAL" != "$1" ] || { wv_out found "$WV_CRON"; wv_drop_cron; }
-  fi
-  _ao=
-  for _u in $WV_UNITS; do
-    [ -f "$WV_UNITDIR/$_u" ] && [ ! -L "$WV_UNITDIR/$_u" ] || continue
-    wv_act_run "$WV_UNITDIR/$_u"
-    [ "$WV_VAL" != "$1" ] || _ao=1
-  done
-  [ -z "$_ao" ] || wv_drop_units
-}
-
 # wv_remove_run RUN INSTALL_PATH WAIT_SECS: undo RUN's install, and only RUN's. The host
 # is RUN's if txn names RUN, or (no txn) the manifest does. RUN's install over an
 # earlier confirmed version brings that version back whole (prev/); otherwise
@@ -275,7 +233,7 @@ wv_remove_run() {
         wv_superseded "$1"
       fi
     else
-      wv_drop_act_of "$1"
+      wv_act_drop_of "$1"
       [ ! -d "$WV_DIR" ] || wv_out note "$WV_DIR holds no run's install: left alone"
     fi
     printf 'killed 0\nrestored 0\n'

@@ -125,9 +125,7 @@ pub(super) fn advance_once(s: &mut RunState, out: &mut Vec<Action>) -> bool {
                                     format!(
                                         ">= {} runs within {}",
                                         policy.min_runs,
-                                        humantime::format_duration(Duration::from_millis(
-                                            b.limit - b.since
-                                        ))
+                                        crate::units::duration_ms(b.limit - b.since)
                                     ),
                                 ),
                             );

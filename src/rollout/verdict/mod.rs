@@ -194,13 +194,7 @@ pub enum Outcome {
     Failed { message: String },
 }
 
-pub fn fmt_dur(d: Duration) -> String {
-    if d.as_millis().is_multiple_of(1000) {
-        format!("{}s", d.as_secs())
-    } else {
-        format!("{:.1}s", d.as_secs_f64())
-    }
-}
+pub use crate::units::duration as fmt_dur;
 
 #[cfg(test)]
 mod tests;

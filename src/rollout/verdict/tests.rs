@@ -3,7 +3,7 @@
 //! real parser, then the watch.
 
 use super::*;
-use crate::remote::probe::parse_probe;
+use crate::remote::host_probe::parse_probe;
 use crate::rollout::probe_report::CheckResult;
 
 /// A probe's output (without its `end` line) as a report.

@@ -218,7 +218,7 @@ impl Watch {
             }
             match &s.judge {
                 Judge::Outcome => {}
-                Judge::Events(f) => r.events.push((s, f(&w.baseline, report, &th))),
+                Judge::Events { found, .. } => r.events.push((s, found(&w.baseline, report, &th))),
                 Judge::Level { value, .. } => {
                     let now = match prev.as_ref() {
                         Some(p) => value(p, report),
@@ -283,8 +283,15 @@ impl Watch {
                     continue;
                 }
             };
-            // One piece of evidence per key; for a script, its latest failed run.
-            let found: Vec<Found> = if s.builtin == Builtin::Script {
+            // One piece of evidence per key; where only the latest counts (a script's failed
+            // runs), that one.
+            let found: Vec<Found> = if matches!(
+                s.judge,
+                Judge::Events {
+                    latest_only: true,
+                    ..
+                }
+            ) {
                 found.into_iter().last().into_iter().collect()
             } else {
                 found
@@ -315,7 +322,7 @@ impl Watch {
                 // was read cannot show there yet. While a control that could show it,
                 // and does not, was read no later than the line, judge it on the next
                 // probe (once), when the controls have had the chance to see it.
-                let too_early = s.builtin == Builtin::Kernel
+                let too_early = matches!(s.judge, Judge::Events { stamped: true, .. })
                     && f.at.is_some_and(|at| {
                         c.read
                             .get(s.name)

@@ -232,7 +232,10 @@ impl PgStore {
             Err(_) => {
                 return Err(StoreError::Unreachable {
                     store: self.shown.clone(),
-                    why: format!("no answer within {}s", CONNECT_WITHIN.as_secs()),
+                    why: format!(
+                        "no answer within {}",
+                        crate::units::duration(CONNECT_WITHIN)
+                    ),
                 })
             }
         };
@@ -570,7 +573,7 @@ impl PgHold {
                     let why = last.map_or("no connection".to_string(), |e| e.to_string());
                     return Err(StoreError::Unreachable {
                         store: self.shown.clone(),
-                        why: format!("{why} (for {}s)", PATIENCE.as_secs()),
+                        why: format!("{why} (for {})", crate::units::duration(PATIENCE)),
                     });
                 }
                 // Not at once: the connection went for a reason, and a takeover may be
@@ -648,7 +651,10 @@ async fn bounded<T>(
         Ok(r) => r,
         Err(_) => Err(Try::Again(sqlx::Error::Io(std::io::Error::new(
             std::io::ErrorKind::TimedOut,
-            format!("no answer within {}s", left.as_secs()),
+            format!(
+                "no answer within {}",
+                crate::units::duration(Duration::from_secs(left.as_secs()))
+            ),
         )))),
     }
 }

@@ -1,4 +1,5 @@
-//! The health probe: one remote command that reads what the built-in signals need,
+//! The host side of a health probe (`exec/probe.rs` carries probes out, `rollout`
+//! judges what they read): one remote command that reads what the built-in signals need,
 //! renews the probation lease and runs the custom checks, and the parser of its
 //! tagged-line output. Pure; no I/O.
 //!
@@ -206,15 +207,9 @@ pub fn parse_probe(stdout: &str, checks: &[Check]) -> Result<ProbeReport, String
             }
             ("na", [source, why]) => {
                 let why = unhex_field(why).map_err(|e| bad(&e))?;
-                match ProbeSource::parse(source) {
-                    Some(ProbeSource::Load) => r.load1 = Err(why),
-                    Some(ProbeSource::Blocked) => r.procs_blocked = Err(why),
-                    Some(ProbeSource::Oom) => r.oom_kill = Err(why),
-                    Some(ProbeSource::Pressure) => r.pressure = Err(why),
-                    Some(ProbeSource::Kernel) => r.kernel = Err(why),
-                    Some(ProbeSource::Units) => r.units = Err(why),
-                    // A source a newer host script reads.
-                    None => {}
+                // A source a newer host script reads is left out.
+                if let Some(source) = ProbeSource::parse(source) {
+                    r.not_available(source, why);
                 }
             }
             ("run", [s, e, x]) => r.runs.push(RunRecord {
