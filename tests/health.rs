@@ -13,7 +13,7 @@ use std::time::Duration;
 use common::*;
 use wavectl::lab::{Fleet, FleetOptions, HostKind, LabHost};
 use wavectl::remote::host_probe::{parse_probe, probe_with, Ask};
-use wavectl::rollout::probe::ProbeReport;
+use wavectl::rollout::probe_report::ProbeReport;
 
 /// Tests that write to this machine's kernel log (which every lab host shares) and
 /// tests that judge kernel lines take turns.

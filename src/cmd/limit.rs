@@ -87,6 +87,7 @@ mod tests {
             detail: String::new(),
             epoch: 0,
             tried: Vec::new(),
+            fresh_owed: false,
         }
     }
 

@@ -7,9 +7,8 @@ use crate::cli::Global;
 use crate::exec::wall_ms;
 use crate::exit;
 use crate::report::Event as Shown;
-use crate::rollout::{
-    step::utc, summary::lease_runs_out, End, Intent, RunKind, Status, StopRequest,
-};
+use crate::rollout::reconcile::{decide, Reconcile as Plan};
+use crate::rollout::{step::utc, End, Intent, RunKind, StopRequest};
 use crate::store::{local_host, local_user, Access};
 
 use super::apply::attach;
@@ -76,35 +75,6 @@ pub async fn abort(g: &Global, run: &str) -> CmdResult {
             ))
             .help(format!("`wavectl rollback {id}` returns its hosts to what they held; `wavectl resume {id}` continues it")),
         )),
-    }
-}
-
-/// What reconcile does with a run.
-enum Plan {
-    Skip,
-    Note(String),
-    Take(Intent),
-}
-
-fn decide(id: &str, st: &crate::rollout::RunState) -> Plan {
-    let kind = st.kind();
-    match &st.status {
-        Status::New => Plan::Skip,
-        Status::Ended { end } => match end {
-            // Nothing is pending on a superseded host: the newer run's rollback decides.
-            End::Done | End::Clean { .. } | End::Superseded { .. } => Plan::Skip,
-            End::Paused { .. } => Plan::Note(format!(
-                "run {id} is paused: `wavectl resume {id}` or `wavectl rollback {id}`{}",
-                lease_runs_out(st).map_or(String::new(), |t| format!(
-                    " (its probation hosts revert themselves from {})",
-                    utc(t / 1000)
-                ))
-            )),
-            End::Unconfirmed | End::Pending { .. } => Plan::Take(Intent::Reconcile),
-        },
-        Status::Removing { .. } | Status::Backoff { .. } => Plan::Take(Intent::Reconcile),
-        Status::Stopping { .. } if kind != Some(RunKind::Apply) => Plan::Take(Intent::Reconcile),
-        Status::Running { .. } | Status::Stopping { .. } => Plan::Take(Intent::Orphaned),
     }
 }
 

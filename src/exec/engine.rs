@@ -12,7 +12,7 @@ use std::time::Duration;
 use tokio::task::{Id, JoinHandle, JoinSet};
 
 use crate::report::{Event as Shown, Phase, Reporter};
-use crate::rollout::probe::ProbeReport;
+use crate::rollout::probe_report::ProbeReport;
 use crate::rollout::verdict::{Evidence, Health, Outcome, Verdict, Watch};
 use crate::rollout::{
     freeze_of, step, Action, Event, HostResult, HostState, HostVerdict, Lost, Op, Record, RunKind,
@@ -78,8 +78,6 @@ pub struct Engine<'r> {
     not_available: HashSet<(String, String)>,
     /// The wave whose bake was said to be held for `min_runs`.
     held: Option<usize>,
-    /// The wave whose closing round logged in afresh.
-    fresh_closed: Option<usize>,
     sent: HashMap<String, Sent>,
     ops: JoinSet<HostResult>,
     running: HashMap<Id, (String, Op)>,
@@ -108,7 +106,9 @@ impl<'r> Engine<'r> {
         reporter: &'r Reporter,
         seams: Seams<'r>,
     ) -> Engine<'r> {
-        let health = watch_of(&plan);
+        let mut health = watch_of(&plan);
+        // A resumed run goes on counting where the journal left its hosts' watch.
+        health.restore(&state.watch);
         Engine {
             state,
             submitted: 0,
@@ -123,7 +123,6 @@ impl<'r> Engine<'r> {
             health,
             not_available: HashSet::new(),
             held: None,
-            fresh_closed: None,
             sent: HashMap::new(),
             ops: JoinSet::new(),
             running: HashMap::new(),
@@ -201,7 +200,9 @@ impl<'r> Engine<'r> {
                     let group = group_samples(&group, outcomes.last());
                     self.say_group(wave, &group);
                     self.take_baseline(&hosts, outcomes, wave);
-                    self.submit(Event::BaselineDone { wave, group }).await?;
+                    let watch = self.health.changes(&self.state.watch);
+                    self.submit(Event::BaselineDone { wave, group, watch })
+                        .await?;
                 }
                 Woken::Round(r) => {
                     self.round = None;
@@ -210,7 +211,13 @@ impl<'r> Engine<'r> {
                     self.poll_holds().await?;
                     let (wave, outcomes) = r.unwrap_or_default();
                     let verdicts = self.judge(outcomes);
-                    self.submit(Event::Round { wave, verdicts }).await?;
+                    let watch = self.health.changes(&self.state.watch);
+                    self.submit(Event::Round {
+                        wave,
+                        verdicts,
+                        watch,
+                    })
+                    .await?;
                     self.say_held();
                 }
                 Woken::Poll => {
@@ -304,14 +311,14 @@ impl<'r> Engine<'r> {
 
     fn start(&mut self, action: Action, at: u64) {
         match action {
-            Action::Host { host, op } => {
+            Action::Host { host, op, fresh } => {
                 let Some(h) = self.plan.host(&host).cloned() else {
                     return;
                 };
                 let hosts = self.hosts.clone();
                 let handle = self
                     .ops
-                    .spawn(async move { hosts.carry_out(&h, op, at).await });
+                    .spawn(async move { hosts.carry_out(&h, op, at, fresh).await });
                 self.running.insert(handle.id(), (host, op));
             }
             Action::Baseline {
@@ -359,7 +366,9 @@ impl<'r> Engine<'r> {
                 wave,
                 hosts,
                 controls,
-            } => self.start_round(wave, hosts, controls),
+                owed,
+                fresh,
+            } => self.start_round(wave, hosts, controls, (&owed, &fresh)),
             Action::EndProbe => {
                 // The bake's connections stay kept: later waves' probes and the
                 // confirmation ride them.
@@ -387,12 +396,18 @@ impl<'r> Engine<'r> {
     }
 
     /// Start the probe round the machine ordered.
-    fn start_round(&mut self, wave: usize, hosts: Vec<String>, controls: Vec<String>) {
+    fn start_round(
+        &mut self,
+        wave: usize,
+        hosts: Vec<String>,
+        controls: Vec<String>,
+        (owed, fresh): (&[String], &[String]),
+    ) {
         let names: Vec<String> = hosts.into_iter().chain(controls).collect();
-        let fresh = self.fresh_login(wave, &names);
         let all = self.targets(names.iter(), |h| ProbeAsk {
             cursor: self.health.cursor(h),
-            fresh: fresh.contains(h),
+            new_login: owed.iter().any(|f| f == h),
+            fresh: fresh.iter().any(|f| f == h),
         });
         let (on, concurrency) = (self.hosts.clone(), self.plan.policy.concurrency);
         if let Some(r) = self.round.take() {
@@ -401,44 +416,6 @@ impl<'r> Engine<'r> {
         self.round = Some(tokio::spawn(async move {
             (wave, probe::round(on, all, concurrency).await)
         }));
-    }
-
-    /// Which hosts of this round also log in afresh beside the kept connections. A
-    /// wave's hosts log in afresh in their first round after the install anyway (their
-    /// pool is new); beside that, the wave's own hosts once more in the round that may
-    /// close a bake longer than one round, and every host every 20th round — so a host
-    /// that keeps old sessions alive while new logins hang is seen before its wave
-    /// passes, without a new login per host per wave across the whole run.
-    fn fresh_login(&mut self, wave: usize, names: &[String]) -> HashSet<String> {
-        let Status::Running {
-            stage: Stage::Bake(b),
-        } = &self.state.status
-        else {
-            return HashSet::new();
-        };
-        if b.rounds > 0 && b.rounds.is_multiple_of(20) {
-            return names.iter().cloned().collect();
-        }
-        let interval = self
-            .plan
-            .deployment()
-            .map_or(0, |d| d.interval.as_millis() as u64);
-        let closing = self.clock.now_ms().saturating_add(interval) >= b.until
-            && self.fresh_closed != Some(b.wave);
-        if !closing {
-            return HashSet::new();
-        }
-        self.fresh_closed = Some(b.wave);
-        if b.rounds == 0 {
-            // The first round is the one after the install: its logins are new.
-            return HashSet::new();
-        }
-        self.state
-            .hosts
-            .iter()
-            .filter(|h| h.wave == wave)
-            .map(|h| h.host.clone())
-            .collect()
     }
 
     /// Keep the baseline of `sampled` (the wave's hosts and controls).
@@ -498,7 +475,7 @@ impl<'r> Engine<'r> {
         let mut by_host: HashMap<String, Verdict> = verdicts.into_iter().collect();
         let mut events = Vec::new();
         for (host, outcome) in outcomes {
-            let Some(mut verdict) = by_host.remove(&host) else {
+            let Some(verdict) = by_host.remove(&host) else {
                 continue;
             };
             self.say_not_available(&host, &verdict);
@@ -506,27 +483,10 @@ impl<'r> Engine<'r> {
             let (runs, lost) = match &outcome {
                 Outcome::Report(r) => (
                     u32::try_from(r.runs.len()).unwrap_or(u32::MAX),
-                    lost(r, &run),
+                    crate::rollout::found::lost(r, &run),
                 ),
                 _ => (prev_runs, None),
             };
-            match &lost {
-                Some(Lost::Reverted {
-                    lease_until, at, ..
-                }) => verdict = crate::rollout::step::lease_verdict(*lease_until, *at),
-                Some(Lost::Replaced { owner }) => {
-                    verdict = Verdict::bad(
-                        Health::Degraded,
-                        Evidence::new("install").raw(match owner {
-                            Some(o) => {
-                                format!("this run's install is gone: the host holds run {o}'s")
-                            }
-                            None => "this run's install is gone from the host".to_string(),
-                        }),
-                    )
-                }
-                None => {}
-            }
             let now = (verdict.clone(), runs, lost.clone());
             if self.sent.get(&host) != Some(&now) {
                 self.sent.insert(host.clone(), now);
@@ -710,23 +670,6 @@ fn group_samples(group: &[String], last: Option<&Outcomes>) -> Vec<Sample> {
             }
         })
         .collect()
-}
-
-/// What a probe report says of this run's install: gone (reverted, or replaced).
-fn lost(r: &ProbeReport, run: &str) -> Option<Lost> {
-    if let Some(rv) = r.reverted.as_ref().filter(|rv| rv.run_id == run) {
-        return Some(Lost::Reverted {
-            lease_until: rv.lease_until,
-            at: rv.at,
-            clean: rv.clean,
-        });
-    }
-    match &r.owner {
-        Some(o) if o == run => None,
-        other => Some(Lost::Replaced {
-            owner: other.clone(),
-        }),
-    }
 }
 
 /// Await a task if there is one; never resolves otherwise.

@@ -762,6 +762,129 @@ async fn an_apply_killed_after_any_record_is_finished_by_resume() {
     eprintln!("{settled} hosts settled over {} crashes", all - 1);
 }
 
+/// The wave-1 rounds in `records` up to the first that gives `host` a bad verdict, and
+/// whether one did.
+fn rounds_to_bad(records: &[Record], host: &str) -> (usize, bool) {
+    let mut n = 0;
+    for r in records {
+        if let Event::Round {
+            wave: 1, verdicts, ..
+        } = &r.event
+        {
+            n += 1;
+            if verdicts
+                .iter()
+                .any(|v| v.host == host && v.verdict.health.is_bad())
+            {
+                return (n, true);
+            }
+        }
+    }
+    (n, false)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_bake_resumed_after_k_bad_rounds_reaches_its_verdict_after_the_remaining_ones() {
+    // The canary's load is out of line at every probe once installed: `strikes` (3)
+    // rounds in a row fail it.
+    let mut plan = apply_plan(3, &[1, 2], 10);
+    if let Target::Apply(d) = &mut plan.target {
+        d.builtins = vec![Builtin::Reachable, Builtin::Load];
+    }
+    let strikes = crate::spec::Thresholds::default().strikes;
+    let canary = plan.waves[0][0].clone();
+    let fleet_of = |clock: Arc<dyn Clock>| {
+        let fleet = FakeHosts::new(&plan, clock);
+        fleet.behave(&canary, Behaviour::LoadedOnceInstalled);
+        fleet
+    };
+    // Without a crash: the verdict comes in the `strikes`-th round.
+    let all = {
+        let store = MemStore::new();
+        let clock = Arc::new(TestClock::starting_at(T0));
+        let state = apply(&store, &plan, &fleet_of(clock.clone()), clock).await;
+        assert_eq!(exit_code(&state), crate::exit::ROLLED_BACK);
+        store.records(APPLY)
+    };
+    assert_eq!(rounds_to_bad(&all, &canary), (strikes as usize, true));
+    // The controller dies right after its (strikes - 1)-th round of wave 1 is journaled.
+    let k = 2;
+    assert!(k < strikes as usize);
+    let kth = all
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| matches!(r.event, Event::Round { wave: 1, .. }))
+        .nth(k - 1)
+        .map(|(i, _)| i)
+        .expect("k rounds of wave 1");
+    let store = MemStore::new();
+    let clock = Arc::new(TestClock::starting_at(T0));
+    let fleet = fleet_of(clock.clone());
+    let mut w = Crashing {
+        inner: new_run(&store, &plan).await,
+        left: kth + 1,
+    };
+    let (_, r) = drive(
+        &store,
+        &mut w,
+        RunState::new(),
+        &plan,
+        &fleet,
+        clock.clone(),
+        begin(&plan, false),
+    )
+    .await;
+    assert!(r.is_err());
+    drop(w);
+    // The journal kept the canary's streak.
+    let records = store.records(APPLY);
+    assert_eq!(records.len(), kth + 1);
+    let streak = replay(&records).watch[&canary].counts.streaks["load"];
+    assert_eq!(streak.high, k as u32, "{streak:?}");
+    // A few seconds later, `resume`: the verdict comes after the remaining rounds.
+    clock.sleep(Duration::from_secs(5)).await;
+    let crashed = store.after_crash();
+    let s: &dyn Store = &crashed;
+    let lease = s.lock(&plan.name, &holder("bastion-1")).await.unwrap();
+    let (mut w, records) = s.open(lease, APPLY).await.unwrap();
+    let (state, r) = drive(
+        &crashed,
+        &mut *w,
+        replay(&records),
+        &plan,
+        &fleet,
+        clock.clone(),
+        attach(Intent::Resume, false),
+    )
+    .await;
+    r.unwrap();
+    let after = crashed.records(APPLY);
+    assert_eq!(
+        rounds_to_bad(&after[records.len()..], &canary),
+        (strikes as usize - k, true)
+    );
+    let v = state
+        .host(&canary)
+        .unwrap()
+        .verdict
+        .clone()
+        .expect("a verdict");
+    assert_eq!(v.health, Health::Degraded, "{v:?}");
+    let said = v.evidence.iter().map(|e| e.to_string()).collect::<Vec<_>>();
+    assert!(
+        said.iter().any(|e| e.contains("3 probes in a row")),
+        "{said:?}"
+    );
+    assert_eq!(
+        exit_code(&state),
+        crate::exit::ROLLED_BACK,
+        "{:?}",
+        state.status
+    );
+    assert!(fleet.holders().is_empty());
+    assert_eq!(replay(&after), state);
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_canary_whose_script_runs_fail_rolls_the_run_back_with_the_evidence() {
     let plan = apply_plan(5, &[1, 4], 10);

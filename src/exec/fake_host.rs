@@ -1,5 +1,5 @@
 //! Fake hosts for engine tests: an in-memory fleet behind the [`Host`] seam, each host
-//! scripted by a test ([`Behaviour`]: healthy, failing health, hanging once the script
+//! scripted by a test ([`Behaviour`]: healthy, failing health, loaded, hanging once the script
 //! runs, unreachable, unreachable for its first calls) on the test's [`Clock`]. A host
 //! keeps what a real one would: the run's install (probation with a lease, or
 //! confirmed), its runs, and — when its lease runs out — a revert by its own guard.
@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use crate::inventory;
-use crate::rollout::probe::{ProbeReport, Reverted, RunRecord};
+use crate::rollout::probe_report::{ProbeReport, Reverted, RunRecord};
 use crate::rollout::verdict::{Evidence, Health, Outcome, Verdict};
 use crate::rollout::{Finding, HostResult, Plan, Target};
 use crate::store::BoxFuture;
@@ -34,6 +34,9 @@ pub enum Behaviour {
     Unreachable,
     /// Refuses its first `n` calls, then answers (healthy).
     UnreachableFor(u32),
+    /// Answers, but once it holds this run's install its load per CPU stays at 4 (out
+    /// of line at every probe); before, at 0.1 as on every other host.
+    LoadedOnceInstalled,
 }
 
 /// This run's install on a fake host.
@@ -354,7 +357,7 @@ impl Host for FakeHosts {
         ))
     }
 
-    fn confirm<'a>(&'a self, host: &'a inventory::Host) -> BoxFuture<'a, HostResult> {
+    fn confirm<'a>(&'a self, host: &'a inventory::Host, _fresh: bool) -> BoxFuture<'a, HostResult> {
         let run = self.plan.run.clone();
         Box::pin(self.call(
             &host.name,
@@ -447,6 +450,14 @@ impl Host for FakeHosts {
                     owner: side.holds.as_ref().map(|i| i.run.clone()),
                     reverted: side.reverted.clone().filter(|r| r.run_id == run),
                     lease_until: ours.filter(|i| !i.confirmed).map(|i| i.lease_until / 1000),
+                    cpus: Some(1),
+                    load1: Ok(
+                        if side.behaviour == Behaviour::LoadedOnceInstalled && ours.is_some() {
+                            4.0
+                        } else {
+                            0.1
+                        },
+                    ),
                     ..ProbeReport::default()
                 }))
             },

@@ -21,8 +21,12 @@ pub use super::ops::Ssh;
 pub struct ProbeAsk {
     /// Where the host's kernel log stood at its last probe (none: the probe takes one).
     pub cursor: Option<String>,
-    /// Also log in afresh beside a kept connection: a host can keep old sessions alive
-    /// while new logins hang.
+    /// Probe it over a new login only, not the connection kept for it (it owes one since
+    /// its install). The machine says when.
+    pub new_login: bool,
+    /// Also log in afresh beside the connection kept for it, and judge it on the new
+    /// login: a host can keep old sessions alive while new logins hang. The machine says
+    /// when.
     pub fresh: bool,
 }
 
@@ -39,8 +43,9 @@ pub trait Host: Send + Sync {
     /// Start one supervised run (an install that did not start it).
     fn start_run<'a>(&'a self, host: &'a inventory::Host) -> BoxFuture<'a, HostResult>;
 
-    /// Set the manifest `confirmed` (over a fresh login if the host owes one).
-    fn confirm<'a>(&'a self, host: &'a inventory::Host) -> BoxFuture<'a, HostResult>;
+    /// Set the manifest `confirmed` (`fresh`: over a new login, as the machine orders
+    /// for a host that owes one).
+    fn confirm<'a>(&'a self, host: &'a inventory::Host, fresh: bool) -> BoxFuture<'a, HostResult>;
 
     /// Return the host to what it held before the run (a purge: remove every version).
     fn remove<'a>(&'a self, host: &'a inventory::Host) -> BoxFuture<'a, HostResult>;
@@ -56,17 +61,18 @@ pub trait Host: Send + Sync {
         Box::pin(async {})
     }
 
-    /// Carry out the action the machine ordered.
+    /// Carry out the action the machine ordered (`fresh`: over a new login).
     fn carry_out<'a>(
         &'a self,
         host: &'a inventory::Host,
         op: Op,
         at: u64,
+        fresh: bool,
     ) -> BoxFuture<'a, HostResult> {
         match op {
             Op::Install => self.install(host, at),
             Op::StartRun => self.start_run(host),
-            Op::Confirm => self.confirm(host),
+            Op::Confirm => self.confirm(host, fresh),
             Op::Remove => self.remove(host),
             Op::Settle => self.settle(host),
         }

@@ -4,16 +4,14 @@
 //!
 //! Logins: a host's actions ride the connection the transport keeps for it (the
 //! baseline's login serves the install, which starts the first run in the same
-//! command; the bake's serves the later probes and the confirmation). Each host gets
-//! exactly one *fresh* login after its install — its first bake probe, or its
-//! confirmation if no probe came first — as the evidence that it still takes new logins.
+//! command; the bake's serves the later probes and the confirmation). When a probe or a
+//! confirmation logs in afresh is the state machine's call (`rollout::step`:
+//! `Action::Host::fresh`, `Action::Probe::fresh`); this only carries it out.
 
-use std::collections::HashSet;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use crate::inventory::Host;
-use crate::remote::{self, InstallResult, ManifestState, RemoveScope};
+use crate::remote::{self, InstallResult, RemoveScope};
 use crate::rollout::verdict::{Evidence, Health, Outcome, Verdict};
 use crate::rollout::{Finding, HostResult, Plan, Refusal, Target};
 use crate::store::BoxFuture;
@@ -31,8 +29,6 @@ pub struct Ssh {
     pub plan: Plan,
     /// The script an apply installs (its sha256 was checked when read).
     pub body: Option<Vec<u8>>,
-    /// Hosts installed by this controller that have not yet had their fresh login.
-    unproven: Mutex<HashSet<String>>,
 }
 
 impl Ssh {
@@ -41,26 +37,11 @@ impl Ssh {
             transport,
             plan,
             body,
-            unproven: Mutex::new(HashSet::new()),
         }
     }
 
     fn login_timeout(&self) -> Duration {
         self.plan.policy.login_timeout
-    }
-
-    fn unproven(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
-        self.unproven.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Whether the host still owes its fresh login after its install.
-    pub fn owes_fresh_login(&self, host: &str) -> bool {
-        self.unproven().contains(host)
-    }
-
-    /// The host took a fresh login after its install.
-    pub fn proven(&self, host: &str) {
-        self.unproven().remove(host);
     }
 }
 
@@ -82,8 +63,8 @@ impl super::host::Host for Ssh {
         Box::pin(start_run(self, host))
     }
 
-    fn confirm<'a>(&'a self, host: &'a Host) -> BoxFuture<'a, HostResult> {
-        Box::pin(confirm(self, host))
+    fn confirm<'a>(&'a self, host: &'a Host, fresh: bool) -> BoxFuture<'a, HostResult> {
+        Box::pin(confirm(self, host, fresh))
     }
 
     fn remove<'a>(&'a self, host: &'a Host) -> BoxFuture<'a, HostResult> {
@@ -118,7 +99,6 @@ async fn login(sh: &Ssh, host: &Host, how: Login) -> Result<Conn, HostResult> {
         .connect(host, sh.login_timeout())
         .await
         .map_err(|e| not_reached(&e))?;
-    sh.proven(&host.name);
     Ok(c)
 }
 
@@ -246,10 +226,6 @@ async fn install(sh: &Ssh, host: &Host, now: u64) -> HostResult {
         Err(e) => broken(&e),
     };
     let installed = matches!(result, HostResult::Installed { .. });
-    if installed {
-        // From now on the host owes a fresh login.
-        sh.unproven().insert(host.name.clone());
-    }
     release(sh, conn, installed).await;
     result
 }
@@ -270,14 +246,11 @@ async fn start_run(sh: &Ssh, host: &Host) -> HostResult {
     }
 }
 
-/// Confirm over the bake's connection, or over a fresh one if the host has not taken a
-/// fresh login since its install (the evidence that it still takes new logins).
-async fn confirm(sh: &Ssh, host: &Host) -> HostResult {
-    let how = if sh.owes_fresh_login(&host.name) {
-        Login::Fresh
-    } else {
-        Login::Reuse
-    };
+/// Confirm over the bake's connection, or over a fresh one when the machine says so (the
+/// host has not answered a fresh login since its install: the evidence that it still
+/// takes new logins).
+async fn confirm(sh: &Ssh, host: &Host, fresh: bool) -> HostResult {
+    let how = if fresh { Login::Fresh } else { Login::Reuse };
     let conn = match login(sh, host, how).await {
         Ok(c) => c,
         Err(r) => return r,
@@ -463,26 +436,7 @@ async fn ask(conn: &Conn, sh: &Ssh) -> Result<Finding, HostResult> {
         verdict: Verdict::bad(Health::Degraded, Evidence::new("settle").raw(e)),
         touched: false,
     })?;
-    let run = &sh.plan.run;
-    if let Some(r) = f.reverted.filter(|r| &r.run_id == run) {
-        return Ok(Finding::Reverted {
-            lease_until: r.lease_until,
-            at: r.at,
-            clean: r.clean,
-        });
-    }
-    match &f.manifest {
-        Some(m) if &m.run_id == run && m.state != ManifestState::Revoked => Ok(Finding::Ours {
-            confirmed: m.state == ManifestState::Confirmed,
-            runs: f.runs,
-            running: f.running,
-        }),
-        Some(m) if &m.run_id == run => Ok(Finding::Partial),
-        _ if f.txn.as_deref() == Some(run.as_str()) => Ok(Finding::Partial),
-        m => Ok(Finding::Absent {
-            other: m.as_ref().map(|m| m.run_id.clone()),
-        }),
-    }
+    Ok(crate::rollout::found::finding(&f, &sh.plan.run))
 }
 
 async fn settle(sh: &Ssh, host: &Host) -> HostResult {

@@ -23,7 +23,7 @@ use crate::rollout::Deployment;
 use crate::transport::TransportError;
 
 use super::host::ProbeAsk;
-use super::ops::{Login, Ssh};
+use super::ops::Ssh;
 
 /// Probe every host once, each with what its probe is asked, at most `concurrency` at
 /// once.
@@ -45,7 +45,8 @@ pub async fn round(
 }
 
 /// One probe of one host over SSH: over the connection the transport keeps for it, or a
-/// new login for its first probe after its install (see `ops`); with `ask.fresh`, a fresh
+/// new login (with `ask.new_login`, the machine's call for a host that owes one since its
+/// install: `Action::Probe::owed`); with `ask.fresh` (`Action::Probe::fresh`), a fresh
 /// login beside the kept connection too: a host whose new logins hang (or are refused)
 /// while an old session still answers is judged on the fresh login (which is then kept
 /// instead).
@@ -55,14 +56,10 @@ pub(super) async fn probe_host(shared: &Ssh, host: &Host, ask: &ProbeAsk) -> Out
             message: "probe ordered in a run that installs nothing".into(),
         };
     };
-    let how = if shared.owes_fresh_login(&host.name) {
-        Login::Fresh
+    let kept = if ask.new_login {
+        None
     } else {
-        Login::Reuse
-    };
-    let kept = match how {
-        Login::Reuse => shared.transport.reuse(&host.name).await,
-        Login::Fresh => None,
+        shared.transport.reuse(&host.name).await
     };
     if !(ask.fresh && kept.is_some()) {
         return probe_over(shared, d, host, ask, kept).await;
@@ -75,7 +72,6 @@ pub(super) async fn probe_host(shared: &Ssh, host: &Host, ask: &ProbeAsk) -> Out
     );
     match (outcome, login) {
         (o @ Outcome::Report(_), Ok(fresh)) => {
-            shared.proven(&host.name);
             shared.transport.keep(fresh).await;
             o
         }
@@ -122,10 +118,7 @@ async fn probe_over(
                 .connect(host, login_deadline(d.probe_timeout))
                 .await
             {
-                Ok(c) => {
-                    shared.proven(&host.name);
-                    c
-                }
+                Ok(c) => c,
                 Err(e) => return transport_outcome(&e),
             },
         };

@@ -50,7 +50,7 @@ use std::time::Duration;
 
 use super::ManifestState;
 use super::{command, secs, unhex, with_lib, RemoteCommand, REPORT_SH};
-use crate::rollout::probe::{
+use crate::rollout::probe_report::{
     CheckResult, KernelRead, Pressure, ProbeReport, ProbeSource, RunRecord, UnitsRead,
 };
 use crate::rollout::signals;

@@ -114,7 +114,7 @@ mod version_tests;
 
 use std::time::Duration;
 
-pub use crate::rollout::probe::Reverted;
+pub use crate::rollout::probe_report::Reverted;
 pub use host_probe::{check_timeout, parse_probe, probe};
 pub use install::{
     confirm, install, manifest_text, parse_confirm, parse_install, run_once, start_run,

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use super::install::SMALL_TIMEOUT;
 use super::{command, unhex, with_lib, Manifest, RemoteCommand, REPORT_SH};
-use crate::rollout::probe::Reverted;
+use crate::rollout::probe_report::Reverted;
 
 const SETTLE_SH: &str = include_str!("scripts/settle.sh");
 /// The script after the library.

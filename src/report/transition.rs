@@ -77,13 +77,18 @@ pub fn host_step(state: &RunState, host: &str, op: Op, result: &HostResult) -> O
 fn transition(plan: &Plan, before: &Status, state: &RunState, rec: &Record, out: &mut Vec<Shown>) {
     let after = &state.status;
     match &rec.event {
-        Event::Round { wave, verdicts } => {
+        Event::Round { wave, verdicts, .. } => {
             for v in verdicts {
                 let wave = state.host(&v.host).map_or(0, |h| h.wave);
+                // A host whose install is gone is judged on that (as `step` does).
+                let verdict = v.lost.as_ref().map_or_else(
+                    || v.verdict.clone(),
+                    crate::rollout::found::lost_verdict,
+                );
                 out.push(Shown::Verdict {
                     wave,
                     host: v.host.clone(),
-                    verdict: v.verdict.clone(),
+                    verdict,
                 });
             }
             if let Status::Running {

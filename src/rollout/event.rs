@@ -1,12 +1,13 @@
 //! PURE: what a run is (its [`Plan`], fixed when it begins) and what can happen to it
 //! ([`Event`]). The journal is the list of these events, each in a [`Record`]; the state
-//! machine in `step.rs` folds them.
+//! machine in `step/` folds them.
 
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
 use super::verdict::Verdict;
+use super::watched::Watched;
 use crate::inventory::Host;
 use crate::spec::{ActivationKind, Builtin, Check, OnFailure, Thresholds};
 
@@ -486,6 +487,10 @@ pub enum Event {
         wave: usize,
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         group: Vec<Sample>,
+        /// The health watch's baselines of the hosts sampled (absent in journals written
+        /// before it was kept: a resumed run then takes them from its first probes).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        watch: Vec<Watched>,
     },
     /// A host action finished.
     Result {
@@ -499,6 +504,11 @@ pub enum Event {
         wave: usize,
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         verdicts: Vec<HostVerdict>,
+        /// What the health watch counts of each host whose counts changed in the round
+        /// (streaks, failed checks, the last reading): a resumed bake goes on from them.
+        /// Absent in journals written before it was kept: their counts start over.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        watch: Vec<Watched>,
     },
     /// The operator let the run go on past the gate after `wave` (`wavectl promote`).
     Promote(Promotion),

@@ -125,6 +125,7 @@ fn installs(actions: &[Action]) -> Vec<String> {
             Action::Host {
                 host,
                 op: Op::Install,
+                ..
             } => Some(host.clone()),
             _ => None,
         })
@@ -236,6 +237,7 @@ fn an_unhealthy_member_pauses_the_run_before_the_wave_naming_group_and_host() {
     let (mut r, _) = Run::begin(plan());
     let actions = r.submit(Event::BaselineDone {
         wave: 1,
+        watch: vec![],
         group: vec![healthy("db-2"), down("db-standby")],
     });
     assert!(installs(&actions).is_empty(), "{actions:?}");
@@ -278,6 +280,7 @@ fn resume_samples_the_group_again_and_goes_on_once_it_is_healthy() {
     let (mut r, _) = Run::begin(plan());
     r.submit(Event::BaselineDone {
         wave: 1,
+        watch: vec![],
         group: vec![healthy("db-2"), down("db-standby")],
     });
     let again = r.submit(Event::Attach(Attach {
@@ -300,6 +303,7 @@ fn resume_samples_the_group_again_and_goes_on_once_it_is_healthy() {
     // Still down: paused again.
     r.submit(Event::BaselineDone {
         wave: 1,
+        watch: vec![],
         group: vec![healthy("db-2"), down("db-standby")],
     });
     assert_eq!(r.s.status_name(), "paused");
@@ -313,6 +317,7 @@ fn resume_samples_the_group_again_and_goes_on_once_it_is_healthy() {
     }));
     let go = r.submit(Event::BaselineDone {
         wave: 1,
+        watch: vec![],
         group: vec![healthy("db-2"), healthy("db-standby")],
     });
     assert_eq!(installs(&go), vec!["db-1".to_string()]);
@@ -324,6 +329,7 @@ fn rollback_of_a_run_paused_by_its_group_touches_nothing() {
     let (mut r, _) = Run::begin(plan());
     r.submit(Event::BaselineDone {
         wave: 1,
+        watch: vec![],
         group: vec![down("db-2"), healthy("db-standby")],
     });
     let actions = r.submit(Event::Attach(Attach {
@@ -346,6 +352,7 @@ fn journals_without_the_new_fields_read_the_same() {
         rec.event,
         Event::BaselineDone {
             wave: 2,
+            watch: vec![],
             group: vec![]
         }
     );
@@ -365,6 +372,7 @@ fn journals_without_the_new_fields_read_the_same() {
         5,
         Event::BaselineDone {
             wave: 1,
+            watch: vec![],
             group: vec![healthy("db-2"), down("db-standby")],
         },
     );

@@ -85,12 +85,13 @@ fn until_gated(sim: &mut Sim) {
             return;
         }
         match sim.queue.pop_front().expect("nothing ordered") {
-            Action::Host { host, op } => {
+            Action::Host { host, op, .. } => {
                 let result = sim.world.result(&host, op);
                 sim.submit(Event::Result { host, op, result });
             }
             Action::Baseline { wave, .. } => sim.submit(Event::BaselineDone {
                 wave,
+                watch: vec![],
                 group: vec![],
             }),
             Action::Probe { wave, hosts, .. } => sim.round(wave, hosts),

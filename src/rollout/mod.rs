@@ -5,12 +5,15 @@
 //! become verdicts here too. No network, files or clock.
 
 pub mod event;
-pub mod probe;
+pub mod found;
+pub mod probe_report;
+pub mod reconcile;
 pub mod signals;
 pub mod state;
 pub mod step;
 pub mod summary;
 pub mod verdict;
+pub mod watched;
 
 #[cfg(test)]
 mod group_tests;

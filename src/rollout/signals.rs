@@ -23,7 +23,7 @@
 
 use std::collections::BTreeSet;
 
-use super::probe::{ProbeReport, ProbeSource, Source};
+use super::probe_report::{ProbeReport, ProbeSource, Source};
 use crate::spec::{Builtin, Thresholds};
 
 /// How a signal is judged.
@@ -483,7 +483,7 @@ fn script_runs(_: &[ProbeReport], now: &ProbeReport, _: &Thresholds) -> Source<V
 fn stall(
     prev: &ProbeReport,
     now: &ProbeReport,
-    get: fn(&super::probe::Pressure) -> u64,
+    get: fn(&super::probe_report::Pressure) -> u64,
 ) -> Source<Option<f64>> {
     let p1 = now.pressure.as_ref().map_err(Clone::clone)?;
     let Ok(p0) = prev.pressure.as_ref() else {

@@ -1,11 +1,14 @@
 //! PURE: the state of a run — per host, per wave, the failure budget and where the run
-//! stands — as the state machine (`step.rs`) leaves it after each event. `status`,
+//! stands — as the state machine (`step/`) leaves it after each event. `status`,
 //! `resume`, `rollback` and `reconcile` read exactly this, rebuilt by replaying the journal.
+
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
 use super::event::{Op, Plan, RunKind};
 use super::verdict::Verdict;
+use super::watched::HostWatch;
 
 /// What this run may have left on one host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -106,6 +109,11 @@ pub struct HostRun {
     pub epoch: u32,
     /// The actions tried on this host in that epoch (each is tried once per epoch).
     pub tried: Vec<Op>,
+    /// Its next probe (or its confirmation) must log in afresh: it was installed and has
+    /// not answered over a fresh login since — the evidence that it still takes new
+    /// logins, not only the session kept from its install.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub fresh_owed: bool,
 }
 
 /// A wave's bake.
@@ -131,6 +139,10 @@ pub struct Bake {
     /// `min_runs` limit) on a round's report, never on a wake-up between rounds.
     #[serde(default)]
     pub reported: u64,
+    /// The round that may close the bake was ordered with the wave's hosts logging in
+    /// afresh (once per bake).
+    #[serde(default)]
+    pub fresh_closed: bool,
 }
 
 /// Where an apply stands.
@@ -310,6 +322,10 @@ pub struct RunState {
     /// The freeze holding the rollout, as the run last saw it in the store.
     #[serde(default)]
     pub frozen: Option<super::event::Freeze>,
+    /// What the health watch remembers of each probed host (baselines, streaks), as the
+    /// rounds journaled it: a resumed run's watch starts from it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub watch: BTreeMap<String, HostWatch>,
 }
 
 impl Default for RunState {
@@ -337,6 +353,7 @@ impl RunState {
             pid: 0,
             ended: None,
             frozen: None,
+            watch: BTreeMap::new(),
         }
     }
 

@@ -15,6 +15,12 @@ use crate::spec::{ActivationKind, Builtin, OnFailure};
 #[path = "hold_tests.rs"]
 mod hold;
 
+#[path = "fresh_tests.rs"]
+mod fresh;
+
+#[path = "reconcile_tests.rs"]
+mod reconcile;
+
 const INTERVAL: u64 = 1_000;
 
 fn deployment() -> Deployment {
@@ -181,7 +187,7 @@ impl Sim {
         self.log
             .iter()
             .filter_map(|a| match a {
-                Action::Host { host, op: o } if *o == op => Some(host.clone()),
+                Action::Host { host, op: o, .. } if *o == op => Some(host.clone()),
                 _ => None,
             })
             .collect()
@@ -206,12 +212,13 @@ impl Sim {
             }
             if let Some(a) = self.queue.pop_front() {
                 match a {
-                    Action::Host { host, op } => {
+                    Action::Host { host, op, .. } => {
                         let result = self.world.result(&host, op);
                         self.submit(Event::Result { host, op, result });
                     }
                     Action::Baseline { wave, .. } => self.submit(Event::BaselineDone {
                         wave,
+                        watch: vec![],
                         group: vec![],
                     }),
                     Action::Probe { wave, hosts, .. } => self.round(wave, hosts),
@@ -269,7 +276,11 @@ impl Sim {
         ) {
             self.hold.frozen_rounds += 1;
         }
-        self.submit(Event::Round { wave, verdicts });
+        self.submit(Event::Round {
+            wave,
+            verdicts,
+            watch: vec![],
+        });
     }
 
     fn assert_replay(&self) {
@@ -305,7 +316,7 @@ fn happy_path_confirms_every_host_wave_by_wave() {
         .log
         .iter()
         .filter_map(|a| match a {
-            Action::Host { host, op } => Some(format!("{} {host}", op.name())),
+            Action::Host { host, op, .. } => Some(format!("{} {host}", op.name())),
             _ => None,
         })
         .collect();
@@ -588,12 +599,13 @@ fn a_killed_controller_is_resumed_by_asking_the_hosts_it_had_in_flight() {
         if sim.ordered(Op::Install).len() == 3 {
             break;
         }
-        if let Some(Action::Host { host, op }) = sim.queue.pop_front() {
+        if let Some(Action::Host { host, op, .. }) = sim.queue.pop_front() {
             let result = sim.world.result(&host, op);
             sim.submit(Event::Result { host, op, result });
         } else if let Some((wave, ..)) = sim.s.probing() {
             sim.submit(Event::Round {
                 wave,
+                watch: vec![],
                 verdicts: vec![HostVerdict {
                     host: "a".into(),
                     verdict: Verdict::healthy(),
@@ -691,7 +703,7 @@ fn until_done_retries_with_backoff_and_stop_ends_it() {
     for _ in 0..20 {
         if let Some(a) = sim.queue.pop_front() {
             match a {
-                Action::Host { host, op } => {
+                Action::Host { host, op, .. } => {
                     let result = sim.world.result(&host, op);
                     sim.submit(Event::Result { host, op, result });
                 }
@@ -789,7 +801,7 @@ fn replaying_any_prefix_of_the_journal_gives_the_live_state() {
             let event = if roll < 55 && !outstanding.is_empty() {
                 let i = rng.random_range(0..outstanding.len());
                 match outstanding.swap_remove(i) {
-                    Action::Host { host, op } => {
+                    Action::Host { host, op, .. } => {
                         let result = match (op, rng.random_range(0..10)) {
                             (_, 0) => HostResult::Failed {
                                 verdict: bad(Health::Unreachable, "refused"),
@@ -819,10 +831,12 @@ fn replaying_any_prefix_of_the_journal_gives_the_live_state() {
                     }
                     Action::Baseline { wave, .. } => Event::BaselineDone {
                         wave,
+                        watch: vec![],
                         group: vec![],
                     },
                     Action::Probe { wave, hosts, .. } => Event::Round {
                         wave,
+                        watch: vec![],
                         verdicts: random_verdicts(&mut rng, hosts),
                     },
                     Action::EndProbe => Event::Tick,
@@ -837,6 +851,7 @@ fn replaying_any_prefix_of_the_journal_gives_the_live_state() {
                     let hs: Vec<String> = hs.iter().map(|h| h.to_string()).collect();
                     Event::Round {
                         wave,
+                        watch: vec![],
                         verdicts: random_verdicts(&mut rng, hs),
                     }
                 } else {
@@ -898,13 +913,14 @@ fn a_record_carries_the_format_version_and_readable_tags() {
 #[test]
 fn a_host_whose_own_revert_did_not_check_out_is_still_removed() {
     let mut sim = Sim::begin(apply_plan(&[&["a"], &["b"]]), World::default());
-    while let Some(Action::Host { host, op }) = sim.queue.pop_front() {
+    while let Some(Action::Host { host, op, .. }) = sim.queue.pop_front() {
         let result = sim.world.result(&host, op);
         sim.submit(Event::Result { host, op, result });
     }
     let (wave, ..) = sim.s.probing().unwrap();
     sim.submit(Event::Round {
         wave,
+        watch: vec![],
         verdicts: vec![HostVerdict {
             host: "a".into(),
             verdict: step::lease_verdict(1, 2),
@@ -1057,18 +1073,20 @@ fn rolling_back_a_superseded_run_is_never_clean() {
 fn until_probe(sim: &mut Sim) -> (usize, Vec<String>, Vec<String>) {
     for _ in 0..100 {
         match sim.queue.pop_front() {
-            Some(Action::Host { host, op }) => {
+            Some(Action::Host { host, op, .. }) => {
                 let result = sim.world.result(&host, op);
                 sim.submit(Event::Result { host, op, result });
             }
             Some(Action::Baseline { wave, .. }) => sim.submit(Event::BaselineDone {
                 wave,
+                watch: vec![],
                 group: vec![],
             }),
             Some(Action::Probe {
                 wave,
                 hosts,
                 controls,
+                ..
             }) => return (wave, hosts, controls),
             Some(Action::WakeAt(_)) | Some(Action::EndProbe) => {}
             None => panic!("no probe round ordered: {:?}", sim.s.status),
@@ -1111,6 +1129,7 @@ fn a_bake_orders_its_probe_rounds_one_at_a_time_an_interval_apart() {
     sim.now = t0 + INTERVAL + 300;
     sim.submit(Event::Round {
         wave: 1,
+        watch: vec![],
         verdicts: vec![],
     });
     let (wave, hosts, _) = until_probe(&mut sim);
@@ -1124,6 +1143,7 @@ fn a_bake_orders_its_probe_rounds_one_at_a_time_an_interval_apart() {
     let due = sim.now - 200 + INTERVAL;
     sim.submit(Event::Round {
         wave: 1,
+        watch: vec![],
         verdicts: vec![],
     });
     assert_eq!(sim.queue.iter().collect::<Vec<_>>(), [&Action::WakeAt(due)]);
@@ -1153,6 +1173,7 @@ fn a_stop_or_a_bad_round_ends_the_round_in_flight_and_orders_no_more() {
     sim.queue.clear();
     sim.submit(Event::Round {
         wave: 1,
+        watch: vec![],
         verdicts: vec![HostVerdict {
             host: "a".into(),
             verdict: bad(Health::Hung, "no answer"),
@@ -1183,6 +1204,7 @@ fn a_resumed_bake_orders_a_round_again_though_its_controller_died_with_one_in_fl
     assert_eq!((wave, hosts), (1, vec!["a".to_string()]));
     sim.submit(Event::Round {
         wave,
+        watch: vec![],
         verdicts: vec![],
     });
     sim.run();
@@ -1201,6 +1223,7 @@ fn a_bake_ends_on_a_rounds_report_never_on_a_wake_up_between_rounds() {
     sim.now += 100;
     sim.submit(Event::Round {
         wave: 1,
+        watch: vec![],
         verdicts: vec![HostVerdict {
             host: "a".into(),
             verdict: Verdict::healthy(),
@@ -1228,6 +1251,7 @@ fn a_bake_ends_on_a_rounds_report_never_on_a_wake_up_between_rounds() {
     sim.queue.clear();
     sim.submit(Event::Round {
         wave: 1,
+        watch: vec![],
         verdicts: vec![HostVerdict {
             host: "a".into(),
             verdict: bad(Health::Degraded, "check app failed twice"),
@@ -1241,4 +1265,49 @@ fn a_bake_ends_on_a_rounds_report_never_on_a_wake_up_between_rounds() {
         sim.s.status
     );
     assert_eq!(sim.ordered(Op::Install), ["a"]);
+}
+
+#[test]
+fn a_host_whose_install_is_gone_is_judged_on_that_whatever_its_probe_showed() {
+    // The driver reports what the probe showed (healthy) and that the install is gone;
+    // the machine decides the verdict and the host's state.
+    for (lost, state, said) in [
+        (
+            Lost::Reverted {
+                lease_until: 1,
+                at: 2,
+                clean: true,
+            },
+            HostState::Reverted,
+            "lease expired at",
+        ),
+        (
+            Lost::Replaced {
+                owner: Some("r2".into()),
+            },
+            HostState::Clean,
+            "install is gone: the host holds run r2's",
+        ),
+    ] {
+        let mut sim = Sim::begin(apply_plan(&[&["a"], &["b"]]), World::default());
+        let (wave, ..) = until_probe(&mut sim);
+        sim.submit(Event::Round {
+            wave,
+            watch: vec![],
+            verdicts: vec![HostVerdict {
+                host: "a".into(),
+                verdict: Verdict::healthy(),
+                runs: 1,
+                lost: Some(lost.clone()),
+            }],
+        });
+        let h = sim.s.host("a").unwrap();
+        assert_eq!(h.state, state, "{lost:?}");
+        let v = h.verdict.as_ref().unwrap();
+        assert_eq!(v.health, Health::Degraded, "{lost:?}");
+        assert!(v.evidence[0].to_string().contains(said), "{v:?}");
+        assert!(sim.s.is_unhealthy("a"));
+        sim.run();
+        assert_eq!(exit_code(&sim.s), exit::ROLLED_BACK);
+    }
 }

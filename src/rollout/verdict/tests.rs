@@ -4,7 +4,7 @@
 
 use super::*;
 use crate::remote::host_probe::parse_probe;
-use crate::rollout::probe::CheckResult;
+use crate::rollout::probe_report::CheckResult;
 
 /// A probe's output (without its `end` line) as a report.
 fn rep(text: &str) -> ProbeReport {

@@ -1,219 +1,10 @@
-//! PURE: per-host verdicts — healthy, degraded, hung, unreachable, or inconclusive —
-//! each with its evidence. A [`Watch`] holds every watched host's baseline and recent
-//! readings (the wave's hosts and the untouched control hosts) and judges a probe
-//! round at once: each host against its own baseline and against the controls over
-//! the same window, by the entries of `signals.rs`.
-//!
-//! - Events (kernel lines, new failed units, restart storms, OOM kills, failed runs)
-//!   fail a host at once; the same event on a control host makes it inconclusive. A
-//!   kernel line no older than the reading of a control that does not show it (in
-//!   the same round) waits one probe, so the controls can show it too.
-//! - Levels (load, blocked, pressure) fail a host when out of line against its
-//!   baseline and the controls for `strikes` probes in a row; out of line while the
-//!   controls moved as much: inconclusive.
-//! - A custom check fails a host after [`CHECK_STRIKES`] failures in a row.
-//! - A missed deadline is `hung` on a host that answered before, else `unreachable`; a
-//!   refused or failed connection is `unreachable`. If every control host that answered
-//!   before fails in the same round, the controller's own network is suspect: the verdict
-//!   is inconclusive.
-//!
-//! An inconclusive verdict does not count against the failure budget: the run pauses
-//! (see `step.rs`) and says why. A source a host lacks is reported as not available
-//! there — neither healthy nor a failure.
+//! The [`Watch`]: every watched host's baseline, last reading and streaks, and the
+//! judging of a probe round — each host against its own baseline and the controls.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
-use std::time::Duration;
-
-use serde::{Deserialize, Serialize};
-
-use super::probe::ProbeReport;
-use super::signals::{self, Found, Judge, Signal};
-use super::step::utc;
-use crate::spec::{Builtin, Thresholds};
-
-/// A host's health.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Health {
-    Healthy,
-    Degraded,
-    /// Missed a deadline after it had answered before.
-    Hung,
-    /// Refused or failed to connect, or never answered.
-    Unreachable,
-    /// Something moved, but the control hosts moved as much (a fleet-wide event), or
-    /// failed at the same moment (the controller's own network): not the host's fault
-    /// as far as can be told. The run pauses; it does not count against the budget.
-    Inconclusive,
-}
-
-impl Health {
-    /// Counts against the failure budget.
-    pub fn is_bad(self) -> bool {
-        matches!(self, Health::Degraded | Health::Hung | Health::Unreachable)
-    }
-}
-
-impl fmt::Display for Health {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Health::Healthy => "healthy",
-            Health::Degraded => "degraded",
-            Health::Hung => "hung",
-            Health::Unreachable => "unreachable",
-            Health::Inconclusive => "inconclusive",
-        })
-    }
-}
-
-/// Why a verdict is what it is: the signal, its baseline (`before`), the control hosts'
-/// reading over the same window, the value (`after`), the threshold, the raw line that
-/// decided it, when (UTC), and a failed run's stderr.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Evidence {
-    pub signal: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub before: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub after: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub control: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub threshold: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub raw: Option<String>,
-    /// When, as readable UTC.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub at: Option<String>,
-    /// The last lines of a failed run's stderr.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stderr: Option<String>,
-}
-
-impl Evidence {
-    pub fn new(signal: impl Into<String>) -> Self {
-        Evidence {
-            signal: signal.into(),
-            ..Default::default()
-        }
-    }
-    pub fn raw(mut self, raw: impl Into<String>) -> Self {
-        self.raw = Some(raw.into());
-        self
-    }
-    pub fn change(
-        mut self,
-        before: impl ToString,
-        after: impl ToString,
-        threshold: impl Into<String>,
-    ) -> Self {
-        self.before = Some(before.to_string());
-        self.after = Some(after.to_string());
-        self.threshold = Some(threshold.into());
-        self
-    }
-    pub fn control(mut self, control: impl Into<String>) -> Self {
-        self.control = Some(control.into());
-        self
-    }
-    /// At `secs` (Unix seconds), shown as UTC.
-    pub fn at(mut self, secs: Option<u64>) -> Self {
-        self.at = secs.map(utc);
-        self
-    }
-}
-
-impl fmt::Display for Evidence {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.signal)?;
-        if let (Some(b), Some(a)) = (&self.before, &self.after) {
-            write!(f, ": {b} -> {a}")?;
-        } else if let Some(a) = &self.after {
-            write!(f, ": {a}")?;
-        }
-        if let Some(c) = &self.control {
-            write!(f, "; controls: {c}")?;
-        }
-        if let Some(r) = &self.raw {
-            write!(f, ": {r}")?;
-        }
-        if let Some(at) = &self.at {
-            write!(f, ", at {at}")?;
-        }
-        if let Some(t) = &self.threshold {
-            write!(f, " (threshold {t})")?;
-        }
-        if let Some(e) = &self.stderr {
-            let lines: Vec<&str> = e.lines().filter(|l| !l.trim().is_empty()).collect();
-            write!(f, "; stderr: {}", lines.join(" | "))?;
-        }
-        Ok(())
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Verdict {
-    pub health: Health,
-    pub evidence: Vec<Evidence>,
-    /// Signals whose source this host lacks (each with why): not judged there.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub not_available: Vec<Evidence>,
-}
-
-impl Verdict {
-    pub fn healthy() -> Self {
-        Verdict {
-            health: Health::Healthy,
-            evidence: Vec::new(),
-            not_available: Vec::new(),
-        }
-    }
-    pub fn bad(health: Health, evidence: Evidence) -> Self {
-        Verdict {
-            health,
-            evidence: vec![evidence],
-            not_available: Vec::new(),
-        }
-    }
-}
-
-/// What one attempt to probe a host produced.
-#[derive(Debug, Clone)]
-pub enum Outcome {
-    /// The host answered.
-    Report(Box<ProbeReport>),
-    /// A login or command missed its deadline.
-    Missed { what: String, after: Duration },
-    /// The connection was refused or failed.
-    Failed { message: String },
-}
+use super::*;
 
 /// A custom check must fail this many probes in a row to fail a host.
 pub const CHECK_STRIKES: u32 = 2;
-
-/// Consecutive probes a level was out of line: at all, and against the controls too.
-#[derive(Debug, Clone, Copy, Default)]
-struct Streak {
-    high: u32,
-    against: u32,
-}
-
-/// One host's side of the watch: its baseline window, its last reading, its streaks.
-#[derive(Debug, Clone, Default)]
-struct HostWatch {
-    /// The host answered a login and a command at least once in this run.
-    answered_before: bool,
-    /// The samples taken before its wave (or, after a resume, its first probes).
-    baseline: Vec<ProbeReport>,
-    /// Its latest report (the previous sample of the next rate).
-    last: Option<ProbeReport>,
-    streaks: BTreeMap<&'static str, Streak>,
-    check_fails: BTreeMap<String, u32>,
-    /// Critical events held back one probe because every control was read before the
-    /// event happened (signal, key): a control cannot have shown it yet.
-    held: BTreeSet<(&'static str, String)>,
-}
 
 /// A level's reading: (value, baseline mean); `Ok(None)`: no value this probe;
 /// `Err`: not available on the host.
@@ -263,24 +54,27 @@ impl Watch {
 
     /// The host answered a login and a command (its install, say).
     pub fn answered(&mut self, host: &str) {
-        self.host(host).answered_before = true;
+        self.host(host).counts.answered_before = true;
     }
 
     /// The host's readings before its wave (the baseline window, oldest first). A host
     /// that gave none makes its baseline from its first probes instead.
     pub fn set_baseline(&mut self, host: &str, samples: Vec<ProbeReport>) {
+        let levels = self.has_levels();
+        let keep = self.needs_baseline();
         let w = self.host(host);
-        w.streaks.clear();
+        w.counts.streaks.clear();
         if samples.is_empty() {
             // An older baseline (from when it was a control) is stale: its first
             // probes make a new one.
             w.baseline.clear();
-            w.last = None;
+            w.counts.last = None;
             return;
         }
-        w.answered_before = true;
-        w.last = samples.last().cloned();
-        w.baseline = samples;
+        w.counts.answered_before = true;
+        w.counts.last = samples.last().filter(|_| levels).map(for_rates);
+        // Kept (and journaled) only where a signal is judged against it.
+        w.baseline = if keep { samples } else { Vec::new() };
     }
 
     /// The kernel log's cursor to probe `host` with: where its log stood at its
@@ -292,6 +86,24 @@ impl Watch {
             .rev()
             .find_map(|b| b.kernel.as_ref().ok().map(|k| k.cursor.clone()))
             .filter(|c| !c.is_empty())
+    }
+
+    /// Take up what the journal kept of each host's watch (a resumed run goes on
+    /// counting where the last controller stopped).
+    pub fn restore(&mut self, known: &BTreeMap<String, HostWatch>) {
+        self.hosts = known.clone();
+    }
+
+    /// What changed since `known` (what the journal has), to journal with the round.
+    pub fn changes(&self, known: &BTreeMap<String, HostWatch>) -> Vec<Watched> {
+        crate::rollout::watched::changes(&self.hosts, known)
+    }
+
+    /// Some signal is a level, whose rate reads the previous sample.
+    fn has_levels(&self) -> bool {
+        self.signals
+            .iter()
+            .any(|s| matches!(s.judge, Judge::Level { .. }))
     }
 
     fn needs_baseline(&self) -> bool {
@@ -322,7 +134,10 @@ impl Watch {
         let mut prior = 0;
         let mut failed = Vec::new();
         for (host, outcome) in outcomes.iter().filter(|(h, _)| names.contains(h)) {
-            let answered = self.hosts.get(host).is_some_and(|w| w.answered_before);
+            let answered = self
+                .hosts
+                .get(host)
+                .is_some_and(|w| w.counts.answered_before);
             prior += usize::from(answered);
             let report = match outcome {
                 Outcome::Report(r) => r,
@@ -377,11 +192,18 @@ impl Watch {
     /// None while the host is still making its baseline (after a resume).
     fn read(&mut self, host: &str, report: &ProbeReport) -> Option<Reading> {
         let needs_baseline = self.needs_baseline();
+        let levels = self.has_levels();
         let signals = self.signals.clone();
         let th = self.th.clone();
         let w = self.host(host);
-        w.answered_before = true;
-        let prev = w.last.replace(report.clone());
+        w.counts.answered_before = true;
+        // Only a level's rate reads the previous sample: without one, none is kept (nor
+        // journaled with every round).
+        let prev = if levels {
+            w.counts.last.replace(for_rates(report))
+        } else {
+            None
+        };
         let making = needs_baseline && w.baseline.len() < 2;
         if making {
             w.baseline.push(report.clone());
@@ -422,7 +244,7 @@ impl Watch {
         let report = match outcome {
             Outcome::Report(r) => r,
             Outcome::Missed { what, after } => {
-                let answered = self.host(host).answered_before;
+                let answered = self.host(host).counts.answered_before;
                 let ev = Evidence::new("reachable").raw(if answered {
                     format!("{} (it answered before)", missed_text(what, *after))
                 } else {
@@ -449,7 +271,7 @@ impl Watch {
         let th = self.th.clone();
         let reading = self.read(host, report);
         let w = self.host(host);
-        bad.extend(check_evidence(&mut w.check_fails, report));
+        bad.extend(check_evidence(&mut w.counts.check_fails, report));
         let Some(reading) = reading else {
             return verdict(bad, unsure, not_available);
         };
@@ -509,7 +331,7 @@ impl Watch {
                             .filter(|h| !also.contains(h))
                             .any(|h| c.clocks.get(h).is_some_and(|&seen| seen <= at))
                     });
-                if too_early && w.held.insert((s.name, f.key.clone())) {
+                if too_early && w.counts.held.insert((s.name.to_string(), f.key.clone())) {
                     continue;
                 }
                 if also.is_empty() {
@@ -532,7 +354,7 @@ impl Watch {
             let Judge::Level { floor, unit, .. } = &s.judge else {
                 continue;
             };
-            let streak = w.streaks.entry(s.name).or_default();
+            let streak = w.counts.streaks.entry(s.name.to_string()).or_default();
             let (v, b) = match level {
                 Err(why) => {
                     not_available.push(na(s.name, why));
@@ -676,9 +498,3 @@ fn check_evidence(fails: &mut BTreeMap<String, u32>, report: &ProbeReport) -> Ve
     }
     out
 }
-
-pub use crate::units::duration as fmt_dur;
-
-#[cfg(test)]
-#[path = "verdict_tests.rs"]
-mod tests;
