@@ -1268,6 +1268,69 @@ fn a_bake_ends_on_a_rounds_report_never_on_a_wake_up_between_rounds() {
 }
 
 #[test]
+fn a_bake_does_not_pass_over_a_check_that_failed_once_and_waits_for_its_next_probe() {
+    // A bake shorter than its first round (a busy machine): the first report comes after
+    // the bake's end with a custom check failed once. One strike short of a verdict is a
+    // suspicion: the next wave waits for the check's next probe.
+    use crate::rollout::watched::{Counts, Watched};
+    let check = |n: u32| Watched {
+        host: "a".into(),
+        baseline: None,
+        counts: Counts {
+            check_fails: [("app".to_string(), n)].into_iter().collect(),
+            ..Counts::default()
+        },
+    };
+    let mut p = apply_plan(&[&["a"], &["b"]]);
+    p.policy.bake = Duration::from_millis(INTERVAL / 2);
+    let mut sim = Sim::begin(p, World::default());
+    until_probe(&mut sim);
+    sim.queue.clear();
+    sim.now += INTERVAL;
+    sim.submit(Event::Round {
+        wave: 1,
+        watch: vec![check(1)],
+        verdicts: vec![HostVerdict {
+            host: "a".into(),
+            verdict: Verdict::healthy(),
+            runs: 1,
+            lost: None,
+        }],
+    });
+    assert!(
+        matches!(
+            sim.s.status,
+            Status::Running {
+                stage: Stage::Bake(state::Bake { wave: 1, .. })
+            }
+        ),
+        "{:?}",
+        sim.s.status
+    );
+    assert!(sim.ordered(Op::Install).iter().all(|h| h == "a"));
+    // The wake-up orders the check's next probe; it passes, and the bake ends.
+    sim.now += INTERVAL;
+    sim.submit(Event::Tick);
+    assert_eq!(probes(&sim.queue), 1, "{:?}", sim.queue);
+    sim.queue.clear();
+    sim.submit(Event::Round {
+        wave: 1,
+        watch: vec![check(0)],
+        verdicts: vec![HostVerdict {
+            host: "a".into(),
+            verdict: Verdict::healthy(),
+            runs: 2,
+            lost: None,
+        }],
+    });
+    assert!(
+        sim.ordered(Op::Install).iter().any(|h| h == "b"),
+        "{:?}",
+        sim.s.status
+    );
+}
+
+#[test]
 fn a_host_whose_install_is_gone_is_judged_on_that_whatever_its_probe_showed() {
     // The driver reports what the probe showed (healthy) and that the install is gone;
     // the machine decides the verdict and the host's state.

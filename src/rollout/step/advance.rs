@@ -97,7 +97,12 @@ pub(super) fn advance_once(s: &mut RunState, out: &mut Vec<Action>) -> bool {
                         })
                         .map(|h| h.host.clone())
                         .collect();
-                    if b.reported >= b.until && short.is_empty() {
+                    // A custom check that failed its last probe but not yet
+                    // CHECK_STRIKES in a row is a suspicion the bake does not pass
+                    // over: it holds (up to its limit) until the check passes again or
+                    // fails the host.
+                    let suspect = b.reported < b.limit && check_pending(s);
+                    if b.reported >= b.until && short.is_empty() && !suspect {
                         match policy.gates.as_ref().filter(|g| g.after.contains(&b.wave)) {
                             Some(g) => {
                                 s.status = Status::Running {
@@ -253,4 +258,19 @@ pub(super) fn advance_once(s: &mut RunState, out: &mut Vec<Action>) -> bool {
             true
         }
     }
+}
+
+/// Whether a host that holds this run's install (and is not judged yet) has a custom
+/// check between its first failure and the [`CHECK_STRIKES`] that would fail the host.
+fn check_pending(s: &RunState) -> bool {
+    s.hosts.iter().any(|h| {
+        h.state == HostState::Installed
+            && !s.is_unhealthy(&h.host)
+            && s.watch.get(&h.host).is_some_and(|w| {
+                w.counts
+                    .check_fails
+                    .values()
+                    .any(|&n| n > 0 && n < CHECK_STRIKES)
+            })
+    })
 }

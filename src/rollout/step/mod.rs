@@ -16,7 +16,7 @@ use super::event::{
     Sample, Seen,
 };
 use super::state::{Bake, End, HostRun, HostState, RunState, Stage, Status, Why};
-use super::verdict::{Evidence, Health, Verdict};
+use super::verdict::{Evidence, Health, Verdict, CHECK_STRIKES};
 use crate::spec::OnFailure;
 
 mod advance;
