@@ -75,20 +75,7 @@ mod tests {
     use crate::store::FileStore;
 
     fn host(name: &str, state: HostState) -> HostRun {
-        HostRun {
-            host: name.into(),
-            wave: 1,
-            state,
-            op: None,
-            lost: None,
-            verdict: None,
-            runs: 0,
-            started: false,
-            detail: String::new(),
-            epoch: 0,
-            tried: Vec::new(),
-            fresh_owed: false,
-        }
+        HostRun::new(name.into(), 1, state)
     }
 
     #[test]

@@ -116,6 +116,26 @@ pub struct HostRun {
     pub fresh_owed: bool,
 }
 
+impl HostRun {
+    /// A host of the run as the run plan first lists it: nothing done to it yet.
+    pub fn new(host: String, wave: usize, state: HostState) -> HostRun {
+        HostRun {
+            host,
+            wave,
+            state,
+            op: None,
+            lost: None,
+            verdict: None,
+            runs: 0,
+            started: false,
+            detail: String::new(),
+            epoch: 0,
+            tried: Vec::new(),
+            fresh_owed: false,
+        }
+    }
+}
+
 /// A wave's bake.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Bake {

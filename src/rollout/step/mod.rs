@@ -182,25 +182,16 @@ fn begin(s: &mut RunState, plan: &Plan, pid: u32, until_done: bool, out: &mut Ve
             if s.hosts.iter().any(|h| &h.host == name) {
                 continue;
             }
-            s.hosts.push(HostRun {
-                host: name.clone(),
-                wave: if apply { i + 1 } else { 0 },
+            s.hosts.push(HostRun::new(
+                name.clone(),
+                if apply { i + 1 } else { 0 },
                 // A purge visits every host: each may hold the script until it is seen.
-                state: if apply {
+                if apply {
                     HostState::Untouched
                 } else {
                     HostState::Unknown
                 },
-                op: None,
-                lost: None,
-                verdict: None,
-                runs: 0,
-                started: false,
-                detail: String::new(),
-                epoch: 0,
-                tried: Vec::new(),
-                fresh_owed: false,
-            });
+            ));
         }
     }
     s.plan = Some(plan.clone());
