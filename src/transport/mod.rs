@@ -63,6 +63,14 @@ pub const MAX_OPEN: usize = 256;
 /// killed with SIGKILL cannot close its masters).
 const MASTER_IDLE: u32 = 300;
 
+/// Seconds of silence from the host after which a master sends a keep-alive (keeps an
+/// idle connection through stateful firewalls and NAT). Not evidence: a host that stops
+/// answering is judged by its next command's deadline (a probe's: `probe_timeout`) or,
+/// once its master gave up on it (three keep-alives unanswered), by a fresh login's. Every
+/// two seconds it cost the controller about a tenth of a millisecond per kept connection
+/// per second (docs/BENCHMARKS.md).
+const SERVER_ALIVE: u32 = 30;
+
 /// How often a session the server refused (its slots momentarily full) is retried.
 const SESSION_RETRIES: u32 = 20;
 
@@ -611,7 +619,11 @@ impl Transport {
             // Our deadline fires first; ssh's own is a backstop.
             .arg("-o")
             .arg(format!("ConnectTimeout={}", deadline.as_secs() + 2))
-            .args(["-o", "ServerAliveInterval=2", "-o", "LogLevel=DEBUG1"]);
+            // Keep-alives only where a connection idles long (a bake's probe rounds are
+            // its traffic; a host is judged by its probe's deadline, never by its master).
+            .arg("-o")
+            .arg(format!("ServerAliveInterval={SERVER_ALIVE}"))
+            .args(["-o", "LogLevel=DEBUG1"]);
         if let Some(cfg) = &self.ssh_config {
             cmd.arg("-F").arg(cfg);
         }
@@ -926,8 +938,10 @@ impl Conn {
     }
 
     /// Whether the master is still there: its process, by the pid it gave (one `/proc`
-    /// read, no round trip on its socket: a master whose host stopped answering exits by
-    /// itself, `ServerAliveInterval`), else whether it answers on its control socket.
+    /// read, no round trip on its socket: a master whose host closed the connection, or
+    /// stopped answering its keep-alives, exits by itself), else whether it answers on its
+    /// control socket. A master still there says nothing of its host: the command's own
+    /// deadline does.
     async fn alive(&self) -> bool {
         let Some(s) = &self.session else { return false };
         if let Some(pid) = self.master {
