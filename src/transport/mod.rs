@@ -63,13 +63,12 @@ pub const MAX_OPEN: usize = 256;
 /// killed with SIGKILL cannot close its masters).
 const MASTER_IDLE: u32 = 300;
 
-/// Seconds of silence from the host after which a master sends a keep-alive (keeps an
-/// idle connection through stateful firewalls and NAT). Not evidence: a host that stops
-/// answering is judged by its next command's deadline (a probe's: `probe_timeout`) or,
-/// once its master gave up on it (three keep-alives unanswered), by a fresh login's. Every
-/// two seconds it cost the controller about a tenth of a millisecond per kept connection
-/// per second (docs/BENCHMARKS.md).
-const SERVER_ALIVE: u32 = 30;
+/// Seconds of silence from the host after which a master sends a keep-alive. Not
+/// evidence of the host (a host is judged by its command's deadline), but what makes a
+/// master to a host that stopped answering give up within seconds (three unanswered):
+/// at 30 s an apply whose canary froze its host took a minute longer to end. They cost
+/// the controller about 0.4 s of a 200-host apply's 35 s (docs/BENCHMARKS.md).
+const SERVER_ALIVE: u32 = 2;
 
 /// How often a session the server refused (its slots momentarily full) is retried.
 const SESSION_RETRIES: u32 = 20;
@@ -619,8 +618,7 @@ impl Transport {
             // Our deadline fires first; ssh's own is a backstop.
             .arg("-o")
             .arg(format!("ConnectTimeout={}", deadline.as_secs() + 2))
-            // Keep-alives only where a connection idles long (a bake's probe rounds are
-            // its traffic; a host is judged by its probe's deadline, never by its master).
+            // Keep-alives: a master to a host that stopped answering gives up in seconds.
             .arg("-o")
             .arg(format!("ServerAliveInterval={SERVER_ALIVE}"))
             .args(["-o", "LogLevel=DEBUG1"]);
