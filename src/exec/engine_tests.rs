@@ -122,6 +122,35 @@ async fn new_run(store: &MemStore, plan: &Plan) -> Box<dyn JournalWriter> {
     s.create(lease, &plan.run).await.unwrap()
 }
 
+/// The controller died: a new one takes the run's lock on the crashed store, reads the
+/// journal and drives the run on from its replay. Returns the store, how many records it
+/// found, and how the drive ended.
+async fn take_over(
+    store: &MemStore,
+    run: &str,
+    plan: &Plan,
+    fleet: &FakeHosts,
+    clock: Arc<dyn Clock>,
+    first: Event,
+) -> (MemStore, usize, RunState, Result<(), Stopped>) {
+    let crashed = store.after_crash();
+    let s: &dyn Store = &crashed;
+    let lease = s.lock(&plan.name, &holder("bastion-1")).await.unwrap();
+    let (mut w, records) = s.open(lease, run).await.unwrap();
+    let (state, r) = drive(
+        &crashed,
+        &mut *w,
+        replay(&records),
+        plan,
+        fleet,
+        clock,
+        first,
+    )
+    .await;
+    drop(w);
+    (crashed, records.len(), state, r)
+}
+
 fn holder(host: &str) -> Holder {
     Holder {
         run: RUN.into(),
@@ -383,22 +412,17 @@ async fn a_purge_killed_after_any_record_is_finished_by_reconcile() {
         .await;
         assert!(r.is_err(), "after record {k}: the run did not die");
         drop(w);
-        let crashed = store.after_crash();
-        let s: &dyn Store = &crashed;
-        let lease = s.lock("app", &holder("bastion-1")).await.unwrap();
-        let (mut w, records) = s.open(lease, RUN).await.unwrap();
-        assert_eq!(records.len(), k);
         let later = Arc::new(TestClock::starting_at(T0 + 60_000));
-        let (state, r) = drive(
-            &crashed,
-            &mut *w,
-            replay(&records),
+        let (crashed, found, state, r) = take_over(
+            &store,
+            RUN,
             &plan,
             &fleet,
             later,
             attach(Intent::Reconcile, true),
         )
         .await;
+        assert_eq!(found, k);
         r.unwrap();
         assert_eq!(exit_code(&state), crate::exit::OK, "after record {k}");
         assert!(
@@ -634,14 +658,9 @@ async fn a_host_whose_lease_ran_out_while_the_controller_was_gone_is_unhealthy_w
         .clone()
         .expect("reverted");
     assert!(reverted.lease_until >= (installed + 15 * 60_000) / 1000);
-    let crashed = store.after_crash();
-    let s: &dyn Store = &crashed;
-    let lease = s.lock(&plan.name, &holder("bastion-1")).await.unwrap();
-    let (mut w, records) = s.open(lease, APPLY).await.unwrap();
-    let (state, r) = drive(
-        &crashed,
-        &mut *w,
-        replay(&records),
+    let (_, _, state, r) = take_over(
+        &store,
+        APPLY,
         &plan,
         &fleet,
         clock.clone(),
@@ -716,21 +735,16 @@ async fn an_apply_killed_after_any_record_is_finished_by_resume() {
         drop(w);
         // A minute later (well within the leases), `resume`.
         clock.sleep(Duration::from_secs(60)).await;
-        let crashed = store.after_crash();
-        let s: &dyn Store = &crashed;
-        let lease = s.lock(&plan.name, &holder("bastion-1")).await.unwrap();
-        let (mut w, records) = s.open(lease, APPLY).await.unwrap();
-        assert_eq!(records.len(), k);
-        let (state, r) = drive(
-            &crashed,
-            &mut *w,
-            replay(&records),
+        let (crashed, found, state, r) = take_over(
+            &store,
+            APPLY,
             &plan,
             &fleet,
             clock.clone(),
             attach(Intent::Resume, false),
         )
         .await;
+        assert_eq!(found, k);
         r.unwrap();
         assert_eq!(
             exit_code(&state),
@@ -843,14 +857,9 @@ async fn a_bake_resumed_after_k_bad_rounds_reaches_its_verdict_after_the_remaini
     assert_eq!(streak.high, k as u32, "{streak:?}");
     // A few seconds later, `resume`: the verdict comes after the remaining rounds.
     clock.sleep(Duration::from_secs(5)).await;
-    let crashed = store.after_crash();
-    let s: &dyn Store = &crashed;
-    let lease = s.lock(&plan.name, &holder("bastion-1")).await.unwrap();
-    let (mut w, records) = s.open(lease, APPLY).await.unwrap();
-    let (state, r) = drive(
-        &crashed,
-        &mut *w,
-        replay(&records),
+    let (crashed, _, state, r) = take_over(
+        &store,
+        APPLY,
         &plan,
         &fleet,
         clock.clone(),
