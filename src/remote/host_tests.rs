@@ -239,6 +239,42 @@ fn start_run_only_for_the_run_the_host_holds(shell: Shell) {
     );
 }
 
+both_shells!(settle_waits_for_a_change_in_progress_and_sees_the_state_whole);
+/// Settle reads NAME's state under its lock: a guard's revert or a removal half done is
+/// not read as "no manifest" (CI once saw the guard's revert read half done).
+fn settle_waits_for_a_change_in_progress_and_sees_the_state_whole(shell: Shell) {
+    let sb = Sandbox::new(shell);
+    let body = b"#!/bin/sh\nexit 0\n";
+    let h = sha(body);
+    install_ok(
+        &sb,
+        &params("t-settle", "/opt/wv/se", body, &h, Duration::from_secs(5)),
+    );
+    // A writer holding the state lock with the manifest moved away until told to go on.
+    sb.ok(
+        "cd /var/lib/wavectl/t-settle || exit 1
+         ( exec </dev/null >/dev/null 2>&1; flock -x state.lock sh -c 'mv manifest.json m.hold; \
+             while [ ! -e go ]; do sleep 0.05; done; mv m.hold manifest.json' ) &",
+        &[],
+    );
+    assert!(
+        eventually(|| sb.exists("/var/lib/wavectl/t-settle/m.hold")),
+        "the writer never took the lock"
+    );
+    let f = std::thread::scope(|s| {
+        let asked = s.spawn(|| state_of(&sb, "t-settle", "run-1"));
+        std::thread::sleep(Duration::from_millis(500));
+        assert!(!asked.is_finished(), "settle read the state under a writer");
+        sb.ok("touch /var/lib/wavectl/t-settle/go", &[]);
+        asked.join().unwrap()
+    });
+    let m = f.manifest.expect("settle saw the state half changed");
+    assert_eq!(
+        (m.run_id.as_str(), m.state),
+        ("run-1", ManifestState::Probation)
+    );
+}
+
 both_shells!(an_install_with_start_starts_the_first_run_detached_and_without_its_lock);
 fn an_install_with_start_starts_the_first_run_detached_and_without_its_lock(shell: Shell) {
     let sb = Sandbox::new(shell);

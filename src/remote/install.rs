@@ -209,7 +209,7 @@ pub fn install(p: &InstallParams) -> RemoteCommand {
 }
 
 /// The hex reason of the first `wavectl-refused` line, or of the first `wavectl-error`.
-fn tagged(stdout: &str, tag: &str) -> Option<String> {
+pub(super) fn tagged(stdout: &str, tag: &str) -> Option<String> {
     stdout.lines().find_map(|l| {
         let v = l.strip_prefix(tag)?.strip_prefix(' ')?;
         Some(unhex(v.trim()).unwrap_or_else(|e| e))

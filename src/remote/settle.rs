@@ -11,7 +11,7 @@
 
 use std::time::Duration;
 
-use super::install::SMALL_TIMEOUT;
+use super::install::{tagged, SMALL_TIMEOUT};
 use super::{command, unhex, with_lib, Manifest, RemoteCommand, REPORT_SH};
 use crate::rollout::probe_report::Reverted;
 
@@ -50,8 +50,12 @@ pub fn settle(name: &str, run_id: &str) -> RemoteCommand {
 }
 
 /// Parses [`settle`]'s output. Output cut short (no final marker), an unreadable
-/// manifest or a malformed known line is an error.
+/// manifest, a malformed known line or the host's own error (`wavectl-error`, e.g. NAME's
+/// state lock held past the wait) is an error.
 pub fn parse_settle(stdout: &str) -> Result<SettleReport, String> {
+    if let Some(why) = tagged(stdout, "wavectl-error") {
+        return Err(format!("settle stopped on the host: {why}"));
+    }
     let mut f = SettleReport::default();
     let mut done = false;
     let mut seen_manifest = false;
@@ -144,6 +148,16 @@ mod tests {
             })
         );
         assert_eq!((f.runs, f.running, f.prev.as_deref()), (2, true, Some("A")));
+    }
+
+    #[test]
+    fn the_hosts_own_error_is_the_error() {
+        let out = format!(
+            "wavectl-error {}\n",
+            hex::encode("x is busy here (/var/lib/wavectl/x/state.lock is held)")
+        );
+        let e = parse_settle(&out).unwrap_err();
+        assert!(e.contains("x is busy here"), "{e}");
     }
 
     #[test]

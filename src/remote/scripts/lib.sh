@@ -321,6 +321,15 @@ wv_lock() {
   command exec 8>> "$WV_DIR/state.lock" || return 1
   if [ "$1" = 0 ]; then flock -n 8; else flock -w "$1" 8; fi
 }
+# wv_lock_read SECS: a shared lock on NAME's state (fd 8), for a reader that must see it
+# whole (settle): it waits for an install, removal, confirm or guard in progress to end
+# and does not hold up another reader. Fails if not had in time; succeeds without a
+# lock where flock or the state directory is missing.
+wv_lock_read() {
+  wv_realdir "$WV_DIR" && command -v flock >/dev/null 2>&1 || return 0
+  command exec 8>> "$WV_DIR/state.lock" || return 1
+  flock -s -w "$1" 8
+}
 # wv_host_lock SECS: the host-wide lock (fd 7) under which decisions that span rollouts
 # are taken (who owns an install_path): /run/wavectl.lock (/run is a tmpfs: nothing is
 # left behind), else /var/lib/wavectl/.lock. Fails if not had in time.
