@@ -547,6 +547,38 @@ fn expired_lease_without_a_previous_version_reverts_to_nothing(shell: Shell) {
     assert_eq!(f.reverted.unwrap().lease_until, 1000);
 }
 
+both_shells!(the_minutely_guard_waits_for_a_reader_of_the_state_and_reverts);
+/// A settle reads NAME's state under its lock (shared). The minutely guard used to give up
+/// at once when the lock was held: beside a reader that asks often (CI: a test polling
+/// every 250 ms under load) its revert was skipped minute after minute.
+fn the_minutely_guard_waits_for_a_reader_of_the_state_and_reverts(shell: Shell) {
+    let sb = Sandbox::new(shell);
+    let (name, path) = ("t-lease-rd", "/opt/wv/lrd");
+    let h = sha(A);
+    let mut p = params(name, path, A, &h, Duration::from_secs(5));
+    p.lease = Duration::from_secs(60);
+    install_ok(&sb, &p);
+    sb.ok("echo 1000 > /var/lib/wavectl/t-lease-rd/lease", &[]);
+    // A reader holding the shared lock for a second, as a slow settle would.
+    sb.ok(
+        "cd /var/lib/wavectl/t-lease-rd || exit 1
+         ( exec </dev/null >/dev/null 2>&1; flock -s state.lock sh -c 'touch reading; sleep 1; rm -f reading' ) &",
+        &[],
+    );
+    assert!(
+        eventually(|| sb.exists("/var/lib/wavectl/t-lease-rd/reading")),
+        "the reader never took the lock"
+    );
+    sb.ok("/var/lib/wavectl/t-lease-rd/run guard", &[]);
+    assert!(!sb.exists(path), "the guard did not revert beside a reader");
+    let f = state_of(&sb, name, "run-1");
+    assert_eq!(f.manifest, None);
+    assert_eq!(
+        f.reverted.map(|r| (r.lease_until, r.clean)),
+        Some((1000, true))
+    );
+}
+
 both_shells!(boot_guard_brings_the_previous_version_back);
 fn boot_guard_brings_the_previous_version_back(shell: Shell) {
     let sb = Sandbox::new(shell);

@@ -276,8 +276,11 @@ wv_guard() {
   [ -d "$WV_DIR" ] || return 0
   wv_facts
   wv_guard_pick "$1" || return 0
-  # Never without the lock: whoever holds it (an install, a removal) decides.
-  _gw=0
+  # Never without the lock: whoever holds it (an install, a removal) decides; the facts
+  # are read again under it. The minutely guard waits a little (a settle reads under the
+  # lock, shared, for a moment: a guard that gave up at once could miss minute after
+  # minute beside a reader that asks often).
+  _gw=10
   [ "$1" != boot ] || _gw=30
   if ! wv_lock "$_gw"; then
     logger -t wavectl "guard: $WV_NAME's state lock is held: run $WV_GR not reverted now" 2>/dev/null
