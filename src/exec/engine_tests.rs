@@ -339,6 +339,33 @@ impl JournalWriter for Crashing {
     }
 }
 
+/// A run on `store` whose controller dies after its `k`-th record (the rest of that
+/// append and every later one lost): the hosts are as that run left them.
+async fn crash_after(
+    k: usize,
+    store: &MemStore,
+    plan: &Plan,
+    fleet: &FakeHosts,
+    clock: Arc<dyn Clock>,
+    until_done: bool,
+) {
+    let mut w = Crashing {
+        inner: new_run(store, plan).await,
+        left: k,
+    };
+    let (_, r) = drive(
+        store,
+        &mut w,
+        RunState::new(),
+        plan,
+        fleet,
+        clock,
+        begin(plan, until_done),
+    )
+    .await;
+    assert!(r.is_err(), "after record {k}: the run did not die");
+}
+
 fn attach(intent: Intent, until_done: bool) -> Event {
     Event::Attach(Attach {
         pid: 2,
@@ -396,22 +423,7 @@ async fn a_purge_killed_after_any_record_is_finished_by_reconcile() {
         let store = MemStore::new();
         let clock = Arc::new(TestClock::starting_at(T0));
         let fleet = purge_fleet(&plan, clock.clone(), &hosts);
-        let mut w = Crashing {
-            inner: new_run(&store, &plan).await,
-            left: k,
-        };
-        let (_, r) = drive(
-            &store,
-            &mut w,
-            RunState::new(),
-            &plan,
-            &fleet,
-            clock,
-            begin(&plan, true),
-        )
-        .await;
-        assert!(r.is_err(), "after record {k}: the run did not die");
-        drop(w);
+        crash_after(k, &store, &plan, &fleet, clock, true).await;
         let later = Arc::new(TestClock::starting_at(T0 + 60_000));
         let (crashed, found, state, r) = take_over(
             &store,
@@ -619,10 +631,6 @@ async fn a_host_whose_lease_ran_out_while_the_controller_was_gone_is_unhealthy_w
     let clock = Arc::new(TestClock::starting_at(T0));
     let fleet = FakeHosts::new(&plan, clock.clone());
     // The controller dies in wave 1's bake: after the canary's install and a round.
-    let mut w = Crashing {
-        inner: new_run(&store, &plan).await,
-        left: usize::MAX,
-    };
     let all = {
         let probe = MemStore::new();
         let probe_clock = Arc::new(TestClock::starting_at(T0));
@@ -634,19 +642,7 @@ async fn a_host_whose_lease_ran_out_while_the_controller_was_gone_is_unhealthy_w
         .iter()
         .position(|r| matches!(r.event, Event::Round { wave: 1, .. }))
         .expect("a round of wave 1");
-    w.left = in_bake + 1;
-    let (_, r) = drive(
-        &store,
-        &mut w,
-        RunState::new(),
-        &plan,
-        &fleet,
-        clock.clone(),
-        begin(&plan, false),
-    )
-    .await;
-    assert!(r.is_err());
-    drop(w);
+    crash_after(in_bake + 1, &store, &plan, &fleet, clock.clone(), false).await;
     let canary = plan.waves[0][0].clone();
     let installed = fleet.calls(&canary, "install")[0];
     // Nobody resumes for 20 minutes: the canary's 15-minute lease runs out and its
@@ -717,22 +713,7 @@ async fn an_apply_killed_after_any_record_is_finished_by_resume() {
         let store = MemStore::new();
         let clock = Arc::new(TestClock::starting_at(T0));
         let fleet = FakeHosts::new(&plan, clock.clone());
-        let mut w = Crashing {
-            inner: new_run(&store, &plan).await,
-            left: k,
-        };
-        let (_, r) = drive(
-            &store,
-            &mut w,
-            RunState::new(),
-            &plan,
-            &fleet,
-            clock.clone(),
-            begin(&plan, false),
-        )
-        .await;
-        assert!(r.is_err(), "after record {k}: the run did not die");
-        drop(w);
+        crash_after(k, &store, &plan, &fleet, clock.clone(), false).await;
         // A minute later (well within the leases), `resume`.
         clock.sleep(Duration::from_secs(60)).await;
         let (crashed, found, state, r) = take_over(
@@ -834,22 +815,7 @@ async fn a_bake_resumed_after_k_bad_rounds_reaches_its_verdict_after_the_remaini
     let store = MemStore::new();
     let clock = Arc::new(TestClock::starting_at(T0));
     let fleet = fleet_of(clock.clone());
-    let mut w = Crashing {
-        inner: new_run(&store, &plan).await,
-        left: kth + 1,
-    };
-    let (_, r) = drive(
-        &store,
-        &mut w,
-        RunState::new(),
-        &plan,
-        &fleet,
-        clock.clone(),
-        begin(&plan, false),
-    )
-    .await;
-    assert!(r.is_err());
-    drop(w);
+    crash_after(kth + 1, &store, &plan, &fleet, clock.clone(), false).await;
     // The journal kept the canary's streak.
     let records = store.records(APPLY);
     assert_eq!(records.len(), kth + 1);
