@@ -311,41 +311,11 @@ fn hold(
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
-    use crate::inventory::Host;
-    use crate::rollout::{step, Policy, Target};
-    use crate::spec::OnFailure;
+    use crate::rollout::{step, Target};
 
     fn purge(hosts: &[&str]) -> Plan {
-        Plan {
-            run: "r1".into(),
-            name: "app".into(),
-            target: Target::Purge,
-            hosts: hosts.iter().map(|h| Host::named(h)).collect(),
-            waves: vec![hosts.iter().map(|h| h.to_string()).collect()],
-            policy: Policy {
-                max_unhealthy: 0,
-                on_failure: OnFailure::Rollback,
-                bake: Duration::ZERO,
-                min_runs: 0,
-                concurrency: 2,
-                fanout: 2,
-                login_timeout: Duration::from_secs(5),
-                baseline: false,
-                controls: false,
-                gates: None,
-            },
-            spec: None,
-            inventory: None,
-            ssh_config: None,
-            user: "ann".into(),
-            approval: None,
-            command: vec![],
-            preflight: None,
-            groups: None,
-        }
+        crate::rollout::tests::plan(&[hosts], Target::Purge)
     }
 
     /// Each record folded, and what it shows, as `event phase host` words.

@@ -18,7 +18,7 @@ pub mod watched;
 #[cfg(test)]
 mod group_tests;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 pub use event::{
     freeze_of, Approved, Attach, Deployment, Event, Finding, Freeze, Gates, Groups, HostResult,

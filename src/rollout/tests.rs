@@ -42,7 +42,8 @@ fn deployment() -> Deployment {
     }
 }
 
-fn plan(waves: &[&[&str]], target: Target) -> Plan {
+/// A plan of these waves (hosts by name) with a quick bake; also the report's tests'.
+pub(crate) fn plan(waves: &[&[&str]], target: Target) -> Plan {
     let hosts: Vec<Host> = waves
         .iter()
         .flat_map(|w| w.iter().map(|h| Host::named(h)))
