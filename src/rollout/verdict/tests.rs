@@ -29,19 +29,8 @@ fn sample(up: f64, load: f64, blocked: u64, oom: u64, io_us: u64) -> String {
     )
 }
 
-const ALL: &[Builtin] = &[
-    Builtin::Reachable,
-    Builtin::Script,
-    Builtin::Kernel,
-    Builtin::Units,
-    Builtin::Oom,
-    Builtin::Blocked,
-    Builtin::Load,
-    Builtin::Pressure,
-];
-
 fn watch() -> Watch {
-    Watch::new(ALL, &Thresholds::default())
+    Watch::new(&Builtin::ALL, &Thresholds::default())
 }
 
 fn ok(text: &str) -> Outcome {
