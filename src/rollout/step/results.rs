@@ -88,10 +88,7 @@ pub(super) fn on_result(s: &mut RunState, host: &str, op: Op, result: &HostResul
                 clean,
             }),
         ) => {
-            h.state = reverted_state(*clean);
-            let v = lease_verdict(*lease_until, *at);
-            h.detail = first_evidence(&v);
-            verdict = Some(v);
+            verdict = Some(reverted_by_guard(h, *lease_until, *at, *clean));
         }
         (Op::Confirm, HostResult::Failed { verdict: v, .. }) => {
             h.detail = format!("not confirmed: {}", first_evidence(v));
@@ -154,10 +151,7 @@ pub(super) fn on_result(s: &mut RunState, host: &str, op: Op, result: &HostResul
                 at,
                 clean,
             } => {
-                h.state = reverted_state(*clean);
-                let v = lease_verdict(*lease_until, *at);
-                h.detail = first_evidence(&v);
-                verdict = Some(v);
+                verdict = Some(reverted_by_guard(h, *lease_until, *at, *clean));
             }
         },
         (Op::Settle, HostResult::Failed { verdict: v, .. }) => {
@@ -244,6 +238,15 @@ pub(super) fn on_verdict(
 
 /// A host that reverted itself holds nothing of the run, unless its revert did not check
 /// out (or is still going on): then it may, and a removal is owed.
+/// The host's guard reverted this run after its lease ran out (found by a refused confirm
+/// or a settle): the host's state and detail, and the verdict.
+fn reverted_by_guard(h: &mut HostRun, lease_until: u64, at: u64, clean: bool) -> Verdict {
+    h.state = reverted_state(clean);
+    let v = lease_verdict(lease_until, at);
+    h.detail = first_evidence(&v);
+    v
+}
+
 pub(super) fn reverted_state(clean: bool) -> HostState {
     if clean {
         HostState::Reverted
