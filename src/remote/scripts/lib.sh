@@ -311,24 +311,19 @@ wv_facts() {
   fi
 }
 
-# wv_lock SECS: an exclusive lock on NAME's state (fd 8) against a concurrent install,
-# removal, confirm, probe renewal or guard; 0 = do not wait. Fails if not had in time;
-# succeeds without a lock where flock or the state directory is missing (nothing of
-# NAME's state to guard). Whoever also takes the host lock takes it first.
+# wv_lock SECS [shared]: a lock on NAME's state (fd 8): exclusive against a concurrent
+# install, removal, confirm, probe renewal or guard; `shared` for a reader that must see
+# the state whole (settle), which waits for those and does not hold up another reader.
+# 0 = do not wait. Fails if not had in time; succeeds without a lock where flock or the
+# state directory is missing (nothing of NAME's state to guard). Whoever also takes the
+# host lock takes it first.
 wv_lock() {
   wv_realdir "$WV_DIR" && command -v flock >/dev/null 2>&1 || return 0
   # `command`: a failed redirection of `exec` must not end the shell.
   command exec 8>> "$WV_DIR/state.lock" || return 1
-  if [ "$1" = 0 ]; then flock -n 8; else flock -w "$1" 8; fi
-}
-# wv_lock_read SECS: a shared lock on NAME's state (fd 8), for a reader that must see it
-# whole (settle): it waits for an install, removal, confirm or guard in progress to end
-# and does not hold up another reader. Fails if not had in time; succeeds without a
-# lock where flock or the state directory is missing.
-wv_lock_read() {
-  wv_realdir "$WV_DIR" && command -v flock >/dev/null 2>&1 || return 0
-  command exec 8>> "$WV_DIR/state.lock" || return 1
-  flock -s -w "$1" 8
+  _lm=-x
+  [ "${2:-}" != shared ] || _lm=-s
+  if [ "$1" = 0 ]; then flock -n "$_lm" 8; else flock "$_lm" -w "$1" 8; fi
 }
 # wv_host_lock SECS: the host-wide lock (fd 7) under which decisions that span rollouts
 # are taken (who owns an install_path): /run/wavectl.lock (/run is a tmpfs: nothing is

@@ -8,7 +8,7 @@ wv_init "$1"
 wv_run_ok "$2" || wv_die "invalid run id" 65
 # Read under NAME's state lock: a guard's revert or a removal in progress would be seen
 # half done (a manifest named, then gone before it is read).
-wv_lock_read 10 || wv_die "$WV_NAME is busy here ($WV_DIR/state.lock is held)" 75
+wv_lock 10 shared || wv_die "$WV_NAME is busy here ($WV_DIR/state.lock is held)" 75
 wv_facts
 if [ -n "$WV_MFF" ]; then
   wv_hexj "$(od -An -v -tx1 < "$WV_MFF")"
