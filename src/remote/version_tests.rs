@@ -830,8 +830,15 @@ fn cron_runs_the_boot_guard_and_the_lease_guard(shell: Shell) {
         while !done() {
             assert!(
                 start.elapsed() < Duration::from_secs(secs),
-                "{what}: not within {secs}s; guard log: {}",
-                sb.ok("cat /var/log/wavectl-guard.log 2>/dev/null || true", &[])
+                "{what}: not within {secs}s; guard log: {}\nhost: {}",
+                sb.ok("cat /var/log/wavectl-guard.log 2>/dev/null || true", &[]),
+                sb.ok(
+                    "date +%s.%N; ls -la --time-style=+%s /etc/cron.d; \
+                     for d in /var/lib/wavectl/*/; do echo \"$d\"; ls -a \"$d\"; \
+                     cat \"$d/lease\" 2>/dev/null; grep -h state \"$d/manifest.json\" 2>/dev/null; done; \
+                     ps -eo pid,lstart,args | grep -v ' ps ' ; true",
+                    &[]
+                )
             );
             std::thread::sleep(Duration::from_millis(250));
         }
@@ -880,6 +887,57 @@ fn cron_runs_the_boot_guard_and_the_lease_guard(shell: Shell) {
         "{log}"
     );
     assert_eq!(keep_facts(&sb), keep);
+}
+
+both_shells!(a_cron_file_written_in_the_same_second_as_another_change_moves_the_directorys_mtime);
+/// An install whose cron file leaves /etc/cron.d's mtime (whole seconds) as it found it
+/// moves it on to the next second, so that cron, which may have read the directory in
+/// that second, reads it again (see activation.sh).
+fn a_cron_file_written_in_the_same_second_as_another_change_moves_the_directorys_mtime(
+    shell: Shell,
+) {
+    let sb = Sandbox::new(shell);
+    let body = b"#!/bin/sh\nexit 0\n";
+    let h = sha(body);
+    // The case needs the install in the second of the change before it: tried until
+    // it happens (the install starts at the beginning of a second, and takes ~0.1 s).
+    for attempt in 0..10 {
+        let name = format!("t-crsec{attempt}");
+        let path = format!("/opt/wv/crsec{attempt}");
+        let mut cmd = install(&params(&name, &path, body, &h, Duration::from_secs(5)));
+        cmd.line = format!(
+            "s=$(date +%s); while [ \"$(date +%s)\" = \"$s\" ]; do sleep 0.01; done; \
+             touch /etc/cron.d && stat -c %Y /etc/cron.d > /run/crsec-before && {}",
+            cmd.line
+        );
+        let o = sb.run(&cmd);
+        assert!(
+            matches!(
+                parse_install(o.status.code(), &text(&o.stdout)),
+                InstallResult::Installed { .. }
+            ),
+            "{}",
+            text(&o.stderr)
+        );
+        let secs = |what: &str| -> u64 {
+            let t = sb.ok(what, &[&name]);
+            t.trim().parse().unwrap_or_else(|_| panic!("{what}: {t:?}"))
+        };
+        let before = secs("cat /run/crsec-before");
+        // The manifest is written just before the cron file (the activation comes last).
+        let manifest = secs("stat -c %Y \"/var/lib/wavectl/$1/manifest.json\"");
+        let dir = secs("stat -c %Y /etc/cron.d");
+        if manifest != before {
+            continue; // the install ran into the next second: cron sees it anyway
+        }
+        assert!(
+            dir > before,
+            "attempt {attempt}: /etc/cron.d changed at {before} and again by the install \
+             in that second, and its mtime stayed {dir}: cron would not read the new file"
+        );
+        return;
+    }
+    panic!("no install in 10 tries ran within the second of the change before it");
 }
 
 both_shells!(a_rollback_that_kills_a_running_copy_still_knows_the_previous_sha256);

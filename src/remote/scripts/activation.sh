@@ -117,29 +117,60 @@ wv_cron_paths() {
   WV_CRON=/etc/cron.d/wavectl-$WV_NAME
   WV_SET_FILES=$WV_CRON
 }
+# cron rereads /etc/cron.d when the directory's mtime, in whole seconds, differs from
+# the one it saw at its last look (once a minute). Seen here (Debian's cron 3.0pl1): cron
+# started, the boot guard's revert and a new install's cron file all in one second, and
+# the new file never ran (its lease guard did not revert it in 150 s). So every change
+# here is bracketed: wv_cron_before notes the mtime; wv_cron_after [FILE], if the change
+# left it the same, waits for the next second and touches the directory (at most ~1 s,
+# and only then: a rollback's removal and restore, two installs in one second), and FILE,
+# a file just written (cron also skips a file whose own mtime it has seen; a restored
+# file keeps its version's mtime: it is that version whole).
+wv_cron_before() { WV_CRON_M0=$(stat -c %Y /etc/cron.d 2>/dev/null) || WV_CRON_M0=; }
+wv_cron_after() {
+  _cm=$(stat -c %Y /etc/cron.d 2>/dev/null) || return 0
+  [ "$_cm" = "${WV_CRON_M0:-}" ] || return 0
+  # (The file system's clock may be a tick behind `date`: the mtime itself is checked.)
+  _ci=0
+  while [ "$_ci" -lt 40 ]; do
+    sleep 0.05 2>/dev/null || sleep 1
+    _ci=$((_ci + 1))
+    [ "$(date +%s)" -gt "$_cm" ] || continue
+    if [ -n "${1:-}" ] && [ -f "$1" ] && [ ! -L "$1" ]; then touch "$1" 2>/dev/null || :; fi
+    touch /etc/cron.d 2>/dev/null || return 0
+    [ "$(stat -c %Y /etc/cron.d 2>/dev/null)" = "$_cm" ] || return 0
+  done
+}
 # wv_cron_write SCHEDULE RUN: the schedule line (none if SCHEDULE is empty), the lease
 # guard every minute and the boot guard.
 wv_cron_write() {
   _ct=/etc/cron.d/.wavectl-$WV_NAME.tmp
   [ -d /etc/cron.d ] || (umask 022 && mkdir -p /etc/cron.d) || return 1
+  wv_cron_before
   {
     printf '# wavectl %s run %s: written by wavectl, removed by its rollback or purge; do not edit\n' "$WV_NAME" "$2" &&
       printf 'SHELL=/bin/sh\nPATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n' &&
       { [ -z "$1" ] || printf '%s root %s\n' "$1" "$WV_RUN"; } &&
       printf '* * * * * root %s guard\n@reboot root %s guard boot\n' "$WV_RUN" "$WV_RUN"
   } > "$_ct" && chmod 0644 "$_ct" && mv -f "$_ct" "$WV_CRON" || { rm -f "$_ct"; return 1; }
+  wv_cron_after "$WV_CRON"
 }
 wv_cron_drop() {
+  wv_cron_before
   ! wv_exists "/etc/cron.d/.wavectl-$WV_NAME.tmp" || rm -f "/etc/cron.d/.wavectl-$WV_NAME.tmp"
-  wv_exists "$WV_CRON" || return 0
-  if rm -f "$WV_CRON"; then wv_out removed "$WV_CRON"; else wv_problem "cannot remove $WV_CRON"; fi
+  if wv_exists "$WV_CRON"; then
+    if rm -f "$WV_CRON"; then wv_out removed "$WV_CRON"; else wv_problem "cannot remove $WV_CRON"; fi
+  fi
+  wv_cron_after
 }
 wv_cron_save() {
   [ ! -f "$WV_CRON" ] || wv_copy "$WV_CRON" "$1/cron"
 }
 wv_cron_restore() {
   if [ -f "$1/cron" ]; then
+    wv_cron_before
     (umask 022 && mkdir -p /etc/cron.d) && wv_copy "$1/cron" "$WV_CRON" || wv_problem "cannot restore $WV_CRON"
+    wv_cron_after
   fi
 }
 
