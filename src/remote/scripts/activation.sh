@@ -156,11 +156,10 @@ wv_cron_write() {
   wv_cron_after "$WV_CRON"
 }
 wv_cron_drop() {
-  wv_cron_before
   ! wv_exists "/etc/cron.d/.wavectl-$WV_NAME.tmp" || rm -f "/etc/cron.d/.wavectl-$WV_NAME.tmp"
-  if wv_exists "$WV_CRON"; then
-    if rm -f "$WV_CRON"; then wv_out removed "$WV_CRON"; else wv_problem "cannot remove $WV_CRON"; fi
-  fi
+  wv_exists "$WV_CRON" || return 0
+  wv_cron_before
+  if rm -f "$WV_CRON"; then wv_out removed "$WV_CRON"; else wv_problem "cannot remove $WV_CRON"; fi
   wv_cron_after
 }
 wv_cron_save() {
